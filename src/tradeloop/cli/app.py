@@ -1,0 +1,258 @@
+"""The ``tradeloop`` command: Typer app with rich output. No trading logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradeloop.config.logging import setup_logging
+from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.core.time import parse_time
+
+app = typer.Typer(
+    name="tradeloop",
+    help="Systematic trading: backtest strategies on OHLCV files with one kernel for "
+    "backtest, paper and live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+_EXIT_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
+
+
+def _fail(exc: TradeloopError) -> typer.Exit:
+    kind = type(exc).__name__
+    err_console.print(f"[bold red]{kind}:[/] {exc}", highlight=False, soft_wrap=True)
+    for cls, code in _EXIT_CODES.items():
+        if isinstance(exc, cls):
+            return typer.Exit(code)
+    return typer.Exit(1)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param expects key=value, got {item!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+class _LazyProgress:
+    """A rich progress bar that appears only when a run lasts longer than a second."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.perf_counter()
+        self.progress = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            if time.perf_counter() - self.started < 1.0 or not err_console.is_terminal:
+                return
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), console=err_console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _fmt_metric(key: str, value: object) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "–"
+        if value in (float("inf"), float("-inf")):
+            return "∞" if value > 0 else "-∞"
+        if key in {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "volatility"}:
+            return f"{value * 100:,.2f}%"
+        return f"{value:,.4f}"
+    return str(value)
+
+
+@app.command()
+def backtest(
+    strategy: Annotated[str, typer.Option("--strategy", "-s",
+                                          help="Strategy name (see `tradeloop strategies`), "
+                                          "pkg.module:Class or file.py:Class.")],
+    data: Annotated[list[Path], typer.Option("--data", "-d",
+                                             help="OHLCV file (CSV, CSV.gz, Parquet, feather). "
+                                             "Repeat for a multi-symbol portfolio.")],
+    symbol: Annotated[list[str] | None, typer.Option(
+        "--symbol", help="Symbol for the matching --data file (default: from the file name).")]
+    = None,
+    timeframe: Annotated[str | None, typer.Option(
+        "--timeframe", "-t", help="Trading timeframe, e.g. 15m; finer data is resampled.")]
+    = None,
+    start: Annotated[str | None, typer.Option(help="First bar (UTC date or ISO time).")] = None,
+    end: Annotated[str | None, typer.Option(help="End, exclusive (UTC date or ISO time).")]
+    = None,
+    balance: Annotated[float, typer.Option(help="Starting cash.")] = 10_000.0,
+    fee: Annotated[float, typer.Option(help="Commission per fill as a fraction (0.001 = 0.1%).")]
+    = 0.0,
+    slippage_bps: Annotated[float, typer.Option(help="Adverse slippage in basis points.")] = 0.0,
+    fill: Annotated[str, typer.Option(help="Fill market orders at 'next_open' or 'close'.")]
+    = "next_open",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Strategy parameter key=value (repeatable).")] = None,
+    close_at_end: Annotated[bool, typer.Option(
+        help="Close positions still open at the end (exit reason 'end').")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default: output/<strategy>-<UTC time>).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    ts_col: Annotated[str | None, typer.Option(help="Timestamp column name.")] = None,
+    open_col: Annotated[str | None, typer.Option(help="Open column name.")] = None,
+    high_col: Annotated[str | None, typer.Option(help="High column name.")] = None,
+    low_col: Annotated[str | None, typer.Option(help="Low column name.")] = None,
+    close_col: Annotated[str | None, typer.Option(help="Close column name.")] = None,
+    volume_col: Annotated[str | None, typer.Option(help="Volume column name.")] = None,
+    time_unit: Annotated[str | None, typer.Option(
+        help="Unit of integer timestamps: s, ms, us or ns (default: detected).")] = None,
+    repair: Annotated[bool, typer.Option(
+        help="Sort rows and drop duplicate timestamps (counts are logged) instead of failing.")]
+    = False,
+    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")]
+    = Path("strategies"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
+    = False,
+) -> None:
+    """Backtest a strategy on one or more OHLCV files and write trades, equity and a report.
+
+    Example: tradeloop backtest -s sma_cross -d BTC_USDT-1m.parquet -t 15m --fee 0.001
+    -p fast=10 -p slow=30
+    """
+    setup_logging(logging.INFO if verbose else logging.WARNING)
+    try:
+        from tradeloop.data.loader import ColumnMap
+        from tradeloop.engine.config import BacktestConfig
+        from tradeloop.engine.output import write_outputs
+        from tradeloop.engine.runner import DataSpec, run_backtest
+
+        symbols = list(symbol or [])
+        if symbols and len(symbols) != len(data):
+            raise ConfigError(
+                f"give one --symbol per --data file ({len(symbols)} symbols, {len(data)} files)"
+            )
+        columns = ColumnMap(ts_col, open_col, high_col, low_col, close_col, volume_col)
+        any_column = any(v is not None for v in (ts_col, open_col, high_col, low_col, close_col,
+                                                 volume_col))
+        specs = [
+            DataSpec(path, symbols[k] if symbols else None, columns if any_column else None,
+                     time_unit, repair)
+            for k, path in enumerate(data)
+        ]
+        config = BacktestConfig(
+            balance=balance,
+            fee=fee,
+            slippage_bps=slippage_bps,
+            fill_price=fill,  # type: ignore[arg-type]
+            timeframe=timeframe,
+            start=parse_time(start, field="--start") if start else None,
+            end=parse_time(end, field="--end") if end else None,
+            close_at_end=close_at_end,
+        )
+        params = _parse_params(list(param or []))
+        progress = _LazyProgress("backtest")
+        started = time.perf_counter()
+        try:
+            result, loaded = run_backtest(strategy, specs, config, params,
+                                          strategies_dir=strategies_dir, progress=progress)
+        finally:
+            progress.close()
+        elapsed = time.perf_counter() - started
+        stamp = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
+        folder = out or Path("output") / f"{result.strategy}-{stamp}"
+        provenance = {
+            "files": [{"path": str(item.source), "symbol": item.bars.symbol,
+                       "timeframe": item.timeframe, "rows": len(item.bars),
+                       "repaired": item.repaired} for item in loaded],
+            "command": " ".join(sys.argv),
+        }
+        prices = {s: result_bars for s, result_bars in
+                  ((item.bars.symbol, item.bars) for item in loaded)}
+        paths = write_outputs(result, folder, report=report, prices=prices,
+                              provenance=provenance)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+
+    summary = result.summary()
+    table = Table(title=f"{result.strategy} · {', '.join(result.symbols)} · {result.timeframe}",
+                  show_header=False)
+    table.add_column("metric", style="cyan")
+    table.add_column("value", justify="right")
+    for key in ("start", "end", "bars", "total_return", "cagr", "max_drawdown", "sharpe",
+                "sortino", "win_rate", "profit_factor", "expectancy", "exposure", "trade_count",
+                "avg_holding_hours", "total_pnl", "fees_paid", "final_equity",
+                "open_positions_at_end", "rejected_orders"):
+        table.add_row(key, _fmt_metric(key, summary[key]))
+    if result.intrabar.get("drilled"):
+        table.add_row("intrabar drill-downs", ", ".join(f"{k}={v}" for k, v in
+                                                        result.intrabar.items()))
+    console.print(table)
+    rate = result.bars_processed / elapsed if elapsed > 0 else float("inf")
+    console.print(f"{result.bars_processed:,} bars in {elapsed:.2f}s ({rate:,.0f} bars/s)")
+    for name, path in paths.items():
+        console.print(f"{name:>8}: {path}")
+    latest = Path("output") / "latest"
+    if out is None:
+        try:
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            latest.symlink_to(folder.name)
+        except OSError:
+            pass
+
+
+@app.command()
+def strategies(
+    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")]
+    = Path("strategies"),
+) -> None:
+    """List the strategies found in the bundled examples and in the user strategies folder."""
+    setup_logging()
+    from tradeloop.strategy.registry import discover_strategies
+
+    try:
+        found = discover_strategies(strategies_dir)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    table = Table(title="Strategies")
+    table.add_column("name", style="bold cyan")
+    table.add_column("description")
+    table.add_column("timeframes")
+    table.add_column("parameters (type = default)")
+    table.add_column("source", style="dim")
+    for name in sorted(found):
+        info = found[name]
+        params = "\n".join(f"{k}: {p.describe()}" for k, p in info.cls.parameters().items())
+        table.add_row(name, info.cls.describe(), ", ".join(info.cls.timeframes) or "data's own",
+                      params or "-", info.origin)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``tradeloop`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

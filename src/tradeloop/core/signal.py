@@ -1,0 +1,131 @@
+"""Signal: a strategy's intent. Strategies return signals and never call a broker."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tradeloop.core.errors import ConfigError
+
+__all__ = ["SignalAction", "SizeMode", "Signal"]
+
+
+class SignalAction(StrEnum):
+    """What a signal asks for."""
+
+    OPEN_LONG = "open_long"
+    OPEN_SHORT = "open_short"
+    CLOSE = "close"
+
+
+class SizeMode(StrEnum):
+    """How :attr:`Signal.size` is read."""
+
+    EQUITY_FRACTION = "equity_fraction"
+    QUANTITY = "quantity"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A trading intent produced by a strategy on a completed bar.
+
+    Use the factories :meth:`open_long`, :meth:`open_short` and :meth:`close`.
+
+    ``stop_loss`` and ``take_profit`` are absolute prices; ``trailing_stop`` is a fraction
+    (0.01 trails the best price by 1%). ``confidence`` in [0, 1] may scale the size later.
+    """
+
+    symbol: str
+    action: SignalAction
+    size: float = 1.0
+    size_mode: SizeMode = SizeMode.EQUITY_FRACTION
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+    position_id: str | None = None
+    tag: str = ""
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.action is not SignalAction.CLOSE:
+            if not (math.isfinite(self.size) and self.size > 0):
+                raise ConfigError(f"signal for {self.symbol}: size must be > 0, got {self.size}")
+            if self.size_mode is SizeMode.EQUITY_FRACTION and self.size > 100:
+                raise ConfigError(
+                    f"signal for {self.symbol}: equity fraction {self.size} is not plausible"
+                )
+        if self.trailing_stop is not None and not (0 < self.trailing_stop < 1):
+            raise ConfigError(
+                f"signal for {self.symbol}: trailing_stop is a fraction in (0, 1), "
+                f"got {self.trailing_stop}"
+            )
+        if self.confidence is not None and not (0.0 <= self.confidence <= 1.0):
+            raise ConfigError(
+                f"signal for {self.symbol}: confidence must be in [0, 1], got {self.confidence}"
+            )
+        for name in ("stop_loss", "take_profit"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"signal for {self.symbol}: {name} must be > 0, got {value}")
+
+    @classmethod
+    def open_long(
+        cls,
+        symbol: str,
+        size: float = 1.0,
+        *,
+        quantity: bool = False,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        trailing_stop: float | None = None,
+        position_id: str | None = None,
+        tag: str = "",
+        confidence: float | None = None,
+    ) -> Signal:
+        """Open (or add to) a long position; ``size`` is an equity fraction unless ``quantity``."""
+        return cls(
+            symbol,
+            SignalAction.OPEN_LONG,
+            size,
+            SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION,
+            stop_loss,
+            take_profit,
+            trailing_stop,
+            position_id,
+            tag,
+            confidence,
+        )
+
+    @classmethod
+    def open_short(
+        cls,
+        symbol: str,
+        size: float = 1.0,
+        *,
+        quantity: bool = False,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        trailing_stop: float | None = None,
+        position_id: str | None = None,
+        tag: str = "",
+        confidence: float | None = None,
+    ) -> Signal:
+        """Open (or add to) a short position; ``size`` is an equity fraction unless ``quantity``."""
+        return cls(
+            symbol,
+            SignalAction.OPEN_SHORT,
+            size,
+            SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION,
+            stop_loss,
+            take_profit,
+            trailing_stop,
+            position_id,
+            tag,
+            confidence,
+        )
+
+    @classmethod
+    def close(cls, symbol: str, *, position_id: str | None = None, tag: str = "") -> Signal:
+        """Close the whole position in ``symbol``."""
+        return cls(symbol, SignalAction.CLOSE, position_id=position_id, tag=tag)

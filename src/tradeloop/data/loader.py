@@ -1,0 +1,726 @@
+"""Load OHLCV bars from CSV, Parquet and Feather/Arrow files into :class:`BarArrays`.
+
+Parquet and Feather are read with pyarrow directly (only the needed columns, memory-mapped);
+CSV (optionally compressed) is read with pandas. Columns are detected by name, timestamps are
+converted to UTC int64 nanoseconds, and every file is validated before it is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tradeloop.core.bar import BarArrays
+from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.time import NS_PER_SECOND
+from tradeloop.core.timeframes import timeframe_from_ns, timeframe_ns
+from tradeloop.data.validation import count_time_order_problems, validate_ohlcv
+
+__all__ = [
+    "ColumnMap",
+    "LoadedBars",
+    "infer_price_decimals",
+    "infer_symbol",
+    "infer_timeframe",
+    "load_ohlcv",
+]
+
+logger = logging.getLogger(__name__)
+
+# Candidate names per canonical field, in priority order, compared case-insensitively.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "timestamp": ("timestamp", "date", "datetime", "time", "open_time", "ts"),
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c", "price"),
+    "volume": ("volume", "vol", "v"),
+}
+_OPTIONAL_ALIASES: dict[str, tuple[str, ...]] = {
+    "open_interest": ("open_interest", "openinterest", "oi"),
+    "cvd": ("cvd",),
+}
+_REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+# Names pandas/pyarrow give an index column written without a name.
+_INDEX_NAME = re.compile(r"^(unnamed: ?0|__index_level_0__|index|)$", re.IGNORECASE)
+
+_NS_PER_UNIT: dict[str, int] = {"s": NS_PER_SECOND, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_COMPRESSION_SUFFIXES = frozenset({".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"})
+_FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".feather": "feather",
+    ".ftr": "feather",
+    ".arrow": "feather",
+    ".ipc": "feather",
+}
+_FORMAT_SUFFIXES = frozenset(_FORMAT_BY_SUFFIX)
+_PAIR_PART = re.compile(r"^[A-Z0-9]+$")
+_MAX_DECIMALS = 10
+# |x - round(x)| allowed for x = price * 10**d: a few float64 ulps of x. A decimal price read
+# from text is off by at most 0.5 ulp and the multiplication adds 0.5 ulp (~2.2e-16 * |x|).
+_DECIMALS_REL_TOL = 1e-15
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Explicit source column names; a field left as None is detected by name."""
+
+    timestamp: str | None = None
+    open: str | None = None
+    high: str | None = None
+    low: str | None = None
+    close: str | None = None
+    volume: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedBars:
+    """Bars loaded from one file plus what was learnt about the file.
+
+    Attributes
+    ----------
+    bars
+        The bars, with ``symbol`` and ``timeframe`` set.
+    source
+        The path as given to :func:`load_ohlcv`.
+    timeframe
+        The timeframe given, or detected from the most common bar spacing.
+    price_decimals
+        Smallest number of decimals that represents every open/high/low/close exactly, or None
+        when more than 10 are needed.
+    tick_size
+        ``10 ** -price_decimals``, or 0.0 when unknown.
+    repaired
+        Counts of repairs made with ``repair=True``, e.g. ``{"duplicates_dropped": 3}``; empty
+        when nothing was repaired.
+    """
+
+    bars: BarArrays
+    source: str
+    timeframe: str
+    price_decimals: int | None
+    tick_size: float
+    repaired: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+def infer_symbol(path: str | Path) -> str:
+    """Return the symbol encoded in a data file name (freqtrade naming understood).
+
+    The name is cut at the first ``-``; ``BASE_QUOTE`` becomes ``BASE/QUOTE`` and
+    ``BASE_QUOTE_SETTLE`` becomes ``BASE/QUOTE:SETTLE`` when every part is upper-case
+    letters/digits. Other names are returned unchanged (case kept).
+
+    Raises
+    ------
+    ConfigError
+        If no symbol is left after removing the suffixes.
+
+    Examples
+    --------
+    >>> infer_symbol("BTC_USDT-1m.parquet")
+    'BTC/USDT'
+    >>> infer_symbol("data/BTC_USDT_USDT-1m-futures.feather")
+    'BTC/USDT:USDT'
+    >>> infer_symbol("GOOG.csv.gz")
+    'GOOG'
+    """
+    name = Path(path).name
+    while True:
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or not stem:
+            break
+        lowered = "." + suffix.lower()
+        if lowered in _COMPRESSION_SUFFIXES or lowered in _FORMAT_SUFFIXES:
+            name = stem
+        else:
+            break
+    base = name.split("-", 1)[0].strip()
+    if not base:
+        raise ConfigError(f"cannot infer a symbol from file name {str(path)!r}; pass symbol=")
+    parts = base.split("_")
+    if len(parts) in (2, 3) and all(len(p) >= 2 and _PAIR_PART.match(p) for p in parts):
+        return f"{parts[0]}/{parts[1]}" + (f":{parts[2]}" if len(parts) == 3 else "")
+    return base
+
+
+def infer_timeframe(ts_ns: np.ndarray) -> str:
+    """Return the timeframe of bars from their most common positive spacing.
+
+    Gaps (missing bars) do not matter as long as the regular spacing is the most common one.
+
+    Parameters
+    ----------
+    ts_ns
+        Bar open times, UTC int64 ns, sorted.
+
+    Raises
+    ------
+    DataError
+        If there are fewer than two distinct timestamps or the most common spacing is not a
+        whole number of minutes.
+
+    Examples
+    --------
+    >>> m = 60_000_000_000
+    >>> infer_timeframe(np.array([0, 5 * m, 10 * m, 30 * m, 35 * m]))
+    '5m'
+    """
+    step = _most_common_step(np.asarray(ts_ns, dtype=np.int64))
+    if step is None:
+        raise DataError("cannot infer the timeframe from fewer than two distinct timestamps")
+    try:
+        return timeframe_from_ns(step)
+    except ConfigError:
+        raise DataError(
+            f"the most common bar spacing is {step / NS_PER_SECOND:g} s, not a whole number of "
+            "minutes (tick data or jittered timestamps?)"
+        ) from None
+
+
+def infer_price_decimals(*prices: np.ndarray, max_decimals: int = _MAX_DECIMALS) -> int | None:
+    """Return the smallest ``d`` such that every price is a multiple of ``10**-d``.
+
+    A price counts as having ``d`` decimals when ``p * 10**d`` is within a few float64 ulps of a
+    whole number, which is exactly what a decimal price read from text or an exchange gives.
+    Non-finite values are ignored. The check runs on a sample first and is then confirmed on
+    every value, so it stays fast on millions of rows.
+
+    Parameters
+    ----------
+    *prices
+        One or more price arrays (e.g. open, high, low, close).
+    max_decimals
+        Give up and return None above this many decimals.
+
+    Examples
+    --------
+    >>> infer_price_decimals(np.array([105879.75, 105880.0]), np.array([101.0314]))
+    4
+    >>> infer_price_decimals(np.array([0.1 + 0.2]))
+    1
+    >>> infer_price_decimals(np.array([1 / 3])) is None
+    True
+    """
+    columns = []
+    for values in prices:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        finite = np.isfinite(arr)
+        columns.append(arr if finite.all() else arr[finite])
+    columns = [c for c in columns if c.size]
+    if not columns:
+        return None
+    sample = np.concatenate([c[:: max(1, c.size // 4096)] for c in columns])
+    decimals = None
+    for d in range(max_decimals + 1):
+        if _fits_decimals(sample, d).all():
+            decimals = d
+            break
+    if decimals is None:
+        return None
+    for col in columns:
+        bad = col[~_fits_decimals(col, decimals)]
+        while bad.size:
+            decimals += 1
+            if decimals > max_decimals:
+                return None
+            bad = bad[~_fits_decimals(bad, decimals)]
+    return decimals
+
+
+def _fits_decimals(values: np.ndarray, d: int) -> np.ndarray:
+    scaled = values * (10.0**d)
+    return np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * _DECIMALS_REL_TOL
+
+
+def _most_common_step(ts: np.ndarray) -> int | None:
+    # Most common positive difference; ties go to the smaller step.
+    if ts.shape[0] < 2:
+        return None
+    step = np.diff(ts)
+    step = step[step > 0]
+    if step.size == 0:
+        return None
+    smallest = step.min()
+    # Fast path: regular data, where the smallest step is the majority (no sort needed).
+    if 2 * int(np.count_nonzero(step == smallest)) > step.size:
+        return int(smallest)
+    values, counts = np.unique(step, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+# --------------------------------------------------------------------------- load_ohlcv
+
+
+def load_ohlcv(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    columns: ColumnMap | None = None,
+    time_unit: str | None = None,
+    repair: bool = False,
+) -> LoadedBars:
+    """Load, check and return the OHLCV bars of one file.
+
+    Formats are chosen by suffix: ``.csv``/``.txt``/``.tsv`` (optionally compressed, e.g.
+    ``.csv.gz``), ``.parquet``, ``.feather``/``.arrow``. Column names are matched
+    case-insensitively: timestamp from ``timestamp, date, datetime, time, open_time, ts`` (an
+    unnamed leading index column is used only when there is no such column), prices from
+    ``open|o, high|h, low|l, close|c|price``, volume from ``volume|vol|v``; optional
+    ``open_interest|oi`` and ``cvd`` columns are carried along. Timestamps may be ISO-8601
+    text (naive text is read as UTC), Arrow/Parquet timestamps with or without a time zone,
+    dates, or integer/float epochs whose unit (s, ms, us, ns) is detected from their magnitude.
+
+    Parameters
+    ----------
+    path
+        File to read.
+    symbol
+        Symbol of the bars; inferred from the file name when None (see :func:`infer_symbol`).
+    timeframe
+        Timeframe of the bars; detected from the most common spacing when None. Data whose
+        spacing is finer than a given timeframe is refused (use :func:`resample`).
+    columns
+        Explicit column names for some or all fields.
+    time_unit
+        Force the unit (``"s"``, ``"ms"``, ``"us"``, ``"ns"``) of a numeric epoch column.
+    repair
+        Sort rows by time and drop duplicate timestamps (keeping the first), logging a warning
+        and recording the counts in :attr:`LoadedBars.repaired`. Other problems still raise.
+
+    Returns
+    -------
+    LoadedBars
+        The bars plus the detected timeframe, price decimals and repairs.
+
+    Raises
+    ------
+    ConfigError
+        If ``timeframe`` or ``time_unit`` is not valid, or ``time_unit`` is given for a column
+        that is not a numeric epoch.
+    DataError
+        If the file is missing, unreadable, of an unknown type, lacks a required column, or
+        breaks a rule checked by :func:`~tradeloop.data.validation.validate_ohlcv` (the error
+        names file, 0-based data row and field); also if the timeframe cannot be detected or is
+        finer than ``timeframe``.
+    """
+    file = str(path)
+    p = Path(path)
+    if time_unit is not None and time_unit not in _NS_PER_UNIT:
+        raise ConfigError(f"time_unit must be one of {', '.join(_NS_PER_UNIT)}, got {time_unit!r}")
+    given_step = None if timeframe is None else timeframe_ns(timeframe)
+    fmt = _format_of(p, file)
+    if not p.is_file():
+        raise DataError("file not found", file=file)
+
+    picked, raw = _read_columns(p, fmt, columns, file)
+    n_rows = len(raw["timestamp"])
+    if n_rows == 0:
+        raise DataError("file has no data rows", file=file)
+
+    ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
+    values = {
+        name: _to_float(raw[name], file=file, field=picked[name])
+        for name in raw
+        if name != "timestamp"
+    }
+    validate_ohlcv(
+        None if repair else ts,
+        values["open"],
+        values["high"],
+        values["low"],
+        values["close"],
+        values["volume"],
+        file=file,
+        names=picked,
+    )
+    repaired: dict[str, int] = {}
+    if repair:
+        ts, values, repaired = _repair(ts, values, file)
+
+    tf = _resolve_timeframe(ts, timeframe, given_step, file)
+    decimals = infer_price_decimals(values["open"], values["high"], values["low"], values["close"])
+    bars = BarArrays(
+        symbol if symbol is not None else infer_symbol(p),
+        tf,
+        ts,
+        values["open"],
+        values["high"],
+        values["low"],
+        values["close"],
+        values["volume"],
+        values.get("open_interest"),
+        values.get("cvd"),
+    )
+    logger.debug(
+        "loaded %s: %d bars, timeframe %s, price decimals %s",
+        file,
+        len(bars),
+        tf,
+        decimals,
+        extra={"file": file, "rows": len(bars), "timeframe": tf},
+    )
+    return LoadedBars(
+        bars=bars,
+        source=file,
+        timeframe=tf,
+        price_decimals=decimals,
+        tick_size=0.0 if decimals is None else 10.0**-decimals,
+        repaired=repaired,
+    )
+
+
+def _resolve_timeframe(
+    ts: np.ndarray, timeframe: str | None, given_step: int | None, file: str
+) -> str:
+    step = _most_common_step(ts)
+    if timeframe is None or given_step is None:
+        if step is None:
+            raise DataError(
+                "cannot detect the timeframe from fewer than two bars; pass timeframe=", file=file
+            )
+        try:
+            return timeframe_from_ns(step)
+        except ConfigError:
+            raise DataError(
+                f"the most common bar spacing is {step / NS_PER_SECOND:g} s, not a whole number "
+                "of minutes (tick data or jittered timestamps?); pass timeframe= to load anyway",
+                file=file,
+            ) from None
+    if step is not None and step < given_step:
+        raise DataError(
+            f"bars are {step / NS_PER_SECOND:g} s apart, finer than the requested {timeframe}; "
+            f"load without timeframe= and call resample(bars, {timeframe!r})",
+            file=file,
+        )
+    if step is not None and step != given_step:
+        logger.warning(
+            "%s: most common bar spacing is %g s but timeframe %s was given",
+            file,
+            step / NS_PER_SECOND,
+            timeframe,
+            extra={"file": file},
+        )
+    return timeframe
+
+
+def _repair(
+    ts: np.ndarray, values: dict[str, np.ndarray], file: str
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, int]]:
+    # Sort by time (stable, so equal stamps keep file order) and drop repeated stamps,
+    # keeping the first row of each. "rows_sorted" counts rows earlier than their predecessor.
+    backward, _ = count_time_order_problems(ts)
+    repaired: dict[str, int] = {}
+    if backward:
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        values = {k: v[order] for k, v in values.items()}
+        repaired["rows_sorted"] = backward
+    if ts.shape[0] > 1:
+        keep = np.empty(ts.shape[0], dtype=bool)
+        keep[0] = True
+        np.not_equal(ts[1:], ts[:-1], out=keep[1:])
+        dropped = int(ts.shape[0] - np.count_nonzero(keep))
+        if dropped:
+            ts = ts[keep]
+            values = {k: v[keep] for k, v in values.items()}
+            repaired["duplicates_dropped"] = dropped
+    if repaired:
+        logger.warning(
+            "%s: repaired time order: %s",
+            file,
+            ", ".join(f"{k}={v}" for k, v in repaired.items()),
+            extra={"file": file, **repaired},
+        )
+    return ts, values, repaired
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _format_of(p: Path, file: str) -> str:
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes = suffixes[:-1]
+        core = suffixes[-1] if suffixes else ""
+        if _FORMAT_BY_SUFFIX.get(core) == "csv":
+            return "csv"
+        raise DataError("compressed files are supported for CSV only (e.g. .csv.gz)", file=file)
+    core = suffixes[-1] if suffixes else ""
+    fmt = _FORMAT_BY_SUFFIX.get(core)
+    if fmt is None:
+        raise DataError(
+            f"unsupported file type {core or '(no suffix)'!r}; use .csv, .csv.gz, .parquet, "
+            ".feather or .arrow",
+            file=file,
+        )
+    return fmt
+
+
+def _read_columns(
+    p: Path, fmt: str, columns: ColumnMap | None, file: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Return (canonical field -> source column name, canonical field -> arrow/pandas column)."""
+    if fmt == "csv":
+        return _read_csv(p, columns, file)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(p).names)
+            picked = _pick_columns(names, columns, file)
+            table = pq.read_table(p, columns=_unique(picked.values()), memory_map=True)
+        else:
+            import pyarrow.feather as pf
+
+            names = _feather_names(p)
+            picked = _pick_columns(names, columns, file)
+            table = pf.read_table(p, columns=_unique(picked.values()), memory_map=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"cannot read {fmt} file: {exc}", file=file) from exc
+    return picked, {k: table.column(v) for k, v in picked.items()}
+
+
+def _feather_names(p: Path) -> list[str]:
+    # Feather v2 is the Arrow IPC file format: read the schema without the data.
+    try:
+        with pa.memory_map(str(p)) as source:
+            return list(pa.ipc.open_file(source).schema.names)
+    except pa.ArrowInvalid:
+        import pyarrow.feather as pf  # Feather v1: no cheap schema, read it all
+
+        return list(pf.read_table(p).column_names)
+
+
+def _read_csv(
+    p: Path, columns: ColumnMap | None, file: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    try:
+        header = pd.read_csv(p, nrows=0)
+        sep = ","
+        if len(header.columns) == 1:
+            only = str(header.columns[0])
+            for candidate in (";", "\t", "|"):
+                if candidate in only:
+                    sep = candidate
+                    header = pd.read_csv(p, nrows=0, sep=sep)
+                    break
+        names = [str(c) for c in header.columns]
+        picked = _pick_columns(names, columns, file)
+        wanted = _unique(picked.values())
+        frame = pd.read_csv(
+            p,
+            sep=sep,
+            usecols=[names.index(c) for c in wanted],
+            float_precision="round_trip",  # bit-exact decimal -> float64
+            low_memory=False,
+        )
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError("file is empty (no header row)", file=file) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise DataError(f"cannot read CSV: {exc}", file=file) from exc
+    frame.columns = [str(c) for c in frame.columns]
+    return picked, {k: frame[v] for k, v in picked.items()}
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dict[str, str]:
+    """Map canonical fields to source column names (explicit ColumnMap first, then aliases)."""
+    by_lower: dict[str, list[str]] = {}
+    for name in names:
+        by_lower.setdefault(name.strip().lower(), []).append(name)
+    found = ", ".join(repr(n) for n in names)
+
+    def lookup(alias: str, fld: str) -> str | None:
+        matches = by_lower.get(alias.lower(), [])
+        if len(matches) > 1:
+            raise DataError(
+                f"ambiguous {fld} column: {matches} differ only in case; "
+                "pass columns=ColumnMap(...)",
+                file=file,
+                field=fld,
+            )
+        return matches[0] if matches else None
+
+    picked: dict[str, str] = {}
+    for fld in _REQUIRED:
+        explicit = getattr(columns, fld) if columns is not None else None
+        if explicit is not None:
+            name = explicit if explicit in names else lookup(explicit, fld)
+            if name is None:
+                raise DataError(
+                    f"column {explicit!r} given for {fld} is not in the file; columns found: "
+                    f"{found}",
+                    file=file,
+                    field=fld,
+                )
+            picked[fld] = name
+            continue
+        name = None
+        for alias in _ALIASES[fld]:
+            name = lookup(alias, fld)
+            if name is not None:
+                break
+        if name is None and fld == "timestamp":
+            index_like = [n for n in names if _INDEX_NAME.match(n.strip())]
+            name = index_like[0] if index_like else None
+        if name is None:
+            looked = ", ".join(_ALIASES[fld])
+            raise DataError(
+                f"no {fld} column (looked for {looked}, case-insensitive); columns found: "
+                f"{found}; pass columns=ColumnMap({fld}=...)",
+                file=file,
+                field=fld,
+            )
+        picked[fld] = name
+    for fld, aliases in _OPTIONAL_ALIASES.items():
+        for alias in aliases:
+            name = lookup(alias, fld)
+            if name is not None:
+                picked[fld] = name
+                break
+    return picked
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _as_arrow(col: Any) -> pa.ChunkedArray:
+    if isinstance(col, pa.ChunkedArray):
+        return col
+    if isinstance(col, pa.Array):
+        return pa.chunked_array([col])
+    return pa.chunked_array([pa.array(col, from_pandas=True)])
+
+
+def _first_true(mask: np.ndarray) -> tuple[int, int]:
+    return int(np.argmax(mask)), int(np.count_nonzero(mask)) - 1
+
+
+def _more(count: int) -> str:
+    return f" (and {count} more row{'s' if count != 1 else ''})" if count else ""
+
+
+def _to_ns(col: Any, time_unit: str | None, *, file: str, field: str) -> np.ndarray:
+    """Convert a timestamp column to UTC int64 ns."""
+    arr = _as_arrow(col)
+    if arr.null_count:
+        mask = arr.is_null().to_numpy(zero_copy_only=False)
+        row, more = _first_true(mask)
+        raise DataError("missing timestamp" + _more(more), file=file, row=row, field=field)
+    kind = arr.type
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    if time_unit is not None and not numeric:
+        raise ConfigError(
+            f"time_unit={time_unit!r} applies to numeric epoch columns, but column {field!r} "
+            f"of {file} holds {kind}"
+        )
+    try:
+        if pa.types.is_timestamp(kind):
+            out = arr.cast(pa.timestamp("ns", tz=kind.tz)).cast(pa.int64())
+            return np.asarray(out.to_numpy(), dtype=np.int64)
+        if pa.types.is_date(kind):
+            out = arr.cast(pa.timestamp("ns")).cast(pa.int64())
+            return np.asarray(out.to_numpy(), dtype=np.int64)
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"timestamps out of range: {exc}", file=file, field=field) from None
+    if numeric:
+        return _epoch_to_ns(arr.to_numpy(), time_unit, file=file, field=field)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _parse_time_text(arr.to_numpy(zero_copy_only=False), file=file, field=field)
+    raise DataError(f"cannot read a column of type {kind} as timestamps", file=file, field=field)
+
+
+def _epoch_to_ns(values: np.ndarray, time_unit: str | None, *, file: str, field: str) -> np.ndarray:
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, more = _first_true(bad)
+            raise DataError(
+                "missing or non-finite timestamp" + _more(more), file=file, row=row, field=field
+            )
+    magnitude = float(np.abs(values).max()) if values.size else 0.0
+    if time_unit is None:
+        # Seconds up to ~5138 AD are < 1e11, ms < 1e14, us < 1e17; ns beyond.
+        thresholds = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
+        time_unit = next((u for limit, u in thresholds if magnitude < limit), "ns")
+        logger.debug("%s: epoch timestamps read as %s", file, time_unit)
+    factor = _NS_PER_UNIT[time_unit]
+    if magnitude * factor >= 2.0**63:
+        raise DataError(
+            f"epoch timestamps in {time_unit} overflow int64 nanoseconds", file=file, field=field
+        )
+    if values.dtype.kind == "f":
+        return np.rint(values * factor).astype(np.int64)
+    return values.astype(np.int64) * factor
+
+
+def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray:
+    text = pd.Series(values, dtype=object)
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    if parsed.isna().any():
+        # Not all ISO-8601: let pandas infer the format (element-wise fallback if it must).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(text, utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row, more = _first_true(bad)
+        raise DataError(
+            f"cannot read {values[row]!r} as a time (expected ISO-8601 such as "
+            f"2025-05-20T00:00:00Z, or epoch numbers)" + _more(more),
+            file=file,
+            row=row,
+            field=field,
+        )
+    try:
+        return np.asarray(pd.DatetimeIndex(parsed).as_unit("ns").asi8, dtype=np.int64)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise DataError(f"timestamps out of range: {exc}", file=file, field=field) from None
+
+
+def _to_float(col: Any, *, file: str, field: str) -> np.ndarray:
+    """Convert a numeric column to float64 (nulls become NaN, caught by validation)."""
+    arr = _as_arrow(col)
+    kind = arr.type
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
+        if kind != pa.float64():
+            arr = arr.cast(pa.float64(), safe=False)
+        return np.asarray(arr.to_numpy(), dtype=np.float64)
+    if pa.types.is_null(kind):
+        return np.full(len(arr), np.nan)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
+        number = pd.to_numeric(text, errors="coerce")
+        blank = text.isna() | (text.astype(str).str.strip() == "")
+        bad = (number.isna() & ~blank).to_numpy()
+        if bad.any():
+            row, more = _first_true(bad)
+            raise DataError(
+                f"cannot read {text.iloc[row]!r} as a number" + _more(more),
+                file=file,
+                row=row,
+                field=field,
+            )
+        return np.asarray(number.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    raise DataError(f"cannot read a column of type {kind} as numbers", file=file, field=field)

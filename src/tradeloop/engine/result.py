@@ -1,0 +1,81 @@
+"""The outcome of a backtest."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tradeloop.analysis.metrics import PerformanceMetrics
+from tradeloop.core.position import Trade
+from tradeloop.core.signal import Signal
+from tradeloop.core.time import to_iso
+from tradeloop.execution.simulated import Rejection
+
+__all__ = ["BacktestResult"]
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """Trades, the equity curve and metrics of one run.
+
+    ``trades`` holds closed trades followed by positions still open at the end (those have
+    no exit). ``equity`` is marked at every step's close; ``ts`` holds the steps' open times.
+    """
+
+    strategy: str
+    params: dict[str, Any]
+    symbols: tuple[str, ...]
+    timeframe: str
+    ts: np.ndarray
+    equity: np.ndarray
+    cash: np.ndarray
+    exposure: np.ndarray
+    trades: list[Trade]
+    metrics: PerformanceMetrics
+    signals: list[tuple[int, Signal]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    intrabar: dict[str, int] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    bars_processed: int = 0
+
+    @property
+    def start(self) -> int:
+        """Open time of the first step (UTC ns)."""
+        return int(self.ts[0])
+
+    @property
+    def end(self) -> int:
+        """Open time of the last step (UTC ns)."""
+        return int(self.ts[-1])
+
+    @property
+    def closed_trades(self) -> list[Trade]:
+        """Trades with an exit."""
+        return [t for t in self.trades if t.is_closed]
+
+    @property
+    def total_pnl(self) -> float:
+        """Sum of closed trades' net P&L."""
+        return math.fsum(t.pnl for t in self.trades if t.is_closed)
+
+    def summary(self) -> dict[str, Any]:
+        """Return a flat, JSON-friendly summary of the run."""
+        out: dict[str, Any] = {
+            "strategy": self.strategy,
+            "params": dict(self.params),
+            "symbols": list(self.symbols),
+            "timeframe": self.timeframe,
+            "start": to_iso(self.start),
+            "end": to_iso(self.end),
+            "bars": self.bars_processed,
+            "open_positions_at_end": sum(1 for t in self.trades if not t.is_closed),
+            "total_pnl": self.total_pnl,
+            "signals": len(self.signals),
+            "rejected_orders": len(self.rejections),
+            "intrabar_resolution": dict(self.intrabar),
+        }
+        out.update(self.metrics.as_dict())
+        return out

@@ -1,0 +1,41 @@
+"""Configuration of the simulated broker."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tradeloop.core.errors import ConfigError
+
+__all__ = ["FillPrice", "SimulatedBrokerConfig"]
+
+
+class FillPrice(StrEnum):
+    """Which price a market order created on a completed bar fills at."""
+
+    NEXT_OPEN = "next_open"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedBrokerConfig:
+    """Fill rules of :class:`~tradeloop.execution.simulated.SimulatedBroker`.
+
+    fill_price
+        ``next_open`` (default): a signal on bar t fills at the open of the symbol's next bar.
+        ``close``: it fills at bar t's close.
+    slippage_bps
+        Adverse slippage on market and stop fills, in basis points of the price.
+    allow_short
+        Accept ``open_short`` signals.
+    """
+
+    fill_price: FillPrice = FillPrice.NEXT_OPEN
+    slippage_bps: float = 0.0
+    allow_short: bool = True
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.slippage_bps) and self.slippage_bps >= 0):
+            raise ConfigError(f"slippage_bps must be >= 0, got {self.slippage_bps}")
+        object.__setattr__(self, "fill_price", FillPrice(self.fill_price))

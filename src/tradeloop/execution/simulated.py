@@ -1,0 +1,359 @@
+"""The simulated broker: one fill and P&L path for backtest and paper trading.
+
+Market orders from signals fill at the next bar's open (or the signal bar's close), with fees
+and adverse slippage. Stop-loss, take-profit and trailing stops are checked against every bar's
+high and low; a gap through a level fills at the open. When a stop and a take-profit are both
+inside one bar, the bar is replayed on the next lower timeframe (lazily, only for that bar)
+until one is hit first; if still ambiguous at the finest data the stop is assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tradeloop.core.instrument import Instrument
+from tradeloop.core.money import fee_for, pnl_for, quantity_for_budget
+from tradeloop.core.orders import Fill, Order, OrderSide, OrderType
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.position import ExitReason, Position, Trade
+from tradeloop.core.signal import Signal, SignalAction, SizeMode
+from tradeloop.execution.broker import IntrabarSource
+from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
+
+__all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A signal the broker did not turn into a fill, with a machine-readable reason."""
+
+    ts: int
+    symbol: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class IntrabarStats:
+    """How bars with both stop-loss and take-profit in range were resolved."""
+
+    drilled: int = 0
+    take_profit_first: int = 0
+    stop_first: int = 0
+    assumed_stop: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts as a plain dict."""
+        return {
+            "drilled": self.drilled,
+            "take_profit_first": self.take_profit_first,
+            "stop_first": self.stop_first,
+            "assumed_stop": self.assumed_stop,
+        }
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """Cash and quantities after each fill, keyed by engine step (for bulk equity marking)."""
+
+    steps: list[int] = field(default_factory=list)
+    cash: list[float] = field(default_factory=list)
+    qty: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+
+class SimulatedBroker:
+    """Fills signals against bars. The kernel calls, per symbol bar: :meth:`on_open`,
+    :meth:`on_bar_range`, then the strategy's signals go to :meth:`submit`."""
+
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        instruments: dict[str, Instrument],
+        timeframe: str,
+        config: SimulatedBrokerConfig | None = None,
+        intrabar: IntrabarSource | None = None,
+    ) -> None:
+        self.portfolio = portfolio
+        self.instruments = instruments
+        self.timeframe = timeframe
+        self.config = config or SimulatedBrokerConfig()
+        self.intrabar = intrabar
+        self.step = -1
+        self.pending: dict[str, list[tuple[Order, Signal]]] = {}
+        self.rejections: list[Rejection] = []
+        self.intrabar_stats = IntrabarStats()
+        self.ledger = _Ledger()
+        self._fills: list[Fill] = []
+        self._order_seq = 0
+        self._position_seq = 0
+        self._slip = self.config.slippage_bps / 10_000.0
+        self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
+
+    # -- public API ------------------------------------------------------------------------
+    def fills(self) -> list[Fill]:
+        """Return every fill so far."""
+        return self._fills
+
+    def submit(self, signal: Signal, ts_ns: int, price: float) -> None:
+        """Queue ``signal`` for the next open, or fill it now at ``price`` (close mode)."""
+        symbol = signal.symbol
+        if symbol not in self.instruments:
+            self._reject(ts_ns, symbol, "unknown_symbol", f"no data for {symbol}")
+            return
+        if signal.action is SignalAction.OPEN_SHORT and not self.config.allow_short:
+            self._reject(ts_ns, symbol, "short_disabled")
+            return
+        self._order_seq += 1
+        side = (
+            OrderSide.BUY
+            if signal.action is SignalAction.OPEN_LONG
+            or (signal.action is SignalAction.CLOSE and self._short_open(symbol))
+            else OrderSide.SELL
+        )
+        order = Order(
+            id=self._order_seq,
+            symbol=symbol,
+            side=side,
+            type=OrderType.MARKET,
+            quantity=signal.size if signal.size_mode is SizeMode.QUANTITY else 0.0,
+            ts_created=ts_ns,
+            equity_fraction=(
+                signal.size if signal.size_mode is SizeMode.EQUITY_FRACTION else None
+            ),
+            reduce_only=signal.action is SignalAction.CLOSE,
+            tag=signal.tag,
+        )
+        if self._next_open:
+            self.pending.setdefault(symbol, []).append((order, signal))
+        else:
+            self._execute(order, signal, ts_ns, price)
+
+    def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
+        """Fill orders waiting for this bar's open."""
+        queue = self.pending.get(symbol)
+        if queue:
+            self.pending[symbol] = []
+            for order, signal in queue:
+                self._execute(order, signal, ts_ns, open_price)
+
+    def on_bar_range(
+        self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float
+    ) -> None:
+        """Check stops/targets of the open position against this bar, then mark it at close."""
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None:
+            return
+        if pos.stop_loss is not None or pos.take_profit is not None or pos.trail_fraction:
+            self._check_exits(pos, ts_ns, o, h, low)
+        self.portfolio.marks[symbol] = c
+
+    def cancel_pending(self) -> int:
+        """Drop orders that never reached a bar (e.g. a signal on the last bar)."""
+        count = sum(len(q) for q in self.pending.values())
+        self.pending.clear()
+        return count
+
+    def close_all(self, ts_ns: int, prices: dict[str, float]) -> None:
+        """Close every open position at ``prices`` with exit reason ``end``."""
+        for symbol in list(self.portfolio.positions):
+            self._close(self.portfolio.positions[symbol], ts_ns, prices[symbol],
+                        ExitReason.END, maker=False)
+
+    def open_trades(self) -> list[Trade]:
+        """Return the open positions as trades without an exit."""
+        out = []
+        for pos in self.portfolio.positions.values():
+            out.append(
+                Trade(pos.id, pos.symbol, pos.direction, pos.quantity, pos.entry_ts,
+                      pos.entry_price, None, None, pos.entry_fee, 0.0,
+                      pnl_for(pos.direction, pos.quantity, pos.entry_price,
+                              self.portfolio.marks.get(pos.symbol, pos.entry_price))
+                      - pos.entry_fee,
+                      None, pos.tag)
+            )
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+    def _short_open(self, symbol: str) -> bool:
+        pos = self.portfolio.positions.get(symbol)
+        return pos is not None and pos.direction < 0
+
+    def _reject(self, ts_ns: int, symbol: str, reason: str, detail: str = "") -> None:
+        self.rejections.append(Rejection(ts_ns, symbol, reason, detail))
+        logger.debug("order rejected: %s %s %s", symbol, reason, detail)
+
+    def _execute(self, order: Order, signal: Signal, ts_ns: int, price: float) -> None:
+        symbol = order.symbol
+        pos = self.portfolio.positions.get(symbol)
+        if signal.action is SignalAction.CLOSE:
+            if pos is None:
+                self._reject(ts_ns, symbol, "no_position")
+                return
+            self._close(pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL,
+                        maker=False)
+            return
+        direction = 1 if signal.action is SignalAction.OPEN_LONG else -1
+        if pos is not None:
+            if pos.direction == direction:
+                self._reject(ts_ns, symbol, "already_open", "position in this direction is open")
+                return
+            self._close(pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL,
+                        maker=False)
+        self._open(order, signal, direction, ts_ns, self._slipped(price, direction))
+
+    def _slipped(self, price: float, direction: int) -> float:
+        return price * (1.0 + direction * self._slip) if self._slip else price
+
+    def _open(self, order: Order, signal: Signal, direction: int, ts_ns: int,
+              price: float) -> None:
+        instrument = self.instruments[order.symbol]
+        portfolio = self.portfolio
+        fee_rate = instrument.taker_fee
+        if order.equity_fraction is not None:
+            budget = order.equity_fraction * portfolio.equity
+            if direction > 0:
+                budget = min(budget, portfolio.balance)
+            quantity = quantity_for_budget(budget, price, fee_rate) if budget > 0 else 0.0
+        else:
+            quantity = order.quantity
+            if direction > 0 and quantity * price * (1.0 + fee_rate) > portfolio.balance:
+                self._reject(ts_ns, order.symbol, "insufficient_cash",
+                             f"{quantity} at {price} needs more than {portfolio.balance:.2f}")
+                return
+        quantity = instrument.round_quantity(quantity)
+        if not quantity > 0:
+            self._reject(ts_ns, order.symbol, "zero_quantity", "size rounds to zero lots")
+            return
+        if quantity * price < instrument.min_notional:
+            self._reject(ts_ns, order.symbol, "min_notional",
+                         f"{quantity * price:.8g} < {instrument.min_notional}")
+            return
+        fee = fee_for(quantity, price, fee_rate)
+        portfolio.balance -= direction * quantity * price + fee
+        self._position_seq += 1
+        trail = signal.trailing_stop
+        pos = Position(
+            id=signal.position_id or f"{order.symbol}-{self._position_seq}",
+            symbol=order.symbol,
+            direction=direction,
+            quantity=quantity,
+            entry_price=price,
+            entry_ts=ts_ns,
+            entry_fee=fee,
+            stop_loss=signal.stop_loss,
+            take_profit=signal.take_profit,
+            trail_fraction=trail,
+            trail_anchor=price if trail else None,
+            tag=signal.tag,
+        )
+        portfolio.positions[order.symbol] = pos
+        portfolio.marks[order.symbol] = price
+        self._fills.append(Fill(order.id, order.symbol,
+                                OrderSide.BUY if direction > 0 else OrderSide.SELL,
+                                quantity, price, fee, ts_ns, "entry"))
+        self._record(order.symbol, direction * quantity)
+
+    def _close(self, pos: Position, ts_ns: int, price: float, reason: ExitReason,
+               *, maker: bool) -> None:
+        instrument = self.instruments[pos.symbol]
+        fee = fee_for(pos.quantity, price, instrument.maker_fee if maker else instrument.taker_fee)
+        portfolio = self.portfolio
+        portfolio.balance += pos.direction * pos.quantity * price - fee
+        pnl = pnl_for(pos.direction, pos.quantity, pos.entry_price, price) - pos.entry_fee - fee
+        portfolio.trades.append(
+            Trade(pos.id, pos.symbol, pos.direction, pos.quantity, pos.entry_ts, pos.entry_price,
+                  ts_ns, price, pos.entry_fee, fee, pnl, reason, pos.tag)
+        )
+        del portfolio.positions[pos.symbol]
+        portfolio.marks[pos.symbol] = price
+        self._fills.append(Fill(0, pos.symbol,
+                                OrderSide.SELL if pos.direction > 0 else OrderSide.BUY,
+                                pos.quantity, price, fee, ts_ns, reason.value))
+        self._record(pos.symbol, 0.0)
+
+    def _record(self, symbol: str, signed_qty: float) -> None:
+        ledger = self.ledger
+        if ledger.steps and ledger.steps[-1] == self.step:
+            ledger.cash[-1] = self.portfolio.balance
+        else:
+            ledger.steps.append(self.step)
+            ledger.cash.append(self.portfolio.balance)
+        steps, qty = ledger.qty.setdefault(symbol, ([], []))
+        if steps and steps[-1] == self.step:
+            qty[-1] = signed_qty
+        else:
+            steps.append(self.step)
+            qty.append(signed_qty)
+
+    # -- stops -------------------------------------------------------------------------------
+    def _stop_level(self, pos: Position) -> tuple[float | None, ExitReason]:
+        stop = pos.stop_loss
+        reason = ExitReason.STOP_LOSS
+        trail = pos.trailing_stop_price()
+        if trail is not None and (
+            stop is None or (trail > stop if pos.direction > 0 else trail < stop)
+        ):
+            stop, reason = trail, ExitReason.TRAILING
+        return stop, reason
+
+    def _check_exits(self, pos: Position, ts_ns: int, o: float, h: float, low: float) -> None:
+        long = pos.direction > 0
+        stop, stop_reason = self._stop_level(pos)
+        tp = pos.take_profit
+        # a gap through a level fills at the open
+        if stop is not None and (o <= stop if long else o >= stop):
+            self._close(pos, ts_ns, self._slipped(o, -pos.direction), stop_reason, maker=False)
+            return
+        if tp is not None and (o >= tp if long else o <= tp):
+            self._close(pos, ts_ns, o, ExitReason.TAKE_PROFIT, maker=True)
+            return
+        stop_hit = stop is not None and (low <= stop if long else h >= stop)
+        tp_hit = tp is not None and (h >= tp if long else low <= tp)
+        if stop_hit and tp_hit:
+            assert stop is not None and tp is not None
+            first = self._drill(pos.symbol, self.timeframe, ts_ns, long, stop, tp, top=True)
+            stop_hit, tp_hit = first == "stop", first == "tp"
+        if stop_hit:
+            assert stop is not None
+            self._close(pos, ts_ns, self._slipped(stop, -pos.direction), stop_reason, maker=False)
+            return
+        if tp_hit:
+            assert tp is not None
+            self._close(pos, ts_ns, tp, ExitReason.TAKE_PROFIT, maker=True)
+            return
+        if pos.trail_fraction and pos.trail_anchor is not None:
+            anchor = max(pos.trail_anchor, h) if long else min(pos.trail_anchor, low)
+            if anchor != pos.trail_anchor:
+                self.portfolio.positions[pos.symbol] = _with_anchor(pos, anchor)
+
+    def _drill(self, symbol: str, timeframe: str, ts_open: int, long: bool, stop: float,
+               tp: float, *, top: bool = False) -> Literal["stop", "tp"]:
+        if top:
+            self.intrabar_stats.drilled += 1
+        sub = self.intrabar.sub_bars(symbol, timeframe, ts_open) if self.intrabar else None
+        if sub is not None:
+            for k in range(len(sub)):
+                h = float(sub.high[k])
+                low = float(sub.low[k])
+                stop_hit = low <= stop if long else h >= stop
+                tp_hit = h >= tp if long else low <= tp
+                if stop_hit and tp_hit:
+                    return self._drill(symbol, sub.timeframe, int(sub.ts[k]), long, stop, tp)
+                if stop_hit:
+                    self.intrabar_stats.stop_first += 1
+                    return "stop"
+                if tp_hit:
+                    self.intrabar_stats.take_profit_first += 1
+                    return "tp"
+        self.intrabar_stats.assumed_stop += 1
+        return "stop"
+
+
+def _with_anchor(pos: Position, anchor: float) -> Position:
+    return Position(pos.id, pos.symbol, pos.direction, pos.quantity, pos.entry_price,
+                    pos.entry_ts, pos.entry_fee, pos.stop_loss, pos.take_profit,
+                    pos.trail_fraction, anchor, pos.tag)

@@ -1,0 +1,118 @@
+"""Crossovers with a defined tie rule, including an exact SMA crossover on integer ticks.
+
+The sign of ``a - b`` is tracked bar by bar; an exact tie (``a == b``) keeps the previous sign,
+so a touch without crossing is not a cross. A cross up at ``t`` is a change of sign from
+negative to positive between ``t-1`` and ``t``; a cross down the reverse. No cross is reported
+until both series exist at ``t-1`` and ``t``.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+
+from tradeloop.core.errors import ConfigError
+from tradeloop.core.precision import price_decimals, to_ticks
+
+__all__ = ["crossover_signs", "sign_with_ties", "sma_crossover_exact"]
+
+
+def sign_with_ties(diff: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Return the int8 sign of ``diff`` where a zero keeps the previous non-zero sign.
+
+    Positions where ``valid`` is False (or ``diff`` is NaN) get sign 0 and break the carry.
+
+    >>> sign_with_ties(np.array([1.0, 0.0, -2.0, 0.0])).tolist()
+    [1, 1, -1, -1]
+    """
+    diff = np.asarray(diff)
+    if valid is None:
+        valid = ~np.isnan(diff) if diff.dtype.kind == "f" else np.ones(diff.shape, dtype=bool)
+    raw = np.sign(np.where(valid, diff, 0)).astype(np.int8)
+    carry_from = np.where((raw != 0) | ~valid, np.arange(raw.size), 0)
+    np.maximum.accumulate(carry_from, out=carry_from)
+    out = raw[carry_from]
+    out[~valid] = 0
+    return out
+
+
+def _crosses_from_sign(sign: np.ndarray) -> np.ndarray:
+    out = np.zeros(sign.size, dtype=np.int8)
+    if sign.size > 1:
+        prev, cur = sign[:-1], sign[1:]
+        out[1:][(prev == -1) & (cur == 1)] = 1
+        out[1:][(prev == 1) & (cur == -1)] = -1
+    return out
+
+
+def crossover_signs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return +1 where ``a`` crosses above ``b``, -1 where it crosses below, else 0 (int8).
+
+    Float comparison; see :func:`sma_crossover_exact` for an exact moving-average cross.
+
+    >>> crossover_signs(np.array([1.0, 2.0, 3.0, 2.0]), np.array([2.0, 2.0, 2.5, 2.5])).tolist()
+    [0, 0, 1, -1]
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ConfigError(f"crossover_signs: length mismatch {a.shape} vs {b.shape}")
+    valid = ~(np.isnan(a) | np.isnan(b))
+    return _crosses_from_sign(sign_with_ties(a - b, valid))
+
+
+def _window_sums(ticks: np.ndarray, n: int) -> np.ndarray:
+    # int64 cumulative sums may wrap on long series; differences stay exact modulo 2**64
+    # and every true window sum fits in int64, so the result is exact.
+    with np.errstate(over="ignore"):
+        cs = np.concatenate(([0], np.cumsum(ticks, dtype=np.int64)))
+        sums = cs[n:] - cs[:-n]
+    out = np.zeros(ticks.size, dtype=np.int64)
+    out[n - 1 :] = sums
+    return out
+
+
+def sma_crossover_exact(
+    close: np.ndarray, fast: int, slow: int, tick_size: float | None = None
+) -> np.ndarray:
+    """Return crosses (+1 up, -1 down, 0 none) of SMA(fast) over SMA(slow), computed exactly.
+
+    Prices are converted to integer ticks so ``fast_sma == slow_sma`` is decided exactly
+    (``slow * sum_fast`` vs ``fast * sum_slow`` in integers); a tie keeps the previous sign.
+    ``tick_size`` defaults to the finest decimal that represents every close; when the prices
+    have no short decimal form the comparison falls back to float SMAs.
+
+    Raises
+    ------
+    ConfigError
+        If a length is not a positive integer.
+
+    >>> sma_crossover_exact(np.array([3.0, 1.0, 2.0, 3.0, 1.0]), 1, 2).tolist()
+    [0, 0, 1, 0, -1]
+    """
+    for name, n in (("fast", fast), ("slow", slow)):
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ConfigError(f"sma_crossover_exact: {name} must be a positive integer, got {n!r}")
+    close = np.asarray(close, dtype=np.float64)
+    size = close.size
+    longest = max(fast, slow)
+    valid = np.arange(size) >= longest - 1
+    if tick_size is None or tick_size <= 0:
+        decimals = price_decimals(close)
+        tick_size = 10.0**-decimals if decimals is not None else 0.0
+    if tick_size > 0:
+        ticks = to_ticks(close, tick_size)
+        g = gcd(int(fast), int(slow))
+        max_abs = int(np.max(np.abs(ticks))) if size else 0
+        if max_abs * longest * (longest // g) < 2**62:
+            diff = (slow // g) * _window_sums(ticks, fast) - (fast // g) * _window_sums(ticks, slow)
+            return _crosses_from_sign(sign_with_ties(diff, valid))
+    # float fallback: window means from a compensated rolling sum
+    fast_ma = np.full(size, np.nan)
+    slow_ma = np.full(size, np.nan)
+    if size >= fast:
+        fast_ma[fast - 1 :] = np.lib.stride_tricks.sliding_window_view(close, fast).mean(axis=1)
+    if size >= slow:
+        slow_ma[slow - 1 :] = np.lib.stride_tricks.sliding_window_view(close, slow).mean(axis=1)
+    return _crosses_from_sign(sign_with_ties(fast_ma - slow_ma, valid))

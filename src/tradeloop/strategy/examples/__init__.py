@@ -1,0 +1,1 @@
+"""Example strategies bundled with tradeloop (found by ``tradeloop strategies``)."""

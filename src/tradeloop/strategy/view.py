@@ -1,0 +1,132 @@
+"""The read-only market view a strategy sees: completed bars only, per symbol and timeframe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from tradeloop.core.bar import Bar, BarArrays
+from tradeloop.core.errors import ConfigError, did_you_mean
+from tradeloop.core.instrument import Instrument
+from tradeloop.core.timeframes import timeframe_ns
+
+__all__ = ["MarketView", "SeriesTimeline"]
+
+
+class SeriesTimeline:
+    """One symbol/timeframe series and, for every engine step, the index of its latest
+    completed bar (-1 before the first one completes)."""
+
+    __slots__ = ("arrays", "index_at_step")
+
+    def __init__(self, arrays: BarArrays, index_at_step: np.ndarray) -> None:
+        self.arrays = arrays
+        self.index_at_step = index_at_step
+
+
+class MarketView:
+    """What a strategy may see at the current step.
+
+    The engine advances :attr:`step`; :attr:`i` is the index of the latest completed bar of
+    the primary symbol on the base timeframe (the common single-symbol case). Higher
+    timeframes expose a bar only after it has closed.
+
+    ``arrays()`` returns whole series for vectorized precomputation in ``on_init``; a
+    strategy must only use causal formulas on them and read values at ``index()``. In
+    ``on_bar`` use ``history()``/``bar()``, which never reach past the current step.
+    """
+
+    __slots__ = ("_instruments", "_series", "base_timeframe", "i", "step", "step_ts", "symbols")
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        base_timeframe: str,
+        series: Mapping[tuple[str, str], SeriesTimeline],
+        instruments: Mapping[str, Instrument],
+        step_ts: np.ndarray,
+    ) -> None:
+        self.symbols: tuple[str, ...] = tuple(symbols)
+        self.base_timeframe = base_timeframe
+        self._series = dict(series)
+        self._instruments = dict(instruments)
+        self.step_ts = step_ts
+        self.step = -1
+        self.i = -1
+
+    # -- time ------------------------------------------------------------------------------
+    @property
+    def ts(self) -> int:
+        """Open time (UTC ns) of the base-timeframe step that just completed."""
+        return int(self.step_ts[self.step]) if self.step >= 0 else -1
+
+    @property
+    def now(self) -> int:
+        """Close time (UTC ns) of the step that just completed: the current time."""
+        return self.ts + timeframe_ns(self.base_timeframe) if self.step >= 0 else -1
+
+    # -- lookup ----------------------------------------------------------------------------
+    def _timeline(self, symbol: str | None, timeframe: str | None) -> SeriesTimeline:
+        key = (symbol or self.symbols[0], timeframe or self.base_timeframe)
+        try:
+            return self._series[key]
+        except KeyError:
+            known = sorted({f"{s}@{tf}" for s, tf in self._series})
+            raise ConfigError(
+                f"no data for symbol {key[0]!r} on timeframe {key[1]!r}."
+                f"{did_you_mean(f'{key[0]}@{key[1]}', known)} Available: {', '.join(known)}. "
+                "Declare extra timeframes in the strategy's `timeframes`."
+            ) from None
+
+    def instrument(self, symbol: str | None = None) -> Instrument:
+        """Return the instrument of ``symbol`` (default: the primary symbol)."""
+        return self._instruments[symbol or self.symbols[0]]
+
+    def timeframes(self, symbol: str | None = None) -> list[str]:
+        """Return the timeframes available for ``symbol``."""
+        sym = symbol or self.symbols[0]
+        return [tf for s, tf in self._series if s == sym]
+
+    def arrays(self, symbol: str | None = None, timeframe: str | None = None) -> BarArrays:
+        """Return the whole series for vectorized, causal precomputation in ``on_init``."""
+        return self._timeline(symbol, timeframe).arrays
+
+    def index(self, symbol: str | None = None, timeframe: str | None = None) -> int:
+        """Return the index of the latest completed bar at the current step (-1: none yet)."""
+        if self.step < 0:
+            return -1
+        return int(self._timeline(symbol, timeframe).index_at_step[self.step])
+
+    def index_at_steps(self, symbol: str | None = None, timeframe: str | None = None) -> np.ndarray:
+        """Return, for every step, the index of the latest completed bar (for precomputation)."""
+        return self._timeline(symbol, timeframe).index_at_step
+
+    def updated(self, symbol: str | None = None, timeframe: str | None = None) -> bool:
+        """Return True when a new bar of ``symbol``/``timeframe`` completed at this step."""
+        if self.step < 0:
+            return False
+        line = self._timeline(symbol, timeframe).index_at_step
+        idx = line[self.step]
+        return bool(idx >= 0 and (self.step == 0 or line[self.step - 1] != idx))
+
+    def bar(self, symbol: str | None = None, timeframe: str | None = None) -> Bar | None:
+        """Return the latest completed bar, or None when none has completed yet."""
+        line = self._timeline(symbol, timeframe)
+        idx = int(line.index_at_step[self.step]) if self.step >= 0 else -1
+        return line.arrays.bar(idx) if idx >= 0 else None
+
+    def history(
+        self, symbol: str | None = None, timeframe: str | None = None, n: int | None = None
+    ) -> BarArrays:
+        """Return the completed bars up to now (the last ``n`` if given) as array views."""
+        line = self._timeline(symbol, timeframe)
+        stop = (int(line.index_at_step[self.step]) + 1) if self.step >= 0 else 0
+        start = 0 if n is None else max(0, stop - n)
+        return line.arrays.slice(start, stop)
+
+    def close(self, symbol: str | None = None) -> float:
+        """Return the latest completed close of ``symbol`` on the base timeframe (NaN: none)."""
+        line = self._timeline(symbol, None)
+        idx = int(line.index_at_step[self.step]) if self.step >= 0 else -1
+        return float(line.arrays.close[idx]) if idx >= 0 else float("nan")
