@@ -226,6 +226,8 @@ def backtest(
 def strategies(
     strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")]
     = Path("strategies"),
+    detail: Annotated[bool, typer.Option("--detail", help="Show each parameter's type, "
+                                         "bounds and help.")] = False,
 ) -> None:
     """List the strategies found in the bundled examples and in the user strategies folder."""
     setup_logging()
@@ -235,17 +237,22 @@ def strategies(
         found = discover_strategies(strategies_dir)
     except TradeloopError as exc:
         raise _fail(exc) from None
-    table = Table(title="Strategies")
-    table.add_column("name", style="bold cyan")
-    table.add_column("description")
-    table.add_column("timeframes")
-    table.add_column("parameters (type = default)")
-    table.add_column("source", style="dim")
+    table = Table(title="Strategies", show_lines=True)
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description", ratio=3)
+    table.add_column("timeframes", no_wrap=True)
+    table.add_column("parameters (defaults)", ratio=2)
+    table.add_column("from", style="dim")
     for name in sorted(found):
         info = found[name]
-        params = "\n".join(f"{k}: {p.describe()}" for k, p in info.cls.parameters().items())
-        table.add_row(name, info.cls.describe(), ", ".join(info.cls.timeframes) or "data's own",
-                      params or "-", info.origin)
+        declared = info.cls.parameters()
+        if detail:
+            params = "\n".join(f"{k}: {p.describe()}" for k, p in declared.items())
+        else:
+            params = "\n".join(f"{k}={p.default!r}" for k, p in declared.items())
+        origin = "example" if info.origin.startswith("tradeloop.") else info.origin
+        table.add_row(name, info.cls.describe(), ", ".join(info.cls.timeframes) or "data's",
+                      params or "-", origin)
     console.print(table)
 
 

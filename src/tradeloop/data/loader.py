@@ -66,6 +66,11 @@ _FORMAT_BY_SUFFIX = {
     ".ipc": "feather",
 }
 _FORMAT_SUFFIXES = frozenset(_FORMAT_BY_SUFFIX)
+# Decimal text must become the nearest float64 (bit-exact round trip). pandas >= 3 does that by
+# default and deprecates the option; older pandas needs "round_trip".
+_CSV_FLOAT_OPTIONS: dict[str, str] = (
+    {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+)
 _PAIR_PART = re.compile(r"^[A-Z0-9]+$")
 _MAX_DECIMALS = 10
 # |x - round(x)| allowed for x = price * 10**d: a few float64 ulps of x. A decimal price read
@@ -527,7 +532,7 @@ def _read_csv(
             p,
             sep=sep,
             usecols=[names.index(c) for c in wanted],
-            float_precision="round_trip",  # bit-exact decimal -> float64
+            **_CSV_FLOAT_OPTIONS,
             low_memory=False,
         )
     except DataError:
@@ -547,8 +552,8 @@ def _unique(items: Any) -> list[str]:
 def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dict[str, str]:
     """Map canonical fields to source column names (explicit ColumnMap first, then aliases)."""
     by_lower: dict[str, list[str]] = {}
-    for name in names:
-        by_lower.setdefault(name.strip().lower(), []).append(name)
+    for column in names:
+        by_lower.setdefault(column.strip().lower(), []).append(column)
     found = ", ".join(repr(n) for n in names)
 
     def lookup(alias: str, fld: str) -> str | None:
@@ -564,7 +569,8 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
 
     picked: dict[str, str] = {}
     for fld in _REQUIRED:
-        explicit = getattr(columns, fld) if columns is not None else None
+        explicit: str | None = getattr(columns, fld) if columns is not None else None
+        name: str | None
         if explicit is not None:
             name = explicit if explicit in names else lookup(explicit, fld)
             if name is None:
@@ -595,9 +601,9 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
         picked[fld] = name
     for fld, aliases in _OPTIONAL_ALIASES.items():
         for alias in aliases:
-            name = lookup(alias, fld)
-            if name is not None:
-                picked[fld] = name
+            optional = lookup(alias, fld)
+            if optional is not None:
+                picked[fld] = optional
                 break
     return picked
 
@@ -671,8 +677,11 @@ def _epoch_to_ns(values: np.ndarray, time_unit: str | None, *, file: str, field:
             f"epoch timestamps in {time_unit} overflow int64 nanoseconds", file=file, field=field
         )
     if values.dtype.kind == "f":
-        return np.rint(values * factor).astype(np.int64)
-    return values.astype(np.int64) * factor
+        # Whole and fractional parts separately: values * factor can exceed 2**53 and lose ns.
+        whole = np.floor(values)
+        fraction_ns = np.rint((values - whole) * factor).astype(np.int64)
+        return np.asarray(whole.astype(np.int64) * factor + fraction_ns, dtype=np.int64)
+    return np.asarray(values.astype(np.int64) * factor, dtype=np.int64)
 
 
 def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray:

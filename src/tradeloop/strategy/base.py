@@ -91,9 +91,9 @@ class Strategy:
 
     @classmethod
     def describe(cls) -> str:
-        """Return the first line of the class docstring."""
+        """Return the first paragraph of the class docstring as one line."""
         doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n")[0].split()) if doc else ""
 
     # -- hooks ---------------------------------------------------------------------------
     def validate(self) -> None:

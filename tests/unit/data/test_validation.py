@@ -43,7 +43,9 @@ def test_load_unsorted_timestamps_names_first_backward_row(tmp_path: Path) -> No
     err = load_error(path)
     # Assert
     assert (err.file, err.row, err.field) == (str(path), 3, "timestamp")
-    assert "row 3" in str(err) and "not sorted" in str(err) and str(path) in str(err)
+    assert "row 3" in str(err)
+    assert "not sorted" in str(err)
+    assert str(path) in str(err)
 
 
 def test_load_duplicate_timestamps_names_row_and_count(tmp_path: Path) -> None:
@@ -69,7 +71,8 @@ def test_load_nan_close_names_row_and_field(tmp_path: Path) -> None:
     err = load_error(path)
     # Assert
     assert (err.row, err.field) == (4, "close")
-    assert "row 4, field 'close'" in str(err) and "NaN" in str(err)
+    assert "row 4, field 'close'" in str(err)
+    assert "NaN" in str(err)
 
 
 def test_load_empty_volume_cell_names_row_and_field(tmp_path: Path) -> None:
@@ -105,7 +108,8 @@ def test_load_non_positive_low_names_row_field_and_more_rows(tmp_path: Path) -> 
     err = load_error(path)
     # Assert
     assert (err.row, err.field) == (2, "low")
-    assert "not positive" in str(err) and "(and 2 more rows)" in str(err)
+    assert "not positive" in str(err)
+    assert "(and 2 more rows)" in str(err)
 
 
 def test_load_high_below_body_names_row_and_field(tmp_path: Path) -> None:
@@ -117,7 +121,8 @@ def test_load_high_below_body_names_row_and_field(tmp_path: Path) -> None:
     err = load_error(path)
     # Assert
     assert (err.row, err.field) == (3, "high")
-    assert "below max(open, close)" in str(err) and "100.2" in str(err)
+    assert "below max(open, close)" in str(err)
+    assert "100.2" in str(err)
 
 
 def test_load_low_above_body_names_row_and_field(tmp_path: Path) -> None:

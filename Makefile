@@ -1,0 +1,40 @@
+# tradeloop: `make demo` runs a backtest on the bundled sample; `make test` runs everything.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/tradeloop: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/tradeloop pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/tradeloop
+	$(BIN)/tradeloop backtest --strategy sma_cross --data samples/BTC_USDT-1h.csv.gz \
+		--timeframe 4h --fee 0.001 --param fast=10 --param slow=30 --balance 10000 \
+		--out output/demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: $(VENV)/.dev
+	./scripts/ensure_services.sh
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/pytest -q --doctest-modules src tests
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/backtest_throughput.py
+
+clean:
+	rm -rf $(VENV) output .pytest_cache .ruff_cache .mypy_cache

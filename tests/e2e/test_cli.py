@@ -1,0 +1,132 @@
+"""The command line as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from tradeloop.cli.app import app
+
+runner = CliRunner()
+
+
+def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
+    sample_1h: Path, tmp_path: Path
+) -> None:
+    # Arrange
+    out = tmp_path / "demo"
+    # Act
+    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h),
+                                 "-t", "4h", "--fee", "0.001", "-p", "fast=10", "-p", "slow=30",
+                                 "--start", "2020-01-01", "--end", "2023-01-01",
+                                 "--out", str(out)])
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "total_return" in result.output
+    trades = pd.read_csv(out / "trades.csv")
+    equity = pd.read_csv(out / "equity.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(trades) == summary["trade_count"] + summary["open_positions_at_end"]
+    assert summary["timeframe"] == "4h"
+    first = pd.to_datetime(equity.timestamp, utc=True, format="ISO8601")
+    assert first.iloc[0] == pd.Timestamp("2020-01-01", tz="UTC")
+    assert first.iloc[-1] < pd.Timestamp("2023-01-01", tz="UTC")
+    # 4h steps: every timestamp is on a 4h boundary
+    assert ((first - first.iloc[0]) % pd.Timedelta(hours=4) == pd.Timedelta(0)).all()
+    assert equity.equity.iloc[-1] == summary["final_equity"]
+    html = (out / "report.html").read_text()
+    assert "<html>" in html and "Equity and drawdown" in html
+
+
+def test_backtest_two_files_share_one_portfolio(sample_1h: Path, tmp_path: Path) -> None:
+    # Arrange: the same series under two symbols, a 4h resample makes them independent-ish
+    out = tmp_path / "multi"
+    # Act
+    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-d",
+                                 str(sample_1h), "--symbol", "BTC/USDT", "--symbol", "BTC2/USDT",
+                                 "--end", "2019-01-01", "--out", str(out), "--no-report"])
+    # Assert
+    assert result.exit_code == 0, result.output
+    trades = pd.read_csv(out / "trades.csv")
+    assert set(trades.symbol) == {"BTC/USDT", "BTC2/USDT"}
+    # each symbol gets half the equity: first entries of both use ~5000 of notional
+    first = trades.groupby("symbol").first()
+    notional = first.entry_price * first["size"]
+    assert notional.between(4900, 5001).all()
+
+
+def test_backtest_same_symbol_twice_is_refused(sample_1h: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-d",
+                                 str(sample_1h), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "name one with --symbol" in result.output
+
+
+def test_backtest_malformed_file_exits_3_and_names_the_row(tmp_path: Path) -> None:
+    # Arrange
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n"
+                   "2024-01-01T00:00:00Z,10,11,9,10.5,1\n"
+                   "2024-01-01T00:01:00Z,10,9.5,9,10.5,1\n")
+    # Act
+    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(bad),
+                                 "--out", str(tmp_path / "o")])
+    # Assert
+    assert result.exit_code == 3
+    assert "DataError" in result.output and "row 1" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_backtest_unknown_parameter_exits_2_with_hint(sample_1h: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h),
+                                 "-p", "slwo=20", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "Did you mean: 'slow'" in result.output
+
+
+def test_backtest_timeframe_finer_than_data_is_refused(sample_1h: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h),
+                                 "-t", "15m", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "15m" in result.output
+
+
+def test_backtest_user_strategy_from_strategies_folder(sample_1h: Path, tmp_path: Path) -> None:
+    # Arrange
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "always_long.py").write_text(
+        "from tradeloop.core.signal import Signal\n"
+        "from tradeloop.strategy import NO_SIGNALS, Strategy\n\n"
+        "class AlwaysLong(Strategy):\n"
+        "    \"\"\"Buy once and hold.\"\"\"\n\n"
+        "    def on_bar(self, view, portfolio):\n"
+        "        sym = view.symbols[0]\n"
+        "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
+    )
+    # Act
+    result = runner.invoke(app, ["backtest", "-s", "always_long", "-d", str(sample_1h),
+                                 "--strategies-dir", str(folder), "--end", "2018-01-01",
+                                 "--close-at-end", "--out", str(tmp_path / "o"), "--no-report"])
+    # Assert
+    assert result.exit_code == 0, result.output
+    trades = pd.read_csv(tmp_path / "o" / "trades.csv")
+    assert len(trades) == 1 and trades.exit_reason.iloc[0] == "end"
+
+
+def test_strategies_lists_examples_with_defaults() -> None:
+    result = runner.invoke(app, ["strategies"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in ("sma_cross", "rsi_reversion", "donchian_breakout", "vwap_momentum", "mtf_trend"):
+        assert name in result.output
+    assert "fast=10" in result.output
+
+
+def test_help_explains_backtest_options() -> None:
+    result = runner.invoke(app, ["backtest", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for flag in ("--strategy", "--data", "--timeframe", "--param", "--fee", "--start"):
+        assert flag in result.output
