@@ -19,10 +19,30 @@ def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
     # Arrange
     out = tmp_path / "demo"
     # Act
-    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h),
-                                 "-t", "4h", "--fee", "0.001", "-p", "fast=10", "-p", "slow=30",
-                                 "--start", "2020-01-01", "--end", "2023-01-01",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "-t",
+            "4h",
+            "--fee",
+            "0.001",
+            "-p",
+            "fast=10",
+            "-p",
+            "slow=30",
+            "--start",
+            "2020-01-01",
+            "--end",
+            "2023-01-01",
+            "--out",
+            str(out),
+        ],
+    )
     # Assert
     assert result.exit_code == 0, result.output
     assert "total_return" in result.output
@@ -38,16 +58,35 @@ def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
     assert ((first - first.iloc[0]) % pd.Timedelta(hours=4) == pd.Timedelta(0)).all()
     assert equity.equity.iloc[-1] == summary["final_equity"]
     html = (out / "report.html").read_text()
-    assert "<html>" in html and "Equity and drawdown" in html
+    assert "<html>" in html
+    assert "Equity and drawdown" in html
 
 
 def test_backtest_two_files_share_one_portfolio(sample_1h: Path, tmp_path: Path) -> None:
     # Arrange: the same series under two symbols, a 4h resample makes them independent-ish
     out = tmp_path / "multi"
     # Act
-    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-d",
-                                 str(sample_1h), "--symbol", "BTC/USDT", "--symbol", "BTC2/USDT",
-                                 "--end", "2019-01-01", "--out", str(out), "--no-report"])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "-d",
+            str(sample_1h),
+            "--symbol",
+            "BTC/USDT",
+            "--symbol",
+            "BTC2/USDT",
+            "--end",
+            "2019-01-01",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+    )
     # Assert
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(out / "trades.csv")
@@ -59,8 +98,20 @@ def test_backtest_two_files_share_one_portfolio(sample_1h: Path, tmp_path: Path)
 
 
 def test_backtest_same_symbol_twice_is_refused(sample_1h: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-d",
-                                 str(sample_1h), "--out", str(tmp_path / "x")])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "-d",
+            str(sample_1h),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
     assert result.exit_code == 2
     assert "name one with --symbol" in result.output
 
@@ -68,28 +119,56 @@ def test_backtest_same_symbol_twice_is_refused(sample_1h: Path, tmp_path: Path) 
 def test_backtest_malformed_file_exits_3_and_names_the_row(tmp_path: Path) -> None:
     # Arrange
     bad = tmp_path / "bad.csv"
-    bad.write_text("timestamp,open,high,low,close,volume\n"
-                   "2024-01-01T00:00:00Z,10,11,9,10.5,1\n"
-                   "2024-01-01T00:01:00Z,10,9.5,9,10.5,1\n")
+    bad.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-01T00:00:00Z,10,11,9,10.5,1\n"
+        "2024-01-01T00:01:00Z,10,9.5,9,10.5,1\n"
+    )
     # Act
-    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(bad),
-                                 "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["backtest", "-s", "sma_cross", "-d", str(bad), "--out", str(tmp_path / "o")]
+    )
     # Assert
     assert result.exit_code == 3
-    assert "DataError" in result.output and "row 1" in result.output
+    assert "DataError" in result.output
+    assert "row 1" in result.output
     assert not (tmp_path / "o").exists()
 
 
 def test_backtest_unknown_parameter_exits_2_with_hint(sample_1h: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h),
-                                 "-p", "slwo=20", "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "-p",
+            "slwo=20",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 2
     assert "Did you mean: 'slow'" in result.output
 
 
 def test_backtest_timeframe_finer_than_data_is_refused(sample_1h: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(sample_1h),
-                                 "-t", "15m", "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "-t",
+            "15m",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code != 0
     assert "15m" in result.output
 
@@ -102,19 +181,35 @@ def test_backtest_user_strategy_from_strategies_folder(sample_1h: Path, tmp_path
         "from tradeloop.core.signal import Signal\n"
         "from tradeloop.strategy import NO_SIGNALS, Strategy\n\n"
         "class AlwaysLong(Strategy):\n"
-        "    \"\"\"Buy once and hold.\"\"\"\n\n"
+        '    """Buy once and hold."""\n\n'
         "    def on_bar(self, view, portfolio):\n"
         "        sym = view.symbols[0]\n"
         "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
     )
     # Act
-    result = runner.invoke(app, ["backtest", "-s", "always_long", "-d", str(sample_1h),
-                                 "--strategies-dir", str(folder), "--end", "2018-01-01",
-                                 "--close-at-end", "--out", str(tmp_path / "o"), "--no-report"])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "always_long",
+            "-d",
+            str(sample_1h),
+            "--strategies-dir",
+            str(folder),
+            "--end",
+            "2018-01-01",
+            "--close-at-end",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-report",
+        ],
+    )
     # Assert
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(tmp_path / "o" / "trades.csv")
-    assert len(trades) == 1 and trades.exit_reason.iloc[0] == "end"
+    assert len(trades) == 1
+    assert trades.exit_reason.iloc[0] == "end"
 
 
 def test_strategies_lists_examples_with_defaults() -> None:

@@ -12,9 +12,12 @@ from typer.testing import CliRunner
 from tradeloop.cli.app import app
 
 ORACLES = [
-    ("sma_10_30_btcusdt_1m_fee0.csv", "crypto_1m/binance_spot_2025/BTC_USDT-1m.normalized.csv", 0.0),
-    ("sma_10_30_btcusdt_1m_fee0.001.csv", "crypto_1m/binance_spot_2025/BTC_USDT-1m.feather",
-     0.001),
+    (
+        "sma_10_30_btcusdt_1m_fee0.csv",
+        "crypto_1m/binance_spot_2025/BTC_USDT-1m.normalized.csv",
+        0.0,
+    ),
+    ("sma_10_30_btcusdt_1m_fee0.001.csv", "crypto_1m/binance_spot_2025/BTC_USDT-1m.feather", 0.001),
     ("sma_10_30_synth100k_fee0.csv", "oracles/synth_100000.parquet", 0.0),
 ]
 
@@ -31,16 +34,38 @@ def test_backtest_cli_sma_cross_reproduces_oracle_trades(
     expected = pd.read_csv(shared_data / "oracles" / oracle)
     out = tmp_path / "run"
     # Act
-    result = CliRunner().invoke(app, [
-        "backtest", "--strategy", "sma_cross", "--data", str(shared_data / data),
-        "--param", "fast=10", "--param", "slow=30", "--balance", "10000", "--fee", str(fee),
-        "--out", str(out), "--no-report",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            "--strategy",
+            "sma_cross",
+            "--data",
+            str(shared_data / data),
+            "--param",
+            "fast=10",
+            "--param",
+            "slow=30",
+            "--balance",
+            "10000",
+            "--fee",
+            str(fee),
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+    )
     # Assert
     assert result.exit_code == 0, result.output
     ours = pd.read_csv(out / "trades.csv")
-    assert list(ours.columns[:6]) == ["entry_time", "exit_time", "entry_price", "exit_price",
-                                      "size", "pnl"]
+    assert list(ours.columns[:6]) == [
+        "entry_time",
+        "exit_time",
+        "entry_price",
+        "exit_price",
+        "size",
+        "pnl",
+    ]
     assert len(ours) == len(expected)
     assert (_times(ours.entry_time) == _times(expected.entry_time)).all()
     exits_ours, exits_ref = _times(ours.exit_time), _times(expected.exit_time)

@@ -96,8 +96,9 @@ def compute_metrics(
         Boolean per bar: a position was open at the close.
     """
     equity = np.asarray(equity, dtype=np.float64)
-    initial = float(initial_equity if initial_equity is not None else
-                    (equity[0] if equity.size else 0.0))
+    initial = float(
+        initial_equity if initial_equity is not None else (equity[0] if equity.size else 0.0)
+    )
     final = float(equity[-1]) if equity.size else initial
     total_return = final / initial - 1.0 if initial else 0.0
     series = np.concatenate(([initial], equity))
@@ -111,8 +112,9 @@ def compute_metrics(
         volatility = std * math.sqrt(ppy)
         sharpe = mean / std * math.sqrt(ppy) if std > 0 else 0.0
         downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)))
-        sortino = mean / downside * math.sqrt(ppy) if downside > 0 else (
-            math.inf if mean > 0 else 0.0)
+        sortino = (
+            mean / downside * math.sqrt(ppy) if downside > 0 else (math.inf if mean > 0 else 0.0)
+        )
     else:
         volatility = sharpe = sortino = 0.0
     years = (int(ts[-1]) + bar_ns - int(ts[0])) / _YEAR_NS if len(ts) else 0.0
@@ -132,8 +134,9 @@ def compute_metrics(
         avg_hold = float(np.mean([t.holding_ns for t in closed])) / 3.6e12
     else:
         win_rate = profit_factor = expectancy = avg_hold = math.nan
-    exposure = float(np.mean(exposure_mask)) if exposure_mask is not None and len(
-        exposure_mask) else 0.0
+    exposure = (
+        float(np.mean(exposure_mask)) if exposure_mask is not None and len(exposure_mask) else 0.0
+    )
     fees = float(sum(t.entry_fee + t.exit_fee for t in trades))
     return PerformanceMetrics(
         initial_equity=initial,

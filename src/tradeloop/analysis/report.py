@@ -69,48 +69,85 @@ def write_report(
     eq = equity[idx]
     peaks = np.maximum.accumulate(equity)[idx]
     drawdown = np.where(peaks > 0, eq / peaks - 1.0, 0.0) * 100
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
-                        vertical_spacing=0.04)
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04
+    )
     fig.add_trace(go.Scatter(x=times, y=eq, name="equity", line={"width": 1.5}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=times, y=drawdown, name="drawdown %", fill="tozeroy",
-                             line={"width": 1, "color": "crimson"}), row=2, col=1)
-    fig.update_layout(height=520, margin={"l": 40, "r": 20, "t": 30, "b": 30},
-                      title="Equity and drawdown")
+    fig.add_trace(
+        go.Scatter(
+            x=times,
+            y=drawdown,
+            name="drawdown %",
+            fill="tozeroy",
+            line={"width": 1, "color": "crimson"},
+        ),
+        row=2,
+        col=1,
+    )
+    fig.update_layout(
+        height=520, margin={"l": 40, "r": 20, "t": 30, "b": 30}, title="Equity and drawdown"
+    )
     parts = [fig.to_html(full_html=False, include_plotlyjs=True)]
 
     for symbol, bars in (prices or {}).items():
         sel = _decimate_index(len(bars), max_points)
         pfig = go.Figure()
-        pfig.add_trace(go.Scatter(x=bars.ts[sel].astype("datetime64[ns]"), y=bars.close[sel],
-                                  name=f"{symbol} close", line={"width": 1, "color": "#555"}))
+        pfig.add_trace(
+            go.Scatter(
+                x=bars.ts[sel].astype("datetime64[ns]"),
+                y=bars.close[sel],
+                name=f"{symbol} close",
+                line={"width": 1, "color": "#555"},
+            )
+        )
         sym_trades = [t for t in trades if t.symbol == symbol][: max_trade_rows * 4]
         if sym_trades:
             entries_long = [t for t in sym_trades if t.direction > 0]
             entries_short = [t for t in sym_trades if t.direction < 0]
-            for group, color, label in ((entries_long, "green", "long entry"),
-                                        (entries_short, "red", "short entry")):
+            for group, color, label in (
+                (entries_long, "green", "long entry"),
+                (entries_short, "red", "short entry"),
+            ):
                 if group:
-                    pfig.add_trace(go.Scatter(
-                        x=np.array([t.entry_ts for t in group]).astype("datetime64[ns]"),
-                        y=[t.entry_price for t in group], mode="markers", name=label,
-                        marker={"symbol": "triangle-up", "color": color, "size": 8}))
+                    pfig.add_trace(
+                        go.Scatter(
+                            x=np.array([t.entry_ts for t in group]).astype("datetime64[ns]"),
+                            y=[t.entry_price for t in group],
+                            mode="markers",
+                            name=label,
+                            marker={"symbol": "triangle-up", "color": color, "size": 8},
+                        )
+                    )
             exits = [t for t in sym_trades if t.is_closed]
             if exits:
-                pfig.add_trace(go.Scatter(
-                    x=np.array([t.exit_ts for t in exits]).astype("datetime64[ns]"),
-                    y=[t.exit_price for t in exits], mode="markers", name="exit",
-                    text=[t.exit_reason.value if t.exit_reason else "" for t in exits],
-                    marker={"symbol": "x", "color": "black", "size": 7}))
-        pfig.update_layout(height=420, title=f"{symbol} with trades",
-                           margin={"l": 40, "r": 20, "t": 40, "b": 30})
+                pfig.add_trace(
+                    go.Scatter(
+                        x=np.array([t.exit_ts for t in exits]).astype("datetime64[ns]"),
+                        y=[t.exit_price for t in exits],
+                        mode="markers",
+                        name="exit",
+                        text=[t.exit_reason.value if t.exit_reason else "" for t in exits],
+                        marker={"symbol": "x", "color": "black", "size": 7},
+                    )
+                )
+        pfig.update_layout(
+            height=420, title=f"{symbol} with trades", margin={"l": 40, "r": 20, "t": 40, "b": 30}
+        )
         parts.append(pfig.to_html(full_html=False, include_plotlyjs=False))
 
     metrics_rows = [(k, v) for k, v in summary.items() if not isinstance(v, dict | list)]
     trade_rows = [
-        (t.symbol, "long" if t.direction > 0 else "short", to_iso(t.entry_ts), t.entry_price,
-         to_iso(t.exit_ts) if t.exit_ts is not None else "open",
-         t.exit_price if t.exit_price is not None else "", t.quantity, t.pnl,
-         t.exit_reason.value if t.exit_reason else "")
+        (
+            t.symbol,
+            "long" if t.direction > 0 else "short",
+            to_iso(t.entry_ts),
+            t.entry_price,
+            to_iso(t.exit_ts) if t.exit_ts is not None else "open",
+            t.exit_price if t.exit_price is not None else "",
+            t.quantity,
+            t.pnl,
+            t.exit_reason.value if t.exit_reason else "",
+        )
         for t in trades[:max_trade_rows]
     ]
     shown = f" (first {max_trade_rows} of {len(trades)})" if len(trades) > max_trade_rows else ""
@@ -125,10 +162,24 @@ th {{ background: #f4f4f4; }}
 <h1>{html.escape(title)}</h1>
 <h2>Summary</h2>
 {_table(metrics_rows, ("metric", "value"))}
-{''.join(parts)}
+{"".join(parts)}
 <h2>Trades{shown}</h2>
-{_table(trade_rows, ("symbol", "side", "entry time", "entry price", "exit time", "exit price",
-                     "size", "pnl", "exit reason"))}
+{
+        _table(
+            trade_rows,
+            (
+                "symbol",
+                "side",
+                "entry time",
+                "entry price",
+                "exit time",
+                "exit price",
+                "size",
+                "pnl",
+                "exit reason",
+            ),
+        )
+    }
 </body></html>
 """
     tmp = out.with_suffix(out.suffix + ".tmp")

@@ -63,11 +63,22 @@ class _LazyProgress:
         if self.progress is None:
             if time.perf_counter() - self.started < 1.0 or not err_console.is_terminal:
                 return
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
-            self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), console=err_console, transient=True)
+            self.progress = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
             self.progress.start()
             self.task = self.progress.add_task(self.label, total=total)
         self.progress.update(self.task, completed=done)
@@ -91,33 +102,54 @@ def _fmt_metric(key: str, value: object) -> str:
 
 @app.command()
 def backtest(
-    strategy: Annotated[str, typer.Option("--strategy", "-s",
-                                          help="Strategy name (see `tradeloop strategies`), "
-                                          "pkg.module:Class or file.py:Class.")],
-    data: Annotated[list[Path], typer.Option("--data", "-d",
-                                             help="OHLCV file (CSV, CSV.gz, Parquet, feather). "
-                                             "Repeat for a multi-symbol portfolio.")],
-    symbol: Annotated[list[str] | None, typer.Option(
-        "--symbol", help="Symbol for the matching --data file (default: from the file name).")]
-    = None,
-    timeframe: Annotated[str | None, typer.Option(
-        "--timeframe", "-t", help="Trading timeframe, e.g. 15m; finer data is resampled.")]
-    = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            "-s",
+            help="Strategy name (see `tradeloop strategies`), pkg.module:Class or file.py:Class.",
+        ),
+    ],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            "-d",
+            help="OHLCV file (CSV, CSV.gz, Parquet, feather). Repeat for a multi-symbol portfolio.",
+        ),
+    ],
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbol", help="Symbol for the matching --data file (default: from the file name)."
+        ),
+    ] = None,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframe", "-t", help="Trading timeframe, e.g. 15m; finer data is resampled."
+        ),
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First bar (UTC date or ISO time).")] = None,
-    end: Annotated[str | None, typer.Option(help="End, exclusive (UTC date or ISO time).")]
-    = None,
+    end: Annotated[str | None, typer.Option(help="End, exclusive (UTC date or ISO time).")] = None,
     balance: Annotated[float, typer.Option(help="Starting cash.")] = 10_000.0,
-    fee: Annotated[float, typer.Option(help="Commission per fill as a fraction (0.001 = 0.1%).")]
-    = 0.0,
+    fee: Annotated[
+        float, typer.Option(help="Commission per fill as a fraction (0.001 = 0.1%).")
+    ] = 0.0,
     slippage_bps: Annotated[float, typer.Option(help="Adverse slippage in basis points.")] = 0.0,
-    fill: Annotated[str, typer.Option(help="Fill market orders at 'next_open' or 'close'.")]
-    = "next_open",
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="Strategy parameter key=value (repeatable).")] = None,
-    close_at_end: Annotated[bool, typer.Option(
-        help="Close positions still open at the end (exit reason 'end').")] = False,
-    out: Annotated[Path | None, typer.Option(
-        help="Output folder (default: output/<strategy>-<UTC time>).")] = None,
+    fill: Annotated[
+        str, typer.Option(help="Fill market orders at 'next_open' or 'close'.")
+    ] = "next_open",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
+    ] = None,
+    close_at_end: Annotated[
+        bool, typer.Option(help="Close positions still open at the end (exit reason 'end').")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: output/<strategy>-<UTC time>).")
+    ] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     ts_col: Annotated[str | None, typer.Option(help="Timestamp column name.")] = None,
     open_col: Annotated[str | None, typer.Option(help="Open column name.")] = None,
@@ -125,15 +157,20 @@ def backtest(
     low_col: Annotated[str | None, typer.Option(help="Low column name.")] = None,
     close_col: Annotated[str | None, typer.Option(help="Close column name.")] = None,
     volume_col: Annotated[str | None, typer.Option(help="Volume column name.")] = None,
-    time_unit: Annotated[str | None, typer.Option(
-        help="Unit of integer timestamps: s, ms, us or ns (default: detected).")] = None,
-    repair: Annotated[bool, typer.Option(
-        help="Sort rows and drop duplicate timestamps (counts are logged) instead of failing.")]
-    = False,
-    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")]
-    = Path("strategies"),
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
-    = False,
+    time_unit: Annotated[
+        str | None,
+        typer.Option(help="Unit of integer timestamps: s, ms, us or ns (default: detected)."),
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="Sort rows and drop duplicate timestamps (counts are logged) instead of failing."
+        ),
+    ] = False,
+    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
+        "strategies"
+    ),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Backtest a strategy on one or more OHLCV files and write trades, equity and a report.
 
@@ -153,11 +190,17 @@ def backtest(
                 f"give one --symbol per --data file ({len(symbols)} symbols, {len(data)} files)"
             )
         columns = ColumnMap(ts_col, open_col, high_col, low_col, close_col, volume_col)
-        any_column = any(v is not None for v in (ts_col, open_col, high_col, low_col, close_col,
-                                                 volume_col))
+        any_column = any(
+            v is not None for v in (ts_col, open_col, high_col, low_col, close_col, volume_col)
+        )
         specs = [
-            DataSpec(path, symbols[k] if symbols else None, columns if any_column else None,
-                     time_unit, repair)
+            DataSpec(
+                path,
+                symbols[k] if symbols else None,
+                columns if any_column else None,
+                time_unit,
+                repair,
+            )
             for k, path in enumerate(data)
         ]
         config = BacktestConfig(
@@ -174,39 +217,67 @@ def backtest(
         progress = _LazyProgress("backtest")
         started = time.perf_counter()
         try:
-            result, loaded = run_backtest(strategy, specs, config, params,
-                                          strategies_dir=strategies_dir, progress=progress)
+            result, loaded = run_backtest(
+                strategy, specs, config, params, strategies_dir=strategies_dir, progress=progress
+            )
         finally:
             progress.close()
         elapsed = time.perf_counter() - started
         stamp = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
         folder = out or Path("output") / f"{result.strategy}-{stamp}"
         provenance = {
-            "files": [{"path": str(item.source), "symbol": item.bars.symbol,
-                       "timeframe": item.timeframe, "rows": len(item.bars),
-                       "repaired": item.repaired} for item in loaded],
+            "files": [
+                {
+                    "path": str(item.source),
+                    "symbol": item.bars.symbol,
+                    "timeframe": item.timeframe,
+                    "rows": len(item.bars),
+                    "repaired": item.repaired,
+                }
+                for item in loaded
+            ],
             "command": " ".join(sys.argv),
         }
-        prices = {s: result_bars for s, result_bars in
-                  ((item.bars.symbol, item.bars) for item in loaded)}
-        paths = write_outputs(result, folder, report=report, prices=prices,
-                              provenance=provenance)
+        prices = {
+            s: result_bars for s, result_bars in ((item.bars.symbol, item.bars) for item in loaded)
+        }
+        paths = write_outputs(result, folder, report=report, prices=prices, provenance=provenance)
     except TradeloopError as exc:
         raise _fail(exc) from None
 
     summary = result.summary()
-    table = Table(title=f"{result.strategy} · {', '.join(result.symbols)} · {result.timeframe}",
-                  show_header=False)
+    table = Table(
+        title=f"{result.strategy} · {', '.join(result.symbols)} · {result.timeframe}",
+        show_header=False,
+    )
     table.add_column("metric", style="cyan")
     table.add_column("value", justify="right")
-    for key in ("start", "end", "bars", "total_return", "cagr", "max_drawdown", "sharpe",
-                "sortino", "win_rate", "profit_factor", "expectancy", "exposure", "trade_count",
-                "avg_holding_hours", "total_pnl", "fees_paid", "final_equity",
-                "open_positions_at_end", "rejected_orders"):
+    for key in (
+        "start",
+        "end",
+        "bars",
+        "total_return",
+        "cagr",
+        "max_drawdown",
+        "sharpe",
+        "sortino",
+        "win_rate",
+        "profit_factor",
+        "expectancy",
+        "exposure",
+        "trade_count",
+        "avg_holding_hours",
+        "total_pnl",
+        "fees_paid",
+        "final_equity",
+        "open_positions_at_end",
+        "rejected_orders",
+    ):
         table.add_row(key, _fmt_metric(key, summary[key]))
     if result.intrabar.get("drilled"):
-        table.add_row("intrabar drill-downs", ", ".join(f"{k}={v}" for k, v in
-                                                        result.intrabar.items()))
+        table.add_row(
+            "intrabar drill-downs", ", ".join(f"{k}={v}" for k, v in result.intrabar.items())
+        )
     console.print(table)
     rate = result.bars_processed / elapsed if elapsed > 0 else float("inf")
     console.print(f"{result.bars_processed:,} bars in {elapsed:.2f}s ({rate:,.0f} bars/s)")
@@ -224,10 +295,12 @@ def backtest(
 
 @app.command()
 def strategies(
-    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")]
-    = Path("strategies"),
-    detail: Annotated[bool, typer.Option("--detail", help="Show each parameter's type, "
-                                         "bounds and help.")] = False,
+    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
+        "strategies"
+    ),
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Show each parameter's type, bounds and help.")
+    ] = False,
 ) -> None:
     """List the strategies found in the bundled examples and in the user strategies folder."""
     setup_logging()
@@ -251,8 +324,13 @@ def strategies(
         else:
             params = "\n".join(f"{k}={p.default!r}" for k, p in declared.items())
         origin = "example" if info.origin.startswith("tradeloop.") else info.origin
-        table.add_row(name, info.cls.describe(), ", ".join(info.cls.timeframes) or "data's",
-                      params or "-", origin)
+        table.add_row(
+            name,
+            info.cls.describe(),
+            ", ".join(info.cls.timeframes) or "data's",
+            params or "-",
+            origin,
+        )
     console.print(table)
 
 

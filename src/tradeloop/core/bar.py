@@ -61,8 +61,18 @@ class BarArrays:
     Arrays are read-only numpy arrays; slicing returns views, never copies.
     """
 
-    __slots__ = ("close", "cvd", "high", "low", "open", "open_interest", "symbol", "timeframe",
-                 "ts", "volume")
+    __slots__ = (
+        "close",
+        "cvd",
+        "high",
+        "low",
+        "open",
+        "open_interest",
+        "symbol",
+        "timeframe",
+        "ts",
+        "volume",
+    )
 
     def __init__(
         self,
@@ -127,7 +137,7 @@ class BarArrays:
 
 
 def _readonly(values: np.ndarray, dtype: type) -> np.ndarray:
-    arr = np.asarray(values, dtype=dtype)
+    arr: np.ndarray = np.asarray(values, dtype=dtype)
     if arr.flags.writeable and arr.base is None:
         arr.flags.writeable = False
     elif arr.flags.writeable:

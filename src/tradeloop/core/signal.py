@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from tradeloop.core.errors import ConfigError
 
-__all__ = ["SignalAction", "SizeMode", "Signal"]
+__all__ = ["Signal", "SignalAction", "SizeMode"]
 
 
 class SignalAction(StrEnum):

@@ -19,13 +19,25 @@ __all__ = [
     "bucket_start",
     "is_bar_complete",
     "next_lower_timeframe",
+    "timeframe_from_ns",
     "timeframe_minutes",
     "timeframe_ns",
-    "timeframe_from_ns",
 ]
 
 STANDARD_TIMEFRAMES: tuple[str, ...] = (
-    "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "1w",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "1w",
 )
 
 # The chain used to drill into a bar whose stop-loss and take-profit are both in range.
@@ -51,9 +63,7 @@ def timeframe_minutes(tf: str) -> int:
     """
     match = _PATTERN.match(tf)
     if match is None or int(match.group(1)) <= 0:
-        raise ConfigError(
-            f"unknown timeframe {tf!r}; use e.g. {', '.join(STANDARD_TIMEFRAMES)}"
-        )
+        raise ConfigError(f"unknown timeframe {tf!r}; use e.g. {', '.join(STANDARD_TIMEFRAMES)}")
     return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
 
 

@@ -79,8 +79,12 @@ class BacktestEngine:
             raise strategy_error(strategy, exc, None) from exc
         logger.info(
             "backtest start",
-            extra={"strategy": strategy.strategy_name(), "params": dict(strategy.params),
-                   "config": asdict(self.config), "steps": n_steps},
+            extra={
+                "strategy": strategy.strategy_name(),
+                "params": dict(strategy.params),
+                "config": asdict(self.config),
+                "steps": n_steps,
+            },
         )
         every = max(1, n_steps // 100)
         base = market.base_timeframe
@@ -104,8 +108,17 @@ class BacktestEngine:
                 new_bar[0] = idx[0] >= 0
                 new_bar[1:] = idx[1:] != idx[:-1]
             new_bar &= idx >= 0
-            lanes.append((symbol, idx.tolist(), new_bar.tolist(), arrays.open.tolist(),
-                          arrays.high.tolist(), arrays.low.tolist(), arrays.close.tolist()))
+            lanes.append(
+                (
+                    symbol,
+                    idx.tolist(),
+                    new_bar.tolist(),
+                    arrays.open.tolist(),
+                    arrays.high.tolist(),
+                    arrays.low.tolist(),
+                    arrays.close.tolist(),
+                )
+            )
         primary_idx = lanes[0][1]
         single = len(lanes) == 1 and all(lanes[0][2])
         last_close = lanes[0][6]
@@ -113,7 +126,15 @@ class BacktestEngine:
         step = -1
         try:
             if single:
-                _, _, _, o, h, lo, c, = lanes[0]
+                (
+                    _,
+                    _,
+                    _,
+                    o,
+                    h,
+                    lo,
+                    c,
+                ) = lanes[0]
                 for step in range(n_steps):
                     ts = ts_list[step]
                     broker.step = step
@@ -174,13 +195,20 @@ class BacktestEngine:
             prices = {}
             for symbol in portfolio.positions:
                 arrays = market.series[(symbol, market.base_timeframe)]
-                prices[symbol] = float(arrays.close[market.index_at_step(symbol,
-                                                    market.base_timeframe)[last_step]])
+                prices[symbol] = float(
+                    arrays.close[market.index_at_step(symbol, market.base_timeframe)[last_step]]
+                )
             broker.close_all(int(market.step_ts[last_step]), prices)
         equity, cash, exposure = self._equity_curve(n_steps)
         trades = list(portfolio.trades) + broker.open_trades()
-        metrics = compute_metrics(equity, market.step_ts, portfolio.trades, market.base_ns,
-                                  initial_equity=self.config.balance, exposure_mask=exposure)
+        metrics = compute_metrics(
+            equity,
+            market.step_ts,
+            portfolio.trades,
+            market.base_ns,
+            initial_equity=self.config.balance,
+            exposure_mask=exposure,
+        )
         strategy = self.strategy
         return BacktestResult(
             strategy=strategy.strategy_name(),

@@ -62,15 +62,17 @@ class MarketData:
                 raise DataError("no bars", file=symbol)
             for tf in timeframes:
                 built = self._build(symbol, src, tf)
-                lo = 0 if start is None or tf != base_timeframe else int(
-                    np.searchsorted(built.ts, start, side="left"))
+                lo = (
+                    0
+                    if start is None or tf != base_timeframe
+                    else int(np.searchsorted(built.ts, start, side="left"))
+                )
                 hi = len(built) if end is None else int(np.searchsorted(built.ts, end, "left"))
                 if hi <= lo:
-                    raise DataError(
-                        f"no {tf} bars in the selected range", file=symbol
-                    )
-                self.series[(symbol, tf)] = built if (lo, hi) == (0, len(built)) else built.slice(
-                    lo, hi)
+                    raise DataError(f"no {tf} bars in the selected range", file=symbol)
+                self.series[(symbol, tf)] = (
+                    built if (lo, hi) == (0, len(built)) else built.slice(lo, hi)
+                )
         self.symbols: tuple[str, ...] = tuple(sources)
         self.step_ts: np.ndarray = np.unique(
             np.concatenate([self.series[(s, base_timeframe)].ts for s in self.symbols])
@@ -108,8 +110,9 @@ class MarketData:
             key: SeriesTimeline(arrays, self.index_at_step(*key))
             for key, arrays in self.series.items()
         }
-        return MarketView(self.symbols, self.base_timeframe, timelines, self.instruments,
-                          self.step_ts)
+        return MarketView(
+            self.symbols, self.base_timeframe, timelines, self.instruments, self.step_ts
+        )
 
     # -- IntrabarSource --------------------------------------------------------------------
     def sub_bars(self, symbol: str, timeframe: str, ts_open: int) -> BarArrays | None:

@@ -59,30 +59,39 @@ def write_outputs(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     trades = result.trades
-    trade_table = pa.table({
-        "entry_time": _ts_column([t.entry_ts for t in trades]),
-        "exit_time": _ts_column([t.exit_ts for t in trades]),
-        "entry_price": pa.array([t.entry_price for t in trades], type=pa.float64()),
-        "exit_price": pa.array([t.exit_price for t in trades], type=pa.float64()),
-        "size": pa.array([t.quantity for t in trades], type=pa.float64()),
-        "pnl": pa.array([t.pnl if t.is_closed else None for t in trades], type=pa.float64()),
-        "symbol": pa.array([t.symbol for t in trades], type=pa.string()),
-        "side": pa.array(["long" if t.direction > 0 else "short" for t in trades]),
-        "fees": pa.array([t.fees for t in trades], type=pa.float64()),
-        "pnl_pct": pa.array([t.pnl_pct if t.is_closed else None for t in trades],
-                            type=pa.float64()),
-        "exit_reason": pa.array([t.exit_reason.value if t.exit_reason else None
-                                 for t in trades], type=pa.string()),
-    })
-    paths = {"trades": folder / "trades.csv", "equity": folder / "equity.csv",
-             "summary": folder / "summary.json"}
+    trade_table = pa.table(
+        {
+            "entry_time": _ts_column([t.entry_ts for t in trades]),
+            "exit_time": _ts_column([t.exit_ts for t in trades]),
+            "entry_price": pa.array([t.entry_price for t in trades], type=pa.float64()),
+            "exit_price": pa.array([t.exit_price for t in trades], type=pa.float64()),
+            "size": pa.array([t.quantity for t in trades], type=pa.float64()),
+            "pnl": pa.array([t.pnl if t.is_closed else None for t in trades], type=pa.float64()),
+            "symbol": pa.array([t.symbol for t in trades], type=pa.string()),
+            "side": pa.array(["long" if t.direction > 0 else "short" for t in trades]),
+            "fees": pa.array([t.fees for t in trades], type=pa.float64()),
+            "pnl_pct": pa.array(
+                [t.pnl_pct if t.is_closed else None for t in trades], type=pa.float64()
+            ),
+            "exit_reason": pa.array(
+                [t.exit_reason.value if t.exit_reason else None for t in trades], type=pa.string()
+            ),
+        }
+    )
+    paths = {
+        "trades": folder / "trades.csv",
+        "equity": folder / "equity.csv",
+        "summary": folder / "summary.json",
+    }
     _write_csv(trade_table, paths["trades"])
-    equity_table = pa.table({
-        "timestamp": pa.array(result.ts, type=pa.int64()).cast(_TS_TYPE),
-        "equity": pa.array(result.equity, type=pa.float64()),
-        "cash": pa.array(result.cash, type=pa.float64()),
-        "in_position": pa.array(result.exposure, type=pa.bool_()),
-    })
+    equity_table = pa.table(
+        {
+            "timestamp": pa.array(result.ts, type=pa.int64()).cast(_TS_TYPE),
+            "equity": pa.array(result.equity, type=pa.float64()),
+            "cash": pa.array(result.cash, type=pa.float64()),
+            "in_position": pa.array(result.exposure, type=pa.bool_()),
+        }
+    )
     _write_csv(equity_table, paths["equity"])
     summary = result.summary()
     summary["config"] = result.config

@@ -48,8 +48,13 @@ def load_data(specs: Sequence[DataSpec]) -> list[LoadedBars]:
     loaded: list[LoadedBars] = []
     seen: dict[str, str] = {}
     for spec in specs:
-        item = load_ohlcv(spec.path, symbol=spec.symbol, columns=spec.columns,
-                          time_unit=spec.time_unit, repair=spec.repair)
+        item = load_ohlcv(
+            spec.path,
+            symbol=spec.symbol,
+            columns=spec.columns,
+            time_unit=spec.time_unit,
+            repair=spec.repair,
+        )
         symbol = item.bars.symbol
         if symbol in seen:
             raise ConfigError(
@@ -66,7 +71,8 @@ def _instrument(item: LoadedBars, config: BacktestConfig) -> Instrument:
         tick_size=item.tick_size,
         maker_fee=config.fee,
         taker_fee=config.fee,
-        quote_currency=item.bars.symbol.split("/")[-1].split(":")[0] if "/" in item.bars.symbol
+        quote_currency=item.bars.symbol.split("/")[-1].split(":")[0]
+        if "/" in item.bars.symbol
         else "USD",
     )
 
@@ -86,8 +92,9 @@ def run_on_bars(
     """
     instruments = dict(instruments or {})
     for symbol in bars:
-        instruments.setdefault(symbol, Instrument(symbol, maker_fee=config.fee,
-                                                  taker_fee=config.fee))
+        instruments.setdefault(
+            symbol, Instrument(symbol, maker_fee=config.fee, taker_fee=config.fee)
+        )
     data_tf = max((b.timeframe for b in bars.values()), key=timeframe_minutes)
     declared = tuple(strategy.timeframes)
     base = config.timeframe or (declared[0] if declared else data_tf)
@@ -99,8 +106,14 @@ def run_on_bars(
             f"strategy '{strategy.strategy_name()}' trades {missing} but the data holds "
             f"{list(bars)}; pass a --data file for each (or --symbol to name one)"
         )
-    market = MarketData({s: bars[s] for s in symbols}, {s: instruments[s] for s in symbols},
-                        base, extra, start=config.start, end=config.end)
+    market = MarketData(
+        {s: bars[s] for s in symbols},
+        {s: instruments[s] for s in symbols},
+        base,
+        extra,
+        start=config.start,
+        end=config.end,
+    )
     return BacktestEngine(strategy, market, config).run(progress)
 
 

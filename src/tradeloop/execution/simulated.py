@@ -121,9 +121,7 @@ class SimulatedBroker:
             type=OrderType.MARKET,
             quantity=signal.size if signal.size_mode is SizeMode.QUANTITY else 0.0,
             ts_created=ts_ns,
-            equity_fraction=(
-                signal.size if signal.size_mode is SizeMode.EQUITY_FRACTION else None
-            ),
+            equity_fraction=(signal.size if signal.size_mode is SizeMode.EQUITY_FRACTION else None),
             reduce_only=signal.action is SignalAction.CLOSE,
             tag=signal.tag,
         )
@@ -160,20 +158,36 @@ class SimulatedBroker:
     def close_all(self, ts_ns: int, prices: dict[str, float]) -> None:
         """Close every open position at ``prices`` with exit reason ``end``."""
         for symbol in list(self.portfolio.positions):
-            self._close(self.portfolio.positions[symbol], ts_ns, prices[symbol],
-                        ExitReason.END, maker=False)
+            self._close(
+                self.portfolio.positions[symbol], ts_ns, prices[symbol], ExitReason.END, maker=False
+            )
 
     def open_trades(self) -> list[Trade]:
         """Return the open positions as trades without an exit."""
         out = []
         for pos in self.portfolio.positions.values():
             out.append(
-                Trade(pos.id, pos.symbol, pos.direction, pos.quantity, pos.entry_ts,
-                      pos.entry_price, None, None, pos.entry_fee, 0.0,
-                      pnl_for(pos.direction, pos.quantity, pos.entry_price,
-                              self.portfolio.marks.get(pos.symbol, pos.entry_price))
-                      - pos.entry_fee,
-                      None, pos.tag)
+                Trade(
+                    pos.id,
+                    pos.symbol,
+                    pos.direction,
+                    pos.quantity,
+                    pos.entry_ts,
+                    pos.entry_price,
+                    None,
+                    None,
+                    pos.entry_fee,
+                    0.0,
+                    pnl_for(
+                        pos.direction,
+                        pos.quantity,
+                        pos.entry_price,
+                        self.portfolio.marks.get(pos.symbol, pos.entry_price),
+                    )
+                    - pos.entry_fee,
+                    None,
+                    pos.tag,
+                )
             )
         return out
 
@@ -193,23 +207,24 @@ class SimulatedBroker:
             if pos is None:
                 self._reject(ts_ns, symbol, "no_position")
                 return
-            self._close(pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL,
-                        maker=False)
+            self._close(
+                pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL, maker=False
+            )
             return
         direction = 1 if signal.action is SignalAction.OPEN_LONG else -1
         if pos is not None:
             if pos.direction == direction:
                 self._reject(ts_ns, symbol, "already_open", "position in this direction is open")
                 return
-            self._close(pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL,
-                        maker=False)
+            self._close(
+                pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL, maker=False
+            )
         self._open(order, signal, direction, ts_ns, self._slipped(price, direction))
 
     def _slipped(self, price: float, direction: int) -> float:
         return price * (1.0 + direction * self._slip) if self._slip else price
 
-    def _open(self, order: Order, signal: Signal, direction: int, ts_ns: int,
-              price: float) -> None:
+    def _open(self, order: Order, signal: Signal, direction: int, ts_ns: int, price: float) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
         fee_rate = instrument.taker_fee
@@ -221,16 +236,24 @@ class SimulatedBroker:
         else:
             quantity = order.quantity
             if direction > 0 and quantity * price * (1.0 + fee_rate) > portfolio.balance:
-                self._reject(ts_ns, order.symbol, "insufficient_cash",
-                             f"{quantity} at {price} needs more than {portfolio.balance:.2f}")
+                self._reject(
+                    ts_ns,
+                    order.symbol,
+                    "insufficient_cash",
+                    f"{quantity} at {price} needs more than {portfolio.balance:.2f}",
+                )
                 return
         quantity = instrument.round_quantity(quantity)
         if not quantity > 0:
             self._reject(ts_ns, order.symbol, "zero_quantity", "size rounds to zero lots")
             return
         if quantity * price < instrument.min_notional:
-            self._reject(ts_ns, order.symbol, "min_notional",
-                         f"{quantity * price:.8g} < {instrument.min_notional}")
+            self._reject(
+                ts_ns,
+                order.symbol,
+                "min_notional",
+                f"{quantity * price:.8g} < {instrument.min_notional}",
+            )
             return
         fee = fee_for(quantity, price, fee_rate)
         portfolio.balance -= direction * quantity * price + fee
@@ -252,27 +275,59 @@ class SimulatedBroker:
         )
         portfolio.positions[order.symbol] = pos
         portfolio.marks[order.symbol] = price
-        self._fills.append(Fill(order.id, order.symbol,
-                                OrderSide.BUY if direction > 0 else OrderSide.SELL,
-                                quantity, price, fee, ts_ns, "entry"))
+        self._fills.append(
+            Fill(
+                order.id,
+                order.symbol,
+                OrderSide.BUY if direction > 0 else OrderSide.SELL,
+                quantity,
+                price,
+                fee,
+                ts_ns,
+                "entry",
+            )
+        )
         self._record(order.symbol, direction * quantity)
 
-    def _close(self, pos: Position, ts_ns: int, price: float, reason: ExitReason,
-               *, maker: bool) -> None:
+    def _close(
+        self, pos: Position, ts_ns: int, price: float, reason: ExitReason, *, maker: bool
+    ) -> None:
         instrument = self.instruments[pos.symbol]
         fee = fee_for(pos.quantity, price, instrument.maker_fee if maker else instrument.taker_fee)
         portfolio = self.portfolio
         portfolio.balance += pos.direction * pos.quantity * price - fee
         pnl = pnl_for(pos.direction, pos.quantity, pos.entry_price, price) - pos.entry_fee - fee
         portfolio.trades.append(
-            Trade(pos.id, pos.symbol, pos.direction, pos.quantity, pos.entry_ts, pos.entry_price,
-                  ts_ns, price, pos.entry_fee, fee, pnl, reason, pos.tag)
+            Trade(
+                pos.id,
+                pos.symbol,
+                pos.direction,
+                pos.quantity,
+                pos.entry_ts,
+                pos.entry_price,
+                ts_ns,
+                price,
+                pos.entry_fee,
+                fee,
+                pnl,
+                reason,
+                pos.tag,
+            )
         )
         del portfolio.positions[pos.symbol]
         portfolio.marks[pos.symbol] = price
-        self._fills.append(Fill(0, pos.symbol,
-                                OrderSide.SELL if pos.direction > 0 else OrderSide.BUY,
-                                pos.quantity, price, fee, ts_ns, reason.value))
+        self._fills.append(
+            Fill(
+                0,
+                pos.symbol,
+                OrderSide.SELL if pos.direction > 0 else OrderSide.BUY,
+                pos.quantity,
+                price,
+                fee,
+                ts_ns,
+                reason.value,
+            )
+        )
         self._record(pos.symbol, 0.0)
 
     def _record(self, symbol: str, signed_qty: float) -> None:
@@ -314,7 +369,8 @@ class SimulatedBroker:
         stop_hit = stop is not None and (low <= stop if long else h >= stop)
         tp_hit = tp is not None and (h >= tp if long else low <= tp)
         if stop_hit and tp_hit:
-            assert stop is not None and tp is not None
+            assert stop is not None
+            assert tp is not None
             first = self._drill(pos.symbol, self.timeframe, ts_ns, long, stop, tp, top=True)
             stop_hit, tp_hit = first == "stop", first == "tp"
         if stop_hit:
@@ -330,8 +386,17 @@ class SimulatedBroker:
             if anchor != pos.trail_anchor:
                 self.portfolio.positions[pos.symbol] = _with_anchor(pos, anchor)
 
-    def _drill(self, symbol: str, timeframe: str, ts_open: int, long: bool, stop: float,
-               tp: float, *, top: bool = False) -> Literal["stop", "tp"]:
+    def _drill(
+        self,
+        symbol: str,
+        timeframe: str,
+        ts_open: int,
+        long: bool,
+        stop: float,
+        tp: float,
+        *,
+        top: bool = False,
+    ) -> Literal["stop", "tp"]:
         if top:
             self.intrabar_stats.drilled += 1
         sub = self.intrabar.sub_bars(symbol, timeframe, ts_open) if self.intrabar else None
@@ -354,6 +419,17 @@ class SimulatedBroker:
 
 
 def _with_anchor(pos: Position, anchor: float) -> Position:
-    return Position(pos.id, pos.symbol, pos.direction, pos.quantity, pos.entry_price,
-                    pos.entry_ts, pos.entry_fee, pos.stop_loss, pos.take_profit,
-                    pos.trail_fraction, anchor, pos.tag)
+    return Position(
+        pos.id,
+        pos.symbol,
+        pos.direction,
+        pos.quantity,
+        pos.entry_price,
+        pos.entry_ts,
+        pos.entry_fee,
+        pos.stop_loss,
+        pos.take_profit,
+        pos.trail_fraction,
+        anchor,
+        pos.tag,
+    )

@@ -29,6 +29,8 @@ __all__: list[str] = []
 _REBUILD_EVERY = 256
 # The variance kernel re-centres its sums on each rebuild, so it rebuilds more often.
 _REBUILD_EVERY_VAR = 64
+# Windows up to this length are computed directly (two-pass) at every step.
+_DIRECT_VAR_MAX_N = 16
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -155,13 +157,14 @@ def rolling_wma_nb(x: np.ndarray, n: int) -> np.ndarray:
 
 @njit(cache=True)
 def rolling_mean_std_nb(x: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rolling mean and standard deviation from shifted, compensated running sums.
+    """Rolling mean and standard deviation from shifted running sums.
 
     The sums are of ``x - shift`` and ``(x - shift)**2``, where ``shift`` is the window mean
     at the last rebuild; keeping the terms small avoids the cancellation that plain sums of
     squares (and Welford add/remove updates) suffer when the variance is tiny next to the
     level, e.g. a 2-bar std of 0.03 on a price of 4000. A window of ``n`` identical values
-    gets exactly that value as mean and exactly 0.0 as std.
+    gets exactly that value as mean and exactly 0.0 as std. Windows of up to
+    ``_DIRECT_VAR_MAX_N`` values are computed two-pass at every step.
     """
     size = x.shape[0]
     mean_out = np.full(size, np.nan)
@@ -171,9 +174,7 @@ def rolling_mean_std_nb(x: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, n
     rebuild = max(n, _REBUILD_EVERY_VAR)
     shift = 0.0
     s1 = 0.0
-    c1 = 0.0
     s2 = 0.0
-    c2 = 0.0
     clean = False
     since = 0
     run = 0  # length of the current run of identical consecutive values
@@ -192,36 +193,32 @@ def rolling_mean_std_nb(x: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, n
         if bad > 0:
             clean = False
             continue
-        if not clean or since >= rebuild:
+        if not clean or since >= rebuild or n <= _DIRECT_VAR_MAX_N:
+            # Re-centre on the exact window mean (two-pass); short windows always do this.
             shift = 0.0
             for j in range(i - n + 1, i + 1):
                 shift += x[j]
             shift /= n
             s1 = 0.0
-            c1 = 0.0
             s2 = 0.0
-            c2 = 0.0
             for j in range(i - n + 1, i + 1):
                 d = x[j] - shift
-                s1, c1 = _neumaier_add(s1, c1, d)
-                s2, c2 = _neumaier_add(s2, c2, d * d)
+                s1 += d
+                s2 += d * d
             clean = True
             since = 0
         else:
             d_new = x[i] - shift
             d_old = x[i - n] - shift
-            s1, c1 = _neumaier_add(s1, c1, d_new)
-            s1, c1 = _neumaier_add(s1, c1, -d_old)
-            s2, c2 = _neumaier_add(s2, c2, d_new * d_new)
-            s2, c2 = _neumaier_add(s2, c2, -(d_old * d_old))
+            s1 += d_new - d_old
+            s2 += (d_new - d_old) * (d_new + d_old)
             since += 1
         if run >= n:
             mean_out[i] = x[i]
             std_out[i] = 0.0
         else:
-            t1 = s1 + c1
-            mean_out[i] = shift + t1 / n
-            std_out[i] = np.sqrt(max((s2 + c2) - t1 * t1 / n, 0.0) / (n - ddof))
+            mean_out[i] = shift + s1 / n
+            std_out[i] = np.sqrt(max(s2 - s1 * s1 / n, 0.0) / (n - ddof))
     return mean_out, std_out
 
 

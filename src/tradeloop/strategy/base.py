@@ -129,7 +129,8 @@ def strategy_error(strategy: Strategy, exc: BaseException, ts_ns: int | None) ->
         exc,
         extra={"strategy": strategy.strategy_name(), "bar_time": when},
     )
-    err = StrategyError(f"{type(exc).__name__}: {exc}", strategy=strategy.strategy_name(),
-                        time_iso=when)
+    err = StrategyError(
+        f"{type(exc).__name__}: {exc}", strategy=strategy.strategy_name(), time_iso=when
+    )
     err.__cause__ = exc
     return err

@@ -30,10 +30,10 @@ class Param:
         self,
         default: int | float | bool | str,
         *,
-        min: float | None = None,  # noqa: A002 - mirrors the user-facing keyword
-        max: float | None = None,  # noqa: A002
+        min: float | None = None,
+        max: float | None = None,
         choices: tuple[Any, ...] | None = None,
-        help: str = "",  # noqa: A002
+        help: str = "",
     ) -> None:
         self.default = default
         self.type: type = type(default)
@@ -56,9 +56,13 @@ class Param:
         """
         converted = self._convert(value)
         if self.min is not None and converted < self.min:
-            raise ConfigError(f"parameter {self.name}={converted!r} is below its minimum {self.min}")
+            raise ConfigError(
+                f"parameter {self.name}={converted!r} is below its minimum {self.min}"
+            )
         if self.max is not None and converted > self.max:
-            raise ConfigError(f"parameter {self.name}={converted!r} is above its maximum {self.max}")
+            raise ConfigError(
+                f"parameter {self.name}={converted!r} is above its maximum {self.max}"
+            )
         if self.choices is not None and converted not in self.choices:
             raise ConfigError(
                 f"parameter {self.name}={converted!r} is not one of {list(self.choices)}"
@@ -98,8 +102,10 @@ class Param:
         """Return a one-line description for listings."""
         parts = [f"{self.type.__name__} = {self.default!r}"]
         if self.min is not None or self.max is not None:
-            parts.append(f"range [{self.min if self.min is not None else '-inf'}, "
-                         f"{self.max if self.max is not None else 'inf'}]")
+            parts.append(
+                f"range [{self.min if self.min is not None else '-inf'}, "
+                f"{self.max if self.max is not None else 'inf'}]"
+            )
         if self.choices:
             parts.append(f"one of {list(self.choices)}")
         if self.help:

@@ -50,7 +50,9 @@ def _load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise ConfigError(f"strategy file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            f"strategy file {path} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
     return module
 
 
@@ -85,8 +87,9 @@ def discover_strategies(user_dir: str | Path | None = "strategies") -> dict[str,
                             f"and {path}; give one of them a different `name`"
                         )
                     if name in found:
-                        logger.warning("user strategy %s in %s replaces the bundled one",
-                                       name, path)
+                        logger.warning(
+                            "user strategy %s in %s replaces the bundled one", name, path
+                        )
                     user_names[name] = path
                     found[name] = StrategyInfo(name, cls, str(path))
     return found

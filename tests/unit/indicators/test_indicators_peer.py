@@ -53,7 +53,7 @@ def btc() -> pd.DataFrame:
     if not path.exists():
         pytest.skip("BTC/USDT 1h sample data not found")
     df = pd.read_csv(path)
-    df["ts_ns"] = pd.to_datetime(df["timestamp"], utc=True).astype("int64")
+    df["ts_ns"] = pd.to_datetime(df["timestamp"], utc=True).dt.as_unit("ns").astype("int64")
     return df
 
 
@@ -184,9 +184,24 @@ def test_bollinger_btc_matches_pandas_rolling_std(
     sd_ref = close.rolling(n).std(ddof=ddof).to_numpy()
     mid, upper, lower = bollinger(close, n, k, ddof)
     assert_allclose(mid, mid_ref, rtol=1e-12)
-    # pandas' own rolling std drifts by ~1e-7 relative on volatile data; compare the widths.
-    assert_allclose((upper - mid) / k, sd_ref, rtol=1e-6, atol=1e-8)
-    assert_allclose((mid - lower) / k, sd_ref, rtol=1e-6, atol=1e-8)
+    # pandas' own rolling std is off by up to ~1e-6 absolute here (e.g. 3e-7 instead of 0
+    # for two equal closes), so the tolerance is loose; the two-pass test below is tight.
+    assert_allclose((upper - mid) / k, sd_ref, rtol=1e-6, atol=1e-5)
+    assert_allclose((mid - lower) / k, sd_ref, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize(("n", "ddof"), [(2, 0), (16, 1), (17, 0), (20, 0), (500, 1)])
+def test_bollinger_btc_matches_two_pass_window_std(btc: pd.DataFrame, n: int, ddof: int) -> None:
+    # Arrange: exact two-pass mean and std of every window.
+    close = btc["close"].to_numpy()
+    windows = np.lib.stride_tricks.sliding_window_view(close, n)
+    mean_ref = windows.mean(axis=1)
+    sd_ref = windows.std(axis=1, ddof=ddof)
+    # Act
+    mid, upper, _ = bollinger(close, n, 1.0, ddof)
+    # Assert
+    assert_allclose(mid[n - 1 :], mean_ref, rtol=1e-14)
+    assert_allclose(upper[n - 1 :] - mid[n - 1 :], sd_ref, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("n", [2, 20, 500])
@@ -195,7 +210,8 @@ def test_rolling_zscore_btc_matches_pandas_rolling(btc: pd.DataFrame, n: int) ->
     mean = x.rolling(n).mean()
     sd = x.rolling(n).std(ddof=0)
     expected = ((x - mean) / sd).where(sd != 0.0, 0.0).where(sd.notna()).to_numpy()
-    assert_allclose(rolling_zscore(x, n), expected, rtol=1e-6, atol=1e-6)
+    # Loose for the same reason as the Bollinger test (pandas' rolling std is the noisy side).
+    assert_allclose(rolling_zscore(x, n), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_vwap_cumulative_btc_matches_pandas_cumsum(btc: pd.DataFrame) -> None:

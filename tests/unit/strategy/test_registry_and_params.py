@@ -28,8 +28,9 @@ def test_discover_strategies_without_user_folder_finds_all_examples() -> None:
     # Act
     found = discover_strategies(None)
     # Assert
-    assert {"sma_cross", "rsi_reversion", "donchian_breakout", "vwap_momentum",
-            "mtf_trend"} <= set(found)
+    assert {"sma_cross", "rsi_reversion", "donchian_breakout", "vwap_momentum", "mtf_trend"} <= set(
+        found
+    )
     assert found["mtf_trend"].cls.timeframes == ("15m", "4h")
 
 

@@ -35,8 +35,9 @@ class DonchianBreakout(Strategy):
 
     def on_init(self, view: MarketView) -> None:
         """Compute the channels once."""
-        self._rules = LongFlatRules(self.size / len(view.symbols), 0.0, self.trailing_stop,
-                                    "donchian")
+        self._rules = LongFlatRules(
+            self.size / len(view.symbols), 0.0, self.trailing_stop, "donchian"
+        )
         for symbol in view.symbols:
             bars = view.arrays(symbol)
             upper = _prior_extreme(bars.high, self.entry, want_max=True)

@@ -63,15 +63,25 @@ class MtfTrend(Strategy):
             price = view.close(symbol)
             if position is None:
                 if trend > 0 and value < self.pullback:
-                    out.append(Signal.open_long(
-                        symbol, self._fraction, tag="mtf_long",
-                        stop_loss=price * (1 - self.stop_loss) if self.stop_loss else None))
+                    out.append(
+                        Signal.open_long(
+                            symbol,
+                            self._fraction,
+                            tag="mtf_long",
+                            stop_loss=price * (1 - self.stop_loss) if self.stop_loss else None,
+                        )
+                    )
                 elif self.short and trend < 0 and value > 100 - self.pullback:
-                    out.append(Signal.open_short(
-                        symbol, self._fraction, tag="mtf_short",
-                        stop_loss=price * (1 + self.stop_loss) if self.stop_loss else None))
-            elif position.is_long and (trend < 0 or value > 50 + self.exit_band):
-                out.append(Signal.close(symbol, tag="mtf_exit"))
-            elif not position.is_long and (trend > 0 or value < 50 - self.exit_band):
+                    out.append(
+                        Signal.open_short(
+                            symbol,
+                            self._fraction,
+                            tag="mtf_short",
+                            stop_loss=price * (1 + self.stop_loss) if self.stop_loss else None,
+                        )
+                    )
+            elif (position.is_long and (trend < 0 or value > 50 + self.exit_band)) or (
+                not position.is_long and (trend > 0 or value < 50 - self.exit_band)
+            ):
                 out.append(Signal.close(symbol, tag="mtf_exit"))
         return out or NO_SIGNALS

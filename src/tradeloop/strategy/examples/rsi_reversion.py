@@ -15,7 +15,10 @@ from tradeloop.strategy.view import MarketView
 
 
 class RsiReversion(Strategy):
-    """RSI mean reversion: buy when Wilder's RSI closes below `oversold`, sell above `overbought`."""
+    """RSI mean reversion: buy when Wilder's RSI closes below `oversold`, exit above `overbought`.
+
+    An optional stop-loss or trailing stop limits losers.
+    """
 
     name = "rsi_reversion"
     period = Param(14, min=2, help="RSI length (bars)")
@@ -32,8 +35,9 @@ class RsiReversion(Strategy):
 
     def on_init(self, view: MarketView) -> None:
         """Compute RSI and the entry/exit rules once."""
-        self._rules = LongFlatRules(self.size / len(view.symbols), self.stop_loss,
-                                    self.trailing_stop, "rsi_reversion")
+        self._rules = LongFlatRules(
+            self.size / len(view.symbols), self.stop_loss, self.trailing_stop, "rsi_reversion"
+        )
         for symbol in view.symbols:
             values = rsi(view.arrays(symbol).close, self.period)
             self._rules.set(symbol, values < self.oversold, values > self.overbought)

@@ -29,18 +29,22 @@ class VwapMomentum(Strategy):
 
     def on_init(self, view: MarketView) -> None:
         """Compute VWAP, momentum and the volume filter once."""
-        self._rules = LongFlatRules(self.size / len(view.symbols), 0.0, self.trailing_stop,
-                                    "vwap_momentum")
+        self._rules = LongFlatRules(
+            self.size / len(view.symbols), 0.0, self.trailing_stop, "vwap_momentum"
+        )
         for symbol in view.symbols:
             bars = view.arrays(symbol)
             close = bars.close
             level = vwap(bars.high, bars.low, close, bars.volume, window=self.window)
             past = np.full(close.size, np.nan)
-            past[self.momentum:] = close[: close.size - self.momentum]
+            past[self.momentum :] = close[: close.size - self.momentum]
             avg_volume = sma(bars.volume, self.volume_window)
             with np.errstate(invalid="ignore"):
-                entries = (close > level) & (close > past) & (
-                    bars.volume > self.volume_factor * avg_volume)
+                entries = (
+                    (close > level)
+                    & (close > past)
+                    & (bars.volume > self.volume_factor * avg_volume)
+                )
                 exits = close < level
             self._rules.set(symbol, entries, exits)
 

@@ -1,0 +1,5 @@
+"""``python -m tradeloop`` runs the command line."""
+
+from tradeloop.cli.app import main
+
+main()
