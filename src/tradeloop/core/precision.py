@@ -7,41 +7,64 @@ import numpy as np
 __all__ = ["price_decimals", "to_ticks"]
 
 _MAX_DECIMALS = 10
+# |x - round(x)| allowed for x = price * 10**d: a few float64 ulps of x. A decimal price read
+# from text is off by at most 0.5 ulp and the multiplication adds 0.5 ulp (~2.2e-16 * |x|).
+_DECIMALS_REL_TOL = 1e-15
 
 
-def price_decimals(values: np.ndarray, max_decimals: int = _MAX_DECIMALS) -> int | None:
-    """Return the fewest decimals that represent every value exactly, or None if > max.
+def price_decimals(*prices: np.ndarray, max_decimals: int = _MAX_DECIMALS) -> int | None:
+    """Return the smallest ``d`` such that every price is a multiple of ``10**-d``.
 
-    A float64 read from decimal text (``105879.75``) is within a few ulps of ``k / 10**d``;
-    the check allows that rounding noise and nothing more.
+    A price counts as having ``d`` decimals when ``p * 10**d`` is within a few float64 ulps of a
+    whole number, which is exactly what a decimal price read from text or an exchange gives.
+    Non-finite values are ignored. The check runs on a sample first and is then confirmed on
+    every value, so it stays fast on millions of rows.
 
-    >>> price_decimals(np.array([105879.75, 1.5]))
-    2
-    >>> price_decimals(np.array([101.0314]))
+    Parameters
+    ----------
+    *prices
+        One or more price arrays (e.g. open, high, low, close).
+    max_decimals
+        Give up and return None above this many decimals.
+
+    Examples
+    --------
+    >>> price_decimals(np.array([105879.75, 105880.0]), np.array([101.0314]))
     4
-    >>> price_decimals(np.array([np.pi])) is None
+    >>> price_decimals(np.array([0.1 + 0.2]))
+    1
+    >>> price_decimals(np.array([1 / 3])) is None
     True
     """
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    arr = arr[np.isfinite(arr)]
-    if arr.size == 0:
-        return 0
-    uniq = np.unique(arr)
-    # check a sample first so the common failing decimals are rejected quickly
-    sample = uniq if uniq.size <= 4096 else uniq[:: max(1, uniq.size // 4096)]
+    columns = []
+    for values in prices:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        finite = np.isfinite(arr)
+        columns.append(arr if finite.all() else arr[finite])
+    columns = [c for c in columns if c.size]
+    if not columns:
+        return None
+    sample = np.concatenate([c[:: max(1, c.size // 4096)] for c in columns])
+    decimals = None
     for d in range(max_decimals + 1):
-        if _is_exact(sample, d) and _is_exact(uniq, d):
-            return d
-    return None
+        if _fits_decimals(sample, d).all():
+            decimals = d
+            break
+    if decimals is None:
+        return None
+    for col in columns:
+        bad = col[~_fits_decimals(col, decimals)]
+        while bad.size:
+            decimals += 1
+            if decimals > max_decimals:
+                return None
+            bad = bad[~_fits_decimals(bad, decimals)]
+    return decimals
 
 
-def _is_exact(arr: np.ndarray, decimals: int) -> bool:
-    scaled = arr * (10.0**decimals)
-    if np.max(np.abs(scaled)) >= 2.0**52:
-        return False
-    err = np.abs(scaled - np.rint(scaled))
-    tol = 8.0 * np.spacing(np.abs(scaled)) + 1e-9
-    return bool(np.all(err <= tol))
+def _fits_decimals(values: np.ndarray, d: int) -> np.ndarray:
+    scaled = values * (10.0**d)
+    return np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * _DECIMALS_REL_TOL
 
 
 def to_ticks(values: np.ndarray, tick_size: float) -> np.ndarray:

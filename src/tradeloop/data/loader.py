@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.precision import price_decimals as infer_price_decimals
 from tradeloop.core.time import NS_PER_SECOND
 from tradeloop.core.timeframes import timeframe_from_ns, timeframe_ns
 from tradeloop.data.validation import count_time_order_problems, validate_ohlcv
@@ -72,10 +73,6 @@ _CSV_FLOAT_OPTIONS: dict[str, str] = (
     {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 )
 _PAIR_PART = re.compile(r"^[A-Z0-9]+$")
-_MAX_DECIMALS = 10
-# |x - round(x)| allowed for x = price * 10**d: a few float64 ulps of x. A decimal price read
-# from text is off by at most 0.5 ulp and the multiplication adds 0.5 ulp (~2.2e-16 * |x|).
-_DECIMALS_REL_TOL = 1e-15
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,61 +192,6 @@ def infer_timeframe(ts_ns: np.ndarray) -> str:
             f"the most common bar spacing is {step / NS_PER_SECOND:g} s, not a whole number of "
             "minutes (tick data or jittered timestamps?)"
         ) from None
-
-
-def infer_price_decimals(*prices: np.ndarray, max_decimals: int = _MAX_DECIMALS) -> int | None:
-    """Return the smallest ``d`` such that every price is a multiple of ``10**-d``.
-
-    A price counts as having ``d`` decimals when ``p * 10**d`` is within a few float64 ulps of a
-    whole number, which is exactly what a decimal price read from text or an exchange gives.
-    Non-finite values are ignored. The check runs on a sample first and is then confirmed on
-    every value, so it stays fast on millions of rows.
-
-    Parameters
-    ----------
-    *prices
-        One or more price arrays (e.g. open, high, low, close).
-    max_decimals
-        Give up and return None above this many decimals.
-
-    Examples
-    --------
-    >>> infer_price_decimals(np.array([105879.75, 105880.0]), np.array([101.0314]))
-    4
-    >>> infer_price_decimals(np.array([0.1 + 0.2]))
-    1
-    >>> infer_price_decimals(np.array([1 / 3])) is None
-    True
-    """
-    columns = []
-    for values in prices:
-        arr = np.asarray(values, dtype=np.float64).ravel()
-        finite = np.isfinite(arr)
-        columns.append(arr if finite.all() else arr[finite])
-    columns = [c for c in columns if c.size]
-    if not columns:
-        return None
-    sample = np.concatenate([c[:: max(1, c.size // 4096)] for c in columns])
-    decimals = None
-    for d in range(max_decimals + 1):
-        if _fits_decimals(sample, d).all():
-            decimals = d
-            break
-    if decimals is None:
-        return None
-    for col in columns:
-        bad = col[~_fits_decimals(col, decimals)]
-        while bad.size:
-            decimals += 1
-            if decimals > max_decimals:
-                return None
-            bad = bad[~_fits_decimals(bad, decimals)]
-    return decimals
-
-
-def _fits_decimals(values: np.ndarray, d: int) -> np.ndarray:
-    scaled = values * (10.0**d)
-    return np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * _DECIMALS_REL_TOL
 
 
 def _most_common_step(ts: np.ndarray) -> int | None:
