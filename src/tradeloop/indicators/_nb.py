@@ -357,7 +357,7 @@ def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.nd
 
 @njit(cache=True)
 def wilder_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Wilder smoothing ``(prev * (n-1) + v) / n`` seeded with the mean of the first ``n`` values."""
+    """Wilder smoothing ``(prev * (n-1) + v) / n``, seeded with the mean of the first ``n``."""
     size = x.shape[0]
     out = np.full(size, np.nan)
     seen = 0

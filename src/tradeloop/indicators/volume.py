@@ -137,8 +137,7 @@ def session_vwap(
         ts = ts.astype("datetime64[ns]").view(np.int64)
     if ts.ndim != 1 or not np.issubdtype(ts.dtype, np.integer):
         raise ConfigError(
-            f"ts_ns must be a 1-D int64 nanosecond array, got dtype {ts.dtype} "
-            f"and shape {ts.shape}"
+            f"ts_ns must be a 1-D int64 nanosecond array, got dtype {ts.dtype} and shape {ts.shape}"
         )
     ts = ts.astype(np.int64, copy=False)
     check_same_length(volume=v, ts_ns=ts)

@@ -147,8 +147,10 @@ def test_macd_btc_matches_pandas_ema_formulas(btc: pd.DataFrame) -> None:
     # Act
     line, signal, hist = macd(close, 12, 26, 9)
     # Assert
-    assert np.isnan(line[:25]).all() and not np.isnan(line[25])
-    assert np.isnan(signal[:33]).all() and not np.isnan(signal[33])
+    assert np.isnan(line[:25]).all()
+    assert not np.isnan(line[25])
+    assert np.isnan(signal[:33]).all()
+    assert not np.isnan(signal[33])
     assert_allclose(line, line_ref, rtol=1e-9, atol=1e-9)
     assert_allclose(signal, signal_ref, rtol=1e-9, atol=1e-9)
     assert_allclose(hist, line_ref - signal_ref, rtol=1e-9, atol=1e-9)
