@@ -15,11 +15,12 @@ input that is itself an indicator) just delay the seed.
 
 from __future__ import annotations
 
+import functools
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from tradeloop.core.errors import ConfigError
 
@@ -31,6 +32,43 @@ _REBUILD_EVERY = 256
 _REBUILD_EVERY_VAR = 64
 # Windows up to this length are computed directly (two-pass) at every step.
 _DIRECT_VAR_MAX_N = 16
+
+
+# --------------------------------------------------------------------------- lazy compilation
+
+# numba costs ~0.4 s to import; a backtest whose strategy needs no compiled kernel should not
+# pay it. Kernels are registered here and compiled together, in definition order (so a kernel
+# that calls another finds it already compiled), on the first call of any of them.
+_KERNELS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
+_COMPILED = False
+
+
+def njit(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a kernel for lazy ``numba.njit(**options)`` compilation."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = fn.__name__
+        _KERNELS.append((name, fn, options))
+
+        @functools.wraps(fn)
+        def dispatch(*args: Any) -> Any:
+            if not _COMPILED:
+                _compile_all()
+            return globals()[name](*args)
+
+        return dispatch
+
+    return register
+
+
+def _compile_all() -> None:
+    global _COMPILED
+    import numba
+
+    namespace = globals()
+    for name, fn, options in _KERNELS:
+        namespace[name] = numba.njit(**options)(fn)
+    _COMPILED = True
 
 
 # --------------------------------------------------------------------------- argument checks

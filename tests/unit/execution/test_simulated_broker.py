@@ -367,3 +367,16 @@ def test_broker_allow_short_false_rejects_short_disabled() -> None:
     assert rejection.reason == "short_disabled"
     assert rejection.ts == T0 + HOUR
     assert rejection.symbol == SYM
+
+
+def test_broker_close_fill_with_slippage_on_last_bar_open_trade_marked_at_close() -> None:
+    # Arrange: fill_price="close", 50 bps; buy 1 unit at the last close 120 * 1.005 = 120.6
+    schedule = {3: [Signal.open_long(SYM, 1.0, quantity=True)]}
+    # Act
+    result = run(ROWS, schedule, fill_price="close", slippage_bps=50.0)
+    # Assert: marked at the close 120, the open trade is down 1 * (120 - 120.6) = -0.6,
+    # matching the equity curve 10_000 - 120.6 + 120 = 9_999.4
+    (trade,) = result.trades
+    assert trade.entry_price == pytest.approx(120.6)
+    assert result.equity[-1] == pytest.approx(9_999.4)
+    assert trade.pnl == pytest.approx(-0.6)
