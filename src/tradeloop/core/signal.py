@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from tradeloop.core.errors import ConfigError
 
@@ -70,6 +71,18 @@ class Signal:
                 raise ConfigError(f"signal for {self.symbol}: {name} must be > 0, got {value}")
 
     @classmethod
+    def _open(
+        cls,
+        action: SignalAction,
+        symbol: str,
+        size: float,
+        quantity: bool,
+        options: dict[str, Any],
+    ) -> Signal:
+        mode = SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION
+        return cls(symbol, action, size, mode, **options)
+
+    @classmethod
     def open_long(
         cls,
         symbol: str,
@@ -83,19 +96,16 @@ class Signal:
         tag: str = "",
         confidence: float | None = None,
     ) -> Signal:
-        """Open (or add to) a long position; ``size`` is an equity fraction unless ``quantity``."""
-        return cls(
-            symbol,
-            SignalAction.OPEN_LONG,
-            size,
-            SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION,
-            stop_loss,
-            take_profit,
-            trailing_stop,
-            position_id,
-            tag,
-            confidence,
-        )
+        """Open a long position; ``size`` is an equity fraction unless ``quantity``."""
+        options = {
+            "stop_loss": stop_loss,
+            "take_profit": take_profit,
+            "trailing_stop": trailing_stop,
+            "position_id": position_id,
+            "tag": tag,
+            "confidence": confidence,
+        }
+        return cls._open(SignalAction.OPEN_LONG, symbol, size, quantity, options)
 
     @classmethod
     def open_short(
@@ -111,19 +121,16 @@ class Signal:
         tag: str = "",
         confidence: float | None = None,
     ) -> Signal:
-        """Open (or add to) a short position; ``size`` is an equity fraction unless ``quantity``."""
-        return cls(
-            symbol,
-            SignalAction.OPEN_SHORT,
-            size,
-            SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION,
-            stop_loss,
-            take_profit,
-            trailing_stop,
-            position_id,
-            tag,
-            confidence,
-        )
+        """Open a short position; ``size`` is an equity fraction unless ``quantity``."""
+        options = {
+            "stop_loss": stop_loss,
+            "take_profit": take_profit,
+            "trailing_stop": trailing_stop,
+            "position_id": position_id,
+            "tag": tag,
+            "confidence": confidence,
+        }
+        return cls._open(SignalAction.OPEN_SHORT, symbol, size, quantity, options)
 
     @classmethod
     def close(cls, symbol: str, *, position_id: str | None = None, tag: str = "") -> Signal:
