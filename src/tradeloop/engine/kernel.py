@@ -157,11 +157,15 @@ class BacktestEngine:
                 for step in range(n_steps):
                     ts = ts_list[step]
                     broker.step = step
+                    closes_now.clear()
+                    # every open of this step fills before any range or close of it is seen
+                    if pending:
+                        for symbol, idx, new, o, _h, _lo, _c in lanes:
+                            if new[step] and symbol in pending:
+                                on_open(symbol, ts, o[idx[step]])
                     for symbol, idx, new, o, h, lo, c in lanes:
                         if new[step]:
                             i = idx[step]
-                            if symbol in pending:
-                                on_open(symbol, ts, o[i])
                             if symbol in positions:
                                 on_range(symbol, ts, o[i], h[i], lo[i], c[i])
                             closes_now[symbol] = c[i]
@@ -204,7 +208,7 @@ class BacktestEngine:
         metrics = compute_metrics(
             equity,
             market.step_ts,
-            portfolio.trades,
+            trades,
             market.base_ns,
             initial_equity=self.config.balance,
             exposure_mask=exposure,

@@ -125,7 +125,7 @@ class SimulatedBroker:
             reduce_only=signal.action is SignalAction.CLOSE,
             tag=signal.tag,
         )
-        if self._next_open:
+        if self._next_open or price != price:  # no price at this step: next open
             self.pending.setdefault(symbol, []).append((order, signal))
         else:
             self._execute(order, signal, ts_ns, price)
@@ -220,6 +220,8 @@ class SimulatedBroker:
                 pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL, maker=False
             )
         self._open(order, signal, direction, ts_ns, self._slipped(price, direction))
+        if symbol in self.portfolio.positions:
+            self.portfolio.marks[symbol] = price  # mark at the market, not the slipped fill
 
     def _slipped(self, price: float, direction: int) -> float:
         return price * (1.0 + direction * self._slip) if self._slip else price

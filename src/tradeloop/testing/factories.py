@@ -35,9 +35,7 @@ def make_bars(
         if opens is not None
         else np.concatenate((close[:1], close[:-1]))
     )
-    high = (
-        np.asarray(highs, dtype=np.float64) if highs is not None else np.maximum(open_, close)
-    )
+    high = np.asarray(highs, dtype=np.float64) if highs is not None else np.maximum(open_, close)
     low = np.asarray(lows, dtype=np.float64) if lows is not None else np.minimum(open_, close)
     ts = parse_time(start) + np.arange(close.size, dtype=np.int64) * timeframe_ns(timeframe)
     return BarArrays(symbol, timeframe, ts, open_, high, low, close, np.full(close.size, volume))

@@ -69,16 +69,21 @@ def test_kernel_1h_bar_visible_only_after_its_close_on_15m_steps() -> None:
     assert indexes == [-1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 2]
     step_ts, _, bar, updated, history = strategy.seen[3]
     assert step_ts == T0 + 45 * MINUTE
-    assert bar is not None and bar.ts == T0 and bar.timeframe == "1h"
+    assert bar is not None
+    assert bar.ts == T0
+    assert bar.timeframe == "1h"
     # the 1h bar aggregates 15m bars 0-3: open 100, high 101+3, low 99, close 100.5+3
     assert (bar.open, bar.high, bar.low, bar.close) == (100.0, 104.0, 99.0, 103.5)
-    assert updated is True and history == 1
+    assert updated is True
+    assert history == 1
     for step_ts, index, bar, updated, history in strategy.seen[:3]:
         assert step_ts < T0 + 45 * MINUTE
-        assert index == -1 and bar is None and not updated and history == 0
-    assert [seen[3] for seen in strategy.seen] == [
-        False, False, False, True, False, False, False, True, False, False, False, True,
-    ]
+        assert index == -1
+        assert bar is None
+        assert not updated
+        assert history == 0
+    # a new 1h bar completes on steps 3 (00:45), 7 (01:45) and 11 (02:45)
+    assert [seen[3] for seen in strategy.seen] == [k in (3, 7, 11) for k in range(12)]
 
 
 def test_kernel_1h_bar_never_visible_before_it_closes() -> None:
@@ -191,8 +196,7 @@ def test_kernel_timeframe_finer_than_data_config_error() -> None:
     # Arrange: 1h data cannot make 15m bars
     # Act / Assert
     with pytest.raises(ConfigError, match="cannot build 15m"):
-        run_on_bars(Exploding(), {SYM: bars_every(HOUR, "1h", 3)},
-                    BacktestConfig(timeframe="15m"))
+        run_on_bars(Exploding(), {SYM: bars_every(HOUR, "1h", 3)}, BacktestConfig(timeframe="15m"))
 
 
 def test_kernel_result_ts_and_equity_length_match_base_steps() -> None:

@@ -21,8 +21,9 @@ HOUR = 3_600_000_000_000
 T0 = parse_time("2024-02-01T00:00:00Z")
 
 
-def hourly(symbol: str, hours: Sequence[int], opens: Sequence[float],
-           closes: Sequence[float]) -> BarArrays:
+def hourly(
+    symbol: str, hours: Sequence[int], opens: Sequence[float], closes: Sequence[float]
+) -> BarArrays:
     """1h bars at ``T0 + hours[k]`` with the given opens and closes (high/low enclose both)."""
     o = np.asarray(opens, dtype=np.float64)
     c = np.asarray(closes, dtype=np.float64)
@@ -183,3 +184,23 @@ def test_multi_symbol_gap_close_fill_mode_no_fill_on_step_without_bar() -> None:
     for trade in result.trades:
         assert trade.entry_ts != T0 + 1 * HOUR
         assert trade.entry_price != 50.0
+
+
+def test_multi_symbol_open_fill_sizing_ignores_other_symbols_close_of_same_bar() -> None:
+    # Arrange: 10 A bought at 100 on step 1 (cash 9_000). On step 2 A opens at 100 and closes
+    # at 200; B's order fills at B's step-2 open, when A's close is still in the future
+    bars = {
+        "A": hourly("A", [0, 1, 2], [100, 100, 100], [100, 100, 200]),
+        "B": hourly("B", [0, 1, 2], [50, 50, 50], [50, 50, 50]),
+    }
+    schedule = {
+        0: [Signal.open_long("A", 10.0, quantity=True)],
+        1: [Signal.open_long("B", 0.5)],
+    }
+    # Act
+    result = run_on_bars(ByStep(schedule), bars, BacktestConfig())
+    # Assert: equity at the step-2 open = 9_000 + 10 * 100 = 10_000 -> budget 5_000 -> 100 B
+    # (marking A at its step-2 close 200 would give 0.5 * 11_000 / 50 = 110)
+    b = next(t for t in result.trades if t.symbol == "B")
+    assert b.entry_ts == T0 + 2 * HOUR
+    assert b.quantity == pytest.approx(100.0)

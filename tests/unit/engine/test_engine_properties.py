@@ -7,6 +7,7 @@ the signed quantity held times the close.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,15 +64,22 @@ class Scheduled(Strategy):
         stop = price * (1 - d * order.stop) if order.stop else None
         target = price * (1 + d * order.target) if order.target else None
         factory = Signal.open_long if d > 0 else Signal.open_short
-        return [factory(SYM, order.size, stop_loss=stop, take_profit=target,
-                        trailing_stop=order.trail)]
+        return [
+            factory(SYM, order.size, stop_loss=stop, take_profit=target, trailing_stop=order.trail)
+        ]
 
 
 fractions = st.one_of(st.none(), st.floats(0.002, 0.1))
 actions = st.one_of(
     st.builds(Order, st.just("close")),
-    st.builds(Order, st.sampled_from(["long", "short"]), st.floats(0.05, 1.0), fractions,
-              fractions, st.one_of(st.none(), st.floats(0.002, 0.1))),
+    st.builds(
+        Order,
+        st.sampled_from(["long", "short"]),
+        st.floats(0.05, 1.0),
+        fractions,
+        fractions,
+        st.one_of(st.none(), st.floats(0.002, 0.1)),
+    ),
 )
 orders = st.one_of(st.none(), st.none(), actions)
 
@@ -182,7 +190,8 @@ def test_properties_trades_positive_and_curves_finite(
         assert t.quantity > 0
         assert t.direction in (1, -1)
         assert math.isfinite(t.pnl)
-        assert t.entry_fee >= 0 and t.exit_fee >= 0
+        assert t.entry_fee >= 0
+        assert t.exit_fee >= 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -209,7 +218,7 @@ def test_properties_fills_inside_bar_range_and_positions_never_overlap(
             assert lo <= price <= hi
     # one position at a time: each trade starts no earlier than the previous one ended
     ordered = sorted(result.trades, key=lambda t: (t.entry_ts, t.exit_ts is None))
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         assert before.exit_ts is not None
         assert before.exit_ts <= after.entry_ts
 
@@ -250,12 +259,14 @@ def gappy_pairs(
         hours = np.flatnonzero(mask)
         m = min(len(hours), len(path))
         ts = T0 + hours[:m].astype(np.int64) * HOUR
-        bars[symbol] = BarArrays(symbol, "1h", ts, path.open[:m], path.high[:m], path.low[:m],
-                                 path.close[:m], np.ones(m))
+        bars[symbol] = BarArrays(
+            symbol, "1h", ts, path.open[:m], path.high[:m], path.low[:m], path.close[:m], np.ones(m)
+        )
     pair = st.tuples(st.sampled_from(["A", "B"]), actions)
     schedule = draw(st.lists(st.one_of(st.none(), pair), min_size=n, max_size=n))
-    config = BacktestConfig(balance=BALANCE, fee=draw(st.floats(0.0, 0.01)),
-                            close_at_end=draw(st.booleans()))
+    config = BacktestConfig(
+        balance=BALANCE, fee=draw(st.floats(0.0, 0.01)), close_at_end=draw(st.booleans())
+    )
     return bars, schedule, config
 
 

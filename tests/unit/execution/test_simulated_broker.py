@@ -29,8 +29,9 @@ def hourly(rows: Sequence[tuple[float, float, float, float]], symbol: str = SYM)
     """1h bars from ``(open, high, low, close)`` rows starting at T0."""
     arr = np.asarray(rows, dtype=np.float64)
     ts = T0 + np.arange(len(rows), dtype=np.int64) * HOUR
-    return BarArrays(symbol, "1h", ts, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3],
-                     np.ones(len(rows)))
+    return BarArrays(
+        symbol, "1h", ts, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], np.ones(len(rows))
+    )
 
 
 class Scripted(Strategy):
@@ -52,8 +53,9 @@ def run(
     instruments: Mapping[str, Instrument] | None = None,
     **config: object,
 ) -> BacktestResult:
-    return run_on_bars(Scripted(schedule), {SYM: hourly(rows)}, BacktestConfig(**config),
-                       instruments=instruments)
+    return run_on_bars(
+        Scripted(schedule), {SYM: hourly(rows)}, BacktestConfig(**config), instruments=instruments
+    )
 
 
 # bar 0 closes at 100; bar 1 opens at 102; bar 2 opens at 110; bar 3 closes at 120
@@ -380,3 +382,13 @@ def test_broker_close_fill_with_slippage_on_last_bar_open_trade_marked_at_close(
     assert trade.entry_price == pytest.approx(120.6)
     assert result.equity[-1] == pytest.approx(9_999.4)
     assert trade.pnl == pytest.approx(-0.6)
+
+
+def test_broker_signal_for_symbol_without_data_rejected_unknown_symbol() -> None:
+    # Arrange
+    schedule = {0: [Signal.open_long("DOGE")]}
+    # Act
+    result = run(ROWS, schedule)
+    # Assert
+    assert result.trades == []
+    assert [(r.symbol, r.reason) for r in result.rejections] == [("DOGE", "unknown_symbol")]
