@@ -50,10 +50,9 @@ __all__ = [
 #: One round trip as (entry fill time, exit fill time or None while open), UTC ns.
 Trade = tuple[int, int | None]
 
-# backtesting.py trades whole units. This loss-making 1-minute strategy shrinks equity by about
-# 17 orders of magnitude over 1M bars, so the unit must be tiny for the last entries to stay
-# affordable; a power of two scales prices exactly, so no tie is broken by the scaling.
-_BACKTESTING_UNIT = 2.0**-80
+# Head room, as a power of two, kept between the smallest position and the peer's quantity limit
+# (one whole unit in backtesting.py, vectorbt's 1e-12 absolute tolerance). See Rules.min_equity.
+_HEADROOM_BITS = 24
 # Fraction of the available cash a peer spends on an entry, a hair under 1 so that rounding in
 # the peer's own cash check never rejects the order. tradeloop spends exactly all of it.
 _SPEND = 1.0 - 1e-9
@@ -100,11 +99,28 @@ class Rules:
     fee: float = 0.001
     cash: float = 10_000.0
     tick: float = 0.01
+    #: Lowest equity the run reaches and highest price: this loss-making 1-minute strategy
+    #: shrinks equity by ~17 orders of magnitude over 1M bars, below what some peers can trade.
+    min_equity: float = 10_000.0
+    max_price: float = 1.0
 
     @property
     def tie_eps(self) -> float:
         """Half the smallest non-zero ``|fast_sma - slow_sma|`` on the tick grid."""
         return self.tick * math.gcd(self.fast, self.slow) / (2 * self.fast * self.slow)
+
+    @property
+    def smallest_position(self) -> float:
+        """Quantity bought with the lowest equity at the highest price."""
+        return self.min_equity / (max(self.max_price, self.tick) * (1 + self.fee))
+
+    def unit_exponent(self) -> int:
+        """Exponent ``e`` such that ``2**e`` of the asset is well below the smallest position.
+
+        Scaling by a power of two is exact, so it changes no price comparison (no tie moves),
+        and all-in percentage-fee trading is scale-invariant: the same trades follow.
+        """
+        return math.floor(math.log2(self.smallest_position)) - _HEADROOM_BITS
 
 
 @dataclass(slots=True)
@@ -205,7 +221,9 @@ def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
     )
     prep_s = time.perf_counter() - started
 
-    unit = _BACKTESTING_UNIT
+    # backtesting.py trades whole units: trade units of 2**e of the asset, small enough that
+    # the lowest equity of the run still buys millions of them.
+    unit = 2.0 ** min(0, rules.unit_exponent())
     eps = rules.tie_eps * unit  # the strategy sees prices in units of `unit`
     fast, slow = rules.fast, rules.slow
 
@@ -246,9 +264,7 @@ def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
                     frame, SmaCross, fractional_unit=unit, finalize_trades=False, **kwargs
                 )
             else:
-                runner = Backtest(
-                    _scaled(frame, unit), SmaCross, finalize_trades=False, **kwargs
-                )
+                runner = Backtest(_scaled(frame, unit), SmaCross, finalize_trades=False, **kwargs)
         except TypeError:  # versions before finalize_trades
             if fractional:
                 runner = bt_lib.FractionalBacktest(frame, SmaCross, fractional_unit=unit, **kwargs)
@@ -271,7 +287,8 @@ def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
         still_open = []
         notes.append("open trades not reported")
     trades.extend((int(bars.ts[t.entry_bar]), None) for t in still_open)
-    notes.append("FractionalBacktest" if fractional else "prices scaled")
+    how = "FractionalBacktest" if fractional else "prices scaled"
+    notes.append(f"{how}, unit 2^{round(math.log2(unit))}")
     return PeerRun(
         "backtesting",
         "backtesting.py",
@@ -371,7 +388,7 @@ def run_backtrader(bars: Bars, rules: Rules) -> PeerRun:
     def ns(num: float) -> int:
         # backtrader keeps times as float days; snap back to the second.
         stamp = np.datetime64(bt.num2date(num), "ns").astype(np.int64)
-        return int(round(int(stamp) / 1e9)) * 1_000_000_000
+        return round(int(stamp) / 1e9) * 1_000_000_000
 
     trades: list[Trade] = [(ns(a), ns(b)) for a, b in strategy.closed]
     if strategy.open_dt is not None:
@@ -402,6 +419,11 @@ def run_vectorbt(bars: Bars, rules: Rules) -> PeerRun:
     import vectorbt as vbt
 
     import_s = time.perf_counter() - started
+    # vectorbt treats quantities and cash below 1e-12 as zero, so scale the cash up by a power of
+    # two (exact; all-in percentage-fee trading is scale-invariant) until the smallest position
+    # stays well above that.
+    cash_bits = max(0, -40 - rules.unit_exponent())
+    init_cash = rules.cash * 2.0**cash_bits
 
     def pipeline(sub: Bars) -> tuple[Any, float]:
         t0 = time.perf_counter()
@@ -422,7 +444,7 @@ def run_vectorbt(bars: Bars, rules: Rules) -> PeerRun:
             price=open_,  # ... at its open
             fees=rules.fee,
             size=np.inf,
-            init_cash=rules.cash,
+            init_cash=init_cash,
             direction="longonly",
             freq="1min",
         )
@@ -452,7 +474,8 @@ def run_vectorbt(bars: Bars, rules: Rules) -> PeerRun:
         prep_s,
         run_s,
         trades,
-        [f"JIT warm-up {warmup_s:.1f} s excluded"],
+        [f"JIT warm-up {warmup_s:.1f} s excluded"]
+        + ([f"cash scaled by 2^{cash_bits}"] if cash_bits else []),
     )
 
 

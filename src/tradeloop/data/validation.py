@@ -64,7 +64,7 @@ def validate_timestamps(ts: np.ndarray, *, file: str, field: str = "timestamp") 
     _raise_first(
         step < 0,
         "timestamp is earlier than the previous row's: data is not sorted by time "
-        "(load with repair=True to sort)",
+        "(--repair or repair=True sorts the rows)",
         file=file,
         field=field,
         offset=1,
@@ -72,7 +72,7 @@ def validate_timestamps(ts: np.ndarray, *, file: str, field: str = "timestamp") 
     _raise_first(
         step == 0,
         "duplicate timestamp, same as the previous row "
-        "(load with repair=True to drop duplicates, keeping the first)",
+        "(--repair or repair=True drops duplicates, keeping the first)",
         file=file,
         field=field,
         offset=1,
@@ -154,7 +154,7 @@ def validate_ohlcv(
         if bad.any():
             _raise_first(
                 bad,
-                f"price {values[np.argmax(bad)]!r} is not positive",
+                f"price {float(values[np.argmax(bad)])!r} is not positive",
                 file=file,
                 field=col(field),
             )
@@ -165,7 +165,7 @@ def validate_ohlcv(
         i = int(np.argmax(bad))
         _raise_first(
             bad,
-            f"high {h[i]!r} is below max(open, close) {body_top[i]!r}",
+            f"high {float(h[i])!r} is below max(open, close) {float(body_top[i])!r}",
             file=file,
             field=col("high"),
         )
@@ -175,7 +175,7 @@ def validate_ohlcv(
         i = int(np.argmax(bad))
         _raise_first(
             bad,
-            f"low {lo[i]!r} is above min(open, close) {body_bottom[i]!r}",
+            f"low {float(lo[i])!r} is above min(open, close) {float(body_bottom[i])!r}",
             file=file,
             field=col("low"),
         )
@@ -183,5 +183,5 @@ def validate_ohlcv(
     bad = v < 0.0
     if bad.any():
         _raise_first(
-            bad, f"volume {v[np.argmax(bad)]!r} is negative", file=file, field=col("volume")
+            bad, f"volume {float(v[np.argmax(bad)])!r} is negative", file=file, field=col("volume")
         )
