@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tradeloop.analysis.report import write_report
@@ -17,11 +18,15 @@ from tradeloop.engine.result import BacktestResult
 
 __all__ = ["write_outputs"]
 
-_TS_TYPE = pa.timestamp("ns", tz="UTC")
 
-
-def _ts_column(values: list[int | None]) -> pa.Array:
-    return pa.array(values, type=pa.int64()).cast(_TS_TYPE)
+def _ts_column(values: list[int | None] | np.ndarray) -> pa.Array:
+    """Return UTC timestamps at the coarsest unit that keeps them exact (s, ms, us or ns)."""
+    ints = pa.array(values, type=pa.int64())
+    present = ints.drop_null().to_numpy()
+    for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if not np.any(present % size):
+            return pc.divide(ints, size).cast(pa.timestamp(unit, tz="UTC"))
+    return ints.cast(pa.timestamp("ns", tz="UTC"))
 
 
 def _write_csv(table: pa.Table, path: Path) -> None:
@@ -86,7 +91,7 @@ def write_outputs(
     _write_csv(trade_table, paths["trades"])
     equity_table = pa.table(
         {
-            "timestamp": pa.array(result.ts, type=pa.int64()).cast(_TS_TYPE),
+            "timestamp": _ts_column(result.ts),
             "equity": pa.array(result.equity, type=pa.float64()),
             "cash": pa.array(result.cash, type=pa.float64()),
             "in_position": pa.array(result.exposure, type=pa.bool_()),
