@@ -9,9 +9,12 @@ bars and its signals go to the broker (filled at the next open by default).
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +36,16 @@ logger = logging.getLogger(__name__)
 
 #: Called as ``progress(done_steps, total_steps)`` about every 1% of a run.
 ProgressCallback = Callable[[int, int], None]
+
+
+class _Lane(NamedTuple):
+    symbol: str
+    idx: list[int]
+    new: list[bool]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
 
 
 class BacktestEngine:
@@ -69,10 +82,9 @@ class BacktestEngine:
         StrategyError
             If strategy code raises; names the strategy and the bar time.
         """
-        market, view, broker, strategy = self.market, self.view, self.broker, self.strategy
-        portfolio = self.portfolio
-        step_ts = market.step_ts
-        n_steps = int(step_ts.size)
+        market, view, strategy = self.market, self.view, self.strategy
+        n_steps = int(market.step_ts.size)
+        self._ts_list = market.step_ts.tolist()
         try:
             strategy.on_init(view)
         except Exception as exc:
@@ -86,19 +98,31 @@ class BacktestEngine:
                 "steps": n_steps,
             },
         )
-        every = max(1, n_steps // 100)
-        base = market.base_timeframe
-        primary = market.symbols[0]
-        ts_list = step_ts.tolist()
-        on_bar = strategy.on_bar
-        submit = broker.submit
-        on_open = broker.on_open
-        on_range = broker.on_bar_range
-        record = self.signals.append
-        pending = broker.pending
-        positions = portfolio.positions
-        clock = self.clock
+        lanes = self._lanes(n_steps)
+        chunk = max(1, min(50_000, n_steps // 100))
+        # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
+        # loop itself, and the loop makes no reference cycles of its own, so pause the
+        # collector while it runs.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for start in range(0, n_steps, chunk):
+                stop = min(start + chunk, n_steps)
+                if len(lanes) == 1:
+                    self._steps_single(lanes[0], start, stop)
+                else:
+                    self._steps_multi(lanes, start, stop)
+                if progress is not None:
+                    progress(stop, n_steps)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return self._finish(n_steps)
 
+    def _lanes(self, n_steps: int) -> list[_Lane]:
+        """Per symbol: bar index at each step, new-bar flags and OHLC as Python lists."""
+        market = self.market
+        base = market.base_timeframe
         lanes = []
         for symbol in market.symbols:
             arrays = market.series[(symbol, base)]
@@ -109,7 +133,7 @@ class BacktestEngine:
                 new_bar[1:] = idx[1:] != idx[:-1]
             new_bar &= idx >= 0
             lanes.append(
-                (
+                _Lane(
                     symbol,
                     idx.tolist(),
                     new_bar.tolist(),
@@ -119,76 +143,97 @@ class BacktestEngine:
                     arrays.close.tolist(),
                 )
             )
-        primary_idx = lanes[0][1]
-        single = len(lanes) == 1 and all(lanes[0][2])
-        last_close = lanes[0][6]
+        return lanes
 
-        step = -1
+    def _steps_single(self, lane: _Lane, start: int, stop: int) -> None:
+        """Steps ``[start, stop)`` of a one-symbol run, where step ``k`` is bar ``k``."""
+        broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
+        ts_list = self._ts_list
+        symbol, o, h, lo, c = lane.symbol, lane.open, lane.high, lane.low, lane.close
+        on_bar = strategy.on_bar
+        pending, positions, watched = broker.pending, portfolio.positions, broker.watched
+        marks = portfolio.marks
+        step = start
         try:
-            if single:
-                (
-                    _,
-                    _,
-                    _,
-                    o,
-                    h,
-                    lo,
-                    c,
-                ) = lanes[0]
-                for step in range(n_steps):
-                    ts = ts_list[step]
+            for step in range(start, stop):
+                if pending:
                     broker.step = step
-                    if pending:
-                        on_open(primary, ts, o[step])
-                    if positions:
-                        on_range(primary, ts, o[step], h[step], lo[step], c[step])
-                    view.step = step
-                    view.i = step
-                    signals = on_bar(view, portfolio)
-                    if signals:
-                        clock.advance_to(ts)
-                        for signal in signals:
-                            record((ts, signal))
-                            submit(signal, ts, c[step])
-                    if progress is not None and step % every == 0:
-                        progress(step, n_steps)
-            else:
-                closes_now: dict[str, float] = {}
-                for step in range(n_steps):
-                    ts = ts_list[step]
-                    broker.step = step
-                    closes_now.clear()
-                    # every open of this step fills before any range or close of it is seen
-                    if pending:
-                        for symbol, idx, new, o, _h, _lo, _c in lanes:
-                            if new[step] and symbol in pending:
-                                on_open(symbol, ts, o[idx[step]])
-                    for symbol, idx, new, o, h, lo, c in lanes:
-                        if new[step]:
-                            i = idx[step]
-                            if symbol in positions:
-                                on_range(symbol, ts, o[i], h[i], lo[i], c[i])
-                            closes_now[symbol] = c[i]
-                    view.step = step
-                    view.i = primary_idx[step]
-                    signals = on_bar(view, portfolio)
-                    if signals:
-                        clock.advance_to(ts)
-                        for signal in signals:
-                            record((ts, signal))
-                            submit(signal, ts, closes_now.get(signal.symbol, float("nan")))
-                    if progress is not None and step % every == 0:
-                        progress(step, n_steps)
+                    broker.on_open(symbol, ts_list[step], o[step])
+                if positions:
+                    if watched:
+                        broker.step = step
+                        broker.on_bar_range(
+                            symbol, ts_list[step], o[step], h[step], lo[step], c[step]
+                        )
+                    else:
+                        marks[symbol] = c[step]
+                view.step = view.i = step
+                signals = on_bar(view, portfolio)
+                if signals:
+                    self._submit(signals, step, c[step], None)
         except StrategyError:
             raise
         except Exception as exc:
-            ts_fail = ts_list[step] if 0 <= step < n_steps else None
-            raise strategy_error(strategy, exc, ts_fail) from exc
-        if progress is not None:
-            progress(n_steps, n_steps)
-        return self._finish(n_steps, last_close)
+            raise strategy_error(strategy, exc, ts_list[step]) from exc
 
-    def _finish(self, n_steps: int, primary_close: list[float]) -> BacktestResult:
+    def _steps_multi(self, lanes: list[_Lane], start: int, stop: int) -> None:
+        """Steps ``[start, stop)`` of a multi-symbol run on the union of bar times."""
+        broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
+        ts_list = self._ts_list
+        on_bar = strategy.on_bar
+        pending, positions = broker.pending, portfolio.positions
+        primary_idx = lanes[0].idx
+        closes_now: dict[str, float] = {}
+        step = start
+        try:
+            for step in range(start, stop):
+                ts = ts_list[step]
+                broker.step = step
+                closes_now.clear()
+                # every open of this step fills before any range or close of it is seen
+                if pending:
+                    for lane in lanes:
+                        if lane.new[step] and lane.symbol in pending:
+                            broker.on_open(lane.symbol, ts, lane.open[lane.idx[step]])
+                for lane in lanes:
+                    if lane.new[step]:
+                        i = lane.idx[step]
+                        if lane.symbol in positions:
+                            broker.on_bar_range(
+                                lane.symbol,
+                                ts,
+                                lane.open[i],
+                                lane.high[i],
+                                lane.low[i],
+                                lane.close[i],
+                            )
+                        closes_now[lane.symbol] = lane.close[i]
+                view.step = step
+                view.i = primary_idx[step]
+                signals = on_bar(view, portfolio)
+                if signals:
+                    self._submit(signals, step, None, closes_now)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise strategy_error(strategy, exc, ts_list[step]) from exc
+
+    def _submit(
+        self,
+        signals: Sequence[Signal],
+        step: int,
+        close: float | None,
+        closes: dict[str, float] | None,
+    ) -> None:
+        ts = self._ts_list[step]
+        self.broker.step = step
+        self.clock.advance_to(ts)
+        for signal in signals:
+            self.signals.append((ts, signal))
+            price = close if closes is None else closes.get(signal.symbol, math.nan)
+            self.broker.submit(signal, ts, price)
+
+    def _finish(self, n_steps: int) -> BacktestResult:
         market, broker, portfolio = self.market, self.broker, self.portfolio
         dropped = broker.cancel_pending()
         if dropped:

@@ -74,9 +74,10 @@ class MarketData:
                     built if (lo, hi) == (0, len(built)) else built.slice(lo, hi)
                 )
         self.symbols: tuple[str, ...] = tuple(sources)
-        self.step_ts: np.ndarray = np.unique(
-            np.concatenate([self.series[(s, base_timeframe)].ts for s in self.symbols])
-        )
+        base_ts = [self.series[(s, base_timeframe)].ts for s in self.symbols]
+        # bar times are validated sorted and unique per symbol, so one symbol needs no merge
+        self.step_ts: np.ndarray = base_ts[0] if len(base_ts) == 1 else np.unique(
+            np.concatenate(base_ts))
         self._index_cache: dict[tuple[str, str], np.ndarray] = {}
 
     @staticmethod

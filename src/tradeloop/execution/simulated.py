@@ -89,6 +89,8 @@ class SimulatedBroker:
         self.ledger = _Ledger()
         self._fills: list[Fill] = []
         self._order_seq = 0
+        #: symbols whose open position has a stop, target or trailing stop to check each bar
+        self.watched: set[str] = set()
         self._position_seq = 0
         self._slip = self.config.slippage_bps / 10_000.0
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
@@ -132,9 +134,8 @@ class SimulatedBroker:
 
     def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
         """Fill orders waiting for this bar's open."""
-        queue = self.pending.get(symbol)
+        queue = self.pending.pop(symbol, None)
         if queue:
-            self.pending[symbol] = []
             for order, signal in queue:
                 self._execute(order, signal, ts_ns, open_price)
 
@@ -145,7 +146,7 @@ class SimulatedBroker:
         pos = self.portfolio.positions.get(symbol)
         if pos is None:
             return
-        if pos.stop_loss is not None or pos.take_profit is not None or pos.trail_fraction:
+        if symbol in self.watched:
             self._check_exits(pos, ts_ns, o, h, low)
         self.portfolio.marks[symbol] = c
 
@@ -276,6 +277,8 @@ class SimulatedBroker:
             tag=signal.tag,
         )
         portfolio.positions[order.symbol] = pos
+        if pos.stop_loss is not None or pos.take_profit is not None or trail:
+            self.watched.add(order.symbol)
         portfolio.marks[order.symbol] = price
         self._fills.append(
             Fill(
@@ -317,6 +320,7 @@ class SimulatedBroker:
             )
         )
         del portfolio.positions[pos.symbol]
+        self.watched.discard(pos.symbol)
         portfolio.marks[pos.symbol] = price
         self._fills.append(
             Fill(

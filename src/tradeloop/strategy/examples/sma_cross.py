@@ -44,15 +44,20 @@ class SmaCross(Strategy):
             close = view.arrays(symbol).close
             self._crosses[symbol] = sma_crossover_exact(close, self.fast, self.slow, tick or None)
         self._single = view.symbols[0] if len(view.symbols) == 1 else None
+        # a Python list reads ~5x faster per element than a numpy array in the bar loop
+        self._single_crosses = (
+            self._crosses[self._single].tolist() if self._single is not None else None
+        )
         self._fraction = self.size / len(view.symbols)
 
     def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Act on a cross of the bar that just completed."""
-        if self._single is not None:
-            cross = self._crosses[self._single][view.i]
-            if cross == 0:
+        crosses = self._single_crosses
+        if crosses is not None:
+            cross = crosses[view.i]
+            if not cross:
                 return NO_SIGNALS
-            return self._act(self._single, int(cross), view, portfolio)
+            return self._act(view.symbols[0], cross, view, portfolio)
         out: list[Signal] = []
         for symbol in view.symbols:
             if not view.updated(symbol):
