@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from tradeloop.core.bar import BarArrays
@@ -67,11 +66,16 @@ _FORMAT_BY_SUFFIX = {
     ".ipc": "feather",
 }
 _FORMAT_SUFFIXES = frozenset(_FORMAT_BY_SUFFIX)
-# Decimal text must become the nearest float64 (bit-exact round trip). pandas >= 3 does that by
-# default and deprecates the option; older pandas needs "round_trip".
-_CSV_FLOAT_OPTIONS: dict[str, str] = (
-    {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-)
+
+
+def _csv_float_options() -> dict[str, str]:
+    # Decimal text must become the nearest float64 (bit-exact round trip). pandas >= 3 does
+    # that by default and deprecates the option; older pandas needs "round_trip".
+    import pandas as pd
+
+    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 _PAIR_PART = re.compile(r"^[A-Z0-9]+$")
 
 
@@ -457,6 +461,8 @@ def _feather_names(p: Path) -> list[str]:
 def _read_csv(
     p: Path, columns: ColumnMap | None, file: str
 ) -> tuple[dict[str, str], dict[str, Any]]:
+    import pandas as pd  # imported lazily: only CSV and text times need it
+
     try:
         header = pd.read_csv(p, nrows=0)
         sep = ","
@@ -474,7 +480,7 @@ def _read_csv(
             p,
             sep=sep,
             usecols=[names.index(c) for c in wanted],
-            **_CSV_FLOAT_OPTIONS,
+            **_csv_float_options(),
             low_memory=False,
         )
     except DataError:
@@ -627,6 +633,8 @@ def _epoch_to_ns(values: np.ndarray, time_unit: str | None, *, file: str, field:
 
 
 def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray:
+    import pandas as pd  # imported lazily: only CSV and text times need it
+
     text = pd.Series(values, dtype=object)
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     if parsed.isna().any():
@@ -652,6 +660,8 @@ def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray
 
 def _to_float(col: Any, *, file: str, field: str) -> np.ndarray:
     """Convert a numeric column to float64 (nulls become NaN, caught by validation)."""
+    import pandas as pd  # imported lazily: only CSV and text times need it
+
     arr = _as_arrow(col)
     kind = arr.type
     if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
