@@ -17,7 +17,8 @@ folder; ``--json PATH`` writes the results to ``PATH``.
 Usage::
 
     .venv/bin/python bench/backtest_throughput.py [--bars N] [--peers a,b] [--peer-bars N]
-                                                  [--repeat K] [--data FILE] [--json PATH]
+                                                  [--repeat K] [--peer-repeat K]
+                                                  [--data FILE] [--json PATH]
 """
 
 from __future__ import annotations
@@ -43,21 +44,33 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from _peers import PEERS, Bars, Match, PeerRun, Rules, Trade, is_available, match_trades
+sys.dont_write_bytecode = True  # importing the helper must not leave a cache folder in bench/
+
+from _peers import (  # noqa: E402
+    PEERS,
+    Bars,
+    Match,
+    PeerRun,
+    Rules,
+    Trade,
+    is_available,
+    match_trades,
+)
 
 #: The shared data folder, next to the repository (overridden by TRADELOOP_SHARED_DATA).
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SOURCE = Path("crypto_1m") / "binance_spot_2025" / "BTC_USDT-1m.feather"
 SYMBOL = "BTC/USDT"
-FILE_NAME = "BTC_USDT-1m.parquet"  # the CLI infers the symbol from the file name
+FILE_STEM = "BTC_USDT"  # the CLI infers the symbol from the file name
 SLOW_PEERS = frozenset({"backtrader"})  # peers --peer-bars applies to
 RULES_FAST, RULES_SLOW, FEE, BALANCE = 10, 30, 0.001, 10_000.0
 
 _TIMESTAMP_NAMES = ("date", "timestamp", "datetime", "time", "open_time", "ts")
 
 # Run in a fresh interpreter: imports the CLI, wraps the functions the CLI goes through with
-# timers, runs ``tradeloop backtest`` through the CLI's own ``main`` and writes the timings as
-# JSON to argv[1]. Wrappers are skipped for names that do not exist (the API may move).
+# timers, runs ``tradeloop backtest`` (arguments as JSON in argv[2]) through the CLI's own
+# ``main`` and writes the timings as JSON to the file named by TL_BENCH_PHASES_OUT. Wrappers are
+# skipped for names that do not exist (the API may move).
 _PHASES_CHILD = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
@@ -232,11 +245,40 @@ def best_of(repeat: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
     return min(times), times
 
 
+def child_env(work: Path, **extra: str) -> dict[str, str]:
+    """Environment of the timed subprocesses: a bytecode cache in ``work``, as in a normal install.
+
+    Without a cache (e.g. with PYTHONDONTWRITEBYTECODE set) every run would recompile
+    tradeloop's sources; with the default cache next to the sources the bench would write into
+    the repository. Call :func:`warm_up` once before timing.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    env.update(extra)
+    return env
+
+
+def warm_up(bars: Bars, work: Path) -> None:
+    """Run the CLI once on 2,000 bars (untimed) to fill the bytecode cache of :func:`child_env`."""
+    folder = work / "warm-up"
+    folder.mkdir()
+    data = folder / f"{FILE_STEM}-{timeframe_of(bars)}.parquet"
+    write_parquet(bars.head(2_000), data)
+    time_process(cli_command() + cli_args(data, folder / "out"), work)
+
+
 def time_process(cmd: Sequence[str], cwd: Path) -> float:
-    """Wall seconds of one subprocess run; stderr is shown if it fails."""
+    """Wall seconds of one subprocess run in ``cwd``; stderr is shown if it fails."""
+    env = child_env(cwd)
     started = time.perf_counter()
     proc = subprocess.run(
-        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
@@ -258,7 +300,7 @@ def read_cli_trades(path: Path) -> list[Trade]:
 def run_phases(data: Path, work: Path) -> dict[str, float]:
     """Run the CLI once in a fresh interpreter with its phases timed (see ``_PHASES_CHILD``)."""
     out_json = work / "phases.json"
-    env = dict(os.environ, TL_BENCH_PHASES_OUT=str(out_json))
+    env = child_env(work, TL_BENCH_PHASES_OUT=str(out_json))
     args = json.dumps(cli_args(data, work / "out-phases"))
     proc = subprocess.run(
         [sys.executable, "-c", _PHASES_CHILD, "phases", args],
@@ -467,6 +509,15 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def cpu_check(steps: int = 3_000_000) -> float:
+    """Seconds of a fixed pure-Python loop: compare it between runs to spot a busy machine."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(steps):
+        total += i
+    return time.perf_counter() - started
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
@@ -491,6 +542,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=3, help="best-of-K timing for tradeloop (default 3)"
     )
     parser.add_argument(
+        "--peer-repeat", type=int, default=1, help="best-of-K timing for each peer (default 1)"
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         default=None,
@@ -512,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench and print the tables; return the exit code."""
     args = parse_args(argv)
     load_at_start = load_average()
+    cpu_at_start = cpu_check()
     source = resolve_data(args.data)
     if not source.exists():
         _log(
@@ -531,12 +586,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tradeloop-bench-") as tmp:
         work = Path(tmp)
-        data_file = work / FILE_NAME
+        data_file = work / f"{FILE_STEM}-{timeframe_of(bars)}.parquet"
         write_parquet(bars, data_file)
 
         # --- tradeloop, whole process
         cmd = cli_command() + cli_args(data_file, work / "out")
         _log(f"tradeloop CLI, whole process, best of {args.repeat} ...")
+
+        warm_up(bars, work)
+        cpu_cli = cpu_check()
 
         def cli_once() -> float:
             shutil.rmtree(work / "out", ignore_errors=True)
@@ -547,11 +605,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         interpreter_s, _ = best_of(
             args.repeat, lambda: time_process([sys.executable, "-c", "pass"], work)
         )
-        _log("tradeloop CLI with phase timers ...")
-        phases = run_phases(data_file, work)
+        _log(f"tradeloop CLI with phase timers, best of {args.repeat} per phase ...")
+        phase_runs = [run_phases(data_file, work) for _ in range(max(1, args.repeat))]
 
         # --- tradeloop, in process
         _log(f"tradeloop run_on_bars in process, best of {args.repeat} ...")
+        cpu_in_process = cpu_check()
         ours = tradeloop_in_process(bars, args.repeat)
         run_s, run_all, our_trades = ours.best_s, ours.times_s, ours.trades
 
@@ -569,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [
                 f"best of {len(cli_all)}: " + ", ".join(f"{t:.2f}" for t in cli_all) + " s",
                 "start + import + load + run + write incl. report.html",
+                f"CPU check {cpu_cli:.2f} s",
             ],
             version,
         )
@@ -580,7 +640,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             n,
             run_s,
             "reference",
-            [f"best of {len(run_all)}", "strategy + kernel + metrics"],
+            [
+                f"best of {len(run_all)}",
+                "strategy + kernel + metrics",
+                f"CPU check {cpu_in_process:.2f} s",
+            ],
             version,
         )
     )
@@ -588,7 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- peers
     peer_runs: list[tuple[PeerRun, Match]] = []
     ours_on: dict[int, OursRun] = {n: ours}
-    for name in args.peer_names:
+    # backtesting.py first: it is the reference, so time it closest to tradeloop.
+    for name in sorted(args.peer_names, key=lambda p: p != "backtesting"):
         module, runner = PEERS[name]
         if not is_available(module):
             _log(f"{name}: not importable, skipped")
@@ -599,17 +664,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if size not in ours_on:
             ours_on[size] = tradeloop_in_process(bars.head(size), 1)
         _log(f"{name} on {size:,} bars ...")
+        cpu_peer = cpu_check()
         sub = bars.head(size)
         peer_rules = replace(
             rules, min_equity=ours_on[size].min_equity, max_price=float(np.max(sub.high))
         )
-        peer = runner(sub, peer_rules)
+        peer = min(
+            (runner(sub, peer_rules) for _ in range(max(1, args.peer_repeat))),
+            key=lambda run: run.run_s,
+        )
         match = match_trades(ours_on[size].trades, peer.trades)
         peer_runs.append((peer, match))
         notes = [f"import {peer.import_s:.1f} s, data prep {peer.prep_s:.2f} s (not timed)"]
         if size < n:
             notes.append(f"first {size:,} bars only (--peer-bars)")
-        notes += peer.notes
+        notes += [*peer.notes, f"CPU check {cpu_peer:.2f} s"]
         rows.append(
             Row(
                 peer.label,
@@ -628,7 +697,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now(tz=UTC).date().isoformat()
     machine = (
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"load average at start {load_at_start}, at end {load_average()}"
+        f"load average {load_at_start} at start, {load_average()} at end; "
+        f"CPU check {cpu_at_start:.2f} s at start, {cpu_check():.2f} s at end"
     )
     print_table(
         f"SMA({RULES_FAST}/{RULES_SLOW}) crossover throughput · {stamp} · {machine}",
@@ -639,7 +709,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row, c in zip(rows, cells, strict=True):
         print(f"  {c[0]}, {row.mode}: {c[-1]}")
 
-    phase_list = phase_rows(phases, interpreter_s)
+    per_run = [phase_rows(raw, interpreter_s) for raw in phase_runs]
+    phase_list: list[tuple[str, float | None]] = []
+    for k, (name, _) in enumerate(per_run[0]):
+        values = [rows_[k][1] for rows_ in per_run if rows_[k][1] is not None]
+        phase_list.append((name, min(values) if values else None))
     phase_total = sum(s for _, s in phase_list if s is not None)
     phase_cells = [
         [
@@ -649,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for name, s in phase_list
     ]
-    phase_cells.append(["sum (one run with timers)", f"{phase_total:.2f}", "100%"])
+    phase_cells.append([f"sum (best of {args.repeat} per phase)", f"{phase_total:.2f}", "100%"])
     phase_cells.append([f"whole process, best of {len(cli_all)} (no timers)", f"{cli_s:.2f}", ""])
     print_table(
         "Where tradeloop's whole-process time goes",
@@ -680,6 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "load_average_at_start": load_at_start,
+                "cpu_check_at_start_s": cpu_at_start,
             },
             "data": {"source": source.name, "bars": n, "source_bars": len(src), "tick": bars.tick},
             "rules": asdict(rules),
@@ -688,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "in_process_times_s": run_all,
             "interpreter_start_s": interpreter_s,
             "phases_s": dict(phase_list),
-            "phases_raw_s": phases,
+            "phases_raw_s": phase_runs,
             "speedup_vs_backtesting": {
                 "cli": cli_rate / bt_rate,
                 "in_process": (n / run_s) / bt_rate,

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.runs_cmd import register as register_run_commands
 from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
 from tradeloop.core.time import parse_time
@@ -332,6 +334,10 @@ def strategies(
             origin,
         )
     console.print(table)
+
+
+app.add_typer(data_app, name="data")
+register_run_commands(app)
 
 
 def main() -> None:
