@@ -302,6 +302,7 @@ def run_phases(data: Path, work: Path) -> dict[str, float]:
     out_json = work / "phases.json"
     env = child_env(work, TL_BENCH_PHASES_OUT=str(out_json))
     args = json.dumps(cli_args(data, work / "out-phases"))
+    started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _PHASES_CHILD, "phases", args],
         cwd=work,
@@ -311,10 +312,11 @@ def run_phases(data: Path, work: Path) -> dict[str, float]:
         text=True,
         check=False,
     )
+    wall = time.perf_counter() - started
     if proc.returncode != 0:
         _log(f"phase timing failed:\n{proc.stderr}")
         return {}
-    return dict(json.loads(out_json.read_text(encoding="utf-8")))
+    return {**json.loads(out_json.read_text(encoding="utf-8")), "wall": wall}
 
 
 def phase_rows(raw: dict[str, float], interpreter_s: float) -> list[tuple[str, float | None]]:
@@ -344,6 +346,10 @@ def phase_rows(raw: dict[str, float], interpreter_s: float) -> list[tuple[str, f
         (
             "CLI rest (args, table print)",
             minus(get("main"), get("run_backtest"), get("write_outputs")),
+        ),
+        (
+            "interpreter exit, untimed rest",
+            minus(get("wall"), interpreter_s, get("imports"), get("main")),
         ),
     ]
     return rows

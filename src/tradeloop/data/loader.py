@@ -433,9 +433,11 @@ def _read_columns(
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            names = list(pq.read_schema(p).names)
+            # ParquetFile avoids read_table's dataset layer (and its ~0.3 s of imports)
+            parquet = pq.ParquetFile(p, memory_map=True)
+            names = list(parquet.schema_arrow.names)
             picked = _pick_columns(names, columns, file)
-            table = pq.read_table(p, columns=_unique(picked.values()), memory_map=True)
+            table = parquet.read(columns=_unique(picked.values()))
         else:
             import pyarrow.feather as pf
 

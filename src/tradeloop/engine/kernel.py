@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,13 +39,15 @@ ProgressCallback = Callable[[int, int], None]
 
 
 class _Lane(NamedTuple):
+    """One symbol's view of the steps: numpy arrays, or Python lists in multi-symbol runs."""
+
     symbol: str
-    idx: list[int]
-    new: list[bool]
-    open: list[float]
-    high: list[float]
-    low: list[float]
-    close: list[float]
+    idx: Any
+    new: Any
+    open: Any
+    high: Any
+    low: Any
+    close: Any
 
 
 class BacktestEngine:
@@ -84,7 +86,7 @@ class BacktestEngine:
         """
         market, view, strategy = self.market, self.view, self.strategy
         n_steps = int(market.step_ts.size)
-        self._ts_list = market.step_ts.tolist()
+        self._close_lists: dict[str, list[float]] = {}
         try:
             strategy.on_init(view)
         except Exception as exc:
@@ -99,6 +101,10 @@ class BacktestEngine:
             },
         )
         lanes = self._lanes(n_steps)
+        if len(lanes) > 1:
+            # many symbols: every bar reads several fields, so index Python lists
+            self._ts_list = market.step_ts.tolist()
+            lanes = [_Lane(ln.symbol, *(np.asarray(a).tolist() for a in ln[1:])) for ln in lanes]
         chunk = max(1, min(50_000, n_steps // 100))
         # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
         # loop itself, and the loop makes no reference cycles of its own, so pause the
@@ -120,7 +126,7 @@ class BacktestEngine:
         return self._finish(n_steps)
 
     def _lanes(self, n_steps: int) -> list[_Lane]:
-        """Per symbol: bar index at each step, new-bar flags and OHLC as Python lists."""
+        """Per symbol: bar index at each step, new-bar flags and OHLC arrays."""
         market = self.market
         base = market.base_timeframe
         lanes = []
@@ -133,23 +139,20 @@ class BacktestEngine:
                 new_bar[1:] = idx[1:] != idx[:-1]
             new_bar &= idx >= 0
             lanes.append(
-                _Lane(
-                    symbol,
-                    idx.tolist(),
-                    new_bar.tolist(),
-                    arrays.open.tolist(),
-                    arrays.high.tolist(),
-                    arrays.low.tolist(),
-                    arrays.close.tolist(),
-                )
+                _Lane(symbol, idx, new_bar, arrays.open, arrays.high, arrays.low, arrays.close)
             )
         return lanes
 
     def _steps_single(self, lane: _Lane, start: int, stop: int) -> None:
-        """Steps ``[start, stop)`` of a one-symbol run, where step ``k`` is bar ``k``."""
+        """Steps ``[start, stop)`` of a one-symbol run, where step ``k`` is bar ``k``.
+
+        Only the close is read on most bars, so only it becomes a Python list (fast to
+        index); opens, highs and lows are read from the arrays on the rare bars that need them.
+        """
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        ts_list = self._ts_list
-        symbol, o, h, lo, c = lane.symbol, lane.open, lane.high, lane.low, lane.close
+        step_ts = self.market.step_ts
+        symbol, o, h, lo = lane.symbol, lane.open, lane.high, lane.low
+        c = self._close_list(lane)
         on_bar = strategy.on_bar
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
@@ -158,12 +161,17 @@ class BacktestEngine:
             for step in range(start, stop):
                 if pending:
                     broker.step = step
-                    broker.on_open(symbol, ts_list[step], o[step])
+                    broker.on_open(symbol, int(step_ts[step]), float(o[step]))
                 if positions:
                     if watched:
                         broker.step = step
                         broker.on_bar_range(
-                            symbol, ts_list[step], o[step], h[step], lo[step], c[step]
+                            symbol,
+                            int(step_ts[step]),
+                            float(o[step]),
+                            float(h[step]),
+                            float(lo[step]),
+                            c[step],
                         )
                     else:
                         marks[symbol] = c[step]
@@ -174,7 +182,13 @@ class BacktestEngine:
         except StrategyError:
             raise
         except Exception as exc:
-            raise strategy_error(strategy, exc, ts_list[step]) from exc
+            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
+
+    def _close_list(self, lane: _Lane) -> list[float]:
+        cached = self._close_lists.get(lane.symbol)
+        if cached is None:
+            cached = self._close_lists[lane.symbol] = lane.close.tolist()
+        return cached
 
     def _steps_multi(self, lanes: list[_Lane], start: int, stop: int) -> None:
         """Steps ``[start, stop)`` of a multi-symbol run on the union of bar times."""
@@ -225,7 +239,7 @@ class BacktestEngine:
         close: float | None,
         closes: dict[str, float] | None,
     ) -> None:
-        ts = self._ts_list[step]
+        ts = int(self.market.step_ts[step])
         self.broker.step = step
         self.clock.advance_to(ts)
         for signal in signals:
