@@ -28,6 +28,7 @@ lint: $(VENV)/.dev
 
 test: $(VENV)/.dev
 	./scripts/ensure_services.sh
+	./scripts/ensure_chromium.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy

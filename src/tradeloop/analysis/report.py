@@ -1,188 +1,726 @@
 """A self-contained HTML report of a run (Plotly; works offline).
 
-Large runs stay light: the equity and price charts are decimated to at most ``max_points``
-points (min/max per bucket for prices, so spikes survive), and the trade table shows the
-first ``max_trade_rows`` trades.
+One file holds everything: plotly.js is inlined once, every chart's data is embedded, nothing
+is fetched. Sections: verdict, headline metrics, equity with drawdown shading and a buy-and-hold
+benchmark, underwater chart, statistical validation with the Monte Carlo distributions, bias
+findings, a candlestick chart per symbol with entries, exits (by exit reason) and stop-loss /
+take-profit levels, monthly returns, per-symbol results, the trades, parameters and data
+provenance.
+
+Large runs stay light (see :mod:`tradeloop.analysis._charts`): the equity chart keeps each
+bucket's extremes (at most ``max_points`` points), candles are merged to at most
+``max_candles`` with a full-resolution chart of the last ``window_candles`` bars, the
+overview marks the most recent ``max_markers`` trades per symbol, and the tables show the first
+``max_trade_rows`` trades and ``max_findings`` bias findings (``trades.csv`` and
+``metrics.json`` hold all of them). Each chart's ``<div>`` carries ``data-traces``, the number
+of traces it must render.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tradeloop.analysis import _charts as charts
+from tradeloop.analysis.metrics import drawdown_curve, monthly_returns
+from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run, metrics_dict
+from tradeloop.analysis.trades import TradeColumns, trade_columns
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.position import Trade
 from tradeloop.core.time import to_iso
 
-__all__ = ["write_report"]
+__all__ = ["ReportLimits", "buy_and_hold", "write_compare_report", "write_report"]
+
+#: Metric keys shown as percentages.
+PERCENT_KEYS = frozenset(
+    {
+        "total_return",
+        "cagr",
+        "volatility",
+        "max_drawdown",
+        "win_rate",
+        "exposure",
+        "avg_trade_return",
+        "median_trade_return",
+        "avg_return",
+        "ret",
+        "benchmark_return",
+    }
+)
+
+_METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Returns",
+        ("initial_equity", "final_equity", "total_return", "cagr", "benchmark_return", "fees_paid"),
+    ),
+    (
+        "Risk",
+        (
+            "volatility",
+            "sharpe",
+            "sortino",
+            "calmar",
+            "max_drawdown",
+            "max_drawdown_start",
+            "max_drawdown_trough",
+            "max_drawdown_recovery",
+            "max_drawdown_duration_days",
+        ),
+    ),
+    (
+        "Trades",
+        (
+            "trade_count",
+            "win_rate",
+            "profit_factor",
+            "expectancy",
+            "payoff_ratio",
+            "avg_trade_pnl",
+            "median_trade_pnl",
+            "avg_trade_return",
+            "median_trade_return",
+            "longest_win_streak",
+            "longest_loss_streak",
+            "avg_holding_hours",
+            "exposure",
+            "turnover",
+        ),
+    ),
+)
 
 
-def _decimate_index(n: int, max_points: int) -> np.ndarray:
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_points).astype(np.int64))
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    """Caps that keep a report of a long run small and quick to open."""
+
+    max_points: int = 6000
+    max_candles: int = 5000
+    window_candles: int = 1500
+    max_markers: int = 2000
+    max_trade_rows: int = 500
+    max_findings: int = 300
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if math.isnan(value):
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_value(key: str, value: Any) -> str:
+    """Format a metric for people: percentages, ``∞`` for infinities, ``–`` for NaN/None.
+
+    >>> fmt_value("win_rate", 0.5), fmt_value("profit_factor", float("inf"))
+    ('50.00%', '∞')
+    """
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
             return "–"
-        return f"{value:,.6g}"
+        if math.isinf(v):
+            return "∞" if v > 0 else "-∞"
+        if key in PERCENT_KEYS:
+            return f"{v * 100:,.2f}%"
+        return f"{v:,.4g}" if abs(v) < 1e-3 and v else f"{v:,.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(
+    rows: Sequence[Sequence[Any]],
+    header: Sequence[str],
+    *,
+    cls: str = "",
+    keys: bool = False,
+    formats: Sequence[str] | None = None,
+) -> str:
+    """An HTML table of formatted values.
+
+    With ``keys`` the first cell of each row names the metric that formats the row; otherwise
+    ``formats`` (default: the header) names the metric that formats each column.
+    """
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    column_keys = list(formats or header)
+    body = []
+    for row in rows:
+        row_key = str(row[0]) if keys else ""
+        cells = "".join(
+            f"<td>{_esc(fmt_value(row_key if keys else column_keys[k], v))}</td>"
+            for k, v in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return (
+        f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
+
+
+class _Charts:
+    """Collects chart divs and the script that draws them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def div(self, name: str, figure: Mapping[str, Any]) -> str:
+        self.count += 1
+        chart_id = f"chart-{name}"
+        payload = json.dumps(
+            {"data": figure["data"], "layout": figure["layout"]},
+            separators=(",", ":"),
+            allow_nan=False,
+            default=_json_default,
+        ).replace("</", "<\\/")
+        return (
+            f'<div class="chart" id="{chart_id}" data-traces="{len(figure["data"])}"></div>\n'
+            f'<script type="application/json" id="{chart_id}-spec">{payload}</script>\n'
+        )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+_DRAW_SCRIPT = """
+<script>
+(function () {
+  var config = {responsive: true, displaylogo: false};
+  document.querySelectorAll("div.chart").forEach(function (div) {
+    var spec = JSON.parse(document.getElementById(div.id + "-spec").textContent);
+    Plotly.newPlot(div, spec.data, spec.layout, config);
+  });
+})();
+</script>
+"""
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 24px auto;
+       max-width: 1400px; padding: 0 16px; color: #222; }
+h1 { margin-bottom: 4px; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; }
+.sub { color: #666; margin-top: 0; }
+nav a { margin-right: 12px; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 16px 16px 0; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td:first-child { text-align: left; }
+.grid { display: flex; flex-wrap: wrap; align-items: flex-start; }
+.verdict { padding: 10px 14px; border-radius: 6px; font-weight: 600; margin: 12px 0; }
+.pass { background: #e6f4ea; color: #1e6b34; } .fail { background: #fdecea; color: #a11d1d; }
+.ok { color: #1e6b34; font-weight: 600; } .no { color: #a11d1d; font-weight: 600; }
+.note { color: #666; font-size: 13px; }
+.chart { width: 100%; min-height: 200px; }
+.scroll { display: inline-block; max-width: 100%; max-height: 480px; overflow: auto; }
+code { font-size: 12px; }
+"""
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def buy_and_hold(
+    ts: np.ndarray, candles: Mapping[str, charts.Candles], initial_equity: float
+) -> np.ndarray | None:
+    """Equity at times ``ts`` of buying every symbol with an equal share at its first close
+    and holding it.
+
+    ``candles`` are the symbols' candles on the run's steps (:func:`_charts.grid_candles`);
+    each share sits in cash until its symbol's first candle. Returns None without candles.
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    legs = []
+    for c in candles.values():
+        if not len(c):
+            continue
+        at = np.searchsorted(c.ts, ts, side="right") - 1
+        close = np.where(at >= 0, c.close[np.maximum(at, 0)], c.close[0])
+        legs.append(close / c.close[0])
+    if not legs:
+        return None
+    return np.asarray(initial_equity * np.mean(legs, axis=0), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _verdict_html(analysis: RunAnalysis) -> str:
+    verdict = analysis.validation.verdict
+    cls = "pass" if verdict.passed else "fail"
+    rows = [
+        (
+            rule.description,
+            fmt_value(rule.name, rule.value),
+            '<span class="ok">pass</span>' if rule.passed else '<span class="no">fail</span>',
+        )
+        for rule in verdict.rules
+    ]
+    body = "".join(f"<tr><td>{_esc(a)}</td><td>{_esc(b)}</td><td>{c}</td></tr>" for a, b, c in rows)
+    return (
+        f'<div class="verdict {cls}">Statistical verdict: {_esc(verdict.summary)}</div>'
+        f'<table class="rules"><thead><tr><th>rule</th><th>value</th><th>result</th></tr>'
+        f"</thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _metrics_html(metrics: Mapping[str, Any]) -> str:
+    parts = []
+    for title, keys in _METRIC_GROUPS:
+        rows = [(k, metrics[k]) for k in keys if k in metrics]
+        parts.append(f"<div><h3>{title}</h3>{_table(rows, ('metric', 'value'), keys=True)}</div>")
+    return f'<div class="grid">{"".join(parts)}</div>'
+
+
+def _validation_html(analysis: RunAnalysis) -> str:
+    v = analysis.validation
+    cfg = v.config
+    t, ci, sig, mc = v.t_test, v.sharpe_ci, v.significance, v.monte_carlo
+    stats_rows = [
+        ("closed trades tested", t.n),
+        ("mean trade return", fmt_value("avg_trade_return", t.mean)),
+        ("t statistic", t.t_stat),
+        ("p-value (one-sided, mean > 0)", t.p_value),
+        (
+            f"Sharpe {ci.confidence:.0%} interval (block bootstrap, {ci.samples} resamples, "
+            f"blocks of {ci.block_length} bars)",
+            f"{fmt_value('', ci.low)} … {fmt_value('', ci.high)}",
+        ),
+        ("probabilistic Sharpe ratio (P[true Sharpe > 0])", sig.psr),
+        (f"deflated Sharpe ratio ({sig.n_trials} trial(s))", sig.dsr),
+        (
+            "per-bar Sharpe / skewness / kurtosis",
+            f"{sig.sharpe:.4g} / {sig.skew:.3g} / {sig.kurtosis:.3g}",
+        ),
+        ("seed", cfg.seed),
+    ]
+    mc_rows = [
+        ("max drawdown", *(fmt_value("max_drawdown", x) for x in mc.max_drawdown)),
+        ("final equity", *(fmt_value("", x) for x in mc.final_equity)),
+    ]
+    how = (
+        f"runs of {mc.block} consecutive trade(s) redrawn with replacement"
+        if mc.method == "bootstrap"
+        else "trade order reshuffled (final equity is order-independent)"
+    )
+    mc_note = (
+        f"{mc.sims} paths over {mc.trades} closed trades ({how}); probability of ending below "
+        f"the starting equity: {fmt_value('win_rate', mc.prob_loss)}."
+    )
+    return (
+        f'<div class="grid"><div>{_table(stats_rows, ("test", "value"))}</div>'
+        f"<div><h3>Monte Carlo</h3>"
+        f"{_table(mc_rows, ('', '5th percentile', 'median', '95th percentile'))}"
+        f'<p class="note">{_esc(mc_note)}</p></div></div>'
+    )
+
+
+def _bias_html(analysis: RunAnalysis, limit: int) -> str:
+    report = analysis.biases
+    counts = report.counts()
+    summary_rows = [
+        (kind, counts[kind] if report.checked.get(kind) else "not checked (no prices)")
+        for kind in counts
+    ]
+    findings = report.findings
+    rows = []
+    for f in findings[:limit]:
+        ids = list(f.trade_ids)
+        shown = ", ".join(ids[:8]) + (f" … ({len(ids)} trades)" if len(ids) > 8 else "")
+        rows.append((f.kind.value, to_iso(f.ts), shown, f.message))
+    more = (
+        f'<p class="note">First {limit} of {len(findings)} findings; all are in metrics.json.</p>'
+        if len(findings) > limit
+        else ""
+    )
+    table = (
+        _table(rows, ("bias", "time", "trades", "finding"), cls="findings")
+        if rows
+        else '<p class="note">No behavioural bias found.</p>'
+    )
+    return (
+        f'<div class="grid"><div>{_table(summary_rows, ("check", "findings"))}</div>'
+        f'<div><div class="scroll">{table}</div>{more}</div></div>'
+    )
+
+
+def _trades_html(cols: TradeColumns, limit: int) -> str:
+    rows = []
+    pnl_pct = cols.pnl_pct
+    for i in range(min(limit, len(cols))):
+        closed = bool(cols.closed[i])
+        rows.append(
+            (
+                cols.ids[i],
+                cols.symbols[i],
+                "long" if cols.direction[i] > 0 else "short",
+                to_iso(int(cols.entry_ts[i])),
+                float(cols.entry_price[i]),
+                to_iso(int(cols.exit_ts[i])) if closed else "open",
+                float(cols.exit_price[i]) if closed else None,
+                float(cols.quantity[i]),
+                float(cols.stop_loss[i]) if np.isfinite(cols.stop_loss[i]) else None,
+                float(cols.take_profit[i]) if np.isfinite(cols.take_profit[i]) else None,
+                float(cols.pnl[i]),
+                float(pnl_pct[i]),
+                cols.exit_reasons[i] or "",
+            )
+        )
+    header = (
+        "id",
+        "symbol",
+        "side",
+        "entry time",
+        "entry price",
+        "exit time",
+        "exit price",
+        "size",
+        "stop loss",
+        "take profit",
+        "pnl",
+        "return",
+        "exit reason",
+    )
+    formats = [*header[:11], "avg_return", ""]
+    return _table(rows, header, cls="trades", formats=formats)
+
+
+def _kv_rows(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in mapping.items():
+        if isinstance(value, dict | list | tuple):
+            value = json.dumps(value, default=str)
+        rows.append((str(key), str(value) if value is not None else "–"))
+    return rows
+
+
+def _provenance_html(run_info: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> str:
+    info = dict(run_info or {})
+    files = info.pop("data", None) or []
+    params = info.pop("params", None) or summary.get("params") or {}
+    config = info.pop("config", None) or summary.get("config") or {}
+    run_rows = (
+        _kv_rows(info)
+        if info
+        else _kv_rows(
+            {k: v for k, v in summary.items() if k not in {"params", "config", "provenance"}}
+        )
+    )
+    file_rows = [
+        (
+            f.get("path", ""),
+            f.get("symbol", ""),
+            f.get("timeframe", ""),
+            f.get("rows", ""),
+            f.get("sha256", ""),
+        )
+        for f in files
+    ]
+    parts = [
+        f"<div><h3>Run</h3>{_table(run_rows, ('field', 'value'))}</div>",
+        f"<div><h3>Parameters</h3>{_table(_kv_rows(params), ('parameter', 'value'))}</div>",
+        f"<div><h3>Configuration</h3>{_table(_kv_rows(config), ('setting', 'value'))}</div>",
+    ]
+    if file_rows:
+        parts.append(
+            "<div><h3>Data files</h3>"
+            f"{_table(file_rows, ('path', 'symbol', 'timeframe', 'rows', 'sha256'))}</div>"
+        )
+    return f'<div class="grid">{"".join(parts)}</div>'
+
+
+def _price_sections(
+    cols: TradeColumns,
+    all_candles: Mapping[str, charts.Candles],
+    end_ns: int,
+    limits: ReportLimits,
+    out: _Charts,
+) -> list[str]:
+    parts = []
+    for k, (symbol, candles) in enumerate(all_candles.items()):
+        if not len(candles):
+            continue
+        mine = cols.select(np.flatnonzero(cols.symbols == symbol))
+        order = np.argsort(mine.entry_ts, kind="stable")
+        mine = mine.select(order)
+        shown = mine.select(slice(max(0, len(mine) - limits.max_markers), None))
+        merged, per = charts.merge_candles(candles, limits.max_candles)
+        title = f"{symbol}: price and trades"
+        if per > 1:
+            title += f" ({per} bars per candle)"
+        if len(shown) < len(mine):
+            title += f" · markers for the last {len(shown)} of {len(mine)} trades"
+        parts.append(
+            out.div(
+                f"price-{k}", charts.price_figure(symbol, merged, shown, end_ns=end_ns, title=title)
+            )
+        )
+        if per > 1:
+            recent = candles.tail(limits.window_candles)
+            start = int(recent.ts[0])
+            inside = np.flatnonzero(
+                (mine.entry_ts >= start) | (mine.closed & (mine.exit_ts >= start)) | ~mine.closed
+            )
+            window = mine.select(inside[-limits.max_markers :])
+            parts.append(
+                out.div(
+                    f"price-{k}-recent",
+                    charts.price_figure(
+                        symbol,
+                        recent,
+                        window,
+                        end_ns=end_ns,
+                        title=f"{symbol}: the last {len(recent)} bars at full resolution",
+                    ),
+                )
+            )
+    return parts
 
 
 def write_report(
     path: str | Path,
     *,
     title: str,
-    summary: Mapping[str, Any],
     ts: np.ndarray,
     equity: np.ndarray,
     trades: Sequence[Trade],
+    summary: Mapping[str, Any] | None = None,
     prices: Mapping[str, BarArrays] | None = None,
-    max_points: int = 5000,
-    max_trade_rows: int = 500,
+    analysis: RunAnalysis | None = None,
+    bar_ns: int | None = None,
+    initial_equity: float | None = None,
+    run_info: Mapping[str, Any] | None = None,
+    limits: ReportLimits | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
-    """Write an HTML report with the equity curve, drawdown, prices with trades and tables.
+    """Write the HTML report of a run and return its path.
 
-    Returns the path written.
+    Parameters
+    ----------
+    path
+        File to write (replaced atomically).
+    title
+        Page heading.
+    ts, equity
+        Step open times (UTC ns) and equity at each step's close.
+    trades
+        The run's trades.
+    summary
+        The run's summary dict (shown when ``run_info`` is not given).
+    prices
+        Bars per symbol for the candlestick charts and the benchmark; None leaves both out.
+    analysis
+        Precomputed :class:`RunAnalysis`; computed here (default configurations) when None.
+    bar_ns, initial_equity
+        Step length and starting equity (inferred from ``ts`` and ``equity`` when None).
+    run_info
+        Run record fields (run id, parameters, config, data files, versions) for provenance.
+    limits
+        Size caps for long runs.
+    notes
+        Warnings shown at the top (e.g. a missing data file).
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    out = Path(path)
-    idx = _decimate_index(len(ts), max_points)
-    times = ts[idx].astype("datetime64[ns]")
-    eq = equity[idx]
-    peaks = np.maximum.accumulate(equity)[idx]
-    drawdown = np.where(peaks > 0, eq / peaks - 1.0, 0.0) * 100
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04
-    )
-    fig.add_trace(go.Scatter(x=times, y=eq, name="equity", line={"width": 1.5}), row=1, col=1)
-    fig.add_trace(
-        go.Scatter(
-            x=times,
-            y=drawdown,
-            name="drawdown %",
-            fill="tozeroy",
-            line={"width": 1, "color": "crimson"},
+    limits = limits or ReportLimits()
+    summary = dict(summary or {})
+    ts = np.asarray(ts, dtype=np.int64)
+    equity = np.asarray(equity, dtype=np.float64)
+    if bar_ns is None:
+        bar_ns = int(np.median(np.diff(ts))) if ts.size > 1 else 60_000_000_000
+    if initial_equity is None:
+        initial_equity = float(summary.get("initial_equity") or (equity[0] if equity.size else 0))
+    if analysis is None:
+        analysis = analyze_run(
+            ts=ts,
+            equity=equity,
+            trades=trades,
+            bar_ns=bar_ns,
+            initial_equity=initial_equity,
+            prices=prices,
+        )
+    cols = analysis.columns if len(analysis.columns) == len(trades) else trade_columns(trades)
+    out = _Charts()
+    metrics = metrics_dict(analysis.metrics)
+    candles = {
+        symbol: charts.grid_candles(bars, ts, bar_ns) for symbol, bars in (prices or {}).items()
+    }
+    peaks = np.maximum(np.maximum.accumulate(equity), initial_equity) if equity.size else equity
+    drawdown = drawdown_curve(equity, initial_equity)
+    idx = charts.reduce_line([equity, drawdown], limits.max_points)
+    benchmark = buy_and_hold(ts[idx], candles, initial_equity) if candles else None
+    if benchmark is not None and benchmark.size:  # idx always holds the last bar
+        metrics["benchmark_return"] = float(benchmark[-1] / initial_equity - 1.0)
+    equity_div = out.div(
+        "equity",
+        charts.equity_figure(
+            ts[idx],
+            equity[idx],
+            peaks[idx],
+            drawdown[idx],
+            benchmark,
         ),
-        row=2,
-        col=1,
     )
-    fig.update_layout(
-        height=520, margin={"l": 40, "r": 20, "t": 30, "b": 30}, title="Equity and drawdown"
-    )
-    parts = [fig.to_html(full_html=False, include_plotlyjs=True)]
-
-    for symbol, bars in (prices or {}).items():
-        sel = _decimate_index(len(bars), max_points)
-        pfig = go.Figure()
-        pfig.add_trace(
-            go.Scatter(
-                x=bars.ts[sel].astype("datetime64[ns]"),
-                y=bars.close[sel],
-                name=f"{symbol} close",
-                line={"width": 1, "color": "#555"},
-            )
-        )
-        sym_trades = [t for t in trades if t.symbol == symbol][: max_trade_rows * 4]
-        if sym_trades:
-            entries_long = [t for t in sym_trades if t.direction > 0]
-            entries_short = [t for t in sym_trades if t.direction < 0]
-            for group, color, label in (
-                (entries_long, "green", "long entry"),
-                (entries_short, "red", "short entry"),
-            ):
-                if group:
-                    pfig.add_trace(
-                        go.Scatter(
-                            x=np.array([t.entry_ts for t in group]).astype("datetime64[ns]"),
-                            y=[t.entry_price for t in group],
-                            mode="markers",
-                            name=label,
-                            marker={"symbol": "triangle-up", "color": color, "size": 8},
-                        )
-                    )
-            exits = [t for t in sym_trades if t.is_closed]
-            if exits:
-                pfig.add_trace(
-                    go.Scatter(
-                        x=np.array([t.exit_ts for t in exits]).astype("datetime64[ns]"),
-                        y=[t.exit_price for t in exits],
-                        mode="markers",
-                        name="exit",
-                        text=[t.exit_reason.value if t.exit_reason else "" for t in exits],
-                        marker={"symbol": "x", "color": "black", "size": 7},
-                    )
-                )
-        pfig.update_layout(
-            height=420, title=f"{symbol} with trades", margin={"l": 40, "r": 20, "t": 40, "b": 30}
-        )
-        parts.append(pfig.to_html(full_html=False, include_plotlyjs=False))
-
-    metrics_rows = [(k, v) for k, v in summary.items() if not isinstance(v, dict | list)]
-    trade_rows = [
-        (
-            t.symbol,
-            "long" if t.direction > 0 else "short",
-            to_iso(t.entry_ts),
-            t.entry_price,
-            to_iso(t.exit_ts) if t.exit_ts is not None else "open",
-            t.exit_price if t.exit_price is not None else "",
-            t.quantity,
-            t.pnl,
-            t.exit_reason.value if t.exit_reason else "",
-        )
-        for t in trades[:max_trade_rows]
-    ]
-    shown = f" (first {max_trade_rows} of {len(trades)})" if len(trades) > max_trade_rows else ""
-    doc = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; font-size: 13px; margin-bottom: 24px; }}
-td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
-th {{ background: #f4f4f4; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<h2>Summary</h2>
-{_table(metrics_rows, ("metric", "value"))}
-{"".join(parts)}
-<h2>Trades{shown}</h2>
-{
-        _table(
-            trade_rows,
-            (
-                "symbol",
-                "side",
-                "entry time",
-                "entry price",
-                "exit time",
-                "exit price",
-                "size",
-                "pnl",
-                "exit reason",
+    mc = analysis.validation.monte_carlo
+    mc_div = (
+        out.div(
+            "montecarlo",
+            charts.monte_carlo_figure(
+                mc.drawdowns,
+                mc.finals,
+                initial_equity,
+                f"Monte Carlo: {mc.sims} paths ({mc.method})",
             ),
         )
+        if mc.sims
+        else ""
+    )
+    end_ns = int(ts[-1]) + bar_ns if ts.size else 0
+    price_divs = _price_sections(cols, candles, end_ns, limits, out)
+    months, month_rets = monthly_returns(ts, equity, initial_equity)
+    heatmap_div = (
+        out.div("monthly", charts.monthly_heatmap_figure(months, month_rets)) if months.size else ""
+    )
+    month_rows = [(r.month, r.ret, r.trades, r.pnl, r.win_rate) for r in analysis.by_month]
+    symbol_rows = [
+        (
+            r.symbol,
+            r.trades,
+            r.open_trades,
+            r.win_rate,
+            r.pnl,
+            r.profit_factor,
+            r.expectancy,
+            r.avg_return,
+            r.fees,
+        )
+        for r in analysis.by_symbol
+    ]
+    shown = (
+        f" (first {limits.max_trade_rows} of {len(cols)}; all in trades.csv)"
+        if len(cols) > limits.max_trade_rows
+        else ""
+    )
+    notes_html = "".join(f'<div class="verdict fail">{_esc(n)}</div>' for n in notes)
+    if not prices:
+        notes_html += (
+            '<p class="note">No price data: candlestick charts, the buy-and-hold benchmark and '
+            "the FOMO check are left out.</p>"
+        )
+    generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    subtitle = (
+        f"{to_iso(int(ts[0]))} → {to_iso(int(ts[-1]))} · {len(ts):,} bars · "
+        f"annualized with {365.25 * 86_400e9 / bar_ns:,.6g} bars per 365.25-day year · "
+        f"generated {generated}"
+        if ts.size
+        else f"no bars · generated {generated}"
+    )
+    from plotly.offline import get_plotlyjs
+
+    doc = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{_esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{_STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>{_esc(title)}</h1>
+<p class="sub">{_esc(subtitle)}</p>
+<nav><a href="#metrics">Metrics</a><a href="#equity">Equity</a>
+<a href="#validation">Validation</a><a href="#biases">Biases</a><a href="#prices">Prices</a>
+<a href="#monthly">Monthly</a><a href="#trades">Trades</a><a href="#provenance">Provenance</a></nav>
+{notes_html}
+{_verdict_html(analysis)}
+<h2 id="metrics">Metrics</h2>
+{_metrics_html(metrics)}
+<h2 id="equity">Equity and drawdown</h2>
+{equity_div}
+<h2 id="validation">Statistical validation</h2>
+{_validation_html(analysis)}
+{mc_div}
+<h2 id="biases">Behavioural bias checks</h2>
+{_bias_html(analysis, limits.max_findings)}
+<h2 id="prices">Prices and trades</h2>
+{"".join(price_divs) or '<p class="note">No price data.</p>'}
+<h2 id="monthly">Monthly returns</h2>
+{heatmap_div}
+<div class="scroll">{
+        _table(
+            month_rows,
+            ("month", "return", "trades closed", "pnl", "win rate"),
+            formats=("month", "ret", "trades", "pnl", "win_rate"),
+        )
+    }</div>
+<h2>Per symbol</h2>
+{
+        _table(
+            symbol_rows,
+            (
+                "symbol",
+                "trades",
+                "open",
+                "win rate",
+                "pnl",
+                "profit factor",
+                "expectancy",
+                "avg return",
+                "fees",
+            ),
+            formats=("", "", "", "win_rate", "", "", "", "avg_return", ""),
+        )
     }
+<h2 id="trades">Trades{_esc(shown)}</h2>
+<div class="scroll">{_trades_html(cols, limits.max_trade_rows)}</div>
+<h2 id="provenance">Parameters and data provenance</h2>
+{_provenance_html(run_info, summary)}
+{_DRAW_SCRIPT}
 </body></html>
 """
+    return _write_atomic(Path(path), doc)
+
+
+def _write_atomic(out: Path, text: str) -> Path:
     tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(doc, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def write_compare_report(
+    path: str | Path,
+    *,
+    title: str,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    rows: Sequence[Sequence[Any]],
+    labels: Sequence[str],
+) -> Path:
+    """Write an HTML page overlaying several runs' equity curves, with a metrics table.
+
+    ``curves`` maps a label to ``(ts, equity)`` with the starting equity first (its time is
+    the first bar's); ``rows`` are ``(metric, value per run...)``.
+    """
+    out = _Charts()
+    chart = out.div("overlay", charts.overlay_figure(curves))
+    from plotly.offline import get_plotlyjs
+
+    table = _table(rows, ("metric", *labels), keys=True)
+    doc = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{_esc(title)}</title>
+<style>{_STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>{_esc(title)}</h1>
+{chart}
+<h2>Metrics</h2>
+{table}
+{_DRAW_SCRIPT}
+</body></html>
+"""
+    return _write_atomic(Path(path), doc)

@@ -90,18 +90,6 @@ class _LazyProgress:
             self.progress.stop()
 
 
-def _fmt_metric(key: str, value: object) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return "–"
-        if value in (float("inf"), float("-inf")):
-            return "∞" if value > 0 else "-∞"
-        if key in {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "volatility"}:
-            return f"{value * 100:,.2f}%"
-        return f"{value:,.4f}"
-    return str(value)
-
-
 @app.command()
 def backtest(
     strategy: Annotated[
@@ -150,9 +138,21 @@ def backtest(
         bool, typer.Option(help="Close positions still open at the end (exit reason 'end').")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: output/<strategy>-<UTC time>).")
+        Path | None,
+        typer.Option(help="Output folder (default: output/runs/<run id>, with output/latest)."),
     ] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the bootstrap and Monte Carlo validation.")
+    ] = 42,
+    trials: Annotated[
+        int,
+        typer.Option(help="Strategies/parameter sets tried, for the deflated Sharpe ratio."),
+    ] = 1,
+    sharpe_bar: Annotated[
+        float, typer.Option(help="The validation's Sharpe rule passes above this.")
+    ] = 1.0,
+    mc_sims: Annotated[int, typer.Option(help="Monte Carlo paths of the validation.")] = 1000,
     ts_col: Annotated[str | None, typer.Option(help="Timestamp column name.")] = None,
     open_col: Annotated[str | None, typer.Option(help="Open column name.")] = None,
     high_col: Annotated[str | None, typer.Option(help="High column name.")] = None,
@@ -181,9 +181,18 @@ def backtest(
     """
     setup_logging(logging.INFO if verbose else logging.WARNING)
     try:
+        from tradeloop.analysis.bias import BiasConfig
+        from tradeloop.analysis.run_analysis import analyze_run
+        from tradeloop.analysis.validation import ValidationConfig
         from tradeloop.data.loader import ColumnMap
         from tradeloop.engine.config import BacktestConfig
-        from tradeloop.engine.output import write_outputs
+        from tradeloop.engine.output import (
+            describe_data,
+            new_run_id,
+            run_bar_ns,
+            run_info,
+            write_outputs,
+        )
         from tradeloop.engine.runner import DataSpec, run_backtest
 
         symbols = list(symbol or [])
@@ -216,6 +225,10 @@ def backtest(
             close_at_end=close_at_end,
         )
         params = _parse_params(list(param or []))
+        validation = ValidationConfig(
+            seed=seed, min_sharpe=sharpe_bar, n_trials=trials, mc_sims=mc_sims
+        )
+        bias = BiasConfig()
         progress = _LazyProgress("backtest")
         started = time.perf_counter()
         try:
@@ -225,8 +238,28 @@ def backtest(
         finally:
             progress.close()
         elapsed = time.perf_counter() - started
-        stamp = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
-        folder = out or Path("output") / f"{result.strategy}-{stamp}"
+        created = datetime.now(tz=UTC)
+        data_files = describe_data(specs, loaded)
+        run_id = new_run_id(
+            result.strategy,
+            {
+                "params": result.params,
+                "config": result.config,
+                "data": [f["sha256"] for f in data_files],
+                "seed": seed,
+            },
+            created,
+        )
+        folder = out or _fresh_folder(Path("output") / "runs" / run_id)
+        run_record = run_info(
+            result,
+            data_files,
+            run_id=folder.name if out is None else run_id,
+            validation=validation,
+            bias=bias,
+            command=" ".join(sys.argv),
+            created=created,
+        )
         provenance = {
             "files": [
                 {
@@ -243,56 +276,64 @@ def backtest(
         prices = {
             s: result_bars for s, result_bars in ((item.bars.symbol, item.bars) for item in loaded)
         }
-        paths = write_outputs(result, folder, report=report, prices=prices, provenance=provenance)
+        analysis = analyze_run(
+            ts=result.ts,
+            equity=result.equity,
+            trades=result.trades,
+            bar_ns=run_bar_ns(result),
+            initial_equity=config.balance,
+            exposure=result.exposure,
+            prices=prices,
+            metrics=result.metrics,
+            validation=validation,
+            bias=bias,
+        )
+        paths = write_outputs(
+            result,
+            folder,
+            report=report,
+            prices=prices,
+            provenance=provenance,
+            analysis=analysis,
+            run=run_record,
+        )
     except TradeloopError as exc:
         raise _fail(exc) from None
 
-    summary = result.summary()
-    table = Table(
-        title=f"{result.strategy} · {', '.join(result.symbols)} · {result.timeframe}",
-        show_header=False,
+    from tradeloop.cli.runs_cmd import bias_table, metrics_table, validation_table
+
+    table = metrics_table(
+        result.summary(), f"{result.strategy} · {', '.join(result.symbols)} · {result.timeframe}"
     )
-    table.add_column("metric", style="cyan")
-    table.add_column("value", justify="right")
-    for key in (
-        "start",
-        "end",
-        "bars",
-        "total_return",
-        "cagr",
-        "max_drawdown",
-        "sharpe",
-        "sortino",
-        "win_rate",
-        "profit_factor",
-        "expectancy",
-        "exposure",
-        "trade_count",
-        "avg_holding_hours",
-        "total_pnl",
-        "fees_paid",
-        "final_equity",
-        "open_positions_at_end",
-        "rejected_orders",
-    ):
-        table.add_row(key, _fmt_metric(key, summary[key]))
     if result.intrabar.get("drilled"):
         table.add_row(
             "intrabar drill-downs", ", ".join(f"{k}={v}" for k, v in result.intrabar.items())
         )
     console.print(table)
+    console.print(validation_table(analysis))
+    console.print(bias_table(analysis))
     rate = result.bars_processed / elapsed if elapsed > 0 else float("inf")
     console.print(f"{result.bars_processed:,} bars in {elapsed:.2f}s ({rate:,.0f} bars/s)")
+    console.print(f"run: {run_record['run_id']} in {folder}")
     for name, path in paths.items():
-        console.print(f"{name:>8}: {path}")
-    latest = Path("output") / "latest"
+        console.print(f"{name:>14}: {path}")
     if out is None:
+        latest = Path("output") / "latest"
         try:
             if latest.is_symlink() or latest.exists():
                 latest.unlink()
-            latest.symlink_to(folder.name)
+            latest.symlink_to(Path("runs") / folder.name)
         except OSError:
             pass
+
+
+def _fresh_folder(folder: Path) -> Path:
+    """``folder``, or ``folder-2``, ``folder-3``... when it already exists."""
+    candidate, n = folder, 1
+    while candidate.exists():
+        n += 1
+        candidate = folder.with_name(f"{folder.name}-{n}")
+    return candidate
 
 
 @app.command()

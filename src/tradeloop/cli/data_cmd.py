@@ -2,9 +2,544 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tradeloop.data.cache import CacheEntry, ParquetCache
+    from tradeloop.data.quality import QualityReport, QualityThresholds
 
 data_app = typer.Typer(
     help="Market data: fetch exchange history into the Parquet cache, list it, check quality.",
     no_args_is_help=True,
 )
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from tradeloop.core.errors import ConfigError, DataError
+
+    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
+    if isinstance(exc, ConfigError):
+        return typer.Exit(2)
+    if isinstance(exc, DataError):
+        return typer.Exit(3)
+    return typer.Exit(1)
+
+
+def _iso(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    from tradeloop.core.time import to_iso
+
+    return to_iso(ns).replace("+00:00", "Z")
+
+
+def _short(ns: int | None) -> str:
+    """Compact UTC time: ``2025-06-01 00:00``."""
+    return "-" if ns is None else _iso(ns)[:16].replace("T", " ")
+
+
+def _duration(ns: int) -> str:
+    minutes = ns // 60_000_000_000
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return "".join(parts) or "0m"
+
+
+# ---------------------------------------------------------------------- fetch
+
+
+@data_app.command()
+def fetch(
+    exchange: Annotated[str, typer.Option(help="ccxt exchange id, e.g. binance or bybit.")],
+    symbol: Annotated[
+        list[str],
+        typer.Option("--symbol", "-s", help="Unified symbol, e.g. BTC/USDT (repeatable)."),
+    ],
+    start: Annotated[str, typer.Option(help="First bar, UTC date or ISO time (inclusive).")],
+    end: Annotated[
+        str | None, typer.Option(help="End, UTC date or ISO time (exclusive); default: now.")
+    ] = None,
+    timeframe: Annotated[
+        list[str] | None,
+        typer.Option("--timeframe", "-t", help="Candle timeframe (repeatable); default 1m."),
+    ] = None,
+    market: Annotated[
+        str, typer.Option(help="spot, or perp (USD-M perpetual: also funding and open interest).")
+    ] = "spot",
+    trades: Annotated[bool, typer.Option("--trades", help="Also cache public trades.")] = False,
+    oi_period: Annotated[
+        str, typer.Option(help="Open-interest history period for --market perp.")
+    ] = "5m",
+    fill: Annotated[
+        str,
+        typer.Option(help="Gap policy: 'none' reports gaps; 'forward' stores flat synthetic bars."),
+    ] = "none",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the cached series (also a corrupt file).")
+    ] = False,
+    root: Annotated[
+        Path | None, typer.Option(help="Cache root (default: settings cache_root).")
+    ] = None,
+    testnet: Annotated[
+        bool, typer.Option("--testnet", help="Use the exchange's testnet/sandbox.")
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Base URL for every REST host of the exchange (local server, proxy)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
+) -> None:
+    """Download history through ccxt into the Parquet cache; re-runs fetch only what is missing.
+
+    Example: tradeloop data fetch --exchange binance --symbol BTC/USDT --timeframe 1m
+    --start 2024-01-01 --end 2024-06-30
+    """
+    from tradeloop.config.logging import setup_logging
+    from tradeloop.core.errors import ConfigError, TradeloopError
+
+    setup_logging(logging.INFO if verbose else logging.WARNING)
+    try:
+        from tradeloop.adapters.ccxt import CcxtHistorySource
+        from tradeloop.config.settings import ExchangeSettings, load_settings
+        from tradeloop.core.time import parse_time
+        from tradeloop.core.timeframes import timeframe_ns
+        from tradeloop.data.cache import ParquetCache
+        from tradeloop.data.history import HistoricalDataProvider
+
+        if fill not in ("none", "forward"):
+            raise ConfigError(f"--fill must be 'none' or 'forward', got {fill!r}")
+        timeframes = list(timeframe or ["1m"])
+        for tf in [*timeframes, oi_period]:
+            timeframe_ns(tf)
+        settings = load_settings()
+        ex_settings = settings.exchange(exchange)
+        changes: dict[str, Any] = {}
+        if testnet:
+            changes["testnet"] = True
+        if url:
+            changes["url"] = url
+        if changes:
+            ex_settings = ExchangeSettings(**{**ex_settings.model_dump(), **changes})
+        start_ns = parse_time(start, field="--start")
+        end_ns = parse_time(end, field="--end") if end else time.time_ns()
+        if end_ns <= start_ns:
+            raise ConfigError("--end must be after --start")
+        cache = ParquetCache(root or settings.resolved_cache_root())
+        source = CcxtHistorySource(exchange, market, ex_settings, settings.retry)
+        provider = HistoricalDataProvider(source, cache)
+        datasets: list[str] = []
+        if market == "perp":
+            datasets += ["funding_rate", f"open_interest_{oi_period}"]
+        if trades:
+            datasets.append("trades")
+        datasets += timeframes
+        reports = []
+        with _FetchProgress(source) as progress:
+            for sym in symbol:
+                fetched = []
+                for dataset in datasets:
+                    progress.begin(sym, dataset)
+                    fetched.append(
+                        provider.fetch(
+                            sym, dataset, start_ns, end_ns, force=force, progress=progress.update
+                        )
+                    )
+                reports += fetched
+                changed = any(r.rows_fetched or not r.up_to_date for r in fetched)
+                for tf in timeframes:
+                    key = provider.key(sym, tf)
+                    rewritten = fill == "forward" and _fill_forward(cache, key)
+                    if changed or rewritten or "cvd" not in cache.columns(key):
+                        provider.refresh_orderflow(sym, tf)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    _print_fetch_summary(reports, cache, source)
+
+
+class _FetchProgress:
+    """Rich progress bar: time covered, rows, date reached, retries, ETA."""
+
+    def __init__(self, source: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.source = source
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rows]:>10,} rows"),
+            TextColumn("reached {task.fields[reached]}"),
+            TextColumn("[yellow]{task.fields[retries]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _FetchProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def begin(self, symbol: str, dataset: str) -> None:
+        self.task = self.progress.add_task(
+            f"{symbol} {dataset}", total=None, rows=0, reached="-", retries=""
+        )
+
+    def update(self, p: Any) -> None:
+        stats = self.source.stats
+        retries = f"{stats.retries} retries" if stats.retries else ""
+        self.progress.update(
+            self.task,
+            total=max(p.total_ns, 1),
+            completed=p.done_ns,
+            rows=p.rows,
+            reached=_iso(p.reached_ns) if p.reached_ns is not None else "-",
+            retries=retries,
+        )
+
+
+def _fill_forward(cache: ParquetCache, key: Any) -> bool:
+    """Store missing bars as flat synthetic bars; return True when the file was rewritten."""
+    import numpy as np
+    import pyarrow as pa
+
+    from tradeloop.core.timeframes import timeframe_ns
+    from tradeloop.data.cache import TS_TYPE, timestamps_ns
+    from tradeloop.data.gaps import fill_forward
+    from tradeloop.data.orderflow import DERIVED_COLUMNS
+
+    table = cache.read(key)
+    if table is None or table.num_rows < 2:
+        return False
+    table = table.drop_columns([c for c in DERIVED_COLUMNS if c in table.column_names])
+    cols = {
+        name: np.asarray(table.column(name).to_numpy(), dtype=np.float64)
+        for name in ("open", "high", "low", "close", "volume")
+    }
+    if "synthetic" in table.column_names:
+        cols["synthetic"] = np.asarray(table.column("synthetic").fill_null(False).to_numpy())
+    before = table.num_rows
+    ts, filled, synthetic = fill_forward(timestamps_ns(table), cols, timeframe_ns(key.dataset))
+    if ts.shape[0] == before and "synthetic" in table.column_names:
+        return False
+    out = pa.table(
+        {"timestamp": pa.array(ts, pa.int64()).cast(TS_TYPE), **filled, "synthetic": synthetic}
+    )
+    meta = {k: v for k, v in cache.metadata(key).items() if k != "coverage"}
+    meta["gap_fill"] = "forward"
+    cache.write(key, out, cache.coverage(key), meta)
+    return True
+
+
+def _print_fetch_summary(reports: list[Any], cache: ParquetCache, source: Any) -> None:
+    table = Table(title=f"fetched into {cache.root}", title_justify="left")
+    for name, justify in (
+        ("symbol", "left"),
+        ("dataset", "left"),
+        ("range", "left"),
+        ("pages", "right"),
+        ("new rows", "right"),
+        ("rows cached", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in reports:
+        status = "up to date" if r.up_to_date else "fetched"
+        table.add_row(
+            r.key.symbol,
+            r.key.dataset,
+            f"{_short(r.requested[0])} → {_short(r.requested[1])}",
+            f"{r.pages:,}",
+            f"{r.rows_fetched:,}",
+            f"{r.rows_total:,}",
+            status,
+        )
+    console.print(table)
+    s = source.stats
+    console.print(
+        f"requests {s.calls:,} · retries {s.retries} · rate-limited (429) {s.rate_limited} · "
+        f"banned (418) {s.banned} · server errors {s.server_errors} · "
+        f"network errors {s.network_errors} · waited {s.waited_s:.1f}s"
+        + (f" · weight used {s.last_weight}" if s.last_weight is not None else "")
+    )
+
+
+# ---------------------------------------------------------------------- list
+
+
+@data_app.command("list")
+def list_cached(
+    root: Annotated[
+        Path | None, typer.Option(help="Cache root (default: settings cache_root).")
+    ] = None,
+    exchange: Annotated[str | None, typer.Option(help="Only this exchange.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+) -> None:
+    """List cached series: exchange, market, symbol, dataset, range, rows and gaps."""
+    from tradeloop.config.settings import load_settings
+    from tradeloop.core.errors import TradeloopError
+    from tradeloop.data.cache import ParquetCache
+
+    try:
+        cache = ParquetCache(root or load_settings().resolved_cache_root())
+        entries = _filter(cache.entries(), exchange, None, symbol)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    if not entries:
+        console.print(f"nothing cached under {cache.root}")
+        return
+    table = Table(title=f"cache {cache.root}", title_justify="left")
+    table.add_column("exchange market symbol", overflow="fold")
+    table.add_column("dataset", overflow="fold")
+    table.add_column("from → to (UTC)", overflow="fold")
+    for name in ("rows", "gaps", "missing", "synthetic", "MB"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        size = f"{e.path.stat().st_size / 1e6:.1f}"
+        series = f"{e.key.exchange} {e.key.market} {e.key.symbol}"
+        if e.error:
+            table.add_row(series, e.key.dataset, "[red]corrupt file[/]", "", "", "", "", size)
+            continue
+        candles = e.key.kind == "candles"
+        table.add_row(
+            series,
+            e.key.dataset,
+            f"{_short(e.first_ns)} → {_short(e.last_ns)}",
+            f"{e.rows:,}",
+            f"{e.gaps:,}" if candles else "-",
+            f"{e.missing_bars:,}" if candles else "-",
+            f"{e.synthetic:,}" if candles else "-",
+            size,
+        )
+    console.print(table)
+
+
+def _filter(
+    entries: list[CacheEntry], exchange: str | None, market: str | None, symbol: str | None
+) -> list[CacheEntry]:
+    out = []
+    for e in entries:
+        if exchange and e.key.exchange != exchange.lower():
+            continue
+        if market and e.key.market != market:
+            continue
+        if symbol:
+            wanted = symbol.upper()
+            if e.key.symbol != wanted and e.key.symbol.split(":")[0] != wanted:
+                continue
+        out.append(e)
+    return out
+
+
+# ---------------------------------------------------------------------- check
+
+
+@data_app.command()
+def check(
+    target: Annotated[str, typer.Argument(help="A data file, a folder, or a cached symbol.")],
+    exchange: Annotated[str | None, typer.Option(help="Cached symbol: only this exchange.")] = None,
+    market: Annotated[str | None, typer.Option(help="Cached symbol: only this market.")] = None,
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", "-t", help="Timeframe (default: cache name or detected)."),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Cache root (default: settings cache_root).")
+    ] = None,
+    max_gaps: Annotated[int | None, typer.Option(help="Fail past this many gaps.")] = None,
+    max_missing: Annotated[
+        int | None, typer.Option(help="Fail past this many missing bars.")
+    ] = None,
+    max_gap_bars: Annotated[
+        int | None, typer.Option(help="Fail when a gap misses more bars than this.")
+    ] = None,
+    max_zero_volume: Annotated[
+        int | None, typer.Option(help="Fail past this many zero-volume bars.")
+    ] = None,
+    max_outliers: Annotated[
+        int | None, typer.Option(help="Fail past this many outlier bars.")
+    ] = None,
+    max_stale: Annotated[int | None, typer.Option(help="Fail past this many stale bars.")] = None,
+    interpolated_run: Annotated[
+        int, typer.Option(help="Fail on straight-line runs of this many bars (0: off).")
+    ] = 5,
+    zscore: Annotated[float, typer.Option(help="Outlier z-score limit.")] = 8.0,
+    iqr: Annotated[float, typer.Option(help="Outlier IQR fence multiplier.")] = 10.0,
+    window: Annotated[int, typer.Option(help="Rolling window (bars) of the outlier stats.")] = 500,
+    allow_off_grid: Annotated[
+        bool, typer.Option("--allow-off-grid", help="Report off-grid stamps without failing.")
+    ] = False,
+    show_gaps: Annotated[int, typer.Option(help="List this many of the longest gaps.")] = 5,
+) -> None:
+    """Print a quality report; exit 1 when a threshold is exceeded (a gate before backtests).
+
+    Fails by default on OHLC violations, invalid values, duplicate or unsorted timestamps,
+    off-grid timestamps and straight-line interpolated runs of 5+ bars; gaps, zero-volume
+    bars, outliers and stale runs fail only past the --max-* limits.
+    """
+    from tradeloop.core.errors import TradeloopError
+    from tradeloop.data.quality import QualityThresholds
+
+    thresholds = QualityThresholds(
+        max_gaps=max_gaps,
+        max_missing_bars=max_missing,
+        max_gap_bars=max_gap_bars,
+        max_zero_volume=max_zero_volume,
+        max_outliers=max_outliers,
+        max_stale_bars=max_stale,
+        interpolated_run=interpolated_run,
+        fail_on_off_grid=not allow_off_grid,
+        outlier_window=window,
+        zscore_limit=zscore,
+        iqr_multiplier=iqr,
+    )
+    try:
+        targets = _check_targets(target, exchange, market, timeframe, root)
+        reports = [_check_one(path, tf, thresholds) for path, tf in targets]
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    for report in reports:
+        _print_report(report, thresholds, show_gaps)
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        err_console.print(
+            f"[bold red]{len(failed)} of {len(reports)} series failed the quality check[/]"
+        )
+        raise typer.Exit(1)
+
+
+def _check_targets(
+    target: str,
+    exchange: str | None,
+    market: str | None,
+    timeframe: str | None,
+    root: Path | None,
+) -> list[tuple[Path, str | None]]:
+    from tradeloop.config.settings import load_settings
+    from tradeloop.core.errors import ConfigError
+    from tradeloop.data.cache import ParquetCache
+
+    path = Path(target)
+    if path.is_file():
+        return [(path, timeframe)]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if _is_candle_name(p.stem))
+        if not files:
+            raise ConfigError(f"no candle Parquet files below {path}")
+        return [(p, timeframe or p.stem) for p in files]
+    if "/" not in target and not target.isalnum():
+        raise ConfigError(f"{target!r} is neither a file nor a symbol like BTC/USDT")
+    cache = ParquetCache(root or load_settings().resolved_cache_root())
+    entries = [
+        e
+        for e in _filter(cache.entries(), exchange, market, target)
+        if e.key.kind == "candles" and (timeframe is None or e.key.dataset == timeframe)
+    ]
+    if not entries:
+        raise ConfigError(
+            f"{target!r} is not a file, and no cached candles match it under {cache.root} "
+            "(see `tradeloop data list`)"
+        )
+    return [(e.path, e.key.dataset) for e in entries]
+
+
+def _is_candle_name(name: str) -> bool:
+    from tradeloop.core.errors import ConfigError
+    from tradeloop.core.timeframes import timeframe_ns
+
+    try:
+        timeframe_ns(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def _check_one(path: Path, timeframe: str | None, thresholds: QualityThresholds) -> QualityReport:
+    import numpy as np
+
+    from tradeloop.data.loader import infer_timeframe, read_unvalidated
+    from tradeloop.data.quality import check_quality
+
+    raw = read_unvalidated(path)
+    tf = timeframe or infer_timeframe(np.unique(raw.ts))
+    return check_quality(raw, tf, thresholds)
+
+
+def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int) -> None:
+    import numpy as np
+
+    title = f"{r.source} · {r.timeframe} · {r.rows:,} rows · {_iso(r.first_ns)} → {_iso(r.last_ns)}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("check")
+    table.add_column("found", justify="right")
+    table.add_column("limit", justify="right")
+    table.add_column("", justify="center")
+
+    def row(name: str, value: int, limit: int | None, detail: str = "") -> None:
+        bad = limit is not None and value > limit
+        mark = "[red]✗ fail[/]" if bad else ("[green]✓[/]" if value == 0 else "[yellow]report[/]")
+        shown = f"{value:,}" + (f" ({detail})" if detail else "")
+        table.add_row(name, shown, "-" if limit is None else f"{limit:,}", mark)
+
+    g = r.gaps
+    longest = (
+        f"longest {g.longest:,} bars, {_duration(g.longest_span_ns)} between bars" if len(g) else ""
+    )
+    row("gaps", len(g), th.max_gaps, longest)
+    row("missing bars", g.total_missing, th.max_missing_bars)
+    row("longest gap (bars)", g.longest, th.max_gap_bars)
+    row("duplicate timestamps", r.duplicates, 0 if th.fail_on_duplicates else None)
+    row("unsorted rows", r.unsorted, 0 if th.fail_on_duplicates else None)
+    row("OHLC violations", r.ohlc_violations, 0 if th.fail_on_ohlc else None)
+    row("invalid values (NaN/inf)", r.invalid_values, 0 if th.fail_on_ohlc else None)
+    row("zero-volume bars", r.zero_volume, th.max_zero_volume)
+    detail = ", ".join(f"{k} {v}" for k, v in r.outliers.items())
+    row("outlier bars", r.outlier_rows, th.max_outliers, detail)
+    row("stale runs (identical bars)", r.stale_bars, th.max_stale_bars, f"{r.stale_runs} runs")
+    row(
+        f"interpolated runs ({th.interpolated_run}+ bars)",
+        r.interpolated_runs,
+        0 if th.interpolated_run > 0 else None,
+        f"longest {r.longest_interpolated} bars" if r.longest_interpolated else "",
+    )
+    row("off-grid timestamps", r.off_grid, 0 if th.fail_on_off_grid else None)
+    row("synthetic (filled) bars", r.synthetic, None)
+    console.print(table)
+    if len(g) and show_gaps > 0:
+        top = np.argsort(-g.missing, kind="stable")[:show_gaps]
+        gaps = Table(title=f"longest gaps (of {len(g):,})", title_justify="left")
+        for name in ("last bar before", "first bar after", "missing bars", "span"):
+            gaps.add_column(name)
+        for i in top:
+            gaps.add_row(
+                _iso(int(g.before_ns[i])),
+                _iso(int(g.after_ns[i])),
+                f"{int(g.missing[i]):,}",
+                _duration(int(g.after_ns[i] - g.before_ns[i])),
+            )
+        console.print(gaps)
+    if r.zero_volume:
+        shown = ", ".join(_iso(int(t)) for t in r.zero_volume_ts[:10])
+        more = f" and {r.zero_volume - 10:,} more" if r.zero_volume > 10 else ""
+        console.print(f"zero-volume bars: {shown}{more}")
+    verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/]: " + "; ".join(r.failures)
+    console.print(verdict)

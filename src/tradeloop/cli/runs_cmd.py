@@ -1,9 +1,320 @@
-"""``tradeloop runs | report | compare``: work with recorded backtest runs."""
+"""``tradeloop runs | report | compare``: work with recorded backtest runs; the result tables
+that ``tradeloop backtest`` prints."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradeloop.core.errors import TradeloopError
+
+if TYPE_CHECKING:
+    from tradeloop.analysis.run_analysis import RunAnalysis
+
+__all__ = [
+    "COMPARE_KEYS",
+    "METRIC_KEYS",
+    "bias_table",
+    "fmt",
+    "metrics_table",
+    "register",
+    "validation_table",
+]
+
+#: Rows of the metrics table printed after a backtest (summary keys).
+METRIC_KEYS: tuple[str, ...] = (
+    "start",
+    "end",
+    "bars",
+    "total_return",
+    "cagr",
+    "max_drawdown",
+    "max_drawdown_start",
+    "max_drawdown_trough",
+    "max_drawdown_recovery",
+    "max_drawdown_duration_days",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "volatility",
+    "win_rate",
+    "profit_factor",
+    "payoff_ratio",
+    "expectancy",
+    "median_trade_pnl",
+    "avg_trade_return",
+    "longest_win_streak",
+    "longest_loss_streak",
+    "exposure",
+    "turnover",
+    "trade_count",
+    "avg_holding_hours",
+    "total_pnl",
+    "fees_paid",
+    "final_equity",
+    "open_positions_at_end",
+    "rejected_orders",
+)
+
+#: Rows of ``tradeloop compare`` (metrics.json keys).
+COMPARE_KEYS: tuple[str, ...] = (
+    "initial_equity",
+    "final_equity",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_days",
+    "trade_count",
+    "win_rate",
+    "profit_factor",
+    "payoff_ratio",
+    "expectancy",
+    "avg_trade_return",
+    "longest_win_streak",
+    "longest_loss_streak",
+    "exposure",
+    "turnover",
+    "fees_paid",
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fmt(key: str, value: Any) -> str:
+    """Format a metric for the terminal (``∞`` for infinity, ``–`` for missing)."""
+    from tradeloop.analysis.report import fmt_value
+
+    return fmt_value(key, _from_json(value))
+
+
+def _from_json(value: Any) -> Any:
+    """Undo the JSON encoding of infinities ("inf", "-inf")."""
+    if value == "inf":
+        return math.inf
+    if value == "-inf":
+        return -math.inf
+    return value
+
+
+def metrics_table(summary: Mapping[str, Any], title: str) -> Table:
+    """The headline metrics of a run as a two-column table."""
+    table = Table(title=title, show_header=False)
+    table.add_column("metric", style="cyan")
+    table.add_column("value", justify="right")
+    for key in METRIC_KEYS:
+        if key in summary:
+            table.add_row(key, fmt(key, summary[key]))
+    return table
+
+
+def validation_table(analysis: RunAnalysis) -> Table:
+    """The verdict rules and the statistics behind them."""
+    report = analysis.validation
+    verdict = report.verdict
+    colour = "green" if verdict.passed else "red"
+    table = Table(title=f"Statistical validation: [{colour}]{verdict.summary}[/]")
+    table.add_column("check", style="cyan")
+    table.add_column("value", justify="right")
+    table.add_column("result", justify="center")
+    for rule in verdict.rules:
+        table.add_row(
+            rule.description,
+            fmt(rule.name, rule.value),
+            "[green]pass[/]" if rule.passed else "[red]fail[/]",
+        )
+    ci, sig, mc = report.sharpe_ci, report.significance, report.monte_carlo
+    table.add_row(
+        f"Sharpe {ci.confidence:.0%} interval (block bootstrap)",
+        f"{fmt('', ci.low)} … {fmt('', ci.high)}",
+        "",
+    )
+    table.add_row("probabilistic Sharpe ratio (> 0)", fmt("", sig.psr), "")
+    table.add_row(f"deflated Sharpe ratio ({sig.n_trials} trial(s))", fmt("", sig.dsr), "")
+    if mc.sims:
+        dd = " / ".join(fmt("max_drawdown", x) for x in mc.max_drawdown)
+        fe = " / ".join(fmt("", x) for x in mc.final_equity)
+        how = f"blocks of {mc.block} trades" if mc.method == "bootstrap" else "reshuffled"
+        table.add_row(f"Monte Carlo max drawdown p5/p50/p95 ({mc.sims} paths, {how})", dd, "")
+        table.add_row("Monte Carlo final equity p5/p50/p95", fe, "")
+    table.add_row("seed", str(report.config.seed), "")
+    return table
+
+
+def bias_table(analysis: RunAnalysis, examples: int = 3) -> Table:
+    """Bias findings per kind with the first few examples."""
+    report = analysis.biases
+    counts = report.counts()
+    table = Table(title="Behavioural bias checks")
+    table.add_column("bias", style="cyan")
+    table.add_column("findings", justify="right")
+    table.add_column("first findings")
+    for kind, count in counts.items():
+        if not report.checked.get(kind):
+            table.add_row(kind, "–", "not checked (no price data)")
+            continue
+        found = report.by_kind(kind)[:examples]
+        shown = "\n".join(f"{', '.join(f.trade_ids[:4])}: {f.message}" for f in found)
+        table.add_row(kind, str(count), shown or "none")
+    return table
+
+
+def _fail(exc: TradeloopError) -> typer.Exit:
+    from tradeloop.cli.app import _fail as fail
+
+    return fail(exc)
 
 
 def register(app: typer.Typer) -> None:
     """Add the run-record commands to ``app``."""
+
+    @app.command("runs")
+    def runs(
+        root: Annotated[Path, typer.Option(help="Output folder holding runs/.")] = Path("output"),
+        limit: Annotated[int, typer.Option(help="Show the most recent N runs.")] = 50,
+    ) -> None:
+        """List recorded runs (newest last): id, strategy, symbols, timeframe, return, Sharpe,
+        trades, verdict and date."""
+        from tradeloop.analysis.runs import find_runs
+
+        found = find_runs(root)
+        if not found:
+            console.print(f"no runs under {root / 'runs'}; run `tradeloop backtest` first")
+            return
+        table = Table(title=f"Runs in {root / 'runs'} ({len(found)})")
+        for name, justify in (
+            ("id", "left"),
+            ("strategy", "left"),
+            ("symbols", "left"),
+            ("timeframe", "left"),
+            ("return", "right"),
+            ("sharpe", "right"),
+            ("trades", "right"),
+            ("verdict", "left"),
+            ("date", "left"),
+        ):
+            table.add_column(name, justify=justify, no_wrap=name in {"id", "date"})  # type: ignore[arg-type]
+        for run in found[-limit:]:
+            table.add_row(
+                run.run_id,
+                run.strategy,
+                ", ".join(run.symbols),
+                run.timeframe,
+                fmt("total_return", run.total_return),
+                fmt("sharpe", run.sharpe),
+                str(run.trades),
+                run.verdict,
+                run.created[:19].replace("T", " "),
+            )
+        console.print(table)
+
+    @app.command("report")
+    def report(
+        run: Annotated[str, typer.Argument(help="Run id (or unique prefix), 'latest' or folder.")],
+        root: Annotated[Path, typer.Option(help="Output folder holding runs/.")] = Path("output"),
+        require_data: Annotated[
+            bool,
+            typer.Option(
+                help="Fail when a data file is missing or changed instead of leaving "
+                "the price charts out."
+            ),
+        ] = False,
+        out: Annotated[
+            Path | None, typer.Option(help="Write here instead of <run>/report.html.")
+        ] = None,
+    ) -> None:
+        """Regenerate report.html of a recorded run from its files (data re-read and checked
+        against the recorded sha256)."""
+        from tradeloop.analysis.runs import resolve_run
+        from tradeloop.config.logging import setup_logging
+        from tradeloop.engine.output import regenerate_report
+
+        setup_logging()
+        try:
+            folder = resolve_run(run, root)
+            path, warnings = regenerate_report(folder, require_data=require_data, out=out)
+        except TradeloopError as exc:
+            raise _fail(exc) from None
+        for message in warnings:
+            err_console.print(f"[yellow]warning:[/] {message}; report without price charts")
+        console.print(f"report: {path}")
+
+    @app.command("compare")
+    def compare(
+        run_a: Annotated[str, typer.Argument(help="First run (id, prefix, 'latest' or folder).")],
+        run_b: Annotated[str, typer.Argument(help="Second run.")],
+        root: Annotated[Path, typer.Option(help="Output folder holding runs/.")] = Path("output"),
+        out: Annotated[
+            Path | None,
+            typer.Option(help="Overlay chart HTML (default <root>/compare/<A>_vs_<B>.html)."),
+        ] = None,
+    ) -> None:
+        """Print two runs' metrics side by side and write an overlay chart of their equity."""
+        import numpy as np
+
+        from tradeloop.analysis.report import write_compare_report
+        from tradeloop.analysis.runs import read_equity, read_json, resolve_run
+
+        try:
+            folders = [resolve_run(r, root) for r in (run_a, run_b)]
+            records = [read_json(f / "run.json") for f in folders]
+            metrics = [read_json(f / "metrics.json").get("metrics", {}) for f in folders]
+            curves = {}
+            labels = []
+            for k, (folder, rec) in enumerate(zip(folders, records, strict=True)):
+                label = str(rec.get("run_id") or folder.name)
+                if label in labels:
+                    label = f"{label} ({k + 1})"
+                labels.append(label)
+                eq = read_equity(folder)
+                initial = float((rec.get("config") or {}).get("balance") or eq.equity[0])
+                ts = np.concatenate((eq.ts[:1], eq.ts))
+                curves[label] = (ts, np.concatenate(([initial], eq.equity)))
+        except TradeloopError as exc:
+            raise _fail(exc) from None
+        table = Table(title="Runs compared")
+        table.add_column("metric", style="cyan")
+        for label in labels:
+            table.add_column(label, justify="right")
+        table.add_column("B - A", justify="right")
+        rows = []
+        for row_name, values in (
+            ("strategy", [r.get("strategy", "") for r in records]),
+            ("symbols", [", ".join(r.get("symbols") or []) for r in records]),
+            ("timeframe", [r.get("timeframe", "") for r in records]),
+            ("params", [str(r.get("params", {})) for r in records]),
+            ("start", [r.get("start", "") for r in records]),
+            ("end", [r.get("end", "") for r in records]),
+        ):
+            table.add_row(row_name, *(str(v) for v in values), "")
+            rows.append((row_name, *values))
+        for key in COMPARE_KEYS:
+            values = [m.get(key) for m in metrics]
+            diff = ""
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                a, b = (float(v) for v in values)
+                if math.isfinite(a) and math.isfinite(b):
+                    diff = fmt(key, b - a)
+            table.add_row(key, *(fmt(key, v) for v in values), diff)
+            rows.append((key, *(_from_json(v) for v in values)))
+        console.print(table)
+        target = out or root / "compare" / f"{folders[0].name}_vs_{folders[1].name}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_compare_report(
+            target,
+            title=f"{labels[0]} vs {labels[1]}",
+            curves=curves,
+            rows=rows,
+            labels=labels,
+        )
+        console.print(f"overlay chart: {target}")

@@ -11,15 +11,17 @@ from tradeloop.core.errors import (
     VenueError,
 )
 from tradeloop.core.instrument import AssetClass, Instrument
-from tradeloop.core.orders import Fill, Order, OrderSide, OrderType, TimeInForce
+from tradeloop.core.orders import Bracket, Fill, Order, OrderSide, OrderType, TimeInForce
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Position, Trade
+from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal, SignalAction, SizeMode
 
 __all__ = [
     "AssetClass",
     "Bar",
     "BarArrays",
+    "Bracket",
     "Clock",
     "ConfigError",
     "DataError",
@@ -33,6 +35,7 @@ __all__ = [
     "OrderType",
     "Portfolio",
     "Position",
+    "Rejection",
     "Signal",
     "SignalAction",
     "SizeMode",

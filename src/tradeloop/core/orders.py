@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["Fill", "Order", "OrderSide", "OrderType", "TimeInForce"]
+from tradeloop.core.signal import Signal, SignalAction, SizeMode
+
+if TYPE_CHECKING:
+    from tradeloop.core.portfolio import Portfolio
+
+__all__ = ["Bracket", "Fill", "Order", "OrderSide", "OrderType", "TimeInForce", "order_from_signal"]
 
 
 class OrderSide(StrEnum):
@@ -34,11 +40,31 @@ class TimeInForce(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Bracket:
+    """Exits attached to an entry order; they become the position's stops when it fills.
+
+    ``stop_loss`` and ``take_profit`` are absolute prices; ``trailing_stop`` is a fraction that
+    trails the best price, armed once the price has moved ``trailing_activation`` (a fraction of
+    the entry; None = at once) in the position's favour.
+    """
+
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+    trailing_activation: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Order:
     """An order to a broker. ``quantity`` is positive; the side gives the direction.
 
     For equity-fraction sizing the broker resolves ``quantity`` at fill time from
-    ``equity_fraction`` (then ``quantity`` is 0 until filled).
+    ``equity_fraction`` (then ``quantity`` is 0 until filled). ``reduce_only`` closes the
+    open position in ``symbol`` and never opens one.
+
+    An entry order may carry its exits (``exits``, a :class:`Bracket`) and the id of the
+    position it opens. ``id`` 0 means "not yet assigned": the broker numbers the order when it
+    accepts it.
     """
 
     id: int
@@ -53,6 +79,8 @@ class Order:
     equity_fraction: float | None = None
     reduce_only: bool = False
     tag: str = ""
+    exits: Bracket | None = None
+    position_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +95,44 @@ class Fill:
     fee: float
     ts: int
     reason: str = "signal"
+
+
+def order_from_signal(signal: Signal, ts_ns: int, portfolio: Portfolio, order_id: int = 0) -> Order:
+    """Return the market order a signal asks for, sized as the signal says.
+
+    An equity-fraction signal gives an order with ``equity_fraction`` (resolved at the fill);
+    a close gives a ``reduce_only`` order on the side opposite to the open position. The
+    signal's stops travel with the order.
+    """
+    symbol = signal.symbol
+    action = signal.action
+    if action is SignalAction.CLOSE:
+        pos = portfolio.positions.get(symbol)
+        side = OrderSide.BUY if pos is not None and pos.direction < 0 else OrderSide.SELL
+    else:
+        side = OrderSide.BUY if action is SignalAction.OPEN_LONG else OrderSide.SELL
+    by_fraction = signal.size_mode is SizeMode.EQUITY_FRACTION
+    exits = (
+        Bracket(signal.stop_loss, signal.take_profit, signal.trailing_stop)
+        if signal.stop_loss is not None
+        or signal.take_profit is not None
+        or signal.trailing_stop is not None
+        else None
+    )
+    # positional: this runs for every signal of a backtest, and keywords cost more
+    return Order(
+        order_id,
+        symbol,
+        side,
+        OrderType.MARKET,
+        0.0 if by_fraction else signal.size,
+        ts_ns,
+        None,
+        None,
+        TimeInForce.GTC,
+        signal.size if by_fraction else None,
+        action is SignalAction.CLOSE,
+        signal.tag,
+        exits,
+        signal.position_id,
+    )

@@ -18,6 +18,7 @@ class ExitReason(StrEnum):
     TAKE_PROFIT = "take_profit"
     TRAILING = "trailing"
     END = "end"
+    RISK = "risk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,8 @@ class Position:
     """An open position. ``quantity`` is always positive; ``direction`` is +1 long, -1 short.
 
     Stops are absolute prices; ``trail_fraction`` with ``trail_anchor`` (best price seen) define
-    a trailing stop.
+    a trailing stop. With ``trail_activation`` the trailing stop is armed only once the anchor
+    is that fraction beyond the entry price (0.02: +2% for a long, -2% for a short).
     """
 
     id: str
@@ -40,6 +42,7 @@ class Position:
     trail_fraction: float | None = None
     trail_anchor: float | None = None
     tag: str = ""
+    trail_activation: float | None = None
 
     @property
     def is_long(self) -> bool:
@@ -59,18 +62,41 @@ class Position:
         """P&L if closed at ``price``, before exit fees, after the entry fee."""
         return pnl_for(self.direction, self.quantity, self.entry_price, price) - self.entry_fee
 
+    def active_stop(self) -> tuple[float | None, ExitReason]:
+        """Return the stop level in force and its exit reason.
+
+        That is the tighter of the fixed stop and the (armed) trailing stop; the level is None
+        when neither is set.
+        """
+        stop = self.stop_loss
+        trail = self.trailing_stop_price()
+        if trail is not None and (
+            stop is None or (trail > stop if self.direction > 0 else trail < stop)
+        ):
+            return trail, ExitReason.TRAILING
+        return stop, ExitReason.STOP_LOSS
+
     def trailing_stop_price(self) -> float | None:
         """Current trailing stop level, or None when no trailing stop is set."""
         if self.trail_fraction is None or self.trail_anchor is None:
             return None
+        activation = self.trail_activation
         if self.direction > 0:
+            if activation and self.trail_anchor < self.entry_price * (1.0 + activation):
+                return None
             return self.trail_anchor * (1.0 - self.trail_fraction)
+        if activation and self.trail_anchor > self.entry_price * (1.0 - activation):
+            return None
         return self.trail_anchor * (1.0 + self.trail_fraction)
 
 
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """A round trip: entry and (unless still open) exit. ``pnl`` is net of both fees."""
+    """A round trip: entry and (unless still open) exit. ``pnl`` is net of both fees.
+
+    ``stop_loss`` and ``take_profit`` are the fixed exit levels the position carried (None when
+    it had none); a trailing stop's moving level is not recorded.
+    """
 
     id: str
     symbol: str
@@ -85,6 +111,8 @@ class Trade:
     pnl: float
     exit_reason: ExitReason | None
     tag: str = ""
+    stop_loss: float | None = None
+    take_profit: float | None = None
 
     @property
     def is_closed(self) -> bool:

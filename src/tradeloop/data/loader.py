@@ -111,6 +111,14 @@ class LoadedBars:
     repaired
         Counts of repairs made with ``repair=True``, e.g. ``{"duplicates_dropped": 3}``; empty
         when nothing was repaired.
+    synthetic
+        For bars from the cache: True for bars filled by the gap policy (``--fill forward``),
+        which the engine can refuse to trade on; None when no bar is synthetic information.
+    extras
+        Further per-bar columns aligned with ``bars`` (e.g. ``funding_rate``,
+        ``volume_delta`` from the cache's order-flow columns).
+    meta
+        Provenance, e.g. ``{"exchange": "binance", "cvd_method": "bar_sign"}``.
     """
 
     bars: BarArrays
@@ -119,6 +127,9 @@ class LoadedBars:
     price_decimals: int | None
     tick_size: float
     repaired: dict[str, int] = field(default_factory=dict)
+    synthetic: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- public helpers
@@ -687,3 +698,60 @@ def _to_float(col: Any, *, file: str, field: str) -> np.ndarray:
             )
         return np.asarray(number.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     raise DataError(f"cannot read a column of type {kind} as numbers", file=file, field=field)
+
+
+# --------------------------------------------------------------------------- unvalidated read
+
+
+@dataclass(frozen=True)
+class RawOhlcv:
+    """OHLCV columns exactly as a file holds them: file order, no checks (quality reports).
+
+    ``synthetic`` is the boolean column of bars filled by the gap policy, when present.
+    """
+
+    source: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    synthetic: np.ndarray | None = None
+
+
+def read_unvalidated(
+    path: str | Path, *, columns: ColumnMap | None = None, time_unit: str | None = None
+) -> RawOhlcv:
+    """Read the OHLCV columns of a file without validating them (internal: ``data check``).
+
+    Unlike :func:`load_ohlcv` this keeps unsorted rows, duplicates, NaN and OHLC violations so
+    a quality report can count them. Unreadable files and unreadable timestamps still raise.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable, lacks a column, or holds unreadable timestamps.
+    """
+    file = str(path)
+    p = Path(path)
+    fmt = _format_of(p, file)
+    if not p.is_file():
+        raise DataError("file not found", file=file)
+    picked, raw = _read_columns(p, fmt, columns, file)
+    ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
+    values = {
+        name: _to_float(raw[name], file=file, field=picked[name])
+        for name in ("open", "high", "low", "close", "volume")
+    }
+    synthetic = None
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            if "synthetic" in pq.read_schema(p).names:
+                col = pq.read_table(p, columns=["synthetic"]).column("synthetic")
+                synthetic = np.asarray(col.fill_null(False).to_numpy(), dtype=bool)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read parquet file: {exc}", file=file) from exc
+    return RawOhlcv(file, ts, synthetic=synthetic, **values)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.timeframes import timeframe_minutes
 from tradeloop.execution.config import FillPrice
+from tradeloop.risk.config import RiskConfig
 
 __all__ = ["BacktestConfig"]
 
@@ -38,6 +39,11 @@ class BacktestConfig:
         Close open positions at the last close with exit reason ``end``.
     allow_short
         Accept short signals.
+    risk
+        Risk profile every signal passes through before the broker. The default is the
+        ``permissive`` profile (instrument rules only), which leaves results exactly as without
+        a risk gate; pass ``RiskConfig.default()``, a loaded file, or a profile name
+        (``"default"``/``"permissive"``) for the full gate. The run record shows it.
     """
 
     balance: float = 10_000.0
@@ -49,6 +55,7 @@ class BacktestConfig:
     end: int | None = None
     close_at_end: bool = False
     allow_short: bool = True
+    risk: RiskConfig = field(default_factory=RiskConfig.permissive)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.balance) and self.balance > 0):
@@ -67,3 +74,10 @@ class BacktestConfig:
             timeframe_minutes(self.timeframe)
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ConfigError("end must be after start")
+        risk: object = self.risk
+        if risk is None:
+            object.__setattr__(self, "risk", RiskConfig.permissive())
+        elif isinstance(risk, str):
+            object.__setattr__(self, "risk", RiskConfig.from_profile(risk))
+        elif not isinstance(risk, RiskConfig):
+            raise ConfigError(f"risk must be a RiskConfig or a profile name, got {risk!r}")

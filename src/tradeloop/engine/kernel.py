@@ -4,7 +4,12 @@ Backtest, paper and live differ only in the clock, the data feed and the broker.
 holds the historical driver; every step is one base-timeframe bar time across all symbols.
 At each step, for every symbol with a bar: waiting orders fill at its open, stops and targets
 are checked against its range, and the close is marked. Then the strategy sees the completed
-bars and its signals go to the broker (filled at the next open by default).
+bars and its signals go, through the risk engine's pre-trade check, to the broker (filled at
+the next open by default).
+
+Risk work stays out of the per-bar loop unless the profile needs it: with the permissive
+profile (the backtest default) only the signals pass through ``RiskEngine.check``; the kill
+switches and the black-swan protocol run per bar in a separate loop variant when enabled.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,12 +27,15 @@ from tradeloop.analysis.metrics import compute_metrics
 from tradeloop.core.clock import HistoricalClock
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
+from tradeloop.risk.engine import RiskEngine
+from tradeloop.risk.report import RiskReport
 from tradeloop.strategy.base import Strategy, strategy_error
 
 __all__ = ["BacktestEngine", "ProgressCallback"]
@@ -50,12 +58,97 @@ class _Lane(NamedTuple):
     close: Any
 
 
-class BacktestEngine:
-    """Runs one strategy over :class:`MarketData` with a :class:`SimulatedBroker`."""
+class _BacktestMarket:
+    """The risk engine's :class:`~tradeloop.risk.market.MarketContext` over a run's arrays.
 
-    def __init__(self, strategy: Strategy, market: MarketData, config: BacktestConfig) -> None:
+    The kernel moves :attr:`step` and :attr:`ts` together; nothing is computed per bar.
+    Step-aligned returns are built on the first request for history (never in a permissive
+    run).
+    """
+
+    def __init__(self, market: MarketData) -> None:
+        self.market = market
+        self.step = 0
+        self.ts = int(market.step_ts[0]) if market.step_ts.size else 0
+        self.regime_label: str | None = None
+        self._base = market.base_timeframe
+        self._returns: dict[str, np.ndarray] | None = None
+
+    def move(self, step: int) -> None:
+        """Point at ``step``."""
+        self.step = step
+        self.ts = int(self.market.step_ts[step])
+
+    @property
+    def bar_ns(self) -> int:
+        return self.market.base_ns
+
+    @property
+    def regime(self) -> str | None:
+        return self.regime_label
+
+    def price(self, symbol: str) -> float:
+        arrays = self.market.series.get((symbol, self._base))
+        if arrays is None:
+            return math.nan
+        i = int(self.market.index_at_step(symbol, self._base)[self.step])
+        return float(arrays.close[i]) if i >= 0 else math.nan
+
+    def _build(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for symbol in self.market.symbols:
+            close = self.market.series[(symbol, self._base)].close
+            idx = self.market.index_at_step(symbol, self._base)
+            ret = np.full(idx.size, np.nan)
+            if idx.size:
+                new = np.zeros(idx.size, dtype=bool)
+                new[1:] = idx[1:] != idx[:-1]
+                new &= idx >= 1
+                at = idx[new]
+                ret[new] = close[at] / close[at - 1] - 1.0
+            out[symbol] = ret
+        return out
+
+    def returns(self, symbols: Sequence[str], n: int) -> np.ndarray:
+        if self._returns is None:
+            self._returns = self._build()
+        hi = self.step + 1
+        lo = max(0, hi - n)
+        cols = []
+        for symbol in symbols:
+            series = self._returns.get(symbol)
+            cols.append(series[lo:hi] if series is not None else np.full(hi - lo, np.nan))
+        return np.column_stack(cols) if cols else np.empty((hi - lo, 0))
+
+    def ranges(self, symbol: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        arrays = self.market.series.get((symbol, self._base))
+        if arrays is None:
+            return None
+        i = int(self.market.index_at_step(symbol, self._base)[self.step])
+        lo = max(0, i - n + 1)
+        return arrays.high[lo : i + 1], arrays.low[lo : i + 1], arrays.close[lo : i + 1]
+
+
+class BacktestEngine:
+    """Runs one strategy over :class:`MarketData` with a :class:`SimulatedBroker`.
+
+    Every signal passes through ``risk`` (default: a :class:`RiskEngine` built from
+    ``config.risk``) before the broker; pass your own engine to keep it after the run (for its
+    report, events and audit).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        market: MarketData,
+        config: BacktestConfig,
+        *,
+        risk: RiskEngine | None = None,
+    ) -> None:
         self.strategy = strategy
         self.market = market
+        if risk is not None and risk.config != config.risk:
+            config = replace(config, risk=risk.config)  # the run record shows what was used
         self.config = config
         self.clock = HistoricalClock()
         self.portfolio = Portfolio(config.balance)
@@ -66,6 +159,9 @@ class BacktestEngine:
             SimulatedBrokerConfig(config.fill_price, config.slippage_bps, config.allow_short),
             intrabar=market,
         )
+        self.risk = risk if risk is not None else RiskEngine(config.risk)
+        self.risk.bind(market.instruments, self.broker.next_order_id)
+        self.risk_market = _BacktestMarket(market)
         self.view = market.view()
         self.signals: list[tuple[int, Signal]] = []
         wanted = tuple(strategy.symbols)
@@ -105,6 +201,7 @@ class BacktestEngine:
             # many symbols: every bar reads several fields, so index Python lists
             self._ts_list = market.step_ts.tolist()
             lanes = [_Lane(ln.symbol, *(np.asarray(a).tolist() for a in ln[1:])) for ln in lanes]
+        risk_per_bar = self.risk.needs_bar_updates
         chunk = max(1, min(50_000, n_steps // 100))
         # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
         # loop itself, and the loop makes no reference cycles of its own, so pause the
@@ -115,9 +212,12 @@ class BacktestEngine:
             for start in range(0, n_steps, chunk):
                 stop = min(start + chunk, n_steps)
                 if len(lanes) == 1:
-                    self._steps_single(lanes[0], start, stop)
+                    if risk_per_bar:
+                        self._steps_single_risk(lanes[0], start, stop)
+                    else:
+                        self._steps_single(lanes[0], start, stop)
                 else:
-                    self._steps_multi(lanes, start, stop)
+                    self._steps_multi(lanes, start, stop, risk_per_bar)
                 if progress is not None:
                     progress(stop, n_steps)
         finally:
@@ -190,11 +290,58 @@ class BacktestEngine:
             cached = self._close_lists[lane.symbol] = lane.close.tolist()
         return cached
 
-    def _steps_multi(self, lanes: list[_Lane], start: int, stop: int) -> None:
+    def _steps_single_risk(self, lane: _Lane, start: int, stop: int) -> None:
+        """:meth:`_steps_single` plus the risk engine's per-bar kill switches and black-swan
+        check, after the close is marked (flattening on a black swan)."""
+        broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
+        step_ts = self.market.step_ts
+        symbol, o, h, lo = lane.symbol, lane.open, lane.high, lane.low
+        c = self._close_list(lane)
+        on_bar = strategy.on_bar
+        pending, positions, watched = broker.pending, portfolio.positions, broker.watched
+        marks = portfolio.marks
+        risk_on_bar, risk_market = self.risk.on_bar, self.risk_market
+        closes_now = {symbol: math.nan}
+        step = start
+        try:
+            for step in range(start, stop):
+                ts = int(step_ts[step])
+                if pending:
+                    broker.step = step
+                    broker.on_open(symbol, ts, float(o[step]))
+                if positions:
+                    if watched:
+                        broker.step = step
+                        broker.on_bar_range(
+                            symbol, ts, float(o[step]), float(h[step]), float(lo[step]), c[step]
+                        )
+                    else:
+                        marks[symbol] = c[step]
+                closes_now[symbol] = c[step]
+                risk_market.step, risk_market.ts = step, ts
+                if risk_on_bar(ts, closes_now, portfolio):
+                    self._flatten(step, ts, closes_now)
+                view.step = view.i = step
+                signals = on_bar(view, portfolio)
+                if signals:
+                    self._submit(signals, step, c[step], None)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
+
+    def _flatten(self, step: int, ts: int, closes: Mapping[str, float]) -> None:
+        """Black swan: cancel waiting orders and close every position by the fill rule."""
+        self.broker.step = step
+        count = self.broker.flatten(ts, closes)
+        logger.warning("black swan: flattening %d position(s)", count)
+
+    def _steps_multi(self, lanes: list[_Lane], start: int, stop: int, risk_per_bar: bool) -> None:
         """Steps ``[start, stop)`` of a multi-symbol run on the union of bar times."""
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
         ts_list = self._ts_list
         on_bar = strategy.on_bar
+        risk_on_bar, risk_market = self.risk.on_bar, self.risk_market
         pending, positions = broker.pending, portfolio.positions
         primary_idx = lanes[0].idx
         closes_now: dict[str, float] = {}
@@ -222,6 +369,10 @@ class BacktestEngine:
                                 lane.close[i],
                             )
                         closes_now[lane.symbol] = lane.close[i]
+                if risk_per_bar:
+                    risk_market.step, risk_market.ts = step, ts
+                    if risk_on_bar(ts, closes_now, portfolio):
+                        self._flatten(step, ts, closes_now)
                 view.step = step
                 view.i = primary_idx[step]
                 signals = on_bar(view, portfolio)
@@ -240,12 +391,21 @@ class BacktestEngine:
         closes: dict[str, float] | None,
     ) -> None:
         ts = int(self.market.step_ts[step])
-        self.broker.step = step
+        broker, portfolio, market = self.broker, self.portfolio, self.risk_market
+        broker.step = step
+        market.step, market.ts = step, ts
         self.clock.advance_to(ts)
+        check = self.risk.check
         for signal in signals:
             self.signals.append((ts, signal))
-            price = close if closes is None else closes.get(signal.symbol, math.nan)
-            self.broker.submit(signal, ts, price)
+            decision = check(signal, portfolio, market)
+            if isinstance(decision, Rejection):
+                continue
+            if closes is not None:
+                price = closes.get(signal.symbol, math.nan)
+            else:
+                price = math.nan if close is None else close
+            broker.submit_order(decision, ts, price)
 
     def _finish(self, n_steps: int) -> BacktestResult:
         market, broker, portfolio = self.market, self.broker, self.portfolio
@@ -262,6 +422,12 @@ class BacktestEngine:
                     arrays.close[market.index_at_step(symbol, market.base_timeframe)[last_step]]
                 )
             broker.close_all(int(market.step_ts[last_step]), prices)
+        rejections = list(broker.rejections)
+        if self.risk.rejections:
+            rejections = sorted(rejections + self.risk.rejections, key=lambda r: r.ts)
+        if n_steps:
+            self.risk_market.move(n_steps - 1)
+            self.risk.finish(portfolio, self.risk_market, rejections)
         equity, cash, exposure = self._equity_curve(n_steps)
         trades = list(portfolio.trades) + broker.open_trades()
         metrics = compute_metrics(
@@ -285,11 +451,21 @@ class BacktestEngine:
             trades=trades,
             metrics=metrics,
             signals=self.signals,
-            rejections=list(broker.rejections),
+            rejections=rejections,
             intrabar=broker.intrabar_stats.as_dict(),
             config=asdict(self.config),
             bars_processed=n_steps,
         )
+
+    def risk_report(self) -> RiskReport:
+        """Return the risk report of the portfolio at the end of the run.
+
+        Raises
+        ------
+        ValueError
+            Before :meth:`run` has finished.
+        """
+        return self.risk.report()
 
     def _equity_curve(self, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mark equity at every step in bulk from the broker's fill ledger."""

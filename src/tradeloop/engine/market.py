@@ -76,8 +76,9 @@ class MarketData:
         self.symbols: tuple[str, ...] = tuple(sources)
         base_ts = [self.series[(s, base_timeframe)].ts for s in self.symbols]
         # bar times are validated sorted and unique per symbol, so one symbol needs no merge
-        self.step_ts: np.ndarray = base_ts[0] if len(base_ts) == 1 else np.unique(
-            np.concatenate(base_ts))
+        self.step_ts: np.ndarray = (
+            base_ts[0] if len(base_ts) == 1 else np.unique(np.concatenate(base_ts))
+        )
         self._index_cache: dict[tuple[str, str], np.ndarray] = {}
 
     @staticmethod

@@ -1,9 +1,22 @@
-"""Write a run's results: trades.csv, equity.csv, summary.json and report.html."""
+"""Run records: write a run's files, name runs, and regenerate a run's report later.
+
+A run folder holds ``trades.csv``, ``equity.csv``, ``equity.parquet``, ``summary.json``,
+``metrics.json`` (metrics, breakdowns, validation, bias findings), ``run.json`` (what is
+needed to reproduce the run: strategy, parameters, configuration, data files with sha256,
+engine version, git revision, seed, start/end) and ``report.html``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import logging
 import math
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +25,30 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+import tradeloop
+from tradeloop.analysis.bias import BiasConfig
 from tradeloop.analysis.report import write_report
+from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run
+from tradeloop.analysis.runs import read_equity, read_json, read_trades
+from tradeloop.analysis.validation import ValidationConfig
 from tradeloop.core.bar import BarArrays
+from tradeloop.core.errors import DataError
+from tradeloop.core.time import to_iso
+from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.result import BacktestResult
 
-__all__ = ["write_outputs"]
+__all__ = [
+    "describe_data",
+    "file_sha256",
+    "git_revision",
+    "new_run_id",
+    "regenerate_report",
+    "run_bar_ns",
+    "run_info",
+    "write_outputs",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def _ts_column(values: list[int | None] | np.ndarray) -> pa.Array:
@@ -55,28 +87,127 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        return _json_safe(value.item())
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
-def write_outputs(
-    result: BacktestResult,
-    out_dir: str | Path,
-    *,
-    report: bool = True,
-    prices: dict[str, BarArrays] | None = None,
-    provenance: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write the run's files into ``out_dir`` (created if needed) and return their paths.
+def _write_json(data: Any, path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_json_safe(data), indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
 
-    ``trades.csv`` has ``entry_time, exit_time, entry_price, exit_price, size, pnl`` first,
-    then symbol, side, fees, pnl_pct and exit_reason; open positions have empty exit fields.
-    Every file is written to a temporary name and renamed, so a crash leaves no partial file.
+
+# --------------------------------------------------------------------------- provenance
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def git_revision(cwd: str | Path | None = None) -> str | None:
+    """Return ``git rev-parse HEAD`` of the checkout at ``cwd`` (None outside a checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    revision = done.stdout.strip()
+    return revision if done.returncode == 0 and revision else None
+
+
+def new_run_id(strategy: str, material: Any, now: datetime | None = None) -> str:
+    """Return ``<UTC yyyymmddThhmmssZ>-<strategy>-<6 hex>``; the hash is of ``material``.
+
+    >>> new_run_id("sma_cross", {"a": 1}, datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+    '20250102T030405Z-sma_cross-f9d860'
     """
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    moment = now or datetime.now(tz=UTC)
+    slug = re.sub(r"[^A-Za-z0-9_.]+", "_", strategy).strip("_") or "run"
+    digest = hashlib.sha256(
+        json.dumps(_json_safe(material), sort_keys=True, default=str).encode()
+    ).hexdigest()[:6]
+    return f"{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}-{slug}-{digest}"
+
+
+def describe_data(specs: Sequence[Any], loaded: Sequence[Any]) -> list[dict[str, Any]]:
+    """Return one provenance dict per data file: path (as given and resolved), symbol,
+    timeframe, rows, size, sha256 and the options it was read with.
+
+    ``specs`` are the :class:`~tradeloop.engine.runner.DataSpec` and ``loaded`` the matching
+    :class:`~tradeloop.data.loader.LoadedBars`.
+    """
+    files = []
+    for spec, item in zip(specs, loaded, strict=True):
+        path = Path(spec.path)
+        columns = spec.columns
+        files.append(
+            {
+                "path": str(spec.path),
+                "resolved": str(path.resolve()),
+                "symbol": item.bars.symbol,
+                "symbol_given": spec.symbol,
+                "timeframe": item.timeframe,
+                "rows": len(item.bars),
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+                "columns": dataclasses.asdict(columns) if columns is not None else None,
+                "time_unit": spec.time_unit,
+                "repair": spec.repair,
+                "repaired": dict(item.repaired),
+            }
+        )
+    return files
+
+
+def run_info(
+    result: BacktestResult,
+    data_files: Sequence[Mapping[str, Any]],
+    *,
+    run_id: str | None,
+    validation: ValidationConfig,
+    bias: BiasConfig,
+    command: str = "",
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """Return the content of ``run.json``: everything needed to reproduce and re-report a run."""
+    moment = created or datetime.now(tz=UTC)
+    return {
+        "run_id": run_id,
+        "created": moment.astimezone(UTC).isoformat(),
+        "strategy": result.strategy,
+        "params": dict(result.params),
+        "symbols": list(result.symbols),
+        "timeframe": result.timeframe,
+        "start": to_iso(result.start) if len(result.ts) else None,
+        "end": to_iso(result.end) if len(result.ts) else None,
+        "bars": result.bars_processed,
+        "seed": validation.seed,
+        "engine_version": tradeloop.__version__,
+        "git_revision": git_revision(),
+        "command": command,
+        "config": dict(result.config),
+        "validation": dataclasses.asdict(validation),
+        "bias": dataclasses.asdict(bias),
+        "data": [dict(f) for f in data_files],
+    }
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _trade_table(result: BacktestResult) -> pa.Table:
     trades = result.trades
-    trade_table = pa.table(
+    return pa.table(
         {
             "entry_time": _ts_column([t.entry_ts for t in trades]),
             "exit_time": _ts_column([t.exit_ts for t in trades]),
@@ -93,38 +224,227 @@ def write_outputs(
             "exit_reason": pa.array(
                 [t.exit_reason.value if t.exit_reason else None for t in trades], type=pa.string()
             ),
+            "id": pa.array([t.id for t in trades], type=pa.string()),
+            "stop_loss": pa.array([t.stop_loss for t in trades], type=pa.float64()),
+            "take_profit": pa.array([t.take_profit for t in trades], type=pa.float64()),
         }
     )
-    paths = {
-        "trades": folder / "trades.csv",
-        "equity": folder / "equity.csv",
-        "summary": folder / "summary.json",
-    }
-    _write_csv(trade_table, paths["trades"])
-    equity_table = pa.table(
-        {
-            "timestamp": _ts_column(result.ts),
-            "equity": pa.array(result.equity, type=pa.float64()),
-            "cash": pa.array(result.cash, type=pa.float64()),
-            "in_position": pa.array(result.exposure, type=pa.bool_()),
-        }
+
+
+def _write_equity(result: BacktestResult, folder: Path) -> tuple[Path, Path]:
+    csv_path, parquet_path = folder / "equity.csv", folder / "equity.parquet"
+    equity = pa.array(result.equity, type=pa.float64())
+    cash = pa.array(result.cash, type=pa.float64())
+    exposure = pa.array(result.exposure, type=pa.bool_())
+    _write_csv(
+        pa.table(
+            {
+                "timestamp": _ts_column(result.ts),
+                "equity": equity,
+                "cash": cash,
+                "in_position": exposure,
+            }
+        ),
+        csv_path,
     )
-    _write_csv(equity_table, paths["equity"])
+    import pyarrow.parquet as pq
+
+    stamps = pa.array(np.asarray(result.ts, dtype=np.int64), type=pa.int64()).cast(
+        pa.timestamp("ns", tz="UTC")
+    )
+    tmp = parquet_path.with_suffix(".parquet.tmp")
+    pq.write_table(
+        pa.table({"timestamp": stamps, "equity": equity, "cash": cash, "in_position": exposure}),
+        tmp,
+        compression="zstd",
+        use_dictionary=False,  # floats rarely repeat; dictionary pages only cost time
+    )
+    tmp.replace(parquet_path)
+    return csv_path, parquet_path
+
+
+def _title(strategy: str, symbols: Sequence[str], timeframe: str) -> str:
+    return f"{strategy} on {', '.join(symbols)} ({timeframe})"
+
+
+def run_bar_ns(result: BacktestResult) -> int:
+    """Step length of a run in ns (from its timeframe, else the most common step)."""
+    try:
+        return timeframe_ns(result.timeframe)
+    except Exception:  # a non-standard timeframe: infer from the steps
+        diffs = np.diff(np.asarray(result.ts, dtype=np.int64))
+        return int(np.median(diffs)) if diffs.size else 60_000_000_000
+
+
+def write_outputs(
+    result: BacktestResult,
+    out_dir: str | Path,
+    *,
+    report: bool = True,
+    prices: dict[str, BarArrays] | None = None,
+    provenance: dict[str, Any] | None = None,
+    analysis: RunAnalysis | None = None,
+    run: Mapping[str, Any] | None = None,
+    validation: ValidationConfig | None = None,
+    bias: BiasConfig | None = None,
+) -> dict[str, Path]:
+    """Write the run's files into ``out_dir`` (created if needed) and return their paths.
+
+    ``trades.csv`` has ``entry_time, exit_time, entry_price, exit_price, size, pnl`` first,
+    then symbol, side, fees, pnl_pct, exit_reason, id, stop_loss and take_profit; open
+    positions have empty exit fields. ``metrics.json`` holds ``analysis`` (computed here when
+    None, with ``validation`` and ``bias``); ``run.json`` is written when ``run`` is given.
+    Every file is written to a temporary name and renamed, so a crash leaves no partial file.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    bar_ns = run_bar_ns(result)
+    initial = float(result.config.get("balance", result.metrics.initial_equity))
+    if analysis is None:
+        analysis = analyze_run(
+            ts=result.ts,
+            equity=result.equity,
+            trades=result.trades,
+            bar_ns=bar_ns,
+            initial_equity=initial,
+            exposure=result.exposure,
+            prices=prices,
+            metrics=result.metrics,
+            validation=validation,
+            bias=bias,
+        )
+    paths = {"trades": folder / "trades.csv"}
+    _write_csv(_trade_table(result), paths["trades"])
+    paths["equity"], paths["equity_parquet"] = _write_equity(result, folder)
     summary = result.summary()
     summary["config"] = result.config
     if provenance:
         summary["provenance"] = provenance
-    tmp = paths["summary"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(summary), indent=2, default=str), encoding="utf-8")
-    tmp.replace(paths["summary"])
+    paths["summary"] = folder / "summary.json"
+    _write_json(summary, paths["summary"])
+    paths["metrics"] = folder / "metrics.json"
+    _write_json(analysis.to_dict(), paths["metrics"])
+    if run is not None:
+        paths["run"] = folder / "run.json"
+        _write_json(dict(run), paths["run"])
     if report:
         paths["report"] = write_report(
             folder / "report.html",
-            title=f"{result.strategy} on {', '.join(result.symbols)} ({result.timeframe})",
+            title=_title(result.strategy, result.symbols, result.timeframe),
             summary=summary,
             ts=result.ts,
             equity=result.equity,
-            trades=trades,
+            trades=result.trades,
             prices=prices,
+            analysis=analysis,
+            bar_ns=bar_ns,
+            initial_equity=initial,
+            run_info=run,
         )
     return paths
+
+
+# --------------------------------------------------------------------------- regenerating
+
+
+def _load_recorded_data(
+    files: Sequence[Mapping[str, Any]], *, require: bool
+) -> tuple[dict[str, BarArrays] | None, list[str]]:
+    """Load a run's data files again after checking their sha256."""
+    from tradeloop.data.loader import ColumnMap
+    from tradeloop.engine.runner import DataSpec, load_data
+
+    problems: list[str] = []
+    specs = []
+    for f in files:
+        candidates = [Path(str(f.get("resolved") or "")), Path(str(f.get("path") or ""))]
+        found = next((p for p in candidates if str(p) not in ("", ".") and p.is_file()), None)
+        if found is None:
+            problems.append(f"data file {f.get('path')} is missing")
+            continue
+        digest = file_sha256(found)
+        if f.get("sha256") and digest != f["sha256"]:
+            problems.append(
+                f"data file {found} changed since the run (sha256 {digest[:12]}..., recorded "
+                f"{str(f['sha256'])[:12]}...)"
+            )
+            continue
+        columns = f.get("columns")
+        specs.append(
+            DataSpec(
+                found,
+                f.get("symbol_given") or f.get("symbol"),
+                ColumnMap(**columns) if columns else None,
+                f.get("time_unit"),
+                bool(f.get("repair", False)),
+            )
+        )
+    if problems:
+        if require:
+            raise DataError("; ".join(problems))
+        return None, problems
+    loaded = load_data(specs)
+    return {item.bars.symbol: item.bars for item in loaded}, problems
+
+
+def regenerate_report(
+    run_dir: str | Path, *, require_data: bool = False, out: str | Path | None = None
+) -> tuple[Path, list[str]]:
+    """Write ``report.html`` of a recorded run again from its files and return (path, warnings).
+
+    The data files named in ``run.json`` are read again for the price charts, the benchmark
+    and the FOMO check, after their sha256 is checked. A missing or changed file gives a
+    warning and a report without those parts, or a ``DataError`` with ``require_data``.
+    Validation uses the recorded seed and thresholds, so the figures match the original run.
+
+    Raises
+    ------
+    DataError
+        If the run's records cannot be read, or (``require_data``) a data file is missing or
+        changed.
+    """
+    folder = Path(run_dir)
+    run = read_json(folder / "run.json")
+    trades = read_trades(folder / "trades.csv")
+    curve = read_equity(folder)
+    prices, warnings = _load_recorded_data(run.get("data") or [], require=require_data)
+    for message in warnings:
+        logger.warning("%s", message)
+    timeframe = str(run.get("timeframe", ""))
+    try:
+        bar_ns = timeframe_ns(timeframe)
+    except Exception:
+        diffs = np.diff(curve.ts)
+        bar_ns = int(np.median(diffs)) if diffs.size else 60_000_000_000
+    config = run.get("config") or {}
+    initial = float(config.get("balance") or (curve.equity[0] if curve.equity.size else 0.0))
+    validation = ValidationConfig(**(run.get("validation") or {}))
+    bias = BiasConfig(**(run.get("bias") or {}))
+    analysis = analyze_run(
+        ts=curve.ts,
+        equity=curve.equity,
+        trades=trades,
+        bar_ns=bar_ns,
+        initial_equity=initial,
+        exposure=curve.exposure,
+        prices=prices,
+        validation=validation,
+        bias=bias,
+    )
+    notes = [f"{w}: the report is regenerated without price charts." for w in warnings]
+    target = Path(out) if out is not None else folder / "report.html"
+    path = write_report(
+        target,
+        title=_title(str(run.get("strategy", "")), run.get("symbols") or [], timeframe),
+        summary=read_json(folder / "summary.json") if (folder / "summary.json").exists() else {},
+        ts=curve.ts,
+        equity=curve.equity,
+        trades=trades,
+        prices=prices,
+        analysis=analysis,
+        bar_ns=bar_ns,
+        initial_equity=initial,
+        run_info=run,
+        notes=notes,
+    )
+    return path, warnings

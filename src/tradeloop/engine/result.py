@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tradeloop.analysis.metrics import PerformanceMetrics
+from tradeloop.analysis.run_analysis import metrics_dict
 from tradeloop.core.position import Trade
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import to_iso
@@ -62,7 +63,7 @@ class BacktestResult:
         return math.fsum(t.pnl for t in self.trades if t.is_closed)
 
     def summary(self) -> dict[str, Any]:
-        """Return a flat, JSON-friendly summary of the run."""
+        """Return a flat, JSON-friendly summary of the run (metric dates as ISO-8601)."""
         out: dict[str, Any] = {
             "strategy": self.strategy,
             "params": dict(self.params),
@@ -77,5 +78,5 @@ class BacktestResult:
             "rejected_orders": len(self.rejections),
             "intrabar_resolution": dict(self.intrabar),
         }
-        out.update(self.metrics.as_dict())
+        out.update(metrics_dict(self.metrics))
         return out

@@ -1,40 +1,35 @@
 """The simulated broker: one fill and P&L path for backtest and paper trading.
 
-Market orders from signals fill at the next bar's open (or the signal bar's close), with fees
-and adverse slippage. Stop-loss, take-profit and trailing stops are checked against every bar's
-high and low; a gap through a level fills at the open. When a stop and a take-profit are both
-inside one bar, the bar is replayed on the next lower timeframe (lazily, only for that bar)
-until one is hit first; if still ambiguous at the finest data the stop is assumed.
+Orders (built from signals, or sized by the risk engine) fill at the next bar's open (or the
+signal bar's close), with fees and adverse slippage. Stop-loss, take-profit and trailing stops
+are checked against every bar's high and low; a gap through a level fills at the open. When a
+stop and a take-profit are both inside one bar, the bar is replayed on the next lower timeframe
+(lazily, only for that bar) until one is hit first; if still ambiguous at the finest data the
+stop is assumed.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.money import fee_for, pnl_for, quantity_for_budget
-from tradeloop.core.orders import Fill, Order, OrderSide, OrderType
+from tradeloop.core.orders import Fill, Order, OrderSide, OrderType, order_from_signal
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Position, Trade
-from tradeloop.core.signal import Signal, SignalAction, SizeMode
+from tradeloop.core.rejection import Rejection
+from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
 
+# ``Rejection`` lives in core (risk and execution share it); re-exported here for callers
+# that imported it from this module.
 __all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A signal the broker did not turn into a fill, with a machine-readable reason."""
-
-    ts: int
-    symbol: str
-    reason: str
-    detail: str = ""
 
 
 @dataclass(slots=True)
@@ -66,8 +61,9 @@ class _Ledger:
 
 
 class SimulatedBroker:
-    """Fills signals against bars. The kernel calls, per symbol bar: :meth:`on_open`,
-    :meth:`on_bar_range`, then the strategy's signals go to :meth:`submit`."""
+    """Fills orders against bars. The kernel calls, per symbol bar: :meth:`on_open`,
+    :meth:`on_bar_range`, then the orders the risk engine made of the strategy's signals go to
+    :meth:`submit_order` (:meth:`submit` takes a signal directly)."""
 
     def __init__(
         self,
@@ -83,7 +79,7 @@ class SimulatedBroker:
         self.config = config or SimulatedBrokerConfig()
         self.intrabar = intrabar
         self.step = -1
-        self.pending: dict[str, list[tuple[Order, Signal]]] = {}
+        self.pending: dict[str, list[Order]] = {}
         self.rejections: list[Rejection] = []
         self.intrabar_stats = IntrabarStats()
         self.ledger = _Ledger()
@@ -92,6 +88,8 @@ class SimulatedBroker:
         #: symbols whose open position has a stop, target or trailing stop to check each bar
         self.watched: set[str] = set()
         self._position_seq = 0
+        #: exit reason of broker-made closing orders (flatten), by order id
+        self._exit_reasons: dict[int, ExitReason] = {}
         self._slip = self.config.slippage_bps / 10_000.0
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
 
@@ -100,44 +98,73 @@ class SimulatedBroker:
         """Return every fill so far."""
         return self._fills
 
+    def next_order_id(self) -> int:
+        """Return a new order id (ids count up from 1)."""
+        self._order_seq += 1
+        return self._order_seq
+
     def submit(self, signal: Signal, ts_ns: int, price: float) -> None:
-        """Queue ``signal`` for the next open, or fill it now at ``price`` (close mode)."""
-        symbol = signal.symbol
+        """Turn ``signal`` into an order (:func:`order_from_signal`) and :meth:`submit_order` it."""
+        self.submit_order(order_from_signal(signal, ts_ns, self.portfolio), ts_ns, price)
+
+    def submit_order(self, order: Order, ts_ns: int, price: float) -> None:
+        """Queue ``order`` for the next open, or fill it now at ``price`` (close mode).
+
+        An order with ``id`` 0 is numbered here. Only market orders are filled; other types
+        are rejected (``unsupported_order_type``).
+        """
+        symbol = order.symbol
         if symbol not in self.instruments:
             self._reject(ts_ns, symbol, "unknown_symbol", f"no data for {symbol}")
             return
-        if signal.action is SignalAction.OPEN_SHORT and not self.config.allow_short:
+        if order.type is not OrderType.MARKET:
+            self._reject(ts_ns, symbol, "unsupported_order_type", f"{order.type.value} order")
+            return
+        if not order.reduce_only and order.side is OrderSide.SELL and not self.config.allow_short:
             self._reject(ts_ns, symbol, "short_disabled")
             return
-        self._order_seq += 1
-        side = (
-            OrderSide.BUY
-            if signal.action is SignalAction.OPEN_LONG
-            or (signal.action is SignalAction.CLOSE and self._short_open(symbol))
-            else OrderSide.SELL
-        )
-        order = Order(
-            id=self._order_seq,
-            symbol=symbol,
-            side=side,
-            type=OrderType.MARKET,
-            quantity=signal.size if signal.size_mode is SizeMode.QUANTITY else 0.0,
-            ts_created=ts_ns,
-            equity_fraction=(signal.size if signal.size_mode is SizeMode.EQUITY_FRACTION else None),
-            reduce_only=signal.action is SignalAction.CLOSE,
-            tag=signal.tag,
-        )
+        if order.id <= 0:
+            order = replace(order, id=self.next_order_id())
         if self._next_open or price != price:  # no price at this step: next open
-            self.pending.setdefault(symbol, []).append((order, signal))
+            self.pending.setdefault(symbol, []).append(order)
         else:
-            self._execute(order, signal, ts_ns, price)
+            self._execute(order, ts_ns, price)
+
+    def flatten(self, ts_ns: int, prices: Mapping[str, float] | None = None) -> int:
+        """Cancel every waiting order and close every open position (exit reason ``risk``).
+
+        The closes are market orders under the normal fill rule: at the next open, or at
+        ``prices[symbol]`` in close mode. Returns the number of positions being closed.
+        """
+        for symbol, queue in self.pending.items():
+            for order in queue:
+                if not order.reduce_only:
+                    self._reject(ts_ns, symbol, "cancelled", "flatten: entry order cancelled")
+        self.pending.clear()
+        count = 0
+        for symbol, pos in list(self.portfolio.positions.items()):
+            order = Order(
+                id=self.next_order_id(),
+                symbol=symbol,
+                side=OrderSide.BUY if pos.direction < 0 else OrderSide.SELL,
+                type=OrderType.MARKET,
+                quantity=pos.quantity,
+                ts_created=ts_ns,
+                reduce_only=True,
+                tag="flatten",
+            )
+            self._exit_reasons[order.id] = ExitReason.RISK
+            price = prices.get(symbol, float("nan")) if prices is not None else float("nan")
+            self.submit_order(order, ts_ns, price)
+            count += 1
+        return count
 
     def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
         """Fill orders waiting for this bar's open."""
         queue = self.pending.pop(symbol, None)
         if queue:
-            for order, signal in queue:
-                self._execute(order, signal, ts_ns, open_price)
+            for order in queue:
+                self._execute(order, ts_ns, open_price)
 
     def on_bar_range(
         self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float
@@ -188,31 +215,28 @@ class SimulatedBroker:
                     - pos.entry_fee,
                     None,
                     pos.tag,
+                    pos.stop_loss,
+                    pos.take_profit,
                 )
             )
         return out
 
     # -- internals -------------------------------------------------------------------------
-    def _short_open(self, symbol: str) -> bool:
-        pos = self.portfolio.positions.get(symbol)
-        return pos is not None and pos.direction < 0
-
     def _reject(self, ts_ns: int, symbol: str, reason: str, detail: str = "") -> None:
         self.rejections.append(Rejection(ts_ns, symbol, reason, detail))
         logger.debug("order rejected: %s %s %s", symbol, reason, detail)
 
-    def _execute(self, order: Order, signal: Signal, ts_ns: int, price: float) -> None:
+    def _execute(self, order: Order, ts_ns: int, price: float) -> None:
         symbol = order.symbol
         pos = self.portfolio.positions.get(symbol)
-        if signal.action is SignalAction.CLOSE:
+        if order.reduce_only:
             if pos is None:
                 self._reject(ts_ns, symbol, "no_position")
                 return
-            self._close(
-                pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL, maker=False
-            )
+            reason = self._exit_reasons.pop(order.id, ExitReason.SIGNAL)
+            self._close(pos, ts_ns, self._slipped(price, -pos.direction), reason, maker=False)
             return
-        direction = 1 if signal.action is SignalAction.OPEN_LONG else -1
+        direction = 1 if order.side is OrderSide.BUY else -1
         if pos is not None:
             if pos.direction == direction:
                 self._reject(ts_ns, symbol, "already_open", "position in this direction is open")
@@ -220,14 +244,14 @@ class SimulatedBroker:
             self._close(
                 pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL, maker=False
             )
-        self._open(order, signal, direction, ts_ns, self._slipped(price, direction))
+        self._open(order, direction, ts_ns, self._slipped(price, direction))
         if symbol in self.portfolio.positions:
             self.portfolio.marks[symbol] = price  # mark at the market, not the slipped fill
 
     def _slipped(self, price: float, direction: int) -> float:
         return price * (1.0 + direction * self._slip) if self._slip else price
 
-    def _open(self, order: Order, signal: Signal, direction: int, ts_ns: int, price: float) -> None:
+    def _open(self, order: Order, direction: int, ts_ns: int, price: float) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
         fee_rate = instrument.taker_fee
@@ -261,20 +285,22 @@ class SimulatedBroker:
         fee = fee_for(quantity, price, fee_rate)
         portfolio.balance -= direction * quantity * price + fee
         self._position_seq += 1
-        trail = signal.trailing_stop
+        exits = order.exits
+        trail = exits.trailing_stop if exits is not None else None
         pos = Position(
-            id=signal.position_id or f"{order.symbol}-{self._position_seq}",
+            id=order.position_id or f"{order.symbol}-{self._position_seq}",
             symbol=order.symbol,
             direction=direction,
             quantity=quantity,
             entry_price=price,
             entry_ts=ts_ns,
             entry_fee=fee,
-            stop_loss=signal.stop_loss,
-            take_profit=signal.take_profit,
+            stop_loss=exits.stop_loss if exits is not None else None,
+            take_profit=exits.take_profit if exits is not None else None,
             trail_fraction=trail,
             trail_anchor=price if trail else None,
-            tag=signal.tag,
+            tag=order.tag,
+            trail_activation=exits.trailing_activation if exits is not None and trail else None,
         )
         portfolio.positions[order.symbol] = pos
         if pos.stop_loss is not None or pos.take_profit is not None or trail:
@@ -317,6 +343,8 @@ class SimulatedBroker:
                 pnl,
                 reason,
                 pos.tag,
+                pos.stop_loss,
+                pos.take_profit,
             )
         )
         del portfolio.positions[pos.symbol]
@@ -351,19 +379,9 @@ class SimulatedBroker:
             qty.append(signed_qty)
 
     # -- stops -------------------------------------------------------------------------------
-    def _stop_level(self, pos: Position) -> tuple[float | None, ExitReason]:
-        stop = pos.stop_loss
-        reason = ExitReason.STOP_LOSS
-        trail = pos.trailing_stop_price()
-        if trail is not None and (
-            stop is None or (trail > stop if pos.direction > 0 else trail < stop)
-        ):
-            stop, reason = trail, ExitReason.TRAILING
-        return stop, reason
-
     def _check_exits(self, pos: Position, ts_ns: int, o: float, h: float, low: float) -> None:
         long = pos.direction > 0
-        stop, stop_reason = self._stop_level(pos)
+        stop, stop_reason = pos.active_stop()
         tp = pos.take_profit
         # a gap through a level fills at the open
         if stop is not None and (o <= stop if long else o >= stop):
@@ -438,4 +456,5 @@ def _with_anchor(pos: Position, anchor: float) -> Position:
         pos.trail_fraction,
         anchor,
         pos.tag,
+        pos.trail_activation,
     )

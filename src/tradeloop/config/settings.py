@@ -1,0 +1,229 @@
+"""One :class:`Settings` object: ``tradeloop.toml`` + ``TRADELOOP_*`` environment + ``.env``.
+
+Sources, highest priority first:
+
+1. keyword arguments to ``Settings(...)``;
+2. environment variables ``TRADELOOP_<FIELD>`` (nested fields with ``__``, e.g.
+   ``TRADELOOP_RETRY__MAX_RETRIES=3``) and the per-exchange shorthands
+   ``TRADELOOP_<EXCHANGE>_URL``, ``TRADELOOP_<EXCHANGE>_TESTNET``,
+   ``TRADELOOP_<EXCHANGE>_RATE_LIMIT_MS`` and ``TRADELOOP_<EXCHANGE>_TIMEOUT_MS``
+   (``TRADELOOP_BINANCE_URL=http://127.0.0.1:8080``);
+3. the same names in a ``.env`` file in the working directory;
+4. ``tradeloop.toml`` in the working directory (or the file named by ``TRADELOOP_CONFIG``)::
+
+       cache_root = "data/cache"
+
+       [exchanges.binance]
+       url = "http://127.0.0.1:8080"   # every REST host of the exchange goes here
+       testnet = false
+       rate_limit_ms = 50
+
+       [retry]
+       max_retries = 8
+
+5. defaults: the candle cache lives in ``~/.tradeloop/cache``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from tradeloop.core.errors import ConfigError, did_you_mean
+
+__all__ = [
+    "DEFAULT_CACHE_ROOT",
+    "ExchangeSettings",
+    "RetrySettings",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_CACHE_ROOT = Path("~/.tradeloop/cache")
+_PREFIX = "TRADELOOP_"
+_CONFIG_ENV = "TRADELOOP_CONFIG"
+_EXCHANGE_FIELDS = ("rate_limit_ms", "timeout_ms", "testnet", "url")
+_EXCHANGE_ENV = re.compile(
+    r"^TRADELOOP_([A-Z0-9]+)_(" + "|".join(f.upper() for f in _EXCHANGE_FIELDS) + r")$"
+)
+
+
+class ExchangeSettings(BaseModel):
+    """How to reach one exchange.
+
+    Attributes
+    ----------
+    url
+        Base URL (scheme, host, optional port) that replaces the host of every REST endpoint
+        of the exchange, e.g. ``http://127.0.0.1:8080`` for a local server that speaks the
+        exchange's API. None keeps the exchange's own hosts.
+    testnet
+        Use the exchange's testnet/sandbox endpoints where the client library supports one.
+        ``url`` still wins when both are set.
+    rate_limit_ms
+        Minimum milliseconds between requests of unit cost (None keeps the library's value).
+    timeout_ms
+        Request timeout.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = None
+    testnet: bool = False
+    rate_limit_ms: float | None = Field(default=None, ge=0)
+    timeout_ms: int = Field(default=10_000, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"url must look like http://host[:port], got {value!r}")
+        return value.rstrip("/")
+
+
+class RetrySettings(BaseModel):
+    """Retries of transient failures (network errors, 5xx, 429/418 rate limits).
+
+    The wait before attempt ``k`` (from 1) is ``min(backoff_max_s, backoff_base_s * 2**(k-1))``
+    or the server's ``Retry-After`` when it sends one (never less).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_retries: int = Field(default=8, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """Process-wide settings (see the module docstring for the sources and their order)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    cache_root: Path = Field(
+        default=DEFAULT_CACHE_ROOT,
+        description="Root of the Parquet candle cache: {root}/{exchange}/{market}/{SYMBOL}/...",
+    )
+    exchanges: dict[str, ExchangeSettings] = Field(default_factory=dict)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    @field_validator("exchanges", mode="before")
+    @classmethod
+    def _lower_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k).lower(): v for k, v in value.items()}
+        return value
+
+    def exchange(self, name: str) -> ExchangeSettings:
+        """Return the settings of exchange ``name`` (defaults when none are configured)."""
+        return self.exchanges.get(name.lower(), ExchangeSettings())
+
+    def resolved_cache_root(self) -> Path:
+        """Return ``cache_root`` with ``~`` expanded."""
+        return self.cache_root.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: init, env, exchange env shorthands, .env, tradeloop.toml."""
+        return (
+            init_settings,
+            env_settings,
+            _ExchangeShorthandSource(settings_cls),
+            dotenv_settings,
+            _TomlSource(settings_cls),
+        )
+
+
+class _ExchangeShorthandSource(PydanticBaseSettingsSource):
+    """``TRADELOOP_<EXCHANGE>_<FIELD>`` from the environment, then from ``.env``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, dict[str, str]] = {}
+        for source in (_dotenv_values(), dict(os.environ)):  # environment wins
+            for key, value in source.items():
+                match = _EXCHANGE_ENV.match(key.upper())
+                if match is None or value is None:
+                    continue
+                found.setdefault(match.group(1).lower(), {})[match.group(2).lower()] = value
+        return {"exchanges": found} if found else {}
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """``tradeloop.toml`` (or ``$TRADELOOP_CONFIG``); unknown keys raise with a hint."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        explicit = os.environ.get(_CONFIG_ENV)
+        path = Path(explicit) if explicit else Path("tradeloop.toml")
+        if not path.is_file():
+            if explicit:
+                raise ConfigError(f"{_CONFIG_ENV}={explicit}: file not found")
+            return {}
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read settings: {exc}") from exc
+        known = set(Settings.model_fields)
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"{path}: unknown setting {key!r}.{did_you_mean(key, known)}")
+        return data
+
+
+def _dotenv_values() -> dict[str, str | None]:
+    env_file = Path(".env")
+    if not env_file.is_file():
+        return {}
+    from dotenv import dotenv_values  # a dependency of pydantic-settings
+
+    return dict(dotenv_values(env_file))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from all sources, turning validation errors into ConfigError.
+
+    Raises
+    ------
+    ConfigError
+        If a value is invalid or ``tradeloop.toml`` has an unknown key.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,315 @@
+"""Kill switches: trading states, the equity monitors that move between them, black swans.
+
+States
+------
+``ACTIVE``
+    Every order the limits allow.
+``REDUCING``
+    Only orders that reduce exposure (closes). Entered at the drawdown alert level; left by
+    itself when the drawdown is back under that level.
+``HALTED``
+    Only orders that reduce exposure. Entered on the daily loss limit, the drawdown halt level
+    or a black swan. Left only by an explicit, signed override (a daily-loss halt also lifts at
+    the next UTC day when ``daily_resume_next_day`` is set, as seed 004 asks).
+
+Every change of state is a :class:`RiskEvent` with its cause, kept in :attr:`KillSwitch.events`
+and passed to every subscriber (the message bus subscribes later).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tradeloop.core.time import to_iso
+from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig
+
+__all__ = ["BlackSwanDetector", "KillSwitch", "RiskEvent", "TradingState"]
+
+logger = logging.getLogger(__name__)
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+class TradingState(StrEnum):
+    """What the risk engine lets through."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+_RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class RiskEvent:
+    """A change of trading state (or an alert), with its cause.
+
+    Attributes
+    ----------
+    ts
+        UTC ns time.
+    cause
+        ``daily_loss``, ``drawdown``, ``drawdown_recovered``, ``black_swan``, ``new_day`` or
+        ``override``.
+    state_from, state_to
+        States before and after (equal for an alert that changes nothing).
+    detail
+        The numbers behind it.
+    """
+
+    ts: int
+    cause: str
+    state_from: TradingState
+    state_to: TradingState
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """Return the event with an ISO time, for reports."""
+        return {
+            "time": to_iso(self.ts),
+            "cause": self.cause,
+            "from": self.state_from.value,
+            "to": self.state_to.value,
+            "detail": self.detail,
+        }
+
+
+class KillSwitch:
+    """The trading state and the daily-loss and drawdown monitors that drive it.
+
+    Parameters
+    ----------
+    config
+        Thresholds; a None threshold switches its monitor off.
+    """
+
+    def __init__(self, config: KillSwitchConfig) -> None:
+        self.config = config
+        self.state = TradingState.ACTIVE
+        self.cause: str | None = None
+        self.events: list[RiskEvent] = []
+        self._listeners: list[Callable[[RiskEvent], None]] = []
+        self.peak = math.nan
+        self.day = -1
+        self.day_start_equity = math.nan
+        self._last_equity = math.nan
+
+    # -- events ---------------------------------------------------------------------------
+    def subscribe(self, handler: Callable[[RiskEvent], None]) -> None:
+        """Call ``handler`` with every future :class:`RiskEvent`."""
+        self._listeners.append(handler)
+
+    def _emit(self, event: RiskEvent) -> None:
+        self.events.append(event)
+        logger.warning(
+            "risk state %s -> %s: %s %s",
+            event.state_from.value,
+            event.state_to.value,
+            event.cause,
+            event.detail,
+            extra={"risk_event": event.as_dict()},
+        )
+        for handler in self._listeners:
+            handler(event)
+
+    def _move(self, ts: int, state: TradingState, cause: str, detail: str) -> None:
+        old = self.state
+        self.state = state
+        self.cause = None if state is TradingState.ACTIVE else cause
+        self._emit(RiskEvent(ts, cause, old, state, detail))
+
+    # -- transitions ----------------------------------------------------------------------
+    def trip(self, ts: int, state: TradingState, cause: str, detail: str = "") -> bool:
+        """Escalate to ``state`` (never de-escalates); return True when the state changed."""
+        if _RANK[state] <= _RANK[self.state]:
+            return False
+        self._move(ts, state, cause, detail)
+        return True
+
+    def black_swan(self, ts: int, detail: str) -> bool:
+        """Halt for a black swan, also when already halted for another cause.
+
+        Returns True when this is a new black-swan halt (the caller flattens), False when the
+        engine was already halted for a black swan.
+        """
+        if self.state is TradingState.HALTED and self.cause == "black_swan":
+            return False
+        if self.state is TradingState.HALTED:
+            self.cause = "black_swan"  # stickier than a daily-loss halt: needs an override
+            self._emit(RiskEvent(ts, "black_swan", self.state, self.state, detail))
+            return True
+        self._move(ts, TradingState.HALTED, "black_swan", detail)
+        return True
+
+    def resume(
+        self, ts: int, cause: str = "override", detail: str = "", *, equity: float | None = None
+    ) -> bool:
+        """Return to ACTIVE (an override); re-base the drawdown peak and the day's start.
+
+        Returns True when the state changed.
+        """
+        if equity is not None and math.isfinite(equity):
+            self.peak = equity
+            self.day_start_equity = equity
+            self._last_equity = equity
+        if self.state is TradingState.ACTIVE:
+            return False
+        self._move(ts, TradingState.ACTIVE, cause, detail)
+        return True
+
+    # -- monitors -------------------------------------------------------------------------
+    def update(self, ts: int, equity: float) -> None:
+        """Feed the equity marked at ``ts``; run the daily-loss and drawdown monitors."""
+        cfg = self.config
+        day = ts // DAY_NS
+        if day != self.day:
+            self.day = day
+            # the day starts at the last equity of the day before (this one on the first bar)
+            self.day_start_equity = equity if math.isnan(self._last_equity) else self._last_equity
+            if (
+                self.state is TradingState.HALTED
+                and self.cause == "daily_loss"
+                and cfg.daily_resume_next_day
+            ):
+                self._move(
+                    ts,
+                    TradingState.ACTIVE,
+                    "new_day",
+                    f"day starts at equity {self.day_start_equity:.2f}",
+                )
+        self._last_equity = equity
+        if cfg.daily_loss_pct is not None and self.day_start_equity > 0:
+            floor = self.day_start_equity * (1.0 - cfg.daily_loss_pct)
+            if equity <= floor and self.state is not TradingState.HALTED:
+                loss = 1.0 - equity / self.day_start_equity
+                self.trip(
+                    ts,
+                    TradingState.HALTED,
+                    "daily_loss",
+                    f"equity {equity:.2f} is {loss:.2%} under the day's start "
+                    f"{self.day_start_equity:.2f} (limit {cfg.daily_loss_pct:.2%})",
+                )
+        if cfg.drawdown_reduce_pct is None and cfg.drawdown_halt_pct is None:
+            return
+        if not equity <= self.peak:  # also the first update (peak NaN)
+            self.peak = equity
+        peak = self.peak
+        drawdown = 1.0 - equity / peak if peak > 0 else 0.0
+        detail = f"drawdown {drawdown:.2%} from peak {peak:.2f}"
+        # thresholds compare levels (peak * (1 - pct)), exact at round numbers
+        halt, reduce = cfg.drawdown_halt_pct, cfg.drawdown_reduce_pct
+        if halt is not None and peak > 0 and equity <= peak * (1.0 - halt):
+            self.trip(
+                ts,
+                TradingState.HALTED,
+                "drawdown",
+                detail + f" (halt at {cfg.drawdown_halt_pct:.2%})",
+            )
+        elif reduce is not None and peak > 0 and equity <= peak * (1.0 - reduce):
+            self.trip(
+                ts,
+                TradingState.REDUCING,
+                "drawdown",
+                detail + f" (reduce at {cfg.drawdown_reduce_pct:.2%})",
+            )
+        elif self.state is TradingState.REDUCING and self.cause == "drawdown":
+            self._move(ts, TradingState.ACTIVE, "drawdown_recovered", detail)
+
+
+class _SymbolWatch:
+    __slots__ = ("last", "maxima", "n", "returns", "since_exact", "sum", "sumsq")
+
+    def __init__(self, vol_window: int) -> None:
+        self.maxima: deque[tuple[int, float]] = deque()
+        self.returns: deque[float] = deque(maxlen=vol_window)
+        self.sum = 0.0
+        self.sumsq = 0.0
+        self.last = math.nan
+        self.n = vol_window
+        self.since_exact = 0
+
+
+class BlackSwanDetector:
+    """Detects a crash in any symbol: a fall within a window, a volatility or spread shock.
+
+    Per update the work is O(1) amortized: a monotonic deque keeps the window's highest close
+    and running sums keep the return volatility.
+    """
+
+    def __init__(self, config: BlackSwanConfig) -> None:
+        self.config = config
+        self.window_ns = config.window_ns
+        self._watch: dict[str, _SymbolWatch] = {}
+
+    def reset(self) -> None:
+        """Forget every window (after a resume, so the same crash does not trigger again)."""
+        self._watch.clear()
+
+    def update(self, symbol: str, ts: int, price: float) -> str | None:
+        """Feed a close (or trade price); return what triggered, or None."""
+        cfg = self.config
+        watch = self._watch.get(symbol)
+        if watch is None:
+            watch = self._watch[symbol] = _SymbolWatch(cfg.vol_window)
+            # stagger the periodic re-sums across symbols, so no single bar does them all
+            watch.since_exact = len(self._watch) % cfg.vol_window
+        cause = None
+        maxima = watch.maxima
+        while maxima and maxima[-1][1] <= price:
+            maxima.pop()
+        maxima.append((ts, price))
+        horizon = ts - self.window_ns
+        while maxima[0][0] <= horizon:
+            maxima.popleft()
+        if cfg.drop_pct is not None:
+            high = maxima[0][1]
+            if price <= high * (1.0 - cfg.drop_pct):
+                fall = 1.0 - price / high
+                cause = (
+                    f"{symbol} fell {fall:.2%} from {high:g} within {cfg.window} "
+                    f"(trigger {cfg.drop_pct:.2%})"
+                )
+        last = watch.last
+        watch.last = price
+        if last == last and last > 0:
+            r = price / last - 1.0
+            rets = watch.returns
+            if cfg.vol_shock_sigma is not None and len(rets) == watch.n and cause is None:
+                mean = watch.sum / watch.n
+                var = (watch.sumsq - watch.n * mean * mean) / (watch.n - 1)
+                sd = math.sqrt(var) if var > 0 else 0.0
+                if sd > 0 and abs(r - mean) > cfg.vol_shock_sigma * sd:
+                    cause = (
+                        f"{symbol} moved {r:.2%} in one bar, {abs(r - mean) / sd:.1f} sigma "
+                        f"(trigger {cfg.vol_shock_sigma:g})"
+                    )
+            if len(rets) == watch.n:
+                old = rets[0]
+                watch.sum -= old
+                watch.sumsq -= old * old
+            rets.append(r)
+            watch.since_exact += 1
+            if watch.since_exact >= watch.n:  # re-sum now and then: no drift over long runs
+                watch.since_exact = 0
+                watch.sum = math.fsum(rets)
+                watch.sumsq = math.fsum(x * x for x in rets)
+            else:
+                watch.sum += r
+                watch.sumsq += r * r
+        return cause
+
+    def quote(self, symbol: str, bid: float, ask: float) -> str | None:
+        """Feed a quote; return the cause when the spread is a shock, else None."""
+        limit = self.config.spread_shock_bps
+        if limit is None or not (bid > 0 and ask > 0):
+            return None
+        spread_bps = (ask - bid) / ((ask + bid) / 2.0) * 10_000.0
+        if spread_bps > limit:
+            return f"{symbol} spread {spread_bps:.0f} bps (trigger {limit:g} bps)"
+        return None

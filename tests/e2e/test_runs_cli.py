@@ -1,0 +1,218 @@
+"""Run records from the command line: backtest writes them, runs/report/compare read them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import tradeloop
+from tradeloop.cli.app import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "220"}
+
+
+def backtest(data: Path, *extra: str) -> str:
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(data),
+            "-t",
+            "4h",
+            "--fee",
+            "0.001",
+            "--end",
+            "2019-06-01",
+            *extra,
+        ],
+        env=WIDE,
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def chart_specs(html: str) -> dict[str, str]:
+    return dict(
+        re.findall(r'<script type="application/json" id="([^"]+)-spec">(.*?)</script>', html)
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, sample_1h: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working folder holding a copy of the sample data."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(sample_1h, tmp_path / sample_1h.name)
+    return tmp_path
+
+
+def only_run(workdir: Path) -> Path:
+    runs = sorted((workdir / "output" / "runs").iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_runs_backtest_records_a_run_folder(workdir: Path, sample_1h: Path) -> None:
+    # Arrange
+    data = workdir / sample_1h.name
+    # Act
+    output = backtest(data)
+    folder = only_run(workdir)
+    run = json.loads((folder / "run.json").read_text())
+    # Assert: files, the latest link and what the terminal shows
+    for name in (
+        "trades.csv",
+        "equity.csv",
+        "equity.parquet",
+        "metrics.json",
+        "summary.json",
+        "report.html",
+        "run.json",
+    ):
+        assert (folder / name).is_file(), name
+    assert (workdir / "output" / "latest").resolve() == folder.resolve()
+    assert re.fullmatch(r"\d{8}T\d{6}Z-sma_cross-[0-9a-f]{6}", folder.name)
+    assert "Statistical validation" in output
+    assert "Behavioural bias checks" in output
+    assert "report.html" in output
+    assert "total_return" in output
+    # run.json: everything needed to reproduce the run
+    assert run["run_id"] == folder.name
+    assert run["strategy"] == "sma_cross"
+    assert run["params"]["fast"] == 10
+    assert run["timeframe"] == "4h"
+    assert run["seed"] == 42
+    assert run["engine_version"] == tradeloop.__version__
+    assert "git_revision" in run
+    assert run["start"].startswith("2017-08-17")
+    assert run["end"] < "2019-06-01"
+    assert run["config"]["fee"] == 0.001
+    assert run["validation"]["seed"] == 42
+    (file_info,) = run["data"]
+    assert file_info["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert file_info["symbol"] == "BTC/USDT"
+    assert file_info["rows"] > 10_000
+
+
+def test_runs_validation_is_deterministic_per_seed(workdir: Path, sample_1h: Path) -> None:
+    # Arrange
+    data = workdir / sample_1h.name
+    # Act
+    backtest(data, "--out", "a", "--seed", "7")
+    backtest(data, "--out", "b", "--seed", "7")
+    backtest(data, "--out", "c", "--seed", "8", "--trials", "50")
+    a, b, c = (json.loads((workdir / x / "metrics.json").read_text()) for x in "abc")
+    # Assert
+    assert a["validation"] == b["validation"]
+    assert a["validation"]["sharpe_ci"] != c["validation"]["sharpe_ci"]
+    assert c["validation"]["significance"]["dsr"] < a["validation"]["significance"]["dsr"]
+    assert json.loads((workdir / "c" / "run.json").read_text())["seed"] == 8
+
+
+def test_runs_lists_recorded_runs(workdir: Path, sample_1h: Path) -> None:
+    # Arrange
+    data = workdir / sample_1h.name
+    backtest(data)
+    backtest(data, "-p", "fast=20", "-p", "slow=50")
+    # Act
+    result = runner.invoke(app, ["runs"], env=WIDE)
+    # Assert
+    assert result.exit_code == 0, result.output
+    ids = [p.name for p in (workdir / "output" / "runs").iterdir()]
+    assert len(ids) == 2
+    for run_id in ids:
+        assert run_id in result.output
+    for column in ("strategy", "symbols", "timeframe", "return", "sharpe", "trades", "date"):
+        assert column in result.output
+    assert "BTC/USDT" in result.output
+
+
+def test_runs_report_regenerates_identical_charts(workdir: Path, sample_1h: Path) -> None:
+    # Arrange
+    backtest(workdir / sample_1h.name)
+    folder = only_run(workdir)
+    before = chart_specs((folder / "report.html").read_text())
+    (folder / "report.html").unlink()
+    # Act
+    result = runner.invoke(app, ["report", "latest"], env=WIDE)
+    # Assert
+    assert result.exit_code == 0, result.output
+    after = chart_specs((folder / "report.html").read_text())
+    assert "chart-price-0" in after
+    assert after == before
+    assert "report:" in result.output
+
+
+def test_runs_report_with_changed_data_warns_and_drops_price_charts(
+    workdir: Path, sample_1h: Path
+) -> None:
+    # Arrange: the data file changes after the run
+    data = workdir / sample_1h.name
+    backtest(data)
+    folder = only_run(workdir)
+    data.write_bytes(data.read_bytes()[:-100])
+    # Act
+    result = runner.invoke(app, ["report", folder.name], env=WIDE)
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "changed since the run" in result.output
+    html = (folder / "report.html").read_text()
+    assert "chart-equity" in html
+    assert "chart-price-0" not in html
+    assert "changed since the run" in html
+
+
+def test_runs_report_require_data_fails_on_missing_file(workdir: Path, sample_1h: Path) -> None:
+    # Arrange
+    data = workdir / sample_1h.name
+    backtest(data)
+    data.unlink()
+    # Act
+    result = runner.invoke(app, ["report", "latest", "--require-data"], env=WIDE)
+    # Assert
+    assert result.exit_code == 3
+    assert "DataError" in result.output
+    assert "missing" in result.output
+
+
+def test_runs_report_unknown_run_exits_2_with_hint(workdir: Path, sample_1h: Path) -> None:
+    # Arrange
+    backtest(workdir / sample_1h.name)
+    # Act
+    result = runner.invoke(app, ["report", "no-such-run"], env=WIDE)
+    # Assert
+    assert result.exit_code == 2
+    assert "tradeloop runs" in result.output
+
+
+def test_runs_compare_prints_side_by_side_and_writes_overlay(
+    workdir: Path, sample_1h: Path
+) -> None:
+    # Arrange
+    data = workdir / sample_1h.name
+    backtest(data, "--out", "output/runs/fast")
+    backtest(data, "--out", "output/runs/slow", "-p", "fast=20", "-p", "slow=50")
+    assert (workdir / "output" / "runs" / "fast" / "run.json").is_file()  # --out records too
+    # Act
+    result = runner.invoke(
+        app,
+        ["compare", "output/runs/fast", "output/runs/slow", "--out", "cmp.html"],
+        env=WIDE,
+    )
+    # Assert
+    assert result.exit_code == 0, result.output
+    for key in ("total_return", "sharpe", "max_drawdown", "trade_count", "B - A"):
+        assert key in result.output
+    html = (workdir / "cmp.html").read_text()
+    (traces,) = re.findall(r'id="chart-overlay" data-traces="(\d+)"', html)
+    assert traces == "4"  # equity and drawdown of each run
+    assert "'fast': 20" in result.output  # the parameters row

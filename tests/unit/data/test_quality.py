@@ -1,0 +1,184 @@
+"""Quality report: finds what the shared data README documents, and judges thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tradeloop.core.time import parse_time
+from tradeloop.data.gaps import fill_forward, find_gaps
+from tradeloop.data.loader import RawOhlcv, read_unvalidated
+from tradeloop.data.quality import QualityThresholds, check_quality
+
+H = 3_600_000_000_000
+M = 60_000_000_000
+
+
+# file, timeframe, gaps, missing bars, longest span between bars (README "max"), zero-volume
+DOCUMENTED = [
+    ("crypto_1h/binance_spot_2017_2024/BTC_USDT-1h.feather", "1h", 28, 128, 34 * H, 4),
+    ("crypto_1m/freqtrade/UNITTEST_BTC-1m.feather", "1m", 538, 717, 8 * M, 0),
+    ("crypto_5m_multi/freqtrade_2018/ADA_BTC-5m.feather", "5m", 5, 40, 170 * M, 0),
+    ("crypto_5m_multi/freqtrade_2018/DASH_BTC-5m.feather", "5m", 2, 2, 10 * M, 0),
+    ("crypto_5m_multi/freqtrade_2018/TRX_BTC-5m.feather", "5m", 6, 6, 10 * M, 0),
+    ("crypto_5m_multi/freqtrade_2018/XMR_BTC-5m.feather", "5m", 2, 2, 10 * M, 0),
+    ("crypto_5m_multi/freqtrade_2018/ZEC_BTC-5m.feather", "5m", 2, 2, 10 * M, 0),
+    ("crypto_5m_multi/freqtrade_2018/ETH_BTC-5m.feather", "5m", 0, 0, 0, 0),
+    ("trades/binance_xrpeth_2019/XRP_ETH-1m.feather", "1m", 676, 1091, 9 * M, 0),
+    ("trades/binance_xrpeth_2019/XRP_ETH-5m.feather", "5m", 6, 6, 10 * M, 0),
+    ("crypto_1m/binance_spot_2025/BTC_USDT-1m.feather", "1m", 0, 0, 0, 0),
+    ("crypto_futures/binance_usdm_2025/BTC_USDT_USDT-8h-mark.feather", "8h", 0, 0, 0, 89),
+    ("crypto_futures/binance_usdm_btc_2025/BTC_USDT_USDT-8h-mark.feather", "8h", 0, 0, 0, 74),
+]
+
+
+@pytest.mark.parametrize(("name", "tf", "gaps", "missing", "span", "zero"), DOCUMENTED)
+def test_report_finds_every_documented_gap_and_zero_volume_bar(
+    shared_data: Path, name: str, tf: str, gaps: int, missing: int, span: int, zero: int
+) -> None:
+    # Act
+    report = check_quality(read_unvalidated(shared_data / name), tf)
+    # Assert
+    assert len(report.gaps) == gaps
+    assert report.gaps.total_missing == missing
+    assert report.gaps.longest_span_ns == span
+    assert report.zero_volume == zero
+    assert report.ok, report.failures  # gaps and zero volume only fail past a limit
+
+
+def test_btc_1h_outages_and_zero_volume_bars_are_where_the_readme_says(shared_data: Path) -> None:
+    # Act
+    report = check_quality(
+        read_unvalidated(shared_data / "crypto_1h/binance_spot_2017_2024/BTC_USDT-1h.feather"), "1h"
+    )
+    # Assert
+    g = report.gaps
+    longest = int(np.argmax(g.missing))
+    assert g.longest == 33
+    assert g.before_ns[longest] == parse_time("2018-02-08T00:00Z")
+    assert sorted(int(x) for x in g.before_ns[g.missing == 10]) == [
+        parse_time("2018-06-26T01:00Z"),
+        parse_time("2019-05-15T02:00Z"),
+    ]
+    assert report.zero_volume_ts.tolist() == [
+        parse_time("2017-09-06T16:00Z"),
+        parse_time("2019-06-07T21:00Z"),
+        parse_time("2021-02-11T03:00Z"),
+        parse_time("2023-03-24T12:00Z"),
+    ]
+
+
+def test_limits_turn_gaps_and_zero_volume_into_failures(shared_data: Path) -> None:
+    raw = read_unvalidated(shared_data / "crypto_1h/binance_spot_2017_2024/BTC_USDT-1h.feather")
+    th = QualityThresholds(max_gaps=27, max_missing_bars=200, max_gap_bars=24, max_zero_volume=3)
+    report = check_quality(raw, "1h", th)
+    assert report.failures == [
+        "gaps 28 > limit 27",
+        "longest gap (bars) 33 > limit 24",
+        "zero-volume bars 4 > limit 3",
+    ]
+
+
+def test_nan_volume_of_mark_candles_fails_as_invalid_values(shared_data: Path) -> None:
+    raw = read_unvalidated(
+        shared_data / "crypto_futures/freqtrade_xrp_2021/XRP_USDT_USDT-1h-mark.feather"
+    )
+    report = check_quality(raw, "1h")
+    assert report.invalid_values == 100
+    assert not report.ok
+
+
+def _raw(closes: list[float], ts: list[int] | None = None, **cols: list[float]) -> RawOhlcv:
+    c = np.asarray(closes, dtype=np.float64)
+    t = np.asarray(ts if ts is not None else [i * M for i in range(c.size)], dtype=np.int64)
+    o = np.asarray(cols.get("open", np.r_[c[:1], c[:-1]]), dtype=np.float64)
+    h = np.asarray(cols.get("high", np.maximum(o, c) + 0.5), dtype=np.float64)
+    lo = np.asarray(cols.get("low", np.minimum(o, c) - 0.5), dtype=np.float64)
+    v = np.asarray(cols.get("volume", np.ones(c.size)), dtype=np.float64)
+    return RawOhlcv("test", t, o, h, lo, c, v)
+
+
+def _wavy(n: int) -> list[float]:
+    rng = np.random.default_rng(7)
+    return list(100 + np.cumsum(rng.normal(0, 0.1, n)).round(2))
+
+
+def test_duplicates_unsorted_off_grid_and_ohlc_violations_fail_by_default() -> None:
+    # Arrange
+    closes = _wavy(10)
+    ts = [i * M for i in range(10)]
+    ts[3] = ts[2]  # duplicate
+    ts[6], ts[7] = ts[7], ts[6]  # unsorted
+    ts[9] = 9 * M + 1_000_000  # off grid by 1 ms
+    raw = _raw(closes, ts)
+    raw.high[4] = raw.low[4] - 1  # high below low
+    # Act
+    report = check_quality(raw, "1m")
+    # Assert
+    assert (report.duplicates, report.unsorted, report.off_grid) == (1, 1, 1)
+    assert report.ohlc_violations == 1
+    assert set(f.split(" ")[0] for f in report.failures) == {
+        "OHLC",
+        "duplicate",
+        "unsorted",
+        "off-grid",
+    }
+
+
+@pytest.mark.parametrize(("run", "fails"), [(4, False), (5, True), (7, True)])
+def test_straight_line_interpolated_runs_of_five_or_more_bars_fail(run: int, fails: bool) -> None:
+    # Arrange: flat bars stepping by exactly 0.25 for `run` bars, inside real-looking noise
+    closes = _wavy(40)
+    line = [closes[19] + 0.25 * k for k in range(run)]
+    closes = closes[:20] + line[1:] + [x + line[-1] - closes[20] for x in closes[20:]]
+    raw = _raw(closes)
+    lo, hi = 19, 19 + run
+    raw.open[lo:hi] = raw.high[lo:hi] = raw.low[lo:hi] = raw.close[lo:hi]
+    # Act
+    report = check_quality(raw, "1m")
+    # Assert
+    assert (report.interpolated_runs == 1) is fails
+    assert report.ok is not fails
+
+
+def test_identical_bars_are_reported_as_stale_runs() -> None:
+    closes = _wavy(30)
+    closes[10:16] = [closes[10]] * 6
+    raw = _raw(closes, open=closes, high=[c + 0.5 for c in closes], low=[c - 0.5 for c in closes])
+    report = check_quality(raw, "1m")
+    assert (report.stale_runs, report.stale_bars) == (1, 6)
+    assert report.ok
+    assert not check_quality(raw, "1m", QualityThresholds(max_stale_bars=5)).ok
+
+
+def test_a_price_spike_is_an_outlier_by_zscore_and_iqr() -> None:
+    closes = _wavy(400)
+    closes[300] = closes[299] * 1.25
+    report = check_quality(_raw(closes), "1m", QualityThresholds(outlier_window=200))
+    assert report.outliers["zscore_returns"] >= 1
+    assert report.outliers["iqr_returns"] >= 1
+    assert report.ok
+    assert not check_quality(_raw(closes), "1m", QualityThresholds(max_outliers=0)).ok
+
+
+def test_fill_forward_marks_inserted_bars_synthetic_and_check_counts_them() -> None:
+    # Arrange
+    ts = np.array([0, M, 4 * M, 5 * M], dtype=np.int64)
+    cols = {k: np.array([1.0, 2.0, 3.0, 4.0]) for k in ("open", "high", "low", "close", "volume")}
+    # Act
+    out_ts, out, synthetic = fill_forward(ts, cols, M)
+    raw = RawOhlcv(
+        "f", out_ts, out["open"], out["high"], out["low"], out["close"], out["volume"], synthetic
+    )
+    report = check_quality(raw, "1m")
+    # Assert
+    assert (out_ts // M).tolist() == [0, 1, 2, 3, 4, 5]
+    assert synthetic.tolist() == [False, False, True, True, False, False]
+    assert out["close"].tolist() == [1.0, 2.0, 2.0, 2.0, 3.0, 4.0]
+    assert out["volume"][2:4].tolist() == [0.0, 0.0]
+    assert len(find_gaps(out_ts, M)) == 0
+    assert report.synthetic == 2
+    assert report.zero_volume == 0
+    assert report.stale_runs == 0
