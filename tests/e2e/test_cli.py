@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
@@ -225,3 +226,61 @@ def test_help_explains_backtest_options() -> None:
     assert result.exit_code == 0
     for flag in ("--strategy", "--data", "--timeframe", "--param", "--fee", "--start"):
         assert flag in result.output
+
+
+def test_backtest_with_risk_profile_cuts_positions_and_reports_rejections(
+    sample_1h: Path, tmp_path: Path
+) -> None:
+    # Arrange: the default profile caps a position at 10% of equity
+    risk_file = tmp_path / "risk.toml"
+    risk_file.write_text('profile = "default"\n[limits]\nmax_position_pct = 0.1\n')
+    out = tmp_path / "risky"
+    # Act
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "--end",
+            "2019-01-01",
+            "--risk",
+            str(risk_file),
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+    )
+    # Assert
+    assert result.exit_code == 0, result.output
+    trades = pd.read_csv(out / "trades.csv")
+    notional = trades.entry_price * trades["size"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (notional <= 0.1 * 10_000 * 3).all()  # a tenth of equity, equity stays < 3x start
+    assert notional.iloc[0] == pytest.approx(1_000, rel=0.01)
+    assert summary["config"]["risk"]["profile"] == "default"
+    assert isinstance(summary["rejections_by_reason"], dict)
+    assert (out / "risk_report.json").exists()
+
+
+def test_backtest_with_misspelt_risk_key_exits_2_with_hint(sample_1h: Path, tmp_path: Path) -> None:
+    risk_file = tmp_path / "risk.toml"
+    risk_file.write_text("[limits]\nmax_positon_pct = 0.1\n")
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-s",
+            "sma_cross",
+            "-d",
+            str(sample_1h),
+            "--risk",
+            str(risk_file),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "max_position_pct" in result.output

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.risk_cmd import register as register_risk_commands
 from tradeloop.cli.runs_cmd import register as register_run_commands
 from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
@@ -101,17 +102,40 @@ def backtest(
         ),
     ],
     data: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--data",
             "-d",
             help="OHLCV file (CSV, CSV.gz, Parquet, feather). Repeat for a multi-symbol portfolio.",
         ),
-    ],
+    ] = None,
     symbol: Annotated[
         list[str] | None,
         typer.Option(
-            "--symbol", help="Symbol for the matching --data file (default: from the file name)."
+            "--symbol",
+            help="Symbol for the matching --data file (default: from the file name); with "
+            "--exchange, the cached symbols to trade.",
+        ),
+    ] = None,
+    exchange: Annotated[
+        str | None,
+        typer.Option(
+            help="Read --symbol series from the cache filled by `tradeloop data fetch` "
+            "instead of --data files."
+        ),
+    ] = None,
+    market: Annotated[
+        str, typer.Option(help="Cache market with --exchange: spot or perp.")
+    ] = "spot",
+    cache_root: Annotated[
+        Path | None, typer.Option(help="Cache folder (default: the configured one).")
+    ] = None,
+    risk: Annotated[
+        Path | None,
+        typer.Option(
+            "--risk",
+            help="Risk profile TOML (limits, sizing, kill switches); default: the permissive "
+            "profile (instrument rules only).",
         ),
     ] = None,
     timeframe: Annotated[
@@ -184,6 +208,7 @@ def backtest(
         from tradeloop.analysis.bias import BiasConfig
         from tradeloop.analysis.run_analysis import analyze_run
         from tradeloop.analysis.validation import ValidationConfig
+        from tradeloop.cli.risk_cmd import backtest_risk_engine, write_run_risk_report
         from tradeloop.data.loader import ColumnMap
         from tradeloop.engine.config import BacktestConfig
         from tradeloop.engine.output import (
@@ -193,27 +218,45 @@ def backtest(
             run_info,
             write_outputs,
         )
-        from tradeloop.engine.runner import DataSpec, run_backtest
+        from tradeloop.engine.runner import CacheSpec, DataSpec, run_backtest
 
         symbols = list(symbol or [])
-        if symbols and len(symbols) != len(data):
-            raise ConfigError(
-                f"give one --symbol per --data file ({len(symbols)} symbols, {len(data)} files)"
+        files = list(data or [])
+        specs: list[DataSpec | CacheSpec]
+        if exchange is not None:
+            if files:
+                raise ConfigError("give either --data files or --exchange with --symbol, not both")
+            if not symbols:
+                raise ConfigError("--exchange needs at least one --symbol (e.g. BTC/USDT)")
+            specs = [
+                CacheSpec(exchange, sym, timeframe or "1m", market, cache_root) for sym in symbols
+            ]
+        else:
+            if not files:
+                raise ConfigError(
+                    "give --data FILE (repeatable), or --exchange NAME --symbol SYMBOL to read "
+                    "the cache filled by `tradeloop data fetch`"
+                )
+            if symbols and len(symbols) != len(files):
+                raise ConfigError(
+                    f"give one --symbol per --data file ({len(symbols)} symbols, "
+                    f"{len(files)} files)"
+                )
+            columns = ColumnMap(ts_col, open_col, high_col, low_col, close_col, volume_col)
+            any_column = any(
+                v is not None for v in (ts_col, open_col, high_col, low_col, close_col, volume_col)
             )
-        columns = ColumnMap(ts_col, open_col, high_col, low_col, close_col, volume_col)
-        any_column = any(
-            v is not None for v in (ts_col, open_col, high_col, low_col, close_col, volume_col)
-        )
-        specs = [
-            DataSpec(
-                path,
-                symbols[k] if symbols else None,
-                columns if any_column else None,
-                time_unit,
-                repair,
-            )
-            for k, path in enumerate(data)
-        ]
+            specs = [
+                DataSpec(
+                    path,
+                    symbols[k] if symbols else None,
+                    columns if any_column else None,
+                    time_unit,
+                    repair,
+                )
+                for k, path in enumerate(files)
+            ]
+        risk_engine = backtest_risk_engine(risk)
         config = BacktestConfig(
             balance=balance,
             fee=fee,
@@ -223,6 +266,7 @@ def backtest(
             start=parse_time(start, field="--start") if start else None,
             end=parse_time(end, field="--end") if end else None,
             close_at_end=close_at_end,
+            risk=risk_engine.config,
         )
         params = _parse_params(list(param or []))
         validation = ValidationConfig(
@@ -233,7 +277,13 @@ def backtest(
         started = time.perf_counter()
         try:
             result, loaded = run_backtest(
-                strategy, specs, config, params, strategies_dir=strategies_dir, progress=progress
+                strategy,
+                specs,
+                config,
+                params,
+                strategies_dir=strategies_dir,
+                progress=progress,
+                risk=risk_engine,
             )
         finally:
             progress.close()
@@ -297,6 +347,7 @@ def backtest(
             analysis=analysis,
             run=run_record,
         )
+        paths.update(write_run_risk_report(risk_engine, folder))
     except TradeloopError as exc:
         raise _fail(exc) from None
 
@@ -379,6 +430,7 @@ def strategies(
 
 app.add_typer(data_app, name="data")
 register_run_commands(app)
+register_risk_commands(app)
 
 
 def main() -> None:

@@ -148,11 +148,11 @@ def describe_data(specs: Sequence[Any], loaded: Sequence[Any]) -> list[dict[str,
     """
     files = []
     for spec, item in zip(specs, loaded, strict=True):
-        path = Path(spec.path)
-        columns = spec.columns
+        path = Path(getattr(spec, "path", item.source))
+        columns = getattr(spec, "columns", None)
         files.append(
             {
-                "path": str(spec.path),
+                "path": str(path),
                 "resolved": str(path.resolve()),
                 "symbol": item.bars.symbol,
                 "symbol_given": spec.symbol,
@@ -161,8 +161,13 @@ def describe_data(specs: Sequence[Any], loaded: Sequence[Any]) -> list[dict[str,
                 "bytes": path.stat().st_size,
                 "sha256": file_sha256(path),
                 "columns": dataclasses.asdict(columns) if columns is not None else None,
-                "time_unit": spec.time_unit,
-                "repair": spec.repair,
+                "time_unit": getattr(spec, "time_unit", None),
+                "repair": getattr(spec, "repair", False),
+                "cache": (
+                    {"exchange": spec.exchange, "market": spec.market}
+                    if hasattr(spec, "exchange")
+                    else None
+                ),
                 "repaired": dict(item.repaired),
             }
         )

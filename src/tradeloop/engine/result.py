@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ class BacktestResult:
             "total_pnl": self.total_pnl,
             "signals": len(self.signals),
             "rejected_orders": len(self.rejections),
+            "rejections_by_reason": dict(Counter(str(r.reason) for r in self.rejections)),
             "intrabar_resolution": dict(self.intrabar),
         }
         out.update(metrics_dict(self.metrics))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeloop.core.bar import BarArrays
-from tradeloop.core.errors import ConfigError
+from tradeloop.core.errors import ConfigError, DataError
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.timeframes import timeframe_minutes
 from tradeloop.data.loader import ColumnMap, LoadedBars, load_ohlcv
@@ -21,7 +21,7 @@ from tradeloop.risk.engine import RiskEngine
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.registry import load_strategy_class
 
-__all__ = ["DataSpec", "load_data", "run_backtest", "run_on_bars"]
+__all__ = ["CacheSpec", "DataSpec", "load_data", "run_backtest", "run_on_bars"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +38,63 @@ class DataSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_data(specs: Sequence[DataSpec]) -> list[LoadedBars]:
-    """Load every data file; symbols must be distinct.
+@dataclass(frozen=True, slots=True)
+class CacheSpec:
+    """One series from the Parquet cache filled by ``tradeloop data fetch``.
+
+    The finest cached timeframe (1m when cached) is loaded so stop/target drill-down has
+    data; ``timeframe`` is used when no 1m series is cached.
+    """
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    market: str = "spot"
+    root: str | Path | None = None
+
+
+def _load_cached(spec: CacheSpec) -> LoadedBars:
+    from tradeloop.data.cached import load_cached
+
+    try:
+        return load_cached(spec.exchange, spec.symbol, "1m", market=spec.market, root=spec.root)
+    except DataError:
+        return load_cached(
+            spec.exchange, spec.symbol, spec.timeframe, market=spec.market, root=spec.root
+        )
+
+
+def load_data(specs: Sequence[DataSpec | CacheSpec]) -> list[LoadedBars]:
+    """Load every data file or cached series; symbols must be distinct.
 
     Raises
     ------
     ConfigError
-        If two files resolve to the same symbol.
+        If two sources resolve to the same symbol.
+    DataError
+        If a file or cached series is missing or malformed.
     """
     loaded: list[LoadedBars] = []
     seen: dict[str, str] = {}
     for spec in specs:
-        item = load_ohlcv(
-            spec.path,
-            symbol=spec.symbol,
-            columns=spec.columns,
-            time_unit=spec.time_unit,
-            repair=spec.repair,
-        )
+        if isinstance(spec, CacheSpec):
+            item = _load_cached(spec)
+            origin = f"{spec.exchange}/{spec.market}/{spec.symbol} (cache)"
+        else:
+            item = load_ohlcv(
+                spec.path,
+                symbol=spec.symbol,
+                columns=spec.columns,
+                time_unit=spec.time_unit,
+                repair=spec.repair,
+            )
+            origin = str(spec.path)
         symbol = item.bars.symbol
         if symbol in seen:
             raise ConfigError(
-                f"{spec.path} and {seen[symbol]} are both {symbol}; name one with --symbol"
+                f"{origin} and {seen[symbol]} are both {symbol}; name one with --symbol"
             )
-        seen[symbol] = str(spec.path)
+        seen[symbol] = origin
         loaded.append(item)
     return loaded
 
@@ -122,7 +155,7 @@ def run_on_bars(
 
 def run_backtest(
     strategy_ref: str,
-    data: Sequence[DataSpec],
+    data: Sequence[DataSpec | CacheSpec],
     config: BacktestConfig,
     params: Mapping[str, Any] | None = None,
     *,
