@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, NamedTuple
@@ -202,6 +203,7 @@ class BacktestEngine:
             self._ts_list = market.step_ts.tolist()
             lanes = [_Lane(ln.symbol, *(np.asarray(a).tolist() for a in ln[1:])) for ln in lanes]
         risk_per_bar = self.risk.needs_bar_updates
+        wake = self._wake_steps(lanes, n_steps) if len(lanes) == 1 and not risk_per_bar else None
         chunk = max(1, min(50_000, n_steps // 100))
         # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
         # loop itself, and the loop makes no reference cycles of its own, so pause the
@@ -214,6 +216,8 @@ class BacktestEngine:
                 if len(lanes) == 1:
                     if risk_per_bar:
                         self._steps_single_risk(lanes[0], start, stop)
+                    elif wake is not None:
+                        self._steps_single_sparse(lanes[0], start, stop, wake)
                     else:
                         self._steps_single(lanes[0], start, stop)
                 else:
@@ -223,7 +227,83 @@ class BacktestEngine:
         finally:
             if gc_was_enabled:
                 gc.enable()
+        if wake is not None and n_steps and self.portfolio.positions:
+            # the sparse loop marks only the bars it visits: mark the last close
+            symbol = lanes[0].symbol
+            self.portfolio.marks[symbol] = float(lanes[0].close[n_steps - 1])
         return self._finish(n_steps)
+
+    def _wake_steps(self, lanes: list[_Lane], n_steps: int) -> list[int] | None:
+        """Steps where the strategy asked to be called (its ``signal_bars`` hint), or None."""
+        strategy = self.strategy
+        try:
+            mask = strategy.signal_bars(self.view)
+        except Exception as exc:
+            raise strategy_error(strategy, exc, None) from exc
+        if mask is None:
+            return None
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n_steps,):
+            raise ConfigError(
+                f"strategy '{strategy.strategy_name()}': signal_bars() returned shape "
+                f"{mask.shape}, expected ({n_steps},) - one flag per base-timeframe bar"
+            )
+        steps: list[int] = np.flatnonzero(mask).tolist()
+        return steps
+
+    def _steps_single_sparse(self, lane: _Lane, start: int, stop: int, wake: list[int]) -> None:
+        """Steps ``[start, stop)`` of a one-symbol run whose strategy gave ``signal_bars``.
+
+        Bars are visited while an order waits or a stop is watched, and at the strategy's
+        wake bars; the bars in between cannot fill, exit or signal, so they are skipped. An
+        open position is marked at every visited bar, which is every bar where anything
+        reads the portfolio.
+        """
+        broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
+        step_ts = self.market.step_ts
+        symbol, o, h, lo, c = lane.symbol, lane.open, lane.high, lane.low, lane.close
+        on_bar = strategy.on_bar
+        pending, positions, watched = broker.pending, portfolio.positions, broker.watched
+        marks = portfolio.marks
+        n_wake = len(wake)
+        ptr = bisect_left(wake, start)
+        step = start
+        try:
+            while step < stop:
+                if pending:
+                    if positions and step:
+                        marks[symbol] = float(c[step - 1])
+                    broker.step = step
+                    broker.on_open(symbol, int(step_ts[step]), float(o[step]))
+                if positions:
+                    if watched:
+                        broker.step = step
+                        broker.on_bar_range(
+                            symbol,
+                            int(step_ts[step]),
+                            float(o[step]),
+                            float(h[step]),
+                            float(lo[step]),
+                            float(c[step]),
+                        )
+                    else:
+                        marks[symbol] = float(c[step])
+                while ptr < n_wake and wake[ptr] < step:
+                    ptr += 1
+                if ptr < n_wake and wake[ptr] == step:
+                    ptr += 1
+                    view.step = view.i = step
+                    signals = on_bar(view, portfolio)
+                    if signals:
+                        self._submit(signals, step, float(c[step]), None)
+                if pending or watched:
+                    step += 1
+                else:
+                    step = min(wake[ptr], stop) if ptr < n_wake else stop
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
 
     def _lanes(self, n_steps: int) -> list[_Lane]:
         """Per symbol: bar index at each step, new-bar flags and OHLC arrays."""

@@ -16,6 +16,7 @@ import math
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,28 @@ def write_outputs(
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    # The equity files are the slowest part on long runs; Arrow formats and writes them
+    # without the GIL, so they are written on a second thread while the rest is built.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="equity-writer") as pool:
+        equity_files = pool.submit(_write_equity, result, folder)
+        paths = _write_rest(
+            result, folder, report, prices, provenance, analysis, run, validation, bias
+        )
+        paths["equity"], paths["equity_parquet"] = equity_files.result()
+    return paths
+
+
+def _write_rest(
+    result: BacktestResult,
+    folder: Path,
+    report: bool,
+    prices: dict[str, BarArrays] | None,
+    provenance: dict[str, Any] | None,
+    analysis: RunAnalysis | None,
+    run: Mapping[str, Any] | None,
+    validation: ValidationConfig | None,
+    bias: BiasConfig | None,
+) -> dict[str, Path]:
     bar_ns = run_bar_ns(result)
     initial = float(result.config.get("balance", result.metrics.initial_equity))
     if analysis is None:
@@ -320,7 +343,6 @@ def write_outputs(
         )
     paths = {"trades": folder / "trades.csv"}
     _write_csv(_trade_table(result), paths["trades"])
-    paths["equity"], paths["equity_parquet"] = _write_equity(result, folder)
     summary = result.summary()
     summary["config"] = result.config
     if provenance:

@@ -34,6 +34,13 @@ class LongFlatRules:
         self.entries[symbol] = np.asarray(entries, dtype=bool)
         self.exits[symbol] = np.asarray(exits, dtype=bool)
 
+    def active_bars(self, view: MarketView) -> np.ndarray | None:
+        """Bars where an entry or exit rule holds (single-symbol runs), else None."""
+        if len(view.symbols) != 1:
+            return None
+        symbol = view.symbols[0]
+        return self.entries[symbol] | self.exits[symbol]
+
     def signals(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Return the signals of every symbol with a new bar at this step."""
         out: list[Signal] | None = None

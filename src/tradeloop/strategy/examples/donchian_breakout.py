@@ -45,6 +45,10 @@ class DonchianBreakout(Strategy):
             with np.errstate(invalid="ignore"):
                 self._rules.set(symbol, bars.close > upper, bars.close < lower)
 
+    def signal_bars(self, view: MarketView) -> np.ndarray | None:
+        """Only bars where an entry or exit rule holds can produce a signal."""
+        return self._rules.active_bars(view)
+
     def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Enter on a breakout, exit on a breakdown."""
         return self._rules.signals(view, portfolio)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
@@ -41,6 +43,10 @@ class RsiReversion(Strategy):
         for symbol in view.symbols:
             values = rsi(view.arrays(symbol).close, self.period)
             self._rules.set(symbol, values < self.oversold, values > self.overbought)
+
+    def signal_bars(self, view: MarketView) -> np.ndarray | None:
+        """Only bars where an entry or exit rule holds can produce a signal."""
+        return self._rules.active_bars(view)
 
     def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Enter on oversold, exit on overbought."""

@@ -50,6 +50,12 @@ class SmaCross(Strategy):
         )
         self._fraction = self.size / len(view.symbols)
 
+    def signal_bars(self, view: MarketView) -> np.ndarray | None:
+        """Only bars with a cross can produce a signal."""
+        if self._single is None:
+            return None
+        return self._crosses[self._single] != 0
+
     def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Act on a cross of the bar that just completed."""
         crosses = self._single_crosses

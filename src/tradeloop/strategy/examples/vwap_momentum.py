@@ -48,6 +48,10 @@ class VwapMomentum(Strategy):
                 exits = close < level
             self._rules.set(symbol, entries, exits)
 
+    def signal_bars(self, view: MarketView) -> np.ndarray | None:
+        """Only bars where an entry or exit rule holds can produce a signal."""
+        return self._rules.active_bars(view)
+
     def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Enter on confirmed momentum above VWAP, exit below it."""
         return self._rules.signals(view, portfolio)

@@ -1,0 +1,113 @@
+"""A strategy's ``signal_bars`` hint skips idle bars without changing any result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tradeloop.core.errors import ConfigError
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.signal import Signal
+from tradeloop.data.loader import load_ohlcv
+from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.result import BacktestResult
+from tradeloop.engine.runner import run_on_bars
+from tradeloop.strategy.base import NO_SIGNALS, Strategy
+from tradeloop.strategy.registry import discover_strategies
+from tradeloop.strategy.view import MarketView
+
+
+def _run(strategy: Strategy, bars, config: BacktestConfig) -> BacktestResult:
+    return run_on_bars(strategy, {bars.symbol: bars}, config)
+
+
+def _assert_same(a: BacktestResult, b: BacktestResult) -> None:
+    assert a.trades == b.trades
+    assert a.signals == b.signals
+    assert np.array_equal(a.equity, b.equity)
+    assert np.array_equal(a.cash, b.cash)
+    assert a.metrics == b.metrics
+
+
+CASES = [
+    ("sma_cross", {}),
+    ("sma_cross", {"stop_loss": 0.02, "take_profit": 0.04}),
+    ("rsi_reversion", {}),
+    ("rsi_reversion", {"stop_loss": 0.02}),
+    ("rsi_reversion", {"trailing_stop": 0.03}),
+    ("donchian_breakout", {}),
+    ("donchian_breakout", {"trailing_stop": 0.03}),
+    ("vwap_momentum", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_signal_bars_hint_gives_the_same_run_as_calling_every_bar(
+    name: str, params: dict[str, float], sample_1h: Path
+) -> None:
+    # Arrange
+    cls = discover_strategies(None)[name].cls
+    bars = load_ohlcv(sample_1h).bars.slice(0, 20_000)
+    config = BacktestConfig(fee=0.001, slippage_bps=2.0)
+
+    class EveryBar(cls):  # type: ignore[valid-type, misc]
+        def signal_bars(self, view: MarketView) -> None:
+            return None
+
+    # Act
+    hinted = _run(cls(**params), bars, config)
+    dense = _run(EveryBar(**params), bars, config)
+    # Assert
+    assert hinted.metrics.trade_count > 10
+    _assert_same(hinted, dense)
+
+
+class _CountingStrategy(Strategy):
+    """Buys on every 1000th bar and sells 10 bars later; counts its calls."""
+
+    name = "counting"
+
+    def on_init(self, view: MarketView) -> None:
+        size = len(view.arrays())
+        self.calls = 0
+        self._mask = np.zeros(size, dtype=bool)
+        self._mask[::1000] = True
+        self._mask[10::1000] = True
+
+    def signal_bars(self, view: MarketView) -> np.ndarray:
+        return self._mask
+
+    def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
+        self.calls += 1
+        sym = view.symbols[0]
+        if view.i % 1000 == 0 and portfolio.is_flat(sym):
+            return [Signal.open_long(sym, 0.5)]
+        if view.i % 1000 == 10 and not portfolio.is_flat(sym):
+            return [Signal.close(sym)]
+        return NO_SIGNALS
+
+
+def test_signal_bars_hint_calls_on_bar_only_on_wake_bars(sample_1h: Path) -> None:
+    # Arrange
+    bars = load_ohlcv(sample_1h).bars.slice(0, 10_000)
+    strategy = _CountingStrategy()
+    # Act
+    result = _run(strategy, bars, BacktestConfig())
+    # Assert: 20 wake bars out of 10,000, and every round trip happened
+    assert strategy.calls == 20
+    assert result.metrics.trade_count == 10
+
+
+def test_signal_bars_hint_of_the_wrong_length_is_a_config_error(sample_1h: Path) -> None:
+    # Arrange
+    class Broken(_CountingStrategy):
+        def signal_bars(self, view: MarketView) -> np.ndarray:
+            return np.ones(3, dtype=bool)
+
+    bars = load_ohlcv(sample_1h).bars.slice(0, 100)
+    # Act / Assert
+    with pytest.raises(ConfigError, match="signal_bars"):
+        _run(Broken(), bars, BacktestConfig())
