@@ -73,13 +73,16 @@ def test_risk_report_of_a_run_with_risk_files(shared_data: Path, tmp_path: Path)
 
 
 def test_risk_report_rebuilt_from_a_plain_backtest_folder(sample_1h: Path, tmp_path: Path) -> None:
-    # Arrange: a plain CLI backtest (no risk files written)
+    # Arrange: a run folder without risk files (as written before runs recorded them)
     out = tmp_path / "plain"
     ran = runner.invoke(
         app,
         ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "--out", str(out), "--no-report"],
     )
     assert ran.exit_code == 0, ran.output
+    assert (out / "risk_report.json").exists()
+    for name in ("risk_report.json", "risk_report.csv", "risk_rejections.csv"):
+        (out / name).unlink()
     # Act
     result = runner.invoke(risk_app, ["report", str(out), "--json", str(tmp_path / "r.json")])
     # Assert: profile from the run record, VaR of the equity curve

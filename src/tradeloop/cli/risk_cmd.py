@@ -478,20 +478,7 @@ def override_apply(
             )
             err_console.print(f"[bold red]override refused:[/] {result.reason} ({result.detail})")
             raise typer.Exit(1)
-        audit.append(
-            {
-                "at": to_iso(when),
-                "result": "queued",
-                "who": result.who,
-                "what": result.action,
-                "limit": result.limit,
-                "value": result.value,
-                "why": result.why,
-                "until": to_iso(result.expires_at),
-                "token_id": result.id,
-                "verified": True,
-            }
-        )
+        audit.append(result.audit_record(to_iso(when), "queued"))
         inbox.parent.mkdir(parents=True, exist_ok=True)
         with inbox.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps({"at": when, "token": token}) + "\n")

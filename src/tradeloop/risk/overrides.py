@@ -90,6 +90,21 @@ class Override:
     not_before: int
     expires_at: int
 
+    def audit_record(self, at: str, result: str) -> dict[str, Any]:
+        """Return the audit-log entry of this override with outcome ``result`` at ``at``."""
+        return {
+            "at": at,
+            "result": result,
+            "who": self.who,
+            "what": self.action,
+            "limit": self.limit,
+            "value": self.value,
+            "why": self.why,
+            "until": to_iso(self.expires_at),
+            "token_id": self.id,
+            "verified": True,
+        }
+
     def describe(self) -> str:
         """Return what the override does, in words."""
         if self.action == "resume":
@@ -329,20 +344,7 @@ class OverrideManager:
         self._used.add(result.id)
         if result.action == "set_limit" and result.limit is not None:
             self.active[result.limit] = result
-        self.audit.append(
-            {
-                "at": at,
-                "result": "accepted",
-                "who": result.who,
-                "what": result.action,
-                "limit": result.limit,
-                "value": result.value,
-                "why": result.why,
-                "until": to_iso(result.expires_at),
-                "token_id": result.id,
-                "verified": True,
-            }
-        )
+        self.audit.append(result.audit_record(at, "accepted"))
         logger.warning(
             "override accepted: %s by %s until %s",
             result.describe(),
@@ -358,19 +360,6 @@ class OverrideManager:
             return default
         if now_ns >= override.expires_at:
             del self.active[name]
-            self.audit.append(
-                {
-                    "at": to_iso(now_ns),
-                    "result": "expired",
-                    "who": override.who,
-                    "what": override.action,
-                    "limit": name,
-                    "value": override.value,
-                    "why": override.why,
-                    "until": to_iso(override.expires_at),
-                    "token_id": override.id,
-                    "verified": True,
-                }
-            )
+            self.audit.append({**override.audit_record(to_iso(now_ns), "expired"), "limit": name})
             return default
         return override.value
