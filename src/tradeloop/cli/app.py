@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.ml_cmd import register as register_ml_commands
 from tradeloop.cli.risk_cmd import register as register_risk_commands
 from tradeloop.cli.runs_cmd import register as register_run_commands
+from tradeloop.cli.signals_cmd import register as register_signal_commands
 from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
 from tradeloop.core.time import parse_time
@@ -431,6 +433,8 @@ def strategies(
 app.add_typer(data_app, name="data")
 register_run_commands(app)
 register_risk_commands(app)
+register_ml_commands(app)
+register_signal_commands(app)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Message bus: the ``MessageBus`` port, ``InProcessBus`` (default) and ``RedisBus``, codecs."""

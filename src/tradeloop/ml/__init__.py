@@ -1,0 +1,1 @@
+"""Machine learning: features, triple-barrier labels, meta-model training, inference, registry."""

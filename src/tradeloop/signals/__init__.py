@@ -1,0 +1,1 @@
+"""The adaptive signal loop: liquidation-zone signals, P&L feedback, self-adjusting weights."""

@@ -1,0 +1,1 @@
+"""Storage: state store (SQLite/PostgreSQL) and analytics store (DuckDB), with migrations."""
