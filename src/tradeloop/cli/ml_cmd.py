@@ -1,9 +1,239 @@
-"""``tradeloop train`` and ``tradeloop ml ...``: meta-model training and evaluation."""
+"""``tradeloop train`` and ``tradeloop ml ...``: meta-model training and evaluation.
+
+Commands
+--------
+``tradeloop train --strategy X --data FILE``
+    Run the primary strategy, label its entries with triple barriers, train the meta-model
+    with purged walk-forward validation and save it to the model registry.
+``tradeloop ml evaluate --strategy X --data FILE``
+    Walk-forward report: the primary strategy alone against the meta-filtered strategy on
+    each out-of-sample window.
+``tradeloop ml models``
+    The saved models of a registry.
+"""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.core.time import to_iso
+from tradeloop.data.loader import load_ohlcv
+from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.ml_strategy import primary_events, walk_forward_evaluate
+from tradeloop.engine.runner import run_on_bars
+from tradeloop.ml.registry import ModelRegistry
+from tradeloop.ml.training import TrainConfig, train_meta_model
+from tradeloop.strategy.registry import load_strategy_class
+
+__all__ = ["ml_app", "register"]
+
+ml_app = typer.Typer(help="Meta-labeling models: evaluate, list.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+_EXIT: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
+
+StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Primary strategy name.")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="OHLCV file of one symbol.")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Strategy parameter key=value.")
+]
+HorizonOpt = Annotated[int, typer.Option(help="Vertical barrier in bars.")]
+BarrierOpt = Annotated[float, typer.Option(help="Barrier width in rolling-volatility units.")]
+EstimatorsOpt = Annotated[int, typer.Option(help="LightGBM trees.")]
+EstimatorOpt = Annotated[
+    str, typer.Option(help="'lightgbm' or a scikit-learn classifier as pkg.mod:Class.")
+]
+FeeOpt = Annotated[float, typer.Option(help="Fee per side as a fraction.")]
+
+
+def _fail(exc: TradeloopError) -> typer.Exit:
+    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
+    for cls, code in _EXIT.items():
+        if isinstance(exc, cls):
+            return typer.Exit(code)
+    return typer.Exit(1)
+
+
+def _params(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--param expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _train_config(
+    horizon: int, pt: float, sl: float, estimator: str, n_estimators: int, **kw: object
+) -> TrainConfig:
+    params: dict[str, object] = {"n_estimators": n_estimators} if estimator == "lightgbm" else {}
+    return TrainConfig(
+        horizon=horizon,
+        pt=pt,
+        sl=sl,
+        estimator=estimator,
+        estimator_params=params,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _fmt(x: float, pct: bool = False) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:+.2%}" if pct else f"{x:.3f}"
+
+
+def train(
+    strategy: StrategyOpt,
+    data: DataOpt,
+    param: ParamOpt = None,
+    registry: Annotated[Path, typer.Option(help="Model registry folder.")] = Path("models"),
+    horizon: HorizonOpt = 24,
+    pt: BarrierOpt = 2.0,
+    sl: BarrierOpt = 2.0,
+    estimator: EstimatorOpt = "lightgbm",
+    n_estimators: EstimatorsOpt = 200,
+    calibration: Annotated[str, typer.Option(help="isotonic, platt or none.")] = "isotonic",
+    cv: Annotated[str, typer.Option(help="walk_forward or kfold (purged).")] = "walk_forward",
+    folds: Annotated[int, typer.Option(help="Validation folds.")] = 5,
+    fee: FeeOpt = 0.001,
+) -> None:
+    """Train a meta-model on a primary strategy's signals and save it to the registry."""
+    try:
+        cls = load_strategy_class(strategy, "strategies")
+        params = _params(param)
+        bars = load_ohlcv(data).bars
+        run = run_on_bars(cls(**params), {bars.symbol: bars}, BacktestConfig(fee=fee))
+        events, sides = primary_events(run, bars)
+        cfg = _train_config(
+            horizon, pt, sl, estimator, n_estimators,
+            calibration=calibration, cv=cv, n_splits=folds,
+        )  # fmt: skip
+        with console.status("training meta-model"):
+            result = train_meta_model(bars, events, sides, cfg)
+        version = ModelRegistry(registry).save(
+            result.model,
+            params={"strategy": strategy, "strategy_params": params, "train": repr(cfg)},
+            metrics={"overall": result.overall, "folds": [repr(f) for f in result.folds]},
+            bars=bars,
+            extra={"importance": result.importance},
+        )
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"meta-model for {strategy} on {bars.symbol}: {result.n_events} events")
+    for col in ("fold", "train", "test", "accuracy", "AUC", "log loss", "precision", "base rate"):
+        table.add_column(col, justify="right")
+    for f in result.folds:
+        table.add_row(
+            str(f.fold), str(f.n_train), str(f.n_test), _fmt(f.accuracy), _fmt(f.auc),
+            _fmt(f.log_loss), _fmt(f.precision), _fmt(f.base_rate),
+        )  # fmt: skip
+    o = result.overall
+    table.add_row(
+        "all (calibrated)", "", str(result.n_events), _fmt(o["accuracy"]), _fmt(o["auc"]),
+        _fmt(o["log_loss"]), _fmt(o["precision"]), _fmt(o["base_rate"]),
+    )  # fmt: skip
+    console.print(table)
+    top = ", ".join(f"{k} {v:.2f}" for k, v in list(result.importance.items())[:5])
+    console.print(f"top features: {top}")
+    console.print(f"saved {version} to {registry} in {result.seconds:.1f}s")
+
+
+@ml_app.command("evaluate")
+def evaluate(
+    strategy: StrategyOpt,
+    data: DataOpt,
+    param: ParamOpt = None,
+    windows: Annotated[int, typer.Option(help="Out-of-sample windows.")] = 4,
+    threshold: Annotated[float, typer.Option(help="Meta-confidence filter threshold.")] = 0.5,
+    horizon: HorizonOpt = 24,
+    pt: BarrierOpt = 2.0,
+    sl: BarrierOpt = 2.0,
+    estimator: EstimatorOpt = "lightgbm",
+    n_estimators: EstimatorsOpt = 100,
+    fee: FeeOpt = 0.001,
+) -> None:
+    """Walk-forward report: the primary strategy alone against the meta-filtered one."""
+    try:
+        cls = load_strategy_class(strategy, "strategies")
+        params = _params(param)
+        cls(**params)  # validate parameters early
+        bars = load_ohlcv(data).bars
+        cfg = _train_config(horizon, pt, sl, estimator, n_estimators)
+        with console.status("walk-forward evaluation"):
+            folds = walk_forward_evaluate(
+                lambda: cls(**params),
+                bars,
+                BacktestConfig(fee=fee),
+                cfg,
+                n_windows=windows,
+                threshold=threshold,
+            )
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"walk-forward: {strategy} vs meta-filtered on {bars.symbol}")
+    for col in (
+        "window", "from", "to", "train events", "CV AUC",
+        "primary return", "trades", "win rate", "filtered return", "trades", "win rate",
+    ):  # fmt: skip
+        table.add_column(col, justify="right")
+    prim = filt = 1.0
+    for f in folds:
+        prim *= 1 + f.primary_return
+        filt *= 1 + f.filtered_return
+        table.add_row(
+            str(f.fold), to_iso(f.start)[:10], to_iso(f.end)[:10], str(f.train_events),
+            _fmt(f.cv_auc), _fmt(f.primary_return, True), str(f.primary_trades),
+            _fmt(f.primary_win_rate), _fmt(f.filtered_return, True), str(f.filtered_trades),
+            _fmt(f.filtered_win_rate),
+        )  # fmt: skip
+    table.add_row(
+        "all", "", "", "", "", _fmt(prim - 1, True),
+        str(sum(f.primary_trades for f in folds)), "", _fmt(filt - 1, True),
+        str(sum(f.filtered_trades for f in folds)), "",
+    )  # fmt: skip
+    console.print(table)
+    better = "better" if filt > prim else "worse"
+    console.print(
+        f"meta-filtered compounded return {filt - 1:+.2%} vs primary {prim - 1:+.2%} ({better})"
+    )
+
+
+@ml_app.command("models")
+def models(
+    registry: Annotated[Path, typer.Option(help="Model registry folder.")] = Path("models"),
+) -> None:
+    """List the saved models with their data range and out-of-fold metrics."""
+    reg = ModelRegistry(registry)
+    table = Table(title=f"models in {registry}")
+    for col in ("version", "feature set", "symbol", "from", "to", "accuracy", "AUC"):
+        table.add_column(col, justify="right")
+    for version in reg.versions():
+        meta = reg.metadata(version)
+        data = meta.get("data", {})
+        overall = meta.get("metrics", {}).get("overall", {})
+        fs = meta["feature_set"]
+        table.add_row(
+            version,
+            f"{fs['name']}@{fs['version']}",
+            str(data.get("symbol", "")),
+            to_iso(data["start_ns"])[:10] if "start_ns" in data else "",
+            to_iso(data["end_ns"])[:10] if "end_ns" in data else "",
+            _fmt(float(overall.get("accuracy", math.nan))),
+            _fmt(float(overall.get("auc", math.nan))),
+        )
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ML commands to ``app``."""
+    """Add ``train`` and the ``ml`` command group to ``app``."""
+    app.command("train")(train)
+    app.add_typer(ml_app, name="ml")
