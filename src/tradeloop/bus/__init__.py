@@ -1,1 +1,17 @@
-"""Message bus: the ``MessageBus`` port, ``InProcessBus`` (default) and ``RedisBus``, codecs."""
+"""Message bus: the :class:`MessageBus` port, :class:`InProcessBus` and :class:`RedisBus`."""
+
+from tradeloop.bus.base import Handler, InProcessBus, MessageBus
+from tradeloop.bus.codec import CodecError, DeadLetter, Envelope, MessageCodec
+from tradeloop.bus.redis_bus import RedisBus, RedisBusConfig
+
+__all__ = [
+    "CodecError",
+    "DeadLetter",
+    "Envelope",
+    "Handler",
+    "InProcessBus",
+    "MessageBus",
+    "MessageCodec",
+    "RedisBus",
+    "RedisBusConfig",
+]

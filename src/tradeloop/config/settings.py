@@ -125,6 +125,18 @@ class Settings(BaseSettings):
     )
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=dict)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    signals_enabled: bool = Field(
+        default=True, description="Run the adaptive signal loop (TRADELOOP_SIGNALS_ENABLED)."
+    )
+    signal_top_n: int = Field(default=5, ge=1, description="Liquidation zones per update.")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Message bus URL.")
+    analytics_path: Path = Field(
+        default=Path("~/.tradeloop/analytics.duckdb"),
+        description="DuckDB file of signal feedback and adaptive weights.",
+    )
+    signal_channel_prefix: str = Field(default="liquidation:signals")
+    feedback_channel_prefix: str = Field(default="liquidation:feedback")
+    adaptive_alpha: float = Field(default=0.2, gt=0, le=1, description="EMA step of weights.")
 
     @field_validator("exchanges", mode="before")
     @classmethod

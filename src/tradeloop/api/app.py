@@ -1,0 +1,105 @@
+"""FastAPI app: ``/signals/status``, ``/signals/metrics`` and Prometheus ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tradeloop.signals.service import SignalService
+
+__all__ = ["create_app", "signals_router"]
+
+signals_router = APIRouter(prefix="/signals", tags=["signals"])
+
+
+def _service(request: Request) -> SignalService:
+    service: SignalService = request.app.state.signals
+    return service
+
+
+@signals_router.get("/status")
+def signal_status(request: Request) -> dict[str, Any]:
+    """Whether the loop runs, bus state, publishers, feedback counts and current weights."""
+    return _service(request).status()
+
+
+@signals_router.get("/metrics")
+def signal_metrics(request: Request, now_ns: int | None = None) -> dict[str, Any]:
+    """Rolling hit rate / mean P&L / count per 1h, 24h and 7d window, and weight history."""
+    return _service(request).metrics(now_ns)
+
+
+class _SignalCollector(Collector):
+    def __init__(self, service: SignalService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Any]:
+        s = self.service
+        yield GaugeMetricFamily(
+            "tradeloop_signals_enabled", "1 when the signal loop runs", value=int(s.enabled)
+        )
+        if not s.enabled or s.adaptive is None or s.consumer is None:
+            return
+        published = CounterMetricFamily(
+            "tradeloop_signals_published", "Signals published", labels=["symbol"]
+        )
+        for key, pub in s.publishers.items():
+            published.add_metric([key], pub.published)
+        yield published
+        yield CounterMetricFamily(
+            "tradeloop_feedback_received",
+            "Feedback messages received",
+            value=s.consumer.received,
+        )
+        yield CounterMetricFamily(
+            "tradeloop_feedback_duplicates",
+            "Feedback messages already stored",
+            value=s.consumer.duplicates,
+        )
+        yield GaugeMetricFamily(
+            "tradeloop_adaptive_weights_version",
+            "Current weight version",
+            value=s.adaptive.version,
+        )
+        weights = GaugeMetricFamily(
+            "tradeloop_adaptive_weight", "Current component weight", labels=["component"]
+        )
+        for comp, w in s.adaptive.current().items():
+            weights.add_metric([comp], w)
+        yield weights
+        stats = getattr(s.bus, "stats", None)
+        if isinstance(stats, dict):
+            bus = CounterMetricFamily("tradeloop_bus_events", "Bus counters", labels=["event"])
+            for name, value in stats.items():
+                bus.add_metric([name], value)
+            yield bus
+            yield GaugeMetricFamily(
+                "tradeloop_bus_connected",
+                "1 when Redis is reachable",
+                value=int(bool(getattr(s.bus, "connected", False))),
+            )
+
+
+def create_app(service: SignalService | None = None) -> FastAPI:
+    """Return the API app serving ``service`` (default: built from settings)."""
+    app = FastAPI(title="tradeloop", version="0.1.0")
+    app.state.signals = service or SignalService()
+    registry = CollectorRegistry()
+    registry.register(_SignalCollector(app.state.signals))
+    app.include_router(signals_router)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,174 @@
+"""``AdaptiveEngine``: component weights that follow recent realized performance.
+
+Every :meth:`AdaptiveEngine.update` reads the rolling metrics from the analytics store:
+
+1. **Rollback.** When the 24h hit rate (of ``source``, or of all sources) is below
+   ``rollback_hit_rate`` over at least ``min_samples`` trades, the weights return to the
+   defaults.
+2. **EMA.** Otherwise each component with at least ``min_component_samples`` trades in the last
+   24h moves toward ``target = default * 2 * hit_rate`` (capped at the default when its mean
+   P&L is not positive): ``w <- (1 - alpha) * w + alpha * target``, clipped to
+   ``[min_weight, max_weight]``.
+
+Every change is stored as a new version in ``adaptive_weights`` with its reason; on start the
+latest version is restored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradeloop.store.analytics import AnalyticsStore
+
+__all__ = ["WINDOWS_NS", "AdaptiveConfig", "AdaptiveEngine", "WeightChange"]
+
+log = logging.getLogger(__name__)
+
+_HOUR = 3_600_000_000_000
+WINDOWS_NS: dict[str, int] = {"1h": _HOUR, "24h": 24 * _HOUR, "7d": 7 * 24 * _HOUR}
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveConfig:
+    """Settings of :class:`AdaptiveEngine` (see the module docstring)."""
+
+    alpha: float = 0.2
+    min_weight: float = 0.1
+    max_weight: float = 3.0
+    rollback_hit_rate: float = 0.5
+    min_samples: int = 20
+    min_component_samples: int = 5
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        if not 0 < self.min_weight <= self.max_weight:
+            raise ValueError("need 0 < min_weight <= max_weight")
+
+
+@dataclass(frozen=True, slots=True)
+class WeightChange:
+    """A stored weight version."""
+
+    version: int
+    weights: dict[str, float]
+    reason: str
+    rollback: bool = False
+    previous: dict[str, float] = field(default_factory=dict)
+
+
+class AdaptiveEngine:
+    """Adapt component weights from feedback in ``store``.
+
+    Parameters
+    ----------
+    store
+        Analytics store holding ``signal_feedback`` and ``adaptive_weights``.
+    defaults
+        Default weight of every component (also the rollback target).
+    config
+        Adaptation settings.
+    """
+
+    def __init__(
+        self,
+        store: AnalyticsStore,
+        defaults: Mapping[str, float],
+        config: AdaptiveConfig | None = None,
+        *,
+        now_ns: int = 0,
+    ) -> None:
+        self.store = store
+        self.defaults = {k: float(v) for k, v in defaults.items()}
+        self.config = config or AdaptiveConfig()
+        latest = store.weights()
+        if latest is None:
+            self.version = store.save_weights(self.defaults, now_ns, "initial defaults")
+            self.weights = dict(self.defaults)
+        else:
+            self.version = int(latest["version"])
+            self.weights = {**self.defaults, **latest["weights"]}
+            log.info("restored adaptive weights", extra={"version": self.version})
+
+    def current(self) -> dict[str, float]:
+        """Return a copy of the current weights."""
+        return dict(self.weights)
+
+    def metrics(self, now_ns: int) -> dict[str, list[dict[str, Any]]]:
+        """Return hit rate, mean P&L and count per source and component for each window."""
+        return {
+            name: self.store.rolling_metrics(now_ns - span, now_ns)
+            for name, span in WINDOWS_NS.items()
+        }
+
+    def _rows(self, now_ns: int) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+        src = self.config.source or "*"
+        rows = self.store.rolling_metrics(now_ns - WINDOWS_NS["24h"], now_ns)
+        total = next((r for r in rows if r["source"] == src and r["component"] == "*"), None)
+        per = {r["component"]: r for r in rows if r["source"] == src and r["component"] != "*"}
+        return total, per
+
+    def update(self, now_ns: int) -> WeightChange | None:
+        """Recompute the weights at ``now_ns``; store and return a change, or None."""
+        cfg = self.config
+        total, per = self._rows(now_ns)
+        if (
+            total is not None
+            and total["count"] >= cfg.min_samples
+            and total["hit_rate"] < cfg.rollback_hit_rate
+        ):
+            if self.weights == self.defaults:
+                return None
+            reason = (
+                f"rollback: 24h hit rate {total['hit_rate']:.3f} < {cfg.rollback_hit_rate:.2f} "
+                f"over {total['count']} trades"
+            )
+            return self._store(dict(self.defaults), now_ns, reason, rollback=True)
+        new = dict(self.weights)
+        notes = []
+        for comp, w in self.weights.items():
+            row = per.get(comp)
+            if row is None or row["count"] < cfg.min_component_samples:
+                continue
+            default = self.defaults.get(comp, 1.0)
+            target = default * 2.0 * row["hit_rate"]
+            if row["mean_pnl"] <= 0:
+                target = min(target, default)
+            target = min(cfg.max_weight, max(cfg.min_weight, target))
+            value = min(
+                cfg.max_weight, max(cfg.min_weight, (1 - cfg.alpha) * w + cfg.alpha * target)
+            )
+            if abs(value - w) > 1e-12:
+                new[comp] = value
+                notes.append(
+                    f"{comp} {w:.4f}->{value:.4f} (hit {row['hit_rate']:.2f}, n={row['count']})"
+                )
+        if not notes:
+            return None
+        return self._store(new, now_ns, "ema: " + "; ".join(notes))
+
+    def restore(self, version: int, now_ns: int) -> WeightChange:
+        """Make stored ``version`` current again (as a new version).
+
+        Raises
+        ------
+        KeyError
+            If the version does not exist.
+        """
+        old = self.store.weights(version)
+        if old is None:
+            raise KeyError(f"no adaptive weight version {version}")
+        return self._store(dict(old["weights"]), now_ns, f"restore version {version}")
+
+    def _store(
+        self, weights: dict[str, float], now_ns: int, reason: str, *, rollback: bool = False
+    ) -> WeightChange:
+        previous = self.weights
+        self.version = self.store.save_weights(weights, now_ns, reason)
+        self.weights = weights
+        log.info("adaptive weights v%d: %s", self.version, reason)
+        return WeightChange(self.version, dict(weights), reason, rollback, previous)
