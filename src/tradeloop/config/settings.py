@@ -32,7 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -126,9 +126,18 @@ class Settings(BaseSettings):
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=dict)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     signals_enabled: bool = Field(
-        default=True, description="Run the adaptive signal loop (TRADELOOP_SIGNALS_ENABLED)."
+        default=True,
+        validation_alias=AliasChoices(
+            "signals_enabled", f"{_PREFIX}SIGNALS_ENABLED", "SIGNALS_ENABLED"
+        ),
+        description="Run the adaptive signal loop (TRADELOOP_SIGNALS_ENABLED or SIGNALS_ENABLED).",
     )
-    signal_top_n: int = Field(default=5, ge=1, description="Liquidation zones per update.")
+    signal_top_n: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("signal_top_n", f"{_PREFIX}SIGNAL_TOP_N", "SIGNAL_TOP_N"),
+        description="Liquidation zones per update (TRADELOOP_SIGNAL_TOP_N or SIGNAL_TOP_N).",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Message bus URL.")
     analytics_path: Path = Field(
         default=Path("~/.tradeloop/analytics.duckdb"),
