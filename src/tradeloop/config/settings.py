@@ -194,6 +194,8 @@ class _ExchangeShorthandSource(PydanticBaseSettingsSource):
                 match = _EXCHANGE_ENV.match(key.upper())
                 if match is None or value is None:
                     continue
+                if f"{match.group(1)}_{match.group(2)}".lower() in Settings.model_fields:
+                    continue  # a setting of its own (TRADELOOP_REDIS_URL), not an exchange
                 found.setdefault(match.group(1).lower(), {})[match.group(2).lower()] = value
         return {"exchanges": found} if found else {}
 

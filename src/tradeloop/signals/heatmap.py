@@ -20,9 +20,16 @@ from typing import Literal
 
 import numpy as np
 
+from tradeloop.core.bar import BarArrays
 from tradeloop.signals.models import LiquidationSignal, symbol_key
 
-__all__ = ["HeatmapConfig", "LiquidationHeatmap", "liquidation_price", "tier_component"]
+__all__ = [
+    "HeatmapConfig",
+    "LiquidationHeatmap",
+    "liquidation_price",
+    "price_time_heatmap",
+    "tier_component",
+]
 
 
 def liquidation_price(
@@ -274,3 +281,49 @@ class LiquidationHeatmap:
                 )
             )
         return out
+
+
+def price_time_heatmap(
+    bars: BarArrays,
+    config: HeatmapConfig | None = None,
+    *,
+    bins: int = 200,
+    every: int = 1,
+    weights: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replay ``bars`` through the model and return the price x time heatmap.
+
+    Returns ``(ts, edges, matrix)``: the open times of the sampled bars (every ``every``-th),
+    ``bins + 1`` price edges spanning the zones' possible range (the lowest and highest tier
+    liquidation prices around the data's low and high), and a ``(len(ts), bins)`` matrix of
+    zone strength per price bin after each sampled bar.
+
+    >>> from tradeloop.core.bar import BarArrays
+    >>> b = BarArrays("X", "1h", np.arange(3) * 3_600_000_000_000, [100.0] * 3, [101.0] * 3,
+    ...               [99.0] * 3, [100.0] * 3, [10.0] * 3)
+    >>> ts, edges, grid = price_time_heatmap(b, bins=50)
+    >>> grid.shape, bool(grid[-1].sum() > 0)
+    ((3, 50), True)
+    """
+    model = LiquidationHeatmap(bars.symbol, config)
+    lo = float(np.min(bars.low)) * float(np.min(model._mult))
+    hi = float(np.max(bars.high)) * float(np.max(model._mult))
+    edges = np.linspace(lo, hi, bins + 1)
+    oi = bars.open_interest
+    rows: list[np.ndarray] = []
+    stamps: list[int] = []
+    for i in range(len(bars)):
+        model.update(
+            int(bars.ts[i]),
+            float(bars.open[i]),
+            float(bars.high[i]),
+            float(bars.low[i]),
+            float(bars.close[i]),
+            float(bars.volume[i]),
+            None if oi is None else float(oi[i]),
+        )
+        if i % every == every - 1 or i == len(bars) - 1:
+            rows.append(model.histogram(edges, weights))
+            stamps.append(int(bars.ts[i]))
+    matrix = np.vstack(rows) if rows else np.zeros((0, bins))
+    return np.asarray(stamps, dtype=np.int64), edges, matrix

@@ -100,3 +100,34 @@ def test_heatmap_real_futures_data_top_n_is_sane(shared_data: Path) -> None:
     # levels below the running low were all removed
     longs = pub.heatmap.price[pub.heatmap.is_long]
     assert np.all(longs < float(bars.low[-1]))
+
+
+def test_price_time_heatmap_rows_equal_the_model_histogram_after_each_bar(
+    shared_data: Path,
+) -> None:
+    # Arrange: 300 real 5m perpetual bars, one leverage tier for exact prices
+    from tradeloop.data.loader import load_ohlcv
+    from tradeloop.signals.heatmap import LiquidationHeatmap, price_time_heatmap
+
+    path = shared_data / "crypto_futures" / "binance_usdm_2025" / "BTC_USDT_USDT-5m-futures.feather"
+    bars = load_ohlcv(path).bars.slice(0, 300)
+    cfg = HeatmapConfig(leverage_tiers=(10.0, 25.0), maintenance_margin=0.005)
+    # Act
+    ts, edges, grid = price_time_heatmap(bars, cfg, bins=80, every=10)
+    # Assert: one row per 10 bars, and the last row equals a hand replay's histogram
+    assert grid.shape == (30, 80)
+    assert ts[-1] == bars.ts[-1]
+    model = LiquidationHeatmap(bars.symbol, cfg)
+    for i in range(len(bars)):
+        model.update(
+            int(bars.ts[i]),
+            float(bars.open[i]),
+            float(bars.high[i]),
+            float(bars.low[i]),
+            float(bars.close[i]),
+            float(bars.volume[i]),
+        )
+    assert np.allclose(grid[-1], model.histogram(edges))
+    # zones lie below (longs at risk) and above (shorts at risk) the traded range
+    assert grid[-1].sum() > 0
+    assert edges[0] < float(bars.low.min()) < float(bars.high.max()) < edges[-1]
