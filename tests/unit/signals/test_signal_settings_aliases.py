@@ -1,4 +1,4 @@
-"""The seed's bare ``SIGNALS_ENABLED`` / ``SIGNAL_TOP_N`` variables work next to the prefixed ones."""
+"""Settings of the signal loop: bare SIGNALS_ENABLED / SIGNAL_TOP_N and the Redis URL."""
 
 from __future__ import annotations
 
