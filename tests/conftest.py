@@ -1,37 +1,40 @@
-"""Shared fixtures: where the real market data lives, and the bundled sample."""
+"""Shared fixtures: real market data, the bundled sample, and the real servers.
+
+A missing data folder or server fails the tests that need it when ``CI`` is set and skips them
+elsewhere (see :mod:`tradeloop.testing.environment`).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tradeloop.testing import environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_1H = REPO_ROOT / "samples" / "BTC_USDT-1h.csv.gz"
 
 
-def _shared_data_dir() -> Path:
-    override = os.environ.get("TRADELOOP_SHARED_DATA")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
-
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The team's real-data folder (``../shared/data`` or ``$TRADELOOP_SHARED_DATA``).
-
-    Missing data fails the test under CI and skips it elsewhere.
-    """
-    folder = _shared_data_dir()
-    if not folder.is_dir():
-        message = f"real market data folder not found: {folder} (set TRADELOOP_SHARED_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
+    """The team's real-data folder (``../shared/data`` or ``$TRADELOOP_SHARED_DATA``)."""
+    return environment.shared_data_dir()
 
 
 @pytest.fixture(scope="session")
 def sample_1h() -> Path:
-    """The bundled BTC/USDT 1h sample."""
+    """The bundled BTC/USDT 1h sample (part of the repository: never missing)."""
     return SAMPLE_1H
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis server's URL."""
+    return environment.redis_url()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The real PostgreSQL server's URL."""
+    return environment.postgres_url()

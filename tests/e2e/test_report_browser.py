@@ -7,7 +7,6 @@ or fails when ``CI`` is set.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
+from tradeloop.testing.environment import unavailable
 
 runner = CliRunner()
-
-
-def _require(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +28,13 @@ def browser() -> Iterator[Any]:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _require("selenium is not installed (pip install -e '.[dev]')")
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if binary is None or driver_path is None:
-        _require("chromium and chromedriver are needed (scripts/ensure_chromium.sh installs them)")
+        unavailable(
+            "chromium and chromedriver are needed (scripts/ensure_chromium.sh installs them)"
+        )
     options = webdriver.ChromeOptions()
     for arg in (
         "--headless=new",

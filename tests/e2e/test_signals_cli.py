@@ -12,24 +12,14 @@ from pathlib import Path
 import pytest
 import redis
 
-URL = os.environ.get("TRADELOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
 
 @pytest.fixture
-def redis_client() -> redis.Redis:
-    client = redis.Redis.from_url(URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        message = f"redis-server not reachable at {URL}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return client
+def redis_client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, socket_connect_timeout=1)
 
 
 def test_signals_publish_replay_reaches_a_raw_redis_subscriber(
-    shared_data: Path, tmp_path: Path, redis_client: redis.Redis
+    shared_data: Path, tmp_path: Path, redis_client: redis.Redis, redis_url: str
 ) -> None:
     # Arrange: a raw subscriber (not our bus) on a channel prefix unique to this test
     prefix = f"test:{os.getpid()}:{time.time_ns()}:signals"
@@ -40,7 +30,7 @@ def test_signals_publish_replay_reaches_a_raw_redis_subscriber(
     env = {
         **os.environ,
         "TRADELOOP_SIGNAL_CHANNEL_PREFIX": prefix,
-        "TRADELOOP_REDIS_URL": URL,
+        "TRADELOOP_REDIS_URL": redis_url,
         "COLUMNS": "200",
     }
     # Act

@@ -8,15 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
 
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.examples.sma_cross import SmaCross
-
-backtesting = pytest.importorskip("backtesting")
-from backtesting import Backtest, Strategy  # noqa: E402
-from backtesting.lib import crossover  # noqa: E402
 
 
 def _rolling_mean(values: np.ndarray, n: int) -> np.ndarray:

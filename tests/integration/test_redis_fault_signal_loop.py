@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import redis
 from tradeloop.bus import RedisBus, RedisBusConfig
 from tradeloop.signals import FeedbackConsumer, TradeFeedback, signal_codec
 from tradeloop.store import AnalyticsStore
+from tradeloop.testing.environment import unavailable
 
 
 def _free_port() -> int:
@@ -67,9 +67,7 @@ def own_redis() -> Iterator[_Server]:
     """A private redis-server on a free port (missing binary: fail under CI, else skip)."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server binary not found")
-        pytest.skip("redis-server binary not found")
+        unavailable("redis-server binary not found")
     server = _Server(binary, _free_port())
     server.start()
     try:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
-import redis
 import redis.asyncio as aioredis
 
 from tradeloop.bus import RedisBus, RedisBusConfig
@@ -23,21 +20,6 @@ from tradeloop.signals import (
     signal_codec,
 )
 from tradeloop.store import AnalyticsStore
-
-URL = os.environ.get("TRADELOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """The real server's URL; missing server fails under CI and skips elsewhere."""
-    try:
-        redis.Redis.from_url(URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError as exc:
-        message = f"redis-server not reachable at {URL}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return URL
 
 
 async def _until(cond: Callable[[], bool | Awaitable[bool]], limit_s: float = 10.0) -> None:

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from pathlib import Path
 
-import pytest
-import redis
 import redis.asyncio as aioredis
 
 from tradeloop.bus import RedisBus, RedisBusConfig
 from tradeloop.config.settings import Settings
 from tradeloop.signals import SignalService, signal_codec
 
-URL = os.environ.get("TRADELOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 HOUR = 3_600_000_000_000
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """The real server's URL; missing server fails under CI and skips elsewhere."""
-    try:
-        redis.Redis.from_url(URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError as exc:
-        message = f"redis-server not reachable at {URL}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return URL
 
 
 def test_signal_loop_external_feedback_moves_weights(redis_url: str, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -39,7 +38,6 @@ from tradeloop.store.state_schema import MIGRATIONS
 from tradeloop.testing.state_writer import check_step_consistent
 
 WRITER = [sys.executable, "-m", "tradeloop.testing.state_writer"]
-URL = os.environ.get("TRADELOOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN = "paper-pg"
 ORDER = Order(
     7, "BTC/USDT", OrderSide.SELL, OrderType.STOP_LIMIT, 0.25, 1_700_000_000_000_000_000,
@@ -50,19 +48,6 @@ POSITION = Position("pos-1", "BTC/USDT", -1, 0.25, 30_000.0, 3, 0.01, 31_000.0, 
 TRADE = Trade(
     "pos-0", "ETH/USDT", 1, 2.0, 1, 2_000.0, 2, 2_100.0, 0.2, 0.2, 199.6, ExitReason.TRAILING, "x"
 )
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> str:
-    """The real server's URL; a missing server fails under CI and skips elsewhere."""
-    try:
-        psycopg.connect(URL, connect_timeout=2).close()
-    except psycopg.OperationalError as exc:
-        message = f"PostgreSQL not reachable at {URL}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return URL
 
 
 @pytest.fixture

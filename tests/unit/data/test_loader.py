@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -25,26 +24,11 @@ from tradeloop.data import (
     infer_timeframe,
     load_ohlcv,
 )
+from tradeloop.testing.environment import shared_data_dir
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
 T0 = parse_time("2025-01-01T00:00:00Z")
-
-
-def shared_data_dir() -> Path:
-    """Return the shared real-data directory (the repo root's sibling ``shared/data``)."""
-    override = os.environ.get("TRADELOOP_SHARED_DATA")
-    path = (
-        Path(override)
-        if override
-        else Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    )
-    if not path.is_dir():
-        message = f"shared market data not found at {path}; set TRADELOOP_SHARED_DATA"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def write(tmp_path: Path, text: str, name: str = "BTC_USDT-1m.csv") -> Path:

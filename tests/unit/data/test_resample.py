@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,26 +13,11 @@ from tradeloop.core.errors import ConfigError, DataError
 from tradeloop.core.time import parse_time
 from tradeloop.core.timeframes import STANDARD_TIMEFRAMES, bucket_start, timeframe_ns
 from tradeloop.data import load_ohlcv, resample
+from tradeloop.testing.environment import shared_data_dir
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-
-
-def shared_data_dir() -> Path:
-    """Return the shared real-data directory (the repo root's sibling ``shared/data``)."""
-    override = os.environ.get("TRADELOOP_SHARED_DATA")
-    path = (
-        Path(override)
-        if override
-        else Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    )
-    if not path.is_dir():
-        message = f"shared market data not found at {path}; set TRADELOOP_SHARED_DATA"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def make_bars(ts: list[int] | np.ndarray, timeframe: str, **extra: np.ndarray) -> BarArrays:

@@ -30,29 +30,14 @@ from tradeloop.indicators import (
     wma,
 )
 
-_REPO = Path(__file__).resolve().parents[3]
-_SAMPLE = _REPO / "samples" / "BTC_USDT-1h.csv.gz"
-_SHARED = (
-    _REPO
-    / ".."
-    / "shared"
-    / "data"
-    / "crypto_1h"
-    / "binance_spot_2017_2024"
-    / "BTC_USDT-1h.normalized.csv"
-)
-
 # Bars after which SMA- and first-value-seeded EMAs agree to machine precision.
 _BURN_IN = 2_000
 
 
 @pytest.fixture(scope="module")
-def btc() -> pd.DataFrame:
-    """Return the bundled BTC/USDT 1h bars (sample file, else the shared data set)."""
-    path = _SAMPLE if _SAMPLE.exists() else _SHARED
-    if not path.exists():
-        pytest.skip("BTC/USDT 1h sample data not found")
-    df = pd.read_csv(path)
+def btc(sample_1h: Path) -> pd.DataFrame:
+    """Return the bundled BTC/USDT 1h bars."""
+    df = pd.read_csv(sample_1h)
     df["ts_ns"] = pd.to_datetime(df["timestamp"], utc=True).dt.as_unit("ns").astype("int64")
     return df
 
@@ -284,19 +269,14 @@ def test_all_indicators_appending_future_bars_returns_identical_past(
 # --------------------------------------------------------------------------- vs the ta package
 
 
-@pytest.fixture(scope="module")
-def ta_pkg() -> object:
-    return pytest.importorskip("ta")
-
-
-def test_sma_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_sma_btc_matches_ta_package(btc: pd.DataFrame) -> None:
     import ta
 
     expected = ta.trend.SMAIndicator(btc["close"], window=30).sma_indicator().to_numpy()
     assert_allclose(sma(btc["close"], 30), expected, rtol=1e-12)
 
 
-def test_ema_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_ema_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame) -> None:
     import ta
 
     expected = ta.trend.EMAIndicator(btc["close"], window=20).ema_indicator().to_numpy()
@@ -304,14 +284,14 @@ def test_ema_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame, ta_pkg: obj
     assert_allclose(out[_BURN_IN:], expected[_BURN_IN:], rtol=1e-12)
 
 
-def test_wma_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_wma_btc_matches_ta_package(btc: pd.DataFrame) -> None:
     import ta
 
     expected = ta.trend.WMAIndicator(btc["close"], window=9).wma().to_numpy()
     assert_allclose(wma(btc["close"], 9), expected, rtol=1e-12)
 
 
-def test_rsi_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_rsi_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame) -> None:
     import ta
 
     expected = ta.momentum.RSIIndicator(btc["close"], window=14).rsi().to_numpy()
@@ -319,7 +299,7 @@ def test_rsi_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame, ta_pkg: obj
     assert_allclose(out[_BURN_IN:], expected[_BURN_IN:], rtol=1e-9, atol=1e-9)
 
 
-def test_macd_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_macd_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame) -> None:
     import ta
 
     peer = ta.trend.MACD(btc["close"], window_slow=26, window_fast=12, window_sign=9)
@@ -330,7 +310,7 @@ def test_macd_btc_matches_ta_package_after_burn_in(btc: pd.DataFrame, ta_pkg: ob
     assert_allclose(hist[tail], peer.macd_diff().to_numpy()[tail], rtol=1e-9, atol=1e-8)
 
 
-def test_stochastic_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_stochastic_btc_matches_ta_package(btc: pd.DataFrame) -> None:
     import ta
 
     peer = ta.momentum.StochasticOscillator(
@@ -341,7 +321,7 @@ def test_stochastic_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) ->
     assert_allclose(pd_, peer.stoch_signal().to_numpy(), rtol=1e-10, atol=1e-9)
 
 
-def test_atr_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_atr_btc_matches_ta_package(btc: pd.DataFrame) -> None:
     import ta
 
     n = 14
@@ -352,7 +332,7 @@ def test_atr_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
     assert_allclose(out[n - 1 :], expected[n - 1 :], rtol=1e-10)
 
 
-def test_bollinger_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_bollinger_btc_matches_ta_package(btc: pd.DataFrame) -> None:
     import ta
 
     peer = ta.volatility.BollingerBands(btc["close"], window=20, window_dev=2)
@@ -362,7 +342,7 @@ def test_bollinger_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> 
     assert_allclose(lower, peer.bollinger_lband().to_numpy(), rtol=1e-9)
 
 
-def test_vwap_rolling_btc_matches_ta_package(btc: pd.DataFrame, ta_pkg: object) -> None:
+def test_vwap_rolling_btc_matches_ta_package(btc: pd.DataFrame) -> None:
     import ta
 
     peer = ta.volume.VolumeWeightedAveragePrice(
