@@ -261,7 +261,7 @@ class BacktestEngine:
         """
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
         step_ts = self.market.step_ts
-        symbol, o, h, lo, c = lane.symbol, lane.open, lane.high, lane.low, lane.close
+        symbol, c = lane.symbol, lane.close
         on_bar = strategy.on_bar
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
@@ -270,24 +270,10 @@ class BacktestEngine:
         step = start
         try:
             while step < stop:
-                if pending:
-                    if positions and step:
-                        marks[symbol] = float(c[step - 1])
-                    broker.step = step
-                    broker.on_open(symbol, int(step_ts[step]), float(o[step]))
-                if positions:
-                    if watched:
-                        broker.step = step
-                        broker.on_bar_range(
-                            symbol,
-                            int(step_ts[step]),
-                            float(o[step]),
-                            float(h[step]),
-                            float(lo[step]),
-                            float(c[step]),
-                        )
-                    else:
-                        marks[symbol] = float(c[step])
+                if pending or watched:
+                    self._broker_step(lane, step, float(c[step]))
+                elif positions:
+                    marks[symbol] = float(c[step])
                 while ptr < n_wake and wake[ptr] < step:
                     ptr += 1
                 if ptr < n_wake and wake[ptr] == step:
@@ -327,11 +313,10 @@ class BacktestEngine:
         """Steps ``[start, stop)`` of a one-symbol run, where step ``k`` is bar ``k``.
 
         Only the close is read on most bars, so only it becomes a Python list (fast to
-        index); opens, highs and lows are read from the arrays on the rare bars that need them.
+        index); the broker is called only on bars where an order waits or a stop is watched.
         """
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        step_ts = self.market.step_ts
-        symbol, o, h, lo = lane.symbol, lane.open, lane.high, lane.low
+        symbol = lane.symbol
         c = self._close_list(lane)
         on_bar = strategy.on_bar
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
@@ -339,22 +324,10 @@ class BacktestEngine:
         step = start
         try:
             for step in range(start, stop):
-                if pending:
-                    broker.step = step
-                    broker.on_open(symbol, int(step_ts[step]), float(o[step]))
-                if positions:
-                    if watched:
-                        broker.step = step
-                        broker.on_bar_range(
-                            symbol,
-                            int(step_ts[step]),
-                            float(o[step]),
-                            float(h[step]),
-                            float(lo[step]),
-                            c[step],
-                        )
-                    else:
-                        marks[symbol] = c[step]
+                if pending or watched:
+                    self._broker_step(lane, step, c[step])
+                elif positions:
+                    marks[symbol] = c[step]
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
@@ -362,7 +335,31 @@ class BacktestEngine:
         except StrategyError:
             raise
         except Exception as exc:
-            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
+            raise strategy_error(strategy, exc, int(self.market.step_ts[step])) from exc
+
+    def _broker_step(self, lane: _Lane, step: int, close: float) -> None:
+        """One symbol's bar at ``step`` for the broker: fill orders waiting for its open, then
+        check stops and targets against its range (or just mark the close)."""
+        broker, portfolio = self.broker, self.portfolio
+        symbol = lane.symbol
+        ts = int(self.market.step_ts[step])
+        broker.step = step
+        if broker.pending:
+            if portfolio.positions and step:
+                portfolio.marks[symbol] = float(lane.close[step - 1])
+            broker.on_open(symbol, ts, float(lane.open[step]))
+        if portfolio.positions:
+            if broker.watched:
+                broker.on_bar_range(
+                    symbol,
+                    ts,
+                    float(lane.open[step]),
+                    float(lane.high[step]),
+                    float(lane.low[step]),
+                    close,
+                )
+            else:
+                portfolio.marks[symbol] = close
 
     def _close_list(self, lane: _Lane) -> list[float]:
         cached = self._close_lists.get(lane.symbol)
@@ -375,7 +372,7 @@ class BacktestEngine:
         check, after the close is marked (flattening on a black swan)."""
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
         step_ts = self.market.step_ts
-        symbol, o, h, lo = lane.symbol, lane.open, lane.high, lane.low
+        symbol = lane.symbol
         c = self._close_list(lane)
         on_bar = strategy.on_bar
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
@@ -386,17 +383,10 @@ class BacktestEngine:
         try:
             for step in range(start, stop):
                 ts = int(step_ts[step])
-                if pending:
-                    broker.step = step
-                    broker.on_open(symbol, ts, float(o[step]))
-                if positions:
-                    if watched:
-                        broker.step = step
-                        broker.on_bar_range(
-                            symbol, ts, float(o[step]), float(h[step]), float(lo[step]), c[step]
-                        )
-                    else:
-                        marks[symbol] = c[step]
+                if pending or watched:
+                    self._broker_step(lane, step, c[step])
+                elif positions:
+                    marks[symbol] = c[step]
                 closes_now[symbol] = c[step]
                 risk_market.step, risk_market.ts = step, ts
                 if risk_on_bar(ts, closes_now, portfolio):
