@@ -1,8 +1,4 @@
-"""Test kit: builders of bars and scripted strategies for test suites.
+"""Test kit: the test environment checks, the local venue server and the state-store crash writer.
 
 Production code never imports this package (an import-linter contract enforces it).
 """
-
-from tradeloop.testing.factories import make_bars
-
-__all__ = ["make_bars"]
