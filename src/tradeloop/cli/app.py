@@ -15,6 +15,7 @@ from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
 from tradeloop.cli.ml_cmd import register as register_ml_commands
+from tradeloop.cli.paper_cmd import register as register_paper_commands
 from tradeloop.cli.risk_cmd import register as register_risk_commands
 from tradeloop.cli.runs_cmd import register as register_run_commands
 from tradeloop.cli.signals_cmd import register as register_signal_commands
@@ -435,6 +436,7 @@ register_run_commands(app)
 register_risk_commands(app)
 register_ml_commands(app)
 register_signal_commands(app)
+register_paper_commands(app)
 
 
 def main() -> None:

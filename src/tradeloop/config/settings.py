@@ -5,9 +5,10 @@ Sources, highest priority first:
 1. keyword arguments to ``Settings(...)``;
 2. environment variables ``TRADELOOP_<FIELD>`` (nested fields with ``__``, e.g.
    ``TRADELOOP_RETRY__MAX_RETRIES=3``) and the per-exchange shorthands
-   ``TRADELOOP_<EXCHANGE>_URL``, ``TRADELOOP_<EXCHANGE>_TESTNET``,
+   ``TRADELOOP_<EXCHANGE>_URL``, ``TRADELOOP_<EXCHANGE>_WS_URL``, ``TRADELOOP_<EXCHANGE>_TESTNET``,
    ``TRADELOOP_<EXCHANGE>_RATE_LIMIT_MS`` and ``TRADELOOP_<EXCHANGE>_TIMEOUT_MS``
-   (``TRADELOOP_BINANCE_URL=http://127.0.0.1:8080``);
+   (``TRADELOOP_BINANCE_URL=http://127.0.0.1:8080``,
+   ``TRADELOOP_BINANCE_WS_URL=ws://127.0.0.1:9000``);
 3. the same names in a ``.env`` file in the working directory;
 4. ``tradeloop.toml`` in the working directory (or the file named by ``TRADELOOP_CONFIG``)::
 
@@ -15,6 +16,7 @@ Sources, highest priority first:
 
        [exchanges.binance]
        url = "http://127.0.0.1:8080"   # every REST host of the exchange goes here
+       ws_url = "ws://127.0.0.1:9000"  # every WebSocket stream host goes here
        testnet = false
        rate_limit_ms = 50
 
@@ -53,7 +55,7 @@ __all__ = [
 DEFAULT_CACHE_ROOT = Path("~/.tradeloop/cache")
 _PREFIX = "TRADELOOP_"
 _CONFIG_ENV = "TRADELOOP_CONFIG"
-_EXCHANGE_FIELDS = ("rate_limit_ms", "timeout_ms", "testnet", "url")
+_EXCHANGE_FIELDS = ("rate_limit_ms", "timeout_ms", "testnet", "ws_url", "url")
 _EXCHANGE_ENV = re.compile(
     r"^TRADELOOP_([A-Z0-9]+)_(" + "|".join(f.upper() for f in _EXCHANGE_FIELDS) + r")$"
 )
@@ -68,9 +70,13 @@ class ExchangeSettings(BaseModel):
         Base URL (scheme, host, optional port) that replaces the host of every REST endpoint
         of the exchange, e.g. ``http://127.0.0.1:8080`` for a local server that speaks the
         exchange's API. None keeps the exchange's own hosts.
+    ws_url
+        Base URL (``ws://`` or ``wss://``, host, optional port) that replaces scheme and host of
+        every WebSocket stream of the exchange (paths are kept), e.g. ``ws://127.0.0.1:9000``
+        for a local replay server. None keeps the exchange's own stream hosts.
     testnet
         Use the exchange's testnet/sandbox endpoints where the client library supports one.
-        ``url`` still wins when both are set.
+        ``url`` (and ``ws_url`` for streams) still wins when both are set.
     rate_limit_ms
         Minimum milliseconds between requests of unit cost (None keeps the library's value).
     timeout_ms
@@ -80,6 +86,7 @@ class ExchangeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str | None = None
+    ws_url: str | None = None
     testnet: bool = False
     rate_limit_ms: float | None = Field(default=None, ge=0)
     timeout_ms: int = Field(default=10_000, gt=0)
@@ -91,6 +98,15 @@ class ExchangeSettings(BaseModel):
             return None
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"url must look like http://host[:port], got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("ws_url")
+    @classmethod
+    def _check_ws_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^wss?://[^/\s]+", value):
+            raise ValueError(f"ws_url must look like ws://host[:port], got {value!r}")
         return value.rstrip("/")
 
 
@@ -139,6 +155,13 @@ class Settings(BaseSettings):
         description="Liquidation zones per update (TRADELOOP_SIGNAL_TOP_N or SIGNAL_TOP_N).",
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Message bus URL.")
+    state_url: str = Field(
+        default="~/.tradeloop/state.db",
+        description="State store of paper/live runs: a SQLite file or a postgresql:// URL.",
+    )
+    discord_webhook_url: str | None = Field(
+        default=None, description="Discord webhook for paper/live alerts (None: log only)."
+    )
     analytics_path: Path = Field(
         default=Path("~/.tradeloop/analytics.duckdb"),
         description="DuckDB file of signal feedback and adaptive weights.",

@@ -39,6 +39,9 @@ class BacktestConfig:
         Close open positions at the last close with exit reason ``end``.
     allow_short
         Accept short signals.
+    trade_start
+        Optional UTC ns bar time before which bars are history only: the strategy is first
+        called on the first bar opening at or after it (a paper session's warm-up bars).
     risk
         Risk profile every signal passes through before the broker. The default is the
         ``permissive`` profile (instrument rules only), which leaves results exactly as without
@@ -55,6 +58,7 @@ class BacktestConfig:
     end: int | None = None
     close_at_end: bool = False
     allow_short: bool = True
+    trade_start: int | None = None
     risk: RiskConfig = field(default_factory=RiskConfig.permissive)
 
     def __post_init__(self) -> None:

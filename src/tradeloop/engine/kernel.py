@@ -27,6 +27,7 @@ import numpy as np
 from tradeloop.analysis.metrics import compute_metrics
 from tradeloop.core.clock import HistoricalClock
 from tradeloop.core.errors import ConfigError, StrategyError
+from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
@@ -165,6 +166,8 @@ class BacktestEngine:
         self.risk_market = _BacktestMarket(market)
         self.view = market.view()
         self.signals: list[tuple[int, Signal]] = []
+        #: every order sent to the broker (after the risk check), in submission order
+        self.orders: list[Order] = []
         wanted = tuple(strategy.symbols)
         missing = [s for s in wanted if s not in market.symbols]
         if missing:
@@ -205,13 +208,17 @@ class BacktestEngine:
         risk_per_bar = self.risk.needs_bar_updates
         wake = self._wake_steps(lanes, n_steps) if len(lanes) == 1 and not risk_per_bar else None
         chunk = max(1, min(50_000, n_steps // 100))
+        first = 0
+        if self.config.trade_start is not None:
+            # warm-up bars: nothing can be open or waiting before the first strategy call
+            first = int(np.searchsorted(market.step_ts, self.config.trade_start, side="left"))
         # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
         # loop itself, and the loop makes no reference cycles of its own, so pause the
         # collector while it runs.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            for start in range(0, n_steps, chunk):
+            for start in range(first, n_steps, chunk):
                 stop = min(start + chunk, n_steps)
                 if len(lanes) == 1:
                     if risk_per_bar:
@@ -475,6 +482,7 @@ class BacktestEngine:
                 price = closes.get(signal.symbol, math.nan)
             else:
                 price = math.nan if close is None else close
+            self.orders.append(decision)
             broker.submit_order(decision, ts, price)
 
     def _finish(self, n_steps: int) -> BacktestResult:

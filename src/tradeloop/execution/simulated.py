@@ -92,6 +92,8 @@ class SimulatedBroker:
         self._exit_reasons: dict[int, ExitReason] = {}
         self._slip = self.config.slippage_bps / 10_000.0
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
+        #: when not None (paper/live), ``filled`` or ``rejected`` by order id as orders execute
+        self.order_status: dict[int, str] | None = None
 
     # -- public API ------------------------------------------------------------------------
     def fills(self) -> list[Fill]:
@@ -221,12 +223,56 @@ class SimulatedBroker:
             )
         return out
 
+    def export_state(self) -> dict[str, object]:
+        """Return the counters and waiting-order ids a restart needs (JSON-serializable).
+
+        The waiting orders themselves are stored as orders; :meth:`restore_state` takes them
+        back with this dict.
+        """
+        return {
+            "order_seq": self._order_seq,
+            "position_seq": self._position_seq,
+            "exit_reasons": {str(k): v.value for k, v in self._exit_reasons.items()},
+            "pending": [o.id for queue in self.pending.values() for o in queue],
+        }
+
+    def restore_state(self, state: Mapping[str, object], orders: Mapping[int, Order]) -> None:
+        """Restore what :meth:`export_state` returned; ``orders`` maps id to stored order.
+
+        Stops are watched again for every open position of the portfolio that has one.
+        """
+        self._order_seq = int(state.get("order_seq", 0))  # type: ignore[call-overload]
+        self._position_seq = int(state.get("position_seq", 0))  # type: ignore[call-overload]
+        reasons = state.get("exit_reasons") or {}
+        assert isinstance(reasons, Mapping)
+        self._exit_reasons = {int(k): ExitReason(v) for k, v in reasons.items()}
+        self.pending.clear()
+        pending = state.get("pending") or []
+        assert isinstance(pending, list)
+        for order_id in pending:
+            order = orders[int(order_id)]
+            self.pending.setdefault(order.symbol, []).append(order)
+        self.watched.clear()
+        self.watched.update(
+            s
+            for s, p in self.portfolio.positions.items()
+            if p.stop_loss is not None or p.take_profit is not None or p.trail_fraction
+        )
+
     # -- internals -------------------------------------------------------------------------
     def _reject(self, ts_ns: int, symbol: str, reason: str, detail: str = "") -> None:
         self.rejections.append(Rejection(ts_ns, symbol, reason, detail))
         logger.debug("order rejected: %s %s %s", symbol, reason, detail)
 
     def _execute(self, order: Order, ts_ns: int, price: float) -> None:
+        if self.order_status is None:
+            self._execute_order(order, ts_ns, price)
+            return
+        rejected = len(self.rejections)
+        self._execute_order(order, ts_ns, price)
+        self.order_status[order.id] = "rejected" if len(self.rejections) > rejected else "filled"
+
+    def _execute_order(self, order: Order, ts_ns: int, price: float) -> None:
         symbol = order.symbol
         pos = self.portfolio.positions.get(symbol)
         if order.reduce_only:

@@ -9,6 +9,7 @@ from tradeloop.store.state import (
     RunState,
     SqliteStateStore,
     StateStore,
+    StoredBar,
     StoredOrder,
     open_state_store,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "RunState",
     "SqliteStateStore",
     "StateStore",
+    "StoredBar",
     "StoredOrder",
     "WeightVersion",
     "current_version",

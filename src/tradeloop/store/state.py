@@ -46,6 +46,7 @@ __all__ = [
     "RunState",
     "SqliteStateStore",
     "StateStore",
+    "StoredBar",
     "StoredOrder",
     "open_state_store",
 ]
@@ -91,6 +92,14 @@ _UPSERT_SNAPSHOT = _upsert(
 )
 _UPSERT_STRATEGY = _upsert("strategy_state", "run_id, strategy, state, ts", "run_id, strategy")
 _UPSERT_CHECKPOINT = _upsert("checkpoints", "run_id, symbol, last_bar_ts", "run_id, symbol")
+_UPSERT_RUN = _upsert("runs", "run_id, created_ns, meta", "run_id")
+_UPSERT_ENGINE = _upsert("engine_state", "run_id, state, ts", "run_id")
+_BAR_COLS = "run_id, symbol, timeframe, ts, open, high, low, close, volume, live"
+_UPSERT_BAR = _upsert("bars", _BAR_COLS, "run_id, symbol, timeframe, ts")
+
+#: One stored bar: symbol, timeframe, open time (UTC ns), open, high, low, close, volume and
+#: whether the run traded on it (False: warm-up history).
+StoredBar = tuple[str, str, int, float, float, float, float, float, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,7 @@ class RunState:
     checkpoints: dict[str, int] = field(default_factory=dict)
     strategy_states: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_orders: list[StoredOrder] = field(default_factory=list)
+    engine_state: dict[str, Any] = field(default_factory=dict)
 
 
 def _order_row(run_id: str, order: Order, status: str) -> tuple[Any, ...]:
@@ -464,6 +474,8 @@ class StateStore:
         orders: Iterable[StoredOrder] = (),
         fills: Iterable[Fill] = (),
         trades: Iterable[Trade] | None = None,
+        bars: Iterable[StoredBar] = (),
+        engine_state: Mapping[str, Any] | None = None,
     ) -> None:
         """Write everything one kernel step changed in a single transaction.
 
@@ -486,6 +498,51 @@ class StateStore:
                 self.save_strategy_state(run_id, name, state, ts)
             for symbol, bar_ts in (checkpoints or {}).items():
                 self.save_checkpoint(run_id, symbol, bar_ts)
+            self.save_bars(run_id, bars)
+            if engine_state is not None:
+                self.save_engine_state(run_id, engine_state, ts)
+
+    def save_run_meta(self, run_id: str, meta: Mapping[str, Any], created_ns: int) -> None:
+        """Store what ``run_id`` is (mode, strategy, parameters, symbols, settings) as JSON."""
+        with self.transaction():
+            self._execute(_UPSERT_RUN, (run_id, created_ns, json.dumps(dict(meta))))
+
+    def load_run_meta(self, run_id: str) -> dict[str, Any] | None:
+        """Return the metadata saved by :meth:`save_run_meta`, or None."""
+        row = self._execute("SELECT meta FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def save_bars(self, run_id: str, bars: Iterable[StoredBar]) -> int:
+        """Insert or replace bars of ``run_id``; returns how many were written."""
+        rows = [(run_id, *b[:8], int(b[8])) for b in bars]
+        if rows:
+            with self.transaction():
+                self._executemany(_UPSERT_BAR, rows)
+        return len(rows)
+
+    def load_bars(
+        self, run_id: str, symbol: str, timeframe: str
+    ) -> list[tuple[int, float, float, float, float, float, bool]]:
+        """Return the stored bars of one series by time: (ts, o, h, l, c, v, live)."""
+        rows = self._execute(
+            "SELECT ts, open, high, low, close, volume, live FROM bars "
+            "WHERE run_id = ? AND symbol = ? AND timeframe = ? ORDER BY ts",
+            (run_id, symbol, timeframe),
+        ).fetchall()
+        return [
+            (int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), bool(r[6]))
+            for r in rows
+        ]
+
+    def save_engine_state(self, run_id: str, state: Mapping[str, Any], ts: int) -> None:
+        """Store the engine's own state of ``run_id`` (JSON)."""
+        with self.transaction():
+            self._execute(_UPSERT_ENGINE, (run_id, json.dumps(dict(state)), ts))
+
+    def load_engine_state(self, run_id: str) -> dict[str, Any]:
+        """Return the engine state saved by :meth:`save_engine_state` ({} when none)."""
+        row = self._execute("SELECT state FROM engine_state WHERE run_id = ?", (run_id,)).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
 
     def delete_run(self, run_id: str) -> None:
         """Remove every row of ``run_id``."""
@@ -542,7 +599,8 @@ class StateStore:
     def run_ids(self) -> list[str]:
         """Return the runs with a snapshot or a checkpoint, sorted."""
         rows = self._execute(
-            "SELECT run_id FROM portfolio_snapshots UNION SELECT run_id FROM checkpoints"
+            "SELECT run_id FROM portfolio_snapshots UNION SELECT run_id FROM checkpoints "
+            "UNION SELECT run_id FROM runs"
         ).fetchall()
         return sorted(r[0] for r in rows)
 
@@ -560,6 +618,7 @@ class StateStore:
             checkpoints = self.load_checkpoints(run_id)
             states = self.load_strategy_states(run_id)
             orders = self.load_orders(run_id, OPEN_ORDER_STATUSES)
+            engine_state = self.load_engine_state(run_id)
             portfolio = None
             if snap is not None:
                 portfolio = Portfolio(float(snap[1]))
@@ -576,6 +635,7 @@ class StateStore:
             checkpoints=checkpoints,
             strategy_states=states,
             open_orders=orders,
+            engine_state=engine_state,
         )
 
     # -- lifetime ------------------------------------------------------------------------
@@ -607,7 +667,7 @@ class SqliteStateStore(StateStore):
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
         super().__init__()
-        self.path = str(path)
+        self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)

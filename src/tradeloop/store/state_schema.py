@@ -115,6 +115,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX trades_run_exit_ts ON trades (run_id, exit_ts)",
     ),
+    # v3: run metadata, the bars a run saw (for restarts and the parity report), engine state
+    (
+        """CREATE TABLE runs (
+            run_id TEXT NOT NULL PRIMARY KEY,
+            created_ns BIGINT NOT NULL,
+            meta TEXT NOT NULL
+        )""",
+        """CREATE TABLE bars (
+            run_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            timeframe TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            open DOUBLE PRECISION NOT NULL,
+            high DOUBLE PRECISION NOT NULL,
+            low DOUBLE PRECISION NOT NULL,
+            close DOUBLE PRECISION NOT NULL,
+            volume DOUBLE PRECISION NOT NULL,
+            live INTEGER NOT NULL,
+            PRIMARY KEY (run_id, symbol, timeframe, ts)
+        )""",
+        """CREATE TABLE engine_state (
+            run_id TEXT NOT NULL PRIMARY KEY,
+            state TEXT NOT NULL,
+            ts BIGINT NOT NULL
+        )""",
+    ),
 )
 STATE_SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -126,4 +152,7 @@ STATE_TABLES: tuple[str, ...] = (
     "portfolio_snapshots",
     "strategy_state",
     "checkpoints",
+    "runs",
+    "bars",
+    "engine_state",
 )

@@ -1,0 +1,88 @@
+"""The standard alerts the paper/live engine sends, built in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tradeloop.alerts.base import Alert, FieldValue
+
+__all__ = ["close_alert", "error_alert", "open_alert", "shutdown_alert", "start_alert"]
+
+
+def start_alert(
+    mode: str, strategy: str, symbols: Iterable[str], timeframe: str, balance: float
+) -> Alert:
+    """Return the ``start`` alert: the engine began trading.
+
+    >>> start_alert("paper", "sma_cross", ["BTC/USDT"], "1h", 10_000.0).title
+    'tradeloop started (paper): sma_cross'
+    """
+    return Alert(
+        "start",
+        f"tradeloop started ({mode}): {strategy}",
+        fields={
+            "mode": mode,
+            "strategy": strategy,
+            "symbols": ", ".join(symbols),
+            "timeframe": timeframe,
+            "balance": balance,
+        },
+    )
+
+
+def open_alert(
+    symbol: str,
+    side: str,
+    qty: float,
+    price: float,
+    sl: float | None = None,
+    tp: float | None = None,
+) -> Alert:
+    """Return the ``open`` alert: a position was opened (``sl``/``tp`` shown when set)."""
+    fields: dict[str, FieldValue] = {"symbol": symbol, "side": side, "qty": qty, "price": price}
+    if sl is not None:
+        fields["sl"] = sl
+    if tp is not None:
+        fields["tp"] = tp
+    return Alert("open", f"Opened {side} {symbol}", fields=fields)
+
+
+def close_alert(
+    symbol: str,
+    side: str,
+    qty: float,
+    entry: float,
+    exit: float,
+    pnl: float,
+    reason: str,
+) -> Alert:
+    """Return the ``close`` alert: a position was closed (coloured by the sign of ``pnl``)."""
+    return Alert(
+        "close",
+        f"Closed {side} {symbol}",
+        message=reason,
+        fields={
+            "symbol": symbol,
+            "side": side,
+            "qty": qty,
+            "entry": entry,
+            "exit": exit,
+            "pnl": pnl,
+            "reason": reason,
+        },
+    )
+
+
+def error_alert(title: str, detail: str = "") -> Alert:
+    """Return an ``error`` alert."""
+    return Alert("error", title, message=detail)
+
+
+def shutdown_alert(reason: str, equity: float, open_positions: int) -> Alert:
+    """Return the ``shutdown`` alert: the engine stopped."""
+    return Alert(
+        "shutdown",
+        "tradeloop stopped",
+        message=reason,
+        fields={"reason": reason, "equity": equity, "open_positions": open_positions},
+    )

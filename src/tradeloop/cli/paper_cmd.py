@@ -1,0 +1,234 @@
+"""``tradeloop paper`` (a paper-trading session on live exchange data) and ``tradeloop parity``
+(replay a paper run through the backtest engine and diff)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradeloop.core.errors import ConfigError, TradeloopError
+
+__all__ = ["register"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: TradeloopError) -> typer.Exit:
+    """The CLI's one error printer and exit-code map (``app`` imports this module)."""
+    from tradeloop.cli.app import _fail as fail
+
+    return fail(exc)
+
+
+def paper(
+    strategy: Annotated[
+        str,
+        typer.Option("--strategy", "-s", help="Strategy name, pkg.module:Class or file.py:Class."),
+    ],
+    symbol: Annotated[
+        list[str], typer.Option("--symbol", help="Symbol to trade, e.g. BTC/USDT (repeatable).")
+    ],
+    exchange: Annotated[
+        str, typer.Option(help="Exchange (ccxt id): binance or bybit.")
+    ] = "binance",
+    market: Annotated[str, typer.Option(help="spot or perp (USD-M linear perpetuals).")] = "spot",
+    timeframe: Annotated[
+        str, typer.Option(help="Bar timeframe of the stream and the strategy.")
+    ] = "1m",
+    balance: Annotated[float, typer.Option(help="Starting paper cash.")] = 10_000.0,
+    slippage_bps: Annotated[float, typer.Option(help="Adverse slippage in basis points.")] = 0.0,
+    fill_price: Annotated[
+        str, typer.Option(help="Fill market orders at 'next_open' or at the signal bar's 'close'.")
+    ] = "next_open",
+    risk: Annotated[str, typer.Option(help="Risk profile: permissive or default.")] = "permissive",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Run id in the state store (default: strategy, exchange, symbols and "
+            "timeframe). The same id continues the run."
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="State store: SQLite file or postgresql:// URL (default: setting state_url)."
+        ),
+    ] = None,
+    status_file: Annotated[
+        Path, typer.Option(help="status.json rewritten atomically every iteration.")
+    ] = Path("status.json"),
+    warmup: Annotated[
+        int, typer.Option(help="Closed bars fetched over REST before trading.")
+    ] = 500,
+    max_bars: Annotated[int, typer.Option(help="Bars kept per symbol for the strategy.")] = 100_000,
+    until: Annotated[
+        str | None, typer.Option(help="Stop after the bar opened at this UTC time (ISO or date).")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Delete a stored run of the same id first.")] = False,
+    stale_after: Annotated[
+        float, typer.Option(help="Reconnect when the stream is silent this many seconds.")
+    ] = 60.0,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeat log lines.")] = 60.0,
+    alert_after_failures: Annotated[
+        int, typer.Option(help="Alert after this many failed reconnections in a row.")
+    ] = 5,
+    discord_webhook: Annotated[
+        str | None,
+        typer.Option(
+            help="Discord webhook URL for alerts (default: the configured one; none: log only)."
+        ),
+    ] = None,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            help="Trade only in this market calendar's sessions (e.g. XNYS); default 24/7."
+        ),
+    ] = None,
+    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
+        "strategies"
+    ),
+    log_file: Annotated[Path | None, typer.Option(help="Also write JSON-lines logs here.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    """Paper-trade a strategy on live exchange candles.
+
+    The same strategy object and fill rules as `tradeloop backtest`, fed by the exchange's
+    WebSocket kline stream (missed bars are backfilled over REST). Everything is persisted at
+    every bar: kill the process at any moment and start it again with the same arguments to
+    continue. SIGINT/SIGTERM stop it cleanly (exit 0). Endpoints come from settings
+    (TRADELOOP_<EXCHANGE>_URL, TRADELOOP_<EXCHANGE>_WS_URL, TRADELOOP_<EXCHANGE>_TESTNET).
+    """
+    from tradeloop.alerts import alerter_from_settings
+    from tradeloop.config.logging import setup_logging
+    from tradeloop.config.settings import load_settings
+    from tradeloop.core.time import parse_time
+    from tradeloop.engine.paper import PaperConfig, PaperSession, default_run_id
+    from tradeloop.strategy.registry import load_strategy_class
+
+    setup_logging(logging.INFO if verbose else logging.WARNING, log_file)
+    try:
+        from tradeloop.cli.app import _parse_params
+
+        settings = load_settings()
+        cls = load_strategy_class(strategy, strategies_dir)
+        strat = cls(**_parse_params(param or []))
+        symbols = tuple(s.strip().upper() for s in symbol)
+        if not symbols:
+            raise ConfigError("give at least one --symbol")
+        config = PaperConfig(
+            exchange=exchange.lower(),
+            market=market,
+            symbols=symbols,
+            timeframe=timeframe,
+            balance=balance,
+            slippage_bps=slippage_bps,
+            fill_price=fill_price,
+            risk=risk,
+            run_id=run_id
+            or default_run_id(strat.strategy_name(), exchange.lower(), symbols, timeframe),
+            state_url=state or str(settings.state_url),
+            status_path=status_file,
+            warmup_bars=warmup,
+            max_bars=max_bars,
+            until_ns=parse_time(until, field="--until") if until else None,
+            stale_after_s=stale_after,
+            heartbeat_s=heartbeat,
+            alert_after_failures=alert_after_failures,
+            fresh=fresh,
+            calendar=calendar,
+            settings=settings,
+        )
+        config.backtest_config()  # checks balance, fill price, risk profile up front
+        alerter = alerter_from_settings(discord_webhook or settings.discord_webhook_url)
+        session = PaperSession(strat, config, alerter=alerter)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+
+    def _stop(signum: int, _frame: object) -> None:
+        err_console.print(f"{signal.Signals(signum).name}: stopping after the current event")
+        session.request_stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    err_console.print(
+        f"paper run [bold]{config.run_id}[/]: {strat.strategy_name()} on {exchange} "
+        f"{', '.join(symbols)} {timeframe}; state in {config.state_url}; "
+        f"status in {config.status_path}",
+        highlight=False,
+    )
+    try:
+        session.run()
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    kernel = session.kernel
+    if kernel is not None:
+        console.print(
+            f"stopped: equity {kernel.portfolio.equity:,.2f}, {len(kernel.portfolio.trades)} "
+            f"closed trade(s), {len(kernel.portfolio.positions)} open position(s)",
+            highlight=False,
+        )
+
+
+def parity(
+    run_id: Annotated[str, typer.Argument(help="Run id of a paper session.")],
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="State store: SQLite file or postgresql:// URL (default: setting state_url)."
+        ),
+    ] = None,
+    strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
+        "strategies"
+    ),
+    show: Annotated[int, typer.Option(help="Differences to list.")] = 20,
+) -> None:
+    """Replay a paper run's recorded bars through the backtest engine and diff every order and
+    trade (time, price, size, exit reason). Exit code 0 when there is no difference, 1 otherwise."""
+    from tradeloop.config.logging import setup_logging
+    from tradeloop.config.settings import load_settings
+    from tradeloop.engine.parity import parity_report
+    from tradeloop.store.state import open_state_store
+
+    setup_logging()
+    try:
+        target = state or str(load_settings().state_url)
+        if "://" not in target and not Path(target).exists():
+            raise ConfigError(f"state store {target} does not exist")
+        with open_state_store(target) as store:
+            report = parity_report(store, run_id, strategies_dir=str(strategies_dir))
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"Parity: paper run {run_id} vs backtest replay")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("bars replayed (live)", f"{report.bars:,} ({report.live_bars:,})")
+    table.add_row("orders compared", f"{report.orders:,}")
+    table.add_row("trades compared", f"{report.trades:,}")
+    table.add_row("differences", f"{len(report.differences):,}")
+    console.print(table)
+    if report.differences:
+        diffs = Table(title="Differences")
+        for col in ("kind", "#", "field", "paper", "backtest"):
+            diffs.add_column(col)
+        for d in report.differences[:show]:
+            diffs.add_row(d.kind, str(d.index), d.field, repr(d.paper), repr(d.backtest))
+        console.print(diffs)
+        raise typer.Exit(1)
+    console.print("[green]identical[/]: every order and trade matches the backtest")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``paper`` and ``parity`` to ``app``."""
+    app.command("paper")(paper)
+    app.command("parity")(parity)

@@ -1,0 +1,561 @@
+"""The paper/live kernel: the backtest's strategy, risk and fill path driven by streamed bars.
+
+Backtest and paper differ only in the clock, the feed and where bars come from (parity rule
+2 of the architecture). :class:`LiveKernel` is synchronous and single-threaded: a session
+hands it kline updates drained from the feed's queue, one at a time.
+
+- A bar becomes visible to the strategy when it is complete, exactly as in a backtest: at
+  each step the kernel rebuilds the run's :class:`~tradeloop.engine.market.MarketData` over
+  every bar seen so far, calls the strategy's ``on_init`` on it (strategies precompute causal
+  indicators there, so past values never change) with its ``get_state``/``set_state`` state
+  carried over, and calls ``on_bar`` on the last step.
+- Orders fill through the same :class:`~tradeloop.execution.simulated.SimulatedBroker` as in a
+  backtest: waiting orders at the first price of the next bar (its open), stops, targets and
+  trailing stops on every price update (a bar's range so far), P&L marked on every update.
+- With several symbols a step happens once every symbol has closed the bar (or moved past
+  it), and the step processes opens, then ranges, then the strategy, like the backtest's
+  union-of-bar-times loop.
+- Each step that changed anything is written to the state store in one transaction
+  (:meth:`~tradeloop.store.state.StateStore.record_step`) before the next event is taken;
+  :meth:`LiveKernel.restore` rebuilds bars, portfolio, waiting orders, counters and strategy
+  state, so a run killed at any moment continues exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tradeloop.core.bar import BarArrays
+from tradeloop.core.errors import ConfigError, StrategyError
+from tradeloop.core.instrument import Instrument
+from tradeloop.core.orders import Fill, Order
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.position import Position, Trade
+from tradeloop.core.rejection import Rejection
+from tradeloop.core.timeframes import timeframe_ns
+from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.kernel import _BacktestMarket
+from tradeloop.engine.market import MarketData
+from tradeloop.execution.config import SimulatedBrokerConfig
+from tradeloop.execution.simulated import SimulatedBroker
+from tradeloop.risk.engine import RiskEngine
+from tradeloop.store.state import StateStore, StoredBar, StoredOrder
+from tradeloop.strategy.base import Strategy, strategy_error
+
+__all__ = ["LiveKernel", "StepOutcome"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    """What one event changed: new orders, fills, closed trades and opened positions."""
+
+    orders: list[StoredOrder] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    closed: list[Trade] = field(default_factory=list)
+    opened: list[Position] = field(default_factory=list)
+    steps: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.closed or self.opened or self.steps)
+
+
+class _Series:
+    """A growing bar buffer of one symbol (Python lists; arrays are built per step)."""
+
+    __slots__ = ("c", "h", "live", "low", "o", "ts", "v")
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.o: list[float] = []
+        self.h: list[float] = []
+        self.low: list[float] = []
+        self.c: list[float] = []
+        self.v: list[float] = []
+        self.live: list[bool] = []
+
+    def append(self, bar: tuple[int, float, float, float, float, float], live: bool) -> None:
+        ts, o, h, low, c, v = bar
+        self.ts.append(ts)
+        self.o.append(o)
+        self.h.append(h)
+        self.low.append(low)
+        self.c.append(c)
+        self.v.append(v)
+        self.live.append(live)
+
+    def trim(self, keep: int) -> None:
+        if len(self.ts) > keep:
+            cut = len(self.ts) - keep
+            for name in self.__slots__:
+                del getattr(self, name)[:cut]
+
+    def arrays(self, symbol: str, timeframe: str) -> BarArrays:
+        return BarArrays(
+            symbol,
+            timeframe,
+            np.array(self.ts, dtype=np.int64),
+            np.array(self.o),
+            np.array(self.h),
+            np.array(self.low),
+            np.array(self.c),
+            np.array(self.v),
+        )
+
+
+Bar6 = tuple[int, float, float, float, float, float]
+
+
+class LiveKernel:
+    """Runs one strategy on streamed bars with the backtest's broker and risk engine.
+
+    Parameters
+    ----------
+    strategy
+        The strategy object (the same class and parameters a backtest uses).
+    instruments
+        Instrument of every traded symbol (the exchange's tick, lot, min-notional and fees).
+    timeframe
+        Base (trading) timeframe of the stream.
+    config
+        Fill, sizing and risk rules (the backtest's :class:`BacktestConfig`).
+    run_id
+        Key of the run in ``store``.
+    store
+        Durable state; None keeps everything in memory (tests, benchmarks).
+    max_bars
+        Bars kept per symbol for the strategy's view (oldest dropped beyond it).
+    risk
+        A risk engine to use instead of one built from ``config.risk``.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        instruments: Mapping[str, Instrument],
+        timeframe: str,
+        config: BacktestConfig,
+        *,
+        run_id: str = "live",
+        store: StateStore | None = None,
+        max_bars: int = 100_000,
+        risk: RiskEngine | None = None,
+    ) -> None:
+        symbols = tuple(strategy.symbols) or tuple(instruments)
+        missing = [s for s in symbols if s not in instruments]
+        if missing:
+            raise ConfigError(
+                f"strategy '{strategy.strategy_name()}' trades {missing} but the session "
+                f"streams {list(instruments)}"
+            )
+        if max_bars < 2:
+            raise ConfigError(f"max_bars must be >= 2, got {max_bars}")
+        self.strategy = strategy
+        self.symbols: tuple[str, ...] = symbols
+        self.instruments = {s: instruments[s] for s in symbols}
+        self.timeframe = timeframe
+        self.tf_ns = timeframe_ns(timeframe)
+        declared = tuple(strategy.timeframes)
+        self.extra_timeframes = tuple(tf for tf in declared if tf != timeframe)
+        self.config = config
+        self.run_id = run_id
+        self.store = store
+        self.max_bars = max_bars
+        self.portfolio = Portfolio(config.balance)
+        self.broker = SimulatedBroker(
+            self.portfolio,
+            self.instruments,
+            timeframe,
+            SimulatedBrokerConfig(config.fill_price, config.slippage_bps, config.allow_short),
+        )
+        self.broker.order_status = {}
+        self.risk = risk if risk is not None else RiskEngine(config.risk)
+        self.risk.bind(self.instruments, self.broker.next_order_id)
+        self.series: dict[str, _Series] = {s: _Series() for s in symbols}
+        #: closed bars waiting for their step (multi-symbol runs), by symbol
+        self._queued: dict[str, list[Bar6]] = {s: [] for s in symbols}
+        #: open time of the bar whose open has been applied, by symbol
+        self._opened: dict[str, int] = {}
+        self.last_step_ts: int | None = None
+        self.first_live_ts: int | None = None
+        self.steps = 0
+        self.signals = 0
+        self.duplicates = 0
+        self._orders: dict[int, StoredOrder] = {}
+        self._new_orders: list[int] = []
+        #: the strategy's ``get_state()`` after its last call, re-applied after each re-init
+        self._strategy_state: dict[str, Any] = {}
+        self._seen_fills = 0
+        self._seen_trades = 0
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def has_history(self) -> bool:
+        """True once any bar (warm-up or live) is held."""
+        return any(s.ts for s in self.series.values())
+
+    @property
+    def has_queued(self) -> bool:
+        """True while a closed bar waits for the other symbols to close theirs."""
+        return any(self._queued.values())
+
+    def last_bar_ts(self, symbol: str) -> int | None:
+        """Open time of the last closed bar of ``symbol`` the kernel holds (queued included)."""
+        queued = self._queued[symbol]
+        if queued:
+            return queued[-1][0]
+        ts = self.series[symbol].ts
+        return ts[-1] if ts else None
+
+    def missing_before(self, symbol: str, ts: int) -> tuple[int, int] | None:
+        """The bar-time range ``[start, end)`` of ``symbol`` missing before a bar at ``ts``."""
+        last = self.last_bar_ts(symbol)
+        if last is None or ts <= last + self.tf_ns:
+            return None
+        return last + self.tf_ns, ts
+
+    def restore(self) -> bool:
+        """Load the run from the store; returns False when the store holds nothing of it."""
+        if self.store is None:
+            return False
+        state = self.store.load_run(self.run_id)
+        if state is None:
+            return False
+        for symbol in self.symbols:
+            for ts, o, h, low, c, v, live in self.store.load_bars(
+                self.run_id, symbol, self.timeframe
+            ):
+                self.series[symbol].append((ts, o, h, low, c, v), live)
+            self.series[symbol].trim(self.max_bars)
+        if state.portfolio is not None:
+            p = state.portfolio
+            self.portfolio.initial_balance = p.initial_balance
+            self.portfolio.balance = p.balance
+            self.portfolio.marks.update(p.marks)
+            self.portfolio.positions.update(p.positions)
+            closed = [t for t in p.trades if t.exit_ts is not None]
+            self.portfolio.trades.extend(closed)
+        engine = state.engine_state
+        stored = {s.order.id: s for s in self.store.load_orders(self.run_id)}
+        self._orders = dict(stored)
+        self.broker.restore_state(engine.get("broker", {}), {k: v.order for k, v in stored.items()})
+        self.broker._fills.extend(self.store.load_fills(self.run_id))
+        self._seen_fills = len(self.broker._fills)
+        self._seen_trades = len(self.portfolio.trades)
+        self.last_step_ts = engine.get("last_step_ts")
+        self.first_live_ts = engine.get("first_live_ts")
+        self.steps = int(engine.get("steps", 0))
+        self.signals = int(engine.get("signals", 0))
+        self._opened = {k: int(v) for k, v in engine.get("opened", {}).items()}
+        self._strategy_state = dict(state.strategy_states.get(self.strategy.strategy_name(), {}))
+        logger.info(
+            "run restored",
+            extra={
+                "run_id": self.run_id,
+                "bars": {s: len(v.ts) for s, v in self.series.items()},
+                "positions": len(self.portfolio.positions),
+                "trades": len(self.portfolio.trades),
+                "waiting_orders": sum(len(q) for q in self.broker.pending.values()),
+                "last_step": self.last_step_ts,
+            },
+        )
+        return True
+
+    def warm_up(self, bars: Mapping[str, Iterable[Bar6]]) -> int:
+        """Add history bars the strategy sees but never traded on; returns how many were new.
+
+        Only bars older than anything already held are added; they are stored at once.
+        """
+        stored: list[StoredBar] = []
+        for symbol, rows in bars.items():
+            series = self.series[symbol]
+            first = series.ts[0] if series.ts else None
+            new = [r for r in rows if first is None or r[0] < first]
+            if not new:
+                continue
+            if series.ts:
+                merged = _Series()
+                for r in new:
+                    merged.append(r, False)
+                for i in range(len(series.ts)):
+                    merged.append(
+                        (
+                            series.ts[i],
+                            series.o[i],
+                            series.h[i],
+                            series.low[i],
+                            series.c[i],
+                            series.v[i],
+                        ),
+                        series.live[i],
+                    )
+                self.series[symbol] = series = merged
+            else:
+                for r in new:
+                    series.append(r, False)
+            series.trim(self.max_bars)
+            stored.extend((symbol, self.timeframe, *r, False) for r in new)
+        if stored and self.store is not None:
+            self.store.save_bars(self.run_id, stored)
+        return len(stored)
+
+    # -- events --------------------------------------------------------------------------------
+    def on_price(
+        self, symbol: str, ts: int, o: float, h: float, low: float, c: float
+    ) -> StepOutcome:
+        """An update of the bar of ``symbol`` opened at ``ts`` that is still in progress.
+
+        Waiting orders fill at the bar's open (the first update of a new bar), stops and
+        targets are checked against the range so far, and the position is marked at ``c``.
+        """
+        if symbol not in self.series:
+            return StepOutcome()
+        last = self.last_bar_ts(symbol)
+        if last is not None and ts <= last:
+            return StepOutcome()  # an update of a bar already closed
+        if self._opened.get(symbol) != ts:
+            # the bar's first price: fill what waits for the open; the range starts with the
+            # next update (marking now would move equity before other symbols' opens fill,
+            # which a backtest step does not do)
+            self._apply_open(symbol, ts, o)
+            return self._commit(ts, bars=())
+        if symbol in self.portfolio.positions:
+            self.broker.on_bar_range(symbol, ts, o, h, low, c)
+        return self._commit(ts, bars=())
+
+    def on_bar(
+        self, symbol: str, ts: int, o: float, h: float, low: float, c: float, v: float
+    ) -> StepOutcome:
+        """A closed bar of ``symbol``; runs every step that became complete."""
+        if symbol not in self.series:
+            return StepOutcome()
+        last = self.last_bar_ts(symbol)
+        if last is not None and ts <= last:
+            self.duplicates += 1
+            return StepOutcome()
+        if self.first_live_ts is None:
+            self.first_live_ts = ts
+        self._queued[symbol].append((ts, o, h, low, c, v))
+        outcome = StepOutcome()
+        while True:
+            step_ts = self._ready_step()
+            if step_ts is None:
+                break
+            outcome = _merge(outcome, self._step(step_ts))
+        return outcome
+
+    def flush(self) -> StepOutcome:
+        """Run the steps of bars still queued (a symbol that went quiet): at most the oldest."""
+        outcome = StepOutcome()
+        pending = [q[0][0] for q in self._queued.values() if q]
+        if pending:
+            outcome = self._step(min(pending))
+        return outcome
+
+    # -- internals ---------------------------------------------------------------------------
+    def _ready_step(self) -> int | None:
+        """The oldest queued bar time every symbol has reached, or None."""
+        heads = [q[0][0] for q in self._queued.values() if q]
+        if not heads:
+            return None
+        ts = min(heads)
+        for symbol in self.symbols:
+            last = self.last_bar_ts(symbol)
+            if last is None or last < ts:
+                return None
+        return ts
+
+    def _apply_open(self, symbol: str, ts: int, open_price: float) -> None:
+        if self._opened.get(symbol) == ts:
+            return
+        if self.last_step_ts is not None and self._behind(symbol):
+            return  # the previous step has not run: its orders cannot exist yet
+        self._opened[symbol] = ts
+        if self.broker.pending.get(symbol):
+            self.broker.step = self.steps
+            self.broker.on_open(symbol, ts, open_price)
+
+    def _behind(self, symbol: str) -> bool:
+        last = self.last_bar_ts(symbol)
+        return bool(self._queued[symbol]) or (
+            last is not None and self.last_step_ts is not None and last > self.last_step_ts
+        )
+
+    def _step(self, ts: int) -> StepOutcome:
+        broker, portfolio = self.broker, self.portfolio
+        broker.step = self.steps
+        bars: list[tuple[str, Bar6]] = []
+        for symbol in self.symbols:
+            queue = self._queued[symbol]
+            if queue and queue[0][0] == ts:
+                bars.append((symbol, queue.pop(0)))
+        for symbol, bar in bars:
+            if self._opened.get(symbol) != ts:
+                self._opened[symbol] = ts
+                if broker.pending.get(symbol):
+                    broker.on_open(symbol, ts, bar[1])
+        closes: dict[str, float] = {}
+        for symbol, (_, o, h, low, c, _v) in bars:
+            if symbol in portfolio.positions:
+                broker.on_bar_range(symbol, ts, o, h, low, c)
+            closes[symbol] = c
+        for symbol, bar in bars:
+            series = self.series[symbol]
+            series.append(bar, True)
+            series.trim(self.max_bars)
+        self.last_step_ts = ts
+        self.steps += 1
+        market = self._market()
+        risk_market = _BacktestMarket(market)
+        risk_market.move(int(market.step_ts.size) - 1)
+        if self.risk.needs_bar_updates and self.risk.on_bar(ts, closes, portfolio):
+            count = broker.flatten(ts, closes)
+            logger.warning("black swan: flattening %d position(s)", count)
+        self._call_strategy(market, risk_market, ts, closes)
+        stored = [(s, self.timeframe, *bar, True) for s, bar in bars]
+        return self._commit(ts, bars=stored, step=True)
+
+    def _market(self) -> MarketData:
+        sources = {s: self.series[s].arrays(s, self.timeframe) for s in self.symbols}
+        return MarketData(sources, self.instruments, self.timeframe, self.extra_timeframes)
+
+    def _call_strategy(
+        self,
+        market: MarketData,
+        risk_market: _BacktestMarket,
+        ts: int,
+        closes: Mapping[str, float],
+    ) -> None:
+        strategy = self.strategy
+        view = market.view()
+        try:
+            strategy.on_init(view)
+            if self._strategy_state:
+                strategy.set_state(self._strategy_state)
+            last = int(market.step_ts.size) - 1
+            view.step = last
+            view.i = int(market.index_at_step(self.symbols[0], self.timeframe)[last])
+            signals: Sequence[Any] = strategy.on_bar(view, self.portfolio)
+            self._strategy_state = dict(strategy.get_state())
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise strategy_error(strategy, exc, ts) from exc
+        if not signals:
+            return
+        broker = self.broker
+        for signal in signals:
+            self.signals += 1
+            decision = self.risk.check(signal, self.portfolio, risk_market)
+            if isinstance(decision, Rejection):
+                continue
+            if len(self.symbols) > 1:
+                price = closes.get(signal.symbol, math.nan)
+            else:
+                price = closes.get(self.symbols[0], math.nan)
+            broker.submit_order(decision, ts, price)
+            self._track(decision)
+
+    def _track(self, order: Order) -> None:
+        waiting = any(o.id == order.id for o in self.broker.pending.get(order.symbol, ()))
+        status = "submitted" if waiting else "rejected"
+        self._orders[order.id] = StoredOrder(order, status)
+        self._new_orders.append(order.id)
+
+    def _commit(self, ts: int, *, bars: Sequence[StoredBar], step: bool = False) -> StepOutcome:
+        """Collect what changed since the last commit and write it in one transaction."""
+        broker, portfolio = self.broker, self.portfolio
+        outcome = StepOutcome(steps=1 if step else 0)
+        changed: dict[int, StoredOrder] = {}
+        for order_id in self._new_orders:
+            changed[order_id] = self._orders[order_id]
+        self._new_orders = []
+        status = broker.order_status
+        assert status is not None
+        for order_id, st in status.items():
+            stored = self._orders.get(order_id)
+            if stored is not None and stored.status != st:
+                stored = StoredOrder(stored.order, st)
+                self._orders[order_id] = stored
+                changed[order_id] = stored
+        status.clear()
+        fills = broker.fills()
+        outcome.fills = fills[self._seen_fills :]
+        self._seen_fills = len(fills)
+        outcome.closed = portfolio.trades[self._seen_trades :]
+        self._seen_trades = len(portfolio.trades)
+        outcome.orders = list(changed.values())
+        outcome.opened = [
+            portfolio.positions[f.symbol]
+            for f in outcome.fills
+            if f.reason == "entry" and f.symbol in portfolio.positions
+        ]
+        if self.store is not None and (outcome or bars):
+            self.store.record_step(
+                self.run_id,
+                ts=ts,
+                portfolio=portfolio,
+                checkpoints={b[0]: b[2] for b in bars},
+                strategy_states={self.strategy.strategy_name(): self._strategy_state},
+                orders=outcome.orders,
+                fills=outcome.fills,
+                trades=outcome.closed + self.broker.open_trades(),
+                bars=bars,
+                engine_state=self.engine_state(),
+            )
+        return outcome
+
+    def engine_state(self) -> dict[str, Any]:
+        """The kernel's own state as stored with every step."""
+        return {
+            "broker": self.broker.export_state(),
+            "last_step_ts": self.last_step_ts,
+            "first_live_ts": self.first_live_ts,
+            "steps": self.steps,
+            "signals": self.signals,
+            "opened": dict(self._opened),
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Equity, cash, positions and counters for the status file."""
+        p = self.portfolio
+        return {
+            "equity": p.equity,
+            "cash": p.balance,
+            "initial_balance": p.initial_balance,
+            "positions": [
+                {
+                    "symbol": pos.symbol,
+                    "side": "long" if pos.direction > 0 else "short",
+                    "quantity": pos.quantity,
+                    "entry_price": pos.entry_price,
+                    "mark": p.marks.get(pos.symbol),
+                    "stop_loss": pos.stop_loss,
+                    "take_profit": pos.take_profit,
+                }
+                for pos in p.positions.values()
+            ],
+            "trades": len(p.trades),
+            "waiting_orders": sum(len(q) for q in self.broker.pending.values()),
+            "steps": self.steps,
+            "signals": self.signals,
+            "last_bar_ts": self.last_step_ts,
+            "risk_state": str(self.risk.state),
+        }
+
+
+def _merge(a: StepOutcome, b: StepOutcome) -> StepOutcome:
+    return StepOutcome(
+        a.orders + b.orders,
+        a.fills + b.fills,
+        a.closed + b.closed,
+        a.opened + b.opened,
+        a.steps + b.steps,
+    )

@@ -1,0 +1,541 @@
+"""A paper-trading session: live exchange klines through the backtest kernel, durably.
+
+:class:`PaperSession` wires the pieces around one :class:`~tradeloop.engine.live.LiveKernel`:
+
+- the exchange's WebSocket kline stream runs on an asyncio loop in a feed thread and puts
+  events on a queue; this (main) thread drains it one event at a time;
+- warm-up history and every bar missed while the stream was down (or skipped by it) come from
+  the exchange's REST candles through ccxt, before the strategy sees a newer bar;
+- state goes to the state store at every step (SQLite file or PostgreSQL URL), so a killed
+  session restarted with the same arguments continues where it stopped;
+- ``status.json`` is rewritten atomically every iteration, a heartbeat line is logged, and
+  alerts go out on start, fills, errors, feed failures and shutdown;
+- :meth:`PaperSession.request_stop` (SIGINT/SIGTERM in the CLI) stops intake, finishes the
+  event in flight, persists, closes the feed and exits within a bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradeloop.adapters.ccxt.history import CcxtHistorySource
+from tradeloop.adapters.ccxt.live import closed_bars, instruments_for
+from tradeloop.adapters.feeds import FeedThread, KlineStream
+from tradeloop.adapters.feeds.events import FeedStatus, KlineUpdate
+from tradeloop.alerts import (
+    Alerter,
+    LogAlerter,
+    close_alert,
+    error_alert,
+    open_alert,
+    shutdown_alert,
+    start_alert,
+)
+from tradeloop.alerts.base import Alert
+from tradeloop.config.settings import Settings
+from tradeloop.core.errors import ConfigError, StrategyError, TemporaryError, VenueError
+from tradeloop.core.instrument import AssetClass, Instrument
+from tradeloop.core.time import to_iso
+from tradeloop.core.timeframes import timeframe_ns
+from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.live import LiveKernel, StepOutcome
+from tradeloop.engine.scheduler import Scheduler, schedule_for
+from tradeloop.engine.status import write_status
+from tradeloop.store.state import StateStore, open_state_store
+from tradeloop.strategy.base import Strategy
+
+__all__ = ["PaperConfig", "PaperSession", "default_run_id", "instrument_from_dict"]
+
+logger = logging.getLogger(__name__)
+
+#: run metadata that must match when a session restarts an existing run
+_IDENTITY = ("strategy", "params", "exchange", "market", "symbols", "timeframe", "balance")
+
+
+@dataclass(frozen=True, slots=True)
+class PaperConfig:
+    """Everything a paper session needs besides the strategy object.
+
+    Attributes
+    ----------
+    exchange, market
+        ccxt exchange id and ``spot``/``perp``.
+    symbols, timeframe
+        What to stream and trade.
+    balance, slippage_bps, fill_price, allow_short, risk
+        The backtest's fill and risk rules (:class:`BacktestConfig`).
+    run_id
+        Key of the run in the state store; the same id continues the run.
+    state_url
+        SQLite file path or ``postgresql://`` URL of the state store.
+    status_path
+        Where ``status.json`` is written.
+    warmup_bars
+        Closed bars fetched over REST before the first live bar (the strategy's history).
+    max_bars
+        Bars kept per symbol for the strategy's view.
+    until_ns
+        Stop (exit 0) once the bar opened at this time has been processed.
+    stale_after_s
+        Feed watchdog: reconnect when no message came for this long.
+    heartbeat_s
+        Seconds between heartbeat log lines.
+    alert_after_failures
+        Alert after this many failed reconnection attempts in a row.
+    step_grace_s
+        Multi-symbol runs: run a step after this long even if a symbol has not closed the bar.
+    shutdown_timeout_s
+        Bound on a graceful shutdown.
+    fresh
+        Delete a stored run of the same id before starting.
+    calendar
+        Market calendar (``XNYS``...) or None for 24/7 crypto trading.
+    """
+
+    exchange: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    run_id: str
+    state_url: str
+    status_path: Path
+    market: str = "spot"
+    balance: float = 10_000.0
+    slippage_bps: float = 0.0
+    fill_price: str = "next_open"
+    allow_short: bool = True
+    risk: str = "permissive"
+    warmup_bars: int = 500
+    max_bars: int = 100_000
+    until_ns: int | None = None
+    stale_after_s: float = 60.0
+    heartbeat_s: float = 60.0
+    alert_after_failures: int = 5
+    step_grace_s: float = 5.0
+    shutdown_timeout_s: float = 10.0
+    fresh: bool = False
+    calendar: str | None = None
+    settings: Settings = field(default_factory=Settings)
+
+    def backtest_config(self, trade_start: int | None = None) -> BacktestConfig:
+        """The fill and risk rules as a :class:`BacktestConfig` (the parity replay uses it)."""
+        return BacktestConfig(
+            balance=self.balance,
+            slippage_bps=self.slippage_bps,
+            fill_price=self.fill_price,  # type: ignore[arg-type]
+            allow_short=self.allow_short,
+            risk=self.risk,  # type: ignore[arg-type]
+            trade_start=trade_start,
+        )
+
+
+def default_run_id(strategy: str, exchange: str, symbols: tuple[str, ...], timeframe: str) -> str:
+    """A stable run id from what the session trades (``paper-sma_cross-binance-BTCUSDT-1m``).
+
+    >>> default_run_id("sma_cross", "binance", ("BTC/USDT",), "1m")
+    'paper-sma_cross-binance-BTCUSDT-1m'
+    """
+    syms = "+".join(re.sub(r"[^A-Za-z0-9]", "", s.split(":")[0]) for s in symbols)
+    return f"paper-{strategy}-{exchange}-{syms}-{timeframe}"
+
+
+def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
+    """Rebuild an :class:`Instrument` stored as a dict in run metadata."""
+    values = dict(data)
+    values["asset_class"] = AssetClass(values.get("asset_class", "crypto"))
+    return Instrument(**values)
+
+
+class PaperSession:
+    """One paper-trading session (see the module docstring).
+
+    Parameters
+    ----------
+    strategy
+        The strategy object.
+    config
+        Session settings.
+    alerter
+        Where alerts go (default: the log).
+    source
+        The exchange's REST history source (built from settings when None).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        config: PaperConfig,
+        *,
+        alerter: Alerter | None = None,
+        source: CcxtHistorySource | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.config = config
+        self.alerter: Alerter = alerter if alerter is not None else LogAlerter()
+        self._source = source
+        self._stop = threading.Event()
+        self.tf_ns = timeframe_ns(config.timeframe)
+        self.feed_state = "connecting"
+        self.reconnects = 0
+        self.failures = 0
+        self.malformed = 0
+        self.messages = 0
+        self.backfilled = 0
+        self.outside_session = 0
+        self.started_wall = time.time()
+        self._last_message = time.monotonic()
+        self._last_heartbeat = time.monotonic()
+        self._last_status = 0.0
+        self._first_queued_wall: float | None = None
+        self.kernel: LiveKernel | None = None
+        self.store: StateStore | None = None
+        self.scheduler = Scheduler(
+            schedule_for(config.calendar or config.exchange),
+            on_session_open=self._session_open,
+            on_session_close=self._session_close,
+        )
+
+    # -- control -------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the session to stop after the event in flight (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop.is_set()
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped or ``until_ns``; returns the process exit code (0: clean stop).
+
+        Raises
+        ------
+        ConfigError
+            For a stored run that does not match the arguments, an unknown symbol, ...
+        StrategyError
+            When strategy code raises (after an error alert; the state stays consistent).
+        """
+        cfg = self.config
+        self.store = store = open_state_store(cfg.state_url)
+        reason = "stopped"
+        feed: FeedThread | None = None
+        try:
+            kernel = self._open_run(store)
+            self.kernel = kernel
+            stream = KlineStream.from_settings(
+                cfg.exchange,
+                list(cfg.symbols),
+                [cfg.timeframe],
+                cfg.settings.exchange(cfg.exchange),
+                market=cfg.market,
+                stale_after_s=cfg.stale_after_s,
+                alert_after_failures=cfg.alert_after_failures,
+            )
+            events: queue.Queue[Any] = queue.Queue()
+            feed = FeedThread(stream, events)
+            feed.start()
+            self.alerter.send(
+                start_alert(
+                    "paper",
+                    self.strategy.strategy_name(),
+                    list(cfg.symbols),
+                    cfg.timeframe,
+                    kernel.portfolio.equity,
+                )
+            )
+            reason = self._loop(kernel, events)
+        except StrategyError as exc:
+            reason = "strategy error"
+            self.alerter.send(error_alert("strategy error", str(exc)))
+            raise
+        except Exception as exc:
+            reason = f"error: {type(exc).__name__}"
+            self.alerter.send(error_alert("session error", f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            self._shutdown(feed, reason)
+        return 0
+
+    def _open_run(self, store: StateStore) -> LiveKernel:
+        cfg = self.config
+        meta = store.load_run_meta(cfg.run_id)
+        if meta is not None and cfg.fresh:
+            store.delete_run(cfg.run_id)
+            meta = None
+        wanted = self._meta(None)
+        if meta is not None:
+            diffs = [k for k in _IDENTITY if meta.get(k) != wanted.get(k)]
+            if diffs:
+                detail = ", ".join(
+                    f"{k}: stored {meta.get(k)!r}, given {wanted.get(k)!r}" for k in diffs
+                )
+                raise ConfigError(
+                    f"run {cfg.run_id!r} in {cfg.state_url} was started with other settings "
+                    f"({detail}); pass --run-id for a new run or --fresh to start this one over"
+                )
+            instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
+        else:
+            instruments = instruments_for(self.source, cfg.symbols)
+            store.save_run_meta(cfg.run_id, self._meta(instruments), time.time_ns())
+        kernel = LiveKernel(
+            self.strategy,
+            instruments,
+            cfg.timeframe,
+            cfg.backtest_config(),
+            run_id=cfg.run_id,
+            store=store,
+            max_bars=cfg.max_bars,
+        )
+        if kernel.restore():
+            logger.info("continuing run %s", cfg.run_id)
+        return kernel
+
+    @property
+    def source(self) -> CcxtHistorySource:
+        """The exchange's REST history source (built on first use)."""
+        if self._source is None:
+            cfg = self.config
+            self._source = CcxtHistorySource(
+                cfg.exchange, cfg.market, cfg.settings.exchange(cfg.exchange), cfg.settings.retry
+            )
+        return self._source
+
+    def _meta(self, instruments: Mapping[str, Instrument] | None) -> dict[str, Any]:
+        cfg = self.config
+        cls = type(self.strategy)
+        meta: dict[str, Any] = {
+            "mode": "paper",
+            "strategy": self.strategy.strategy_name(),
+            "strategy_class": f"{cls.__module__}:{cls.__qualname__}",
+            "params": dict(self.strategy.params),
+            "exchange": cfg.exchange,
+            "market": cfg.market,
+            "symbols": list(cfg.symbols),
+            "timeframe": cfg.timeframe,
+            "balance": cfg.balance,
+            "slippage_bps": cfg.slippage_bps,
+            "fill_price": cfg.fill_price,
+            "allow_short": cfg.allow_short,
+            "risk": cfg.risk,
+        }
+        if instruments is not None:
+            meta["instruments"] = {
+                s: {**asdict(i), "asset_class": i.asset_class.value} for s, i in instruments.items()
+            }
+        return meta
+
+    def _loop(self, kernel: LiveKernel, events: queue.Queue[Any]) -> str:
+        cfg = self.config
+        while not self._stop.is_set():
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                event = None
+            if isinstance(event, KlineUpdate):
+                self._on_kline(kernel, event)
+            elif isinstance(event, FeedStatus):
+                self._on_feed_status(event)
+            self._flush_quiet_symbols(kernel)
+            self._housekeeping(kernel)
+            if (
+                cfg.until_ns is not None
+                and kernel.last_step_ts is not None
+                and kernel.last_step_ts >= cfg.until_ns
+            ):
+                return "until reached"
+        return "stop requested"
+
+    def _on_kline(self, kernel: LiveKernel, ev: KlineUpdate) -> None:
+        cfg = self.config
+        self.messages += 1
+        self._last_message = time.monotonic()
+        if ev.symbol not in kernel.series or ev.timeframe != cfg.timeframe:
+            return
+        if not self.scheduler.update(ev.ts):
+            self.outside_session += 1
+            return
+        try:
+            if not kernel.has_history and cfg.warmup_bars > 0:
+                start = ev.ts - cfg.warmup_bars * self.tf_ns
+                history = {
+                    s: closed_bars(self.source, s, cfg.timeframe, start, ev.ts)
+                    for s in kernel.symbols
+                }
+                added = kernel.warm_up(history)
+                logger.info("warm-up: %d bars before %s", added, to_iso(ev.ts))
+            gap = kernel.missing_before(ev.symbol, ev.ts)
+            if gap is not None:
+                bars = closed_bars(self.source, ev.symbol, cfg.timeframe, *gap)
+                self.backfilled += len(bars)
+                logger.info(
+                    "backfill %s: %d bar(s) %s -> %s",
+                    ev.symbol,
+                    len(bars),
+                    to_iso(gap[0]),
+                    to_iso(gap[1]),
+                )
+                for bar in bars:
+                    self._after(kernel.on_bar(ev.symbol, *bar))
+        except (TemporaryError, VenueError) as exc:
+            # the next update finds the same gap and tries again
+            logger.warning("REST backfill failed: %s", exc)
+            self.alerter.send(error_alert("backfill failed", str(exc)))
+            return
+        if ev.closed:
+            out = kernel.on_bar(ev.symbol, ev.ts, ev.open, ev.high, ev.low, ev.close, ev.volume)
+        else:
+            out = kernel.on_price(ev.symbol, ev.ts, ev.open, ev.high, ev.low, ev.close)
+        self._after(out)
+
+    def _after(self, out: StepOutcome) -> None:
+        if not out:
+            return
+        for pos in out.opened:
+            self.alerter.send(
+                open_alert(
+                    pos.symbol,
+                    "long" if pos.direction > 0 else "short",
+                    pos.quantity,
+                    pos.entry_price,
+                    pos.stop_loss,
+                    pos.take_profit,
+                )
+            )
+        for trade in out.closed:
+            self.alerter.send(
+                close_alert(
+                    trade.symbol,
+                    "long" if trade.direction > 0 else "short",
+                    trade.quantity,
+                    trade.entry_price,
+                    trade.exit_price if trade.exit_price is not None else float("nan"),
+                    trade.pnl,
+                    trade.exit_reason.value if trade.exit_reason is not None else "",
+                )
+            )
+        if out.steps:
+            self._write_status(force=True)
+
+    def _on_feed_status(self, ev: FeedStatus) -> None:
+        self._last_message = time.monotonic()
+        if ev.state == "malformed":
+            self.malformed += 1
+            return
+        self.feed_state = ev.state
+        self.reconnects = ev.reconnects
+        self.failures = ev.attempt
+        if ev.state == "failed":
+            self.alerter.send(
+                Alert(
+                    "warning",
+                    "feed failing",
+                    f"{ev.exchange}: {ev.attempt} failed connection attempts in a row",
+                    {"detail": ev.detail[:200]},
+                )
+            )
+        elif ev.state == "stale":
+            self.alerter.send(
+                Alert("warning", "feed stale", f"{ev.exchange}: no message, reconnecting", {})
+            )
+
+    def _flush_quiet_symbols(self, kernel: LiveKernel) -> None:
+        if len(kernel.symbols) < 2:
+            return
+        if not kernel.has_queued:
+            self._first_queued_wall = None
+            return
+        now = time.monotonic()
+        if self._first_queued_wall is None:
+            self._first_queued_wall = now
+        elif now - self._first_queued_wall >= self.config.step_grace_s:
+            self._after(kernel.flush())
+            self._first_queued_wall = None
+
+    def _housekeeping(self, kernel: LiveKernel) -> None:
+        now = time.monotonic()
+        self._write_status()
+        if now - self._last_heartbeat >= self.config.heartbeat_s:
+            self._last_heartbeat = now
+            logger.info("heartbeat", extra=self.health())
+
+    # -- health --------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Feed and engine health: last-bar age, message age, reconnects, failures."""
+        kernel = self.kernel
+        last = kernel.last_step_ts if kernel is not None else None
+        return {
+            "feed_state": self.feed_state,
+            "reconnects": self.reconnects,
+            "failed_attempts": self.failures,
+            "messages": self.messages,
+            "malformed": self.malformed,
+            "backfilled_bars": self.backfilled,
+            "last_message_age_s": round(time.monotonic() - self._last_message, 3),
+            "last_bar_age_s": None
+            if last is None
+            else round(time.time() - (last + self.tf_ns) / 1e9, 3),
+        }
+
+    def status(self) -> dict[str, Any]:
+        """The document written to ``status.json``."""
+        cfg = self.config
+        kernel = self.kernel
+        out: dict[str, Any] = {
+            "mode": "paper",
+            "run_id": cfg.run_id,
+            "pid": os.getpid(),
+            "strategy": self.strategy.strategy_name(),
+            "exchange": cfg.exchange,
+            "symbols": list(cfg.symbols),
+            "timeframe": cfg.timeframe,
+            "started_at": to_iso(int(self.started_wall * 1e9)),
+            "updated_at": to_iso(time.time_ns()),
+            "stopping": self.stopping,
+            "feed": self.health(),
+        }
+        if kernel is not None:
+            out.update(kernel.status())
+            last = kernel.last_step_ts
+            out["last_bar_time"] = None if last is None else to_iso(last)
+        return out
+
+    def _write_status(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < 0.5:
+            return
+        self._last_status = now
+        try:
+            write_status(self.config.status_path, self.status())
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.config.status_path, exc)
+
+    # -- shutdown ------------------------------------------------------------------------------
+    def _shutdown(self, feed: FeedThread | None, reason: str) -> None:
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        if feed is not None:
+            feed.stop(max(0.5, deadline - time.monotonic()))
+        kernel = self.kernel
+        self._write_status(force=True)
+        if kernel is not None:
+            self.alerter.send(
+                shutdown_alert(reason, kernel.portfolio.equity, len(kernel.portfolio.positions))
+            )
+        self.alerter.close(max(0.5, deadline - time.monotonic()))
+        if self.store is not None:
+            self.store.close()
+        logger.info("session stopped: %s", reason)
+
+    def _session_open(self, ts: int) -> None:
+        logger.info("market session opens at %s", to_iso(ts))
+
+    def _session_close(self, ts: int) -> None:
+        logger.info("market session closes at %s", to_iso(ts))

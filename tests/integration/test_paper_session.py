@@ -1,0 +1,396 @@
+"""`tradeloop paper` end to end: a real WebSocket replay server speaking Binance's kline stream,
+the local REST venue for warm-up and backfill, the real state store, and real faults
+(SIGKILL, dropped connections with skipped bars, a failing Discord webhook, SIGTERM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tradeloop.config.settings import ExchangeSettings, Settings
+from tradeloop.core.time import to_iso
+from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.live import LiveKernel
+from tradeloop.engine.paper import PaperConfig, PaperSession, instrument_from_dict
+from tradeloop.engine.parity import parity_report
+from tradeloop.store.state import StateStore, open_state_store
+from tradeloop.strategy.examples.sma_cross import SmaCross
+from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.venue import LocalVenueServer, VenueData
+from tradeloop.testing.venue.data import recorded_venues
+from tradeloop.testing.webhook import WebhookServer
+
+START_MS = 1_747_699_200_000 + 1_000 * 60_000  # 2025-05-20 16:40 UTC, inside the 1m recording
+RUN_ID = "paper-sma_cross-binance-BTCUSDT-1m"
+PARAMS = ["-p", "fast=5", "-p", "slow=20", "-p", "short=true", "-p", "stop_loss=0.004"]
+
+
+@pytest.fixture(scope="module")
+def venue(shared_data: Path) -> VenueData:
+    return recorded_venues(shared_data, open_interest=False)
+
+
+@pytest.fixture
+def rest(venue: VenueData) -> Iterator[LocalVenueServer]:
+    with LocalVenueServer(venue) as server:
+        yield server
+
+
+def _paper_cmd(state: str, status: Path, until_ms: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tradeloop",
+        "paper",
+        "--strategy",
+        "sma_cross",
+        "--exchange",
+        "binance",
+        "--symbol",
+        "BTC/USDT",
+        "--timeframe",
+        "1m",
+        "--balance",
+        "10000",
+        *PARAMS,
+        "--state",
+        state,
+        "--status-file",
+        str(status),
+        "--warmup",
+        "60",
+        "--until",
+        to_iso(until_ms * 1_000_000),
+        *extra,
+    ]
+
+
+def _env(rest: LocalVenueServer, ws: ReplayServer) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(TRADELOOP_BINANCE_URL=rest.url, TRADELOOP_BINANCE_WS_URL=ws.url)
+    env.pop("TRADELOOP_DISCORD_WEBHOOK_URL", None)
+    return env
+
+
+def _uninterrupted(store: StateStore) -> LiveKernel:
+    """The run the stored bars describe, replayed in one go through a fresh kernel."""
+    meta = store.load_run_meta(RUN_ID)
+    assert meta is not None
+    instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
+    kernel = LiveKernel(
+        SmaCross(**meta["params"]), instruments, "1m", BacktestConfig(balance=10_000)
+    )
+    rows = store.load_bars(RUN_ID, "BTC/USDT", "1m")
+    kernel.warm_up({"BTC/USDT": [r[:6] for r in rows if not r[6]]})
+    for ts, o, h, low, c, v, _live in (r for r in rows if r[6]):
+        kernel.on_price("BTC/USDT", ts, o, o, o, o)
+        kernel.on_bar("BTC/USDT", ts, o, h, low, c, v)
+    return kernel
+
+
+def _trade_keys(trades) -> list[tuple]:
+    return [
+        (
+            t.id,
+            t.direction,
+            t.quantity,
+            t.entry_ts,
+            t.entry_price,
+            t.exit_ts,
+            t.exit_price,
+            t.exit_reason,
+        )
+        for t in trades
+    ]
+
+
+def _assert_bars_are_the_recording(store: StateStore, venue: VenueData, first_ms: int) -> None:
+    rows = store.load_bars(RUN_ID, "BTC/USDT", "1m")
+    ts_ms = [r[0] // 1_000_000 for r in rows]
+    assert ts_ms[0] == first_ms
+    assert ts_ms == list(range(ts_ms[0], ts_ms[-1] + 1, 60_000)), "no bar lost or doubled"
+    candles = venue.candles("binance", "spot", "BTCUSDT", "1m")
+    assert candles is not None
+    i = int((candles.ts == ts_ms[0]).nonzero()[0][0])
+    assert [r[4] for r in rows] == candles.close[i : i + len(rows)].tolist()
+
+
+def test_paper_cli_trades_and_parity_reports_zero_differences(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange
+    end_ms = START_MS + 300 * 60_000
+    with ReplayServer(
+        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+    ) as ws:
+        state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+        # Act
+        proc = subprocess.run(
+            _paper_cmd(state, status, end_ms - 60_000),
+            env=_env(rest, ws),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    # Assert
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(status.read_text())
+    assert doc["mode"] == "paper"
+    assert doc["steps"] == 300
+    assert doc["last_bar_time"].startswith(to_iso((end_ms - 60_000) * 1_000_000)[:16])
+    assert doc["feed"]["feed_state"] == "connected"
+    with open_state_store(state) as store:
+        _assert_bars_are_the_recording(store, venue, START_MS - 60 * 60_000)
+        trades = store.load_trades(RUN_ID)
+        assert len(trades) >= 5
+        report = parity_report(store, RUN_ID)
+    assert report.live_bars == 300
+    assert report.orders >= 5
+    assert report.differences == []
+    parity = subprocess.run(
+        [sys.executable, "-m", "tradeloop", "parity", RUN_ID, "--state", state],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert parity.returncode == 0, parity.stdout + parity.stderr
+    assert "identical" in parity.stdout
+
+
+def test_sigkill_at_random_points_and_restart_continues_exactly(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: the replay runs on while the engine is dead; restarts backfill over REST
+    end_ms = START_MS + 1_500 * 60_000
+    until = end_ms - 60_000
+    state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+    rng = random.Random(7)
+    kills = 0
+    with ReplayServer(
+        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.02, advance_when_idle=True
+    ) as ws:
+        env = _env(rest, ws)
+        cmd = _paper_cmd(state, status, until)
+        # Act: kill -9 at random moments, at least five times
+        while kills < 6:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(2.5, 5.0))
+            if proc.poll() is not None:
+                pytest.fail(f"paper exited early: {proc.stderr.read().decode()[-2000:]}")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            kills += 1
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    # Assert
+    assert final.returncode == 0, final.stderr[-3000:]
+    with open_state_store(state) as store:
+        rows = store.load_bars(RUN_ID, "BTC/USDT", "1m")
+        assert rows[-1][0] == until * 1_000_000
+        first_live = next(r[0] for r in rows if r[6])
+        _assert_bars_are_the_recording(store, venue, rows[0][0] // 1_000_000)
+        reference = _uninterrupted(store)
+        state_after = store.load_run(RUN_ID)
+        assert state_after is not None
+        assert state_after.portfolio is not None
+        stored = state_after.portfolio
+        closed = [t for t in stored.trades if t.exit_ts is not None]
+        assert len({t.id for t in stored.trades}) == len(stored.trades), "a trade is duplicated"
+        assert _trade_keys(closed) == _trade_keys(reference.portfolio.trades)
+        assert stored.positions == reference.portfolio.positions
+        assert stored.balance == reference.portfolio.balance
+        assert len(closed) >= 10
+        report = parity_report(store, RUN_ID)
+    assert report.differences == []
+    assert first_live < until * 1_000_000
+
+
+def _session(
+    rest: LocalVenueServer, ws: ReplayServer, tmp_path: Path, until_ms: int, **kw
+) -> PaperSession:
+    settings = Settings(
+        exchanges={"binance": ExchangeSettings(url=rest.url, ws_url=ws.url)},
+    )
+    cfg = PaperConfig(
+        exchange="binance",
+        symbols=("BTC/USDT",),
+        timeframe="1m",
+        run_id=RUN_ID,
+        state_url=str(tmp_path / "state.db"),
+        status_path=tmp_path / "status.json",
+        warmup_bars=60,
+        until_ns=until_ms * 1_000_000,
+        settings=settings,
+        **kw,
+    )
+    return PaperSession(SmaCross(fast=5, slow=20, short=True, stop_loss=0.004), cfg)
+
+
+def test_dropped_connection_with_skipped_bars_is_backfilled(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange
+    end_ms = START_MS + 400 * 60_000
+    with ReplayServer(
+        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+    ) as ws:
+        session = _session(rest, ws, tmp_path, end_ms - 60_000)
+        runner = threading.Thread(target=session.run)
+        runner.start()
+        # Act: twice, drop every connection and skip bars while the client is away
+        for at in (START_MS + 100 * 60_000, START_MS + 250 * 60_000):
+            assert ws.wait_for(at, timeout=30)
+            ws.pause()
+            ws.drop()
+            ws.skip(25)
+            ws.resume()
+        runner.join(timeout=60)
+    # Assert
+    assert not runner.is_alive()
+    assert session.backfilled >= 50
+    assert session.reconnects >= 2
+    with open_state_store(tmp_path / "state.db") as store:
+        _assert_bars_are_the_recording(store, venue, START_MS - 60 * 60_000)
+        reference = _uninterrupted(store)
+        trades = [t for t in store.load_trades(RUN_ID) if t.exit_ts is not None]
+        assert _trade_keys(trades) == _trade_keys(reference.portfolio.trades)
+        assert parity_report(store, RUN_ID).differences == []
+
+
+def test_failing_discord_webhook_never_blocks_the_engine(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: the webhook answers 429 (retry after 0.2 s), then 500, then works
+    end_ms = START_MS + 200 * 60_000
+    with (
+        WebhookServer() as hook,
+        ReplayServer(
+            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+        ) as ws,
+    ):
+        hook.script(
+            [
+                (429, {"Retry-After": "0.2"}, {"retry_after": 0.2, "global": False}),
+                (500, {}, None),
+            ]
+        )
+        state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+        cmd = _paper_cmd(state, status, end_ms - 60_000, "--discord-webhook", hook.url)
+        # Act
+        proc = subprocess.run(cmd, env=_env(rest, ws), capture_output=True, text=True, timeout=120)
+        posts = hook.posts
+    # Assert: the run completed, and start, trade and shutdown embeds were delivered
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(status.read_text())["steps"] == 200
+    assert [p.status for p in posts[:3]] == [429, 500, 204]
+    delivered = [p.body for p in posts if p.status == 204]
+    titles = [b["embeds"][0]["title"] for b in delivered]
+    assert titles[0].startswith("tradeloop started (paper)")
+    assert titles[-1] == "tradeloop stopped"
+    assert any(t.startswith("Opened") for t in titles)
+    assert any(t.startswith("Closed") for t in titles)
+    for body in delivered:
+        assert body["username"] == "tradeloop"
+        embed = body["embeds"][0]
+        assert isinstance(embed["color"], int)
+        assert all(f["inline"] is True for f in embed.get("fields", []))
+
+
+def test_sigterm_stops_cleanly_within_a_bound_with_state_saved(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange
+    end_ms = START_MS + 3_000 * 60_000
+    with ReplayServer(
+        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.05, advance_when_idle=False
+    ) as ws:
+        state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+        cmd = _paper_cmd(state, status, end_ms - 60_000, "-v")
+        proc = subprocess.Popen(
+            cmd, env=_env(rest, ws), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert ws.wait_for(START_MS + 60 * 60_000, timeout=60)
+        # Act
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+    # Assert
+    assert proc.returncode == 0, err[-3000:]
+    assert took < 15
+    assert "tradeloop stopped" in err
+    doc = json.loads(status.read_text())
+    assert doc["stopping"] is True
+    assert doc["steps"] >= 50
+    with open_state_store(state) as store:
+        assert store.load_engine_state(RUN_ID)["steps"] == doc["steps"]
+
+
+def test_restart_with_other_settings_is_refused(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    end_ms = START_MS + 30 * 60_000
+    with ReplayServer(
+        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+    ) as ws:
+        state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+        first = subprocess.run(
+            _paper_cmd(state, status, end_ms - 60_000),
+            env=_env(rest, ws),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert first.returncode == 0, first.stderr[-2000:]
+        again = subprocess.run(
+            [*_paper_cmd(state, status, end_ms - 60_000), "--balance", "5000"],
+            env=_env(rest, ws),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert again.returncode == 2
+    assert "balance" in again.stderr
+    assert "--fresh" in again.stderr
+
+
+def test_paper_session_on_postgresql(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path, pg_url: str
+) -> None:
+    # Arrange: a clean schema of its own on the real server
+    import psycopg
+
+    schema = f"paper_{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    end_ms = START_MS + 200 * 60_000
+    sep = "&" if "?" in pg_url else "?"
+    url = f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    try:
+        with ReplayServer(
+            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+        ) as ws:
+            # Act
+            session = _session(rest, ws, tmp_path, end_ms - 60_000)
+            object.__setattr__(session.config, "state_url", url)
+            assert session.run() == 0
+        # Assert
+        with open_state_store(url) as store:
+            assert store.backend == "postgresql"
+            _assert_bars_are_the_recording(store, venue, START_MS - 60 * 60_000)
+            assert parity_report(store, RUN_ID).differences == []
+            assert store.load_engine_state(RUN_ID)["steps"] == 200
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
