@@ -394,3 +394,49 @@ def test_paper_session_on_postgresql(
     finally:
         with psycopg.connect(pg_url, autocommit=True) as con:
             con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_risk_file_halt_is_alerted_and_survives_a_restart(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: a risk file with a 0.2% daily loss limit (the strategy loses more than that
+    # within the first hours), a webhook, and a run stopped and restarted mid-halt
+    risk = tmp_path / "risk.toml"
+    risk.write_text('profile = "permissive"\n[kill_switch]\ndaily_loss_pct = 0.002\n')
+    end_ms = START_MS + 300 * 60_000
+    state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+    with (
+        WebhookServer() as hook,
+        ReplayServer(
+            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+        ) as ws,
+    ):
+        extra = ("--risk", str(risk), "--discord-webhook", hook.url)
+        # Act
+        runs = [
+            subprocess.run(
+                _paper_cmd(state, status, until, *extra),
+                env=_env(rest, ws),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            for until in (START_MS + 150 * 60_000, end_ms - 60_000)
+        ]
+        titles = [p.body["embeds"][0]["title"] for p in hook.posts if p.status == 204]
+    # Assert: the halt was alerted once, is in the status file, and held after the restart
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert titles.count("Trading halted: daily_loss") == 1
+    assert json.loads(status.read_text())["risk_state"] == "halted"
+    with open_state_store(state) as store:
+        engine = store.load_engine_state(RUN_ID)
+        events = engine["risk"]["kill_switch"]["events"]
+        assert [e[1] for e in events] == ["daily_loss"]
+        halted_at = events[0][0]
+        assert halted_at < (START_MS + 150 * 60_000) * 1_000_000  # before the restart
+        trades = store.load_trades(RUN_ID)
+        assert trades
+        assert all(t.entry_ts <= halted_at for t in trades)
+        assert store.load_run_meta(RUN_ID)["risk"]["kill_switch"] == {"daily_loss_pct": 0.002}
+        assert parity_report(store, RUN_ID).differences == []

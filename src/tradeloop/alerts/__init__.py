@@ -21,6 +21,7 @@ from tradeloop.alerts.messages import (
     close_alert,
     error_alert,
     open_alert,
+    risk_alert,
     shutdown_alert,
     start_alert,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "discord_payload",
     "error_alert",
     "open_alert",
+    "risk_alert",
     "shutdown_alert",
     "start_alert",
 ]

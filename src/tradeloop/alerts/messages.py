@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tradeloop.alerts.base import Alert, FieldValue
+from tradeloop.alerts.base import Alert, AlertKind, FieldValue
 
-__all__ = ["close_alert", "error_alert", "open_alert", "shutdown_alert", "start_alert"]
+__all__ = [
+    "close_alert",
+    "error_alert",
+    "open_alert",
+    "risk_alert",
+    "shutdown_alert",
+    "start_alert",
+]
 
 
 def start_alert(
@@ -76,6 +83,27 @@ def close_alert(
 def error_alert(title: str, detail: str = "") -> Alert:
     """Return an ``error`` alert."""
     return Alert("error", title, message=detail)
+
+
+def risk_alert(cause: str, state_from: str, state_to: str, detail: str = "") -> Alert:
+    """Return the alert of a change of trading state (the risk engine's kill switches).
+
+    A halt or a reduction is a ``warning``; a return to active trading is ``info``.
+
+    >>> a = risk_alert("daily_loss", "active", "halted", "equity 9,790 is 2.1% under ...")
+    >>> (a.kind, a.title)
+    ('warning', 'Trading halted: daily_loss')
+    """
+    kind: AlertKind = "info" if state_to == "active" else "warning"
+    verb = {"halted": "halted", "reducing": "reducing only", "active": "resumed"}.get(
+        state_to, state_to
+    )
+    return Alert(
+        kind,
+        f"Trading {verb}: {cause}",
+        message=detail,
+        fields={"cause": cause, "from": state_from, "to": state_to},
+    )
 
 
 def shutdown_alert(reason: str, equity: float, open_positions: int) -> Alert:

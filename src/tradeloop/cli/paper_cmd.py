@@ -27,6 +27,19 @@ def _fail(exc: TradeloopError) -> typer.Exit:
     return fail(exc)
 
 
+def _risk_setting(value: str) -> str | dict[str, object]:
+    """A profile name as is; a TOML file's parsed content (checked, errors name the file)."""
+    import tomllib
+
+    from tradeloop.risk.config import load_risk_config
+
+    path = Path(value)
+    if not (value.endswith(".toml") or path.is_file()):
+        return value
+    load_risk_config(path)  # a clear error naming the file and the setting
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
 def paper(
     strategy: Annotated[
         str,
@@ -47,7 +60,14 @@ def paper(
     fill_price: Annotated[
         str, typer.Option(help="Fill market orders at 'next_open' or at the signal bar's 'close'.")
     ] = "next_open",
-    risk: Annotated[str, typer.Option(help="Risk profile: permissive or default.")] = "permissive",
+    risk: Annotated[
+        str,
+        typer.Option(
+            help="Risk profile (permissive or default) or a risk TOML file, as for "
+            "'tradeloop backtest --risk'. The run keeps the file's content: kill-switch state "
+            "(a daily-loss halt) survives restarts."
+        ),
+    ] = "permissive",
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
@@ -134,7 +154,7 @@ def paper(
             balance=balance,
             slippage_bps=slippage_bps,
             fill_price=fill_price,
-            risk=risk,
+            risk=_risk_setting(risk),
             run_id=run_id
             or default_run_id(strat.strategy_name(), exchange.lower(), symbols, timeframe),
             state_url=state or str(settings.state_url),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, StrategyError
@@ -67,50 +68,93 @@ class StepOutcome:
         return bool(self.orders or self.fills or self.closed or self.opened or self.steps)
 
 
+Bar6 = tuple[int, float, float, float, float, float]
+
+
 class _Series:
-    """A growing bar buffer of one symbol (Python lists; arrays are built per step)."""
+    """A growing bar buffer of one symbol.
 
-    __slots__ = ("c", "h", "live", "low", "o", "ts", "v")
+    Bars live in preallocated numpy columns that double when full; :meth:`arrays` hands out
+    views of the held range, so a step costs O(1) here whatever the window. Trimming moves
+    the start; the columns are compacted when the dropped head outgrows the held bars. A view
+    handed out earlier stays valid: appends write past its end, compaction copies.
+    """
 
-    def __init__(self) -> None:
-        self.ts: list[int] = []
-        self.o: list[float] = []
-        self.h: list[float] = []
-        self.low: list[float] = []
-        self.c: list[float] = []
-        self.v: list[float] = []
-        self.live: list[bool] = []
+    __slots__ = ("_live", "_prices", "_start", "_stop", "_ts")
 
-    def append(self, bar: tuple[int, float, float, float, float, float], live: bool) -> None:
-        ts, o, h, low, c, v = bar
-        self.ts.append(ts)
-        self.o.append(o)
-        self.h.append(h)
-        self.low.append(low)
-        self.c.append(c)
-        self.v.append(v)
-        self.live.append(live)
+    def __init__(self, capacity: int = 1024) -> None:
+        self._ts = np.empty(capacity, dtype=np.int64)
+        self._prices = np.empty((5, capacity), dtype=np.float64)  # open high low close volume
+        self._live = np.empty(capacity, dtype=np.bool_)
+        self._start = 0
+        self._stop = 0
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @property
+    def ts(self) -> NDArray[np.int64]:
+        """Open times of the held bars (a view)."""
+        return self._ts[self._start : self._stop]
+
+    @property
+    def live(self) -> NDArray[np.bool_]:
+        """Whether each held bar was streamed (True) or history (False)."""
+        return self._live[self._start : self._stop]
+
+    def last_ts(self) -> int | None:
+        """Open time of the newest held bar."""
+        return int(self._ts[self._stop - 1]) if self._stop > self._start else None
+
+    def first_ts(self) -> int | None:
+        """Open time of the oldest held bar."""
+        return int(self._ts[self._start]) if self._stop > self._start else None
+
+    def rows(self) -> list[tuple[Bar6, bool]]:
+        """The held bars as tuples, oldest first, with their live flag."""
+        a, b = self._start, self._stop
+        prices = self._prices[:, a:b].T.tolist()
+        return [
+            ((t, *p), bool(lv))  # type: ignore[misc]
+            for t, p, lv in zip(self._ts[a:b].tolist(), prices, self._live[a:b], strict=True)
+        ]
+
+    def _reserve(self, extra: int) -> None:
+        if self._stop + extra <= self._ts.size:
+            return
+        held = len(self)
+        capacity = max(2 * (held + extra), 1024)  # a copy every ~held appends: O(1) amortized
+        a, b = self._start, self._stop
+        ts = np.empty(capacity, dtype=np.int64)
+        prices = np.empty((5, capacity), dtype=np.float64)
+        live = np.empty(capacity, dtype=np.bool_)
+        ts[:held] = self._ts[a:b]
+        prices[:, :held] = self._prices[:, a:b]
+        live[:held] = self._live[a:b]
+        self._ts, self._prices, self._live = ts, prices, live
+        self._start, self._stop = 0, held
+
+    def append(self, bar: Bar6, live: bool) -> None:
+        """Add the newest bar."""
+        self._reserve(1)
+        i = self._stop
+        self._ts[i] = bar[0]
+        self._prices[:, i] = bar[1:]
+        self._live[i] = live
+        self._stop = i + 1
 
     def trim(self, keep: int) -> None:
-        if len(self.ts) > keep:
-            cut = len(self.ts) - keep
-            for name in self.__slots__:
-                del getattr(self, name)[:cut]
+        """Drop the oldest bars beyond ``keep``."""
+        if len(self) > keep:
+            self._start = self._stop - keep
 
     def arrays(self, symbol: str, timeframe: str) -> BarArrays:
+        """The held bars as the backtest's columns (views, no copy)."""
+        a, b = self._start, self._stop
+        p = self._prices
         return BarArrays(
-            symbol,
-            timeframe,
-            np.array(self.ts, dtype=np.int64),
-            np.array(self.o),
-            np.array(self.h),
-            np.array(self.low),
-            np.array(self.c),
-            np.array(self.v),
+            symbol, timeframe, self._ts[a:b], p[0, a:b], p[1, a:b], p[2, a:b], p[3, a:b], p[4, a:b]
         )
-
-
-Bar6 = tuple[int, float, float, float, float, float]
 
 
 class LiveKernel:
@@ -199,7 +243,7 @@ class LiveKernel:
     @property
     def has_history(self) -> bool:
         """True once any bar (warm-up or live) is held."""
-        return any(s.ts for s in self.series.values())
+        return any(len(s) for s in self.series.values())
 
     @property
     def has_queued(self) -> bool:
@@ -211,8 +255,7 @@ class LiveKernel:
         queued = self._queued[symbol]
         if queued:
             return queued[-1][0]
-        ts = self.series[symbol].ts
-        return ts[-1] if ts else None
+        return self.series[symbol].last_ts()
 
     def missing_before(self, symbol: str, ts: int) -> tuple[int, int] | None:
         """The bar-time range ``[start, end)`` of ``symbol`` missing before a bar at ``ts``."""
@@ -254,12 +297,13 @@ class LiveKernel:
         self.steps = int(engine.get("steps", 0))
         self.signals = int(engine.get("signals", 0))
         self._opened = {k: int(v) for k, v in engine.get("opened", {}).items()}
+        self.risk.restore_state(engine.get("risk", {}))
         self._strategy_state = dict(state.strategy_states.get(self.strategy.strategy_name(), {}))
         logger.info(
             "run restored",
             extra={
                 "run_id": self.run_id,
-                "bars": {s: len(v.ts) for s, v in self.series.items()},
+                "bars": {s: len(v) for s, v in self.series.items()},
                 "positions": len(self.portfolio.positions),
                 "trades": len(self.portfolio.trades),
                 "waiting_orders": sum(len(q) for q in self.broker.pending.values()),
@@ -276,30 +320,17 @@ class LiveKernel:
         stored: list[StoredBar] = []
         for symbol, rows in bars.items():
             series = self.series[symbol]
-            first = series.ts[0] if series.ts else None
+            first = series.first_ts()
             new = [r for r in rows if first is None or r[0] < first]
             if not new:
                 continue
-            if series.ts:
-                merged = _Series()
-                for r in new:
-                    merged.append(r, False)
-                for i in range(len(series.ts)):
-                    merged.append(
-                        (
-                            series.ts[i],
-                            series.o[i],
-                            series.h[i],
-                            series.low[i],
-                            series.c[i],
-                            series.v[i],
-                        ),
-                        series.live[i],
-                    )
-                self.series[symbol] = series = merged
-            else:
-                for r in new:
-                    series.append(r, False)
+            held = series.rows()
+            merged = _Series(2 * (len(new) + len(held)) + 1)
+            for r in new:
+                merged.append(r, False)
+            for bar, live in held:
+                merged.append(bar, live)
+            self.series[symbol] = series = merged
             series.trim(self.max_bars)
             stored.extend((symbol, self.timeframe, *r, False) for r in new)
         if stored and self.store is not None:
@@ -521,6 +552,7 @@ class LiveKernel:
             "steps": self.steps,
             "signals": self.signals,
             "opened": dict(self._opened),
+            "risk": self.risk.export_state(),
         }
 
     def status(self) -> dict[str, Any]:

@@ -100,8 +100,11 @@ class MarketData:
         cached = self._index_cache.get(key)
         if cached is None:
             arrays = self.series[key]
-            close_times = arrays.ts + timeframe_ns(timeframe)
-            cached = np.searchsorted(close_times, self.step_ts + self.base_ns, side="right") - 1
+            if arrays.ts is self.step_ts:  # the steps are this series' own bars
+                cached = np.arange(len(arrays), dtype=np.intp)
+            else:
+                close_times = arrays.ts + timeframe_ns(timeframe)
+                cached = np.searchsorted(close_times, self.step_ts + self.base_ns, side="right") - 1
             cached.flags.writeable = False
             self._index_cache[key] = cached
         return cached

@@ -37,6 +37,7 @@ from tradeloop.alerts import (
     close_alert,
     error_alert,
     open_alert,
+    risk_alert,
     shutdown_alert,
     start_alert,
 )
@@ -50,10 +51,18 @@ from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.live import LiveKernel, StepOutcome
 from tradeloop.engine.scheduler import Scheduler, schedule_for
 from tradeloop.engine.status import write_status
+from tradeloop.risk.config import RiskConfig, risk_config_from_mapping
+from tradeloop.risk.killswitch import RiskEvent
 from tradeloop.store.state import StateStore, open_state_store
 from tradeloop.strategy.base import Strategy
 
-__all__ = ["PaperConfig", "PaperSession", "default_run_id", "instrument_from_dict"]
+__all__ = [
+    "PaperConfig",
+    "PaperSession",
+    "default_run_id",
+    "instrument_from_dict",
+    "risk_config_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +121,7 @@ class PaperConfig:
     slippage_bps: float = 0.0
     fill_price: str = "next_open"
     allow_short: bool = True
-    risk: str = "permissive"
+    risk: str | Mapping[str, Any] = "permissive"
     warmup_bars: int = 500
     max_bars: int = 100_000
     until_ns: int | None = None
@@ -132,9 +141,25 @@ class PaperConfig:
             slippage_bps=self.slippage_bps,
             fill_price=self.fill_price,  # type: ignore[arg-type]
             allow_short=self.allow_short,
-            risk=self.risk,  # type: ignore[arg-type]
+            risk=risk_config_of(self.risk),
             trade_start=trade_start,
         )
+
+
+def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:
+    """The risk rules of a paper run: a profile name, or a risk file's parsed TOML.
+
+    The TOML content (not the file's path) is what a run stores, so a restart and the parity
+    replay use the rules the run started with even when the file changes later.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown profile or an invalid setting.
+    """
+    if isinstance(risk, str):
+        return RiskConfig.from_profile(risk)
+    return risk_config_from_mapping(risk, "risk file of the run")
 
 
 def default_run_id(strategy: str, exchange: str, symbols: tuple[str, ...], timeframe: str) -> str:
@@ -297,7 +322,14 @@ class PaperSession:
         )
         if kernel.restore():
             logger.info("continuing run %s", cfg.run_id)
+        kernel.risk.subscribe(self._on_risk_event)
         return kernel
+
+    def _on_risk_event(self, event: RiskEvent) -> None:
+        """Tell a human when trading halts, reduces or resumes."""
+        self.alerter.send(
+            risk_alert(event.cause, event.state_from.value, event.state_to.value, event.detail)
+        )
 
     @property
     def source(self) -> CcxtHistorySource:
@@ -325,7 +357,7 @@ class PaperSession:
             "slippage_bps": cfg.slippage_bps,
             "fill_price": cfg.fill_price,
             "allow_short": cfg.allow_short,
-            "risk": cfg.risk,
+            "risk": cfg.risk if isinstance(cfg.risk, str) else dict(cfg.risk),
         }
         if instruments is not None:
             meta["instruments"] = {

@@ -23,7 +23,7 @@ from tradeloop.core.position import Trade
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
-from tradeloop.engine.paper import instrument_from_dict
+from tradeloop.engine.paper import instrument_from_dict, risk_config_of
 from tradeloop.store.state import StateStore
 from tradeloop.strategy.registry import load_strategy_class
 
@@ -159,7 +159,7 @@ def parity_report(
         slippage_bps=float(meta["slippage_bps"]),
         fill_price=meta["fill_price"],
         allow_short=bool(meta["allow_short"]),
-        risk=meta["risk"],
+        risk=risk_config_of(meta["risk"]),
         trade_start=first_live,
     )
     declared = tuple(strategy.timeframes)

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,6 +130,8 @@ class RiskEngine:
             duration_ns(cfg.overrides.max_ttl),
         )
         self.rejections: list[Rejection] = []
+        #: rejections counted before a restart (the list holds this process's only)
+        self.rejected_before = 0
         self.accepted = 0
         self.adjustments: Counter[str] = Counter()
         self._next_id: Callable[[], int] = order_ids or count(1).__next__
@@ -174,6 +177,46 @@ class RiskEngine:
     def set_regime(self, regime: str | None) -> None:
         """Set the market regime that lowers the leverage cap (fed by a regime model)."""
         self.leverage.set_regime(regime)
+
+    # -- persistence --------------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Return everything a restarted run needs to continue (JSON-ready).
+
+        The trading state and the equity monitors' reference levels (a daily-loss halt stays
+        a halt after a restart), the black-swan windows, the overrides in force and the used
+        token ids, the regime, orders accepted but not filled yet, scheduled overrides and the
+        inbox position, and the counters.
+        """
+        return {
+            "kill_switch": self.kill_switch.export_state(),
+            "black_swan": self.black_swan.export_state() if self.black_swan is not None else {},
+            "overrides": self.overrides.export_state(),
+            "regime": self.leverage.regime,
+            "inflight": {s: list(v) for s, v in self._inflight.items()},
+            "inflight_ts": self._inflight_ts,
+            "scheduled": [list(item) for item in self._scheduled],
+            "inbox_offset": self._inbox_offset,
+            "accepted": self.accepted,
+            "rejected": self.rejected_before + len(self.rejections),
+            "adjustments": dict(self.adjustments),
+        }
+
+    def restore_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`export_state` returned; an empty mapping changes nothing."""
+        if not data:
+            return
+        self.kill_switch.restore_state(data.get("kill_switch", {}))
+        if self.black_swan is not None:
+            self.black_swan.restore_state(data.get("black_swan", {}))
+        self.overrides.restore_state(data.get("overrides", {}))
+        self.leverage.set_regime(data.get("regime"))
+        self._inflight = {s: (int(d), float(n)) for s, (d, n) in data.get("inflight", {}).items()}
+        self._inflight_ts = int(data.get("inflight_ts", -1))
+        self._scheduled = [(int(at), str(token)) for at, token in data.get("scheduled", ())]
+        self._inbox_offset = int(data.get("inbox_offset", 0))
+        self.accepted = int(data.get("accepted", 0))
+        self.rejected_before = int(data.get("rejected", 0))
+        self.adjustments = Counter({str(k): int(v) for k, v in data.get("adjustments", {}).items()})
 
     # -- overrides ----------------------------------------------------------------------------
     def apply_override(

@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from tradeloop.core.time import to_iso
 from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig
@@ -163,6 +164,34 @@ class KillSwitch:
         self._move(ts, TradingState.ACTIVE, cause, detail)
         return True
 
+    # -- persistence ----------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Return the state, the monitors' reference levels and the events, JSON-ready."""
+        return {
+            "state": self.state.value,
+            "cause": self.cause,
+            "peak": _num(self.peak),
+            "day": self.day,
+            "day_start_equity": _num(self.day_start_equity),
+            "last_equity": _num(self._last_equity),
+            "events": [
+                [e.ts, e.cause, e.state_from.value, e.state_to.value, e.detail] for e in self.events
+            ],
+        }
+
+    def restore_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`export_state` returned (listeners are kept, not notified)."""
+        self.state = TradingState(data.get("state", TradingState.ACTIVE.value))
+        self.cause = data.get("cause")
+        self.peak = _float(data.get("peak"))
+        self.day = int(data.get("day", -1))
+        self.day_start_equity = _float(data.get("day_start_equity"))
+        self._last_equity = _float(data.get("last_equity"))
+        self.events = [
+            RiskEvent(int(ts), str(cause), TradingState(a), TradingState(b), str(detail))
+            for ts, cause, a, b, detail in data.get("events", ())
+        ]
+
     # -- monitors -------------------------------------------------------------------------
     def update(self, ts: int, equity: float) -> None:
         """Feed the equity marked at ``ts``; run the daily-loss and drawdown monitors."""
@@ -251,6 +280,33 @@ class BlackSwanDetector:
         """Forget every window (after a resume, so the same crash does not trigger again)."""
         self._watch.clear()
 
+    def export_state(self) -> dict[str, Any]:
+        """Return every symbol's window (highest closes, returns, running sums), JSON-ready."""
+        return {
+            symbol: {
+                "maxima": [[ts, price] for ts, price in w.maxima],
+                "returns": list(w.returns),
+                "sum": w.sum,
+                "sumsq": w.sumsq,
+                "last": _num(w.last),
+                "since_exact": w.since_exact,
+            }
+            for symbol, w in self._watch.items()
+        }
+
+    def restore_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`export_state` returned."""
+        self._watch.clear()
+        for symbol, item in data.items():
+            watch = _SymbolWatch(self.config.vol_window)
+            watch.maxima.extend((int(ts), float(price)) for ts, price in item["maxima"])
+            watch.returns.extend(float(r) for r in item["returns"])
+            watch.sum = float(item["sum"])
+            watch.sumsq = float(item["sumsq"])
+            watch.last = _float(item.get("last"))
+            watch.since_exact = int(item.get("since_exact", 0))
+            self._watch[symbol] = watch
+
     def update(self, symbol: str, ts: int, price: float) -> str | None:
         """Feed a close (or trade price); return what triggered, or None."""
         cfg = self.config
@@ -313,3 +369,12 @@ class BlackSwanDetector:
         if spread_bps > limit:
             return f"{symbol} spread {spread_bps:.0f} bps (trigger {limit:g} bps)"
         return None
+
+
+def _num(value: float) -> float | None:
+    """NaN as None, so the state stays valid JSON."""
+    return None if math.isnan(value) else value
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)

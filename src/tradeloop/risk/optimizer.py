@@ -85,6 +85,9 @@ def _solve(
     c = c_in / scale
     m = m_in / math.sqrt(scale)
     risk_free = risk_free / math.sqrt(scale)
+    if lower < 0 and gross <= abs(net):
+        # a gross cap equal to the net exposure leaves no room for the opposite side
+        lower, upper = (0.0, upper) if net >= 0 else (lower, min(upper, 0.0))
     shorts = lower < 0
     size = 2 * k if shorts else k
 
@@ -119,17 +122,20 @@ def _solve(
     )
     ones = np.ones(size)
     sign = np.concatenate((np.ones(k), -np.ones(k))) if shorts else ones
-    constraints = [
-        {"type": "eq", "fun": lambda x: float(sign @ x) - net, "jac": lambda x: sign},
-        {"type": "ineq", "fun": lambda x: gross - float(ones @ x), "jac": lambda x: -ones},
-    ]
-    if shorts:
-        # each weight stays inside [lower, upper] even when p and n are both positive
+    constraints = [{"type": "eq", "fun": lambda x: float(sign @ x) - net, "jac": lambda x: sign}]
+    # Only constraints that can bind are passed: SLSQP (scipy >= 1.17) stops at a vertex
+    # when an active constraint's gradient repeats another's. Without shorts the gross sum
+    # equals the net sum; with shorts the bounds on p and n already keep each weight inside
+    # [lower, upper], except an all-short upper bound.
+    if shorts and gross > abs(net):
+        constraints.append(
+            {"type": "ineq", "fun": lambda x: gross - float(ones @ x), "jac": lambda x: -ones}
+        )
+    if shorts and upper < 0:
         eye = np.hstack((np.eye(k), -np.eye(k)))
         constraints.append(
             {"type": "ineq", "fun": lambda x: upper - eye @ x, "jac": lambda x: -eye}
         )
-        constraints.append({"type": "ineq", "fun": lambda x: eye @ x - lower, "jac": lambda x: eye})
     start_w = np.clip(np.full(k, net / k), lower, upper)
     x0 = np.concatenate((np.maximum(start_w, 0), np.maximum(-start_w, 0))) if shorts else start_w
     res = minimize(

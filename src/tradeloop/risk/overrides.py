@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -352,6 +353,18 @@ class OverrideManager:
             to_iso(result.expires_at),
         )
         return result
+
+    def export_state(self) -> dict[str, Any]:
+        """Return the limit overrides in force and the ids of used tokens, JSON-ready."""
+        return {
+            "active": {name: dataclasses.asdict(o) for name, o in self.active.items()},
+            "used": sorted(self._used),
+        }
+
+    def restore_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`export_state` returned: a used token stays refused as a replay."""
+        self.active = {name: Override(**item) for name, item in data.get("active", {}).items()}
+        self._used = set(data.get("used", ()))
 
     def limit(self, name: str, default: float | None, now_ns: int) -> float | None:
         """Return limit ``name`` in force at ``now_ns``: an override's value, or ``default``."""

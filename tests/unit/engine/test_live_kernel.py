@@ -16,6 +16,8 @@ from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
+from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig, RiskConfig
+from tradeloop.risk.killswitch import TradingState
 from tradeloop.store.state import SqliteStateStore
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.examples.mtf_trend import MtfTrend
@@ -182,6 +184,45 @@ def test_a_restored_kernel_continues_exactly(btc_1m, tmp_path: Path) -> None:
         assert _trade_keys(closed) == _trade_keys(ref.portfolio.trades)
         bars = store.load_bars("r", sym, "1m")
         assert [b[0] for b in bars] == [int(t) for t in btc_1m.ts[:2_000]]
+
+
+def test_a_restored_kernel_keeps_its_risk_state(btc_1m, tmp_path: Path) -> None:
+    # Arrange: a 0.2% daily loss limit that halts on day one, lifts at midnight and halts
+    # again; restarts land inside the halts, so a restart that forgot them would trade on
+    risk = RiskConfig(
+        kill_switch=KillSwitchConfig(daily_loss_pct=0.002, drawdown_reduce_pct=None),
+        black_swan=BlackSwanConfig(drop_pct=None, vol_shock_sigma=12.0, vol_window=50),
+    )
+    sym = btc_1m.symbol
+    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, risk=risk)
+
+    def strategy() -> SmaCross:
+        return SmaCross(fast=5, slow=20, short=True, stop_loss=0.004)
+
+    cuts = [WARMUP, 777, 1_203, 1_650, 2_400, 3_000]
+    ref = LiveKernel(strategy(), {sym: _instrument(sym)}, "1m", cfg)
+    ref.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    states_at_cut = []
+    for lo, hi in itertools.pairwise(cuts):
+        _stream(ref, {sym: btc_1m}, lo, hi)
+        states_at_cut.append(ref.risk.state)
+    assert [e.cause for e in ref.risk.events] == ["daily_loss", "new_day", "daily_loss", "new_day"]
+    assert TradingState.HALTED in states_at_cut[:-1]
+    # Act
+    for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        store = SqliteStateStore(tmp_path / "state.db")
+        kernel = LiveKernel(strategy(), {sym: _instrument(sym)}, "1m", cfg, run_id="r", store=store)
+        if kernel.restore():
+            assert kernel.risk.state == states_at_cut[k - 1]
+        else:
+            kernel.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+        _stream(kernel, {sym: btc_1m}, lo, hi)
+        store.close()
+    # Assert: same trades, same state changes, same monitors and windows
+    assert _trade_keys(kernel.portfolio.trades) == _trade_keys(ref.portfolio.trades)
+    assert [e.as_dict() for e in kernel.risk.events] == [e.as_dict() for e in ref.risk.events]
+    assert kernel.risk.export_state() == ref.risk.export_state()
+    assert kernel.risk.export_state()["black_swan"][sym]["returns"]  # the windows came along
 
 
 def test_waiting_orders_fill_at_the_first_update_and_stops_trigger_between_closes(btc_1m) -> None:

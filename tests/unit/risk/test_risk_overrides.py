@@ -159,3 +159,23 @@ def test_audit_log_appends_across_restarts_and_detects_edits(tmp_path: Path) -> 
     assert intact is None
     assert verify_audit_chain(edited) == 1
     assert verify_audit_chain(deleted) == 0
+
+
+def test_overrides_in_force_and_used_tokens_survive_a_restart(tmp_path: Path) -> None:
+    # Arrange: a limit override in force and a used resume token, then a "restart"
+    log = tmp_path / "audit.jsonl"
+    first = OverrideManager(SECRET, AuditLog(log), 24 * HOUR)
+    resume = token()
+    limit = token(action="set_limit", limit="max_position_pct", value=0.25)
+    assert isinstance(first.apply(resume, T0 + 1), Override)
+    assert isinstance(first.apply(limit, T0 + 2), Override)
+    saved = json.loads(json.dumps(first.export_state()))  # the store keeps it as JSON
+    # Act
+    second = OverrideManager(SECRET, AuditLog(log), 24 * HOUR)
+    second.restore_state(saved)
+    replay = second.apply(resume, T0 + 3)
+    # Assert: the limit holds until its expiry, and the used token stays used
+    assert second.limit("max_position_pct", 0.10, T0 + 4) == 0.25
+    assert second.limit("max_position_pct", 0.10, T0 + HOUR) == 0.10
+    assert isinstance(replay, OverrideRefused)
+    assert replay.reason == "replayed"

@@ -224,6 +224,30 @@ def test_optimizer_respects_bounds_and_gross_cap_with_shorts() -> None:
     assert again is result  # cached
 
 
+def test_min_variance_with_shorts_matches_the_unconstrained_closed_form() -> None:
+    # Arrange: strongly correlated pair; w = inv(C) 1 / (1' inv(C) 1) shorts the riskier one
+    cov = np.array([[0.04, 0.018], [0.018, 0.01]])
+    inv = np.linalg.inv(cov) @ np.ones(2)
+    expected = inv / inv.sum()
+    assert expected[0] < 0
+    # Act
+    result = min_variance_weights(cov, lower=-1.0, upper=2.0, gross=3.0)
+    # Assert
+    assert result.success
+    assert result.weights == pytest.approx(expected, abs=1e-6)
+
+
+def test_gross_cap_equal_to_net_forbids_shorts() -> None:
+    # Arrange: same pair; a gross cap of 1 with net 1 leaves no room for a short
+    cov = np.array([[0.04, 0.018], [0.018, 0.01]])
+    # Act
+    capped = min_variance_weights(cov, lower=-1.0, upper=2.0, gross=1.0)
+    long_only = min_variance_weights(cov)
+    # Assert: the long-only corner (all in the calmer asset) in both
+    assert capped.weights == pytest.approx([0.0, 1.0], abs=1e-7)
+    assert capped.weights == pytest.approx(long_only.weights, abs=1e-9)
+
+
 def test_optimizer_infeasible_bounds_raise() -> None:
     # Arrange / Act / Assert
     with pytest.raises(ConfigError, match="cannot sum"):
