@@ -13,8 +13,8 @@ shared data folder (``crypto_1m/binance_spot_2025/BTC_USDT-1m.feather``; the fol
    it: ``on_price`` with the bar's open (fills waiting orders), then ``on_bar`` with the
    closed bar (runs the step: strategy + risk + order submission). The wall time of each
    ``on_bar`` call (``perf_counter_ns``) is the time from taking a closed kline off the queue
-   to the order being submitted to the broker. The strategy rebuilds its view over all held
-   bars at every step, so the figure grows with W. Percentiles are given over all steps and
+   to the order being submitted to the broker. The strategy recomputes its indicators over
+   all held bars at every step, so the figure grows with W. Percentiles are given over all steps and
    over the steps that submitted a new order.
 2. **Events/s from the replay server.** End to end over a real WebSocket: a
    :class:`~tradeloop.testing.venue.LocalVenueServer` serves the REST candles (warm-up), a

@@ -5,8 +5,8 @@ Backtest and paper differ only in the clock, the feed and where bars come from (
 hands it kline updates drained from the feed's queue, one at a time.
 
 - A bar becomes visible to the strategy when it is complete, exactly as in a backtest: at
-  each step the kernel rebuilds the run's :class:`~tradeloop.engine.market.MarketData` over
-  every bar seen so far, calls the strategy's ``on_init`` on it (strategies precompute causal
+  each step the kernel builds the run's :class:`~tradeloop.engine.market.MarketData` over
+  views of the bars held (no copy), calls the strategy's ``on_init`` on it (strategies precompute causal
   indicators there, so past values never change) with its ``get_state``/``set_state`` state
   carried over, and calls ``on_bar`` on the last step.
 - Orders fill through the same :class:`~tradeloop.execution.simulated.SimulatedBroker` as in a
@@ -17,8 +17,9 @@ hands it kline updates drained from the feed's queue, one at a time.
   union-of-bar-times loop.
 - Each step that changed anything is written to the state store in one transaction
   (:meth:`~tradeloop.store.state.StateStore.record_step`) before the next event is taken;
-  :meth:`LiveKernel.restore` rebuilds bars, portfolio, waiting orders, counters and strategy
-  state, so a run killed at any moment continues exactly.
+  :meth:`LiveKernel.restore` rebuilds bars, portfolio, waiting orders, counters, strategy
+  state and the risk engine's state (a kill-switch halt stays a halt), so a run killed at any
+  moment continues exactly.
 """
 
 from __future__ import annotations
