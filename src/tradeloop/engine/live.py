@@ -6,9 +6,9 @@ hands it kline updates drained from the feed's queue, one at a time.
 
 - A bar becomes visible to the strategy when it is complete, exactly as in a backtest: at
   each step the kernel builds the run's :class:`~tradeloop.engine.market.MarketData` over
-  views of the bars held (no copy), calls the strategy's ``on_init`` on it (strategies precompute causal
-  indicators there, so past values never change) with its ``get_state``/``set_state`` state
-  carried over, and calls ``on_bar`` on the last step.
+  views of the bars held (no copy), calls the strategy's ``on_init`` on it (strategies
+  precompute causal indicators there, so past values never change) with its
+  ``get_state``/``set_state`` state carried over, and calls ``on_bar`` on the last step.
 - Orders fill through the same :class:`~tradeloop.execution.simulated.SimulatedBroker` as in a
   backtest: waiting orders at the first price of the next bar (its open), stops, targets and
   trailing stops on every price update (a bar's range so far), P&L marked on every update.
