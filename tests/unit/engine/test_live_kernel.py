@@ -124,6 +124,34 @@ def test_paper_kernel_gives_the_backtests_orders_and_trades(
     assert kernel.steps == len(bars) - WARMUP
 
 
+def test_a_short_window_keeps_only_its_bars_and_still_matches_the_backtest(btc_1m) -> None:
+    # Arrange: a 64-bar window over 4,000 bars (the buffer is compacted many times); the
+    # strategy looks back 20 bars, so the trades must equal a backtest over all bars
+    sym = btc_1m.symbol
+    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, trade_start=int(btc_1m.ts[WARMUP]))
+    engine, result = _backtest(SmaCross(fast=5, slow=20, short=True), {sym: btc_1m}, cfg)
+    kernel = LiveKernel(
+        SmaCross(fast=5, slow=20, short=True), {sym: _instrument(sym)}, "1m", cfg, max_bars=64
+    )
+    kernel.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    # Act
+    _stream(kernel, {sym: btc_1m}, WARMUP, 1_000)
+    early = kernel.series[sym].arrays(sym, "1m")  # a view handed out before more appends
+    early_close = early.close.copy()
+    _stream(kernel, {sym: btc_1m}, 1_000, len(btc_1m))
+    # Assert: the window is the last 64 bars, earlier views are untouched, trades are equal
+    held = kernel.series[sym].arrays(sym, "1m")
+    n = len(btc_1m)
+    assert held.ts.tolist() == btc_1m.ts[n - 64 :].tolist()
+    assert held.close.tolist() == btc_1m.close[n - 64 :].tolist()
+    assert held.volume.tolist() == btc_1m.volume[n - 64 :].tolist()
+    assert early.close.tolist() == early_close.tolist()
+    assert early.ts.tolist() == btc_1m.ts[1_000 - 64 : 1_000].tolist()
+    assert [s.order for s in kernel._orders.values()] == engine.orders
+    closed = [t for t in result.trades if t.exit_ts is not None]
+    assert _trade_keys(kernel.portfolio.trades) == _trade_keys(closed)
+
+
 def test_multi_symbol_paper_kernel_matches_the_backtest(shared_data: Path) -> None:
     # Arrange: two real 5m perpetual series, stepped on the union of their bar times
     folder = shared_data / "crypto_futures/binance_usdm_2025"
