@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -440,3 +441,42 @@ def test_risk_file_halt_is_alerted_and_survives_a_restart(
         assert all(t.entry_ts <= halted_at for t in trades)
         assert store.load_run_meta(RUN_ID)["risk"]["kill_switch"] == {"daily_loss_pct": 0.002}
         assert parity_report(store, RUN_ID).differences == []
+
+
+def test_a_stop_request_ends_rest_retries_at_once(tmp_path: Path) -> None:
+    # Arrange: the exchange's REST host refuses connections, so the session is in the retry
+    # back-off of its first call (up to minutes with the default policy)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: connections are refused
+    settings = Settings(
+        exchanges={
+            "binance": ExchangeSettings(
+                url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}"
+            )
+        }
+    )
+    cfg = PaperConfig(
+        exchange="binance",
+        symbols=("BTC/USDT",),
+        timeframe="1m",
+        run_id=RUN_ID,
+        state_url=str(tmp_path / "state.db"),
+        status_path=tmp_path / "status.json",
+        settings=settings,
+    )
+    session = PaperSession(SmaCross(), cfg)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(session.run()))
+    runner.start()
+    time.sleep(1.0)  # inside the retries
+    # Act
+    asked = time.monotonic()
+    session.request_stop()
+    runner.join(timeout=10)
+    # Assert: a clean stop, well before the retries would have run out
+    assert not runner.is_alive()
+    assert codes == [0]
+    assert time.monotonic() - asked < 5.0
+    assert session.source.stats.retries >= 1
+    assert json.loads((tmp_path / "status.json").read_text())["stopping"] is True

@@ -146,6 +146,10 @@ class PaperConfig:
         )
 
 
+class _StopRequested(Exception):
+    """A stop was requested while the session waited to retry a REST call."""
+
+
 def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:
     """The risk rules of a paper run: a profile name, or a risk file's parsed TOML.
 
@@ -278,6 +282,8 @@ class PaperSession:
                 )
             )
             reason = self._loop(kernel, events)
+        except _StopRequested:
+            reason = "stopped while waiting to retry the exchange's REST API"
         except StrategyError as exc:
             reason = "strategy error"
             self.alerter.send(error_alert("strategy error", str(exc)))
@@ -337,9 +343,18 @@ class PaperSession:
         if self._source is None:
             cfg = self.config
             self._source = CcxtHistorySource(
-                cfg.exchange, cfg.market, cfg.settings.exchange(cfg.exchange), cfg.settings.retry
+                cfg.exchange,
+                cfg.market,
+                cfg.settings.exchange(cfg.exchange),
+                cfg.settings.retry,
+                sleep=self._wait_to_retry,
             )
         return self._source
+
+    def _wait_to_retry(self, seconds: float) -> None:
+        """Sleep between REST retries; a stop request ends the wait (and the session) at once."""
+        if self._stop.wait(seconds):
+            raise _StopRequested
 
     def _meta(self, instruments: Mapping[str, Instrument] | None) -> dict[str, Any]:
         cfg = self.config
