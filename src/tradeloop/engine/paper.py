@@ -146,7 +146,7 @@ class PaperConfig:
         )
 
 
-class _StopRequested(Exception):
+class _StopRequestedError(Exception):
     """A stop was requested while the session waited to retry a REST call."""
 
 
@@ -282,7 +282,7 @@ class PaperSession:
                 )
             )
             reason = self._loop(kernel, events)
-        except _StopRequested:
+        except _StopRequestedError:
             reason = "stopped while waiting to retry the exchange's REST API"
         except StrategyError as exc:
             reason = "strategy error"
@@ -354,7 +354,7 @@ class PaperSession:
     def _wait_to_retry(self, seconds: float) -> None:
         """Sleep between REST retries; a stop request ends the wait (and the session) at once."""
         if self._stop.wait(seconds):
-            raise _StopRequested
+            raise _StopRequestedError
 
     def _meta(self, instruments: Mapping[str, Instrument] | None) -> dict[str, Any]:
         cfg = self.config
