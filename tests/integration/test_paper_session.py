@@ -441,6 +441,21 @@ def test_risk_file_halt_is_alerted_and_survives_a_restart(
         assert all(t.entry_ts <= halted_at for t in trades)
         assert store.load_run_meta(RUN_ID)["risk"]["kill_switch"] == {"daily_loss_pct": 0.002}
         assert parity_report(store, RUN_ID).differences == []
+        closed = sum(1 for t in trades if t.exit_ts is not None)
+        steps = store.load_engine_state(RUN_ID)["steps"]
+    listing = subprocess.run(
+        [sys.executable, "-m", "tradeloop", "paper-runs", "--state", state, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    (row,) = json.loads(listing.stdout)
+    assert (row["run_id"], row["risk_state"], row["trades"]) == (RUN_ID, "halted", closed)
+    assert row["steps"] == steps
+    assert row["steps"] > 0
+    assert row["last_bar"] == to_iso((end_ms - 60_000) * 1_000_000)
+    assert row["return_pct"] == pytest.approx((row["equity"] / 10_000 - 1) * 100)
 
 
 def test_a_stop_request_ends_rest_retries_at_once(tmp_path: Path) -> None:

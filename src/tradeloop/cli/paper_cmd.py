@@ -248,7 +248,65 @@ def parity(
     console.print("[green]identical[/]: every order and trade matches the backtest")
 
 
+def paper_runs(
+    state: Annotated[
+        str | None,
+        typer.Option(help="State store: SQLite file or postgresql:// URL (default: settings)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the paper runs in the state store: strategy, symbols, last bar, steps, equity,
+    return, trades, open positions and risk state."""
+    import json
+
+    from tradeloop.config.settings import load_settings
+    from tradeloop.engine.paper import run_summaries
+    from tradeloop.store.state import open_state_store
+
+    try:
+        target = state or str(load_settings().state_url)
+        if "://" not in target and not Path(target).exists():
+            raise ConfigError(f"state store {target} does not exist")
+        with open_state_store(target) as store:
+            rows = run_summaries(store)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print(f"no runs in {target}")
+        return
+    table = Table(title=f"Runs in {target}")
+    columns = ("run", "strategy", "market", "last bar", "steps", "equity", "return")
+    widest = max(len(r["run_id"]) for r in rows)
+    for name in (*columns, "trades", "open", "risk"):
+        numeric = name in ("steps", "equity", "return", "trades", "open")
+        table.add_column(
+            name,
+            justify="right" if numeric else "left",
+            min_width=widest if name == "run" else None,
+        )
+    for r in rows:
+        ret = "" if r["return_pct"] is None else f"{r['return_pct']:+.2f}%"
+        equity = "" if r["equity"] is None else f"{r['equity']:,.2f}"
+        table.add_row(
+            r["run_id"],
+            r["strategy"],
+            f"{r['exchange']} {', '.join(r['symbols'])} {r['timeframe']}",
+            r["last_bar"] or "",
+            f"{r['steps']:,}",
+            equity,
+            ret,
+            str(r["trades"]),
+            str(r["open_positions"]),
+            r["risk_state"],
+        )
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``paper`` and ``parity`` to ``app``."""
+    """Add ``paper``, ``paper-runs`` and ``parity`` to ``app``."""
     app.command("paper")(paper)
+    app.command("paper-runs")(paper_runs)
     app.command("parity")(parity)

@@ -62,6 +62,7 @@ __all__ = [
     "default_run_id",
     "instrument_from_dict",
     "risk_config_of",
+    "run_summaries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,50 @@ class PaperConfig:
 
 class _StopRequestedError(Exception):
     """A stop was requested while the session waited to retry a REST call."""
+
+
+def run_summaries(store: StateStore) -> list[dict[str, Any]]:
+    """One row per run in ``store``: what it trades, how far it got and where it stands.
+
+    Keys: ``run_id``, ``mode``, ``strategy``, ``exchange``, ``symbols``, ``timeframe``,
+    ``started`` and ``last_bar`` (ISO or None), ``steps``, ``equity``, ``return_pct``,
+    ``trades`` (closed), ``open_positions``, ``risk_state``. Runs are ordered by start time.
+    """
+    rows: list[dict[str, Any]] = []
+    for run_id in store.run_ids():
+        meta = store.load_run_meta(run_id) or {}
+        state = store.load_run(run_id)
+        engine = state.engine_state if state is not None else {}
+        portfolio = state.portfolio if state is not None else None
+        created = store.run_created_ns(run_id)
+        last = engine.get("last_step_ts")
+        equity = portfolio.equity if portfolio is not None else None
+        start_cash = portfolio.initial_balance if portfolio is not None else meta.get("balance")
+        risk = engine.get("risk", {}).get("kill_switch", {})
+        rows.append(
+            {
+                "run_id": run_id,
+                "mode": meta.get("mode", "?"),
+                "strategy": meta.get("strategy", "?"),
+                "exchange": meta.get("exchange", "?"),
+                "symbols": list(meta.get("symbols", [])),
+                "timeframe": meta.get("timeframe", "?"),
+                "started": to_iso(int(created)) if created is not None else None,
+                "last_bar": to_iso(int(last)) if last is not None else None,
+                "steps": int(engine.get("steps", 0)),
+                "equity": equity,
+                "return_pct": (equity / start_cash - 1.0) * 100.0
+                if equity is not None and start_cash
+                else None,
+                "trades": sum(1 for t in portfolio.trades if t.exit_ts is not None)
+                if portfolio is not None
+                else 0,
+                "open_positions": len(portfolio.positions) if portfolio is not None else 0,
+                "risk_state": risk.get("state", "active"),
+            }
+        )
+    rows.sort(key=lambda r: (r["started"] or "", r["run_id"]))
+    return rows
 
 
 def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:

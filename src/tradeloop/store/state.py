@@ -512,6 +512,11 @@ class StateStore:
         row = self._execute("SELECT meta FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def run_created_ns(self, run_id: str) -> int | None:
+        """Return when ``run_id`` was first started (UTC ns), or None without metadata."""
+        row = self._execute("SELECT created_ns FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else int(row[0])
+
     def save_bars(self, run_id: str, bars: Iterable[StoredBar]) -> int:
         """Insert or replace bars of ``run_id``; returns how many were written."""
         rows = [(run_id, *b[:8], int(b[8])) for b in bars]
