@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, StrategyError
@@ -75,10 +74,11 @@ Bar6 = tuple[int, float, float, float, float, float]
 class _Series:
     """A growing bar buffer of one symbol.
 
-    Bars live in preallocated numpy columns that double when full; :meth:`arrays` hands out
-    views of the held range, so a step costs O(1) here whatever the window. Trimming moves
-    the start; the columns are compacted when the dropped head outgrows the held bars. A view
-    handed out earlier stays valid: appends write past its end, compaction copies.
+    Bars live in preallocated numpy columns; :meth:`arrays` hands out views of the held range,
+    so a step costs O(1) here whatever the window. Trimming only moves the start. When an
+    append reaches the end of the columns, the held bars are copied into new columns twice
+    their size (one copy per ~held appends). A view handed out earlier stays valid: appends
+    write past its end, and a copy leaves the old columns to it.
     """
 
     __slots__ = ("_live", "_prices", "_start", "_stop", "_ts")
@@ -92,16 +92,6 @@ class _Series:
 
     def __len__(self) -> int:
         return self._stop - self._start
-
-    @property
-    def ts(self) -> NDArray[np.int64]:
-        """Open times of the held bars (a view)."""
-        return self._ts[self._start : self._stop]
-
-    @property
-    def live(self) -> NDArray[np.bool_]:
-        """Whether each held bar was streamed (True) or history (False)."""
-        return self._live[self._start : self._stop]
 
     def last_ts(self) -> int | None:
         """Open time of the newest held bar."""
