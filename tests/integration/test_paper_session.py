@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tradeloop.alerts import DiscordAlerter
 from tradeloop.config.settings import ExchangeSettings, Settings
 from tradeloop.core.time import to_iso
 from tradeloop.engine.config import BacktestConfig
@@ -495,3 +496,46 @@ def test_a_stop_request_ends_rest_retries_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - asked < 5.0
     assert session.source.stats.retries >= 1
     assert json.loads((tmp_path / "status.json").read_text())["stopping"] is True
+
+
+def test_the_day_that_ends_is_summarised_in_an_alert(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: 23:30 -> 00:30 UTC, so one UTC day ends during the session
+    start_ms = 1_747_699_200_000 + 1_410 * 60_000
+    end_ms = start_ms + 60 * 60_000
+    with (
+        WebhookServer() as hook,
+        ReplayServer(
+            venue, start_ms=start_ms, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
+        ) as ws,
+    ):
+        settings = Settings(exchanges={"binance": ExchangeSettings(url=rest.url, ws_url=ws.url)})
+        cfg = PaperConfig(
+            exchange="binance",
+            symbols=("BTC/USDT",),
+            timeframe="1m",
+            run_id=RUN_ID,
+            state_url=str(tmp_path / "state.db"),
+            status_path=tmp_path / "status.json",
+            warmup_bars=60,
+            until_ns=(end_ms - 60_000) * 1_000_000,
+            settings=settings,
+        )
+        strategy = SmaCross(fast=3, slow=8, short=True)
+        session = PaperSession(strategy, cfg, alerter=DiscordAlerter(hook.url))
+        # Act
+        assert session.run() == 0
+        bodies = [p.body for p in hook.posts if p.status == 204]
+    # Assert: one summary of 2025-05-20 whose numbers match the stored run
+    summaries = [b["embeds"][0] for b in bodies if b["embeds"][0]["title"].startswith("Daily")]
+    assert len(summaries) == 1
+    fields = {f["name"]: f["value"] for f in summaries[0]["fields"]}
+    assert fields["day"] == "2025-05-20"
+    with open_state_store(tmp_path / "state.db") as store:
+        midnight = 1_747_785_600_000_000_000
+        closed = [t for t in store.load_trades(RUN_ID) if t.exit_ts is not None]
+        on_day = [t for t in closed if t.exit_ts < midnight]
+    assert on_day
+    assert fields["trades"] == str(len(on_day))
+    assert fields["wins"] == str(sum(1 for t in on_day if t.pnl > 0))

@@ -19,6 +19,7 @@ from tradeloop.alerts.discord import DiscordAlerter, discord_payload
 from tradeloop.alerts.log import LogAlerter
 from tradeloop.alerts.messages import (
     close_alert,
+    daily_summary_alert,
     error_alert,
     open_alert,
     risk_alert,
@@ -37,6 +38,7 @@ __all__ = [
     "MultiAlerter",
     "alerter_from_settings",
     "close_alert",
+    "daily_summary_alert",
     "discord_payload",
     "error_alert",
     "open_alert",

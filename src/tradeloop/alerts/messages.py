@@ -8,6 +8,7 @@ from tradeloop.alerts.base import Alert, AlertKind, FieldValue
 
 __all__ = [
     "close_alert",
+    "daily_summary_alert",
     "error_alert",
     "open_alert",
     "risk_alert",
@@ -103,6 +104,39 @@ def risk_alert(cause: str, state_from: str, state_to: str, detail: str = "") -> 
         f"Trading {verb}: {cause}",
         message=detail,
         fields={"cause": cause, "from": state_from, "to": state_to},
+    )
+
+
+def daily_summary_alert(
+    day: str,
+    start_equity: float,
+    end_equity: float,
+    trades: int,
+    wins: int,
+    realized_pnl: float,
+    open_positions: int,
+) -> Alert:
+    """Return the end-of-day summary (UTC day): equity, P&L, trades and win count.
+
+    >>> a = daily_summary_alert("2025-05-20", 10_000.0, 10_150.0, 4, 3, 120.0, 1)
+    >>> (a.kind, a.title, a.fields["return"])
+    ('info', 'Daily summary 2025-05-20: +150.00 (+1.50%)', '+1.50%')
+    """
+    pnl = end_equity - start_equity
+    pct = (end_equity / start_equity - 1.0) * 100.0 if start_equity else 0.0
+    return Alert(
+        "info",
+        f"Daily summary {day}: {pnl:+,.2f} ({pct:+.2f}%)",
+        fields={
+            "day": day,
+            "equity": end_equity,
+            "pnl": pnl,
+            "return": f"{pct:+.2f}%",
+            "trades": trades,
+            "wins": wins,
+            "realized_pnl": realized_pnl,
+            "open_positions": open_positions,
+        },
     )
 
 

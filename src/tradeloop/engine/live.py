@@ -41,6 +41,7 @@ from tradeloop.core.position import Position, Trade
 from tradeloop.core.rejection import Rejection
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.daily import DaySummary, DayTracker
 from tradeloop.engine.kernel import _BacktestMarket
 from tradeloop.engine.market import MarketData
 from tradeloop.execution.config import SimulatedBrokerConfig
@@ -63,9 +64,12 @@ class StepOutcome:
     closed: list[Trade] = field(default_factory=list)
     opened: list[Position] = field(default_factory=list)
     steps: int = 0
+    days: list[DaySummary] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.fills or self.closed or self.opened or self.steps)
+        return bool(
+            self.orders or self.fills or self.closed or self.opened or self.steps or self.days
+        )
 
 
 Bar6 = tuple[int, float, float, float, float, float]
@@ -229,6 +233,9 @@ class LiveKernel:
         self._strategy_state: dict[str, Any] = {}
         self._seen_fills = 0
         self._seen_trades = 0
+        #: the UTC day, its starting equity and the last close's equity (daily summaries)
+        self.days = DayTracker()
+        self._ended_days: list[DaySummary] = []
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -288,6 +295,7 @@ class LiveKernel:
         self.steps = int(engine.get("steps", 0))
         self.signals = int(engine.get("signals", 0))
         self._opened = {k: int(v) for k, v in engine.get("opened", {}).items()}
+        self.days.restore_state(engine.get("days", {}))
         self.risk.restore_state(engine.get("risk", {}))
         self._strategy_state = dict(state.strategy_states.get(self.strategy.strategy_name(), {}))
         logger.info(
@@ -400,6 +408,7 @@ class LiveKernel:
         if self.last_step_ts is not None and self._behind(symbol):
             return  # the previous step has not run: its orders cannot exist yet
         self._opened[symbol] = ts
+        self._roll_day(ts)
         if self.broker.pending.get(symbol):
             self.broker.step = self.steps
             self.broker.on_open(symbol, ts, open_price)
@@ -410,9 +419,17 @@ class LiveKernel:
             last is not None and self.last_step_ts is not None and last > self.last_step_ts
         )
 
+    def _roll_day(self, ts: int) -> None:
+        """At the first event of a bar: when a UTC day ended, keep its summary."""
+        p = self.portfolio
+        summary = self.days.roll(ts, p.equity, p.trades, len(p.positions))
+        if summary is not None:
+            self._ended_days.append(summary)
+
     def _step(self, ts: int) -> StepOutcome:
         broker, portfolio = self.broker, self.portfolio
         broker.step = self.steps
+        self._roll_day(ts)
         bars: list[tuple[str, Bar6]] = []
         for symbol in self.symbols:
             queue = self._queued[symbol]
@@ -441,6 +458,7 @@ class LiveKernel:
             count = broker.flatten(ts, closes)
             logger.warning("black swan: flattening %d position(s)", count)
         self._call_strategy(market, risk_market, ts, closes)
+        self.days.mark(portfolio.equity)
         stored = [(s, self.timeframe, *bar, True) for s, bar in bars]
         return self._commit(ts, bars=stored, step=True)
 
@@ -494,7 +512,8 @@ class LiveKernel:
     def _commit(self, ts: int, *, bars: Sequence[StoredBar], step: bool = False) -> StepOutcome:
         """Collect what changed since the last commit and write it in one transaction."""
         broker, portfolio = self.broker, self.portfolio
-        outcome = StepOutcome(steps=1 if step else 0)
+        outcome = StepOutcome(steps=1 if step else 0, days=self._ended_days)
+        self._ended_days = []
         changed: dict[int, StoredOrder] = {}
         for order_id in self._new_orders:
             changed[order_id] = self._orders[order_id]
@@ -543,6 +562,7 @@ class LiveKernel:
             "steps": self.steps,
             "signals": self.signals,
             "opened": dict(self._opened),
+            "days": self.days.export_state(),
             "risk": self.risk.export_state(),
         }
 
@@ -581,4 +601,5 @@ def _merge(a: StepOutcome, b: StepOutcome) -> StepOutcome:
         a.closed + b.closed,
         a.opened + b.opened,
         a.steps + b.steps,
+        a.days + b.days,
     )

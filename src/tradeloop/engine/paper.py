@@ -35,6 +35,7 @@ from tradeloop.alerts import (
     Alerter,
     LogAlerter,
     close_alert,
+    daily_summary_alert,
     error_alert,
     open_alert,
     risk_alert,
@@ -512,6 +513,28 @@ class PaperSession:
                     trade.exit_price if trade.exit_price is not None else float("nan"),
                     trade.pnl,
                     trade.exit_reason.value if trade.exit_reason is not None else "",
+                )
+            )
+        for day in out.days:
+            logger.info(
+                "daily summary %s: equity %.2f, P&L %+.2f (%+.2f%%), %d trade(s), %d win(s)",
+                day.day,
+                day.end_equity,
+                day.pnl,
+                day.return_pct,
+                day.trades,
+                day.wins,
+                extra={"daily_summary": asdict(day)},
+            )
+            self.alerter.send(
+                daily_summary_alert(
+                    day.day,
+                    day.start_equity,
+                    day.end_equity,
+                    day.trades,
+                    day.wins,
+                    day.realized_pnl,
+                    day.open_positions,
                 )
             )
         if out.steps:

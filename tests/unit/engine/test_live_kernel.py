@@ -253,6 +253,64 @@ def test_a_restored_kernel_keeps_its_risk_state(btc_1m, tmp_path: Path) -> None:
     assert kernel.risk.export_state()["black_swan"][sym]["returns"]  # the windows came along
 
 
+def _stream_days(kernel: LiveKernel, bars: BarArrays, start: int, stop: int, equity: dict):
+    """Stream like :func:`_stream`; return the day summaries and record each close's equity."""
+    days = []
+    for i in range(start, stop):
+        ts, o = _row(bars, i)[:2]
+        days += kernel.on_price(bars.symbol, ts, o, o, o, o).days
+        days += kernel.on_bar(bars.symbol, *_row(bars, i)).days
+        equity[ts] = kernel.portfolio.equity
+    return days
+
+
+def test_each_utc_day_is_summarised_once_also_across_a_restart(btc_1m, tmp_path: Path) -> None:
+    # Arrange: 3,700 live 1m bars from 05:00 on day one: two whole UTC days end
+    sym = btc_1m.symbol
+    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0)
+
+    def kernel(**kw) -> LiveKernel:
+        return LiveKernel(
+            SmaCross(fast=5, slow=20, short=True, stop_loss=0.004),
+            {sym: _instrument(sym)},
+            "1m",
+            cfg,
+            **kw,
+        )
+
+    ref = kernel()
+    ref.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    equity: dict[int, float] = {}
+    # Act: one uninterrupted run, one restarted in the middle of the first day
+    days = _stream_days(ref, btc_1m, WARMUP, len(btc_1m), equity)
+    resumed = []
+    for lo, hi in itertools.pairwise([WARMUP, 1_000, len(btc_1m)]):
+        with SqliteStateStore(tmp_path / "state.db") as store:
+            run = kernel(run_id="r", store=store)
+            if not run.restore():
+                run.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+            resumed += _stream_days(run, btc_1m, lo, hi, {})
+    # Assert: by hand from the equity at each close and the trade list
+    day_ns = 86_400 * 10**9
+    first_day = int(btc_1m.ts[WARMUP]) // day_ns
+    assert [d.day for d in days] == ["2025-05-20", "2025-05-21"]
+    closes = sorted(equity)
+    for n, summary in enumerate(days):
+        lo_ns, hi_ns = (first_day + n) * day_ns, (first_day + n + 1) * day_ns
+        in_day = [t for t in closes if lo_ns <= t < hi_ns]
+        before = [t for t in closes if t < lo_ns]
+        start = equity[before[-1]] if before else 10_000.0
+        closed = [t for t in ref.portfolio.trades if lo_ns <= t.exit_ts < hi_ns]
+        assert summary.start_equity == pytest.approx(start, rel=1e-12)
+        assert summary.end_equity == pytest.approx(equity[in_day[-1]], rel=1e-12)
+        assert summary.trades == len(closed)
+        assert summary.trades > 0
+        assert summary.wins == sum(1 for t in closed if t.pnl > 0)
+        assert summary.realized_pnl == pytest.approx(sum(t.pnl for t in closed))
+    assert days[1].start_equity == days[0].end_equity
+    assert resumed == days
+
+
 def test_waiting_orders_fill_at_the_first_update_and_stops_trigger_between_closes(btc_1m) -> None:
     # Arrange: a long with a 0.2% stop opened on a cross
     sym = btc_1m.symbol
