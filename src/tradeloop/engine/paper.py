@@ -269,6 +269,8 @@ class PaperSession:
         self._last_message = time.monotonic()
         self._last_heartbeat = time.monotonic()
         self._last_status = 0.0
+        #: a step ran since status.json was last written
+        self._status_due = False
         self._first_queued_wall: float | None = None
         self.kernel: LiveKernel | None = None
         self.store: StateStore | None = None
@@ -438,7 +440,7 @@ class PaperSession:
             elif isinstance(event, FeedStatus):
                 self._on_feed_status(event)
             self._flush_quiet_symbols(kernel)
-            self._housekeeping(kernel)
+            self._housekeeping(kernel, backlog=not events.empty())
             if (
                 cfg.until_ns is not None
                 and kernel.last_step_ts is not None
@@ -538,7 +540,7 @@ class PaperSession:
                 )
             )
         if out.steps:
-            self._write_status(force=True)
+            self._status_due = True
 
     def _on_feed_status(self, ev: FeedStatus) -> None:
         self._last_message = time.monotonic()
@@ -575,9 +577,15 @@ class PaperSession:
             self._after(kernel.flush())
             self._first_queued_wall = None
 
-    def _housekeeping(self, kernel: LiveKernel) -> None:
+    def _housekeeping(self, kernel: LiveKernel, *, backlog: bool = False) -> None:
+        """Status file and heartbeat, once per loop iteration.
+
+        status.json is rewritten after every step; while events queue up (catching up after
+        a restart or a burst) it is rewritten at most twice a second until the queue is
+        drained, so the file never holds back the kernel.
+        """
         now = time.monotonic()
-        self._write_status()
+        self._write_status(force=self._status_due and not backlog)
         if now - self._last_heartbeat >= self.config.heartbeat_s:
             self._last_heartbeat = now
             logger.info("heartbeat", extra=self.health())
@@ -628,6 +636,7 @@ class PaperSession:
         if not force and now - self._last_status < 0.5:
             return
         self._last_status = now
+        self._status_due = False
         try:
             write_status(self.config.status_path, self.status())
         except OSError as exc:
