@@ -1,7 +1,7 @@
 """Daily summaries of a running session: equity, P&L and trades per UTC day.
 
-The tracker is fed the equity at each step's close and asked to roll the day at the first
-event of a new bar; when the UTC day has changed it returns the summary of the day that ended.
+The tracker is fed the equity at each step's close and asked to roll the day at each step;
+when the UTC day has changed it returns the summary of the day that ended.
 Its state is part of the engine state, so a day that spans a restart is summarised whole.
 """
 
@@ -28,13 +28,14 @@ class DaySummary:
     day
         The day, ``YYYY-MM-DD``.
     start_equity, end_equity
-        Equity at the day's first step (the close before it) and at its last close.
+        Equity at the close of the day before (the run's start on its first day) and at the
+        day's last close.
     trades, wins
-        Trades closed during the day, and how many of them made money.
+        Trades closed during the day (exit time inside it), and how many of them made money.
     realized_pnl
         Net P&L of those trades.
     open_positions
-        Positions open when the day ended.
+        Positions open when the summary was made (the next day's first step).
     """
 
     day: str
@@ -71,23 +72,21 @@ class DayTracker:
     def roll(
         self, ts: int, equity: float, trades: Sequence[Trade], open_positions: int
     ) -> DaySummary | None:
-        """Move to the day of ``ts``; return the summary of the day that ended, if one did.
+        """Move to the day of step ``ts``; return the summary of the day that ended, if one did.
 
-        ``equity`` is the equity now (used only for the very first day); ``trades`` is the
-        run's list of closed trades, newest last.
+        Call it at each step, before the step's strategy call; steps come in time order, and a
+        time before the current day (never expected) changes nothing. ``equity`` is the equity
+        now (used only for the very first day); ``trades`` are the run's trades in any order
+        (those that closed inside the ended day are counted).
         """
         day = ts // DAY_NS
         if self.day is None:
             self.day, self.start_equity, self.last_equity = day, equity, equity
             return None
-        if day == self.day:
+        if day <= self.day:
             return None
-        start_ns = self.day * DAY_NS
-        closed: list[Trade] = []
-        for trade in reversed(trades):
-            if trade.exit_ts is None or trade.exit_ts < start_ns:
-                break
-            closed.append(trade)
+        start_ns, end_ns = self.day * DAY_NS, (self.day + 1) * DAY_NS
+        closed = [t for t in trades if t.exit_ts is not None and start_ns <= t.exit_ts < end_ns]
         summary = DaySummary(
             day=to_iso(start_ns)[:10],
             start_equity=self.start_equity,

@@ -408,7 +408,6 @@ class LiveKernel:
         if self.last_step_ts is not None and self._behind(symbol):
             return  # the previous step has not run: its orders cannot exist yet
         self._opened[symbol] = ts
-        self._roll_day(ts)
         if self.broker.pending.get(symbol):
             self.broker.step = self.steps
             self.broker.on_open(symbol, ts, open_price)
@@ -420,7 +419,7 @@ class LiveKernel:
         )
 
     def _roll_day(self, ts: int) -> None:
-        """At the first event of a bar: when a UTC day ended, keep its summary."""
+        """At each step (in time order): when a UTC day ended, keep its summary."""
         p = self.portfolio
         summary = self.days.roll(ts, p.equity, p.trades, len(p.positions))
         if summary is not None:

@@ -10,6 +10,7 @@ import pytest
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.instrument import Instrument
+from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.data.resample import resample
 from tradeloop.engine.config import BacktestConfig
@@ -308,6 +309,73 @@ def test_each_utc_day_is_summarised_once_also_across_a_restart(btc_1m, tmp_path:
         assert summary.wins == sum(1 for t in closed if t.pnl > 0)
         assert summary.realized_pnl == pytest.approx(sum(t.pnl for t in closed))
     assert days[1].start_equity == days[0].end_equity
+    assert resumed == days
+
+
+def test_two_symbol_day_summaries_with_a_missing_last_bar_and_a_restart(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # Arrange: BTC and ETH 5m perps over ~6 days; ETH's 23:55 bar never arrives, so BTC's
+    # 23:55 step runs late, after ETH's first 00:00 update; one restart in the middle of a day
+    folder = shared_data / "crypto_futures/binance_usdm_2025"
+    sources = {}
+    for name in ("BTC", "ETH"):
+        bars = load_ohlcv(folder / f"{name}_USDT_USDT-5m-futures.feather").bars.slice(0, 1_900)
+        sources[bars.symbol] = bars
+    eth = next(s for s in sources if s.startswith("ETH"))
+    day_ns, five_min = 86_400 * 10**9, 300 * 10**9
+    cfg = BacktestConfig(balance=10_000)
+
+    def kernel(**kw) -> LiveKernel:
+        return LiveKernel(
+            SmaCross(fast=8, slow=30, short=True),
+            {s: _instrument(s) for s in sources},
+            "5m",
+            cfg,
+            **kw,
+        )
+
+    def stream(k: LiveKernel, lo: int, hi: int) -> list:
+        days = []
+        for i in range(lo, hi):
+            rows = {s: _row(b, i) for s, b in sources.items()}
+            rows = {
+                s: r
+                for s, r in rows.items()
+                if not (s == eth and r[0] % day_ns == day_ns - five_min)
+            }
+            for s, r in rows.items():
+                days += k.on_price(s, r[0], r[1], r[1], r[1], r[1]).days
+            for s, r in rows.items():
+                days += k.on_bar(s, *r).days
+        return days
+
+    warm = {s: [_row(b, i) for i in range(200)] for s, b in sources.items()}
+    ref = kernel()
+    ref.warm_up(warm)
+    # Act
+    days = stream(ref, 200, 1_900)
+    resumed = []
+    for lo, hi in itertools.pairwise([200, 1_000, 1_900]):
+        with SqliteStateStore(tmp_path / "state.db") as store:
+            run = kernel(run_id="r", store=store)
+            if not run.restore():
+                run.warm_up(warm)
+            resumed += stream(run, lo, hi)
+    # Assert: every ended day once, in order, chained, with the trades that closed in it
+    # (the late 23:55 step runs inside ETH's 00:00 close: its trades still count for the day)
+    first = int(next(iter(sources.values())).ts[200]) // day_ns
+    last = int(next(iter(sources.values())).ts[1_899]) // day_ns
+    assert [d.day for d in days] == [to_iso(d * day_ns)[:10] for d in range(first, last)]
+    previous_end = 10_000.0
+    for n, summary in enumerate(days):
+        lo_ns, hi_ns = (first + n) * day_ns, (first + n + 1) * day_ns
+        closed = [t for t in ref.portfolio.trades if lo_ns <= t.exit_ts < hi_ns]
+        assert summary.start_equity == previous_end
+        assert summary.trades == len(closed)
+        assert summary.realized_pnl == pytest.approx(sum(t.pnl for t in closed))
+        previous_end = summary.end_equity
+    assert sum(d.trades for d in days) > 10
     assert resumed == days
 
 
