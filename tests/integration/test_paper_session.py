@@ -353,6 +353,7 @@ def test_restart_with_other_settings_is_refused(
             timeout=120,
         )
         assert first.returncode == 0, first.stderr[-2000:]
+        written = status.read_text()
         again = subprocess.run(
             [*_paper_cmd(state, status, end_ms - 60_000), "--balance", "5000"],
             env=_env(rest, ws),
@@ -363,6 +364,7 @@ def test_restart_with_other_settings_is_refused(
     assert again.returncode == 2
     assert "balance" in again.stderr
     assert "--fresh" in again.stderr
+    assert status.read_text() == written  # the run's status file is left alone
 
 
 def test_paper_session_on_postgresql(
@@ -426,9 +428,20 @@ def test_risk_file_halt_is_alerted_and_survives_a_restart(
             for until in (START_MS + 150 * 60_000, end_ms - 60_000)
         ]
         titles = [p.body["embeds"][0]["title"] for p in hook.posts if p.status == 204]
+        # a restart after the file was loosened is refused: the run keeps its rules
+        risk.write_text('profile = "permissive"\n[kill_switch]\ndaily_loss_pct = 0.05\n')
+        loosened = subprocess.run(
+            _paper_cmd(state, status, end_ms - 60_000, *extra),
+            env=_env(rest, ws),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     # Assert: the halt was alerted once, is in the status file, and held after the restart
     for proc in runs:
         assert proc.returncode == 0, proc.stderr[-3000:]
+    assert loosened.returncode == 2
+    assert "risk: stored" in loosened.stderr
     assert titles.count("Trading halted: daily_loss") == 1
     assert json.loads(status.read_text())["risk_state"] == "halted"
     with open_state_store(state) as store:
@@ -481,21 +494,24 @@ def test_a_stop_request_ends_rest_retries_at_once(tmp_path: Path) -> None:
         status_path=tmp_path / "status.json",
         settings=settings,
     )
-    session = PaperSession(SmaCross(), cfg)
-    codes: list[int] = []
-    runner = threading.Thread(target=lambda: codes.append(session.run()))
-    runner.start()
-    time.sleep(1.0)  # inside the retries
-    # Act
-    asked = time.monotonic()
-    session.request_stop()
-    runner.join(timeout=10)
-    # Assert: a clean stop, well before the retries would have run out
+    with WebhookServer() as hook:
+        session = PaperSession(SmaCross(), cfg, alerter=DiscordAlerter(hook.url))
+        codes: list[int] = []
+        runner = threading.Thread(target=lambda: codes.append(session.run()))
+        runner.start()
+        time.sleep(1.0)  # inside the retries
+        # Act
+        asked = time.monotonic()
+        session.request_stop()
+        runner.join(timeout=10)
+        titles = [p.body["embeds"][0]["title"] for p in hook.posts if p.status == 204]
+    # Assert: a clean stop, well before the retries would have run out, and said so
     assert not runner.is_alive()
     assert codes == [0]
     assert time.monotonic() - asked < 5.0
     assert session.source.stats.retries >= 1
     assert json.loads((tmp_path / "status.json").read_text())["stopping"] is True
+    assert titles == ["tradeloop stopped"]
 
 
 def test_the_day_that_ends_is_summarised_in_an_alert(

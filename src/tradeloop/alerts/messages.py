@@ -140,11 +140,13 @@ def daily_summary_alert(
     )
 
 
-def shutdown_alert(reason: str, equity: float, open_positions: int) -> Alert:
-    """Return the ``shutdown`` alert: the engine stopped."""
-    return Alert(
-        "shutdown",
-        "tradeloop stopped",
-        message=reason,
-        fields={"reason": reason, "equity": equity, "open_positions": open_positions},
-    )
+def shutdown_alert(reason: str, equity: float | None, open_positions: int) -> Alert:
+    """Return the ``shutdown`` alert: the engine stopped (``equity`` None: it never started).
+
+    >>> shutdown_alert("stop requested", None, 0).fields["reason"]
+    'stop requested'
+    """
+    fields: dict[str, FieldValue] = {"reason": reason, "open_positions": open_positions}
+    if equity is not None:
+        fields["equity"] = equity
+    return Alert("shutdown", "tradeloop stopped", message=reason, fields=fields)

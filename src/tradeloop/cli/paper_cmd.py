@@ -28,13 +28,13 @@ def _fail(exc: TradeloopError) -> typer.Exit:
 
 
 def _risk_setting(value: str) -> str | dict[str, object]:
-    """A profile name as is; a TOML file's parsed content (checked, errors name the file)."""
+    """A profile name as is; a ``.toml`` file's parsed content (checked, errors name it)."""
     import tomllib
 
     from tradeloop.risk.config import load_risk_config
 
     path = Path(value)
-    if not (value.endswith(".toml") or path.is_file()):
+    if path.suffix.lower() != ".toml":
         return value
     load_risk_config(path)  # a clear error naming the file and the setting
     return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -63,9 +63,9 @@ def paper(
     risk: Annotated[
         str,
         typer.Option(
-            help="Risk profile (permissive or default) or a risk TOML file, as for "
-            "'tradeloop backtest --risk'. The run keeps the file's content: kill-switch state "
-            "(a daily-loss halt) survives restarts."
+            help="Risk profile (permissive or default) or a risk .toml file, as for "
+            "'tradeloop backtest --risk'. The run stores the rules; a restart with other "
+            "rules is refused. Kill-switch state (a daily-loss halt) survives restarts."
         ),
     ] = "permissive",
     param: Annotated[

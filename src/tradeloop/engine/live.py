@@ -429,6 +429,7 @@ class LiveKernel:
         broker, portfolio = self.broker, self.portfolio
         broker.step = self.steps
         self._roll_day(ts)
+        self.risk.poll_inbox()  # an operator's override tokens (no-op without an inbox)
         bars: list[tuple[str, Bar6]] = []
         for symbol in self.symbols:
             queue = self._queued[symbol]

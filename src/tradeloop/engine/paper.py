@@ -69,7 +69,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: run metadata that must match when a session restarts an existing run
-_IDENTITY = ("strategy", "params", "exchange", "market", "symbols", "timeframe", "balance")
+_IDENTITY = (
+    "strategy",
+    "params",
+    "exchange",
+    "market",
+    "symbols",
+    "timeframe",
+    "balance",
+    "risk",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +280,8 @@ class PaperSession:
         self._last_status = 0.0
         #: a step ran since status.json was last written
         self._status_due = False
+        #: the run could not be opened with these settings (nothing of it was touched)
+        self._refused = False
         self._first_queued_wall: float | None = None
         self.kernel: LiveKernel | None = None
         self.store: StateStore | None = None
@@ -306,7 +317,11 @@ class PaperSession:
         reason = "stopped"
         feed: FeedThread | None = None
         try:
-            kernel = self._open_run(store)
+            try:
+                kernel = self._open_run(store)
+            except ConfigError:
+                self._refused = True  # another run's state (maybe a live process) is untouched
+                raise
             self.kernel = kernel
             stream = KlineStream.from_settings(
                 cfg.exchange,
@@ -648,11 +663,13 @@ class PaperSession:
         if feed is not None:
             feed.stop(max(0.5, deadline - time.monotonic()))
         kernel = self.kernel
-        self._write_status(force=True)
-        if kernel is not None:
-            self.alerter.send(
-                shutdown_alert(reason, kernel.portfolio.equity, len(kernel.portfolio.positions))
-            )
+        if not self._refused:  # a refused start leaves the run's status file alone
+            self._write_status(force=True)
+            if kernel is not None:
+                p = kernel.portfolio
+                self.alerter.send(shutdown_alert(reason, p.equity, len(p.positions)))
+            else:
+                self.alerter.send(shutdown_alert(reason, None, 0))
         self.alerter.close(max(0.5, deadline - time.monotonic()))
         if self.store is not None:
             self.store.close()

@@ -214,6 +214,7 @@ class RiskEngine:
         self._inflight_ts = int(data.get("inflight_ts", -1))
         self._scheduled = [(int(at), str(token)) for at, token in data.get("scheduled", ())]
         self._inbox_offset = int(data.get("inbox_offset", 0))
+        self.poll_inbox()  # tokens an operator queued while the run was down
         self.accepted = int(data.get("accepted", 0))
         self.rejected_before = int(data.get("rejected", 0))
         self.adjustments = Counter({str(k): int(v) for k, v in data.get("adjustments", {}).items()})

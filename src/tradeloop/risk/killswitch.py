@@ -165,8 +165,12 @@ class KillSwitch:
         return True
 
     # -- persistence ----------------------------------------------------------------------
+    #: state changes kept in :meth:`export_state` (it is written with every step)
+    EXPORTED_EVENTS = 100
+
     def export_state(self) -> dict[str, Any]:
-        """Return the state, the monitors' reference levels and the events, JSON-ready."""
+        """Return the state, the monitors' reference levels and the last
+        :attr:`EXPORTED_EVENTS` events, JSON-ready."""
         return {
             "state": self.state.value,
             "cause": self.cause,
@@ -175,7 +179,8 @@ class KillSwitch:
             "day_start_equity": _num(self.day_start_equity),
             "last_equity": _num(self._last_equity),
             "events": [
-                [e.ts, e.cause, e.state_from.value, e.state_to.value, e.detail] for e in self.events
+                [e.ts, e.cause, e.state_from.value, e.state_to.value, e.detail]
+                for e in self.events[-self.EXPORTED_EVENTS :]
             ],
         }
 

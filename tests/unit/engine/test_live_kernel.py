@@ -4,6 +4,7 @@ and its durable restore."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
-from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig, RiskConfig
+from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig, OverridesConfig, RiskConfig
+from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.killswitch import TradingState
+from tradeloop.risk.overrides import issue_token
 from tradeloop.store.state import SqliteStateStore
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.examples.mtf_trend import MtfTrend
@@ -263,6 +266,61 @@ def _stream_days(kernel: LiveKernel, bars: BarArrays, start: int, stop: int, equ
         days += kernel.on_bar(bars.symbol, *_row(bars, i)).days
         equity[ts] = kernel.portfolio.equity
     return days
+
+
+def test_a_resume_token_queued_while_the_run_was_down_lifts_the_restored_halt(
+    btc_1m, tmp_path: Path
+) -> None:
+    # Arrange: the daily-loss halt of day one (about 08:13); the run stops at bar 777 while
+    # halted, an operator queues a signed resume for bar 800, and the run is started again
+    secret = b"paper desk secret"
+    inbox = tmp_path / "overrides.jsonl"
+    risk = RiskConfig(
+        kill_switch=KillSwitchConfig(
+            daily_loss_pct=0.002, drawdown_reduce_pct=None, daily_resume_next_day=False
+        ),
+        black_swan=BlackSwanConfig(enabled=False),
+        overrides=OverridesConfig(inbox=str(inbox), audit_log=str(tmp_path / "audit.jsonl")),
+    )
+    sym = btc_1m.symbol
+    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, risk=risk)
+
+    def kernel(store: SqliteStateStore) -> LiveKernel:
+        return LiveKernel(
+            SmaCross(fast=5, slow=20, short=True, stop_loss=0.004),
+            {sym: _instrument(sym)},
+            "1m",
+            cfg,
+            run_id="r",
+            store=store,
+            risk=RiskEngine(risk, secret=secret),
+        )
+
+    with SqliteStateStore(tmp_path / "state.db") as store:
+        first = kernel(store)
+        first.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+        _stream(first, {sym: btc_1m}, WARMUP, 777)
+        assert first.risk.state == TradingState.HALTED
+    at = int(btc_1m.ts[800])
+    token = issue_token(
+        secret,
+        who="desk",
+        why="limit too tight",
+        action="resume",
+        not_before=at - 60 * 10**9,
+        expires_at=at + 3_600 * 10**9,
+    )
+    inbox.write_text(json.dumps({"at": at, "token": token}) + "\n")
+    # Act
+    with SqliteStateStore(tmp_path / "state.db") as store:
+        second = kernel(store)
+        assert second.restore()
+        assert second.risk.state == TradingState.HALTED
+        _stream(second, {sym: btc_1m}, 777, 1_200)
+    # Assert: resumed at bar 800 by the override, and trading again after it
+    resumed = [e for e in second.risk.events if e.cause == "override"]
+    assert [(e.ts, e.state_to) for e in resumed] == [(at, TradingState.ACTIVE)]
+    assert any(t.entry_ts > at for t in second.portfolio.trades)
 
 
 def test_each_utc_day_is_summarised_once_also_across_a_restart(btc_1m, tmp_path: Path) -> None:

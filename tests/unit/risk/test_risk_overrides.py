@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.risk.config import OverridesConfig, RiskConfig
+from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.overrides import (
     AuditLog,
     Override,
@@ -179,3 +181,22 @@ def test_overrides_in_force_and_used_tokens_survive_a_restart(tmp_path: Path) ->
     assert second.limit("max_position_pct", 0.10, T0 + HOUR) == 0.10
     assert isinstance(replay, OverrideRefused)
     assert replay.reason == "replayed"
+
+
+def test_a_restored_engine_reads_only_the_inbox_lines_added_while_it_was_down(
+    tmp_path: Path,
+) -> None:
+    # Arrange: an engine reads one queued token and saves its state; a second line arrives
+    inbox = tmp_path / "inbox.jsonl"
+    config = RiskConfig(overrides=OverridesConfig(inbox=str(inbox)))
+    inbox.write_text(json.dumps({"at": T0 + 10, "token": "first"}) + "\n")
+    before = RiskEngine(config, secret=SECRET)
+    saved = json.loads(json.dumps(before.export_state()))
+    with inbox.open("a") as fh:
+        fh.write(json.dumps({"at": T0 + 5, "token": "second"}) + "\n")
+    # Act: a new process reads the whole inbox in its constructor, then restores
+    after = RiskEngine(config, secret=SECRET)
+    after.restore_state(saved)
+    # Assert: the saved queue plus the new line, in time order, nothing twice
+    assert after.export_state()["scheduled"] == [[T0 + 5, "second"], [T0 + 10, "first"]]
+    assert after.export_state()["inbox_offset"] == inbox.stat().st_size
