@@ -150,6 +150,8 @@ def test_a_short_window_keeps_only_its_bars_and_still_matches_the_backtest(btc_1
     assert held.close.tolist() == btc_1m.close[n - 64 :].tolist()
     assert held.volume.tolist() == btc_1m.volume[n - 64 :].tolist()
     assert early.close.tolist() == early_close.tolist()
+    assert not held.close.flags.writeable  # a strategy cannot write into the kernel's bars
+    assert not held.ts.flags.writeable
     assert early.ts.tolist() == btc_1m.ts[1_000 - 64 : 1_000].tolist()
     assert [s.order for s in kernel._orders.values()] == engine.orders
     closed = [t for t in result.trades if t.exit_ts is not None]
