@@ -208,8 +208,8 @@ def run_summaries(store: StateStore) -> list[dict[str, Any]]:
 def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:
     """The risk rules of a paper run: a profile name, or a risk file's parsed TOML.
 
-    The TOML content (not the file's path) is what a run stores, so a restart and the parity
-    replay use the rules the run started with even when the file changes later.
+    The TOML content (not the file's path) is what a run stores: the parity replay uses the
+    rules the run started with, and a restart whose rules differ is refused.
 
     Raises
     ------
