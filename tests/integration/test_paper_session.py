@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from tradeloop.core.time import to_iso
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.paper import PaperConfig, PaperSession, instrument_from_dict
-from tradeloop.engine.parity import parity_report
+from tradeloop.engine.parity import parity_report, trade_key
 from tradeloop.store.state import StateStore, open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.replay import ReplayServer
@@ -84,6 +85,42 @@ def _env(rest: LocalVenueServer, ws: ReplayServer) -> dict[str, str]:
     return env
 
 
+def _replay(
+    venue: VenueData, end_ms: int, start_ms: int = START_MS, interval_s: float = 0.01
+) -> ReplayServer:
+    """A replay of the recorded 1m bars that waits while no client is connected."""
+    return ReplayServer(
+        venue, start_ms=start_ms, end_ms=end_ms, bar_interval_s=interval_s, advance_when_idle=False
+    )
+
+
+def _run_paper(
+    rest: LocalVenueServer, ws: ReplayServer, state: str, status: Path, until_ms: int, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`tradeloop paper` as a subprocess against the local servers, to completion."""
+    return subprocess.run(
+        _paper_cmd(state, status, until_ms, *extra),
+        env=_env(rest, ws),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _config(tmp_path: Path, settings: Settings, **kw: Any) -> PaperConfig:
+    """The BTC/USDT 1m paper config of these tests, state and status in ``tmp_path``."""
+    return PaperConfig(
+        exchange="binance",
+        symbols=("BTC/USDT",),
+        timeframe="1m",
+        run_id=RUN_ID,
+        state_url=str(tmp_path / "state.db"),
+        status_path=tmp_path / "status.json",
+        settings=settings,
+        **kw,
+    )
+
+
 def _uninterrupted(store: StateStore) -> LiveKernel:
     """The run the stored bars describe, replayed in one go through a fresh kernel."""
     meta = store.load_run_meta(RUN_ID)
@@ -101,19 +138,7 @@ def _uninterrupted(store: StateStore) -> LiveKernel:
 
 
 def _trade_keys(trades) -> list[tuple]:
-    return [
-        (
-            t.id,
-            t.direction,
-            t.quantity,
-            t.entry_ts,
-            t.entry_price,
-            t.exit_ts,
-            t.exit_price,
-            t.exit_reason,
-        )
-        for t in trades
-    ]
+    return [trade_key(t) for t in trades]
 
 
 def _assert_bars_are_the_recording(store: StateStore, venue: VenueData, first_ms: int) -> None:
@@ -132,18 +157,10 @@ def test_paper_cli_trades_and_parity_reports_zero_differences(
 ) -> None:
     # Arrange
     end_ms = START_MS + 300 * 60_000
-    with ReplayServer(
-        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-    ) as ws:
+    with _replay(venue, end_ms) as ws:
         state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
         # Act
-        proc = subprocess.run(
-            _paper_cmd(state, status, end_ms - 60_000),
-            env=_env(rest, ws),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = _run_paper(rest, ws, state, status, end_ms - 60_000)
     # Assert
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(status.read_text())
@@ -219,21 +236,8 @@ def test_sigkill_at_random_points_and_restart_continues_exactly(
 def _session(
     rest: LocalVenueServer, ws: ReplayServer, tmp_path: Path, until_ms: int, **kw
 ) -> PaperSession:
-    settings = Settings(
-        exchanges={"binance": ExchangeSettings(url=rest.url, ws_url=ws.url)},
-    )
-    cfg = PaperConfig(
-        exchange="binance",
-        symbols=("BTC/USDT",),
-        timeframe="1m",
-        run_id=RUN_ID,
-        state_url=str(tmp_path / "state.db"),
-        status_path=tmp_path / "status.json",
-        warmup_bars=60,
-        until_ns=until_ms * 1_000_000,
-        settings=settings,
-        **kw,
-    )
+    settings = Settings(exchanges={"binance": ExchangeSettings(url=rest.url, ws_url=ws.url)})
+    cfg = _config(tmp_path, settings, warmup_bars=60, until_ns=until_ms * 1_000_000, **kw)
     return PaperSession(SmaCross(fast=5, slow=20, short=True, stop_loss=0.004), cfg)
 
 
@@ -242,9 +246,7 @@ def test_dropped_connection_with_skipped_bars_is_backfilled(
 ) -> None:
     # Arrange
     end_ms = START_MS + 400 * 60_000
-    with ReplayServer(
-        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-    ) as ws:
+    with _replay(venue, end_ms) as ws:
         session = _session(rest, ws, tmp_path, end_ms - 60_000)
         runner = threading.Thread(target=session.run)
         runner.start()
@@ -275,9 +277,7 @@ def test_failing_discord_webhook_never_blocks_the_engine(
     end_ms = START_MS + 200 * 60_000
     with (
         WebhookServer() as hook,
-        ReplayServer(
-            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-        ) as ws,
+        _replay(venue, end_ms) as ws,
     ):
         hook.script(
             [
@@ -286,9 +286,8 @@ def test_failing_discord_webhook_never_blocks_the_engine(
             ]
         )
         state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
-        cmd = _paper_cmd(state, status, end_ms - 60_000, "--discord-webhook", hook.url)
         # Act
-        proc = subprocess.run(cmd, env=_env(rest, ws), capture_output=True, text=True, timeout=120)
+        proc = _run_paper(rest, ws, state, status, end_ms - 60_000, "--discord-webhook", hook.url)
         posts = hook.posts
     # Assert: the run completed, and start, trade and shutdown embeds were delivered
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -312,9 +311,7 @@ def test_sigterm_stops_cleanly_within_a_bound_with_state_saved(
 ) -> None:
     # Arrange
     end_ms = START_MS + 3_000 * 60_000
-    with ReplayServer(
-        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.05, advance_when_idle=False
-    ) as ws:
+    with _replay(venue, end_ms, interval_s=0.05) as ws:
         state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
         cmd = _paper_cmd(state, status, end_ms - 60_000, "-v")
         proc = subprocess.Popen(
@@ -341,26 +338,12 @@ def test_restart_with_other_settings_is_refused(
     rest: LocalVenueServer, venue: VenueData, tmp_path: Path
 ) -> None:
     end_ms = START_MS + 30 * 60_000
-    with ReplayServer(
-        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-    ) as ws:
+    with _replay(venue, end_ms) as ws:
         state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
-        first = subprocess.run(
-            _paper_cmd(state, status, end_ms - 60_000),
-            env=_env(rest, ws),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        first = _run_paper(rest, ws, state, status, end_ms - 60_000)
         assert first.returncode == 0, first.stderr[-2000:]
         written = status.read_text()
-        again = subprocess.run(
-            [*_paper_cmd(state, status, end_ms - 60_000), "--balance", "5000"],
-            env=_env(rest, ws),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        again = _run_paper(rest, ws, state, status, end_ms - 60_000, "--balance", "5000")
     assert again.returncode == 2
     assert "balance" in again.stderr
     assert "--fresh" in again.stderr
@@ -382,9 +365,7 @@ def test_paper_session_on_postgresql(
     with psycopg.connect(pg_url, autocommit=True) as con:
         con.execute(f"CREATE SCHEMA {schema}")
     try:
-        with ReplayServer(
-            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-        ) as ws:
+        with _replay(venue, end_ms) as ws:
             # Act
             session = _session(rest, ws, tmp_path, end_ms - 60_000)
             object.__setattr__(session.config, "state_url", url)
@@ -411,32 +392,18 @@ def test_risk_file_halt_is_alerted_and_survives_a_restart(
     state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
     with (
         WebhookServer() as hook,
-        ReplayServer(
-            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-        ) as ws,
+        _replay(venue, end_ms) as ws,
     ):
         extra = ("--risk", str(risk), "--discord-webhook", hook.url)
         # Act
         runs = [
-            subprocess.run(
-                _paper_cmd(state, status, until, *extra),
-                env=_env(rest, ws),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            _run_paper(rest, ws, state, status, until, *extra)
             for until in (START_MS + 150 * 60_000, end_ms - 60_000)
         ]
         titles = [p.body["embeds"][0]["title"] for p in hook.posts if p.status == 204]
         # a restart after the file was loosened is refused: the run keeps its rules
         risk.write_text('profile = "permissive"\n[kill_switch]\ndaily_loss_pct = 0.05\n')
-        loosened = subprocess.run(
-            _paper_cmd(state, status, end_ms - 60_000, *extra),
-            env=_env(rest, ws),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        loosened = _run_paper(rest, ws, state, status, end_ms - 60_000, *extra)
     # Assert: the halt was alerted once, is in the status file, and held after the restart
     for proc in runs:
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -485,15 +452,7 @@ def test_a_stop_request_ends_rest_retries_at_once(tmp_path: Path) -> None:
             )
         }
     )
-    cfg = PaperConfig(
-        exchange="binance",
-        symbols=("BTC/USDT",),
-        timeframe="1m",
-        run_id=RUN_ID,
-        state_url=str(tmp_path / "state.db"),
-        status_path=tmp_path / "status.json",
-        settings=settings,
-    )
+    cfg = _config(tmp_path, settings)
     with WebhookServer() as hook:
         session = PaperSession(SmaCross(), cfg, alerter=DiscordAlerter(hook.url))
         codes: list[int] = []
@@ -522,22 +481,10 @@ def test_the_day_that_ends_is_summarised_in_an_alert(
     end_ms = start_ms + 60 * 60_000
     with (
         WebhookServer() as hook,
-        ReplayServer(
-            venue, start_ms=start_ms, end_ms=end_ms, bar_interval_s=0.01, advance_when_idle=False
-        ) as ws,
+        _replay(venue, end_ms, start_ms) as ws,
     ):
         settings = Settings(exchanges={"binance": ExchangeSettings(url=rest.url, ws_url=ws.url)})
-        cfg = PaperConfig(
-            exchange="binance",
-            symbols=("BTC/USDT",),
-            timeframe="1m",
-            run_id=RUN_ID,
-            state_url=str(tmp_path / "state.db"),
-            status_path=tmp_path / "status.json",
-            warmup_bars=60,
-            until_ns=(end_ms - 60_000) * 1_000_000,
-            settings=settings,
-        )
+        cfg = _config(tmp_path, settings, warmup_bars=60, until_ns=(end_ms - 60_000) * 1_000_000)
         strategy = SmaCross(fast=3, slow=8, short=True)
         session = PaperSession(strategy, cfg, alerter=DiscordAlerter(hook.url))
         # Act

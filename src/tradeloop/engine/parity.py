@@ -27,7 +27,7 @@ from tradeloop.engine.paper import instrument_from_dict, risk_config_of
 from tradeloop.store.state import StateStore
 from tradeloop.strategy.registry import load_strategy_class
 
-__all__ = ["Difference", "ParityReport", "parity_report"]
+__all__ = ["Difference", "ParityReport", "parity_report", "trade_key"]
 
 _ORDER_FIELDS = (
     "id",
@@ -55,6 +55,11 @@ _TRADE_FIELDS = (
     "stop_loss",
     "take_profit",
 )
+
+
+def trade_key(trade: Trade) -> tuple[Any, ...]:
+    """The fields of ``trade`` the parity report compares, as a tuple (equal tuples: same trade)."""
+    return tuple(getattr(trade, name) for name in _TRADE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

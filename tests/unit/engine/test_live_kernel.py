@@ -18,6 +18,7 @@ from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
+from tradeloop.engine.parity import trade_key
 from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig, OverridesConfig, RiskConfig
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.killswitch import TradingState
@@ -74,21 +75,8 @@ def _stream(kernel: LiveKernel, sources: dict[str, BarArrays], start: int, stop:
             kernel.on_bar(symbol, *_row(b, i))
 
 
-def _trade_keys(trades):
-    return [
-        (
-            t.id,
-            t.symbol,
-            t.direction,
-            t.quantity,
-            t.entry_ts,
-            t.entry_price,
-            t.exit_ts,
-            t.exit_price,
-            t.exit_reason,
-        )
-        for t in trades
-    ]
+def _trade_keys(trades) -> list[tuple]:
+    return [trade_key(t) for t in trades]
 
 
 @pytest.fixture(scope="module")
