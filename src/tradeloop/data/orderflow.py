@@ -191,22 +191,15 @@ def derive_orderflow(
         )
         delta = np.where(from_trades, t_delta, delta)
     method = np.where(from_trades, CVD_TRADES, CVD_BAR_SIGN)
-    if funding is not None and funding.num_rows:
-        rate = asof_align(
-            ts,
-            timestamps_ns(funding),
-            funding.column("funding_rate").to_numpy(),
-            tolerance_ns=tolerance_ns,
-        )
-        table = table.append_column("funding_rate", pa.array(rate))
-    if open_interest is not None and open_interest.num_rows:
-        oi = asof_align(
-            ts,
-            timestamps_ns(open_interest),
-            open_interest.column("open_interest").to_numpy(),
-            tolerance_ns=tolerance_ns,
-        )
-        table = table.append_column("open_interest", pa.array(oi))
+    for name, events in (("funding_rate", funding), ("open_interest", open_interest)):
+        if events is not None and events.num_rows:
+            values = asof_align(
+                ts,
+                timestamps_ns(events),
+                events.column(name).to_numpy(),
+                tolerance_ns=tolerance_ns,
+            )
+            table = table.append_column(name, pa.array(values))
     table = table.append_column("volume_delta", pa.array(delta))
     table = table.append_column("cvd", pa.array(np.cumsum(delta)))
     table = table.append_column(

@@ -283,6 +283,30 @@ class LiquidationHeatmap:
         return out
 
 
+BarUpdateArgs = tuple[int, float, float, float, float, float, float | None, float | None]
+"""Positional arguments of :meth:`LiquidationHeatmap.update`."""
+
+
+def bar_update_args(
+    bars: BarArrays, i: int, volume_delta: np.ndarray | None = None
+) -> BarUpdateArgs:
+    """Return the :meth:`LiquidationHeatmap.update` arguments of bar ``i`` of ``bars``.
+
+    Open interest is None when ``bars`` has none, volume delta when ``volume_delta`` is None.
+    """
+    oi = bars.open_interest
+    return (
+        int(bars.ts[i]),
+        float(bars.open[i]),
+        float(bars.high[i]),
+        float(bars.low[i]),
+        float(bars.close[i]),
+        float(bars.volume[i]),
+        None if oi is None else float(oi[i]),
+        None if volume_delta is None else float(volume_delta[i]),
+    )
+
+
 def price_time_heatmap(
     bars: BarArrays,
     config: HeatmapConfig | None = None,
@@ -309,19 +333,10 @@ def price_time_heatmap(
     lo = float(np.min(bars.low)) * float(np.min(model._mult))
     hi = float(np.max(bars.high)) * float(np.max(model._mult))
     edges = np.linspace(lo, hi, bins + 1)
-    oi = bars.open_interest
     rows: list[np.ndarray] = []
     stamps: list[int] = []
     for i in range(len(bars)):
-        model.update(
-            int(bars.ts[i]),
-            float(bars.open[i]),
-            float(bars.high[i]),
-            float(bars.low[i]),
-            float(bars.close[i]),
-            float(bars.volume[i]),
-            None if oi is None else float(oi[i]),
-        )
+        model.update(*bar_update_args(bars, i))
         if i % every == every - 1 or i == len(bars) - 1:
             rows.append(model.histogram(edges, weights))
             stamps.append(int(bars.ts[i]))

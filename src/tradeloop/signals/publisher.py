@@ -9,7 +9,7 @@ import numpy as np
 
 from tradeloop.bus.base import MessageBus
 from tradeloop.core.bar import BarArrays
-from tradeloop.signals.heatmap import LiquidationHeatmap
+from tradeloop.signals.heatmap import LiquidationHeatmap, bar_update_args
 from tradeloop.signals.models import LiquidationSignal, symbol_key
 
 __all__ = ["SignalPublisher", "signal_topic"]
@@ -91,19 +91,9 @@ class SignalPublisher:
         Open interest is used when ``bars.open_interest`` is present, volume otherwise; the
         split uses ``volume_delta`` when given. Only every ``publish_every``-th bar publishes.
         """
-        oi = bars.open_interest
         before = self.published
         for i in range(len(bars)):
-            args = (
-                int(bars.ts[i]),
-                float(bars.open[i]),
-                float(bars.high[i]),
-                float(bars.low[i]),
-                float(bars.close[i]),
-                float(bars.volume[i]),
-                None if oi is None else float(oi[i]),
-                None if volume_delta is None else float(volume_delta[i]),
-            )
+            args = bar_update_args(bars, i, volume_delta)
             if publish_every > 1 and (i + 1) % publish_every:
                 self.heatmap.update(*args)
                 continue

@@ -134,9 +134,7 @@ class CcxtHistorySource:
             return pa.table(
                 {
                     "timestamp": _ts([i["timestamp"] for i in items]),
-                    "funding_rate": pa.array(
-                        [_f(i.get("fundingRate")) for i in items], pa.float64()
-                    ),
+                    "funding_rate": _floats(items, "fundingRate"),
                 }
             )
         if request.kind == "open_interest":
@@ -150,12 +148,8 @@ class CcxtHistorySource:
             return pa.table(
                 {
                     "timestamp": _ts([i["timestamp"] for i in items]),
-                    "open_interest": pa.array(
-                        [_f(i.get("openInterestAmount")) for i in items], pa.float64()
-                    ),
-                    "open_interest_value": pa.array(
-                        [_f(i.get("openInterestValue")) for i in items], pa.float64()
-                    ),
+                    "open_interest": _floats(items, "openInterestAmount"),
+                    "open_interest_value": _floats(items, "openInterestValue"),
                 }
             )
         if request.kind == "trades":
@@ -169,8 +163,8 @@ class CcxtHistorySource:
                 {
                     "timestamp": _ts([i["timestamp"] for i in items]),
                     "trade_id": pa.array([str(i.get("id")) for i in items], pa.string()),
-                    "price": pa.array([_f(i.get("price")) for i in items], pa.float64()),
-                    "amount": pa.array([_f(i.get("amount")) for i in items], pa.float64()),
+                    "price": _floats(items, "price"),
+                    "amount": _floats(items, "amount"),
                     "side": pa.array([i.get("side") for i in items], pa.string()),
                 }
             )
@@ -192,6 +186,11 @@ class CcxtHistorySource:
 
 def _f(value: Any) -> float:
     return float("nan") if value is None else float(value)
+
+
+def _floats(items: list[dict[str, Any]], key: str) -> pa.Array:
+    """Return ``items[*][key]`` as float64, NaN where missing."""
+    return pa.array([_f(i.get(key)) for i in items], pa.float64())
 
 
 def _ts(ms: list[Any]) -> pa.Array:

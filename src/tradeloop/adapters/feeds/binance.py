@@ -13,14 +13,13 @@ subscribe request is sent; the server's WebSocket pings are answered by the clie
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tradeloop.adapters.feeds.codec import (
-    NS_PER_MS,
     KlineCodec,
     MalformedMessageError,
     SubscriptionRejectedError,
+    decode_object,
     replace_base,
 )
 from tradeloop.adapters.feeds.events import KlineUpdate
@@ -51,6 +50,7 @@ class BinanceKlineCodec(KlineCodec):
 
     exchange = "binance"
     timeframes_map = BINANCE_TIMEFRAMES
+    kline_keys = ("t", "o", "h", "l", "c", "v", "x")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,12 +69,7 @@ class BinanceKlineCodec(KlineCodec):
 
     def parse(self, raw: str | bytes) -> list[KlineUpdate]:
         """Parse a combined-stream frame (or a raw ``kline`` event); see :class:`KlineCodec`."""
-        try:
-            msg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedMessageError(f"invalid JSON: {exc}") from None
-        if not isinstance(msg, dict):
-            raise MalformedMessageError("frame is not a JSON object")
+        msg = decode_object(raw)
         if "data" in msg and "stream" in msg:
             msg = msg["data"]
             if not isinstance(msg, dict):
@@ -92,25 +87,6 @@ class BinanceKlineCodec(KlineCodec):
             k = msg["k"]
             symbol = self.symbols[str(k["s"]).upper()]
             timeframe = self.intervals[k["i"]]
-            return [
-                KlineUpdate(
-                    exchange=self.exchange,
-                    symbol=symbol,
-                    timeframe=timeframe,
-                    ts=int(k["t"]) * NS_PER_MS,
-                    open=float(k["o"]),
-                    high=float(k["h"]),
-                    low=float(k["l"]),
-                    close=float(k["c"]),
-                    volume=float(k["v"]),
-                    closed=_as_bool(k["x"]),
-                )
-            ]
+            return [self._update(symbol, timeframe, k)]
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessageError(f"bad kline event: {type(exc).__name__}: {exc}") from None
-
-
-def _as_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"expected a boolean, got {value!r}")

@@ -13,10 +13,10 @@ import json
 from typing import Any
 
 from tradeloop.adapters.feeds.codec import (
-    NS_PER_MS,
     KlineCodec,
     MalformedMessageError,
     SubscriptionRejectedError,
+    decode_object,
     replace_base,
 )
 from tradeloop.adapters.feeds.events import KlineUpdate
@@ -53,6 +53,7 @@ class BybitKlineCodec(KlineCodec):
 
     exchange = "bybit"
     timeframes_map = BYBIT_TIMEFRAMES
+    kline_keys = ("start", "open", "high", "low", "close", "volume", "confirm")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,12 +76,7 @@ class BybitKlineCodec(KlineCodec):
 
     def parse(self, raw: str | bytes) -> list[KlineUpdate]:
         """Parse a ``kline.*`` topic frame; acks and pongs give []; see :class:`KlineCodec`."""
-        try:
-            msg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedMessageError(f"invalid JSON: {exc}") from None
-        if not isinstance(msg, dict):
-            raise MalformedMessageError("frame is not a JSON object")
+        msg = decode_object(raw)
         if "topic" not in msg:
             if "op" not in msg:
                 raise MalformedMessageError("frame has neither 'topic' nor 'op'")
@@ -98,26 +94,6 @@ class BybitKlineCodec(KlineCodec):
             rows = msg["data"]
             if not isinstance(rows, list):
                 raise TypeError("'data' is not a list")
-            return [
-                KlineUpdate(
-                    exchange=self.exchange,
-                    symbol=symbol,
-                    timeframe=timeframe,
-                    ts=int(row["start"]) * NS_PER_MS,
-                    open=float(row["open"]),
-                    high=float(row["high"]),
-                    low=float(row["low"]),
-                    close=float(row["close"]),
-                    volume=float(row["volume"]),
-                    closed=_as_bool(row["confirm"]),
-                )
-                for row in rows
-            ]
+            return [self._update(symbol, timeframe, row) for row in rows]
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessageError(f"bad kline frame: {type(exc).__name__}: {exc}") from None
-
-
-def _as_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"expected a boolean, got {value!r}")

@@ -7,10 +7,11 @@ objects. It does no I/O, so it is tested with literal messages.
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from tradeloop.adapters.feeds.events import KlineUpdate
@@ -21,6 +22,7 @@ __all__ = [
     "KlineCodec",
     "MalformedMessageError",
     "SubscriptionRejectedError",
+    "decode_object",
     "replace_base",
     "symbol_id",
 ]
@@ -50,6 +52,26 @@ def symbol_id(symbol: str) -> str:
     if match is None:
         raise ConfigError(f"symbol {symbol!r} must look like BTC/USDT or BTC/USDT:USDT")
     return match.group(1) + match.group(2)
+
+
+def decode_object(raw: str | bytes) -> dict[str, Any]:
+    """Return a received frame decoded as a JSON object.
+
+    >>> decode_object('{"op": "pong"}')
+    {'op': 'pong'}
+
+    Raises
+    ------
+    MalformedMessageError
+        If ``raw`` is not valid JSON or not a JSON object.
+    """
+    try:
+        msg = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedMessageError(f"invalid JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise MalformedMessageError("frame is not a JSON object")
+    return msg
 
 
 def replace_base(url: str, base_url: str | None) -> str:
@@ -95,6 +117,8 @@ class KlineCodec(ABC):
     exchange: ClassVar[str] = ""
     timeframes_map: ClassVar[dict[str, str]] = {}
     """Unified timeframe -> the exchange's interval code."""
+    kline_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys of a wire kline: open time (ms), open, high, low, close, volume, closed flag."""
 
     def __init__(
         self,
@@ -147,6 +171,28 @@ class KlineCodec(ABC):
         """Return the client heartbeat frame, or None when the exchange needs none."""
         return None
 
+    def _update(self, symbol: str, timeframe: str, row: Mapping[str, Any]) -> KlineUpdate:
+        """Return the :class:`KlineUpdate` of one wire kline ``row`` named by :attr:`kline_keys`.
+
+        Raises
+        ------
+        KeyError, TypeError, ValueError
+            If a key is missing, a number does not parse or the closed flag is not a boolean.
+        """
+        ts, open_, high, low, close, volume, closed = self.kline_keys
+        return KlineUpdate(
+            exchange=self.exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            ts=int(row[ts]) * NS_PER_MS,
+            open=float(row[open_]),
+            high=float(row[high]),
+            low=float(row[low]),
+            close=float(row[close]),
+            volume=float(row[volume]),
+            closed=_as_bool(row[closed]),
+        )
+
     @abstractmethod
     def parse(self, raw: str | bytes) -> list[KlineUpdate]:
         """Return the kline updates in one frame ([] for acks, pongs and other control frames).
@@ -158,3 +204,9 @@ class KlineCodec(ABC):
         SubscriptionRejectedError
             If the frame is the exchange's error answer to a request.
         """
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"expected a boolean, got {value!r}")
