@@ -1,4 +1,8 @@
-"""PostgreSQL state store against the real server on 127.0.0.1:5432 (one schema per test)."""
+"""PostgreSQL state store against the real server on 127.0.0.1:5432 (one schema per test).
+
+The backend-independent checks (round trips, transactions) run on PostgreSQL too, from
+``tests/unit/store/test_state_contract.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,38 +20,23 @@ import pytest
 from tradeloop.core import (
     Bracket,
     ConfigError,
-    ExitReason,
     Fill,
     Order,
     OrderSide,
     OrderType,
-    Portfolio,
-    Position,
     TemporaryError,
     TimeInForce,
-    Trade,
 )
-from tradeloop.store import (
-    STATE_SCHEMA_VERSION,
-    PostgresStateStore,
-    StateStore,
-    StoredOrder,
-    open_state_store,
-)
+from tradeloop.store import STATE_SCHEMA_VERSION, PostgresStateStore, StateStore, open_state_store
 from tradeloop.store.state_schema import MIGRATIONS
 from tradeloop.testing.state_writer import check_step_consistent
 
 WRITER = [sys.executable, "-m", "tradeloop.testing.state_writer"]
-RUN = "paper-pg"
 ORDER = Order(
     7, "BTC/USDT", OrderSide.SELL, OrderType.STOP_LIMIT, 0.25, 1_700_000_000_000_000_000,
     29_500.0, 29_600.0, TimeInForce.DAY, None, True, "exit", Bracket(None, 28_000.0), "pos-1",
 )  # fmt: skip
 FILL = Fill(7, "BTC/USDT", OrderSide.SELL, 0.25, 29_500.5, 0.01, 1_700_000_000_000_000_009, "sl")
-POSITION = Position("pos-1", "BTC/USDT", -1, 0.25, 30_000.0, 3, 0.01, 31_000.0, None, 0.05, 29_000)
-TRADE = Trade(
-    "pos-0", "ETH/USDT", 1, 2.0, 1, 2_000.0, 2, 2_100.0, 0.2, 0.2, 199.6, ExitReason.TRAILING, "x"
-)
 
 
 @pytest.fixture
@@ -65,31 +54,6 @@ def store(pg_url: str, schema: str) -> Iterator[StateStore]:
         yield s
 
 
-def _portfolio() -> Portfolio:
-    pf = Portfolio(2_500.0)
-    pf.balance = 9_876.54321
-    pf.positions = {"BTC/USDT": POSITION}
-    pf.trades = [TRADE]
-    pf.marks = {"BTC/USDT": 29_800.0, "ETH/USDT": 2_100.0}
-    return pf
-
-
-def _write_step_then_fail(store: StateStore) -> None:
-    with store.transaction():
-        store.save_order(RUN, ORDER)
-        store.save_fill(RUN, FILL)
-        store.save_portfolio(RUN, _portfolio(), ts=1)
-        store.save_strategy_state(RUN, "rsi", {"n": 1}, ts=1)
-        store.save_checkpoint(RUN, "BTC/USDT", 1)
-        raise RuntimeError("crash mid-step")
-
-
-def _checkpoint_then_fail(store: StateStore) -> None:
-    with store.transaction():
-        store.save_checkpoint(RUN, "ETH/USDT", 2)
-        raise RuntimeError("inner")
-
-
 def test_open_state_store_url_gives_postgres_at_latest_version(store: StateStore) -> None:
     assert isinstance(store, PostgresStateStore)
     assert store.schema_version == STATE_SCHEMA_VERSION
@@ -98,50 +62,6 @@ def test_open_state_store_url_gives_postgres_at_latest_version(store: StateStore
 def test_open_state_store_unreachable_server_raises_temporary_error() -> None:
     with pytest.raises(TemporaryError, match="not reachable"):
         open_state_store("postgresql://postgres@127.0.0.1:1/test")
-
-
-def test_every_record_type_round_trips(store: StateStore) -> None:
-    # Arrange
-    pf = _portfolio()
-    # Act
-    store.record_step(
-        RUN,
-        ts=50,
-        portfolio=pf,
-        checkpoints={"BTC/USDT": 60_000_000_000, "ETH/USDT": 0},
-        strategy_states={"rsi": {"window": [1.0, 2.5], "armed": True}},
-        orders=[StoredOrder(ORDER, "accepted")],
-        fills=[FILL],
-    )
-    state = store.load_run(RUN)
-    # Assert
-    assert state is not None
-    assert state.portfolio is not None
-    assert [(o.order, o.status) for o in state.open_orders] == [(ORDER, "accepted")]
-    assert store.load_fills(RUN) == [FILL]
-    assert state.portfolio.positions == pf.positions
-    assert state.portfolio.trades == [TRADE]
-    assert (state.portfolio.balance, state.portfolio.initial_balance) == (9_876.54321, 2_500.0)
-    assert state.portfolio.marks == pf.marks
-    assert state.snapshot_ts == 50
-    assert state.strategy_states == {"rsi": {"window": [1.0, 2.5], "armed": True}}
-    assert state.checkpoints == {"BTC/USDT": 60_000_000_000, "ETH/USDT": 0}
-
-
-def test_transaction_exception_rolls_back_everything(store: StateStore) -> None:
-    with pytest.raises(RuntimeError, match="mid-step"):
-        _write_step_then_fail(store)
-    assert store.load_run(RUN) is None
-    assert store.load_fills(RUN) == []
-    assert store.load_trades(RUN) == []
-
-
-def test_nested_transaction_failure_rolls_back_only_inner_block(store: StateStore) -> None:
-    with store.transaction():
-        store.save_checkpoint(RUN, "BTC/USDT", 1)
-        with pytest.raises(RuntimeError, match="inner"):
-            _checkpoint_then_fail(store)
-    assert store.load_checkpoints(RUN) == {"BTC/USDT": 1}
 
 
 def test_open_v1_schema_is_migrated_in_place_keeping_rows(pg_url: str, schema: str) -> None:
