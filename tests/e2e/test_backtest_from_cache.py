@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -10,21 +9,20 @@ import pytest
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
-from tradeloop.testing.venue import LocalVenueServer, recorded_venues
+from tradeloop.testing.venue import LocalVenueServer
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+def env(venue: LocalVenueServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.chdir(tmp_path)
-    with LocalVenueServer(recorded_venues(shared_data)) as server:
-        yield {
-            "TRADELOOP_BINANCE_URL": server.url,
-            "TRADELOOP_BINANCE_RATE_LIMIT_MS": "1",
-            "TRADELOOP_CACHE_ROOT": str(tmp_path / "cache"),
-            "COLUMNS": "200",
-        }
+    return {
+        "TRADELOOP_BINANCE_URL": venue.url,
+        "TRADELOOP_BINANCE_RATE_LIMIT_MS": "1",
+        "TRADELOOP_CACHE_ROOT": str(tmp_path / "cache"),
+        "COLUMNS": "200",
+    }
 
 
 def test_backtest_from_cache_resamples_1m_and_equals_a_file_backtest(

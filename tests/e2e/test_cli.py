@@ -3,47 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from click.testing import Result
 
-from tradeloop.cli.app import app
-
-runner = CliRunner()
+RunCli = Callable[..., Result]  # the ``run_cli`` and ``run_sma_cross_backtest`` fixtures
 
 
 def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
-    sample_1h: Path, tmp_path: Path
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
 ) -> None:
     # Arrange
     out = tmp_path / "demo"
     # Act
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "-t",
-            "4h",
-            "--fee",
-            "0.001",
-            "-p",
-            "fast=10",
-            "-p",
-            "slow=30",
-            "--start",
-            "2020-01-01",
-            "--end",
-            "2023-01-01",
-            "--out",
-            str(out),
-        ],
-    )
+    result = run_sma_cross_backtest(
+        sample_1h, "-t", "4h", "--fee", "0.001", "-p", "fast=10", "-p", "slow=30",
+        "--start", "2020-01-01", "--end", "2023-01-01", "--out", str(out),
+    )  # fmt: skip
     # Assert
     assert result.exit_code == 0, result.output
     assert "total_return" in result.output
@@ -63,31 +42,16 @@ def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
     assert "Equity and drawdown" in html
 
 
-def test_backtest_two_files_share_one_portfolio(sample_1h: Path, tmp_path: Path) -> None:
+def test_backtest_two_files_share_one_portfolio(
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
     # Arrange: the same series under two symbols, a 4h resample makes them independent-ish
     out = tmp_path / "multi"
     # Act
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "-d",
-            str(sample_1h),
-            "--symbol",
-            "BTC/USDT",
-            "--symbol",
-            "BTC2/USDT",
-            "--end",
-            "2019-01-01",
-            "--out",
-            str(out),
-            "--no-report",
-        ],
-    )
+    result = run_sma_cross_backtest(
+        sample_1h, "-d", str(sample_1h), "--symbol", "BTC/USDT", "--symbol", "BTC2/USDT",
+        "--end", "2019-01-01", "--out", str(out), "--no-report",
+    )  # fmt: skip
     # Assert
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(out / "trades.csv")
@@ -98,26 +62,17 @@ def test_backtest_two_files_share_one_portfolio(sample_1h: Path, tmp_path: Path)
     assert notional.between(4900, 5001).all()
 
 
-def test_backtest_same_symbol_twice_is_refused(sample_1h: Path, tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "-d",
-            str(sample_1h),
-            "--out",
-            str(tmp_path / "x"),
-        ],
-    )
+def test_backtest_same_symbol_twice_is_refused(
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    result = run_sma_cross_backtest(sample_1h, "-d", str(sample_1h), "--out", str(tmp_path / "x"))
     assert result.exit_code == 2
     assert "name one with --symbol" in result.output
 
 
-def test_backtest_malformed_file_exits_3_and_names_the_row(tmp_path: Path) -> None:
+def test_backtest_malformed_file_exits_3_and_names_the_row(
+    run_sma_cross_backtest: RunCli, tmp_path: Path
+) -> None:
     # Arrange
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -126,9 +81,7 @@ def test_backtest_malformed_file_exits_3_and_names_the_row(tmp_path: Path) -> No
         "2024-01-01T00:01:00Z,10,9.5,9,10.5,1\n"
     )
     # Act
-    result = runner.invoke(
-        app, ["backtest", "-s", "sma_cross", "-d", str(bad), "--out", str(tmp_path / "o")]
-    )
+    result = run_sma_cross_backtest(bad, "--out", str(tmp_path / "o"))
     # Assert
     assert result.exit_code == 3
     assert "DataError" in result.output
@@ -136,45 +89,25 @@ def test_backtest_malformed_file_exits_3_and_names_the_row(tmp_path: Path) -> No
     assert not (tmp_path / "o").exists()
 
 
-def test_backtest_unknown_parameter_exits_2_with_hint(sample_1h: Path, tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "-p",
-            "slwo=20",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-    )
+def test_backtest_unknown_parameter_exits_2_with_hint(
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    result = run_sma_cross_backtest(sample_1h, "-p", "slwo=20", "--out", str(tmp_path / "o"))
     assert result.exit_code == 2
     assert "Did you mean: 'slow'" in result.output
 
 
-def test_backtest_timeframe_finer_than_data_is_refused(sample_1h: Path, tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "-t",
-            "15m",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-    )
+def test_backtest_timeframe_finer_than_data_is_refused(
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    result = run_sma_cross_backtest(sample_1h, "-t", "15m", "--out", str(tmp_path / "o"))
     assert result.exit_code != 0
     assert "15m" in result.output
 
 
-def test_backtest_user_strategy_from_strategies_folder(sample_1h: Path, tmp_path: Path) -> None:
+def test_backtest_user_strategy_from_strategies_folder(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
     # Arrange
     folder = tmp_path / "strategies"
     folder.mkdir()
@@ -188,24 +121,10 @@ def test_backtest_user_strategy_from_strategies_folder(sample_1h: Path, tmp_path
         "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
     )
     # Act
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "always_long",
-            "-d",
-            str(sample_1h),
-            "--strategies-dir",
-            str(folder),
-            "--end",
-            "2018-01-01",
-            "--close-at-end",
-            "--out",
-            str(tmp_path / "o"),
-            "--no-report",
-        ],
-    )
+    result = run_cli(
+        "backtest", "-s", "always_long", "-d", str(sample_1h), "--strategies-dir", str(folder),
+        "--end", "2018-01-01", "--close-at-end", "--out", str(tmp_path / "o"), "--no-report",
+    )  # fmt: skip
     # Assert
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(tmp_path / "o" / "trades.csv")
@@ -213,45 +132,31 @@ def test_backtest_user_strategy_from_strategies_folder(sample_1h: Path, tmp_path
     assert trades.exit_reason.iloc[0] == "end"
 
 
-def test_strategies_lists_examples_with_defaults() -> None:
-    result = runner.invoke(app, ["strategies"], env={"COLUMNS": "200"})
+def test_strategies_lists_examples_with_defaults(run_cli: RunCli) -> None:
+    result = run_cli("strategies", env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for name in ("sma_cross", "rsi_reversion", "donchian_breakout", "vwap_momentum", "mtf_trend"):
         assert name in result.output
     assert "fast=10" in result.output
 
 
-def test_help_explains_backtest_options() -> None:
-    result = runner.invoke(app, ["backtest", "--help"], env={"COLUMNS": "200"})
+def test_help_explains_backtest_options(run_cli: RunCli) -> None:
+    result = run_cli("backtest", "--help", env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for flag in ("--strategy", "--data", "--timeframe", "--param", "--fee", "--start"):
         assert flag in result.output
 
 
 def test_backtest_with_risk_profile_cuts_positions_and_reports_rejections(
-    sample_1h: Path, tmp_path: Path
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
 ) -> None:
     # Arrange: the default profile caps a position at 10% of equity
     risk_file = tmp_path / "risk.toml"
     risk_file.write_text('profile = "default"\n[limits]\nmax_position_pct = 0.1\n')
     out = tmp_path / "risky"
     # Act
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "--end",
-            "2019-01-01",
-            "--risk",
-            str(risk_file),
-            "--out",
-            str(out),
-            "--no-report",
-        ],
+    result = run_sma_cross_backtest(
+        sample_1h, "--end", "2019-01-01", "--risk", str(risk_file), "--out", str(out), "--no-report"
     )
     # Assert
     assert result.exit_code == 0, result.output
@@ -265,22 +170,13 @@ def test_backtest_with_risk_profile_cuts_positions_and_reports_rejections(
     assert (out / "risk_report.json").exists()
 
 
-def test_backtest_with_misspelt_risk_key_exits_2_with_hint(sample_1h: Path, tmp_path: Path) -> None:
+def test_backtest_with_misspelt_risk_key_exits_2_with_hint(
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
     risk_file = tmp_path / "risk.toml"
     risk_file.write_text("[limits]\nmax_positon_pct = 0.1\n")
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "--risk",
-            str(risk_file),
-            "--out",
-            str(tmp_path / "o"),
-        ],
+    result = run_sma_cross_backtest(
+        sample_1h, "--risk", str(risk_file), "--out", str(tmp_path / "o")
     )
     assert result.exit_code == 2
     assert "max_position_pct" in result.output

@@ -7,25 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
 from tradeloop.data.cache import CacheKey, ParquetCache
-from tradeloop.testing.venue import LocalVenueServer, recorded_venues
+from tradeloop.testing.venue import LocalVenueServer
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def venue(shared_data: Path) -> Iterator[LocalVenueServer]:
-    with LocalVenueServer(recorded_venues(shared_data)) as server:
-        yield server
 
 
 @pytest.fixture
@@ -42,7 +36,7 @@ def env(venue: LocalVenueServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     }
 
 
-def _fetch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str] | object:
+def _fetch(env: dict[str, str], *args: str) -> Result:
     return runner.invoke(app, ["data", "fetch", "--exchange", "binance", *args], env=env)
 
 

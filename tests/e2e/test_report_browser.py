@@ -8,17 +8,16 @@ or fails when ``CI`` is set.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import Result
 
-from tradeloop.cli.app import app
 from tradeloop.testing.environment import unavailable
 
-runner = CliRunner()
+RunCli = Callable[..., Result]  # the ``run_cli`` and ``run_sma_cross_backtest`` fixtures
 
 
 @pytest.fixture(scope="module")
@@ -91,34 +90,16 @@ def severe_console_errors(driver: Any) -> list[dict[str, Any]]:
 
 
 def test_report_renders_every_chart_in_chromium(
-    browser: Any, sample_1h: Path, tmp_path: Path
+    browser: Any, run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
 ) -> None:
     # Arrange: a long/short run with stops and targets on 1h bars (58k bars: merged candles
     # plus a full-resolution window), then its report
     out = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        [
-            "backtest",
-            "-s",
-            "sma_cross",
-            "-d",
-            str(sample_1h),
-            "-t",
-            "1h",
-            "--fee",
-            "0.001",
-            "-p",
-            "short=true",
-            "-p",
-            "stop_loss=0.03",
-            "-p",
-            "take_profit=0.06",
-            "--close-at-end",
-            "--out",
-            str(out),
-        ],
-    )
+    result = run_sma_cross_backtest(
+        sample_1h, "-t", "1h", "--fee", "0.001",
+        "-p", "short=true", "-p", "stop_loss=0.03", "-p", "take_profit=0.06",
+        "--close-at-end", "--out", str(out),
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     browser.get_log("browser")  # drop anything logged before this page
     # Act
@@ -148,19 +129,17 @@ def test_report_renders_every_chart_in_chromium(
     assert shot.stat().st_size > 10_000
 
 
-def test_compare_overlay_renders_in_chromium(browser: Any, sample_1h: Path, tmp_path: Path) -> None:
+def test_compare_overlay_renders_in_chromium(
+    browser: Any, run_cli: RunCli, run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
     # Arrange: two runs and their overlay page
     for name, params in (("a", ["-p", "fast=10"]), ("b", ["-p", "fast=20", "-p", "slow=50"])):
-        result = runner.invoke(
-            app,
-            ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-t", "4h", *params,
-             "--out", str(tmp_path / name), "--no-report"],
-        )  # fmt: skip
+        result = run_sma_cross_backtest(
+            sample_1h, "-t", "4h", *params, "--out", str(tmp_path / name), "--no-report"
+        )
         assert result.exit_code == 0, result.output
     page = tmp_path / "cmp.html"
-    result = runner.invoke(
-        app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(page)]
-    )
+    result = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(page))
     assert result.exit_code == 0, result.output
     browser.get_log("browser")
     # Act
