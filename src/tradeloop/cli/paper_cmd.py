@@ -27,6 +27,17 @@ def _fail(exc: TradeloopError) -> typer.Exit:
     return fail(exc)
 
 
+def _existing_state(state: str | None) -> str:
+    """The state store to read: ``state`` or the configured one; a missing file is an error
+    (opening it would create an empty store)."""
+    from tradeloop.config.settings import load_settings
+
+    target = state or str(load_settings().state_url)
+    if "://" not in target and not Path(target).exists():
+        raise ConfigError(f"state store {target} does not exist")
+    return target
+
+
 def _risk_setting(value: str) -> str | dict[str, object]:
     """A profile name as is; a ``.toml`` file's parsed content (checked, errors name it)."""
     import tomllib
@@ -216,15 +227,12 @@ def parity(
     """Replay a paper run's recorded bars through the backtest engine and diff every order and
     trade (time, price, size, exit reason). Exit code 0 when there is no difference, 1 otherwise."""
     from tradeloop.config.logging import setup_logging
-    from tradeloop.config.settings import load_settings
     from tradeloop.engine.parity import parity_report
     from tradeloop.store.state import open_state_store
 
     setup_logging()
     try:
-        target = state or str(load_settings().state_url)
-        if "://" not in target and not Path(target).exists():
-            raise ConfigError(f"state store {target} does not exist")
+        target = _existing_state(state)
         with open_state_store(target) as store:
             report = parity_report(store, run_id, strategies_dir=str(strategies_dir))
     except TradeloopError as exc:
@@ -259,14 +267,11 @@ def paper_runs(
     return, trades, open positions and risk state."""
     import json
 
-    from tradeloop.config.settings import load_settings
     from tradeloop.engine.paper import run_summaries
     from tradeloop.store.state import open_state_store
 
     try:
-        target = state or str(load_settings().state_url)
-        if "://" not in target and not Path(target).exists():
-            raise ConfigError(f"state store {target} does not exist")
+        target = _existing_state(state)
         with open_state_store(target) as store:
             rows = run_summaries(store)
     except TradeloopError as exc:
