@@ -18,8 +18,10 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tradeloop.testing._serve import BackgroundHTTPServer
 
 __all__ = ["ScriptedAnswer", "WebhookPost", "WebhookServer"]
 
@@ -56,7 +58,7 @@ class WebhookPost:
     status: int
 
 
-class WebhookServer:
+class WebhookServer(BackgroundHTTPServer):
     """Capture webhook POSTs on ``host`` (loopback) and a free port.
 
     Parameters
@@ -66,6 +68,9 @@ class WebhookServer:
     host, port
         Where to listen (port 0: a free one).
     """
+
+    _thread_name = "webhook-capture"
+    _poll_interval = 0.05
 
     def __init__(
         self,
@@ -80,42 +85,19 @@ class WebhookServer:
         self._hang_s = 0.0
         self._lock = threading.Condition()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._bind(host, port, _make_handler(self))
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def url(self) -> str:
         """The webhook URL, e.g. ``http://127.0.0.1:54321/api/webhooks/123/abc``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{self.path}"
-
-    def start(self) -> WebhookServer:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="webhook-capture",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        return f"{self._base_url}{self.path}"
 
     def stop(self) -> None:
         """Stop serving (cutting delayed answers short) and close the socket."""
         self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> WebhookServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # ------------------------------------------------------------------ control
 

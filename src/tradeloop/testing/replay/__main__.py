@@ -9,12 +9,13 @@ prints its URL first, so a live session can point at it::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
+from tradeloop.testing._serve import (
+    add_data_folder_argument,
+    missing_data_folder,
+    serve_until_interrupted,
+)
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import recorded_venues
 
@@ -39,12 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             "The clock advances one 1m bar every --bar-interval seconds."
         ),
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("TRADELOOP_SHARED_DATA", "../shared/data")),
-        help="shared data folder (default: $TRADELOOP_SHARED_DATA or ../shared/data)",
-    )
+    add_data_folder_argument(parser, "--data-dir")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument(
         "--bar-interval", type=float, default=0.05, help="wall seconds per 1m bar (default 0.05)"
@@ -67,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         help="advance the clock while no client is subscribed (default: wait for clients)",
     )
     args = parser.parse_args(argv)
-    if not args.data_dir.is_dir():
-        print(f"no data folder {args.data_dir}", file=sys.stderr)
+    if missing_data_folder(args.data_dir):
         return 2
     server = ReplayServer(
         recorded_venues(args.data_dir),
@@ -78,15 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         advance_when_idle=args.idle_clock,
         binance_market=args.binance_market,
     )
-    server.start()
-    print(server.url, flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

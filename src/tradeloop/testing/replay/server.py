@@ -47,6 +47,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tradeloop.testing._wire import BYBIT_INTERVALS, INTERVAL_MS, binance_num
 from tradeloop.testing.venue.data import Candles, VenueData
 
 __all__ = ["BASE_BAR_MS", "ReplayServer"]
@@ -56,37 +57,6 @@ logger = logging.getLogger(__name__)
 BASE_BAR_MS = 60_000
 """The clock's step: one 1m bar."""
 
-_MINUTE = 60_000
-_INTERVAL_MS = {
-    "1m": _MINUTE,
-    "3m": 3 * _MINUTE,
-    "5m": 5 * _MINUTE,
-    "15m": 15 * _MINUTE,
-    "30m": 30 * _MINUTE,
-    "1h": 60 * _MINUTE,
-    "2h": 120 * _MINUTE,
-    "4h": 240 * _MINUTE,
-    "6h": 360 * _MINUTE,
-    "8h": 480 * _MINUTE,
-    "12h": 720 * _MINUTE,
-    "1d": 1440 * _MINUTE,
-    "3d": 3 * 1440 * _MINUTE,
-    "1w": 7 * 1440 * _MINUTE,
-}
-_BYBIT_INTERVALS = {
-    "1": "1m",
-    "3": "3m",
-    "5": "5m",
-    "15": "15m",
-    "30": "30m",
-    "60": "1h",
-    "120": "2h",
-    "240": "4h",
-    "360": "6h",
-    "720": "12h",
-    "D": "1d",
-    "W": "1w",
-}
 _BYBIT_PATHS = {"/v5/public/spot": "spot", "/v5/public/linear": "linear"}
 _GARBAGE = (
     '{"stream": "btcusdt@kline_1m", "data": {"e": "kline", "k": {"t": 17',  # cut off JSON
@@ -547,9 +517,9 @@ class ReplayServer:
 
     async def _subscribe_bybit(self, client: _Client, topic: str) -> bool:
         parts = topic.split(".")
-        if len(parts) != 3 or parts[0] != "kline" or parts[1] not in _BYBIT_INTERVALS:
+        if len(parts) != 3 or parts[0] != "kline" or parts[1] not in BYBIT_INTERVALS:
             return False
-        series = await self._resolve("bybit", client.market, parts[2], _BYBIT_INTERVALS[parts[1]])
+        series = await self._resolve("bybit", client.market, parts[2], BYBIT_INTERVALS[parts[1]])
         if series is None:
             return False
         with self._cond:
@@ -560,7 +530,7 @@ class ReplayServer:
     async def _resolve(
         self, venue: str, market: str, symbol_id: str, interval: str
     ) -> _Series | None:
-        if interval not in _INTERVAL_MS:
+        if interval not in INTERVAL_MS:
             return None
         key = (venue, market, symbol_id, interval)
         with self._cond:
@@ -573,7 +543,7 @@ class ReplayServer:
             logger.exception("cannot load %s", key)
             candles = None
         series = (
-            _Series(candles, _INTERVAL_MS[interval])
+            _Series(candles, INTERVAL_MS[interval])
             if candles is not None and candles.ts.shape[0] > 0
             else None
         )
@@ -627,12 +597,6 @@ class ReplayServer:
 # ---------------------------------------------------------------------- wire formats
 
 
-def _num(x: float) -> str:
-    """Decimal string like the exchanges send (8 decimals) unless that would lose precision."""
-    text = f"{x:.8f}"
-    return text if float(text) == x else repr(float(x))
-
-
 def _frame(
     client: _Client,
     name: str,
@@ -661,11 +625,11 @@ def _frame(
                         "start": t,
                         "end": t + series.interval_ms - 1,
                         "interval": code,
-                        "open": _num(o),
-                        "close": _num(cl),
-                        "high": _num(h),
-                        "low": _num(lo),
-                        "volume": _num(v),
+                        "open": binance_num(o),
+                        "close": binance_num(cl),
+                        "high": binance_num(h),
+                        "low": binance_num(lo),
+                        "volume": binance_num(v),
                         "turnover": "0",
                         "confirm": closed,
                         "timestamp": event_ms,
@@ -684,11 +648,11 @@ def _frame(
             "i": code,
             "f": -1,
             "L": -1,
-            "o": _num(o),
-            "c": _num(cl),
-            "h": _num(h),
-            "l": _num(lo),
-            "v": _num(v),
+            "o": binance_num(o),
+            "c": binance_num(cl),
+            "h": binance_num(h),
+            "l": binance_num(lo),
+            "v": binance_num(v),
             "n": 0,
             "x": closed,
             "q": "0",

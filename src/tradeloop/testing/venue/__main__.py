@@ -9,11 +9,12 @@ first, so a CLI session can point at it::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import threading
-from pathlib import Path
 
+from tradeloop.testing._serve import (
+    add_data_folder_argument,
+    missing_data_folder,
+    serve_until_interrupted,
+)
 from tradeloop.testing.venue import LocalVenueServer, recorded_venues
 
 
@@ -21,27 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m tradeloop.testing.venue")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("TRADELOOP_SHARED_DATA", "../shared/data")),
-        help="shared data folder (default: $TRADELOOP_SHARED_DATA or ../shared/data)",
-    )
+    add_data_folder_argument(parser, "--data")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"no data folder {args.data}", file=sys.stderr)
+    if missing_data_folder(args.data):
         return 2
     server = LocalVenueServer(recorded_venues(args.data), port=args.port, delay_s=args.delay)
-    server.start()
-    print(server.url, flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

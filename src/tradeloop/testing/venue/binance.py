@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tradeloop.testing._wire import INTERVAL_MS
+from tradeloop.testing._wire import binance_num as num
 from tradeloop.testing.venue.data import Candles, FundingHistory, OpenInterestHistory, Trades
 
 if TYPE_CHECKING:
@@ -14,34 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["route"]
 
-_INTERVAL_MS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-    "3d": 259_200_000,
-    "1w": 604_800_000,
-}
 _OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 _KLINE_LIMIT = {"spot": (500, 1000), "fapi": (500, 1500)}  # (default, max)
-
-
-def num(x: float) -> str:
-    """Binance's decimal string (8 places, or the shortest exact text when 8 would round).
-
-    >>> num(0.1), num(67123.45), num(1e-9)
-    ('0.10000000', '67123.45000000', '1e-09')
-    """
-    text = f"{x:.8f}"
-    return text if float(text) == x else repr(float(x))
 
 
 def route(server: LocalVenueServer, path: str, q: dict[str, str]) -> Response | None:
@@ -104,7 +80,7 @@ def _int(q: dict[str, str], name: str) -> int | None:
     return None if value is None else int(value)
 
 
-def _limit(q: dict[str, str], default: int, maximum: int) -> int | Response:
+def _limit(q: dict[str, str], default: int, maximum: int) -> int:
     limit = _int(q, "limit") or default
     return min(limit, maximum)
 
@@ -286,15 +262,14 @@ def _klines(server: LocalVenueServer, api: str, market: str, q: dict[str, str]) 
     if not isinstance(sid, str):
         return sid
     interval = q.get("interval", "")
-    if interval not in _INTERVAL_MS:
+    if interval not in INTERVAL_MS:
         return _error(400, -1120, "Invalid interval.")
     default, maximum = _KLINE_LIMIT[api]
     limit = _limit(q, default, maximum)
-    assert isinstance(limit, int)
     candles = server.data.candles("binance", market, sid, interval)
     if candles is None:
         return _ok([])
-    step = _INTERVAL_MS[interval]
+    step = INTERVAL_MS[interval]
     return _ok(
         [
             _kline_row(candles, i, step)
@@ -327,7 +302,6 @@ def _funding(server: LocalVenueServer, api: str, market: str, q: dict[str, str])
     if not isinstance(sid, str):
         return sid
     limit = _limit(q, 100, 1000)
-    assert isinstance(limit, int)
     history = server.data.get("binance", market, sid, "funding")
     if not isinstance(history, FundingHistory):
         return _ok([])
@@ -353,7 +327,6 @@ def _open_interest(server: LocalVenueServer, api: str, market: str, q: dict[str,
     if period not in _OI_PERIODS:
         return _error(400, -1120, "Invalid period.")
     limit = _limit(q, 30, 500)
-    assert isinstance(limit, int)
     history = server.data.get("binance", market, sid, f"oi:{period}")
     if not isinstance(history, OpenInterestHistory):
         return _ok([])
@@ -376,7 +349,6 @@ def _agg_trades(server: LocalVenueServer, api: str, market: str, q: dict[str, st
     if not isinstance(sid, str):
         return sid
     limit = _limit(q, 500, 1000)
-    assert isinstance(limit, int)
     start, end = _int(q, "startTime"), _int(q, "endTime")
     if start is not None and end is not None and end - start >= 3_600_000:
         return _error(400, -1127, "More than 1 hours between startTime and endTime.")

@@ -7,25 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tradeloop.testing._wire import BYBIT_INTERVALS
+
 if TYPE_CHECKING:
     from tradeloop.testing.venue.server import LocalVenueServer, Response
 
 __all__ = ["route"]
 
-_INTERVALS = {
-    "1": "1m",
-    "3": "3m",
-    "5": "5m",
-    "15": "15m",
-    "30": "30m",
-    "60": "1h",
-    "120": "2h",
-    "240": "4h",
-    "360": "6h",
-    "720": "12h",
-    "D": "1d",
-    "W": "1w",
-}
 _LIMIT = (200, 1000)
 
 
@@ -148,7 +136,7 @@ def _kline(
     sid = q.get("symbol", "")
     if sid not in server.data.markets.get(("bybit", market), {}):
         return _fail(10001, "params error: symbol invalid", now)
-    interval = _INTERVALS.get(q.get("interval", ""))
+    interval = BYBIT_INTERVALS.get(q.get("interval", ""))
     if interval is None:
         return _fail(10001, "params error: invalid interval", now)
     limit = min(int(q.get("limit", _LIMIT[0])), _LIMIT[1])

@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tradeloop.testing._serve import BackgroundHTTPServer
 from tradeloop.testing.venue.data import VenueData
 
 __all__ = ["Fault", "LocalVenueServer", "RequestRecord", "Response"]
@@ -79,7 +80,7 @@ class RequestRecord:
 Route = Callable[["LocalVenueServer", str, dict[str, str]], Response | None]
 
 
-class LocalVenueServer:
+class LocalVenueServer(BackgroundHTTPServer):
     """Serve :class:`VenueData` over HTTP on ``host`` (loopback) and a free port.
 
     Parameters
@@ -94,6 +95,8 @@ class LocalVenueServer:
     delay_s
         Sleep before answering each request (to make a fetch slow enough to interrupt).
     """
+
+    _thread_name = "local-venue"
 
     def __init__(
         self,
@@ -115,38 +118,14 @@ class LocalVenueServer:
         self._weights: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._routes: list[Route] = [binance.route, bybit.route]
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._bind(host, port, _make_handler(self))
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:54321``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> LocalVenueServer:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="local-venue", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> LocalVenueServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._base_url
 
     # ------------------------------------------------------------------ faults and stats
 
