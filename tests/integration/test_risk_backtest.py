@@ -58,7 +58,7 @@ def _direct_submit(self: BacktestEngine, signals, step, close, closes) -> None: 
     """The kernel's submit as it was before the risk gate: signal -> broker."""
     ts = int(self.market.step_ts[step])
     self.broker.step = step
-    for signal in signals:
+    for signal in self.step.with_ids(signals, ts):
         self.signals.append((ts, signal))
         price = close if closes is None else closes.get(signal.symbol, math.nan)
         self.broker.submit(signal, ts, price)

@@ -1,15 +1,16 @@
-"""The event kernel: one synchronous loop that drives data, strategy and broker in time order.
+"""The historical driver of the one kernel step (:mod:`tradeloop.engine.step`).
 
 Backtest, paper and live differ only in the clock, the data feed and the broker. This module
-holds the historical driver; every step is one base-timeframe bar time across all symbols.
-At each step, for every symbol with a bar: waiting orders fill at its open, stops and targets
-are checked against its range, and the close is marked. Then the strategy sees the completed
-bars and its signals go, through the risk engine's pre-trade check, to the broker (filled at
-the next open by default).
+walks a run's data; every step is one base-timeframe bar time across all symbols, run by
+:meth:`Step.run <tradeloop.engine.step.Step.run>`: waiting orders fill at the opens, stops and
+targets are checked against the ranges, closes are marked, the risk engine's per-bar checks
+run, then the strategy sees the completed bars and its signals go through the enrichment and
+the risk engine's pre-trade check to the broker (filled at the next open by default).
 
-Risk work stays out of the per-bar loop unless the profile needs it: with the permissive
-profile (the backtest default) only the signals pass through ``RiskEngine.check``; the kill
-switches and the black-swan protocol run per bar in a separate loop variant when enabled.
+Single-symbol runs use specialised loops for the market phase (they skip the broker on bars
+where nothing waits or is watched, and with a ``signal_bars`` hint skip bars where the
+strategy cannot act); their decision phase is :meth:`Step.submit`. ``loop="general"`` runs
+every bar through :meth:`Step.run` instead, and the tests require identical results.
 """
 
 from __future__ import annotations
@@ -18,34 +19,37 @@ import gc
 import logging
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from tradeloop.analysis.metrics import compute_metrics
-from tradeloop.core.clock import HistoricalClock
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
-from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.engine.config import BacktestConfig
-from tradeloop.engine.market import MarketData
+from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.result import BacktestResult
+from tradeloop.engine.step import Enrichment, Step, init_strategy
 from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.report import RiskReport
 from tradeloop.strategy.base import Strategy, strategy_error
 
-__all__ = ["BacktestEngine", "ProgressCallback"]
+__all__ = ["LOOPS", "BacktestEngine", "ProgressCallback"]
 
 logger = logging.getLogger(__name__)
 
 #: Called as ``progress(done_steps, total_steps)`` about every 1% of a run.
 ProgressCallback = Callable[[int, int], None]
+
+#: ``auto`` picks the specialised single-symbol loops where they apply; ``general`` runs every
+#: step through :meth:`Step.run` (the reference the specialisations are tested against).
+LOOPS = ("auto", "general")
 
 
 class _Lane(NamedTuple):
@@ -58,77 +62,6 @@ class _Lane(NamedTuple):
     high: Any
     low: Any
     close: Any
-
-
-class _BacktestMarket:
-    """The risk engine's :class:`~tradeloop.risk.market.MarketContext` over a run's arrays.
-
-    The kernel moves :attr:`step` and :attr:`ts` together; nothing is computed per bar.
-    Step-aligned returns are built on the first request for history (never in a permissive
-    run).
-    """
-
-    def __init__(self, market: MarketData) -> None:
-        self.market = market
-        self.step = 0
-        self.ts = int(market.step_ts[0]) if market.step_ts.size else 0
-        self.regime_label: str | None = None
-        self._base = market.base_timeframe
-        self._returns: dict[str, np.ndarray] | None = None
-
-    def move(self, step: int) -> None:
-        """Point at ``step``."""
-        self.step = step
-        self.ts = int(self.market.step_ts[step])
-
-    @property
-    def bar_ns(self) -> int:
-        return self.market.base_ns
-
-    @property
-    def regime(self) -> str | None:
-        return self.regime_label
-
-    def price(self, symbol: str) -> float:
-        arrays = self.market.series.get((symbol, self._base))
-        if arrays is None:
-            return math.nan
-        i = int(self.market.index_at_step(symbol, self._base)[self.step])
-        return float(arrays.close[i]) if i >= 0 else math.nan
-
-    def _build(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for symbol in self.market.symbols:
-            close = self.market.series[(symbol, self._base)].close
-            idx = self.market.index_at_step(symbol, self._base)
-            ret = np.full(idx.size, np.nan)
-            if idx.size:
-                new = np.zeros(idx.size, dtype=bool)
-                new[1:] = idx[1:] != idx[:-1]
-                new &= idx >= 1
-                at = idx[new]
-                ret[new] = close[at] / close[at - 1] - 1.0
-            out[symbol] = ret
-        return out
-
-    def returns(self, symbols: Sequence[str], n: int) -> np.ndarray:
-        if self._returns is None:
-            self._returns = self._build()
-        hi = self.step + 1
-        lo = max(0, hi - n)
-        cols = []
-        for symbol in symbols:
-            series = self._returns.get(symbol)
-            cols.append(series[lo:hi] if series is not None else np.full(hi - lo, np.nan))
-        return np.column_stack(cols) if cols else np.empty((hi - lo, 0))
-
-    def ranges(self, symbol: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        arrays = self.market.series.get((symbol, self._base))
-        if arrays is None:
-            return None
-        i = int(self.market.index_at_step(symbol, self._base)[self.step])
-        lo = max(0, i - n + 1)
-        return arrays.high[lo : i + 1], arrays.low[lo : i + 1], arrays.close[lo : i + 1]
 
 
 class BacktestEngine:
@@ -146,13 +79,17 @@ class BacktestEngine:
         config: BacktestConfig,
         *,
         risk: RiskEngine | None = None,
+        enrichment: Enrichment | None = None,
+        loop: str = "auto",
     ) -> None:
+        if loop not in LOOPS:
+            raise ConfigError(f"loop must be one of {list(LOOPS)}, got {loop!r}")
         self.strategy = strategy
         self.market = market
         if risk is not None and risk.config != config.risk:
             config = replace(config, risk=risk.config)  # the run record shows what was used
         self.config = config
-        self.clock = HistoricalClock()
+        self.loop = loop
         self.portfolio = Portfolio(config.balance)
         self.broker = SimulatedBroker(
             self.portfolio,
@@ -163,11 +100,17 @@ class BacktestEngine:
         )
         self.risk = risk if risk is not None else RiskEngine(config.risk)
         self.risk.bind(market.instruments, self.broker.next_order_id)
-        self.risk_market = _BacktestMarket(market)
+        self.risk_market = RiskMarket(market)
+        self.enrichment = enrichment
         self.view = market.view()
-        self.signals: list[tuple[int, Signal]] = []
-        #: every order sent to the broker (after the risk check), in submission order
-        self.orders: list[Order] = []
+        self.step = Step(
+            strategy,
+            self.broker,
+            self.portfolio,
+            self.risk,
+            self.risk_market,
+            enrichment=enrichment,
+        )
         wanted = tuple(strategy.symbols)
         missing = [s for s in wanted if s not in market.symbols]
         if missing:
@@ -175,6 +118,21 @@ class BacktestEngine:
                 f"strategy '{strategy.strategy_name()}' trades {missing} but the run has data "
                 f"for {list(market.symbols)}"
             )
+
+    @property
+    def clock(self) -> Any:
+        """The run's historical clock (moved by the step)."""
+        return self.step.clock
+
+    @property
+    def signals(self) -> list[tuple[int, Signal]]:
+        """Every signal the strategy returned, with its step time (ids assigned)."""
+        return self.step.signals
+
+    @property
+    def orders(self) -> list[Order]:
+        """Every order sent to the broker (after enrichment and the risk check), in order."""
+        return self.step.orders
 
     def run(self, progress: ProgressCallback | None = None) -> BacktestResult:
         """Run to the end of the data and return the result.
@@ -188,9 +146,11 @@ class BacktestEngine:
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
         try:
-            strategy.on_init(view)
+            init_strategy(strategy, view)
         except Exception as exc:
             raise strategy_error(strategy, exc, None) from exc
+        if self.enrichment is not None:
+            self.enrichment.prepare(view)
         logger.info(
             "backtest start",
             extra={
@@ -201,12 +161,15 @@ class BacktestEngine:
             },
         )
         lanes = self._lanes(n_steps)
-        if len(lanes) > 1:
-            # many symbols: every bar reads several fields, so index Python lists
+        general = len(lanes) > 1 or self.loop == "general"
+        if general:
+            # every bar reads several fields, so index Python lists
             self._ts_list = market.step_ts.tolist()
             lanes = [_Lane(ln.symbol, *(np.asarray(a).tolist() for a in ln[1:])) for ln in lanes]
         risk_per_bar = self.risk.needs_bar_updates
-        wake = self._wake_steps(lanes, n_steps) if len(lanes) == 1 and not risk_per_bar else None
+        wake = (
+            self._wake_steps(lanes, n_steps) if not general and not risk_per_bar else None
+        )
         chunk = max(1, min(50_000, n_steps // 100))
         first = 0
         if self.config.trade_start is not None:
@@ -220,15 +183,15 @@ class BacktestEngine:
         try:
             for start in range(first, n_steps, chunk):
                 stop = min(start + chunk, n_steps)
-                if len(lanes) == 1:
+                if general:
+                    self._steps_general(lanes, start, stop)
+                else:
                     if risk_per_bar:
                         self._steps_single_risk(lanes[0], start, stop)
                     elif wake is not None:
                         self._steps_single_sparse(lanes[0], start, stop, wake)
                     else:
                         self._steps_single(lanes[0], start, stop)
-                else:
-                    self._steps_multi(lanes, start, stop, risk_per_bar)
                 if progress is not None:
                     progress(stop, n_steps)
         finally:
@@ -384,7 +347,7 @@ class BacktestEngine:
         on_bar = strategy.on_bar
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
-        risk_on_bar, risk_market = self.risk.on_bar, self.risk_market
+        risk_phase = self.step.risk_phase
         closes_now = {symbol: math.nan}
         step = start
         try:
@@ -395,9 +358,7 @@ class BacktestEngine:
                 elif positions:
                     marks[symbol] = c[step]
                 closes_now[symbol] = c[step]
-                risk_market.step, risk_market.ts = step, ts
-                if risk_on_bar(ts, closes_now, portfolio):
-                    self._flatten(step, ts, closes_now)
+                risk_phase(step, ts, closes_now, step)
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
@@ -407,58 +368,21 @@ class BacktestEngine:
         except Exception as exc:
             raise strategy_error(strategy, exc, int(step_ts[step])) from exc
 
-    def _flatten(self, step: int, ts: int, closes: Mapping[str, float]) -> None:
-        """Black swan: cancel waiting orders and close every position by the fill rule."""
-        self.broker.step = step
-        count = self.broker.flatten(ts, closes)
-        logger.warning("black swan: flattening %d position(s)", count)
-
-    def _steps_multi(self, lanes: list[_Lane], start: int, stop: int, risk_per_bar: bool) -> None:
-        """Steps ``[start, stop)`` of a multi-symbol run on the union of bar times."""
-        broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
+    def _steps_general(self, lanes: list[_Lane], start: int, stop: int) -> None:
+        """Steps ``[start, stop)`` on the union of bar times, each through :meth:`Step.run`."""
+        view, run = self.view, self.step.run
         ts_list = self._ts_list
-        on_bar = strategy.on_bar
-        risk_on_bar, risk_market = self.risk.on_bar, self.risk_market
-        pending, positions = broker.pending, portfolio.positions
         primary_idx = lanes[0].idx
-        closes_now: dict[str, float] = {}
-        step = start
-        try:
-            for step in range(start, stop):
-                ts = ts_list[step]
-                broker.step = step
-                closes_now.clear()
-                # every open of this step fills before any range or close of it is seen
-                if pending:
-                    for lane in lanes:
-                        if lane.new[step] and lane.symbol in pending:
-                            broker.on_open(lane.symbol, ts, lane.open[lane.idx[step]])
-                for lane in lanes:
-                    if lane.new[step]:
-                        i = lane.idx[step]
-                        if lane.symbol in positions:
-                            broker.on_bar_range(
-                                lane.symbol,
-                                ts,
-                                lane.open[i],
-                                lane.high[i],
-                                lane.low[i],
-                                lane.close[i],
-                            )
-                        closes_now[lane.symbol] = lane.close[i]
-                if risk_per_bar:
-                    risk_market.step, risk_market.ts = step, ts
-                    if risk_on_bar(ts, closes_now, portfolio):
-                        self._flatten(step, ts, closes_now)
-                view.step = step
-                view.i = primary_idx[step]
-                signals = on_bar(view, portfolio)
-                if signals:
-                    self._submit(signals, step, None, closes_now)
-        except StrategyError:
-            raise
-        except Exception as exc:
-            raise strategy_error(strategy, exc, ts_list[step]) from exc
+        for step in range(start, stop):
+            bars = []
+            for lane in lanes:
+                if lane.new[step]:
+                    i = lane.idx[step]
+                    o, h, low, c = lane.open[i], lane.high[i], lane.low[i], lane.close[i]
+                    bars.append((lane.symbol, o, h, low, c))
+            view.step = step
+            view.i = primary_idx[step]
+            run(step, ts_list[step], bars, view)
 
     def _submit(
         self,
@@ -467,23 +391,10 @@ class BacktestEngine:
         close: float | None,
         closes: dict[str, float] | None,
     ) -> None:
+        """The decision phase of a specialised loop's step: :meth:`Step.submit`."""
         ts = int(self.market.step_ts[step])
-        broker, portfolio, market = self.broker, self.portfolio, self.risk_market
-        broker.step = step
-        market.step, market.ts = step, ts
-        self.clock.advance_to(ts)
-        check = self.risk.check
-        for signal in signals:
-            self.signals.append((ts, signal))
-            decision = check(signal, portfolio, market)
-            if isinstance(decision, Rejection):
-                continue
-            if closes is not None:
-                price = closes.get(signal.symbol, math.nan)
-            else:
-                price = math.nan if close is None else close
-            self.orders.append(decision)
-            broker.submit_order(decision, ts, price)
+        price = math.nan if close is None else close
+        self.step.submit(signals, step, ts, self.view, closes, price)
 
     def _finish(self, n_steps: int) -> BacktestResult:
         market, broker, portfolio = self.market, self.broker, self.portfolio

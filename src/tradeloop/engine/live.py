@@ -6,9 +6,10 @@ hands it kline updates drained from the feed's queue, one at a time.
 
 - A bar becomes visible to the strategy when it is complete, exactly as in a backtest: at
   each step the kernel builds the run's :class:`~tradeloop.engine.market.MarketData` over
-  views of the bars held (no copy), calls the strategy's ``on_init`` on it (strategies
-  precompute causal indicators there, so past values never change) with its
-  ``get_state``/``set_state`` state carried over, and calls ``on_bar`` on the last step.
+  views of the bars held (no copy) and runs the one step (:class:`~tradeloop.engine.step.Step`)
+  on it. The strategy's contract is the backtest's: ``on_init`` once (on the first step, or
+  the first after a restore, followed by ``set_state`` with the stored state), then
+  ``on_new_bars`` and ``on_bar`` on every step, the instance kept in between.
 - Orders fill through the same :class:`~tradeloop.execution.simulated.SimulatedBroker` as in a
   backtest: waiting orders at the first price of the next bar (its open), stops, targets and
   trailing stops on every price update (a bar's range so far), P&L marked on every update.
@@ -25,7 +26,6 @@ hands it kline updates drained from the feed's queue, one at a time.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,17 +38,17 @@ from tradeloop.core.instrument import Instrument
 from tradeloop.core.orders import Fill, Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Position, Trade
-from tradeloop.core.rejection import Rejection
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.daily import DaySummary, DayTracker
-from tradeloop.engine.kernel import _BacktestMarket
-from tradeloop.engine.market import MarketData
+from tradeloop.engine.market import MarketData, RiskMarket
+from tradeloop.engine.step import BarUpdate, Enrichment, Step, init_strategy
 from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.store.state import StateStore, StoredBar, StoredOrder
 from tradeloop.strategy.base import Strategy, strategy_error
+from tradeloop.strategy.view import MarketView
 
 __all__ = ["LiveKernel", "StepOutcome"]
 
@@ -173,6 +173,8 @@ class LiveKernel:
         Bars kept per symbol for the strategy's view (oldest dropped beyond it).
     risk
         A risk engine to use instead of one built from ``config.risk``.
+    enrichment
+        Optional ML enrichment between the strategy and the risk gate.
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class LiveKernel:
         store: StateStore | None = None,
         max_bars: int = 100_000,
         risk: RiskEngine | None = None,
+        enrichment: Enrichment | None = None,
     ) -> None:
         symbols = tuple(strategy.symbols) or tuple(instruments)
         missing = [s for s in symbols if s not in instruments]
@@ -217,6 +220,19 @@ class LiveKernel:
         self.broker.order_status = {}
         self.risk = risk if risk is not None else RiskEngine(config.risk)
         self.risk.bind(self.instruments, self.broker.next_order_id)
+        self.enrichment = enrichment
+        self.step = Step(
+            strategy,
+            self.broker,
+            self.portfolio,
+            self.risk,
+            None,
+            enrichment=enrichment,
+            on_order=self._track,
+            record=False,
+        )
+        #: True once ``on_init`` ran in this process (on the first step)
+        self._initialised = False
         self.series: dict[str, _Series] = {s: _Series() for s in symbols}
         #: closed bars waiting for their step (multi-symbol runs), by symbol
         self._queued: dict[str, list[Bar6]] = {s: [] for s in symbols}
@@ -225,11 +241,10 @@ class LiveKernel:
         self.last_step_ts: int | None = None
         self.first_live_ts: int | None = None
         self.steps = 0
-        self.signals = 0
         self.duplicates = 0
         self._orders: dict[int, StoredOrder] = {}
         self._new_orders: list[int] = []
-        #: the strategy's ``get_state()`` after its last call, re-applied after each re-init
+        #: the strategy's ``get_state()`` after its last call (stored), or restored from the store
         self._strategy_state: dict[str, Any] = {}
         self._seen_fills = 0
         self._seen_trades = 0
@@ -287,13 +302,13 @@ class LiveKernel:
         stored = {s.order.id: s for s in self.store.load_orders(self.run_id)}
         self._orders = dict(stored)
         self.broker.restore_state(engine.get("broker", {}), {k: v.order for k, v in stored.items()})
-        self.broker._fills.extend(self.store.load_fills(self.run_id))
+        self.broker.restore_fills(self.store.load_fills(self.run_id))
         self._seen_fills = len(self.broker._fills)
         self._seen_trades = len(self.portfolio.trades)
         self.last_step_ts = engine.get("last_step_ts")
         self.first_live_ts = engine.get("first_live_ts")
         self.steps = int(engine.get("steps", 0))
-        self.signals = int(engine.get("signals", 0))
+        self.step.counts.restore_state(engine.get("counts", {"signals": engine.get("signals", 0)}))
         self._opened = {k: int(v) for k, v in engine.get("opened", {}).items()}
         self.days.restore_state(engine.get("days", {}))
         self.risk.restore_state(engine.get("risk", {}))
@@ -425,9 +440,12 @@ class LiveKernel:
         if summary is not None:
             self._ended_days.append(summary)
 
+    @property
+    def signals(self) -> int:
+        """Signals the strategy returned so far in this run."""
+        return self.step.counts.signals
+
     def _step(self, ts: int) -> StepOutcome:
-        broker, portfolio = self.broker, self.portfolio
-        broker.step = self.steps
         self._roll_day(ts)
         self.risk.poll_inbox()  # an operator's override tokens (no-op without an inbox)
         bars: list[tuple[str, Bar6]] = []
@@ -435,30 +453,26 @@ class LiveKernel:
             queue = self._queued[symbol]
             if queue and queue[0][0] == ts:
                 bars.append((symbol, queue.pop(0)))
+        opens: list[tuple[str, float]] = []
         for symbol, bar in bars:
-            if self._opened.get(symbol) != ts:
+            if self._opened.get(symbol) != ts:  # the open was not applied by an update
                 self._opened[symbol] = ts
-                if broker.pending.get(symbol):
-                    broker.on_open(symbol, ts, bar[1])
-        closes: dict[str, float] = {}
-        for symbol, (_, o, h, low, c, _v) in bars:
-            if symbol in portfolio.positions:
-                broker.on_bar_range(symbol, ts, o, h, low, c)
-            closes[symbol] = c
+                opens.append((symbol, bar[1]))
+        updates: list[BarUpdate] = [(s, b[1], b[2], b[3], b[4]) for s, b in bars]
         for symbol, bar in bars:
             series = self.series[symbol]
             series.append(bar, True)
             series.trim(self.max_bars)
+        number = self.steps
         self.last_step_ts = ts
         self.steps += 1
-        market = self._market()
-        risk_market = _BacktestMarket(market)
-        risk_market.move(int(market.step_ts.size) - 1)
-        if self.risk.needs_bar_updates and self.risk.on_bar(ts, closes, portfolio):
-            count = broker.flatten(ts, closes)
-            logger.warning("black swan: flattening %d position(s)", count)
-        self._call_strategy(market, risk_market, ts, closes)
-        self.days.mark(portfolio.equity)
+        view = self._view(ts)
+        self.step.run(number, ts, updates, view, opens=opens)
+        try:
+            self._strategy_state = dict(self.strategy.get_state())
+        except Exception as exc:
+            raise strategy_error(self.strategy, exc, ts) from exc
+        self.days.mark(self.portfolio.equity)
         stored = [(s, self.timeframe, *bar, True) for s, bar in bars]
         return self._commit(ts, bars=stored, step=True)
 
@@ -466,42 +480,40 @@ class LiveKernel:
         sources = {s: self.series[s].arrays(s, self.timeframe) for s in self.symbols}
         return MarketData(sources, self.instruments, self.timeframe, self.extra_timeframes)
 
-    def _call_strategy(
-        self,
-        market: MarketData,
-        risk_market: _BacktestMarket,
-        ts: int,
-        closes: Mapping[str, float],
-    ) -> None:
-        strategy = self.strategy
+    def _view(self, ts: int) -> MarketView:
+        """The step's market view over the held bars; the strategy and the enrichment are
+        initialised on the first step and told of the new bars on every later one."""
+        market = self._market()
+        risk_market = RiskMarket(market)
+        risk_market.move(int(market.step_ts.size) - 1)
+        self.step.risk_market = risk_market
         view = market.view()
+        strategy = self.strategy
         try:
-            strategy.on_init(view)
-            if self._strategy_state:
-                strategy.set_state(self._strategy_state)
-            last = int(market.step_ts.size) - 1
-            view.step = last
-            view.i = int(market.index_at_step(self.symbols[0], self.timeframe)[last])
-            signals: Sequence[Any] = strategy.on_bar(view, self.portfolio)
-            self._strategy_state = dict(strategy.get_state())
+            if not self._initialised:
+                init_strategy(strategy, view)  # before the first step, as in a backtest
+                if self._strategy_state:
+                    strategy.set_state(self._strategy_state)
+                    strategy.remember_init()
+                if self.enrichment is not None:
+                    self.enrichment.prepare(view)
+                self._initialised = True
+                self._at_last_step(view, market)
+            else:
+                self._at_last_step(view, market)
+                strategy.on_new_bars(view)
+                if self.enrichment is not None:
+                    self.enrichment.extend(view)
         except StrategyError:
             raise
         except Exception as exc:
             raise strategy_error(strategy, exc, ts) from exc
-        if not signals:
-            return
-        broker = self.broker
-        for signal in signals:
-            self.signals += 1
-            decision = self.risk.check(signal, self.portfolio, risk_market)
-            if isinstance(decision, Rejection):
-                continue
-            if len(self.symbols) > 1:
-                price = closes.get(signal.symbol, math.nan)
-            else:
-                price = closes.get(self.symbols[0], math.nan)
-            broker.submit_order(decision, ts, price)
-            self._track(decision)
+        return view
+
+    def _at_last_step(self, view: MarketView, market: MarketData) -> None:
+        last = int(market.step_ts.size) - 1
+        view.step = last
+        view.i = int(market.index_at_step(self.symbols[0], self.timeframe)[last])
 
     def _track(self, order: Order) -> None:
         waiting = any(o.id == order.id for o in self.broker.pending.get(order.symbol, ()))
@@ -561,6 +573,7 @@ class LiveKernel:
             "first_live_ts": self.first_live_ts,
             "steps": self.steps,
             "signals": self.signals,
+            "counts": self.step.counts.export_state(),
             "opened": dict(self._opened),
             "days": self.days.export_state(),
             "risk": self.risk.export_state(),

@@ -100,6 +100,10 @@ class SimulatedBroker:
         """Return every fill so far."""
         return self._fills
 
+    def restore_fills(self, fills: list[Fill]) -> None:
+        """Take back the fills of a restored run (paper/live restart), before any new one."""
+        self._fills.extend(fills)
+
     def next_order_id(self) -> int:
         """Return a new order id (ids count up from 1)."""
         self._order_seq += 1

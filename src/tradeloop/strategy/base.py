@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,9 +45,17 @@ class Strategy:
     symbols
         Symbols it trades; empty means every symbol of the run.
 
+    The contract is the same in backtest, paper and live: :meth:`on_init` runs once, before
+    the first bar; :meth:`on_bar` runs on every completed step; the instance (counters, flags,
+    anything set in ``on_bar``) lives on between bars. In paper and live, new bars reach the
+    strategy through :meth:`on_new_bars` before ``on_bar`` (the default refreshes what
+    ``on_init`` precomputed); :meth:`get_state`/:meth:`set_state` carry state across a
+    restart of the process.
+
     Performance: compute indicators once, vectorized, in :meth:`on_init` from
     ``view.arrays(...)`` using only causal formulas, and read them at ``view.index(...)`` in
-    :meth:`on_bar`. Return :data:`NO_SIGNALS` when idle.
+    :meth:`on_bar`. Return :data:`NO_SIGNALS` when idle. For paper/live at a large window,
+    override :meth:`on_new_bars` to extend the precomputed values in O(1) per bar.
     """
 
     name: ClassVar[str] = ""
@@ -104,6 +114,49 @@ class Strategy:
     def on_init(self, view: MarketView) -> None:
         """Prepare before the first bar (precompute causal indicators here)."""
 
+    def on_new_bars(self, view: MarketView) -> None:
+        """Paper and live: bars were added to the end of ``view``'s series (and, once the held
+        window is full, the oldest left it). Bring what :meth:`on_init` precomputed up to date.
+
+        Called before :meth:`on_bar` of every step after the first. The default runs
+        ``on_init`` on a shallow copy of the strategy over the new view and takes over the
+        attributes it sets, except those :meth:`on_bar` changed since (rebound, or a list,
+        dict, set or deque whose length changed): precomputed indicators are refreshed and
+        state kept in ``on_bar`` survives, exactly as between two bars of a backtest. It costs
+        one ``on_init`` per bar; override it (e.g. append the new bars' indicator values) to
+        make a paper step independent of the window size.
+        """
+        snapshot: dict[str, tuple[Any, int]] | None = self.__dict__.get(_AFTER_INIT)
+        fresh = copy.copy(self)
+        step, i = view.step, view.i
+        view.step = view.i = -1  # on_init sees the view as before a run's first bar
+        try:
+            fresh.on_init(view)
+        finally:
+            view.step, view.i = step, i
+        current = self.__dict__
+        record: dict[str, tuple[Any, int]] = {}
+        for key, value in fresh.__dict__.items():
+            if key == _AFTER_INIT:
+                continue
+            record[key] = (value, _size(value))
+            if snapshot is not None and key in current and key in snapshot:
+                seen, size = snapshot[key]
+                now = current[key]
+                if now is not seen or _size(now) != size:
+                    continue  # changed by on_bar since on_init produced it: state, keep it
+            current[key] = value
+        current[_AFTER_INIT] = record
+
+    def remember_init(self) -> None:
+        """Record the attributes as :meth:`on_init` left them (see :meth:`on_new_bars`).
+
+        The kernels call it right after ``on_init``.
+        """
+        self.__dict__[_AFTER_INIT] = {
+            k: (v, _size(v)) for k, v in self.__dict__.items() if k != _AFTER_INIT
+        }
+
     def signal_bars(self, view: MarketView) -> np.ndarray | None:
         """Optional speed hint: where :meth:`on_bar` can return signals.
 
@@ -126,6 +179,15 @@ class Strategy:
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restore state saved by :meth:`get_state`."""
+
+
+_AFTER_INIT = "_tradeloop_after_init"
+_CONTAINERS = (list, dict, set, deque)
+
+
+def _size(value: object) -> int:
+    """Length of a mutable container (-1 for anything else): how ``on_bar`` grows state."""
+    return len(value) if isinstance(value, _CONTAINERS) else -1
 
 
 def strategy_error(strategy: Strategy, exc: BaseException, ts_ns: int | None) -> TradeloopError:

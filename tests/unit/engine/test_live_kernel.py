@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tradeloop.core.bar import BarArrays
-from tradeloop.core.instrument import Instrument
 from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.data.resample import resample
@@ -28,14 +27,9 @@ from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.examples.mtf_trend import MtfTrend
 from tradeloop.strategy.examples.rsi_reversion import RsiReversion
 from tradeloop.strategy.examples.sma_cross import SmaCross
+from tradeloop.testing.kernels import bar_row, stream_bars, test_instrument
 
 WARMUP = 300
-
-
-def _instrument(symbol: str) -> Instrument:
-    return Instrument(
-        symbol, tick_size=0.01, lot_size=1e-5, min_notional=5.0, maker_fee=0.0004, taker_fee=0.001
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,35 +38,14 @@ def btc_1m(shared_data: Path) -> BarArrays:
     return bars.slice(0, 4_000)
 
 
-def _row(b: BarArrays, i: int) -> tuple[int, float, float, float, float, float]:
-    return (
-        int(b.ts[i]),
-        float(b.open[i]),
-        float(b.high[i]),
-        float(b.low[i]),
-        float(b.close[i]),
-        float(b.volume[i]),
-    )
-
-
 def _backtest(strategy: Strategy, sources: dict[str, BarArrays], cfg: BacktestConfig):
     declared = tuple(strategy.timeframes)
     tf = next(iter(sources.values())).timeframe
     market = MarketData(
-        sources, {s: _instrument(s) for s in sources}, tf, tuple(t for t in declared if t != tf)
+        sources, {s: test_instrument(s) for s in sources}, tf, tuple(t for t in declared if t != tf)
     )
     engine = BacktestEngine(strategy, market, cfg)
     return engine, engine.run()
-
-
-def _stream(kernel: LiveKernel, sources: dict[str, BarArrays], start: int, stop: int) -> None:
-    """Feed bars [start, stop) like a kline stream: the first update of each bar, then its close."""
-    for i in range(start, stop):
-        for symbol, b in sources.items():
-            ts, o = _row(b, i)[:2]
-            kernel.on_price(symbol, ts, o, o, o, o)
-        for symbol, b in sources.items():
-            kernel.on_bar(symbol, *_row(b, i))
 
 
 def _trade_keys(trades) -> list[tuple]:
@@ -102,10 +75,10 @@ def test_paper_kernel_gives_the_backtests_orders_and_trades(
     sym = bars.symbol
     cfg = BacktestConfig(balance=10_000, slippage_bps=2.0, trade_start=int(bars.ts[WARMUP]))
     engine, result = _backtest(strategy(), {sym: bars}, cfg)
-    kernel = LiveKernel(strategy(), {sym: _instrument(sym)}, data, cfg)
-    kernel.warm_up({sym: [_row(bars, i) for i in range(WARMUP)]})
+    kernel = LiveKernel(strategy(), {sym: test_instrument(sym)}, data, cfg)
+    kernel.warm_up({sym: [bar_row(bars, i) for i in range(WARMUP)]})
     # Act
-    _stream(kernel, {sym: bars}, WARMUP, len(bars))
+    stream_bars(kernel, {sym: bars}, WARMUP, len(bars))
     # Assert
     orders = [s.order for s in kernel._orders.values()]
     assert len(engine.orders) > 4
@@ -123,14 +96,14 @@ def test_a_short_window_keeps_only_its_bars_and_still_matches_the_backtest(btc_1
     cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, trade_start=int(btc_1m.ts[WARMUP]))
     engine, result = _backtest(SmaCross(fast=5, slow=20, short=True), {sym: btc_1m}, cfg)
     kernel = LiveKernel(
-        SmaCross(fast=5, slow=20, short=True), {sym: _instrument(sym)}, "1m", cfg, max_bars=64
+        SmaCross(fast=5, slow=20, short=True), {sym: test_instrument(sym)}, "1m", cfg, max_bars=64
     )
-    kernel.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    kernel.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
     # Act
-    _stream(kernel, {sym: btc_1m}, WARMUP, 1_000)
+    stream_bars(kernel, {sym: btc_1m}, WARMUP, 1_000)
     early = kernel.series[sym].arrays(sym, "1m")  # a view handed out before more appends
     early_close = early.close.copy()
-    _stream(kernel, {sym: btc_1m}, 1_000, len(btc_1m))
+    stream_bars(kernel, {sym: btc_1m}, 1_000, len(btc_1m))
     # Assert: the window is the last 64 bars, earlier views are untouched, trades are equal
     held = kernel.series[sym].arrays(sym, "1m")
     n = len(btc_1m)
@@ -157,11 +130,11 @@ def test_multi_symbol_paper_kernel_matches_the_backtest(shared_data: Path) -> No
     cfg = BacktestConfig(balance=10_000, trade_start=int(next(iter(sources.values())).ts[200]))
     engine, result = _backtest(SmaCross(fast=8, slow=30, short=True), sources, cfg)
     kernel = LiveKernel(
-        SmaCross(fast=8, slow=30, short=True), {s: _instrument(s) for s in sources}, "5m", cfg
+        SmaCross(fast=8, slow=30, short=True), {s: test_instrument(s) for s in sources}, "5m", cfg
     )
-    kernel.warm_up({s: [_row(b, i) for i in range(200)] for s, b in sources.items()})
+    kernel.warm_up({s: [bar_row(b, i) for i in range(200)] for s, b in sources.items()})
     # Act
-    _stream(kernel, sources, 200, 2_000)
+    stream_bars(kernel, sources, 200, 2_000)
     # Assert
     assert len(engine.orders) > 10
     assert [s.order for s in kernel._orders.values()] == engine.orders
@@ -177,23 +150,25 @@ def test_a_restored_kernel_continues_exactly(btc_1m, tmp_path: Path) -> None:
     def strategy() -> SmaCross:
         return SmaCross(fast=5, slow=20, short=True, stop_loss=0.004)
 
-    ref = LiveKernel(strategy(), {sym: _instrument(sym)}, "1m", cfg)
-    ref.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
-    _stream(ref, {sym: btc_1m}, WARMUP, 2_000)
+    ref = LiveKernel(strategy(), {sym: test_instrument(sym)}, "1m", cfg)
+    ref.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
+    stream_bars(ref, {sym: btc_1m}, WARMUP, 2_000)
     # Act
     cuts = [WARMUP, 777, 1_203, 1_650, 2_000]
     for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         store = SqliteStateStore(tmp_path / "state.db")
-        kernel = LiveKernel(strategy(), {sym: _instrument(sym)}, "1m", cfg, run_id="r", store=store)
+        kernel = LiveKernel(
+            strategy(), {sym: test_instrument(sym)}, "1m", cfg, run_id="r", store=store
+        )
         restored = kernel.restore()
         assert restored == (k > 0)
         if not restored:
-            kernel.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+            kernel.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
         # a restart may see the last processed bar again: it is ignored
         if restored:
-            kernel.on_bar(sym, *_row(btc_1m, lo - 1))
+            kernel.on_bar(sym, *bar_row(btc_1m, lo - 1))
             assert kernel.duplicates == 1
-        _stream(kernel, {sym: btc_1m}, lo, hi)
+        stream_bars(kernel, {sym: btc_1m}, lo, hi)
         store.close()
     # Assert
     assert _trade_keys(kernel.portfolio.trades) == _trade_keys(ref.portfolio.trades)
@@ -222,23 +197,25 @@ def test_a_restored_kernel_keeps_its_risk_state(btc_1m, tmp_path: Path) -> None:
         return SmaCross(fast=5, slow=20, short=True, stop_loss=0.004)
 
     cuts = [WARMUP, 777, 1_203, 1_650, 2_400, 3_000]
-    ref = LiveKernel(strategy(), {sym: _instrument(sym)}, "1m", cfg)
-    ref.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    ref = LiveKernel(strategy(), {sym: test_instrument(sym)}, "1m", cfg)
+    ref.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
     states_at_cut = []
     for lo, hi in itertools.pairwise(cuts):
-        _stream(ref, {sym: btc_1m}, lo, hi)
+        stream_bars(ref, {sym: btc_1m}, lo, hi)
         states_at_cut.append(ref.risk.state)
     assert [e.cause for e in ref.risk.events] == ["daily_loss", "new_day", "daily_loss", "new_day"]
     assert TradingState.HALTED in states_at_cut[:-1]
     # Act
     for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         store = SqliteStateStore(tmp_path / "state.db")
-        kernel = LiveKernel(strategy(), {sym: _instrument(sym)}, "1m", cfg, run_id="r", store=store)
+        kernel = LiveKernel(
+            strategy(), {sym: test_instrument(sym)}, "1m", cfg, run_id="r", store=store
+        )
         if kernel.restore():
             assert kernel.risk.state == states_at_cut[k - 1]
         else:
-            kernel.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
-        _stream(kernel, {sym: btc_1m}, lo, hi)
+            kernel.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
+        stream_bars(kernel, {sym: btc_1m}, lo, hi)
         store.close()
     # Assert: same trades, same state changes, same monitors and windows
     assert _trade_keys(kernel.portfolio.trades) == _trade_keys(ref.portfolio.trades)
@@ -251,9 +228,9 @@ def _stream_days(kernel: LiveKernel, bars: BarArrays, start: int, stop: int, equ
     """Stream like :func:`_stream`; return the day summaries and record each close's equity."""
     days = []
     for i in range(start, stop):
-        ts, o = _row(bars, i)[:2]
+        ts, o = bar_row(bars, i)[:2]
         days += kernel.on_price(bars.symbol, ts, o, o, o, o).days
-        days += kernel.on_bar(bars.symbol, *_row(bars, i)).days
+        days += kernel.on_bar(bars.symbol, *bar_row(bars, i)).days
         equity[ts] = kernel.portfolio.equity
     return days
 
@@ -278,7 +255,7 @@ def test_a_resume_token_queued_while_the_run_was_down_lifts_the_restored_halt(
     def kernel(store: SqliteStateStore) -> LiveKernel:
         return LiveKernel(
             SmaCross(fast=5, slow=20, short=True, stop_loss=0.004),
-            {sym: _instrument(sym)},
+            {sym: test_instrument(sym)},
             "1m",
             cfg,
             run_id="r",
@@ -288,8 +265,8 @@ def test_a_resume_token_queued_while_the_run_was_down_lifts_the_restored_halt(
 
     with SqliteStateStore(tmp_path / "state.db") as store:
         first = kernel(store)
-        first.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
-        _stream(first, {sym: btc_1m}, WARMUP, 777)
+        first.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
+        stream_bars(first, {sym: btc_1m}, WARMUP, 777)
         assert first.risk.state == TradingState.HALTED
     at = int(btc_1m.ts[800])
     token = issue_token(
@@ -306,7 +283,7 @@ def test_a_resume_token_queued_while_the_run_was_down_lifts_the_restored_halt(
         second = kernel(store)
         assert second.restore()
         assert second.risk.state == TradingState.HALTED
-        _stream(second, {sym: btc_1m}, 777, 1_200)
+        stream_bars(second, {sym: btc_1m}, 777, 1_200)
     # Assert: resumed at bar 800 by the override, and trading again after it
     resumed = [e for e in second.risk.events if e.cause == "override"]
     assert [(e.ts, e.state_to) for e in resumed] == [(at, TradingState.ACTIVE)]
@@ -321,14 +298,14 @@ def test_each_utc_day_is_summarised_once_also_across_a_restart(btc_1m, tmp_path:
     def kernel(**kw) -> LiveKernel:
         return LiveKernel(
             SmaCross(fast=5, slow=20, short=True, stop_loss=0.004),
-            {sym: _instrument(sym)},
+            {sym: test_instrument(sym)},
             "1m",
             cfg,
             **kw,
         )
 
     ref = kernel()
-    ref.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    ref.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
     equity: dict[int, float] = {}
     # Act: one uninterrupted run, one restarted in the middle of the first day
     days = _stream_days(ref, btc_1m, WARMUP, len(btc_1m), equity)
@@ -337,7 +314,7 @@ def test_each_utc_day_is_summarised_once_also_across_a_restart(btc_1m, tmp_path:
         with SqliteStateStore(tmp_path / "state.db") as store:
             run = kernel(run_id="r", store=store)
             if not run.restore():
-                run.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+                run.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
             resumed += _stream_days(run, btc_1m, lo, hi, {})
     # Assert: by hand from the equity at each close and the trade list
     day_ns = 86_400 * 10**9
@@ -377,7 +354,7 @@ def test_two_symbol_day_summaries_with_a_missing_last_bar_and_a_restart(
     def kernel(**kw) -> LiveKernel:
         return LiveKernel(
             SmaCross(fast=8, slow=30, short=True),
-            {s: _instrument(s) for s in sources},
+            {s: test_instrument(s) for s in sources},
             "5m",
             cfg,
             **kw,
@@ -386,7 +363,7 @@ def test_two_symbol_day_summaries_with_a_missing_last_bar_and_a_restart(
     def stream(k: LiveKernel, lo: int, hi: int) -> list:
         days = []
         for i in range(lo, hi):
-            rows = {s: _row(b, i) for s, b in sources.items()}
+            rows = {s: bar_row(b, i) for s, b in sources.items()}
             rows = {
                 s: r
                 for s, r in rows.items()
@@ -398,7 +375,7 @@ def test_two_symbol_day_summaries_with_a_missing_last_bar_and_a_restart(
                 days += k.on_bar(s, *r).days
         return days
 
-    warm = {s: [_row(b, i) for i in range(200)] for s, b in sources.items()}
+    warm = {s: [bar_row(b, i) for i in range(200)] for s, b in sources.items()}
     ref = kernel()
     ref.warm_up(warm)
     # Act
@@ -432,14 +409,14 @@ def test_waiting_orders_fill_at_the_first_update_and_stops_trigger_between_close
     sym = btc_1m.symbol
     cfg = BacktestConfig(balance=10_000)
     kernel = LiveKernel(
-        SmaCross(fast=5, slow=20, stop_loss=0.002), {sym: _instrument(sym)}, "1m", cfg
+        SmaCross(fast=5, slow=20, stop_loss=0.002), {sym: test_instrument(sym)}, "1m", cfg
     )
-    kernel.warm_up({sym: [_row(btc_1m, i) for i in range(WARMUP)]})
+    kernel.warm_up({sym: [bar_row(btc_1m, i) for i in range(WARMUP)]})
     i = WARMUP
     while not kernel.broker.pending:
-        kernel.on_bar(sym, *_row(btc_1m, i))
+        kernel.on_bar(sym, *bar_row(btc_1m, i))
         i += 1
-    ts, o, *_ = _row(btc_1m, i)
+    ts, o, *_ = bar_row(btc_1m, i)
     # Act: the first update of the next bar
     out = kernel.on_price(sym, ts, o, o, o, o)
     # Assert: filled at that bar's open, before the bar closed
@@ -457,9 +434,9 @@ def test_waiting_orders_fill_at_the_first_update_and_stops_trigger_between_close
 
 def test_gaps_are_reported_for_backfill(btc_1m) -> None:
     sym = btc_1m.symbol
-    kernel = LiveKernel(SmaCross(), {sym: _instrument(sym)}, "1m", BacktestConfig())
+    kernel = LiveKernel(SmaCross(), {sym: test_instrument(sym)}, "1m", BacktestConfig())
     assert kernel.missing_before(sym, int(btc_1m.ts[10])) is None  # nothing held yet
-    kernel.warm_up({sym: [_row(btc_1m, i) for i in range(50)]})
+    kernel.warm_up({sym: [bar_row(btc_1m, i) for i in range(50)]})
     assert kernel.missing_before(sym, int(btc_1m.ts[50])) is None
     assert kernel.missing_before(sym, int(btc_1m.ts[53])) == (
         int(btc_1m.ts[50]),

@@ -1,0 +1,349 @@
+"""The one kernel step every mode runs: backtest, paper and live.
+
+A step is one base-timeframe bar time across the run's symbols::
+
+    fill waiting orders at the new bars' opens
+      -> check stops, targets and trailing stops against the bars' ranges, mark the closes
+      -> risk.on_bar (kill switches, black-swan flatten)
+      -> strategy.on_bar
+      -> enrichment.enrich (ML: meta confidence, toxicity, regime weight; weak entries dropped)
+      -> risk.check (sized order or rejection with a reason)
+      -> broker.submit_order
+
+:class:`Step` holds this sequence once. The backtest's multi-symbol loop and the paper/live
+kernel call :meth:`Step.run` for every step; the backtest's single-symbol loops are
+specialisations of its market phase (they skip bars where nothing can happen) that call
+:meth:`Step.submit` for the decision phase, and a test runs every example strategy through both
+and requires identical orders, trades and equity.
+
+The strategy contract is identical in every mode (:func:`init_strategy` once, then
+:meth:`~tradeloop.strategy.base.Strategy.on_new_bars` when paper/live bars arrive, and the
+instance kept between bars).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from tradeloop.core.clock import HistoricalClock
+from tradeloop.core.errors import StrategyError
+from tradeloop.core.orders import Order
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.rejection import Rejection
+from tradeloop.core.signal import Signal, SignalAction
+from tradeloop.engine.market import RiskMarket
+from tradeloop.execution.broker import Broker
+from tradeloop.risk.engine import RiskEngine
+from tradeloop.strategy.base import Strategy, strategy_error
+from tradeloop.strategy.view import MarketView
+
+__all__ = [
+    "BarUpdate",
+    "Enrichment",
+    "Step",
+    "StepCounts",
+    "init_strategy",
+    "signal_id",
+]
+
+logger = logging.getLogger(__name__)
+
+#: One symbol's bar at a step: ``(symbol, open, high, low, close)``.
+BarUpdate = tuple[str, float, float, float, float]
+
+
+class Enrichment(Protocol):
+    """ML enrichment between the strategy and the risk gate.
+
+    :class:`tradeloop.engine.enrichment.ModelEnrichment` implements it with a registered model.
+    """
+
+    def prepare(self, view: MarketView) -> None:
+        """Once before the first bar, like ``Strategy.on_init``: precompute causal features."""
+        ...
+
+    def extend(self, view: MarketView) -> None:
+        """Paper/live: bars were added to the view (old ones may have left the window)."""
+        ...
+
+    def enrich(self, signals: Sequence[Signal], view: MarketView) -> list[Signal]:
+        """Return the signals for the risk gate: entries scored (``confidence``) or dropped."""
+        ...
+
+
+class StepCounts:
+    """What went through the step's stages (signals, enriched, rejected by reason, orders)."""
+
+    __slots__ = ("dropped", "orders", "rejected", "signals", "steps")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.signals = 0
+        self.dropped = 0
+        self.orders = 0
+        self.rejected: Counter[str] = Counter()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as plain values (for status files and run records)."""
+        return {
+            "steps": self.steps,
+            "signals": self.signals,
+            "dropped_by_model": self.dropped,
+            "rejected": dict(sorted(self.rejected.items())),
+            "orders": self.orders,
+        }
+
+    def export_state(self) -> dict[str, Any]:
+        """Counters to store with a paper/live step."""
+        return self.as_dict()
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue counting from :meth:`export_state`."""
+        self.steps = int(state.get("steps", 0))
+        self.signals = int(state.get("signals", 0))
+        self.dropped = int(state.get("dropped_by_model", 0))
+        self.orders = int(state.get("orders", 0))
+        self.rejected = Counter({str(k): int(v) for k, v in state.get("rejected", {}).items()})
+
+
+def signal_id(strategy: str, symbol: str, ts_ns: int, k: int = 0) -> str:
+    """The id of an opening signal: deterministic per run and intent (strategy, symbol, bar).
+
+    It becomes the id of the position the signal opens and of its trade, so the trade's
+    feedback is keyed by it, and a restarted run gives the same id to the same intent.
+
+    >>> signal_id("sma_cross", "BTC/USDT", 1_700_000_000_000_000_000)
+    'sma_cross:BTC/USDT:1700000000000000000'
+    """
+    base = f"{strategy}:{symbol}:{ts_ns}"
+    return base if k == 0 else f"{base}:{k}"
+
+
+def init_strategy(strategy: Strategy, view: MarketView) -> None:
+    """Call ``strategy.on_init(view)`` once and remember what it set.
+
+    The default :meth:`~tradeloop.strategy.base.Strategy.on_new_bars` uses the record to tell
+    precomputed attributes (refreshed when bars arrive) from state kept by ``on_bar``.
+    """
+    strategy.on_init(view)
+    strategy.remember_init()
+
+
+class Step:
+    """The step sequence over one strategy, broker, portfolio and risk engine.
+
+    Parameters
+    ----------
+    strategy
+        The strategy (already initialised with :func:`init_strategy`).
+    broker
+        The :class:`~tradeloop.execution.broker.Broker` port.
+    portfolio
+        The account the broker fills into.
+    risk
+        The pre-trade gate and per-bar kill switches.
+    risk_market
+        The risk engine's market context over the run's :class:`MarketData`; the step points
+        it at the view's current step (paper/live set a new one as the window moves).
+    enrichment
+        Optional ML enrichment between strategy and risk.
+    on_order
+        Called with every order sent to the broker (paper/live track their status).
+    """
+
+    __slots__ = (
+        "_risk_market",
+        "broker",
+        "clock",
+        "counts",
+        "enrichment",
+        "on_order",
+        "orders",
+        "portfolio",
+        "record",
+        "risk",
+        "signals",
+        "strategy",
+        "strategy_name",
+    )
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        broker: Broker,
+        portfolio: Portfolio,
+        risk: RiskEngine,
+        risk_market: RiskMarket | None,
+        *,
+        enrichment: Enrichment | None = None,
+        on_order: Callable[[Order], None] | None = None,
+        record: bool = True,
+    ) -> None:
+        self.strategy = strategy
+        self.strategy_name = strategy.strategy_name()
+        self.broker = broker
+        self.portfolio = portfolio
+        self.risk = risk
+        self._risk_market = risk_market
+        self.enrichment = enrichment
+        self.on_order = on_order
+        self.clock = HistoricalClock()
+        self.counts = StepCounts()
+        #: keep every signal and order in memory (a backtest's result); paper/live store them
+        self.record = record
+        self.signals: list[tuple[int, Signal]] = []
+        self.orders: list[Order] = []
+
+    @property
+    def risk_market(self) -> RiskMarket | None:
+        """The risk engine's market context (paper/live replace it as the window moves)."""
+        return self._risk_market
+
+    @risk_market.setter
+    def risk_market(self, market: RiskMarket) -> None:
+        self._risk_market = market
+
+    # -- the whole step --------------------------------------------------------------------
+    def run(
+        self,
+        step: int,
+        ts: int,
+        bars: Sequence[BarUpdate],
+        view: MarketView,
+        *,
+        opens: Sequence[tuple[str, float]] | None = None,
+    ) -> dict[str, float]:
+        """Run one step and return the closes it marked.
+
+        ``step`` numbers the kernel's steps (fills and the equity ledger are keyed by it);
+        ``view`` is already at the step (``view.step`` indexes the run's market data, which in
+        paper/live is the held window). ``bars`` are the symbols' bars completing at this step;
+        ``opens`` the opens still to apply (default: every bar's; paper applies an open as soon
+        as the bar starts).
+        """
+        closes = self.market_phase(step, ts, bars, opens)
+        self.risk_phase(step, ts, closes, view.step)
+        self.decide(step, ts, view, closes)
+        return closes
+
+    def market_phase(
+        self,
+        step: int,
+        ts: int,
+        bars: Sequence[BarUpdate],
+        opens: Sequence[tuple[str, float]] | None = None,
+    ) -> dict[str, float]:
+        """Fill waiting orders at the opens, then check exits on the ranges; return the closes.
+
+        Every open of the step fills before any range of it is seen.
+        """
+        broker, positions = self.broker, self.portfolio.positions
+        broker.step = step
+        self.counts.steps += 1
+        pending = broker.pending
+        if pending:
+            for symbol, price in opens if opens is not None else [(b[0], b[1]) for b in bars]:
+                if symbol in pending:
+                    broker.on_open(symbol, ts, price)
+        closes: dict[str, float] = {}
+        for symbol, o, h, low, c in bars:
+            if symbol in positions:
+                broker.on_bar_range(symbol, ts, o, h, low, c)
+            closes[symbol] = c
+        return closes
+
+    def risk_phase(self, step: int, ts: int, closes: Mapping[str, float], index: int) -> bool:
+        """The risk engine's per-bar checks at market-data step ``index``; flattens everything
+        on a black swan."""
+        risk = self.risk
+        if not risk.needs_bar_updates:
+            return False
+        market = self._risk_market
+        assert market is not None, "the step has no risk market"
+        market.step, market.ts = index, ts
+        if risk.on_bar(ts, closes, self.portfolio):
+            self.broker.step = step
+            count = self.broker.flatten(ts, closes)
+            logger.warning("black swan: flattening %d position(s)", count)
+            return True
+        return False
+
+    def decide(
+        self, step: int, ts: int, view: MarketView, closes: Mapping[str, float]
+    ) -> None:
+        """Call the strategy on the completed step and send its signals on."""
+        strategy = self.strategy
+        try:
+            signals = strategy.on_bar(view, self.portfolio)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise strategy_error(strategy, exc, ts) from exc
+        if signals:
+            self.submit(signals, step, ts, view, closes, math.nan)
+
+    # -- the decision phase ----------------------------------------------------------------
+    def submit(
+        self,
+        signals: Sequence[Signal],
+        step: int,
+        ts: int,
+        view: MarketView,
+        closes: Mapping[str, float] | None,
+        close: float,
+    ) -> None:
+        """Signals of one step -> ids -> enrichment -> risk gate -> broker.
+
+        The order's reference price is the signal symbol's close in ``closes`` or, for a
+        single-symbol run, ``close``.
+        """
+        broker, portfolio, market = self.broker, self.portfolio, self._risk_market
+        assert market is not None, "the step has no risk market"
+        counts_ = self.counts
+        broker.step = step
+        market.step, market.ts = view.step, ts
+        self.clock.advance_to(ts)
+        signals = self.with_ids(signals, ts)
+        counts_.signals += len(signals)
+        if self.record:
+            self.signals.extend((ts, s) for s in signals)
+        if self.enrichment is not None:
+            kept = self.enrichment.enrich(signals, view)
+            counts_.dropped += len(signals) - len(kept)
+            signals = kept
+        check = self.risk.check
+        for signal in signals:
+            decision = check(signal, portfolio, market)
+            if isinstance(decision, Rejection):
+                counts_.rejected[str(decision.reason)] += 1
+                continue
+            price = closes.get(signal.symbol, math.nan) if closes is not None else close
+            counts_.orders += 1
+            if self.record:
+                self.orders.append(decision)
+            broker.submit_order(decision, ts, price)
+            if self.on_order is not None:
+                self.on_order(decision)
+
+    def with_ids(self, signals: Sequence[Signal], ts: int) -> Sequence[Signal]:
+        """Give every opening signal without a position id its :func:`signal_id`."""
+        out: list[Signal] | None = None
+        seen: dict[str, int] | None = None
+        for n, signal in enumerate(signals):
+            if signal.action is SignalAction.CLOSE or signal.position_id is not None:
+                continue
+            if out is None:
+                out = list(signals)
+                seen = {}
+            assert seen is not None
+            k = seen.get(signal.symbol, 0)
+            seen[signal.symbol] = k + 1
+            out[n] = replace(
+                signal, position_id=signal_id(self.strategy_name, signal.symbol, ts, k)
+            )
+        return out if out is not None else signals
