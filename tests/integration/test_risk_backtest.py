@@ -23,6 +23,7 @@ from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.runner import run_on_bars
+from tradeloop.engine.step import Step
 from tradeloop.risk.config import BlackSwanConfig, LimitsConfig, RiskConfig
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.killswitch import TradingState
@@ -54,11 +55,10 @@ class AlwaysLong(Strategy):
         return [Signal.open_long(sym, 1.0)] if portfolio.is_flat(sym) else NO_SIGNALS
 
 
-def _direct_submit(self: BacktestEngine, signals, step, close, closes) -> None:  # type: ignore[no-untyped-def]
-    """The kernel's submit as it was before the risk gate: signal -> broker."""
-    ts = int(self.market.step_ts[step])
+def _direct_submit(self: Step, signals, step, ts, view, closes, close) -> None:  # type: ignore[no-untyped-def]
+    """The step's submit as it was before the risk gate: signal -> broker."""
     self.broker.step = step
-    for signal in self.step.with_ids(signals, ts):
+    for signal in self.with_ids(signals, ts):
         self.signals.append((ts, signal))
         price = close if closes is None else closes.get(signal.symbol, math.nan)
         self.broker.submit(signal, ts, price)
@@ -76,7 +76,7 @@ def test_permissive_profile_is_bit_identical_to_no_risk_gate(
     config = BacktestConfig(fee=0.001, slippage_bps=2.0)
     gated = run_on_bars(strategy, {btc_1h.symbol: btc_1h}, config)
     fresh = type(strategy)(**dict(strategy.params))
-    monkeypatch.setattr(BacktestEngine, "_submit", _direct_submit)
+    monkeypatch.setattr(Step, "submit", _direct_submit)
     # Act
     direct = run_on_bars(fresh, {btc_1h.symbol: btc_1h}, config)
     # Assert

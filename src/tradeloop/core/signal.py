@@ -136,3 +136,23 @@ class Signal:
     def close(cls, symbol: str, *, position_id: str | None = None, tag: str = "") -> Signal:
         """Close the whole position in ``symbol``."""
         return cls(symbol, SignalAction.CLOSE, position_id=position_id, tag=tag)
+
+    def with_position_id(self, position_id: str) -> Signal:
+        """Return a copy naming the position it opens (the kernel's signal id).
+
+        The copy skips re-validation (every field is already checked), so the step can give
+        every opening signal an id without a measurable cost.
+        """
+        copy = object.__new__(Signal)
+        put = object.__setattr__
+        put(copy, "symbol", self.symbol)
+        put(copy, "action", self.action)
+        put(copy, "size", self.size)
+        put(copy, "size_mode", self.size_mode)
+        put(copy, "stop_loss", self.stop_loss)
+        put(copy, "take_profit", self.take_profit)
+        put(copy, "trailing_stop", self.trailing_stop)
+        put(copy, "position_id", position_id)
+        put(copy, "tag", self.tag)
+        put(copy, "confidence", self.confidence)
+        return copy

@@ -19,7 +19,7 @@ import gc
 import logging
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any, NamedTuple
 
@@ -232,7 +232,7 @@ class BacktestEngine:
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
         step_ts = self.market.step_ts
         symbol, c = lane.symbol, lane.close
-        on_bar = strategy.on_bar
+        on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         n_wake = len(wake)
@@ -251,7 +251,7 @@ class BacktestEngine:
                     view.step = view.i = step
                     signals = on_bar(view, portfolio)
                     if signals:
-                        self._submit(signals, step, float(c[step]), None)
+                        submit(signals, step, int(step_ts[step]), view, None, float(c[step]))
                 if pending or watched:
                     step += 1
                 else:
@@ -288,7 +288,8 @@ class BacktestEngine:
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
         symbol = lane.symbol
         c = self._close_list(lane)
-        on_bar = strategy.on_bar
+        on_bar, submit = strategy.on_bar, self.step.submit
+        step_ts = self.market.step_ts
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         step = start
@@ -301,7 +302,7 @@ class BacktestEngine:
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
-                    self._submit(signals, step, c[step], None)
+                    submit(signals, step, int(step_ts[step]), view, None, c[step])
         except StrategyError:
             raise
         except Exception as exc:
@@ -344,10 +345,11 @@ class BacktestEngine:
         step_ts = self.market.step_ts
         symbol = lane.symbol
         c = self._close_list(lane)
-        on_bar = strategy.on_bar
+        on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
-        risk_phase = self.step.risk_phase
+        risk_on_bar, risk_market = self.risk.on_bar, self.risk_market
+        black_swan = self.step.black_swan
         closes_now = {symbol: math.nan}
         step = start
         try:
@@ -358,11 +360,13 @@ class BacktestEngine:
                 elif positions:
                     marks[symbol] = c[step]
                 closes_now[symbol] = c[step]
-                risk_phase(step, ts, closes_now, step)
+                risk_market.step, risk_market.ts = step, ts  # Step.risk_phase, inlined
+                if risk_on_bar(ts, closes_now, portfolio):
+                    black_swan(step, ts, closes_now)
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
-                    self._submit(signals, step, c[step], None)
+                    submit(signals, step, int(step_ts[step]), view, None, c[step])
         except StrategyError:
             raise
         except Exception as exc:
@@ -383,18 +387,6 @@ class BacktestEngine:
             view.step = step
             view.i = primary_idx[step]
             run(step, ts_list[step], bars, view)
-
-    def _submit(
-        self,
-        signals: Sequence[Signal],
-        step: int,
-        close: float | None,
-        closes: dict[str, float] | None,
-    ) -> None:
-        """The decision phase of a specialised loop's step: :meth:`Step.submit`."""
-        ts = int(self.market.step_ts[step])
-        price = math.nan if close is None else close
-        self.step.submit(signals, step, ts, self.view, closes, price)
 
     def _finish(self, n_steps: int) -> BacktestResult:
         market, broker, portfolio = self.market, self.broker, self.portfolio

@@ -27,7 +27,6 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 from tradeloop.core.clock import HistoricalClock
@@ -157,10 +156,10 @@ class Step:
     """
 
     __slots__ = (
+        "_counts",
         "_risk_market",
         "broker",
         "clock",
-        "counts",
         "enrichment",
         "on_order",
         "orders",
@@ -193,11 +192,19 @@ class Step:
         self.enrichment = enrichment
         self.on_order = on_order
         self.clock = HistoricalClock()
-        self.counts = StepCounts()
         #: keep every signal and order in memory (a backtest's result); paper/live store them
         self.record = record
         self.signals: list[tuple[int, Signal]] = []
         self.orders: list[Order] = []
+        self._counts = StepCounts()
+
+    @property
+    def counts(self) -> StepCounts:
+        """What went through the stages so far (a recording step counts its lists)."""
+        counts = self._counts
+        if self.record:
+            counts.signals, counts.orders = len(self.signals), len(self.orders)
+        return counts
 
     @property
     def risk_market(self) -> RiskMarket | None:
@@ -244,7 +251,7 @@ class Step:
         """
         broker, positions = self.broker, self.portfolio.positions
         broker.step = step
-        self.counts.steps += 1
+        self._counts.steps += 1
         pending = broker.pending
         if pending:
             for symbol, price in opens if opens is not None else [(b[0], b[1]) for b in bars]:
@@ -267,11 +274,15 @@ class Step:
         assert market is not None, "the step has no risk market"
         market.step, market.ts = index, ts
         if risk.on_bar(ts, closes, self.portfolio):
-            self.broker.step = step
-            count = self.broker.flatten(ts, closes)
-            logger.warning("black swan: flattening %d position(s)", count)
+            self.black_swan(step, ts, closes)
             return True
         return False
+
+    def black_swan(self, step: int, ts: int, closes: Mapping[str, float]) -> None:
+        """The risk engine halted on a black swan: cancel waiting orders, close everything."""
+        self.broker.step = step
+        count = self.broker.flatten(ts, closes)
+        logger.warning("black swan: flattening %d position(s)", count)
 
     def decide(
         self, step: int, ts: int, view: MarketView, closes: Mapping[str, float]
@@ -302,48 +313,58 @@ class Step:
         The order's reference price is the signal symbol's close in ``closes`` or, for a
         single-symbol run, ``close``.
         """
-        broker, portfolio, market = self.broker, self.portfolio, self._risk_market
-        assert market is not None, "the step has no risk market"
-        counts_ = self.counts
+        broker, market, counts = self.broker, self._risk_market, self.counts
         broker.step = step
-        market.step, market.ts = view.step, ts
+        market.step, market.ts = view.step, ts  # type: ignore[union-attr]
         self.clock.advance_to(ts)
-        signals = self.with_ids(signals, ts)
-        counts_.signals += len(signals)
+        if len(signals) == 1:  # the common case: one signal, an id only if it opens
+            first = signals[0]
+            if first.action is not SignalAction.CLOSE and first.position_id is None:
+                signals = (first.with_position_id(f"{self.strategy_name}:{first.symbol}:{ts}"),)
+        else:
+            signals = self.with_ids(signals, ts)
         if self.record:
-            self.signals.extend((ts, s) for s in signals)
+            recorded = self.signals
+            for signal in signals:
+                recorded.append((ts, signal))
+        else:
+            counts.signals += len(signals)
         if self.enrichment is not None:
             kept = self.enrichment.enrich(signals, view)
-            counts_.dropped += len(signals) - len(kept)
+            counts.dropped += len(signals) - len(kept)
             signals = kept
-        check = self.risk.check
+        check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         for signal in signals:
-            decision = check(signal, portfolio, market)
+            decision = check(signal, portfolio, market)  # type: ignore[arg-type]
             if isinstance(decision, Rejection):
-                counts_.rejected[str(decision.reason)] += 1
+                counts.rejected[decision.reason] += 1
                 continue
             price = closes.get(signal.symbol, math.nan) if closes is not None else close
-            counts_.orders += 1
             if self.record:
                 self.orders.append(decision)
+            else:
+                counts.orders += 1
             broker.submit_order(decision, ts, price)
-            if self.on_order is not None:
-                self.on_order(decision)
+            if on_order is not None:
+                on_order(decision)
 
     def with_ids(self, signals: Sequence[Signal], ts: int) -> Sequence[Signal]:
         """Give every opening signal without a position id its :func:`signal_id`."""
-        out: list[Signal] | None = None
-        seen: dict[str, int] | None = None
+        if len(signals) == 1:  # the common case, without the bookkeeping for repeats
+            signal = signals[0]
+            if signal.action is SignalAction.CLOSE or signal.position_id is not None:
+                return signals
+            return (
+                signal.with_position_id(f"{self.strategy_name}:{signal.symbol}:{ts}"),
+            )
+        out = list(signals)
+        seen: dict[str, int] = {}
         for n, signal in enumerate(signals):
             if signal.action is SignalAction.CLOSE or signal.position_id is not None:
                 continue
-            if out is None:
-                out = list(signals)
-                seen = {}
-            assert seen is not None
             k = seen.get(signal.symbol, 0)
             seen[signal.symbol] = k + 1
-            out[n] = replace(
-                signal, position_id=signal_id(self.strategy_name, signal.symbol, ts, k)
+            out[n] = signal.with_position_id(
+                signal_id(self.strategy_name, signal.symbol, ts, k)
             )
-        return out if out is not None else signals
+        return out
