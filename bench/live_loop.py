@@ -13,9 +13,13 @@ shared data folder (``crypto_1m/binance_spot_2025/BTC_USDT-1m.feather``; the fol
    it: ``on_price`` with the bar's open (fills waiting orders), then ``on_bar`` with the
    closed bar (runs the step: strategy + risk + order submission). The wall time of each
    ``on_bar`` call (``perf_counter_ns``) is the time from taking a closed kline off the queue
-   to the order being submitted to the broker. The strategy recomputes its indicators over
-   all held bars at every step, so the figure grows with W. Percentiles are given over all steps and
-   over the steps that submitted a new order.
+   to the order being submitted to the broker. Two strategy hooks: ``incremental`` is
+   ``SmaCross`` as shipped (its ``on_new_bars`` appends the new bar's cross from a streaming
+   twin of the vectorized computation, O(1) per bar); ``re-init`` is the same strategy with
+   the default ``Strategy.on_new_bars`` (``on_init`` re-run over the held window each step),
+   which grows with W. Each cell is the median of ``--repeat`` runs (default 3); percentiles
+   are over all steps and over the steps that submitted a new order. The last column is the
+   p99 over the smallest window's p99 for the same hook.
 2. **Events/s from the replay server.** End to end over a real WebSocket: a
    :class:`~tradeloop.testing.venue.LocalVenueServer` serves the REST candles (warm-up), a
    :class:`~tradeloop.testing.replay.ReplayServer` streams the klines (one closed and one
@@ -49,6 +53,7 @@ from tradeloop.data.loader import load_ohlcv
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.paper import PaperConfig, PaperSession
+from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer
@@ -86,8 +91,15 @@ def _pct(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples), q, method="lower"))
 
 
-def _strategy() -> SmaCross:
-    return SmaCross(fast=10, slow=30)
+class _ReInitSmaCross(SmaCross):
+    """SmaCross with the default hook: ``on_init`` re-run over the held window every step."""
+
+    on_new_bars = Strategy.on_new_bars
+
+
+def _strategy(hook: str = "incremental") -> SmaCross:
+    cls = SmaCross if hook == "incremental" else _ReInitSmaCross
+    return cls(fast=10, slow=30)
 
 
 # -- 1. bar-to-order latency ---------------------------------------------------------------------
@@ -100,9 +112,13 @@ class LatencyRow:
     order_us: list[float]
 
 
-def _latency(bars: Any, window: int, live: int) -> LatencyRow:
+def _latency(bars: Any, window: int, live: int, hook: str) -> LatencyRow:
     kernel = LiveKernel(
-        _strategy(), {SYMBOL: INSTRUMENT}, "1m", BacktestConfig(balance=10_000), max_bars=window
+        _strategy(hook),
+        {SYMBOL: INSTRUMENT},
+        "1m",
+        BacktestConfig(balance=10_000),
+        max_bars=window,
     )
     kernel.warm_up({SYMBOL: _rows(bars, 0, window)})
     live_rows = _rows(bars, window, window + live)
@@ -239,6 +255,7 @@ def main() -> None:
     """Measure and print the tables (rich, then markdown)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller run (under 30 s)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per cell (median)")
     parser.add_argument("--windows", default=None, help="history windows, comma-separated")
     parser.add_argument("--live-bars", type=int, default=None, help="live bars per window")
     parser.add_argument("--ws-bars", type=int, default=None, help="live bars over the WebSocket")
@@ -263,6 +280,7 @@ def main() -> None:
         f"Python {platform.python_version()}, numpy {np.__version__}"
     )
     lat_header = [
+        "hook",
         "window (bars)",
         "steps",
         "p50 µs",
@@ -270,23 +288,36 @@ def main() -> None:
         "orders",
         "order p50 µs",
         "order p99 µs",
+        "p99 / smallest",
     ]
     lat_rows = []
-    for window in windows:
-        r = _latency(bars, window, live)
-        lat_rows.append(
-            [
-                f"{window:,}",
-                f"{r.steps:,}",
-                f"{_pct(r.all_us, 50):,.0f}",
-                f"{_pct(r.all_us, 99):,.0f}",
-                f"{r.orders:,}",
-                f"{_pct(r.order_us, 50):,.0f}",
-                f"{_pct(r.order_us, 99):,.0f}",
-            ]
-        )
+    for hook in ("incremental", "re-init"):
+        base_p99 = None
+        for window in windows:
+            runs = [_latency(bars, window, live, hook) for _ in range(args.repeat)]
+            r = runs[0]
+
+            def med(samples: str, q: float, runs: list[LatencyRow] = runs) -> float:
+                return float(np.median([_pct(getattr(x, samples), q) for x in runs]))
+
+            p99 = med("all_us", 99)
+            base_p99 = p99 if base_p99 is None else base_p99
+            lat_rows.append(
+                [
+                    hook,
+                    f"{window:,}",
+                    f"{r.steps:,}",
+                    f"{med('all_us', 50):,.0f}",
+                    f"{p99:,.0f}",
+                    f"{r.orders:,}",
+                    f"{med('order_us', 50):,.0f}",
+                    f"{med('order_us', 99):,.0f}",
+                    f"{p99 / base_p99:.2f}×",
+                ]
+            )
     _print_table(
-        f"Bar-to-order latency: on_bar wall time, {live:,} live bars per window",
+        f"Bar-to-order latency: on_bar wall time, {live:,} live bars per window, "
+        f"median of {args.repeat}; load average {os.getloadavg()[0]:.2f}",
         lat_header,
         lat_rows,
     )

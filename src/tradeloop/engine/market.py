@@ -18,6 +18,19 @@ from tradeloop.strategy.view import MarketView, SeriesTimeline
 __all__ = ["MarketData", "RiskMarket"]
 
 
+_COUNTING = np.arange(0, dtype=np.intp)
+
+
+def _counting(n: int) -> np.ndarray:
+    """``arange(n)`` as a read-only view of one shared array (O(1) after it has grown): a
+    paper step builds its market data anew over a held window of many bars."""
+    global _COUNTING
+    if _COUNTING.size < n:
+        _COUNTING = np.arange(max(n, 2 * _COUNTING.size), dtype=np.intp)
+        _COUNTING.flags.writeable = False
+    return _COUNTING[:n]
+
+
 class MarketData:
     """Series for each symbol on the base timeframe and informative timeframes.
 
@@ -104,7 +117,7 @@ class MarketData:
         if cached is None:
             arrays = self.series[key]
             if arrays.ts is self.step_ts:  # the steps are this series' own bars
-                cached = np.arange(len(arrays), dtype=np.intp)
+                cached = _counting(len(arrays))
             else:
                 close_times = arrays.ts + timeframe_ns(timeframe)
                 cached = np.searchsorted(close_times, self.step_ts + self.base_ns, side="right") - 1

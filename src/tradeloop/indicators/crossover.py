@@ -8,6 +8,7 @@ until both series exist at ``t-1`` and ``t``.
 
 from __future__ import annotations
 
+from collections import deque
 from math import gcd
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.precision import price_decimals, to_ticks
 
-__all__ = ["crossover_signs", "sign_with_ties", "sma_crossover_exact"]
+__all__ = ["ExactSmaCross", "crossover_signs", "sign_with_ties", "sma_crossover_exact"]
 
 
 def sign_with_ties(diff: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -91,9 +92,34 @@ def sma_crossover_exact(
     >>> sma_crossover_exact(np.array([3.0, 1.0, 2.0, 3.0, 1.0]), 1, 2).tolist()
     [0, 0, 1, 0, -1]
     """
+    signs = _exact_signs(close, fast, slow, tick_size)
+    if signs is not None:
+        return _crosses_from_sign(signs)
+    close = np.asarray(close, dtype=np.float64)
+    size = close.size
+    valid = np.arange(size) >= max(fast, slow) - 1
+    # float fallback: window means from a compensated rolling sum
+    fast_ma = np.full(size, np.nan)
+    slow_ma = np.full(size, np.nan)
+    if size >= fast:
+        fast_ma[fast - 1 :] = np.lib.stride_tricks.sliding_window_view(close, fast).mean(axis=1)
+    if size >= slow:
+        slow_ma[slow - 1 :] = np.lib.stride_tricks.sliding_window_view(close, slow).mean(axis=1)
+    return _crosses_from_sign(sign_with_ties(fast_ma - slow_ma, valid))
+
+
+def _check_lengths(fast: int, slow: int) -> None:
     for name, n in (("fast", fast), ("slow", slow)):
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ConfigError(f"sma_crossover_exact: {name} must be a positive integer, got {n!r}")
+
+
+def _exact_signs(
+    close: np.ndarray, fast: int, slow: int, tick_size: float | None
+) -> np.ndarray | None:
+    """The tie-carrying sign of SMA(fast) - SMA(slow) on integer ticks, or None when the
+    prices have no tick form or the integer sums could overflow (the float fallback)."""
+    _check_lengths(fast, slow)
     close = np.asarray(close, dtype=np.float64)
     size = close.size
     longest = max(fast, slow)
@@ -107,12 +133,90 @@ def sma_crossover_exact(
         max_abs = int(np.max(np.abs(ticks))) if size else 0
         if max_abs * longest * (longest // g) < 2**62:
             diff = (slow // g) * _window_sums(ticks, fast) - (fast // g) * _window_sums(ticks, slow)
-            return _crosses_from_sign(sign_with_ties(diff, valid))
-    # float fallback: window means from a compensated rolling sum
-    fast_ma = np.full(size, np.nan)
-    slow_ma = np.full(size, np.nan)
-    if size >= fast:
-        fast_ma[fast - 1 :] = np.lib.stride_tricks.sliding_window_view(close, fast).mean(axis=1)
-    if size >= slow:
-        slow_ma[slow - 1 :] = np.lib.stride_tricks.sliding_window_view(close, slow).mean(axis=1)
-    return _crosses_from_sign(sign_with_ties(fast_ma - slow_ma, valid))
+            return sign_with_ties(diff, valid)
+    return None
+
+
+class ExactSmaCross:
+    """The streaming twin of :func:`sma_crossover_exact`: one cross per new close, O(1).
+
+    Built from the history with :meth:`from_history` (which also returns the history's
+    crosses), then :meth:`update` takes each new close. Sums are Python integers on the
+    instrument's tick, so every value equals the vectorized function on the whole series.
+
+    >>> stream, crosses = ExactSmaCross.from_history(np.array([3.0, 1.0, 2.0]), 1, 2, 1.0)
+    >>> crosses.tolist(), stream.update(3.0), stream.update(1.0)
+    ([0, 0, 1], 0, -1)
+    """
+
+    __slots__ = (
+        "_fast",
+        "_fast_sum",
+        "_g_fast",
+        "_g_slow",
+        "_sign",
+        "_slow",
+        "_slow_sum",
+        "_tick",
+        "_window",
+    )
+
+    def __init__(self, fast: int, slow: int, tick_size: float) -> None:
+        _check_lengths(fast, slow)
+        if not tick_size > 0:
+            raise ConfigError(f"ExactSmaCross: tick_size must be > 0, got {tick_size}")
+        self._fast, self._slow, self._tick = int(fast), int(slow), float(tick_size)
+        g = gcd(self._fast, self._slow)
+        self._g_fast, self._g_slow = self._fast // g, self._slow // g
+        self._window: deque[int] = deque(maxlen=max(self._fast, self._slow))
+        self._fast_sum = 0
+        self._slow_sum = 0
+        self._sign = 0
+
+    @classmethod
+    def from_history(
+        cls, close: np.ndarray, fast: int, slow: int, tick_size: float
+    ) -> tuple[ExactSmaCross, np.ndarray]:
+        """A stream positioned after ``close`` and the crosses of ``close``.
+
+        Raises
+        ------
+        ConfigError
+            If the history would take the float fallback of :func:`sma_crossover_exact`
+            (prices too large for exact integer sums): stream it with that function instead.
+        """
+        stream = cls(fast, slow, tick_size)
+        signs = _exact_signs(close, fast, slow, tick_size)
+        if signs is None:
+            raise ConfigError("ExactSmaCross: the history needs the float fallback")
+        for value in np.asarray(close, dtype=np.float64)[-stream._window.maxlen :].tolist():
+            stream._push(round(value / stream._tick))
+        stream._sign = int(signs[-1]) if signs.size else 0
+        return stream, _crosses_from_sign(signs)
+
+    def _push(self, tick: int) -> None:
+        window, n = self._window, len(self._window)
+        if n >= self._fast:
+            self._fast_sum -= window[n - self._fast]
+        if n >= self._slow:
+            self._slow_sum -= window[n - self._slow]
+        self._fast_sum += tick
+        self._slow_sum += tick
+        window.append(tick)  # at full length the oldest (already out of both sums) drops
+
+    def update(self, close: float) -> int:
+        """Take the next close; return its cross (+1 up, -1 down, 0 none)."""
+        self._push(round(close / self._tick))  # half to even, like numpy's rint
+        window = self._window
+        prev = self._sign
+        if len(window) < window.maxlen:  # type: ignore[operator]
+            self._sign = 0
+            return 0
+        diff = self._g_slow * self._fast_sum - self._g_fast * self._slow_sum
+        sign = (diff > 0) - (diff < 0) or prev
+        self._sign = sign
+        if prev == -1 and sign == 1:
+            return 1
+        if prev == 1 and sign == -1:
+            return -1
+        return 0

@@ -23,6 +23,7 @@ from tradeloop.engine.market import MarketData
 from tradeloop.engine.parity import trade_key
 from tradeloop.engine.step import signal_id
 from tradeloop.indicators import sma
+from tradeloop.indicators.crossover import sma_crossover_exact
 from tradeloop.risk.config import RiskConfig
 from tradeloop.store.state import SqliteStateStore
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
@@ -277,3 +278,32 @@ def test_every_opening_signal_gets_a_unique_id_that_its_trade_carries(sample_1h:
     assert [o.position_id for o in engine.orders if o.position_id] == [
         t.id for t in result.trades
     ]
+
+
+def test_sma_cross_streams_new_bars_in_paper_and_matches_its_re_init_twin(btc_1m) -> None:
+    # Arrange: SmaCross as shipped (incremental on_new_bars) against the same strategy with the
+    # default hook (on_init re-run over the window), with a window that drops bars every step
+    sma_cross = discover_strategies(None)["sma_cross"].cls
+
+    class ReInit(sma_cross):  # type: ignore[valid-type, misc]
+        on_new_bars = Strategy.on_new_bars
+
+    cfg = BacktestConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
+    incremental = _paper(sma_cross(fast=5, slow=20, short=True), btc_1m, cfg, max_bars=WARMUP)
+    re_init = _paper(ReInit(fast=5, slow=20, short=True), btc_1m, cfg, max_bars=WARMUP)
+    # Act
+    stream_bars(incremental, {btc_1m.symbol: btc_1m}, WARMUP, len(btc_1m))
+    stream_bars(re_init, {btc_1m.symbol: btc_1m}, WARMUP, len(btc_1m))
+    # Assert: the same orders; the stream saw each live bar once and holds one cross per bar
+    orders = [s.order for s in incremental._orders.values()]
+    assert len(orders) > 50
+    assert orders == [s.order for s in re_init._orders.values()]
+    streamed = incremental.strategy._streams  # type: ignore[attr-defined]
+    assert streamed is not None
+    _, crosses, last_ts = streamed[btc_1m.symbol]
+    assert len(crosses) == WARMUP
+    assert last_ts == int(btc_1m.ts[-1])
+    # the backtest's values over all bars (a re-init over the window restarts the averages at
+    # the window's start; the stream carries on as the backtest does)
+    full = sma_crossover_exact(btc_1m.close, 5, 20, 0.01)
+    assert list(crosses) == full[-WARMUP:].tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
-from tradeloop.indicators.crossover import sma_crossover_exact
+from tradeloop.indicators.crossover import ExactSmaCross, sma_crossover_exact
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
 from tradeloop.strategy.params import Param
 from tradeloop.strategy.view import MarketView
@@ -20,7 +21,9 @@ class SmaCross(Strategy):
 
     Averages are compared exactly on integer ticks, so a tie never flips the trend. With
     ``short=True`` the cross below opens a short instead of only closing the long. The equity
-    fraction ``size`` is split evenly across the run's symbols.
+    fraction ``size`` is split evenly across the run's symbols. In paper and live the crosses
+    of new bars come from a streaming twin of the same computation (O(1) per bar, whatever
+    the window), when the instruments have a tick size.
     """
 
     name = "sma_cross"
@@ -49,6 +52,53 @@ class SmaCross(Strategy):
             self._crosses[self._single].tolist() if self._single is not None else None
         )
         self._fraction = self.size / len(view.symbols)
+        self._streams: dict[str, tuple[ExactSmaCross, deque[int], int]] | None = None
+        self._init_last_ts = {
+            s: int(view.arrays(s).ts[-1]) if len(view.arrays(s)) else -1 for s in view.symbols
+        }
+
+    def on_new_bars(self, view: MarketView) -> None:
+        """Append the new bars' crosses (and drop those of bars that left the window)."""
+        if self._streams is None:
+            self._streams = self._start_streams(view)
+            if self._streams is None:  # no tick size: recompute like any strategy
+                super().on_new_bars(view)
+                return
+        for symbol in view.symbols:
+            stream, crosses, last_ts = self._streams[symbol]
+            bars = view.arrays(symbol)
+            held = int(np.searchsorted(bars.ts, last_ts, side="right"))  # bars already seen
+            for _ in range(len(crosses) - held):
+                crosses.popleft()  # a bar that left the window
+            for close in bars.close[held:].tolist():
+                crosses.append(stream.update(close))
+            self._streams[symbol] = (stream, crosses, int(bars.ts[-1]))
+            self._crosses[symbol] = crosses  # type: ignore[assignment]
+        if self._single is not None:
+            self._single_crosses = self._crosses[self._single]  # type: ignore[assignment]
+
+    def _start_streams(
+        self, view: MarketView
+    ) -> dict[str, tuple[ExactSmaCross, deque[int], int]] | None:
+        """Streams positioned after the last bar ``on_init`` saw, with the crosses of the held
+        bars up to it (None without a tick size: the exact sums need one)."""
+        streams = {}
+        for symbol in view.symbols:
+            tick = view.instrument(symbol).tick_size
+            if not tick:
+                return None
+            bars = view.arrays(symbol)
+            last_ts = self._init_last_ts[symbol]
+            seen = int(np.searchsorted(bars.ts, last_ts, side="right"))
+            try:
+                stream, crosses = ExactSmaCross.from_history(
+                    bars.close[:seen], self.fast, self.slow, tick
+                )
+            except ConfigError:
+                return None
+            # a deque: O(1) at both ends, and on_bar reads next to the right end
+            streams[symbol] = (stream, deque(crosses.tolist()), last_ts)
+        return streams
 
     def signal_bars(self, view: MarketView) -> np.ndarray | None:
         """Only bars with a cross can produce a signal."""
