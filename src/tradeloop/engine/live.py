@@ -35,6 +35,7 @@ import numpy as np
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.instrument import Instrument
+from tradeloop.core.order_status import InvalidTransitionError, OrderStatus, check_transition
 from tradeloop.core.orders import Fill, Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Position, Trade
@@ -242,6 +243,8 @@ class LiveKernel:
         self.first_live_ts: int | None = None
         self.steps = 0
         self.duplicates = 0
+        #: order status changes the state machine refused (logged, never applied)
+        self.invalid_transitions = 0
         self._orders: dict[int, StoredOrder] = {}
         self._new_orders: list[int] = []
         #: the strategy's ``get_state()`` after its last call (stored), or restored from the store
@@ -516,8 +519,13 @@ class LiveKernel:
         view.i = int(market.index_at_step(self.symbols[0], self.timeframe)[last])
 
     def _track(self, order: Order) -> None:
-        waiting = any(o.id == order.id for o in self.broker.pending.get(order.symbol, ()))
-        status = "submitted" if waiting else "rejected"
+        """A new order from the step: stored with the status the broker gave it."""
+        done = self.broker.order_status
+        assert done is not None
+        status = done.pop(order.id, None)  # filled at once (close fill rule) or refused
+        if status is None:
+            waiting = any(o.id == order.id for o in self.broker.pending.get(order.symbol, ()))
+            status = OrderStatus.SUBMITTED if waiting else OrderStatus.REJECTED
         self._orders[order.id] = StoredOrder(order, status)
         self._new_orders.append(order.id)
 
@@ -534,10 +542,17 @@ class LiveKernel:
         assert status is not None
         for order_id, st in status.items():
             stored = self._orders.get(order_id)
-            if stored is not None and stored.status != st:
-                stored = StoredOrder(stored.order, st)
-                self._orders[order_id] = stored
-                changed[order_id] = stored
+            if stored is None or stored.status == st:
+                continue
+            try:
+                check_transition(order_id, stored.status, st)
+            except InvalidTransitionError as exc:
+                self.invalid_transitions += 1
+                logger.error("%s; kept %s", exc, stored.status, extra={"order_id": order_id})
+                continue
+            stored = StoredOrder(stored.order, st)
+            self._orders[order_id] = stored
+            changed[order_id] = stored
         status.clear()
         fills = broker.fills()
         outcome.fills = fills[self._seen_fills :]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from tradeloop.core.bar import BarArrays
+from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import Fill, Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Trade
@@ -43,7 +44,7 @@ class Broker(Protocol):
     #: orders the broker refused (fill rules), oldest first
     rejections: list[Rejection]
     #: when not None (paper/live): order id -> new status, collected by the kernel per step
-    order_status: dict[int, str] | None
+    order_status: dict[int, OrderStatus] | None
 
     def next_order_id(self) -> int:
         """Return a new order id."""

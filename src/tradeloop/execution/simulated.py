@@ -17,6 +17,7 @@ from typing import Literal
 
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.money import fee_for, pnl_for, quantity_for_budget
+from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import Fill, Order, OrderSide, OrderType, order_from_signal
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Position, Trade
@@ -93,7 +94,7 @@ class SimulatedBroker:
         self._slip = self.config.slippage_bps / 10_000.0
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
         #: when not None (paper/live), ``filled`` or ``rejected`` by order id as orders execute
-        self.order_status: dict[int, str] | None = None
+        self.order_status: dict[int, OrderStatus] | None = None
 
     # -- public API ------------------------------------------------------------------------
     def fills(self) -> list[Fill]:
@@ -146,6 +147,8 @@ class SimulatedBroker:
             for order in queue:
                 if not order.reduce_only:
                     self._reject(ts_ns, symbol, "cancelled", "flatten: entry order cancelled")
+                if self.order_status is not None:
+                    self.order_status[order.id] = OrderStatus.CANCELLED
         self.pending.clear()
         count = 0
         for symbol, pos in list(self.portfolio.positions.items()):
@@ -186,6 +189,10 @@ class SimulatedBroker:
     def cancel_pending(self) -> int:
         """Drop orders that never reached a bar (e.g. a signal on the last bar)."""
         count = sum(len(q) for q in self.pending.values())
+        if self.order_status is not None:
+            for queue in self.pending.values():
+                for order in queue:
+                    self.order_status[order.id] = OrderStatus.CANCELLED
         self.pending.clear()
         return count
 
@@ -274,7 +281,9 @@ class SimulatedBroker:
             return
         rejected = len(self.rejections)
         self._execute_order(order, ts_ns, price)
-        self.order_status[order.id] = "rejected" if len(self.rejections) > rejected else "filled"
+        self.order_status[order.id] = (
+            OrderStatus.REJECTED if len(self.rejections) > rejected else OrderStatus.FILLED
+        )
 
     def _execute_order(self, order: Order, ts_ns: int, price: float) -> None:
         symbol = order.symbol

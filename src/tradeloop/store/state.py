@@ -38,6 +38,7 @@ from tradeloop.core import (
     TimeInForce,
     Trade,
 )
+from tradeloop.core.order_status import OPEN_STATUSES
 from tradeloop.store.state_schema import MIGRATIONS, STATE_SCHEMA_VERSION, STATE_TABLES
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
     "open_state_store",
 ]
 
-OPEN_ORDER_STATUSES: frozenset[str] = frozenset({"submitted", "accepted", "partially_filled"})
+OPEN_ORDER_STATUSES: frozenset[str] = frozenset(OPEN_STATUSES)
 
 _ORDER_COLS = (
     "run_id, id, symbol, side, type, quantity, ts_created, limit_price, stop_price, "
