@@ -2,7 +2,7 @@
 
 from tradeloop.bus.base import Handler, InProcessBus, MessageBus
 from tradeloop.bus.codec import CodecError, DeadLetter, Envelope, MessageCodec
-from tradeloop.bus.redis_bus import RedisBus, RedisBusConfig
+from tradeloop.bus.redis_bus import RedisBus, RedisBusConfig, redacted_url
 
 __all__ = [
     "CodecError",
@@ -14,4 +14,5 @@ __all__ = [
     "MessageCodec",
     "RedisBus",
     "RedisBusConfig",
+    "redacted_url",
 ]

@@ -1,4 +1,4 @@
-"""RedisBus with no server: in-process delivery continues, stream buffer is bounded."""
+"""RedisBus with no server: in-process delivery continues, the buffer is bounded, nothing hangs."""
 
 from __future__ import annotations
 
@@ -51,5 +51,24 @@ def test_redis_bus_unreachable_keeps_working_in_process(caplog: pytest.LogCaptur
     assert bus.connected is False
     assert bus.buffered == 5
     assert bus.stats["dropped_stream"] == 3
-    assert bus.stats["dropped_pubsub"] == 1
+    assert bus.stats["fallback"] == 1  # the pub/sub message reached local subscribers only
+    assert bus.stats["mirrored"] == 0
+    assert bus.stats["unsent"] == 5  # still buffered when the bus stopped: counted, not hidden
+    assert bus.stats["backpressure_waits"] == 0  # a dead server never blocks the producer
     assert sum("redis unreachable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_unreachable_url_password_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = RedisBusConfig(url=f"redis://:hunter2@127.0.0.1:{_closed_port()}/0", backoff_base_s=0.01)
+
+    async def run() -> None:
+        bus = RedisBus(cfg, MessageCodec((Ping,)))
+        await bus.start()
+        await bus.stop()
+
+    with caplog.at_level(logging.DEBUG, logger="tradeloop.bus.redis_bus"):
+        asyncio.run(run())
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "redis unreachable" in logged
+    assert "hunter2" not in logged
+    assert ":***@127.0.0.1" in logged
