@@ -2,7 +2,23 @@
 
 All SQL of the signal loop lives here. Rows are plain mappings so the store depends on no
 message model; ``signal_feedback`` is keyed on ``(signal_id, source)`` and inserts are
-idempotent (``INSERT OR IGNORE``).
+idempotent (``INSERT OR IGNORE``): a replayed record is stored, and counted, once.
+
+**One writer, many readers, several processes.** DuckDB locks a database file per process: a
+process that opens it read-write excludes every other process, even read-only ones, for as
+long as its connection is open. So the store has three ways to open a file:
+
+* ``AnalyticsStore(path)`` (``hold=True``): one read-write connection for the store's lifetime.
+  The embedded default for a single process (tests, notebooks, the all-in-one service).
+* ``AnalyticsStore(path, hold=False)``: the *single writer* of a multi-process deployment (the
+  ``signals consume`` process). Each operation, or each :meth:`AnalyticsStore.session`, opens
+  the file, does its work and closes it again, so the lock is held only for milliseconds.
+* ``AnalyticsStore(path, read_only=True, hold=False)``: a *reader* (``serve``,
+  ``signals status``): short-lived read-only connections. A reader never migrates or writes; a
+  reader of a file that does not exist yet sees an empty store.
+
+Opening a file another process holds is retried with backoff for up to ``lock_timeout_s``;
+after that :class:`~tradeloop.core.errors.TemporaryError` is raised.
 """
 
 from __future__ import annotations
@@ -10,12 +26,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from tradeloop.core.errors import ConfigError, TemporaryError
 from tradeloop.store.migrations import migrate
 
 __all__ = ["FEEDBACK_COLUMNS", "AnalyticsStore", "WeightVersion"]
@@ -52,30 +70,122 @@ class WeightVersion(dict[str, Any]):
 
 
 class AnalyticsStore:
-    """DuckDB analytics store; migrations run when it opens.
+    """DuckDB analytics store; migrations run when a writer opens it.
 
     Parameters
     ----------
     path
-        Database file, or ``":memory:"``.
+        Database file, or ``":memory:"`` (always held, read-write).
+    read_only
+        Open the file read-only (a reader process); writes raise ``ConfigError``.
+    hold
+        Keep one connection open for the store's lifetime (True) or open one per operation or
+        :meth:`session` (False), releasing the file lock in between (see the module docstring).
+    lock_timeout_s
+        How long to retry opening a file that another process has locked.
+
+    Attributes
+    ----------
+    opens
+        How many times the file was opened.
+    lock_waits
+        How many times an open found the file locked by another process and retried.
     """
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        import duckdb
-
-        if str(path) != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        read_only: bool = False,
+        hold: bool = True,
+        lock_timeout_s: float = 10.0,
+    ) -> None:
         self.path = str(path)
-        self._con = duckdb.connect(
-            str(Path(path).expanduser()) if self.path != ":memory:" else ":memory:"
-        )
-        self._lock = threading.Lock()
-        before = migrate(self._con)
+        memory = self.path == ":memory:"
+        if memory and (read_only or not hold):
+            raise ConfigError("an in-memory analytics store is always held and writable")
+        self.read_only = read_only
+        self.hold = hold
+        self.lock_timeout_s = lock_timeout_s
+        self._file = None if memory else Path(path).expanduser()
+        if self._file is not None and not read_only:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._con: Any = None
+        self.opens = 0
+        self.lock_waits = 0
+        if read_only:
+            if hold:
+                self._con = self._open()
+            log.info("analytics store open read-only", extra={"path": self.path})
+            return
+        con = self._open()
+        before = migrate(con)
+        if hold:
+            self._con = con
+        else:
+            con.close()
         log.info("analytics store open", extra={"path": self.path, "schema_from": before})
 
     def close(self) -> None:
-        """Close the connection."""
-        self._con.close()
+        """Close the held connection (a no-op for short-lived connections)."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def _open(self) -> Any:
+        """Open a connection, retrying while another process holds the file's lock."""
+        import duckdb
+
+        if self._file is None:
+            return duckdb.connect(":memory:")
+        if self.read_only and not self._file.exists():
+            # a reader started before any writer: an empty store, not an error
+            con = duckdb.connect(":memory:")
+            migrate(con)
+            return con
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.002
+        while True:
+            try:
+                con = duckdb.connect(str(self._file), read_only=self.read_only)
+                self.opens += 1
+                return con
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise TemporaryError(
+                        f"analytics store {self.path} is locked by another process "
+                        f"(retried {self.lock_timeout_s:g}s): {exc}"
+                    ) from exc
+                self.lock_waits += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """Use one connection for every operation inside the block.
+
+        With ``hold=False`` the file is opened at the start of the outermost block and closed
+        (releasing the lock) at its end; with ``hold=True`` the held connection is used.
+        """
+        with self._lock:
+            if self._con is not None:
+                yield self._con
+                return
+            con = self._open()
+            self._con = con
+            try:
+                yield con
+            finally:
+                self._con = None
+                con.close()
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ConfigError(f"analytics store {self.path} is open read-only")
 
     # ------------------------------------------------------------------ feedback
     def insert_feedback(self, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -98,31 +208,33 @@ class AnalyticsStore:
                     cols[c].append(row[c])
         table = pa.table({c: pa.array(v, type=_TYPES.get(c, pa.string())) for c, v in cols.items()})
         names = ", ".join(FEEDBACK_COLUMNS)
-        with self._lock:
-            before = self._count()
-            self._con.register("_batch", table)
+        self._writable()
+        with self.session() as con:
+            before = self._count(con)
+            con.register("_batch", table)
             try:
-                self._con.execute(
+                con.execute(
                     f"INSERT OR IGNORE INTO signal_feedback ({names}) "
                     f"SELECT DISTINCT ON (signal_id, source) {names} FROM _batch"
                 )
             finally:
-                self._con.unregister("_batch")
-            return self._count() - before
+                con.unregister("_batch")
+            return self._count(con) - before
 
-    def _count(self) -> int:
-        rows = self._con.execute("SELECT count(*) FROM signal_feedback").fetchall()
+    @staticmethod
+    def _count(con: Any) -> int:
+        rows = con.execute("SELECT count(*) FROM signal_feedback").fetchall()
         return int(rows[0][0])
 
     def feedback_count(self) -> int:
         """Number of stored feedback rows."""
-        with self._lock:
-            return self._count()
+        with self.session() as con:
+            return self._count(con)
 
     def feedback(self) -> list[dict[str, Any]]:
         """Every feedback row, oldest exit first."""
-        with self._lock:
-            cur = self._con.execute(
+        with self.session() as con:
+            cur = con.execute(
                 f"SELECT {', '.join(FEEDBACK_COLUMNS)} FROM signal_feedback "
                 "ORDER BY exit_ts, signal_id"
             )
@@ -140,8 +252,8 @@ class AnalyticsStore:
             FROM signal_feedback WHERE exit_ts >= ? AND exit_ts <= ?
             GROUP BY GROUPING SETS ((source, component), (source), (component), ())
         """
-        with self._lock:
-            rows = self._con.execute(sql, [since_ts, until]).fetchall()
+        with self.session() as con:
+            rows = con.execute(sql, [since_ts, until]).fetchall()
         return [
             {
                 "source": s,
@@ -157,12 +269,11 @@ class AnalyticsStore:
     # ------------------------------------------------------------------ weights
     def save_weights(self, weights: Mapping[str, float], ts: int, reason: str) -> int:
         """Store ``weights`` as a new version and return its number."""
-        with self._lock:
-            rows = self._con.execute(
-                "SELECT coalesce(max(version), 0) FROM adaptive_weights"
-            ).fetchall()
+        self._writable()
+        with self.session() as con:
+            rows = con.execute("SELECT coalesce(max(version), 0) FROM adaptive_weights").fetchall()
             version = int(rows[0][0]) + 1
-            self._con.executemany(
+            con.executemany(
                 "INSERT INTO adaptive_weights VALUES (?, ?, ?, ?, ?)",
                 [[version, k, float(v), ts, reason] for k, v in sorted(weights.items())],
             )
@@ -170,13 +281,13 @@ class AnalyticsStore:
 
     def weights(self, version: int | None = None) -> WeightVersion | None:
         """Return the given (default: latest) weight version, or None when none is stored."""
-        with self._lock:
+        with self.session() as con:
             if version is None:
-                top = self._con.execute("SELECT max(version) FROM adaptive_weights").fetchall()
+                top = con.execute("SELECT max(version) FROM adaptive_weights").fetchall()
                 if top[0][0] is None:
                     return None
                 version = int(top[0][0])
-            rows = self._con.execute(
+            rows = con.execute(
                 "SELECT component, weight, ts, reason FROM adaptive_weights WHERE version = ?",
                 [version],
             ).fetchall()
@@ -191,8 +302,8 @@ class AnalyticsStore:
 
     def weight_history(self) -> list[dict[str, Any]]:
         """One row per version: ``version``, ``ts``, ``reason``."""
-        with self._lock:
-            rows = self._con.execute(
+        with self.session() as con:
+            rows = con.execute(
                 "SELECT version, min(ts), min(reason) FROM adaptive_weights "
                 "GROUP BY version ORDER BY version"
             ).fetchall()
