@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+import redis
 import redis.asyncio as aioredis
 
 from tradeloop.bus import RedisBus, RedisBusConfig
 from tradeloop.signals import (
+    AdaptiveWeights,
     FeedbackConsumer,
     LiquidationHeatmap,
     LiquidationSignal,
+    SharedWeights,
     SignalPublisher,
     TradeFeedback,
+    bus_weights,
     signal_codec,
 )
 from tradeloop.store import AnalyticsStore
@@ -34,6 +42,24 @@ async def _until(cond: Callable[[], bool | Awaitable[bool]], limit_s: float = 10
 
 def _symbol() -> str:
     return f"T{uuid.uuid4().hex[:8].upper()}/USDT"
+
+
+def _signal(i: int) -> LiquidationSignal:
+    return LiquidationSignal(
+        id=f"bp-{i}",
+        symbol="BP",
+        price_level=100.0,
+        side="long",
+        strength=1.0,
+        distance_pct=-0.01,
+        confidence=0.5,
+        ts=i,
+        current_price=101.0,
+    )
+
+
+def codec_envelope(message: LiquidationSignal) -> bytes:
+    return signal_codec().encode(message, origin="elsewhere")
 
 
 def test_raw_subscriber_receives_exactly_the_published_top_n(redis_url: str) -> None:
@@ -156,3 +182,155 @@ def test_pubsub_fans_out_between_processes_without_echo(redis_url: str) -> None:
     got_a, got_b = asyncio.run(run())
     assert len(got_a) == 1  # local delivery only; its own Redis echo is skipped
     assert len(got_b) == 1
+
+
+class _RawCounter:
+    """A plain redis-py subscriber in its own thread (not our bus) that counts messages."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(channel)
+        assert self.pubsub.get_message(timeout=5.0) is not None  # subscribe confirmation
+        self.payloads: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if msg is not None and msg["type"] == "message":
+                self.payloads.append(msg["data"])
+
+    def wait_for(self, n: int, limit_s: float = 60.0) -> None:
+        deadline = time.monotonic() + limit_s
+        while len(self.payloads) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.pubsub.close()
+        self.client.close()
+
+
+def test_full_outbox_makes_the_producer_wait_and_nothing_is_lost(redis_url: str) -> None:
+    # Arrange: a tiny outbox, a producer that never yields, a raw subscriber counting
+    topic = f"liquidation:signals:BP{uuid.uuid4().hex[:8].upper()}"
+    raw = _RawCounter(redis_url, topic)
+    n = 20_000
+
+    async def run() -> dict[str, int]:
+        bus = RedisBus(RedisBusConfig(url=redis_url, buffer_max=64, batch_max=32), signal_codec())
+        await bus.start()
+        for i in range(n):  # synchronous: the writer thread is the only thing draining
+            bus.publish(topic, _signal(i))
+        assert bus.buffered <= 64  # memory stayed bounded
+        assert await bus.flush(60)
+        await bus.stop()
+        return dict(bus.stats)
+
+    # Act
+    stats = asyncio.run(run())
+    raw.wait_for(n)
+    raw.close()
+    # Assert: every message arrived, in order, and the producer was held back to get there
+    ids = [json.loads(p)["data"]["id"] for p in raw.payloads]
+    assert ids == [f"bp-{i}" for i in range(n)]
+    assert stats["mirrored"] == n
+    assert stats["backpressure_waits"] > 0
+    assert stats["fallback"] + stats["dropped_pubsub"] + stats["unsent"] == 0
+
+
+def _feedback_json(signal_id: str, key: str) -> str:
+    data = {
+        "signal_id": signal_id,
+        "symbol": key,
+        "side": "long",
+        "entry_price": 100.0,
+        "exit_price": 101.0,
+        "entry_ts": 1,
+        "exit_ts": 2,
+        "pnl": 1.0,
+        "pnl_pct": 0.01,
+        "source": "pub",
+    }
+    return json.dumps({"v": 1, "type": "TradeFeedback", "data": data})
+
+
+def test_published_feedback_is_stored_and_malformed_is_refused_with_a_reason(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    symbol = _symbol()
+    key = symbol.replace("/", "")
+    channel = f"liquidation:feedback:{key}"  # the seed's wording: PUBLISH on this channel
+
+    async def run() -> tuple[AnalyticsStore, FeedbackConsumer, RedisBus]:
+        store = AnalyticsStore(tmp_path / "pub.duckdb")
+        consumer = FeedbackConsumer(store)
+        bus = RedisBus(RedisBusConfig(url=redis_url), signal_codec())
+        await bus.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(bus, [symbol], stop=stop))
+        assert await bus.subscribed(channel)
+        raw = aioredis.Redis.from_url(redis_url)
+        # Act: an external engine PUBLISHes (not XADD)
+        assert await raw.publish(channel, _feedback_json("p-1", key)) == 1
+        await raw.publish(channel, _feedback_json("p-1", key))  # again: stored once
+        await raw.publish(channel, b"{not json")
+        await raw.publish(channel, codec_envelope(_signal(0)))  # a signal, not feedback
+        await raw.publish(channel, _feedback_json("p-2", key))
+        await _until(lambda: store.feedback_count() >= 2 and len(bus.dead_letters) >= 2)
+        stop.set()
+        await task
+        await raw.delete(channel)
+        await raw.aclose()
+        await bus.stop()
+        return store, consumer, bus
+
+    with caplog.at_level(logging.WARNING, logger="tradeloop.bus.redis_bus"):
+        store, consumer, bus = asyncio.run(run())
+    # Assert: rows appear; the two bad messages are refused, each with its reason logged
+    assert [r["signal_id"] for r in store.feedback()] == ["p-1", "p-2"]
+    assert (consumer.received, consumer.stored, consumer.duplicates) == (3, 2, 1)
+    reasons = [r.getMessage() for r in caplog.records if "dead letter" in r.getMessage()]
+    assert len(reasons) == 2
+    assert f"dead letter on {channel}" in reasons[0]
+    assert "invalid JSON" in reasons[0]
+    assert "expected TradeFeedback, got LiquidationSignal" in reasons[1]
+    assert bus.stats["dead_letters"] == 2
+
+
+def test_running_publisher_takes_new_weights_without_restart(redis_url: str) -> None:
+    topic = f"liquidation:weights:{uuid.uuid4().hex}"  # a retained topic, unique to this test
+    symbol = _symbol()
+
+    async def run() -> tuple[list[list[LiquidationSignal]], SharedWeights, LiquidationHeatmap]:
+        adapter = RedisBus(RedisBusConfig(url=redis_url), signal_codec())
+        publisher_bus = RedisBus(RedisBusConfig(url=redis_url), signal_codec())
+        await adapter.start()
+        await publisher_bus.start()
+        heatmap = LiquidationHeatmap(symbol)
+        shared = SharedWeights(
+            bus_weights(publisher_bus, topic),
+            {c: 1.0 for c in heatmap.config.components},
+            refresh_s=0.0,
+        )
+        pub = SignalPublisher(publisher_bus, heatmap, top_n=5, weights=shared)
+        batches = [pub.on_bar(1, 100.0, 101.0, 99.0, 100.5, 40.0)]
+        # Act: the consumer process adapts and broadcasts v7 while the publisher keeps running
+        new = {"lev_5x": 0.1, "lev_10x": 0.1, "lev_25x": 0.1, "lev_50x": 0.1, "lev_100x": 3.0}
+        adapter.publish(topic, AdaptiveWeights(version=7, weights=new, reason="ema"))
+        assert await adapter.flush()
+        batches.append(pub.on_bar(2, 100.5, 101.5, 99.5, 100.0, 40.0))
+        await adapter._client.delete(topic)
+        await adapter.stop()
+        await publisher_bus.stop()
+        return batches, shared, heatmap
+
+    batches, shared, heatmap = asyncio.run(run())
+    assert shared.version == 7
+    assert shared.weights["lev_100x"] == 3.0
+    assert batches[1] == heatmap.top_signals(5, shared.weights)  # published with v7
+    assert batches[1] != heatmap.top_signals(5, None)  # which differs from the defaults

@@ -44,7 +44,7 @@ class _SignalCollector(Collector):
         yield GaugeMetricFamily(
             "tradeloop_signals_enabled", "1 when the signal loop runs", value=int(s.enabled)
         )
-        if not s.enabled or s.adaptive is None or s.consumer is None:
+        if not s.enabled:
             return
         published = CounterMetricFamily(
             "tradeloop_signals_published", "Signals published", labels=["symbol"]
@@ -52,25 +52,25 @@ class _SignalCollector(Collector):
         for key, pub in s.publishers.items():
             published.add_metric([key], pub.published)
         yield published
-        yield CounterMetricFamily(
-            "tradeloop_feedback_received",
-            "Feedback messages received",
-            value=s.consumer.received,
-        )
-        yield CounterMetricFamily(
-            "tradeloop_feedback_duplicates",
-            "Feedback messages already stored",
-            value=s.consumer.duplicates,
-        )
+        if s.consumer is not None:
+            yield CounterMetricFamily(
+                "tradeloop_feedback_received",
+                "Feedback messages received",
+                value=s.consumer.received,
+            )
+            yield CounterMetricFamily(
+                "tradeloop_feedback_duplicates",
+                "Feedback messages already stored",
+                value=s.consumer.duplicates,
+            )
+        version, values = s.weights()
         yield GaugeMetricFamily(
-            "tradeloop_adaptive_weights_version",
-            "Current weight version",
-            value=s.adaptive.version,
+            "tradeloop_adaptive_weights_version", "Current weight version", value=version
         )
         weights = GaugeMetricFamily(
             "tradeloop_adaptive_weight", "Current component weight", labels=["component"]
         )
-        for comp, w in s.adaptive.current().items():
+        for comp, w in values.items():
             weights.add_metric([comp], w)
         yield weights
         stats = getattr(s.bus, "stats", None)
@@ -87,9 +87,13 @@ class _SignalCollector(Collector):
 
 
 def create_app(service: SignalService | None = None) -> FastAPI:
-    """Return the API app serving ``service`` (default: built from settings)."""
+    """Return the API app serving ``service``.
+
+    The default is a ``"reader"`` service built from settings: it opens the analytics file
+    read-only per request, so the API runs next to a ``signals consume`` process (the writer).
+    """
     app = FastAPI(title="tradeloop", version="0.1.0")
-    app.state.signals = service or SignalService()
+    app.state.signals = service or SignalService(role="reader")
     registry = CollectorRegistry()
     registry.register(_SignalCollector(app.state.signals))
     app.include_router(signals_router)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.config.logging import setup_logging
 from tradeloop.config.settings import Settings
+
+if TYPE_CHECKING:
+    from tradeloop.bus import RedisBusConfig
 
 console = Console()
 
@@ -22,12 +27,22 @@ signals_app = typer.Typer(
 
 
 def _settings(redis_url: str | None, store: Path | None) -> Settings:
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if redis_url:
         overrides["redis_url"] = redis_url
     if store:
         overrides["analytics_path"] = store
     return Settings(**overrides)
+
+
+def _bus_config(settings: Settings) -> RedisBusConfig:
+    from tradeloop.bus import RedisBusConfig
+
+    return RedisBusConfig(
+        url=settings.redis_url,
+        stream_prefixes=(settings.feedback_channel_prefix,),
+        retained_prefixes=(settings.weights_channel,),
+    )
 
 
 @signals_app.command("publish")
@@ -37,44 +52,75 @@ def publish(
     redis_url: Annotated[str | None, typer.Option(help="Redis URL (default: settings).")] = None,
     in_process: Annotated[bool, typer.Option(help="Do not connect to Redis.")] = False,
     every: Annotated[int, typer.Option(min=1, help="Publish on every N-th bar.")] = 1,
-    store: Annotated[Path | None, typer.Option(help="DuckDB analytics file.")] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB analytics file (read-only; only with --in-process)."),
+    ] = None,
+    weights_refresh: Annotated[
+        float,
+        typer.Option(min=0.0, help="Re-read the consumer's weights at most every S seconds."),
+    ] = 2.0,
+    flush_timeout: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait for queued signals at the end.")
+    ] = 60.0,
 ) -> None:
-    """Replay a data file through the liquidation-zone model and publish the top-N zones."""
-    from tradeloop.bus import InProcessBus, RedisBus, RedisBusConfig
-    from tradeloop.data.loader import load_ohlcv
-    from tradeloop.signals import SignalPublisher, SignalService, signal_codec
+    """Replay a data file through the liquidation-zone model and publish the top-N zones.
 
+    Publishing waits for Redis instead of dropping (back-pressure). The weights are the ones the
+    running `signals consume` broadcasts (re-read every --weights-refresh seconds). Exits with
+    status 1 when none of the signals reached Redis.
+    """
+    from tradeloop.bus import InProcessBus, RedisBus, redacted_url
+    from tradeloop.data.loader import load_ohlcv
+    from tradeloop.signals import (
+        HeatmapConfig,
+        SharedWeights,
+        SignalPublisher,
+        SignalService,
+        bus_weights,
+        signal_codec,
+        store_weights,
+    )
+    from tradeloop.store import AnalyticsStore
+
+    setup_logging()
     settings = _settings(redis_url, store)
     loaded = load_ohlcv(data, symbol=symbol)
     delta = loaded.extras.get("volume_delta")
+    defaults = {c: 1.0 for c in HeatmapConfig().components}
 
-    async def run() -> tuple[int, SignalPublisher | None]:
-        bus = (
-            InProcessBus()
-            if in_process
-            else RedisBus(RedisBusConfig(url=settings.redis_url), signal_codec())
-        )
-        if isinstance(bus, RedisBus):
+    async def run() -> tuple[int, SignalPublisher | None, SharedWeights, dict[str, int] | None]:
+        bus: InProcessBus | RedisBus
+        if in_process:
+            bus = InProcessBus()
+            reader = store_weights(
+                AnalyticsStore(settings.analytics_path, read_only=True, hold=False)
+            )
+        else:
+            bus = RedisBus(_bus_config(settings), signal_codec())
             await bus.start()
-        service = SignalService(settings, bus=bus)
+            reader = bus_weights(bus, settings.weights_channel)
+        shared = SharedWeights(reader, defaults, refresh_s=weights_refresh)
+        service = SignalService(settings, bus=bus, role="publisher", weights=shared)
         try:
             pub = service.publisher(symbol)
-            if pub is None:
-                console.print("signal loop disabled (TRADELOOP_SIGNALS_ENABLED=false)")
-                return 0, None
-            n = pub.replay(loaded.bars, delta, publish_every=every)
+            n = 0 if pub is None else pub.replay(loaded.bars, delta, publish_every=every)
             if isinstance(bus, RedisBus):
-                await bus.stop()
-            return n, pub
+                await bus.flush(flush_timeout)  # back-pressure left at most buffer_max queued
         finally:
+            if isinstance(bus, RedisBus):
+                await bus.stop(flush_timeout_s=0.0)  # what is still queued counts as unsent
             service.close()
+        return n, pub, shared, dict(bus.stats) if isinstance(bus, RedisBus) else None
 
-    n, pub = asyncio.run(run())
+    n, pub, shared, stats = asyncio.run(run())
     if pub is None:
+        console.print("signal loop disabled (TRADELOOP_SIGNALS_ENABLED=false)")
         return
     table = Table(
         title=f"{pub.topic}: {n} signals from {len(loaded.bars)} bars "
-        f"(flow from {pub.heatmap.flow_source}, split by {pub.heatmap.split})"
+        f"(flow from {pub.heatmap.flow_source}, split by {pub.heatmap.split}; "
+        f"weights v{shared.version})"
     )
     for col in ("side", "price", "distance %", "strength", "confidence", "component"):
         table.add_column(col)
@@ -88,6 +134,23 @@ def publish(
             s.component,
         )
     console.print(table)
+    if stats is None:
+        console.print(f"published {n} signals in-process (no Redis)")
+        return
+    reached, fallback = stats["mirrored"], stats["fallback"]
+    lost = stats["dropped_pubsub"] + stats["unsent"]
+    console.print(
+        f"delivered to Redis: {reached} of {n} signals; in-process fallback: {fallback}; "
+        f"lost: {lost}; back-pressure waits: {stats['backpressure_waits']}"
+    )
+    if n and reached == 0:
+        console.print(
+            f"[red]Redis unreachable at {redacted_url(settings.redis_url)}: none of the {n} "
+            f"signals reached Redis ({fallback} went to the in-process fallback only)[/red]"
+        )
+        raise typer.Exit(1)
+    if reached < n:
+        console.print(f"[yellow]{n - reached} of {n} signals did not reach Redis[/yellow]")
 
 
 @signals_app.command("consume")
@@ -98,47 +161,57 @@ def consume(
     group: Annotated[str, typer.Option(help="Consumer group.")] = "tradeloop-feedback",
     consumer: Annotated[str, typer.Option(help="Consumer name in the group.")] = "consumer-1",
     store: Annotated[Path | None, typer.Option(help="DuckDB analytics file.")] = None,
+    adapt_every: Annotated[
+        int, typer.Option(min=1, help="Update the weights after every N stored outcomes.")
+    ] = 50,
+    adapt_interval: Annotated[
+        float, typer.Option(min=0.001, help="... and at least every S seconds.")
+    ] = 60.0,
 ) -> None:
-    """Consume TradeFeedback streams into DuckDB and update the adaptive weights."""
-    from tradeloop.bus import RedisBus, RedisBusConfig
-    from tradeloop.signals import SignalService, signal_codec
+    """Consume TradeFeedback (Streams and PUBLISH) into DuckDB and adapt the weights as it runs.
 
+    This process is the only writer of the analytics file; `serve` and `signals status` read it
+    next to it. Every weight version is broadcast for running publishers.
+    """
+    from tradeloop.bus import RedisBus
+    from tradeloop.signals import AdaptSchedule, SignalService, signal_codec
+
+    setup_logging()
     settings = _settings(redis_url, store)
+    schedule = AdaptSchedule(every_outcomes=adapt_every, every_s=adapt_interval)
 
-    async def run() -> SignalService:
-        bus = RedisBus(RedisBusConfig(url=settings.redis_url), signal_codec())
-        service = SignalService(settings, bus=bus)
+    async def run() -> tuple[SignalService, dict[str, int]]:
+        bus = RedisBus(_bus_config(settings), signal_codec())
+        service = SignalService(settings, bus=bus, role="consumer")
         if service.consumer is None:
-            return service
+            return service, {}
         await bus.start()
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+                loop.add_signal_handler(sig, stop.set)
         if duration > 0:
-            asyncio.get_running_loop().call_later(duration, stop.set)
+            loop.call_later(duration, stop.set)
         try:
-            await service.consumer.run(
-                bus,
-                symbol,
-                group=group,
-                consumer=consumer,
-                prefix=settings.feedback_channel_prefix,
-                stop=stop,
+            await service.run_consumer(
+                bus, symbol, schedule=schedule, group=group, consumer=consumer, stop=stop
             )
         finally:
             await bus.stop()
-        return service
+        return service, dict(bus.stats)
 
     try:
-        service = asyncio.run(run())
+        service, stats = asyncio.run(run())
     except KeyboardInterrupt:
         return
     if service.consumer is None or service.adaptive is None:
         console.print("signal loop disabled (TRADELOOP_SIGNALS_ENABLED=false)")
         return
-    change = service.adaptive.update(time.time_ns())
     console.print(
         f"received {service.consumer.received}, stored {service.consumer.stored}, "
-        f"duplicates {service.consumer.duplicates}; weights v{service.adaptive.version}"
-        + (f" ({change.reason})" if change else "")
+        f"duplicates {service.consumer.duplicates}, refused {stats.get('dead_letters', 0)}; "
+        f"weights v{service.adaptive.version} after {service.adaptations} updates"
     )
     service.close()
 
@@ -150,7 +223,7 @@ def status(
     """Show the current adaptive weights and the rolling feedback metrics."""
     from tradeloop.signals import SignalService
 
-    service = SignalService(_settings(None, store))
+    service = SignalService(_settings(None, store), role="reader")
     metrics = service.metrics()
     if not metrics.get("enabled"):
         console.print("signal loop disabled (TRADELOOP_SIGNALS_ENABLED=false)")
@@ -182,7 +255,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
 ) -> None:
-    """Serve the HTTP API (signal status and metrics, Prometheus /metrics)."""
+    """Serve the HTTP API (signal status and metrics, Prometheus /metrics).
+
+    The analytics file is opened read-only per request, so this runs next to `signals consume`.
+    """
     import uvicorn
 
     from tradeloop.api import create_app

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     )
     signal_channel_prefix: str = Field(default="liquidation:signals")
     feedback_channel_prefix: str = Field(default="liquidation:feedback")
+    weights_channel: str = Field(
+        default="liquidation:weights",
+        description="Topic on which the feedback consumer broadcasts each weight version "
+        "(its last message is retained in Redis for publishers).",
+    )
     adaptive_alpha: float = Field(default=0.2, gt=0, le=1, description="EMA step of weights.")
 
     @field_validator("exchanges", mode="before")

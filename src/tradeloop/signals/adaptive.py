@@ -11,7 +11,9 @@ Every :meth:`AdaptiveEngine.update` reads the rolling metrics from the analytics
    ``[min_weight, max_weight]``.
 
 Every change is stored as a new version in ``adaptive_weights`` with its reason; on start the
-latest version is restored.
+latest version is restored. A long-running consumer calls :meth:`AdaptiveEngine.update`
+continuously, as :class:`AdaptSchedule` says: after every N newly stored outcomes or every T
+seconds, whichever comes first.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import Any
 
 from tradeloop.store.analytics import AnalyticsStore
 
-__all__ = ["WINDOWS_NS", "AdaptiveConfig", "AdaptiveEngine", "WeightChange"]
+__all__ = [
+    "WINDOWS_NS",
+    "AdaptSchedule",
+    "AdaptiveConfig",
+    "AdaptiveEngine",
+    "WeightChange",
+    "rolling_windows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,41 @@ class AdaptiveConfig:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
         if not 0 < self.min_weight <= self.max_weight:
             raise ValueError("need 0 < min_weight <= max_weight")
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptSchedule:
+    """When a running consumer re-runs :meth:`AdaptiveEngine.update`.
+
+    After ``every_outcomes`` newly stored outcomes, or when ``every_s`` seconds have passed
+    since the last update (the rolling windows move with time even without new outcomes),
+    whichever comes first.
+    """
+
+    every_outcomes: int = 50
+    every_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.every_outcomes < 1:
+            raise ValueError(f"every_outcomes must be >= 1, got {self.every_outcomes}")
+        if not self.every_s > 0:
+            raise ValueError(f"every_s must be > 0, got {self.every_s}")
+
+    def due(self, new_outcomes: int, elapsed_s: float) -> bool:
+        """True when an update is due.
+
+        >>> AdaptSchedule(10, 30.0).due(10, 0.0), AdaptSchedule(10, 30.0).due(3, 29.9)
+        (True, False)
+        """
+        return new_outcomes >= self.every_outcomes or elapsed_s >= self.every_s
+
+
+def rolling_windows(store: AnalyticsStore, now_ns: int) -> dict[str, list[dict[str, Any]]]:
+    """Return hit rate, mean P&L and count per source and component for each window."""
+    with store.session():
+        return {
+            name: store.rolling_metrics(now_ns - span, now_ns) for name, span in WINDOWS_NS.items()
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +129,11 @@ class AdaptiveEngine:
         self.store = store
         self.defaults = {k: float(v) for k, v in defaults.items()}
         self.config = config or AdaptiveConfig()
-        latest = store.weights()
+        with store.session():
+            latest = store.weights()
+            if latest is None:
+                self.version = store.save_weights(self.defaults, now_ns, "initial defaults")
         if latest is None:
-            self.version = store.save_weights(self.defaults, now_ns, "initial defaults")
             self.weights = dict(self.defaults)
         else:
             self.version = int(latest["version"])
@@ -100,10 +146,7 @@ class AdaptiveEngine:
 
     def metrics(self, now_ns: int) -> dict[str, list[dict[str, Any]]]:
         """Return hit rate, mean P&L and count per source and component for each window."""
-        return {
-            name: self.store.rolling_metrics(now_ns - span, now_ns)
-            for name, span in WINDOWS_NS.items()
-        }
+        return rolling_windows(self.store, now_ns)
 
     def _rows(self, now_ns: int) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
         src = self.config.source or "*"
@@ -114,6 +157,10 @@ class AdaptiveEngine:
 
     def update(self, now_ns: int) -> WeightChange | None:
         """Recompute the weights at ``now_ns``; store and return a change, or None."""
+        with self.store.session():  # one open of the file for the read and the write
+            return self._update(now_ns)
+
+    def _update(self, now_ns: int) -> WeightChange | None:
         cfg = self.config
         total, per = self._rows(now_ns)
         if (

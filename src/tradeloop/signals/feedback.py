@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -16,7 +17,7 @@ from tradeloop.store.analytics import AnalyticsStore
 if TYPE_CHECKING:
     from tradeloop.bus.redis_bus import RedisBus
 
-__all__ = ["FeedbackConsumer", "feedback_topic", "trades_to_feedback"]
+__all__ = ["FeedbackConsumer", "feedback_topic", "trade_signal_id", "trades_to_feedback"]
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,23 @@ def feedback_topic(symbol: str, prefix: str = "liquidation:feedback") -> str:
     return f"{prefix}:{symbol_key(symbol)}"
 
 
+def trade_signal_id(trade: Trade) -> str:
+    """Return the id that keys ``trade``'s feedback: unique per trade.
+
+    The trade's ``signal_id`` when it carries one (the signal it was opened on), else the trade
+    id. Never the ``tag``: a strategy tags all its trades alike, and feedback keyed by it would
+    collapse every trade of a strategy into one row.
+    """
+    signal_id = getattr(trade, "signal_id", None)  # a field `Trade` may gain; absent today
+    return str(signal_id) if signal_id else trade.id
+
+
 def trades_to_feedback(
     trades: Iterable[Trade], *, source: str = "tradeloop", component: str = DEFAULT_COMPONENT
 ) -> list[TradeFeedback]:
-    """Turn our engine's closed trades into feedback.
+    """Turn our engine's closed trades into feedback, one row per trade.
 
-    The signal id is the trade's ``tag`` (set it to the signal id when trading a signal), or the
-    trade id when the tag is empty. Open trades are skipped.
+    Each row is keyed by :func:`trade_signal_id`. Open trades are skipped.
     """
     out: list[TradeFeedback] = []
     for t in trades:
@@ -44,7 +55,7 @@ def trades_to_feedback(
             continue
         out.append(
             TradeFeedback(
-                signal_id=t.tag or t.id,
+                signal_id=trade_signal_id(t),
                 symbol=symbol_key(t.symbol),
                 side="long" if t.direction > 0 else "short",
                 entry_price=t.entry_price,
@@ -96,9 +107,11 @@ class FeedbackConsumer:
 
     def add_trades(self, trades: Iterable[Trade], *, source: str = "tradeloop") -> int:
         """Store our own engine's closed trades; return the number of new rows."""
+        before = self.stored
         for fb in trades_to_feedback(trades, source=source):
-            self.handle(fb)
-        return self.flush()
+            self.handle(fb)  # flushes every batch_size rows
+        self.flush()
+        return self.stored - before
 
     def flush(self) -> int:
         """Write the buffer; return the number of new rows (duplicates are ignored)."""
@@ -119,17 +132,27 @@ class FeedbackConsumer:
         consumer: str = "consumer-1",
         prefix: str = "liquidation:feedback",
         stop: asyncio.Event | None = None,
+        tick_s: float = 0.05,
+        on_tick: Callable[[], object] | None = None,
     ) -> None:
-        """Consume the feedback streams of ``symbols`` until ``stop`` is set.
+        """Consume the feedback of ``symbols`` until ``stop`` is set.
 
-        Each symbol's ``{prefix}:{SYMBOL}`` is read as a Redis Stream with a consumer group
-        (rows are committed before the batch is acknowledged, so a crash redelivers them and the
-        idempotent store keeps one copy).
+        Each symbol's ``{prefix}:{SYMBOL}`` is read two ways:
+
+        * as a Redis Stream with a consumer group (rows are committed before the batch is
+          acknowledged, so a crash redelivers them and the idempotent store keeps one copy);
+        * as a pub/sub channel of the same name, for senders that ``PUBLISH`` (at-most-once:
+          what is published while no consumer listens is gone).
+
+        Either way a message that does not decode, or is not a :class:`TradeFeedback`, is
+        refused as a dead letter with its reason logged. Every ``tick_s`` seconds the buffer is
+        flushed and ``on_tick`` (e.g. a scheduled weight update) runs.
         """
         stop = stop or asyncio.Event()
         tasks = []
-        for symbol in symbols:
-            topic = feedback_topic(symbol, prefix)
+        topics = [feedback_topic(symbol, prefix) for symbol in symbols]
+        for topic in topics:
+            bus.subscribe_channel(topic, self.handle)
             tasks.append(
                 asyncio.create_task(
                     bus.consume_stream(
@@ -139,9 +162,14 @@ class FeedbackConsumer:
             )
         try:
             while not stop.is_set():
-                await asyncio.sleep(0.05)
+                with contextlib.suppress(TimeoutError):  # a tick passed
+                    await asyncio.wait_for(stop.wait(), tick_s)
                 self.flush()
+                if on_tick is not None:
+                    on_tick()
         finally:
             stop.set()
+            for topic in topics:
+                bus.unsubscribe(topic, self.handle)
             await asyncio.gather(*tasks, return_exceptions=True)
             self.flush()

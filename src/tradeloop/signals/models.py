@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tradeloop.bus.codec import MessageCodec
 
-__all__ = ["DEFAULT_COMPONENT", "LiquidationSignal", "TradeFeedback", "signal_codec", "symbol_key"]
+__all__ = [
+    "DEFAULT_COMPONENT",
+    "AdaptiveWeights",
+    "LiquidationSignal",
+    "TradeFeedback",
+    "signal_codec",
+    "symbol_key",
+]
 
 DEFAULT_COMPONENT = "liquidation_zone"
 
@@ -66,6 +73,21 @@ class TradeFeedback(BaseModel):
     component: str = DEFAULT_COMPONENT
 
 
+class AdaptiveWeights(BaseModel):
+    """A weight version, broadcast by the process that adapts (the feedback consumer).
+
+    Publishers in other processes read the last one retained on the bus, so they follow the
+    weights without opening the analytics store.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(ge=0)
+    weights: dict[str, float]
+    reason: str = ""
+    ts: int = 0
+
+
 def signal_codec() -> MessageCodec:
     """Return a codec with the signal-loop messages registered."""
-    return MessageCodec((LiquidationSignal, TradeFeedback))
+    return MessageCodec((LiquidationSignal, TradeFeedback, AdaptiveWeights))

@@ -1,23 +1,53 @@
-"""``SignalService``: the signal loop composed from settings (used by the API and the CLI)."""
+"""``SignalService``: the signal loop composed from settings (used by the API and the CLI).
+
+One process adapts, the others follow. A service has a ``role``:
+
+* ``"all"`` (default): everything in one process: publishers, feedback consumer, adaptive
+  engine, and the analytics store held open read-write. The embedded default.
+* ``"consumer"``: the *only writer*. Consumes feedback, adapts the weights on an
+  :class:`~tradeloop.signals.adaptive.AdaptSchedule`, stores both in the analytics file
+  (opened per write, so readers can get in between) and broadcasts every weight version as an
+  :class:`~tradeloop.signals.models.AdaptiveWeights` message on ``settings.weights_channel``.
+* ``"publisher"``: publishes signals; opens no store. Its weights come from the ``weights``
+  callable, typically a :class:`~tradeloop.signals.weights.SharedWeights` reading the
+  consumer's broadcast.
+* ``"reader"``: status and metrics only, from the analytics file opened read-only per request
+  (``serve``, ``signals status``).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from tradeloop.bus.base import InProcessBus, MessageBus
 from tradeloop.config.settings import Settings
-from tradeloop.signals.adaptive import AdaptiveConfig, AdaptiveEngine
+from tradeloop.signals.adaptive import (
+    AdaptiveConfig,
+    AdaptiveEngine,
+    AdaptSchedule,
+    WeightChange,
+    rolling_windows,
+)
 from tradeloop.signals.feedback import FeedbackConsumer
 from tradeloop.signals.heatmap import HeatmapConfig, LiquidationHeatmap
-from tradeloop.signals.models import symbol_key
+from tradeloop.signals.models import AdaptiveWeights, symbol_key
 from tradeloop.signals.publisher import SignalPublisher
 from tradeloop.store.analytics import AnalyticsStore
 
-__all__ = ["SignalService"]
+if TYPE_CHECKING:
+    import asyncio
+
+    from tradeloop.bus.redis_bus import RedisBus
+
+__all__ = ["Role", "SignalService"]
 
 log = logging.getLogger(__name__)
+
+Role = Literal["all", "publisher", "consumer", "reader"]
+_ROLES = ("all", "publisher", "consumer", "reader")
 
 
 class SignalService:
@@ -33,9 +63,13 @@ class SignalService:
     bus
         Message bus (default: a new :class:`InProcessBus`).
     store
-        Analytics store (default: opened at ``settings.analytics_path``).
+        Analytics store (default: opened at ``settings.analytics_path`` as the role needs).
     heatmap_config
         Liquidation-zone model settings.
+    role
+        What this process does (see the module docstring).
+    weights
+        Weight source of a ``"publisher"`` (default: the defaults, 1.0 per component).
     """
 
     def __init__(
@@ -45,36 +79,55 @@ class SignalService:
         bus: MessageBus | None = None,
         store: AnalyticsStore | None = None,
         heatmap_config: HeatmapConfig | None = None,
+        role: Role = "all",
+        weights: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
+        if role not in _ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(_ROLES)}")
         self.settings = settings or Settings()
+        self.role = role
         self.enabled = self.settings.signals_enabled
         self.heatmap_config = heatmap_config or HeatmapConfig()
+        self.defaults = {c: 1.0 for c in self.heatmap_config.components}
         self.publishers: dict[str, SignalPublisher] = {}
         self.started_ns = time.time_ns()
         self.bus: MessageBus | None = None
         self.store: AnalyticsStore | None = None
         self.consumer: FeedbackConsumer | None = None
         self.adaptive: AdaptiveEngine | None = None
+        self._weights: Callable[[], Mapping[str, float]] = weights or (lambda: self.defaults)
+        self.adaptations = 0
+        self._adapted_at_stored = 0
+        self._adapted_at_s = time.monotonic()
         if not self.enabled:
             log.info("signal loop disabled (signals_enabled=false)")
             return
         self.bus = bus or InProcessBus()
-        self.store = store or AnalyticsStore(self.settings.analytics_path)
-        self.consumer = FeedbackConsumer(self.store)
-        self.adaptive = AdaptiveEngine(
-            self.store,
-            {c: 1.0 for c in self.heatmap_config.components},
-            AdaptiveConfig(alpha=self.settings.adaptive_alpha),
-            now_ns=self.started_ns,
-        )
+        path = self.settings.analytics_path
+        if role in ("all", "consumer"):
+            self.store = store or AnalyticsStore(path, hold=role == "all")
+            self.consumer = FeedbackConsumer(self.store)
+            self.adaptive = AdaptiveEngine(
+                self.store,
+                self.defaults,
+                AdaptiveConfig(alpha=self.settings.adaptive_alpha),
+                now_ns=self.started_ns,
+            )
+            self._weights = self.adaptive.current
+        elif role == "reader":
+            self.store = store or AnalyticsStore(path, read_only=True, hold=False)
         log.info(
             "signal loop enabled",
-            extra={"top_n": self.settings.signal_top_n, "store": self.store.path},
+            extra={
+                "role": role,
+                "top_n": self.settings.signal_top_n,
+                "store": self.store.path if self.store else None,
+            },
         )
 
     def publisher(self, symbol: str) -> SignalPublisher | None:
         """Return (creating on first use) the publisher of ``symbol``; None when disabled."""
-        if not self.enabled or self.bus is None or self.adaptive is None:
+        if not self.enabled or self.bus is None:
             return None
         key = symbol_key(symbol)
         if key not in self.publishers:
@@ -83,13 +136,94 @@ class SignalService:
                 LiquidationHeatmap(symbol, self.heatmap_config),
                 top_n=self.settings.signal_top_n,
                 prefix=self.settings.signal_channel_prefix,
-                weights=self.adaptive.current,
+                weights=self._weights,
             )
         return self.publishers[key]
 
+    # ------------------------------------------------------------------ weights
+    def weights(self) -> tuple[int, dict[str, float]]:
+        """Return the current weight version and values as this process sees them."""
+        if self.adaptive is not None:
+            return self.adaptive.version, self.adaptive.current()
+        if self.role == "reader" and self.store is not None:
+            latest = self.store.weights()
+            if latest is None:
+                return 0, dict(self.defaults)
+            return int(latest["version"]), {**self.defaults, **latest["weights"]}
+        return int(getattr(self._weights, "version", 0)), dict(self._weights())
+
+    def broadcast_weights(self, change: WeightChange | None = None) -> None:
+        """Publish the current weights on ``settings.weights_channel`` (see the module doc)."""
+        if self.bus is None or self.adaptive is None:
+            return
+        version, values = self.weights()
+        reason = change.reason if change is not None else "current"
+        self.bus.publish(
+            self.settings.weights_channel,
+            AdaptiveWeights(version=version, weights=values, reason=reason, ts=time.time_ns()),
+        )
+
+    def adapt(self, now_ns: int | None = None) -> WeightChange | None:
+        """Update the weights now; broadcast and return the change, if any."""
+        if self.adaptive is None or self.consumer is None:
+            return None
+        self.adaptations += 1
+        self._adapted_at_stored = self.consumer.stored
+        self._adapted_at_s = time.monotonic()
+        change = self.adaptive.update(now_ns if now_ns is not None else time.time_ns())
+        if change is not None:
+            self.broadcast_weights(change)
+        return change
+
+    def adapt_if_due(self, schedule: AdaptSchedule) -> WeightChange | None:
+        """Run :meth:`adapt` when ``schedule`` says an update is due."""
+        if self.consumer is None:
+            return None
+        new = self.consumer.stored - self._adapted_at_stored
+        if not schedule.due(new, time.monotonic() - self._adapted_at_s):
+            return None
+        return self.adapt()
+
+    async def run_consumer(
+        self,
+        bus: RedisBus,
+        symbols: Iterable[str],
+        *,
+        schedule: AdaptSchedule | None = None,
+        group: str = "tradeloop-feedback",
+        consumer: str = "consumer-1",
+        stop: asyncio.Event | None = None,
+        tick_s: float = 0.2,
+    ) -> None:
+        """Consume feedback and adapt continuously until ``stop`` is set.
+
+        The current weights are broadcast first; then the weights are updated whenever
+        ``schedule`` says so (every N stored outcomes or T seconds), and once more at the end
+        when outcomes arrived since the last update.
+        """
+        if self.consumer is None:
+            return
+        schedule = schedule or AdaptSchedule()
+        self.broadcast_weights()
+        try:
+            await self.consumer.run(
+                bus,
+                symbols,
+                group=group,
+                consumer=consumer,
+                prefix=self.settings.feedback_channel_prefix,
+                stop=stop,
+                tick_s=tick_s,
+                on_tick=lambda: self.adapt_if_due(schedule),
+            )
+        finally:
+            if self.consumer.stored > self._adapted_at_stored:
+                self.adapt()
+
+    # ------------------------------------------------------------------ reporting
     def status(self) -> dict[str, Any]:
         """Return a JSON-ready status summary."""
-        if not self.enabled or self.adaptive is None or self.consumer is None:
+        if not self.enabled:
             return {"enabled": False}
         bus: dict[str, Any] = {"kind": type(self.bus).__name__}
         connected = getattr(self.bus, "connected", None)
@@ -97,8 +231,10 @@ class SignalService:
             bus["connected"] = bool(connected)
             bus["buffered"] = int(getattr(self.bus, "buffered", 0))
             bus["stats"] = dict(getattr(self.bus, "stats", {}))
+        version, values = self.weights()
         return {
             "enabled": True,
+            "role": self.role,
             "top_n": self.settings.signal_top_n,
             "bus": bus,
             "publishers": {
@@ -113,24 +249,26 @@ class SignalService:
                 for key, p in self.publishers.items()
             },
             "feedback": {
-                "received": self.consumer.received,
-                "stored_total": self.store.feedback_count() if self.store else 0,
-                "duplicates": self.consumer.duplicates,
+                "received": self.consumer.received if self.consumer else 0,
+                "stored_total": self.store.feedback_count() if self.store else None,
+                "duplicates": self.consumer.duplicates if self.consumer else 0,
             },
-            "weights": {"version": self.adaptive.version, "values": self.adaptive.current()},
+            "weights": {"version": version, "values": values},
         }
 
     def metrics(self, now_ns: int | None = None) -> dict[str, Any]:
         """Return rolling metrics per window, source and component, and the weight history."""
-        if not self.enabled or self.adaptive is None or self.store is None:
+        if not self.enabled:
             return {"enabled": False}
         now = now_ns if now_ns is not None else time.time_ns()
+        version, values = self.weights()
+        store = self.store  # a publisher has none: no feedback to report
         return {
             "enabled": True,
             "now_ns": now,
-            "windows": self.adaptive.metrics(now),
-            "weights": {"version": self.adaptive.version, "values": self.adaptive.current()},
-            "weight_history": self.store.weight_history(),
+            "windows": rolling_windows(store, now) if store else {},
+            "weights": {"version": version, "values": values},
+            "weight_history": store.weight_history() if store else [],
         }
 
     def close(self) -> None:

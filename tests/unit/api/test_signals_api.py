@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tradeloop.api import create_app
@@ -75,3 +76,23 @@ def test_disabled_loop_api_says_so(tmp_path: Path) -> None:
     assert client.get("/signals/status").json() == {"enabled": False}
     assert client.get("/signals/metrics").json() == {"enabled": False}
     assert "tradeloop_signals_enabled 0.0" in client.get("/metrics").text
+
+
+def test_default_app_is_a_read_only_reader_of_the_consumers_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the consumer (the only writer) has stored a weight version
+    path = tmp_path / "shared.duckdb"
+    monkeypatch.setenv("TRADELOOP_ANALYTICS_PATH", str(path))
+    writer = SignalService(Settings(analytics_path=path), role="consumer")
+    # Act: `serve` builds its app from settings alone
+    client = TestClient(create_app())
+    body = client.get("/signals/status").json()
+    # Assert
+    assert body["role"] == "reader"
+    assert body["weights"]["version"] == 1
+    assert "tradeloop_adaptive_weights_version 1.0" in client.get("/metrics").text
+    assert writer.store is not None
+    assert writer.store.save_weights({"lev_5x": 2.0}, 1, "ema") == 2  # not locked out by it
+    assert client.get("/signals/status").json()["weights"]["values"]["lev_5x"] == 2.0
+    writer.close()
