@@ -26,11 +26,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tradeloop.analysis.metrics import compute_metrics
+from tradeloop.bus.base import MessageBus
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.events import StepEvents
 from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.step import Enrichment, Step, init_strategy
@@ -53,7 +55,7 @@ LOOPS = ("auto", "general")
 
 
 class _Lane(NamedTuple):
-    """One symbol's view of the steps: numpy arrays, or Python lists in multi-symbol runs."""
+    """One symbol's view of the steps: numpy arrays, or Python lists in the general loop."""
 
     symbol: str
     idx: Any
@@ -62,6 +64,7 @@ class _Lane(NamedTuple):
     high: Any
     low: Any
     close: Any
+    volume: Any
 
 
 class BacktestEngine:
@@ -81,6 +84,8 @@ class BacktestEngine:
         risk: RiskEngine | None = None,
         enrichment: Enrichment | None = None,
         loop: str = "auto",
+        bus: MessageBus | None = None,
+        run_id: str = "backtest",
     ) -> None:
         if loop not in LOOPS:
             raise ConfigError(f"loop must be one of {list(LOOPS)}, got {loop!r}")
@@ -89,7 +94,8 @@ class BacktestEngine:
         if risk is not None and risk.config != config.risk:
             config = replace(config, risk=risk.config)  # the run record shows what was used
         self.config = config
-        self.loop = loop
+        #: a bus makes every step go through the general step, which publishes its events
+        self.loop = loop if bus is None else "general"
         self.portfolio = Portfolio(config.balance)
         self.broker = SimulatedBroker(
             self.portfolio,
@@ -110,6 +116,11 @@ class BacktestEngine:
             self.risk,
             self.risk_market,
             enrichment=enrichment,
+            events=(
+                StepEvents(bus, run_id, strategy.strategy_name(), market.base_timeframe)
+                if bus is not None
+                else None
+            ),
         )
         wanted = tuple(strategy.symbols)
         missing = [s for s in wanted if s not in market.symbols]
@@ -275,7 +286,16 @@ class BacktestEngine:
                 new_bar[1:] = idx[1:] != idx[:-1]
             new_bar &= idx >= 0
             lanes.append(
-                _Lane(symbol, idx, new_bar, arrays.open, arrays.high, arrays.low, arrays.close)
+                _Lane(
+                    symbol,
+                    idx,
+                    new_bar,
+                    arrays.open,
+                    arrays.high,
+                    arrays.low,
+                    arrays.close,
+                    arrays.volume,
+                )
             )
         return lanes
 
@@ -377,16 +397,22 @@ class BacktestEngine:
         view, run = self.view, self.step.run
         ts_list = self._ts_list
         primary_idx = lanes[0].idx
+        publishing = self.step.events is not None
+        volumes: list[float] | None = None
         for step in range(start, stop):
             bars = []
+            if publishing:
+                volumes = []
             for lane in lanes:
                 if lane.new[step]:
                     i = lane.idx[step]
                     o, h, low, c = lane.open[i], lane.high[i], lane.low[i], lane.close[i]
                     bars.append((lane.symbol, o, h, low, c))
+                    if volumes is not None:
+                        volumes.append(lane.volume[i])
             view.step = step
             view.i = primary_idx[step]
-            run(step, ts_list[step], bars, view)
+            run(step, ts_list[step], bars, view, volumes=volumes)
 
     def _finish(self, n_steps: int) -> BacktestResult:
         market, broker, portfolio = self.market, self.broker, self.portfolio

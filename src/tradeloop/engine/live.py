@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tradeloop.bus.base import MessageBus
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.instrument import Instrument
@@ -42,6 +43,7 @@ from tradeloop.core.position import Position, Trade
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.daily import DaySummary, DayTracker
+from tradeloop.engine.events import StepEvents
 from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.step import BarUpdate, Enrichment, Step, init_strategy
 from tradeloop.execution.config import SimulatedBrokerConfig
@@ -176,6 +178,8 @@ class LiveKernel:
         A risk engine to use instead of one built from ``config.risk``.
     enrichment
         Optional ML enrichment between the strategy and the risk gate.
+    bus
+        Where the step's events go (:mod:`tradeloop.bus.events`); None publishes nothing.
     """
 
     def __init__(
@@ -190,6 +194,7 @@ class LiveKernel:
         max_bars: int = 100_000,
         risk: RiskEngine | None = None,
         enrichment: Enrichment | None = None,
+        bus: MessageBus | None = None,
     ) -> None:
         symbols = tuple(strategy.symbols) or tuple(instruments)
         missing = [s for s in symbols if s not in instruments]
@@ -231,6 +236,11 @@ class LiveKernel:
             enrichment=enrichment,
             on_order=self._track,
             record=False,
+            events=(
+                StepEvents(bus, run_id, strategy.strategy_name(), timeframe, deferred=True)
+                if bus is not None
+                else None
+            ),
         )
         #: True once ``on_init`` ran in this process (on the first step)
         self._initialised = False
@@ -306,8 +316,10 @@ class LiveKernel:
         self._orders = dict(stored)
         self.broker.restore_state(engine.get("broker", {}), {k: v.order for k, v in stored.items()})
         self.broker.restore_fills(self.store.load_fills(self.run_id))
-        self._seen_fills = len(self.broker._fills)
+        self._seen_fills = len(self.broker.fills())
         self._seen_trades = len(self.portfolio.trades)
+        if self.step.events is not None:
+            self.step.events.resume(self._seen_fills, self._seen_trades)
         self.last_step_ts = engine.get("last_step_ts")
         self.first_live_ts = engine.get("first_live_ts")
         self.steps = int(engine.get("steps", 0))
@@ -462,6 +474,7 @@ class LiveKernel:
                 self._opened[symbol] = ts
                 opens.append((symbol, bar[1]))
         updates: list[BarUpdate] = [(s, b[1], b[2], b[3], b[4]) for s, b in bars]
+        volumes = [b[5] for _, b in bars]
         for symbol, bar in bars:
             series = self.series[symbol]
             series.append(bar, True)
@@ -470,7 +483,7 @@ class LiveKernel:
         self.last_step_ts = ts
         self.steps += 1
         view = self._view(ts)
-        self.step.run(number, ts, updates, view, opens=opens)
+        self.step.run(number, ts, updates, view, opens=opens, volumes=volumes)
         try:
             self._strategy_state = dict(self.strategy.get_state())
         except Exception as exc:
@@ -565,6 +578,9 @@ class LiveKernel:
             for f in outcome.fills
             if f.reason == "entry" and f.symbol in portfolio.positions
         ]
+        events = self.step.events
+        if events is not None and not step:
+            events.fills_and_trades(ts, broker, portfolio)  # a price update filled or exited
         if self.store is not None and (outcome or bars):
             self.store.record_step(
                 self.run_id,
@@ -578,6 +594,8 @@ class LiveKernel:
                 bars=bars,
                 engine_state=self.engine_state(),
             )
+        if events is not None:
+            events.flush()  # only what the store has committed goes out
         return outcome
 
     def engine_state(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal, SignalAction
+from tradeloop.engine.events import StepEvents
 from tradeloop.engine.market import RiskMarket
 from tradeloop.execution.broker import Broker
 from tradeloop.risk.engine import RiskEngine
@@ -153,6 +154,9 @@ class Step:
         Optional ML enrichment between strategy and risk.
     on_order
         Called with every order sent to the broker (paper/live track their status).
+    events
+        Publishes every stage on a bus (:class:`~tradeloop.engine.events.StepEvents`);
+        None builds no event at all.
     """
 
     __slots__ = (
@@ -161,6 +165,7 @@ class Step:
         "broker",
         "clock",
         "enrichment",
+        "events",
         "on_order",
         "orders",
         "portfolio",
@@ -182,6 +187,7 @@ class Step:
         enrichment: Enrichment | None = None,
         on_order: Callable[[Order], None] | None = None,
         record: bool = True,
+        events: StepEvents | None = None,
     ) -> None:
         self.strategy = strategy
         self.strategy_name = strategy.strategy_name()
@@ -191,6 +197,7 @@ class Step:
         self._risk_market = risk_market
         self.enrichment = enrichment
         self.on_order = on_order
+        self.events = events
         self.clock = HistoricalClock()
         #: keep every signal and order in memory (a backtest's result); paper/live store them
         self.record = record
@@ -224,6 +231,7 @@ class Step:
         view: MarketView,
         *,
         opens: Sequence[tuple[str, float]] | None = None,
+        volumes: Sequence[float] | None = None,
     ) -> dict[str, float]:
         """Run one step and return the closes it marked.
 
@@ -231,11 +239,16 @@ class Step:
         ``view`` is already at the step (``view.step`` indexes the run's market data, which in
         paper/live is the held window). ``bars`` are the symbols' bars completing at this step;
         ``opens`` the opens still to apply (default: every bar's; paper applies an open as soon
-        as the bar starts).
+        as the bar starts); ``volumes`` the bars' volumes, for the bar events.
         """
+        events = self.events
+        if events is not None:
+            events.bars(ts, bars, volumes)
         closes = self.market_phase(step, ts, bars, opens)
         self.risk_phase(step, ts, closes, view.step)
         self.decide(step, ts, view, closes)
+        if events is not None:
+            events.after_step(step, ts, self.broker, self.portfolio)
         return closes
 
     def market_phase(
@@ -329,13 +342,20 @@ class Step:
                 recorded.append((ts, signal))
         else:
             counts.signals += len(signals)
+        events = self.events
+        if events is not None:
+            events.signals(ts, signals)
         if self.enrichment is not None:
             kept = self.enrichment.enrich(signals, view)
             counts.dropped += len(signals) - len(kept)
+            if events is not None:
+                events.enriched(ts, signals, kept)
             signals = kept
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         for signal in signals:
             decision = check(signal, portfolio, market)  # type: ignore[arg-type]
+            if events is not None:
+                events.decision(ts, signal, decision)
             if isinstance(decision, Rejection):
                 counts.rejected[decision.reason] += 1
                 continue

@@ -1,0 +1,170 @@
+"""The kernel step's events on the bus: one versioned schema per topic.
+
+Every step of a run with a bus publishes, in this order: the bars it completed, the
+strategy's signals, the enriched signals (when a model is used), the risk decisions, the
+orders sent, the fills and closed trades it caused, and the equity after it. Each message
+carries ``v`` (the schema version; a breaking change bumps it), ``run`` (the run id) and
+``ts`` (UTC ns of the step's bar). Timestamps are int64 ns since the epoch, UTC; prices and
+quantities are floats.
+
+| topic | message | one per |
+|---|---|---|
+| ``tradeloop.bars`` | :class:`BarEvent` | symbol bar completed at the step |
+| ``tradeloop.signals`` | :class:`SignalEvent` | signal the strategy returned |
+| ``tradeloop.signals.enriched`` | :class:`EnrichedSignalEvent` | signal through the model |
+| ``tradeloop.risk.decisions`` | :class:`RiskDecisionEvent` | signal at the risk gate |
+| ``tradeloop.orders`` | :class:`OrderEvent` | order sent to the broker |
+| ``tradeloop.fills`` | :class:`FillEvent` | fill |
+| ``tradeloop.trades`` | :class:`TradeEvent` | closed trade |
+| ``tradeloop.equity`` | :class:`EquityEvent` | step |
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tradeloop.bus.codec import MessageCodec
+
+__all__ = [
+    "TOPICS",
+    "BarEvent",
+    "EnrichedSignalEvent",
+    "EquityEvent",
+    "FillEvent",
+    "OrderEvent",
+    "RiskDecisionEvent",
+    "SignalEvent",
+    "TradeEvent",
+    "event_codec",
+]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    run: str
+    ts: int
+
+
+class BarEvent(_Event):
+    """A bar that completed at the step."""
+
+    symbol: str
+    timeframe: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float | None
+
+
+class SignalEvent(_Event):
+    """A signal the strategy returned; ``signal_id`` is set on opening signals."""
+
+    strategy: str
+    signal_id: str | None
+    symbol: str
+    action: Literal["open_long", "open_short", "close"]
+    size: float
+    size_mode: str
+    stop_loss: float | None
+    take_profit: float | None
+    trailing_stop: float | None
+    tag: str
+    confidence: float | None
+
+
+class EnrichedSignalEvent(_Event):
+    """A signal after the model: its confidence, or dropped below the threshold."""
+
+    signal_id: str | None
+    symbol: str
+    action: str
+    confidence: float | None
+    kept: bool
+
+
+class RiskDecisionEvent(_Event):
+    """The risk gate's answer to a signal: an order id, or a rejection with its reason."""
+
+    signal_id: str | None
+    symbol: str
+    accepted: bool
+    order_id: int | None
+    reason: str | None
+    detail: str | None
+
+
+class OrderEvent(_Event):
+    """An order sent to the broker."""
+
+    order_id: int
+    signal_id: str | None
+    symbol: str
+    side: str
+    type: str
+    quantity: float
+    equity_fraction: float | None
+    reduce_only: bool
+    tag: str
+
+
+class FillEvent(_Event):
+    """A fill (entry, exit, stop, target, trailing, risk flatten)."""
+
+    order_id: int
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    fee: float
+    reason: str
+
+
+class TradeEvent(_Event):
+    """A closed trade; ``signal_id`` is the id of the signal that opened it."""
+
+    signal_id: str
+    strategy: str
+    symbol: str
+    side: Literal["long", "short"]
+    quantity: float
+    entry_ts: int
+    entry_price: float
+    exit_ts: int
+    exit_price: float
+    pnl: float
+    pnl_pct: float
+    fees: float
+    exit_reason: str
+    tag: str
+
+
+class EquityEvent(_Event):
+    """The account after the step."""
+
+    step: int
+    equity: float
+    cash: float
+    open_positions: int
+
+
+#: topic -> message class
+TOPICS: dict[str, type[_Event]] = {
+    "tradeloop.bars": BarEvent,
+    "tradeloop.signals": SignalEvent,
+    "tradeloop.signals.enriched": EnrichedSignalEvent,
+    "tradeloop.risk.decisions": RiskDecisionEvent,
+    "tradeloop.orders": OrderEvent,
+    "tradeloop.fills": FillEvent,
+    "tradeloop.trades": TradeEvent,
+    "tradeloop.equity": EquityEvent,
+}
+
+
+def event_codec() -> MessageCodec:
+    """A codec that knows every step event (for Redis consumers of these topics)."""
+    return MessageCodec(tuple(TOPICS.values()))

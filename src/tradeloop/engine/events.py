@@ -1,0 +1,251 @@
+"""Publishing the step's events (:mod:`tradeloop.bus.events`) on a :class:`MessageBus`.
+
+:class:`StepEvents` is given to the :class:`~tradeloop.engine.step.Step` of a run that has a
+bus; without one the step builds no event at all (a backtest pays nothing). The step calls
+it at each stage; fills, closed trades and equity are collected after every step (and, in
+paper and live, after every price update that filled or closed something).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from tradeloop.bus.base import MessageBus
+from tradeloop.bus.events import (
+    BarEvent,
+    EnrichedSignalEvent,
+    EquityEvent,
+    FillEvent,
+    OrderEvent,
+    RiskDecisionEvent,
+    SignalEvent,
+    TradeEvent,
+)
+from tradeloop.core.orders import Order
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.rejection import Rejection
+from tradeloop.core.signal import Signal
+from tradeloop.execution.broker import Broker
+
+__all__ = ["StepEvents"]
+
+
+class StepEvents:
+    """Turns what a step did into bus messages.
+
+    Parameters
+    ----------
+    bus
+        Where to publish.
+    run_id
+        The run's id (every message carries it).
+    strategy
+        The strategy's name (signals and trades carry it).
+    timeframe
+        The run's base timeframe (bars carry it).
+    deferred
+        Hold the messages until :meth:`flush` (paper/live publish a step only after the state
+        store has committed it, so a restarted run never publishes a step twice).
+    """
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        run_id: str,
+        strategy: str,
+        timeframe: str,
+        *,
+        deferred: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.deferred = deferred
+        self._held: list[tuple[str, BaseModel]] = []
+        self.run_id = run_id
+        self.strategy = strategy
+        self.timeframe = timeframe
+        self._fills_seen = 0
+        self._trades_seen = 0
+        #: messages published, by topic
+        self.counts: dict[str, int] = {}
+
+    def _publish(self, topic: str, message: BaseModel) -> None:
+        if self.deferred:
+            self._held.append((topic, message))
+            return
+        self.bus.publish(topic, message)
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def flush(self) -> int:
+        """Publish the held messages (deferred mode); returns how many."""
+        held, self._held = self._held, []
+        publish, counts = self.bus.publish, self.counts
+        for topic, message in held:
+            publish(topic, message)
+            counts[topic] = counts.get(topic, 0) + 1
+        return len(held)
+
+    def resume(self, fills: int, trades: int) -> None:
+        """After a restore: the fills and closed trades already published before."""
+        self._fills_seen, self._trades_seen = fills, trades
+
+    # -- stages --------------------------------------------------------------------------------
+    def signals(self, ts: int, signals: Sequence[Signal]) -> None:
+        """The strategy's signals (with their ids)."""
+        for s in signals:
+            self._publish(
+                "tradeloop.signals",
+                SignalEvent(
+                    run=self.run_id,
+                    ts=ts,
+                    strategy=self.strategy,
+                    signal_id=s.position_id,
+                    symbol=s.symbol,
+                    action=s.action.value,  # type: ignore[arg-type]
+                    size=s.size,
+                    size_mode=s.size_mode.value,
+                    stop_loss=s.stop_loss,
+                    take_profit=s.take_profit,
+                    trailing_stop=s.trailing_stop,
+                    tag=s.tag,
+                    confidence=s.confidence,
+                ),
+            )
+
+    def enriched(self, ts: int, before: Sequence[Signal], kept: Sequence[Signal]) -> None:
+        """Each signal through the model: its confidence, or dropped."""
+        scored = {id(s): s for s in kept}
+        by_key = {(s.symbol, s.action, s.position_id): s for s in kept}
+        for s in before:
+            out = scored.get(id(s)) or by_key.get((s.symbol, s.action, s.position_id))
+            self._publish(
+                "tradeloop.signals.enriched",
+                EnrichedSignalEvent(
+                    run=self.run_id,
+                    ts=ts,
+                    signal_id=s.position_id,
+                    symbol=s.symbol,
+                    action=s.action.value,
+                    confidence=out.confidence if out is not None else None,
+                    kept=out is not None,
+                ),
+            )
+
+    def decision(self, ts: int, signal: Signal, decision: Order | Rejection) -> None:
+        """The risk gate's answer, then the order when there is one."""
+        rejected = isinstance(decision, Rejection)
+        self._publish(
+            "tradeloop.risk.decisions",
+            RiskDecisionEvent(
+                run=self.run_id,
+                ts=ts,
+                signal_id=signal.position_id,
+                symbol=signal.symbol,
+                accepted=not rejected,
+                order_id=None if isinstance(decision, Rejection) else decision.id,
+                reason=decision.reason if isinstance(decision, Rejection) else None,
+                detail=decision.detail if isinstance(decision, Rejection) else None,
+            ),
+        )
+        if isinstance(decision, Order):
+            self._publish(
+                "tradeloop.orders",
+                OrderEvent(
+                    run=self.run_id,
+                    ts=ts,
+                    order_id=decision.id,
+                    signal_id=decision.position_id,
+                    symbol=decision.symbol,
+                    side=decision.side.value,
+                    type=decision.type.value,
+                    quantity=decision.quantity,
+                    equity_fraction=decision.equity_fraction,
+                    reduce_only=decision.reduce_only,
+                    tag=decision.tag,
+                ),
+            )
+
+    def bars(
+        self,
+        ts: int,
+        bars: Sequence[tuple[str, float, float, float, float]],
+        volumes: Sequence[float] | None = None,
+    ) -> None:
+        """The bars completed at the step."""
+        for n, (symbol, o, h, low, c) in enumerate(bars):
+            self._publish(
+                "tradeloop.bars",
+                BarEvent(
+                    run=self.run_id,
+                    ts=ts,
+                    symbol=symbol,
+                    timeframe=self.timeframe,
+                    open=o,
+                    high=h,
+                    low=low,
+                    close=c,
+                    volume=volumes[n] if volumes is not None else None,
+                ),
+            )
+
+    def fills_and_trades(self, ts: int, broker: Broker, portfolio: Portfolio) -> None:
+        """Fills and closed trades since the last call."""
+        fills = broker.fills()
+        for f in fills[self._fills_seen :]:
+            self._publish(
+                "tradeloop.fills",
+                FillEvent(
+                    run=self.run_id,
+                    ts=f.ts,
+                    order_id=f.order_id,
+                    symbol=f.symbol,
+                    side=f.side.value,
+                    quantity=f.quantity,
+                    price=f.price,
+                    fee=f.fee,
+                    reason=f.reason,
+                ),
+            )
+        self._fills_seen = len(fills)
+        trades = portfolio.trades
+        for t in trades[self._trades_seen :]:
+            if t.exit_ts is None or t.exit_price is None:
+                continue
+            self._publish(
+                "tradeloop.trades",
+                TradeEvent(
+                    run=self.run_id,
+                    ts=t.exit_ts,
+                    signal_id=t.id,
+                    strategy=self.strategy,
+                    symbol=t.symbol,
+                    side="long" if t.direction > 0 else "short",
+                    quantity=t.quantity,
+                    entry_ts=t.entry_ts,
+                    entry_price=t.entry_price,
+                    exit_ts=t.exit_ts,
+                    exit_price=t.exit_price,
+                    pnl=t.pnl,
+                    pnl_pct=t.pnl_pct,
+                    fees=t.entry_fee + t.exit_fee,
+                    exit_reason=t.exit_reason.value if t.exit_reason is not None else "",
+                    tag=t.tag,
+                ),
+            )
+        self._trades_seen = len(trades)
+
+    def after_step(self, step: int, ts: int, broker: Broker, portfolio: Portfolio) -> None:
+        """Fills, trades and the equity at the end of a step."""
+        self.fills_and_trades(ts, broker, portfolio)
+        self._publish(
+            "tradeloop.equity",
+            EquityEvent(
+                run=self.run_id,
+                ts=ts,
+                step=step,
+                equity=portfolio.equity,
+                cash=portfolio.balance,
+                open_positions=len(portfolio.positions),
+            ),
+        )
