@@ -19,7 +19,7 @@ import gc
 import logging
 import math
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, NamedTuple
 
@@ -33,9 +33,10 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.events import StepEvents
+from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.result import BacktestResult
-from tradeloop.engine.step import Enrichment, Step, init_strategy
+from tradeloop.engine.step import Enrichment, InputSource, Step, init_strategy
 from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
@@ -86,6 +87,7 @@ class BacktestEngine:
         loop: str = "auto",
         bus: MessageBus | None = None,
         run_id: str = "backtest",
+        inputs: Sequence[InputSource] = (),
     ) -> None:
         if loop not in LOOPS:
             raise ConfigError(f"loop must be one of {list(LOOPS)}, got {loop!r}")
@@ -94,8 +96,10 @@ class BacktestEngine:
         if risk is not None and risk.config != config.risk:
             config = replace(config, risk=risk.config)  # the run record shows what was used
         self.config = config
-        #: a bus makes every step go through the general step, which publishes its events
-        self.loop = loop if bus is None else "general"
+        sources = input_sources(strategy, inputs)
+        #: a bus or a side input makes every step go through the general step (which publishes
+        #: the events and updates the inputs)
+        self.loop = loop if bus is None and not sources else "general"
         self.portfolio = Portfolio(config.balance)
         self.broker = SimulatedBroker(
             self.portfolio,
@@ -121,6 +125,7 @@ class BacktestEngine:
                 if bus is not None
                 else None
             ),
+            inputs=sources,
         )
         wanted = tuple(strategy.symbols)
         missing = [s for s in wanted if s not in market.symbols]

@@ -44,8 +44,9 @@ from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.daily import DaySummary, DayTracker
 from tradeloop.engine.events import StepEvents
+from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData, RiskMarket
-from tradeloop.engine.step import BarUpdate, Enrichment, Step, init_strategy
+from tradeloop.engine.step import BarUpdate, Enrichment, InputSource, Step, init_strategy
 from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
@@ -180,6 +181,8 @@ class LiveKernel:
         Optional ML enrichment between the strategy and the risk gate.
     bus
         Where the step's events go (:mod:`tradeloop.bus.events`); None publishes nothing.
+    inputs
+        Side-input sources (default: one for each input the strategy declares).
     """
 
     def __init__(
@@ -195,6 +198,7 @@ class LiveKernel:
         risk: RiskEngine | None = None,
         enrichment: Enrichment | None = None,
         bus: MessageBus | None = None,
+        inputs: Sequence[InputSource] = (),
     ) -> None:
         symbols = tuple(strategy.symbols) or tuple(instruments)
         missing = [s for s in symbols if s not in instruments]
@@ -241,7 +245,10 @@ class LiveKernel:
                 if bus is not None
                 else None
             ),
+            inputs=input_sources(strategy, inputs),
         )
+        #: the side inputs' values, carried from step to step (each step has a new view)
+        self._input_values: dict[str, dict[str, object]] = {}
         #: True once ``on_init`` ran in this process (on the first step)
         self._initialised = False
         self.series: dict[str, _Series] = {s: _Series() for s in symbols}
@@ -504,6 +511,7 @@ class LiveKernel:
         risk_market.move(int(market.step_ts.size) - 1)
         self.step.risk_market = risk_market
         view = market.view()
+        view.inputs = self._input_values
         strategy = self.strategy
         try:
             if not self._initialised:

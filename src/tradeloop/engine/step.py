@@ -45,6 +45,7 @@ from tradeloop.strategy.view import MarketView
 __all__ = [
     "BarUpdate",
     "Enrichment",
+    "InputSource",
     "Step",
     "StepCounts",
     "init_strategy",
@@ -73,6 +74,17 @@ class Enrichment(Protocol):
 
     def enrich(self, signals: Sequence[Signal], view: MarketView) -> list[Signal]:
         """Return the signals for the risk gate: entries scored (``confidence``) or dropped."""
+        ...
+
+
+class InputSource(Protocol):
+    """Computes a side input (``view.input(name)``) from completed bars, once per step."""
+
+    name: str
+
+    def update(self, view: MarketView) -> None:
+        """Bring ``view.inputs[self.name]`` up to the view's current step (every bar up to it
+        that the source has not seen yet, so warm-up bars count too)."""
         ...
 
 
@@ -157,6 +169,8 @@ class Step:
     events
         Publishes every stage on a bus (:class:`~tradeloop.engine.events.StepEvents`);
         None builds no event at all.
+    inputs
+        Side-input sources updated before the strategy is called (``view.input(name)``).
     """
 
     __slots__ = (
@@ -166,6 +180,7 @@ class Step:
         "clock",
         "enrichment",
         "events",
+        "inputs",
         "on_order",
         "orders",
         "portfolio",
@@ -188,6 +203,7 @@ class Step:
         on_order: Callable[[Order], None] | None = None,
         record: bool = True,
         events: StepEvents | None = None,
+        inputs: Sequence[InputSource] = (),
     ) -> None:
         self.strategy = strategy
         self.strategy_name = strategy.strategy_name()
@@ -198,6 +214,7 @@ class Step:
         self.enrichment = enrichment
         self.on_order = on_order
         self.events = events
+        self.inputs = tuple(inputs)
         self.clock = HistoricalClock()
         #: keep every signal and order in memory (a backtest's result); paper/live store them
         self.record = record
@@ -300,7 +317,9 @@ class Step:
     def decide(
         self, step: int, ts: int, view: MarketView, closes: Mapping[str, float]
     ) -> None:
-        """Call the strategy on the completed step and send its signals on."""
+        """Update the side inputs, call the strategy on the completed step, send its signals on."""
+        for source in self.inputs:
+            source.update(view)
         strategy = self.strategy
         try:
             signals = strategy.on_bar(view, self.portfolio)

@@ -44,6 +44,9 @@ class Strategy:
         timeframes whose bars become visible only once complete. Empty: the data's own.
     symbols
         Symbols it trades; empty means every symbol of the run.
+    inputs
+        Side inputs it reads with ``view.input(name)`` (e.g. ``liquidation_zones``); the run
+        attaches a source for each and refuses to start when it has none.
 
     The contract is the same in backtest, paper and live: :meth:`on_init` runs once, before
     the first bar; :meth:`on_bar` runs on every completed step; the instance (counters, flags,
@@ -61,6 +64,7 @@ class Strategy:
     name: ClassVar[str] = ""
     timeframes: ClassVar[tuple[str, ...]] = ()
     symbols: ClassVar[tuple[str, ...]] = ()
+    inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         declared = self.parameters()

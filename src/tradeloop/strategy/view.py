@@ -37,7 +37,16 @@ class MarketView:
     ``on_bar`` use ``history()``/``bar()``, which never reach past the current step.
     """
 
-    __slots__ = ("_instruments", "_series", "base_timeframe", "i", "step", "step_ts", "symbols")
+    __slots__ = (
+        "_instruments",
+        "_series",
+        "base_timeframe",
+        "i",
+        "inputs",
+        "step",
+        "step_ts",
+        "symbols",
+    )
 
     def __init__(
         self,
@@ -54,6 +63,8 @@ class MarketView:
         self.step_ts = step_ts
         self.step = -1
         self.i = -1
+        #: side inputs the run provides (name -> symbol -> value as of the current step)
+        self.inputs: dict[str, dict[str, object]] = {}
 
     # -- time ------------------------------------------------------------------------------
     @property
@@ -124,6 +135,28 @@ class MarketView:
         stop = (int(line.index_at_step[self.step]) + 1) if self.step >= 0 else 0
         start = 0 if n is None else max(0, stop - n)
         return line.arrays.slice(start, stop)
+
+    def input(self, name: str, symbol: str | None = None) -> object:
+        """Return side input ``name`` of ``symbol`` (default: the primary) as of this step.
+
+        Side inputs are computed by the run from completed bars only (e.g.
+        ``liquidation_zones``: the liquidation zones of the signal loop's model); a strategy
+        declares the ones it reads in its ``inputs`` class attribute. None until the input
+        has a value for the symbol.
+
+        Raises
+        ------
+        ConfigError
+            If the run provides no input of that name.
+        """
+        values = self.inputs.get(name)
+        if values is None:
+            known = ", ".join(sorted(self.inputs)) or "(none)"
+            raise ConfigError(
+                f"no side input {name!r}.{did_you_mean(name, list(self.inputs))} Available: "
+                f"{known}. Declare it in the strategy's `inputs`."
+            )
+        return values.get(symbol or self.symbols[0])
 
     def close(self, symbol: str | None = None) -> float:
         """Return the latest completed close of ``symbol`` on the base timeframe (NaN: none)."""
