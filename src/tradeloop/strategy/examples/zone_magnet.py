@@ -62,7 +62,7 @@ class ZoneMagnet(Strategy):
                     self._fraction,
                     stop_loss=price * (1 - self.stop_loss),
                     take_profit=zone.price_level,
-                    tag="zone_magnet_up",
+                    tag=f"zone:{zone.component}",
                 )
             elif zone.side == "long" and zone.price_level < price and self.short:
                 signal = Signal.open_short(
@@ -70,7 +70,7 @@ class ZoneMagnet(Strategy):
                     self._fraction,
                     stop_loss=price * (1 + self.stop_loss),
                     take_profit=zone.price_level,
-                    tag="zone_magnet_down",
+                    tag=f"zone:{zone.component}",
                 )
             else:
                 continue
