@@ -1,0 +1,238 @@
+"""``loop.toml``: what ``tradeloop run`` runs, validated with the file and key named.
+
+Example::
+
+    [run]
+    id = "loop-btc"                 # the run's key in the state store (restart = same id)
+    exchange = "binance"
+    market = "perp"                 # spot | perp
+    symbols = ["BTC/USDT:USDT"]
+    timeframe = "5m"
+    balance = 10000
+    state = "output/loop/state.db"  # SQLite file or postgresql:// URL
+    analytics = "output/loop/analytics.duckdb"
+    status = "output/loop/status.json"
+    warmup_bars = 500
+    # until = "2025-06-01T00:00:00Z"  # stop after this bar (replays)
+
+    [bus]
+    # url = "redis://127.0.0.1:6379/0"   # absent: in-process only
+
+    [risk]
+    profile = "default"             # or: file = "risk.toml"
+
+    # [model]
+    # name = "meta"                 # a registered model, NAME or NAME:VERSION
+    # min_confidence = 0.55
+
+    [[strategies]]
+    name = "zone_magnet"
+    weight = 0.5
+    params = { max_distance = 0.01 }
+
+    [[strategies]]
+    name = "sma_cross"
+    weight = 0.5
+    params = { fast = 10, slow = 30 }
+
+    [feedback]
+    adapt_every = 20                # outcomes between weight updates
+    adapt_interval_s = 60           # or seconds, whichever comes first
+    alpha = 0.2                     # EMA step of a weight towards its target
+    min_component_samples = 5       # outcomes a component needs (24h window) to move
+
+    [zones]
+    top = 5                         # zones per symbol given to strategies
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tradeloop.core.errors import ConfigError
+from tradeloop.core.time import parse_time
+
+__all__ = ["LoopConfig", "load_loop_config"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(_Section):
+    """``[run]``: what to trade, where state goes."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:+-]+$")
+    exchange: str = "binance"
+    market: Literal["spot", "perp"] = "spot"
+    symbols: tuple[str, ...] = Field(min_length=1)
+    timeframe: str = "1m"
+    balance: float = Field(default=10_000.0, gt=0)
+    slippage_bps: float = Field(default=0.0, ge=0)
+    fill_price: Literal["next_open", "close"] = "next_open"
+    allow_short: bool = True
+    state: str = "output/loop/state.db"
+    analytics: str = "output/loop/analytics.duckdb"
+    status: str = "output/loop/status.json"
+    warmup_bars: int = Field(default=500, ge=0)
+    max_bars: int = Field(default=100_000, ge=2)
+    until: str | None = None
+    calendar: str | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _until(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_time(value, field="until")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class BusSection(_Section):
+    """``[bus]``: Redis URL, or in-process when absent."""
+
+    url: str | None = None
+
+
+class RiskSection(_Section):
+    """``[risk]``: a profile name or a risk TOML file (relative to loop.toml)."""
+
+    profile: str | None = None
+    file: str | None = None
+
+
+class ModelSection(_Section):
+    """``[model]``: a registered meta-model enriching every signal."""
+
+    name: str = Field(min_length=1)
+    registry: str = "models"
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    use_toxicity: bool = False
+    threads: int = Field(default=1, ge=1)
+
+
+class StrategySection(_Section):
+    """``[[strategies]]``: one strategy with its share of the account."""
+
+    name: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0, le=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+
+class FeedbackSection(_Section):
+    """``[feedback]``: when the weights adapt."""
+
+    adapt_every: int = Field(default=20, ge=1)
+    adapt_interval_s: float = Field(default=60.0, gt=0)
+    weights_topic: str = "liquidation:weights"
+    alpha: float = Field(default=0.2, gt=0, le=1)
+    min_component_samples: int = Field(default=5, ge=1)
+
+
+class ZonesSection(_Section):
+    """``[zones]``: the liquidation-zone side input."""
+
+    top: int = Field(default=5, ge=1)
+
+
+class LoopConfig(_Section):
+    """The whole ``loop.toml``; :func:`load_loop_config` reads and checks it."""
+
+    run: RunSection
+    strategies: tuple[StrategySection, ...] = Field(min_length=1)
+    bus: BusSection = BusSection()
+    risk: RiskSection = RiskSection()
+    model: ModelSection | None = None
+    feedback: FeedbackSection = FeedbackSection()
+    zones: ZonesSection = ZonesSection()
+    #: the folder of loop.toml (relative paths in it are relative to that folder)
+    base_dir: Path = Path(".")
+
+    @field_validator("strategies")
+    @classmethod
+    def _weights(cls, value: tuple[StrategySection, ...]) -> tuple[StrategySection, ...]:
+        total = sum(s.weight for s in value)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"the strategies' weights add up to {total:g}; at most 1")
+        labels = [s.label or s.name for s in value]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"strategy {dupes[0]!r} appears twice; give each a distinct `label`")
+        return value
+
+    def path(self, value: str) -> str:
+        """A path from the file, relative to the file's folder (URLs unchanged)."""
+        if "://" in value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else self.base_dir / p)
+
+    def risk_setting(self) -> str | dict[str, Any]:
+        """The risk rules as ``tradeloop paper`` takes them: a profile name or a file's table.
+
+        Raises
+        ------
+        ConfigError
+            For a file that cannot be read or holds an invalid setting.
+        """
+        from tradeloop.risk.config import load_risk_config
+
+        if self.risk.file is not None:
+            file = Path(self.path(self.risk.file))
+            load_risk_config(file)  # a clear error naming the file and the key
+            return tomllib.loads(file.read_text(encoding="utf-8"))
+        return self.risk.profile or "permissive"
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_loop_config(data: dict[str, Any], source: str, base_dir: Path) -> LoopConfig:
+    """Validate a parsed ``loop.toml``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source`` and the key of the first problem.
+    """
+    try:
+        return LoopConfig.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _where(tuple(first.get("loc", ())))
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        more = len(exc.errors()) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{source}: {where}: {msg}{tail}") from None
+
+
+def load_loop_config(path: str | Path) -> LoopConfig:
+    """Read and check ``loop.toml``.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, not TOML, or a key is unknown, missing or invalid (the message
+        names the file and the key).
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return parse_loop_config(data, str(file), file.parent)
