@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import Result
@@ -180,3 +181,67 @@ def test_backtest_with_misspelt_risk_key_exits_2_with_hint(
     )
     assert result.exit_code == 2
     assert "max_position_pct" in result.output
+
+
+def test_backtest_with_a_registered_model_drops_weak_entries_and_names_the_model(
+    run_cli: RunCli, run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    # Arrange: a model trained by `tradeloop train` on the bundled sample
+    models = tmp_path / "models"
+    trained = run_cli(
+        "train", "-s", "sma_cross", "-d", str(sample_1h), "--name", "btc_meta",
+        "--registry", str(models), "--n-estimators", "30", "--folds", "3",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    window = ("--start", "2022-01-01", "--fee", "0.001", "--no-report")
+    # Act
+    plain = run_sma_cross_backtest(sample_1h, *window, "--out", str(tmp_path / "plain"))
+    result = run_sma_cross_backtest(
+        sample_1h, *window, "--out", str(tmp_path / "ml"), "--model", "btc_meta",
+        "--registry", str(models), "--min-confidence", "0.5", "--ml-threads", "1",
+    )  # fmt: skip
+    # Assert
+    assert plain.exit_code == 0, plain.output
+    assert result.exit_code == 0, result.output
+    assert "model btc_meta:v0001" in result.output
+    run = json.loads((tmp_path / "ml" / "run.json").read_text())
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["model"] is None
+    model = run["model"]
+    assert (model["name"], model["version"], model["min_confidence"]) == ("btc_meta", "v0001", 0.5)
+    assert model["threads"] == 1
+    assert model["counts"]["dropped"] > 0
+    assert model["counts"]["enriched"] == model["counts"]["signals"] - model["counts"]["exits"]
+    ml_trades = pd.read_csv(tmp_path / "ml" / "trades.csv")
+    plain_trades = pd.read_csv(tmp_path / "plain" / "trades.csv")
+    assert 0 < len(ml_trades) < len(plain_trades)
+    assert set(ml_trades.entry_time) <= set(plain_trades.entry_time)  # only entries left out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--model", "btc_mta"), "Available: btc_meta"),
+     (("--model", "btc_meta:v0002"), "versions: v0001"),
+     (("--min-confidence", "0.5"), "need --model")],
+)  # fmt: skip
+def test_backtest_model_errors_exit_2_and_say_what_exists(
+    run_cli: RunCli, run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path,
+    args: tuple[str, ...], message: str,
+) -> None:  # fmt: skip
+    # Arrange: one saved model, trained on the project's own code
+    from tradeloop.data.loader import load_ohlcv
+    from tradeloop.ml.registry import ModelCatalog
+    from tradeloop.ml.training import TrainConfig, train_meta_model
+
+    bars = load_ohlcv(sample_1h).bars.slice(0, 2_000)
+    events = np.arange(150, 1_900, 7)
+    cfg = TrainConfig(estimator_params={"n_estimators": 10}, n_splits=3)
+    model = train_meta_model(bars, events, np.ones(events.size, np.int64), cfg).model
+    ModelCatalog(tmp_path / "models").registry("btc_meta").save(model)
+    # Act
+    result = run_sma_cross_backtest(
+        sample_1h, "--registry", str(tmp_path / "models"), *args, "--out", str(tmp_path / "o")
+    )
+    # Assert
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "o").exists()

@@ -1,8 +1,15 @@
-"""Meta-labeling on real data: VPIN on real trades, walk-forward report, CLI, engine wiring."""
+"""Meta-labeling on real data: VPIN on real trades, walk-forward report, CLI, engine wiring.
+
+A model enters a run one way: :class:`ModelEnrichment` in the kernel step. It replaced a
+strategy wrapper (``MetaFilteredStrategy``); :class:`_RemovedWrapper` below is that wrapper's
+logic, kept only as the oracle the enrichment is compared with.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,19 +17,25 @@ import pytest
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
-from tradeloop.core.signal import SignalAction
+from tradeloop.core.instrument import Instrument
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.signal import Signal, SignalAction
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.engine.config import BacktestConfig
-from tradeloop.engine.ml_strategy import (
-    MetaFilteredStrategy,
-    primary_events,
-    walk_forward_evaluate,
-)
+from tradeloop.engine.enrichment import ModelEnrichment
+from tradeloop.engine.kernel import BacktestEngine
+from tradeloop.engine.market import MarketData
+from tradeloop.engine.ml_strategy import primary_events, walk_forward_evaluate
+from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
+from tradeloop.ml.model import MetaModel
 from tradeloop.ml.registry import ModelRegistry
 from tradeloop.ml.toxicity import bvc_buy_fraction, vpin_from_trades
 from tradeloop.ml.training import TrainConfig, train_meta_model
+from tradeloop.risk.config import RiskConfig
+from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.examples.sma_cross import SmaCross
+from tradeloop.strategy.view import MarketView
 
 FAST = TrainConfig(estimator_params={"n_estimators": 40}, n_splits=3)
 
@@ -84,22 +97,117 @@ def test_walk_forward_report_compares_filtered_and_primary_on_real_btc(btc_1h):
         assert f.start < f.end
 
 
-def test_meta_filtered_strategy_sets_confidence_and_drops_low_signals(btc_1h):
-    # Arrange
+class _RemovedWrapper(Strategy):
+    """The removed ``MetaFilteredStrategy``'s logic (the oracle): score entries in the
+    strategy, set their confidence, drop those below the threshold."""
+
+    def __init__(self, base: Strategy, model: MetaModel, threshold: float) -> None:
+        self.base, self.model, self.threshold = base, model, threshold
+        self.params = dict(base.params)
+        self.timeframes = base.timeframes  # type: ignore[misc]
+        self.symbols = base.symbols  # type: ignore[misc]
+
+    def on_init(self, view: MarketView) -> None:
+        self.base.on_init(view)
+        fs = self.model.feature_set
+        self._features = {s: fs.compute_bars(view.arrays(s)) for s in view.symbols}
+
+    def signal_bars(self, view: MarketView) -> np.ndarray | None:
+        return self.base.signal_bars(view)
+
+    def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
+        out: list[Signal] = []
+        for sig in self.base.on_bar(view, portfolio) or ():
+            side = {SignalAction.OPEN_LONG: 1, SignalAction.OPEN_SHORT: -1}.get(sig.action)
+            if side is None:
+                out.append(sig)
+                continue
+            row = self._features[sig.symbol][view.index(sig.symbol)]
+            conf = 0.5
+            if not np.isnan(row).any():
+                fs = self.model.feature_set
+                conf = min(1.0, max(0.0, self.model.predict_one(fs.with_signal(row, side)[0])))
+            if conf >= self.threshold:
+                out.append(dataclasses.replace(sig, confidence=conf))
+        return out
+
+
+def _trade_rows(result: BacktestResult) -> list[tuple]:
+    return [
+        (t.symbol, t.direction, t.entry_ts, t.entry_price, t.quantity, t.exit_ts, t.exit_price,
+         t.exit_reason, t.pnl)
+        for t in result.trades
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def btc_model(btc_1h):
+    """A meta-model of sma_cross (long and short) trained on the first 20,000 real bars."""
     bars = btc_1h.slice(0, 20_000)
-    cfg = BacktestConfig(fee=0.001)
-    plain = run_on_bars(SmaCross(), {bars.symbol: bars}, cfg)
+    plain = run_on_bars(SmaCross(short=True), {bars.symbol: bars}, BacktestConfig(fee=0.001))
     events, sides = primary_events(plain, bars)
-    model = train_meta_model(bars, events, sides, FAST).model
+    return train_meta_model(bars, events, sides, FAST).model
+
+
+@pytest.mark.parametrize("profile", ["permissive", "default"])
+@pytest.mark.parametrize("threshold", [0.0, 0.45])
+def test_enrichment_equals_the_removed_strategy_wrapper_on_real_btc(
+    btc_1h, btc_model, profile, threshold
+):
+    # Arrange: the whole real series, out of sample after bar 20,000
+    cfg = BacktestConfig(fee=0.001, risk=RiskConfig.from_profile(profile))
+    data = {btc_1h.symbol: btc_1h}
     # Act
-    wrapped = MetaFilteredStrategy(SmaCross(), model, threshold=0.5)
-    res = run_on_bars(wrapped, {bars.symbol: bars}, cfg)
-    # Assert
-    opens = [s for _, s in res.signals if s.action is SignalAction.OPEN_LONG]
-    assert opens
-    assert all(s.confidence is not None and s.confidence >= 0.5 for s in opens)
-    assert len(wrapped.scored) >= len(opens)
-    assert len(opens) < len(events)
+    old = run_on_bars(_RemovedWrapper(SmaCross(short=True), btc_model, threshold), data, cfg)
+    enrichment = ModelEnrichment(btc_model, min_confidence=threshold)
+    new = run_on_bars(SmaCross(short=True), data, cfg, enrichment=enrichment)
+    # Assert: the same trades and equity; the enrichment saw every strategy signal
+    assert len(new.trades) > 20
+    assert _trade_rows(new) == _trade_rows(old)
+    np.testing.assert_array_equal(new.equity, old.equity)
+    counts = enrichment.counts
+    assert counts.signals == len(new.signals)
+    assert counts.enriched + counts.exits == counts.signals
+    kept = [r for r in enrichment.records if r.kept]
+    assert len(kept) == counts.enriched - counts.dropped
+    assert all(r.confidence >= threshold for r in kept)
+    assert all(not r.kept for r in enrichment.records if r.confidence < threshold)
+    if threshold > 0:
+        assert counts.dropped > 0
+
+
+def test_default_profile_sizes_each_position_by_its_confidence_under_the_cap(shared_data):
+    # Arrange: real BTC/USDT 5m bars of 2025; the model learns on the first half
+    bars = load_ohlcv(shared_data / "crypto_1m/binance_spot_2025/BTC_USDT-5m.feather").bars
+    half = len(bars) // 2
+    head = bars.slice(0, half)
+    plain_head = run_on_bars(SmaCross(), {bars.symbol: head}, BacktestConfig(fee=0.001))
+    events, sides = primary_events(plain_head, head)
+    model = train_meta_model(head, events, sides, FAST).model
+    cfg = BacktestConfig(fee=0.001, risk=RiskConfig.default(), start=int(bars.ts[half]))
+    instruments = {bars.symbol: Instrument(bars.symbol, maker_fee=0.001, taker_fee=0.001)}
+    market = MarketData({bars.symbol: bars}, instruments, "5m", start=cfg.start)
+    enrichment = ModelEnrichment(model, min_confidence=0.0)
+    # Act
+    engine = BacktestEngine(SmaCross(), market, cfg, enrichment=enrichment)
+    result = engine.run()
+    plain = run_on_bars(SmaCross(), {bars.symbol: bars}, cfg)
+    # Assert: every entry is the 10% cap times its confidence (equity and close at its bar)
+    confidence = {r.signal_id: r.confidence for r in enrichment.records}
+    entries = [o for o in engine.orders if o.position_id in confidence]
+    assert len(entries) > 10
+    step_of = {int(t): k for k, t in enumerate(market.step_ts)}
+    close = market.series[(bars.symbol, "5m")].close
+    for order in entries:
+        k = step_of[order.ts_created]
+        notional = order.quantity * close[k]
+        c = confidence[order.position_id]
+        assert notional == pytest.approx(0.10 * result.equity[k] * c, rel=1e-9)
+        assert notional <= 0.10 * result.equity[k] * (1 + 1e-12)
+    assert len({round(confidence[o.position_id], 6) for o in entries}) > 3  # sizes vary
+    ml_avg = np.mean([t.quantity * t.entry_price for t in result.trades])
+    plain_avg = np.mean([t.quantity * t.entry_price for t in plain.trades])
+    assert ml_avg < 0.8 * plain_avg
 
 
 def test_cli_train_and_evaluate(tmp_path, sample_1h):
@@ -111,8 +219,8 @@ def test_cli_train_and_evaluate(tmp_path, sample_1h):
          "--n-estimators", "30", "--folds", "3"],
     )  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert "saved v0001" in out.output
-    assert ModelRegistry(reg).metadata()["params"]["strategy"] == "sma_cross"
+    assert "saved sma_cross:v0001" in out.output
+    assert ModelRegistry(reg / "sma_cross").metadata()["params"]["strategy"] == "sma_cross"
     listed = runner.invoke(app, ["ml", "models", "--registry", str(reg)])
     assert listed.exit_code == 0, listed.output
     assert "v0001" in listed.output

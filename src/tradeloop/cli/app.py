@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.ml_cmd import (
+    MinConfidenceOpt,
+    MlThreadsOpt,
+    ModelOpt,
+    RegistryOpt,
+    ToxicityOpt,
+    model_enrichment,
+)
 from tradeloop.cli.ml_cmd import register as register_ml_commands
 from tradeloop.cli.paper_cmd import register as register_paper_commands
 from tradeloop.cli.risk_cmd import register as register_risk_commands
@@ -22,6 +31,7 @@ from tradeloop.cli.signals_cmd import register as register_signal_commands
 from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
 from tradeloop.core.time import parse_time
+from tradeloop.ml.threads import DEFAULT_ML_THREADS
 
 app = typer.Typer(
     name="tradeloop",
@@ -35,6 +45,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 _EXIT_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
+#: what of the model's description makes two runs different (the run id's hash)
+_MODEL_IDENTITY = ("name", "version", "min_confidence", "use_toxicity")
 
 
 def _fail(exc: TradeloopError) -> typer.Exit:
@@ -199,12 +211,22 @@ def backtest(
     strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
         "strategies"
     ),
+    model: ModelOpt = None,
+    registry: RegistryOpt = Path("models"),
+    min_confidence: MinConfidenceOpt = None,
+    toxicity: ToxicityOpt = False,
+    ml_threads: MlThreadsOpt = DEFAULT_ML_THREADS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Backtest a strategy on one or more OHLCV files and write trades, equity and a report.
 
     Example: tradeloop backtest -s sma_cross -d BTC_USDT-1m.parquet -t 15m --fee 0.001
     -p fast=10 -p slow=30
+
+    With --model NAME[:VERSION] every entry signal is scored by the model before the risk
+    gate; the run record (run.json) names the model and version. The confidence sizes
+    positions under a risk profile with sizing.use_confidence (the default profile; the
+    permissive one of a plain backtest only filters).
     """
     setup_logging(logging.INFO if verbose else logging.WARNING)
     try:
@@ -259,7 +281,10 @@ def backtest(
                 )
                 for k, path in enumerate(files)
             ]
+        from tradeloop.ml.threads import bounded_threads
+
         risk_engine = backtest_risk_engine(risk)
+        enrichment = model_enrichment(model, registry, min_confidence, toxicity, ml_threads)
         config = BacktestConfig(
             balance=balance,
             fee=fee,
@@ -279,30 +304,32 @@ def backtest(
         progress = _LazyProgress("backtest")
         started = time.perf_counter()
         try:
-            result, loaded = run_backtest(
-                strategy,
-                specs,
-                config,
-                params,
-                strategies_dir=strategies_dir,
-                progress=progress,
-                risk=risk_engine,
-            )
+            with bounded_threads(ml_threads) if enrichment is not None else nullcontext():
+                result, loaded = run_backtest(
+                    strategy,
+                    specs,
+                    config,
+                    params,
+                    strategies_dir=strategies_dir,
+                    progress=progress,
+                    risk=risk_engine,
+                    enrichment=enrichment,
+                )
         finally:
             progress.close()
+        model_record = enrichment.describe() if enrichment is not None else None
         elapsed = time.perf_counter() - started
         created = datetime.now(tz=UTC)
         data_files = describe_data(specs, loaded)
-        run_id = new_run_id(
-            result.strategy,
-            {
-                "params": result.params,
-                "config": result.config,
-                "data": [f["sha256"] for f in data_files],
-                "seed": seed,
-            },
-            created,
-        )
+        material = {
+            "params": result.params,
+            "config": result.config,
+            "data": [f["sha256"] for f in data_files],
+            "seed": seed,
+        }
+        if model_record is not None:  # runs without a model keep their ids
+            material["model"] = {k: model_record[k] for k in _MODEL_IDENTITY}
+        run_id = new_run_id(result.strategy, material, created)
         folder = out or _fresh_folder(Path("output") / "runs" / run_id)
         run_record = run_info(
             result,
@@ -312,6 +339,7 @@ def backtest(
             bias=bias,
             command=" ".join(sys.argv),
             created=created,
+            model=model_record,
         )
         provenance = {
             "files": [
@@ -364,6 +392,15 @@ def backtest(
             "intrabar drill-downs", ", ".join(f"{k}={v}" for k, v in result.intrabar.items())
         )
     console.print(table)
+    if model_record is not None:
+        counts = model_record["counts"]
+        console.print(
+            f"model {model_record['name']}:{model_record['version']}: "
+            f"{counts['enriched']:,} entries scored ({counts['cold']:,} before the features "
+            f"were ready), {counts['dropped']:,} dropped below "
+            f"{model_record['min_confidence']:g}",
+            highlight=False,
+        )
     console.print(validation_table(analysis))
     console.print(bias_table(analysis))
     rate = result.bars_processed / elapsed if elapsed > 0 else float("inf")

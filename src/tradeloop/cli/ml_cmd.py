@@ -2,14 +2,18 @@
 
 Commands
 --------
-``tradeloop train --strategy X --data FILE``
+``tradeloop train --strategy X --data FILE [--name NAME]``
     Run the primary strategy, label its entries with triple barriers, train the meta-model
-    with purged walk-forward validation and save it to the model registry.
+    with purged walk-forward validation and save it as the next version of ``NAME`` (default:
+    the strategy's name) in the model folder (``--registry``, default ``models``).
 ``tradeloop ml evaluate --strategy X --data FILE``
-    Walk-forward report: the primary strategy alone against the meta-filtered strategy on
-    each out-of-sample window.
+    Walk-forward report: the primary strategy alone against the same strategy with the
+    model's enrichment on each out-of-sample window.
 ``tradeloop ml models``
-    The saved models of a registry.
+    The saved models of the model folder, every name and version.
+
+The ``--model NAME[:VERSION]`` options of ``tradeloop backtest`` and ``tradeloop paper`` are
+defined here (:func:`model_enrichment`), so both commands read a model the same way.
 """
 
 from __future__ import annotations
@@ -26,13 +30,23 @@ from tradeloop.core.errors import ConfigError, DataError, StrategyError, Tradelo
 from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.ml_strategy import primary_events, walk_forward_evaluate
 from tradeloop.engine.runner import run_on_bars
-from tradeloop.ml.registry import ModelRegistry
+from tradeloop.ml.registry import ModelCatalog
 from tradeloop.ml.training import TrainConfig, train_meta_model
 from tradeloop.strategy.registry import load_strategy_class
 
-__all__ = ["ml_app", "register"]
+__all__ = [
+    "MinConfidenceOpt",
+    "MlThreadsOpt",
+    "ModelOpt",
+    "RegistryOpt",
+    "ToxicityOpt",
+    "ml_app",
+    "model_enrichment",
+    "register",
+]
 
 ml_app = typer.Typer(help="Meta-labeling models: evaluate, list.", no_args_is_help=True)
 console = Console()
@@ -51,6 +65,70 @@ EstimatorOpt = Annotated[
     str, typer.Option(help="'lightgbm' or a scikit-learn classifier as pkg.mod:Class.")
 ]
 FeeOpt = Annotated[float, typer.Option(help="Fee per side as a fraction.")]
+RegistryOpt = Annotated[
+    Path, typer.Option("--registry", help="Model folder: one subfolder per model name.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="NAME[:VERSION]",
+        help="Enrich every entry signal with this model from --registry: NAME or "
+        "NAME:VERSION (default: the latest version). Entries below --min-confidence are "
+        "dropped; the confidence scales the position after the risk caps.",
+    ),
+]
+MinConfidenceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-confidence",
+        help="Drop entries whose confidence is below this (0-1; default: the threshold the "
+        "model was trained with; 0 keeps every entry and only sizes it).",
+    ),
+]
+ToxicityOpt = Annotated[
+    bool,
+    typer.Option(
+        "--toxicity/--no-toxicity",
+        help="Multiply the confidence by 1 - toxicity (the bar's VPIN proxy).",
+    ),
+]
+MlThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--ml-threads",
+        envvar="TRADELOOP_ML_THREADS",
+        help="Threads for model inference (LightGBM, OpenMP, BLAS, numba pools).",
+    ),
+]
+
+
+def model_enrichment(
+    model: str | None,
+    registry: Path,
+    min_confidence: float | None,
+    toxicity: bool,
+    threads: int,
+) -> ModelEnrichment | None:
+    """The ``--model`` options as a :class:`ModelEnrichment` (None without ``--model``).
+
+    Raises
+    ------
+    ConfigError
+        For ``--min-confidence``/``--toxicity`` without ``--model``, an unknown model name
+        (the available ones are listed) or version (the saved ones are listed).
+    """
+    if model is None:
+        if min_confidence is not None or toxicity:
+            raise ConfigError("--min-confidence and --toxicity need --model NAME[:VERSION]")
+        return None
+    return ModelEnrichment.from_registry(
+        model,
+        registry,
+        min_confidence=min_confidence,
+        use_toxicity=toxicity,
+        threads=threads,
+    )
 
 
 def _fail(exc: TradeloopError) -> typer.Exit:
@@ -95,7 +173,11 @@ def train(
     strategy: StrategyOpt,
     data: DataOpt,
     param: ParamOpt = None,
-    registry: Annotated[Path, typer.Option(help="Model registry folder.")] = Path("models"),
+    registry: RegistryOpt = Path("models"),
+    name: Annotated[
+        str | None,
+        typer.Option(help="Model name in the registry (default: the strategy's name)."),
+    ] = None,
     horizon: HorizonOpt = 24,
     pt: BarrierOpt = 2.0,
     sl: BarrierOpt = 2.0,
@@ -110,6 +192,8 @@ def train(
     try:
         cls = load_strategy_class(strategy, "strategies")
         params = _params(param)
+        model_name = name or cls(**params).strategy_name()
+        target = ModelCatalog(registry).registry(model_name)  # checks the name up front
         bars = load_ohlcv(data).bars
         run = run_on_bars(cls(**params), {bars.symbol: bars}, BacktestConfig(fee=fee))
         events, sides = primary_events(run, bars)
@@ -119,12 +203,12 @@ def train(
         )  # fmt: skip
         with console.status("training meta-model"):
             result = train_meta_model(bars, events, sides, cfg)
-        version = ModelRegistry(registry).save(
+        version = target.save(
             result.model,
             params={"strategy": strategy, "strategy_params": params, "train": repr(cfg)},
             metrics={"overall": result.overall, "folds": [repr(f) for f in result.folds]},
             bars=bars,
-            extra={"importance": result.importance},
+            extra={"importance": result.importance, "name": model_name},
         )
     except TradeloopError as exc:
         raise _fail(exc) from None
@@ -144,7 +228,10 @@ def train(
     console.print(table)
     top = ", ".join(f"{k} {v:.2f}" for k, v in list(result.importance.items())[:5])
     console.print(f"top features: {top}")
-    console.print(f"saved {version} to {registry} in {result.seconds:.1f}s")
+    console.print(
+        f"saved {model_name}:{version} to {registry} in {result.seconds:.1f}s "
+        f"(use it with --model {model_name}:{version})"
+    )
 
 
 @ml_app.command("evaluate")
@@ -153,7 +240,9 @@ def evaluate(
     data: DataOpt,
     param: ParamOpt = None,
     windows: Annotated[int, typer.Option(help="Out-of-sample windows.")] = 4,
-    threshold: Annotated[float, typer.Option(help="Meta-confidence filter threshold.")] = 0.5,
+    threshold: Annotated[
+        float, typer.Option(help="Entries whose confidence is below it are dropped.")
+    ] = 0.5,
     horizon: HorizonOpt = 24,
     pt: BarrierOpt = 2.0,
     sl: BarrierOpt = 2.0,
@@ -161,7 +250,7 @@ def evaluate(
     n_estimators: EstimatorsOpt = 100,
     fee: FeeOpt = 0.001,
 ) -> None:
-    """Walk-forward report: the primary strategy alone against the meta-filtered one."""
+    """Walk-forward report: the primary strategy alone against it with the model's enrichment."""
     try:
         cls = load_strategy_class(strategy, "strategies")
         params = _params(param)
@@ -179,10 +268,10 @@ def evaluate(
             )
     except TradeloopError as exc:
         raise _fail(exc) from None
-    table = Table(title=f"walk-forward: {strategy} vs meta-filtered on {bars.symbol}")
+    table = Table(title=f"walk-forward: {strategy} vs with the model on {bars.symbol}")
     for col in (
         "window", "from", "to", "train events", "CV AUC",
-        "primary return", "trades", "win rate", "filtered return", "trades", "win rate",
+        "primary return", "trades", "win rate", "with model", "trades", "win rate", "dropped",
     ):  # fmt: skip
         table.add_column(col, justify="right")
     prim = filt = 1.0
@@ -193,44 +282,49 @@ def evaluate(
             str(f.fold), to_iso(f.start)[:10], to_iso(f.end)[:10], str(f.train_events),
             _fmt(f.cv_auc), _fmt(f.primary_return, True), str(f.primary_trades),
             _fmt(f.primary_win_rate), _fmt(f.filtered_return, True), str(f.filtered_trades),
-            _fmt(f.filtered_win_rate),
+            _fmt(f.filtered_win_rate), str(f.dropped),
         )  # fmt: skip
     table.add_row(
         "all", "", "", "", "", _fmt(prim - 1, True),
         str(sum(f.primary_trades for f in folds)), "", _fmt(filt - 1, True),
-        str(sum(f.filtered_trades for f in folds)), "",
+        str(sum(f.filtered_trades for f in folds)), "", str(sum(f.dropped for f in folds)),
     )  # fmt: skip
     console.print(table)
     better = "better" if filt > prim else "worse"
     console.print(
-        f"meta-filtered compounded return {filt - 1:+.2%} vs primary {prim - 1:+.2%} ({better})"
+        f"with the model: compounded return {filt - 1:+.2%} vs primary {prim - 1:+.2%} ({better})"
     )
 
 
 @ml_app.command("models")
-def models(
-    registry: Annotated[Path, typer.Option(help="Model registry folder.")] = Path("models"),
-) -> None:
-    """List the saved models with their data range and out-of-fold metrics."""
-    reg = ModelRegistry(registry)
+def models(registry: RegistryOpt = Path("models")) -> None:
+    """List the saved models (every name and version) with their data range and metrics."""
+    catalog = ModelCatalog(registry)
+    names = catalog.names()
     table = Table(title=f"models in {registry}")
-    for col in ("version", "feature set", "symbol", "from", "to", "accuracy", "AUC"):
+    for col in ("model", "version", "feature set", "symbol", "tf", "from", "to", "accuracy", "AUC"):
         table.add_column(col, justify="right")
-    for version in reg.versions():
-        meta = reg.metadata(version)
-        data = meta.get("data", {})
-        overall = meta.get("metrics", {}).get("overall", {})
-        fs = meta["feature_set"]
-        table.add_row(
-            version,
-            f"{fs['name']}@{fs['version']}",
-            str(data.get("symbol", "")),
-            to_iso(data["start_ns"])[:10] if "start_ns" in data else "",
-            to_iso(data["end_ns"])[:10] if "end_ns" in data else "",
-            _fmt(float(overall.get("accuracy", math.nan))),
-            _fmt(float(overall.get("auc", math.nan))),
-        )
+    for name in names:
+        reg = catalog.registry(name)
+        for version in reg.versions():
+            meta = reg.metadata(version)
+            data = meta.get("data", {})
+            overall = meta.get("metrics", {}).get("overall", {})
+            fs = meta["feature_set"]
+            table.add_row(
+                name,
+                version,
+                f"{fs['name']}@{fs['version']}",
+                str(data.get("symbol", "")),
+                str(data.get("timeframe", "")),
+                to_iso(data["start_ns"])[:10] if "start_ns" in data else "",
+                to_iso(data["end_ns"])[:10] if "end_ns" in data else "",
+                _fmt(float(overall.get("accuracy", math.nan))),
+                _fmt(float(overall.get("auc", math.nan))),
+            )
     console.print(table)
+    if not names:
+        console.print(f"no model in {registry}; train one with `tradeloop train --name NAME`")
 
 
 def register(app: typer.Typer) -> None:

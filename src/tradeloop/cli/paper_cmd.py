@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.ml_cmd import MinConfidenceOpt, MlThreadsOpt, ModelOpt, RegistryOpt, ToxicityOpt
 from tradeloop.core.errors import ConfigError, TradeloopError
+from tradeloop.ml.threads import DEFAULT_ML_THREADS
 
 __all__ = ["register"]
 
@@ -129,6 +131,11 @@ def paper(
     strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
         "strategies"
     ),
+    model: ModelOpt = None,
+    registry: RegistryOpt = Path("models"),
+    min_confidence: MinConfidenceOpt = None,
+    toxicity: ToxicityOpt = False,
+    ml_threads: MlThreadsOpt = DEFAULT_ML_THREADS,
     log_file: Annotated[Path | None, typer.Option(help="Also write JSON-lines logs here.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
@@ -139,6 +146,10 @@ def paper(
     every bar: kill the process at any moment and start it again with the same arguments to
     continue. SIGINT/SIGTERM stop it cleanly (exit 0). Endpoints come from settings
     (TRADELOOP_<EXCHANGE>_URL, TRADELOOP_<EXCHANGE>_WS_URL, TRADELOOP_<EXCHANGE>_TESTNET).
+
+    --model NAME[:VERSION] scores every entry signal before the risk gate, as in a backtest.
+    The run stores the model's name and resolved version: a restart keeps that version and
+    `tradeloop parity` replays with it.
     """
     from tradeloop.alerts import alerter_from_settings
     from tradeloop.config.logging import setup_logging
@@ -179,6 +190,11 @@ def paper(
             fresh=fresh,
             calendar=calendar,
             settings=settings,
+            model=model,
+            model_registry=registry,
+            min_confidence=min_confidence,
+            use_toxicity=toxicity,
+            ml_threads=ml_threads,
         )
         config.backtest_config()  # checks balance, fill price, risk profile up front
         alerter = alerter_from_settings(discord_webhook or settings.discord_webhook_url)
@@ -198,10 +214,22 @@ def paper(
         f"status in {config.status_path}",
         highlight=False,
     )
+    from contextlib import nullcontext
+
+    from tradeloop.ml.threads import bounded_threads
+
     try:
-        session.run()
+        with bounded_threads(ml_threads) if model is not None else nullcontext():
+            session.run()
     except TradeloopError as exc:
         raise _fail(exc) from None
+    if session.enrichment is not None:
+        counts = session.enrichment.counts
+        console.print(
+            f"model {session.enrichment.spec}: {counts.enriched:,} entries scored, "
+            f"{counts.dropped:,} dropped below {session.enrichment.min_confidence:g}",
+            highlight=False,
+        )
     kernel = session.kernel
     if kernel is not None:
         console.print(
@@ -223,6 +251,13 @@ def parity(
         "strategies"
     ),
     show: Annotated[int, typer.Option(help="Differences to list.")] = 20,
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry",
+            help="Model folder of a run with --model (default: the one stored with the run).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a paper run's recorded bars through the backtest engine and diff every order and
     trade (time, price, size, exit reason). Exit code 0 when there is no difference, 1 otherwise."""
@@ -234,7 +269,9 @@ def parity(
     try:
         target = _existing_state(state)
         with open_state_store(target) as store:
-            report = parity_report(store, run_id, strategies_dir=str(strategies_dir))
+            report = parity_report(
+                store, run_id, strategies_dir=str(strategies_dir), registry=registry
+            )
     except TradeloopError as exc:
         raise _fail(exc) from None
     table = Table(title=f"Parity: paper run {run_id} vs backtest replay")

@@ -184,8 +184,13 @@ def run_info(
     bias: BiasConfig,
     command: str = "",
     created: datetime | None = None,
+    model: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the content of ``run.json``: everything needed to reproduce and re-report a run."""
+    """Return the content of ``run.json``: everything needed to reproduce and re-report a run.
+
+    ``model`` describes the ML model of the run (name, version, threshold, counts; see
+    :meth:`tradeloop.engine.enrichment.ModelEnrichment.describe`); ``None`` when it had none.
+    """
     moment = created or datetime.now(tz=UTC)
     return {
         "run_id": run_id,
@@ -202,6 +207,7 @@ def run_info(
         "git_revision": git_revision(),
         "command": command,
         "config": dict(result.config),
+        "model": dict(model) if model is not None else None,
         "validation": dataclasses.asdict(validation),
         "bias": dataclasses.asdict(bias),
         "data": [dict(f) for f in data_files],

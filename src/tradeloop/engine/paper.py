@@ -49,9 +49,12 @@ from tradeloop.core.instrument import AssetClass, Instrument
 from tradeloop.core.time import to_iso
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.live import LiveKernel, StepOutcome
 from tradeloop.engine.scheduler import Scheduler, schedule_for
 from tradeloop.engine.status import write_status
+from tradeloop.ml.registry import ModelCatalog, parse_model_spec
+from tradeloop.ml.threads import DEFAULT_ML_THREADS
 from tradeloop.risk.config import RiskConfig, risk_config_from_mapping
 from tradeloop.risk.killswitch import RiskEvent
 from tradeloop.store.state import StateStore, open_state_store
@@ -61,6 +64,7 @@ __all__ = [
     "PaperConfig",
     "PaperSession",
     "default_run_id",
+    "enrichment_of",
     "instrument_from_dict",
     "risk_config_of",
     "run_summaries",
@@ -78,6 +82,7 @@ _IDENTITY = (
     "timeframe",
     "balance",
     "risk",
+    "model",
 )
 
 
@@ -119,6 +124,13 @@ class PaperConfig:
         Delete a stored run of the same id before starting.
     calendar
         Market calendar (``XNYS``...) or None for 24/7 crypto trading.
+    model, model_registry, min_confidence, use_toxicity, ml_threads
+        ML enrichment (:class:`~tradeloop.engine.enrichment.ModelEnrichment`): ``NAME`` or
+        ``NAME:VERSION`` in the model folder ``model_registry``, the confidence threshold
+        (None: the model's own), whether toxicity lowers the confidence, inference threads.
+        The run stores the resolved name and version: a restart without a version keeps the
+        run's version, one with another version (or threshold) is refused, and
+        ``tradeloop parity`` replays with the stored model.
     """
 
     exchange: str
@@ -144,6 +156,11 @@ class PaperConfig:
     fresh: bool = False
     calendar: str | None = None
     settings: Settings = field(default_factory=Settings)
+    model: str | None = None
+    model_registry: str | Path = "models"
+    min_confidence: float | None = None
+    use_toxicity: bool = False
+    ml_threads: int = DEFAULT_ML_THREADS
 
     def backtest_config(self, trade_start: int | None = None) -> BacktestConfig:
         """The fill and risk rules as a :class:`BacktestConfig` (the parity replay uses it)."""
@@ -221,6 +238,31 @@ def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:
     return risk_config_from_mapping(risk, "risk file of the run")
 
 
+def enrichment_of(
+    meta: Mapping[str, Any], registry: str | Path | None = None, threads: int = DEFAULT_ML_THREADS
+) -> ModelEnrichment | None:
+    """The ML enrichment a stored run used (None when it had no model).
+
+    ``registry`` overrides the model folder stored with the run.
+
+    Raises
+    ------
+    ConfigError
+        When the stored model (name and version) is no longer in the model folder.
+    """
+    model = meta.get("model")
+    if not model:
+        return None
+    folder = registry if registry is not None else meta.get("model_registry", "models")
+    return ModelEnrichment.from_registry(
+        f"{model['name']}:{model['version']}",
+        folder,
+        min_confidence=float(model["min_confidence"]),
+        use_toxicity=bool(model["use_toxicity"]),
+        threads=threads,
+    )
+
+
 def default_run_id(strategy: str, exchange: str, symbols: tuple[str, ...], timeframe: str) -> str:
     """A stable run id from what the session trades (``paper-sma_cross-binance-BTCUSDT-1m``).
 
@@ -285,6 +327,9 @@ class PaperSession:
         self._first_queued_wall: float | None = None
         self.kernel: LiveKernel | None = None
         self.store: StateStore | None = None
+        #: the run's model as stored with it, and the enrichment built from it
+        self._model: dict[str, Any] | None = None
+        self.enrichment: ModelEnrichment | None = None
         self.scheduler = Scheduler(
             schedule_for(config.calendar or config.exchange),
             on_session_open=self._session_open,
@@ -365,6 +410,7 @@ class PaperSession:
         if meta is not None and cfg.fresh:
             store.delete_run(cfg.run_id)
             meta = None
+        self._model = self._resolve_model(meta)
         wanted = self._meta(None)
         if meta is not None:
             diffs = [k for k in _IDENTITY if meta.get(k) != wanted.get(k)]
@@ -380,6 +426,10 @@ class PaperSession:
         else:
             instruments = instruments_for(self.source, cfg.symbols)
             store.save_run_meta(cfg.run_id, self._meta(instruments), time.time_ns())
+        self.enrichment = enrichment_of(
+            {"model": self._model, "model_registry": str(cfg.model_registry)},
+            threads=cfg.ml_threads,
+        )
         kernel = LiveKernel(
             self.strategy,
             instruments,
@@ -388,11 +438,39 @@ class PaperSession:
             run_id=cfg.run_id,
             store=store,
             max_bars=cfg.max_bars,
+            enrichment=self.enrichment,
         )
         if kernel.restore():
             logger.info("continuing run %s", cfg.run_id)
         kernel.risk.subscribe(self._on_risk_event)
         return kernel
+
+    def _resolve_model(self, stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The run's model as stored: name, resolved version, threshold, toxicity switch.
+
+        Without a version, a run that already has this model keeps its stored version (a
+        restart never picks up a newer one); a new run takes the latest.
+        """
+        cfg = self.config
+        if cfg.model is None:
+            if cfg.min_confidence is not None or cfg.use_toxicity:
+                raise ConfigError("min_confidence and use_toxicity need a model")
+            return None
+        name, version = parse_model_spec(cfg.model)
+        before = (stored or {}).get("model") or {}
+        if version is None and before.get("name") == name:
+            version = before.get("version")
+        catalog = ModelCatalog(cfg.model_registry)
+        ref = catalog.resolve(f"{name}:{version}" if version else name)
+        threshold = cfg.min_confidence
+        if threshold is None:
+            threshold = float(catalog.registry(name).metadata(ref.version).get("threshold", 0.5))
+        return {
+            "name": ref.name,
+            "version": ref.version,
+            "min_confidence": float(threshold),
+            "use_toxicity": cfg.use_toxicity,
+        }
 
     def _on_risk_event(self, event: RiskEvent) -> None:
         """Tell a human when trading halts, reduces or resumes."""
@@ -436,6 +514,8 @@ class PaperSession:
             "fill_price": cfg.fill_price,
             "allow_short": cfg.allow_short,
             "risk": cfg.risk if isinstance(cfg.risk, str) else dict(cfg.risk),
+            "model": self._model,
+            "model_registry": str(Path(cfg.model_registry).resolve()),
         }
         if instruments is not None:
             meta["instruments"] = {
@@ -640,6 +720,13 @@ class PaperSession:
             "stopping": self.stopping,
             "feed": self.health(),
         }
+        if self.enrichment is not None:
+            out["model"] = {
+                "name": self.enrichment.name,
+                "version": self.enrichment.version,
+                "min_confidence": self.enrichment.min_confidence,
+                "counts": self.enrichment.counts.as_dict(),
+            }
         if kernel is not None:
             out.update(kernel.status())
             last = kernel.last_step_ts

@@ -4,7 +4,8 @@ The paper session stores every bar it saw (warm-up history and live bars), its o
 trades. :func:`parity_report` runs the same strategy and parameters through
 :class:`~tradeloop.engine.kernel.BacktestEngine` on those bars, with the strategy first called
 on the first live bar, and compares every order (time, side, size, type, exits) and every trade
-(entry and exit time and price, size, exit reason). A clean run has zero differences.
+(entry and exit time and price, size, exit reason). A clean run has zero differences. A run
+with a model replays with the model name and version it stored (its ML enrichment).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from tradeloop.core.position import Trade
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
-from tradeloop.engine.paper import instrument_from_dict, risk_config_of
+from tradeloop.engine.paper import enrichment_of, instrument_from_dict, risk_config_of
 from tradeloop.store.state import StateStore
 from tradeloop.strategy.registry import load_strategy_class
 
@@ -122,14 +124,21 @@ def _bars(
 
 
 def parity_report(
-    store: StateStore, run_id: str, *, strategies_dir: str | None = "strategies"
+    store: StateStore,
+    run_id: str,
+    *,
+    strategies_dir: str | None = "strategies",
+    registry: str | Path | None = None,
 ) -> ParityReport:
     """Replay ``run_id`` from ``store`` through the backtest engine and compare.
+
+    A run with a model replays with it, loaded from ``registry`` (default: the model folder
+    stored with the run).
 
     Raises
     ------
     ConfigError
-        When the store holds no such run or the run has no live bar yet.
+        When the store holds no such run, the run has no live bar yet, or its model is gone.
     """
     meta = store.load_run_meta(run_id)
     if meta is None:
@@ -170,7 +179,7 @@ def parity_report(
     declared = tuple(strategy.timeframes)
     extra = tuple(t for t in declared if t != tf)
     market = MarketData(sources, {s: instruments[s] for s in symbols}, tf, extra)
-    engine = BacktestEngine(strategy, market, config)
+    engine = BacktestEngine(strategy, market, config, enrichment=enrichment_of(meta, registry))
     result = engine.run()
     paper_orders: list[Order] = [s.order for s in store.load_orders(run_id)]
     paper_trades = _trade_list(store.load_trades(run_id))

@@ -17,6 +17,7 @@ from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine, ProgressCallback
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
+from tradeloop.engine.step import Enrichment
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.registry import load_strategy_class
@@ -119,12 +120,15 @@ def run_on_bars(
     instruments: Mapping[str, Instrument] | None = None,
     progress: ProgressCallback | None = None,
     risk: RiskEngine | None = None,
+    enrichment: Enrichment | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` on in-memory bars (one :class:`BarArrays` per symbol).
 
     The base timeframe is ``config.timeframe``, else the strategy's first timeframe, else the
-    coarsest timeframe of the data. Signals pass through ``risk`` (default: a risk engine of
-    ``config.risk``); pass one to read its report, events and audit after the run.
+    coarsest timeframe of the data. Signals pass through ``enrichment`` (an ML model, e.g.
+    :class:`~tradeloop.engine.enrichment.ModelEnrichment`; none by default), then ``risk``
+    (default: a risk engine of ``config.risk``); pass one to read its report, events and audit
+    after the run.
     """
     instruments = dict(instruments or {})
     for symbol in bars:
@@ -150,7 +154,8 @@ def run_on_bars(
         start=config.start,
         end=config.end,
     )
-    return BacktestEngine(strategy, market, config, risk=risk).run(progress)
+    engine = BacktestEngine(strategy, market, config, risk=risk, enrichment=enrichment)
+    return engine.run(progress)
 
 
 def run_backtest(
@@ -162,10 +167,11 @@ def run_backtest(
     strategies_dir: str | Path | None = "strategies",
     progress: ProgressCallback | None = None,
     risk: RiskEngine | None = None,
+    enrichment: Enrichment | None = None,
 ) -> tuple[BacktestResult, list[LoadedBars]]:
     """Load files, build the strategy from ``strategy_ref`` and ``params``, and run it.
 
-    ``risk`` is passed to :func:`run_on_bars`.
+    ``risk`` and ``enrichment`` are passed to :func:`run_on_bars`.
 
     Raises
     ------
@@ -182,6 +188,12 @@ def run_backtest(
     instruments = {item.bars.symbol: _instrument(item, config) for item in loaded}
     bars = {item.bars.symbol: item.bars for item in loaded}
     result = run_on_bars(
-        strategy, bars, config, instruments=instruments, progress=progress, risk=risk
+        strategy,
+        bars,
+        config,
+        instruments=instruments,
+        progress=progress,
+        risk=risk,
+        enrichment=enrichment,
     )
     return result, loaded

@@ -17,7 +17,8 @@ from tradeloop.ml.labels import BarrierLabels, meta_labels, rolling_volatility, 
 from tradeloop.ml.model import Calibrator, MetaModel, make_estimator
 from tradeloop.ml.monitor import RetrainEvent, RetrainMonitor
 from tradeloop.ml.orchestrator import MLOrchestrator
-from tradeloop.ml.registry import ModelRegistry
+from tradeloop.ml.registry import ModelCatalog, ModelRef, ModelRegistry, parse_model_spec
+from tradeloop.ml.threads import bounded_threads
 from tradeloop.ml.toxicity import vpin_from_bars, vpin_from_trades
 from tradeloop.ml.training import MIN_BARS, TrainConfig, TrainResult, train_meta_model
 
@@ -33,6 +34,8 @@ __all__ = [
     "MLOrchestrator",
     "MetaModel",
     "MetaOutput",
+    "ModelCatalog",
+    "ModelRef",
     "ModelRegistry",
     "OnlineFeatures",
     "RetrainEvent",
@@ -40,8 +43,10 @@ __all__ = [
     "SignalEvent",
     "TrainConfig",
     "TrainResult",
+    "bounded_threads",
     "make_estimator",
     "meta_labels",
+    "parse_model_spec",
     "purged_kfold",
     "purged_walk_forward",
     "rolling_volatility",

@@ -130,18 +130,26 @@ class MetaModel:
     baseline_accuracy: float = 0.5
     threshold: float = 0.5
 
-    def raw_proba(self, x: np.ndarray) -> np.ndarray:
-        """Return the uncalibrated probability of class 1 for rows ``x``."""
+    def raw_proba(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Return the uncalibrated probability of class 1 for rows ``x``.
+
+        ``threads`` bounds the prediction's thread count (LightGBM's ``num_threads``); None
+        leaves the library's default, which for LightGBM is every core: on a busy machine
+        a one-row prediction then waits for a thread pool now and then, which is what a
+        latency tail shows.
+        """
         x = np.atleast_2d(np.asarray(x, float))
         booster = getattr(self.estimator, "booster_", None)
         if booster is not None:
-            return np.asarray(booster.predict(x), float)
+            if threads is None:
+                return np.asarray(booster.predict(x), float)
+            return np.asarray(booster.predict(x, num_threads=threads), float)
         return np.asarray(self.estimator.predict_proba(x)[:, 1], float)
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Return the calibrated probability of class 1 for rows ``x``."""
-        return self.calibrator.apply(self.raw_proba(x))
+    def predict_proba(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Return the calibrated probability of class 1 for rows ``x`` (see :meth:`raw_proba`)."""
+        return self.calibrator.apply(self.raw_proba(x, threads))
 
-    def predict_one(self, row: np.ndarray) -> float:
+    def predict_one(self, row: np.ndarray, threads: int | None = None) -> float:
         """Return the calibrated probability for one feature row."""
-        return float(self.predict_proba(row.reshape(1, -1))[0])
+        return float(self.predict_proba(row.reshape(1, -1), threads)[0])

@@ -1,4 +1,9 @@
-"""Model registry: each model in a versioned folder with joblib weights and JSON metadata."""
+"""Model registry: each model in a versioned folder with joblib weights and JSON metadata.
+
+:class:`ModelRegistry` is one model's versions (``<folder>/v0001/...``); :class:`ModelCatalog`
+is a folder of named models (``<root>/<name>/v0001/...``) and resolves the ``NAME[:VERSION]``
+references that ``tradeloop backtest --model`` and ``tradeloop paper --model`` take.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import os
 import platform
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -16,13 +22,14 @@ import joblib
 import numpy as np
 
 from tradeloop.core.bar import BarArrays
-from tradeloop.core.errors import ConfigError
+from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.ml.features import FeatureSet
 from tradeloop.ml.model import MetaModel
 
-__all__ = ["ModelRegistry", "data_hash"]
+__all__ = ["ModelCatalog", "ModelRef", "ModelRegistry", "data_hash", "parse_model_spec"]
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LIBS = ("numpy", "scikit-learn", "lightgbm", "joblib", "tradeloop")
 
 
@@ -140,3 +147,130 @@ class ModelRegistry:
         model: MetaModel = joblib.load(folder / "model.joblib")
         model.version = folder.name
         return model
+
+
+def _version_label(text: str) -> str | None:
+    """``v0003`` for ``v0003``, ``v3`` or ``3``; None for ``latest`` or an empty text."""
+    text = text.strip()
+    if text in ("", "latest"):
+        return None
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit():
+        raise ConfigError(f"model version must look like v0003 (or 3, or latest), got {text!r}")
+    return f"v{int(digits):04d}"
+
+
+def parse_model_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``NAME[:VERSION]`` into the name and the version label (None: the latest).
+
+    >>> parse_model_spec("sma_meta:3")
+    ('sma_meta', 'v0003')
+    >>> parse_model_spec("sma_meta")
+    ('sma_meta', None)
+
+    Raises
+    ------
+    ConfigError
+        For an empty or malformed name or version.
+    """
+    name, _, version = spec.strip().partition(":")
+    name = name.strip()
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"model reference must be NAME[:VERSION] (letters, digits, '_', '-', '.'), "
+            f"got {spec!r}"
+        )
+    return name, _version_label(version)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A resolved model: its name, its version and the folder holding that version."""
+
+    name: str
+    version: str
+    path: Path
+
+    @property
+    def spec(self) -> str:
+        """``name:version``."""
+        return f"{self.name}:{self.version}"
+
+
+class ModelCatalog:
+    """Named models in one folder: ``<root>/<name>/v0001/{model.joblib,metadata.json}``.
+
+    Each name is a :class:`ModelRegistry`. Only load models you saved yourself: joblib files
+    run code when loaded.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        """Return the names that hold at least one saved version, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and _NAME_RE.match(p.name) and ModelRegistry(p).versions()
+        )
+
+    def registry(self, name: str) -> ModelRegistry:
+        """Return the registry of ``name`` (created on the first save).
+
+        Raises
+        ------
+        ConfigError
+            For a name that is not a plain folder name.
+        """
+        if not _NAME_RE.match(name):
+            raise ConfigError(
+                f"model name must use letters, digits, '_', '-' and '.', got {name!r}"
+            )
+        return ModelRegistry(self.root / name)
+
+    def resolve(self, spec: str) -> ModelRef:
+        """Resolve ``NAME[:VERSION]`` (no version: the latest) to a saved version.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown name (the available names are listed) or an unknown version (the
+            saved versions are listed).
+        """
+        name, version = parse_model_spec(spec)
+        names = self.names()
+        if name not in names:
+            if not names:
+                raise ConfigError(
+                    f"unknown model {name!r}: no model is saved under {self.root}; train one "
+                    f"with `tradeloop train --name {name} ...`"
+                )
+            raise ConfigError(
+                f"unknown model {name!r} in {self.root}.{did_you_mean(name, names)} "
+                f"Available: {', '.join(names)}"
+            )
+        versions = ModelRegistry(self.root / name).versions()
+        chosen = versions[-1] if version is None else version
+        if chosen not in versions:
+            raise ConfigError(
+                f"model {name!r} has no version {chosen!r}; versions: {', '.join(versions)}"
+            )
+        return ModelRef(name, chosen, self.root / name / chosen)
+
+    def load(
+        self, spec: str, *, feature_set: FeatureSet | None = None
+    ) -> tuple[MetaModel, ModelRef, dict[str, Any]]:
+        """Load ``NAME[:VERSION]``; return the model, its reference and its metadata.
+
+        Raises
+        ------
+        ConfigError
+            As :meth:`resolve`, or for a model of another feature set.
+        """
+        ref = self.resolve(spec)
+        registry = ModelRegistry(self.root / ref.name)
+        model = registry.load(ref.version, feature_set=feature_set)
+        return model, ref, registry.metadata(ref.version)

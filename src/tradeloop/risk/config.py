@@ -167,7 +167,7 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class SizingConfig:
-    """How an order's size is chosen before the limits cut it.
+    """How an order's size is chosen before the limits cut it (and the confidence scales it).
 
     Attributes
     ----------
@@ -191,7 +191,10 @@ class SizingConfig:
     optimizer_objective, optimizer_window, optimizer_gross
         ``min_variance`` or ``max_sharpe``, bars of returns it uses, gross exposure cap.
     use_confidence
-        Multiply the size by the intent's confidence in [0, 1] when one is given.
+        Multiply the size by the intent's confidence in [0, 1] when one is given (an ML
+        model's, see :mod:`tradeloop.engine.enrichment`). It is applied after every limit has
+        cut the size (position, risk per trade, leverage, cash), so under the default profile a
+        higher confidence still gives a larger position, never one above a cap.
     """
 
     method: str = "signal"

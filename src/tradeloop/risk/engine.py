@@ -8,9 +8,11 @@
    refused, and a reversal is cut down to the close of the open position;
 2. one position per symbol (``already_open``), a known symbol with a price, positive equity,
    ``max_open_positions``;
-3. sizing (:mod:`tradeloop.risk.sizing`, scaled by the intent's confidence), then the caps in
-   turn: ``max_position_pct``, ``max_risk_per_trade`` (with a stop), gross leverage (lowered by
-   the regime), cash for a long;
+3. sizing (:mod:`tradeloop.risk.sizing`), then the caps in turn: ``max_position_pct``,
+   ``max_risk_per_trade`` (with a stop), gross leverage (lowered by the regime), cash for a
+   long; then the intent's confidence in [0, 1] scales what the caps left (``use_confidence``),
+   so a confident signal gets a larger position than a doubtful one even when a cap binds, and
+   never more than the caps allow;
 4. lot size and minimum notional of the instrument;
 5. correlation with every open position, then the post-trade portfolio VaR.
 
@@ -61,6 +63,7 @@ from tradeloop.risk.overrides import (
 )
 from tradeloop.risk.report import RiskReport, rejection_rows
 from tradeloop.risk.sizing import (
+    apply_confidence,
     atr_volatility,
     kelly_from_trades,
     periods_per_year,
@@ -422,8 +425,6 @@ class RiskEngine:
         notional = self._size(
             intent, symbol, price, equity, stops.stop_loss, others, portfolio, market
         )
-        if cfg.sizing.use_confidence and intent.confidence is not None:
-            notional *= intent.confidence
         if not notional > 0:
             raise _RefusedError(RejectReason.ZERO_SIZE, "the sizing rule gives no position")
 
@@ -465,6 +466,13 @@ class RiskEngine:
             if capped < notional:
                 notional = capped
                 self.adjustments["cash"] += 1
+        if cfg.sizing.use_confidence and intent.confidence is not None and intent.confidence < 1:
+            # after every cap: the confidence scales the largest size the limits allow, so it
+            # still matters when a cap binds, and the result never exceeds any cap
+            notional = apply_confidence(notional, intent.confidence)
+            if not notional > 0:
+                raise _RefusedError(RejectReason.ZERO_SIZE, "the signal's confidence is 0")
+            self.adjustments["confidence"] += 1
         quantity, why = round_to_instrument(notional / price, price, instrument)
         if why is not None:
             raise _RefusedError(

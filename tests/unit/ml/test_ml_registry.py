@@ -10,7 +10,7 @@ import pytest
 
 from tradeloop.core.errors import ConfigError
 from tradeloop.ml.features import DEFAULT_FEATURE_SET
-from tradeloop.ml.registry import ModelRegistry, data_hash
+from tradeloop.ml.registry import ModelCatalog, ModelRegistry, data_hash, parse_model_spec
 from tradeloop.ml.training import TrainConfig, train_meta_model
 
 
@@ -55,3 +55,63 @@ def test_registry_refuses_a_mismatched_feature_set(tmp_path, bars):
 def test_registry_unknown_version_raises(tmp_path):
     with pytest.raises(ConfigError):
         ModelRegistry(tmp_path).load()
+
+
+# --------------------------------------------------------------------------- named models
+
+
+def test_catalog_resolves_name_and_version_and_loads_that_model(tmp_path, bars):
+    # Arrange: two names, two versions of one of them
+    catalog = ModelCatalog(tmp_path)
+    first = _train(bars).model
+    catalog.registry("trend").save(first, bars=bars)
+    catalog.registry("trend").save(_train(bars.slice(0, 1200)).model)
+    catalog.registry("revert").save(first)
+    # Act
+    latest = catalog.resolve("trend")
+    pinned = catalog.resolve("trend:1")
+    model, ref, meta = catalog.load("trend:v0001")
+    # Assert
+    assert catalog.names() == ["revert", "trend"]
+    assert (latest.name, latest.version, latest.spec) == ("trend", "v0002", "trend:v0002")
+    assert pinned.version == "v0001"
+    assert pinned.path == tmp_path / "trend" / "v0001"
+    assert ref == pinned
+    assert model.version == "v0001"
+    assert meta["data"]["sha256"] == data_hash(bars)
+    x = np.zeros((3, len(DEFAULT_FEATURE_SET.columns)))
+    np.testing.assert_array_equal(model.predict_proba(x), first.predict_proba(x))
+
+
+def test_catalog_unknown_name_lists_the_available_ones(tmp_path, bars):
+    catalog = ModelCatalog(tmp_path)
+    catalog.registry("trend").save(_train(bars).model)
+    catalog.registry("revert").save(_train(bars).model)
+    hint = r"unknown model 'trnd'.*Did you mean: 'trend'.*Available: revert, trend"
+    with pytest.raises(ConfigError, match=hint):
+        catalog.resolve("trnd")
+    with pytest.raises(ConfigError, match="no model is saved"):
+        ModelCatalog(tmp_path / "empty").resolve("trend")
+
+
+def test_catalog_unknown_version_lists_the_saved_versions(tmp_path, bars):
+    catalog = ModelCatalog(tmp_path)
+    for _ in range(2):
+        catalog.registry("trend").save(_train(bars).model)
+    with pytest.raises(ConfigError, match="no version 'v0009'; versions: v0001, v0002"):
+        catalog.resolve("trend:v0009")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("m", ("m", None)), ("m:latest", ("m", None)), ("m:7", ("m", "v0007")),
+     ("m.v2:v12", ("m.v2", "v0012"))],
+)  # fmt: skip
+def test_model_spec_parsing(spec, expected):
+    assert parse_model_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", ":v1", "../x", "m:vx", "a b"])
+def test_model_spec_rejects_malformed_references(spec):
+    with pytest.raises(ConfigError):
+        parse_model_spec(spec)

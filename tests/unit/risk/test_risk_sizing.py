@@ -277,3 +277,76 @@ def test_engine_optimizer_sizing_uses_the_symbols_optimal_weight() -> None:
     # Assert: about 0.8 of equity in the calmer asset
     assert q == pytest.approx(expected * portfolio.equity / px, rel=1e-6)
     assert 0.7 < expected < 0.9
+
+
+# --------------------------------------------------------------------------- confidence
+
+
+def default_engine() -> RiskEngine:
+    """The full default profile (10% position cap, 2% risk per trade, stops, VaR...)."""
+    return RiskEngine(RiskConfig.default(), {"X": Instrument("X")})
+
+
+def test_default_profile_higher_confidence_larger_position_never_above_the_cap() -> None:
+    # Arrange: equity 10,000, price 100; the signal asks for all the equity, the 10% cap cuts
+    # it to 1,000 (10 units), then the confidence scales what the cap left:
+    # 0.3 -> 300 (3 units), 0.6 -> 600 (6), 0.9 -> 900 (9), 1.0 and None -> the cap (10)
+    confidences = [0.3, 0.6, 0.9, 1.0, None]
+    # Act
+    quantities = []
+    for c in confidences:
+        decision = default_engine().check(
+            Signal.open_long("X", confidence=c), Portfolio(10_000.0), flat_market()
+        )
+        assert isinstance(decision, Order), decision
+        quantities.append(decision.quantity)
+    # Assert
+    assert quantities == pytest.approx([3.0, 6.0, 9.0, 10.0, 10.0], rel=1e-12)
+    assert quantities[0] < quantities[1] < quantities[2] < quantities[3]
+    assert max(quantities) * 100.0 <= 0.10 * 10_000.0 + 1e-9
+
+
+def test_confidence_scales_after_the_risk_per_trade_cap() -> None:
+    # Arrange: a stop at 80 -> loss per unit 20 + 5 bps slippage on 80 = 20.04; 2% of 10,000
+    # at risk -> 200 / 20.04 = 9.98 units, below the 10-unit position cap, so it binds;
+    # confidence 0.5 halves what it left
+    engine = default_engine()
+    # Act
+    full = engine.check(Signal.open_long("X", stop_loss=80.0), Portfolio(10_000.0), flat_market())
+    half = default_engine().check(
+        Signal.open_long("X", stop_loss=80.0, confidence=0.5), Portfolio(10_000.0), flat_market()
+    )
+    # Assert
+    assert isinstance(full, Order)
+    assert isinstance(half, Order)
+    assert full.quantity == pytest.approx(200.0 / 20.04, rel=1e-12)
+    assert half.quantity == pytest.approx(0.5 * 200.0 / 20.04, rel=1e-12)
+    assert engine.adjustments["max_risk_per_trade"] == 1
+
+
+def test_confidence_zero_is_refused_and_counted_as_an_adjustment_otherwise() -> None:
+    # Arrange
+    engine = default_engine()
+    # Act
+    zero = engine.check(Signal.open_long("X", confidence=0.0), Portfolio(10_000.0), flat_market())
+    kept = engine.check(Signal.open_long("X", confidence=0.5), Portfolio(10_000.0), flat_market())
+    # Assert
+    assert not isinstance(zero, Order)
+    assert zero.reason == "zero_size"
+    assert isinstance(kept, Order)
+    assert kept.quantity == pytest.approx(5.0, rel=1e-12)
+    assert engine.adjustments["confidence"] == 1
+
+
+def test_permissive_profile_ignores_confidence() -> None:
+    # Arrange: the plain backtest profile is a pass-through (oracle runs stay bit-identical)
+    engine = RiskEngine(RiskConfig.permissive(), {"X": Instrument("X")})
+    # Act
+    book = Portfolio(10_000.0)
+    low = engine.check(Signal.open_long("X", 0.5, confidence=0.2), book, flat_market())
+    none = engine.check(Signal.open_long("X", 0.5), book, flat_market())
+    # Assert: the same order but for its id
+    assert isinstance(low, Order)
+    assert isinstance(none, Order)
+    assert replace(low, id=none.id) == none
+    assert engine.adjustments["confidence"] == 0
