@@ -34,6 +34,11 @@ class MessageBus(Protocol):
         """Call ``handler`` with each message published to ``topic``."""
         ...
 
+    def subscribe_local(self, topic: str, handler: Handler) -> None:
+        """Call ``handler`` with each message this process publishes to ``topic`` (never
+        with another process's)."""
+        ...
+
     def unsubscribe(self, topic: str, handler: Handler) -> None:
         """Stop calling ``handler`` for ``topic``."""
         ...
@@ -71,6 +76,10 @@ class InProcessBus:
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Add ``handler`` for ``topic``."""
         self._handlers[topic].append(handler)
+
+    def subscribe_local(self, topic: str, handler: Handler) -> None:
+        """Add ``handler`` for ``topic`` (every subscription of this bus is local)."""
+        self.subscribe(topic, handler)
 
     def unsubscribe(self, topic: str, handler: Handler) -> None:
         """Remove ``handler`` from ``topic`` (no error when absent)."""

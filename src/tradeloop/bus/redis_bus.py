@@ -273,6 +273,11 @@ class RedisBus:
             return  # streams are read with consume_stream (consumer groups)
         self.subscribe_channel(topic, handler)
 
+    def subscribe_local(self, topic: str, handler: Handler) -> None:
+        """Receive ``topic`` only as this process publishes it (no Redis subscription, so it
+        works before :meth:`start` and from any thread)."""
+        self._local.subscribe(topic, handler)
+
     def subscribe_channel(self, topic: str, handler: Handler) -> None:
         """Call ``handler`` with every message ``PUBLISH``-ed on channel ``topic`` by others.
 

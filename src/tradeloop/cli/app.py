@@ -26,6 +26,7 @@ from tradeloop.cli.ml_cmd import (
 from tradeloop.cli.ml_cmd import register as register_ml_commands
 from tradeloop.cli.paper_cmd import register as register_paper_commands
 from tradeloop.cli.risk_cmd import register as register_risk_commands
+from tradeloop.cli.run_cmd import register as register_loop_command
 from tradeloop.cli.runs_cmd import register as register_run_commands
 from tradeloop.cli.signals_cmd import register as register_signal_commands
 from tradeloop.config.logging import setup_logging
@@ -474,6 +475,7 @@ register_risk_commands(app)
 register_ml_commands(app)
 register_signal_commands(app)
 register_paper_commands(app)
+register_loop_command(app)
 
 
 def main() -> None:

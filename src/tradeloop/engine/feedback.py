@@ -106,8 +106,8 @@ class FeedbackLoop:
         return self.adaptive.version
 
     def attach(self) -> None:
-        """Subscribe to the run's closed trades."""
-        self.bus.subscribe("tradeloop.trades", self.on_trade)
+        """Subscribe to the run's own closed trades (not another process's)."""
+        self.bus.subscribe_local("tradeloop.trades", self.on_trade)
 
     def detach(self) -> None:
         """Stop listening."""

@@ -439,11 +439,24 @@ class PaperSession:
             store=store,
             max_bars=cfg.max_bars,
             enrichment=self.enrichment,
+            **self.kernel_options(),
         )
         if kernel.restore():
             logger.info("continuing run %s", cfg.run_id)
         kernel.risk.subscribe(self._on_risk_event)
+        self.on_kernel_open(kernel)
         return kernel
+
+    # -- extension points (``tradeloop run`` adds a bus, side inputs and feedback) -------------
+    def kernel_options(self) -> dict[str, Any]:
+        """Further :class:`LiveKernel` arguments (e.g. ``bus``, ``inputs``); none here."""
+        return {}
+
+    def on_kernel_open(self, kernel: LiveKernel) -> None:
+        """Called once the run is opened or restored, before the first event."""
+
+    def on_housekeeping(self, kernel: LiveKernel) -> None:
+        """Called once per loop iteration, after the status file and heartbeat."""
 
     def _resolve_model(self, stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """The run's model as stored: name, resolved version, threshold, toxicity switch.
@@ -684,6 +697,7 @@ class PaperSession:
         if now - self._last_heartbeat >= self.config.heartbeat_s:
             self._last_heartbeat = now
             logger.info("heartbeat", extra=self.health())
+        self.on_housekeeping(kernel)
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

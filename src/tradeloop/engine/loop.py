@@ -1,0 +1,283 @@
+"""``tradeloop run``: the whole loop in one running process.
+
+:class:`LoopSession` is a paper session (:class:`~tradeloop.engine.paper.PaperSession`: the
+exchange's WebSocket klines or a replay of them, REST warm-up and backfill, the state store
+written at every step, restarts that continue exactly, alerts, ``status.json``) whose one
+kernel step additionally
+
+- runs the strategies of ``loop.toml`` on one account (a strategy manager with a weight per
+  strategy; one strategy runs alone),
+- gives them the liquidation-zone side input,
+- enriches their signals with the configured model,
+- publishes every stage on the bus (in-process, or Redis when ``[bus] url`` is set), and
+- closes the loop: every closed trade becomes a feedback row keyed by its signal id
+  (:class:`~tradeloop.engine.feedback.FeedbackLoop`), the weights adapt while the run goes
+  on, and the zone source uses each new version at once.
+
+On stop the count at every stage goes to the log, to ``status.json`` (``stages``) and is
+returned by :meth:`LoopSession.stages` for the CLI. A run killed at any moment and started
+again with the same file continues from its state store; feedback missing for trades closed
+just before the kill is re-derived from the stored trades (the analytics store ignores a
+signal id it has), so nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tradeloop.adapters.ccxt.history import CcxtHistorySource
+from tradeloop.alerts import Alerter
+from tradeloop.bus.base import InProcessBus, MessageBus
+from tradeloop.bus.events import TOPICS
+from tradeloop.config.settings import Settings
+from tradeloop.core.errors import ConfigError
+from tradeloop.core.time import parse_time
+from tradeloop.engine.feedback import FeedbackLoop
+from tradeloop.engine.inputs import ZoneSource
+from tradeloop.engine.live import LiveKernel
+from tradeloop.engine.loop_config import LoopConfig
+from tradeloop.engine.paper import PaperConfig, PaperSession
+from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
+from tradeloop.signals.heatmap import HeatmapConfig
+from tradeloop.store.analytics import AnalyticsStore
+from tradeloop.strategy.base import Strategy
+from tradeloop.strategy.registry import load_strategy_class
+
+__all__ = ["LoopSession", "build_strategy"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_strategy(config: LoopConfig) -> Strategy:
+    """The strategy of a loop: the only one, or a manager of all with their weights.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown strategy or parameter (naming the ``[[strategies]]`` entry).
+    """
+    built: list[tuple[Strategy, float, str]] = []
+    for n, section in enumerate(config.strategies):
+        where = f"strategies[{n}] ({section.label or section.name})"
+        try:
+            cls = load_strategy_class(section.name)
+            strategy = cls(**section.params)
+        except ConfigError as exc:
+            raise ConfigError(f"loop config {where}: {exc}") from None
+        built.append((strategy, section.weight, section.label or section.name))
+    if len(built) == 1 and built[0][1] == 1.0:
+        return built[0][0]
+    from tradeloop.strategy.manager import Allocation, StrategyManager
+
+    return StrategyManager([Allocation(s, w, name=label) for s, w, label in built])
+
+
+class _RedisBusThread:
+    """A :class:`~tradeloop.bus.redis_bus.RedisBus` started on its own asyncio loop thread
+    (the session's thread publishes; the bus's writer thread sends)."""
+
+    def __init__(self, url: str) -> None:
+        from tradeloop.bus.codec import MessageCodec
+        from tradeloop.bus.redis_bus import RedisBus, RedisBusConfig
+        from tradeloop.signals.models import AdaptiveWeights, TradeFeedback
+
+        codec = MessageCodec((*TOPICS.values(), AdaptiveWeights, TradeFeedback))
+        self.bus = RedisBus(RedisBusConfig(url=url), codec)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="loop-redis-bus", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.bus.start(), self._loop).result(timeout=30)
+
+    def stop(self) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.bus.stop(), self._loop).result(timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+
+class LoopSession(PaperSession):
+    """The loop of ``loop.toml`` on live or replayed data (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        The checked ``loop.toml``.
+    settings
+        Exchange endpoints and keys (``TRADELOOP_*`` environment, ``.env``).
+    alerter
+        Where alerts go.
+    source
+        The exchange's REST history (built from settings when None).
+    """
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        *,
+        settings: Settings | None = None,
+        alerter: Alerter | None = None,
+        source: CcxtHistorySource | None = None,
+    ) -> None:
+        run = config.run
+        model = config.model
+        paper = PaperConfig(
+            exchange=run.exchange,
+            symbols=run.symbols,
+            timeframe=run.timeframe,
+            run_id=run.id,
+            state_url=config.path(run.state),
+            status_path=Path(config.path(run.status)),
+            market=run.market,
+            balance=run.balance,
+            slippage_bps=run.slippage_bps,
+            fill_price=run.fill_price,
+            allow_short=run.allow_short,
+            risk=config.risk_setting(),
+            warmup_bars=run.warmup_bars,
+            max_bars=run.max_bars,
+            until_ns=parse_time(run.until, field="run.until") if run.until else None,
+            calendar=run.calendar,
+            settings=settings or Settings(),
+            model=model.name if model is not None else None,
+            model_registry=config.path(model.registry) if model is not None else "models",
+            min_confidence=model.min_confidence if model is not None else None,
+            use_toxicity=model.use_toxicity if model is not None else False,
+            ml_threads=model.threads if model is not None else 1,
+        )
+        super().__init__(build_strategy(config), paper, alerter=alerter, source=source)
+        self.loop_config = config
+        self.zones = ZoneSource(top=config.zones.top)
+        self._redis: _RedisBusThread | None = None
+        self.bus: MessageBus = InProcessBus()
+        self.analytics: AnalyticsStore | None = None
+        self.feedback: FeedbackLoop | None = None
+        self._rows: int | None = None
+
+    # -- hooks into the paper session ----------------------------------------------------------
+    def kernel_options(self) -> dict[str, Any]:
+        """The kernel's bus and side inputs."""
+        return {"bus": self.bus, "inputs": [self.zones]}
+
+    def on_kernel_open(self, kernel: LiveKernel) -> None:
+        """After the run is opened (or restored): feedback for every stored closed trade."""
+        if self.feedback is not None:
+            self.feedback.reconcile(kernel.portfolio.trades, self.strategy.strategy_name())
+
+    def on_housekeeping(self, kernel: LiveKernel) -> None:
+        """Once per loop iteration: adapt when the interval has passed without outcomes."""
+        if self.feedback is not None and kernel.last_step_ts is not None:
+            self.feedback.maybe_adapt(kernel.last_step_ts)
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Open the bus and the analytics store, run the paper session, report the stages."""
+        cfg = self.loop_config
+        if cfg.bus.url:
+            self._redis = _RedisBusThread(cfg.bus.url)
+            self._redis.start()
+            self.bus = self._redis.bus
+        self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
+        self.feedback = FeedbackLoop(
+            self.analytics,
+            self.bus,
+            cfg.run.id,
+            {c: 1.0 for c in HeatmapConfig().components},
+            schedule=AdaptSchedule(cfg.feedback.adapt_every, cfg.feedback.adapt_interval_s),
+            zones=self.zones,
+            weights_topic=cfg.feedback.weights_topic,
+            config=AdaptiveConfig(
+                alpha=cfg.feedback.alpha,
+                min_component_samples=cfg.feedback.min_component_samples,
+            ),
+        )
+        self.feedback.attach()
+        try:
+            return super().run()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        stages = self.stages(count_rows=True)
+        logger.info("loop stages", extra={"stages": stages})
+        self._write_status(force=True)
+        if self.feedback is not None:
+            self.feedback.detach()
+        if self._redis is not None:
+            self._redis.stop()
+        if self.analytics is not None:
+            self.analytics.close()
+
+    # -- reporting -----------------------------------------------------------------------------
+    def stages(self, *, count_rows: bool = False) -> dict[str, Any]:
+        """The count at every stage of the run (cumulative over restarts where stored).
+
+        ``count_rows`` also counts the run's rows in the analytics store (a query: done at
+        the end, not for every status write).
+        """
+        kernel = self.kernel
+        out: dict[str, Any] = {}
+        if kernel is not None:
+            counts = kernel.step.counts.as_dict()
+            out["bars"] = kernel.steps
+            out["signals"] = counts["signals"]
+            out["enriched"] = (
+                counts["signals"] - counts["dropped_by_model"]
+                if self.enrichment is not None
+                else 0
+            )
+            out["dropped_by_model"] = counts["dropped_by_model"]
+            out["rejected"] = counts["rejected"]
+            out["orders"] = counts["orders"]
+            out["fills"] = len(kernel.broker.fills())
+            out["trades"] = sum(1 for t in kernel.portfolio.trades if t.exit_ts is not None)
+            out["open_positions"] = len(kernel.portfolio.positions)
+            out["invalid_order_transitions"] = kernel.invalid_transitions
+            by_strategy = getattr(self.strategy, "pnl_by_strategy", None)
+            if callable(by_strategy):
+                out["by_strategy"] = _plain(by_strategy(kernel.portfolio.trades))
+        if self.feedback is not None:
+            out.update(self.feedback.counts())
+            if count_rows:
+                self._rows = self._feedback_rows()
+            if self._rows is not None:
+                out["feedback_rows"] = self._rows
+        out["models_swapped"] = 0  # retraining in a running loop is not built yet
+        out["events_published"] = (
+            dict(kernel.step.events.counts) if kernel is not None and kernel.step.events else {}
+        )
+        return out
+
+    def _feedback_rows(self) -> int:
+        if self.analytics is None:
+            return 0
+        run_id = self.loop_config.run.id
+        with self.analytics.session() as con:
+            row = con.execute(
+                "SELECT count(*) FROM signal_feedback WHERE source = ?", [run_id]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def status(self) -> dict[str, Any]:
+        """The paper session's status plus the stage counts."""
+        out = super().status()
+        out["stages"] = self.stages()
+        return out
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and mappings as JSON-ready dicts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
+    return value
