@@ -78,13 +78,19 @@ class SignalEvent(_Event):
 
 
 class EnrichedSignalEvent(_Event):
-    """A signal after the model: its confidence, or dropped below the threshold."""
+    """A signal after the model: its confidence, or dropped below the threshold.
+
+    ``meta_confidence``, ``toxicity`` and ``regime_weight`` are what the model found for an
+    entry (None for exits, and when the enrichment keeps no record)."""
 
     signal_id: str | None
     symbol: str
     action: str
     confidence: float | None
     kept: bool
+    meta_confidence: float | None = None
+    toxicity: float | None = None
+    regime_weight: float | None = None
 
 
 class RiskDecisionEvent(_Event):

@@ -8,7 +8,10 @@ paper and live, after every price update that filled or closed something).
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -113,12 +116,24 @@ class StepEvents:
                 ),
             )
 
-    def enriched(self, ts: int, before: Sequence[Signal], kept: Sequence[Signal]) -> None:
-        """Each signal through the model: its confidence, or dropped."""
+    def enriched(
+        self,
+        ts: int,
+        before: Sequence[Signal],
+        kept: Sequence[Signal],
+        records: Sequence[Any] | None = None,
+    ) -> None:
+        """Each signal through the model: its confidence, or dropped; ``records`` are the
+        enrichment's per-entry findings (newest last), matched by signal id."""
         scored = {id(s): s for s in kept}
         by_key = {(s.symbol, s.action, s.position_id): s for s in kept}
+        found: dict[str | None, Any] = {}
+        if records:
+            for record in itertools.islice(reversed(records), len(before)):
+                found.setdefault(getattr(record, "signal_id", None), record)
         for s in before:
             out = scored.get(id(s)) or by_key.get((s.symbol, s.action, s.position_id))
+            record = found.get(s.position_id) if s.position_id is not None else None
             self._publish(
                 "tradeloop.signals.enriched",
                 EnrichedSignalEvent(
@@ -129,6 +144,9 @@ class StepEvents:
                     action=s.action.value,
                     confidence=out.confidence if out is not None else None,
                     kept=out is not None,
+                    meta_confidence=_finite(getattr(record, "meta_confidence", None)),
+                    toxicity=_finite(getattr(record, "toxicity", None)),
+                    regime_weight=_finite(getattr(record, "regime_weight", None)),
                 ),
             )
 
@@ -249,3 +267,8 @@ class StepEvents:
                 open_positions=len(portfolio.positions),
             ),
         )
+
+
+def _finite(value: float | None) -> float | None:
+    """``value`` as a JSON-safe float (NaN and infinities become None)."""
+    return float(value) if value is not None and math.isfinite(value) else None

@@ -368,7 +368,7 @@ class Step:
             kept = self.enrichment.enrich(signals, view)
             counts.dropped += len(signals) - len(kept)
             if events is not None:
-                events.enriched(ts, signals, kept)
+                events.enriched(ts, signals, kept, getattr(self.enrichment, "records", None))
             signals = kept
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         for signal in signals:

@@ -143,3 +143,48 @@ def test_every_event_survives_the_wire_codec(btc_1m) -> None:
         "TradeEvent",
         "EquityEvent",
     }
+
+
+def test_enriched_signals_carry_the_models_findings_identically_in_backtest_and_paper(
+    sample_1h: Path,
+) -> None:
+    # Arrange: the project's own training on sma_cross's entries of the bundled sample
+    from tradeloop.engine.enrichment import ModelEnrichment
+    from tradeloop.engine.ml_strategy import primary_events
+    from tradeloop.engine.runner import run_on_bars
+    from tradeloop.ml.training import TrainConfig, train_meta_model
+
+    bars = load_ohlcv(sample_1h).bars.slice(0, 3_000)
+    sym = bars.symbol
+    plain = run_on_bars(SmaCross(short=True), {sym: bars}, BacktestConfig())
+    events, sides = primary_events(plain, bars)
+    model = train_meta_model(
+        bars, events, sides, TrainConfig(estimator_params={"n_estimators": 30}, n_splits=3)
+    ).model
+    cfg = BacktestConfig(trade_start=int(bars.ts[WARMUP]), risk="default")
+    bt_bus, paper_bus = InProcessBus(), InProcessBus()
+    bt, paper = Capture(bt_bus), Capture(paper_bus)
+    market = MarketData({sym: bars}, {sym: test_instrument(sym)}, "1h")
+    BacktestEngine(
+        SmaCross(short=True), market, cfg, bus=bt_bus, run_id="ml",
+        enrichment=ModelEnrichment(model, name="meta", version="v1", min_confidence=0.5),
+    ).run()  # fmt: skip
+    kernel = LiveKernel(
+        SmaCross(short=True), {sym: test_instrument(sym)}, "1h", cfg, run_id="ml",
+        bus=paper_bus,
+        enrichment=ModelEnrichment(model, name="meta", version="v1", min_confidence=0.5),
+    )  # fmt: skip
+    kernel.warm_up({sym: [bar_row(bars, i) for i in range(WARMUP)]})
+    # Act
+    stream_bars(kernel, {sym: bars}, WARMUP, len(bars))
+    # Assert: every entry scored (some dropped), with the model's own numbers, in both modes
+    enriched = bt.of("tradeloop.signals.enriched")
+    entries = [m for m in enriched if m.action != "close"]  # type: ignore[attr-defined]
+    assert len(entries) > 20
+    assert any(not m.kept for m in entries)  # type: ignore[attr-defined]
+    assert all(m.meta_confidence is not None for m in entries)  # type: ignore[attr-defined]
+    assert all(m.regime_weight == 1.0 for m in entries)  # type: ignore[attr-defined]
+    kept = [m for m in entries if m.kept]  # type: ignore[attr-defined]
+    assert all(m.confidence == pytest.approx(m.meta_confidence) for m in kept)  # type: ignore[attr-defined]
+    assert paper.of("tradeloop.signals.enriched") == enriched
+    assert paper.of("tradeloop.orders") == bt.of("tradeloop.orders")
