@@ -9,7 +9,24 @@ from typing import Any
 
 from tradeloop.core.errors import ConfigError
 
-__all__ = ["Signal", "SignalAction", "SizeMode"]
+__all__ = ["Signal", "SignalAction", "SizeMode", "signal_id"]
+
+
+def signal_id(strategy: str, symbol: str, ts_ns: int, k: int = 0) -> str:
+    """Return the id of an opening signal: ``strategy:symbol:ts_ns`` (``:k`` for the k-th
+    repeat of the same symbol at the same step, k > 0).
+
+    The id is deterministic per run and intent, so a restarted run gives the same id to the
+    same intent. It becomes the id of the position the signal opens and of its trade; the
+    part before the first colon names the strategy (a strategy manager's member) that owns it.
+
+    >>> signal_id("sma_cross", "BTC/USDT", 1_700_000_000_000_000_000)
+    'sma_cross:BTC/USDT:1700000000000000000'
+    >>> signal_id("fast", "ETH/USDT", 5, k=1)
+    'fast:ETH/USDT:5:1'
+    """
+    base = f"{strategy}:{symbol}:{ts_ns}"
+    return base if k == 0 else f"{base}:{k}"
 
 
 class SignalAction(StrEnum):
