@@ -3,18 +3,31 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean constraints
 
-$(BIN)/tradeloop: pyproject.toml
+# Every install takes its versions from constraints.txt, so a new upstream release cannot
+# change what CI runs; `make constraints` regenerates the file on purpose.
+$(BIN)/tradeloop: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	@touch $@
 
-$(VENV)/.dev: $(BIN)/tradeloop pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.dev: $(BIN)/tradeloop pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
+
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Pinned versions for 'make demo' and 'make test' (pip install -c constraints.txt)."; \
+	  echo "# Regenerate on purpose: make constraints (a fresh venv with every extra, then pip freeze)."; \
+	  .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^tradeloop'; \
+	} > constraints.txt
+	rm -rf .venv-constraints
 
 demo: $(BIN)/tradeloop
 	$(BIN)/tradeloop backtest --strategy sma_cross --data samples/BTC_USDT-1h.csv.gz \
