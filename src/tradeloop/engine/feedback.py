@@ -4,10 +4,12 @@
 becomes one :class:`~tradeloop.signals.models.TradeFeedback` keyed by the id of the signal
 that opened it (source: the run id), written to the analytics store, which ignores a
 signal id it already has (so a restarted run that re-derives feedback from its stored trades
-loses and doubles nothing). Every ``every_outcomes`` new outcomes or ``every_s`` seconds the
-adaptive engine updates the component weights at the data's time; a new version is pushed to
-the liquidation-zone source at once (the running strategy sees it on its next bar) and
-broadcast on the bus for other processes.
+loses and doubles nothing). Each time the run's stored outcomes reach a multiple of
+``every_outcomes`` (counted over the whole run, so a restarted run adapts at the same trades
+as an uninterrupted one), or ``every_s`` seconds pass without that, the adaptive engine
+updates the component weights at the data's time; a new version is pushed to the
+liquidation-zone source at once (the running strategy sees it on its next bar) and broadcast
+on the bus for other processes.
 
 The component of a trade is the leverage tier of the zone it traded when its tag is
 ``zone:<component>`` (the ``zone_magnet`` example), otherwise the strategy's name (stored,
@@ -94,7 +96,9 @@ class FeedbackLoop:
         #: weight versions made by this process
         self.weight_versions = 0
         self.adaptations = 0
-        self._since_adapt = 0
+        #: the run's stored outcomes (all processes) and the multiple last adapted at
+        self._total = self._run_rows()
+        self._bucket = self._total // self.schedule.every_outcomes
         self._adapted_at = time.monotonic()
         self._data_now = 0
         if zones is not None:
@@ -167,6 +171,13 @@ class FeedbackLoop:
             logger.info("feedback reconciled: %d closed trade(s) had no feedback row", added)
         return added
 
+    def _run_rows(self) -> int:
+        with self.store.session() as con:
+            row = con.execute(
+                "SELECT count(*) FROM signal_feedback WHERE source = ?", [self.run_id]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def _store(
         self, rows: list[dict[str, object]], ts: int, *, count_duplicates: bool = True
     ) -> None:
@@ -174,23 +185,26 @@ class FeedbackLoop:
         self.stored += new
         if count_duplicates:
             self.duplicates += len(rows) - new
-        self._since_adapt += new
+        self._total += new
         self._data_now = max(self._data_now, ts)
         self.maybe_adapt()
 
     # -- adaptation ----------------------------------------------------------------------------
     def maybe_adapt(self, now_ns: int | None = None) -> bool:
-        """Adapt when the schedule says so; True when a new weight version was made."""
+        """Adapt when the run's outcomes crossed a multiple of ``every_outcomes`` or
+        ``every_s`` seconds passed; True when a new weight version was made."""
         if now_ns is not None:
             self._data_now = max(self._data_now, now_ns)
-        if not self.schedule.due(self._since_adapt, time.monotonic() - self._adapted_at):
+        bucket = self._total // self.schedule.every_outcomes
+        waited = time.monotonic() - self._adapted_at
+        if bucket <= self._bucket and waited < self.schedule.every_s:
             return False
         return self.adapt()
 
     def adapt(self) -> bool:
         """Update the weights at the data's time now; True when they changed."""
         self.adaptations += 1
-        self._since_adapt = 0
+        self._bucket = self._total // self.schedule.every_outcomes
         self._adapted_at = time.monotonic()
         change = self.adaptive.update(self._data_now)
         if change is None:

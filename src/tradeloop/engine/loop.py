@@ -48,7 +48,7 @@ from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.registry import load_strategy_class
 
-__all__ = ["LoopSession", "build_strategy"]
+__all__ = ["LoopSession", "build_strategy", "feedback_loop_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,27 @@ def build_strategy(config: LoopConfig) -> Strategy:
     from tradeloop.strategy.manager import Allocation, StrategyManager
 
     return StrategyManager([Allocation(s, w, name=label) for s, w, label in built])
+
+
+def feedback_loop_for(
+    config: LoopConfig, store: AnalyticsStore, bus: MessageBus, zones: ZoneSource
+) -> FeedbackLoop:
+    """The feedback loop ``loop.toml`` describes (the zone model's tiers are the weights)."""
+    fb = config.feedback
+    return FeedbackLoop(
+        store,
+        bus,
+        config.run.id,
+        {c: 1.0 for c in HeatmapConfig().components},
+        schedule=AdaptSchedule(fb.adapt_every, fb.adapt_interval_s),
+        zones=zones,
+        weights_topic=fb.weights_topic,
+        config=AdaptiveConfig(
+            alpha=fb.alpha,
+            min_component_samples=fb.min_component_samples,
+            own_components_only=True,
+        ),
+    )
 
 
 class _RedisBusThread:
@@ -187,19 +208,7 @@ class LoopSession(PaperSession):
             self._redis.start()
             self.bus = self._redis.bus
         self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
-        self.feedback = FeedbackLoop(
-            self.analytics,
-            self.bus,
-            cfg.run.id,
-            {c: 1.0 for c in HeatmapConfig().components},
-            schedule=AdaptSchedule(cfg.feedback.adapt_every, cfg.feedback.adapt_interval_s),
-            zones=self.zones,
-            weights_topic=cfg.feedback.weights_topic,
-            config=AdaptiveConfig(
-                alpha=cfg.feedback.alpha,
-                min_component_samples=cfg.feedback.min_component_samples,
-            ),
-        )
+        self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
         try:
             return super().run()

@@ -34,7 +34,7 @@ from tradeloop.core.errors import StrategyError
 from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.rejection import Rejection
-from tradeloop.core.signal import Signal, SignalAction
+from tradeloop.core.signal import Signal, SignalAction, signal_id
 from tradeloop.engine.events import StepEvents
 from tradeloop.engine.market import RiskMarket
 from tradeloop.execution.broker import Broker
@@ -121,19 +121,6 @@ class StepCounts:
         self.dropped = int(state.get("dropped_by_model", 0))
         self.orders = int(state.get("orders", 0))
         self.rejected = Counter({str(k): int(v) for k, v in state.get("rejected", {}).items()})
-
-
-def signal_id(strategy: str, symbol: str, ts_ns: int, k: int = 0) -> str:
-    """The id of an opening signal: deterministic per run and intent (strategy, symbol, bar).
-
-    It becomes the id of the position the signal opens and of its trade, so the trade's
-    feedback is keyed by it, and a restarted run gives the same id to the same intent.
-
-    >>> signal_id("sma_cross", "BTC/USDT", 1_700_000_000_000_000_000)
-    'sma_cross:BTC/USDT:1700000000000000000'
-    """
-    base = f"{strategy}:{symbol}:{ts_ns}"
-    return base if k == 0 else f"{base}:{k}"
 
 
 def init_strategy(strategy: Strategy, view: MarketView) -> None:
@@ -314,9 +301,7 @@ class Step:
         count = self.broker.flatten(ts, closes)
         logger.warning("black swan: flattening %d position(s)", count)
 
-    def decide(
-        self, step: int, ts: int, view: MarketView, closes: Mapping[str, float]
-    ) -> None:
+    def decide(self, step: int, ts: int, view: MarketView, closes: Mapping[str, float]) -> None:
         """Update the side inputs, call the strategy on the completed step, send its signals on."""
         for source in self.inputs:
             source.update(view)
@@ -352,7 +337,7 @@ class Step:
         if len(signals) == 1:  # the common case: one signal, an id only if it opens
             first = signals[0]
             if first.action is not SignalAction.CLOSE and first.position_id is None:
-                signals = (first.with_position_id(f"{self.strategy_name}:{first.symbol}:{ts}"),)
+                signals = (first.with_position_id(signal_id(self.strategy_name, first.symbol, ts)),)
         else:
             signals = self.with_ids(signals, ts)
         if self.record:
@@ -393,9 +378,7 @@ class Step:
             signal = signals[0]
             if signal.action is SignalAction.CLOSE or signal.position_id is not None:
                 return signals
-            return (
-                signal.with_position_id(f"{self.strategy_name}:{signal.symbol}:{ts}"),
-            )
+            return (signal.with_position_id(f"{self.strategy_name}:{signal.symbol}:{ts}"),)
         out = list(signals)
         seen: dict[str, int] = {}
         for n, signal in enumerate(signals):
@@ -403,7 +386,5 @@ class Step:
                 continue
             k = seen.get(signal.symbol, 0)
             seen[signal.symbol] = k + 1
-            out[n] = signal.with_position_id(
-                signal_id(self.strategy_name, signal.symbol, ts, k)
-            )
+            out[n] = signal.with_position_id(signal_id(self.strategy_name, signal.symbol, ts, k))
         return out

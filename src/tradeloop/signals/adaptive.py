@@ -51,6 +51,9 @@ class AdaptiveConfig:
     min_samples: int = 20
     min_component_samples: int = 5
     source: str | None = None
+    #: judge the rollback on the weighted components' outcomes only (a running loop whose
+    #: account also trades other strategies: their outcomes must not roll the weights back)
+    own_components_only: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:
@@ -153,6 +156,18 @@ class AdaptiveEngine:
         rows = self.store.rolling_metrics(now_ns - WINDOWS_NS["24h"], now_ns)
         total = next((r for r in rows if r["source"] == src and r["component"] == "*"), None)
         per = {r["component"]: r for r in rows if r["source"] == src and r["component"] != "*"}
+        if self.config.own_components_only:
+            own = [r for c, r in per.items() if c in self.defaults]
+            n = sum(r["count"] for r in own)
+            total = (
+                {
+                    "count": n,
+                    "hit_rate": sum(r["hit_rate"] * r["count"] for r in own) / n,
+                    "mean_pnl": sum(r["mean_pnl"] * r["count"] for r in own) / n,
+                }
+                if n
+                else None
+            )
         return total, per
 
     def update(self, now_ns: int) -> WeightChange | None:

@@ -98,3 +98,27 @@ def test_adaptive_restart_restores_latest_weights(tmp_path: Path) -> None:
     back = reopened.restore(1, NOW)
     assert back.weights == DEFAULTS
     assert reopened.version == version + 1
+
+
+def test_outcomes_of_other_components_do_not_roll_back_the_weighted_ones() -> None:
+    # Arrange: a losing strategy shares the account (component "sma_cross", 2 of 30 won) with
+    # a winning zone tier (6 of 7): over all rows the 24h hit rate is 8/37 < 0.5
+    def run(own_only: bool) -> AdaptiveEngine:
+        store = AnalyticsStore()
+        cfg = AdaptiveConfig(
+            alpha=0.5, min_samples=20, min_component_samples=5, own_components_only=own_only
+        )
+        engine = AdaptiveEngine(store, DEFAULTS, cfg, now_ns=NOW)
+        _feed(store, "sma_cross", 2, 28, "other")
+        _feed(store, "lev_10x", 6, 1, "zone")
+        engine.update(NOW)
+        return engine
+
+    # Act
+    everything, own = run(False), run(True)
+    # Assert: judged on all rows nothing moves (the rollback rule holds them at the defaults);
+    # judged on the weighted components the winning tier is raised by the EMA rule
+    assert everything.weights == DEFAULTS
+    assert own.weights["lev_10x"] == pytest.approx(0.5 * 1.0 + 0.5 * 2.0 * 6 / 7)
+    assert own.weights["lev_50x"] == 1.0
+    assert "sma_cross" not in own.weights
