@@ -23,7 +23,15 @@ bars, so a paper run's features equal the backtest replay's bit for bit while it
 bars than that (beyond, the EMA-based features agree to about 1e-10).
 
 It counts what it did (:class:`EnrichmentCounts`) and keeps one :class:`EnrichmentRecord` per
-entry signal (the last ``max_records``), ready to be published on a bus.
+entry signal (the last ``max_records``), ready to be published on a bus; :meth:`record_of`
+finds an entry's record by its signal id (the id of the trade it opens) until ``max_records``
+newer entries pushed it out, also after :meth:`~ModelEnrichment.drain`.
+
+A running paper or live loop may replace the model with :meth:`~ModelEnrichment.swap` (a
+retrained version of the same feature set, see :mod:`tradeloop.engine.retrain`): the model and
+its version change together in one assignment, and each :meth:`~ModelEnrichment.enrich` call
+scores all its signals with the one model it found when it started, so every record names the
+version that scored it.
 """
 
 from __future__ import annotations
@@ -88,6 +96,8 @@ class EnrichmentRecord:
         False when the confidence was below the threshold and the signal was dropped.
     cold
         True when the features were not ready and ``meta_confidence`` is the cold-start 0.5.
+    version
+        The version of the model that scored the signal.
     """
 
     ts: int
@@ -100,6 +110,7 @@ class EnrichmentRecord:
     confidence: float
     kept: bool
     cold: bool
+    version: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The record as plain values (NaN toxicity as None), e.g. for a bus message."""
@@ -209,10 +220,13 @@ class ModelEnrichment:
                 f"extend_window must be >= the feature set's lookback ({fs.lookback}), "
                 f"got {extend_window}"
             )
-        self.model = model
+        #: the model and its version, replaced together by :meth:`swap`
+        self._active: tuple[MetaModel, str] = (
+            model,
+            version if version is not None else (model.version or ""),
+        )
         self.feature_set = fs
         self.name = name
-        self.version = version if version is not None else (model.version or "")
         self.min_confidence = float(threshold)
         self.use_toxicity = use_toxicity
         self.threads = None if threads is None else check_threads(threads)
@@ -224,6 +238,10 @@ class ModelEnrichment:
         self.regime_weight = 1.0
         self.counts = EnrichmentCounts()
         self.records: deque[EnrichmentRecord] = deque(maxlen=max_records)
+        #: models installed by :meth:`swap`
+        self.swaps = 0
+        self._max_records = max_records
+        self._by_signal: dict[str, EnrichmentRecord] = {}
         self._features: dict[str, _Features] = {}
         n_bar = len(fs.bar_features)
         self._n_bar = n_bar
@@ -248,6 +266,78 @@ class ModelEnrichment:
         enrichment = cls(model, name=ref.name, version=ref.version, metadata=meta, **options)
         enrichment.ref = ref
         return enrichment
+
+    @property
+    def model(self) -> MetaModel:
+        """The meta-model scoring entries now."""
+        return self._active[0]
+
+    @property
+    def version(self) -> str:
+        """The version of :attr:`model` (the run record's and every new record's)."""
+        return self._active[1]
+
+    def swap(
+        self,
+        model: MetaModel,
+        version: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        ref: ModelRef | None = None,
+    ) -> str:
+        """Install ``model`` for the signals of the next :meth:`enrich` call; return the
+        version it replaced.
+
+        The model and its version change in one assignment; call it between two steps (on
+        the kernel's thread), never from inside one. The features held are kept: they are
+        the same feature set's. The threshold stays the configured ``min_confidence``.
+
+        Parameters
+        ----------
+        model
+            A fitted meta-model of the same feature set.
+        version
+            Its version (default: ``model.version``).
+        metadata
+            Its registry metadata (replaces the run record's; kept when None).
+        ref
+            Where it was saved (kept when None).
+
+        Raises
+        ------
+        ConfigError
+            For a model of another feature set, or an empty version.
+        """
+        if model.feature_set.to_dict() != self.feature_set.to_dict():
+            raise ConfigError(
+                f"cannot swap in a model of feature set {model.feature_set.key}: the run "
+                f"uses {self.feature_set.key}"
+            )
+        label = version if version is not None else (model.version or "")
+        if not label:
+            raise ConfigError("a swapped-in model needs a version (save it to the registry)")
+        previous = self._active[1]
+        self._active = (model, label)
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        if ref is not None:
+            self.ref = ref
+        self.swaps += 1
+        logger.info(
+            "model %s swapped: %s -> %s", self.name, previous, label,
+            extra={"model": self.name, "from": previous, "to": label},
+        )  # fmt: skip
+        return previous
+
+    def record_of(self, signal_id: str) -> EnrichmentRecord | None:
+        """The record of the entry signal with this id (None when it was never scored or
+        ``max_records`` newer entries pushed it out)."""
+        return self._by_signal.get(signal_id)
+
+    def meta_confidence_of(self, signal_id: str) -> float | None:
+        """The model's probability for the entry with this id (None when unknown)."""
+        record = self._by_signal.get(signal_id)
+        return None if record is None else record.meta_confidence
 
     @property
     def spec(self) -> str:
@@ -323,6 +413,7 @@ class ModelEnrichment:
         below ``min_confidence`` dropped, exits unchanged."""
         counts = self.counts
         counts.signals += len(signals)
+        model, version = self._active  # one model for the whole call (see swap)
         out: list[Signal] = []
         for signal in signals:
             side = _SIDE.get(signal.action)
@@ -330,7 +421,9 @@ class ModelEnrichment:
                 counts.exits += 1
                 out.append(signal)
                 continue
-            meta, toxicity, cold = self._score(signal.symbol, view.index(signal.symbol), side)
+            meta, toxicity, cold = self._score(
+                model, signal.symbol, view.index(signal.symbol), side
+            )
             confidence = meta * self.regime_weight
             if self.use_toxicity and math.isfinite(toxicity):
                 confidence *= 1.0 - toxicity
@@ -343,12 +436,13 @@ class ModelEnrichment:
                 out.append(dataclasses.replace(signal, confidence=confidence))
             else:
                 counts.dropped += 1
-            self.records.append(
-                EnrichmentRecord(
-                    view.ts, signal.symbol, signal.position_id, side, meta, toxicity,
-                    self.regime_weight, confidence, kept, cold,
-                )
+            record = EnrichmentRecord(
+                view.ts, signal.symbol, signal.position_id, side, meta, toxicity,
+                self.regime_weight, confidence, kept, cold, version,
             )  # fmt: skip
+            self.records.append(record)
+            if signal.position_id is not None:
+                self._index(signal.position_id, record)
         return out
 
     # -- helpers -----------------------------------------------------------------------------
@@ -358,10 +452,19 @@ class ModelEnrichment:
         self.records.clear()
         return out
 
+    def _index(self, signal_id: str, record: EnrichmentRecord) -> None:
+        by_signal = self._by_signal
+        by_signal.pop(signal_id, None)  # a repeated id moves to the newest end
+        by_signal[signal_id] = record
+        if len(by_signal) > self._max_records:
+            del by_signal[next(iter(by_signal))]
+
     def _compute_all(self, arrays: BarArrays) -> _Features:
         return _Features(self.feature_set.compute_bars(arrays), arrays.ts)
 
-    def _score(self, symbol: str, i: int, side: int) -> tuple[float, float, bool]:
+    def _score(
+        self, model: MetaModel, symbol: str, i: int, side: int
+    ) -> tuple[float, float, bool]:
         """``(meta_confidence, toxicity, cold)`` for an entry on bar ``i`` of ``symbol``."""
         held = self._features.get(symbol)
         if held is None:
@@ -379,7 +482,7 @@ class ModelEnrichment:
         x[0, : self._n_bar] = row
         x[0, self._n_bar] = side
         x[0, self._n_bar + 1] = 1.0  # strength: signals carry none, training used 1.0
-        meta = float(self.model.predict_proba(x, self.threads)[0])
+        meta = float(model.predict_proba(x, self.threads)[0])
         if not math.isfinite(meta):
             return COLD_START_CONFIDENCE, toxicity, True
         return min(1.0, max(0.0, meta)), toxicity, False

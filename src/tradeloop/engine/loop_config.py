@@ -43,6 +43,18 @@ Example::
 
     [zones]
     top = 5                         # zones per symbol given to strategies
+
+    # [retrain]                     # needs [model]; paper/live only, backtests never retrain
+    # enabled = true
+    # drop_threshold = 0.05         # live accuracy this far below the model's baseline ...
+    # min_samples = 100             # ... over at least this many closed trades (tested every
+    # window = 200                  #     min_samples outcomes, over the last `window`)
+    # every_n = 500                 # or retrain after this many outcomes anyway
+    # min_train_bars = 2000         # bars held before a retrain is tried
+    # validation_share = 0.25       # most recent share of the entries held out to validate
+    # min_validation_events = 20
+    # metric = "log_loss"           # or "accuracy": what the candidate must not lose on
+    # margin = 0.0                  # how much worse it may be and still pass (< 0: must beat)
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.time import parse_time
@@ -142,6 +154,34 @@ class ZonesSection(_Section):
     top: int = Field(default=5, ge=1)
 
 
+class RetrainSection(_Section):
+    """``[retrain]``: retrain the model in the background when its live accuracy drops, and
+    hot-swap a candidate that passes validation (off unless ``enabled``; needs ``[model]``).
+
+    The trigger settings are :class:`~tradeloop.ml.monitor.RetrainMonitor`'s; the others are
+    :class:`~tradeloop.engine.retrain.RetrainConfig`'s.
+    """
+
+    enabled: bool = False
+    drop_threshold: float = Field(default=0.05, gt=0, lt=1)
+    min_samples: int = Field(default=100, ge=1)
+    window: int = Field(default=200, ge=1)
+    every_n: int | None = Field(default=None, ge=1)
+    min_train_bars: int = Field(default=2000, ge=1)
+    validation_share: float = Field(default=0.25, gt=0, lt=1)
+    min_validation_events: int = Field(default=20, ge=1)
+    metric: Literal["log_loss", "accuracy"] = "log_loss"
+    margin: float = Field(default=0.0, ge=-1, le=1)
+
+    @model_validator(mode="after")
+    def _window(self) -> RetrainSection:
+        if self.window < self.min_samples:
+            raise ValueError(
+                f"window ({self.window}) must be >= min_samples ({self.min_samples})"
+            )
+        return self
+
+
 class LoopConfig(_Section):
     """The whole ``loop.toml``; :func:`load_loop_config` reads and checks it."""
 
@@ -152,6 +192,7 @@ class LoopConfig(_Section):
     model: ModelSection | None = None
     feedback: FeedbackSection = FeedbackSection()
     zones: ZonesSection = ZonesSection()
+    retrain: RetrainSection = RetrainSection()
     #: the folder of loop.toml (relative paths in it are relative to that folder)
     base_dir: Path = Path(".")
 
@@ -166,6 +207,12 @@ class LoopConfig(_Section):
         if dupes:
             raise ValueError(f"strategy {dupes[0]!r} appears twice; give each a distinct `label`")
         return value
+
+    @model_validator(mode="after")
+    def _retrain_needs_a_model(self) -> LoopConfig:
+        if self.retrain.enabled and self.model is None:
+            raise ValueError("[retrain] enabled needs a [model] to retrain")
+        return self
 
     def path(self, value: str) -> str:
         """A path from the file, relative to the file's folder (URLs unchanged)."""
