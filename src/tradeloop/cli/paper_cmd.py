@@ -196,7 +196,6 @@ def paper(
             use_toxicity=toxicity,
             ml_threads=ml_threads,
         )
-        config.backtest_config()  # checks balance, fill price, risk profile up front
         alerter = alerter_from_settings(discord_webhook or settings.discord_webhook_url)
         session = PaperSession(strat, config, alerter=alerter)
     except TradeloopError as exc:

@@ -1,8 +1,11 @@
-"""Engine: composes data, strategy and broker into one kernel (backtest here)."""
+"""Engine: composes data, strategy and broker into one kernel for backtest, paper and live.
 
-from tradeloop.engine.config import BacktestConfig
+``BacktestConfig`` is the deprecated name of :class:`RunConfig` (the same class).
+"""
+
+from tradeloop.engine.config import BacktestConfig, RunConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 
-__all__ = ["BacktestConfig", "BacktestEngine", "BacktestResult", "MarketData"]
+__all__ = ["BacktestConfig", "BacktestEngine", "BacktestResult", "MarketData", "RunConfig"]

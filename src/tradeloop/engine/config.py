@@ -1,21 +1,64 @@
-"""Backtest configuration."""
+"""The trading rules of a run, one definition for every mode (backtest, paper, live).
+
+:class:`RunConfig` holds what the kernel needs besides the strategy and the data: starting
+cash, fees, slippage, the fill rule, shorting, the risk profile and the bar window. A
+backtest passes one to :func:`~tradeloop.engine.runner.run_on_bars`; a paper session's
+:class:`~tradeloop.engine.paper.PaperConfig` *is* one (it derives from it and adds the venue,
+the state store and the session's timing).
+
+``BacktestConfig`` is the former name of :class:`RunConfig`, kept as an alias so existing code
+keeps working; new code should use ``RunConfig``.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.timeframes import timeframe_minutes
 from tradeloop.execution.config import FillPrice
-from tradeloop.risk.config import RiskConfig
+from tradeloop.risk.config import RiskConfig, risk_config_from_mapping
 
-__all__ = ["BacktestConfig"]
+__all__ = ["BacktestConfig", "RunConfig", "risk_rules"]
+
+
+def risk_rules(
+    risk: RiskConfig | str | Mapping[str, Any] | None, source: str = "risk table"
+) -> RiskConfig:
+    """Return the risk rules ``risk`` describes.
+
+    ``risk`` is a :class:`RiskConfig`, a profile name (``"default"``, ``"permissive"``), a
+    parsed risk TOML table (what a risk file holds) or None (the permissive profile).
+    ``source`` names a table in error messages and in the rules' ``source``.
+
+    >>> risk_rules("default").profile
+    'default'
+    >>> table = {"profile": "permissive", "limits": {"max_open_positions": 3}}
+    >>> risk_rules(table).limits.max_open_positions
+    3
+
+    Raises
+    ------
+    ConfigError
+        For an unknown profile, an invalid setting or a value of another type.
+    """
+    if risk is None:
+        return RiskConfig.permissive()
+    if isinstance(risk, RiskConfig):
+        return risk
+    if isinstance(risk, str):
+        return RiskConfig.from_profile(risk)
+    if isinstance(risk, Mapping):
+        return risk_config_from_mapping(risk, source)
+    raise ConfigError(f"risk must be a RiskConfig, a profile name or a risk table, got {risk!r}")
 
 
 @dataclass(frozen=True, slots=True)
-class BacktestConfig:
-    """Everything about a backtest except the strategy and the data.
+class RunConfig:
+    """The trading rules of a run: everything except the strategy, the data and the venue.
 
     The defaults match the reference rules the oracle trade lists use: fills at the next
     bar's open, all-equity fractional sizing with the fee included, no slippage, a position
@@ -26,7 +69,8 @@ class BacktestConfig:
     balance
         Starting cash.
     fee
-        Commission as a fraction of notional, for instruments that do not set their own.
+        Commission as a fraction of notional, for instruments that do not set their own
+        (a backtest's data files; a venue's instruments carry the venue's fees).
     slippage_bps
         Adverse slippage on market and stop fills, in basis points.
     fill_price
@@ -45,8 +89,15 @@ class BacktestConfig:
     risk
         Risk profile every signal passes through before the broker. The default is the
         ``permissive`` profile (instrument rules only), which leaves results exactly as without
-        a risk gate; pass ``RiskConfig.default()``, a loaded file, or a profile name
-        (``"default"``/``"permissive"``) for the full gate. The run record shows it.
+        a risk gate; pass ``RiskConfig.default()``, a loaded file, a profile name
+        (``"default"``/``"permissive"``) or a parsed risk table for the full gate (see
+        :func:`risk_rules`; the attribute always holds a :class:`RiskConfig`). The run record
+        shows it.
+
+    Raises
+    ------
+    ConfigError
+        On construction, for a value out of range or of the wrong kind (naming the field).
     """
 
     balance: float = 10_000.0
@@ -78,10 +129,18 @@ class BacktestConfig:
             timeframe_minutes(self.timeframe)
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ConfigError("end must be after start")
-        risk: object = self.risk
-        if risk is None:
-            object.__setattr__(self, "risk", RiskConfig.permissive())
-        elif isinstance(risk, str):
-            object.__setattr__(self, "risk", RiskConfig.from_profile(risk))
-        elif not isinstance(risk, RiskConfig):
-            raise ConfigError(f"risk must be a RiskConfig or a profile name, got {risk!r}")
+        object.__setattr__(self, "risk", risk_rules(self.risk))
+
+    def rules(self) -> RunConfig:
+        """Return these trading rules as a plain :class:`RunConfig`.
+
+        A subclass (a paper session's config) drops its own fields, so what reaches the
+        kernel is the rules alone; a plain ``RunConfig`` is returned as is.
+        """
+        if type(self) is RunConfig:
+            return self
+        return RunConfig(**{f.name: getattr(self, f.name) for f in fields(RunConfig)})
+
+
+#: Deprecated name of :class:`RunConfig` (the same class), kept so existing code keeps working.
+BacktestConfig = RunConfig

@@ -17,7 +17,7 @@ import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import DataError
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.enrichment import ModelEnrichment, side_of
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
@@ -65,7 +65,7 @@ def _win_rate(res: BacktestResult) -> float:
 def walk_forward_evaluate(
     make_strategy: Any,
     bars: BarArrays,
-    backtest: BacktestConfig,
+    backtest: RunConfig,
     train: TrainConfig,
     *,
     n_windows: int = 4,

@@ -48,14 +48,14 @@ from tradeloop.core.errors import ConfigError, StrategyError, TemporaryError, Ve
 from tradeloop.core.instrument import AssetClass, Instrument
 from tradeloop.core.time import to_iso
 from tradeloop.core.timeframes import timeframe_ns
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig, risk_rules
 from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.live import LiveKernel, StepOutcome
 from tradeloop.engine.scheduler import Scheduler, schedule_for
 from tradeloop.engine.status import write_status
 from tradeloop.ml.registry import ModelCatalog, parse_model_spec
 from tradeloop.ml.threads import DEFAULT_ML_THREADS
-from tradeloop.risk.config import RiskConfig, risk_config_from_mapping
+from tradeloop.risk.config import RiskConfig
 from tradeloop.risk.killswitch import RiskEvent
 from tradeloop.store.state import StateStore, open_state_store
 from tradeloop.strategy.base import Strategy
@@ -68,6 +68,7 @@ __all__ = [
     "instrument_from_dict",
     "risk_config_of",
     "run_summaries",
+    "stored_run_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,18 +87,32 @@ _IDENTITY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PaperConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaperConfig(RunConfig):
     """Everything a paper session needs besides the strategy object.
+
+    A paper config *is* a :class:`~tradeloop.engine.config.RunConfig`: the trading rules
+    (``balance``, ``slippage_bps``, ``fill_price``, ``allow_short``, ``risk``) are the
+    run config's own fields, validated the same way, and the session's kernel and the
+    ``tradeloop parity`` replay use exactly them. The fields of a fixed bar window do not
+    apply to a live stream and are refused: ``fee`` (the venue's instruments carry their
+    fees), ``start``/``end`` (use ``until_ns``), ``trade_start`` (the warm-up bars end at the
+    first live bar) and ``close_at_end``. Every field is passed by keyword.
 
     Attributes
     ----------
     exchange, market
         ccxt exchange id and ``spot``/``perp``.
     symbols, timeframe
-        What to stream and trade.
-    balance, slippage_bps, fill_price, allow_short, risk
-        The backtest's fill and risk rules (:class:`BacktestConfig`).
+        What to stream and trade (``timeframe`` is required here).
+    risk
+        The risk rules: a profile name, a risk file's parsed TOML table or a
+        :class:`RiskConfig` of a named profile; the attribute holds the resolved rules.
+    risk_setting
+        The rules as the run stores them: the profile name or the table given as ``risk``
+        (pass ``risk``; this is filled from it, and :func:`dataclasses.replace` carries it).
+        A restart whose rules differ is refused, and the parity replay rebuilds the rules
+        from it.
     run_id
         Key of the run in the state store; the same id continues the run.
     state_url
@@ -131,6 +146,12 @@ class PaperConfig:
         The run stores the resolved name and version: a restart without a version keeps the
         run's version, one with another version (or threshold) is refused, and
         ``tradeloop parity`` replays with the stored model.
+
+    Raises
+    ------
+    ConfigError
+        On construction, for an invalid trading rule (as :class:`RunConfig`) or a field a
+        paper session cannot honour.
     """
 
     exchange: str
@@ -140,11 +161,7 @@ class PaperConfig:
     state_url: str
     status_path: Path
     market: str = "spot"
-    balance: float = 10_000.0
-    slippage_bps: float = 0.0
-    fill_price: str = "next_open"
-    allow_short: bool = True
-    risk: str | Mapping[str, Any] = "permissive"
+    risk_setting: str | Mapping[str, Any] | None = None
     warmup_bars: int = 500
     max_bars: int = 100_000
     until_ns: int | None = None
@@ -162,16 +179,55 @@ class PaperConfig:
     use_toxicity: bool = False
     ml_threads: int = DEFAULT_ML_THREADS
 
-    def backtest_config(self, trade_start: int | None = None) -> BacktestConfig:
-        """The fill and risk rules as a :class:`BacktestConfig` (the parity replay uses it)."""
-        return BacktestConfig(
-            balance=self.balance,
-            slippage_bps=self.slippage_bps,
-            fill_price=self.fill_price,  # type: ignore[arg-type]
-            allow_short=self.allow_short,
-            risk=risk_config_of(self.risk),
-            trade_start=trade_start,
+    def __post_init__(self) -> None:
+        for name, unused in (
+            ("fee", self.fee != 0.0),
+            ("start", self.start is not None),
+            ("end", self.end is not None),
+            ("trade_start", self.trade_start is not None),
+            ("close_at_end", self.close_at_end),
+        ):
+            if unused:
+                raise ConfigError(f"a paper session takes no {name}: {_NOT_IN_PAPER[name]}")
+        given: object = self.risk
+        setting = self.risk_setting if self.risk_setting is not None else _risk_setting(given)
+        rules = risk_config_of(setting)
+        if isinstance(given, RiskConfig) and given != rules:
+            raise ConfigError(
+                f"risk ({given.profile} profile) and risk_setting ({setting!r}) differ"
+            )
+        object.__setattr__(self, "risk", rules)
+        object.__setattr__(
+            self, "risk_setting", setting if isinstance(setting, str) else dict(setting)
         )
+        RunConfig.__post_init__(self)  # zero-argument super() fails in slotted dataclasses
+
+
+#: why a paper session refuses a field of a fixed bar window
+_NOT_IN_PAPER = {
+    "fee": "the exchange's instruments carry their own fees",
+    "start": "the session trades from the first live bar",
+    "end": "use until_ns to stop",
+    "trade_start": "the warm-up bars end at the first live bar",
+    "close_at_end": "a session stops with its positions kept in the state store",
+}
+
+
+def _risk_setting(risk: object) -> str | Mapping[str, Any]:
+    """The storable form of the ``risk`` a paper config was given."""
+    if risk is None:
+        return "permissive"
+    if isinstance(risk, str | Mapping):
+        return risk
+    if isinstance(risk, RiskConfig):
+        named = RiskConfig.from_profile(risk.profile)
+        if risk == named:
+            return risk.profile
+        raise ConfigError(
+            "a paper run stores its risk rules as a profile name or a risk file's table; "
+            "pass risk as one of those, not a changed RiskConfig"
+        )
+    raise ConfigError(f"risk must be a profile name or a risk table, got {risk!r}")
 
 
 class _StopRequestedError(Exception):
@@ -233,9 +289,28 @@ def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:
     ConfigError
         For an unknown profile or an invalid setting.
     """
-    if isinstance(risk, str):
-        return RiskConfig.from_profile(risk)
-    return risk_config_from_mapping(risk, "risk file of the run")
+    return risk_rules(risk, "risk file of the run")
+
+
+def stored_run_config(meta: Mapping[str, Any], *, trade_start: int | None = None) -> RunConfig:
+    """The trading rules a stored paper run used, from its run metadata.
+
+    ``trade_start`` (the first live bar) makes the earlier bars history only, as they were
+    for the session; the parity replay passes it.
+
+    Raises
+    ------
+    ConfigError
+        For stored rules that are no longer valid (an unknown risk profile, ...).
+    """
+    return RunConfig(
+        balance=float(meta["balance"]),
+        slippage_bps=float(meta["slippage_bps"]),
+        fill_price=meta["fill_price"],
+        allow_short=bool(meta["allow_short"]),
+        risk=risk_config_of(meta["risk"]),
+        trade_start=trade_start,
+    )
 
 
 def enrichment_of(
@@ -434,7 +509,7 @@ class PaperSession:
             self.strategy,
             instruments,
             cfg.timeframe,
-            cfg.backtest_config(),
+            cfg.rules(),
             run_id=cfg.run_id,
             store=store,
             max_bars=cfg.max_bars,
@@ -524,9 +599,9 @@ class PaperSession:
             "timeframe": cfg.timeframe,
             "balance": cfg.balance,
             "slippage_bps": cfg.slippage_bps,
-            "fill_price": cfg.fill_price,
+            "fill_price": cfg.fill_price.value,
             "allow_short": cfg.allow_short,
-            "risk": cfg.risk if isinstance(cfg.risk, str) else dict(cfg.risk),
+            "risk": cfg.risk_setting,
             "model": self._model,
             "model_registry": str(Path(cfg.model_registry).resolve()),
         }

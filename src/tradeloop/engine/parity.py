@@ -22,10 +22,9 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.orders import Order
 from tradeloop.core.position import Trade
-from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
-from tradeloop.engine.paper import enrichment_of, instrument_from_dict, risk_config_of
+from tradeloop.engine.paper import enrichment_of, instrument_from_dict, stored_run_config
 from tradeloop.store.state import StateStore
 from tradeloop.strategy.registry import load_strategy_class
 
@@ -168,14 +167,7 @@ def parity_report(
         cls = load_strategy_class(meta["strategy"], strategies_dir)
     strategy = cls(**meta["params"])
     instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
-    config = BacktestConfig(
-        balance=float(meta["balance"]),
-        slippage_bps=float(meta["slippage_bps"]),
-        fill_price=meta["fill_price"],
-        allow_short=bool(meta["allow_short"]),
-        risk=risk_config_of(meta["risk"]),
-        trade_start=first_live,
-    )
+    config = stored_run_config(meta, trade_start=first_live)
     declared = tuple(strategy.timeframes)
     extra = tuple(t for t in declared if t != tf)
     market = MarketData(sources, {s: instruments[s] for s in symbols}, tf, extra)

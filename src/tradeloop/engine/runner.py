@@ -13,7 +13,7 @@ from tradeloop.core.errors import ConfigError, DataError
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.timeframes import timeframe_minutes
 from tradeloop.data.loader import ColumnMap, LoadedBars, load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine, ProgressCallback
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
@@ -100,7 +100,7 @@ def load_data(specs: Sequence[DataSpec | CacheSpec]) -> list[LoadedBars]:
     return loaded
 
 
-def _instrument(item: LoadedBars, config: BacktestConfig) -> Instrument:
+def _instrument(item: LoadedBars, config: RunConfig) -> Instrument:
     return Instrument(
         symbol=item.bars.symbol,
         tick_size=item.tick_size,
@@ -115,7 +115,7 @@ def _instrument(item: LoadedBars, config: BacktestConfig) -> Instrument:
 def run_on_bars(
     strategy: Strategy,
     bars: Mapping[str, BarArrays],
-    config: BacktestConfig,
+    config: RunConfig,
     *,
     instruments: Mapping[str, Instrument] | None = None,
     progress: ProgressCallback | None = None,
@@ -161,7 +161,7 @@ def run_on_bars(
 def run_backtest(
     strategy_ref: str,
     data: Sequence[DataSpec | CacheSpec],
-    config: BacktestConfig,
+    config: RunConfig,
     params: Mapping[str, Any] | None = None,
     *,
     strategies_dir: str | Path | None = "strategies",
