@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from contextlib import nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +19,7 @@ from tradeloop.cli.ml_cmd import (
     ModelOpt,
     RegistryOpt,
     ToxicityOpt,
-    model_enrichment,
+    model_options,
 )
 from tradeloop.cli.ml_cmd import register as register_ml_commands
 from tradeloop.cli.paper_cmd import register as register_paper_commands
@@ -33,6 +31,12 @@ from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
 from tradeloop.core.time import parse_time
 from tradeloop.ml.threads import DEFAULT_ML_THREADS
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from tradeloop.engine.runner import CacheSpec, DataSpec
+    from tradeloop.engine.service import BacktestOutcome
 
 app = typer.Typer(
     name="tradeloop",
@@ -46,8 +50,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 _EXIT_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
-#: what of the model's description makes two runs different (the run id's hash)
-_MODEL_IDENTITY = ("name", "version", "min_confidence", "use_toxicity")
 
 
 def _fail(exc: TradeloopError) -> typer.Exit:
@@ -75,11 +77,11 @@ class _LazyProgress:
     def __init__(self, label: str) -> None:
         self.label = label
         self.started = time.perf_counter()
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.progress is None:
+        if self.progress is None or self.task is None:
             if time.perf_counter() - self.started < 1.0 or not err_console.is_terminal:
                 return
             from rich.progress import (
@@ -231,160 +233,108 @@ def backtest(
     """
     setup_logging(logging.INFO if verbose else logging.WARNING)
     try:
-        from tradeloop.analysis.bias import BiasConfig
-        from tradeloop.analysis.run_analysis import analyze_run
         from tradeloop.analysis.validation import ValidationConfig
-        from tradeloop.cli.risk_cmd import backtest_risk_engine, write_run_risk_report
-        from tradeloop.data.loader import ColumnMap
-        from tradeloop.engine.config import BacktestConfig
-        from tradeloop.engine.output import (
-            describe_data,
-            new_run_id,
-            run_bar_ns,
-            run_info,
-            write_outputs,
-        )
-        from tradeloop.engine.runner import CacheSpec, DataSpec, run_backtest
+        from tradeloop.engine.config import RunConfig
+        from tradeloop.engine.service import BacktestJob, run_backtest_job
+        from tradeloop.risk.config import RiskConfig, load_risk_config
 
-        symbols = list(symbol or [])
-        files = list(data or [])
-        specs: list[DataSpec | CacheSpec]
-        if exchange is not None:
-            if files:
-                raise ConfigError("give either --data files or --exchange with --symbol, not both")
-            if not symbols:
-                raise ConfigError("--exchange needs at least one --symbol (e.g. BTC/USDT)")
-            specs = [
-                CacheSpec(exchange, sym, timeframe or "1m", market, cache_root) for sym in symbols
-            ]
-        else:
-            if not files:
-                raise ConfigError(
-                    "give --data FILE (repeatable), or --exchange NAME --symbol SYMBOL to read "
-                    "the cache filled by `tradeloop data fetch`"
-                )
-            if symbols and len(symbols) != len(files):
-                raise ConfigError(
-                    f"give one --symbol per --data file ({len(symbols)} symbols, "
-                    f"{len(files)} files)"
-                )
-            columns = ColumnMap(ts_col, open_col, high_col, low_col, close_col, volume_col)
-            any_column = any(
-                v is not None for v in (ts_col, open_col, high_col, low_col, close_col, volume_col)
-            )
-            specs = [
-                DataSpec(
-                    path,
-                    symbols[k] if symbols else None,
-                    columns if any_column else None,
-                    time_unit,
-                    repair,
-                )
-                for k, path in enumerate(files)
-            ]
-        from tradeloop.ml.threads import bounded_threads
-
-        risk_engine = backtest_risk_engine(risk)
-        enrichment = model_enrichment(model, registry, min_confidence, toxicity, ml_threads)
-        config = BacktestConfig(
-            balance=balance,
-            fee=fee,
-            slippage_bps=slippage_bps,
-            fill_price=fill,  # type: ignore[arg-type]
-            timeframe=timeframe,
-            start=parse_time(start, field="--start") if start else None,
-            end=parse_time(end, field="--end") if end else None,
-            close_at_end=close_at_end,
-            risk=risk_engine.config,
+        specs = _data_specs(
+            list(data or []),
+            list(symbol or []),
+            exchange,
+            market,
+            cache_root,
+            timeframe,
+            (ts_col, open_col, high_col, low_col, close_col, volume_col),
+            time_unit,
+            repair,
         )
-        params = _parse_params(list(param or []))
-        validation = ValidationConfig(
-            seed=seed, min_sharpe=sharpe_bar, n_trials=trials, mc_sims=mc_sims
+        risk_rules = load_risk_config(risk) if risk is not None else RiskConfig.permissive()
+        model_job = model_options(model, registry, min_confidence, toxicity, ml_threads)
+        job = BacktestJob(
+            strategy=strategy,
+            data=tuple(specs),
+            config=RunConfig(
+                balance=balance,
+                fee=fee,
+                slippage_bps=slippage_bps,
+                fill_price=fill,  # type: ignore[arg-type]
+                timeframe=timeframe,
+                start=parse_time(start, field="--start") if start else None,
+                end=parse_time(end, field="--end") if end else None,
+                close_at_end=close_at_end,
+                risk=risk_rules,
+            ),
+            params=_parse_params(list(param or [])),
+            model=model_job,
+            validation=ValidationConfig(
+                seed=seed, min_sharpe=sharpe_bar, n_trials=trials, mc_sims=mc_sims
+            ),
+            report=report,
+            out=out,
+            strategies_dir=strategies_dir,
+            command=" ".join(sys.argv),
         )
-        bias = BiasConfig()
         progress = _LazyProgress("backtest")
-        started = time.perf_counter()
         try:
-            with bounded_threads(ml_threads) if enrichment is not None else nullcontext():
-                result, loaded = run_backtest(
-                    strategy,
-                    specs,
-                    config,
-                    params,
-                    strategies_dir=strategies_dir,
-                    progress=progress,
-                    risk=risk_engine,
-                    enrichment=enrichment,
-                )
+            outcome = run_backtest_job(job, progress=progress)
         finally:
             progress.close()
-        model_record = enrichment.describe() if enrichment is not None else None
-        elapsed = time.perf_counter() - started
-        created = datetime.now(tz=UTC)
-        data_files = describe_data(specs, loaded)
-        material = {
-            "params": result.params,
-            "config": result.config,
-            "data": [f["sha256"] for f in data_files],
-            "seed": seed,
-        }
-        if model_record is not None:  # runs without a model keep their ids
-            material["model"] = {k: model_record[k] for k in _MODEL_IDENTITY}
-        run_id = new_run_id(result.strategy, material, created)
-        folder = out or _fresh_folder(Path("output") / "runs" / run_id)
-        run_record = run_info(
-            result,
-            data_files,
-            run_id=folder.name if out is None else run_id,
-            validation=validation,
-            bias=bias,
-            command=" ".join(sys.argv),
-            created=created,
-            model=model_record,
-        )
-        provenance = {
-            "files": [
-                {
-                    "path": str(item.source),
-                    "symbol": item.bars.symbol,
-                    "timeframe": item.timeframe,
-                    "rows": len(item.bars),
-                    "repaired": item.repaired,
-                }
-                for item in loaded
-            ],
-            "command": " ".join(sys.argv),
-        }
-        prices = {
-            s: result_bars for s, result_bars in ((item.bars.symbol, item.bars) for item in loaded)
-        }
-        analysis = analyze_run(
-            ts=result.ts,
-            equity=result.equity,
-            trades=result.trades,
-            bar_ns=run_bar_ns(result),
-            initial_equity=config.balance,
-            exposure=result.exposure,
-            prices=prices,
-            metrics=result.metrics,
-            validation=validation,
-            bias=bias,
-        )
-        paths = write_outputs(
-            result,
-            folder,
-            report=report,
-            prices=prices,
-            provenance=provenance,
-            analysis=analysis,
-            run=run_record,
-        )
-        paths.update(write_run_risk_report(risk_engine, folder))
     except TradeloopError as exc:
         raise _fail(exc) from None
+    _print_outcome(outcome)
 
+
+def _data_specs(
+    files: list[Path],
+    symbols: list[str],
+    exchange: str | None,
+    market: str,
+    cache_root: Path | None,
+    timeframe: str | None,
+    columns: tuple[str | None, ...],
+    time_unit: str | None,
+    repair: bool,
+) -> list[DataSpec | CacheSpec]:
+    """The data options as data sources: ``--data`` files, or ``--exchange`` cached series.
+
+    ``columns`` are the ``--ts-col`` ... ``--volume-col`` names (None: detected by name).
+
+    Raises
+    ------
+    ConfigError
+        When both or neither are given, or the ``--symbol`` count does not match the files.
+    """
+    from tradeloop.data.loader import ColumnMap
+    from tradeloop.engine.runner import CacheSpec, DataSpec
+
+    if exchange is not None:
+        if files:
+            raise ConfigError("give either --data files or --exchange with --symbol, not both")
+        if not symbols:
+            raise ConfigError("--exchange needs at least one --symbol (e.g. BTC/USDT)")
+        return [CacheSpec(exchange, sym, timeframe or "1m", market, cache_root) for sym in symbols]
+    if not files:
+        raise ConfigError(
+            "give --data FILE (repeatable), or --exchange NAME --symbol SYMBOL to read "
+            "the cache filled by `tradeloop data fetch`"
+        )
+    if symbols and len(symbols) != len(files):
+        raise ConfigError(
+            f"give one --symbol per --data file ({len(symbols)} symbols, {len(files)} files)"
+        )
+    column_map = ColumnMap(*columns) if any(v is not None for v in columns) else None
+    return [
+        DataSpec(path, symbols[k] if symbols else None, column_map, time_unit, repair)
+        for k, path in enumerate(files)
+    ]
+
+
+def _print_outcome(outcome: BacktestOutcome) -> None:
+    """Show a finished backtest: metrics, model counts, validation, bias, speed, files."""
     from tradeloop.cli.runs_cmd import bias_table, metrics_table, validation_table
 
+    result = outcome.result
     table = metrics_table(
         result.summary(), f"{result.strategy} · {', '.join(result.symbols)} · {result.timeframe}"
     )
@@ -393,6 +343,7 @@ def backtest(
             "intrabar drill-downs", ", ".join(f"{k}={v}" for k, v in result.intrabar.items())
         )
     console.print(table)
+    model_record = outcome.model
     if model_record is not None:
         counts = model_record["counts"]
         console.print(
@@ -402,30 +353,14 @@ def backtest(
             f"{model_record['min_confidence']:g}",
             highlight=False,
         )
-    console.print(validation_table(analysis))
-    console.print(bias_table(analysis))
+    console.print(validation_table(outcome.analysis))
+    console.print(bias_table(outcome.analysis))
+    elapsed = outcome.run_seconds
     rate = result.bars_processed / elapsed if elapsed > 0 else float("inf")
     console.print(f"{result.bars_processed:,} bars in {elapsed:.2f}s ({rate:,.0f} bars/s)")
-    console.print(f"run: {run_record['run_id']} in {folder}")
-    for name, path in paths.items():
+    console.print(f"run: {outcome.run_id} in {outcome.folder}")
+    for name, path in outcome.paths.items():
         console.print(f"{name:>14}: {path}")
-    if out is None:
-        latest = Path("output") / "latest"
-        try:
-            if latest.is_symlink() or latest.exists():
-                latest.unlink()
-            latest.symlink_to(Path("runs") / folder.name)
-        except OSError:
-            pass
-
-
-def _fresh_folder(folder: Path) -> Path:
-    """``folder``, or ``folder-2``, ``folder-3``... when it already exists."""
-    candidate, n = folder, 1
-    while candidate.exists():
-        n += 1
-        candidate = folder.with_name(f"{folder.name}-{n}")
-    return candidate
 
 
 @app.command()

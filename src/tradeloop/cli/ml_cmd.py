@@ -13,14 +13,14 @@ Commands
     The saved models of the model folder, every name and version.
 
 The ``--model NAME[:VERSION]`` options of ``tradeloop backtest`` and ``tradeloop paper`` are
-defined here (:func:`model_enrichment`), so both commands read a model the same way.
+defined here (:func:`model_options`), so both commands read a model the same way.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -29,13 +29,15 @@ from rich.table import Table
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
 from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
-from tradeloop.engine.enrichment import ModelEnrichment
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.ml_strategy import primary_events, walk_forward_evaluate
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.ml.registry import ModelCatalog
 from tradeloop.ml.training import TrainConfig, train_meta_model
 from tradeloop.strategy.registry import load_strategy_class
+
+if TYPE_CHECKING:
+    from tradeloop.engine.service import ModelOptions
 
 __all__ = [
     "MinConfidenceOpt",
@@ -44,7 +46,7 @@ __all__ = [
     "RegistryOpt",
     "ToxicityOpt",
     "ml_app",
-    "model_enrichment",
+    "model_options",
     "register",
 ]
 
@@ -103,26 +105,27 @@ MlThreadsOpt = Annotated[
 ]
 
 
-def model_enrichment(
+def model_options(
     model: str | None,
     registry: Path,
     min_confidence: float | None,
     toxicity: bool,
     threads: int,
-) -> ModelEnrichment | None:
-    """The ``--model`` options as a :class:`ModelEnrichment` (None without ``--model``).
+) -> ModelOptions | None:
+    """The ``--model`` options as :class:`ModelOptions` (None without ``--model``).
 
     Raises
     ------
     ConfigError
-        For ``--min-confidence``/``--toxicity`` without ``--model``, an unknown model name
-        (the available ones are listed) or version (the saved ones are listed).
+        For ``--min-confidence``/``--toxicity`` without ``--model``, or fewer than one thread.
     """
     if model is None:
         if min_confidence is not None or toxicity:
             raise ConfigError("--min-confidence and --toxicity need --model NAME[:VERSION]")
         return None
-    return ModelEnrichment.from_registry(
+    from tradeloop.engine.service import ModelOptions
+
+    return ModelOptions(
         model,
         registry,
         min_confidence=min_confidence,
@@ -195,7 +198,7 @@ def train(
         model_name = name or cls(**params).strategy_name()
         target = ModelCatalog(registry).registry(model_name)  # checks the name up front
         bars = load_ohlcv(data).bars
-        run = run_on_bars(cls(**params), {bars.symbol: bars}, BacktestConfig(fee=fee))
+        run = run_on_bars(cls(**params), {bars.symbol: bars}, RunConfig(fee=fee))
         events, sides = primary_events(run, bars)
         cfg = _train_config(
             horizon, pt, sl, estimator, n_estimators,
@@ -261,7 +264,7 @@ def evaluate(
             folds = walk_forward_evaluate(
                 lambda: cls(**params),
                 bars,
-                BacktestConfig(fee=fee),
+                RunConfig(fee=fee),
                 cfg,
                 n_windows=windows,
                 threshold=threshold,

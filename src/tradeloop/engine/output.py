@@ -42,6 +42,7 @@ __all__ = [
     "describe_data",
     "file_sha256",
     "git_revision",
+    "json_safe",
     "new_run_id",
     "regenerate_report",
     "run_bar_ns",
@@ -80,15 +81,21 @@ def _write_csv(table: pa.Table, path: Path) -> None:
     tmp.replace(path)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with what JSON cannot hold made plain: NaN as None, infinities as
+    ``"inf"``/``"-inf"``, numpy scalars as Python numbers, tuples as lists, paths as text.
+
+    >>> json_safe({"a": float("nan"), "b": (1.0, float("inf"))})
+    {'a': None, 'b': [1.0, 'inf']}
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     if isinstance(value, Path):
         return str(value)
     return value
@@ -96,7 +103,7 @@ def _json_safe(value: Any) -> Any:
 
 def _write_json(data: Any, path: Path) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(data), indent=2, default=str), encoding="utf-8")
+    tmp.write_text(json.dumps(json_safe(data), indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
 
 
@@ -135,7 +142,7 @@ def new_run_id(strategy: str, material: Any, now: datetime | None = None) -> str
     moment = now or datetime.now(tz=UTC)
     slug = re.sub(r"[^A-Za-z0-9_.]+", "_", strategy).strip("_") or "run"
     digest = hashlib.sha256(
-        json.dumps(_json_safe(material), sort_keys=True, default=str).encode()
+        json.dumps(json_safe(material), sort_keys=True, default=str).encode()
     ).hexdigest()[:6]
     return f"{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}-{slug}-{digest}"
 

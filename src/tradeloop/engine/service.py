@@ -1,0 +1,399 @@
+"""Jobs the CLI and the API both call: a backtest from its description to a recorded run.
+
+A :class:`BacktestJob` says everything a backtest needs and nothing about how it was asked
+for (command-line options or an HTTP request): the data sources, the strategy and its
+parameters, the trading rules (:class:`~tradeloop.engine.config.RunConfig`), an optional ML
+model, the validation settings and where the run folder goes. :func:`run_backtest_job` runs
+it end to end: load the data, build the strategy, run the kernel, analyse the run, write the
+run folder (``trades.csv``, ``equity.csv``/``.parquet``, ``summary.json``, ``metrics.json``,
+``run.json``, ``risk_report.json``, ``report.html``) and return a :class:`BacktestOutcome`
+the caller shows. Progress goes through a callback, so the CLI passes its progress bar and
+the API nothing. :func:`load_run_record` reads a recorded run back by id.
+
+``tradeloop backtest`` and ``POST /backtests`` build the same job for the same request and
+so write the same run record and trades.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tradeloop.analysis.bias import BiasConfig
+from tradeloop.analysis.validation import ValidationConfig
+from tradeloop.core.errors import ConfigError
+from tradeloop.engine.config import RunConfig
+from tradeloop.engine.runner import CacheSpec, DataSpec
+from tradeloop.ml.threads import DEFAULT_ML_THREADS, check_threads
+
+if TYPE_CHECKING:
+    from tradeloop.analysis.run_analysis import RunAnalysis
+    from tradeloop.engine.enrichment import ModelEnrichment
+    from tradeloop.engine.kernel import ProgressCallback
+    from tradeloop.engine.result import BacktestResult
+
+__all__ = [
+    "RUN_ID_PATTERN",
+    "BacktestJob",
+    "BacktestOutcome",
+    "ModelOptions",
+    "load_run_record",
+    "run_backtest_job",
+]
+
+logger = logging.getLogger(__name__)
+
+#: what of the model's description makes two runs different (the run id's hash)
+_MODEL_IDENTITY = ("name", "version", "min_confidence", "use_toxicity")
+#: a run id as :func:`~tradeloop.engine.output.new_run_id` makes it (plus a ``-N`` suffix)
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """The ML model that scores every entry signal of a run before the risk gate.
+
+    Attributes
+    ----------
+    name
+        ``NAME`` (the latest version) or ``NAME:VERSION`` in the model folder.
+    registry
+        The model folder.
+    min_confidence
+        Entries scored below it are dropped; None uses the model's own threshold.
+    use_toxicity
+        Whether order-flow toxicity lowers the confidence.
+    threads
+        Threads for inference (OpenMP, BLAS and numba pools are capped during the run).
+
+    Raises
+    ------
+    ConfigError
+        On construction, for an empty name or fewer than one thread.
+    """
+
+    name: str
+    registry: Path = Path("models")
+    min_confidence: float | None = None
+    use_toxicity: bool = False
+    threads: int = DEFAULT_ML_THREADS
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("model name is empty; give NAME or NAME:VERSION")
+        check_threads(self.threads)
+
+    def enrichment(self) -> ModelEnrichment:
+        """Load the model from the folder as the run's enrichment.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown name (the available ones are listed) or version (the saved ones
+            are listed), or an invalid threshold.
+        """
+        from tradeloop.engine.enrichment import ModelEnrichment
+
+        return ModelEnrichment.from_registry(
+            self.name,
+            self.registry,
+            min_confidence=self.min_confidence,
+            use_toxicity=self.use_toxicity,
+            threads=self.threads,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestJob:
+    """Everything a backtest run needs, independent of the CLI or the API that asked for it.
+
+    Attributes
+    ----------
+    strategy
+        Strategy name, ``pkg.module:Class`` or ``file.py:Class``.
+    data
+        The data: files (:class:`~tradeloop.engine.runner.DataSpec`) or series of the
+        candle cache (:class:`~tradeloop.engine.runner.CacheSpec`), one per symbol.
+    config
+        The trading rules, risk profile and bar window.
+    params
+        Strategy parameters (text values are converted by the strategy's declarations).
+    model
+        The ML model scoring entries, or None.
+    validation
+        Seed and thresholds of the statistical validation (bootstrap, Monte Carlo, deflated
+        Sharpe); the seed is part of the run's identity.
+    report
+        Write ``report.html``.
+    out
+        The run folder; None makes ``<output_root>/runs/<run id>`` (``-2``, ``-3``... when
+        taken) and points ``<output_root>/latest`` at it.
+    output_root
+        Where run folders go when ``out`` is None.
+    strategies_dir
+        Folder of user strategies (None: the bundled examples only).
+    command
+        How the run was asked for (the command line, or the API route), kept in the record.
+
+    Raises
+    ------
+    ConfigError
+        On construction, when there is no data source.
+    """
+
+    strategy: str
+    data: tuple[DataSpec | CacheSpec, ...]
+    config: RunConfig = field(default_factory=RunConfig)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    model: ModelOptions | None = None
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    report: bool = True
+    out: Path | None = None
+    output_root: Path = Path("output")
+    strategies_dir: Path | None = Path("strategies")
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", tuple(self.data))
+        object.__setattr__(self, "params", dict(self.params))
+        if not self.data:
+            raise ConfigError("a backtest needs at least one data file or cached series")
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestOutcome:
+    """What a finished backtest job produced.
+
+    Attributes
+    ----------
+    run_id
+        The run's id (its folder name when the folder was made for it).
+    folder
+        The run folder.
+    paths
+        Every file written, by name (``trades``, ``equity``, ``summary``, ``run``, ...).
+    result
+        The run: trades, equity curve, metrics.
+    analysis
+        Metrics, breakdowns, validation and bias findings (``metrics.json``).
+    record
+        The run record (``run.json``).
+    run_seconds
+        Wall time of loading and running (writing the folder excluded).
+    """
+
+    run_id: str
+    folder: Path
+    paths: dict[str, Path]
+    result: BacktestResult
+    analysis: RunAnalysis
+    record: dict[str, Any]
+    run_seconds: float
+
+    @property
+    def model(self) -> dict[str, Any] | None:
+        """The model of the run with its counts (None without a model)."""
+        model: dict[str, Any] | None = self.record.get("model")
+        return model
+
+    def summary(self) -> dict[str, Any]:
+        """The run's summary metrics, JSON-safe (non-finite numbers as None or text)."""
+        from tradeloop.engine.output import json_safe
+
+        summary: dict[str, Any] = json_safe(self.result.summary())
+        return summary
+
+
+def run_backtest_job(
+    job: BacktestJob, *, progress: ProgressCallback | None = None
+) -> BacktestOutcome:
+    """Run ``job`` end to end and record it; return what it produced.
+
+    ``progress(done, total)`` is called as bars are processed.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown strategy, parameter, model or timeframe, or inconsistent data.
+    DataError
+        For a malformed or missing data file or cached series.
+    StrategyError
+        When the strategy's code raises.
+    """
+    from tradeloop.analysis.run_analysis import analyze_run
+    from tradeloop.engine.output import (
+        describe_data,
+        new_run_id,
+        run_bar_ns,
+        run_info,
+        write_outputs,
+    )
+    from tradeloop.engine.runner import run_backtest
+    from tradeloop.ml.threads import bounded_threads
+    from tradeloop.risk.engine import RiskEngine
+    from tradeloop.risk.report import write_risk_report
+
+    config = job.config
+    risk_engine = RiskEngine(config.risk)
+    enrichment = job.model.enrichment() if job.model is not None else None
+    threads = bounded_threads(job.model.threads) if job.model is not None else nullcontext()
+    started = time.perf_counter()
+    with threads:
+        result, loaded = run_backtest(
+            job.strategy,
+            job.data,
+            config,
+            job.params,
+            strategies_dir=job.strategies_dir,
+            progress=progress,
+            risk=risk_engine,
+            enrichment=enrichment,
+        )
+    run_seconds = time.perf_counter() - started
+    model_record = enrichment.describe() if enrichment is not None else None
+    created = datetime.now(tz=UTC)
+    data_files = describe_data(job.data, loaded)
+    validation, bias = job.validation, BiasConfig()
+    material: dict[str, Any] = {
+        "params": result.params,
+        "config": result.config,
+        "data": [f["sha256"] for f in data_files],
+        "seed": validation.seed,
+    }
+    if model_record is not None:  # runs without a model keep their ids
+        material["model"] = {k: model_record[k] for k in _MODEL_IDENTITY}
+    run_id = new_run_id(result.strategy, material, created)
+    folder = job.out if job.out is not None else _new_folder(job.output_root / "runs" / run_id)
+    record = run_info(
+        result,
+        data_files,
+        run_id=folder.name if job.out is None else run_id,
+        validation=validation,
+        bias=bias,
+        command=job.command,
+        created=created,
+        model=model_record,
+    )
+    provenance = {
+        "files": [
+            {
+                "path": str(item.source),
+                "symbol": item.bars.symbol,
+                "timeframe": item.timeframe,
+                "rows": len(item.bars),
+                "repaired": item.repaired,
+            }
+            for item in loaded
+        ],
+        "command": job.command,
+    }
+    prices = {item.bars.symbol: item.bars for item in loaded}
+    analysis = analyze_run(
+        ts=result.ts,
+        equity=result.equity,
+        trades=result.trades,
+        bar_ns=run_bar_ns(result),
+        initial_equity=config.balance,
+        exposure=result.exposure,
+        prices=prices,
+        metrics=result.metrics,
+        validation=validation,
+        bias=bias,
+    )
+    paths = write_outputs(
+        result,
+        folder,
+        report=job.report,
+        prices=prices,
+        provenance=provenance,
+        analysis=analysis,
+        run=record,
+    )
+    paths.update(write_risk_report(risk_engine.report(), folder))
+    if job.out is None:
+        _point_latest(job.output_root, folder)
+    logger.info(
+        "backtest %s: %d bars in %.2fs, written to %s",
+        record["run_id"],
+        result.bars_processed,
+        run_seconds,
+        folder,
+    )
+    return BacktestOutcome(
+        run_id=str(record["run_id"]),
+        folder=folder,
+        paths=paths,
+        result=result,
+        analysis=analysis,
+        record=record,
+        run_seconds=run_seconds,
+    )
+
+
+def load_run_record(run_id: str, output_root: str | Path = "output") -> dict[str, Any] | None:
+    """Return the record (``run.json``) of run ``run_id`` under ``output_root``, or None.
+
+    Only an exact run id is looked up (``<output_root>/runs/<run_id>/run.json``): no path, no
+    prefix, so a caller cannot reach a file outside the run folders.
+
+    Raises
+    ------
+    ConfigError
+        When ``run_id`` is not a run id (it holds a path separator, starts with a dot...).
+    DataError
+        When the record exists but cannot be read.
+    """
+    from tradeloop.analysis.runs import RUN_FILE, read_json
+
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ConfigError(
+            f"{run_id!r} is not a run id (letters, digits, '_', '.', '-'; e.g. "
+            "20250102T030405Z-sma_cross-f9d860)"
+        )
+    path = Path(output_root) / "runs" / run_id / RUN_FILE
+    if not path.is_file():
+        return None
+    return read_json(path)
+
+
+def _new_folder(folder: Path) -> Path:
+    """Create and return ``folder``, or ``folder-2``, ``folder-3``... when it is taken.
+
+    The folder is made here (not just named), so two runs of the same job finishing in the
+    same second, in two threads or processes, never share a folder.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = folder, 1
+    while True:
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            candidate = folder.with_name(f"{folder.name}-{n}")
+        else:
+            return candidate
+
+
+def _point_latest(root: Path, folder: Path) -> None:
+    """Point ``<root>/latest`` at ``folder`` (a relative link, replaced atomically).
+
+    Where links cannot be made the run is still recorded; ``latest`` is only a convenience.
+    """
+    latest = root / "latest"
+    staged = root / f".latest-{uuid.uuid4().hex}"
+    try:
+        staged.symlink_to(Path("runs") / folder.name)
+        os.replace(staged, latest)
+    except OSError as exc:
+        logger.debug("cannot point %s at %s: %s", latest, folder, exc)
+        with suppress(OSError):
+            staged.unlink(missing_ok=True)
