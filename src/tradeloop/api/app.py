@@ -1,8 +1,11 @@
-"""FastAPI app: ``/signals/status``, ``/signals/metrics`` and Prometheus ``/metrics``."""
+"""FastAPI app: ``/signals/status``, ``/signals/metrics``, Prometheus ``/metrics``,
+``POST /backtests`` and ``GET /runs/{run_id}``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -11,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tradeloop.api.backtests import BacktestApiConfig, backtests_router
 from tradeloop.signals.service import SignalService
 
 __all__ = ["create_app", "signals_router"]
@@ -86,17 +90,35 @@ class _SignalCollector(Collector):
             )
 
 
-def create_app(service: SignalService | None = None) -> FastAPI:
-    """Return the API app serving ``service``.
+def create_app(
+    service: SignalService | None = None, *, backtests: BacktestApiConfig | None = None
+) -> FastAPI:
+    """Return the API app serving ``service`` and the backtest routes.
 
-    The default is a ``"reader"`` service built from settings: it opens the analytics file
-    read-only per request, so the API runs next to a ``signals consume`` process (the writer).
+    The default signal service is a ``"reader"`` built from settings: it opens the analytics
+    file read-only per request, so the API runs next to a ``signals consume`` process (the
+    writer). ``backtests`` sets the folders and the number of backtest workers (default:
+    ``output``, the working folder for data, ``strategies``, ``models``, one worker); the
+    worker pool is shut down with the app.
     """
-    app = FastAPI(title="tradeloop", version="0.1.0")
+    settings = backtests or BacktestApiConfig()
+    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="backtest")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(title="tradeloop", version="0.1.0", lifespan=lifespan)
     app.state.signals = service or SignalService(role="reader")
+    app.state.backtests = settings
+    app.state.backtest_pool = pool
     registry = CollectorRegistry()
     registry.register(_SignalCollector(app.state.signals))
     app.include_router(signals_router)
+    app.include_router(backtests_router)
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
