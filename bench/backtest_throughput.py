@@ -397,7 +397,7 @@ def tradeloop_in_process(bars: Bars, repeat: int) -> OursRun:
     """Best-of-``repeat`` seconds of ``run_on_bars`` (strategy, kernel, metrics) and its trades."""
     from tradeloop.core.bar import BarArrays
     from tradeloop.core.instrument import Instrument
-    from tradeloop.engine.config import BacktestConfig
+    from tradeloop.engine.config import RunConfig
     from tradeloop.engine.runner import run_on_bars
     from tradeloop.strategy.examples.sma_cross import SmaCross
 
@@ -406,7 +406,7 @@ def tradeloop_in_process(bars: Bars, repeat: int) -> OursRun:
         bars.volume,
     )  # fmt: skip
     instruments = {SYMBOL: Instrument(SYMBOL, tick_size=bars.tick, maker_fee=FEE, taker_fee=FEE)}
-    config = BacktestConfig(balance=BALANCE, fee=FEE)
+    config = RunConfig(balance=BALANCE, fee=FEE)
     last = OursRun(0.0, [], [], BALANCE)
 
     def once() -> float:

@@ -50,7 +50,7 @@ import numpy as np
 from tradeloop.config.settings import ExchangeSettings, Settings
 from tradeloop.core.instrument import Instrument
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.paper import PaperConfig, PaperSession
 from tradeloop.strategy.base import Strategy
@@ -117,7 +117,7 @@ def _latency(bars: Any, window: int, live: int, hook: str) -> LatencyRow:
         _strategy(hook),
         {SYMBOL: INSTRUMENT},
         "1m",
-        BacktestConfig(balance=10_000),
+        RunConfig(balance=10_000),
         max_bars=window,
     )
     kernel.warm_up({SYMBOL: _rows(bars, 0, window)})
@@ -206,7 +206,7 @@ def _paper_over_ws(
 
 def _kernel_in_memory(bars: Any, warmup: int, live: int) -> RateRow:
     kernel = LiveKernel(
-        _strategy(), {SYMBOL: INSTRUMENT}, "1m", BacktestConfig(balance=10_000), max_bars=warmup
+        _strategy(), {SYMBOL: INSTRUMENT}, "1m", RunConfig(balance=10_000), max_bars=warmup
     )
     kernel.warm_up({SYMBOL: _rows(bars, 0, warmup)})
     live_rows = _rows(bars, warmup, warmup + live)

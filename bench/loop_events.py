@@ -44,7 +44,7 @@ from tradeloop.bus.base import InProcessBus  # noqa: E402
 from tradeloop.bus.events import TOPICS, event_codec  # noqa: E402
 from tradeloop.core.bar import BarArrays  # noqa: E402
 from tradeloop.core.instrument import Instrument  # noqa: E402
-from tradeloop.engine.config import BacktestConfig  # noqa: E402
+from tradeloop.engine.config import RunConfig  # noqa: E402
 from tradeloop.engine.kernel import BacktestEngine  # noqa: E402
 from tradeloop.engine.live import LiveKernel  # noqa: E402
 from tradeloop.engine.market import MarketData  # noqa: E402
@@ -77,7 +77,7 @@ def _backtest(bars: Any, mode: str) -> tuple[float, int, int]:
     engine = BacktestEngine(
         SmaCross(fast=10, slow=30),
         market,
-        BacktestConfig(balance=10_000.0, fee=FEE),
+        RunConfig(balance=10_000.0, fee=FEE),
         loop="general" if mode == "general" else "auto",
         bus=bus,
     )
@@ -106,7 +106,7 @@ def _live(bars: Any, warmup: int, bus: Any) -> tuple[float, int]:
         SmaCross(fast=10, slow=30),
         {SYMBOL: _instrument(bars.tick)},
         "1m",
-        BacktestConfig(balance=10_000.0, fee=FEE),
+        RunConfig(balance=10_000.0, fee=FEE),
         bus=bus,
         max_bars=warmup,
     )

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from tradeloop.core.bar import BarArrays
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.ml_strategy import primary_events
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.ml.features import DEFAULT_FEATURE_SET
@@ -77,7 +77,7 @@ def main() -> None:
     t_feats = best_of(lambda: DEFAULT_FEATURE_SET.compute_bars(bars))
 
     t = time.perf_counter()
-    run = run_on_bars(SmaCross(), {bars.symbol: bars}, BacktestConfig(fee=0.001))
+    run = run_on_bars(SmaCross(), {bars.symbol: bars}, RunConfig(fee=0.001))
     t_primary = time.perf_counter() - t
     events, sides = primary_events(run, bars)
     result = train_meta_model(bars, events, sides, TrainConfig(horizon=60))

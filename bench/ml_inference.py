@@ -37,7 +37,7 @@ import numpy as np
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.signal import Signal
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.ml_strategy import primary_events
@@ -106,7 +106,7 @@ def main() -> None:
     bars = load_ohlcv(args.data).bars
     half = len(bars) // 2
     head = bars.slice(0, half)
-    plain_head = run_on_bars(SmaCross(short=True), {bars.symbol: head}, BacktestConfig(fee=0.001))
+    plain_head = run_on_bars(SmaCross(short=True), {bars.symbol: head}, RunConfig(fee=0.001))
     events, sides = primary_events(plain_head, head)
     trained = train_meta_model(head, events, sides, TrainConfig())
     model = trained.model
@@ -155,7 +155,7 @@ def main() -> None:
         paper_ns.append(t2 - t)
 
     tail = {bars.symbol: bars}
-    cfg = BacktestConfig(fee=0.001, start=int(bars.ts[half]))
+    cfg = RunConfig(fee=0.001, start=int(bars.ts[half]))
     t_plain = t_model = float("inf")
     for _ in range(3):  # best of 3 each, alternating
         t = time.perf_counter()

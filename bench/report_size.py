@@ -68,7 +68,7 @@ def run_once(bars: Bars) -> Any:
     """The in-process backtest whose results the post-run stages work on."""
     from tradeloop.core.bar import BarArrays
     from tradeloop.core.instrument import Instrument
-    from tradeloop.engine.config import BacktestConfig
+    from tradeloop.engine.config import RunConfig
     from tradeloop.engine.runner import run_on_bars
     from tradeloop.strategy.examples.sma_cross import SmaCross
 
@@ -81,7 +81,7 @@ def run_once(bars: Bars) -> Any:
     result = run_on_bars(
         SmaCross(fast=RULES_FAST, slow=RULES_SLOW),
         {SYMBOL: arrays},
-        BacktestConfig(balance=BALANCE, fee=FEE),
+        RunConfig(balance=BALANCE, fee=FEE),
         instruments=instruments,
     )
     return result, {SYMBOL: arrays}, time.perf_counter() - started

@@ -22,7 +22,7 @@ import redis
 from tradeloop.bus.base import InProcessBus
 from tradeloop.bus.events import TOPICS, event_codec
 from tradeloop.core.time import to_iso
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.loop import build_strategy, feedback_loop_for
@@ -237,7 +237,7 @@ def _uninterrupted(config: Path, tmp_path: Path) -> LiveKernel:
         build_strategy(cfg),
         instruments,
         "1m",
-        BacktestConfig(balance=10_000),
+        RunConfig(balance=10_000),
         run_id=RUN_ID,
         bus=bus,
         inputs=[zones],

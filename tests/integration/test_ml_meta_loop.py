@@ -21,7 +21,7 @@ from tradeloop.core.instrument import Instrument
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal, SignalAction
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
@@ -85,7 +85,7 @@ def test_bvc_agrees_with_real_aggressor_split(shared_data):
 
 def test_walk_forward_report_compares_filtered_and_primary_on_real_btc(btc_1h):
     # Act
-    folds = walk_forward_evaluate(SmaCross, btc_1h, BacktestConfig(fee=0.001), FAST, n_windows=3)
+    folds = walk_forward_evaluate(SmaCross, btc_1h, RunConfig(fee=0.001), FAST, n_windows=3)
     # Assert: both numbers exist for every window, whatever they are
     assert len(folds) == 3
     for f in folds:
@@ -144,7 +144,7 @@ def _trade_rows(result: BacktestResult) -> list[tuple]:
 def btc_model(btc_1h):
     """A meta-model of sma_cross (long and short) trained on the first 20,000 real bars."""
     bars = btc_1h.slice(0, 20_000)
-    plain = run_on_bars(SmaCross(short=True), {bars.symbol: bars}, BacktestConfig(fee=0.001))
+    plain = run_on_bars(SmaCross(short=True), {bars.symbol: bars}, RunConfig(fee=0.001))
     events, sides = primary_events(plain, bars)
     return train_meta_model(bars, events, sides, FAST).model
 
@@ -155,7 +155,7 @@ def test_enrichment_equals_the_removed_strategy_wrapper_on_real_btc(
     btc_1h, btc_model, profile, threshold
 ):
     # Arrange: the whole real series, out of sample after bar 20,000
-    cfg = BacktestConfig(fee=0.001, risk=RiskConfig.from_profile(profile))
+    cfg = RunConfig(fee=0.001, risk=RiskConfig.from_profile(profile))
     data = {btc_1h.symbol: btc_1h}
     # Act
     old = run_on_bars(_RemovedWrapper(SmaCross(short=True), btc_model, threshold), data, cfg)
@@ -181,10 +181,10 @@ def test_default_profile_sizes_each_position_by_its_confidence_under_the_cap(sha
     bars = load_ohlcv(shared_data / "crypto_1m/binance_spot_2025/BTC_USDT-5m.feather").bars
     half = len(bars) // 2
     head = bars.slice(0, half)
-    plain_head = run_on_bars(SmaCross(), {bars.symbol: head}, BacktestConfig(fee=0.001))
+    plain_head = run_on_bars(SmaCross(), {bars.symbol: head}, RunConfig(fee=0.001))
     events, sides = primary_events(plain_head, head)
     model = train_meta_model(head, events, sides, FAST).model
-    cfg = BacktestConfig(fee=0.001, risk=RiskConfig.default(), start=int(bars.ts[half]))
+    cfg = RunConfig(fee=0.001, risk=RiskConfig.default(), start=int(bars.ts[half]))
     instruments = {bars.symbol: Instrument(bars.symbol, maker_fee=0.001, taker_fee=0.001)}
     market = MarketData({bars.symbol: bars}, instruments, "5m", start=cfg.start)
     enrichment = ModelEnrichment(model, min_confidence=0.0)

@@ -17,7 +17,7 @@ import pytest
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.ml_strategy import primary_events
 from tradeloop.engine.parity import parity_report
@@ -49,7 +49,7 @@ def rest(venue: VenueData) -> LocalVenueServer:
 
 
 def _train(bars: BarArrays, n_estimators: int) -> MetaModel:
-    plain = run_on_bars(SmaCross(**PARAMS), {bars.symbol: bars}, BacktestConfig(fee=0.001))
+    plain = run_on_bars(SmaCross(**PARAMS), {bars.symbol: bars}, RunConfig(fee=0.001))
     events, sides = primary_events(plain, bars)
     cfg = TrainConfig(estimator_params={"n_estimators": n_estimators}, n_splits=3, horizon=30)
     return train_meta_model(bars, events, sides, cfg).model

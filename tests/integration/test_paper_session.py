@@ -22,7 +22,7 @@ import pytest
 from tradeloop.alerts import DiscordAlerter
 from tradeloop.config.settings import ExchangeSettings, Settings
 from tradeloop.core.time import to_iso
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.paper import PaperConfig, PaperSession, instrument_from_dict
 from tradeloop.engine.parity import parity_report, trade_key
@@ -126,9 +126,7 @@ def _uninterrupted(store: StateStore) -> LiveKernel:
     meta = store.load_run_meta(RUN_ID)
     assert meta is not None
     instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
-    kernel = LiveKernel(
-        SmaCross(**meta["params"]), instruments, "1m", BacktestConfig(balance=10_000)
-    )
+    kernel = LiveKernel(SmaCross(**meta["params"]), instruments, "1m", RunConfig(balance=10_000))
     rows = store.load_bars(RUN_ID, "BTC/USDT", "1m")
     kernel.warm_up({"BTC/USDT": [r[:6] for r in rows if not r[6]]})
     for ts, o, h, low, c, v, _live in (r for r in rows if r[6]):

@@ -12,7 +12,7 @@ from backtesting import Backtest, Strategy
 from backtesting.lib import crossover
 
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.examples.sma_cross import SmaCross
 
@@ -51,7 +51,7 @@ def test_sma_cross_trades_match_backtesting_py_on_real_btc_1h(sample_1h: Path) -
     )
     # Act
     ours = run_on_bars(
-        SmaCross(fast=10, slow=30), {bars.symbol: bars}, BacktestConfig(balance=10_000_000.0)
+        SmaCross(fast=10, slow=30), {bars.symbol: bars}, RunConfig(balance=10_000_000.0)
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason
 from tradeloop.core.signal import Signal
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.runner import run_on_bars
@@ -73,7 +73,7 @@ def test_permissive_profile_is_bit_identical_to_no_risk_gate(
     btc_1h: BarArrays, strategy: Strategy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Arrange
-    config = BacktestConfig(fee=0.001, slippage_bps=2.0)
+    config = RunConfig(fee=0.001, slippage_bps=2.0)
     gated = run_on_bars(strategy, {btc_1h.symbol: btc_1h}, config)
     fresh = type(strategy)(**dict(strategy.params))
     monkeypatch.setattr(Step, "submit", _direct_submit)
@@ -115,7 +115,7 @@ def test_default_profile_sizes_to_ten_percent_and_trails_every_position(btc_1h: 
     result = run_on_bars(
         SmaCross(fast=10, slow=30),
         {btc_1h.symbol: btc_1h},
-        BacktestConfig(fee=0.001, risk=cfg),
+        RunConfig(fee=0.001, risk=cfg),
         risk=engine,
     )
     # Assert: at entry each position is ~10% of the equity (sized on the signal bar's close,
@@ -141,7 +141,7 @@ def test_black_swan_on_real_data_flattens_and_blocks_until_override(btc_1h: BarA
         black_swan=BlackSwanConfig(drop_pct=0.10, window="24h", vol_shock_sigma=None),
     )
     probe = RiskEngine(cfg, secret=SECRET)
-    run_on_bars(AlwaysLong(), {btc_1h.symbol: btc_1h}, BacktestConfig(risk=cfg), risk=probe)
+    run_on_bars(AlwaysLong(), {btc_1h.symbol: btc_1h}, RunConfig(risk=cfg), risk=probe)
     trigger = probe.events[0]
     assert (trigger.cause, trigger.state_to) == ("black_swan", TradingState.HALTED)
     t_swan = trigger.ts
@@ -175,9 +175,7 @@ def test_black_swan_on_real_data_flattens_and_blocks_until_override(btc_1h: BarA
     engine.schedule_override(forged, t_swan + 3 * DAY)
     engine.schedule_override(good, resume_at)
     # Act
-    result = run_on_bars(
-        AlwaysLong(), {btc_1h.symbol: btc_1h}, BacktestConfig(risk=cfg), risk=engine
-    )
+    result = run_on_bars(AlwaysLong(), {btc_1h.symbol: btc_1h}, RunConfig(risk=cfg), risk=engine)
     # Assert: flat from the next bar's open after the trigger
     ts = result.ts
     k = int(np.searchsorted(ts, t_swan))
@@ -239,9 +237,7 @@ def test_correlated_second_entry_is_refused_on_real_futures_data(shared_data: Pa
     )
     engine = RiskEngine(cfg)
     # Act
-    result = run_on_bars(
-        TwoAtOnce(), {"BTC": btc, "ETH": eth}, BacktestConfig(risk=cfg), risk=engine
-    )
+    result = run_on_bars(TwoAtOnce(), {"BTC": btc, "ETH": eth}, RunConfig(risk=cfg), risk=engine)
     # Assert: BTC entered; ETH refused, its 100-bar correlation with the in-flight BTC order
     # above 0.7 (checked by hand below)
     assert [t.symbol for t in result.trades] == ["BTC"]
@@ -263,7 +259,7 @@ def test_risk_report_of_a_run(btc_1h: BarArrays) -> None:
     engine = RiskEngine(replace(RiskConfig.default(), black_swan=BlackSwanConfig(enabled=False)))
     bars = btc_1h.slice(0, 2_000)
     market = MarketData({bars.symbol: bars}, {bars.symbol: Instrument(bars.symbol)}, "1h")
-    kernel = BacktestEngine(AlwaysLong(), market, BacktestConfig(risk=engine.config), risk=engine)
+    kernel = BacktestEngine(AlwaysLong(), market, RunConfig(risk=engine.config), risk=engine)
     # Act
     result = kernel.run()
     report = kernel.risk_report()

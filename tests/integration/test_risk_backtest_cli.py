@@ -13,7 +13,7 @@ from tradeloop.cli.app import app
 from tradeloop.cli.risk_cmd import backtest_risk_engine, risk_app, write_run_risk_report
 from tradeloop.core.time import parse_time
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.risk.config import BlackSwanConfig, OverridesConfig, RiskConfig
 from tradeloop.risk.engine import RiskEngine
@@ -43,9 +43,7 @@ def test_risk_report_of_a_run_with_risk_files(shared_data: Path, tmp_path: Path)
     bars = load_ohlcv(shared_data / BTC_1H).bars.slice(0, 5_000)
     cfg = replace(RiskConfig.default(), black_swan=BlackSwanConfig(drop_pct=0.08))
     engine = RiskEngine(cfg)
-    run_on_bars(
-        SmaCross(fast=10, slow=30), {bars.symbol: bars}, BacktestConfig(risk=cfg), risk=engine
-    )
+    run_on_bars(SmaCross(fast=10, slow=30), {bars.symbol: bars}, RunConfig(risk=cfg), risk=engine)
     folder = tmp_path / "run"
     paths = write_run_risk_report(engine, folder)
     # Act
@@ -177,9 +175,7 @@ def test_override_issue_apply_log_and_replay_in_a_backtest(
     )
     engine = RiskEngine(cfg)
     bars = load_ohlcv(shared_data / BTC_1H).bars.slice(0, 800)
-    run_on_bars(
-        SmaCross(fast=10, slow=30), {bars.symbol: bars}, BacktestConfig(risk=cfg), risk=engine
-    )
+    run_on_bars(SmaCross(fast=10, slow=30), {bars.symbol: bars}, RunConfig(risk=cfg), risk=engine)
     # Assert
     assert tampered.exit_code == 1
     assert "bad_signature" in tampered.output

@@ -22,7 +22,7 @@ import pytest
 from tradeloop.analysis.metrics import periods_per_year
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.data import load_ohlcv
-from tradeloop.engine import BacktestConfig
+from tradeloop.engine import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.examples.sma_cross import SmaCross
 
@@ -35,7 +35,7 @@ def real_run(request: pytest.FixtureRequest, sample_1h: Path):  # type: ignore[n
     result = run_on_bars(
         SmaCross(fast=10, slow=30),
         {bars.symbol: bars},
-        BacktestConfig(fee=0.001, timeframe=request.param),
+        RunConfig(fee=0.001, timeframe=request.param),
     )
     series = np.concatenate(([result.config["balance"]], result.equity))
     returns = pd.Series(

@@ -14,7 +14,7 @@ from tradeloop.analysis.runs import find_runs, read_equity, read_trades, resolve
 from tradeloop.analysis.validation import ValidationConfig
 from tradeloop.core.errors import ConfigError, DataError
 from tradeloop.data import load_ohlcv
-from tradeloop.engine import BacktestConfig
+from tradeloop.engine import RunConfig
 from tradeloop.engine.output import new_run_id, run_info, write_outputs
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
@@ -26,7 +26,7 @@ def stopped_run(sample_1h: Path) -> BacktestResult:
     """SMA(10/30) on 4h bars with a 3% stop and a 6% target, both sides."""
     bars = load_ohlcv(sample_1h).bars.slice(0, 8_000)
     strategy = SmaCross(fast=10, slow=30, short=True, stop_loss=0.03, take_profit=0.06)
-    return run_on_bars(strategy, {bars.symbol: bars}, BacktestConfig(fee=0.001, timeframe="4h"))
+    return run_on_bars(strategy, {bars.symbol: bars}, RunConfig(fee=0.001, timeframe="4h"))
 
 
 def test_runs_trades_carry_the_positions_stop_and_target(stopped_run: BacktestResult) -> None:

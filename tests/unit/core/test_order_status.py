@@ -17,7 +17,7 @@ from tradeloop.core.order_status import (
     check_transition,
 )
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.kernels import bar_row, stream_bars, test_instrument
@@ -89,7 +89,7 @@ def test_the_paper_kernel_refuses_an_impossible_report_and_keeps_the_status(
         SmaCross(fast=5, slow=20),
         {sym: test_instrument(sym)},
         "1m",
-        BacktestConfig(trade_start=int(bars.ts[300])),
+        RunConfig(trade_start=int(bars.ts[300])),
     )
     kernel.warm_up({sym: [bar_row(bars, i) for i in range(300)]})
     stream_bars(kernel, {sym: bars}, 300, 1_400)
@@ -115,7 +115,7 @@ def test_flatten_cancels_waiting_orders_with_a_status(shared_data: Path) -> None
         SmaCross(fast=5, slow=20),
         {sym: test_instrument(sym)},
         "1m",
-        BacktestConfig(trade_start=int(bars.ts[300])),
+        RunConfig(trade_start=int(bars.ts[300])),
     )
     kernel.warm_up({sym: [bar_row(bars, i) for i in range(300)]})
     i = 300

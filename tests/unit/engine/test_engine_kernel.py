@@ -12,7 +12,7 @@ from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import parse_time
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
 from tradeloop.strategy.examples.sma_cross import SmaCross
@@ -61,7 +61,7 @@ def test_kernel_1h_bar_visible_only_after_its_close_on_15m_steps() -> None:
     # Arrange: 12 bars of 15m = hours 00:00, 01:00, 02:00
     strategy = HourlyWatcher()
     # Act
-    result = run_on_bars(strategy, {SYM: bars_every(15 * MINUTE, "15m", 12)}, BacktestConfig())
+    result = run_on_bars(strategy, {SYM: bars_every(15 * MINUTE, "15m", 12)}, RunConfig())
     # Assert
     assert result.timeframe == "15m"
     indexes = [seen[1] for seen in strategy.seen]
@@ -90,7 +90,7 @@ def test_kernel_1h_bar_never_visible_before_it_closes() -> None:
     # Arrange
     strategy = HourlyWatcher()
     # Act
-    run_on_bars(strategy, {SYM: bars_every(15 * MINUTE, "15m", 12)}, BacktestConfig())
+    run_on_bars(strategy, {SYM: bars_every(15 * MINUTE, "15m", 12)}, RunConfig())
     # Assert: a visible 1h bar always closed by the current step's close (ts + 15m)
     for step_ts, _, bar, _, _ in strategy.seen:
         if bar is not None:
@@ -116,7 +116,7 @@ def test_kernel_strategy_raises_in_on_bar_strategy_error_names_strategy_and_bar_
     bars = bars_every(HOUR, "1h", 5)
     # Act
     with pytest.raises(StrategyError) as info:
-        run_on_bars(Exploding(), {SYM: bars}, BacktestConfig())
+        run_on_bars(Exploding(), {SYM: bars}, RunConfig())
     # Assert: bar 2 opens at 02:00
     err = info.value
     assert err.strategy == "exploding"
@@ -132,7 +132,7 @@ def test_kernel_strategy_raises_multi_symbol_strategy_error_names_bar_time() -> 
     bars = {SYM: bars_every(HOUR, "1h", 5), "ETH": bars_every(HOUR, "1h", 5, "ETH")}
     # Act
     with pytest.raises(StrategyError) as info:
-        run_on_bars(Exploding(), bars, BacktestConfig())
+        run_on_bars(Exploding(), bars, RunConfig())
     # Assert
     assert info.value.time_iso == "2024-01-01T02:00:00+00:00"
 
@@ -150,7 +150,7 @@ def test_kernel_strategy_raises_in_on_init_strategy_error_without_bar_time() -> 
 
     # Act
     with pytest.raises(StrategyError) as info:
-        run_on_bars(BadInit(), {SYM: bars_every(HOUR, "1h", 3)}, BacktestConfig())
+        run_on_bars(BadInit(), {SYM: bars_every(HOUR, "1h", 3)}, RunConfig())
     # Assert
     assert info.value.strategy == "bad_init"
     assert info.value.time_iso is None
@@ -189,21 +189,21 @@ def test_kernel_strategy_symbol_missing_from_data_config_error() -> None:
 
     # Act / Assert
     with pytest.raises(ConfigError, match="ETH"):
-        run_on_bars(WantsEth(), {SYM: bars_every(HOUR, "1h", 3)}, BacktestConfig())
+        run_on_bars(WantsEth(), {SYM: bars_every(HOUR, "1h", 3)}, RunConfig())
 
 
 def test_kernel_timeframe_finer_than_data_config_error() -> None:
     # Arrange: 1h data cannot make 15m bars
     # Act / Assert
     with pytest.raises(ConfigError, match="cannot build 15m"):
-        run_on_bars(Exploding(), {SYM: bars_every(HOUR, "1h", 3)}, BacktestConfig(timeframe="15m"))
+        run_on_bars(Exploding(), {SYM: bars_every(HOUR, "1h", 3)}, RunConfig(timeframe="15m"))
 
 
 def test_kernel_result_ts_and_equity_length_match_base_steps() -> None:
     # Arrange: 8 x 15m = two full hours on the 1h base timeframe
     bars = bars_every(15 * MINUTE, "15m", 8)
     # Act
-    result = run_on_bars(Exploding(), {SYM: bars}, BacktestConfig(timeframe="1h"))
+    result = run_on_bars(Exploding(), {SYM: bars}, RunConfig(timeframe="1h"))
     # Assert: bar 2 never comes, so nothing raises
     assert result.ts.tolist() == [T0, T0 + HOUR]
     assert result.equity.shape == result.cash.shape == (2,)

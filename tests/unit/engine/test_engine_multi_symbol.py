@@ -11,7 +11,7 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import parse_time
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
 from tradeloop.strategy.examples.sma_cross import SmaCross
@@ -52,7 +52,7 @@ def test_multi_symbol_half_each_splits_capital_equally_without_fee() -> None:
     }
     schedule = {0: [Signal.open_long("A", 0.5), Signal.open_long("B", 0.5)]}
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig())
+    result = run_on_bars(ByStep(schedule), bars, RunConfig())
     # Assert: 0.5 * 10_000 each -> qA = 5_000 / 100 = 50, qB = 5_000 / 50 = 100, cash 0
     a, b = result.trades
     assert (a.symbol, b.symbol) == ("A", "B")
@@ -70,7 +70,7 @@ def test_multi_symbol_half_each_with_fee_second_sized_on_equity_after_first() ->
     }
     schedule = {0: [Signal.open_long("A", 0.5), Signal.open_long("B", 0.5)]}
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig(fee=0.001))
+    result = run_on_bars(ByStep(schedule), bars, RunConfig(fee=0.001))
     # Assert
     q_a = 5_000 / (100 * 1.001)  # 49.95005, spends exactly 5_000 with its fee
     equity_after_a = 5_000 + q_a * 100  # 9_995.005: the fee is gone
@@ -93,7 +93,7 @@ def test_multi_symbol_sma_cross_splits_size_across_symbols() -> None:
         "B": hourly("B", hours, closes_b, closes_b),
     }
     # Act
-    result = run_on_bars(SmaCross(fast=2, slow=3), bars, BacktestConfig())
+    result = run_on_bars(SmaCross(fast=2, slow=3), bars, RunConfig())
     # Assert: size 1.0 split in two -> each entry's notional is 0.5 * 10_000 = 5_000
     a, b = result.trades
     assert {a.symbol, b.symbol} == {"A", "B"}
@@ -109,7 +109,7 @@ def test_multi_symbol_steps_are_union_of_timestamps() -> None:
         "B": hourly("B", [0, 2, 3, 4], [1, 1, 1, 1], [1, 1, 1, 1]),
     }
     # Act
-    result = run_on_bars(ByStep({}), bars, BacktestConfig())
+    result = run_on_bars(ByStep({}), bars, RunConfig())
     # Assert
     assert result.ts.tolist() == [T0 + k * HOUR for k in range(5)]
     assert result.bars_processed == 5
@@ -123,7 +123,7 @@ def test_multi_symbol_gap_order_waits_for_next_bar_of_its_symbol() -> None:
     }
     schedule = {0: [Signal.open_long("B", 20.0, quantity=True)]}
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig())
+    result = run_on_bars(ByStep(schedule), bars, RunConfig())
     # Assert: filled at B's hour-2 open 58, not on step 1 when only A traded
     (trade,) = result.trades
     assert trade.entry_ts == T0 + 2 * HOUR
@@ -141,7 +141,7 @@ def test_multi_symbol_equity_curve_marks_latest_close_of_each_symbol() -> None:
         0: [Signal.open_long("A", 10.0, quantity=True), Signal.open_long("B", 20.0, quantity=True)]
     }
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig())
+    result = run_on_bars(ByStep(schedule), bars, RunConfig())
     # Assert
     # step 0: 10_000
     # step 1: cash 10_000 - 10*105 = 8_950;  equity 8_950 + 10*110 = 10_050
@@ -161,7 +161,7 @@ def test_multi_symbol_close_at_end_uses_latest_close_of_symbol_without_last_bar(
     }
     schedule = {0: [Signal.open_long("A", 10.0, quantity=True)]}
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig(close_at_end=True))
+    result = run_on_bars(ByStep(schedule), bars, RunConfig(close_at_end=True))
     # Assert: closed at A's close 130 at the last step time; pnl 10 * (130 - 105) = 250
     (trade,) = result.trades
     assert trade.exit_ts == T0 + 4 * HOUR
@@ -178,7 +178,7 @@ def test_multi_symbol_gap_close_fill_mode_no_fill_on_step_without_bar() -> None:
     }
     schedule = {1: [Signal.open_long("B", 20.0, quantity=True)]}
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig(fill_price="close"))
+    result = run_on_bars(ByStep(schedule), bars, RunConfig(fill_price="close"))
     # Assert: B did not trade at hour 1, so nothing may fill at hour 1 (B's hour-0 close 50
     # is stale); the earliest real B price after the signal is hour 2
     for trade in result.trades:
@@ -198,7 +198,7 @@ def test_multi_symbol_open_fill_sizing_ignores_other_symbols_close_of_same_bar()
         1: [Signal.open_long("B", 0.5)],
     }
     # Act
-    result = run_on_bars(ByStep(schedule), bars, BacktestConfig())
+    result = run_on_bars(ByStep(schedule), bars, RunConfig())
     # Assert: equity at the step-2 open = 9_000 + 10 * 100 = 10_000 -> budget 5_000 -> 100 B
     # (marking A at its step-2 close 200 would give 0.5 * 11_000 / 50 = 110)
     b = next(t for t in result.trades if t.symbol == "B")

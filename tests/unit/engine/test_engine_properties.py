@@ -21,7 +21,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Trade
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import parse_time
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
@@ -102,10 +102,10 @@ def price_paths(draw: st.DrawFn) -> BarArrays:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[BarArrays, list[Order | None], BacktestConfig]:
+def scenarios(draw: st.DrawFn) -> tuple[BarArrays, list[Order | None], RunConfig]:
     bars = draw(price_paths())
     schedule = draw(st.lists(orders, min_size=len(bars), max_size=len(bars)))
-    config = BacktestConfig(
+    config = RunConfig(
         balance=BALANCE,
         fee=draw(st.floats(0.0, 0.01)),
         slippage_bps=draw(st.sampled_from([0.0, 5.0, 25.0])),
@@ -115,7 +115,7 @@ def scenarios(draw: st.DrawFn) -> tuple[BarArrays, list[Order | None], BacktestC
     return bars, schedule, config
 
 
-def run(scenario: tuple[BarArrays, list[Order | None], BacktestConfig]) -> BacktestResult:
+def run(scenario: tuple[BarArrays, list[Order | None], RunConfig]) -> BacktestResult:
     bars, schedule, config = scenario
     return run_on_bars(Scheduled(schedule), {SYM: bars}, config)
 
@@ -144,7 +144,7 @@ def cash_at(trades: Sequence[Trade], ts: int) -> float:
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_properties_final_equity_equals_balance_plus_closed_and_open_pnl(
-    scenario: tuple[BarArrays, list[Order | None], BacktestConfig],
+    scenario: tuple[BarArrays, list[Order | None], RunConfig],
 ) -> None:
     # Arrange / Act
     result = run(scenario)
@@ -161,7 +161,7 @@ def test_properties_final_equity_equals_balance_plus_closed_and_open_pnl(
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_properties_equity_is_cash_plus_held_quantity_times_close_every_step(
-    scenario: tuple[BarArrays, list[Order | None], BacktestConfig],
+    scenario: tuple[BarArrays, list[Order | None], RunConfig],
 ) -> None:
     # Arrange
     bars = scenario[0]
@@ -179,7 +179,7 @@ def test_properties_equity_is_cash_plus_held_quantity_times_close_every_step(
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_properties_trades_positive_and_curves_finite(
-    scenario: tuple[BarArrays, list[Order | None], BacktestConfig],
+    scenario: tuple[BarArrays, list[Order | None], RunConfig],
 ) -> None:
     # Arrange / Act
     result = run(scenario)
@@ -197,7 +197,7 @@ def test_properties_trades_positive_and_curves_finite(
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_properties_fills_inside_bar_range_and_positions_never_overlap(
-    scenario: tuple[BarArrays, list[Order | None], BacktestConfig],
+    scenario: tuple[BarArrays, list[Order | None], RunConfig],
 ) -> None:
     # Arrange
     bars, _, config = scenario
@@ -249,7 +249,7 @@ class ScheduledPair(Strategy):
 @st.composite
 def gappy_pairs(
     draw: st.DrawFn,
-) -> tuple[dict[str, BarArrays], list[tuple[str, Order] | None], BacktestConfig]:
+) -> tuple[dict[str, BarArrays], list[tuple[str, Order] | None], RunConfig]:
     n = draw(st.integers(2, 25))
     bars = {}
     for symbol in ("A", "B"):
@@ -264,7 +264,7 @@ def gappy_pairs(
         )
     pair = st.tuples(st.sampled_from(["A", "B"]), actions)
     schedule = draw(st.lists(st.one_of(st.none(), pair), min_size=n, max_size=n))
-    config = BacktestConfig(
+    config = RunConfig(
         balance=BALANCE, fee=draw(st.floats(0.0, 0.01)), close_at_end=draw(st.booleans())
     )
     return bars, schedule, config
@@ -273,7 +273,7 @@ def gappy_pairs(
 @settings(max_examples=60, deadline=None)
 @given(gappy_pairs())
 def test_properties_two_symbols_with_gaps_equity_is_cash_plus_latest_marks(
-    scenario: tuple[dict[str, BarArrays], list[tuple[str, Order] | None], BacktestConfig],
+    scenario: tuple[dict[str, BarArrays], list[tuple[str, Order] | None], RunConfig],
 ) -> None:
     # Arrange
     bars, schedule, config = scenario

@@ -12,7 +12,7 @@ from tradeloop.core.errors import ConfigError
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
@@ -20,7 +20,7 @@ from tradeloop.strategy.registry import discover_strategies
 from tradeloop.strategy.view import MarketView
 
 
-def _run(strategy: Strategy, bars, config: BacktestConfig) -> BacktestResult:
+def _run(strategy: Strategy, bars, config: RunConfig) -> BacktestResult:
     return run_on_bars(strategy, {bars.symbol: bars}, config)
 
 
@@ -51,7 +51,7 @@ def test_signal_bars_hint_gives_the_same_run_as_calling_every_bar(
     # Arrange
     cls = discover_strategies(None)[name].cls
     bars = load_ohlcv(sample_1h).bars.slice(0, 20_000)
-    config = BacktestConfig(fee=0.001, slippage_bps=2.0)
+    config = RunConfig(fee=0.001, slippage_bps=2.0)
 
     class EveryBar(cls):  # type: ignore[valid-type, misc]
         def signal_bars(self, view: MarketView) -> None:
@@ -95,7 +95,7 @@ def test_signal_bars_hint_calls_on_bar_only_on_wake_bars(sample_1h: Path) -> Non
     bars = load_ohlcv(sample_1h).bars.slice(0, 10_000)
     strategy = _CountingStrategy()
     # Act
-    result = _run(strategy, bars, BacktestConfig())
+    result = _run(strategy, bars, RunConfig())
     # Assert: 20 wake bars out of 10,000, and every round trip happened
     assert strategy.calls == 20
     assert result.metrics.trade_count == 10
@@ -110,4 +110,4 @@ def test_signal_bars_hint_of_the_wrong_length_is_a_config_error(sample_1h: Path)
     bars = load_ohlcv(sample_1h).bars.slice(0, 100)
     # Act / Assert
     with pytest.raises(ConfigError, match="signal_bars"):
-        _run(Broken(), bars, BacktestConfig())
+        _run(Broken(), bars, RunConfig())

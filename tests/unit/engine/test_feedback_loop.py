@@ -10,7 +10,7 @@ import pytest
 from tradeloop.bus.base import InProcessBus
 from tradeloop.core.bar import BarArrays
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.feedback import FeedbackLoop, component_of
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.kernel import BacktestEngine
@@ -37,7 +37,7 @@ def _run(bars: BarArrays, loop_store: AnalyticsStore, every: int):
     engine = BacktestEngine(
         ZoneMagnet(),
         market,
-        BacktestConfig(fee=0.0005),
+        RunConfig(fee=0.0005),
         bus=bus,
         run_id="loop-1",
         inputs=[zones],

@@ -13,7 +13,7 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.data.resample import resample
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
@@ -38,7 +38,7 @@ def btc_1m(shared_data: Path) -> BarArrays:
     return bars.slice(0, 4_000)
 
 
-def _backtest(strategy: Strategy, sources: dict[str, BarArrays], cfg: BacktestConfig):
+def _backtest(strategy: Strategy, sources: dict[str, BarArrays], cfg: RunConfig):
     declared = tuple(strategy.timeframes)
     tf = next(iter(sources.values())).timeframe
     market = MarketData(
@@ -73,7 +73,7 @@ def test_paper_kernel_gives_the_backtests_orders_and_trades(
     # Arrange
     bars: BarArrays = request.getfixturevalue("btc_1m" if data == "1m" else "btc_15m")
     sym = bars.symbol
-    cfg = BacktestConfig(balance=10_000, slippage_bps=2.0, trade_start=int(bars.ts[WARMUP]))
+    cfg = RunConfig(balance=10_000, slippage_bps=2.0, trade_start=int(bars.ts[WARMUP]))
     engine, result = _backtest(strategy(), {sym: bars}, cfg)
     kernel = LiveKernel(strategy(), {sym: test_instrument(sym)}, data, cfg)
     kernel.warm_up({sym: [bar_row(bars, i) for i in range(WARMUP)]})
@@ -93,7 +93,7 @@ def test_a_short_window_keeps_only_its_bars_and_still_matches_the_backtest(btc_1
     # Arrange: a 64-bar window over 4,000 bars (the buffer is compacted many times); the
     # strategy looks back 20 bars, so the trades must equal a backtest over all bars
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0, trade_start=int(btc_1m.ts[WARMUP]))
     engine, result = _backtest(SmaCross(fast=5, slow=20, short=True), {sym: btc_1m}, cfg)
     kernel = LiveKernel(
         SmaCross(fast=5, slow=20, short=True), {sym: test_instrument(sym)}, "1m", cfg, max_bars=64
@@ -127,7 +127,7 @@ def test_multi_symbol_paper_kernel_matches_the_backtest(shared_data: Path) -> No
         for name in ("BTC", "ETH")
     }
     sources = {b.symbol: b for b in sources.values()}
-    cfg = BacktestConfig(balance=10_000, trade_start=int(next(iter(sources.values())).ts[200]))
+    cfg = RunConfig(balance=10_000, trade_start=int(next(iter(sources.values())).ts[200]))
     engine, result = _backtest(SmaCross(fast=8, slow=30, short=True), sources, cfg)
     kernel = LiveKernel(
         SmaCross(fast=8, slow=30, short=True), {s: test_instrument(s) for s in sources}, "5m", cfg
@@ -145,7 +145,7 @@ def test_multi_symbol_paper_kernel_matches_the_backtest(shared_data: Path) -> No
 def test_a_restored_kernel_continues_exactly(btc_1m, tmp_path: Path) -> None:
     # Arrange: an uninterrupted run, and one restarted from the store three times
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0)
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0)
 
     def strategy() -> SmaCross:
         return SmaCross(fast=5, slow=20, short=True, stop_loss=0.004)
@@ -191,7 +191,7 @@ def test_a_restored_kernel_keeps_its_risk_state(btc_1m, tmp_path: Path) -> None:
         black_swan=BlackSwanConfig(drop_pct=None, vol_shock_sigma=12.0, vol_window=50),
     )
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, risk=risk)
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0, risk=risk)
 
     def strategy() -> SmaCross:
         return SmaCross(fast=5, slow=20, short=True, stop_loss=0.004)
@@ -250,7 +250,7 @@ def test_a_resume_token_queued_while_the_run_was_down_lifts_the_restored_halt(
         overrides=OverridesConfig(inbox=str(inbox), audit_log=str(tmp_path / "audit.jsonl")),
     )
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, risk=risk)
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0, risk=risk)
 
     def kernel(store: SqliteStateStore) -> LiveKernel:
         return LiveKernel(
@@ -293,7 +293,7 @@ def test_a_resume_token_queued_while_the_run_was_down_lifts_the_restored_halt(
 def test_each_utc_day_is_summarised_once_also_across_a_restart(btc_1m, tmp_path: Path) -> None:
     # Arrange: 3,700 live 1m bars from 05:00 on day one: two whole UTC days end
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0)
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0)
 
     def kernel(**kw) -> LiveKernel:
         return LiveKernel(
@@ -349,7 +349,7 @@ def test_two_symbol_day_summaries_with_a_missing_last_bar_and_a_restart(
         sources[bars.symbol] = bars
     eth = next(s for s in sources if s.startswith("ETH"))
     day_ns, five_min = 86_400 * 10**9, 300 * 10**9
-    cfg = BacktestConfig(balance=10_000)
+    cfg = RunConfig(balance=10_000)
 
     def kernel(**kw) -> LiveKernel:
         return LiveKernel(
@@ -407,7 +407,7 @@ def test_two_symbol_day_summaries_with_a_missing_last_bar_and_a_restart(
 def test_waiting_orders_fill_at_the_first_update_and_stops_trigger_between_closes(btc_1m) -> None:
     # Arrange: a long with a 0.2% stop opened on a cross
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000)
+    cfg = RunConfig(balance=10_000)
     kernel = LiveKernel(
         SmaCross(fast=5, slow=20, stop_loss=0.002), {sym: test_instrument(sym)}, "1m", cfg
     )
@@ -434,7 +434,7 @@ def test_waiting_orders_fill_at_the_first_update_and_stops_trigger_between_close
 
 def test_gaps_are_reported_for_backfill(btc_1m) -> None:
     sym = btc_1m.symbol
-    kernel = LiveKernel(SmaCross(), {sym: test_instrument(sym)}, "1m", BacktestConfig())
+    kernel = LiveKernel(SmaCross(), {sym: test_instrument(sym)}, "1m", RunConfig())
     assert kernel.missing_before(sym, int(btc_1m.ts[10])) is None  # nothing held yet
     kernel.warm_up({sym: [bar_row(btc_1m, i) for i in range(50)]})
     assert kernel.missing_before(sym, int(btc_1m.ts[50])) is None

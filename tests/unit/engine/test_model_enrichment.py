@@ -14,7 +14,7 @@ from tradeloop.core.errors import ConfigError
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.signal import Signal
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.ml_strategy import primary_events
@@ -36,7 +36,7 @@ def bars(sample_1h: Path) -> BarArrays:
 @pytest.fixture(scope="module")
 def model(bars: BarArrays) -> MetaModel:
     """The project's own training on sma_cross's entries (long and short) of the sample."""
-    plain = run_on_bars(SmaCross(short=True), {SYMBOL: bars}, BacktestConfig())
+    plain = run_on_bars(SmaCross(short=True), {SYMBOL: bars}, RunConfig())
     events, sides = primary_events(plain, bars)
     cfg = TrainConfig(estimator_params={"n_estimators": 30}, n_splits=3)
     return train_meta_model(bars, events, sides, cfg).model

@@ -17,7 +17,7 @@ from tradeloop.bus.base import InProcessBus
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.loop_config import parse_loop_config
@@ -60,7 +60,7 @@ class Trained:
 def first_model(perp_5m: BarArrays) -> Trained:
     """The running model: sma_cross's entries on the first 4000 bars, the project's training."""
     history = perp_5m.slice(0, TRAIN_END)
-    plain = run_on_bars(SmaCross(**PARAMS), {history.symbol: history}, BacktestConfig())
+    plain = run_on_bars(SmaCross(**PARAMS), {history.symbol: history}, RunConfig())
     events, sides = primary_events(plain, history)
     cfg = TrainConfig(estimator_params={"n_estimators": 30}, n_splits=3)
     return Trained(train_meta_model(history, events, sides, cfg).model, cfg)
@@ -103,7 +103,7 @@ def _run(models: Path, bars: BarArrays, config: RetrainConfig) -> Run:
     enrichment = ModelEnrichment.from_registry(NAME, models, min_confidence=0.0)
     sym = bars.symbol
     kernel = LiveKernel(
-        SmaCross(**PARAMS), {sym: test_instrument(sym)}, "5m", BacktestConfig(), run_id="loop",
+        SmaCross(**PARAMS), {sym: test_instrument(sym)}, "5m", RunConfig(), run_id="loop",
         bus=bus, enrichment=enrichment,
     )  # fmt: skip
     kernel.warm_up({sym: [bar_row(bars, i) for i in range(TRAIN_END, LIVE)]})

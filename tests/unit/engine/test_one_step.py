@@ -16,7 +16,7 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal, SignalAction
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
@@ -99,7 +99,7 @@ def btc_1m(shared_data: Path) -> BarArrays:
 
 
 def _engine(
-    strategy: Strategy, bars: BarArrays, cfg: BacktestConfig, loop: str = "auto"
+    strategy: Strategy, bars: BarArrays, cfg: RunConfig, loop: str = "auto"
 ) -> BacktestEngine:
     base = cfg.timeframe or bars.timeframe
     declared = tuple(t for t in strategy.timeframes[1:] if t != base)  # the first is the base
@@ -112,7 +112,7 @@ def _engine(
     return BacktestEngine(strategy, market, cfg, loop=loop)
 
 
-def _paper(strategy: Strategy, bars: BarArrays, cfg: BacktestConfig, **kw: Any) -> LiveKernel:
+def _paper(strategy: Strategy, bars: BarArrays, cfg: RunConfig, **kw: Any) -> LiveKernel:
     sym = bars.symbol
     kernel = LiveKernel(strategy, {sym: test_instrument(sym)}, bars.timeframe, cfg, **kw)
     kernel.warm_up({sym: [bar_row(bars, i) for i in range(WARMUP)]})
@@ -146,7 +146,7 @@ def test_every_specialised_loop_equals_the_general_step(
     # the plain or the sparse (signal_bars) loop
     cls = discover_strategies(None)[name].cls
     bars = load_ohlcv(sample_1h).bars.slice(0, 12_000)
-    cfg = BacktestConfig(fee=0.001, slippage_bps=2.0, timeframe="1h", risk=risk)
+    cfg = RunConfig(fee=0.001, slippage_bps=2.0, timeframe="1h", risk=risk)
     fast = _engine(cls(**params), bars, cfg)
     general = _engine(cls(**params), bars, cfg, loop="general")
     # Act
@@ -165,7 +165,7 @@ def test_every_specialised_loop_equals_the_general_step(
 def test_an_unknown_loop_name_is_refused(sample_1h: Path) -> None:
     bars = load_ohlcv(sample_1h).bars.slice(0, 100)
     with pytest.raises(Exception, match="loop must be one of"):
-        _engine(EveryNth(), bars, BacktestConfig(), loop="fastest")
+        _engine(EveryNth(), bars, RunConfig(), loop="fastest")
 
 
 # -- the strategy contract in paper ------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_an_unknown_loop_name_is_refused(sample_1h: Path) -> None:
 
 def test_a_stateful_strategy_trades_in_paper_exactly_as_in_the_backtest(btc_1m) -> None:
     # Arrange: a counter kept in on_bar, no precompute (gave 0 orders in paper before)
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0, trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0, trade_start=int(btc_1m.ts[WARMUP]))
     engine = _engine(EveryNth(), btc_1m, cfg)
     result = engine.run()
     EveryNth.inits.clear()
@@ -194,7 +194,7 @@ def test_a_stateful_strategy_trades_in_paper_exactly_as_in_the_backtest(btc_1m) 
 def test_precomputed_arrays_are_refreshed_and_on_bar_state_survives(btc_1m) -> None:
     # Arrange: the default on_new_bars must refresh `average` (else the index runs past it)
     # and keep `entries` (grown in place) and `cooldown` (rebound) as on_bar left them
-    cfg = BacktestConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
     engine = _engine(CappedSmaTrend(), btc_1m, cfg)
     result = engine.run()
     kernel = _paper(CappedSmaTrend(), btc_1m, cfg)
@@ -214,7 +214,7 @@ def test_a_restarted_stateful_strategy_continues_from_its_stored_state(
     btc_1m, tmp_path: Path
 ) -> None:
     # Arrange
-    cfg = BacktestConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
     engine = _engine(EveryNth(), btc_1m, cfg)
     engine.run()
     cuts = [WARMUP, 917, 1_403, 2_222, len(btc_1m)]
@@ -243,7 +243,7 @@ def test_on_new_bars_override_is_called_instead_of_a_re_init(btc_1m) -> None:
         def on_new_bars(self, view: MarketView) -> None:
             calls.append((len(view.arrays()), view.step))
 
-    cfg = BacktestConfig(trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(trade_start=int(btc_1m.ts[WARMUP]))
     EveryNth.inits.clear()
     kernel = _paper(Incremental(), btc_1m, cfg, max_bars=500)
     # Act
@@ -262,7 +262,7 @@ def test_every_opening_signal_gets_a_unique_id_that_its_trade_carries(sample_1h:
     # Arrange
     bars = load_ohlcv(sample_1h).bars.slice(0, 8_000)
     cls = discover_strategies(None)["sma_cross"].cls
-    engine = _engine(cls(short=True), bars, BacktestConfig(fee=0.001, risk=RiskConfig.default()))
+    engine = _engine(cls(short=True), bars, RunConfig(fee=0.001, risk=RiskConfig.default()))
     # Act
     result = engine.run()
     # Assert
@@ -288,7 +288,7 @@ def test_sma_cross_streams_new_bars_in_paper_and_matches_its_re_init_twin(btc_1m
     class ReInit(sma_cross):  # type: ignore[valid-type, misc]
         on_new_bars = Strategy.on_new_bars
 
-    cfg = BacktestConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(balance=10_000, trade_start=int(btc_1m.ts[WARMUP]))
     incremental = _paper(sma_cross(fast=5, slow=20, short=True), btc_1m, cfg, max_bars=WARMUP)
     re_init = _paper(ReInit(fast=5, slow=20, short=True), btc_1m, cfg, max_bars=WARMUP)
     # Act

@@ -11,7 +11,7 @@ import pytest
 
 from tradeloop.core.instrument import Instrument
 from tradeloop.engine import paper
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.paper import PaperConfig, PaperSession
 from tradeloop.engine.status import write_status
@@ -35,7 +35,7 @@ def _session(tmp_path: Path) -> tuple[PaperSession, LiveKernel]:
         SmaCross(fast=2, slow=3),
         {"BTC/USDT": Instrument("BTC/USDT", tick_size=0.01, lot_size=1e-5)},
         "1m",
-        BacktestConfig(balance=10_000),
+        RunConfig(balance=10_000),
     )
     session.kernel = kernel
     return session, kernel

@@ -13,7 +13,7 @@ from tradeloop.core.errors import ConfigError
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
@@ -33,14 +33,14 @@ def perp_5m(shared_data: Path) -> BarArrays:
     return load_ohlcv(shared_data / PERP).bars.slice(0, 3_500)
 
 
-def _engine(strategy: Strategy, bars: BarArrays, cfg: BacktestConfig) -> BacktestEngine:
+def _engine(strategy: Strategy, bars: BarArrays, cfg: RunConfig) -> BacktestEngine:
     market = MarketData({bars.symbol: bars}, {bars.symbol: test_instrument(bars.symbol)}, "5m")
     return BacktestEngine(strategy, market, cfg)
 
 
 def test_the_zone_strategy_trades_identically_in_backtest_and_paper(perp_5m) -> None:
     # Arrange
-    cfg = BacktestConfig(fee=0.0005, trade_start=int(perp_5m.ts[WARMUP]))
+    cfg = RunConfig(fee=0.0005, trade_start=int(perp_5m.ts[WARMUP]))
     engine = _engine(ZoneMagnet(), perp_5m, cfg)
     result = engine.run()
     sym = perp_5m.symbol
@@ -61,7 +61,7 @@ def test_the_zone_strategy_trades_identically_in_backtest_and_paper(perp_5m) -> 
 
 def test_zones_never_use_future_bars(perp_5m) -> None:
     # Arrange: the same run on the data cut at bar 2,000 and on all of it
-    cfg = BacktestConfig(fee=0.0005)
+    cfg = RunConfig(fee=0.0005)
     cut = 2_000
     short = _engine(ZoneMagnet(), perp_5m.slice(0, cut), cfg).run()
     full = _engine(ZoneMagnet(), perp_5m, cfg).run()
@@ -90,9 +90,9 @@ class ReadsUndeclared(Strategy):
 
 def test_an_input_nobody_provides_is_refused_before_the_run(perp_5m) -> None:
     with pytest.raises(ConfigError, match=r"'order_book_imbalance'.*Known: liquidation_zones"):
-        _engine(ReadsNothing(), perp_5m, BacktestConfig())
+        _engine(ReadsNothing(), perp_5m, RunConfig())
 
 
 def test_reading_an_undeclared_input_names_it(perp_5m) -> None:
     with pytest.raises(ConfigError, match="no side input 'liquidation_zone'"):
-        _engine(ReadsUndeclared(), perp_5m.slice(0, 50), BacktestConfig()).run()
+        _engine(ReadsUndeclared(), perp_5m.slice(0, 50), RunConfig()).run()

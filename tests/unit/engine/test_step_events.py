@@ -15,7 +15,7 @@ from tradeloop.bus.events import TOPICS, event_codec
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.signal import SignalAction
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
@@ -46,7 +46,7 @@ def btc_1m(shared_data: Path) -> BarArrays:
     return bars.slice(0, 2_500)
 
 
-def _backtest(bars: BarArrays, cfg: BacktestConfig, bus: InProcessBus | None) -> BacktestEngine:
+def _backtest(bars: BarArrays, cfg: RunConfig, bus: InProcessBus | None) -> BacktestEngine:
     market = MarketData({bars.symbol: bars}, {bars.symbol: test_instrument(bars.symbol)}, "1m")
     return BacktestEngine(
         SmaCross(fast=5, slow=20, stop_loss=0.002), market, cfg, bus=bus, run_id="bt"
@@ -55,7 +55,7 @@ def _backtest(bars: BarArrays, cfg: BacktestConfig, bus: InProcessBus | None) ->
 
 def test_a_backtest_publishes_every_stage_and_its_result_is_unchanged(btc_1m) -> None:
     # Arrange
-    cfg = BacktestConfig(fee=0.001, risk="default")
+    cfg = RunConfig(fee=0.001, risk="default")
     bus = InProcessBus()
     capture = Capture(bus)
     plain = _backtest(btc_1m, cfg, None)
@@ -89,7 +89,7 @@ def test_a_backtest_publishes_every_stage_and_its_result_is_unchanged(btc_1m) ->
 
 def test_paper_publishes_the_same_events_as_the_backtest(btc_1m) -> None:
     # Arrange
-    cfg = BacktestConfig(fee=0.001, trade_start=int(btc_1m.ts[WARMUP]))
+    cfg = RunConfig(fee=0.001, trade_start=int(btc_1m.ts[WARMUP]))
     bt_bus, paper_bus = InProcessBus(), InProcessBus()
     bt, paper = Capture(bt_bus), Capture(paper_bus)
     engine = _backtest(btc_1m, cfg, bt_bus)
@@ -128,7 +128,7 @@ def test_paper_publishes_the_same_events_as_the_backtest(btc_1m) -> None:
 def test_every_event_survives_the_wire_codec(btc_1m) -> None:
     bus = InProcessBus()
     capture = Capture(bus)
-    _backtest(btc_1m.slice(0, 800), BacktestConfig(), bus).run()
+    _backtest(btc_1m.slice(0, 800), RunConfig(), bus).run()
     codec = event_codec()
     seen = set()
     for _, message in capture.messages:
@@ -156,12 +156,12 @@ def test_enriched_signals_carry_the_models_findings_identically_in_backtest_and_
 
     bars = load_ohlcv(sample_1h).bars.slice(0, 3_000)
     sym = bars.symbol
-    plain = run_on_bars(SmaCross(short=True), {sym: bars}, BacktestConfig())
+    plain = run_on_bars(SmaCross(short=True), {sym: bars}, RunConfig())
     events, sides = primary_events(plain, bars)
     model = train_meta_model(
         bars, events, sides, TrainConfig(estimator_params={"n_estimators": 30}, n_splits=3)
     ).model
-    cfg = BacktestConfig(trade_start=int(bars.ts[WARMUP]), risk="default")
+    cfg = RunConfig(trade_start=int(bars.ts[WARMUP]), risk="default")
     bt_bus, paper_bus = InProcessBus(), InProcessBus()
     bt, paper = Capture(bt_bus), Capture(paper_bus)
     market = MarketData({sym: bars}, {sym: test_instrument(sym)}, "1h")

@@ -17,7 +17,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import parse_time
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
@@ -58,7 +58,7 @@ class EnterOnFirstBar(Strategy):
 
 
 def run(bars: BarArrays, timeframe: str | None) -> BacktestResult:
-    return run_on_bars(EnterOnFirstBar(), {SYM: bars}, BacktestConfig(timeframe=timeframe))
+    return run_on_bars(EnterOnFirstBar(), {SYM: bars}, RunConfig(timeframe=timeframe))
 
 
 def stats(drilled: int = 0, tp: int = 0, sl: int = 0, assumed: int = 0) -> dict[str, int]:
@@ -199,7 +199,7 @@ def test_intrabar_short_take_profit_first_exits_take_profit() -> None:
 
     bars = minute_bars(180, {70: (100.0, 100.0, 89.0, 100.0), 100: (100.0, 106.0, 100.0, 100.0)})
     # Act
-    result = run_on_bars(ShortOnce(), {SYM: bars}, BacktestConfig(timeframe="1h"))
+    result = run_on_bars(ShortOnce(), {SYM: bars}, RunConfig(timeframe="1h"))
     # Assert: pnl = -1 * 100 * (90 - 100) = 1_000
     (trade,) = result.trades
     assert trade.exit_reason is ExitReason.TAKE_PROFIT

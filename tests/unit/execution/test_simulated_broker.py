@@ -14,7 +14,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import parse_time
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
@@ -54,7 +54,7 @@ def run(
     **config: object,
 ) -> BacktestResult:
     return run_on_bars(
-        Scripted(schedule), {SYM: hourly(rows)}, BacktestConfig(**config), instruments=instruments
+        Scripted(schedule), {SYM: hourly(rows)}, RunConfig(**config), instruments=instruments
     )
 
 

@@ -16,7 +16,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Trade
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import parse_time
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
@@ -51,7 +51,7 @@ class Scripted(Strategy):
 def run_one(
     rows: Sequence[tuple[float, float, float, float]], entry: Signal, **config: object
 ) -> tuple[Trade, BacktestResult]:
-    result = run_on_bars(Scripted({0: [entry]}), {SYM: hourly(rows)}, BacktestConfig(**config))
+    result = run_on_bars(Scripted({0: [entry]}), {SYM: hourly(rows)}, RunConfig(**config))
     assert len(result.trades) == 1
     return result.trades[0], result
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tradeloop.core.errors import ConfigError
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.risk.config import (
     RiskConfig,
     load_risk_config,
@@ -52,10 +52,10 @@ def test_run_modes_pick_their_profiles() -> None:
         profile_for_mode("papr")
 
 
-def test_backtest_config_defaults_to_permissive_and_accepts_a_profile_name() -> None:
+def test_run_config_defaults_to_permissive_and_accepts_a_profile_name() -> None:
     # Arrange / Act
-    plain = BacktestConfig()
-    named = BacktestConfig(risk="default")  # type: ignore[arg-type]
+    plain = RunConfig()
+    named = RunConfig(risk="default")  # type: ignore[arg-type]
     # Assert
     assert plain.risk == RiskConfig.permissive()
     assert named.risk == RiskConfig.default()

@@ -18,7 +18,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Position
 from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.risk.config import LimitsConfig, RiskConfig, StopsConfig, VarConfig
 from tradeloop.risk.engine import RiskEngine
@@ -143,7 +143,7 @@ def test_backtest_default_trailing_stop_arms_at_two_percent_and_trails_one() -> 
         limits=replace(RiskConfig.permissive().limits, max_position_pct=1.0),
     )
     # Act
-    result = run_on_bars(_BuyOnce(), {"X": bars}, BacktestConfig(risk=cfg))
+    result = run_on_bars(_BuyOnce(), {"X": bars}, RunConfig(risk=cfg))
     # Assert
     (trade,) = result.trades
     assert trade.entry_price == 100.0

@@ -12,7 +12,7 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
 from tradeloop.strategy.registry import discover_strategies
@@ -23,7 +23,7 @@ CUTS = (0.35, 0.6, 0.85)
 
 
 def _signals(strategy: Strategy, bars: BarArrays) -> list[tuple[int, Signal]]:
-    result = run_on_bars(strategy, {bars.symbol: bars}, BacktestConfig(fee=0.001))
+    result = run_on_bars(strategy, {bars.symbol: bars}, RunConfig(fee=0.001))
     return result.signals
 
 

@@ -19,7 +19,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Trade
 from tradeloop.core.signal import Signal, signal_id
 from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.market import MarketData
@@ -138,9 +138,7 @@ def btc_1h(sample_1h: Path) -> BarArrays:
     return load_ohlcv(sample_1h).bars.slice(0, 12_000)
 
 
-def _engine(
-    strategy: Strategy, sources: dict[str, BarArrays], cfg: BacktestConfig
-) -> BacktestEngine:
+def _engine(strategy: Strategy, sources: dict[str, BarArrays], cfg: RunConfig) -> BacktestEngine:
     tf = next(iter(sources.values())).timeframe
     extra = tuple(t for t in strategy.timeframes[1:] if t != tf)
     market = MarketData(sources, {s: test_instrument(s) for s in sources}, tf, extra)
@@ -148,7 +146,7 @@ def _engine(
 
 
 def _paper(
-    strategy: Strategy, sources: dict[str, BarArrays], cfg: BacktestConfig, warmup: int, **kw: Any
+    strategy: Strategy, sources: dict[str, BarArrays], cfg: RunConfig, warmup: int, **kw: Any
 ) -> LiveKernel:
     tf = next(iter(sources.values())).timeframe
     kernel = LiveKernel(strategy, {s: test_instrument(s) for s in sources}, tf, cfg, **kw)
@@ -274,7 +272,7 @@ def test_one_member_at_full_weight_gives_exactly_the_members_own_backtest(
     btc_1h: BarArrays,
 ) -> None:
     # Arrange
-    cfg = BacktestConfig(fee=0.001, slippage_bps=2.0, risk="default")
+    cfg = RunConfig(fee=0.001, slippage_bps=2.0, risk="default")
     sources = {btc_1h.symbol: btc_1h}
     alone = _engine(SmaCross(short=True, stop_loss=0.02), sources, cfg)
     managed = _engine(
@@ -304,7 +302,7 @@ def test_one_member_at_full_weight_gives_exactly_the_members_own_backtest(
 def test_a_quarter_allocation_buys_a_quarter_of_the_notional(btc_1h: BarArrays) -> None:
     # Arrange: the same member alone and at weight 0.25; 10,000 cash, size 0.5, fee 0.1%
     sources = {btc_1h.symbol: btc_1h}
-    cfg = BacktestConfig(balance=10_000)
+    cfg = RunConfig(balance=10_000)
     alone = _engine(EveryNth(every=20, size=0.5), sources, cfg)
     managed = _engine(
         StrategyManager([Allocation(EveryNth(every=20, size=0.5), 0.25, name="nth")]),
@@ -362,7 +360,7 @@ def test_ownership_conflicts_and_a_reversal_by_the_owner(btc_1h: BarArrays) -> N
     )
     manager = StrategyManager([Allocation(a, 0.5, name="a"), Allocation(b, 0.5, name="b")])
     bars = btc_1h.slice(0, 100)
-    engine = _engine(manager, {bars.symbol: bars}, BacktestConfig(balance=10_000))
+    engine = _engine(manager, {bars.symbol: bars}, RunConfig(balance=10_000))
     # Act
     result = engine.run()
     # Assert: the trades, their owners and times (fills at the next bar's open)
@@ -426,7 +424,7 @@ def test_an_entry_waiting_for_its_open_holds_the_symbol_across_steps(
             Allocation(second, 0.5, name="any"),
         ]
     )
-    engine = _engine(manager, {btc.symbol: btc, eth.symbol: eth}, BacktestConfig())
+    engine = _engine(manager, {btc.symbol: btc, eth.symbol: eth}, RunConfig())
     # Act
     result = engine.run()
     # Assert: the waiting entry filled at ETH's next open (step 40) and stayed "eth"'s; the
@@ -459,7 +457,7 @@ def test_state_round_trips_through_json_with_a_waiting_entry(
         )
 
     running = manager()
-    _engine(running, {btc.symbol: btc, eth.symbol: eth}, BacktestConfig()).run()
+    _engine(running, {btc.symbol: btc, eth.symbol: eth}, RunConfig()).run()
     state = running.get_state()
     # Act: what a store keeps, into a new process's manager (after its on_init)
     restored = manager()
@@ -495,13 +493,13 @@ def test_a_member_signal_outside_its_symbols_is_a_strategy_error(
     sources = {s: b.slice(0, 20) for s, b in perps_5m.items()}
     # Act / Assert
     with pytest.raises(StrategyError, match=r"strategy 'btc'.*'ETH/USDT:USDT', which is not one"):
-        _engine(manager, sources, BacktestConfig()).run()
+        _engine(manager, sources, RunConfig()).run()
 
 
 def test_a_member_on_one_symbol_trades_as_it_would_alone(perps_5m: dict[str, BarArrays]) -> None:
     # Arrange: rsi_reversion on ETH inside a two-symbol manager, and alone on ETH
     eth = "ETH/USDT:USDT"
-    cfg = BacktestConfig(balance=10_000)
+    cfg = RunConfig(balance=10_000)
     manager = StrategyManager(
         [
             Allocation(SmaCross(fast=8, slow=30), 0.5, symbols=("BTC/USDT:USDT",)),
@@ -587,7 +585,7 @@ def _parity(
     warmup: int,
 ) -> tuple[BacktestEngine, LiveKernel]:
     first = next(iter(sources.values()))
-    cfg = BacktestConfig(balance=10_000, slippage_bps=2.0, trade_start=int(first.ts[warmup]))
+    cfg = RunConfig(balance=10_000, slippage_bps=2.0, trade_start=int(first.ts[warmup]))
     engine = _engine(factory(), sources, cfg)
     engine.run()
     kernel = _paper(factory(), sources, cfg, warmup)
@@ -674,7 +672,7 @@ def test_a_restarted_manager_continues_exactly(btc_1m: BarArrays, tmp_path: Path
             ]
         )
 
-    cfg = BacktestConfig(balance=10_000, slippage_bps=1.0)
+    cfg = RunConfig(balance=10_000, slippage_bps=1.0)
     ref = _paper(manager(), {sym: btc_1m}, cfg, WARMUP)
     stream_bars(ref, {sym: btc_1m}, WARMUP, len(btc_1m))
     cuts = [WARMUP, 811, 1_417, 2_203, len(btc_1m)]
@@ -746,7 +744,7 @@ def test_reconfigure_refuses_bad_input_and_changes_nothing(
 ) -> None:
     # Arrange: a running manager
     manager = _two()
-    _engine(manager, {btc_1h.symbol: btc_1h.slice(0, 200)}, BacktestConfig()).run()
+    _engine(manager, {btc_1h.symbol: btc_1h.slice(0, 200)}, RunConfig()).run()
     before = (manager.weights, {n: manager.member(n) for n in manager.names})
     params_before = {n: dict(manager.member(n).params) for n in manager.names}
     # Act / Assert
@@ -761,7 +759,7 @@ def test_reconfigure_applies_weights_and_rebuilds_a_member_that_keeps_its_positi
 ) -> None:
     # Arrange: paper run; "every_nth" enters every 20th bar and closes 10 bars later
     sym = btc_1m.symbol
-    cfg = BacktestConfig(balance=10_000)
+    cfg = RunConfig(balance=10_000)
     manager = _two()
     kernel = _paper(manager, {sym: btc_1m}, cfg, WARMUP)
     stream_bars(kernel, {sym: btc_1m}, WARMUP, WARMUP + 45)  # every_nth holds since bar 40
