@@ -108,7 +108,7 @@ def run(
             return
         settings = load_settings()
         alerter = alerter_from_settings(discord_webhook or settings.discord_webhook_url)
-        session = LoopSession(cfg, settings=settings, alerter=alerter)
+        session = LoopSession(cfg, settings=settings, alerter=alerter, config_path=config)
         if fresh:
             session.config = replace(session.config, fresh=True)
     except TradeloopError as exc:

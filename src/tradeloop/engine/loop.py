@@ -26,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tradeloop.adapters.ccxt.history import CcxtHistorySource
 from tradeloop.alerts import Alerter
+from tradeloop.alerts.base import Alert
 from tradeloop.bus.base import InProcessBus, MessageBus
 from tradeloop.bus.events import TOPICS
 from tradeloop.config.settings import Settings
@@ -40,12 +42,14 @@ from tradeloop.core.time import parse_time
 from tradeloop.engine.feedback import FeedbackLoop
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
-from tradeloop.engine.loop_config import LoopConfig
+from tradeloop.engine.loop_config import LoopConfig, load_loop_config
 from tradeloop.engine.paper import PaperConfig, PaperSession
+from tradeloop.engine.retrain import ModelRetrainer, retrainer_for
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
 from tradeloop.signals.heatmap import HeatmapConfig
 from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.strategy.base import Strategy
+from tradeloop.strategy.manager import Allocation, StrategyManager
 from tradeloop.strategy.registry import load_strategy_class
 
 __all__ = ["LoopSession", "build_strategy", "feedback_loop_for"]
@@ -53,8 +57,9 @@ __all__ = ["LoopSession", "build_strategy", "feedback_loop_for"]
 logger = logging.getLogger(__name__)
 
 
-def build_strategy(config: LoopConfig) -> Strategy:
-    """The strategy of a loop: the only one, or a manager of all with their weights.
+def build_strategy(config: LoopConfig) -> StrategyManager:
+    """The strategy of a loop: a manager of its strategies with their weights (also for one
+    strategy, so weights and parameters can be reloaded while it runs).
 
     Raises
     ------
@@ -70,10 +75,6 @@ def build_strategy(config: LoopConfig) -> Strategy:
         except ConfigError as exc:
             raise ConfigError(f"loop config {where}: {exc}") from None
         built.append((strategy, section.weight, section.label or section.name))
-    if len(built) == 1 and built[0][1] == 1.0:
-        return built[0][0]
-    from tradeloop.strategy.manager import Allocation, StrategyManager
-
     return StrategyManager([Allocation(s, w, name=label) for s, w, label in built])
 
 
@@ -139,6 +140,11 @@ class LoopSession(PaperSession):
         Where alerts go.
     source
         The exchange's REST history (built from settings when None).
+    config_path
+        The file ``config`` was read from: watched while running, and a change of the
+        strategies' weights or parameters or of ``[zones] top`` is applied between two
+        events (:meth:`reload_config`); an invalid file, or a change that needs a restart,
+        is refused with the reason logged and alerted, and the running config kept.
     """
 
     def __init__(
@@ -148,6 +154,7 @@ class LoopSession(PaperSession):
         settings: Settings | None = None,
         alerter: Alerter | None = None,
         source: CcxtHistorySource | None = None,
+        config_path: Path | None = None,
     ) -> None:
         run = config.run
         model = config.model
@@ -183,6 +190,13 @@ class LoopSession(PaperSession):
         self.analytics: AnalyticsStore | None = None
         self.feedback: FeedbackLoop | None = None
         self._rows: int | None = None
+        self.manager: StrategyManager = self.strategy  # type: ignore[assignment]
+        self.config_path = config_path
+        self._config_stamp = _stamp(config_path)
+        self._config_checked = time.monotonic()
+        self.reloads = 0
+        self.reloads_refused = 0
+        self.retrainer: ModelRetrainer | None = None
 
     # -- hooks into the paper session ----------------------------------------------------------
     def kernel_options(self) -> dict[str, Any]:
@@ -193,11 +207,86 @@ class LoopSession(PaperSession):
         """After the run is opened (or restored): feedback for every stored closed trade."""
         if self.feedback is not None:
             self.feedback.reconcile(kernel.portfolio.trades, self.strategy.strategy_name())
+        self.retrainer = retrainer_for(self.loop_config, self.enrichment, self.bus)
 
     def on_housekeeping(self, kernel: LiveKernel) -> None:
-        """Once per loop iteration: adapt when the interval has passed without outcomes."""
+        """Once per loop iteration: adapt when the interval has passed without outcomes, and
+        look for a changed config file (at most once a second). A finished retrain's model is
+        swapped in here, between two events, and a requested one is started."""
+        if self.retrainer is not None:
+            self.retrainer.apply_pending(kernel)
         if self.feedback is not None and kernel.last_step_ts is not None:
             self.feedback.maybe_adapt(kernel.last_step_ts)
+        now = time.monotonic()
+        if self.config_path is not None and now - self._config_checked >= 1.0:
+            self._config_checked = now
+            stamp = _stamp(self.config_path)
+            if stamp != self._config_stamp:
+                self._config_stamp = stamp
+                self.reload_config()
+
+    def reload_config(self) -> bool:
+        """Read the config file again and apply what can change while running.
+
+        Returns True when the new file was applied. The strategies' weights and parameters
+        (through the manager's all-or-nothing ``reconfigure``) and ``[zones] top`` change
+        live; any other difference, or an invalid file, is refused: logged, alerted, counted,
+        and the running config kept.
+        """
+        if self.config_path is None:
+            return False
+        try:
+            new = load_loop_config(self.config_path)
+            self._apply(new)
+        except ConfigError as exc:
+            self.reloads_refused += 1
+            logger.error("config reload refused, the running config is kept: %s", exc)
+            self.alerter.send(
+                Alert(
+                    "warning",
+                    "config reload refused",
+                    str(exc)[:1500],
+                    {"file": str(self.config_path)},
+                )
+            )
+            return False
+        self.reloads += 1
+        logger.info("config reloaded from %s", self.config_path)
+        return True
+
+    def _apply(self, new: LoopConfig) -> None:
+        old = self.loop_config
+        fixed = [
+            k
+            for k in ("run", "bus", "risk", "model", "retrain")
+            if getattr(new, k) != getattr(old, k)
+        ]
+        if fixed:
+            raise ConfigError(
+                f"{self.config_path}: [{'], ['.join(fixed)}] changed; that needs a restart"
+            )
+        old_names = [s.label or s.name for s in old.strategies]
+        new_names = [s.label or s.name for s in new.strategies]
+        if old_names != new_names:
+            raise ConfigError(
+                f"{self.config_path}: the strategies changed ({old_names} -> {new_names}); "
+                "adding or removing one needs a restart"
+            )
+        for a, b in zip(old.strategies, new.strategies, strict=True):
+            if a.name != b.name:
+                raise ConfigError(
+                    f"{self.config_path}: strategy {a.label or a.name!r} is now {b.name!r}; "
+                    "that needs a restart"
+                )
+        try:
+            self.manager.reconfigure(
+                {s.label or s.name: s.weight for s in new.strategies},
+                {s.label or s.name: s.params for s in new.strategies},
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{self.config_path}: {exc}") from None
+        self.zones.top = new.zones.top
+        self.loop_config = new
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -217,6 +306,8 @@ class LoopSession(PaperSession):
 
     def _finish(self) -> None:
         stages = self.stages(count_rows=True)
+        if self.retrainer is not None:
+            self.retrainer.close()
         logger.info("loop stages", extra={"stages": stages})
         self._write_status(force=True)
         if self.feedback is not None:
@@ -240,9 +331,7 @@ class LoopSession(PaperSession):
             out["bars"] = kernel.steps
             out["signals"] = counts["signals"]
             out["enriched"] = (
-                counts["signals"] - counts["dropped_by_model"]
-                if self.enrichment is not None
-                else 0
+                counts["signals"] - counts["dropped_by_model"] if self.enrichment is not None else 0
             )
             out["dropped_by_model"] = counts["dropped_by_model"]
             out["rejected"] = counts["rejected"]
@@ -251,16 +340,17 @@ class LoopSession(PaperSession):
             out["trades"] = sum(1 for t in kernel.portfolio.trades if t.exit_ts is not None)
             out["open_positions"] = len(kernel.portfolio.positions)
             out["invalid_order_transitions"] = kernel.invalid_transitions
-            by_strategy = getattr(self.strategy, "pnl_by_strategy", None)
-            if callable(by_strategy):
-                out["by_strategy"] = _plain(by_strategy(kernel.portfolio.trades))
+            out["by_strategy"] = _plain(self.manager.pnl_by_strategy(kernel.portfolio.trades))
+            out["conflicts"] = dict(self.manager.conflicts)
         if self.feedback is not None:
             out.update(self.feedback.counts())
             if count_rows:
                 self._rows = self._feedback_rows()
             if self._rows is not None:
                 out["feedback_rows"] = self._rows
-        out["models_swapped"] = 0  # retraining in a running loop is not built yet
+        out.update(self.retrainer.counts() if self.retrainer else {"models_swapped": 0})
+        out["config_reloads"] = self.reloads
+        out["config_reloads_refused"] = self.reloads_refused
         out["events_published"] = (
             dict(kernel.step.events.counts) if kernel is not None and kernel.step.events else {}
         )
@@ -281,6 +371,17 @@ class LoopSession(PaperSession):
         out = super().status()
         out["stages"] = self.stages()
         return out
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """The file's modification time and size (None when absent)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _plain(value: Any) -> Any:
