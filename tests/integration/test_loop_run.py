@@ -22,15 +22,22 @@ import redis
 from tradeloop.bus.base import InProcessBus
 from tradeloop.bus.events import TOPICS, event_codec
 from tradeloop.core.time import to_iso
+from tradeloop.data.loader import load_ohlcv
 from tradeloop.engine.config import RunConfig
+from tradeloop.engine.enrichment import ModelEnrichment
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.loop import build_strategy, feedback_loop_for
 from tradeloop.engine.loop_config import load_loop_config
+from tradeloop.engine.ml_strategy import primary_events
 from tradeloop.engine.paper import instrument_from_dict
 from tradeloop.engine.parity import trade_key
+from tradeloop.engine.runner import run_on_bars
+from tradeloop.ml.registry import ModelCatalog
+from tradeloop.ml.training import TrainConfig, train_meta_model
 from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.store.state import open_state_store
+from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 from tradeloop.testing.venue.data import recorded_venues
@@ -38,6 +45,8 @@ from tradeloop.testing.venue.data import recorded_venues
 START_MS = 1_748_169_180_000 + 600 * 60_000  # inside the USD-M 1m recording (2025-05-25 ...)
 RUN_ID = "loop-e2e"
 SYMBOL = "BTC/USDT:USDT"
+PERP_1M = "crypto_1m/binance_usdm_2025/BTC_USDT_USDT-1m-futures.feather"
+MIN_CONFIDENCE = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,23 @@ class RawSubscriber:
         return [(data, at) for ch, data, at in self.messages if ch == channel]
 
 
-def _loop_toml(tmp_path: Path, redis_url: str, until_ms: int) -> Path:
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A registry with ``perp1m`` v0001: the project's own training on sma_cross's entries of
+    the perp bars after the replayed stretch."""
+    bars = load_ohlcv(shared_data / PERP_1M).bars
+    bars = bars.slice(3_000, 11_000)
+    plain = run_on_bars(SmaCross(fast=5, slow=20, short=True), {bars.symbol: bars}, RunConfig())
+    events, sides = primary_events(plain, bars)
+    cfg = TrainConfig(estimator_params={"n_estimators": 30}, n_splits=3, horizon=30)
+    root = tmp_path_factory.mktemp("models")
+    ModelCatalog(root).registry("perp1m").save(
+        train_meta_model(bars, events, sides, cfg).model, bars=bars
+    )
+    return root
+
+
+def _loop_toml(tmp_path: Path, redis_url: str, until_ms: int, models: Path) -> Path:
     path = tmp_path / "loop.toml"
     path.write_text(
         f"""
@@ -104,6 +129,11 @@ url = "{redis_url}"
 
 [risk]
 profile = "permissive"
+
+[model]
+name = "perp1m"
+registry = "{models}"
+min_confidence = {MIN_CONFIDENCE}
 
 [[strategies]]
 name = "zone_magnet"
@@ -138,12 +168,12 @@ def _cmd(config: Path) -> list[str]:
 
 
 def test_the_loop_runs_every_stage_survives_kill_9_and_closes_the_feedback_loop(
-    rest: LocalVenueServer, venue: VenueData, tmp_path: Path, redis_url: str
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path, redis_url: str, models: Path
 ) -> None:
     # Arrange
     end_ms = START_MS + 1_400 * 60_000
     until = end_ms - 60_000
-    config = _loop_toml(tmp_path, redis_url, until)
+    config = _loop_toml(tmp_path, redis_url, until, models)
     check = subprocess.run([*_cmd(config), "--check"], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr[-2000:]
     rng = random.Random(11)
@@ -200,6 +230,10 @@ def test_the_loop_runs_every_stage_survives_kill_9_and_closes_the_feedback_loop(
     assert stages["fills"] == len(fills)
     assert stages["orders"] >= stages["trades"]
     assert stages["signals"] >= stages["orders"]
+    # the model scored every entry and dropped the weak ones before the risk gate
+    assert stages["enriched"] + stages["dropped_by_model"] <= stages["signals"]
+    assert stages["dropped_by_model"] > 0
+    assert stages["enriched"] > 0
     # one feedback row per closed trade, keyed by the opening signal's id: none lost, none twice
     analytics = AnalyticsStore(tmp_path / "analytics.duckdb", read_only=True, hold=False)
     feedback = [r for r in analytics.feedback() if r["source"] == RUN_ID]
@@ -233,6 +267,7 @@ def _uninterrupted(config: Path, tmp_path: Path) -> LiveKernel:
         assert meta is not None
         instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
         rows = store.load_bars(RUN_ID, SYMBOL, "1m")
+    assert cfg.model is not None
     kernel = LiveKernel(
         build_strategy(cfg),
         instruments,
@@ -241,6 +276,9 @@ def _uninterrupted(config: Path, tmp_path: Path) -> LiveKernel:
         run_id=RUN_ID,
         bus=bus,
         inputs=[zones],
+        enrichment=ModelEnrichment.from_registry(
+            "perp1m:v0001", cfg.model.registry, min_confidence=MIN_CONFIDENCE
+        ),
     )
     kernel.warm_up({SYMBOL: [r[:6] for r in rows if not r[6]]})
     for ts, o, h, low, c, v, _live in (r for r in rows if r[6]):
