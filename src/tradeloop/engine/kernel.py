@@ -33,11 +33,11 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.events import StepEvents
+from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.step import Enrichment, InputSource, Step, init_strategy
-from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.report import RiskReport
@@ -101,13 +101,16 @@ class BacktestEngine:
         #: the events and updates the inputs)
         self.loop = loop if bus is None and not sources else "general"
         self.portfolio = Portfolio(config.balance)
-        self.broker = SimulatedBroker(
+        broker = make_broker(
+            "backtest",
             self.portfolio,
             market.instruments,
             market.base_timeframe,
-            SimulatedBrokerConfig(config.fill_price, config.slippage_bps, config.allow_short),
+            config,
             intrabar=market,
         )
+        assert isinstance(broker, SimulatedBroker)  # the equity curve reads its fill ledger
+        self.broker = broker
         self.risk = risk if risk is not None else RiskEngine(config.risk)
         self.risk.bind(market.instruments, self.broker.next_order_id)
         self.risk_market = RiskMarket(market)

@@ -44,11 +44,10 @@ from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import BacktestConfig
 from tradeloop.engine.daily import DaySummary, DayTracker
 from tradeloop.engine.events import StepEvents
+from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.step import BarUpdate, Enrichment, InputSource, Step, init_strategy
-from tradeloop.execution.config import SimulatedBrokerConfig
-from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.store.state import StateStore, StoredBar, StoredOrder
 from tradeloop.strategy.base import Strategy, strategy_error
@@ -221,13 +220,7 @@ class LiveKernel:
         self.store = store
         self.max_bars = max_bars
         self.portfolio = Portfolio(config.balance)
-        self.broker = SimulatedBroker(
-            self.portfolio,
-            self.instruments,
-            timeframe,
-            SimulatedBrokerConfig(config.fill_price, config.slippage_bps, config.allow_short),
-        )
-        self.broker.order_status = {}
+        self.broker = make_broker("paper", self.portfolio, self.instruments, timeframe, config)
         self.risk = risk if risk is not None else RiskEngine(config.risk)
         self.risk.bind(self.instruments, self.broker.next_order_id)
         self.enrichment = enrichment

@@ -35,10 +35,10 @@ from tradeloop.adapters.ccxt.history import CcxtHistorySource
 from tradeloop.alerts import Alerter
 from tradeloop.alerts.base import Alert
 from tradeloop.bus.base import InProcessBus, MessageBus
-from tradeloop.bus.events import TOPICS
 from tradeloop.config.settings import Settings
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.time import parse_time
+from tradeloop.engine.factories import make_bus
 from tradeloop.engine.feedback import FeedbackLoop
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
@@ -104,12 +104,11 @@ class _RedisBusThread:
     (the session's thread publishes; the bus's writer thread sends)."""
 
     def __init__(self, url: str) -> None:
-        from tradeloop.bus.codec import MessageCodec
-        from tradeloop.bus.redis_bus import RedisBus, RedisBusConfig
-        from tradeloop.signals.models import AdaptiveWeights, TradeFeedback
+        from tradeloop.bus.redis_bus import RedisBus
 
-        codec = MessageCodec((*TOPICS.values(), AdaptiveWeights, TradeFeedback))
-        self.bus = RedisBus(RedisBusConfig(url=url), codec)
+        bus = make_bus(url)
+        assert isinstance(bus, RedisBus)
+        self.bus = bus
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="loop-redis-bus", daemon=True

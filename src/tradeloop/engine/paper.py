@@ -50,6 +50,7 @@ from tradeloop.core.time import to_iso
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import RunConfig, risk_rules
 from tradeloop.engine.enrichment import ModelEnrichment
+from tradeloop.engine.factories import make_clock
 from tradeloop.engine.live import LiveKernel, StepOutcome
 from tradeloop.engine.scheduler import Scheduler, schedule_for
 from tradeloop.engine.status import write_status
@@ -391,7 +392,9 @@ class PaperSession:
         self.messages = 0
         self.backfilled = 0
         self.outside_session = 0
-        self.started_wall = time.time()
+        #: wall time (the mode's clock: the session's timestamps, not the bars')
+        self.clock = make_clock("paper")
+        self.started_wall = self.clock.now_ns() / 1e9
         self._last_message = time.monotonic()
         self._last_heartbeat = time.monotonic()
         self._last_status = 0.0
@@ -500,7 +503,7 @@ class PaperSession:
             instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
         else:
             instruments = instruments_for(self.source, cfg.symbols)
-            store.save_run_meta(cfg.run_id, self._meta(instruments), time.time_ns())
+            store.save_run_meta(cfg.run_id, self._meta(instruments), self.clock.now_ns())
         self.enrichment = enrichment_of(
             {"model": self._model, "model_registry": str(cfg.model_registry)},
             threads=cfg.ml_threads,
@@ -789,7 +792,7 @@ class PaperSession:
             "last_message_age_s": round(time.monotonic() - self._last_message, 3),
             "last_bar_age_s": None
             if last is None
-            else round(time.time() - (last + self.tf_ns) / 1e9, 3),
+            else round((self.clock.now_ns() - (last + self.tf_ns)) / 1e9, 3),
         }
 
     def status(self) -> dict[str, Any]:
@@ -805,7 +808,7 @@ class PaperSession:
             "symbols": list(cfg.symbols),
             "timeframe": cfg.timeframe,
             "started_at": to_iso(int(self.started_wall * 1e9)),
-            "updated_at": to_iso(time.time_ns()),
+            "updated_at": to_iso(self.clock.now_ns()),
             "stopping": self.stopping,
             "feed": self.health(),
         }
