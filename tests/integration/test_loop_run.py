@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,24 +39,12 @@ from tradeloop.store.state import open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
-from tradeloop.testing.venue.data import recorded_venues
 
 START_MS = 1_748_169_180_000 + 600 * 60_000  # inside the USD-M 1m recording (2025-05-25 ...)
 RUN_ID = "loop-e2e"
 SYMBOL = "BTC/USDT:USDT"
 PERP_1M = "crypto_1m/binance_usdm_2025/BTC_USDT_USDT-1m-futures.feather"
 MIN_CONFIDENCE = 0.3
-
-
-@pytest.fixture(scope="module")
-def venue(shared_data: Path) -> VenueData:
-    return recorded_venues(shared_data, open_interest=False)
-
-
-@pytest.fixture
-def rest(venue: VenueData) -> Iterator[LocalVenueServer]:
-    with LocalVenueServer(venue) as server:
-        yield server
 
 
 class RawSubscriber:

@@ -29,23 +29,11 @@ from tradeloop.store.state import open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
-from tradeloop.testing.venue.data import recorded_venues
 
 START_MS = 1_747_699_200_000 + 1_000 * 60_000  # 2025-05-20 16:40 UTC, inside the 1m recording
 MINUTE_MS = 60_000
 RUN_ID = "paper-sma_cross-binance-BTCUSDT-1m"
 PARAMS = {"fast": 5, "slow": 20, "short": True, "stop_loss": 0.004}
-
-
-@pytest.fixture(scope="module")
-def venue(shared_data: Path) -> VenueData:
-    return recorded_venues(shared_data, open_interest=False)
-
-
-@pytest.fixture
-def rest(venue: VenueData) -> LocalVenueServer:
-    with LocalVenueServer(venue) as server:
-        yield server
 
 
 def _train(bars: BarArrays, n_estimators: int) -> MetaModel:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +29,11 @@ from tradeloop.store.state import StateStore, open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
-from tradeloop.testing.venue.data import recorded_venues
 from tradeloop.testing.webhook import WebhookServer
 
 START_MS = 1_747_699_200_000 + 1_000 * 60_000  # 2025-05-20 16:40 UTC, inside the 1m recording
 RUN_ID = "paper-sma_cross-binance-BTCUSDT-1m"
 PARAMS = ["-p", "fast=5", "-p", "slow=20", "-p", "short=true", "-p", "stop_loss=0.004"]
-
-
-@pytest.fixture(scope="module")
-def venue(shared_data: Path) -> VenueData:
-    return recorded_venues(shared_data, open_interest=False)
-
-
-@pytest.fixture
-def rest(venue: VenueData) -> Iterator[LocalVenueServer]:
-    with LocalVenueServer(venue) as server:
-        yield server
 
 
 def _paper_cmd(state: str, status: Path, until_ms: int, *extra: str) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,10 @@ from tradeloop.cli.ml_cmd import MinConfidenceOpt, MlThreadsOpt, ModelOpt, Regis
 from tradeloop.core.errors import ConfigError, TradeloopError
 from tradeloop.ml.threads import DEFAULT_ML_THREADS
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from tradeloop.engine.paper import PaperSession
+
+__all__ = ["register", "stop_on_signals"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -38,6 +41,17 @@ def _existing_state(state: str | None) -> str:
     if "://" not in target and not Path(target).exists():
         raise ConfigError(f"state store {target} does not exist")
     return target
+
+
+def stop_on_signals(session: PaperSession) -> None:
+    """SIGINT and SIGTERM ask ``session`` to stop after the event in flight (said on stderr)."""
+
+    def _stop(signum: int, _frame: object) -> None:
+        err_console.print(f"{signal.Signals(signum).name}: stopping after the current event")
+        session.request_stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
 
 
 def _risk_setting(value: str) -> str | dict[str, object]:
@@ -201,12 +215,7 @@ def paper(
     except TradeloopError as exc:
         raise _fail(exc) from None
 
-    def _stop(signum: int, _frame: object) -> None:
-        err_console.print(f"{signal.Signals(signum).name}: stopping after the current event")
-        session.request_stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(session)
     err_console.print(
         f"paper run [bold]{config.run_id}[/]: {strat.strategy_name()} on {exchange} "
         f"{', '.join(symbols)} {timeframe}; state in {config.state_url}; "

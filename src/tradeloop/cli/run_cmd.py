@@ -4,7 +4,6 @@ feedback, adaptation) in one running process on live or replayed data."""
 from __future__ import annotations
 
 import logging
-import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,6 +87,7 @@ def run(
     from dataclasses import replace
 
     from tradeloop.alerts import alerter_from_settings
+    from tradeloop.cli.paper_cmd import stop_on_signals
     from tradeloop.config.logging import setup_logging
     from tradeloop.config.settings import load_settings
     from tradeloop.engine.loop import LoopSession, build_strategy
@@ -114,12 +114,7 @@ def run(
     except TradeloopError as exc:
         raise _fail(exc) from None
 
-    def _stop(signum: int, _frame: object) -> None:
-        err_console.print(f"{signal.Signals(signum).name}: stopping after the current event")
-        session.request_stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(session)
     err_console.print(
         f"loop [bold]{cfg.run.id}[/]: {session.strategy.strategy_name()} on {cfg.run.exchange} "
         f"{', '.join(cfg.run.symbols)} {cfg.run.timeframe}; bus "

@@ -29,6 +29,7 @@ from tradeloop.bus.events import TradeEvent
 from tradeloop.core.position import Trade
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptiveEngine, AdaptSchedule
+from tradeloop.signals.feedback import trades_to_feedback
 from tradeloop.signals.models import AdaptiveWeights, TradeFeedback, symbol_key
 from tradeloop.store.analytics import AnalyticsStore
 
@@ -141,27 +142,14 @@ class FeedbackLoop:
     def reconcile(self, trades: Iterable[Trade], strategy: str) -> int:
         """Feedback for closed trades the state store holds (after a restart); returns the
         rows that were missing (a crash between the step's commit and its feedback)."""
-        rows = []
-        last = 0
-        for t in trades:
-            if t.exit_ts is None or t.exit_price is None:
-                continue
-            last = max(last, t.exit_ts)
-            rows.append(
-                TradeFeedback(
-                    signal_id=t.id,
-                    symbol=symbol_key(t.symbol),
-                    side="long" if t.direction > 0 else "short",
-                    entry_price=t.entry_price,
-                    exit_price=t.exit_price,
-                    entry_ts=t.entry_ts,
-                    exit_ts=t.exit_ts,
-                    pnl=t.pnl,
-                    pnl_pct=t.pnl_pct,
-                    source=self.run_id,
-                    component=component_of(t.tag, strategy),
-                ).model_dump()
+        closed = [t for t in trades if t.exit_ts is not None and t.exit_price is not None]
+        rows = [
+            r.model_dump()
+            for r in trades_to_feedback(
+                closed, source=self.run_id, component=lambda t: component_of(t.tag, strategy)
             )
+        ]
+        last = max((t.exit_ts for t in closed if t.exit_ts is not None), default=0)
         if not rows:
             return 0
         before = self.stored

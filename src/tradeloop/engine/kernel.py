@@ -31,7 +31,7 @@ from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.events import StepEvents
 from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
@@ -80,7 +80,7 @@ class BacktestEngine:
         self,
         strategy: Strategy,
         market: MarketData,
-        config: BacktestConfig,
+        config: RunConfig,
         *,
         risk: RiskEngine | None = None,
         enrichment: Enrichment | None = None,

@@ -41,7 +41,7 @@ from tradeloop.core.orders import Fill, Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Position, Trade
 from tradeloop.core.timeframes import timeframe_ns
-from tradeloop.engine.config import BacktestConfig
+from tradeloop.engine.config import RunConfig
 from tradeloop.engine.daily import DaySummary, DayTracker
 from tradeloop.engine.events import StepEvents
 from tradeloop.engine.factories import make_broker
@@ -167,7 +167,7 @@ class LiveKernel:
     timeframe
         Base (trading) timeframe of the stream.
     config
-        Fill, sizing and risk rules (the backtest's :class:`BacktestConfig`).
+        Fill, sizing and risk rules (the backtest's :class:`RunConfig`).
     run_id
         Key of the run in ``store``.
     store
@@ -189,7 +189,7 @@ class LiveKernel:
         strategy: Strategy,
         instruments: Mapping[str, Instrument],
         timeframe: str,
-        config: BacktestConfig,
+        config: RunConfig,
         *,
         run_id: str = "live",
         store: StateStore | None = None,

@@ -43,11 +43,15 @@ def trade_signal_id(trade: Trade) -> str:
 
 
 def trades_to_feedback(
-    trades: Iterable[Trade], *, source: str = "tradeloop", component: str = DEFAULT_COMPONENT
+    trades: Iterable[Trade],
+    *,
+    source: str = "tradeloop",
+    component: str | Callable[[Trade], str] = DEFAULT_COMPONENT,
 ) -> list[TradeFeedback]:
     """Turn our engine's closed trades into feedback, one row per trade.
 
-    Each row is keyed by :func:`trade_signal_id`. Open trades are skipped.
+    Each row is keyed by :func:`trade_signal_id`. Open trades are skipped. ``component`` is
+    one name for every row, or a function giving each trade's.
     """
     out: list[TradeFeedback] = []
     for t in trades:
@@ -65,7 +69,7 @@ def trades_to_feedback(
                 pnl=t.pnl,
                 pnl_pct=t.pnl_pct,
                 source=source,
-                component=component,
+                component=component(t) if callable(component) else component,
             )
         )
     return out
