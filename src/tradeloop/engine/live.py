@@ -17,7 +17,7 @@ hands it kline updates drained from the feed's queue, one at a time.
   it), and the step processes opens, then ranges, then the strategy, like the backtest's
   union-of-bar-times loop.
 - Each step that changed anything is written to the state store in one transaction
-  (:meth:`~tradeloop.store.state.StateStore.record_step`) before the next event is taken;
+  (:class:`~tradeloop.engine.journal.Journal`) before the next event is taken;
   :meth:`LiveKernel.restore` rebuilds bars, portfolio, waiting orders, counters, strategy
   state and the risk engine's state (a kill-switch halt stays a halt), so a run killed at any
   moment continues exactly.
@@ -46,6 +46,7 @@ from tradeloop.engine.daily import DaySummary, DayTracker
 from tradeloop.engine.events import StepEvents
 from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
+from tradeloop.engine.journal import Journal
 from tradeloop.engine.market import MarketData, RiskMarket
 from tradeloop.engine.step import BarUpdate, Enrichment, InputSource, Step, init_strategy
 from tradeloop.risk.engine import RiskEngine
@@ -218,6 +219,8 @@ class LiveKernel:
         self.config = config
         self.run_id = run_id
         self.store = store
+        #: the run's persistence (None: in memory only)
+        self.journal = Journal(store, run_id) if store is not None else None
         self.max_bars = max_bars
         self.portfolio = Portfolio(config.balance)
         self.broker = make_broker("paper", self.portfolio, self.instruments, timeframe, config)
@@ -292,15 +295,14 @@ class LiveKernel:
 
     def restore(self) -> bool:
         """Load the run from the store; returns False when the store holds nothing of it."""
-        if self.store is None:
+        if self.journal is None:
             return False
-        state = self.store.load_run(self.run_id)
-        if state is None:
+        entry = self.journal.load(self.symbols, self.timeframe)
+        if entry is None:
             return False
+        state = entry.state
         for symbol in self.symbols:
-            for ts, o, h, low, c, v, live in self.store.load_bars(
-                self.run_id, symbol, self.timeframe
-            ):
+            for ts, o, h, low, c, v, live in entry.bars[symbol]:
                 self.series[symbol].append((ts, o, h, low, c, v), live)
             self.series[symbol].trim(self.max_bars)
         if state.portfolio is not None:
@@ -311,11 +313,11 @@ class LiveKernel:
             self.portfolio.positions.update(p.positions)
             closed = [t for t in p.trades if t.exit_ts is not None]
             self.portfolio.trades.extend(closed)
-        engine = state.engine_state
-        stored = {s.order.id: s for s in self.store.load_orders(self.run_id)}
+        engine = entry.engine_state
+        stored = entry.orders
         self._orders = dict(stored)
         self.broker.restore_state(engine.get("broker", {}), {k: v.order for k, v in stored.items()})
-        self.broker.restore_fills(self.store.load_fills(self.run_id))
+        self.broker.restore_fills(entry.fills)
         self._seen_fills = len(self.broker.fills())
         self._seen_trades = len(self.portfolio.trades)
         if self.step.events is not None:
@@ -362,8 +364,8 @@ class LiveKernel:
             self.series[symbol] = series = merged
             series.trim(self.max_bars)
             stored.extend((symbol, self.timeframe, *r, False) for r in new)
-        if stored and self.store is not None:
-            self.store.save_bars(self.run_id, stored)
+        if stored and self.journal is not None:
+            self.journal.save_bars(stored)
         return len(stored)
 
     # -- events --------------------------------------------------------------------------------
@@ -582,9 +584,8 @@ class LiveKernel:
         events = self.step.events
         if events is not None and not step:
             events.fills_and_trades(ts, broker, portfolio)  # a price update filled or exited
-        if self.store is not None and (outcome or bars):
-            self.store.record_step(
-                self.run_id,
+        if self.journal is not None and (outcome or bars):
+            self.journal.record(
                 ts=ts,
                 portfolio=portfolio,
                 checkpoints={b[0]: b[2] for b in bars},
