@@ -54,6 +54,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_CLOSE = SignalAction.CLOSE
+
 #: One symbol's bar at a step: ``(symbol, open, high, low, close)``.
 BarUpdate = tuple[str, float, float, float, float]
 
@@ -330,23 +332,24 @@ class Step:
         The order's reference price is the signal symbol's close in ``closes`` or, for a
         single-symbol run, ``close``.
         """
-        broker, market, counts = self.broker, self._risk_market, self.counts
+        broker, market, counts = self.broker, self._risk_market, self._counts
         broker.step = step
         market.step, market.ts = view.step, ts  # type: ignore[union-attr]
         self.clock.advance_to(ts)
         if len(signals) == 1:  # the common case: one signal, an id only if it opens
             first = signals[0]
-            if first.action is not SignalAction.CLOSE and first.position_id is None:
-                signals = (first.with_position_id(signal_id(self.strategy_name, first.symbol, ts)),)
+            if first.action is not _CLOSE and first.position_id is None:
+                # core.signal.signal_id's format, inlined on the hot path (a test holds them equal)
+                signals = (first.with_position_id(f"{self.strategy_name}:{first.symbol}:{ts}"),)
         else:
             signals = self.with_ids(signals, ts)
-        if self.record:
+        record, events = self.record, self.events
+        if record:
             recorded = self.signals
             for signal in signals:
                 recorded.append((ts, signal))
         else:
             counts.signals += len(signals)
-        events = self.events
         if events is not None:
             events.signals(ts, signals)
         if self.enrichment is not None:
@@ -356,21 +359,25 @@ class Step:
                 events.enriched(ts, signals, kept, getattr(self.enrichment, "records", None))
             signals = kept
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
+        orders = self.orders
         for signal in signals:
             decision = check(signal, portfolio, market)  # type: ignore[arg-type]
             if events is not None:
                 events.decision(ts, signal, decision)
-            if isinstance(decision, Rejection):
-                counts.rejected[decision.reason] += 1
+            if decision.__class__ is Rejection:
+                counts.rejected[decision.reason] += 1  # type: ignore[union-attr]
                 continue
-            price = closes.get(signal.symbol, math.nan) if closes is not None else close
-            if self.record:
-                self.orders.append(decision)
+            if record:
+                orders.append(decision)  # type: ignore[arg-type]
             else:
                 counts.orders += 1
-            broker.submit_order(decision, ts, price)
+            broker.submit_order(
+                decision,  # type: ignore[arg-type]
+                ts,
+                close if closes is None else closes.get(signal.symbol, math.nan),
+            )
             if on_order is not None:
-                on_order(decision)
+                on_order(decision)  # type: ignore[arg-type]
 
     def with_ids(self, signals: Sequence[Signal], ts: int) -> Sequence[Signal]:
         """Give every opening signal without a position id its :func:`signal_id`."""
