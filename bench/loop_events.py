@@ -29,7 +29,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -123,38 +122,19 @@ def _live(bars: Any, warmup: int, bus: Any) -> tuple[float, int]:
 
 def _redis_live(bars: Any, warmup: int, url: str) -> tuple[float, int, int]:
     """Seconds, events published and events a raw redis-py subscriber received."""
-    import redis
-
     from tradeloop.bus.redis_bus import RedisBus, RedisBusConfig
+    from tradeloop.testing.raw_redis import RawSubscriber
 
-    raw = redis.Redis.from_url(url)
-    sub = raw.pubsub()
-    sub.subscribe(*TOPICS)
-    received = 0
-    stop = threading.Event()
-
-    def listen() -> None:
-        nonlocal received
-        while not stop.is_set():
-            msg = sub.get_message(timeout=0.2)
-            if msg is not None and msg["type"] == "message":
-                received += 1
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
+    raw = RawSubscriber(url, list(TOPICS))
     bus = RedisBus(RedisBusConfig(url=url), event_codec())
     loop = asyncio.new_event_loop()
     loop.run_until_complete(bus.start())
     elapsed, events = _live(bars, warmup, bus)
     bus.drain(60.0)
-    deadline = time.monotonic() + 30
-    while received < events and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    listener.join(5)
+    received = raw.wait_for(events, limit_s=30.0)
+    raw.close()
     loop.run_until_complete(bus.stop())
     loop.close()
-    sub.close()
     return elapsed, events, received
 
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import redis
 from tradeloop.bus import InProcessBus
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.signals import LiquidationHeatmap, SignalPublisher
+from tradeloop.testing.raw_redis import RawSubscriber
 
 SERIES = "crypto_futures/binance_usdm_2025/BTC_USDT_USDT-5m-futures.feather"
 SYMBOL = "BTC/USDT:USDT"
@@ -78,35 +78,6 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-class _Subscriber:
-    """``redis.Redis().pubsub()`` in a thread, counting every message on one channel."""
-
-    def __init__(self, client: redis.Redis, channel: str) -> None:
-        self.pubsub = client.pubsub()
-        self.pubsub.subscribe(channel)
-        assert self.pubsub.get_message(timeout=5.0) is not None  # subscribe confirmation
-        self.payloads: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            if msg is not None and msg["type"] == "message":
-                self.payloads.append(msg["data"])
-
-    def wait_for(self, n: int, limit_s: float = 120.0) -> None:
-        deadline = time.monotonic() + limit_s
-        while len(self.payloads) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.pubsub.close()
-
-
 def _in_process_count(data: Path) -> int:
     """How many signals the same replay publishes, counted on an in-process bus."""
     loaded = load_ohlcv(data, symbol=SYMBOL)
@@ -120,15 +91,15 @@ def _in_process_count(data: Path) -> int:
 
 
 def test_full_replay_at_full_speed_reaches_a_raw_subscriber_completely(
-    shared_data: Path, tmp_path: Path, raw: redis.Redis, cli_env: dict[str, str], prefix: str
+    shared_data: Path, tmp_path: Path, redis_url: str, cli_env: dict[str, str], prefix: str
 ) -> None:
     # Arrange: a raw subscriber; the number of signals the replay makes, counted independently
     data = shared_data / SERIES
     expected = _in_process_count(data)
-    sub = _Subscriber(raw, f"{prefix}:signals:BTCUSDT")
+    sub = RawSubscriber(redis_url, [f"{prefix}:signals:BTCUSDT"])
     # Act: every bar, no --every
     ran = _tradeloop("signals", "publish", "--symbol", SYMBOL, "--data", str(data), env=cli_env)
-    sub.wait_for(expected)
+    sub.wait_for(expected, limit_s=120.0)
     sub.close()
     # Assert: what the command reports == what the model makes == what the subscriber received
     out = _flat(ran.stdout)
@@ -136,8 +107,8 @@ def test_full_replay_at_full_speed_reaches_a_raw_subscriber_completely(
     assert f"{expected} signals from 8639 bars" in out
     assert f"delivered to Redis: {expected} of {expected} signals" in out
     assert "in-process fallback: 0; lost: 0" in out
-    assert len(sub.payloads) == expected
-    ids = [json.loads(p)["data"]["id"] for p in sub.payloads]
+    assert len(sub.payloads()) == expected
+    ids = [json.loads(p)["data"]["id"] for p in sub.payloads()]
     assert len(set(ids)) == expected
     assert expected > 40_000  # the full replay, not a sample of bars
 

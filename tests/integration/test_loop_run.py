@@ -11,12 +11,10 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from tradeloop.bus.base import InProcessBus
 from tradeloop.bus.events import TOPICS, event_codec
@@ -37,6 +35,7 @@ from tradeloop.ml.training import TrainConfig, train_meta_model
 from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.store.state import open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
+from tradeloop.testing.raw_redis import RawSubscriber
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 
@@ -45,37 +44,6 @@ RUN_ID = "loop-e2e"
 SYMBOL = "BTC/USDT:USDT"
 PERP_1M = "crypto_1m/binance_usdm_2025/BTC_USDT_USDT-1m-futures.feather"
 MIN_CONFIDENCE = 0.3
-
-
-class RawSubscriber:
-    """A plain redis-py pub/sub client counting every message per channel (not our code)."""
-
-    def __init__(self, url: str, channels: list[str]) -> None:
-        self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(*channels)
-        self.messages: list[tuple[str, bytes, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            msg = self.pubsub.get_message(timeout=0.1)
-            if msg is not None and msg["type"] == "message":
-                self.messages.append((msg["channel"].decode(), msg["data"], time.monotonic()))
-
-    def __enter__(self) -> RawSubscriber:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.pubsub.close()
-        self.client.close()
-
-    def on(self, channel: str) -> list[tuple[bytes, float]]:
-        return [(data, at) for ch, data, at in self.messages if ch == channel]
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from tradeloop.bus import RedisBus, RedisBusConfig
@@ -28,6 +25,7 @@ from tradeloop.signals import (
     signal_codec,
 )
 from tradeloop.store import AnalyticsStore
+from tradeloop.testing.raw_redis import RawSubscriber
 
 
 async def _until(cond: Callable[[], bool | Awaitable[bool]], limit_s: float = 10.0) -> None:
@@ -184,41 +182,10 @@ def test_pubsub_fans_out_between_processes_without_echo(redis_url: str) -> None:
     assert len(got_b) == 1
 
 
-class _RawCounter:
-    """A plain redis-py subscriber in its own thread (not our bus) that counts messages."""
-
-    def __init__(self, url: str, channel: str) -> None:
-        self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(channel)
-        assert self.pubsub.get_message(timeout=5.0) is not None  # subscribe confirmation
-        self.payloads: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            if msg is not None and msg["type"] == "message":
-                self.payloads.append(msg["data"])
-
-    def wait_for(self, n: int, limit_s: float = 60.0) -> None:
-        deadline = time.monotonic() + limit_s
-        while len(self.payloads) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.pubsub.close()
-        self.client.close()
-
-
 def test_full_outbox_makes_the_producer_wait_and_nothing_is_lost(redis_url: str) -> None:
     # Arrange: a tiny outbox, a producer that never yields, a raw subscriber counting
     topic = f"liquidation:signals:BP{uuid.uuid4().hex[:8].upper()}"
-    raw = _RawCounter(redis_url, topic)
+    raw = RawSubscriber(redis_url, [topic])
     n = 20_000
 
     async def run() -> dict[str, int]:
@@ -236,7 +203,7 @@ def test_full_outbox_makes_the_producer_wait_and_nothing_is_lost(redis_url: str)
     raw.wait_for(n)
     raw.close()
     # Assert: every message arrived, in order, and the producer was held back to get there
-    ids = [json.loads(p)["data"]["id"] for p in raw.payloads]
+    ids = [json.loads(p)["data"]["id"] for p in raw.payloads()]
     assert ids == [f"bp-{i}" for i in range(n)]
     assert stats["mirrored"] == n
     assert stats["backpressure_waits"] > 0
