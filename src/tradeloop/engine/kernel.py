@@ -35,7 +35,7 @@ from tradeloop.engine.config import RunConfig
 from tradeloop.engine.events import StepEvents
 from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
-from tradeloop.engine.market import MarketData, RiskMarket
+from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.step import Enrichment, InputSource, Step, init_strategy
 from tradeloop.execution.simulated import SimulatedBroker
@@ -113,7 +113,6 @@ class BacktestEngine:
         self.broker = broker
         self.risk = risk if risk is not None else RiskEngine(config.risk)
         self.risk.bind(market.instruments, self.broker.next_order_id)
-        self.risk_market = RiskMarket(market)
         self.enrichment = enrichment
         self.view = market.view()
         self.step = Step(
@@ -121,7 +120,6 @@ class BacktestEngine:
             self.broker,
             self.portfolio,
             self.risk,
-            self.risk_market,
             enrichment=enrichment,
             events=(
                 StepEvents(bus, run_id, strategy.strategy_name(), market.base_timeframe)
@@ -376,7 +374,7 @@ class BacktestEngine:
         on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
-        risk_on_bar, risk_market = self.risk.on_bar, self.risk_market
+        risk_on_bar = self.risk.on_bar
         black_swan = self.step.black_swan
         closes_now = {symbol: math.nan}
         step = start
@@ -388,7 +386,6 @@ class BacktestEngine:
                 elif positions:
                     marks[symbol] = c[step]
                 closes_now[symbol] = c[step]
-                risk_market.step, risk_market.ts = step, ts  # Step.risk_phase, inlined
                 if risk_on_bar(ts, closes_now, portfolio):
                     black_swan(step, ts, closes_now)
                 view.step = view.i = step
@@ -441,8 +438,8 @@ class BacktestEngine:
         if self.risk.rejections:
             rejections = sorted(rejections + self.risk.rejections, key=lambda r: r.ts)
         if n_steps:
-            self.risk_market.move(n_steps - 1)
-            self.risk.finish(portfolio, self.risk_market, rejections)
+            self.view.step = n_steps - 1
+            self.risk.finish(portfolio, self.view, rejections)
         equity, cash, exposure = self._equity_curve(n_steps)
         trades = list(portfolio.trades) + broker.open_trades()
         metrics = compute_metrics(

@@ -47,7 +47,7 @@ from tradeloop.engine.events import StepEvents
 from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.journal import Journal
-from tradeloop.engine.market import MarketData, RiskMarket
+from tradeloop.engine.market import MarketData
 from tradeloop.engine.step import BarUpdate, Enrichment, InputSource, Step, init_strategy
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.store.state import StateStore, StoredBar, StoredOrder
@@ -232,7 +232,6 @@ class LiveKernel:
             self.broker,
             self.portfolio,
             self.risk,
-            None,
             enrichment=enrichment,
             on_order=self._track,
             record=False,
@@ -502,9 +501,6 @@ class LiveKernel:
         """The step's market view over the held bars; the strategy and the enrichment are
         initialised on the first step and told of the new bars on every later one."""
         market = self._market()
-        risk_market = RiskMarket(market)
-        risk_market.move(int(market.step_ts.size) - 1)
-        self.step.risk_market = risk_market
         view = market.view()
         view.inputs = self._input_values
         strategy = self.strategy

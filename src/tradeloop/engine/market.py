@@ -3,9 +3,6 @@ step timeline, and the intrabar source for stop/target drill-down."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import numpy as np
 
 from tradeloop.core.bar import BarArrays
@@ -15,7 +12,7 @@ from tradeloop.core.timeframes import next_lower_timeframe, timeframe_minutes, t
 from tradeloop.data.resample import resample
 from tradeloop.strategy.view import MarketView, SeriesTimeline
 
-__all__ = ["MarketData", "RiskMarket"]
+__all__ = ["MarketData"]
 
 
 _COUNTING = np.arange(0, dtype=np.intp)
@@ -156,74 +153,3 @@ class MarketData:
         if timeframe_minutes(lower) == src_min:
             return segment
         return resample(segment, lower, drop_partial=False)
-
-
-class RiskMarket:
-    """The risk engine's :class:`~tradeloop.risk.market.MarketContext` over a run's arrays.
-
-    The step moves :attr:`step` and :attr:`ts` together; nothing is computed per bar.
-    Step-aligned returns are built on the first request for history (never in a permissive
-    run).
-    """
-
-    def __init__(self, market: MarketData) -> None:
-        self.market = market
-        self.step = 0
-        self.ts = int(market.step_ts[0]) if market.step_ts.size else 0
-        self.regime_label: str | None = None
-        self._base = market.base_timeframe
-        self._returns: dict[str, np.ndarray] | None = None
-
-    def move(self, step: int) -> None:
-        """Point at ``step``."""
-        self.step = step
-        self.ts = int(self.market.step_ts[step])
-
-    @property
-    def bar_ns(self) -> int:
-        return self.market.base_ns
-
-    @property
-    def regime(self) -> str | None:
-        return self.regime_label
-
-    def price(self, symbol: str) -> float:
-        arrays = self.market.series.get((symbol, self._base))
-        if arrays is None:
-            return math.nan
-        i = int(self.market.index_at_step(symbol, self._base)[self.step])
-        return float(arrays.close[i]) if i >= 0 else math.nan
-
-    def _build(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for symbol in self.market.symbols:
-            close = self.market.series[(symbol, self._base)].close
-            idx = self.market.index_at_step(symbol, self._base)
-            ret = np.full(idx.size, np.nan)
-            if idx.size:
-                new = np.zeros(idx.size, dtype=bool)
-                new[1:] = idx[1:] != idx[:-1]
-                new &= idx >= 1
-                at = idx[new]
-                ret[new] = close[at] / close[at - 1] - 1.0
-            out[symbol] = ret
-        return out
-
-    def returns(self, symbols: Sequence[str], n: int) -> np.ndarray:
-        if self._returns is None:
-            self._returns = self._build()
-        hi = self.step + 1
-        lo = max(0, hi - n)
-        cols = []
-        for symbol in symbols:
-            series = self._returns.get(symbol)
-            cols.append(series[lo:hi] if series is not None else np.full(hi - lo, np.nan))
-        return np.column_stack(cols) if cols else np.empty((hi - lo, 0))
-
-    def ranges(self, symbol: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        arrays = self.market.series.get((symbol, self._base))
-        if arrays is None:
-            return None
-        i = int(self.market.index_at_step(symbol, self._base)[self.step])
-        lo = max(0, i - n + 1)
-        return arrays.high[lo : i + 1], arrays.low[lo : i + 1], arrays.close[lo : i + 1]

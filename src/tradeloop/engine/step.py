@@ -36,7 +36,6 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal, SignalAction, signal_id
 from tradeloop.engine.events import StepEvents
-from tradeloop.engine.market import RiskMarket
 from tradeloop.execution.broker import Broker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.strategy.base import Strategy, strategy_error
@@ -148,9 +147,6 @@ class Step:
         The account the broker fills into.
     risk
         The pre-trade gate and per-bar kill switches.
-    risk_market
-        The risk engine's market context over the run's :class:`MarketData`; the step points
-        it at the view's current step (paper/live set a new one as the window moves).
     enrichment
         Optional ML enrichment between strategy and risk.
     on_order
@@ -164,7 +160,6 @@ class Step:
 
     __slots__ = (
         "_counts",
-        "_risk_market",
         "broker",
         "clock",
         "enrichment",
@@ -186,7 +181,6 @@ class Step:
         broker: Broker,
         portfolio: Portfolio,
         risk: RiskEngine,
-        risk_market: RiskMarket | None,
         *,
         enrichment: Enrichment | None = None,
         on_order: Callable[[Order], None] | None = None,
@@ -199,7 +193,6 @@ class Step:
         self.broker = broker
         self.portfolio = portfolio
         self.risk = risk
-        self._risk_market = risk_market
         self.enrichment = enrichment
         self.on_order = on_order
         self.events = events
@@ -218,15 +211,6 @@ class Step:
         if self.record:
             counts.signals, counts.orders = len(self.signals), len(self.orders)
         return counts
-
-    @property
-    def risk_market(self) -> RiskMarket | None:
-        """The risk engine's market context (paper/live replace it as the window moves)."""
-        return self._risk_market
-
-    @risk_market.setter
-    def risk_market(self, market: RiskMarket) -> None:
-        self._risk_market = market
 
     # -- the whole step --------------------------------------------------------------------
     def run(
@@ -251,7 +235,7 @@ class Step:
         if events is not None:
             events.bars(ts, bars, volumes)
         closes = self.market_phase(step, ts, bars, opens)
-        self.risk_phase(step, ts, closes, view.step)
+        self.risk_phase(step, ts, closes)
         self.decide(step, ts, view, closes)
         if events is not None:
             events.after_step(step, ts, self.broker, self.portfolio)
@@ -283,15 +267,11 @@ class Step:
             closes[symbol] = c
         return closes
 
-    def risk_phase(self, step: int, ts: int, closes: Mapping[str, float], index: int) -> bool:
-        """The risk engine's per-bar checks at market-data step ``index``; flattens everything
-        on a black swan."""
+    def risk_phase(self, step: int, ts: int, closes: Mapping[str, float]) -> bool:
+        """The risk engine's per-bar checks; flattens everything on a black swan."""
         risk = self.risk
         if not risk.needs_bar_updates:
             return False
-        market = self._risk_market
-        assert market is not None, "the step has no risk market"
-        market.step, market.ts = index, ts
         if risk.on_bar(ts, closes, self.portfolio):
             self.black_swan(step, ts, closes)
             return True
@@ -332,9 +312,8 @@ class Step:
         The order's reference price is the signal symbol's close in ``closes`` or, for a
         single-symbol run, ``close``.
         """
-        broker, market, counts = self.broker, self._risk_market, self._counts
+        broker, counts = self.broker, self._counts
         broker.step = step
-        market.step, market.ts = view.step, ts  # type: ignore[union-attr]
         self.clock.advance_to(ts)
         if len(signals) == 1:  # the common case: one signal, an id only if it opens
             first = signals[0]
@@ -361,7 +340,7 @@ class Step:
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         orders = self.orders
         for signal in signals:
-            decision = check(signal, portfolio, market)  # type: ignore[arg-type]
+            decision = check(signal, portfolio, view)  # the view is the risk's MarketContext
             if events is not None:
                 events.decision(ts, signal, decision)
             if decision.__class__ is Rejection:

@@ -26,7 +26,10 @@ class SeriesTimeline:
 
 
 class MarketView:
-    """What a strategy may see at the current step.
+    """What a strategy may see at the current step: the run's one market snapshot.
+
+    The risk engine reads the same object (it is a :class:`~tradeloop.risk.market.MarketContext`:
+    :meth:`price`, :meth:`returns`, :meth:`ranges`, :attr:`ts`, :attr:`bar_ns`, :attr:`regime`).
 
     The engine advances :attr:`step`; :attr:`i` is the index of the latest completed bar of
     the primary symbol on the base timeframe (the common single-symbol case). Higher
@@ -39,10 +42,13 @@ class MarketView:
 
     __slots__ = (
         "_instruments",
+        "_returns",
         "_series",
+        "bar_ns",
         "base_timeframe",
         "i",
         "inputs",
+        "regime",
         "step",
         "step_ts",
         "symbols",
@@ -65,6 +71,11 @@ class MarketView:
         self.i = -1
         #: side inputs the run provides (name -> symbol -> value as of the current step)
         self.inputs: dict[str, dict[str, object]] = {}
+        #: length of one base-timeframe bar in ns
+        self.bar_ns = timeframe_ns(base_timeframe)
+        #: the market regime label a regime model set (None: no regime model)
+        self.regime: str | None = None
+        self._returns: dict[str, np.ndarray] | None = None
 
     # -- time ------------------------------------------------------------------------------
     @property
@@ -163,3 +174,52 @@ class MarketView:
         line = self._timeline(symbol, None)
         idx = int(line.index_at_step[self.step]) if self.step >= 0 else -1
         return float(line.arrays.close[idx]) if idx >= 0 else float("nan")
+
+    # -- the risk engine's MarketContext -------------------------------------------------------
+    def price(self, symbol: str) -> float:
+        """The latest completed close of ``symbol`` (NaN when unknown or none yet)."""
+        key = (symbol, self.base_timeframe)
+        line = self._series.get(key)
+        if line is None or self.step < 0:
+            return float("nan")
+        idx = int(line.index_at_step[self.step])
+        return float(line.arrays.close[idx]) if idx >= 0 else float("nan")
+
+    def _step_returns(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for symbol in self.symbols:
+            line = self._series[(symbol, self.base_timeframe)]
+            close, idx = line.arrays.close, line.index_at_step
+            ret = np.full(idx.size, np.nan)
+            if idx.size:
+                new = np.zeros(idx.size, dtype=bool)
+                new[1:] = idx[1:] != idx[:-1]
+                new &= idx >= 1
+                at = idx[new]
+                ret[new] = close[at] / close[at - 1] - 1.0
+            out[symbol] = ret
+        return out
+
+    def returns(self, symbols: Sequence[str], n: int) -> np.ndarray:
+        """The last ``n`` one-bar simple returns up to this step, one column per symbol
+        (rows aligned on the steps, NaN where a symbol had no new bar). Built on first use."""
+        if self._returns is None:
+            self._returns = self._step_returns()
+        hi = self.step + 1
+        lo = max(0, hi - n)
+        cols = []
+        for symbol in symbols:
+            series = self._returns.get(symbol)
+            cols.append(series[lo:hi] if series is not None else np.full(hi - lo, np.nan))
+        return np.column_stack(cols) if cols else np.empty((hi - lo, 0))
+
+    def ranges(self, symbol: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The last ``n`` completed bars' high, low and close of ``symbol`` (None: unknown)."""
+        line = self._series.get((symbol, self.base_timeframe))
+        if line is None or self.step < 0:
+            return None
+        i = int(line.index_at_step[self.step])
+        lo = max(0, i - n + 1)
+        a = line.arrays
+        return a.high[lo : i + 1], a.low[lo : i + 1], a.close[lo : i + 1]
+
