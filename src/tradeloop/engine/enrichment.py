@@ -61,6 +61,7 @@ __all__ = [
     "EnrichmentCounts",
     "EnrichmentRecord",
     "ModelEnrichment",
+    "ModelTimeline",
     "side_of",
 ]
 
@@ -486,3 +487,45 @@ class ModelEnrichment:
         if not math.isfinite(meta):
             return COLD_START_CONFIDENCE, toxicity, True
         return min(1.0, max(0.0, meta)), toxicity, False
+
+
+class ModelTimeline:
+    """The enrichment of a run whose model was swapped while it ran (a retrained version):
+    each signal is scored by the model that was in force at its step.
+
+    ``versions`` are ``(after_ts, enrichment)`` pairs, the first with ``after_ts`` None: an
+    enrichment scores the steps whose time is after its ``after_ts`` (a swap is applied
+    between two events, so the step after the one at ``after_ts`` is the first to use it).
+    Replays (``tradeloop parity``) use it to score every step as the live run did.
+    """
+
+    def __init__(self, versions: Sequence[tuple[int | None, ModelEnrichment]]) -> None:
+        if not versions or versions[0][0] is not None:
+            raise ValueError("the first version of a model timeline has no after_ts")
+        self.versions = list(versions)
+        self._after = [ts for ts, _ in versions[1:]]
+
+    def _at(self, ts: int) -> ModelEnrichment:
+        k = 0
+        while k < len(self._after) and ts > self._after[k]:  # type: ignore[operator]
+            k += 1
+        return self.versions[k][1]
+
+    @property
+    def records(self) -> deque[EnrichmentRecord]:
+        """The records of the version in force last."""
+        return self.versions[-1][1].records
+
+    def prepare(self, view: MarketView) -> None:
+        """Prepare every version (each keeps its own features)."""
+        for _, enrichment in self.versions:
+            enrichment.prepare(view)
+
+    def extend(self, view: MarketView) -> None:
+        """Extend every version's features."""
+        for _, enrichment in self.versions:
+            enrichment.extend(view)
+
+    def enrich(self, signals: Sequence[Signal], view: MarketView) -> list[Signal]:
+        """Score with the version in force at the view's step."""
+        return self._at(view.ts).enrich(signals, view)

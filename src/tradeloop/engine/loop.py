@@ -43,7 +43,7 @@ from tradeloop.engine.feedback import FeedbackLoop
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.loop_config import LoopConfig, load_loop_config
-from tradeloop.engine.paper import PaperConfig, PaperSession
+from tradeloop.engine.paper import PaperConfig, PaperSession, record_model_swap
 from tradeloop.engine.retrain import ModelRetrainer, retrainer_for
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
 from tradeloop.signals.heatmap import HeatmapConfig
@@ -212,8 +212,20 @@ class LoopSession(PaperSession):
         """Once per loop iteration: adapt when the interval has passed without outcomes, and
         look for a changed config file (at most once a second). A finished retrain's model is
         swapped in here, between two events, and a requested one is started."""
-        if self.retrainer is not None:
-            self.retrainer.apply_pending(kernel)
+        if (
+            self.retrainer is not None
+            and self.retrainer.apply_pending(kernel)
+            and self.enrichment is not None
+            and self.store is not None
+            and kernel.last_step_ts is not None
+        ):
+            # the new version scores the steps after this one: a restart continues with it
+            # and parity replays each step with the version then in force
+            record_model_swap(
+                self.store, self.config.run_id, self.enrichment.version, kernel.last_step_ts
+            )
+            if self._model is not None:
+                self._model["version"] = self.enrichment.version
         if self.feedback is not None and kernel.last_step_ts is not None:
             self.feedback.maybe_adapt(kernel.last_step_ts)
         now = time.monotonic()

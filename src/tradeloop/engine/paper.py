@@ -49,7 +49,7 @@ from tradeloop.core.instrument import AssetClass, Instrument
 from tradeloop.core.time import to_iso
 from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import RunConfig, risk_rules
-from tradeloop.engine.enrichment import ModelEnrichment
+from tradeloop.engine.enrichment import ModelEnrichment, ModelTimeline
 from tradeloop.engine.factories import make_clock
 from tradeloop.engine.live import LiveKernel, StepOutcome
 from tradeloop.engine.scheduler import Scheduler, schedule_for
@@ -67,6 +67,7 @@ __all__ = [
     "default_run_id",
     "enrichment_of",
     "instrument_from_dict",
+    "record_model_swap",
     "risk_config_of",
     "run_summaries",
     "stored_run_config",
@@ -316,10 +317,12 @@ def stored_run_config(meta: Mapping[str, Any], *, trade_start: int | None = None
 
 def enrichment_of(
     meta: Mapping[str, Any], registry: str | Path | None = None, threads: int = DEFAULT_ML_THREADS
-) -> ModelEnrichment | None:
+) -> ModelEnrichment | ModelTimeline | None:
     """The ML enrichment a stored run used (None when it had no model).
 
-    ``registry`` overrides the model folder stored with the run.
+    A run whose model was swapped while it ran (``model_history``, see
+    :func:`record_model_swap`) gets a :class:`ModelTimeline` scoring each step with the
+    version then in force. ``registry`` overrides the model folder stored with the run.
 
     Raises
     ------
@@ -330,13 +333,44 @@ def enrichment_of(
     if not model:
         return None
     folder = registry if registry is not None else meta.get("model_registry", "models")
-    return ModelEnrichment.from_registry(
-        f"{model['name']}:{model['version']}",
-        folder,
-        min_confidence=float(model["min_confidence"]),
-        use_toxicity=bool(model["use_toxicity"]),
-        threads=threads,
-    )
+
+    def load(version: str) -> ModelEnrichment:
+        return ModelEnrichment.from_registry(
+            f"{model['name']}:{version}",
+            folder,
+            min_confidence=float(model["min_confidence"]),
+            use_toxicity=bool(model["use_toxicity"]),
+            threads=threads,
+        )
+
+    history = meta.get("model_history") or []
+    if len(history) < 2:
+        return load(str(model["version"]))
+    return ModelTimeline([(h["after_ts"], load(str(h["version"]))) for h in history])
+
+
+def record_model_swap(store: StateStore, run_id: str, version: str, after_ts: int) -> None:
+    """Record in ``run_id``'s metadata that ``version`` scores the steps after ``after_ts``.
+
+    The run's model becomes ``version`` (a restart continues with it) and ``model_history``
+    keeps every version with the step it took over from (parity replays each step with the
+    version then in force).
+
+    Raises
+    ------
+    ConfigError
+        When the run is unknown or has no model.
+    """
+    meta = store.load_run_meta(run_id)
+    if meta is None or not meta.get("model"):
+        raise ConfigError(f"run {run_id!r} has no stored model to swap")
+    history = meta.get("model_history") or [
+        {"version": meta["model"]["version"], "after_ts": None}
+    ]
+    history.append({"version": version, "after_ts": int(after_ts)})
+    meta["model_history"] = history
+    meta["model"] = {**meta["model"], "version": version}
+    store.save_run_meta(run_id, meta, store.run_created_ns(run_id) or 0)
 
 
 def default_run_id(strategy: str, exchange: str, symbols: tuple[str, ...], timeframe: str) -> str:
