@@ -56,15 +56,11 @@ def stop_on_signals(session: PaperSession) -> None:
 
 def _risk_setting(value: str) -> str | dict[str, object]:
     """A profile name as is; a ``.toml`` file's parsed content (checked, errors name it)."""
-    import tomllib
+    from tradeloop.risk.config import load_risk_table
 
-    from tradeloop.risk.config import load_risk_config
-
-    path = Path(value)
-    if path.suffix.lower() != ".toml":
+    if Path(value).suffix.lower() != ".toml":
         return value
-    load_risk_config(path)  # a clear error naming the file and the setting
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    return load_risk_table(value)  # checked: a clear error naming the file and the setting
 
 
 def paper(

@@ -59,12 +59,12 @@ Example::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tradeloop.config.toml_file import read_toml
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.time import parse_time
 
@@ -229,12 +229,10 @@ class LoopConfig(_Section):
         ConfigError
             For a file that cannot be read or holds an invalid setting.
         """
-        from tradeloop.risk.config import load_risk_config
+        from tradeloop.risk.config import load_risk_table
 
         if self.risk.file is not None:
-            file = Path(self.path(self.risk.file))
-            load_risk_config(file)  # a clear error naming the file and the key
-            return tomllib.loads(file.read_text(encoding="utf-8"))
+            return load_risk_table(self.path(self.risk.file))
         return self.risk.profile or "permissive"
 
 
@@ -274,12 +272,4 @@ def load_loop_config(path: str | Path) -> LoopConfig:
         names the file and the key).
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-    return parse_loop_config(data, str(file), file.parent)
+    return parse_loop_config(read_toml(file, "loop config"), str(file), file.parent)

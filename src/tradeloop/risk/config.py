@@ -32,7 +32,6 @@ then only that table is read.
 from __future__ import annotations
 
 import math
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from tradeloop.config.toml_file import read_toml
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.core.timeframes import timeframe_ns
 
@@ -55,6 +55,7 @@ __all__ = [
     "VarConfig",
     "duration_ns",
     "load_risk_config",
+    "load_risk_table",
     "profile_for_mode",
     "risk_config_from_mapping",
 ]
@@ -633,13 +634,18 @@ def load_risk_config(path: str | Path) -> RiskConfig:
     ConfigError
         If the file is missing, is not valid TOML, or holds an invalid setting.
     """
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read risk config {file}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
-    return risk_config_from_mapping(data, str(file))
+    return risk_config_from_mapping(read_toml(path, "risk config"), str(path))
+
+
+def load_risk_table(path: str | Path) -> dict[str, Any]:
+    """Read a risk TOML file, check it (as :func:`load_risk_config`), return its table: what a
+    paper run stores, so a restart and ``tradeloop parity`` use the same rules.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not valid TOML, or holds an invalid setting.
+    """
+    data = read_toml(path, "risk config")
+    risk_config_from_mapping(data, str(path))
+    return data

@@ -1,0 +1,30 @@
+"""Reading a TOML file with errors that name it (risk rules, ``loop.toml``)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from tradeloop.core.errors import ConfigError
+
+__all__ = ["read_toml"]
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Return the parsed content of the TOML file ``path`` (a ``what``, for messages).
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or is not valid TOML, naming the file.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML (invalid TOML in the {what}): {exc}") from None
