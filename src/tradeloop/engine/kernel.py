@@ -180,9 +180,18 @@ class BacktestEngine:
         lanes = self._lanes(n_steps)
         general = len(lanes) > 1 or self.loop == "general"
         if general:
-            # every bar reads several fields, so index Python lists
+            # every bar reads several fields, so index Python lists (volumes only when the
+            # step publishes bar events)
             self._ts_list = market.step_ts.tolist()
-            lanes = [_Lane(ln.symbol, *(np.asarray(a).tolist() for a in ln[1:])) for ln in lanes]
+            publishing = self.step.events is not None
+            lanes = [
+                _Lane(
+                    ln.symbol,
+                    *(np.asarray(a).tolist() for a in ln[1:-1]),
+                    ln.volume.tolist() if publishing else None,
+                )
+                for ln in lanes
+            ]
         risk_per_bar = self.risk.needs_bar_updates
         wake = (
             self._wake_steps(lanes, n_steps) if not general and not risk_per_bar else None
