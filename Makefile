@@ -15,14 +15,15 @@ $(BIN)/tradeloop: pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.dev: $(BIN)/tradeloop pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,alpaca,ray,regimes-lstm]'
 	@touch $@
 
 constraints:
 	rm -rf .venv-constraints
 	$(PYTHON) -m venv .venv-constraints
 	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
-	.venv-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-constraints/bin/python -m pip install --quiet torch==2.13.0
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev,alpaca,ray,regimes-lstm]'
 	{ echo "# Pinned versions for 'make demo' and 'make test' (pip install -c constraints.txt)."; \
 	  echo "# Regenerate on purpose: make constraints (a fresh venv with every extra, then pip freeze)."; \
 	  .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^tradeloop'; \
