@@ -389,6 +389,32 @@ def check(
         bool, typer.Option("--allow-off-grid", help="Report off-grid stamps without failing.")
     ] = False,
     show_gaps: Annotated[int, typer.Option(help="List this many of the longest gaps.")] = 5,
+    spike_factor: Annotated[
+        float,
+        typer.Option(
+            help="Fail on bars this many times above/below their neighbours' median close (0: off)."
+        ),
+    ] = 10.0,
+    show: Annotated[
+        int, typer.Option(help="List where each finding is: this many rows/times per check.")
+    ] = 5,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            help="Market calendar (e.g. XNYS): intraday bars are on a grid from each "
+            "session's open."
+        ),
+    ] = None,
+    no_header: Annotated[
+        bool, typer.Option("--no-header", help="The file has no header row (see --columns).")
+    ] = False,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="Column names in file order, comma-separated, for --no-header files."),
+    ] = None,
+    skip_rows: Annotated[
+        int | None, typer.Option(help="Lines to skip above the header (banner lines).")
+    ] = None,
 ) -> None:
     """Print a quality report; exit 1 when a threshold is exceeded (a gate before backtests).
 
@@ -411,14 +437,18 @@ def check(
         outlier_window=window,
         zscore_limit=zscore,
         iqr_multiplier=iqr,
+        spike_factor=spike_factor,
     )
     try:
+        from tradeloop.data.loader import CsvLayout
+
+        layout = CsvLayout.from_options(no_header, columns, skip_rows)
         targets = _check_targets(target, exchange, market, timeframe, root)
-        reports = [_check_one(path, tf, thresholds) for path, tf in targets]
+        reports = [_check_one(path, tf, thresholds, layout, calendar) for path, tf in targets]
     except TradeloopError as exc:
         raise _fail(exc) from None
     for report in reports:
-        _print_report(report, thresholds, show_gaps)
+        _print_report(report, thresholds, show_gaps, show)
     failed = [r for r in reports if not r.ok]
     if failed:
         err_console.print(
@@ -473,18 +503,29 @@ def _is_candle_name(name: str) -> bool:
     return True
 
 
-def _check_one(path: Path, timeframe: str | None, thresholds: QualityThresholds) -> QualityReport:
+def _check_one(
+    path: Path,
+    timeframe: str | None,
+    thresholds: QualityThresholds,
+    layout: Any = None,
+    calendar: str | None = None,
+) -> QualityReport:
     import numpy as np
 
     from tradeloop.data.loader import infer_timeframe, read_unvalidated
     from tradeloop.data.quality import check_quality
 
-    raw = read_unvalidated(path)
+    raw = read_unvalidated(path, layout=layout)
     tf = timeframe or infer_timeframe(np.unique(raw.ts))
-    return check_quality(raw, tf, thresholds)
+    opens = None
+    if calendar:
+        from tradeloop.data.sessions import session_opens
+
+        opens = session_opens(calendar, raw.ts)
+    return check_quality(raw, tf, thresholds, session_opens=opens)
 
 
-def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int) -> None:
+def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int, show: int = 5) -> None:
     import numpy as np
 
     title = f"{r.source} · {r.timeframe} · {r.rows:,} rows · {_iso(r.first_ns)} → {_iso(r.last_ns)}"
@@ -522,6 +563,11 @@ def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int) -> No
         f"longest {r.longest_interpolated} bars" if r.longest_interpolated else "",
     )
     row("off-grid timestamps", r.off_grid, 0 if th.fail_on_off_grid else None)
+    row(
+        f"extreme values ({th.spike_factor:g}x neighbours)",
+        r.extreme_bars,
+        0 if th.spike_factor > 0 else None,
+    )
     row("synthetic (filled) bars", r.synthetic, None)
     console.print(table)
     if len(g) and show_gaps > 0:
@@ -541,5 +587,16 @@ def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int) -> No
         shown = ", ".join(_iso(int(t)) for t in r.zero_volume_ts[:10])
         more = f" and {r.zero_volume - 10:,} more" if r.zero_volume > 10 else ""
         console.print(f"zero-volume bars: {shown}{more}")
+    if show > 0:
+        for finding in r.findings:
+            if finding.check in ("gaps", "zero-volume bars"):
+                continue  # listed above
+            mark = "[red]✗[/]" if finding.fails else "[yellow]•[/]"
+            console.print(f"{mark} {finding.check} ({finding.count:,}):", highlight=False)
+            for place in finding.where[:show]:
+                console.print(f"    {place}", highlight=False, soft_wrap=True)
+            hidden = finding.count - min(show, len(finding.where))
+            if hidden > 0:
+                console.print(f"    ... and {hidden:,} more", highlight=False)
     verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/]: " + "; ".join(r.failures)
     console.print(verdict)

@@ -26,6 +26,7 @@ from tradeloop.data.validation import count_time_order_problems, validate_ohlcv
 
 __all__ = [
     "ColumnMap",
+    "CsvLayout",
     "LoadedBars",
     "infer_price_decimals",
     "infer_symbol",
@@ -236,6 +237,8 @@ def load_ohlcv(
     columns: ColumnMap | None = None,
     time_unit: str | None = None,
     repair: bool = False,
+    layout: CsvLayout | None = None,
+    check_ohlc: bool = True,
 ) -> LoadedBars:
     """Load, check and return the OHLCV bars of one file.
 
@@ -264,6 +267,15 @@ def load_ohlcv(
     repair
         Sort rows by time and drop duplicate timestamps (keeping the first), logging a warning
         and recording the counts in :attr:`LoadedBars.repaired`. Other problems still raise.
+        A file stored newest first (every step backwards) is always reversed, with a warning
+        and ``repaired["reversed_newest_first"]``.
+    layout
+        How a CSV file is laid out (header, banner lines, separator, column names); detected
+        when None (see :class:`CsvLayout`).
+    check_ohlc
+        Refuse bars whose high/low contradict open/close (the default). False lets them
+        through (``--allow-data-issues``: the data gate records them instead); NaN and
+        non-positive prices are refused either way.
 
     Returns
     -------
@@ -290,7 +302,7 @@ def load_ohlcv(
     if not p.is_file():
         raise DataError("file not found", file=file)
 
-    picked, raw = _read_columns(p, fmt, columns, file)
+    picked, raw = _read_columns(p, fmt, columns, file, layout)
     n_rows = len(raw["timestamp"])
     if n_rows == 0:
         raise DataError("file has no data rows", file=file)
@@ -301,6 +313,16 @@ def load_ohlcv(
         for name in raw
         if name != "timestamp"
     }
+    reversed_rows = _newest_first(ts)
+    if reversed_rows:
+        ts = ts[::-1].copy()
+        values = {k: v[::-1].copy() for k, v in values.items()}
+        logger.warning(
+            "%s: rows are stored newest first; sorted oldest first (%d rows)",
+            file,
+            reversed_rows,
+            extra={"file": file, "rows": reversed_rows},
+        )
     validate_ohlcv(
         None if repair else ts,
         values["open"],
@@ -310,10 +332,13 @@ def load_ohlcv(
         values["volume"],
         file=file,
         names=picked,
+        check_ohlc=check_ohlc,
     )
     repaired: dict[str, int] = {}
     if repair:
         ts, values, repaired = _repair(ts, values, file)
+    if reversed_rows:
+        repaired["reversed_newest_first"] = reversed_rows
 
     tf = _resolve_timeframe(ts, timeframe, given_step, file)
     decimals = infer_price_decimals(values["open"], values["high"], values["low"], values["close"])
@@ -345,6 +370,14 @@ def load_ohlcv(
         tick_size=0.0 if decimals is None else 10.0**-decimals,
         repaired=repaired,
     )
+
+
+def _newest_first(ts: np.ndarray) -> int:
+    """Row count when every step goes back in time (a newest-first file), else 0."""
+    if ts.shape[0] < 2:
+        return 0
+    step = np.diff(ts)
+    return int(ts.shape[0]) if bool(np.all(step < 0)) else 0
 
 
 def _resolve_timeframe(
@@ -435,11 +468,11 @@ def _format_of(p: Path, file: str) -> str:
 
 
 def _read_columns(
-    p: Path, fmt: str, columns: ColumnMap | None, file: str
+    p: Path, fmt: str, columns: ColumnMap | None, file: str, layout: CsvLayout | None = None
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Return (canonical field -> source column name, canonical field -> arrow/pandas column)."""
     if fmt == "csv":
-        return _read_csv(p, columns, file)
+        return _read_csv(p, columns, file, layout)
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -456,7 +489,9 @@ def _read_columns(
             picked = _pick_columns(names, columns, file)
             table = pf.read_table(p, columns=_unique(picked.values()), memory_map=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"cannot read {fmt} file: {exc}", file=file) from exc
+        raise DataError(
+            f"cannot read {fmt} file (truncated or corrupt?): {exc}", file=file
+        ) from exc
     return picked, {k: table.column(v) for k, v in picked.items()}
 
 
@@ -471,27 +506,214 @@ def _feather_names(p: Path) -> list[str]:
         return list(pf.read_table(p).column_names)
 
 
+@dataclass(frozen=True, slots=True)
+class CsvLayout:
+    """How a text (CSV) file is laid out; a field left as None is detected.
+
+    Attributes
+    ----------
+    header
+        Whether the first line after ``skip_rows`` names the columns (None: detected: a first
+        line with three or more numbers is data).
+    names
+        Column names in file order, for a file without a header (``--columns``); a headerless
+        file of six columns is read as ``timestamp, open, high, low, close, volume``.
+    skip_rows
+        Lines above the header (or the first data row) to skip, e.g. a banner (None:
+        detected: leading lines whose field count differs from the data's are skipped).
+    sep
+        Field separator (None: detected among ``,`` ``;`` tab and ``|``).
+    """
+
+    header: bool | None = None
+    names: tuple[str, ...] | None = None
+    skip_rows: int | None = None
+    sep: str | None = None
+
+    @classmethod
+    def from_options(
+        cls, no_header: bool = False, columns: str | None = None, skip_rows: int | None = None
+    ) -> CsvLayout | None:
+        """The layout of the CLI options ``--no-header``, ``--columns a,b,..``, ``--skip-rows``.
+
+        Returns None when no option is given (everything detected).
+
+        Raises
+        ------
+        ConfigError
+            For a negative ``skip_rows`` or empty column names.
+        """
+        if not no_header and columns is None and skip_rows is None:
+            return None
+        if skip_rows is not None and skip_rows < 0:
+            raise ConfigError(f"--skip-rows must be >= 0, got {skip_rows}")
+        names = None
+        if columns is not None:
+            names = tuple(c.strip() for c in columns.split(","))
+            if not all(names):
+                raise ConfigError(f"--columns expects comma-separated names, got {columns!r}")
+        return cls(header=False if no_header else None, names=names, skip_rows=skip_rows)
+
+
+_DEFAULT_HEADERLESS = ("timestamp", "open", "high", "low", "close", "volume")
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _decompressed(p: Path, file: str) -> bytes | None:
+    """The bytes of a compressed file (None for a plain one), with named errors."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+    import zlib
+
+    suffix = p.suffix.lower()
+    kind = suffix.lstrip(".")
+    try:
+        if suffix == ".gz":
+            with gzip.open(p, "rb") as fh:
+                return fh.read()
+        if suffix == ".bz2":
+            with bz2.open(p, "rb") as fh:
+                return fh.read()
+        if suffix == ".xz":
+            with lzma.open(p, "rb") as fh:
+                return fh.read()
+        if suffix == ".zst":
+            with pa.CompressedInputStream(pa.OSFile(str(p)), "zstd") as stream:
+                return bytes(stream.read())
+        if suffix == ".zip":
+            with zipfile.ZipFile(p) as archive:
+                members = [m for m in archive.namelist() if not m.endswith("/")]
+                if len(members) != 1:
+                    raise DataError(
+                        f"a .zip must hold exactly one file, this one holds {len(members)}",
+                        file=file,
+                    )
+                return archive.read(members[0])
+    except DataError:
+        raise
+    except EOFError as exc:
+        raise DataError(
+            f"truncated {kind} file: it ends before the end of its compressed stream ({exc}); "
+            "download or copy it again",
+            file=file,
+        ) from None
+    except (
+        OSError,
+        zlib.error,
+        lzma.LZMAError,
+        zipfile.BadZipFile,
+        pa.ArrowException,
+        ValueError,
+    ) as exc:
+        raise DataError(f"corrupt or truncated {kind} file: {exc}", file=file) from None
+    if suffix in _COMPRESSION_SUFFIXES:
+        raise DataError(
+            f"{kind} compression is not supported; use gz, bz2, xz, zst or zip", file=file
+        )
+    return None
+
+
+def _sniff(head: list[str], layout: CsvLayout, file: str) -> tuple[str, int, bool, int]:
+    """Return ``(sep, skip_rows, has_header, fields)`` from the first lines of a text file."""
+    lines = [line.rstrip("\r\n") for line in head]
+    body = [line for line in lines if line.strip()]
+    if not body:
+        raise DataError("file is empty (no header row)", file=file)
+    tail = body[min(len(body) - 1, 5) :] or body
+    sep = layout.sep
+    if sep is None:
+        best = (0, 0)
+        sep = ","
+        for candidate in _SEPARATORS:
+            counts = [line.count(candidate) for line in tail]
+            mode = max(set(counts), key=counts.count)
+            agree = counts.count(mode)
+            if mode > 0 and (agree, mode) > best:
+                best, sep = (agree, mode), candidate
+    fields_per_line = [len(line.split(sep)) for line in lines]
+    tail_fields = [len(line.split(sep)) for line in tail]
+    fields = max(set(tail_fields), key=tail_fields.count)
+    if layout.skip_rows is not None:
+        skip = layout.skip_rows
+    else:
+        skip = 0
+        for n_fields, line in zip(fields_per_line, lines, strict=True):
+            if line.strip() and n_fields == fields and not line.lstrip().startswith("#"):
+                break
+            skip += 1
+    first = lines[skip].split(sep) if skip < len(lines) else []
+    if layout.header is not None:
+        header = layout.header
+    elif layout.names is not None:
+        header = False
+    else:
+        header = sum(_is_number(f) for f in first) < 3
+    return sep, skip, header, fields
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip().strip('"'))
+    except ValueError:
+        return False
+    return True
+
+
 def _read_csv(
-    p: Path, columns: ColumnMap | None, file: str
+    p: Path, columns: ColumnMap | None, file: str, layout: CsvLayout | None = None
 ) -> tuple[dict[str, str], dict[str, Any]]:
+    import io
+
     import pandas as pd  # imported lazily: only CSV and text times need it
 
+    layout = layout or CsvLayout()
+    payload = _decompressed(p, file)
     try:
-        header = pd.read_csv(p, nrows=0)
-        sep = ","
-        if len(header.columns) == 1:
-            only = str(header.columns[0])
-            for candidate in (";", "\t", "|"):
-                if candidate in only:
-                    sep = candidate
-                    header = pd.read_csv(p, nrows=0, sep=sep)
-                    break
-        names = [str(c) for c in header.columns]
+        if payload is not None:
+            head_text = payload[:65536].decode("utf-8", errors="replace")
+        else:
+            with open(p, "rb") as fh:
+                head_text = fh.read(65536).decode("utf-8", errors="replace")
+        head = head_text.splitlines(keepends=True)[:50]
+        sep, skip, header, n_fields = _sniff(head, layout, file)
+        if skip:
+            logger.warning(
+                "%s: skipped %d line(s) above the %s",
+                file,
+                skip,
+                "header" if header else "data",
+                extra={"file": file, "skip_rows": skip},
+            )
+        source: Any = io.BytesIO(payload) if payload is not None else p
+        if header:
+            names = [str(c) for c in pd.read_csv(source, nrows=0, sep=sep, skiprows=skip).columns]
+            if payload is not None:
+                source.seek(0)
+        else:
+            names = list(layout.names) if layout.names is not None else []
+            if not names:
+                if n_fields != len(_DEFAULT_HEADERLESS):
+                    raise DataError(
+                        f"the file has no header row and {n_fields} columns; name them with "
+                        "--columns timestamp,open,high,low,close,volume,... (in file order)",
+                        file=file,
+                    )
+                names = list(_DEFAULT_HEADERLESS)
+            elif len(names) != n_fields:
+                raise DataError(
+                    f"--columns names {len(names)} columns but the file has {n_fields}",
+                    file=file,
+                )
         picked = _pick_columns(names, columns, file)
         wanted = _unique(picked.values())
         frame = pd.read_csv(
-            p,
+            source,
             sep=sep,
+            skiprows=skip,
+            header=0 if header else None,
+            names=None if header else names,
             usecols=[names.index(c) for c in wanted],
             **_csv_float_options(),
             low_memory=False,
@@ -500,9 +722,14 @@ def _read_csv(
         raise
     except pd.errors.EmptyDataError:
         raise DataError("file is empty (no header row)", file=file) from None
+    except EOFError as exc:
+        raise DataError(f"truncated file: {exc}", file=file) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DataError(f"cannot read CSV: {exc}", file=file) from exc
     frame.columns = [str(c) for c in frame.columns]
+    if not header:
+        wanted_names = [names[i] for i in sorted(names.index(c) for c in wanted)]
+        frame.columns = wanted_names
     return picked, {k: frame[v] for k, v in picked.items()}
 
 
@@ -721,7 +948,11 @@ class RawOhlcv:
 
 
 def read_unvalidated(
-    path: str | Path, *, columns: ColumnMap | None = None, time_unit: str | None = None
+    path: str | Path,
+    *,
+    columns: ColumnMap | None = None,
+    time_unit: str | None = None,
+    layout: CsvLayout | None = None,
 ) -> RawOhlcv:
     """Read the OHLCV columns of a file without validating them (internal: ``data check``).
 
@@ -738,12 +969,15 @@ def read_unvalidated(
     fmt = _format_of(p, file)
     if not p.is_file():
         raise DataError("file not found", file=file)
-    picked, raw = _read_columns(p, fmt, columns, file)
+    picked, raw = _read_columns(p, fmt, columns, file, layout)
     ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
     values = {
         name: _to_float(raw[name], file=file, field=picked[name])
         for name in ("open", "high", "low", "close", "volume")
     }
+    if _newest_first(ts):  # a file stored newest first is sorted, as load_ohlcv does
+        ts = ts[::-1].copy()
+        values = {k: v[::-1].copy() for k, v in values.items()}
     synthetic = None
     if fmt == "parquet":
         import pyarrow.parquet as pq

@@ -13,16 +13,25 @@ Checks (all vectorized):
 * **stale runs**: consecutive bars identical in all of OHLCV; **interpolated runs**: bars whose
   open, high, low and close all move by the same non-zero step, i.e. lie on a straight line
   (what a linear gap filler produces);
-* **off-grid** timestamps, not on the timeframe's grid.
+* **off-grid** timestamps, not on the timeframe's grid (or, with session opens given, not on
+  the grid anchored at each session's open: US-equity hourly bars at 9:30, 10:30...);
+* **extreme values**: a bar whose high or low is ``spike_factor`` (10) times above or below
+  the median close of its neighbours (the 5 bars before and after it): a price near 1e300, a
+  100x spike, a mis-scaled tick.
 
-By default OHLC violations, invalid values, duplicates, unsorted rows, off-grid timestamps and
-interpolated runs of 5+ bars fail the report; gaps, zero-volume bars, outliers and stale runs
-fail only past the limits set in :class:`QualityThresholds`.
+By default OHLC violations, invalid values, duplicates, unsorted rows, off-grid timestamps,
+extreme values and interpolated runs of 5+ bars fail the report; gaps, zero-volume bars,
+outliers and stale runs fail only past the limits set in :class:`QualityThresholds`.
+
+Every kind of problem found is also listed as a :class:`Finding` with *where* it is: the first
+data rows (0-based, in file order, header excluded) and bar times, so a failed check can be
+fixed, and a backtest refusing the data can say which bars it refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +39,16 @@ from tradeloop.core.timeframes import bucket_start, timeframe_ns
 from tradeloop.data.gaps import Gaps, find_gaps
 from tradeloop.data.loader import RawOhlcv
 
-__all__ = ["QualityReport", "QualityThresholds", "check_quality", "run_lengths"]
+__all__ = [
+    "Finding",
+    "QualityReport",
+    "QualityThresholds",
+    "check_quality",
+    "run_lengths",
+]
+
+#: How many locations a :class:`Finding` keeps.
+MAX_LOCATIONS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,61 @@ class QualityThresholds:
     outlier_window: int = 500
     zscore_limit: float = 8.0
     iqr_multiplier: float = 10.0
+    spike_factor: float = 10.0
+    spike_neighbours: int = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One kind of problem in a series and where it is.
+
+    Attributes
+    ----------
+    check
+        What was found (``"extreme values"``, ``"interpolated runs"``...).
+    count
+        How many bars (or runs, for run-shaped findings) have it.
+    fails
+        Whether it fails the check (False: reported only).
+    rows
+        The first :data:`MAX_LOCATIONS` data rows (0-based, file order, header excluded).
+    times
+        Their bar open times (UTC ns), aligned with ``rows``.
+    where
+        Human-readable locations (``"row 5000 (2018-03-01T08:00:00Z): high 1e+300 vs
+        neighbours' median close 10,231"``), aligned with ``rows``.
+    """
+
+    check: str
+    count: int
+    fails: bool
+    rows: tuple[int, ...] = ()
+    times: tuple[int, ...] = ()
+    where: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-safe form (times as ISO-8601 text), for run records and reports."""
+        return {
+            "check": self.check,
+            "count": self.count,
+            "fails": self.fails,
+            "rows": list(self.rows),
+            "times": [_iso(t) for t in self.times],
+            "where": list(self.where),
+        }
+
+    def summary(self, limit: int = 5) -> str:
+        """One line: the check, its count and the first ``limit`` locations."""
+        shown = "; ".join(self.where[:limit])
+        more = self.count - min(limit, len(self.where))
+        tail = f"; and {more:,} more" if more > 0 and shown else ""
+        return f"{self.check}: {self.count:,}" + (f" — {shown}{tail}" if shown else "")
+
+
+def _iso(ns: int) -> str:
+    from tradeloop.core.time import to_iso
+
+    return to_iso(int(ns)).replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -79,11 +152,18 @@ class QualityReport:
     off_grid: int
     synthetic: int
     failures: list[str] = field(default_factory=list)
+    extreme_bars: int = 0
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when no limit is exceeded."""
         return not self.failures
+
+    @property
+    def failing(self) -> list[Finding]:
+        """The findings that fail the check, with their locations."""
+        return [f for f in self.findings if f.fails]
 
 
 def run_lengths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +181,12 @@ def run_lengths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_quality(
-    raw: RawOhlcv, timeframe: str, thresholds: QualityThresholds | None = None
+    raw: RawOhlcv,
+    timeframe: str,
+    thresholds: QualityThresholds | None = None,
+    *,
+    session_opens: np.ndarray | None = None,
+    outliers: bool = True,
 ) -> QualityReport:
     """Check ``raw`` bars of ``timeframe`` and judge them against ``thresholds``.
 
@@ -113,12 +198,19 @@ def check_quality(
         The bars' timeframe (grid for gaps and off-grid stamps).
     thresholds
         Limits; defaults fail only on OHLC violations, invalid values, duplicates, unsorted
-        rows, off-grid stamps and interpolated runs of 5+ bars.
+        rows, off-grid stamps, extreme values and interpolated runs of 5+ bars.
+    session_opens
+        Sorted UTC ns session opens of a market calendar (see ``--calendar``): the grid of
+        intraday bars is anchored at the open of the session they fall in (09:30 New York for
+        XNYS, whatever the DST offset). None: the UTC epoch grid.
+    outliers
+        Compute the rolling outlier statistics (the slowest check; a backtest's data gate
+        skips them when no ``max_outliers`` limit is set, since they only report).
 
     Returns
     -------
     QualityReport
-        Counts and the list of failures.
+        Counts, the findings with their locations, and the list of failures.
     """
     th = thresholds or QualityThresholds()
     step = timeframe_ns(timeframe)
@@ -131,15 +223,41 @@ def check_quality(
     synthetic_raw = (
         np.zeros(n, dtype=bool) if raw.synthetic is None else np.asarray(raw.synthetic, dtype=bool)
     )
+    findings: list[Finding] = []
+
+    def found(
+        check: str, rows: np.ndarray, fails: bool, describe: Any = None, count: int | None = None
+    ) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        total = int(rows.shape[0]) if count is None else count
+        if total == 0:
+            return
+        first = rows[:MAX_LOCATIONS]
+        where = tuple(
+            f"row {int(r):,} ({_iso(int(ts_raw[r]))})"
+            + (f": {describe(int(r))}" if describe else "")
+            for r in first
+        )
+        findings.append(
+            Finding(
+                check,
+                total,
+                fails,
+                tuple(int(r) for r in first),
+                tuple(int(ts_raw[r]) for r in first),
+                where,
+            )
+        )
 
     diffs = np.diff(ts_raw)
-    unsorted = int(np.count_nonzero(diffs < 0))
+    backwards = np.flatnonzero(diffs < 0) + 1
+    unsorted = int(backwards.shape[0])
     order = np.argsort(ts_raw, kind="stable")
     ts_sorted = ts_raw[order]
     first = np.ones(n, dtype=bool)
     first[1:] = ts_sorted[1:] != ts_sorted[:-1]
     duplicates = int(n - np.count_nonzero(first))
-    keep = order[first]
+    keep = order[first]  # file row of each distinct bar, in time order
     ts = ts_raw[keep]
 
     finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
@@ -153,10 +271,27 @@ def check_quality(
             | (v < 0)
         )
     ohlc_violations = int(np.count_nonzero(bad_ohlc))
-    anchor = int(bucket_start(0, timeframe))
-    off_grid = int(np.count_nonzero((ts_raw - anchor) % step != 0))
+    off_grid_mask = _off_grid(ts_raw, timeframe, step, session_opens)
+    off_grid = int(np.count_nonzero(off_grid_mask))
 
-    o, h, lo, c, v, synthetic = (a[keep] for a in (o, h, lo, c, v, synthetic_raw))
+    def ohlcv_text(r: int) -> str:
+        return f"o={o[r]:.10g} h={h[r]:.10g} l={lo[r]:.10g} c={c[r]:.10g} v={v[r]:.10g}"
+
+    found("OHLC violations", np.flatnonzero(bad_ohlc), th.fail_on_ohlc, ohlcv_text)
+    found("invalid (NaN/inf) values", np.flatnonzero(~finite), th.fail_on_ohlc, ohlcv_text)
+    found(
+        "duplicate timestamps", np.sort(order[~first]), th.fail_on_duplicates, lambda r: "repeated"
+    )
+    found(
+        "unsorted rows",
+        backwards,
+        th.fail_on_duplicates,
+        lambda r: f"earlier than row {r - 1:,} ({_iso(int(ts_raw[r - 1]))})",
+    )
+    found("off-grid timestamps", np.flatnonzero(off_grid_mask), th.fail_on_off_grid)
+
+    o, h, lo, c, v = (a[keep] for a in (o, h, lo, c, v))
+    synthetic = synthetic_raw[keep]
     gaps = find_gaps(ts, step)
     zero = (v == 0) & ~synthetic
     zero_volume = int(np.count_nonzero(zero))
@@ -164,11 +299,104 @@ def check_quality(
     consecutive[1:] = np.diff(ts) == step
     real = ~synthetic
 
-    outliers, outlier_rows = _outliers(o, h, lo, c, consecutive & real, th)
-    stale_runs, stale_bars = _stale(o, h, lo, c, v, consecutive & real, th.stale_run)
-    interp_runs, interp_bars, longest_interp = _interpolated(
+    extreme, reference = _extreme(o, h, lo, c, th)
+    extreme_bars = int(np.count_nonzero(extreme))
+    extreme_at = np.flatnonzero(extreme)
+    ref_by_row = dict(
+        zip(
+            keep[extreme_at[:MAX_LOCATIONS]].tolist(),
+            reference[extreme_at[:MAX_LOCATIONS]].tolist(),
+            strict=True,
+        )
+    )
+    found(
+        "extreme values",
+        keep[extreme_at],
+        th.spike_factor > 0,
+        lambda r: (
+            f"high {raw.high[r]:.6g}, low {raw.low[r]:.6g} vs neighbours' median close "
+            f"{ref_by_row[r]:.6g}"
+        ),
+    )
+    if outliers or th.max_outliers is not None:
+        outlier_counts, outlier_mask = _outliers(o, h, lo, c, consecutive & real, th)
+    else:
+        outlier_counts, outlier_mask = {}, np.zeros(ts.shape[0], dtype=bool)
+    outlier_rows = int(np.count_nonzero(outlier_mask))
+    found(
+        "outlier bars",
+        keep[np.flatnonzero(outlier_mask)],
+        th.max_outliers is not None and outlier_rows > th.max_outliers,
+    )
+    stale_runs, stale_bars, stale_starts, stale_lengths = _stale(
+        o, h, lo, c, v, consecutive & real, th.stale_run
+    )
+    interp_runs, interp_bars, longest_interp, interp_starts, interp_lengths = _interpolated(
         o, h, lo, c, consecutive & real, th.interpolated_run
     )
+
+    def runs(check: str, starts: np.ndarray, lengths: np.ndarray, fails: bool) -> None:
+        if starts.size == 0:
+            return
+        shown = starts[:MAX_LOCATIONS]
+        where = tuple(
+            f"rows {int(keep[s]):,}-{int(keep[s + k - 1]):,} "
+            f"({_iso(int(ts[s]))} → {_iso(int(ts[s + k - 1]))}, {int(k)} bars)"
+            for s, k in zip(shown, lengths[:MAX_LOCATIONS], strict=True)
+        )
+        findings.append(
+            Finding(
+                check,
+                int(starts.shape[0]),
+                fails,
+                tuple(int(keep[s]) for s in shown),
+                tuple(int(ts[s]) for s in shown),
+                where,
+            )
+        )
+
+    runs(
+        f"straight-line interpolated runs ({th.interpolated_run}+ bars)",
+        interp_starts,
+        interp_lengths,
+        th.interpolated_run > 0,
+    )
+    runs(
+        f"stale runs ({th.stale_run}+ identical bars)",
+        stale_starts,
+        stale_lengths,
+        th.max_stale_bars is not None and stale_bars > th.max_stale_bars,
+    )
+    found(
+        "zero-volume bars",
+        keep[np.flatnonzero(zero)],
+        th.max_zero_volume is not None and zero_volume > th.max_zero_volume,
+    )
+    if len(gaps):
+        top = np.argsort(-gaps.missing, kind="stable")[:MAX_LOCATIONS]
+        gap_fails = any(
+            limit is not None and value > limit
+            for value, limit in (
+                (len(gaps), th.max_gaps),
+                (gaps.total_missing, th.max_missing_bars),
+                (gaps.longest, th.max_gap_bars),
+            )
+        )
+        before_rows = keep[np.searchsorted(ts, gaps.before_ns[top])]
+        findings.append(
+            Finding(
+                "gaps",
+                len(gaps),
+                gap_fails,
+                tuple(int(r) for r in before_rows),
+                tuple(int(t) for t in gaps.before_ns[top]),
+                tuple(
+                    f"after row {int(r):,} ({_iso(int(gaps.before_ns[i]))}): "
+                    f"{int(gaps.missing[i]):,} missing bars until {_iso(int(gaps.after_ns[i]))}"
+                    for r, i in zip(before_rows, top, strict=True)
+                ),
+            )
+        )
 
     failures: list[str] = []
 
@@ -184,6 +412,8 @@ def check_quality(
         over("unsorted rows", unsorted, 0)
     if th.fail_on_off_grid:
         over("off-grid timestamps", off_grid, 0)
+    if th.spike_factor > 0:
+        over(f"extreme values ({th.spike_factor:g}x the neighbours)", extreme_bars, 0)
     if th.interpolated_run > 0 and interp_runs:
         failures.append(
             f"straight-line interpolated runs of {th.interpolated_run}+ bars: {interp_runs:,} "
@@ -209,7 +439,7 @@ def check_quality(
         invalid_values=invalid_values,
         zero_volume=zero_volume,
         zero_volume_ts=ts[zero],
-        outliers=outliers,
+        outliers=outlier_counts,
         outlier_rows=outlier_rows,
         stale_runs=stale_runs,
         stale_bars=stale_bars,
@@ -219,7 +449,22 @@ def check_quality(
         off_grid=off_grid,
         synthetic=int(np.count_nonzero(synthetic_raw)),
         failures=failures,
+        extreme_bars=extreme_bars,
+        findings=findings,
     )
+
+
+def _off_grid(
+    ts: np.ndarray, timeframe: str, step: int, session_opens: np.ndarray | None
+) -> np.ndarray:
+    """Mask of stamps off the timeframe grid (anchored at session opens when given)."""
+    if session_opens is None or step >= 86_400_000_000_000 or ts.size == 0:
+        anchor = int(bucket_start(0, timeframe))
+        return np.asarray((ts - anchor) % step != 0)
+    opens = np.asarray(session_opens, dtype=np.int64)
+    i = np.searchsorted(opens, ts, side="right") - 1
+    session_anchor = np.where(i >= 0, opens[np.clip(i, 0, None)], 0)
+    return np.asarray((ts - session_anchor) % step != 0)
 
 
 # ---------------------------------------------------------------------- detectors
@@ -232,13 +477,13 @@ def _outliers(
     c: np.ndarray,
     usable: np.ndarray,
     th: QualityThresholds,
-) -> tuple[dict[str, int], int]:
+) -> tuple[dict[str, int], np.ndarray]:
     import pandas as pd
 
     n = c.shape[0]
     counts = {"zscore_returns": 0, "zscore_ranges": 0, "iqr_returns": 0, "iqr_ranges": 0}
     if n < 3:
-        return counts, 0
+        return counts, np.zeros(n, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         ret = np.full(n, np.nan)
         ret[1:] = np.log(c[1:] / c[:-1])
@@ -265,7 +510,40 @@ def _outliers(
         counts[f"zscore_{name}"] = int(np.count_nonzero(z_hit))
         counts[f"iqr_{name}"] = int(np.count_nonzero(iqr_hit))
         flagged |= z_hit | iqr_hit
-    return counts, int(np.count_nonzero(flagged))
+    return counts, flagged
+
+
+def _extreme(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, th: QualityThresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bars whose high/low is ``spike_factor`` x above/below their neighbours' median close.
+
+    The reference is the median close of the ``spike_neighbours`` bars on each side (the bar
+    itself excluded, so a run of up to ``spike_neighbours`` bad bars cannot hide itself).
+    Returns ``(mask, reference)``.
+    """
+    n = c.shape[0]
+    factor = th.spike_factor
+    if n < 2 or factor <= 0:
+        return np.zeros(n, dtype=bool), np.full(n, np.nan)
+    k = max(1, th.spike_neighbours)
+    with np.errstate(invalid="ignore"):
+        clean = np.where(np.isfinite(c) & (c > 0), c, np.nan)
+    padded = np.concatenate([np.full(k, np.nan), clean, np.full(k, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
+    around = np.delete(windows, k, axis=1)  # the 2k neighbours, the bar itself left out
+    around = np.sort(around, axis=1)  # NaN (edges, bad values) sort last
+    valid = np.count_nonzero(~np.isnan(around), axis=1)
+    rows = np.arange(n)
+    lo_i = np.clip((valid - 1) // 2, 0, None)
+    hi_i = np.clip(valid // 2, 0, None)
+    reference = np.where(valid > 0, (around[rows, lo_i] + around[rows, hi_i]) / 2.0, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        top = np.fmax(np.fmax(o, h), np.fmax(lo, c))
+        bottom = np.fmin(np.fmin(o, h), np.fmin(lo, c))
+        hit = (top > reference * factor) | ((bottom > 0) & (bottom * factor < reference))
+    hit &= np.isfinite(reference)
+    return np.asarray(hit, dtype=bool), reference
 
 
 def _stale(
@@ -276,9 +554,10 @@ def _stale(
     v: np.ndarray,
     consecutive: np.ndarray,
     min_run: int,
-) -> tuple[int, int]:
+) -> tuple[int, int, np.ndarray, np.ndarray]:
+    empty = np.zeros(0, dtype=np.int64)
     if c.shape[0] < 2:
-        return 0, 0
+        return 0, 0, empty, empty
     same = np.zeros(c.shape[0], dtype=bool)
     same[1:] = (
         (o[1:] == o[:-1])
@@ -288,10 +567,10 @@ def _stale(
         & (v[1:] == v[:-1])
     )
     same &= consecutive
-    _, lengths = run_lengths(same)
+    starts, lengths = run_lengths(same)
     bars = lengths + 1  # a run of k repeats spans k + 1 identical bars
     hit = bars >= max(2, min_run)
-    return int(np.count_nonzero(hit)), int(bars[hit].sum())
+    return int(np.count_nonzero(hit)), int(bars[hit].sum()), starts[hit] - 1, bars[hit]
 
 
 def _interpolated(
@@ -301,10 +580,11 @@ def _interpolated(
     c: np.ndarray,
     consecutive: np.ndarray,
     min_bars: int,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, np.ndarray, np.ndarray]:
     n = c.shape[0]
+    empty = np.zeros(0, dtype=np.int64)
     if n < 3 or min_bars <= 0:
-        return 0, 0, 0
+        return 0, 0, 0, empty, empty
     scale = float(np.nanmax(np.abs(c))) if n else 1.0
     tol = 1e-9 * (scale if np.isfinite(scale) and scale > 0 else 1.0)
     d = [np.diff(x) for x in (o, h, lo, c)]
@@ -314,7 +594,8 @@ def _interpolated(
         line &= np.abs(dx[1:] - dx[:-1]) <= tol
     line &= np.abs(d[3][1:]) > tol
     line &= consecutive[1:-1] & consecutive[2:]
-    _, lengths = run_lengths(line)
+    starts, lengths = run_lengths(line)
     bars = lengths + 2
     hit = bars >= min_bars
-    return int(np.count_nonzero(hit)), int(bars[hit].sum()), int(bars.max()) if bars.size else 0
+    longest = int(bars.max()) if bars.size else 0
+    return int(np.count_nonzero(hit)), int(bars[hit].sum()), longest, starts[hit], bars[hit]

@@ -89,6 +89,7 @@ def validate_ohlcv(
     *,
     file: str,
     names: dict[str, str] | None = None,
+    check_ohlc: bool = True,
 ) -> None:
     """Check OHLCV columns for the rules every bar must satisfy.
 
@@ -109,6 +110,9 @@ def validate_ohlcv(
     names
         Optional map from canonical field (``"open"``, ``"timestamp"``...) to the column name
         in the source, so errors name the column the user sees.
+    check_ohlc
+        Check the high/low against open/close (False: only NaN, positivity, volume and time
+        order are checked; the data gate reports the rest).
 
     Raises
     ------
@@ -160,7 +164,7 @@ def validate_ohlcv(
             )
     o, h, lo, c = arrays["open"], arrays["high"], arrays["low"], arrays["close"]
     body_top = np.maximum(o, c)
-    bad = h < body_top
+    bad = h < body_top if check_ohlc else np.zeros(0, dtype=bool)
     if bad.any():
         i = int(np.argmax(bad))
         _raise_first(
@@ -170,7 +174,7 @@ def validate_ohlcv(
             field=col("high"),
         )
     body_bottom = np.minimum(o, c)
-    bad = lo > body_bottom
+    bad = lo > body_bottom if check_ohlc else np.zeros(0, dtype=bool)
     if bad.any():
         i = int(np.argmax(bad))
         _raise_first(

@@ -1,0 +1,122 @@
+"""Market sessions of an exchange calendar for bar data (``--calendar XNYS``).
+
+Sessions come from the ``exchange_calendars`` library: holidays, early closes, lunch breaks
+and daylight saving time (an XNYS session opens at 14:30 UTC in winter and 13:30 UTC in
+summer). Times are UTC nanoseconds; a session is the half-open interval ``[open, close)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from tradeloop.core.errors import ConfigError, did_you_mean
+
+__all__ = ["Sessions", "session_opens", "sessions_for"]
+
+_DAY_NS = 86_400 * 10**9
+_YEAR_NS = int(365.25 * _DAY_NS)
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """The sessions of one calendar over a range: ``opens[i] <= t < closes[i]`` is open.
+
+    A session with a lunch break is split into two intervals.
+    """
+
+    name: str
+    opens: np.ndarray
+    closes: np.ndarray
+    session_count: int
+    first_session_ns: int
+    last_session_ns: int
+
+    def in_session(self, ts: np.ndarray) -> np.ndarray:
+        """Mask of the bar open times ``ts`` that fall inside a session (vectorized)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        i = np.searchsorted(self.opens, ts, side="right") - 1
+        ok = i >= 0
+        closes = self.closes[np.clip(i, 0, None)]
+        return np.asarray(ok & (ts < closes), dtype=bool)
+
+    def sessions_per_year(self) -> float:
+        """Average number of sessions in a 365.25-day year over the loaded range (~252)."""
+        span = self.last_session_ns - self.first_session_ns + _DAY_NS
+        return self.session_count * _YEAR_NS / span if span > 0 else 0.0
+
+
+@lru_cache(maxsize=4)
+def _names() -> tuple[str, ...]:
+    import exchange_calendars as xcals
+
+    return tuple(xcals.get_calendar_names(include_aliases=True))
+
+
+def _ns(values: object) -> np.ndarray:
+    import pandas as pd
+
+    index = pd.DatetimeIndex(values)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return np.asarray(index.as_unit("ns").asi8, dtype=np.int64).copy()
+
+
+def sessions_for(name: str, first_ns: int, last_ns: int) -> Sessions:
+    """Return the sessions of calendar ``name`` covering ``first_ns .. last_ns``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown calendar name (with a "did you mean"), or a range the library has no
+        sessions for.
+    """
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    names = _names()
+    by_upper = {n.upper(): n for n in names}
+    resolved = name if name in names else by_upper.get(name.strip().upper())
+    if resolved is None:
+        raise ConfigError(
+            f"unknown exchange calendar {name!r} (e.g. XNYS, XNAS, XLON)"
+            + did_you_mean(name.upper(), names)
+        )
+    start = pd.Timestamp(first_ns, unit="ns").normalize() - pd.Timedelta(days=7)
+    end = pd.Timestamp(last_ns, unit="ns").normalize() + pd.Timedelta(days=7)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calendar = xcals.get_calendar(
+                resolved, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d")
+            )
+    except Exception as exc:  # the library raises its own error types for a range
+        raise ConfigError(
+            f"calendar {resolved} has no sessions for the data's range: {exc}"
+        ) from None
+    opens, closes = _ns(calendar.opens), _ns(calendar.closes)
+    b_starts, b_ends = _ns(calendar.break_starts), _ns(calendar.break_ends)
+    nat = np.iinfo(np.int64).min
+    has_break = (b_starts != nat) & (b_ends != nat)
+    sessions = _ns(calendar.sessions)
+    inside = (sessions >= first_ns - _DAY_NS) & (sessions <= last_ns)
+    count = int(np.count_nonzero(inside))
+    return Sessions(
+        name=resolved,
+        opens=np.sort(np.concatenate([opens, b_ends[has_break]])),
+        closes=np.sort(np.concatenate([closes, b_starts[has_break]])),
+        session_count=count,
+        first_session_ns=int(sessions[inside][0]) if count else first_ns,
+        last_session_ns=int(sessions[inside][-1]) if count else last_ns,
+    )
+
+
+def session_opens(name: str, ts: np.ndarray) -> np.ndarray:
+    """The session (and post-break) opens of calendar ``name`` around the times ``ts``."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return sessions_for(name, int(ts.min()), int(ts.max())).opens
