@@ -1,0 +1,849 @@
+"""The venue broker: the kernel's :class:`~tradeloop.execution.broker.Broker` port on any
+:class:`~tradeloop.execution.venue.VenueClient`.
+
+The step calls it exactly as it calls the simulated broker; what differs is where fills come
+from.
+
+* :meth:`VenueBroker.submit_order` checks the order against the venue's precision and limits
+  (and the notional caps) *before* sending, then places it with a client order id that is a
+  pure function of the run and the order id (``tl<run key><order id>``): a retry after a lost
+  response, or a restarted process re-running the same step, can never create a second order.
+  Before an id the process may already have sent is used (a retry after a timeout, the first
+  orders after a restore), the broker asks the venue for it and adopts what it finds.
+* Every status the venue reports goes through the order state machine
+  (:func:`~tradeloop.core.order_status.check_transition`); an impossible move is logged,
+  alerted and counted, never applied. ``OrderNotFound`` from the venue is a move to
+  ``rejected`` (never sent) or ``expired`` (gone), not a crash.
+* Fills arrive through :meth:`VenueClient.drain_updates` (the user-data stream, or REST
+  polling while it is down) and are applied to the portfolio only inside the kernel's step:
+  at the next open of the symbol (:meth:`on_open`, like the simulated broker's next-open rule),
+  on every price update and in :meth:`sync` (housekeeping). Repeated fills (stream + poll) are
+  dropped by trade id. Each fill records the expected price (the price when the order was
+  sent) and the actual one: :attr:`VenueBroker.slippage`.
+* Stops, targets and trailing stops of open positions are watched on every price update, as
+  in paper; a hit sends a reduce-only market order.
+* A circuit breaker and tenacity retries wrap every venue call; while the breaker is open
+  new entries are refused and ``on_breaker`` (the session) puts the risk engine into
+  reducing-only and alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from typing import Any, TypeVar
+
+from tradeloop.core.errors import TemporaryError
+from tradeloop.core.instrument import Instrument
+from tradeloop.core.money import pnl_for, quantity_for_budget
+from tradeloop.core.order_status import (
+    FINAL_STATUSES,
+    InvalidTransitionError,
+    OrderStatus,
+    check_transition,
+)
+from tradeloop.core.orders import Fill, Order, OrderSide, OrderType
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.position import ExitReason, Position, Trade
+from tradeloop.core.rejection import Rejection
+from tradeloop.execution.fees import FeeModel
+from tradeloop.execution.protection import (
+    BreakerState,
+    CircuitBreaker,
+    RetryPolicy,
+    retrying,
+)
+from tradeloop.execution.venue import (
+    DuplicateOrderError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderRequest,
+    OrderValidationError,
+    VenueClient,
+    VenueFill,
+    VenueOrder,
+    check_order,
+)
+
+__all__ = ["NotionalCaps", "SlippageRecord", "VenueBroker", "client_order_id", "run_key"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_EPS = 1e-12
+_S = OrderStatus
+
+
+def run_key(run_id: str) -> str:
+    """A short, stable key of a run id for client order ids (8 hex digits).
+
+    >>> run_key("paper-sma_cross-binance-BTCUSDT-1m")
+    'd6ec805c'
+    """
+    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
+
+
+def client_order_id(key: str, order_id: int) -> str:
+    """The client order id of order ``order_id`` of the run with ``key``.
+
+    >>> client_order_id("a5c3b0b4", 17)
+    'tla5c3b0b4x17'
+    """
+    return f"tl{key}x{order_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotionalCaps:
+    """Real-money guards: the largest notional of one order and of one UTC day (None: no cap)."""
+
+    per_order: float | None = None
+    per_day: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlippageRecord:
+    """Expected vs actual price of one fill. ``bps`` > 0 is adverse (paid more / got less)."""
+
+    order_id: int
+    symbol: str
+    side: str
+    quantity: float
+    expected: float
+    actual: float
+    ts: int
+
+    @property
+    def bps(self) -> float:
+        """Adverse slippage in basis points of the expected price."""
+        if not self.expected > 0:
+            return 0.0
+        sign = 1.0 if self.side == OrderSide.BUY.value else -1.0
+        return sign * (self.actual - self.expected) / self.expected * 10_000.0
+
+    @property
+    def cost(self) -> float:
+        """Adverse slippage in quote currency."""
+        sign = 1.0 if self.side == OrderSide.BUY.value else -1.0
+        return sign * (self.actual - self.expected) * self.quantity
+
+
+@dataclass(slots=True)
+class _Working:
+    """An order this broker sent, as the broker tracks it."""
+
+    order: Order
+    client_id: str
+    status: OrderStatus
+    amount: float
+    expected: float
+    reason: str
+    filled: float = 0.0
+    applied: float = 0.0
+    trade_ids: list[str] = field(default_factory=list)
+
+
+class VenueBroker:
+    """The Broker port over a :class:`VenueClient` (see the module docstring).
+
+    Parameters
+    ----------
+    client
+        The venue.
+    portfolio
+        The account the fills go into (the kernel's).
+    instruments
+        The run's instruments.
+    run_id
+        The run (client order ids derive from it).
+    fees
+        The fee model (a fill's fee when the venue reports none in the quote currency).
+    caps
+        Per-order / per-day notional caps (real money).
+    breaker, retry
+        Circuit breaker and retry policy around venue calls.
+    alert
+        ``alert(title, text)``: something a human must know (an invalid transition, ...).
+    on_breaker
+        Called with ``(old, new, why)`` when the breaker changes state.
+    clock
+        Wall time in ns (the per-day cap's day).
+    """
+
+    def __init__(
+        self,
+        client: VenueClient,
+        portfolio: Portfolio,
+        instruments: Mapping[str, Instrument],
+        *,
+        run_id: str,
+        fees: FeeModel | None = None,
+        caps: NotionalCaps | None = None,
+        breaker: CircuitBreaker | None = None,
+        retry: RetryPolicy | None = None,
+        alert: Callable[[str, str], None] | None = None,
+        on_breaker: Callable[[BreakerState, BreakerState, str], None] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.portfolio = portfolio
+        self.instruments = dict(instruments)
+        self.run_id = run_id
+        self.key = run_key(run_id)
+        self.fees = fees or FeeModel.from_instruments(instruments)
+        self.caps = caps or NotionalCaps()
+        self.breaker = breaker or CircuitBreaker(client.name)
+        if on_breaker is not None:
+            self.breaker.subscribe(on_breaker)
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._alert = alert
+        self._clock = clock
+        self.step = -1
+        #: orders working at the venue, by symbol (the kernel calls on_open for these)
+        self.pending: dict[str, list[Order]] = {}
+        self.watched: set[str] = set()
+        self.rejections: list[Rejection] = []
+        self.order_status: dict[int, OrderStatus] | None = {}
+        self.slippage: list[SlippageRecord] = []
+        self.invalid_transitions = 0
+        self._fills: list[Fill] = []
+        self._order_seq = 0
+        self._position_seq = 0
+        self._working: dict[int, _Working] = {}
+        self._by_client: dict[str, int] = {}
+        self._seen_trades: set[str] = set()
+        self._received: list[VenueFill] = []
+        self._day: tuple[int, float] = (0, 0.0)
+        #: ids above this may have been sent by a process that died before journaling them
+        self._uncertain_after: int | None = None
+
+    # -- the Broker port -------------------------------------------------------------------
+    def next_order_id(self) -> int:
+        """Return a new order id (ids count up from 1, restored with the run)."""
+        self._order_seq += 1
+        return self._order_seq
+
+    def fills(self) -> list[Fill]:
+        """Every fill so far, oldest first."""
+        return self._fills
+
+    def restore_fills(self, fills: list[Fill]) -> None:
+        """Take back the fills of a restored run."""
+        self._fills.extend(fills)
+
+    def submit_order(self, order: Order, ts_ns: int, price: float) -> None:
+        """Check, then send ``order`` to the venue (``price``: the last price, expected fill)."""
+        if order.id <= 0:
+            order = replace(order, id=self.next_order_id())
+        symbol = order.symbol
+        pos = self.portfolio.positions.get(symbol)
+        direction = 1 if order.side is OrderSide.BUY else -1
+        if order.reduce_only:
+            if pos is None or pos.direction == direction:
+                self._refuse(order, ts_ns, "no_position", "nothing to reduce")
+                return
+            amount, reason = pos.quantity, "exit"
+        else:
+            amount = order.quantity
+            if order.equity_fraction is not None:
+                if not price > 0:
+                    self._refuse(order, ts_ns, "no_price", "an equity fraction needs a price")
+                    return
+                budget = order.equity_fraction * self.portfolio.equity
+                amount = quantity_for_budget(budget, price, self.fees.taker(symbol))
+            if pos is not None and pos.direction == direction:
+                self._refuse(order, ts_ns, "already_open", "position in this direction is open")
+                return
+            if pos is not None:  # a reversal: close and open with one order
+                amount += pos.quantity
+            reason = "entry"
+        self._send(order, ts_ns, price, amount, reason)
+
+    def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
+        """A bar of ``symbol`` opened: apply what the venue reported (fills of waiting orders)."""
+        self.sync(ts_ns)
+
+    def on_bar_range(
+        self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float
+    ) -> None:
+        """Apply reported fills, check the position's exits against the range, mark it."""
+        self.sync(ts_ns)
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None:
+            return
+        self.portfolio.marks[symbol] = c
+        if symbol in self.watched and not self._has_working_exit(symbol):
+            reason = _exit_hit(pos, h, low)
+            if reason is not None:
+                self._send_exit(pos, ts_ns, c, reason)
+            elif pos.trail_fraction and pos.trail_anchor is not None:
+                anchor = (
+                    max(pos.trail_anchor, h) if pos.direction > 0 else min(pos.trail_anchor, low)
+                )
+                if anchor != pos.trail_anchor:
+                    self.portfolio.positions[symbol] = replace(pos, trail_anchor=anchor)
+
+    def flatten(self, ts_ns: int, prices: Mapping[str, float] | None = None) -> int:
+        """Cancel every working order and close every position with reduce-only market orders."""
+        self.cancel_pending()
+        count = 0
+        for symbol, pos in list(self.portfolio.positions.items()):
+            if self._has_working_exit(symbol):
+                continue
+            price = (prices or {}).get(symbol, self.portfolio.marks.get(symbol, math.nan))
+            self._send_exit(pos, ts_ns, price, ExitReason.RISK)
+            count += 1
+        return count
+
+    def cancel_pending(self) -> int:
+        """Cancel every working entry order at the venue; return how many were asked to."""
+        count = 0
+        for work in list(self._working.values()):
+            if work.status in FINAL_STATUSES or work.reason != "entry":
+                continue
+            try:
+                snapshot = self._call(
+                    partial(self.client.cancel_order, work.order.symbol, work.client_id)
+                )
+            except OrderNotFoundError:
+                self._update_status(work, _S.EXPIRED, "unknown at the venue when cancelled")
+                continue
+            except (TemporaryError, OrderRejectedError) as exc:
+                logger.warning("cancel %s failed: %s", work.client_id, exc)
+                continue
+            self._apply_snapshot(snapshot)
+            count += 1
+        self.sync(self._clock())
+        return count
+
+    def close_all(self, ts_ns: int, prices: dict[str, float]) -> None:
+        """Close every position (``tradeloop live flatten`` and the end of a run)."""
+        self.flatten(ts_ns, prices)
+
+    def open_trades(self) -> list[Trade]:
+        """The open positions as trades without an exit."""
+        marks = self.portfolio.marks
+        return [
+            Trade(
+                p.id,
+                p.symbol,
+                p.direction,
+                p.quantity,
+                p.entry_ts,
+                p.entry_price,
+                None,
+                None,
+                p.entry_fee,
+                0.0,
+                pnl_for(p.direction, p.quantity, p.entry_price, marks.get(p.symbol, p.entry_price))
+                - p.entry_fee,
+                None,
+                p.tag,
+                p.stop_loss,
+                p.take_profit,
+            )
+            for p in self.portfolio.positions.values()
+        ]
+
+    # -- fills -----------------------------------------------------------------------------
+    def sync(self, ts_ns: int | None = None) -> int:
+        """Take the venue's updates and apply every fill received; return how many applied."""
+        symbols = sorted(
+            {w.order.symbol for w in self._working.values() if w.status not in FINAL_STATUSES}
+        )
+        try:
+            updates = self.client.drain_updates(symbols)
+        except TemporaryError as exc:
+            logger.warning("venue updates unavailable: %s", exc)
+            updates = []
+        for update in updates:
+            if isinstance(update, VenueFill):
+                self._receive(update)
+            else:
+                self._apply_snapshot(update)
+        applied = 0
+        received, self._received = self._received, []
+        for fill in received:
+            applied += self._apply_fill(fill)
+        self._refresh_pending()
+        return applied
+
+    def recover_missing_fills(self) -> int:
+        """Ask the venue for fills of orders whose reported filled amount is ahead of ours."""
+        applied = 0
+        for symbol in {w.order.symbol for w in self._working.values() if self._behind(w)}:
+            for fill in self._call(partial(self.client.fetch_fills, symbol)):
+                self._receive(fill)
+        received, self._received = self._received, []
+        for fill in received:
+            applied += self._apply_fill(fill)
+        self._refresh_pending()
+        return applied
+
+    def _behind(self, work: _Working) -> bool:
+        return work.filled > work.applied + _EPS
+
+    def _receive(self, fill: VenueFill) -> None:
+        if fill.trade_id in self._seen_trades:
+            return
+        if fill.client_order_id not in self._by_client:
+            logger.info("fill %s of an order not of this run ignored", fill.trade_id)
+            return
+        self._seen_trades.add(fill.trade_id)
+        self._received.append(fill)
+
+    def _apply_fill(self, vf: VenueFill) -> int:
+        order_id = self._by_client[vf.client_order_id]
+        work = self._working[order_id]
+        work.trade_ids.append(vf.trade_id)
+        work.applied += vf.amount
+        work.filled = max(work.filled, work.applied)
+        symbol = vf.symbol if vf.symbol in self.instruments else work.order.symbol
+        fee = self._fee_in_quote(vf, symbol)
+        self.slippage.append(
+            SlippageRecord(
+                order_id, symbol, vf.side.value, vf.amount, work.expected, vf.price, vf.ts
+            )
+        )
+        reason = (
+            ExitReason(work.reason)
+            if work.reason in ExitReason.__members__.values()
+            else ExitReason.SIGNAL
+        )
+        self._book(work.order, symbol, vf.side, vf.amount, vf.price, fee, vf.ts, reason)
+        self.fees.record_volume(vf.amount * vf.price, vf.ts)
+        return 1
+
+    def _fee_in_quote(self, vf: VenueFill, symbol: str) -> float:
+        inst = self.instruments.get(symbol)
+        quote = inst.quote_currency if inst is not None else ""
+        base = symbol.split("/")[0]
+        if vf.fee_currency and vf.fee_currency == quote:
+            return vf.fee
+        if vf.fee_currency and vf.fee_currency == base:
+            return vf.fee * vf.price
+        return self.fees.fee(symbol, vf.amount, vf.price, maker=bool(vf.maker))
+
+    def _book(
+        self,
+        order: Order,
+        symbol: str,
+        side: OrderSide,
+        qty: float,
+        price: float,
+        fee: float,
+        ts: int,
+        reason: ExitReason,
+    ) -> None:
+        """Apply one execution to the portfolio: close (part of) the opposite position, then
+        open or add to one with the rest (the simulated broker's cash and P&L arithmetic)."""
+        p = self.portfolio
+        direction = 1 if side is OrderSide.BUY else -1
+        p.balance -= direction * qty * price + fee
+        remaining, fee_left = qty, fee
+        pos = p.positions.get(symbol)
+        if pos is not None and pos.direction != direction:
+            close_qty = min(qty, pos.quantity)
+            part = close_qty / pos.quantity
+            fee_close = fee * close_qty / qty
+            entry_fee = pos.entry_fee * part
+            pnl = pnl_for(pos.direction, close_qty, pos.entry_price, price) - entry_fee - fee_close
+            p.trades.append(
+                Trade(
+                    pos.id,
+                    symbol,
+                    pos.direction,
+                    close_qty,
+                    pos.entry_ts,
+                    pos.entry_price,
+                    ts,
+                    price,
+                    entry_fee,
+                    fee_close,
+                    pnl,
+                    reason,
+                    pos.tag,
+                    pos.stop_loss,
+                    pos.take_profit,
+                )
+            )
+            if close_qty >= pos.quantity - _EPS:
+                del p.positions[symbol]
+                self.watched.discard(symbol)
+            else:
+                p.positions[symbol] = replace(
+                    pos, quantity=pos.quantity - close_qty, entry_fee=pos.entry_fee - entry_fee
+                )
+            self._fills.append(
+                Fill(order.id, symbol, side, close_qty, price, fee_close, ts, reason.value)
+            )
+            remaining -= close_qty
+            fee_left -= fee_close
+        if remaining > _EPS and not order.reduce_only:
+            pos = p.positions.get(symbol)
+            if pos is not None:  # a further fill of the same entry: average in
+                qty_new = pos.quantity + remaining
+                avg = (pos.entry_price * pos.quantity + price * remaining) / qty_new
+                p.positions[symbol] = replace(
+                    pos, quantity=qty_new, entry_price=avg, entry_fee=pos.entry_fee + fee_left
+                )
+            else:
+                self._position_seq += 1
+                exits = order.exits
+                trail = exits.trailing_stop if exits is not None else None
+                pos = Position(
+                    id=order.position_id or f"{symbol}-{self._position_seq}",
+                    symbol=symbol,
+                    direction=direction,
+                    quantity=remaining,
+                    entry_price=price,
+                    entry_ts=ts,
+                    entry_fee=fee_left,
+                    stop_loss=exits.stop_loss if exits is not None else None,
+                    take_profit=exits.take_profit if exits is not None else None,
+                    trail_fraction=trail,
+                    trail_anchor=price if trail else None,
+                    tag=order.tag,
+                    trail_activation=exits.trailing_activation
+                    if exits is not None and trail
+                    else None,
+                )
+                p.positions[symbol] = pos
+                if pos.stop_loss is not None or pos.take_profit is not None or trail:
+                    self.watched.add(symbol)
+            self._fills.append(
+                Fill(order.id, symbol, side, remaining, price, fee_left, ts, "entry")
+            )
+        p.marks[symbol] = price
+
+    # -- sending ---------------------------------------------------------------------------
+    def _send(self, order: Order, ts_ns: int, price: float, amount: float, reason: str) -> None:
+        symbol = order.symbol
+        client = self.client
+        try:
+            rules = client.market_rules(symbol)
+            limit_px = (
+                order.limit_price if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+            )
+            stop_px = (
+                order.stop_price if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) else None
+            )
+            checked = check_order(
+                rules,
+                amount,
+                price=limit_px,
+                stop_price=stop_px,
+                reference_price=price if math.isfinite(price) else None,
+                round_amount=client.round_amount(symbol, amount) if amount > 0 else None,
+                round_price=client.round_price(symbol, limit_px) if limit_px else None,
+                round_stop=client.round_price(symbol, stop_px) if stop_px else None,
+            )
+        except OrderValidationError as exc:
+            self._refuse(order, ts_ns, "invalid_order", str(exc))
+            return
+        except Exception as exc:  # an unknown symbol: ConfigError naming it
+            self._refuse(order, ts_ns, "invalid_order", str(exc))
+            return
+        ref = checked.price or price
+        notional = checked.amount * ref if ref == ref else 0.0
+        if not self._within_caps(order, ts_ns, notional, reason):
+            return
+        if self.breaker.state is BreakerState.OPEN and reason == "entry":
+            self._refuse(order, ts_ns, "venue_unavailable", "circuit breaker open")
+            return
+        cid = client_order_id(self.key, order.id)
+        work = _Working(order, cid, _S.NEW, checked.amount, ref if ref == ref else math.nan, reason)
+        self._working[order.id] = work
+        self._by_client[cid] = order.id
+        self.pending.setdefault(symbol, []).append(order)
+        request = OrderRequest(
+            cid,
+            symbol,
+            order.side,
+            order.type,
+            checked.amount,
+            checked.price,
+            checked.stop_price,
+            order.time_in_force,
+            reduce_only=order.reduce_only and rules.kind.value == "perpetual",
+            post_only=order.tag == "post_only",
+        )
+        self._update_status(work, _S.SUBMITTED)
+        try:
+            snapshot = self._place(request, order.id)
+        except OrderRejectedError as exc:
+            self._update_status(work, _S.REJECTED, str(exc))
+            self.rejections.append(Rejection(ts_ns, symbol, "venue_rejected", str(exc), "venue"))
+            self._refresh_pending()
+            return
+        except TemporaryError as exc:
+            # unknown outcome: the order stays submitted; sync/reconcile find it by client id
+            logger.error("order %s: venue unreachable (%s); will resolve by client id", cid, exc)
+            self._notify("order outcome unknown", f"{symbol} order {cid}: {exc}")
+            return
+        self._apply_snapshot(snapshot)
+        if reason == "entry":
+            day, used = self._day
+            self._day = (day, used + notional)
+
+    def _place(self, request: OrderRequest, order_id: int) -> VenueOrder:
+        """Place once: before (re)sending an id that may have gone out, look it up first."""
+        client = self.client
+        cid = request.client_order_id
+        maybe_sent = self._uncertain_after is not None and order_id > self._uncertain_after
+
+        def attempt() -> VenueOrder:
+            nonlocal maybe_sent
+            if maybe_sent:
+                try:
+                    found = client.fetch_order(request.symbol, cid)
+                    logger.info("order %s already at the venue (%s): adopted", cid, found.status)
+                    return found
+                except OrderNotFoundError:
+                    if self._uncertain_after is not None and order_id > self._uncertain_after:
+                        self._uncertain_after = None  # later ids cannot have gone out either
+            maybe_sent = True  # if this send's answer is lost, the retry looks first
+            try:
+                return client.place_order(request)
+            except DuplicateOrderError:
+                return client.fetch_order(request.symbol, cid)
+
+        return self._call(attempt)
+
+    def _send_exit(self, pos: Position, ts_ns: int, price: float, reason: ExitReason) -> None:
+        order = Order(
+            id=self.next_order_id(),
+            symbol=pos.symbol,
+            side=OrderSide.BUY if pos.direction < 0 else OrderSide.SELL,
+            type=OrderType.MARKET,
+            quantity=pos.quantity,
+            ts_created=ts_ns,
+            reduce_only=True,
+            tag=reason.value,
+        )
+        if self.order_status is not None:
+            self.order_status[order.id] = _S.NEW
+        self._send(order, ts_ns, price, pos.quantity, reason.value)
+
+    def _has_working_exit(self, symbol: str) -> bool:
+        return any(
+            w.order.symbol == symbol and w.reason != "entry" and w.status not in FINAL_STATUSES
+            for w in self._working.values()
+        )
+
+    def _within_caps(self, order: Order, ts_ns: int, notional: float, reason: str) -> bool:
+        caps = self.caps
+        if reason != "entry":
+            return True  # exits are never blocked by a cap
+        if caps.per_order is not None and notional > caps.per_order:
+            self._refuse(
+                order,
+                ts_ns,
+                "notional_cap",
+                f"{notional:.2f} above the per-order cap {caps.per_order}",
+            )
+            return False
+        if caps.per_day is not None:
+            day = self._clock() // 86_400_000_000_000
+            used = self._day[1] if self._day[0] == day else 0.0
+            self._day = (day, used)
+            if used + notional > caps.per_day:
+                self._refuse(
+                    order,
+                    ts_ns,
+                    "notional_cap",
+                    f"{used + notional:.2f} today above the per-day cap {caps.per_day}",
+                )
+                return False
+        return True
+
+    def _refuse(self, order: Order, ts_ns: int, reason: str, detail: str) -> None:
+        self.rejections.append(Rejection(ts_ns, order.symbol, reason, detail, "venue"))
+        logger.warning("order %s %s refused before sending: %s", order.id, order.symbol, detail)
+        if self.order_status is not None:
+            self.order_status[order.id] = _S.REJECTED
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """One venue operation: retried on transient failures, counted by the breaker."""
+        retry = retrying(self._retry, sleep=self._sleep)
+        return self.breaker.call(lambda: retry(fn))
+
+    # -- statuses --------------------------------------------------------------------------
+    def _apply_snapshot(self, snap: VenueOrder) -> None:
+        order_id = self._by_client.get(snap.client_order_id)
+        if order_id is None:
+            return
+        work = self._working[order_id]
+        if snap.filled > work.filled:
+            work.filled = snap.filled
+        self._update_status(work, snap.status, snap.reason)
+
+    def _update_status(self, work: _Working, new: OrderStatus, why: str = "") -> None:
+        if work.status is new:
+            return
+        try:
+            check_transition(work.client_id, work.status, new)
+        except InvalidTransitionError as exc:
+            self.invalid_transitions += 1
+            logger.error("%s; kept %s", exc, work.status)
+            self._notify("invalid order transition", f"{exc} (kept {work.status.value})")
+            return
+        work.status = new
+        if self.order_status is not None:
+            self.order_status[work.order.id] = new
+        if why and new in (_S.REJECTED, _S.EXPIRED, _S.CANCELLED):
+            logger.info("order %s %s: %s", work.client_id, new.value, why)
+
+    def _refresh_pending(self) -> None:
+        """``pending`` holds the orders still waiting for fills (working, or final with fills
+        reported but not yet received)."""
+        pending: dict[str, list[Order]] = {}
+        for work in self._working.values():
+            open_ = work.status not in FINAL_STATUSES or self._behind(work)
+            if open_:
+                pending.setdefault(work.order.symbol, []).append(work.order)
+        self.pending = pending
+        # forget finished orders whose fills are all in (bounded memory)
+        done = [
+            k
+            for k, w in self._working.items()
+            if w.status in FINAL_STATUSES and not self._behind(w) and k < self._order_seq - 1000
+        ]
+        for k in done:
+            w = self._working.pop(k)
+            self._by_client.pop(w.client_id, None)
+
+    def _notify(self, title: str, text: str) -> None:
+        if self._alert is not None:
+            try:
+                self._alert(title, text)
+            except Exception:
+                logger.exception("alert failed")
+
+    # -- venue truth -----------------------------------------------------------------------
+    def resolve_unknown(self) -> int:
+        """Ask the venue about every order whose outcome is unknown (submitted, no answer);
+        ``OrderNotFound`` moves it to ``rejected``. Returns how many were resolved."""
+        resolved = 0
+        for work in list(self._working.values()):
+            if work.status is not _S.SUBMITTED and work.status is not _S.NEW:
+                continue
+            try:
+                snap = self._call(
+                    partial(self.client.fetch_order, work.order.symbol, work.client_id)
+                )
+            except OrderNotFoundError:
+                self._update_status(work, _S.REJECTED, "the venue never received it")
+                resolved += 1
+                continue
+            except TemporaryError as exc:
+                logger.warning("order %s still unknown: %s", work.client_id, exc)
+                continue
+            self._apply_snapshot(snap)
+            resolved += 1
+        self._refresh_pending()
+        return resolved
+
+    def working_orders(self) -> list[dict[str, Any]]:
+        """The orders not final, for status and reconciliation."""
+        return [
+            {
+                "order_id": w.order.id,
+                "client_order_id": w.client_id,
+                "symbol": w.order.symbol,
+                "side": w.order.side.value,
+                "amount": w.amount,
+                "filled": w.filled,
+                "status": w.status.value,
+            }
+            for w in self._working.values()
+            if w.status not in FINAL_STATUSES
+        ]
+
+    def slippage_summary(self) -> dict[str, float]:
+        """Fills, mean adverse slippage (bps) and total slippage cost (quote)."""
+        recs = [r for r in self.slippage if r.expected == r.expected and r.expected > 0]
+        total = sum(r.cost for r in recs)
+        mean = sum(r.bps for r in recs) / len(recs) if recs else 0.0
+        return {"fills": float(len(recs)), "mean_bps": mean, "total_cost": total}
+
+    # -- persistence -----------------------------------------------------------------------
+    def export_state(self) -> dict[str, object]:
+        """Counters, working orders, applied trade ids and slippage (JSON-serializable)."""
+        return {
+            "order_seq": self._order_seq,
+            "position_seq": self._position_seq,
+            "working": [
+                {
+                    "id": w.order.id,
+                    "client_id": w.client_id,
+                    "status": w.status.value,
+                    "amount": w.amount,
+                    "expected": w.expected if w.expected == w.expected else None,
+                    "reason": w.reason,
+                    "filled": w.filled,
+                    "applied": w.applied,
+                    "trade_ids": list(w.trade_ids),
+                }
+                for w in self._working.values()
+                if w.status not in FINAL_STATUSES or self._behind(w)
+            ],
+            "seen_trades": sorted(self._seen_trades)[-5000:],
+            "slippage": [asdict(r) for r in self.slippage],
+            "fees": self.fees.export_state(),
+            "day": list(self._day),
+        }
+
+    def restore_state(self, state: Mapping[str, object], orders: Mapping[int, Order]) -> None:
+        """Restore :meth:`export_state`; ids above the stored counter may have been sent by
+        the process that died, so they are looked up at the venue before being placed."""
+        self._order_seq = int(state.get("order_seq", 0))  # type: ignore[call-overload]
+        self._position_seq = int(state.get("position_seq", 0))  # type: ignore[call-overload]
+        self._uncertain_after = self._order_seq
+        self._working.clear()
+        self._by_client.clear()
+        for row in state.get("working", []) or []:  # type: ignore[attr-defined]
+            order = orders.get(int(row["id"]))
+            if order is None:
+                continue
+            expected = row.get("expected")
+            work = _Working(
+                order,
+                str(row["client_id"]),
+                OrderStatus(row["status"]),
+                float(row["amount"]),
+                float(expected) if expected is not None else math.nan,
+                str(row["reason"]),
+                float(row["filled"]),
+                float(row.get("applied", 0.0)),
+                list(row.get("trade_ids", [])),
+            )
+            self._working[order.id] = work
+            self._by_client[work.client_id] = order.id
+        self._seen_trades = set(state.get("seen_trades", []) or [])  # type: ignore[call-overload]
+        self.slippage = [SlippageRecord(**r) for r in state.get("slippage", []) or []]  # type: ignore[attr-defined]
+        self.fees.restore_state(state.get("fees", {}) or {})  # type: ignore[arg-type]
+        day = state.get("day") or [0, 0.0]
+        self._day = (int(day[0]), float(day[1]))  # type: ignore[index]
+        self.watched = {
+            s
+            for s, p in self.portfolio.positions.items()
+            if p.stop_loss is not None or p.take_profit is not None or p.trail_fraction
+        }
+        self._refresh_pending()
+
+
+def _exit_hit(pos: Position, h: float, low: float) -> ExitReason | None:
+    long = pos.direction > 0
+    stop, stop_reason = pos.active_stop()
+    if stop is not None and (low <= stop if long else h >= stop):
+        return stop_reason
+    tp = pos.take_profit
+    if tp is not None and (h >= tp if long else low <= tp):
+        return ExitReason.TAKE_PROFIT
+    return None
