@@ -65,6 +65,7 @@ from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
 __all__ = [
     "CheckedOrder",
     "DuplicateOrderError",
+    "MarketClock",
     "MarketKind",
     "MarketRules",
     "OrderNotFoundError",
@@ -75,6 +76,7 @@ __all__ = [
     "VenueBalance",
     "VenueClient",
     "VenueFill",
+    "VenueMarketClock",
     "VenueOrder",
     "VenuePosition",
     "VenueUnavailableError",
@@ -182,6 +184,14 @@ class OrderRequest:
     post_only: bool = False
     leverage: float | None = None
     margin_mode: str | None = None
+    #: trailing stop (with ``type`` STOP and no ``stop_price``): the stop trails the best price
+    #: by this fraction (0.01 = 1 %) or by this price distance; venues without one refuse it
+    trail_percent: float | None = None
+    trail_price: float | None = None
+    #: bracket exits sent with the entry, worked by the venue as one-cancels-other (Alpaca);
+    #: adapters whose venue has no native bracket refuse them
+    take_profit: float | None = None
+    stop_loss: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +258,25 @@ class VenuePosition:
 
 #: what :meth:`VenueClient.drain_updates` yields
 VenueUpdate = VenueOrder | VenueFill
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    """A venue's market clock at ``ts``: open now, and the next open and close (ns UTC)."""
+
+    ts: int
+    is_open: bool
+    next_open: int
+    next_close: int
+
+
+@runtime_checkable
+class VenueMarketClock(Protocol):
+    """Optional: a venue that knows its market hours (Alpaca's clock); 24/7 venues have none."""
+
+    def market_clock(self) -> MarketClock:
+        """The venue's clock now."""
+        ...
 
 
 # -- the port --------------------------------------------------------------------------------
