@@ -458,6 +458,7 @@ class BacktestEngine:
             market.base_ns,
             initial_equity=self.config.balance,
             exposure_mask=exposure,
+            periods=self.config.periods_per_year,
         )
         strategy = self.strategy
         return BacktestResult(

@@ -1,0 +1,414 @@
+"""Live market data through ccxt's WebSocket layer (``ccxt.pro``), normalised to core events.
+
+:class:`CcxtMarketSource` runs one watch loop per (channel, symbol) on ONE ccxt client:
+
+* ``trades`` - ``watch_trades`` -> :class:`MarketTrade` (aggressor side from the venue);
+* ``book`` - ``watch_order_book`` -> a :class:`BookSnapshot` first (and after every resync),
+  then :class:`BookDelta` with ``prev_seq`` = the previous update's sequence (the venue's
+  nonce where it has one): ccxt applies the venue's own sequence rules (Binance ``U``/``u``,
+  OKX ``seqId``...) and re-fetches the snapshot on a gap; each such resync is counted;
+* ``ohlcv`` - ``watch_ohlcv`` -> :class:`StreamBar` (``closed`` once a newer bar arrived or
+  the bar's end passed);
+* ``funding`` - ``watch_funding_rate`` where the venue streams it, else a REST poll;
+* ``open_interest`` - REST ``fetch_open_interest`` poll (no venue streams it through ccxt).
+
+Every frame passes a tap on the ccxt client: frames are numbered per connection, and a frame
+that is not JSON or that the venue handler cannot read is counted, logged with the venue, the
+connection URL, its position and the first 200 characters, and skipped: the stream goes on.
+
+Watchdog: a loop that gets nothing for ``stale_after_s`` emits a ``stale`` status and
+resubscribes; a dropped connection emits ``disconnected`` and reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ccxt
+import ccxt.pro
+
+from tradeloop.adapters.feeds.events import FeedStatus
+from tradeloop.adapters.feeds.stream import backoff_delay
+from tradeloop.core.bar import Bar
+from tradeloop.core.errors import ConfigError, did_you_mean
+from tradeloop.core.market_events import (
+    BUY,
+    SELL,
+    UNKNOWN_SIDE,
+    BookDelta,
+    BookLevels,
+    BookSnapshot,
+    FundingRate,
+    MarketEvent,
+    MarketTrade,
+    OpenInterest,
+    StreamBar,
+)
+from tradeloop.core.timeframes import timeframe_ns
+
+__all__ = ["CHANNELS", "VENUES", "CcxtMarketSource", "FrameTap", "MalformedFrame"]
+
+logger = logging.getLogger(__name__)
+
+VENUES = ("binance", "bybit", "okx", "kraken")
+"""Venues this source is built and tested for (any ccxt.pro id is accepted)."""
+CHANNELS = ("trades", "book", "ohlcv", "funding", "open_interest")
+_NS = 1_000_000
+_SIDES = {"buy": BUY, "sell": SELL}
+
+SourceEvent = MarketEvent | FeedStatus
+
+
+class MalformedFrame:
+    """One frame the stream could not use: where it came from and what it was."""
+
+    __slots__ = ("error", "position", "raw", "url", "venue")
+
+    def __init__(self, venue: str, url: str, position: int, raw: str, error: str) -> None:
+        self.venue = venue
+        self.url = url
+        self.position = position
+        self.raw = raw
+        self.error = error
+
+    def __repr__(self) -> str:
+        return (
+            f"MalformedFrame({self.venue} {self.url} #{self.position}: {self.error}; {self.raw!r})"
+        )
+
+
+class FrameTap:
+    """Counts frames per connection and collects the malformed ones (bounded)."""
+
+    def __init__(self, venue: str, keep: int = 1000) -> None:
+        self.venue = venue
+        self.frames: dict[str, int] = {}
+        self.malformed: list[MalformedFrame] = []
+        self.malformed_count = 0
+        self._keep = keep
+
+    def frame(self, url: str) -> int:
+        """Count one frame on ``url``; return its position (from 1)."""
+        n = self.frames.get(url, 0) + 1
+        self.frames[url] = n
+        return n
+
+    def bad(self, url: str, position: int, raw: object, error: BaseException | str) -> None:
+        """Record a malformed frame (logged with venue, connection and position)."""
+        text = raw if isinstance(raw, str) else repr(raw)
+        item = MalformedFrame(self.venue, url, position, text[:200], str(error)[:200])
+        self.malformed_count += 1
+        if len(self.malformed) < self._keep:
+            self.malformed.append(item)
+        logger.warning(
+            "%s malformed frame #%d on %s: %s; raw: %s",
+            self.venue, position, url, item.error, item.raw,
+        )  # fmt: skip
+
+
+def _tapped_class(venue: str) -> type[Any]:
+    base = getattr(ccxt.pro, venue, None)
+    if base is None:
+        raise ConfigError(
+            f"ccxt has no streaming client {venue!r}.{did_you_mean(venue, list(VENUES))}"
+        )
+
+    class Tapped(base):  # type: ignore[misc, valid-type]
+        """The venue's ccxt.pro client with a frame tap (ccxt itself unchanged)."""
+
+        tap: FrameTap
+
+        def client(self, url: str) -> Any:
+            client = super().client(url)
+            if not getattr(client, "_tradeloop_tap", False):
+                original = client.handle_text_or_binary_message
+                tap = self.tap
+
+                def safe(data: Any) -> None:
+                    try:
+                        original(data)
+                    except ValueError as exc:  # not JSON (orjson/json decode errors)
+                        tap.bad(url, tap.frame(url), data, f"invalid JSON: {exc}")
+
+                client.handle_text_or_binary_message = safe
+                client._tradeloop_tap = True
+            return client
+
+        def handle_message(self, client: Any, message: Any) -> Any:
+            url = getattr(client, "url", "?")
+            position = self.tap.frame(url)
+            try:
+                return super().handle_message(client, message)
+            except Exception as exc:  # a frame the handler cannot read must not end the stream
+                self.tap.bad(url, position, message, f"{type(exc).__name__}: {exc}")
+                return None
+
+    Tapped.__name__ = f"Tapped{venue.capitalize()}"
+    return Tapped
+
+
+def _levels(side: Any, limit: int | None) -> dict[float, float]:
+    rows = side if limit is None else side[:limit]
+    return {float(r[0]): float(r[1]) for r in rows}
+
+
+def _diff(old: dict[float, float], new: dict[float, float], reverse: bool) -> BookLevels:
+    changed = [(p, s) for p, s in new.items() if old.get(p) != s]
+    changed += [(p, 0.0) for p in old if p not in new]
+    changed.sort(reverse=reverse)
+    return tuple(changed)
+
+
+class CcxtMarketSource:
+    """Normalised live streams of one venue through ccxt.pro.
+
+    Parameters
+    ----------
+    venue
+        ccxt id (``binance``, ``bybit``, ``okx``, ``kraken``...).
+    symbols
+        Unified symbols.
+    channels
+        Any of :data:`CHANNELS`.
+    timeframe
+        Bar timeframe of the ``ohlcv`` channel.
+    name
+        Source name in metrics and logs (default: the venue).
+    config
+        Extra ccxt constructor config (``options``, ``markets``...).
+    urls
+        Deep-merged into the client's ``urls['api']`` (e.g. a local server's URLs).
+    book_depth
+        Levels kept from each side of the book (None: all ccxt keeps).
+    stale_after_s
+        Watchdog: a channel silent this long is resubscribed (``stale`` status).
+    poll_s
+        Interval of REST polls (funding without a stream, open interest).
+    clock_ns
+        Receive-time clock (wall clock, ns).
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        symbols: Sequence[str],
+        channels: Sequence[str] = ("trades", "book", "ohlcv"),
+        *,
+        timeframe: str = "1m",
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        urls: Mapping[str, Any] | None = None,
+        book_depth: int | None = None,
+        stale_after_s: float = 30.0,
+        poll_s: float = 15.0,
+        backoff_base_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        bad = [c for c in channels if c not in CHANNELS]
+        if bad:
+            raise ConfigError(
+                f"unknown stream channel {bad[0]!r}.{did_you_mean(bad[0], CHANNELS)} "
+                f"Known: {', '.join(CHANNELS)}"
+            )
+        if not symbols:
+            raise ConfigError("a market source needs at least one symbol")
+        if stale_after_s <= 0 or poll_s <= 0:
+            raise ConfigError("stale_after_s and poll_s must be > 0")
+        self.venue = venue.lower()
+        self.name = name or self.venue
+        self.symbols = tuple(symbols)
+        self.channels = tuple(channels)
+        self.timeframe = timeframe
+        self.tf_ns = timeframe_ns(timeframe)
+        self.book_depth = book_depth
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.clock_ns = clock_ns
+        self.tap = FrameTap(self.name)
+        self._cls = _tapped_class(self.venue)
+        self._config = {"enableRateLimit": True, **dict(config or {})}
+        self._urls = dict(urls or {})
+        self.exchange: Any = None
+        self.resyncs = 0
+        """Book resyncs (a sequence gap ccxt detected and repaired with a new snapshot)."""
+        self.stale = 0
+        self.disconnects = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _build(self) -> Any:
+        ex = self._cls(dict(self._config))
+        ex.tap = self.tap
+        if self._urls:
+            ex.urls["api"] = ex.deep_extend(ex.urls.get("api", {}), self._urls)
+        return ex
+
+    async def run(self, emit: Callable[[SourceEvent], None], stop: asyncio.Event) -> None:
+        """Stream until ``stop`` is set, calling ``emit`` with every event and status."""
+        self.exchange = self._build()
+        emit(FeedStatus(self.name, "connecting", ""))
+        tasks = [
+            asyncio.create_task(self._loop(channel, symbol, emit), name=f"{self.name}-{channel}")
+            for channel in self.channels
+            for symbol in self.symbols
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            with contextlib.suppress(Exception):
+                await self.exchange.close()
+            emit(FeedStatus(self.name, "disconnected", "stopped"))
+
+    async def _loop(self, channel: str, symbol: str, emit: Callable[[SourceEvent], None]) -> None:
+        step = getattr(self, f"_{channel}")
+        state: dict[str, Any] = {}
+        attempt = 0
+        connected = False
+        polled = channel in ("open_interest", "funding")
+        timeout = self.stale_after_s + (self.poll_s if polled else 0.0)
+        while True:
+            try:
+                await asyncio.wait_for(step(symbol, state, emit), timeout)
+                if not connected:
+                    connected = True
+                    emit(FeedStatus(self.name, "connected", f"{channel} {symbol}"))
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:
+                self.stale += 1
+                emit(FeedStatus(self.name, "stale", f"{channel} {symbol}: no message"))
+                logger.warning("%s %s %s: stale, resubscribing", self.name, channel, symbol)
+                await self._reset_connections()
+                state["resync"] = True
+                connected = False
+            except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
+                self.resyncs += 1
+                state["resync"] = True
+                logger.warning("%s %s book resync: %s", self.name, symbol, exc)
+            except ccxt.NetworkError as exc:
+                attempt += 1
+                self.disconnects += 1
+                connected = False
+                state["resync"] = True
+                emit(FeedStatus(self.name, "disconnected", str(exc)[:200], attempt))
+                await asyncio.sleep(backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s))
+            except ccxt.BaseError as exc:
+                attempt += 1
+                emit(FeedStatus(self.name, "failed", f"{type(exc).__name__}: {exc}"[:200], attempt))
+                await asyncio.sleep(backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s))
+
+    async def _reset_connections(self) -> None:
+        for client in list((self.exchange.clients or {}).values()):
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    # -- channels ---------------------------------------------------------------------------
+    async def _trades(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        trades = await self.exchange.watch_trades(symbol)
+        now = self.clock_ns()
+        for t in trades:
+            ts = t.get("timestamp")
+            emit(
+                MarketTrade(
+                    self.name, symbol, int(ts) * _NS if ts is not None else now, now,
+                    float(t["price"]), float(t["amount"]), _SIDES.get(t.get("side"), UNKNOWN_SIDE),
+                    str(t.get("id")),
+                )
+            )  # fmt: skip
+
+    async def _book(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        ob = await self.exchange.watch_order_book(symbol)
+        now = self.clock_ns()
+        bids = _levels(ob["bids"], self.book_depth)
+        asks = _levels(ob["asks"], self.book_depth)
+        nonce = ob.get("nonce")
+        last = state.get("seq")
+        seq = int(nonce) if nonce is not None else (last or 0) + 1
+        if last is not None and seq <= last:
+            seq = last + 1  # a venue without a nonce, or one restarted by a resync
+        ts = ob.get("timestamp")
+        ts_ns = int(ts) * _NS if ts is not None else now
+        if last is None or state.pop("resync", False):
+            emit(
+                BookSnapshot(
+                    self.name, symbol, ts_ns, now, seq,
+                    tuple(sorted(bids.items(), reverse=True)), tuple(sorted(asks.items())),
+                )
+            )  # fmt: skip
+        else:
+            emit(
+                BookDelta(
+                    self.name, symbol, ts_ns, now, seq, last,
+                    _diff(state["bids"], bids, True), _diff(state["asks"], asks, False),
+                )
+            )  # fmt: skip
+        state["seq"], state["bids"], state["asks"] = seq, bids, asks
+
+    async def _ohlcv(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        candles = await self.exchange.watch_ohlcv(symbol, self.timeframe)
+        now = self.clock_ns()
+        newest = max(int(c[0]) for c in candles) * _NS if candles else 0
+        last_closed = state.get("closed", -1)
+        for c in candles:
+            ts = int(c[0]) * _NS
+            if ts <= last_closed:
+                continue
+            closed = ts < newest or now >= ts + self.tf_ns
+            bar = Bar(symbol, self.timeframe, ts, *(float(x) for x in c[1:6]))
+            emit(StreamBar(self.name, now, bar, closed))
+            if closed:
+                last_closed = max(last_closed, ts)
+        state["closed"] = last_closed
+
+    async def _funding(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        if self.exchange.has.get("watchFundingRate"):
+            fr = await self.exchange.watch_funding_rate(symbol)
+        else:
+            if "polled" in state:
+                await asyncio.sleep(self.poll_s)
+            state["polled"] = True
+            fr = await self.exchange.fetch_funding_rate(symbol)
+        now = self.clock_ns()
+        ts = fr.get("timestamp")
+        nxt = fr.get("nextFundingTimestamp") or fr.get("fundingTimestamp")
+        emit(
+            FundingRate(
+                self.name, symbol, int(ts) * _NS if ts else now, now,
+                float(fr["fundingRate"]), int(nxt) * _NS if nxt else 0,
+            )
+        )  # fmt: skip
+
+    async def _open_interest(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        if "polled" in state:
+            await asyncio.sleep(self.poll_s)
+        state["polled"] = True
+        oi = await self.exchange.fetch_open_interest(symbol)
+        now = self.clock_ns()
+        ts = oi.get("timestamp")
+        value = oi.get("openInterestAmount")
+        if value is None:
+            value = oi.get("openInterestValue")
+        emit(OpenInterest(self.name, symbol, int(ts) * _NS if ts else now, now, float(value)))
