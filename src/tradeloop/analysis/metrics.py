@@ -4,10 +4,14 @@ Conventions (stated because peers differ):
 
 * Returns are simple returns of the equity curve sampled at every bar, the first one measured
   from the starting equity.
-* Annualization uses ``periods_per_year`` = 365.25 days / bar length, because crypto trades
-  every day: 525,960 for 1m bars, 35,064 for 15m, 8,766 for 1h, 2,191.5 for 4h, 365.25 for
-  1d and 52.18 for 1w. Volatility = std (ddof=1) * sqrt(periods); Sharpe = mean / std (ddof=1)
-  * sqrt(periods) with a zero risk-free rate.
+* Annualization uses a number of periods per year inferred from the data
+  (:func:`infer_annualization`): a market that trades every day (crypto) has 365 days of
+  bars per year (525,600 for 1m bars, 8,760 for 1h, 365 for 1d, 52.14 for 1w); data with no
+  weekend bars is exchange-session data: 252 sessions per year times the bars of a session
+  (252 for daily SPY, 252 x 390 for US-equity minutes); a market calendar (``--calendar``)
+  gives its own sessions per year; ``--periods-per-year`` overrides all of them. The factor
+  and its basis are reported with the metrics. Volatility = std (ddof=1) * sqrt(periods);
+  Sharpe = mean / std (ddof=1) * sqrt(periods) with a zero risk-free rate.
 * Sortino uses the downside deviation sqrt(mean(min(r, 0)**2)) over all periods.
 * CAGR = (final / initial) ** (1 / years) - 1 with years = (last bar open + one bar - first bar
   open) / 365.25 days; Calmar = CAGR / |max drawdown|.
@@ -36,9 +40,11 @@ from tradeloop.core.position import Trade
 
 __all__ = [
     "MonthRow",
+    "Annualization",
     "PerformanceMetrics",
     "SymbolRow",
     "compute_metrics",
+    "infer_annualization",
     "drawdown_curve",
     "month_breakdown",
     "monthly_returns",
@@ -48,17 +54,77 @@ __all__ = [
 
 _YEAR_NS = int(365.25 * 86_400 * 1e9)
 _DAY_NS = 86_400 * 10**9
+#: Trading sessions per year of an exchange market without a calendar (the usual 252).
+SESSIONS_PER_YEAR = 252.0
+#: Days per year of a market that trades every day.
+DAYS_PER_YEAR = 365.0
 
 
 def periods_per_year(bar_ns: int) -> float:
-    """Return the number of bars of length ``bar_ns`` in a 365.25-day year.
+    """Return the number of bars of length ``bar_ns`` in a 365-day year (a 24/7 market).
 
     >>> periods_per_year(86_400 * 10**9)
-    365.25
+    365.0
     >>> periods_per_year(3_600 * 10**9)
-    8766.0
+    8760.0
     """
-    return _YEAR_NS / bar_ns
+    return DAYS_PER_YEAR * _DAY_NS / bar_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Annualization:
+    """The periods per year used to annualize volatility and ratios, and why.
+
+    ``basis`` is ``"24/7"`` (365 days), ``"sessions"`` (252 sessions a year, inferred from
+    data without weekend bars), ``"calendar"`` (a market calendar's sessions) or ``"given"``.
+    """
+
+    periods_per_year: float
+    basis: str
+    detail: str
+
+    def describe(self) -> str:
+        """One line for summaries and reports."""
+        return f"{self.periods_per_year:,.6g} periods/year ({self.detail})"
+
+
+def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
+    """Infer the periods per year from bar times ``ts`` of bars ``bar_ns`` long.
+
+    Data with bars on Saturdays or Sundays (UTC) trades every day: 365 days of bars. Data
+    without (at least two weeks of it) is exchange-session data: 252 sessions a year, times
+    the median number of bars per trading day for intraday bars; weekly bars: 52 a year.
+
+    >>> day = 86_400 * 10**9
+    >>> infer_annualization(np.arange(30) * day, day).periods_per_year
+    365.0
+    >>> weekdays = np.array([d for d in range(60) if (d + 3) % 7 < 5]) * day  # 1970-01-01: Thu
+    >>> infer_annualization(weekdays, day).periods_per_year
+    252.0
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    every_day = Annualization(
+        periods_per_year(bar_ns), "24/7", "365 days a year, bars every day"
+    )
+    if ts.size < 2 or int(ts[-1]) - int(ts[0]) < 14 * _DAY_NS or bar_ns > 7 * _DAY_NS:
+        return every_day
+    days = ts // _DAY_NS
+    weekday = (days + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    weekend = int(np.count_nonzero(weekday >= 5))
+    if weekend > 0.01 * ts.size:
+        return every_day
+    if bar_ns >= 7 * _DAY_NS:
+        return Annualization(52.0, "sessions", "52 weeks a year, no weekend bars")
+    if bar_ns >= _DAY_NS:
+        sessions = SESSIONS_PER_YEAR * _DAY_NS / bar_ns
+        return Annualization(sessions, "sessions", "252 sessions a year, no weekend bars")
+    _, per_day = np.unique(days, return_counts=True)
+    bars_per_day = float(np.median(per_day))
+    return Annualization(
+        SESSIONS_PER_YEAR * bars_per_day,
+        "sessions",
+        f"252 sessions a year x {bars_per_day:g} bars a session, no weekend bars",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +159,8 @@ class PerformanceMetrics:
     longest_win_streak: int = 0
     longest_loss_streak: int = 0
     turnover: float = 0.0
+    periods_per_year: float = 0.0
+    annualization: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the metrics as a plain dict."""
@@ -205,6 +273,7 @@ def compute_metrics(
     *,
     initial_equity: float | None = None,
     exposure_mask: np.ndarray | None = None,
+    periods: float | Annualization | None = None,
 ) -> PerformanceMetrics:
     """Compute :class:`PerformanceMetrics` from an equity curve and the run's trades.
 
@@ -223,6 +292,9 @@ def compute_metrics(
         Starting equity (defaults to the first equity value).
     exposure_mask
         Boolean per bar: a position was open at the close.
+    periods
+        Periods per year for annualization (a number, or an :class:`Annualization` with its
+        basis); None infers it from ``ts`` (:func:`infer_annualization`).
 
     Returns
     -------
@@ -242,7 +314,13 @@ def compute_metrics(
     with np.errstate(divide="ignore", invalid="ignore"):
         rets = np.diff(series) / series[:-1]
     rets = rets[np.isfinite(rets)]
-    ppy = periods_per_year(bar_ns)
+    if periods is None:
+        annual = infer_annualization(ts, bar_ns)
+    elif isinstance(periods, Annualization):
+        annual = periods
+    else:
+        annual = Annualization(float(periods), "given", "given")
+    ppy = annual.periods_per_year
     if rets.size > 1:
         std = float(np.std(rets, ddof=1))
         mean = float(np.mean(rets))
@@ -320,6 +398,8 @@ def compute_metrics(
         longest_win_streak=_longest_run(pnls > 0),
         longest_loss_streak=_longest_run(pnls < 0),
         turnover=turnover,
+        periods_per_year=ppy,
+        annualization=annual.describe(),
     )
 
 

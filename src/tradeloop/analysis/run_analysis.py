@@ -69,8 +69,9 @@ class RunAnalysis:
         """Return a JSON-friendly dict (the content of ``metrics.json``)."""
         return {
             "annualization": {
-                "periods_per_year": periods_per_year(self.bar_ns),
-                "year_days": 365.25,
+                "periods_per_year": self.metrics.periods_per_year
+                or periods_per_year(self.bar_ns),
+                "basis": self.metrics.annualization,
                 "bar_seconds": self.bar_ns / 1e9,
             },
             "metrics": metrics_dict(self.metrics),
@@ -130,7 +131,7 @@ def analyze_run(
         on_equity = np.where(before > 0, closed.pnl / before, np.nan)
     report = validate(
         bar_returns(equity, initial_equity),
-        periods_per_year(bar_ns),
+        metrics.periods_per_year or periods_per_year(bar_ns),
         closed.pnl_pct,
         on_equity,
         sharpe=metrics.sharpe,

@@ -211,6 +211,38 @@ def backtest(
             help="Sort rows and drop duplicate timestamps (counts are logged) instead of failing."
         ),
     ] = False,
+    allow_data_issues: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-issues",
+            help="Run on data that fails the data check (extreme values, off-grid stamps, "
+            "interpolated runs, OHLC violations); the findings go into run.json and the report.",
+        ),
+    ] = False,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            help="Market calendar (exchange_calendars name, e.g. XNYS): trade only bars inside "
+            "its sessions (DST and holidays included) and annualize by its sessions.",
+        ),
+    ] = None,
+    periods_per_year: Annotated[
+        float | None,
+        typer.Option(
+            help="Periods per year for Sharpe/volatility (default: inferred, 365 days for "
+            "24/7 data, 252 sessions for data without weekend bars).",
+        ),
+    ] = None,
+    no_header: Annotated[
+        bool, typer.Option("--no-header", help="CSV without a header row (see --columns).")
+    ] = False,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="CSV column names in file order, comma-separated (--no-header)."),
+    ] = None,
+    skip_rows: Annotated[
+        int | None, typer.Option(help="CSV lines above the header to skip (default: detected).")
+    ] = None,
     strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
         "strategies"
     ),
@@ -248,6 +280,7 @@ def backtest(
             (ts_col, open_col, high_col, low_col, close_col, volume_col),
             time_unit,
             repair,
+            (no_header, columns, skip_rows),
         )
         risk_rules = load_risk_config(risk) if risk is not None else RiskConfig.permissive()
         model_job = model_options(model, registry, min_confidence, toxicity, ml_threads)
@@ -264,6 +297,7 @@ def backtest(
                 end=parse_time(end, field="--end") if end else None,
                 close_at_end=close_at_end,
                 risk=risk_rules,
+                periods_per_year=periods_per_year,
             ),
             params=_parse_params(list(param or [])),
             model=model_job,
@@ -274,6 +308,8 @@ def backtest(
             out=out,
             strategies_dir=strategies_dir,
             command=" ".join(sys.argv),
+            allow_data_issues=allow_data_issues,
+            calendar=calendar,
         )
         progress = _LazyProgress("backtest")
         try:
@@ -295,6 +331,7 @@ def _data_specs(
     columns: tuple[str | None, ...],
     time_unit: str | None,
     repair: bool,
+    layout: tuple[bool, str | None, int | None] = (False, None, None),
 ) -> list[DataSpec | CacheSpec]:
     """The data options as data sources: ``--data`` files, or ``--exchange`` cached series.
 
@@ -305,7 +342,7 @@ def _data_specs(
     ConfigError
         When both or neither are given, or the ``--symbol`` count does not match the files.
     """
-    from tradeloop.data.loader import ColumnMap
+    from tradeloop.data.loader import ColumnMap, CsvLayout
     from tradeloop.engine.runner import CacheSpec, DataSpec
 
     if exchange is not None:
@@ -324,8 +361,11 @@ def _data_specs(
             f"give one --symbol per --data file ({len(symbols)} symbols, {len(files)} files)"
         )
     column_map = ColumnMap(*columns) if any(v is not None for v in columns) else None
+    csv_layout = CsvLayout.from_options(*layout)
     return [
-        DataSpec(path, symbols[k] if symbols else None, column_map, time_unit, repair)
+        DataSpec(
+            path, symbols[k] if symbols else None, column_map, time_unit, repair, layout=csv_layout
+        )
         for k, path in enumerate(files)
     ]
 

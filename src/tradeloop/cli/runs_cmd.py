@@ -43,6 +43,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "sortino",
     "calmar",
     "volatility",
+    "annualization",
     "win_rate",
     "profit_factor",
     "payoff_ratio",

@@ -120,6 +120,9 @@ class LoadedBars:
         ``volume_delta`` from the cache's order-flow columns).
     meta
         Provenance, e.g. ``{"exchange": "binance", "cvd_method": "bar_sign"}``.
+    issues
+        Data-check findings a run was allowed to proceed with (``--allow-data-issues``), as
+        records of :meth:`~tradeloop.data.quality.Finding.as_dict`; empty when the data passed.
     """
 
     bars: BarArrays
@@ -131,6 +134,7 @@ class LoadedBars:
     synthetic: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    issues: tuple[dict[str, Any], ...] = ()
 
 
 # --------------------------------------------------------------------------- public helpers

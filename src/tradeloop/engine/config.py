@@ -93,6 +93,10 @@ class RunConfig:
         (``"default"``/``"permissive"``) or a parsed risk table for the full gate (see
         :func:`risk_rules`; the attribute always holds a :class:`RiskConfig`). The run record
         shows it.
+    periods_per_year
+        Periods per year for annualized metrics (Sharpe, volatility, Sortino); None infers
+        it from the bar times (365 days for data with weekend bars, 252 sessions otherwise;
+        see :func:`~tradeloop.analysis.metrics.infer_annualization`).
 
     Raises
     ------
@@ -111,6 +115,7 @@ class RunConfig:
     allow_short: bool = True
     trade_start: int | None = None
     risk: RiskConfig = field(default_factory=RiskConfig.permissive)
+    periods_per_year: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.balance) and self.balance > 0):
@@ -129,6 +134,10 @@ class RunConfig:
             timeframe_minutes(self.timeframe)
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ConfigError("end must be after start")
+        if self.periods_per_year is not None and not (
+            math.isfinite(self.periods_per_year) and self.periods_per_year > 0
+        ):
+            raise ConfigError(f"periods_per_year must be > 0, got {self.periods_per_year}")
         object.__setattr__(self, "risk", risk_rules(self.risk))
 
     def rules(self) -> RunConfig:

@@ -177,6 +177,10 @@ def describe_data(specs: Sequence[Any], loaded: Sequence[Any]) -> list[dict[str,
                     else None
                 ),
                 "repaired": dict(item.repaired),
+                "layout": (
+                    dataclasses.asdict(spec.layout) if getattr(spec, "layout", None) else None
+                ),
+                "issues": list(item.issues),
             }
         )
     return files
@@ -391,7 +395,7 @@ def _load_recorded_data(
     files: Sequence[Mapping[str, Any]], *, require: bool
 ) -> tuple[dict[str, BarArrays] | None, list[str]]:
     """Load a run's data files again after checking their sha256."""
-    from tradeloop.data.loader import ColumnMap
+    from tradeloop.data.loader import ColumnMap, CsvLayout
     from tradeloop.engine.runner import DataSpec, load_data
 
     problems: list[str] = []
@@ -410,6 +414,9 @@ def _load_recorded_data(
             )
             continue
         columns = f.get("columns")
+        layout = f.get("layout")
+        if layout and layout.get("names") is not None:
+            layout = {**layout, "names": tuple(layout["names"])}
         specs.append(
             DataSpec(
                 found,
@@ -417,6 +424,7 @@ def _load_recorded_data(
                 ColumnMap(**columns) if columns else None,
                 f.get("time_unit"),
                 bool(f.get("repair", False)),
+                layout=CsvLayout(**layout) if layout else None,
             )
         )
     if problems:

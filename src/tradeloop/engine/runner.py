@@ -12,7 +12,7 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.timeframes import timeframe_minutes
-from tradeloop.data.loader import ColumnMap, LoadedBars, load_ohlcv
+from tradeloop.data.loader import ColumnMap, CsvLayout, LoadedBars, load_ohlcv
 from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine, ProgressCallback
 from tradeloop.engine.market import MarketData
@@ -37,6 +37,7 @@ class DataSpec:
     time_unit: str | None = None
     repair: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    layout: CsvLayout | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +66,29 @@ def _load_cached(spec: CacheSpec) -> LoadedBars:
         )
 
 
-def load_data(specs: Sequence[DataSpec | CacheSpec]) -> list[LoadedBars]:
+def load_data(
+    specs: Sequence[DataSpec | CacheSpec],
+    *,
+    gate: bool = False,
+    allow_data_issues: bool = False,
+    calendar: str | None = None,
+) -> list[LoadedBars]:
     """Load every data file or cached series; symbols must be distinct.
+
+    With ``gate`` every series passes the data gate (:mod:`tradeloop.data.gate`): the checks
+    ``tradeloop data check`` fails on by default (OHLC violations, off-grid stamps, extreme
+    values, straight-line interpolated runs...) refuse it, naming rows and times, unless
+    ``allow_data_issues``, which keeps the findings on :attr:`LoadedBars.issues`. With
+    ``calendar`` (an ``exchange_calendars`` name such as ``XNYS``) the bars outside the
+    market's sessions are dropped (counted in ``repaired["outside_sessions"]``) and intraday
+    stamps are checked on each session's grid.
 
     Raises
     ------
     ConfigError
-        If two sources resolve to the same symbol.
+        If two sources resolve to the same symbol, or the calendar is unknown.
     DataError
-        If a file or cached series is missing or malformed.
+        If a file or cached series is missing or malformed, or fails the gate.
     """
     loaded: list[LoadedBars] = []
     seen: dict[str, str] = {}
@@ -88,8 +103,12 @@ def load_data(specs: Sequence[DataSpec | CacheSpec]) -> list[LoadedBars]:
                 columns=spec.columns,
                 time_unit=spec.time_unit,
                 repair=spec.repair,
+                layout=spec.layout,
+                check_ohlc=not (gate and allow_data_issues),
             )
             origin = str(spec.path)
+        if calendar is not None or gate:
+            item = _screen(item, gate=gate, allow=allow_data_issues, calendar=calendar)
         symbol = item.bars.symbol
         if symbol in seen:
             raise ConfigError(
@@ -98,6 +117,49 @@ def load_data(specs: Sequence[DataSpec | CacheSpec]) -> list[LoadedBars]:
         seen[symbol] = origin
         loaded.append(item)
     return loaded
+
+
+def _screen(item: LoadedBars, *, gate: bool, allow: bool, calendar: str | None) -> LoadedBars:
+    """Drop bars outside the calendar's sessions, then run the data gate on what is left."""
+    from dataclasses import replace
+
+    from tradeloop.data.gate import enforce, gate_report, keep_sessions
+    from tradeloop.data.sessions import sessions_for
+
+    sessions = None
+    if calendar is not None and len(item.bars):
+        ts = item.bars.ts
+        sessions = sessions_for(calendar, int(ts[0]), int(ts[-1]))
+        item, dropped = keep_sessions(item, sessions)
+        if dropped:
+            item = replace(item, repaired={**item.repaired, "outside_sessions": dropped})
+    if gate:
+        issues = enforce([gate_report(item, sessions=sessions)], allow=allow)
+        if issues:
+            item = replace(item, issues=tuple(issues))
+    return item
+
+
+def calendar_periods_per_year(calendar: str, loaded: Sequence[LoadedBars], bar_ns: int) -> float:
+    """Periods per year of bars ``bar_ns`` long traded in ``calendar``'s sessions.
+
+    Daily (and longer) bars: the calendar's sessions per year over the data's range (about
+    252 for XNYS) scaled by the bar length in days; intraday bars: sessions per year times the
+    bars of a regular (median-length) session, e.g. 252 x 390 for XNYS minutes.
+    """
+    import numpy as np
+
+    from tradeloop.data.sessions import sessions_for
+
+    first = min(int(item.bars.ts[0]) for item in loaded if len(item.bars))
+    last = max(int(item.bars.ts[-1]) for item in loaded if len(item.bars))
+    sessions = sessions_for(calendar, first, last)
+    per_year = sessions.sessions_per_year()
+    day = 86_400 * 10**9
+    if bar_ns >= day:
+        return float(per_year * day / bar_ns)
+    length = float(np.median(sessions.closes - sessions.opens))
+    return float(per_year * max(1.0, np.ceil(length / bar_ns)))
 
 
 def _instrument(item: LoadedBars, config: RunConfig) -> Instrument:
@@ -168,10 +230,15 @@ def run_backtest(
     progress: ProgressCallback | None = None,
     risk: RiskEngine | None = None,
     enrichment: Enrichment | None = None,
+    allow_data_issues: bool = False,
+    calendar: str | None = None,
 ) -> tuple[BacktestResult, list[LoadedBars]]:
     """Load files, build the strategy from ``strategy_ref`` and ``params``, and run it.
 
-    ``risk`` and ``enrichment`` are passed to :func:`run_on_bars`.
+    ``risk`` and ``enrichment`` are passed to :func:`run_on_bars`. The data passes the data
+    gate (see :func:`load_data`; ``allow_data_issues`` records the findings instead of
+    refusing). With ``calendar`` only in-session bars are traded and, unless
+    ``config.periods_per_year`` is set, metrics are annualized by the calendar's sessions.
 
     Raises
     ------
@@ -184,7 +251,19 @@ def run_backtest(
         raise ConfigError("give at least one --data file")
     strategy_cls = load_strategy_class(strategy_ref, strategies_dir)
     strategy = strategy_cls(**dict(params or {}))
-    loaded = load_data(data)
+    loaded = load_data(data, gate=True, allow_data_issues=allow_data_issues, calendar=calendar)
+    if calendar is not None and config.periods_per_year is None:
+        from dataclasses import replace
+
+        from tradeloop.core.timeframes import timeframe_ns
+
+        tf = config.timeframe or (
+            strategy.timeframes[0]
+            if strategy.timeframes
+            else max((i.timeframe for i in loaded), key=timeframe_minutes)
+        )
+        periods = calendar_periods_per_year(calendar, loaded, timeframe_ns(tf))
+        config = replace(config, periods_per_year=periods)
     instruments = {item.bars.symbol: _instrument(item, config) for item in loaded}
     bars = {item.bars.symbol: item.bars for item in loaded}
     result = run_on_bars(

@@ -143,6 +143,12 @@ class BacktestJob:
         Folder of user strategies (None: the bundled examples only).
     command
         How the run was asked for (the command line, or the API route), kept in the record.
+    allow_data_issues
+        Run on data that fails the data gate (``tradeloop data check``'s default failures),
+        recording the findings in the run record and the report instead of refusing.
+    calendar
+        Market calendar (``XNYS``...): only bars inside its sessions are traded, intraday
+        stamps are checked on each session's grid and metrics are annualized by its sessions.
 
     Raises
     ------
@@ -161,6 +167,8 @@ class BacktestJob:
     output_root: Path = Path("output")
     strategies_dir: Path | None = Path("strategies")
     command: str = ""
+    allow_data_issues: bool = False
+    calendar: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(self.data))
@@ -257,6 +265,8 @@ def run_backtest_job(
             progress=progress,
             risk=risk_engine,
             enrichment=enrichment,
+            allow_data_issues=job.allow_data_issues,
+            calendar=job.calendar,
         )
     run_seconds = time.perf_counter() - started
     model_record = enrichment.describe() if enrichment is not None else None
@@ -283,6 +293,11 @@ def run_backtest_job(
         created=created,
         model=model_record,
     )
+    issues = [issue for item in loaded for issue in item.issues]
+    if issues:
+        record["data_issues"] = issues
+    if job.calendar is not None:
+        record["calendar"] = job.calendar
     provenance = {
         "files": [
             {

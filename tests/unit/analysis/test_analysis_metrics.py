@@ -13,7 +13,7 @@ from tradeloop.core.position import ExitReason, Trade
 HOUR = 3_600_000_000_000
 DAY = 24 * HOUR
 YEAR = 31_557_600_000_000_000  # 365.25 days in ns
-SQRT_DAYS = math.sqrt(365.25)  # daily bars: sqrt(periods per year)
+SQRT_DAYS = math.sqrt(365.0)  # daily bars of a 24/7 market: sqrt(365 periods per year)
 
 
 def days(n: int) -> np.ndarray:
@@ -38,9 +38,9 @@ def trade(pnl: float, hours: int, *, closed: bool = True, fee: float = 0.0) -> T
     )
 
 
-def test_metrics_periods_per_year_hourly_is_8766() -> None:
-    # Arrange / Act / Assert: 365.25 * 24 = 8_766
-    assert periods_per_year(HOUR) == pytest.approx(8_766.0)
+def test_metrics_periods_per_year_hourly_is_8760() -> None:
+    # Arrange / Act / Assert: a 24/7 market, 365 * 24 = 8_760
+    assert periods_per_year(HOUR) == pytest.approx(8_760.0)
 
 
 def test_metrics_total_return_final_over_initial() -> None:
@@ -120,10 +120,10 @@ def test_metrics_sharpe_sortino_volatility_by_hand() -> None:
     m = compute_metrics(equity, days(3), [], DAY, initial_equity=100.0)
     # Assert
     assert m.volatility == pytest.approx(std * SQRT_DAYS, rel=1e-9)
-    assert m.sharpe == pytest.approx(mean / std * SQRT_DAYS, rel=1e-9)  # 0.2887 * 19.11 = 5.52
-    assert m.sharpe == pytest.approx(5.5170, rel=1e-4)
-    assert m.sortino == pytest.approx(mean / downside * SQRT_DAYS, rel=1e-9)  # sqrt(365.25 / 3)
-    assert m.sortino == pytest.approx(math.sqrt(365.25 / 3), rel=1e-9)
+    assert m.sharpe == pytest.approx(mean / std * SQRT_DAYS, rel=1e-9)  # 0.2887 * 19.105 = 5.52
+    assert m.sharpe == pytest.approx(5.5151, rel=1e-4)
+    assert m.sortino == pytest.approx(mean / downside * SQRT_DAYS, rel=1e-9)  # sqrt(365 / 3)
+    assert m.sortino == pytest.approx(math.sqrt(365.0 / 3), rel=1e-9)
 
 
 def test_metrics_sortino_without_losing_period_is_infinite() -> None:
@@ -278,4 +278,6 @@ def test_metrics_as_dict_has_every_field() -> None:
         "longest_win_streak",
         "longest_loss_streak",
         "turnover",
+        "periods_per_year",
+        "annualization",
     }

@@ -61,15 +61,15 @@ def trade(
 @pytest.mark.parametrize(
     ("tf", "periods"),
     [
-        ("1m", 525_960.0),  # 365.25 * 24 * 60
-        ("15m", 35_064.0),  # 365.25 * 96
-        ("1h", 8_766.0),  # 365.25 * 24
-        ("4h", 2_191.5),  # 365.25 * 6
-        ("1d", 365.25),
-        ("1w", 365.25 / 7),  # 52.18
+        ("1m", 525_600.0),  # 365 * 24 * 60
+        ("15m", 35_040.0),  # 365 * 96
+        ("1h", 8_760.0),  # 365 * 24
+        ("4h", 2_190.0),  # 365 * 6
+        ("1d", 365.0),
+        ("1w", 365.0 / 7),  # 52.14
     ],
 )
-def test_metrics_periods_per_year_per_timeframe_are_365_25_day_years(
+def test_metrics_periods_per_year_per_timeframe_are_365_day_years(
     tf: str, periods: float
 ) -> None:
     # Arrange / Act / Assert

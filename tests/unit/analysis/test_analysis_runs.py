@@ -78,8 +78,8 @@ def test_runs_metrics_json_holds_analysis_and_annualization(
     data = json.loads((tmp_path / "metrics.json").read_text())
     # Assert
     assert data["annualization"] == {
-        "periods_per_year": 2191.5,
-        "year_days": 365.25,
+        "periods_per_year": 2190.0,
+        "basis": "2,190 periods/year (365 days a year, bars every day)",
         "bar_seconds": 14_400.0,
     }
     assert data["metrics"]["sharpe"] == pytest.approx(stopped_run.metrics.sharpe)

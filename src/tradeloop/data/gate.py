@@ -1,0 +1,130 @@
+"""The data gate: a backtest (or a paper warm-up) refuses bars that ``data check`` fails.
+
+:func:`gate_report` runs the checks that fail by default (OHLC violations, invalid values,
+duplicates, unsorted rows, off-grid stamps, extreme values, straight-line interpolated runs)
+on loaded bars; :func:`enforce` raises a :class:`~tradeloop.core.errors.DataError` naming the
+file, the checks and the first rows/times of each, unless issues are allowed, in which case
+it returns the findings for the run record and the report.
+
+:func:`keep_sessions` drops the bars outside a market calendar's sessions (``--calendar``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from tradeloop.core.errors import DataError
+from tradeloop.data.loader import LoadedBars, RawOhlcv
+from tradeloop.data.quality import QualityReport, QualityThresholds, check_quality
+from tradeloop.data.sessions import Sessions
+
+__all__ = ["enforce", "gate_report", "keep_sessions"]
+
+logger = logging.getLogger(__name__)
+
+#: Locations named per check in a refusal.
+SHOWN = 5
+
+
+def gate_report(
+    item: LoadedBars,
+    *,
+    sessions: Sessions | None = None,
+    thresholds: QualityThresholds | None = None,
+) -> QualityReport:
+    """Run the default-failing quality checks on loaded bars (outlier statistics skipped)."""
+    bars = item.bars
+    raw = RawOhlcv(
+        item.source,
+        np.asarray(bars.ts),
+        np.asarray(bars.open),
+        np.asarray(bars.high),
+        np.asarray(bars.low),
+        np.asarray(bars.close),
+        np.asarray(bars.volume),
+        item.synthetic,
+    )
+    return check_quality(
+        raw,
+        item.timeframe,
+        thresholds,
+        session_opens=None if sessions is None else sessions.opens,
+        outliers=False,
+    )
+
+
+def enforce(reports: Sequence[QualityReport], *, allow: bool) -> list[dict[str, Any]]:
+    """Refuse data whose report fails, or (``allow``) return the failing findings as records.
+
+    Returns
+    -------
+    list of dict
+        One entry per failing finding: ``source``, ``check``, ``count``, ``rows``, ``times``,
+        ``where`` (empty when every report passes).
+
+    Raises
+    ------
+    DataError
+        When a report fails and ``allow`` is False: names the file, each failing check with
+        its count and first rows/times, and how to proceed.
+    """
+    records: list[dict[str, Any]] = []
+    for report in reports:
+        for finding in report.failing:
+            records.append({"source": report.source, **finding.as_dict()})
+    if not records or allow:
+        for record in records:
+            logger.warning(
+                "data issue allowed in %s: %s %d (first: %s)",
+                record["source"],
+                record["check"],
+                record["count"],
+                "; ".join(record["where"][:3]),
+                extra={"file": record["source"], "check": record["check"]},
+            )
+        return records
+    failed = next(r for r in reports if not r.ok)
+    text = " | ".join(f.summary(SHOWN) for f in failed.failing)
+    raise DataError(
+        f"the data fails the data check: {text}. Fix the data (`tradeloop data check "
+        f"{failed.source}` lists every finding), or pass --allow-data-issues to run anyway "
+        "with the findings recorded in the run record and report",
+        file=failed.source,
+    )
+
+
+def keep_sessions(item: LoadedBars, sessions: Sessions) -> tuple[LoadedBars, int]:
+    """Return ``item`` with only the bars opening inside a session, and how many were dropped."""
+    bars = item.bars
+    mask = sessions.in_session(np.asarray(bars.ts))
+    dropped = int(mask.shape[0] - np.count_nonzero(mask))
+    if dropped == 0:
+        return item, 0
+    if not mask.any():
+        raise DataError(
+            f"no bar falls inside a {sessions.name} session (are the times UTC?)",
+            file=item.source,
+        )
+    from tradeloop.core.bar import BarArrays
+
+    kept = BarArrays(
+        bars.symbol,
+        bars.timeframe,
+        bars.ts[mask],
+        bars.open[mask],
+        bars.high[mask],
+        bars.low[mask],
+        bars.close[mask],
+        bars.volume[mask],
+        None if bars.open_interest is None else bars.open_interest[mask],
+        None if bars.cvd is None else bars.cvd[mask],
+    )
+    extras = {k: v[mask] for k, v in item.extras.items()}
+    synthetic = None if item.synthetic is None else item.synthetic[mask]
+    logger.info("%s: %d bar(s) outside %s sessions dropped", item.source, dropped, sessions.name)
+    return replace(item, bars=kept, extras=extras, synthetic=synthetic), dropped
