@@ -17,6 +17,12 @@ quantities are floats.
 | ``tradeloop.fills`` | :class:`FillEvent` | fill |
 | ``tradeloop.trades`` | :class:`TradeEvent` | closed trade |
 | ``tradeloop.equity`` | :class:`EquityEvent` | step |
+| ``tradeloop.market.trades`` | :class:`MarketTradesEvent` | batch of accepted market trades |
+| ``tradeloop.market.book`` | :class:`BookTopEvent` | book update batch of a symbol |
+| ``tradeloop.data.quality`` | :class:`DataQualityEvent` | market-data source, periodically |
+
+The market-data topics (published by the streaming pipeline, not the step) carry ``run`` as
+the pipeline's name and ``ts`` as the venue time of the latest event they summarise.
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ from tradeloop.bus.codec import MessageCodec
 __all__ = [
     "TOPICS",
     "BarEvent",
+    "BookTopEvent",
+    "DataQualityEvent",
     "EnrichedSignalEvent",
     "EquityEvent",
     "FillEvent",
+    "MarketTradesEvent",
     "OrderEvent",
     "RiskDecisionEvent",
     "SignalEvent",
@@ -158,6 +167,55 @@ class EquityEvent(_Event):
     open_positions: int
 
 
+class MarketTradesEvent(_Event):
+    """Market trades the pipeline accepted, columnar (one batch of one venue and symbol).
+
+    ``side`` is the aggressor side (+1 buy, -1 sell, 0 unknown); ``outlier`` flags trades the
+    outlier filter flagged (action ``flag``); ``cvd`` is the live CVD after the batch.
+    """
+
+    venue: str
+    symbol: str
+    trade_ts: list[int]
+    price: list[float]
+    amount: list[float]
+    side: list[int]
+    trade_id: list[str]
+    outlier: list[bool]
+    cvd: float
+
+
+class BookTopEvent(_Event):
+    """The top of a symbol's L2 book after an update batch."""
+
+    venue: str
+    symbol: str
+    seq: int
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    spread: float
+    microprice: float
+    imbalance: float
+
+
+class DataQualityEvent(_Event):
+    """Quality metrics of one market-data source (counters since start)."""
+
+    source: str
+    messages: int
+    msgs_per_s: float
+    lag_ms: float
+    lag_ms_max: float
+    gaps: int
+    outliers: int
+    duplicates: int
+    malformed: int
+    resyncs: int
+    failovers: int
+
+
 #: topic -> message class
 TOPICS: dict[str, type[_Event]] = {
     "tradeloop.bars": BarEvent,
@@ -168,6 +226,9 @@ TOPICS: dict[str, type[_Event]] = {
     "tradeloop.fills": FillEvent,
     "tradeloop.trades": TradeEvent,
     "tradeloop.equity": EquityEvent,
+    "tradeloop.market.trades": MarketTradesEvent,
+    "tradeloop.market.book": BookTopEvent,
+    "tradeloop.data.quality": DataQualityEvent,
 }
 
 
