@@ -26,7 +26,14 @@ from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.ml.features import FeatureSet
 from tradeloop.ml.model import MetaModel
 
-__all__ = ["ModelCatalog", "ModelRef", "ModelRegistry", "data_hash", "parse_model_spec"]
+__all__ = [
+    "ModelCatalog",
+    "ModelRef",
+    "ModelRegistry",
+    "data_hash",
+    "lib_versions",
+    "parse_model_spec",
+]
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -41,7 +48,8 @@ def data_hash(bars: BarArrays) -> str:
     return h.hexdigest()
 
 
-def _lib_versions() -> dict[str, str]:
+def lib_versions() -> dict[str, str]:
+    """Python and the libraries a saved model depends on, with their versions."""
     out = {"python": platform.python_version()}
     for lib in _LIBS:
         try:
@@ -93,7 +101,7 @@ class ModelRegistry:
             "baseline_accuracy": model.baseline_accuracy,
             "threshold": model.threshold,
             "calibration": model.calibrator.kind,
-            "libraries": _lib_versions(),
+            "libraries": lib_versions(),
         }
         if bars is not None:
             meta["data"] = {
@@ -137,6 +145,11 @@ class ModelRegistry:
         """
         folder = self._folder(version)
         meta = json.loads((folder / "metadata.json").read_text())
+        if meta.get("kind") == "regime":
+            raise ConfigError(
+                f"model {folder.parent.name}:{folder.name} is a regime model (from `tradeloop "
+                "regime fit`), not a meta-model; pass it to --regime"
+            )
         if feature_set is not None and meta["feature_set"] != feature_set.to_dict():
             saved = meta["feature_set"]
             raise ConfigError(

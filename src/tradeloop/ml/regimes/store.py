@@ -1,0 +1,131 @@
+"""Regime models in the model registry: ``<models>/<NAME>/v0001/{model.joblib,metadata.json}``.
+
+Regime models share the folder and the ``NAME[:VERSION]`` references of the meta-models
+(:class:`~tradeloop.ml.registry.ModelCatalog`); their metadata says ``"kind": "regime"`` so a
+meta-model reference never loads a regime model and the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from tradeloop.core.bar import BarArrays
+from tradeloop.core.errors import ConfigError, did_you_mean
+from tradeloop.ml.regimes.base import RegimeDetector
+from tradeloop.ml.registry import ModelCatalog, ModelRef, data_hash, lib_versions
+
+__all__ = ["REGIME_KIND", "load_regime_model", "save_regime_model"]
+
+REGIME_KIND = "regime"
+
+
+def save_regime_model(
+    root: str | Path,
+    name: str,
+    detector: RegimeDetector,
+    *,
+    bars: BarArrays | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ModelRef:
+    """Save ``detector`` as the next version of ``name`` under the model folder ``root``.
+
+    The version folder is written aside and renamed into place, so a reader never sees half
+    a model.
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not a plain folder name.
+    """
+    registry = ModelCatalog(root).registry(name)
+    registry.root.mkdir(parents=True, exist_ok=True)
+    existing = registry.versions()
+    version = f"v{(int(existing[-1][1:]) + 1) if existing else 1:04d}"
+    tmp = registry.root / f".{version}.tmp"
+    tmp.mkdir()
+    meta: dict[str, Any] = {
+        "kind": REGIME_KIND,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(),
+        "method": detector.method,
+        "states": list(detector.names),
+        "lookback": detector.lookback,
+        "detector": detector.describe(),
+        "libraries": lib_versions(),
+    }
+    if bars is not None:
+        meta["data"] = {
+            "symbol": bars.symbol,
+            "timeframe": bars.timeframe,
+            "bars": len(bars),
+            "start_ns": int(bars.ts[0]),
+            "end_ns": int(bars.ts[-1]),
+            "sha256": data_hash(bars),
+        }
+    meta.update(extra or {})
+    joblib.dump(detector, tmp / "model.joblib")
+    (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_plain))
+    os.replace(tmp, registry.root / version)
+    return ModelRef(name, version, registry.root / version)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def load_regime_model(
+    spec: str, root: str | Path
+) -> tuple[RegimeDetector, ModelRef, dict[str, Any]]:
+    """Load regime model ``NAME[:VERSION]`` (no version: the latest) from ``root``.
+
+    Only load models you saved yourself: joblib files run code when loaded.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name or version (the saved ones are listed) or a name that holds a
+        meta-model, not a regime model.
+    """
+    catalog = ModelCatalog(root)
+    try:
+        ref = catalog.resolve(spec)
+    except ConfigError as exc:
+        regimes = regime_model_names(root)
+        known = f" Regime models: {', '.join(regimes)}." if regimes else ""
+        hint = did_you_mean(spec.partition(":")[0], regimes) if regimes else ""
+        raise ConfigError(
+            f"{exc}{hint}{known} Fit one with `tradeloop regime fit --name NAME ...`"
+        ) from None
+    meta = json.loads((ref.path / "metadata.json").read_text())
+    if meta.get("kind") != REGIME_KIND:
+        raise ConfigError(
+            f"model {ref.spec} is a meta-model (from `tradeloop train`), not a regime model; "
+            "pass it to --model, and a regime model to --regime"
+        )
+    detector = joblib.load(ref.path / "model.joblib")
+    if not isinstance(detector, RegimeDetector):
+        raise ConfigError(f"{ref.path / 'model.joblib'} does not hold a regime detector")
+    return detector, ref, meta
+
+
+def regime_model_names(root: str | Path) -> list[str]:
+    """Names in ``root`` whose latest version is a regime model."""
+    catalog = ModelCatalog(root)
+    out = []
+    for name in catalog.names():
+        reg = catalog.registry(name)
+        try:
+            if reg.metadata().get("kind") == REGIME_KIND:
+                out.append(name)
+        except (OSError, ValueError):
+            continue
+    return out
