@@ -1,0 +1,812 @@
+"""The matching engine and accounts behind the local Binance trading server.
+
+:class:`BinanceBook` keeps one spot account (balances) and one USD-M account (wallet, positions,
+leverage, margin type), the orders of both and their executions, and renders them in Binance's
+JSON shapes (REST order/trade/account objects, ``executionReport`` and ``ORDER_TRADE_UPDATE``
+user-data events). It is thread-safe; the HTTP/WebSocket server
+(:mod:`tradeloop.testing.venue.trading_server`) calls it.
+
+Fill rule (the paper broker's, so live and paper on the same recording trade alike):
+
+* a MARKET order fills at once at the current price: the open of the bar the replay clock is
+  in (``prices(symbol_id, market) -> (bar_ms, price)``), timestamped with that bar's time;
+* LIMIT / STOP / TAKE_PROFIT orders rest and are matched bar by bar as the clock moves
+  (:meth:`BinanceBook.advance`): a limit buy fills when the bar's low reaches it (at the limit,
+  or at the open when the bar opens through it), a stop triggers when the high (buy) / low
+  (sell) reaches it and fills at the stop (or the open on a gap); a post-only order
+  (``LIMIT_MAKER``, ``GTX``) that would trade at once is rejected.
+* ``partial_fills=n`` splits each fill into ``n`` executions (separate trade ids).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradeloop.testing._wire import binance_num as num
+
+__all__ = ["BinanceBook", "BookOrder", "BookTrade", "RefusedError"]
+
+PriceSource = Callable[[str, str], "tuple[int, float] | None"]
+BarSource = Callable[[str, str, int, int], "list[tuple[int, float, float, float, float]]"]
+
+
+class RefusedError(Exception):
+    """A request Binance answers with an error ``code`` and ``msg`` (HTTP ``status``)."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+@dataclass
+class BookOrder:
+    """One order at the venue."""
+
+    market: str  # "spot" | "linear"
+    symbol: str
+    order_id: int
+    client_id: str
+    side: str  # BUY | SELL
+    type: str  # MARKET LIMIT STOP_LOSS STOP_LOSS_LIMIT TAKE_PROFIT LIMIT_MAKER STOP STOP_MARKET ...
+    qty: float
+    price: float
+    stop_price: float
+    tif: str
+    reduce_only: bool
+    time_ms: int
+    status: str = "NEW"
+    executed: float = 0.0
+    quote: float = 0.0
+    update_ms: int = 0
+    triggered: bool = False
+
+    @property
+    def avg(self) -> float:
+        """Average fill price (0 when nothing filled)."""
+        return self.quote / self.executed if self.executed > 0 else 0.0
+
+    @property
+    def is_open(self) -> bool:
+        """Still working."""
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass
+class BookTrade:
+    """One execution."""
+
+    market: str
+    symbol: str
+    trade_id: int
+    order_id: int
+    side: str
+    price: float
+    qty: float
+    commission: float
+    commission_asset: str
+    time_ms: int
+    maker: bool
+    realized_pnl: float = 0.0
+
+
+@dataclass
+class _Position:
+    qty: float = 0.0  # signed
+    entry: float = 0.0
+    leverage: int = 20
+    margin_type: str = "cross"
+
+
+@dataclass
+class BinanceBook:
+    """Accounts, orders and executions of one API key (see the module docstring).
+
+    Parameters
+    ----------
+    prices
+        ``(symbol_id, market) -> (bar_ms, price)`` of the bar the clock is in, or None.
+    bars
+        ``(symbol_id, market, from_ms, to_ms) -> [(bar_ms, o, h, l, c)]``: the bars that
+        opened in ``(from_ms, to_ms]``, for resting orders.
+    symbols
+        ``(market, symbol_id) -> (base, quote)`` of the listed markets.
+    balances
+        Initial spot balances; ``futures_wallet``: the USD-M wallet (USDT).
+    """
+
+    prices: PriceSource
+    bars: BarSource
+    symbols: dict[tuple[str, str], tuple[str, str]]
+    balances: dict[str, float] = field(default_factory=lambda: {"USDT": 10_000.0})
+    futures_wallet: float = 10_000.0
+    spot_fee: float = 0.001
+    futures_taker: float = 0.0005
+    futures_maker: float = 0.0002
+    partial_fills: int = 1
+    #: Binance's default: a buy pays its commission in the base asset received; False: in
+    #: the quote asset (as an account paying fees from its quote balance)
+    spot_fee_in_received: bool = False
+    orders: list[BookOrder] = field(default_factory=list)
+    trades: list[BookTrade] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    reject_next: list[str] = field(default_factory=list)
+    _positions: dict[str, _Position] = field(default_factory=dict)
+    _ids: Any = field(default_factory=lambda: itertools.count(1000))
+    _trade_ids: Any = field(default_factory=lambda: itertools.count(5000))
+    _clock_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+
+    # -- listeners (the user-data streams) ---------------------------------------------------
+    def subscribe(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """``listener(market, event)`` for every user-data event."""
+        self._listeners.append(listener)
+
+    def _emit(self, market: str, event: dict[str, Any]) -> None:
+        self.events.append((market, event))
+        for listener in list(self._listeners):
+            listener(market, event)
+
+    # -- requests --------------------------------------------------------------------------
+    def place(self, market: str, q: dict[str, str]) -> BookOrder:
+        """``POST order``: validate, store, fill a market order at once."""
+        with self._lock:
+            symbol = q.get("symbol", "")
+            if (market, symbol) not in self.symbols:
+                raise RefusedError(-1121, "Invalid symbol.")
+            client_id = q.get("newClientOrderId") or f"x-local-{next(self._ids)}"
+            if any(o.client_id == client_id and o.is_open for o in self.orders):
+                raise RefusedError(-2010, "Duplicate order sent.")
+            if self.reject_next:
+                raise RefusedError(-2010, self.reject_next.pop(0))
+            side = q.get("side", "").upper()
+            otype = q.get("type", "").upper()
+            if side not in ("BUY", "SELL"):
+                raise RefusedError(
+                    -1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed."
+                )
+            try:
+                qty = float(q.get("quantity", "nan"))
+            except ValueError:
+                raise RefusedError(
+                    -1100, "Illegal characters found in parameter 'quantity'."
+                ) from None
+            if not qty > 0:
+                raise RefusedError(-1013, "Invalid quantity.")
+            price = float(q.get("price", 0) or 0)
+            stop = float(q.get("stopPrice", 0) or 0)
+            tif = q.get("timeInForce", "GTC")
+            reduce_only = q.get("reduceOnly", "false").lower() == "true"
+            now = self._now(market, symbol)
+            if now is None:
+                raise RefusedError(-1013, "Market is closed.")
+            bar_ms, last = now
+            self._clock_ms.setdefault((market, symbol), bar_ms)
+            if (
+                otype
+                in (
+                    "LIMIT",
+                    "STOP_LOSS_LIMIT",
+                    "TAKE_PROFIT_LIMIT",
+                    "LIMIT_MAKER",
+                    "STOP",
+                    "TAKE_PROFIT",
+                )
+                and not price > 0
+            ):
+                raise RefusedError(
+                    -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
+                )
+            ref = price if price > 0 else last
+            if market == "spot" and qty * ref < 5.0:
+                raise RefusedError(-1013, "Filter failure: NOTIONAL")
+            if market == "linear" and qty * ref < 5.0 and not reduce_only:
+                raise RefusedError(
+                    -4164,
+                    "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+                )
+            order = BookOrder(
+                market,
+                symbol,
+                next(self._ids),
+                client_id,
+                side,
+                otype,
+                qty,
+                price,
+                stop,
+                tif,
+                reduce_only,
+                bar_ms,
+                update_ms=bar_ms,
+            )
+            post_only = otype == "LIMIT_MAKER" or tif == "GTX"
+            if post_only and _crosses(side, price, last):
+                if market == "linear":
+                    order.status = "EXPIRED"
+                    self.orders.append(order)
+                    self._emit_order(order, "EXPIRED", None)
+                    return order
+                raise RefusedError(-2010, "Order would immediately match and take.")
+            self._check_funds(order, ref)
+            if market == "linear" and reduce_only:
+                pos = self._positions.get(symbol, _Position())
+                if pos.qty == 0 or (pos.qty > 0) == (side == "BUY"):
+                    raise RefusedError(-2022, "ReduceOnly Order is rejected.")
+            self.orders.append(order)
+            self._emit_order(order, "NEW", None)
+            if otype == "MARKET" or (
+                otype in ("LIMIT", "LIMIT_MAKER") and _crosses(side, price, last)
+            ):
+                self._fill(order, last, bar_ms, maker=False)
+            return order
+
+    def find(self, market: str, q: dict[str, str]) -> BookOrder:
+        """The order named by ``orderId`` or ``origClientOrderId``."""
+        with self._lock:
+            symbol = q.get("symbol", "")
+            oid = q.get("orderId")
+            cid = q.get("origClientOrderId")
+            for order in reversed(self.orders):
+                if order.market != market or order.symbol != symbol:
+                    continue
+                if (oid is not None and str(order.order_id) == oid) or (
+                    cid is not None and order.client_id == cid
+                ):
+                    return order
+            raise RefusedError(-2013, "Order does not exist.")
+
+    def cancel(self, market: str, q: dict[str, str]) -> BookOrder:
+        """``DELETE order``."""
+        with self._lock:
+            try:
+                order = self.find(market, q)
+            except RefusedError:
+                raise RefusedError(-2011, "Unknown order sent.") from None
+            if not order.is_open:
+                raise RefusedError(-2011, "Unknown order sent.")
+            order.status = "CANCELED"
+            self._emit_order(order, "CANCELED", None)
+            return order
+
+    def open_orders(self, market: str, symbol: str | None) -> list[BookOrder]:
+        """Working orders."""
+        with self._lock:
+            return [
+                o
+                for o in self.orders
+                if o.market == market and o.is_open and (symbol is None or o.symbol == symbol)
+            ]
+
+    def all_orders(self, market: str, symbol: str) -> list[BookOrder]:
+        """Every order of a symbol."""
+        with self._lock:
+            return [o for o in self.orders if o.market == market and o.symbol == symbol]
+
+    def my_trades(self, market: str, symbol: str, q: dict[str, str]) -> list[BookTrade]:
+        """Executions of a symbol (``startTime``, ``fromId``, ``orderId``, ``limit``)."""
+        with self._lock:
+            out = [t for t in self.trades if t.market == market and t.symbol == symbol]
+        if "orderId" in q:
+            out = [t for t in out if str(t.order_id) == q["orderId"]]
+        if "fromId" in q:
+            out = [t for t in out if t.trade_id >= int(q["fromId"])]
+        if "startTime" in q:
+            out = [t for t in out if t.time_ms >= int(q["startTime"])]
+        limit = int(q.get("limit", 500))
+        return out[:limit]
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        """``POST leverage``."""
+        if not 1 <= leverage <= 125:
+            raise RefusedError(-4028, "Leverage is not valid")
+        with self._lock:
+            self._positions.setdefault(symbol, _Position()).leverage = leverage
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        """``POST marginType``."""
+        with self._lock:
+            pos = self._positions.setdefault(symbol, _Position())
+            wanted = margin_type.lower().replace("crossed", "cross")
+            if pos.margin_type == wanted:
+                raise RefusedError(-4046, "No need to change margin type.")
+            pos.margin_type = wanted
+
+    # -- outside the bot -------------------------------------------------------------------
+    def set_position(self, symbol: str, qty: float, entry: float) -> None:
+        """Change a USD-M position as if a human traded on the venue's website."""
+        with self._lock:
+            pos = self._positions.setdefault(symbol, _Position())
+            pos.qty, pos.entry = qty, entry
+
+    def set_balance(self, asset: str, amount: float) -> None:
+        """Change a spot balance from outside the bot."""
+        with self._lock:
+            self.balances[asset] = amount
+
+    # -- the clock -------------------------------------------------------------------------
+    def advance(self) -> int:
+        """Match resting orders against the bars that opened since the last call."""
+        filled = 0
+        with self._lock:
+            for order in [o for o in self.orders if o.is_open]:
+                key = (order.market, order.symbol)
+                now = self._now(order.market, order.symbol)
+                if now is None:
+                    continue
+                last = self._clock_ms.get(key, now[0])
+                if now[0] <= last:
+                    continue
+                for bar_ms, o, h, low, _c in self.bars(order.symbol, order.market, last, now[0]):
+                    if not order.is_open:
+                        break
+                    if self._match(order, bar_ms, o, h, low):
+                        filled += 1
+            for order in self.orders:
+                now = self._now(order.market, order.symbol)
+                if now is not None:
+                    self._clock_ms[(order.market, order.symbol)] = now[0]
+        return filled
+
+    def _match(self, order: BookOrder, bar_ms: int, o: float, h: float, low: float) -> bool:
+        buy = order.side == "BUY"
+        t = order.type
+        if (
+            t
+            in (
+                "STOP_LOSS",
+                "STOP_LOSS_LIMIT",
+                "STOP",
+                "STOP_MARKET",
+                "TAKE_PROFIT",
+                "TAKE_PROFIT_MARKET",
+                "TAKE_PROFIT_LIMIT",
+            )
+            and not order.triggered
+        ):
+            stop = order.stop_price
+            take = t.startswith("TAKE_PROFIT")
+            above = buy != take  # a buy stop triggers above, a buy take-profit below
+            hit = (h >= stop) if above else (low <= stop)
+            if not hit:
+                return False
+            order.triggered = True
+            gap = (o >= stop) if above else (o <= stop)
+            if (
+                t in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT_MARKET", "TAKE_PROFIT")
+                and order.price <= 0
+            ):
+                self._fill(order, o if gap else stop, bar_ms, maker=False)
+                return True
+        if order.price > 0 and order.type != "MARKET":
+            limit = order.price
+            hit = (low <= limit) if buy else (h >= limit)
+            if not hit:
+                return False
+            through = (o <= limit) if buy else (o >= limit)
+            self._fill(order, o if through else limit, bar_ms, maker=not through)
+            return True
+        self._fill(order, o, bar_ms, maker=False)
+        return True
+
+    # -- fills -----------------------------------------------------------------------------
+    def _check_funds(self, order: BookOrder, price: float) -> None:
+        if order.market == "spot":
+            base, quote = self.symbols[("spot", order.symbol)]
+            if (
+                order.side == "BUY"
+                and order.qty * price * (1 + self.spot_fee) > self.balances.get(quote, 0.0) + 1e-9
+            ):
+                raise RefusedError(-2010, "Account has insufficient balance for requested action.")
+            if order.side == "SELL" and order.qty > self.balances.get(base, 0.0) + 1e-12:
+                raise RefusedError(-2010, "Account has insufficient balance for requested action.")
+        elif not order.reduce_only:
+            pos = self._positions.get(order.symbol, _Position())
+            needed = order.qty * price / max(pos.leverage, 1)
+            if needed > self.futures_wallet + 1e-9:
+                raise RefusedError(-2019, "Margin is insufficient.")
+
+    def _fill(self, order: BookOrder, price: float, ts_ms: int, *, maker: bool) -> None:
+        remaining = order.qty - order.executed
+        if order.market == "linear" and order.reduce_only:
+            pos = self._positions.get(order.symbol, _Position())
+            remaining = min(remaining, abs(pos.qty))
+            if remaining <= 0:
+                order.status = "EXPIRED"
+                self._emit_order(order, "EXPIRED", None)
+                return
+        n = max(1, self.partial_fills)
+        parts = [remaining / n] * n if n > 1 else [remaining]
+        for k, qty in enumerate(parts):
+            qty = float(f"{qty:.8f}") if k < n - 1 else float(f"{remaining - sum(parts[:-1]):.8f}")
+            trade = self._execute(order, qty, price, ts_ms, maker)
+            order.executed = float(f"{order.executed + qty:.8f}")
+            order.quote += qty * price
+            order.update_ms = ts_ms
+            order.status = (
+                "FILLED"
+                if order.executed >= order.qty - 1e-12 or (order.reduce_only and k == n - 1)
+                else "PARTIALLY_FILLED"
+            )
+            self._emit_order(order, "TRADE", trade)
+
+    def _execute(
+        self, order: BookOrder, qty: float, price: float, ts_ms: int, maker: bool
+    ) -> BookTrade:
+        buy = order.side == "BUY"
+        realized = 0.0
+        if order.market == "spot":
+            base, quote = self.symbols[("spot", order.symbol)]
+            fee_rate = self.spot_fee
+            if buy and self.spot_fee_in_received:
+                commission, asset = qty * fee_rate, base
+                self.balances[quote] = self.balances.get(quote, 0.0) - qty * price
+                self.balances[base] = self.balances.get(base, 0.0) + qty - commission
+            elif buy:
+                commission, asset = qty * price * fee_rate, quote
+                self.balances[quote] = self.balances.get(quote, 0.0) - qty * price - commission
+                self.balances[base] = self.balances.get(base, 0.0) + qty
+            else:
+                commission, asset = qty * price * fee_rate, quote
+                self.balances[base] = self.balances.get(base, 0.0) - qty
+                self.balances[quote] = self.balances.get(quote, 0.0) + qty * price - commission
+        else:
+            fee_rate = self.futures_maker if maker else self.futures_taker
+            commission, asset = qty * price * fee_rate, "USDT"
+            pos = self._positions.setdefault(order.symbol, _Position())
+            signed = qty if buy else -qty
+            if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+                total = abs(pos.qty) + qty
+                pos.entry = (pos.entry * abs(pos.qty) + price * qty) / total
+                pos.qty += signed
+            else:
+                closing = min(qty, abs(pos.qty))
+                realized = closing * (price - pos.entry) * (1 if pos.qty > 0 else -1)
+                pos.qty += signed
+                if abs(pos.qty) < 1e-12:
+                    pos.qty, pos.entry = 0.0, 0.0
+                elif (pos.qty > 0) == (signed > 0):  # flipped
+                    pos.entry = price
+            self.futures_wallet += realized - commission
+        trade = BookTrade(
+            order.market,
+            order.symbol,
+            next(self._trade_ids),
+            order.order_id,
+            order.side,
+            price,
+            qty,
+            commission,
+            asset,
+            ts_ms,
+            maker,
+            realized,
+        )
+        self.trades.append(trade)
+        return trade
+
+    def _now(self, market: str, symbol: str) -> tuple[int, float] | None:
+        return self.prices(symbol, market)
+
+    # -- wire shapes -----------------------------------------------------------------------
+    def order_json(self, order: BookOrder, *, fills: bool = False) -> dict[str, Any]:
+        """The REST order object of ``order``'s market."""
+        if order.market == "spot":
+            out: dict[str, Any] = {
+                "symbol": order.symbol,
+                "orderId": order.order_id,
+                "orderListId": -1,
+                "clientOrderId": order.client_id,
+                "price": num(order.price),
+                "origQty": num(order.qty),
+                "executedQty": num(order.executed),
+                "cummulativeQuoteQty": num(order.quote),
+                "status": order.status,
+                "timeInForce": order.tif,
+                "type": order.type,
+                "side": order.side,
+                "stopPrice": num(order.stop_price),
+                "icebergQty": "0.00000000",
+                "time": order.time_ms,
+                "updateTime": order.update_ms,
+                "isWorking": order.is_open,
+                "workingTime": order.time_ms,
+                "origQuoteOrderQty": "0.00000000",
+                "selfTradePreventionMode": "EXPIRE_MAKER",
+            }
+            if fills:
+                out["transactTime"] = order.update_ms
+                out["fills"] = [
+                    {
+                        "price": num(t.price),
+                        "qty": num(t.qty),
+                        "commission": num(t.commission),
+                        "commissionAsset": t.commission_asset,
+                        "tradeId": t.trade_id,
+                    }
+                    for t in self.trades
+                    if t.market == "spot" and t.order_id == order.order_id
+                ]
+            return out
+        return {
+            "orderId": order.order_id,
+            "symbol": order.symbol,
+            "status": order.status,
+            "clientOrderId": order.client_id,
+            "price": num(order.price),
+            "avgPrice": num(order.avg),
+            "origQty": num(order.qty),
+            "executedQty": num(order.executed),
+            "cumQty": num(order.executed),
+            "cumQuote": num(order.quote),
+            "timeInForce": order.tif,
+            "type": order.type,
+            "reduceOnly": order.reduce_only,
+            "closePosition": False,
+            "side": order.side,
+            "positionSide": "BOTH",
+            "stopPrice": num(order.stop_price),
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": order.type,
+            "priceMatch": "NONE",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0,
+            "time": order.time_ms,
+            "updateTime": order.update_ms,
+        }
+
+    def trade_json(self, t: BookTrade) -> dict[str, Any]:
+        """The REST trade object (``myTrades`` / ``userTrades``)."""
+        order = next(o for o in self.orders if o.order_id == t.order_id)
+        if t.market == "spot":
+            return {
+                "symbol": t.symbol,
+                "id": t.trade_id,
+                "orderId": t.order_id,
+                "orderListId": -1,
+                "price": num(t.price),
+                "qty": num(t.qty),
+                "quoteQty": num(t.qty * t.price),
+                "commission": num(t.commission),
+                "commissionAsset": t.commission_asset,
+                "time": t.time_ms,
+                "isBuyer": order.side == "BUY",
+                "isMaker": t.maker,
+                "isBestMatch": True,
+            }
+        return {
+            "buyer": order.side == "BUY",
+            "commission": num(t.commission),
+            "commissionAsset": t.commission_asset,
+            "id": t.trade_id,
+            "maker": t.maker,
+            "orderId": t.order_id,
+            "price": num(t.price),
+            "qty": num(t.qty),
+            "quoteQty": num(t.qty * t.price),
+            "realizedPnl": num(t.realized_pnl),
+            "side": order.side,
+            "positionSide": "BOTH",
+            "symbol": t.symbol,
+            "time": t.time_ms,
+        }
+
+    def spot_account(self) -> dict[str, Any]:
+        """``GET /api/v3/account``."""
+        with self._lock:
+            locked: dict[str, float] = {}
+            for o in self.orders:
+                if o.market == "spot" and o.is_open:
+                    base, quote = self.symbols[("spot", o.symbol)]
+                    if o.side == "BUY":
+                        locked[quote] = locked.get(quote, 0.0) + (o.qty - o.executed) * (
+                            o.price or 0
+                        )
+                    else:
+                        locked[base] = locked.get(base, 0.0) + (o.qty - o.executed)
+            assets = sorted(set(self.balances) | set(locked))
+            return {
+                "makerCommission": 10,
+                "takerCommission": 10,
+                "buyerCommission": 0,
+                "sellerCommission": 0,
+                "commissionRates": {
+                    "maker": "0.00100000",
+                    "taker": "0.00100000",
+                    "buyer": "0.00000000",
+                    "seller": "0.00000000",
+                },
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "brokered": False,
+                "requireSelfTradePrevention": False,
+                "preventSor": False,
+                "updateTime": 0,
+                "accountType": "SPOT",
+                "balances": [
+                    {
+                        "asset": a,
+                        "free": num(self.balances.get(a, 0.0) - locked.get(a, 0.0)),
+                        "locked": num(locked.get(a, 0.0)),
+                    }
+                    for a in assets
+                ],
+                "permissions": ["SPOT"],
+                "uid": 1,
+            }
+
+    def positions_json(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """``GET /fapi/v2|v3/positionRisk``."""
+        with self._lock:
+            out = []
+            for sym, pos in sorted(self._positions.items()):
+                if symbol is not None and sym != symbol:
+                    continue
+                now = self._now("linear", sym)
+                mark = now[1] if now is not None else pos.entry
+                upnl = pos.qty * (mark - pos.entry) if pos.qty else 0.0
+                out.append(
+                    {
+                        "symbol": sym,
+                        "positionSide": "BOTH",
+                        "positionAmt": num(pos.qty),
+                        "entryPrice": num(pos.entry),
+                        "breakEvenPrice": num(pos.entry),
+                        "markPrice": num(mark),
+                        "unRealizedProfit": num(upnl),
+                        "unrealizedProfit": num(upnl),
+                        "liquidationPrice": "0",
+                        "isolatedMargin": "0",
+                        "notional": num(pos.qty * mark),
+                        "marginAsset": "USDT",
+                        "isolatedWallet": "0",
+                        "initialMargin": num(abs(pos.qty * mark) / pos.leverage),
+                        "maintMargin": "0",
+                        "positionInitialMargin": num(abs(pos.qty * mark) / pos.leverage),
+                        "openOrderInitialMargin": "0",
+                        "adl": 0,
+                        "bidNotional": "0",
+                        "askNotional": "0",
+                        "leverage": str(pos.leverage),
+                        "maxNotionalValue": "1000000",
+                        "marginType": pos.margin_type,
+                        "isAutoAddMargin": "false",
+                        "updateTime": 0,
+                    }
+                )
+            return out
+
+    def futures_account(self) -> dict[str, Any]:
+        """``GET /fapi/v2|v3/account``."""
+        with self._lock:
+            upnl = sum(float(p["unRealizedProfit"]) for p in self.positions_json())
+            wallet = self.futures_wallet
+            asset = {
+                "asset": "USDT",
+                "walletBalance": num(wallet),
+                "unrealizedProfit": num(upnl),
+                "marginBalance": num(wallet + upnl),
+                "maintMargin": "0",
+                "initialMargin": "0",
+                "positionInitialMargin": "0",
+                "openOrderInitialMargin": "0",
+                "crossWalletBalance": num(wallet),
+                "crossUnPnl": num(upnl),
+                "availableBalance": num(wallet + upnl),
+                "maxWithdrawAmount": num(wallet),
+                "updateTime": int(time.time() * 1000),
+            }
+            return {
+                "totalInitialMargin": "0",
+                "totalMaintMargin": "0",
+                "totalWalletBalance": num(wallet),
+                "totalUnrealizedProfit": num(upnl),
+                "totalMarginBalance": num(wallet + upnl),
+                "totalCrossWalletBalance": num(wallet),
+                "totalCrossUnPnl": num(upnl),
+                "availableBalance": num(wallet + upnl),
+                "maxWithdrawAmount": num(wallet),
+                "assets": [asset],
+                "positions": self.positions_json(),
+            }
+
+    def _emit_order(self, order: BookOrder, exec_type: str, trade: BookTrade | None) -> None:
+        now = order.update_ms
+        if order.market == "spot":
+            event = {
+                "e": "executionReport",
+                "E": now,
+                "s": order.symbol,
+                "c": order.client_id,
+                "S": order.side,
+                "o": order.type,
+                "f": order.tif,
+                "q": num(order.qty),
+                "p": num(order.price),
+                "P": num(order.stop_price),
+                "F": "0.00000000",
+                "g": -1,
+                "C": "",
+                "x": exec_type,
+                "X": order.status,
+                "r": "NONE",
+                "i": order.order_id,
+                "l": num(trade.qty if trade else 0.0),
+                "z": num(order.executed),
+                "L": num(trade.price if trade else 0.0),
+                "n": num(trade.commission if trade else 0.0),
+                "N": trade.commission_asset if trade else None,
+                "T": trade.time_ms if trade else now,
+                "t": trade.trade_id if trade else -1,
+                "v": 0,
+                "I": next(self._ids),
+                "w": order.is_open,
+                "m": bool(trade.maker) if trade else False,
+                "M": False,
+                "O": order.time_ms,
+                "Z": num(order.quote),
+                "Y": num(trade.qty * trade.price if trade else 0.0),
+                "Q": "0.00000000",
+                "W": order.time_ms,
+                "V": "EXPIRE_MAKER",
+            }
+        else:
+            event = {
+                "e": "ORDER_TRADE_UPDATE",
+                "E": now,
+                "T": now,
+                "o": {
+                    "s": order.symbol,
+                    "c": order.client_id,
+                    "S": order.side,
+                    "o": order.type,
+                    "f": order.tif,
+                    "q": num(order.qty),
+                    "p": num(order.price),
+                    "ap": num(order.avg),
+                    "sp": num(order.stop_price),
+                    "x": exec_type,
+                    "X": order.status,
+                    "i": order.order_id,
+                    "l": num(trade.qty if trade else 0.0),
+                    "z": num(order.executed),
+                    "L": num(trade.price if trade else 0.0),
+                    "N": trade.commission_asset if trade else "USDT",
+                    "n": num(trade.commission if trade else 0.0),
+                    "T": trade.time_ms if trade else now,
+                    "t": trade.trade_id if trade else 0,
+                    "b": "0",
+                    "a": "0",
+                    "m": bool(trade.maker) if trade else False,
+                    "R": order.reduce_only,
+                    "wt": "CONTRACT_PRICE",
+                    "ot": order.type,
+                    "ps": "BOTH",
+                    "cp": False,
+                    "rp": num(trade.realized_pnl if trade else 0.0),
+                    "pP": False,
+                    "si": 0,
+                    "ss": 0,
+                    "V": "EXPIRE_MAKER",
+                    "pm": "NONE",
+                    "gtd": 0,
+                },
+            }
+        self._emit(order.market, event)
+
+
+def _crosses(side: str, limit: float, last: float) -> bool:
+    """A limit order at ``limit`` would trade at once against ``last``."""
+    if not (limit > 0 and math.isfinite(last)):
+        return False
+    return limit >= last if side == "BUY" else limit <= last
