@@ -60,6 +60,9 @@ class OutlierConfig:
         ``zscore``, ``iqr`` or ``both`` (either test flags).
     min_count
         Prices needed in the window before anything is flagged (warm-up).
+    min_rel
+        ... and only when the price is also more than this fraction away from the window
+        mean (a quiet window's tiny spread must not turn every ordinary tick into an outlier).
     refresh
         The quartiles are recomputed every ``refresh`` accepted prices (the z-score every
         price).
@@ -72,6 +75,7 @@ class OutlierConfig:
     iqr_k: float = 6.0
     method: Literal["zscore", "iqr", "both"] = "both"
     min_count: int = 50
+    min_rel: float = 0.002
     refresh: int = 32
     action: OutlierAction = "flag"
 
@@ -81,8 +85,8 @@ class OutlierConfig:
                 f"outlier window must be >= 4 and min_count in [2, window], got "
                 f"window={self.window}, min_count={self.min_count}"
             )
-        if self.z <= 0 or self.iqr_k <= 0 or self.refresh < 1:
-            raise ConfigError("outlier z, iqr_k must be > 0 and refresh >= 1")
+        if self.z <= 0 or self.iqr_k <= 0 or self.refresh < 1 or self.min_rel < 0:
+            raise ConfigError("outlier z, iqr_k must be > 0, refresh >= 1 and min_rel >= 0")
         if self.method not in ("zscore", "iqr", "both"):
             raise ConfigError(f"outlier method {self.method!r} is not zscore, iqr or both")
         if self.action not in ("flag", "drop", "halt"):
@@ -101,6 +105,7 @@ def _outlier_kernel(
     use_iqr: bool,
     min_count: int,
     refresh: int,
+    min_rel: float,
 ) -> np.ndarray:
     """Flag outliers in ``price``; ``ring``/``state``/``quart`` carry the window across calls.
 
@@ -118,7 +123,7 @@ def _outlier_kernel(
         if not np.isfinite(p) or p <= 0.0:
             out[i] = True
             continue
-        if count >= min_count:
+        if count >= min_count and abs(p - s / count) > min_rel * abs(s / count):
             bad = False
             if use_z:
                 mean = s / count
@@ -196,7 +201,7 @@ class OutlierFilter:
         c = self.config
         out: np.ndarray = _outlier_kernel(
             batch.price, win.ring, win.state, win.quart, c.z, c.iqr_k,
-            c.method != "iqr", c.method != "zscore", c.min_count, c.refresh,
+            c.method != "iqr", c.method != "zscore", c.min_count, c.refresh, c.min_rel,
         )  # fmt: skip
         n = int(out.sum())
         if n:
