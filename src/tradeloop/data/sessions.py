@@ -17,8 +17,6 @@ from tradeloop.core.errors import ConfigError, did_you_mean
 
 __all__ = ["Sessions", "session_opens", "sessions_for"]
 
-_DAY_NS = 86_400 * 10**9
-_YEAR_NS = int(365.25 * _DAY_NS)
 
 
 @dataclass(frozen=True)
@@ -32,8 +30,7 @@ class Sessions:
     opens: np.ndarray
     closes: np.ndarray
     session_count: int
-    first_session_ns: int
-    last_session_ns: int
+    years: int
 
     def in_session(self, ts: np.ndarray) -> np.ndarray:
         """Mask of the bar open times ``ts`` that fall inside a session (vectorized)."""
@@ -44,9 +41,8 @@ class Sessions:
         return np.asarray(ok & (ts < closes), dtype=bool)
 
     def sessions_per_year(self) -> float:
-        """Average number of sessions in a 365.25-day year over the loaded range (~252)."""
-        span = self.last_session_ns - self.first_session_ns + _DAY_NS
-        return self.session_count * _YEAR_NS / span if span > 0 else 0.0
+        """Average sessions per calendar year over the whole years the data touches (~252)."""
+        return self.session_count / self.years if self.years > 0 else 0.0
 
 
 @lru_cache(maxsize=4)
@@ -85,8 +81,10 @@ def sessions_for(name: str, first_ns: int, last_ns: int) -> Sessions:
             f"unknown exchange calendar {name!r} (e.g. XNYS, XNAS, XLON)"
             + did_you_mean(name.upper(), names)
         )
-    start = pd.Timestamp(first_ns, unit="ns").normalize() - pd.Timedelta(days=7)
-    end = pd.Timestamp(last_ns, unit="ns").normalize() + pd.Timedelta(days=7)
+    first_year = pd.Timestamp(first_ns, unit="ns").year
+    last_year = pd.Timestamp(last_ns, unit="ns").year
+    start = pd.Timestamp(year=first_year, month=1, day=1)
+    end = pd.Timestamp(year=last_year, month=12, day=31)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -101,16 +99,12 @@ def sessions_for(name: str, first_ns: int, last_ns: int) -> Sessions:
     b_starts, b_ends = _ns(calendar.break_starts), _ns(calendar.break_ends)
     nat = np.iinfo(np.int64).min
     has_break = (b_starts != nat) & (b_ends != nat)
-    sessions = _ns(calendar.sessions)
-    inside = (sessions >= first_ns - _DAY_NS) & (sessions <= last_ns)
-    count = int(np.count_nonzero(inside))
     return Sessions(
         name=resolved,
         opens=np.sort(np.concatenate([opens, b_ends[has_break]])),
         closes=np.sort(np.concatenate([closes, b_starts[has_break]])),
-        session_count=count,
-        first_session_ns=int(sessions[inside][0]) if count else first_ns,
-        last_session_ns=int(sessions[inside][-1]) if count else last_ns,
+        session_count=len(calendar.sessions),
+        years=last_year - first_year + 1,
     )
 
 
