@@ -31,6 +31,7 @@ __all__ = [
     "BookDelta",
     "BookLevels",
     "BookSnapshot",
+    "BookTop",
     "FundingRate",
     "MarketEvent",
     "MarketTrade",
@@ -170,6 +171,30 @@ class StreamBar:
     def ts(self) -> int:
         """The bar's open time (UTC ns)."""
         return self.bar.ts
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    """What a strategy reads from the book at a step (``view.book(symbol)``).
+
+    ``bids`` / ``asks`` are the top levels, best first. ``imbalance`` is
+    ``(bid_depth - ask_depth) / (bid_depth + ask_depth)`` over those levels (in [-1, 1]);
+    ``microprice`` is the size-weighted mid ``(bid*ask_size + ask*bid_size)/(bid_size+ask_size)``.
+    """
+
+    symbol: str
+    ts: int
+    seq: int
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    spread: float
+    mid: float
+    microprice: float
+    imbalance: float
+    bids: BookLevels
+    asks: BookLevels
 
 
 MarketEvent = (

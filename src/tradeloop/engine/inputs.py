@@ -6,6 +6,9 @@ bars: at each step, every completed bar not seen yet updates the model, and the 
 strongest zones (:class:`~tradeloop.signals.models.LiquidationSignal`, strongest first) weighted
 by the signal loop's current adaptive weights (:attr:`ZoneSource.weights`, which a running loop
 updates as feedback arrives).
+
+``order_book`` is the L2 book summary of each symbol (:class:`~tradeloop.engine.book_input.
+BookInput`; ``view.book(symbol)``), filled by a live or replayed stream and empty otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from tradeloop.core.errors import ConfigError, did_you_mean
+from tradeloop.engine.book_input import BookInput
 from tradeloop.engine.step import InputSource
 from tradeloop.signals.heatmap import HeatmapConfig, LiquidationHeatmap, bar_update_args
 from tradeloop.strategy.base import Strategy
@@ -78,7 +82,10 @@ class ZoneSource:
 
 
 #: side-input name -> factory
-INPUTS: dict[str, Callable[[], InputSource]] = {"liquidation_zones": ZoneSource}
+INPUTS: dict[str, Callable[[], InputSource]] = {
+    "liquidation_zones": ZoneSource,
+    "order_book": BookInput,
+}
 
 
 def input_sources(

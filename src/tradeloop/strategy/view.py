@@ -9,6 +9,7 @@ import numpy as np
 from tradeloop.core.bar import Bar, BarArrays
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.core.instrument import Instrument
+from tradeloop.core.market_events import BookTop
 from tradeloop.core.timeframes import timeframe_ns
 
 __all__ = ["MarketView", "SeriesTimeline"]
@@ -168,6 +169,20 @@ class MarketView:
                 f"{known}. Declare it in the strategy's `inputs`."
             )
         return values.get(symbol or self.symbols[0])
+
+    def book(self, symbol: str | None = None) -> BookTop | None:
+        """The L2 order book of ``symbol`` (default: the primary) as of this step: best bid and
+        ask, spread, mid, microprice, imbalance and the top levels.
+
+        Live and replayed streams provide it (the ``order_book`` side input, declared in the
+        strategy's ``inputs``); None when the run has no book (backtests on candles) or the
+        book is not in sync.
+        """
+        values = self.inputs.get("order_book")
+        if not values:
+            return None
+        top = values.get(symbol or self.symbols[0])
+        return top if isinstance(top, BookTop) else None
 
     def close(self, symbol: str | None = None) -> float:
         """Return the latest completed close of ``symbol`` on the base timeframe (NaN: none)."""

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from tradeloop.core.market_events import BookDelta, BookLevels, BookSnapshot
+from tradeloop.core.market_events import BookDelta, BookLevels, BookSnapshot, BookTop
 
 __all__ = ["BookSync", "BookTop", "L2Book", "apply_levels"]
 
@@ -89,30 +88,6 @@ def apply_levels(
         else:
             n_ask = _set_level(ask_keys, ask_sizes, n_ask, -price[i], size[i])
     return n_bid, n_ask
-
-
-@dataclass(frozen=True, slots=True)
-class BookTop:
-    """What a strategy reads from the book at a step (``view.book(symbol)``).
-
-    ``bids`` / ``asks`` are the top levels, best first. ``imbalance`` is
-    ``(bid_depth - ask_depth) / (bid_depth + ask_depth)`` over those levels (in [-1, 1]);
-    ``microprice`` is the size-weighted mid ``(bid*ask_size + ask*bid_size)/(bid_size+ask_size)``.
-    """
-
-    symbol: str
-    ts: int
-    seq: int
-    bid: float
-    bid_size: float
-    ask: float
-    ask_size: float
-    spread: float
-    mid: float
-    microprice: float
-    imbalance: float
-    bids: BookLevels
-    asks: BookLevels
 
 
 class L2Book:
