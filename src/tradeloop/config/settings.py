@@ -34,7 +34,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -55,7 +55,16 @@ __all__ = [
 DEFAULT_CACHE_ROOT = Path("~/.tradeloop/cache")
 _PREFIX = "TRADELOOP_"
 _CONFIG_ENV = "TRADELOOP_CONFIG"
-_EXCHANGE_FIELDS = ("rate_limit_ms", "timeout_ms", "testnet", "ws_url", "url")
+_EXCHANGE_FIELDS = (
+    "rate_limit_ms",
+    "timeout_ms",
+    "testnet",
+    "ws_url",
+    "url",
+    "api_key",
+    "api_secret",
+    "secret_command",
+)
 _EXCHANGE_ENV = re.compile(
     r"^TRADELOOP_([A-Z0-9]+)_(" + "|".join(f.upper() for f in _EXCHANGE_FIELDS) + r")$"
 )
@@ -81,6 +90,12 @@ class ExchangeSettings(BaseModel):
         Minimum milliseconds between requests of unit cost (None keeps the library's value).
     timeout_ms
         Request timeout.
+    api_key, api_secret
+        Trading keys (``TRADELOOP_<EXCHANGE>_API_KEY`` / ``_API_SECRET``, environment or
+        ``.env``); never shown in ``repr``, logs or errors.
+    secret_command
+        A command printing the secret (a password manager's CLI), run without a shell when
+        ``api_secret`` is not set (``TRADELOOP_<EXCHANGE>_SECRET_COMMAND``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -90,6 +105,9 @@ class ExchangeSettings(BaseModel):
     testnet: bool = False
     rate_limit_ms: float | None = Field(default=None, ge=0)
     timeout_ms: int = Field(default=10_000, gt=0)
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    secret_command: str | None = None
 
     @field_validator("url")
     @classmethod

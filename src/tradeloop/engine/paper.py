@@ -31,6 +31,7 @@ from tradeloop.adapters.ccxt.history import CcxtHistorySource
 from tradeloop.adapters.ccxt.live import closed_bars, instruments_for
 from tradeloop.adapters.feeds import FeedThread, KlineStream
 from tradeloop.adapters.feeds.events import FeedStatus, KlineUpdate
+from tradeloop.adapters.market import BarFeed, VenueMarketData, venue_market_data
 from tradeloop.alerts import (
     Alerter,
     LogAlerter,
@@ -417,6 +418,10 @@ class PaperSession:
         self.config = config
         self.alerter: Alerter = alerter if alerter is not None else LogAlerter()
         self._source = source
+        #: a venue's own market data (Alpaca) instead of ccxt's; None for ccxt exchanges
+        self.venue_data: VenueMarketData | None = venue_market_data(
+            config.exchange, config.settings
+        )
         self._stop = threading.Event()
         self.tf_ns = timeframe_ns(config.timeframe)
         self.feed_state = "connecting"
@@ -443,7 +448,9 @@ class PaperSession:
         self._model: dict[str, Any] | None = None
         self.enrichment: ModelEnrichment | None = None
         self.scheduler = Scheduler(
-            schedule_for(config.calendar or config.exchange),
+            schedule_for(config.calendar or config.exchange)
+            if config.calendar or self.venue_data is None
+            else self.venue_data.schedule(),
             on_session_open=self._session_open,
             on_session_close=self._session_close,
         )
@@ -472,7 +479,7 @@ class PaperSession:
         cfg = self.config
         self.store = store = open_state_store(cfg.state_url)
         reason = "stopped"
-        feed: FeedThread | None = None
+        feed: FeedThread | BarFeed | None = None
         try:
             try:
                 kernel = self._open_run(store)
@@ -480,17 +487,25 @@ class PaperSession:
                 self._refused = True  # another run's state (maybe a live process) is untouched
                 raise
             self.kernel = kernel
-            stream = KlineStream.from_settings(
-                cfg.exchange,
-                list(cfg.symbols),
-                [cfg.timeframe],
-                cfg.settings.exchange(cfg.exchange),
-                market=cfg.market,
-                stale_after_s=cfg.stale_after_s,
-                alert_after_failures=cfg.alert_after_failures,
+            stream = (
+                None
+                if self.venue_data is not None
+                else KlineStream.from_settings(
+                    cfg.exchange,
+                    list(cfg.symbols),
+                    [cfg.timeframe],
+                    cfg.settings.exchange(cfg.exchange),
+                    market=cfg.market,
+                    stale_after_s=cfg.stale_after_s,
+                    alert_after_failures=cfg.alert_after_failures,
+                )
             )
             events: queue.Queue[Any] = queue.Queue()
-            feed = FeedThread(stream, events)
+            if stream is None:  # a venue with its own feed (Alpaca)
+                assert self.venue_data is not None
+                feed = self.venue_data.feed(list(cfg.symbols), cfg.timeframe, events)
+            else:
+                feed = FeedThread(stream, events)
             feed.start()
             self.alerter.send(
                 start_alert(
@@ -536,7 +551,11 @@ class PaperSession:
                 )
             instruments = {s: instrument_from_dict(d) for s, d in meta["instruments"].items()}
         else:
-            instruments = instruments_for(self.source, cfg.symbols)
+            instruments = (
+                instruments_for(self.source, cfg.symbols)
+                if self.venue_data is None
+                else self.venue_data.instruments(cfg.symbols)
+            )
             store.save_run_meta(cfg.run_id, self._meta(instruments), self.clock.now_ns())
         self.enrichment = enrichment_of(
             {"model": self._model, "model_registry": str(cfg.model_registry)},
@@ -602,6 +621,14 @@ class PaperSession:
         self.alerter.send(
             risk_alert(event.cause, event.state_from.value, event.state_to.value, event.detail)
         )
+
+    def _closed_bars(
+        self, symbol: str, timeframe: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, float, float, float, float, float]]:
+        """Closed bars for warm-up and backfill: the venue's own REST, or ccxt's."""
+        if self.venue_data is not None:
+            return self.venue_data.closed_bars(symbol, timeframe, start_ns, end_ns)
+        return closed_bars(self.source, symbol, timeframe, start_ns, end_ns)
 
     @property
     def source(self) -> CcxtHistorySource:
@@ -682,14 +709,13 @@ class PaperSession:
             if not kernel.has_history and cfg.warmup_bars > 0:
                 start = ev.ts - cfg.warmup_bars * self.tf_ns
                 history = {
-                    s: closed_bars(self.source, s, cfg.timeframe, start, ev.ts)
-                    for s in kernel.symbols
+                    s: self._closed_bars(s, cfg.timeframe, start, ev.ts) for s in kernel.symbols
                 }
                 added = kernel.warm_up(history)
                 logger.info("warm-up: %d bars before %s", added, to_iso(ev.ts))
             gap = kernel.missing_before(ev.symbol, ev.ts)
             if gap is not None:
-                bars = closed_bars(self.source, ev.symbol, cfg.timeframe, *gap)
+                bars = self._closed_bars(ev.symbol, cfg.timeframe, *gap)
                 self.backfilled += len(bars)
                 logger.info(
                     "backfill %s: %d bar(s) %s -> %s",
@@ -871,7 +897,7 @@ class PaperSession:
             logger.warning("cannot write %s: %s", self.config.status_path, exc)
 
     # -- shutdown ------------------------------------------------------------------------------
-    def _shutdown(self, feed: FeedThread | None, reason: str) -> None:
+    def _shutdown(self, feed: FeedThread | BarFeed | None, reason: str) -> None:
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         if feed is not None:
             feed.stop(max(0.5, deadline - time.monotonic()))
