@@ -138,6 +138,13 @@ def paper(
             help="Trade only in this market calendar's sessions (e.g. XNYS); default 24/7."
         ),
     ] = None,
+    allow_data_issues: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-issues",
+            help="Start even when the warm-up history fails the data check (logged).",
+        ),
+    ] = False,
     strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
         "strategies"
     ),
@@ -199,6 +206,7 @@ def paper(
             alert_after_failures=alert_after_failures,
             fresh=fresh,
             calendar=calendar,
+            allow_data_issues=allow_data_issues,
             settings=settings,
             model=model,
             model_registry=registry,

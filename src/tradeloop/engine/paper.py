@@ -22,7 +22,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,10 @@ class PaperConfig(RunConfig):
         Delete a stored run of the same id before starting.
     calendar
         Market calendar (``XNYS``...) or None for 24/7 crypto trading.
+    allow_data_issues
+        Start on warm-up history that fails the data gate (extreme values, interpolated runs,
+        off-grid stamps, OHLC violations), logging the findings; by default such history
+        stops the session with a ``DataError`` naming the bars.
     model, model_registry, min_confidence, use_toxicity, ml_threads
         ML enrichment (:class:`~tradeloop.engine.enrichment.ModelEnrichment`): ``NAME`` or
         ``NAME:VERSION`` in the model folder ``model_registry``, the confidence threshold
@@ -175,6 +179,7 @@ class PaperConfig(RunConfig):
     shutdown_timeout_s: float = 10.0
     fresh: bool = False
     calendar: str | None = None
+    allow_data_issues: bool = False
     settings: Settings = field(default_factory=Settings)
     model: str | None = None
     model_registry: str | Path = "models"
@@ -293,6 +298,37 @@ def risk_config_of(risk: str | Mapping[str, Any]) -> RiskConfig:
         For an unknown profile or an invalid setting.
     """
     return risk_rules(risk, "risk file of the run")
+
+
+def _gate_warmup(
+    history: Mapping[str, Sequence[tuple[int, float, float, float, float, float]]],
+    cfg: PaperConfig,
+) -> None:
+    """Run the data gate on the warm-up bars of every symbol (see :mod:`tradeloop.data.gate`).
+
+    Raises
+    ------
+    DataError
+        When a symbol's warm-up bars fail and ``cfg.allow_data_issues`` is False.
+    """
+    import numpy as np
+
+    from tradeloop.data.gate import enforce
+    from tradeloop.data.loader import RawOhlcv
+    from tradeloop.data.quality import check_quality
+
+    reports = []
+    for symbol, rows in history.items():
+        if len(rows) < 3:
+            continue
+        cols = np.asarray(rows, dtype=np.float64).T
+        raw = RawOhlcv(
+            f"{cfg.exchange} {symbol} {cfg.timeframe} warm-up",
+            np.asarray([r[0] for r in rows], dtype=np.int64),
+            *cols[1:6],
+        )
+        reports.append(check_quality(raw, cfg.timeframe, outliers=False))
+    enforce(reports, allow=cfg.allow_data_issues)
 
 
 def stored_run_config(meta: Mapping[str, Any], *, trade_start: int | None = None) -> RunConfig:
@@ -711,6 +747,7 @@ class PaperSession:
                 history = {
                     s: self._closed_bars(s, cfg.timeframe, start, ev.ts) for s in kernel.symbols
                 }
+                _gate_warmup(history, cfg)
                 added = kernel.warm_up(history)
                 logger.info("warm-up: %d bars before %s", added, to_iso(ev.ts))
             gap = kernel.missing_before(ev.symbol, ev.ts)
