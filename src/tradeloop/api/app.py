@@ -1,5 +1,7 @@
 """FastAPI app: ``/signals/status``, ``/signals/metrics``, Prometheus ``/metrics``,
-``POST /backtests`` and ``GET /runs/{run_id}``."""
+``POST /backtests`` and ``GET /runs/{run_id}``; with an engine (``tradeloop serve --config``)
+also its health, status, positions, orders, trades, equity, risk, strategies, the ``/control``
+routes (API key, audited) and the ``/dashboard`` page."""
 
 from __future__ import annotations
 
@@ -8,13 +10,24 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tradeloop.api.auth import Auth, require_read
 from tradeloop.api.backtests import BacktestApiConfig, backtests_router
+from tradeloop.api.dashboard import dashboard_router
+from tradeloop.api.engine_routes import engine_router
+from tradeloop.api.metrics import EngineMetrics
+from tradeloop.engine.service import LoopService
 from tradeloop.signals.service import SignalService
 
 __all__ = ["create_app", "signals_router"]
@@ -91,41 +104,62 @@ class _SignalCollector(Collector):
 
 
 def create_app(
-    service: SignalService | None = None, *, backtests: BacktestApiConfig | None = None
+    service: SignalService | None = None,
+    *,
+    backtests: BacktestApiConfig | None = None,
+    engine: LoopService | None = None,
+    api_key: str | None = None,
+    auth_reads: bool = False,
 ) -> FastAPI:
-    """Return the API app serving ``service`` and the backtest routes.
+    """Return the API app serving ``service``, the backtest routes and, when given, ``engine``.
 
     The default signal service is a ``"reader"`` built from settings: it opens the analytics
     file read-only per request, so the API runs next to a ``signals consume`` process (the
     writer). ``backtests`` sets the folders and the number of backtest workers (default:
     ``output``, the working folder for data, ``strategies``, ``models``, one worker); the
     worker pool is shut down with the app.
+
+    ``engine`` is a :class:`~tradeloop.engine.service.LoopService`: the app starts it with
+    itself and stops it (state saved) when it shuts down. ``api_key`` guards the ``/control``
+    routes (without one they are refused); ``auth_reads`` requires it for reads too.
     """
+    from tradeloop.risk.overrides import AuditLog
+
     settings = backtests or BacktestApiConfig()
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="backtest")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if engine is not None and not engine.running:
+            engine.start()
         try:
             yield
         finally:
+            if engine is not None:
+                engine.stop()
             pool.shutdown(wait=True, cancel_futures=True)
 
     app = FastAPI(title="tradeloop", version="0.1.0", lifespan=lifespan)
     app.state.signals = service or SignalService(role="reader")
     app.state.backtests = settings
     app.state.backtest_pool = pool
+    app.state.engine = engine
+    audit = engine.audit if engine is not None else AuditLog(None)
+    app.state.auth = Auth(api_key, auth_reads=auth_reads, audit=audit)
     registry = CollectorRegistry()
     registry.register(_SignalCollector(app.state.signals))
-    app.include_router(signals_router)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    app.state.engine_metrics = EngineMetrics(engine, registry) if engine is not None else None
+    app.state.registry = registry
+    app.include_router(signals_router, dependencies=[Depends(require_read)])
+    app.include_router(engine_router)
     app.include_router(backtests_router)
+    app.include_router(dashboard_router)
 
-    @app.get("/metrics")
+    @app.get("/metrics", tags=["service"])
     def prometheus_metrics() -> Response:
+        """Prometheus text exposition of every series (see tradeloop.api.metrics)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

@@ -26,6 +26,7 @@ from tradeloop.cli.paper_cmd import register as register_paper_commands
 from tradeloop.cli.risk_cmd import register as register_risk_commands
 from tradeloop.cli.run_cmd import register as register_loop_command
 from tradeloop.cli.runs_cmd import register as register_run_commands
+from tradeloop.cli.serve_cmd import register_serve_commands
 from tradeloop.cli.signals_cmd import register as register_signal_commands
 from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
@@ -451,6 +452,7 @@ register_ml_commands(app)
 register_signal_commands(app)
 register_paper_commands(app)
 register_loop_command(app)
+register_serve_commands(app)
 
 
 def main() -> None:

@@ -251,24 +251,6 @@ def status(
     service.close()
 
 
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-) -> None:
-    """Serve the HTTP API (signal status and metrics, Prometheus /metrics, POST /backtests).
-
-    The analytics file is opened read-only per request, so this runs next to `signals consume`.
-    Backtests read data files under the working folder, strategies from ./strategies, models
-    from ./models, and record their runs under ./output, as `tradeloop backtest` does.
-    """
-    import uvicorn
-
-    from tradeloop.api import create_app
-
-    uvicorn.run(create_app(), host=host, port=port)
-
-
 def register(app: typer.Typer) -> None:
     """Add the signal-loop commands to ``app``."""
     app.add_typer(signals_app, name="signals")
-    app.command("serve")(serve)

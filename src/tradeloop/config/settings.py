@@ -180,6 +180,16 @@ class Settings(BaseSettings):
     discord_webhook_url: str | None = Field(
         default=None, description="Discord webhook for paper/live alerts (None: log only)."
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key for `tradeloop serve`'s control routes (header X-API-Key); "
+        "None: control routes refused.",
+    )
+    notify_urls: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Alert channels besides Discord, as apprise URLs (tgram://, slack://, "
+        "mailto://, json://...); secrets: never logged.",
+    )
     analytics_path: Path = Field(
         default=Path("~/.tradeloop/analytics.duckdb"),
         description="DuckDB file of signal feedback and adaptive weights.",

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -239,6 +240,9 @@ class ModelEnrichment:
         self.regime_weight = 1.0
         self.counts = EnrichmentCounts()
         self.records: deque[EnrichmentRecord] = deque(maxlen=max_records)
+        #: seconds each :meth:`enrich` call that scored an entry took (newest kept; the
+        #: service's metrics drain it)
+        self.latencies: deque[float] = deque(maxlen=4096)
         #: models installed by :meth:`swap`
         self.swaps = 0
         self._max_records = max_records
@@ -412,10 +416,12 @@ class ModelEnrichment:
     def enrich(self, signals: Sequence[Signal], view: MarketView) -> list[Signal]:
         """Return the signals for the risk gate: entries with their confidence set, those
         below ``min_confidence`` dropped, exits unchanged."""
+        started = time.perf_counter()
         counts = self.counts
         counts.signals += len(signals)
         model, version = self._active  # one model for the whole call (see swap)
         out: list[Signal] = []
+        scored = counts.enriched
         for signal in signals:
             side = _SIDE.get(signal.action)
             if side is None:
@@ -444,6 +450,8 @@ class ModelEnrichment:
             self.records.append(record)
             if signal.position_id is not None:
                 self._index(signal.position_id, record)
+        if counts.enriched != scored:
+            self.latencies.append(time.perf_counter() - started)
         return out
 
     # -- helpers -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.order_status import InvalidTransitionError, OrderStatus, check_transition
-from tradeloop.core.orders import Fill, Order
+from tradeloop.core.orders import Fill, Order, OrderSide, OrderType
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Position, Trade
 from tradeloop.core.timeframes import timeframe_ns
@@ -328,6 +328,7 @@ class LiveKernel:
         self._opened = {k: int(v) for k, v in engine.get("opened", {}).items()}
         self.days.restore_state(engine.get("days", {}))
         self.risk.restore_state(engine.get("risk", {}))
+        self.step.paused = bool(engine.get("paused", False))  # a paused run restarts paused
         self._strategy_state = dict(state.strategy_states.get(self.strategy.strategy_name(), {}))
         logger.info(
             "run restored",
@@ -608,6 +609,7 @@ class LiveKernel:
             "opened": dict(self._opened),
             "days": self.days.export_state(),
             "risk": self.risk.export_state(),
+            "paused": self.step.paused,
         }
 
     def status(self) -> dict[str, Any]:
@@ -635,7 +637,75 @@ class LiveKernel:
             "signals": self.signals,
             "last_bar_ts": self.last_step_ts,
             "risk_state": str(self.risk.state),
+            "paused": self.step.paused,
         }
+
+    # -- operator control (called between two events, on the kernel's thread) ------------------
+    def set_paused(self, paused: bool) -> bool:
+        """Pause (no signal becomes an order; bars, marks, stops and targets go on) or resume;
+        stored at once, so a restarted run keeps it. Returns the previous value."""
+        before = self.step.paused
+        self.step.paused = paused
+        if before != paused and self.journal is not None and self.last_step_ts is not None:
+            self.journal.record(
+                ts=self.last_step_ts,
+                portfolio=self.portfolio,
+                checkpoints={},
+                strategy_states={self.strategy.strategy_name(): self._strategy_state},
+                orders=[],
+                fills=[],
+                trades=self.broker.open_trades(),
+                bars=[],
+                engine_state=self.engine_state(),
+            )
+        return before
+
+    def close_positions(self, symbols: Sequence[str] | None = None) -> StepOutcome:
+        """Close the open positions of ``symbols`` (every one when None) at once.
+
+        Every symbol: the broker's flatten (waiting orders cancelled, positions closed by
+        market orders, exit reason ``risk``). One symbol: its waiting entry orders cancelled
+        and a reduce-only market order (tag ``operator_close``). Both fill under the run's fill
+        rule (the next open, or the last mark in close mode); the orders are tracked and stored
+        like the strategy's. Call it between two events. Returns what changed.
+        """
+        ts = self.last_step_ts
+        if ts is None:
+            return StepOutcome()
+        broker = self.broker
+        before = {o.id for q in broker.pending.values() for o in q}
+        marks = dict(self.portfolio.marks)
+        if symbols is None:
+            broker.flatten(ts, marks)
+        else:
+            status = broker.order_status
+            for symbol in symbols:
+                queue = broker.pending.get(symbol, [])
+                for order in [o for o in queue if not o.reduce_only]:
+                    queue.remove(order)
+                    if status is not None and order.id in self._orders:
+                        status[order.id] = OrderStatus.CANCELLED
+                if not queue:
+                    broker.pending.pop(symbol, None)
+                pos = self.portfolio.positions.get(symbol)
+                if pos is None:
+                    continue
+                order = Order(
+                    id=broker.next_order_id(),
+                    symbol=symbol,
+                    side=OrderSide.BUY if pos.direction < 0 else OrderSide.SELL,
+                    type=OrderType.MARKET,
+                    quantity=pos.quantity,
+                    ts_created=ts,
+                    reduce_only=True,
+                    tag="operator_close",
+                )
+                broker.submit_order(order, ts, marks.get(symbol, float("nan")))
+        for queue in list(broker.pending.values()):
+            for order in queue:
+                if order.id not in before:
+                    self._track(order)
+        return self._commit(ts, bars=())
 
 
 def _merge(a: StepOutcome, b: StepOutcome) -> StepOutcome:

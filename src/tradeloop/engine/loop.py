@@ -195,6 +195,8 @@ class LoopSession(PaperSession):
         self._config_checked = time.monotonic()
         self.reloads = 0
         self.reloads_refused = 0
+        #: why the last reload was refused (None after an applied one)
+        self.reload_error: str | None = None
         self.retrainer: ModelRetrainer | None = None
 
     # -- hooks into the paper session ----------------------------------------------------------
@@ -251,6 +253,7 @@ class LoopSession(PaperSession):
             self._apply(new)
         except ConfigError as exc:
             self.reloads_refused += 1
+            self.reload_error = str(exc)
             logger.error("config reload refused, the running config is kept: %s", exc)
             self.alerter.send(
                 Alert(
@@ -262,6 +265,7 @@ class LoopSession(PaperSession):
             )
             return False
         self.reloads += 1
+        self.reload_error = None
         logger.info("config reloaded from %s", self.config_path)
         return True
 
@@ -307,7 +311,8 @@ class LoopSession(PaperSession):
             self._redis = _RedisBusThread(cfg.bus.url)
             self._redis.start()
             self.bus = self._redis.bus
-        self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
+        if self.analytics is None:  # ``tradeloop serve`` opens it first to share it
+            self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
         self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
         try:

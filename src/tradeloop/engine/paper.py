@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tradeloop.adapters.ccxt.history import CcxtHistorySource
 from tradeloop.adapters.ccxt.live import closed_bars, instruments_for
@@ -236,6 +236,34 @@ def _risk_setting(risk: object) -> str | Mapping[str, Any]:
             "pass risk as one of those, not a changed RiskConfig"
         )
     raise ConfigError(f"risk must be a profile name or a risk table, got {risk!r}")
+
+
+class SessionControl(Protocol):
+    """Operator commands for a running session (:mod:`tradeloop.engine.control`)."""
+
+    def opened(self, session: PaperSession, kernel: LiveKernel) -> None:
+        """The run is open (or restored), before its first event."""
+        ...
+
+    def run_pending(self, session: PaperSession, kernel: LiveKernel) -> None:
+        """Carry out the commands queued since the last call (on the session's thread)."""
+        ...
+
+
+class _StampedQueue(queue.Queue[Any]):
+    """The feed's event queue; :attr:`got_at` is when the event last taken was put
+    (``time.perf_counter()``), so a step's latency counts the time its bar waited here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got_at = 0.0
+
+    def _put(self, item: Any) -> None:
+        self.queue.append((time.perf_counter(), item))
+
+    def _get(self) -> Any:
+        self.got_at, item = self.queue.popleft()
+        return item
 
 
 class _StopRequestedError(Exception):
@@ -480,6 +508,11 @@ class PaperSession:
         self._first_queued_wall: float | None = None
         self.kernel: LiveKernel | None = None
         self.store: StateStore | None = None
+        #: operator commands run between two events (``tradeloop serve``); None: no control
+        self.control: SessionControl | None = None
+        #: when (``time.perf_counter()``) the feed handed over the last closed bar
+        self.bar_received_at: float | None = None
+        self._events: queue.Queue[Any] | None = None
         #: the run's model as stored with it, and the enrichment built from it
         self._model: dict[str, Any] | None = None
         self.enrichment: ModelEnrichment | None = None
@@ -536,7 +569,8 @@ class PaperSession:
                     alert_after_failures=cfg.alert_after_failures,
                 )
             )
-            events: queue.Queue[Any] = queue.Queue()
+            events: queue.Queue[Any] = _StampedQueue()
+            self._events = events
             if stream is None:  # a venue with its own feed (Alpaca)
                 assert self.venue_data is not None
                 feed = self.venue_data.feed(list(cfg.symbols), cfg.timeframe, events)
@@ -612,6 +646,8 @@ class PaperSession:
             logger.info("continuing run %s", cfg.run_id)
         kernel.risk.subscribe(self._on_risk_event)
         self.on_kernel_open(kernel)
+        if self.control is not None:
+            self.control.opened(self, kernel)
         return kernel
 
     # -- extension points (``tradeloop run`` adds a bus, side inputs and feedback) -------------
@@ -769,6 +805,8 @@ class PaperSession:
             self.alerter.send(error_alert("backfill failed", str(exc)))
             return
         if ev.closed:
+            if isinstance(self._events, _StampedQueue):
+                self.bar_received_at = self._events.got_at
             out = kernel.on_bar(ev.symbol, ev.ts, ev.open, ev.high, ev.low, ev.close, ev.volume)
         else:
             out = kernel.on_price(ev.symbol, ev.ts, ev.open, ev.high, ev.low, ev.close)
@@ -872,6 +910,8 @@ class PaperSession:
         if now - self._last_heartbeat >= self.config.heartbeat_s:
             self._last_heartbeat = now
             logger.info("heartbeat", extra=self.health())
+        if self.control is not None:
+            self.control.run_pending(self, kernel)
         self.on_housekeeping(kernel)
 
     # -- health --------------------------------------------------------------------------------

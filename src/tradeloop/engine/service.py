@@ -1,4 +1,5 @@
-"""Jobs the CLI and the API both call: a backtest from its description to a recorded run.
+"""Jobs the CLI and the API both call: a backtest from its description to a recorded run, and
+the running loop engine (:class:`LoopService`) that ``tradeloop serve`` steers over HTTP.
 
 A :class:`BacktestJob` says everything a backtest needs and nothing about how it was asked
 for (command-line options or an HTTP request): the data sources, the strategy and its
@@ -19,9 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,9 +44,11 @@ if TYPE_CHECKING:
     from tradeloop.engine.result import BacktestResult
 
 __all__ = [
+    "CRITICAL_COMPONENTS",
     "RUN_ID_PATTERN",
     "BacktestJob",
     "BacktestOutcome",
+    "LoopService",
     "ModelOptions",
     "load_run_record",
     "run_backtest_job",
@@ -412,3 +416,337 @@ def _point_latest(root: Path, folder: Path) -> None:
         logger.debug("cannot point %s at %s: %s", latest, folder, exc)
         with suppress(OSError):
             staged.unlink(missing_ok=True)
+
+
+# -- the loop service: one running engine and its control surface --------------------------------
+
+#: components whose failure makes the service ``down`` (503); the others make it ``degraded``
+CRITICAL_COMPONENTS = ("engine", "feed", "state_store", "broker", "model")
+
+
+class LoopService:
+    """One loop engine (``loop.toml``) running in this process, and the only way the API (or
+    any other caller) reads or steers it.
+
+    The engine is a :class:`~tradeloop.engine.loop.LoopSession` run on its own thread; every
+    read is a snapshot the session's thread built, every command goes through its
+    :class:`~tradeloop.engine.control.EngineControl` queue and is carried out between two
+    events. Each command is audited (who, what, result) in the hash-chained ``audit`` log.
+
+    Parameters
+    ----------
+    config_path
+        The loop's TOML file (watched for changes while running; see ``reload``).
+    settings
+        Exchange endpoints and keys (default: the environment).
+    alerter
+        Where alerts go (default: the log).
+    audit
+        The control audit log (default: ``control_audit.jsonl`` next to the status file).
+    feed_stale_s
+        ``/health`` reports the feed down when no kline came for this long (default: the
+        session's reconnect watchdog, 60 s).
+    fresh
+        Delete a stored run of the same id before starting.
+
+    Raises
+    ------
+    ConfigError
+        For an invalid config file (naming the file and the key).
+    """
+
+    def __init__(
+        self,
+        config_path: str | Path,
+        *,
+        settings: Any = None,
+        alerter: Any = None,
+        audit: Any = None,
+        feed_stale_s: float | None = None,
+        fresh: bool = False,
+    ) -> None:
+        from dataclasses import replace
+
+        from tradeloop.engine.control import EngineControl
+        from tradeloop.engine.loop import LoopSession, build_strategy
+        from tradeloop.engine.loop_config import load_loop_config
+        from tradeloop.risk.overrides import AuditLog
+        from tradeloop.store.analytics import AnalyticsStore
+
+        path = Path(config_path)
+        cfg = load_loop_config(path)
+        build_strategy(cfg)  # unknown strategies and parameters fail here, named
+        cfg.risk_setting()
+        self.config_path = path
+        self.session = LoopSession(cfg, settings=settings, alerter=alerter, config_path=path)
+        if fresh:
+            self.session.config = replace(self.session.config, fresh=True)
+        self.control = EngineControl()
+        self.session.control = self.control
+        self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
+        self.session.analytics = self.analytics
+        status_dir = Path(self.session.config.status_path).parent
+        self.audit = audit if audit is not None else AuditLog(status_dir / "control_audit.jsonl")
+        self.feed_stale_s = (
+            feed_stale_s if feed_stale_s is not None else self.session.config.stale_after_s
+        )
+        self.error: str | None = None
+        self.exit_code: int | None = None
+        self._thread: threading.Thread | None = None
+        self._health_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.session.config.run_id
+
+    def start(self) -> None:
+        """Start the engine on its own thread."""
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.exit_code = self.session.run()
+        except Exception as exc:  # the API stays up to report it (health: engine down)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.exit_code = 1
+            logger.exception("engine stopped with an error")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the engine to stop (state saved) and wait for it."""
+        self.session.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        """True while the engine's thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- reads --------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any] | None:
+        """The newest snapshot of the engine (None until its run is open)."""
+        return self.control.snapshot()
+
+    def status(self) -> dict[str, Any]:
+        """Engine status: mode, run, equity, cash, positions, counters, feed, stages, paused."""
+        snap = self.snapshot()
+        base: dict[str, Any] = {
+            "run_id": self.run_id,
+            "running": self.running,
+            "error": self.error,
+            "ready": snap is not None,
+        }
+        if snap is None:
+            return base
+        status: dict[str, Any] = dict(snap["status"])
+        status.update(base)
+        status["paused"] = snap["risk"]["paused"]
+        return status
+
+    def bar_received_at(self) -> float | None:
+        """When (``time.perf_counter()``) the engine took its last closed bar from the feed."""
+        return self.session.bar_received_at
+
+    def drain_inference_latencies(self) -> list[float]:
+        """Seconds of each model scoring since the last call (empty without a model)."""
+        timings = getattr(self.session.enrichment, "latencies", None)
+        out: list[float] = []
+        while timings:
+            try:
+                out.append(timings.popleft())
+            except IndexError:
+                break
+        return out
+
+    def bus_dropped(self) -> int:
+        """Messages the engine's bus dropped (failed handlers, or Redis messages lost)."""
+        bus = self.session.bus
+        stats = getattr(bus, "stats", None)
+        if isinstance(stats, dict):
+            return int(
+                stats.get("dropped_pubsub", 0)
+                + stats.get("dropped_stream", 0)
+                + stats.get("dead_letters", 0)
+            )
+        return len(getattr(bus, "dead_letters", ()))
+
+    def add_listener(self, listener: Any) -> None:
+        """Call ``listener(bus)`` with the engine's message bus when its run opens."""
+        self.control.add_listener(listener)
+
+    # -- control ------------------------------------------------------------------------------
+    def command(self, action: str, who: str, timeout_s: float = 15.0, **args: Any) -> Any:
+        """Carry out ``action`` on the engine's thread and audit it; return the
+        :class:`~tradeloop.engine.control.CommandResult`.
+
+        A command sent while the engine is not running (still starting, or stopped) is
+        refused (``ok`` False) and audited as such.
+        """
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        from tradeloop.engine.control import CommandResult
+
+        if not self.running or self.snapshot() is None:
+            result = CommandResult(
+                action,
+                False,
+                {"error": self.error or "the engine is not running yet (warming up or stopped)"},
+            )
+        else:
+            future = self.control.submit(action, **args)
+            try:
+                result = future.result(timeout=timeout_s)
+            except FutureTimeout:
+                future.cancel()
+                result = CommandResult(action, False, {"error": "the engine did not answer"})
+        self.audit_record(who, action, args, "ok" if result.ok else "refused", result.detail)
+        return result
+
+    def audit_record(
+        self,
+        who: str,
+        action: str,
+        args: Mapping[str, Any],
+        result: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one control record (who, what, arguments, result) to the audit log."""
+        shown = {k: ("<token>" if k == "token" else v) for k, v in args.items()}
+        self.audit.append(
+            {
+                "who": who,
+                "what": action,
+                "args": shown,
+                "result": result,
+                "detail": dict(detail or {}),
+                "run_id": self.run_id,
+            }
+        )
+
+    # -- health -------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok"|"degraded"|"down", "components": {name: {"ok", "detail"}}}``.
+
+        engine (its thread runs and rebuilds its snapshot), feed (a kline within
+        ``feed_stale_s`` and the connection up), bus (Redis reachable; in-process always),
+        state store and analytics store (a query answers), broker (its circuit is not open),
+        model (the configured model is loaded). A critical component down makes the service
+        ``down``; another one ``degraded``.
+        """
+        snap = self.snapshot()
+        comps: dict[str, dict[str, Any]] = {}
+        age = self.control.snapshot_age_s()
+        if not self.running:
+            comps["engine"] = _down(self.error or "the engine is not running")
+        elif snap is None:
+            comps["engine"] = _down("starting: the run is being opened (warm-up)")
+        elif age is not None and age > max(10.0, 20 * self.control.snapshot_interval_s):
+            comps["engine"] = _down(f"the engine has not reported for {age:.1f}s")
+        else:
+            comps["engine"] = _ok(f"{snap['status'].get('steps', 0)} steps")
+        comps["feed"] = self._feed(snap)
+        comps["bus"] = self._bus()
+        comps["state_store"] = self._cached("state_store", self._state_store)
+        comps["analytics_store"] = self._cached("analytics_store", self._analytics_store)
+        comps["broker"] = self._broker(snap)
+        comps["model"] = self._model(snap)
+        down = [n for n, c in comps.items() if not c["ok"] and n in CRITICAL_COMPONENTS]
+        degraded = [n for n, c in comps.items() if not c["ok"]]
+        status = "down" if down else ("degraded" if degraded else "ok")
+        return {"status": status, "components": comps}
+
+    def _feed(self, snap: Mapping[str, Any] | None) -> dict[str, Any]:
+        if snap is None:
+            return _down("no feed yet")
+        feed = snap["status"].get("feed", {})
+        state = feed.get("feed_state", "?")
+        last = self.control.last_kline_mono
+        if last is None:
+            return _down(f"no kline received yet (feed {state})")
+        age = time.monotonic() - last
+        detail = f"last kline {age:.1f}s ago (limit {self.feed_stale_s:g}s), feed {state}"
+        if age > self.feed_stale_s:
+            return _down(f"stale: {detail}")
+        if state not in ("connected",):
+            return _down(detail)
+        return _ok(detail)
+
+    def _bus(self) -> dict[str, Any]:
+        bus = self.session.bus
+        connected = getattr(bus, "connected", None)
+        if connected is None:
+            return _ok(f"{type(bus).__name__} (in-process)")
+        if connected:
+            return _ok("redis connected")
+        return _down("redis unreachable: publishing to the in-process fallback")
+
+    def _cached(self, name: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        now = time.monotonic()
+        hit = self._health_cache.get(name)
+        if hit is not None and now - hit[0] < 1.0:
+            return hit[1]
+        try:
+            out = check()
+        except Exception as exc:
+            out = _down(f"{type(exc).__name__}: {str(exc)[:200]}")
+        self._health_cache[name] = (now, out)
+        return out
+
+    def _state_store(self) -> dict[str, Any]:
+        url = self.session.config.state_url
+        if url.startswith(("postgresql://", "postgres://")):
+            import psycopg
+
+            with psycopg.connect(url, connect_timeout=2) as con:
+                con.execute("SELECT 1")
+            return _ok("postgresql answers")
+        import sqlite3
+
+        path = Path(url).expanduser()
+        if not path.is_file():
+            return _down(f"state file {path.name} does not exist")
+        lite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+        try:
+            row = lite.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            lite.close()
+        tables = int(row[0]) if row else 0
+        return _ok(f"sqlite answers ({tables} objects)")
+
+    def _analytics_store(self) -> dict[str, Any]:
+        with self.analytics.session() as con:
+            con.execute("SELECT 1").fetchone()
+        return _ok("duckdb answers")
+
+    @staticmethod
+    def _broker(snap: Mapping[str, Any] | None) -> dict[str, Any]:
+        if snap is None:
+            return _down("no broker yet")
+        broker = snap["broker"]
+        circuit = broker.get("circuit")
+        if circuit == "open":
+            return _down(f"{broker['kind']}: circuit open")
+        detail = broker["kind"] + (f", circuit {circuit}" if circuit else "")
+        return _ok(detail)
+
+    def _model(self, snap: Mapping[str, Any] | None) -> dict[str, Any]:
+        wanted = self.session.loop_config.model
+        if wanted is None:
+            return _ok("no model configured")
+        if snap is None:
+            return _down(f"model {wanted.name} not loaded yet")
+        model = snap.get("model")
+        if model is None:
+            return _down(f"model {wanted.name} is not loaded")
+        return _ok(f"{model['name']}:{model['version']}")
+
+
+def _ok(detail: str) -> dict[str, Any]:
+    return {"ok": True, "detail": detail}
+
+
+def _down(detail: str) -> dict[str, Any]:
+    return {"ok": False, "detail": detail}

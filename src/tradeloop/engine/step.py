@@ -54,6 +54,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _CLOSE = SignalAction.CLOSE
+_PAUSED = "engine paused by an operator"
 
 #: One symbol's bar at a step: ``(symbol, open, high, low, close)``.
 BarUpdate = tuple[str, float, float, float, float]
@@ -167,6 +168,7 @@ class Step:
         "inputs",
         "on_order",
         "orders",
+        "paused",
         "portfolio",
         "record",
         "risk",
@@ -203,6 +205,10 @@ class Step:
         self.signals: list[tuple[int, Signal]] = []
         self.orders: list[Order] = []
         self._counts = StepCounts()
+        #: an operator paused the engine (paper/live): the strategy still sees every bar and
+        #: positions are still marked and exited, but no signal reaches the risk gate or the
+        #: broker; each is rejected with the reason ``paused`` (counted and published)
+        self.paused = False
 
     @property
     def counts(self) -> StepCounts:
@@ -337,6 +343,9 @@ class Step:
             if events is not None:
                 events.enriched(ts, signals, kept, getattr(self.enrichment, "records", None))
             signals = kept
+        if self.paused:
+            self.refuse_paused(signals, ts)
+            return
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         orders = self.orders
         for signal in signals:
@@ -357,6 +366,15 @@ class Step:
             )
             if on_order is not None:
                 on_order(decision)  # type: ignore[arg-type]
+
+    def refuse_paused(self, signals: Sequence[Signal], ts: int) -> None:
+        """While paused: every signal is rejected (reason ``paused``), none becomes an order."""
+        events = self.events
+        for signal in signals:
+            rejection = Rejection(ts, signal.symbol, "paused", _PAUSED, "control")
+            self._counts.rejected["paused"] += 1
+            if events is not None:
+                events.decision(ts, signal, rejection)
 
     def with_ids(self, signals: Sequence[Signal], ts: int) -> Sequence[Signal]:
         """Give every opening signal without a position id its :func:`signal_id`."""
