@@ -44,18 +44,52 @@ app = typer.Typer(
     help="Systematic trading: backtest strategies on OHLCV files with one kernel for "
     "backtest, paper and live.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("tradeloop")
+        except PackageNotFoundError:  # run from a source tree without an install
+            number = "unknown"
+        print(f"tradeloop {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_show_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Systematic trading: backtest strategies on OHLCV files with one kernel for backtest,
+    paper and live.
+    """
+    from tradeloop.config.redact import install_redaction
+
+    install_redaction()  # credentials never reach the terminal
+
 _EXIT_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    kind = type(exc).__name__
-    err_console.print(f"[bold red]{kind}:[/] {exc}", highlight=False, soft_wrap=True)
+def _fail(exc: TradeloopError, verbose: bool = False) -> typer.Exit:
+    from tradeloop.cli.failure import print_failure
+
+    print_failure(exc, err_console, verbose=verbose)
     for cls, code in _EXIT_CODES.items():
         if isinstance(exc, cls):
             return typer.Exit(code)
@@ -318,7 +352,7 @@ def backtest(
         finally:
             progress.close()
     except TradeloopError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from None
     _print_outcome(outcome)
 
 
@@ -457,6 +491,9 @@ register_serve_commands(app)
 
 def main() -> None:
     """Entry point of the ``tradeloop`` script."""
+    from tradeloop.config.redact import install_redaction
+
+    install_redaction()
     app()
 
 

@@ -471,7 +471,11 @@ class AlpacaClient:
             self._filled[order.venue_order_id] = (order.filled, order.average_price)
             exact = price is not None and qty is not None and abs(qty - delta) < 1e-9
             if not exact or price is None or not math.isfinite(price):
-                price = (order.average_price * order.filled - before_avg * before) / delta
+                price = (
+                    order.average_price
+                    if before == 0
+                    else (order.average_price * order.filled - before_avg * before) / delta
+                )
             fill = VenueFill(
                 trade_id=f"{order.venue_order_id}:{order.filled:g}",
                 client_order_id=order.client_order_id,

@@ -164,7 +164,7 @@ class AlpacaServer:
         self.book = AlpacaBook(cash, set(self.series), fill_parts=fill_parts, emit=self._emit)
         self.book.now_ns = int(timeline[start][0]) if timeline else 0
         self.calendar_name = calendar
-        self._calendar: Any = None
+        self._calendar: _Sessions | None = None
         self.host, self.port = host, port
         self.faults: list[AlpacaFault] = []
         self.requests: list[tuple[str, str, int | None]] = []
@@ -379,12 +379,10 @@ class AlpacaServer:
         return len(self._data_ws)
 
     # -- replay internals ----------------------------------------------------------------------
-    def calendar(self) -> Any:
+    def calendar(self) -> _Sessions:
         """The exchange calendar of the clock (loaded once)."""
         if self._calendar is None:
-            from tradeloop.engine.scheduler import ExchangeCalendarSchedule
-
-            self._calendar = ExchangeCalendarSchedule(self.calendar_name)
+            self._calendar = _Sessions(self.calendar_name)
         return self._calendar
 
     async def _advance(self, n: int) -> int:
@@ -794,6 +792,41 @@ class AlpacaServer:
                 )
         self._data_ws.pop(ws, None)
         return ws
+
+
+class _Sessions:
+    """Session opens and closes of an ``exchange_calendars`` calendar (UTC ns)."""
+
+    def __init__(self, name: str) -> None:
+        import warnings
+
+        import exchange_calendars as xcals
+        import pandas as pd
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cal = xcals.get_calendar(name, start="2005-01-01")
+
+        def ns(col: Any) -> np.ndarray:
+            idx = pd.DatetimeIndex(col)
+            if idx.tz is not None:
+                idx = idx.tz_convert("UTC").tz_localize(None)
+            return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
+
+        self.opens = ns(cal.opens)
+        self.closes = ns(cal.closes)
+
+    def is_open(self, ts: int) -> bool:
+        i = int(np.searchsorted(self.opens, ts, side="right")) - 1
+        return i >= 0 and ts < int(self.closes[i])
+
+    def next_open(self, ts: int) -> int:
+        i = int(np.searchsorted(self.opens, ts, side="left"))
+        return int(self.opens[min(i, len(self.opens) - 1)])
+
+    def next_close(self, ts: int) -> int:
+        i = int(np.searchsorted(self.closes, ts, side="right"))
+        return int(self.closes[min(i, len(self.closes) - 1)])
 
 
 def _abort(request: web.Request) -> None:

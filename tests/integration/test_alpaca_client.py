@@ -1,0 +1,294 @@
+"""AlpacaClient (unmodified alpaca-py) against the local Alpaca venue replaying real SPY bars.
+
+Every expected fill price is computed here from the recorded bars and the venue's documented
+fill rule; every order sent is counted at the venue (no duplicate ever).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tradeloop.adapters.alpaca import AlpacaClient, AlpacaClockSchedule, AlpacaConfig
+from tradeloop.core.errors import ConfigError
+from tradeloop.core.order_status import OrderStatus
+from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
+from tradeloop.execution.venue import (
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderRequest,
+    RateLimitedError,
+    VenueClient,
+    VenueFill,
+    VenueOrder,
+    VenueUnavailableError,
+)
+from tradeloop.testing.venue.alpaca import (
+    DEFAULT_KEY,
+    DEFAULT_SECRET,
+    AlpacaFault,
+    AlpacaServer,
+    MinuteBars,
+    load_equity_minutes,
+)
+
+START = 400  # a bar inside the 2011-01-03 regular session
+
+
+@pytest.fixture(scope="module")
+def spy(shared_data: Path) -> MinuteBars:
+    return load_equity_minutes(shared_data)
+
+
+@pytest.fixture
+def venue(spy: MinuteBars) -> Iterator[AlpacaServer]:
+    with AlpacaServer([spy], start=START) as server:
+        yield server
+
+
+def make_client(server: AlpacaServer, **kw: object) -> AlpacaClient:
+    cfg = AlpacaConfig(
+        api_key=DEFAULT_KEY,
+        api_secret=DEFAULT_SECRET,
+        url=server.url,
+        ws_url=f"ws://127.0.0.1:{server.port}",
+        timeout_s=1.0,
+        poll_interval_s=0.0,
+        **kw,  # type: ignore[arg-type]
+    )
+    return AlpacaClient(cfg)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
+
+
+def bar(spy: MinuteBars, i: int) -> tuple[float, float, float, float]:
+    o, h, low, c, _ = (float(x) for x in spy.ohlcv[i])
+    return o, h, low, c
+
+
+def req(cid: str, side: OrderSide, otype: OrderType, qty: float, **kw: object) -> OrderRequest:
+    return OrderRequest(cid, "SPY", side, otype, qty, **kw)  # type: ignore[arg-type]
+
+
+def fills_of(updates: list[object]) -> list[VenueFill]:
+    return [u for u in updates if isinstance(u, VenueFill)]
+
+
+def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: MinuteBars) -> None:
+    client = make_client(venue)
+    assert isinstance(client, VenueClient)
+    venue.advance(1)  # the venue knows a price
+    _o, _h, _low, c = bar(spy, START)
+    # market, fractional: fills at the next bar's open
+    client.place_order(req("m1", OrderSide.BUY, OrderType.MARKET, 1.5))
+    # limit below the market, stop above, trailing 0.1 %, bracket entry
+    lim = round(c - 0.30, 2)
+    stop = round(c + 0.30, 2)
+    client.place_order(req("l1", OrderSide.BUY, OrderType.LIMIT, 2, price=lim))
+    client.place_order(req("s1", OrderSide.BUY, OrderType.STOP, 1, stop_price=stop))
+    client.place_order(req("t1", OrderSide.SELL, OrderType.STOP, 1, trail_percent=0.001))
+    br = client.place_order(
+        req("b1", OrderSide.BUY, OrderType.MARKET, 3, take_profit=c + 0.5, stop_loss=c - 0.5)
+    )
+    assert br.status is OrderStatus.ACCEPTED
+    assert venue.order_count() == 5
+    venue.advance(200)
+    nxt = START + 1
+    m1 = client.fetch_order("SPY", "m1")
+    assert m1.status is OrderStatus.FILLED
+    assert m1.filled == 1.5
+    assert m1.average_price == bar(spy, nxt)[0]
+    # the limit: first later bar whose low reaches it, at min(open, limit)
+    expected = None
+    for i in range(nxt, START + 201):
+        bo, _, bl, _ = bar(spy, i)
+        if bl <= lim:
+            expected = min(bo, lim)
+            break
+    l1 = client.fetch_order("SPY", "l1")
+    if expected is None:
+        assert l1.status is OrderStatus.ACCEPTED
+        assert l1.filled == 0
+    else:
+        assert l1.status is OrderStatus.FILLED
+        assert math.isclose(l1.average_price, expected)
+    expected = None
+    for i in range(nxt, START + 201):
+        bo, bh, _, _ = bar(spy, i)
+        if bh >= stop:
+            expected = max(bo, stop)
+            break
+    s1 = client.fetch_order("SPY", "s1")
+    assert (s1.status is OrderStatus.FILLED) == (expected is not None)
+    if expected is not None:
+        assert math.isclose(s1.average_price, expected)
+    # the bracket's entry filled at the next open; its exits are orders of their own
+    b1 = client.fetch_order("SPY", "b1")
+    assert b1.status is OrderStatus.FILLED
+    assert b1.average_price == bar(spy, nxt)[0]
+    book = venue.book
+    legs = book.by_client_id["b1"].legs
+    assert len(legs) == 2
+    assert {leg.type for leg in legs} == {"limit", "stop"}
+    assert sum(1 for leg in legs if leg.status == "filled") <= 1  # one cancels the other
+    # positions at the venue equal the sum of the fills it reported
+    signed = sum(q if side == "buy" else -q for _, side, q, _ in book.fills)
+    pos = client.positions()
+    assert math.isclose(sum(p.quantity for p in pos), signed, abs_tol=1e-9)
+    client.close()
+
+
+def test_lost_answer_is_recovered_by_client_id_without_a_second_order(
+    venue: AlpacaServer,
+) -> None:
+    client = make_client(venue)
+    venue.advance(1)
+    lost = venue.add_fault(AlpacaFault("lost", path="/v2/orders", method="POST"))
+    order = client.place_order(req("tlLost1", OrderSide.BUY, OrderType.MARKET, 2))
+    assert lost.fired == 1
+    assert order.client_order_id == "tlLost1"
+    # the broker's retry with the same id: the venue refuses a duplicate, the order comes back
+    again = client.place_order(req("tlLost1", OrderSide.BUY, OrderType.MARKET, 2))
+    assert again.venue_order_id == order.venue_order_id
+    hang = venue.add_fault(AlpacaFault("hang", path="/v2/orders", method="POST", hang_s=1.5))
+    slow = client.place_order(req("tlHang1", OrderSide.SELL, OrderType.MARKET, 1))
+    assert hang.fired == 1
+    assert slow.status is OrderStatus.ACCEPTED
+    assert venue.order_count("tlLost1") == 1
+    assert venue.order_count("tlHang1") == 1
+    assert venue.order_count() == 2
+    venue.advance(1)
+    assert client.fetch_order("SPY", "tlLost1").status is OrderStatus.FILLED
+    client.close()
+
+
+def test_errors_map_to_the_venue_contract(venue: AlpacaServer) -> None:
+    client = make_client(venue)
+    venue.advance(1)
+    venue.add_fault(AlpacaFault("status", path="/v2/account", status=503))
+    with pytest.raises(VenueUnavailableError):
+        client.balances()
+    venue.add_fault(AlpacaFault("status", path="/v2/positions", status=429, retry_after=7))
+    with pytest.raises(RateLimitedError) as info:
+        client.positions()
+    assert info.value.retry_after == 7.0
+    assert venue.count("GET", "/v2/positions") == 1  # the library did not sleep and retry
+    venue.add_fault(AlpacaFault("drop", path="/v2/clock"))
+    with pytest.raises(VenueUnavailableError):
+        client.market_clock()
+    with pytest.raises(OrderNotFoundError):
+        client.fetch_order("SPY", "never-sent")
+    with pytest.raises(OrderRejectedError, match="insufficient buying power"):
+        client.place_order(req("big", OrderSide.BUY, OrderType.MARKET, 100_000))
+    with pytest.raises(OrderRejectedError, match="fractional"):
+        client.place_order(req("fr", OrderSide.SELL, OrderType.MARKET, 0.5))
+    with pytest.raises(ConfigError, match="NOPE"):
+        client.market_rules("NOPE")
+    bad = AlpacaClient(AlpacaConfig(api_key=DEFAULT_KEY, api_secret="wrong", url=venue.url))
+    with pytest.raises(ConfigError, match="401") as err:
+        bad.balances()
+    assert "wrong" not in str(err.value)
+    assert "wrong" not in repr(bad.config)
+    assert venue.order_count() == 0
+    client.close()
+
+
+def test_partial_fills_and_async_reject_through_the_stream(spy: MinuteBars) -> None:
+    with AlpacaServer([spy], start=START, fill_parts=3) as venue:
+        client = make_client(venue)
+        client.start_stream()
+        wait_for(lambda: client.stream_connected and venue.trade_listeners == 1)
+        venue.advance(1)
+        client.place_order(req("p1", OrderSide.BUY, OrderType.MARKET, 3.3))
+        venue.reject_next("symbol halted")
+        client.place_order(req("r1", OrderSide.BUY, OrderType.MARKET, 1))
+        venue.advance(1)
+        updates: list[object] = []
+        wait_for(
+            lambda: (
+                bool(updates.extend(client.drain_updates()) or True)
+                and any(
+                    isinstance(u, VenueOrder) and u.status is OrderStatus.FILLED for u in updates
+                )
+            )
+        )
+        fills = fills_of(updates)
+        assert len(fills) == 3
+        assert len({f.trade_id for f in fills}) == 3
+        assert math.isclose(sum(f.amount for f in fills), 3.3)
+        assert all(f.price == bar(spy, START + 1)[0] for f in fills)
+        statuses = [
+            u.status for u in updates if isinstance(u, VenueOrder) and u.client_order_id == "p1"
+        ]
+        assert statuses[-1] is OrderStatus.FILLED
+        assert OrderStatus.PARTIALLY_FILLED in statuses
+        rejected = [u for u in updates if isinstance(u, VenueOrder) and u.client_order_id == "r1"]
+        assert rejected[-1].status is OrderStatus.REJECTED
+        assert rejected[-1].reason  # alpaca-py keeps no reason text: a generic one
+        assert venue.events_lost == 0
+        client.close()
+
+
+def test_stream_drop_falls_back_to_rest_and_counts_each_fill_once(
+    venue: AlpacaServer, spy: MinuteBars
+) -> None:
+    client = make_client(venue)
+    client.start_stream()
+    wait_for(lambda: client.stream_connected and venue.trade_listeners == 1)
+    venue.advance(1)
+    client.drain_updates()
+    venue.drop_streams(trade=True, refuse=1000)  # down for the rest of the test
+    wait_for(lambda: not client.stream_connected)
+    client.drain_updates()
+    for k in range(5):
+        client.place_order(req(f"d{k}", OrderSide.BUY, OrderType.MARKET, 1 + k / 4))
+        venue.advance(1)
+    assert venue.events_lost > 0  # nobody listened: lost, as at Alpaca
+    fills = fills_of(client.drain_updates(["SPY"])) + fills_of(client.drain_updates(["SPY"]))
+    assert client.polls >= 1
+    assert sorted(f.client_order_id for f in fills) == [f"d{k}" for k in range(5)]
+    assert math.isclose(sum(f.amount for f in fills), sum(1 + k / 4 for k in range(5)))
+    for k, f in enumerate(sorted(fills, key=lambda f: f.client_order_id)):
+        assert math.isclose(f.price, bar(spy, START + 1 + k)[0])
+    # a position changed outside the bot shows in the venue's positions
+    venue.adjust_position("SPY", -1.0)
+    pos = {p.symbol: p.quantity for p in client.positions()}
+    assert math.isclose(pos["SPY"], sum(1 + k / 4 for k in range(5)) - 1.0)
+    client.close()
+
+
+def test_market_clock_opens_and_closes_the_session(venue: AlpacaServer) -> None:
+    client = make_client(venue)
+    schedule = AlpacaClockSchedule(client, min_refresh_s=0.0)
+    states: list[bool] = []
+    for _ in range(700):  # past the 2011-01-03 close, into the next session
+        if not venue.advance(1):
+            break
+        states.append(schedule.is_open(venue.published[-1][1]))
+    changes = [i for i in range(1, len(states)) if states[i] != states[i - 1]]
+    assert states[0] is True
+    assert len(changes) == 2  # closes on Jan 3, opens again on Jan 4
+    close_ts = venue.published[changes[0]][1]
+    open_ts = venue.published[changes[1]][1]
+    assert time.strftime("%d %H:%M", time.gmtime(close_ts / 1e9)) == "03 21:00"  # XNYS
+    assert time.strftime("%d %H:%M", time.gmtime(open_ts / 1e9)) == "04 14:30"
+    assert not any(states[changes[0] : changes[1]])  # extended hours are outside
+    assert schedule.next_open(close_ts) > close_ts
+    assert schedule.refreshes < len(states) / 10  # asks the clock only at boundaries
+    client.close()
+
+
+def test_missing_keys_are_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="TRADELOOP_ALPACA_API_KEY"):
+        AlpacaConfig(api_key="", api_secret="")
+    assert TimeInForce.DAY.value == "day"
