@@ -1,4 +1,8 @@
-"""Logging: stdlib ``logging`` with a JSON-lines formatter and optional daily rotation."""
+"""Logging: stdlib ``logging``; readable lines on the console, JSON lines in log files.
+
+Every handler carries a :class:`~tradeloop.config.redact.RedactingFilter`: credentials never
+reach a log line.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JsonLinesFormatter", "setup_logging"]
+__all__ = ["ConsoleFormatter", "JsonLinesFormatter", "setup_logging"]
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -30,18 +34,55 @@ class JsonLinesFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exception"] = record.exc_text
         return json.dumps(payload, default=str)
 
 
-def setup_logging(level: int | str = logging.WARNING, log_file: str | Path | None = None) -> None:
-    """Send tradeloop's logs to stderr as JSON lines, and to ``log_file`` rotated daily."""
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record: ``14:03:07 WARNING data.loader: message (key=value ...)``.
+
+    ``extra`` fields follow the message in parentheses; an exception's traceback follows on
+    the next lines.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as a readable line."""
+        when = datetime.fromtimestamp(record.created, tz=UTC).strftime("%H:%M:%S")
+        name = record.name.removeprefix("tradeloop.")
+        extra = [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _RESERVED and not key.startswith("_")
+        ]
+        line = f"{when} {record.levelname:<7} {name}: {record.getMessage()}"
+        if extra:
+            line += f" ({', '.join(extra)})"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+def setup_logging(
+    level: int | str = logging.WARNING,
+    log_file: str | Path | None = None,
+    *,
+    console_json: bool = False,
+) -> None:
+    """Send tradeloop's logs to stderr as readable lines (``console_json``: JSON lines), and to
+    ``log_file`` as JSON lines rotated daily; credentials are masked on both."""
+    from tradeloop.config.redact import RedactingFilter
+
     root = logging.getLogger("tradeloop")
     root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = JsonLinesFormatter()
     stream = logging.StreamHandler()
-    stream.setFormatter(formatter)
+    stream.setFormatter(formatter if console_json else ConsoleFormatter())
+    stream.addFilter(RedactingFilter())
     root.addHandler(stream)
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -49,5 +90,6 @@ def setup_logging(level: int | str = logging.WARNING, log_file: str | Path | Non
             log_file, when="midnight", utc=True, backupCount=14, encoding="utf-8"
         )
         rotating.setFormatter(formatter)
+        rotating.addFilter(RedactingFilter())
         root.addHandler(rotating)
     root.propagate = False

@@ -15,6 +15,7 @@ __all__ = ["write_status"]
 def write_status(path: str | Path, status: Mapping[str, Any]) -> None:
     """Write ``status`` as JSON to ``path`` so that a reader sees the old or the new file,
     never a partial one (a temporary file in the same folder, then ``os.replace``).
+    Credentials (a DSN's password, API keys, webhook URLs) are masked.
 
     >>> import json, tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "status.json"
@@ -22,9 +23,13 @@ def write_status(path: str | Path, status: Mapping[str, Any]) -> None:
     >>> json.loads(p.read_text())["mode"]
     'paper'
     """
+    from tradeloop.config.redact import redact_data
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(dict(status), indent=2, sort_keys=True, default=str, allow_nan=True)
+    text = json.dumps(
+        redact_data(dict(status)), indent=2, sort_keys=True, default=str, allow_nan=True
+    )
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

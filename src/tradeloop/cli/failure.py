@@ -1,0 +1,54 @@
+"""How the CLI reports a failure: the error, where user code raised it, the traceback (-v)."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console
+
+__all__ = ["print_failure", "user_frame"]
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of ``exc``'s cause chain that is not tradeloop's or a library's.
+
+    For a strategy's exception that is the line of the strategy that raised (or called the
+    library that raised).
+    """
+    cause: BaseException | None = exc
+    frames: list[traceback.FrameSummary] = []
+    while cause is not None:
+        tb: TracebackType | None = cause.__traceback__
+        frames = list(traceback.extract_tb(tb)) or frames
+        cause = cause.__cause__
+    own = [
+        f
+        for f in frames
+        if not f.filename.startswith(_PACKAGE)
+        and "site-packages" not in f.filename
+        and not f.filename.startswith("<frozen")
+    ]
+    return own[-1] if own else None
+
+
+def print_failure(exc: BaseException, console: Console, *, verbose: bool = False) -> None:
+    """Print ``Kind: message``, the user-code location, and with ``verbose`` the traceback."""
+    console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
+    frame = user_frame(exc)
+    if frame is not None:
+        console.print(
+            f"  at {frame.filename}:{frame.lineno} in {frame.name}: {frame.line or ''}".rstrip(),
+            highlight=False,
+            soft_wrap=True,
+        )
+    cause = exc.__cause__
+    if verbose and cause is not None:
+        console.print(
+            "".join(traceback.format_exception(cause)).rstrip(), highlight=False, markup=False
+        )
+    elif cause is not None and frame is not None:
+        console.print("  (-v shows the whole traceback)", style="dim", highlight=False)
