@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -80,7 +80,7 @@ def req(cid: str, side: OrderSide, otype: OrderType, qty: float, **kw: object) -
     return OrderRequest(cid, "SPY", side, otype, qty, **kw)  # type: ignore[arg-type]
 
 
-def fills_of(updates: list[object]) -> list[VenueFill]:
+def fills_of(updates: Sequence[object]) -> list[VenueFill]:
     return [u for u in updates if isinstance(u, VenueFill)]
 
 
@@ -214,14 +214,14 @@ def test_partial_fills_and_async_reject_through_the_stream(spy: MinuteBars) -> N
         client.place_order(req("r1", OrderSide.BUY, OrderType.MARKET, 1))
         venue.advance(1)
         updates: list[object] = []
-        wait_for(
-            lambda: (
-                bool(updates.extend(client.drain_updates()) or True)
-                and any(
-                    isinstance(u, VenueOrder) and u.status is OrderStatus.FILLED for u in updates
-                )
+
+        def p1_filled() -> bool:
+            updates.extend(client.drain_updates())
+            return any(
+                isinstance(u, VenueOrder) and u.status is OrderStatus.FILLED for u in updates
             )
-        )
+
+        wait_for(p1_filled)
         fills = fills_of(updates)
         assert len(fills) == 3
         assert len({f.trade_id for f in fills}) == 3
