@@ -44,7 +44,7 @@ from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.engine.config import RunConfig
 from tradeloop.engine.daily import DaySummary, DayTracker
 from tradeloop.engine.events import StepEvents
-from tradeloop.engine.factories import make_broker
+from tradeloop.engine.factories import VenueSpec, make_broker
 from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.journal import Journal
 from tradeloop.engine.market import MarketData
@@ -183,6 +183,9 @@ class LiveKernel:
         Where the step's events go (:mod:`tradeloop.bus.events`); None publishes nothing.
     inputs
         Side-input sources (default: one for each input the strategy declares).
+    mode, venue
+        ``paper`` (default) fills through the simulated broker; ``live`` through the venue
+        broker of ``venue`` (:func:`~tradeloop.engine.factories.make_broker`).
     """
 
     def __init__(
@@ -199,6 +202,8 @@ class LiveKernel:
         enrichment: Enrichment | None = None,
         bus: MessageBus | None = None,
         inputs: Sequence[InputSource] = (),
+        mode: str = "paper",
+        venue: VenueSpec | None = None,
     ) -> None:
         symbols = tuple(strategy.symbols) or tuple(instruments)
         missing = [s for s in symbols if s not in instruments]
@@ -223,7 +228,11 @@ class LiveKernel:
         self.journal = Journal(store, run_id) if store is not None else None
         self.max_bars = max_bars
         self.portfolio = Portfolio(config.balance)
-        self.broker = make_broker("paper", self.portfolio, self.instruments, timeframe, config)
+        #: ``paper`` (simulated fills) or ``live`` (the venue of ``venue``)
+        self.mode = mode
+        self.broker = make_broker(
+            mode, self.portfolio, self.instruments, timeframe, config, venue=venue
+        )
         self.risk = risk if risk is not None else RiskEngine(config.risk)
         self.risk.bind(self.instruments, self.broker.next_order_id)
         self.enrichment = enrichment
