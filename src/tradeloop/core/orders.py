@@ -97,12 +97,18 @@ class Fill:
     reason: str = "signal"
 
 
-def order_from_signal(signal: Signal, ts_ns: int, portfolio: Portfolio, order_id: int = 0) -> Order:
+def order_from_signal(
+    signal: Signal,
+    ts_ns: int,
+    portfolio: Portfolio,
+    order_id: int = 0,
+    position_id: str | None = None,
+) -> Order:
     """Return the market order a signal asks for, sized as the signal says.
 
     An equity-fraction signal gives an order with ``equity_fraction`` (resolved at the fill);
     a close gives a ``reduce_only`` order on the side opposite to the open position. The
-    signal's stops travel with the order.
+    signal's stops travel with the order, and so does its position id (else ``position_id``).
     """
     symbol = signal.symbol
     action = signal.action
@@ -134,5 +140,5 @@ def order_from_signal(signal: Signal, ts_ns: int, portfolio: Portfolio, order_id
         action is SignalAction.CLOSE,
         signal.tag,
         exits,
-        signal.position_id,
+        signal.position_id or position_id,
     )

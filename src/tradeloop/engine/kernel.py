@@ -162,6 +162,7 @@ class BacktestEngine:
         market, view, strategy = self.market, self.view, self.strategy
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
+        self._range_lists: dict[str, tuple[list[float], list[float], list[float]]] = {}
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -261,6 +262,7 @@ class BacktestEngine:
         on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
+        skip_to_exit = broker.skip_to_exit
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
@@ -278,10 +280,15 @@ class BacktestEngine:
                     signals = on_bar(view, portfolio)
                     if signals:
                         submit(signals, step, int(step_ts[step]), view, None, float(c[step]))
-                if pending or watched:
+                if pending:
                     step += 1
                 else:
-                    step = min(wake[ptr], stop) if ptr < n_wake else stop
+                    nxt = min(wake[ptr], stop) if ptr < n_wake else stop
+                    if watched and step + 1 < nxt:
+                        # jump to the first bar whose range reaches a stop, trailing stop or
+                        # target (the anchor follows the bars skipped)
+                        nxt = skip_to_exit(symbol, *self._range_lanes(lane), step + 1, nxt)
+                    step = nxt
         except StrategyError:
             raise
         except Exception as exc:
@@ -366,6 +373,22 @@ class BacktestEngine:
                 )
             else:
                 portfolio.marks[symbol] = close
+
+    def _range_lanes(
+        self, lane: _Lane
+    ) -> tuple[
+        tuple[list[float], list[float], list[float]], tuple[np.ndarray, np.ndarray, np.ndarray]
+    ]:
+        """Opens, highs and lows as Python lists (made once, on the first watched stop) and
+        as the lane's numpy arrays."""
+        cached = self._range_lists.get(lane.symbol)
+        if cached is None:
+            cached = self._range_lists[lane.symbol] = (
+                lane.open.tolist(),
+                lane.high.tolist(),
+                lane.low.tolist(),
+            )
+        return cached, (lane.open, lane.high, lane.low)
 
     def _close_list(self, lane: _Lane) -> list[float]:
         cached = self._close_lists.get(lane.symbol)

@@ -27,6 +27,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from tradeloop.core.clock import HistoricalClock
@@ -170,9 +171,10 @@ class Step:
         "orders",
         "paused",
         "portfolio",
+        "_named",
+        "_signals",
         "record",
         "risk",
-        "signals",
         "strategy",
         "strategy_name",
     )
@@ -202,7 +204,9 @@ class Step:
         self.clock = HistoricalClock()
         #: keep every signal and order in memory (a backtest's result); paper/live store them
         self.record = record
-        self.signals: list[tuple[int, Signal]] = []
+        #: recorded signals as the strategy returned them (opening ones named on reading)
+        self._signals: list[tuple[int, Signal]] = []
+        self._named: list[tuple[int, Signal]] = []
         self.orders: list[Order] = []
         self._counts = StepCounts()
         #: an operator paused the engine (paper/live): the strategy still sees every bar and
@@ -211,11 +215,28 @@ class Step:
         self.paused = False
 
     @property
+    def signals(self) -> list[tuple[int, Signal]]:
+        """Every recorded signal with its step time, each opening one carrying its id.
+
+        The decision phase hands the id of a lone opening signal to the risk gate (it travels
+        on the order) instead of copying the signal; the named copies are made here, once, when
+        the record is read.
+        """
+        raw, named = self._signals, self._named
+        if len(named) < len(raw):
+            name = self.strategy_name
+            for ts, signal in raw[len(named) :]:
+                if signal.position_id is None and signal.action is not _CLOSE:
+                    signal = signal.with_position_id(signal_id(name, signal.symbol, ts))
+                named.append((ts, signal))
+        return named
+
+    @property
     def counts(self) -> StepCounts:
         """What went through the stages so far (a recording step counts its lists)."""
         counts = self._counts
         if self.record:
-            counts.signals, counts.orders = len(self.signals), len(self.orders)
+            counts.signals, counts.orders = len(self._signals), len(self.orders)
         return counts
 
     # -- the whole step --------------------------------------------------------------------
@@ -321,16 +342,39 @@ class Step:
         broker, counts = self.broker, self._counts
         broker.step = step
         self.clock.advance_to(ts)
-        if len(signals) == 1:  # the common case: one signal, an id only if it opens
-            first = signals[0]
-            if first.action is not _CLOSE and first.position_id is None:
-                # core.signal.signal_id's format, inlined on the hot path (a test holds them equal)
-                signals = (first.with_position_id(f"{self.strategy_name}:{first.symbol}:{ts}"),)
-        else:
-            signals = self.with_ids(signals, ts)
         record, events = self.record, self.events
+        if len(signals) == 1 and events is None and self.enrichment is None:
+            # the common case: one signal straight to the risk gate. An opening signal's id
+            # travels on the order (no copy of the signal); the record names it when read.
+            signal = signals[0]
+            pid = None
+            if signal.action is not _CLOSE and signal.position_id is None:
+                # core.signal.signal_id's format, inlined on the hot path (a test holds them equal)
+                pid = f"{self.strategy_name}:{signal.symbol}:{ts}"
+            if record:
+                self._signals.append((ts, signal))
+            else:
+                counts.signals += 1
+            decision = self.risk.check(signal, self.portfolio, view, pid)
+            if isinstance(decision, Rejection):
+                counts.rejected[decision.reason] += 1
+                return
+            if pid is not None and decision.position_id is None and not decision.reduce_only:
+                # a gate that built the entry without the id: it still names its position
+                decision = replace(decision, position_id=pid)
+            if record:
+                self.orders.append(decision)
+            else:
+                counts.orders += 1
+            broker.submit_order(
+                decision, ts, close if closes is None else closes.get(signal.symbol, math.nan)
+            )
+            if self.on_order is not None:
+                self.on_order(decision)
+            return
+        signals = self.with_ids(signals, ts)
         if record:
-            recorded = self.signals
+            recorded = self._signals
             for signal in signals:
                 recorded.append((ts, signal))
         else:

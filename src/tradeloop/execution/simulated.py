@@ -11,9 +11,11 @@ stop is assumed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+import numpy as np
 
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.money import fee_for, pnl_for, quantity_for_budget
@@ -25,6 +27,7 @@ from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
+from tradeloop.execution.exit_scan import next_exit_bar
 
 # ``Rejection`` lives in core (risk and execution share it); re-exported here for callers
 # that imported it from this module.
@@ -186,6 +189,28 @@ class SimulatedBroker:
             self._check_exits(pos, ts_ns, o, h, low)
         self.portfolio.marks[symbol] = c
 
+    def skip_to_exit(
+        self,
+        symbol: str,
+        lists: tuple[Sequence[float], Sequence[float], Sequence[float]],
+        arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+        start: int,
+        stop: int,
+    ) -> int:
+        """Return the first bar in ``[start, stop)`` where the open position in ``symbol`` may
+        exit (``stop`` when none), with its trailing anchor moved over the bars before it.
+
+        For a backtest's market phase between strategy bars: the bars skipped are exactly the
+        bars where :meth:`on_bar_range` would only have moved the anchor. ``lists`` and
+        ``arrays`` are the opens, highs and lows (as lists and as numpy arrays).
+        """
+        pos = self.portfolio.positions[symbol]
+        k, anchor = next_exit_bar(pos, *lists, arrays, start, stop)
+        if anchor is not None and anchor != pos.trail_anchor:
+            # one new Position per skipped stretch (not per new high)
+            self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
+        return k
+
     def cancel_pending(self) -> int:
         """Drop orders that never reached a bar (e.g. a signal on the last bar)."""
         count = sum(len(q) for q in self.pending.values())
@@ -346,20 +371,21 @@ class SimulatedBroker:
         self._position_seq += 1
         exits = order.exits
         trail = exits.trailing_stop if exits is not None else None
+        # positional: this runs for every entry of a backtest, and keywords cost more
         pos = Position(
-            id=order.position_id or f"{order.symbol}-{self._position_seq}",
-            symbol=order.symbol,
-            direction=direction,
-            quantity=quantity,
-            entry_price=price,
-            entry_ts=ts_ns,
-            entry_fee=fee,
-            stop_loss=exits.stop_loss if exits is not None else None,
-            take_profit=exits.take_profit if exits is not None else None,
-            trail_fraction=trail,
-            trail_anchor=price if trail else None,
-            tag=order.tag,
-            trail_activation=exits.trailing_activation if exits is not None and trail else None,
+            order.position_id or f"{order.symbol}-{self._position_seq}",
+            order.symbol,
+            direction,
+            quantity,
+            price,
+            ts_ns,
+            fee,
+            exits.stop_loss if exits is not None else None,
+            exits.take_profit if exits is not None else None,
+            trail,
+            price if trail else None,
+            order.tag,
+            exits.trailing_activation if exits is not None and trail else None,
         )
         portfolio.positions[order.symbol] = pos
         if pos.stop_loss is not None or pos.take_profit is not None or trail:

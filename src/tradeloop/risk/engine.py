@@ -317,17 +317,24 @@ class RiskEngine:
 
     # -- the gate -----------------------------------------------------------------------------
     def check(
-        self, intent: Signal, portfolio: Portfolio, market: MarketContext
+        self,
+        intent: Signal,
+        portfolio: Portfolio,
+        market: MarketContext,
+        position_id: str | None = None,
     ) -> Order | Rejection:
         """Return the order for ``intent``, sized and with stops, or a :class:`Rejection`.
 
-        A rejection is recorded in :attr:`rejections` (source ``risk``) and never raised.
+        ``position_id`` (the kernel's signal id) names the position an entry order opens when
+        the signal itself carries none; the kernel passes it here instead of copying the
+        signal. A rejection is recorded in :attr:`rejections` (source ``risk``) and never
+        raised.
         """
         if self.passthrough:
             self.accepted += 1
-            return order_from_signal(intent, market.ts, portfolio, self._next_id())
+            return order_from_signal(intent, market.ts, portfolio, self._next_id(), position_id)
         try:
-            order = self._check(intent, portfolio, market)
+            order = self._check(intent, portfolio, market, position_id)
         except _RefusedError as refusal:
             rejection = Rejection(
                 market.ts, intent.symbol, refusal.reason.value, refusal.detail, "risk"
@@ -343,7 +350,13 @@ class RiskEngine:
             return default
         return self.overrides.limit(name, default, ts)
 
-    def _check(self, intent: Signal, portfolio: Portfolio, market: MarketContext) -> Order:
+    def _check(
+        self,
+        intent: Signal,
+        portfolio: Portfolio,
+        market: MarketContext,
+        position_id: str | None = None,
+    ) -> Order:
         ts = market.ts
         symbol = intent.symbol
         if ts != self._inflight_ts:  # a new bar: the earlier orders have filled or failed
@@ -513,7 +526,7 @@ class RiskEngine:
                 stops.trailing_stop,
                 stops.trailing_activation,
             ),
-            position_id=intent.position_id,
+            position_id=intent.position_id or position_id,
         )
 
     def _check_correlation(

@@ -125,6 +125,14 @@ CASES = [
     ("sma_cross", {}, "permissive"),
     ("sma_cross", {"stop_loss": 0.02, "take_profit": 0.04, "short": True}, "permissive"),
     ("sma_cross", {"stop_loss": 0.02}, "default"),
+    ("sma_cross", {"trailing_stop": 0.02, "short": True}, "permissive"),
+    ("sma_cross", {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.015}, "permissive"),
+    # long holds: stretches past the exit scan's Python part (vectorized windows)
+    (
+        "sma_cross",
+        {"fast": 40, "slow": 400, "trailing_stop": 0.12, "take_profit": 0.4, "short": True},
+        "permissive",
+    ),
     ("rsi_reversion", {}, "permissive"),
     ("rsi_reversion", {"trailing_stop": 0.03}, "permissive"),
     ("rsi_reversion", {"stop_loss": 0.02}, "default"),

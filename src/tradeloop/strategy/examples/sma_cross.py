@@ -33,6 +33,7 @@ class SmaCross(Strategy):
     short = Param(False, help="also trade the short side")
     stop_loss = Param(0.0, min=0.0, max=0.99, help="stop-loss distance as a fraction (0: none)")
     take_profit = Param(0.0, min=0.0, help="take-profit distance as a fraction (0: none)")
+    trailing_stop = Param(0.0, min=0.0, max=0.99, help="trailing stop fraction (0: none)")
 
     def validate(self) -> None:
         """Require fast < slow."""
@@ -137,6 +138,7 @@ class SmaCross(Strategy):
                     self._fraction,
                     stop_loss=price * (1 - self.stop_loss) if self.stop_loss else None,
                     take_profit=price * (1 + self.take_profit) if self.take_profit else None,
+                    trailing_stop=self.trailing_stop or None,
                     tag="sma_cross_up",
                 )
             ]
@@ -149,6 +151,7 @@ class SmaCross(Strategy):
                     self._fraction,
                     stop_loss=price * (1 + self.stop_loss) if self.stop_loss else None,
                     take_profit=price * (1 - self.take_profit) if self.take_profit else None,
+                    trailing_stop=self.trailing_stop or None,
                     tag="sma_cross_down",
                 )
             ]
