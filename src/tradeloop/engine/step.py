@@ -5,6 +5,7 @@ A step is one base-timeframe bar time across the run's symbols::
     fill waiting orders at the new bars' opens
       -> check stops, targets and trailing stops against the bars' ranges, mark the closes
       -> risk.on_bar (kill switches, black-swan flatten)
+      -> side inputs (e.g. the regime: view.regime, risk.set_regime, the regime weight)
       -> strategy.on_bar
       -> enrichment.enrich (ML: meta confidence, toxicity, regime weight; weak entries dropped)
       -> risk.check (sized order or rejection with a reason)
@@ -157,11 +158,15 @@ class Step:
         Publishes every stage on a bus (:class:`~tradeloop.engine.events.StepEvents`);
         None builds no event at all.
     inputs
-        Side-input sources updated before the strategy is called (``view.input(name)``).
+        Side-input sources updated before the strategy is called (``view.input(name)``). A
+        source with an ``attach(step)`` method is given this step (the regime source sets the
+        risk engine's regime and the enrichment's regime weight through it).
     """
 
     __slots__ = (
         "_counts",
+        "_named",
+        "_signals",
         "broker",
         "clock",
         "enrichment",
@@ -171,8 +176,6 @@ class Step:
         "orders",
         "paused",
         "portfolio",
-        "_named",
-        "_signals",
         "record",
         "risk",
         "strategy",
@@ -201,6 +204,10 @@ class Step:
         self.on_order = on_order
         self.events = events
         self.inputs = tuple(inputs)
+        for source in self.inputs:
+            attach = getattr(source, "attach", None)
+            if attach is not None:
+                attach(self)
         self.clock = HistoricalClock()
         #: keep every signal and order in memory (a backtest's result); paper/live store them
         self.record = record
@@ -343,7 +350,7 @@ class Step:
         broker.step = step
         self.clock.advance_to(ts)
         record, events = self.record, self.events
-        if len(signals) == 1 and events is None and self.enrichment is None:
+        if len(signals) == 1 and events is None and self.enrichment is None and not self.paused:
             # the common case: one signal straight to the risk gate. An opening signal's id
             # travels on the order (no copy of the signal); the record names it when read.
             signal = signals[0]
@@ -415,7 +422,9 @@ class Step:
         """While paused: every signal is rejected (reason ``paused``), none becomes an order."""
         events = self.events
         for signal in signals:
-            rejection = Rejection(ts, signal.symbol, "paused", _PAUSED, "control")
+            rejection = Rejection(
+                ts, signal.symbol, "paused", "engine paused by an operator", "control"
+            )
             self._counts.rejected["paused"] += 1
             if events is not None:
                 events.decision(ts, signal, rejection)
