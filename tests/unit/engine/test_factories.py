@@ -40,6 +40,18 @@ def test_clocks_and_buses() -> None:
 
 
 @pytest.mark.parametrize("mode", ["live", "sandbox"])
-def test_no_live_broker_and_unknown_modes_are_refused(mode: str) -> None:
-    with pytest.raises(ConfigError, match=r"venue broker|mode must be one of"):
+def test_live_without_a_venue_and_unknown_modes_are_refused(mode: str) -> None:
+    with pytest.raises(ConfigError, match=r"needs a venue|mode must be one of"):
         make_broker(mode, Portfolio(1_000.0), INSTRUMENTS, "1m", RunConfig())
+
+
+def test_live_dispatches_by_broker_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradeloop.engine.factories import VenueSpec, make_venue_client
+
+    with pytest.raises(ConfigError, match="broker must be one of"):
+        make_venue_client(VenueSpec("ibkr", "x", "run"))
+    for name in ("TRADELOOP_BINANCE_API_KEY", "TRADELOOP_BINANCE_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir("/")  # no .env
+    with pytest.raises(ConfigError, match="TRADELOOP_BINANCE_API_KEY"):
+        make_venue_client(VenueSpec("ccxt", "binance", "run"))
