@@ -5,7 +5,7 @@ is fetched. Sections: verdict, headline metrics, equity with drawdown shading an
 benchmark, underwater chart, statistical validation with the Monte Carlo distributions, bias
 findings, a candlestick chart per symbol with entries, exits (by exit reason) and stop-loss /
 take-profit levels, monthly returns, per-symbol results, the trades, parameters and data
-provenance.
+provenance; with a regime model, the price shaded by regime and the performance by regime.
 
 Large runs stay light (see :mod:`tradeloop.analysis._charts`): the equity chart keeps each
 bucket's extremes (at most ``max_points`` points), candles are merged to at most
@@ -31,6 +31,7 @@ import numpy as np
 
 from tradeloop.analysis import _charts as charts
 from tradeloop.analysis.metrics import drawdown_curve, monthly_returns
+from tradeloop.analysis.regimes import RegimeSeries, regime_figure, regime_performance
 from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run, metrics_dict
 from tradeloop.analysis.trades import TradeColumns, trade_columns
 from tradeloop.core.bar import BarArrays
@@ -502,6 +503,7 @@ def write_report(
     run_info: Mapping[str, Any] | None = None,
     limits: ReportLimits | None = None,
     notes: Sequence[str] = (),
+    regimes: RegimeSeries | None = None,
 ) -> Path:
     """Write the HTML report of a run and return its path.
 
@@ -529,6 +531,9 @@ def write_report(
         Size caps for long runs.
     notes
         Warnings shown at the top (e.g. a missing data file).
+    regimes
+        The regime the run acted on at each step (a run with a regime model): adds the price
+        chart shaded by regime and the performance by regime.
     """
     limits = limits or ReportLimits()
     summary = dict(summary or {})
@@ -623,6 +628,7 @@ def write_report(
         if ts.size
         else f"no bars · generated {generated}"
     )
+    regime_html = _regime_html(regimes, ts, equity, trades, prices, initial_equity, out)
     from plotly.offline import get_plotlyjs
 
     doc = f"""<!DOCTYPE html>
@@ -649,6 +655,7 @@ def write_report(
 {_bias_html(analysis, limits.max_findings)}
 <h2 id="prices">Prices and trades</h2>
 {"".join(price_divs) or '<p class="note">No price data.</p>'}
+{regime_html}
 <h2 id="monthly">Monthly returns</h2>
 {heatmap_div}
 <div class="scroll">{
@@ -684,6 +691,49 @@ def write_report(
 </body></html>
 """
     return _write_atomic(Path(path), doc)
+
+
+def _regime_html(
+    regimes: RegimeSeries | None,
+    ts: np.ndarray,
+    equity: np.ndarray,
+    trades: Sequence[Trade],
+    prices: Mapping[str, BarArrays] | None,
+    initial_equity: float,
+    out: _Charts,
+) -> str:
+    """The regime section: shaded price chart and performance by regime ('' without one)."""
+    if regimes is None or not len(regimes.labels):
+        return ""
+    bars = (prices or {}).get(regimes.symbol)
+    close = np.full(len(regimes.labels), np.nan)
+    if bars is not None and len(bars):
+        at = np.searchsorted(bars.ts, regimes.ts, side="right") - 1
+        close = np.where(at >= 0, bars.close[np.maximum(at, 0)], np.nan)
+    rows = regime_performance(regimes.labels, ts, equity, close, trades, initial_equity)
+    table = _table(
+        [
+            (
+                r["regime"], r["bars"], r["share"], r["strategy_log_return"],
+                r["market_log_return"], r["trades"], r["win_rate"], r["pnl"],
+            )
+            for r in rows
+        ],
+        (
+            "regime", "bars", "share", "strategy log return", "market log return",
+            "trades entered", "win rate", "pnl",
+        ),
+        formats=("", "", "exposure", "", "", "", "win_rate", ""),
+    )  # fmt: skip
+    chart = (
+        out.div("regimes", regime_figure(regimes.ts, close, regimes.labels, regimes.symbol))
+        if bars is not None
+        else '<p class="note">No price data for the regime chart.</p>'
+    )
+    return (
+        f'<h2 id="regimes">Market regimes ({_esc(regimes.model)}, on {_esc(regimes.symbol)})</h2>'
+        f"{chart}<h3>Performance by regime</h3>{table}"
+    )
 
 
 def _write_atomic(out: Path, text: str) -> Path:

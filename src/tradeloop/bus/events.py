@@ -17,6 +17,7 @@ quantities are floats.
 | ``tradeloop.fills`` | :class:`FillEvent` | fill |
 | ``tradeloop.trades`` | :class:`TradeEvent` | closed trade |
 | ``tradeloop.equity`` | :class:`EquityEvent` | step |
+| ``tradeloop.regimes`` | :class:`RegimeEvent` | step of a run with a regime model |
 | ``tradeloop.market.trades`` | :class:`MarketTradesEvent` | batch of accepted market trades |
 | ``tradeloop.market.book`` | :class:`BookTopEvent` | book update batch of a symbol |
 | ``tradeloop.data.quality`` | :class:`DataQualityEvent` | market-data source, periodically |
@@ -43,6 +44,7 @@ __all__ = [
     "FillEvent",
     "MarketTradesEvent",
     "OrderEvent",
+    "RegimeEvent",
     "RiskDecisionEvent",
     "SignalEvent",
     "TradeEvent",
@@ -216,6 +218,23 @@ class DataQualityEvent(_Event):
     failovers: int
 
 
+class RegimeEvent(_Event):
+    """The market regime the run acts on after the step's bar (published before the strategy
+    is called, so it precedes the step's signals).
+
+    ``regime`` is the adopted regime (None before the first), ``detected`` what the model named
+    at this bar ('' in its warm-up) with its ``confidence``; ``exposure`` the size multiplier
+    in force (ramping towards ``target``)."""
+
+    symbol: str
+    model: str
+    regime: str | None
+    detected: str
+    confidence: float | None
+    exposure: float
+    target: float
+
+
 #: topic -> message class
 TOPICS: dict[str, type[_Event]] = {
     "tradeloop.bars": BarEvent,
@@ -226,6 +245,7 @@ TOPICS: dict[str, type[_Event]] = {
     "tradeloop.fills": FillEvent,
     "tradeloop.trades": TradeEvent,
     "tradeloop.equity": EquityEvent,
+    "tradeloop.regimes": RegimeEvent,
     "tradeloop.market.trades": MarketTradesEvent,
     "tradeloop.market.book": BookTopEvent,
     "tradeloop.data.quality": DataQualityEvent,

@@ -24,6 +24,14 @@ from tradeloop.cli.ml_cmd import (
 from tradeloop.cli.ml_cmd import register as register_ml_commands
 from tradeloop.cli.optimize_cmd import register_optimize_commands
 from tradeloop.cli.paper_cmd import register as register_paper_commands
+from tradeloop.cli.regime_cmd import (
+    RegimeConfirmOpt,
+    RegimeExposureOpt,
+    RegimeOpt,
+    RegimeTransitionOpt,
+    regime_options,
+    register_regime_commands,
+)
 from tradeloop.cli.risk_cmd import register as register_risk_commands
 from tradeloop.cli.run_cmd import register as register_loop_command
 from tradeloop.cli.runs_cmd import register as register_run_commands
@@ -287,6 +295,10 @@ def backtest(
     min_confidence: MinConfidenceOpt = None,
     toxicity: ToxicityOpt = False,
     ml_threads: MlThreadsOpt = DEFAULT_ML_THREADS,
+    regime: RegimeOpt = None,
+    regime_transition: RegimeTransitionOpt = "30m",
+    regime_confirm: RegimeConfirmOpt = 3,
+    regime_exposure: RegimeExposureOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Backtest a strategy on one or more OHLCV files and write trades, equity and a report.
@@ -298,6 +310,10 @@ def backtest(
     gate; the run record (run.json) names the model and version. The confidence sizes
     positions under a risk profile with sizing.use_confidence (the default profile; the
     permissive one of a plain backtest only filters).
+
+    With --regime NAME[:VERSION] a regime model (`tradeloop regime fit`) filters the bars
+    causally at every step: the regime lowers the leverage cap, scales entry sizes by its
+    exposure and its confidence weighs the model's; regimes.csv and the report show them.
     """
     setup_logging(logging.INFO if verbose else logging.WARNING)
     try:
@@ -337,6 +353,9 @@ def backtest(
             ),
             params=_parse_params(list(param or [])),
             model=model_job,
+            regime=regime_options(
+                regime, registry, regime_transition, regime_confirm, regime_exposure
+            ),
             validation=ValidationConfig(
                 seed=seed, min_sharpe=sharpe_bar, n_trials=trials, mc_sims=mc_sims
             ),
@@ -486,6 +505,7 @@ register_risk_commands(app)
 register_ml_commands(app)
 register_signal_commands(app)
 register_paper_commands(app)
+register_regime_commands(app)
 register_loop_command(app)
 register_optimize_commands(app)
 register_serve_commands(app)

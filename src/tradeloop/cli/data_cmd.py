@@ -600,3 +600,8 @@ def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int, show:
                 console.print(f"    ... and {hidden:,} more", highlight=False)
     verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/]: " + "; ".join(r.failures)
     console.print(verdict)
+
+
+from tradeloop.cli.stream_cmd import register_stream_commands  # noqa: E402
+
+register_stream_commands(data_app)

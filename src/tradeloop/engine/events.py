@@ -22,6 +22,7 @@ from tradeloop.bus.events import (
     EquityEvent,
     FillEvent,
     OrderEvent,
+    RegimeEvent,
     RiskDecisionEvent,
     SignalEvent,
     TradeEvent,
@@ -94,6 +95,25 @@ class StepEvents:
         self._fills_seen, self._trades_seen = fills, trades
 
     # -- stages --------------------------------------------------------------------------------
+    def regime(self, ts: int, symbol: str, state: Any, model: str = "") -> None:
+        """The regime after the step's bar (a
+        :class:`~tradeloop.ml.regimes.transitions.RegimeState`)."""
+        conf = state.confidence
+        self._publish(
+            "tradeloop.regimes",
+            RegimeEvent(
+                run=self.run_id,
+                ts=ts,
+                symbol=symbol,
+                model=model,
+                regime=state.label,
+                detected=state.detected,
+                confidence=conf if math.isfinite(conf) else None,
+                exposure=state.exposure,
+                target=state.target,
+            ),
+        )
+
     def signals(self, ts: int, signals: Sequence[Signal]) -> None:
         """The strategy's signals (with their ids)."""
         for s in signals:

@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 
 import tradeloop
 from tradeloop.analysis.bias import BiasConfig
+from tradeloop.analysis.regimes import RegimeSeries
 from tradeloop.analysis.report import write_report
 from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run
 from tradeloop.analysis.runs import read_equity, read_json, read_trades
@@ -310,6 +311,7 @@ def write_outputs(
     run: Mapping[str, Any] | None = None,
     validation: ValidationConfig | None = None,
     bias: BiasConfig | None = None,
+    regimes: RegimeSeries | None = None,
 ) -> dict[str, Path]:
     """Write the run's files into ``out_dir`` (created if needed) and return their paths.
 
@@ -318,6 +320,8 @@ def write_outputs(
     positions have empty exit fields. ``metrics.json`` holds ``analysis`` (computed here when
     None, with ``validation`` and ``bias``); ``run.json`` is written when ``run`` is given.
     Every file is written to a temporary name and renamed, so a crash leaves no partial file.
+    With ``regimes`` (a run with a regime model) ``regimes.csv`` holds the regime at every step
+    (``timestamp, regime, detected, confidence, exposure``) and the report shows them.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -326,7 +330,7 @@ def write_outputs(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="equity-writer") as pool:
         equity_files = pool.submit(_write_equity, result, folder)
         paths = _write_rest(
-            result, folder, report, prices, provenance, analysis, run, validation, bias
+            result, folder, report, prices, provenance, analysis, run, validation, bias, regimes
         )
         paths["equity"], paths["equity_parquet"] = equity_files.result()
     return paths
@@ -342,6 +346,7 @@ def _write_rest(
     run: Mapping[str, Any] | None,
     validation: ValidationConfig | None,
     bias: BiasConfig | None,
+    regimes: RegimeSeries | None = None,
 ) -> dict[str, Path]:
     bar_ns = run_bar_ns(result)
     initial = float(result.config.get("balance", result.metrics.initial_equity))
@@ -371,6 +376,9 @@ def _write_rest(
     if run is not None:
         paths["run"] = folder / "run.json"
         _write_json(dict(run), paths["run"])
+    if regimes is not None:
+        paths["regimes"] = folder / "regimes.csv"
+        _write_csv(pa.Table.from_pylist(regimes.rows()), paths["regimes"])
     if report:
         paths["report"] = write_report(
             folder / "report.html",
@@ -384,6 +392,7 @@ def _write_rest(
             bar_ns=bar_ns,
             initial_equity=initial,
             run_info=run,
+            regimes=regimes,
         )
     return paths
 

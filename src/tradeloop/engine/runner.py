@@ -17,7 +17,7 @@ from tradeloop.engine.config import RunConfig
 from tradeloop.engine.kernel import BacktestEngine, ProgressCallback
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
-from tradeloop.engine.step import Enrichment
+from tradeloop.engine.step import Enrichment, InputSource
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.registry import load_strategy_class
@@ -183,6 +183,7 @@ def run_on_bars(
     progress: ProgressCallback | None = None,
     risk: RiskEngine | None = None,
     enrichment: Enrichment | None = None,
+    inputs: Sequence[InputSource] = (),
 ) -> BacktestResult:
     """Run ``strategy`` on in-memory bars (one :class:`BarArrays` per symbol).
 
@@ -190,7 +191,8 @@ def run_on_bars(
     coarsest timeframe of the data. Signals pass through ``enrichment`` (an ML model, e.g.
     :class:`~tradeloop.engine.enrichment.ModelEnrichment`; none by default), then ``risk``
     (default: a risk engine of ``config.risk``); pass one to read its report, events and audit
-    after the run.
+    after the run. ``inputs`` are side-input sources (e.g. a
+    :class:`~tradeloop.engine.regime.RegimeSource`) updated at every step.
     """
     instruments = dict(instruments or {})
     for symbol in bars:
@@ -216,7 +218,9 @@ def run_on_bars(
         start=config.start,
         end=config.end,
     )
-    engine = BacktestEngine(strategy, market, config, risk=risk, enrichment=enrichment)
+    engine = BacktestEngine(
+        strategy, market, config, risk=risk, enrichment=enrichment, inputs=inputs
+    )
     return engine.run(progress)
 
 
@@ -232,10 +236,12 @@ def run_backtest(
     enrichment: Enrichment | None = None,
     allow_data_issues: bool = False,
     calendar: str | None = None,
+    inputs: Sequence[InputSource] = (),
 ) -> tuple[BacktestResult, list[LoadedBars]]:
     """Load files, build the strategy from ``strategy_ref`` and ``params``, and run it.
 
-    ``risk`` and ``enrichment`` are passed to :func:`run_on_bars`. The data passes the data
+    ``risk``, ``enrichment`` and ``inputs`` (side-input sources, e.g. the regime) are passed
+    to :func:`run_on_bars`. The data passes the data
     gate (see :func:`load_data`; ``allow_data_issues`` records the findings instead of
     refusing). With ``calendar`` only in-session bars are traded and, unless
     ``config.periods_per_year`` is set, metrics are annualized by the calendar's sessions.
@@ -274,5 +280,6 @@ def run_backtest(
         progress=progress,
         risk=risk,
         enrichment=enrichment,
+        inputs=inputs,
     )
     return result, loaded

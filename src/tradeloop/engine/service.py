@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from tradeloop.analysis.run_analysis import RunAnalysis
     from tradeloop.engine.enrichment import ModelEnrichment
     from tradeloop.engine.kernel import ProgressCallback
+    from tradeloop.engine.regime import RegimeOptions
     from tradeloop.engine.result import BacktestResult
 
 __all__ = [
@@ -133,6 +134,9 @@ class BacktestJob:
         Strategy parameters (text values are converted by the strategy's declarations).
     model
         The ML model scoring entries, or None.
+    regime
+        The regime model (:class:`~tradeloop.engine.regime.RegimeOptions`): the regime and
+        its confidence enter the enrichment and the risk engine at every step; None: none.
     validation
         Seed and thresholds of the statistical validation (bootstrap, Monte Carlo, deflated
         Sharpe); the seed is part of the run's identity.
@@ -165,6 +169,7 @@ class BacktestJob:
     config: RunConfig = field(default_factory=RunConfig)
     params: Mapping[str, Any] = field(default_factory=dict)
     model: ModelOptions | None = None
+    regime: RegimeOptions | None = None
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     report: bool = True
     out: Path | None = None
@@ -258,6 +263,7 @@ def run_backtest_job(
     risk_engine = RiskEngine(config.risk)
     enrichment = job.model.enrichment() if job.model is not None else None
     threads = bounded_threads(job.model.threads) if job.model is not None else nullcontext()
+    regime = job.regime.source() if job.regime is not None else None
     started = time.perf_counter()
     with threads:
         result, loaded = run_backtest(
@@ -271,6 +277,7 @@ def run_backtest_job(
             enrichment=enrichment,
             allow_data_issues=job.allow_data_issues,
             calendar=job.calendar,
+            inputs=(regime,) if regime is not None else (),
         )
     run_seconds = time.perf_counter() - started
     model_record = enrichment.describe() if enrichment is not None else None
@@ -285,6 +292,8 @@ def run_backtest_job(
     }
     if model_record is not None:  # runs without a model keep their ids
         material["model"] = {k: model_record[k] for k in _MODEL_IDENTITY}
+    if regime is not None and job.regime is not None:  # runs without a regime keep their ids
+        material["regime"] = {**job.regime.describe(), "version": regime.version}
     run_id = new_run_id(result.strategy, material, created)
     folder = job.out if job.out is not None else _new_folder(job.output_root / "runs" / run_id)
     record = run_info(
@@ -302,6 +311,8 @@ def run_backtest_job(
         record["data_issues"] = issues
     if job.calendar is not None:
         record["calendar"] = job.calendar
+    if regime is not None:
+        record["regime"] = regime.describe()
     provenance = {
         "files": [
             {
@@ -336,6 +347,7 @@ def run_backtest_job(
         provenance=provenance,
         analysis=analysis,
         run=record,
+        regimes=regime.series(result.ts, result.symbols[0]) if regime is not None else None,
     )
     paths.update(write_risk_report(risk_engine.report(), folder))
     if job.out is None:

@@ -12,14 +12,16 @@
    ``max_risk_per_trade`` (with a stop), gross leverage (lowered by the regime), cash for a
    long; then the intent's confidence in [0, 1] scales what the caps left (``use_confidence``),
    so a confident signal gets a larger position than a doubtful one even when a cap binds, and
-   never more than the caps allow;
+   never more than the caps allow; the regime's size multiplier (:meth:`RiskEngine.set_regime`,
+   fed by a regime model's transition manager) scales it the same way;
 4. lot size and minimum notional of the instrument;
 5. correlation with every open position, then the post-trade portfolio VaR.
 
 ``on_bar(ts, closes, portfolio)`` runs the kill switches and the black-swan protocol (only
 when the profile has them) and answers whether everything must be flattened. The permissive
 profile is a pass-through: the order is exactly what the broker would have built from the
-signal, so plain backtests stay bit-identical to runs without a risk engine.
+signal, so plain backtests stay bit-identical to runs without a risk engine (a regime size
+multiplier below 1 scales the signal's size there too, and 0 refuses the entry).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -119,6 +122,8 @@ class RiskEngine:
         self.config = cfg
         self.instruments: dict[str, Instrument] = dict(instruments or {})
         self.passthrough = cfg.is_passthrough
+        #: the regime's multiplier of entry sizes (1: none; see :meth:`set_regime`)
+        self.size_multiplier = 1.0
         self.needs_bar_updates = cfg.needs_bar_updates
         self.kill_switch = KillSwitch(cfg.kill_switch)
         self.black_swan = BlackSwanDetector(cfg.black_swan) if cfg.black_swan.enabled else None
@@ -177,9 +182,23 @@ class RiskEngine:
         """Call ``handler`` with every future state change."""
         self.kill_switch.subscribe(handler)
 
-    def set_regime(self, regime: str | None) -> None:
-        """Set the market regime that lowers the leverage cap (fed by a regime model)."""
+    def set_regime(self, regime: str | None, size_multiplier: float = 1.0) -> None:
+        """Set the market regime (fed by a regime model through the kernel step).
+
+        ``regime`` lowers the gross-leverage cap by ``limits.regime_leverage``;
+        ``size_multiplier`` in [0, 1] scales every entry's size after the caps (the regime
+        transition manager's gradual exposure); 0 refuses new entries with reason ``regime``.
+        Closes are never scaled.
+
+        Raises
+        ------
+        ValueError
+            For a multiplier outside [0, 1].
+        """
+        if not 0.0 <= size_multiplier <= 1.0:
+            raise ValueError(f"regime size multiplier must be in [0, 1], got {size_multiplier}")
         self.leverage.set_regime(regime)
+        self.size_multiplier = float(size_multiplier)
 
     # -- persistence --------------------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
@@ -195,6 +214,7 @@ class RiskEngine:
             "black_swan": self.black_swan.export_state() if self.black_swan is not None else {},
             "overrides": self.overrides.export_state(),
             "regime": self.leverage.regime,
+            "size_multiplier": self.size_multiplier,
             "inflight": {s: list(v) for s, v in self._inflight.items()},
             "inflight_ts": self._inflight_ts,
             "scheduled": [list(item) for item in self._scheduled],
@@ -213,6 +233,7 @@ class RiskEngine:
             self.black_swan.restore_state(data.get("black_swan", {}))
         self.overrides.restore_state(data.get("overrides", {}))
         self.leverage.set_regime(data.get("regime"))
+        self.size_multiplier = float(data.get("size_multiplier", 1.0))
         self._inflight = {s: (int(d), float(n)) for s, (d, n) in data.get("inflight", {}).items()}
         self._inflight_ts = int(data.get("inflight_ts", -1))
         self._scheduled = [(int(at), str(token)) for at, token in data.get("scheduled", ())]
@@ -331,8 +352,11 @@ class RiskEngine:
         raised.
         """
         if self.passthrough:
+            order = order_from_signal(intent, market.ts, portfolio, self._next_id(), position_id)
+            if self.size_multiplier != 1.0 and intent.action is not SignalAction.CLOSE:
+                return self._regime_scaled(order, market)
             self.accepted += 1
-            return order_from_signal(intent, market.ts, portfolio, self._next_id(), position_id)
+            return order
         try:
             order = self._check(intent, portfolio, market, position_id)
         except _RefusedError as refusal:
@@ -344,6 +368,30 @@ class RiskEngine:
             return rejection
         self.accepted += 1
         return order
+
+    def _regime_scaled(self, order: Order, market: MarketContext) -> Order | Rejection:
+        """A pass-through entry ``order`` with its size times the regime's multiplier (refused
+        with reason ``regime`` when the multiplier is 0)."""
+        mult = self.size_multiplier
+        if mult <= 0.0:
+            rejection = Rejection(
+                market.ts,
+                order.symbol,
+                RejectReason.REGIME.value,
+                f"regime {self.leverage.regime or '?'} allows no new exposure",
+                "risk",
+            )
+            self.rejections.append(rejection)
+            return rejection
+        self.adjustments["regime"] += 1
+        self.accepted += 1
+        if order.equity_fraction is not None:
+            return replace(order, equity_fraction=order.equity_fraction * mult)
+        quantity = order.quantity * mult
+        instrument = self.instruments.get(order.symbol)
+        if instrument is not None:
+            quantity = instrument.round_quantity(quantity)
+        return replace(order, quantity=quantity)
 
     def _limit(self, name: str, default: float | None, ts: int) -> float | None:
         if not self.overrides.active:
@@ -486,6 +534,14 @@ class RiskEngine:
             if not notional > 0:
                 raise _RefusedError(RejectReason.ZERO_SIZE, "the signal's confidence is 0")
             self.adjustments["confidence"] += 1
+        if self.size_multiplier != 1.0:
+            if self.size_multiplier <= 0.0:
+                raise _RefusedError(
+                    RejectReason.REGIME,
+                    f"regime {self.leverage.regime or '?'} allows no new exposure",
+                )
+            notional *= self.size_multiplier
+            self.adjustments["regime"] += 1
         quantity, why = round_to_instrument(notional / price, price, instrument)
         if why is not None:
             raise _RefusedError(

@@ -45,6 +45,7 @@ class RejectReason(StrEnum):
     ZERO_QUANTITY = "zero_quantity"
     MIN_NOTIONAL = "min_notional"
     INSUFFICIENT_CASH = "insufficient_cash"
+    REGIME = "regime"
 
 
 def cap_position(notional: float, equity: float, max_pct: float) -> float:

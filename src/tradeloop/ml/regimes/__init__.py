@@ -8,8 +8,9 @@
 - :mod:`~tradeloop.ml.regimes.lstm` - LSTM classifier (PyTorch CPU, the ``regimes-lstm`` extra);
 - :mod:`~tradeloop.ml.regimes.consensus` - weighted voting with an agreement threshold;
 - :mod:`~tradeloop.ml.regimes.transitions` - hysteresis and gradual exposure changes;
-- :mod:`~tradeloop.ml.regimes.store` - regime models in the model registry;
-- :mod:`~tradeloop.ml.regimes.summary` - counts, durations and returns by regime.
+- :mod:`~tradeloop.ml.regimes.store` - regime models in the model registry.
+
+Counts, durations and returns by regime are in :mod:`tradeloop.analysis.regimes`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from tradeloop.ml.regimes.gbm import GBMDetector
 from tradeloop.ml.regimes.hmm import HMMDetector
 from tradeloop.ml.regimes.lstm import LSTMDetector
 from tradeloop.ml.regimes.store import load_regime_model, save_regime_model
-from tradeloop.ml.regimes.summary import regime_summary
 from tradeloop.ml.regimes.transitions import DEFAULT_EXPOSURES, RegimeState, TransitionManager
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "TransitionManager",
     "build_detector",
     "load_regime_model",
-    "regime_summary",
     "save_regime_model",
     "state_names",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from tradeloop.adapters.streams.urls import venue_urls
 from tradeloop.testing.streams.script import MarketScript, book_after
 
 __all__ = ["DIALECTS", "BinanceDialect", "BybitDialect", "Dialect"]
@@ -70,15 +71,35 @@ class BinanceDialect(Dialect):
     ws_paths = ("/ws", "/ws/{n}", "/stream")
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
-        wsu = f"{ws}/ws"
-        return {
-            "ws": {"spot": wsu, "margin": wsu, "future": wsu, "delivery": wsu},
-            "public": f"{http}/api/v3",
-            "v1": f"{http}/api/v1",
-        }
+        return venue_urls("binance", ws, http)
 
     def rest_routes(self) -> dict[str, Any]:
-        return {"/api/v3/depth": self._depth, "/api/v3/klines": self._klines}
+        return {
+            "/api/v3/depth": self._depth,
+            "/api/v3/klines": self._klines,
+            "/api/v3/exchangeInfo": self._exchange_info,
+        }
+
+    def _exchange_info(self, query: dict[str, str], index_now: int) -> Any:
+        base, quote = self.script.symbol.split("/")
+        return {
+            "timezone": "UTC",
+            "serverTime": 0,
+            "rateLimits": [],
+            "symbols": [{
+                "symbol": self.market_id, "status": "TRADING", "baseAsset": base,
+                "baseAssetPrecision": 8, "quoteAsset": quote, "quotePrecision": 8,
+                "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "MARKET"],
+                "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+                "permissions": ["SPOT"], "permissionSets": [["SPOT"]],
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": "0.01000000",
+                     "maxPrice": "1000000.00000000", "tickSize": "0.01000000"},
+                    {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000",
+                     "stepSize": "0.00001000"},
+                ],
+            }],
+        }  # fmt: skip
 
     def _depth(self, query: dict[str, str], index_now: int) -> Any:
         depth = self.script.depth
@@ -145,16 +166,7 @@ class BybitDialect(Dialect):
     ws_paths = ("/v5/public/spot", "/v5/public/linear")
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
-        return {
-            "ws": {
-                "public": {
-                    "spot": f"{ws}/v5/public/spot",
-                    "linear": f"{ws}/v5/public/linear",
-                    "inverse": f"{ws}/v5/public/inverse",
-                    "option": f"{ws}/v5/public/option",
-                }
-            }
-        }
+        return venue_urls("bybit", ws, http)
 
     def on_request(self, req: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
         op = req.get("op")

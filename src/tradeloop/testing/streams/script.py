@@ -75,7 +75,7 @@ class MarketScript:
 
 def _ms(col: pd.Series) -> np.ndarray:
     ts = pd.to_datetime(col, utc=True, format="ISO8601")
-    out: np.ndarray = (ts.astype("int64") // 1_000_000).to_numpy()
+    out: np.ndarray = ts.dt.tz_convert(None).astype("datetime64[ms]").astype("int64").to_numpy()
     return out
 
 
