@@ -367,3 +367,85 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
         check()
     assert calls > 50
     assert failures == []
+
+
+def test_health_turns_503_naming_the_feed_when_it_stops_and_200_after(served: Served) -> None:
+    # Act: stop the feed server, then start it again on the same port (bars missed meanwhile)
+    backfilled = _sum(served.metrics(), "tradeloop_feed_gaps_backfilled_total")
+    served.stop_feed()
+    stopped = time.monotonic()
+    served.wait(lambda: served.get("/health").status_code == 503, STALE_S + 15, "a 503")
+    noticed = time.monotonic() - stopped
+    down = served.get("/health").json()
+    served.restart_feed()
+    served.wait(lambda: served.get("/health").status_code == 200, 60, "a 200 again")
+    served.wait(
+        lambda: _sum(served.metrics(), "tradeloop_feed_gaps_backfilled_total") > backfilled,
+        30,
+        "the missed bars backfilled",
+    )
+    up = served.get("/health").json()
+    # Assert: down, naming the feed (and only the feed) with the reason; then ok
+    assert down["status"] == "down"
+    assert [n for n, c in down["components"].items() if not c["ok"]] == ["feed"]
+    assert "kline" in down["components"]["feed"]["detail"]
+    assert noticed < STALE_S + 15
+    assert up["status"] == "ok"
+    assert up["components"]["feed"]["ok"] is True
+
+
+def test_the_dashboard_shows_the_equity_and_positions_of_status(
+    served: Served, tmp_path: Path
+) -> None:
+    browser = _browser()
+    try:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # Act: open the page; with the feed stopped the numbers hold still while both are read
+        browser.get(served.url + "/dashboard")
+        WebDriverWait(browser, 60).until(
+            lambda d: d.execute_script("return document.body.dataset.ready === '1'")
+        )
+        served.stop_feed()
+        time.sleep(2.5)  # one more refresh after the last bar
+        shown = browser.execute_script(
+            "return {equity: document.getElementById('equity').textContent,"
+            " positions: Array.from(document.querySelectorAll('#positions tbody tr'))"
+            "   .map(tr => tr.children[0].textContent + ' ' + tr.children[1].textContent),"
+            " chart: document.querySelectorAll('#equity-chart .scatterlayer .trace').length,"
+            " errors: document.getElementById('error').textContent}"
+        )
+        status = served.get("/status").json()
+        browser.save_screenshot(str(tmp_path / "dashboard.png"))
+        served.restart_feed()
+        served.wait(lambda: served.get("/health").status_code == 200, 60, "a 200 again")
+    finally:
+        browser.quit()
+    # Assert
+    assert shown["errors"] == ""
+    assert shown["equity"] == f"{status['equity']:,.2f}"
+    assert shown["positions"] == [f"{p['symbol']} {p['side']}" for p in status["positions"]]
+    assert shown["chart"] == 1
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def _browser() -> Any:
+    import shutil
+
+    from tradeloop.testing.environment import unavailable
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        unavailable("chromium and chromedriver are needed (scripts/ensure_chromium.sh)")
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"):  # fmt: skip
+        options.add_argument(arg)
+    options.binary_location = binary
+    return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
