@@ -64,10 +64,13 @@ def test_minute_bars_from_the_alpaca_stream_drive_a_paper_session(
         runner.start()
         wait_for(lambda: venue.data_subscribers == 1)
         sent = 0
+
+        def taken() -> bool:
+            return session.messages >= sent or not runner.is_alive()
+
         while sent < BARS and runner.is_alive():
             sent += venue.advance(1)
-            # lockstep: the session has taken the bar before the next one is published
-            wait_for(lambda n=sent: session.messages >= n or not runner.is_alive())
+            wait_for(taken)  # lockstep: the session took the bar before the next one is sent
         runner.join(20)
         assert not runner.is_alive()
         assert result == [0]
