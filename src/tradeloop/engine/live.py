@@ -551,7 +551,16 @@ class LiveKernel:
         self._orders[order.id] = StoredOrder(order, status)
         self._new_orders.append(order.id)
 
-    def _commit(self, ts: int, *, bars: Sequence[StoredBar], step: bool = False) -> StepOutcome:
+    def record_now(self, ts: int | None = None) -> StepOutcome:
+        """Between events (a reconciliation, a venue update): apply and store what changed,
+        in one transaction like an event's; the portfolio is written even when no order,
+        fill or trade changed."""
+        at = ts if ts is not None else (self.last_step_ts or 0)
+        return self._commit(at, bars=(), force=True)
+
+    def _commit(
+        self, ts: int, *, bars: Sequence[StoredBar], step: bool = False, force: bool = False
+    ) -> StepOutcome:
         """Collect what changed since the last commit and write it in one transaction."""
         broker, portfolio = self.broker, self.portfolio
         outcome = StepOutcome(steps=1 if step else 0, days=self._ended_days)
@@ -590,7 +599,7 @@ class LiveKernel:
         events = self.step.events
         if events is not None and not step:
             events.fills_and_trades(ts, broker, portfolio)  # a price update filled or exited
-        if self.journal is not None and (outcome or bars):
+        if self.journal is not None and (outcome or bars or force):
             self.journal.record(
                 ts=ts,
                 portfolio=portfolio,
