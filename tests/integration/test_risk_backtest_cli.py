@@ -181,7 +181,7 @@ def test_override_issue_apply_log_and_replay_in_a_backtest(
     assert "bad_signature" in tampered.output
     assert applied.exit_code == 0, applied.output
     assert log.exit_code == 0, log.output
-    assert "hash chain intact (2 records)" in log.output
+    assert "records and head verified with the key (2 records)" in log.output
     records = [json.loads(x) for x in audit.read_text().splitlines()]
     assert [r["result"] for r in records] == ["refused", "queued"]
     assert [(e.cause, e.state_to) for e in engine.events[:2]] == [

@@ -37,9 +37,11 @@ from tradeloop.risk.overrides import (
     OVERRIDABLE_LIMITS,
     AuditLog,
     Override,
+    audit_key,
+    audit_problem,
     issue_token,
+    read_token_claims,
     secret_from_env,
-    verify_audit_chain,
     verify_token,
 )
 from tradeloop.risk.report import REPORT_FILES, RiskReport, read_risk_report, write_risk_report
@@ -453,11 +455,12 @@ def override_apply(
         log_path = audit_log or (Path(cfg.overrides.audit_log) if cfg.overrides.audit_log else None)
         if log_path is None:
             raise ConfigError("give --audit-log or set overrides.audit_log in --config")
-        audit = AuditLog(log_path)
+        secret = secret_from_env(cfg.overrides.secret_env)
+        audit = AuditLog(log_path, key=audit_key(secret) if secret is not None else None)
         when = parse_time(at, field="--at") if at else time.time_ns()
         result = verify_token(
             token,
-            secret_from_env(cfg.overrides.secret_env),
+            secret,
             when,
             max_ttl_ns=duration_ns(cfg.overrides.max_ttl),
         )
@@ -478,6 +481,12 @@ def override_apply(
             )
             err_console.print(f"[bold red]override refused:[/] {result.reason} ({result.detail})")
             raise typer.Exit(1)
+        if result.id in _queued_ids(inbox):
+            console.print(
+                f"already queued: {result.describe()} (token {result.id}) in {inbox}; "
+                "nothing changed"
+            )
+            return
         audit.append(result.audit_record(to_iso(when), "queued"))
         inbox.parent.mkdir(parents=True, exist_ok=True)
         with inbox.open("a", encoding="utf-8") as fh:
@@ -489,11 +498,30 @@ def override_apply(
     )
 
 
+def _queued_ids(inbox: Path) -> set[str]:
+    """Ids of the tokens already in ``inbox`` (applying a token twice queues it once)."""
+    if not inbox.is_file():
+        return set()
+    ids: set[str] = set()
+    for line in inbox.read_text(encoding="utf-8").splitlines():
+        try:
+            claims = read_token_claims(str(json.loads(line)["token"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if claims and claims.get("id"):
+            ids.add(str(claims["id"]))
+    return ids
+
+
 @override_app.command("log")
 def override_log(
     audit_log: Annotated[Path, typer.Argument(help="The audit log (JSON lines).")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Risk TOML (names the secret's variable).")
+    ] = None,
 ) -> None:
-    """Show the override audit log and check its hash chain."""
+    """Show the override audit log and check it: the hash chain, and with the override secret
+    in the environment every record's HMAC and the head (truncation and rewriting)."""
     try:
         lines = audit_log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -518,9 +546,17 @@ def override_log(
             str(rec.get("reason") or ""),
         )
     console.print(table)
-    broken = verify_audit_chain(lines)
-    if broken is None:
-        console.print(f"hash chain intact ({len([x for x in lines if x.strip()])} records)")
+    try:
+        secret = secret_from_env(_config(config).overrides.secret_env)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    problem = audit_problem(audit_log, audit_key(secret) if secret is not None else None)
+    records = len([x for x in lines if x.strip()])
+    if problem is None:
+        keyed = "records and head verified with the key" if secret else "hash chain intact"
+        console.print(f"{keyed} ({records} records)")
+        if secret is None:
+            console.print("set the override secret to check the HMAC chain and the head too")
     else:
-        err_console.print(f"[bold red]hash chain broken at record {broken}[/]")
+        err_console.print(f"[bold red]audit log tampered: {problem}[/]")
         raise typer.Exit(1)

@@ -88,12 +88,19 @@ def enforce(reports: Sequence[QualityReport], *, allow: bool) -> list[dict[str, 
                 extra={"file": record["source"], "check": record["check"]},
             )
         return records
+    from pathlib import Path
+
     failed = next(r for r in reports if not r.ok)
     text = " | ".join(f.summary(SHOWN) for f in failed.failing)
+    listing = (
+        f"`tradeloop data check {failed.source}` lists every finding"
+        if Path(failed.source).is_file()
+        else "`tradeloop data check` on the data lists every finding"
+    )
     raise DataError(
-        f"the data fails the data check: {text}. Fix the data (`tradeloop data check "
-        f"{failed.source}` lists every finding), or pass --allow-data-issues to run anyway "
-        "with the findings recorded in the run record and report",
+        f"the data fails the data check: {text}. Fix the data ({listing}), or pass "
+        "--allow-data-issues to run anyway with the findings recorded in the run record and "
+        "report",
         file=failed.source,
     )
 

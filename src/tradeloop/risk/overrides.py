@@ -9,6 +9,13 @@ The payload says who, what, why, and the validity window (``not_before`` .. ``ex
 UTC ns). A token is used at most once. Every attempt, accepted or refused, is appended to the
 audit log as one JSON line; each line carries the SHA-256 of the previous line, so an edited
 or deleted line breaks the chain (:func:`verify_audit_chain`).
+
+With a key (derived from the override secret, :func:`audit_key`) the log is also *keyed*:
+each line carries ``mac`` = HMAC-SHA256(key, previous mac + the line without its mac), and a
+head file next to the log (``<log>.head``) holds the record count and the last mac under an
+HMAC of their own. Without the key nobody can rewrite a line and recompute the chain, and
+cutting records off the end (the one edit a plain hash chain cannot see) no longer matches
+the head: :func:`audit_problem` reports both.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ __all__ = [
     "Override",
     "OverrideManager",
     "OverrideRefused",
+    "audit_key",
+    "audit_problem",
     "issue_token",
     "read_token_claims",
     "secret_from_env",
@@ -240,38 +249,142 @@ def verify_token(
     return override
 
 
+def audit_key(secret: bytes) -> bytes:
+    """The audit log's HMAC key, derived from the override secret (never the secret itself)."""
+    return hmac.new(secret, b"tradeloop-audit-log-v1", hashlib.sha256).digest()
+
+
+def _line_mac(key: bytes, prev_mac: str, body: str) -> str:
+    return hmac.new(key, (prev_mac + "\n" + body).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _head_mac(key: bytes, count: int, last_mac: str) -> str:
+    return hmac.new(key, f"head:{count}:{last_mac}".encode(), hashlib.sha256).hexdigest()
+
+
+def _head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
 class AuditLog:
     """Append-only JSON-lines audit log, hash-chained; in memory when ``path`` is None.
 
     A line is written, flushed and synced before :meth:`append` returns; the file is only ever
-    opened for appending.
+    opened for appending. With ``key`` (see :func:`audit_key`) every line is also keyed and
+    the head file is rewritten atomically after each append (see the module docstring).
+    ``problem`` holds what :func:`audit_problem` found when the file was opened (None: intact).
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, key: bytes | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.records: list[dict[str, Any]] = []
         self._prev = ""
+        self._mac = ""
+        self._count = 0
+        self.key: bytes | None = None
+        self.problem: str | None = None
         if self.path is not None and self.path.exists():
             last = ""
             with self.path.open("rb") as fh:
                 for line in fh:
                     if line.strip():
                         last = line.rstrip(b"\n").decode("utf-8")
+                        self._count += 1
             self._prev = hashlib.sha256(last.encode("utf-8")).hexdigest() if last else ""
+            if last:
+                try:
+                    self._mac = str(json.loads(last).get("mac") or "")
+                except ValueError:
+                    self._mac = ""
+        if key is not None:
+            self.set_key(key)
+
+    def set_key(self, key: bytes) -> None:
+        """Key the log from now on, and check what is already in the file."""
+        self.key = key
+        if self.path is not None and self.path.exists():
+            self.problem = audit_problem(self.path, key)
+            if self.problem is not None:
+                logger.error("override audit log %s: %s", self.path, self.problem)
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Append ``record`` (plus the wall time and the previous line's hash); return it."""
         full = {"logged_at": to_iso(time.time_ns()), **record, "prev": self._prev}
         line = json.dumps(full, sort_keys=True, separators=(",", ":"), default=str)
+        if self.key is not None:
+            self._mac = _line_mac(self.key, self._mac, line)
+            full["mac"] = self._mac
+            line = json.dumps(full, sort_keys=True, separators=(",", ":"), default=str)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+        self._count += 1
+        if self.path is not None and self.key is not None:
+            self._write_head(self.path, self.key)
         self._prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
         self.records.append(full)
         return full
+
+    def _write_head(self, path: Path, key: bytes) -> None:
+        head = {
+            "count": self._count,
+            "mac": self._mac,
+            "head_mac": _head_mac(key, self._count, self._mac),
+        }
+        target = _head_path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps(head) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
+
+def audit_problem(path: str | Path, key: bytes | None) -> str | None:
+    """Check an audit log file: its hash chain, and with ``key`` every line's mac and the head.
+
+    Returns None when intact, else what is wrong (the record number, a count that does not
+    match the head, a forged head).
+    """
+    p = Path(path)
+    lines = [x for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    broken = verify_audit_chain(lines)
+    if broken is not None:
+        return f"hash chain broken at record {broken}"
+    if key is None:
+        return None
+    mac = ""
+    keyed = False
+    for k, line in enumerate(lines):
+        record = json.loads(line)
+        stored = record.pop("mac", None)
+        if stored is None:
+            if keyed:
+                return f"record {k} has no mac after keyed records (inserted or rewritten)"
+            continue  # written before the log was keyed
+        keyed = True
+        body = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+        mac = _line_mac(key, mac, body)
+        if not hmac.compare_digest(mac, str(stored)):
+            return f"record {k}: mac does not match (rewritten, or written with another key)"
+    head_file = _head_path(p)
+    if not head_file.exists():
+        return "head file missing (written by a run with the key, then removed?)" if keyed else None
+    try:
+        head = json.loads(head_file.read_text(encoding="utf-8"))
+        count, last, head_mac = int(head["count"]), str(head["mac"]), str(head["head_mac"])
+    except (ValueError, KeyError, TypeError):
+        return "head file unreadable"
+    if not hmac.compare_digest(head_mac, _head_mac(key, count, last)):
+        return "head file forged (its mac does not match)"
+    if count != len(lines):
+        return f"the head says {count} records, the log holds {len(lines)} (truncated or appended)"
+    if not hmac.compare_digest(last, mac):
+        return "the last record is not the one the head names"
+    return None
 
 
 def verify_audit_chain(lines: Iterable[str]) -> int | None:
@@ -307,6 +420,8 @@ class OverrideManager:
     ) -> None:
         self._secret = secret
         self.audit = audit
+        if secret is not None and audit.key is None:
+            audit.set_key(audit_key(secret))
         self.max_ttl_ns = max_ttl_ns
         self.active: dict[str, Override] = {}
         self._used: set[str] = set()

@@ -1,0 +1,72 @@
+"""The data gate on loaded bars and on a paper session's warm-up history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tradeloop.core.errors import DataError
+from tradeloop.data import load_ohlcv
+from tradeloop.data.gate import enforce, gate_report
+from tradeloop.engine.paper import PaperConfig, _gate_warmup
+
+MINUTE = 60_000_000_000
+
+
+def _warmup(n: int = 200) -> list[tuple[int, float, float, float, float, float]]:
+    rng = np.random.default_rng(7)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    return [
+        (i * MINUTE, float(c), float(c) * 1.001, float(c) * 0.999, float(c), 1.0)
+        for i, c in enumerate(close)
+    ]
+
+
+def _paper(tmp_path: Path, allow: bool) -> PaperConfig:
+    return PaperConfig(
+        exchange="binance",
+        symbols=("BTC/USDT",),
+        timeframe="1m",
+        run_id="r",
+        state_url=str(tmp_path / "state.db"),
+        status_path=tmp_path / "status.json",
+        allow_data_issues=allow,
+    )
+
+
+def test_clean_sample_passes_the_gate(sample_1h: Path) -> None:
+    # Act
+    report = gate_report(load_ohlcv(sample_1h))
+    # Assert
+    assert report.ok, report.failures
+    assert enforce([report], allow=False) == []
+
+
+def test_warmup_with_an_extreme_bar_stops_the_session(tmp_path: Path) -> None:
+    # Arrange
+    rows = _warmup()
+    t, *_ = rows[150]
+    rows[150] = (t, 1e300, 1e300, 1e300, 1e300, 1.0)
+    # Act / Assert
+    with pytest.raises(DataError, match=r"extreme values: 1 — row 150 \(1970-01-01T02:30:00Z\)"):
+        _gate_warmup({"BTC/USDT": rows}, _paper(tmp_path, allow=False))
+    _gate_warmup({"BTC/USDT": rows}, _paper(tmp_path, allow=True))  # allowed: logged only
+
+
+def test_clean_warmup_passes(tmp_path: Path) -> None:
+    # Act / Assert: no exception
+    _gate_warmup({"BTC/USDT": _warmup()}, _paper(tmp_path, allow=False))
+
+
+def test_interpolated_warmup_names_the_stretch(tmp_path: Path) -> None:
+    # Arrange: bars 100..119 on a straight line
+    rows = _warmup()
+    a, b = rows[99][4], rows[120][4]
+    for k in range(100, 120):
+        c = a + (b - a) * (k - 99) / 21
+        rows[k] = (rows[k][0], c, c, c, c, 1.0)
+    # Act / Assert: bars 100..119 (flat OHLC on the line; 99 and 120 have real ranges)
+    with pytest.raises(DataError, match=r"interpolated runs \(5\+ bars\): 1 — rows 100-119"):
+        _gate_warmup({"BTC/USDT": rows}, _paper(tmp_path, allow=False))
