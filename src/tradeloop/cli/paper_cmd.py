@@ -13,6 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.ml_cmd import MinConfidenceOpt, MlThreadsOpt, ModelOpt, RegistryOpt, ToxicityOpt
+from tradeloop.cli.regime_cmd import (
+    RegimeConfirmOpt,
+    RegimeExposureOpt,
+    RegimeOpt,
+    RegimeTransitionOpt,
+    regime_options,
+)
 from tradeloop.core.errors import ConfigError, TradeloopError
 from tradeloop.ml.threads import DEFAULT_ML_THREADS
 
@@ -153,6 +160,10 @@ def paper(
     min_confidence: MinConfidenceOpt = None,
     toxicity: ToxicityOpt = False,
     ml_threads: MlThreadsOpt = DEFAULT_ML_THREADS,
+    regime: RegimeOpt = None,
+    regime_transition: RegimeTransitionOpt = "30m",
+    regime_confirm: RegimeConfirmOpt = 3,
+    regime_exposure: RegimeExposureOpt = None,
     log_file: Annotated[Path | None, typer.Option(help="Also write JSON-lines logs here.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
@@ -167,6 +178,9 @@ def paper(
     --model NAME[:VERSION] scores every entry signal before the risk gate, as in a backtest.
     The run stores the model's name and resolved version: a restart keeps that version and
     `tradeloop parity` replays with it.
+
+    --regime NAME[:VERSION] filters a regime model at every bar, as in a backtest (leverage
+    cap, gradual exposure, regime weight); the status file shows the regime.
     """
     from tradeloop.alerts import alerter_from_settings
     from tradeloop.config.logging import setup_logging
@@ -213,6 +227,9 @@ def paper(
             min_confidence=min_confidence,
             use_toxicity=toxicity,
             ml_threads=ml_threads,
+            regime=regime_options(
+                regime, registry, regime_transition, regime_confirm, regime_exposure
+            ),
         )
         alerter = alerter_from_settings(discord_webhook or settings.discord_webhook_url)
         session = PaperSession(strat, config, alerter=alerter)

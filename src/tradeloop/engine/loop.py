@@ -44,6 +44,7 @@ from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.loop_config import LoopConfig, load_loop_config
 from tradeloop.engine.paper import PaperConfig, PaperSession, record_model_swap
+from tradeloop.engine.regime import RegimeOptions
 from tradeloop.engine.retrain import ModelRetrainer, retrainer_for
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
 from tradeloop.signals.heatmap import HeatmapConfig
@@ -180,6 +181,17 @@ class LoopSession(PaperSession):
             min_confidence=model.min_confidence if model is not None else None,
             use_toxicity=model.use_toxicity if model is not None else False,
             ml_threads=model.threads if model is not None else 1,
+            regime=(
+                RegimeOptions(
+                    config.regime.name,
+                    Path(config.path(config.regime.registry)),
+                    transition=config.regime.transition,
+                    confirm_bars=config.regime.confirm_bars,
+                    exposures=config.regime.exposures,
+                )
+                if config.regime is not None
+                else None
+            ),
         )
         super().__init__(build_strategy(config), paper, alerter=alerter, source=source)
         self.loop_config = config
@@ -273,7 +285,7 @@ class LoopSession(PaperSession):
         old = self.loop_config
         fixed = [
             k
-            for k in ("run", "bus", "risk", "model", "retrain")
+            for k in ("run", "bus", "risk", "model", "regime", "retrain")
             if getattr(new, k) != getattr(old, k)
         ]
         if fixed:

@@ -25,6 +25,12 @@ Example::
     # name = "meta"                 # a registered model, NAME or NAME:VERSION
     # min_confidence = 0.55
 
+    # [regime]                      # a regime model (`tradeloop regime fit`)
+    # name = "btc_hmm"              # NAME or NAME:VERSION in `registry`
+    # transition = "30m"            # a full exposure change takes this long
+    # confirm_bars = 3              # hysteresis: bars in a row before a new regime counts
+    # exposures = { high_vol = 0.5, crisis = 0.0, uncertain = 0.5 }
+
     [[strategies]]
     name = "zone_magnet"
     weight = 0.5
@@ -129,6 +135,16 @@ class ModelSection(_Section):
     threads: int = Field(default=1, ge=1)
 
 
+class RegimeSection(_Section):
+    """``[regime]``: a regime model filtered causally at every step (risk and enrichment)."""
+
+    name: str = Field(min_length=1)
+    registry: str = "models"
+    transition: str = "30m"
+    confirm_bars: int = Field(default=3, ge=1)
+    exposures: dict[str, float] = Field(default_factory=dict)
+
+
 class StrategySection(_Section):
     """``[[strategies]]``: one strategy with its share of the account."""
 
@@ -190,6 +206,7 @@ class LoopConfig(_Section):
     bus: BusSection = BusSection()
     risk: RiskSection = RiskSection()
     model: ModelSection | None = None
+    regime: RegimeSection | None = None
     feedback: FeedbackSection = FeedbackSection()
     zones: ZonesSection = ZonesSection()
     retrain: RetrainSection = RetrainSection()

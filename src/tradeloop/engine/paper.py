@@ -53,6 +53,7 @@ from tradeloop.engine.config import RunConfig, risk_rules
 from tradeloop.engine.enrichment import ModelEnrichment, ModelTimeline
 from tradeloop.engine.factories import make_clock
 from tradeloop.engine.live import LiveKernel, StepOutcome
+from tradeloop.engine.regime import RegimeOptions, RegimeSource
 from tradeloop.engine.scheduler import Scheduler, schedule_for
 from tradeloop.engine.status import write_status
 from tradeloop.ml.registry import ModelCatalog, parse_model_spec
@@ -153,6 +154,11 @@ class PaperConfig(RunConfig):
         The run stores the resolved name and version: a restart without a version keeps the
         run's version, one with another version (or threshold) is refused, and
         ``tradeloop parity`` replays with the stored model.
+    regime
+        A regime model (:class:`~tradeloop.engine.regime.RegimeOptions`): filtered causally at
+        every step, it sets the risk engine's regime and size multiplier and the enrichment's
+        regime weight, as in a backtest; the status file shows it. A restarted run refilters
+        the bars it holds.
 
     Raises
     ------
@@ -186,6 +192,7 @@ class PaperConfig(RunConfig):
     min_confidence: float | None = None
     use_toxicity: bool = False
     ml_threads: int = DEFAULT_ML_THREADS
+    regime: RegimeOptions | None = None
 
     def __post_init__(self) -> None:
         for name, unused in (
@@ -516,6 +523,8 @@ class PaperSession:
         #: the run's model as stored with it, and the enrichment built from it
         self._model: dict[str, Any] | None = None
         self.enrichment: ModelEnrichment | None = None
+        #: the run's regime source (None without a regime model)
+        self.regime: RegimeSource | None = None
         self.scheduler = Scheduler(
             schedule_for(config.calendar or config.exchange)
             if config.calendar or self.venue_data is None
@@ -631,6 +640,10 @@ class PaperSession:
             {"model": self._model, "model_registry": str(cfg.model_registry)},
             threads=cfg.ml_threads,
         )
+        options = self.kernel_options()
+        self.regime = cfg.regime.source() if cfg.regime is not None else None
+        if self.regime is not None:
+            options["inputs"] = [*options.get("inputs", ()), self.regime]
         kernel = LiveKernel(
             self.strategy,
             instruments,
@@ -640,7 +653,7 @@ class PaperSession:
             store=store,
             max_bars=cfg.max_bars,
             enrichment=self.enrichment,
-            **self.kernel_options(),
+            **options,
         )
         if kernel.restore():
             logger.info("continuing run %s", cfg.run_id)
@@ -956,6 +969,8 @@ class PaperSession:
                 "min_confidence": self.enrichment.min_confidence,
                 "counts": self.enrichment.counts.as_dict(),
             }
+        if self.regime is not None:
+            out["regime"] = self.regime.describe()
         if kernel is not None:
             out.update(kernel.status())
             last = kernel.last_step_ts
