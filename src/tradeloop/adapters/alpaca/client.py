@@ -152,6 +152,19 @@ class AlpacaClient:
         self.stream_events = 0
         """``trade_updates`` messages received."""
 
+    @classmethod
+    def from_settings(cls, settings: Any = None, *, paper: bool = True) -> AlpacaClient:
+        """A client with keys and endpoints from settings (:meth:`AlpacaConfig.from_settings`):
+        Alpaca's paper account unless ``paper=False`` (real money) is asked for explicitly.
+
+        Raises
+        ------
+        ConfigError
+            When alpaca-py is missing (naming the extra) or no key pair is configured.
+        """
+        require_alpaca()
+        return cls(AlpacaConfig.from_settings(settings, paper=paper))
+
     def __repr__(self) -> str:
         return f"AlpacaClient(paper={self.config.paper}, url={self.config.url!r})"
 
