@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.live_cmd import register_live_commands
 from tradeloop.cli.ml_cmd import (
     MinConfidenceOpt,
     MlThreadsOpt,
@@ -505,6 +506,7 @@ register_risk_commands(app)
 register_ml_commands(app)
 register_signal_commands(app)
 register_paper_commands(app)
+register_live_commands(app)
 register_regime_commands(app)
 register_loop_command(app)
 register_optimize_commands(app)

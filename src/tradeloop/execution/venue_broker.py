@@ -681,7 +681,31 @@ class VenueBroker:
         work = self._working[order_id]
         if snap.filled > work.filled:
             work.filled = snap.filled
+        old, new = _RANK[work.status], _RANK[snap.status]
+        if new < old or (new == old and new < _FINAL_RANK and snap.filled < work.filled):
+            logger.debug(
+                "stale snapshot of %s (%s) after %s", work.client_id, snap.status, work.status
+            )
+            return
         self._update_status(work, snap.status, snap.reason)
+
+    def apply_venue_order(self, snap: VenueOrder) -> None:
+        """Take an order snapshot fetched from the venue (reconciliation)."""
+        self._apply_snapshot(snap)
+        self._refresh_pending()
+
+    def order_gone(self, client_id: str) -> None:
+        """The venue does not know a working order: never received (``rejected``) if it was
+        never acknowledged, else gone (``expired``). A transition, not a crash."""
+        order_id = self._by_client.get(client_id)
+        if order_id is None:
+            return
+        work = self._working[order_id]
+        if work.status in (_S.NEW, _S.SUBMITTED):
+            self._update_status(work, _S.REJECTED, "the venue never received it")
+        else:
+            self._update_status(work, _S.EXPIRED, "the venue no longer knows it")
+        self._refresh_pending()
 
     def _update_status(self, work: _Working, new: OrderStatus, why: str = "") -> None:
         if work.status is new:
@@ -836,6 +860,19 @@ class VenueBroker:
             if p.stop_loss is not None or p.take_profit is not None or p.trail_fraction
         }
         self._refresh_pending()
+
+
+_FINAL_RANK = 4
+_RANK = {
+    _S.NEW: 0,
+    _S.SUBMITTED: 1,
+    _S.ACCEPTED: 2,
+    _S.PARTIALLY_FILLED: 3,
+    _S.FILLED: _FINAL_RANK,
+    _S.CANCELLED: _FINAL_RANK,
+    _S.REJECTED: _FINAL_RANK,
+    _S.EXPIRED: _FINAL_RANK,
+}
 
 
 def _exit_hit(pos: Position, h: float, low: float) -> ExitReason | None:
