@@ -93,3 +93,57 @@ def test_minute_bars_from_the_alpaca_stream_drive_a_paper_session(
         # the strategy traded on these bars through the simulated broker (paper)
         assert kernel.signals > 0
         assert venue.auth_failures == 0
+
+
+def test_tradeloop_paper_cli_on_alpaca_equals_its_backtest_replay(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from tradeloop.core.time import to_iso
+    from tradeloop.engine.parity import parity_report
+    from tradeloop.store.state import open_state_store
+
+    spy = load_equity_minutes(shared_data)
+    start = int((spy.ts < pd.Timestamp(FIRST).value).sum())
+    n = 150
+    with AlpacaServer([spy], start=start) as venue:
+        last_ts = int(venue.timeline[start + n - 1][0])
+        state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
+        env = dict(os.environ)
+        env.update(
+            TRADELOOP_ALPACA_API_KEY=DEFAULT_KEY,
+            TRADELOOP_ALPACA_API_SECRET=DEFAULT_SECRET,
+            TRADELOOP_ALPACA_URL=venue.url,
+            TRADELOOP_ALPACA_WS_URL=f"ws://127.0.0.1:{venue.port}",
+        )
+        env.pop("TRADELOOP_DISCORD_WEBHOOK_URL", None)
+        cmd = [
+            sys.executable, "-m", "tradeloop", "paper", "--strategy", "sma_cross",
+            "--exchange", "alpaca", "--symbol", "SPY", "--timeframe", "1m",
+            "--calendar", "XNYS", "-p", "fast=3", "-p", "slow=8", "--run-id", "spy-cli",
+            "--state", state, "--status-file", str(status), "--warmup", "30",
+            "--until", to_iso(last_ts),
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: venue.data_subscribers == 1 or proc.poll() is not None, 60)
+            venue.run_timer(0.005)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert DEFAULT_SECRET not in out.decode() + err.decode()
+    in_session = [
+        ts for _, ts in venue.published if pd.Timestamp("2011-01-04T14:30Z").value <= ts <= last_ts
+    ]
+    with open_state_store(state) as store:
+        report = parity_report(store, "spy-cli")
+    assert report.live_bars == len(in_session)
+    assert report.orders > 0
+    assert report.differences == []

@@ -79,7 +79,11 @@ def paper(
         list[str], typer.Option("--symbol", help="Symbol to trade, e.g. BTC/USDT (repeatable).")
     ],
     exchange: Annotated[
-        str, typer.Option(help="Exchange (ccxt id): binance or bybit.")
+        str,
+        typer.Option(
+            help="Data venue: binance or bybit (ccxt), or alpaca (US equities, 1m bars; "
+            "keys TRADELOOP_ALPACA_API_KEY/_API_SECRET; add --calendar XNYS)."
+        ),
     ] = "binance",
     market: Annotated[str, typer.Option(help="spot or perp (USD-M linear perpetuals).")] = "spot",
     timeframe: Annotated[

@@ -321,6 +321,7 @@ class RiskEngine:
             cfg.daily_loss_pct is not None
             or cfg.drawdown_reduce_pct is not None
             or cfg.drawdown_halt_pct is not None
+            or cfg.resume_after is not None
         ):
             ks.update(ts, portfolio.equity)
         return flatten
