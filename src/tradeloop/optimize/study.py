@@ -195,14 +195,8 @@ def _sampler(options: StudyOptions) -> optuna.samplers.BaseSampler:
             seed=options.seed,
             multivariate=True,
             constant_liar=options.batch > 1,
-            constraints_func=_constraint_values,
         )
     return optuna.samplers.RandomSampler(seed=options.seed)
-
-
-def _constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
-    values: list[float] = trial.user_attrs.get("constraints", [0.0])
-    return values
 
 
 def _key(params: dict[str, Any], names: list[str]) -> str:
@@ -319,7 +313,8 @@ def run_study(
                 trial.set_user_attr("metrics", result.metrics)
                 trial.set_user_attr("blocks", result.blocks)
                 trial.set_user_attr("feasible", ok)
-                trial.set_user_attr("constraints", constraints.violations(result.metrics))
+                for c, amount in enumerate(constraints.violations(result.metrics)):
+                    trial.set_constraint(f"c{c}", amount)
                 trial.set_user_attr("engine", result.engine)
                 study.tell(trial, values)
                 if ok and len(objectives) == 1:
