@@ -449,3 +449,24 @@ def _browser() -> Any:
         options.add_argument(arg)
     options.binary_location = binary
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+
+
+def test_the_grafana_dashboard_and_alert_rules_query_series_the_service_exports(
+    served: Served,
+) -> None:
+    import re
+
+    import yaml
+
+    # Arrange: every series name the provisioned dashboard and the alert rules query
+    root = Path(__file__).resolve().parents[2] / "deploy"
+    dashboard = json.loads((root / "grafana" / "dashboards" / "tradeloop.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((root / "prometheus" / "alerts.yml").read_text())
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    wanted = {n for e in exprs for n in re.findall(r"\b((?:tradeloop|process)_[a-z_]+)\b", e)}
+    # Act
+    exported = {key.split("{", 1)[0] for key in served.metrics()}
+    # Assert
+    assert len(wanted) >= 15
+    assert sorted(wanted - exported) == []
