@@ -285,17 +285,32 @@ class KillSwitchConfig:
         Drawdown from the equity peak that switches to REDUCING (seed 003 "alert at 10%") and
         that halts (15%). REDUCING lifts by itself when the drawdown is back under its level;
         HALTED needs an override.
+    resume_after
+        A cool-down (``"72h"``, ``"7d"``) after which a drawdown or black-swan halt lifts by
+        itself, re-basing the drawdown peak at the equity then (event cause ``cooldown``).
+        None (the default): only a signed override lifts it, which is right for live trading
+        with an operator, but halts a backtest for the rest of its history at the first crash.
     """
 
     daily_loss_pct: float | None = 0.02
     daily_resume_next_day: bool = True
     drawdown_reduce_pct: float | None = 0.10
     drawdown_halt_pct: float | None = 0.15
+    resume_after: str | None = None
+
+    @property
+    def resume_after_ns(self) -> int | None:
+        """The cool-down in nanoseconds (None: overrides only)."""
+        if self.resume_after is None:
+            return None
+        return duration_ns(self.resume_after, field_name="kill_switch.resume_after")
 
     def __post_init__(self) -> None:
         _fraction("kill_switch.daily_loss_pct", self.daily_loss_pct)
         _fraction("kill_switch.drawdown_reduce_pct", self.drawdown_reduce_pct)
         _fraction("kill_switch.drawdown_halt_pct", self.drawdown_halt_pct)
+        if self.resume_after is not None:
+            duration_ns(self.resume_after, field_name="kill_switch.resume_after")
         if (
             self.drawdown_reduce_pct is not None
             and self.drawdown_halt_pct is not None

@@ -100,6 +100,8 @@ class KillSwitch:
         self.day = -1
         self.day_start_equity = math.nan
         self._last_equity = math.nan
+        #: when the current halt began (UTC ns), for ``resume_after``
+        self.halted_at: int | None = None
 
     # -- events ---------------------------------------------------------------------------
     def subscribe(self, handler: Callable[[RiskEvent], None]) -> None:
@@ -123,6 +125,7 @@ class KillSwitch:
         old = self.state
         self.state = state
         self.cause = None if state is TradingState.ACTIVE else cause
+        self.halted_at = ts if state is TradingState.HALTED else None
         self._emit(RiskEvent(ts, cause, old, state, detail))
 
     # -- transitions ----------------------------------------------------------------------
@@ -143,6 +146,7 @@ class KillSwitch:
             return False
         if self.state is TradingState.HALTED:
             self.cause = "black_swan"  # stickier than a daily-loss halt: needs an override
+            self.halted_at = ts
             self._emit(RiskEvent(ts, "black_swan", self.state, self.state, detail))
             return True
         self._move(ts, TradingState.HALTED, "black_swan", detail)
@@ -178,6 +182,7 @@ class KillSwitch:
             "day": self.day,
             "day_start_equity": _num(self.day_start_equity),
             "last_equity": _num(self._last_equity),
+            "halted_at": self.halted_at,
             "events": [
                 [e.ts, e.cause, e.state_from.value, e.state_to.value, e.detail]
                 for e in self.events[-self.EXPORTED_EVENTS :]
@@ -192,6 +197,8 @@ class KillSwitch:
         self.day = int(data.get("day", -1))
         self.day_start_equity = _float(data.get("day_start_equity"))
         self._last_equity = _float(data.get("last_equity"))
+        halted_at = data.get("halted_at")
+        self.halted_at = int(halted_at) if halted_at is not None else None
         self.events = [
             RiskEvent(int(ts), str(cause), TradingState(a), TradingState(b), str(detail))
             for ts, cause, a, b, detail in data.get("events", ())
@@ -199,8 +206,23 @@ class KillSwitch:
 
     # -- monitors -------------------------------------------------------------------------
     def update(self, ts: int, equity: float) -> None:
-        """Feed the equity marked at ``ts``; run the daily-loss and drawdown monitors."""
+        """Feed the equity marked at ``ts``; run the daily-loss and drawdown monitors, and lift
+        a drawdown or black-swan halt whose ``resume_after`` cool-down has passed."""
         cfg = self.config
+        cooldown = cfg.resume_after_ns
+        if (
+            cooldown is not None
+            and self.state is TradingState.HALTED
+            and self.cause in ("drawdown", "black_swan")
+            and self.halted_at is not None
+            and ts - self.halted_at >= cooldown
+        ):
+            self.resume(
+                ts,
+                "cooldown",
+                f"{self.cause} halt lifted after kill_switch.resume_after = {cfg.resume_after}",
+                equity=equity,
+            )
         day = ts // DAY_NS
         if day != self.day:
             self.day = day
