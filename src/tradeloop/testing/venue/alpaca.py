@@ -397,6 +397,7 @@ class AlpacaServer:
             o, h, low, c, v = (float(x) for x in self.series[symbol].ohlcv[i])
             self.book.on_bar(symbol, ts, o, h, low, c, ts + MINUTE_NS)
             self.published.append((symbol, ts))
+            await self._flush_trade_updates()  # fills of this bar go out before the bar
             frame = msgpack.packb(
                 [
                     {
@@ -423,6 +424,14 @@ class AlpacaServer:
             done += 1
             await asyncio.sleep(0)
         return done
+
+    async def _flush_trade_updates(self, timeout_s: float = 1.0) -> None:
+        """Wait (bounded) until every listening trade stream has sent what is queued."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(not q.empty() for q in self._trade_ws.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.001)
 
     def _emit(self, event: dict[str, Any]) -> None:
         """Book event -> every listening trade stream (runs on the server loop)."""
