@@ -309,6 +309,7 @@ def run_backtest_job(
     issues = [issue for item in loaded for issue in item.issues]
     if issues:
         record["data_issues"] = issues
+    record["risk"] = _risk_record(risk_engine, result)
     if job.calendar is not None:
         record["calendar"] = job.calendar
     if regime is not None:
@@ -368,6 +369,25 @@ def run_backtest_job(
         record=record,
         run_seconds=run_seconds,
     )
+
+
+def _risk_record(risk_engine: Any, result: BacktestResult) -> dict[str, Any]:
+    """Halts (when, cause, how long, lifted by what) and rejections by reason, for run.json."""
+    from collections import Counter
+
+    from tradeloop.risk.report import halt_summary
+
+    ks = risk_engine.kill_switch
+    end = int(result.ts[-1]) + run_bar_ns_of(result) if len(result.ts) else 0
+    reasons = Counter(str(r.reason) for r in result.rejections)
+    return halt_summary(ks.events, end, reasons, ks.state.value)
+
+
+def run_bar_ns_of(result: BacktestResult) -> int:
+    """The step length of a finished run (ns)."""
+    from tradeloop.engine.output import run_bar_ns
+
+    return int(run_bar_ns(result))
 
 
 def load_run_record(run_id: str, output_root: str | Path = "output") -> dict[str, Any] | None:

@@ -369,6 +369,8 @@ class VenueBroker:
         applied = 0
         received, self._received = self._received, []
         for fill in received:
+            if not fill.ts and ts_ns is not None:
+                fill = replace(fill, ts=ts_ns)  # a venue that does not time its fills
             applied += self._apply_fill(fill)
         self._refresh_pending()
         return applied

@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -277,7 +278,10 @@ class CcxtVenueClient:
         )
         snapshot = self._order(order, request.symbol, fallback_cid=request.client_order_id)
         for trade in order.get("trades") or []:
-            self._updates.put(self._fill(trade, request.symbol, snapshot))
+            fill = self._fill(trade, request.symbol, snapshot)
+            if not fill.ts:  # fills inside an order answer carry the order's time only
+                fill = replace(fill, ts=snapshot.ts)
+            self._updates.put(fill)
         return snapshot
 
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder:
