@@ -451,12 +451,45 @@ def _print_outcome(outcome: BacktestOutcome) -> None:
         )
     console.print(validation_table(outcome.analysis))
     console.print(bias_table(outcome.analysis))
+    _print_risk_and_data(outcome.record)
     elapsed = outcome.run_seconds
     rate = result.bars_processed / elapsed if elapsed > 0 else float("inf")
     console.print(f"{result.bars_processed:,} bars in {elapsed:.2f}s ({rate:,.0f} bars/s)")
     console.print(f"run: {outcome.run_id} in {outcome.folder}")
     for name, path in outcome.paths.items():
         console.print(f"{name:>14}: {path}")
+
+
+def _print_risk_and_data(record: dict[str, object]) -> None:
+    """Warn about halts (above all one lasting to the end) and data issues run through."""
+    risk = record.get("risk")
+    if isinstance(risk, dict) and risk.get("halts"):
+        halts = list(risk["halts"])
+        days = float(risk.get("halted_days") or 0.0)
+        console.print(
+            f"risk: trading halted {len(halts)} time(s), {days:,.1f} days in all; "
+            f"rejections by reason: {risk.get('rejections_by_reason') or {}}",
+            highlight=False,
+        )
+        if risk.get("halted_at_end"):
+            last = halts[-1]
+            err_console.print(
+                f"[bold yellow]warning:[/] trading was halted from {last['start']} "
+                f"({last['cause']}: {last['detail']}) to the end of the run, "
+                f"{last['days']:,.1f} days without new positions; only a signed override "
+                "lifts this halt (or set kill_switch.resume_after in the risk file)",
+                highlight=False,
+                soft_wrap=True,
+            )
+    issues = record.get("data_issues")
+    if isinstance(issues, list) and issues:
+        err_console.print(
+            f"[bold yellow]warning:[/] ran on data with {len(issues)} data-check finding(s) "
+            "(--allow-data-issues): "
+            + "; ".join(f"{i['check']} {i['count']} in {i['source']}" for i in issues),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -26,6 +26,7 @@ from tradeloop.core.time import to_iso
 __all__ = [
     "REPORT_FILES",
     "RiskReport",
+    "halt_summary",
     "read_risk_report",
     "rejection_rows",
     "write_risk_report",
@@ -244,3 +245,49 @@ def read_risk_report(path: str | Path) -> RiskReport:
     if not isinstance(data, dict) or "profile" not in data:
         raise DataError("not a risk report", file=str(file))
     return RiskReport.from_dict(data)
+
+
+def halt_summary(
+    events: Sequence[Any],
+    end_ns: int,
+    rejections_by_reason: Mapping[str, int],
+    state_at_end: str,
+) -> dict[str, Any]:
+    """The halts of a run for its record, report and summary: when, why, for how long.
+
+    ``events`` are the kill switch's :class:`~tradeloop.risk.killswitch.RiskEvent` in time
+    order; a halt lasts from a change to ``halted`` until the next change away from it (or
+    the end of the run, ``end_ns``: ``lasts_to_end``).
+    """
+    halts: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for event in events:
+        to, frm = str(event.state_to.value), str(event.state_from.value)
+        if to == "halted" and frm != "halted":
+            current = {
+                "start": to_iso(int(event.ts)),
+                "cause": str(event.cause),
+                "detail": str(event.detail),
+                "start_ns": int(event.ts),
+            }
+            halts.append(current)
+        elif to == "halted" and current is not None:
+            current["cause"] = str(event.cause)  # re-caused (a black swan while halted)
+            current["detail"] = str(event.detail)
+        elif frm == "halted" and to != "halted" and current is not None:
+            current["end"] = to_iso(int(event.ts))
+            current["lifted_by"] = str(event.cause)
+            current["days"] = (int(event.ts) - current.pop("start_ns")) / 86_400e9
+            current = None
+    if current is not None:
+        current["end"] = None
+        current["lifted_by"] = None
+        current["days"] = (end_ns - current.pop("start_ns")) / 86_400e9
+    last = halts[-1] if halts else None
+    return {
+        "state_at_end": state_at_end,
+        "halts": halts,
+        "halted_days": float(sum(h["days"] for h in halts)),
+        "halted_at_end": bool(last is not None and last["end"] is None),
+        "rejections_by_reason": dict(rejections_by_reason),
+    }
