@@ -38,6 +38,7 @@ from tradeloop.cli.run_cmd import register as register_loop_command
 from tradeloop.cli.runs_cmd import register as register_run_commands
 from tradeloop.cli.serve_cmd import register_serve_commands
 from tradeloop.cli.signals_cmd import register as register_signal_commands
+from tradeloop.cli.state_cmd import register_state_commands
 from tradeloop.config.logging import setup_logging
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
 from tradeloop.core.time import parse_time
@@ -544,6 +545,7 @@ register_regime_commands(app)
 register_loop_command(app)
 register_optimize_commands(app)
 register_serve_commands(app)
+register_state_commands(app)
 
 
 def main() -> None:
