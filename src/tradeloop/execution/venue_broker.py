@@ -354,7 +354,11 @@ class VenueBroker:
     def sync(self, ts_ns: int | None = None) -> int:
         """Take the venue's updates and apply every fill received; return how many applied."""
         symbols = sorted(
-            {w.order.symbol for w in self._working.values() if w.status not in FINAL_STATUSES}
+            {
+                w.order.symbol
+                for w in self._working.values()
+                if w.status not in FINAL_STATUSES or self._behind(w)
+            }
         )
         try:
             updates = self.client.drain_updates(symbols)
