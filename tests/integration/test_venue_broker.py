@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -108,7 +107,7 @@ def _cid(order_id: int) -> str:
     return client_order_id(run_key("test-run"), order_id)
 
 
-# -- the happy path through the unmodified client ------------------------------------------------
+# -- the happy path through the unmodified client --
 
 
 def test_spot_order_fills_through_the_stream_once(exchange: LocalBinanceExchange) -> None:
@@ -145,7 +144,8 @@ def test_signatures_are_checked(exchange: LocalBinanceExchange) -> None:
     )
     with pytest.raises(ConfigError, match="API key and secret"):
         bad.balances()
-    assert "wrong-secret" not in repr(bad) and "wrong-secret" not in repr(bad._credentials)
+    assert "wrong-secret" not in repr(bad)
+    assert "wrong-secret" not in repr(bad._credentials)
     assert exchange.count("/api/v3/account") == 1
 
 
@@ -195,7 +195,7 @@ def test_limit_and_post_only_orders(exchange: LocalBinanceExchange, clock: Clock
     assert client.open_orders(SPOT) == []
 
 
-# -- faults -----------------------------------------------------------------------------------------
+# -- faults --
 
 
 def test_5xx_and_429_with_retry_after_are_retried_one_order_placed(
@@ -301,11 +301,12 @@ def test_breaker_opens_after_three_failed_operations_and_refuses_entries(
     sent = exchange.count("/api/v3/order")
     order = _buy(broker, 0.01)
     assert exchange.count("/api/v3/order") == sent  # refused before sending
-    assert broker.order_status is not None and broker.order_status[order.id] is OrderStatus.REJECTED
+    assert broker.order_status is not None
+    assert broker.order_status[order.id] is OrderStatus.REJECTED
     assert broker.rejections[-1].reason == "venue_unavailable"
 
 
-# -- refused before sending -------------------------------------------------------------------------
+# -- refused before sending --
 
 
 @pytest.mark.parametrize(
@@ -329,7 +330,7 @@ def test_bad_orders_are_refused_before_sending_naming_the_field(
     assert f"'{field}'" in rejection.detail
 
 
-# -- reconciliation ---------------------------------------------------------------------------------
+# -- reconciliation --
 
 
 def test_a_position_changed_outside_the_bot_is_adopted_or_halts(
@@ -367,4 +368,5 @@ def test_an_order_the_venue_does_not_know_is_a_transition(exchange: LocalBinance
     report = reconcile(broker, [SPOT], T0 * 1_000_000, policy="adopt")
     assert report.resolved_orders == 1
     assert broker.order_status[order.id] is OrderStatus.REJECTED
-    assert broker.pending == {} and exchange.book.orders == []
+    assert broker.pending == {}
+    assert exchange.book.orders == []
