@@ -35,9 +35,12 @@ def wait_for(cond: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("calendar", ["XNYS", None], ids=["calendar", "alpaca-clock"])
 def test_minute_bars_from_the_alpaca_stream_drive_a_paper_session(
-    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calendar: str | None
 ) -> None:
+    """With ``--calendar XNYS`` the exchange calendar decides the session; without it,
+    Alpaca's market clock (``/v2/clock``) does: the same bars are traded."""
     import pandas as pd
 
     spy = load_equity_minutes(shared_data)
@@ -56,7 +59,7 @@ def test_minute_bars_from_the_alpaca_stream_drive_a_paper_session(
             state_url=str(tmp_path / "state.db"),
             status_path=tmp_path / "status.json",
             warmup_bars=30,
-            calendar="XNYS",
+            calendar=calendar,
             until_ns=last_ts,
             heartbeat_s=3600,
         )
