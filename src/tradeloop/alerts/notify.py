@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +28,45 @@ __all__ = ["AppriseAlerter", "channel_name"]
 _log = logging.getLogger("tradeloop.alerts")
 
 _TITLE = {"error": "ERROR", "warning": "WARNING", "shutdown": "STOPPED", "start": "STARTED"}
+
+
+class _RedactFilter(logging.Filter):
+    """Masks the configured channels' secrets in log lines of apprise and of the HTTP library
+    under it (their own lines may quote a token, e.g. in a request path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        text = record.getMessage()
+        masked = text
+        for secret in self.secrets:
+            masked = masked.replace(secret, "***")
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+_REDACT = _RedactFilter()
+
+
+def _secret_parts(url: str) -> set[str]:
+    """The pieces of a channel URL that may be secret: every token of 6+ characters after the
+    scheme (bot tokens, webhook keys, passwords, users)."""
+    rest = url.split("://", 1)[-1]
+    return {t for t in re.split(r"[/:@?&=#,]", rest) if len(t) >= 6}
+
+
+def _guard_logs(urls: Sequence[str]) -> None:
+    for url in urls:
+        _REDACT.secrets |= _secret_parts(url)
+    for name in ("apprise", "urllib3.connectionpool"):
+        log = logging.getLogger(name)
+        if _REDACT not in log.filters:
+            log.addFilter(_REDACT)
 
 
 def channel_name(url: str) -> str:
@@ -53,6 +93,7 @@ class AppriseAlerter:
     def __init__(self, urls: Sequence[str], *, queue_max: int = 1000) -> None:
         import apprise
 
+        _guard_logs(urls)
         self._apprise = apprise.Apprise()
         self.channels: list[str] = []
         for n, url in enumerate(urls):
