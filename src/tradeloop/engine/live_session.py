@@ -5,8 +5,10 @@ to ``tradeloop run``'s :class:`~tradeloop.engine.loop.LoopSession`): the kernel 
 ``live`` mode on the venue of :class:`LiveOptions` (same step, strategy, risk engine and
 journal), and around it:
 
-* **reconciliation** at start and every ``reconcile_every_s``: the venue is the truth for
-  balances, positions and open orders; differences go to the log, an alert and the status file
+* **reconciliation** at start (working orders at once; balances and positions after the
+  kernel's first step, so the steps a killed process left are re-run and its orders found by
+  client id first) and every ``reconcile_every_s``: the venue is the truth for balances,
+  positions and open orders; differences go to the log, an alert and the status file
   and are resolved by the policy (``adopt`` the venue's state, or ``halt`` trading);
 * the **circuit breaker**: open -> the risk engine goes to reducing-only with an alert saying
   why; closed again -> trading resumes (only if the breaker was the cause);
@@ -89,8 +91,13 @@ class LiveTrading:
     kernel: LiveKernel | None
     alerter: Any
 
+    #: the start reconciliation waits at most this long for the kernel's first step
+    START_RECONCILE_WAIT_S = 60.0
+
     def __init__(self, *args: Any, live: LiveOptions, **kwargs: Any) -> None:
         self.live = live
+        self._steps_at_open = 0
+        self._opened_at = time.monotonic()
         self.reconciliations = 0
         self.last_reconcile: ReconcileReport | None = None
         self._next_reconcile = 0.0
@@ -124,7 +131,10 @@ class LiveTrading:
         return broker if isinstance(broker, VenueBroker) else None
 
     def on_kernel_open(self, kernel: LiveKernel) -> None:
-        """Share the venue's rate budget with the market-data client, then reconcile."""
+        """Share the venue's rate budget with the market-data client; settle the stored
+        working orders with the venue at once, and reconcile balances and positions once
+        the kernel has caught up (the steps a killed process left are re-run first: an order
+        it sent is then found by its client id instead of being adopted as a stranger's)."""
         super().on_kernel_open(kernel)  # type: ignore[misc]
         broker = self.venue_broker
         if broker is None:
@@ -135,12 +145,23 @@ class LiveTrading:
             from tradeloop.adapters.ccxt.broker import install_rate_budget
 
             install_rate_budget(source.client, budget)
-        self.reconcile_now()
+        from tradeloop.execution.reconcile import settle_orders
+
+        settle_orders(broker, list(kernel.symbols), time.time_ns())
+        if kernel.last_step_ts is not None:  # a restored run: store what the venue settled
+            kernel.record_now(kernel.last_step_ts)
+        self._steps_at_open = kernel.steps
+        self._opened_at = time.monotonic()
 
     def on_housekeeping(self, kernel: LiveKernel) -> None:
-        """Reconcile every ``reconcile_every_s``."""
+        """The start reconciliation once caught up, then one every ``reconcile_every_s``."""
         super().on_housekeeping(kernel)  # type: ignore[misc]
         every = self.live.reconcile_every_s
+        if self.reconciliations == 0:
+            caught_up = kernel.steps > self._steps_at_open and not kernel.has_queued
+            if caught_up or time.monotonic() - self._opened_at >= self.START_RECONCILE_WAIT_S:
+                self.reconcile_now()
+            return
         if every > 0 and time.monotonic() >= self._next_reconcile:
             try:
                 self.reconcile_now()
@@ -157,7 +178,8 @@ class LiveTrading:
         report = reconcile(broker, list(kernel.symbols), now, policy=self.live.reconcile_policy)
         self.reconciliations += 1
         self.last_reconcile = report
-        kernel.record_now(kernel.last_step_ts if kernel.last_step_ts is not None else now)
+        if kernel.last_step_ts is not None:  # else the first step stores the adopted state
+            kernel.record_now(kernel.last_step_ts)
         if report.differences:
             text = "; ".join(str(d) for d in report.differences[:10])
             action = (

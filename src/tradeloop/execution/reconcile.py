@@ -27,7 +27,7 @@ from tradeloop.core.position import Position
 from tradeloop.execution.venue import MarketKind, OrderNotFoundError, VenueOrder
 from tradeloop.execution.venue_broker import VenueBroker
 
-__all__ = ["Difference", "ReconcilePolicy", "ReconcileReport", "reconcile"]
+__all__ = ["Difference", "ReconcilePolicy", "ReconcileReport", "reconcile", "settle_orders"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,15 @@ def reconcile(
     for d in diffs:
         logger.warning("reconciliation: %s", d)
     return report
+
+
+def settle_orders(broker: VenueBroker, symbols: list[str], ts_ns: int) -> int:
+    """Bring the broker's working orders up to the venue's view (statuses, missing fills);
+    returns how many orders were resolved."""
+    resolved = _resolve_orders(broker, symbols)
+    broker.recover_missing_fills()
+    broker.sync(ts_ns)
+    return resolved
 
 
 def _resolve_orders(broker: VenueBroker, symbols: list[str]) -> int:

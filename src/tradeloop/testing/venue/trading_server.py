@@ -62,9 +62,10 @@ class TradingFault:
     """Fail matching requests ``at`` .. ``at + times - 1`` (1-based, counted from when added).
 
     ``kind``: ``status`` (answer ``status``, with ``Retry-After`` when given), ``drop`` (close
-    the connection before processing), ``lost`` (process, then close: the answer is lost) or
-    ``reject`` (Binance ``-2010`` with ``message``). ``path`` is a substring of the request path;
-    ``method`` restricts it to one HTTP method.
+    the connection before processing), ``lost`` (process, then close: the answer is lost),
+    ``slow`` (process, then answer after ``delay_s``: the venue has the order, the client still
+    waits for its acknowledgement) or ``reject`` (Binance ``-2010`` with ``message``). ``path``
+    is a substring of the request path; ``method`` restricts it to one HTTP method.
     """
 
     kind: str
@@ -75,6 +76,7 @@ class TradingFault:
     times: int = 1
     retry_after: float | None = None
     message: str = "Order rejected by the venue."
+    delay_s: float = 0.0
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 
@@ -314,6 +316,8 @@ class LocalBinanceExchange:
             status, payload, headers = self._dispatch(method, path, q, raw, request)
         except RefusedError as exc:
             status, payload, headers = exc.status, {"code": exc.code, "msg": exc.msg}, {}
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay_s)
         if fault is not None and fault.kind == "lost":
             self._record(method, path, None)
             _abort(request)
