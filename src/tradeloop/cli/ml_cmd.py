@@ -27,17 +27,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
-from tradeloop.core.time import to_iso
-from tradeloop.data.loader import load_ohlcv
-from tradeloop.engine.config import RunConfig
-from tradeloop.engine.ml_strategy import primary_events, walk_forward_evaluate
-from tradeloop.engine.runner import run_on_bars
-from tradeloop.ml.registry import ModelCatalog
-from tradeloop.ml.training import TrainConfig, train_meta_model
-from tradeloop.strategy.registry import load_strategy_class
 
 if TYPE_CHECKING:
     from tradeloop.engine.service import ModelOptions
+    from tradeloop.ml.training import TrainConfig
 
 __all__ = [
     "MinConfidenceOpt",
@@ -155,6 +148,8 @@ def _params(items: list[str] | None) -> dict[str, str]:
 def _train_config(
     horizon: int, pt: float, sl: float, estimator: str, n_estimators: int, **kw: object
 ) -> TrainConfig:
+    from tradeloop.ml.training import TrainConfig
+
     params: dict[str, object] = {"n_estimators": n_estimators} if estimator == "lightgbm" else {}
     return TrainConfig(
         horizon=horizon,
@@ -192,6 +187,14 @@ def train(
     fee: FeeOpt = 0.001,
 ) -> None:
     """Train a meta-model on a primary strategy's signals and save it to the registry."""
+    from tradeloop.data.loader import load_ohlcv
+    from tradeloop.engine.config import RunConfig
+    from tradeloop.engine.ml_strategy import primary_events
+    from tradeloop.engine.runner import run_on_bars
+    from tradeloop.ml.registry import ModelCatalog
+    from tradeloop.ml.training import train_meta_model
+    from tradeloop.strategy.registry import load_strategy_class
+
     try:
         cls = load_strategy_class(strategy, "strategies")
         params = _params(param)
@@ -254,6 +257,12 @@ def evaluate(
     fee: FeeOpt = 0.001,
 ) -> None:
     """Walk-forward report: the primary strategy alone against it with the model's enrichment."""
+    from tradeloop.core.time import to_iso
+    from tradeloop.data.loader import load_ohlcv
+    from tradeloop.engine.config import RunConfig
+    from tradeloop.engine.ml_strategy import walk_forward_evaluate
+    from tradeloop.strategy.registry import load_strategy_class
+
     try:
         cls = load_strategy_class(strategy, "strategies")
         params = _params(param)
@@ -302,6 +311,9 @@ def evaluate(
 @ml_app.command("models")
 def models(registry: RegistryOpt = Path("models")) -> None:
     """List the saved models (every name and version) with their data range and metrics."""
+    from tradeloop.core.time import to_iso
+    from tradeloop.ml.registry import ModelCatalog
+
     catalog = ModelCatalog(registry)
     names = catalog.names()
     table = Table(title=f"models in {registry}")

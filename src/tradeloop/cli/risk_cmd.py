@@ -11,7 +11,7 @@ Commands
 ``tradeloop risk override issue|apply|log``
     Sign an override token, verify and queue one (audited), show the audit log.
 
-Functions for the ``backtest`` command: :func:`load_risk_config`, :func:`backtest_risk_engine`
+Functions for the ``backtest`` command: :func:`backtest_risk_engine`
 and :func:`write_run_risk_report`.
 """
 
@@ -22,34 +22,22 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tradeloop.core.errors import ConfigError, DataError, TradeloopError
-from tradeloop.core.time import parse_time, to_iso
-from tradeloop.risk.config import RiskConfig, duration_ns, load_risk_config
-from tradeloop.risk.engine import RiskEngine
-from tradeloop.risk.overrides import (
-    OVERRIDABLE_LIMITS,
-    AuditLog,
-    Override,
-    audit_key,
-    audit_problem,
-    issue_token,
-    read_token_claims,
-    secret_from_env,
-    verify_token,
-)
-from tradeloop.risk.report import REPORT_FILES, RiskReport, read_risk_report, write_risk_report
-from tradeloop.risk.var import var_estimates
+from tradeloop.risk.overrides import OVERRIDABLE_LIMITS
+
+if TYPE_CHECKING:
+    from tradeloop.risk.config import RiskConfig
+    from tradeloop.risk.engine import RiskEngine
+    from tradeloop.risk.report import RiskReport
 
 __all__ = [
     "backtest_risk_engine",
-    "load_risk_config",
     "register",
     "report_from_run_dir",
     "risk_app",
@@ -98,11 +86,16 @@ def backtest_risk_engine(path: Path | None = None) -> RiskEngine:
     ConfigError
         If the file cannot be read or holds an invalid setting.
     """
+    from tradeloop.risk.config import RiskConfig, load_risk_config
+    from tradeloop.risk.engine import RiskEngine
+
     return RiskEngine(load_risk_config(path) if path is not None else RiskConfig.permissive())
 
 
 def write_run_risk_report(engine: RiskEngine, folder: str | Path) -> dict[str, Path]:
     """Write the risk report of a finished run into its folder; return the paths by name."""
+    from tradeloop.risk.report import write_risk_report
+
     return write_risk_report(engine.report(), folder)
 
 
@@ -134,6 +127,11 @@ def report_from_run_dir(folder: Path) -> RiskReport:
     DataError
         If the folder holds no run record (``equity.csv``).
     """
+    import numpy as np
+
+    from tradeloop.risk.report import REPORT_FILES, RiskReport, read_risk_report
+    from tradeloop.risk.var import var_estimates
+
     stored = folder / REPORT_FILES[0]
     if stored.is_file():
         return read_risk_report(stored)
@@ -332,6 +330,8 @@ def var_backtest_cmd(
     ] = None,
 ) -> None:
     """Count VaR breaches over a price history and run the Kupiec test (is VaR calibrated?)."""
+    import numpy as np
+
     from tradeloop.data.loader import load_ohlcv
     from tradeloop.risk.backtest_var import var_backtest
 
@@ -367,6 +367,8 @@ def var_backtest_cmd(
 
 
 def _secret(env: str) -> bytes:
+    from tradeloop.risk.overrides import secret_from_env
+
     secret = secret_from_env(env)
     if secret is None:
         raise ConfigError(f"set the override secret in the environment variable {env}")
@@ -374,6 +376,8 @@ def _secret(env: str) -> bytes:
 
 
 def _config(path: Path | None) -> RiskConfig:
+    from tradeloop.risk.config import RiskConfig, load_risk_config
+
     return load_risk_config(path) if path is not None else RiskConfig.default()
 
 
@@ -397,6 +401,10 @@ def override_issue(
     ] = None,
 ) -> None:
     """Sign an override token with the secret from the environment and print it."""
+    from tradeloop.core.time import parse_time
+    from tradeloop.risk.config import duration_ns
+    from tradeloop.risk.overrides import issue_token
+
     try:
         cfg = _config(config)
         secret = _secret(cfg.overrides.secret_env)
@@ -450,6 +458,16 @@ def override_apply(
     config: Annotated[Path | None, typer.Option("--config", help="Risk TOML.")] = None,
 ) -> None:
     """Verify a token now (refusals are audited) and queue it for the risk engine."""
+    from tradeloop.core.time import parse_time, to_iso
+    from tradeloop.risk.config import duration_ns
+    from tradeloop.risk.overrides import (
+        AuditLog,
+        Override,
+        audit_key,
+        secret_from_env,
+        verify_token,
+    )
+
     try:
         cfg = _config(config)
         log_path = audit_log or (Path(cfg.overrides.audit_log) if cfg.overrides.audit_log else None)
@@ -500,6 +518,8 @@ def override_apply(
 
 def _queued_ids(inbox: Path) -> set[str]:
     """Ids of the tokens already in ``inbox`` (applying a token twice queues it once)."""
+    from tradeloop.risk.overrides import read_token_claims
+
     if not inbox.is_file():
         return set()
     ids: set[str] = set()
@@ -522,6 +542,8 @@ def override_log(
 ) -> None:
     """Show the override audit log and check it: the hash chain, and with the override secret
     in the environment every record's HMAC and the head (truncation and rewriting)."""
+    from tradeloop.risk.overrides import audit_key, audit_problem, secret_from_env
+
     try:
         lines = audit_log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:

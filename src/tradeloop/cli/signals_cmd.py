@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.config.logging import setup_logging
-from tradeloop.config.settings import Settings
+if TYPE_CHECKING:
+    from tradeloop.config.settings import Settings
 
 if TYPE_CHECKING:
     from tradeloop.bus import RedisBusConfig
@@ -27,6 +27,8 @@ signals_app = typer.Typer(
 
 
 def _settings(redis_url: str | None, store: Path | None) -> Settings:
+    from tradeloop.config.settings import Settings
+
     overrides: dict[str, Any] = {}
     if redis_url:
         overrides["redis_url"] = redis_url
@@ -71,6 +73,7 @@ def publish(
     status 1 when none of the signals reached Redis.
     """
     from tradeloop.bus import InProcessBus, RedisBus, redacted_url
+    from tradeloop.config.logging import setup_logging
     from tradeloop.data.loader import load_ohlcv
     from tradeloop.signals import (
         HeatmapConfig,
@@ -174,6 +177,7 @@ def consume(
     next to it. Every weight version is broadcast for running publishers.
     """
     from tradeloop.bus import RedisBus
+    from tradeloop.config.logging import setup_logging
     from tradeloop.signals import AdaptSchedule, SignalService, signal_codec
 
     setup_logging()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tradeloop.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["NS_PER_MINUTE", "NS_PER_SECOND", "parse_time", "to_datetime", "to_iso"]
 
@@ -30,10 +33,15 @@ def parse_time(value: str | datetime | int | np.datetime64, *, field: str = "tim
     """
     if isinstance(value, bool):
         raise ConfigError(f"{field}: expected a time, got {value!r}")
-    if isinstance(value, int | np.integer):
+    if isinstance(value, int):
         return int(value)
-    if isinstance(value, np.datetime64):
-        return int(value.astype("datetime64[ns]").astype(np.int64))
+    # a numpy value can only exist once numpy is loaded; the CLI's edges do not load it
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        if isinstance(value, numpy.integer):
+            return int(value)
+        if isinstance(value, numpy.datetime64):
+            return int(value.astype("datetime64[ns]").astype(numpy.int64))
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ConfigError(f"{field}: naive datetime {value!r}; give a timezone (UTC)")

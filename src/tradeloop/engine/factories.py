@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from tradeloop.bus.base import InProcessBus, MessageBus
 from tradeloop.core.clock import Clock, HistoricalClock, LiveClock
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.instrument import Instrument
@@ -26,8 +25,17 @@ from tradeloop.engine.config import RunConfig
 from tradeloop.execution.broker import Broker, IntrabarSource
 from tradeloop.execution.config import SimulatedBrokerConfig
 from tradeloop.execution.simulated import SimulatedBroker
-from tradeloop.execution.venue import VenueClient
-from tradeloop.execution.venue_broker import NotionalCaps, VenueBroker
+
+if TYPE_CHECKING:  # a backtest never loads the bus or the venue broker (and their libraries)
+    from tradeloop.bus.base import MessageBus
+    from tradeloop.execution.venue import VenueClient
+    from tradeloop.execution.venue_broker import NotionalCaps
+
+
+def _default_caps() -> NotionalCaps:
+    from tradeloop.execution.venue_broker import NotionalCaps
+
+    return NotionalCaps()
 
 __all__ = [
     "BROKERS",
@@ -78,7 +86,7 @@ class VenueSpec:
     market: str = "spot"
     settings: Any = None
     real_money: bool = False
-    caps: NotionalCaps = field(default_factory=NotionalCaps)
+    caps: NotionalCaps = field(default_factory=_default_caps)
     stream: bool = True
     alert: Callable[[str, str], None] | None = None
     on_breaker: Callable[[Any, Any, str], None] | None = None
@@ -127,6 +135,7 @@ def make_broker(
         if venue is None:
             raise ConfigError("live trading needs a venue (broker, exchange)")
         from tradeloop.execution.fees import FeeModel
+        from tradeloop.execution.venue_broker import VenueBroker
 
         client = venue.client if venue.client is not None else make_venue_client(venue)
         broker_ = VenueBroker(
@@ -197,6 +206,8 @@ def make_venue_client(venue: VenueSpec) -> VenueClient:
 
 def make_bus(url: str | None = None) -> MessageBus:
     """An in-process bus, or a Redis bus at ``url`` (start it with ``await bus.start()``)."""
+    from tradeloop.bus.base import InProcessBus
+
     if not url:
         return InProcessBus()
     from tradeloop.bus.codec import MessageCodec

@@ -14,15 +14,20 @@ BookInput`; ``view.book(symbol)``), filled by a live or replayed stream and empt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tradeloop.core.errors import ConfigError, did_you_mean
-from tradeloop.engine.book_input import BookInput
 from tradeloop.engine.step import InputSource
-from tradeloop.signals.heatmap import HeatmapConfig, LiquidationHeatmap, bar_update_args
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.view import MarketView
+
+if TYPE_CHECKING:
+    from tradeloop.signals.heatmap import HeatmapConfig, LiquidationHeatmap
+
+# The sources' models (the signal loop's heatmap, the numba order book) are imported when a
+# strategy declares the input, so a backtest without side inputs never loads them.
 
 __all__ = ["INPUTS", "ZoneSource", "input_sources"]
 
@@ -50,6 +55,8 @@ class ZoneSource:
     ) -> None:
         if top < 1:
             raise ConfigError(f"liquidation_zones: top must be >= 1, got {top}")
+        from tradeloop.signals.heatmap import HeatmapConfig
+
         self.top = top
         self.config = config or HeatmapConfig()
         self.weights: dict[str, float] | None = dict(weights) if weights else None
@@ -60,6 +67,8 @@ class ZoneSource:
 
     def update(self, view: MarketView) -> None:
         """Feed every completed bar up to the current step; publish the zones."""
+        from tradeloop.signals.heatmap import LiquidationHeatmap, bar_update_args
+
         values = view.inputs.setdefault(self.name, {})
         for symbol in view.symbols:
             stop = view.index(symbol) + 1
@@ -81,10 +90,17 @@ class ZoneSource:
             values[symbol] = tuple(model.top_signals(self.top, self.weights))
 
 
+def _book_input() -> InputSource:
+    """The ``order_book`` source (:class:`~tradeloop.engine.book_input.BookInput`)."""
+    from tradeloop.engine.book_input import BookInput
+
+    return BookInput()
+
+
 #: side-input name -> factory
 INPUTS: dict[str, Callable[[], InputSource]] = {
     "liquidation_zones": ZoneSource,
-    "order_book": BookInput,
+    "order_book": _book_input,
 }
 
 

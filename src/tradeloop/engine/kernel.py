@@ -21,18 +21,16 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from tradeloop.analysis.metrics import compute_metrics
-from tradeloop.bus.base import MessageBus
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
 from tradeloop.engine.config import RunConfig
-from tradeloop.engine.events import StepEvents
 from tradeloop.engine.factories import make_broker
 from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData
@@ -42,6 +40,10 @@ from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.report import RiskReport
 from tradeloop.strategy.base import Strategy, strategy_error
+
+if TYPE_CHECKING:  # the bus and its events load only when a run publishes
+    from tradeloop.bus.base import MessageBus
+    from tradeloop.engine.events import StepEvents
 
 __all__ = ["LOOPS", "BacktestEngine", "ProgressCallback"]
 
@@ -115,17 +117,18 @@ class BacktestEngine:
         self.risk.bind(market.instruments, self.broker.next_order_id)
         self.enrichment = enrichment
         self.view = market.view()
+        events: StepEvents | None = None
+        if bus is not None:
+            from tradeloop.engine.events import StepEvents
+
+            events = StepEvents(bus, run_id, strategy.strategy_name(), market.base_timeframe)
         self.step = Step(
             strategy,
             self.broker,
             self.portfolio,
             self.risk,
             enrichment=enrichment,
-            events=(
-                StepEvents(bus, run_id, strategy.strategy_name(), market.base_timeframe)
-                if bus is not None
-                else None
-            ),
+            events=events,
             inputs=sources,
         )
         wanted = tuple(strategy.symbols)

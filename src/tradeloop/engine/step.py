@@ -29,7 +29,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tradeloop.core.clock import HistoricalClock
 from tradeloop.core.errors import StrategyError
@@ -37,11 +37,13 @@ from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal, SignalAction, signal_id
-from tradeloop.engine.events import StepEvents
 from tradeloop.execution.broker import Broker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.strategy.base import Strategy, strategy_error
 from tradeloop.strategy.view import MarketView
+
+if TYPE_CHECKING:  # the bus events load only when a run publishes
+    from tradeloop.engine.events import StepEvents
 
 __all__ = [
     "BarUpdate",
