@@ -405,8 +405,85 @@ def _kv_rows(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _risk_html(run_info: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> str:
+    """Halts (when, cause, how long, lifted by what) and rejections by reason."""
+    risk = dict((run_info or {}).get("risk") or {})
+    reasons = dict(risk.get("rejections_by_reason") or summary.get("rejections_by_reason") or {})
+    halts = list(risk.get("halts") or [])
+    parts = []
+    if risk.get("halted_at_end") and halts:
+        last = halts[-1]
+        parts.append(
+            '<div class="verdict fail">Trading was halted from '
+            f"{_esc(last.get('start'))} ({_esc(last.get('cause'))}: {_esc(last.get('detail'))}) "
+            f"to the end of the run: {float(last.get('days') or 0):,.1f} days without new "
+            "positions. Only a signed override lifts this halt, or set "
+            "<code>kill_switch.resume_after</code> in the risk file.</div>"
+        )
+    if not risk and not reasons:
+        return '<p class="note">No risk record for this run.</p>'
+    state = risk.get("state_at_end", "")
+    parts.append(
+        f"<p>State at the end: <b>{_esc(state or 'active')}</b> · halts: {len(halts)} · "
+        f"days halted: {float(risk.get('halted_days') or 0):,.1f}</p>"
+    )
+    if halts:
+        rows = [
+            (
+                h.get("start", ""),
+                h.get("end") or "end of run",
+                f"{float(h.get('days') or 0):,.2f}",
+                h.get("cause", ""),
+                h.get("lifted_by") or "-",
+                h.get("detail", ""),
+            )
+            for h in halts[:200]
+        ]
+        more = f" (first 200 of {len(halts)})" if len(halts) > 200 else ""
+        parts.append(
+            f'<h3>Halts{_esc(more)}</h3><div class="scroll">'
+            + _table(
+                rows,
+                ("halted at", "until", "days", "cause", "lifted by", "detail"),
+                formats=("", "", "", "", "", ""),
+            )
+            + "</div>"
+        )
+    if reasons:
+        reason_rows = sorted(reasons.items(), key=lambda kv: -int(kv[1]))
+        parts.append(
+            "<h3>Rejected orders by reason</h3>"
+            + _table(reason_rows, ("reason", "orders"), formats=("", ""))
+        )
+    return "".join(parts)
+
+
+def _data_issues_html(run_info: Mapping[str, Any] | None) -> str:
+    """The data-check findings a run was allowed to proceed with (--allow-data-issues)."""
+    issues = list((run_info or {}).get("data_issues") or [])
+    if not issues:
+        return ""
+    rows = [
+        (
+            i.get("source", ""),
+            i.get("check", ""),
+            i.get("count", ""),
+            "; ".join(list(i.get("where") or [])[:5]),
+        )
+        for i in issues
+    ]
+    return (
+        '<h2 id="data-issues">Data issues</h2>'
+        '<div class="verdict fail">This run used data that fails the data check '
+        "(--allow-data-issues). Its results may be wrong where the data is.</div>"
+        + _table(rows, ("file", "check", "count", "first locations"), formats=("", "", "", ""))
+    )
+
+
 def _provenance_html(run_info: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> str:
     info = dict(run_info or {})
+    info.pop("risk", None)
+    info.pop("data_issues", None)
     files = info.pop("data", None) or []
     params = info.pop("params", None) or summary.get("params") or {}
     config = info.pop("config", None) or summary.get("config") or {}
@@ -623,7 +700,7 @@ def write_report(
     generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     subtitle = (
         f"{to_iso(int(ts[0]))} → {to_iso(int(ts[-1]))} · {len(ts):,} bars · "
-        f"annualized with {365.25 * 86_400e9 / bar_ns:,.6g} bars per 365.25-day year · "
+        f"annualized with {analysis.metrics.annualization or 'the bar length'} · "
         f"generated {generated}"
         if ts.size
         else f"no bars · generated {generated}"
@@ -640,7 +717,8 @@ def write_report(
 <h1>{_esc(title)}</h1>
 <p class="sub">{_esc(subtitle)}</p>
 <nav><a href="#metrics">Metrics</a><a href="#equity">Equity</a>
-<a href="#validation">Validation</a><a href="#biases">Biases</a><a href="#prices">Prices</a>
+<a href="#validation">Validation</a><a href="#biases">Biases</a><a href="#risk">Risk</a>
+<a href="#prices">Prices</a>
 <a href="#monthly">Monthly</a><a href="#trades">Trades</a><a href="#provenance">Provenance</a></nav>
 {notes_html}
 {_verdict_html(analysis)}
@@ -653,6 +731,9 @@ def write_report(
 {mc_div}
 <h2 id="biases">Behavioural bias checks</h2>
 {_bias_html(analysis, limits.max_findings)}
+<h2 id="risk">Risk</h2>
+{_risk_html(run_info, summary)}
+{_data_issues_html(run_info)}
 <h2 id="prices">Prices and trades</h2>
 {"".join(price_divs) or '<p class="note">No price data.</p>'}
 {regime_html}
