@@ -131,9 +131,31 @@ def test_runs_lists_recorded_runs(workdir: Path, sample_1h: Path) -> None:
     assert len(ids) == 2
     for run_id in ids:
         assert run_id in result.output
-    for column in ("strategy", "symbols", "timeframe", "return", "sharpe", "trades", "date"):
+    for column in ("id", "symbols", "tf", "return", "sharpe", "trades", "verdict"):
         assert column in result.output
     assert "BTC/USDT" in result.output
+
+
+def test_runs_table_fits_80_columns_and_lists_out_folders_and_json(
+    workdir: Path, sample_1h: Path
+) -> None:
+    # Arrange: one run in output/runs, one written with --out into output/demo (make demo)
+    data = workdir / sample_1h.name
+    backtest(data)
+    backtest(data, "--out", str(workdir / "output" / "demo"))
+    # Act
+    narrow = runner.invoke(app, ["runs"], env={"COLUMNS": "80"})
+    listed = runner.invoke(app, ["runs", "--json"], env=WIDE)
+    # Assert: every row's id is there (folded, not cut) and no line is wider than 80
+    assert narrow.exit_code == 0, narrow.output
+    assert max(len(line) for line in narrow.output.splitlines()) <= 80
+    runs = json.loads(listed.output)
+    assert len(runs) == 2
+    assert {Path(r["path"]).name for r in runs} >= {"demo"}
+    joined = narrow.output.replace("\n", "").replace(" ", "")
+    for run in runs:
+        assert run["run_id"][:10] in joined
+        assert run["trades"] > 0
 
 
 def test_runs_report_regenerates_identical_charts(workdir: Path, sample_1h: Path) -> None:

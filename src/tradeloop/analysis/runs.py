@@ -88,13 +88,26 @@ def _number(value: Any) -> float:
 
 
 def find_runs(root: str | Path) -> list[RunListing]:
-    """List the runs recorded under ``root`` (``<root>/runs/*/run.json``), oldest first.
+    """List the runs recorded under ``root``, oldest first: ``<root>/runs/*/run.json`` and runs
+    written with ``--out`` into a folder of ``root`` itself (``output/demo`` of ``make demo``).
 
-    Folders whose records cannot be read are skipped.
+    Folders whose records cannot be read are skipped; ``latest`` (a link) is not listed twice.
     """
-    folder = Path(root) / "runs"
+    base = Path(root)
+    seen: set[Path] = set()
+    run_files = []
+    for run_file in [
+        *sorted((base / "runs").glob(f"*/{RUN_FILE}")),
+        *sorted(base.glob(f"*/{RUN_FILE}")),
+    ]:
+        if run_file.parent.is_symlink():
+            continue
+        resolved = run_file.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            run_files.append(run_file)
     listings = []
-    for run_file in sorted(folder.glob(f"*/{RUN_FILE}")):
+    for run_file in run_files:
         try:
             run = read_json(run_file)
             metrics_file = run_file.parent / METRICS_FILE
@@ -117,6 +130,7 @@ def find_runs(root: str | Path) -> list[RunListing]:
                 verdict=("passed" if verdict.get("passed") else "failed") if verdict else "",
             )
         )
+    listings.sort(key=lambda r: r.created)
     return listings
 
 

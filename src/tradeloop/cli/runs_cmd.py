@@ -176,6 +176,27 @@ def _fail(exc: TradeloopError) -> typer.Exit:
     return fail(exc)
 
 
+def _run_json(run: Any) -> dict[str, Any]:
+    """One run listing as JSON (non-finite numbers as text)."""
+    from tradeloop.engine.output import json_safe
+
+    data: dict[str, Any] = json_safe(
+        {
+            "run_id": run.run_id,
+            "path": str(run.path),
+            "strategy": run.strategy,
+            "symbols": list(run.symbols),
+            "timeframe": run.timeframe,
+            "total_return": run.total_return,
+            "sharpe": run.sharpe,
+            "trades": run.trades,
+            "verdict": run.verdict,
+            "created": run.created,
+        }
+    )
+    return data
+
+
 def register(app: typer.Typer) -> None:
     """Add the run-record commands to ``app``."""
 
@@ -183,39 +204,45 @@ def register(app: typer.Typer) -> None:
     def runs(
         root: Annotated[Path, typer.Option(help="Output folder holding runs/.")] = Path("output"),
         limit: Annotated[int, typer.Option(help="Show the most recent N runs.")] = 50,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print JSON instead of a table.")
+        ] = False,
     ) -> None:
         """List recorded runs (newest last): id, strategy, symbols, timeframe, return, Sharpe,
-        trades, verdict and date."""
+        trades and verdict (the id starts with the run's UTC time)."""
+        import json
+
+        from rich import box
+
         from tradeloop.analysis.runs import find_runs
 
-        found = find_runs(root)
-        if not found:
-            console.print(f"no runs under {root / 'runs'}; run `tradeloop backtest` first")
+        found = find_runs(root)[-limit:]
+        if as_json:
+            print(json.dumps([_run_json(run) for run in found], indent=2))
             return
-        table = Table(title=f"Runs in {root / 'runs'} ({len(found)})")
+        if not found:
+            console.print(f"no runs under {root}; run `tradeloop backtest` first")
+            return
+        table = Table(title=f"Runs in {root} ({len(found)})", box=box.SIMPLE_HEAD, pad_edge=False)
         for name, justify in (
             ("id", "left"),
-            ("strategy", "left"),
             ("symbols", "left"),
-            ("timeframe", "left"),
+            ("tf", "left"),
             ("return", "right"),
             ("sharpe", "right"),
             ("trades", "right"),
             ("verdict", "left"),
-            ("date", "left"),
         ):
-            table.add_column(name, justify=justify, no_wrap=name in {"id", "date"})  # type: ignore[arg-type]
-        for run in found[-limit:]:
+            table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for run in found:
             table.add_row(
                 run.run_id,
-                run.strategy,
-                ", ".join(run.symbols),
+                ",".join(run.symbols),
                 run.timeframe,
                 fmt("total_return", run.total_return),
                 fmt("sharpe", run.sharpe),
                 str(run.trades),
                 run.verdict,
-                run.created[:19].replace("T", " "),
             )
         console.print(table)
 
