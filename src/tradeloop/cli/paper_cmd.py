@@ -352,24 +352,19 @@ def paper_runs(
     if not rows:
         console.print(f"no runs in {target}")
         return
-    table = Table(title=f"Runs in {target}")
-    columns = ("run", "strategy", "market", "last bar", "steps", "equity", "return")
-    widest = max(len(r["run_id"]) for r in rows)
+    from rich import box
+
+    table = Table(title=f"Runs in {target}", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ("run", "last bar (UTC)", "steps", "equity", "return")
     for name in (*columns, "trades", "open", "risk"):
         numeric = name in ("steps", "equity", "return", "trades", "open")
-        table.add_column(
-            name,
-            justify="right" if numeric else "left",
-            min_width=widest if name == "run" else None,
-        )
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for r in rows:
         ret = "" if r["return_pct"] is None else f"{r['return_pct']:+.2f}%"
         equity = "" if r["equity"] is None else f"{r['equity']:,.2f}"
         table.add_row(
             r["run_id"],
-            r["strategy"],
-            f"{r['exchange']} {', '.join(r['symbols'])} {r['timeframe']}",
-            r["last_bar"] or "",
+            (r["last_bar"] or "")[:16].replace("T", " "),
             f"{r['steps']:,}",
             equity,
             ret,
