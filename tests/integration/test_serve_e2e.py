@@ -36,6 +36,7 @@ from tradeloop.testing.venue import LocalVenueServer, VenueData
 START_MS = 1_748_169_180_000 + 600 * 60_000  # inside the USD-M 1m recording
 SYMBOL = "BTC/USDT:USDT"
 KEY = "test-key-0123456789"
+RISK_SECRET = "risk-secret-for-overrides"
 BAR_S = 0.08  # wall seconds per replayed 1m bar
 STALE_S = 2.0
 
@@ -46,7 +47,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _loop_toml(folder: Path, fast: int = 2, slow: int = 5, weight: float = 1.0) -> str:
+def _loop_toml(
+    folder: Path, fast: int = 2, slow: int = 5, weight: float = 1.0, risk: str = "permissive"
+) -> str:
     return f"""
 [run]
 id = "serve-e2e"
@@ -61,7 +64,7 @@ status = "status.json"
 warmup_bars = 30
 
 [risk]
-profile = "permissive"
+profile = "{risk}"
 
 [[strategies]]
 name = "sma_cross"
@@ -159,6 +162,7 @@ def served(venue: VenueData, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         TRADELOOP_BINANCE_URL=rest.url,
         TRADELOOP_BINANCE_WS_URL=f"ws://127.0.0.1:{ws_port}",
         TRADELOOP_API_KEY=KEY,
+        TRADELOOP_RISK_SECRET=RISK_SECRET,
     )
     env.pop("TRADELOOP_DISCORD_WEBHOOK_URL", None)
     command = [sys.executable, "-m", "tradeloop", "serve", "--config", str(config)]
@@ -323,8 +327,22 @@ def test_reload_refuses_an_invalid_file_and_applies_a_valid_one(served: Served) 
     served.config.write_text(_loop_toml(served.folder, fast=3, slow=8))
     applied = served.post("/control/reload")
     now = served.get("/strategies").json()["running"][0]
+    # a stricter risk profile goes live too
+    served.config.write_text(_loop_toml(served.folder, risk="default"))
+    risk_applied = served.post("/control/reload")
+    risk_now = served.get("/risk").json()
+    served.config.write_text(_loop_toml(served.folder, risk="nonesuch"))
+    risk_refused = served.post("/control/reload")
+    # and a change of the file alone (no call) is picked up by the watcher
+    served.config.write_text(_loop_toml(served.folder, fast=4, slow=9))
+    served.wait(
+        lambda: served.get("/strategies").json()["running"][0]["params"]["fast"] == 4,
+        15,
+        "the watcher to reload the changed file",
+    )
     served.config.write_text(good)
     served.post("/control/reload")
+    back = served.get("/risk").json()
     # Assert
     assert refused.status_code == 409
     error = refused.json()["detail"]["error"]
@@ -334,6 +352,13 @@ def test_reload_refuses_an_invalid_file_and_applies_a_valid_one(served: Served) 
     assert kept["weight"] == 1.0
     assert applied.status_code == 200
     assert (now["params"]["fast"], now["params"]["slow"]) == (3, 8)
+    assert risk_applied.status_code == 200
+    assert risk_now["profile"] == "default"
+    assert risk_now["limits"]["max_position_pct"] == 0.10
+    assert risk_refused.status_code == 409
+    assert "[risk]" in risk_refused.json()["detail"]["error"]
+    assert "nonesuch" in risk_refused.json()["detail"]["error"]
+    assert back["profile"] == "permissive"
 
 
 def test_schemathesis_finds_no_server_error(served: Served) -> None:
@@ -407,15 +432,23 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
             lambda d: d.execute_script("return document.body.dataset.ready === '1'")
         )
         served.stop_feed()
-        time.sleep(2.5)  # one more refresh after the last bar
-        shown = browser.execute_script(
-            "return {equity: document.getElementById('equity').textContent,"
-            " positions: Array.from(document.querySelectorAll('#positions tbody tr'))"
-            "   .map(tr => tr.children[0].textContent + ' ' + tr.children[1].textContent),"
-            " chart: document.querySelectorAll('#equity-chart .scatterlayer .trace').length,"
-            " errors: document.getElementById('error').textContent}"
+        status = _settled_status(served)
+
+        def shown_now(d: Any) -> dict[str, Any]:
+            out: dict[str, Any] = d.execute_script(
+                "return {equity: document.getElementById('equity').textContent,"
+                " positions: Array.from(document.querySelectorAll('#positions tbody tr'))"
+                "   .map(tr => tr.children[0].textContent + ' ' + tr.children[1].textContent),"
+                " chart: document.querySelectorAll('#equity-chart .scatterlayer .trace').length,"
+                " errors: document.getElementById('error').textContent}"
+            )
+            return out
+
+        # the page polls every 2 s: it shows the settled /status within a few refreshes
+        WebDriverWait(browser, 15).until(
+            lambda d: shown_now(d)["equity"] == f"{status['equity']:,.2f}"
         )
-        status = served.get("/status").json()
+        shown = shown_now(browser)
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
         served.restart_feed()
         served.wait(lambda: served.get("/health").status_code == 200, 60, "a 200 again")
@@ -427,6 +460,18 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
     assert shown["positions"] == [f"{p['symbol']} {p['side']}" for p in status["positions"]]
     assert shown["chart"] == 1
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def _settled_status(served: Served) -> dict[str, Any]:
+    """/status once two reads a second apart agree (the feed is stopped)."""
+    last: dict[str, Any] = {}
+    for _ in range(30):
+        now = served.get("/status").json()
+        if now.get("equity") == last.get("equity") and now.get("steps") == last.get("steps"):
+            return now
+        last = now
+        time.sleep(1.0)
+    pytest.fail("the engine did not settle after the feed stopped")
 
 
 def _browser() -> Any:
@@ -470,3 +515,43 @@ def test_the_grafana_dashboard_and_alert_rules_query_series_the_service_exports(
     # Assert
     assert len(wanted) >= 15
     assert sorted(wanted - exported) == []
+
+
+def test_close_one_position_and_a_signed_risk_override(served: Served) -> None:
+    from tradeloop.risk.overrides import issue_token
+
+    # Arrange
+    served.wait(lambda: len(served.get("/positions").json()) > 0, 90, "an open position")
+    served.post("/control/pause")
+    token = issue_token(
+        RISK_SECRET.encode(),
+        who="risk-officer",
+        why="e2e",
+        action="set_limit",
+        limit="max_open_positions",
+        value=3,
+        expires_at=time.time_ns() + 3_600_000_000_000,
+    )
+    # Act
+    closed = served.post(f"/control/close/{SYMBOL}", json={"reason": "e2e"})
+    served.wait(lambda: served.get("/positions").json() == [], 30, "the position closed")
+    again = served.post(f"/control/close/{SYMBOL}")
+    unknown = served.post("/control/close/ETH/USDT")
+    applied = served.post("/control/risk-override", json={"token": token})
+    replayed = served.post("/control/risk-override", json={"token": token})
+    risk = served.get("/risk").json()
+    served.post("/control/resume")
+    # Assert
+    assert closed.status_code == 200
+    assert closed.json()["detail"]["symbol"] == SYMBOL
+    assert again.status_code == 409
+    assert "no open position" in again.json()["detail"]["error"]
+    assert unknown.status_code == 409
+    assert "not traded by this run" in unknown.json()["detail"]["error"]
+    assert applied.status_code == 200
+    assert applied.json()["detail"]["who"] == "risk-officer"
+    assert replayed.status_code == 409
+    assert "replayed" in replayed.json()["detail"]["error"]
+    assert risk["overrides"]["max_open_positions"]["value"] == 3
+    audit = (served.folder / "control_audit.jsonl").read_text()
+    assert token not in audit  # the token itself is never written

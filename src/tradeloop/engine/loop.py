@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,16 @@ from tradeloop.engine.feedback import FeedbackLoop
 from tradeloop.engine.inputs import ZoneSource
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.loop_config import LoopConfig, load_loop_config
-from tradeloop.engine.paper import PaperConfig, PaperSession, record_model_swap
+from tradeloop.engine.paper import (
+    PaperConfig,
+    PaperSession,
+    record_model_swap,
+    risk_config_of,
+)
 from tradeloop.engine.regime import RegimeOptions
 from tradeloop.engine.retrain import ModelRetrainer, retrainer_for
+from tradeloop.risk.config import RiskConfig
+from tradeloop.risk.engine import RiskEngine
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
 from tradeloop.signals.heatmap import HeatmapConfig
 from tradeloop.store.analytics import AnalyticsStore
@@ -285,7 +293,7 @@ class LoopSession(PaperSession):
         old = self.loop_config
         fixed = [
             k
-            for k in ("run", "bus", "risk", "model", "regime", "retrain")
+            for k in ("run", "bus", "model", "regime", "retrain")
             if getattr(new, k) != getattr(old, k)
         ]
         if fixed:
@@ -305,6 +313,7 @@ class LoopSession(PaperSession):
                     f"{self.config_path}: strategy {a.label or a.name!r} is now {b.name!r}; "
                     "that needs a restart"
                 )
+        risk = self._new_risk(new) if new.risk != old.risk else None
         try:
             self.manager.reconfigure(
                 {s.label or s.name: s.weight for s in new.strategies},
@@ -313,7 +322,39 @@ class LoopSession(PaperSession):
         except ConfigError as exc:
             raise ConfigError(f"{self.config_path}: {exc}") from None
         self.zones.top = new.zones.top
+        if risk is not None:
+            self._swap_risk(*risk)
         self.loop_config = new
+
+    def _new_risk(self, new: LoopConfig) -> tuple[str | dict[str, Any], RiskConfig]:
+        """The new ``[risk]`` rules, checked (an invalid one raises naming the file)."""
+        try:
+            setting = new.risk_setting()
+            return setting, risk_config_of(setting)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.config_path}: [risk]: {exc}") from None
+
+    def _swap_risk(self, setting: str | dict[str, Any], rules: RiskConfig) -> None:
+        """Put the new risk rules in force between two events: a new risk engine carrying the
+        running one's state (trading state, equity peaks, overrides, counters), and the run's
+        stored rules updated so a restart with this file continues the run."""
+        kernel = self.kernel
+        if kernel is None:
+            raise ConfigError(f"{self.config_path}: [risk] cannot change before the run opens")
+        engine = RiskEngine(rules)
+        engine.bind(kernel.instruments, kernel.broker.next_order_id)
+        engine.restore_state(kernel.risk.export_state())
+        engine.subscribe(self._on_risk_event)
+        kernel.risk = engine
+        kernel.step.risk = engine
+        self.config = replace(self.config, risk=setting, risk_setting=setting)  # type: ignore[arg-type]
+        if self.store is not None:
+            meta = self.store.load_run_meta(self.config.run_id)
+            if meta is not None:
+                meta["risk"] = setting if isinstance(setting, str) else dict(setting)
+                created = self.store.run_created_ns(self.config.run_id) or 0
+                self.store.save_run_meta(self.config.run_id, meta, created)
+        logger.warning("risk rules reloaded: profile %s", rules.profile)
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> int:
