@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from tradeloop.engine.runner import CacheSpec, DataSpec
     from tradeloop.engine.service import BacktestOutcome
+    from tradeloop.risk.config import RiskConfig
 
 app = typer.Typer(
     name="tradeloop",
@@ -195,11 +196,12 @@ def backtest(
         Path | None, typer.Option(help="Cache folder (default: the configured one).")
     ] = None,
     risk: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--risk",
-            help="Risk profile TOML (limits, sizing, kill switches); default: the permissive "
-            "profile (instrument rules only).",
+            help="Risk profile (permissive or default) or a risk .toml file (limits, sizing, "
+            "kill switches), as for 'tradeloop paper --risk'; default: permissive "
+            "(instrument rules only).",
         ),
     ] = None,
     timeframe: Annotated[
@@ -215,9 +217,14 @@ def backtest(
         float, typer.Option(help="Commission per fill as a fraction (0.001 = 0.1%).")
     ] = 0.0,
     slippage_bps: Annotated[float, typer.Option(help="Adverse slippage in basis points.")] = 0.0,
-    fill: Annotated[
-        str, typer.Option(help="Fill market orders at 'next_open' or 'close'.")
+    fill_price: Annotated[
+        str,
+        typer.Option("--fill-price", help="Fill market orders at 'next_open' or 'close'."),
     ] = "next_open",
+    fill_old: Annotated[
+        str | None,
+        typer.Option("--fill", hidden=True, help="Deprecated: --fill-price."),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
@@ -305,8 +312,10 @@ def backtest(
 ) -> None:
     """Backtest a strategy on one or more OHLCV files and write trades, equity and a report.
 
-    Example: tradeloop backtest -s sma_cross -d BTC_USDT-1m.parquet -t 15m --fee 0.001
-    -p fast=10 -p slow=30
+    \b
+    Example:
+      tradeloop backtest -s sma_cross -d BTC_USDT-1m.parquet -t 15m \
+        --fee 0.001 -p fast=10 -p slow=30
 
     With --model NAME[:VERSION] every entry signal is scored by the model before the risk
     gate; the run record (run.json) names the model and version. The confidence sizes
@@ -322,8 +331,6 @@ def backtest(
         from tradeloop.analysis.validation import ValidationConfig
         from tradeloop.engine.config import RunConfig
         from tradeloop.engine.service import BacktestJob, run_backtest_job
-        from tradeloop.risk.config import RiskConfig, load_risk_config
-
         specs = _data_specs(
             list(data or []),
             list(symbol or []),
@@ -336,7 +343,12 @@ def backtest(
             repair,
             (no_header, columns, skip_rows),
         )
-        risk_rules = load_risk_config(risk) if risk is not None else RiskConfig.permissive()
+        risk_rules = _risk_rules(risk)
+        if fill_old is not None:
+            err_console.print(
+                "[yellow]--fill is deprecated (removed in the next release): use --fill-price[/]"
+            )
+            fill_price = fill_old
         model_job = model_options(model, registry, min_confidence, toxicity, ml_threads)
         job = BacktestJob(
             strategy=strategy,
@@ -345,7 +357,7 @@ def backtest(
                 balance=balance,
                 fee=fee,
                 slippage_bps=slippage_bps,
-                fill_price=fill,  # type: ignore[arg-type]
+                fill_price=fill_price,  # type: ignore[arg-type]
                 timeframe=timeframe,
                 start=parse_time(start, field="--start") if start else None,
                 end=parse_time(end, field="--end") if end else None,
@@ -376,6 +388,17 @@ def backtest(
     except TradeloopError as exc:
         raise _fail(exc, verbose) from None
     _print_outcome(outcome)
+
+
+def _risk_rules(risk: str | None) -> RiskConfig:
+    """``--risk``: a profile name (``permissive``, ``default``) or a risk TOML file."""
+    from tradeloop.risk.config import RiskConfig, load_risk_config
+
+    if risk is None:
+        return RiskConfig.permissive()
+    if risk.strip().lower() in ("permissive", "default") and not Path(risk).is_file():
+        return RiskConfig.from_profile(risk.strip().lower())
+    return load_risk_config(Path(risk))
 
 
 def _data_specs(
