@@ -61,11 +61,15 @@ def _duration(ns: int) -> str:
 @data_app.command()
 def fetch(
     exchange: Annotated[str, typer.Option(help="ccxt exchange id, e.g. binance or bybit.")],
-    symbol: Annotated[
-        list[str],
-        typer.Option("--symbol", "-s", help="Unified symbol, e.g. BTC/USDT (repeatable)."),
-    ],
     start: Annotated[str, typer.Option(help="First bar, UTC date or ISO time (inclusive).")],
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option("--symbol", help="Unified symbol, e.g. BTC/USDT (repeatable)."),
+    ] = None,
+    symbol_short: Annotated[
+        list[str] | None,
+        typer.Option("-s", hidden=True, help="Deprecated: --symbol (-s is --strategy elsewhere)."),
+    ] = None,
     end: Annotated[
         str | None, typer.Option(help="End, UTC date or ISO time (exclusive); default: now.")
     ] = None,
@@ -108,7 +112,15 @@ def fetch(
     from tradeloop.core.errors import ConfigError, TradeloopError
 
     setup_logging(logging.INFO if verbose else logging.WARNING)
+    if symbol_short:
+        err_console.print(
+            "[yellow]-s for a symbol is deprecated (removed in the next release; -s is "
+            "--strategy in every other command): use --symbol[/]"
+        )
+    symbol = [*(symbol or []), *(symbol_short or [])]
     try:
+        if not symbol:
+            raise ConfigError("give at least one --symbol, e.g. --symbol BTC/USDT")
         from tradeloop.adapters.ccxt import CcxtHistorySource
         from tradeloop.config.settings import ExchangeSettings, load_settings
         from tradeloop.core.time import parse_time
@@ -293,6 +305,7 @@ def list_cached(
     ] = None,
     exchange: Annotated[str | None, typer.Option(help="Only this exchange.")] = None,
     symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List cached series: exchange, market, symbol, dataset, range, rows and gaps."""
     from tradeloop.config.settings import load_settings
@@ -304,6 +317,11 @@ def list_cached(
         entries = _filter(cache.entries(), exchange, None, symbol)
     except TradeloopError as exc:
         raise _fail(exc) from None
+    if as_json:
+        import json
+
+        print(json.dumps([_entry_json(e) for e in entries], indent=2))
+        return
     if not entries:
         console.print(f"nothing cached under {cache.root}")
         return
@@ -331,6 +349,26 @@ def list_cached(
             size,
         )
     console.print(table)
+
+
+def _entry_json(e: CacheEntry) -> dict[str, Any]:
+    """One cached series as JSON."""
+    candles = e.key.kind == "candles"
+    return {
+        "exchange": e.key.exchange,
+        "market": e.key.market,
+        "symbol": e.key.symbol,
+        "dataset": e.key.dataset,
+        "path": str(e.path),
+        "first": _iso(e.first_ns) if not e.error else None,
+        "last": _iso(e.last_ns) if not e.error else None,
+        "rows": e.rows,
+        "gaps": e.gaps if candles else None,
+        "missing_bars": e.missing_bars if candles else None,
+        "synthetic": e.synthetic if candles else None,
+        "bytes": e.path.stat().st_size,
+        "error": e.error or None,
+    }
 
 
 def _filter(
