@@ -17,6 +17,8 @@ numpy arrays, so a saved model loads without torch (running it needs torch).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,17 @@ def require_torch() -> Any:
     return torch
 
 
+@contextmanager
+def _torch_threads(torch: Any, n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _module(torch: Any, n_in: int, hidden: int, layers: int, n_out: int) -> Any:
     nn = torch.nn
 
@@ -81,6 +94,9 @@ class LSTMDetector(RegimeDetector):
         LSTM size (seed 003: 2 layers of 128; the default is smaller to train fast on CPU).
     epochs, batch_size, learning_rate, max_train
         Training: passes, batch, Adam step and the most sequences drawn per epoch.
+    threads
+        torch threads while training and detecting (restored after; 1 is fastest for this
+        small network on a shared CPU).
     seed
         Random seed (torch, sampling and the labelling HMM).
     """
@@ -100,6 +116,7 @@ class LSTMDetector(RegimeDetector):
         batch_size: int = 256,
         learning_rate: float = 5e-3,
         max_train: int = 20_000,
+        threads: int = 1,
         seed: int = 0,
     ) -> None:
         self._names = state_names(n_states)
@@ -114,6 +131,7 @@ class LSTMDetector(RegimeDetector):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.max_train = max_train
+        self.threads = max(1, int(threads))
         self.seed = seed
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
@@ -154,6 +172,12 @@ class LSTMDetector(RegimeDetector):
             For too little data, constant prices, bad values or labels.
         """
         torch = require_torch()
+        with _torch_threads(torch, self.threads):
+            return self._fit(torch, bars, labels, labeler)
+
+    def _fit(
+        self, torch: Any, bars: BarArrays, labels: np.ndarray | None, labeler: Any
+    ) -> LSTMDetector:
         flb = self.spec.lookback
         check_bars(bars, min_bars=self.lookback + 100, what="an LSTM regime fit")
         y_all, _ = regime_labels(bars, labels, self.n_states, seed=self.seed, labeler=labeler)
@@ -221,7 +245,7 @@ class LSTMDetector(RegimeDetector):
         offsets = np.arange(-self.seq_len + 1, 1)
         out = np.empty((ends.size, self.n_states))
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(torch, getattr(self, "threads", 1)):
             for b in range(0, ends.size, _CHUNK):
                 idx = ends[b : b + _CHUNK]
                 seqs = xt[torch.from_numpy(idx[:, None] + offsets[None, :])]
