@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from tradeloop.adapters.alpaca.config import AlpacaConfig, require_alpaca
@@ -197,9 +198,11 @@ class AlpacaClient:
         return rules
 
     def round_amount(self, symbol: str, amount: float) -> float:
-        """Floor to the asset's quantity increment."""
-        step = self.market_rules(symbol).amount_step
-        return round(math.floor(amount / step + 1e-9) * step, 9)
+        """Floor to the asset's quantity increment, in decimal (78.721511994 stays itself:
+        a binary floor would leave a 1e-9 share when closing a fractional position)."""
+        step = Decimal(repr(self.market_rules(symbol).amount_step))
+        units = (Decimal(repr(amount)) / step).to_integral_value(rounding=ROUND_DOWN)
+        return float(units * step)
 
     def round_price(self, symbol: str, price: float) -> float:
         """Alpaca's sub-penny rule: 0.01 at or above $1, 0.0001 below."""
@@ -283,11 +286,14 @@ class AlpacaClient:
 
     # -- account ----------------------------------------------------------------------------
     def balances(self) -> dict[str, VenueBalance]:
-        """USD cash (``free``: buying power; ``used``: the rest of the cash)."""
+        """USD as a margin venue reports its wallet: cash plus the open positions at their
+        entry price (``total``), so that ``total`` plus the positions' unrealized P&L is the
+        account's equity, as for perpetuals; ``free`` is the cash (buying power of a cash
+        account), ``used`` the positions' cost."""
         acct = self._call(self.trading.get_account)
         cash = _float(acct.cash, 0.0)
-        free = min(_float(acct.buying_power, cash), cash) if cash > 0 else cash
-        return {"USD": VenueBalance("USD", free=free, used=cash - free)}
+        at_cost = sum(p.quantity * p.entry_price for p in self.positions())
+        return {"USD": VenueBalance("USD", free=cash, used=at_cost)}
 
     def equity(self) -> float:
         """The account's equity (cash plus positions at market)."""
@@ -380,7 +386,14 @@ class AlpacaClient:
         stream, thread = self._stream, self._stream_thread
         if stream is not None and thread is not None and thread.is_alive():
             try:
+                import asyncio
+
                 stream.stop()
+                loop = getattr(stream, "_loop", None)
+                if loop is not None and loop.is_running():
+                    # close the socket too: the library only looks at its stop flag between
+                    # 5-second receive timeouts
+                    asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
             except Exception as exc:  # the stream's loop already ended
                 logger.debug("alpaca: stopping the trade stream: %s", exc)
             thread.join(5)

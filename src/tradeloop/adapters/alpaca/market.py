@@ -219,6 +219,9 @@ class AlpacaBarFeed:
                     import asyncio
 
                     asyncio.run_coroutine_threadsafe(self.stream.stop_ws(), loop).result(timeout)
+                    # close the socket too: the library only looks at its stop flag between
+                    # 5-second receive timeouts
+                    asyncio.run_coroutine_threadsafe(self.stream.close(), loop).result(timeout)
             except Exception as exc:  # its loop already ended
                 logger.debug("alpaca feed stop: %s", exc)
             thread.join(timeout)

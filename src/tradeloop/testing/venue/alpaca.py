@@ -186,6 +186,7 @@ class AlpacaServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._timer: asyncio.Task[None] | None = None
+        self._held: tuple[int, str, int] | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -385,44 +386,78 @@ class AlpacaServer:
             self._calendar = _Sessions(self.calendar_name)
         return self._calendar
 
+    def fill_next(self) -> bool:
+        """First half of :meth:`advance` for lockstep tests: the next bar fills the working
+        orders (their ``trade_updates`` go out) but its data message is held back until
+        :meth:`publish_held`. Returns False at the end of the recording."""
+
+        async def run() -> bool:
+            return await self._match_next()
+
+        return self._call(run)
+
+    def publish_held(self) -> int:
+        """Second half: send the data message of the bar :meth:`fill_next` matched."""
+
+        async def run() -> int:
+            return await self._publish_held()
+
+        return self._call(run)
+
+    async def _match_next(self) -> bool:
+        if self._held is not None:
+            return True
+        if self.cursor >= len(self.timeline):
+            return False
+        cal = self.calendar()
+        ts, symbol, i = self.timeline[self.cursor]
+        self.cursor += 1
+        prev = self.book.now_ns
+        if prev < ts and cal.is_open(prev) and cal.next_close(prev) <= ts:
+            self.book.expire_day_orders(cal.next_close(prev))
+        o, h, low, c, _v = (float(x) for x in self.series[symbol].ohlcv[i])
+        self.book.on_bar(symbol, ts, o, h, low, c, ts + MINUTE_NS)
+        self.published.append((symbol, ts))
+        await self._flush_trade_updates()  # fills of this bar go out before the bar
+        self._held = (ts, symbol, i)
+        return True
+
+    async def _publish_held(self) -> int:
+        if self._held is None:
+            return 0
+        ts, symbol, i = self._held
+        self._held = None
+        o, h, low, c, v = (float(x) for x in self.series[symbol].ohlcv[i])
+        frame = msgpack.packb(
+            [
+                {
+                    "T": "b",
+                    "S": symbol,
+                    "o": o,
+                    "h": h,
+                    "l": low,
+                    "c": c,
+                    "v": int(v),
+                    "t": msgpack.Timestamp.from_unix_nano(ts),
+                    "n": None,  # trade count and VWAP are not recorded
+                    "vw": None,
+                }
+            ]
+        )
+        for ws, subs in list(self._data_ws.items()):
+            if symbol in subs or "*" in subs:
+                try:
+                    await ws.send_bytes(frame)
+                    self.bars_sent += 1
+                except Exception:  # a connection going away
+                    self._data_ws.pop(ws, None)
+        await asyncio.sleep(0)
+        return 1
+
     async def _advance(self, n: int) -> int:
         done = 0
-        cal = self.calendar()
-        while done < n and self.cursor < len(self.timeline):
-            ts, symbol, i = self.timeline[self.cursor]
-            self.cursor += 1
-            prev = self.book.now_ns
-            if prev < ts and cal.is_open(prev) and cal.next_close(prev) <= ts:
-                self.book.expire_day_orders(cal.next_close(prev))
-            o, h, low, c, v = (float(x) for x in self.series[symbol].ohlcv[i])
-            self.book.on_bar(symbol, ts, o, h, low, c, ts + MINUTE_NS)
-            self.published.append((symbol, ts))
-            await self._flush_trade_updates()  # fills of this bar go out before the bar
-            frame = msgpack.packb(
-                [
-                    {
-                        "T": "b",
-                        "S": symbol,
-                        "o": o,
-                        "h": h,
-                        "l": low,
-                        "c": c,
-                        "v": int(v),
-                        "t": msgpack.Timestamp.from_unix_nano(ts),
-                        "n": None,  # trade count and VWAP are not recorded
-                        "vw": None,
-                    }
-                ]
-            )
-            for ws, subs in list(self._data_ws.items()):
-                if symbol in subs or "*" in subs:
-                    try:
-                        await ws.send_bytes(frame)
-                        self.bars_sent += 1
-                    except Exception:  # a connection going away
-                        self._data_ws.pop(ws, None)
-            done += 1
-            await asyncio.sleep(0)
+        while done < n and await self._match_next():
+            done += await self._publish_held()
         return done
 
     async def _flush_trade_updates(self, timeout_s: float = 1.0) -> None:
