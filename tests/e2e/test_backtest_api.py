@@ -83,7 +83,7 @@ def test_cli_and_api_record_the_same_run_for_the_same_job(
     api_folder = tmp_path / "api" / "output" / "runs" / created.json()["run_id"]
     cli_run, api_run = _read(cli_folder, "run.json"), _read(api_folder, "run.json")
     # the same trades and equity, byte for byte
-    for name in ("trades.csv", "equity.csv"):
+    for name in ("trades.csv", "equity.parquet"):
         assert (cli_folder / name).read_bytes() == (api_folder / name).read_bytes(), name
     assert len((cli_folder / "trades.csv").read_text().splitlines()) > 5
     # the same run record but for when and how it was asked for; the same identity hash

@@ -22,13 +22,17 @@ def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
     # Act
     result = run_sma_cross_backtest(
         sample_1h, "-t", "4h", "--fee", "0.001", "-p", "fast=10", "-p", "slow=30",
-        "--start", "2020-01-01", "--end", "2023-01-01", "--out", str(out),
+        "--start", "2020-01-01", "--end", "2023-01-01", "--out", str(out), "--equity-csv",
     )  # fmt: skip
     # Assert
     assert result.exit_code == 0, result.output
     assert "total_return" in result.output
     trades = pd.read_csv(out / "trades.csv")
     equity = pd.read_csv(out / "equity.csv")
+    # the CSV (asked for) and the Parquet file (always written) hold the same curve
+    parquet = pd.read_parquet(out / "equity.parquet")
+    assert (parquet.equity.to_numpy() == equity.equity.to_numpy()).all()
+    assert (parquet.timestamp == pd.to_datetime(equity.timestamp, utc=True)).all()
     summary = json.loads((out / "summary.json").read_text())
     assert len(trades) == summary["trade_count"] + summary["open_positions_at_end"]
     assert summary["timeframe"] == "4h"

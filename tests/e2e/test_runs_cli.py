@@ -71,7 +71,6 @@ def test_runs_backtest_records_a_run_folder(workdir: Path, sample_1h: Path) -> N
     # Assert: files, the latest link and what the terminal shows
     for name in (
         "trades.csv",
-        "equity.csv",
         "equity.parquet",
         "metrics.json",
         "summary.json",
@@ -79,6 +78,7 @@ def test_runs_backtest_records_a_run_folder(workdir: Path, sample_1h: Path) -> N
         "run.json",
     ):
         assert (folder / name).is_file(), name
+    assert not (folder / "equity.csv").exists()  # only with --equity-csv
     assert (workdir / "output" / "latest").resolve() == folder.resolve()
     assert re.fullmatch(r"\d{8}T\d{6}Z-sma_cross-[0-9a-f]{6}", folder.name)
     assert "Statistical validation" in output

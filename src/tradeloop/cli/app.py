@@ -237,6 +237,14 @@ def backtest(
         typer.Option(help="Output folder (default: output/runs/<run id>, with output/latest)."),
     ] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    equity_csv: Annotated[
+        bool,
+        typer.Option(
+            "--equity-csv",
+            help="Also write the equity curve as equity.csv (ISO times; large on long runs). "
+            "equity.parquet is always written.",
+        ),
+    ] = False,
     seed: Annotated[
         int, typer.Option(help="Seed of the bootstrap and Monte Carlo validation.")
     ] = 42,
@@ -379,6 +387,7 @@ def backtest(
             command=" ".join(sys.argv),
             allow_data_issues=allow_data_issues,
             calendar=calendar,
+            equity_csv=equity_csv,
         )
         progress = _LazyProgress("backtest")
         try:

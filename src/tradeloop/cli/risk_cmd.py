@@ -125,7 +125,7 @@ def report_from_run_dir(folder: Path) -> RiskReport:
     Raises
     ------
     DataError
-        If the folder holds no run record (``equity.csv``).
+        If the folder holds no run record (``equity.parquet`` or ``equity.csv``).
     """
     import numpy as np
 
@@ -135,18 +135,20 @@ def report_from_run_dir(folder: Path) -> RiskReport:
     stored = folder / REPORT_FILES[0]
     if stored.is_file():
         return read_risk_report(stored)
-    equity_file = folder / "equity.csv"
-    if not equity_file.is_file():
-        raise DataError("not a run folder: no equity.csv", file=str(folder))
+    from tradeloop.analysis.runs import read_equity
+    from tradeloop.core.time import to_iso
+
+    if not (folder / "equity.parquet").is_file() and not (folder / "equity.csv").is_file():
+        raise DataError("not a run folder: no equity.parquet or equity.csv", file=str(folder))
     summary: dict[str, Any] = {}
     if (folder / "summary.json").is_file():
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     risk_cfg = (summary.get("config") or {}).get("risk") or {}
-    rows = _read_csv(equity_file)
-    if not rows:
-        raise DataError("equity.csv has no rows", file=str(equity_file))
-    equity = np.array([float(r["equity"]) for r in rows])
-    cash = float(rows[-1].get("cash") or "nan")
+    curve = read_equity(folder)
+    if not curve.equity.size:
+        raise DataError("the equity curve has no rows", file=str(folder))
+    equity = np.asarray(curve.equity, dtype=np.float64)
+    cash = float(curve.cash[-1]) if curve.cash.size else math.nan
     last_equity = float(equity[-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         rets = equity[1:] / equity[:-1] - 1.0
@@ -190,7 +192,7 @@ def report_from_run_dir(folder: Path) -> RiskReport:
     if not rejections and summary.get("rejected_orders"):
         by_reason = {"(not recorded by reason)": int(summary["rejected_orders"])}
     return RiskReport(
-        time=rows[-1].get("timestamp", ""),
+        time=to_iso(int(curve.ts[-1])),
         profile=str(risk_cfg.get("profile", "unknown")),
         source=str(risk_cfg.get("source", "")),
         state="unknown",

@@ -1,9 +1,9 @@
 """Run records: write a run's files, name runs, and regenerate a run's report later.
 
-A run folder holds ``trades.csv``, ``equity.csv``, ``equity.parquet``, ``summary.json``,
-``metrics.json`` (metrics, breakdowns, validation, bias findings), ``run.json`` (what is
-needed to reproduce the run: strategy, parameters, configuration, data files with sha256,
-engine version, git revision, seed, start/end) and ``report.html``.
+A run folder holds ``trades.csv``, ``equity.parquet`` (and ``equity.csv`` on request),
+``summary.json``, ``metrics.json`` (metrics, breakdowns, validation, bias findings),
+``run.json`` (what is needed to reproduce the run: strategy, parameters, configuration, data
+files with sha256, engine version, git revision, seed, start/end) and ``report.html``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,43 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _arrow(values: Sequence[Any] | np.ndarray, kind: pa.DataType) -> pa.Array:
+    """An Arrow column of int64, float64, bool or string values (None: null).
+
+    Built from buffers: ``pa.array`` imports pandas on first use (about 0.3 s), which a
+    backtest otherwise never needs.
+    """
+    n = len(values)
+    if kind == pa.string():
+        texts = ["" if v is None else str(v) for v in values]
+        raw = [t.encode() for t in texts]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        if n:
+            np.cumsum([len(b) for b in raw], out=offsets[1:])
+        validity = _validity([v is None for v in values])
+        buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
+        return pa.Array.from_buffers(kind, n, buffers)
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        data, missing = values, None
+    else:
+        missing = [v is None for v in values]
+        fill = False if kind == pa.bool_() else 0
+        data = np.asarray([fill if v is None else v for v in values])
+    if kind == pa.bool_():
+        bits = np.packbits(np.asarray(data, dtype=bool), bitorder="little")
+        return pa.Array.from_buffers(kind, n, [_validity(missing), pa.py_buffer(bits)])
+    dtype = np.int64 if kind == pa.int64() else np.float64
+    data = np.ascontiguousarray(data, dtype=dtype)
+    return pa.Array.from_buffers(kind, n, [_validity(missing), pa.py_buffer(data)])
+
+
+def _validity(missing: Sequence[bool] | None) -> pa.Buffer | None:
+    if missing is None or not any(missing):
+        return None
+    present = ~np.asarray(missing, dtype=bool)
+    return pa.py_buffer(np.packbits(present, bitorder="little"))
+
+
 def _ts_column(values: list[int | None] | np.ndarray) -> pa.Array:
     """Return UTC ns times as ISO-8601 text (``2025-06-01T00:15:00Z``), nulls kept.
 
@@ -61,8 +98,8 @@ def _ts_column(values: list[int | None] | np.ndarray) -> pa.Array:
     zone-aware timestamps about ten times slower than naive ones, so the text is built from
     the naive (UTC) value and the ``Z`` is appended.
     """
-    ints = pa.array(values, type=pa.int64())
-    present = ints.drop_null().to_numpy()
+    ints = _arrow(values, pa.int64())
+    present = np.asarray([v for v in values if v is not None], dtype=np.int64)
     unit, size = "ns", 1
     for candidate, candidate_size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
         if not np.any(present % candidate_size):
@@ -231,60 +268,61 @@ def run_info(
 
 def _trade_table(result: BacktestResult) -> pa.Table:
     trades = result.trades
-    return pa.table(
-        {
-            "entry_time": _ts_column([t.entry_ts for t in trades]),
-            "exit_time": _ts_column([t.exit_ts for t in trades]),
-            "entry_price": pa.array([t.entry_price for t in trades], type=pa.float64()),
-            "exit_price": pa.array([t.exit_price for t in trades], type=pa.float64()),
-            "size": pa.array([t.quantity for t in trades], type=pa.float64()),
-            "pnl": pa.array([t.pnl if t.is_closed else None for t in trades], type=pa.float64()),
-            "symbol": pa.array([t.symbol for t in trades], type=pa.string()),
-            "side": pa.array(["long" if t.direction > 0 else "short" for t in trades]),
-            "fees": pa.array([t.fees for t in trades], type=pa.float64()),
-            "pnl_pct": pa.array(
-                [t.pnl_pct if t.is_closed else None for t in trades], type=pa.float64()
-            ),
-            "exit_reason": pa.array(
-                [t.exit_reason.value if t.exit_reason else None for t in trades], type=pa.string()
-            ),
-            "id": pa.array([t.id for t in trades], type=pa.string()),
-            "stop_loss": pa.array([t.stop_loss for t in trades], type=pa.float64()),
-            "take_profit": pa.array([t.take_profit for t in trades], type=pa.float64()),
-        }
-    )
-
-
-def _write_equity(result: BacktestResult, folder: Path) -> tuple[Path, Path]:
-    csv_path, parquet_path = folder / "equity.csv", folder / "equity.parquet"
-    equity = pa.array(result.equity, type=pa.float64())
-    cash = pa.array(result.cash, type=pa.float64())
-    exposure = pa.array(result.exposure, type=pa.bool_())
-    _write_csv(
-        pa.table(
-            {
-                "timestamp": _ts_column(result.ts),
-                "equity": equity,
-                "cash": cash,
-                "in_position": exposure,
-            }
+    f64, text = pa.float64(), pa.string()
+    columns = {
+        "entry_time": _ts_column([t.entry_ts for t in trades]),
+        "exit_time": _ts_column([t.exit_ts for t in trades]),
+        "entry_price": _arrow([t.entry_price for t in trades], f64),
+        "exit_price": _arrow([t.exit_price for t in trades], f64),
+        "size": _arrow([t.quantity for t in trades], f64),
+        "pnl": _arrow([t.pnl if t.is_closed else None for t in trades], f64),
+        "symbol": _arrow([t.symbol for t in trades], text),
+        "side": _arrow(["long" if t.direction > 0 else "short" for t in trades], text),
+        "fees": _arrow([t.fees for t in trades], f64),
+        "pnl_pct": _arrow([t.pnl_pct if t.is_closed else None for t in trades], f64),
+        "exit_reason": _arrow(
+            [t.exit_reason.value if t.exit_reason else None for t in trades], text
         ),
-        csv_path,
-    )
+        "id": _arrow([t.id for t in trades], text),
+        "stop_loss": _arrow([t.stop_loss for t in trades], f64),
+        "take_profit": _arrow([t.take_profit for t in trades], f64),
+    }
+    return pa.Table.from_arrays(list(columns.values()), names=list(columns))
+
+
+def _write_equity(result: BacktestResult, folder: Path, csv: bool) -> dict[str, Path]:
+    """``equity.parquet`` (UTC ns timestamps), and with ``csv`` also ``equity.csv`` (ISO
+    text: about 66 MB and most of the write time for 1M bars, so only on request)."""
+    equity = _arrow(np.asarray(result.equity, dtype=np.float64), pa.float64())
+    cash = _arrow(np.asarray(result.cash, dtype=np.float64), pa.float64())
+    exposure = _arrow(np.asarray(result.exposure, dtype=bool), pa.bool_())
+    paths = {}
+    if csv:
+        paths["equity_csv"] = folder / "equity.csv"
+        _write_csv(
+            pa.Table.from_arrays(
+                [_ts_column(result.ts), equity, cash, exposure],
+                names=["timestamp", "equity", "cash", "in_position"],
+            ),
+            paths["equity_csv"],
+        )
     import pyarrow.parquet as pq
 
-    stamps = pa.array(np.asarray(result.ts, dtype=np.int64), type=pa.int64()).cast(
+    paths["equity"] = parquet_path = folder / "equity.parquet"
+    stamps = _arrow(np.asarray(result.ts, dtype=np.int64), pa.int64()).cast(
         pa.timestamp("ns", tz="UTC")
     )
     tmp = parquet_path.with_suffix(".parquet.tmp")
     pq.write_table(
-        pa.table({"timestamp": stamps, "equity": equity, "cash": cash, "in_position": exposure}),
+        pa.Table.from_arrays(
+            [stamps, equity, cash, exposure], names=["timestamp", "equity", "cash", "in_position"]
+        ),
         tmp,
         compression="zstd",
         use_dictionary=False,  # floats rarely repeat; dictionary pages only cost time
     )
     tmp.replace(parquet_path)
-    return csv_path, parquet_path
+    return paths
 
 
 def _title(strategy: str, symbols: Sequence[str], timeframe: str) -> str:
@@ -312,8 +350,12 @@ def write_outputs(
     validation: ValidationConfig | None = None,
     bias: BiasConfig | None = None,
     regimes: RegimeSeries | None = None,
+    equity_csv: bool = False,
 ) -> dict[str, Path]:
     """Write the run's files into ``out_dir`` (created if needed) and return their paths.
+
+    The equity curve is ``equity.parquet`` (path ``equity``); ``equity_csv`` also writes it as
+    ``equity.csv`` with ISO-8601 times (path ``equity_csv``).
 
     ``trades.csv`` has ``entry_time, exit_time, entry_price, exit_price, size, pnl`` first,
     then symbol, side, fees, pnl_pct, exit_reason, id, stop_loss and take_profit; open
@@ -328,11 +370,11 @@ def write_outputs(
     # The equity files are the slowest part on long runs; Arrow formats and writes them
     # without the GIL, so they are written on a second thread while the rest is built.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="equity-writer") as pool:
-        equity_files = pool.submit(_write_equity, result, folder)
+        equity_files = pool.submit(_write_equity, result, folder, equity_csv)
         paths = _write_rest(
             result, folder, report, prices, provenance, analysis, run, validation, bias, regimes
         )
-        paths["equity"], paths["equity_parquet"] = equity_files.result()
+        paths.update(equity_files.result())
     return paths
 
 

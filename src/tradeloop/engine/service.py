@@ -157,6 +157,9 @@ class BacktestJob:
     calendar
         Market calendar (``XNYS``...): only bars inside its sessions are traded, intraday
         stamps are checked on each session's grid and metrics are annualized by its sessions.
+    equity_csv
+        Also write the equity curve as ``equity.csv`` (ISO-8601 times) next to
+        ``equity.parquet``; off by default (about 66 MB for 1M bars).
 
     Raises
     ------
@@ -178,6 +181,7 @@ class BacktestJob:
     command: str = ""
     allow_data_issues: bool = False
     calendar: str | None = None
+    equity_csv: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(self.data))
@@ -349,6 +353,7 @@ def run_backtest_job(
         analysis=analysis,
         run=record,
         regimes=regime.series(result.ts, result.symbols[0]) if regime is not None else None,
+        equity_csv=job.equity_csv,
     )
     paths.update(write_risk_report(risk_engine.report(), folder))
     if job.out is None:

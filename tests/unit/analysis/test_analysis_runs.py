@@ -50,7 +50,10 @@ def test_runs_written_files_read_back_exactly(stopped_run: BacktestResult, tmp_p
     trades = read_trades(paths["trades"])
     curve = read_equity(tmp_path)
     # Assert
-    assert set(paths) >= {"trades", "equity", "equity_parquet", "summary", "metrics", "run"}
+    assert set(paths) >= {"trades", "equity", "summary", "metrics", "run"}
+    assert paths["equity"].name == "equity.parquet"
+    assert "equity_csv" not in paths  # the CSV only on request
+    assert not (tmp_path / "equity.csv").exists()
     assert len(trades) == len(stopped_run.trades)
     for ours, back in zip(stopped_run.trades, trades, strict=True):
         assert (back.id, back.symbol, back.direction) == (ours.id, ours.symbol, ours.direction)
