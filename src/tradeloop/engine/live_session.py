@@ -136,8 +136,8 @@ class LiveTrading:
         the kernel has caught up (the steps a killed process left are re-run first: an order
         it sent is then found by its client id instead of being adopted as a stranger's)."""
         super().on_kernel_open(kernel)  # type: ignore[misc]
-        broker = self.venue_broker
-        if broker is None:
+        broker = kernel.broker  # (the session's ``kernel`` is set after this hook)
+        if not isinstance(broker, VenueBroker):
             return
         budget = getattr(broker.client, "budget", None)
         source = getattr(self, "_source", None)
@@ -175,7 +175,14 @@ class LiveTrading:
             return None
         self._next_reconcile = time.monotonic() + max(self.live.reconcile_every_s, 1.0)
         now = time.time_ns()
-        report = reconcile(broker, list(kernel.symbols), now, policy=self.live.reconcile_policy)
+        prices = {}
+        for symbol in kernel.symbols:
+            series = kernel.series[symbol]
+            if len(series):
+                prices[symbol] = float(series.arrays(symbol, kernel.timeframe).close[-1])
+        report = reconcile(
+            broker, list(kernel.symbols), now, policy=self.live.reconcile_policy, prices=prices
+        )
         self.reconciliations += 1
         self.last_reconcile = report
         if kernel.last_step_ts is not None:  # else the first step stores the adopted state

@@ -86,8 +86,12 @@ def reconcile(
     policy: ReconcilePolicy | str = ReconcilePolicy.ADOPT,
     cash_tolerance: float = 0.005,
     adopt_cash: bool = True,
+    prices: Mapping[str, float] | None = None,
 ) -> ReconcileReport:
     """Compare the broker's view with the venue's, and adopt the venue's under ``adopt``.
+
+    ``prices`` (the last closes) value an adopted position the venue reports no entry price
+    for (spot holdings).
 
     Raises
     ------
@@ -240,6 +244,10 @@ def _adopt(
         price = entry.get(s, math.nan)
         if not math.isfinite(price) or price <= 0:
             price = pos.entry_price if pos is not None else p.marks.get(s, math.nan)
+        if not (math.isfinite(price) and price > 0):
+            logger.error("reconciliation: no price to value %s %s; not adopted", theirs, s)
+            report.differences.append(Difference("position", s, ours, theirs, "no price: kept"))
+            continue
         if pos is not None and pos.direction == direction:
             p.positions[s] = replace(pos, quantity=abs(theirs))
         else:
