@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 #: the bar returns of every trial are summed over this many equal blocks
 FINE_BLOCKS = 64
 _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+#: the sma_cross parameters the fast kernel reproduces (others must keep their defaults)
+_FAST_PARAMS = frozenset({"fast", "slow", "size", "short", "stop_loss", "take_profit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,18 @@ class TrialResult:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB."""
+    """This process's peak resident memory in MB.
+
+    Read from ``VmHWM`` where the system has it: ``ru_maxrss`` survives ``exec`` on Linux, so
+    a spawned worker would report its parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -218,6 +231,10 @@ class TrialEvaluator:
     def _fast_exact(self, params: dict[str, Any]) -> bool:
         from tradeloop.optimize.fast_sma import SmaCrossSweep
 
+        declared = self.strategy_cls.parameters()
+        for name, value in params.items():
+            if name not in _FAST_PARAMS and value != declared[name].default:
+                return False  # e.g. a trailing stop: the event kernel runs it
         if self._sweep is None:
             self._sweep = SmaCrossSweep(self.bars, self.spec.instrument, self.spec.config)
         return bool(self._sweep.exact(int(params["fast"]), int(params["slow"])))
