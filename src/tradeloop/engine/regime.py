@@ -281,7 +281,9 @@ class RegimeSource:
     @property
     def spec(self) -> str:
         """``name:version`` of the model ('' when not from the registry)."""
-        return f"{self.model_name}:{self.version}" if self.model_name else self.detector.method
+        if self.model_name and self.version:
+            return f"{self.model_name}:{self.version}"
+        return self.model_name or self.detector.method
 
     def series(self, ts: np.ndarray, symbol: str) -> RegimeSeries:
         """The history on the run's steps ``ts`` (steps never updated, e.g. warm-up steps
