@@ -59,7 +59,7 @@ EstimatorsOpt = Annotated[int, typer.Option(help="LightGBM trees.")]
 EstimatorOpt = Annotated[
     str, typer.Option(help="'lightgbm' or a scikit-learn classifier as pkg.mod:Class.")
 ]
-FeeOpt = Annotated[float, typer.Option(help="Fee per side as a fraction.")]
+FeeOpt = Annotated[float, typer.Option(help="Fee per side as a fraction (0.001 = 0.1%).")]
 RegistryOpt = Annotated[
     Path, typer.Option("--registry", help="Model folder: one subfolder per model name.")
 ]
@@ -184,7 +184,7 @@ def train(
     calibration: Annotated[str, typer.Option(help="isotonic, platt or none.")] = "isotonic",
     cv: Annotated[str, typer.Option(help="walk_forward or kfold (purged).")] = "walk_forward",
     folds: Annotated[int, typer.Option(help="Validation folds.")] = 5,
-    fee: FeeOpt = 0.001,
+    fee: FeeOpt = 0.0,
 ) -> None:
     """Train a meta-model on a primary strategy's signals and save it to the registry."""
     from tradeloop.data.loader import load_ohlcv
@@ -254,7 +254,7 @@ def evaluate(
     sl: BarrierOpt = 2.0,
     estimator: EstimatorOpt = "lightgbm",
     n_estimators: EstimatorsOpt = 100,
-    fee: FeeOpt = 0.001,
+    fee: FeeOpt = 0.0,
 ) -> None:
     """Walk-forward report: the primary strategy alone against it with the model's enrichment."""
     from tradeloop.core.time import to_iso
