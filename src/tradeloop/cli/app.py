@@ -95,6 +95,7 @@ def _root(
 
     install_redaction()  # credentials never reach the terminal
 
+
 _EXIT_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
 
 
@@ -339,6 +340,7 @@ def backtest(
         from tradeloop.analysis.validation import ValidationConfig
         from tradeloop.engine.config import RunConfig
         from tradeloop.engine.service import BacktestJob, run_backtest_job
+
         specs = _data_specs(
             list(data or []),
             list(symbol or []),
@@ -533,6 +535,7 @@ def strategies(
     detail: Annotated[
         bool, typer.Option("--detail", help="Show each parameter's type, bounds and help.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the strategies found in the bundled examples and in the user strategies folder."""
     setup_logging()
@@ -542,6 +545,24 @@ def strategies(
         found = discover_strategies(strategies_dir)
     except TradeloopError as exc:
         raise _fail(exc) from None
+    if as_json:
+        import json
+
+        listing = [
+            {
+                "name": name,
+                "description": found[name].cls.describe(),
+                "timeframes": list(found[name].cls.timeframes),
+                "parameters": {
+                    k: {"default": p.default, "describe": p.describe()}
+                    for k, p in found[name].cls.parameters().items()
+                },
+                "from": found[name].origin,
+            }
+            for name in sorted(found)
+        ]
+        print(json.dumps(listing, indent=2, default=str))
+        return
     table = Table(title="Strategies", show_lines=True)
     table.add_column("name", style="bold cyan", no_wrap=True)
     table.add_column("description", ratio=3)

@@ -309,13 +309,35 @@ def evaluate(
 
 
 @ml_app.command("models")
-def models(registry: RegistryOpt = Path("models")) -> None:
+def models(
+    registry: RegistryOpt = Path("models"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """List the saved models (every name and version) with their data range and metrics."""
     from tradeloop.core.time import to_iso
     from tradeloop.ml.registry import ModelCatalog
 
     catalog = ModelCatalog(registry)
     names = catalog.names()
+    if as_json:
+        import json
+
+        rows = []
+        for name in names:
+            reg = catalog.registry(name)
+            for version in reg.versions():
+                meta = reg.metadata(version)
+                rows.append(
+                    {
+                        "model": name,
+                        "version": version,
+                        "feature_set": meta.get("feature_set"),
+                        "data": meta.get("data", {}),
+                        "metrics": meta.get("metrics", {}).get("overall", {}),
+                    }
+                )
+        print(json.dumps(rows, indent=2, default=str))
+        return
     table = Table(title=f"models in {registry}")
     for col in ("model", "version", "feature set", "symbol", "tf", "from", "to", "accuracy", "AUC"):
         table.add_column(col, justify="right")
