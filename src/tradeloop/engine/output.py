@@ -98,16 +98,33 @@ def _ts_column(values: list[int | None] | np.ndarray) -> pa.Array:
     zone-aware timestamps about ten times slower than naive ones, so the text is built from
     the naive (UTC) value and the ``Z`` is appended.
     """
-    ints = _arrow(values, pa.int64())
-    present = np.asarray([v for v in values if v is not None], dtype=np.int64)
+    missing = None if isinstance(values, np.ndarray) else [v is None for v in values]
+    ints = np.asarray(
+        values if missing is None else [0 if v is None else v for v in values], dtype=np.int64
+    )
+    present = ints if missing is None else ints[~np.asarray(missing, dtype=bool)]
     unit, size = "ns", 1
     for candidate, candidate_size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
         if not np.any(present % candidate_size):
             unit, size = candidate, candidate_size
             break
-    naive = pc.divide(ints, size).cast(pa.timestamp(unit)).cast(pa.string())
-    iso = pc.replace_substring(naive, " ", "T", max_replacements=1)
-    return pc.binary_join_element_wise(iso, "Z", "")
+    # no Arrow scalars (their first use imports pandas): the division in numpy, the "Z" and
+    # the empty separator as arrays
+    n = len(ints)
+    stamps = pa.Array.from_buffers(
+        pa.timestamp(unit), n, [_validity(missing), pa.py_buffer(ints // size)]
+    )
+    iso = pc.replace_substring(stamps.cast(pa.string()), " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(iso, _repeat_text("Z", n), _repeat_text("", n))
+
+
+def _repeat_text(text: str, n: int) -> pa.Array:
+    """A string array of ``n`` copies of ``text``, built from buffers."""
+    raw = text.encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(raw)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw * n)]
+    )
 
 
 def _write_csv(table: pa.Table, path: Path) -> None:
