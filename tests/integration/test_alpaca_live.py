@@ -150,3 +150,80 @@ def test_live_on_alpaca_places_the_orders_paper_makes(
     ours = {s: p.signed_quantity for s, p in live.kernel.portfolio.positions.items()}  # type: ignore[union-attr]
     assert ours.keys() == positions.keys()
     assert all(math.isclose(ours[s], positions[s], abs_tol=1e-9) for s in ours)
+
+
+def test_tradeloop_live_cli_with_the_alpaca_broker(shared_data: Path, tmp_path: Path) -> None:
+    """The command as a user runs it: orders at the venue with the run's client ids (one
+    each, also after a lost answer), the run's positions equal the venue's, keys never shown."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tradeloop.core.time import to_iso
+    from tradeloop.store.state import open_state_store
+    from tradeloop.testing.venue.alpaca import AlpacaFault
+
+    spy = load_equity_minutes(shared_data)
+    start = int((spy.ts < pd.Timestamp(FIRST).value).sum())
+    n = 140
+    until = int(spy.ts[start + n - 1])
+    state, status = tmp_path / "live.db", tmp_path / "status.json"
+    with AlpacaServer([spy], start=start, cash=10_000.0) as venue:
+        lost = venue.add_fault(AlpacaFault("lost", path="/v2/orders", method="POST", at=2))
+        env = dict(os.environ)
+        env.update(
+            TRADELOOP_ALPACA_API_KEY=DEFAULT_KEY,
+            TRADELOOP_ALPACA_API_SECRET=DEFAULT_SECRET,
+            TRADELOOP_ALPACA_URL=venue.url,
+            TRADELOOP_ALPACA_WS_URL=f"ws://127.0.0.1:{venue.port}",
+        )
+        env.pop("TRADELOOP_DISCORD_WEBHOOK_URL", None)
+        cmd = [
+            sys.executable, "-m", "tradeloop", "live", "--broker", "alpaca",
+            "--exchange", "alpaca", "--symbol", "SPY", "--strategy", "sma_cross",
+            "-p", "fast=3", "-p", "slow=8", "--timeframe", "1m", "--calendar", "XNYS",
+            "--balance", "10000", "--run-id", "live-cli", "--state", str(state),
+            "--status-file", str(status), "--warmup", "30", "--until", to_iso(until),
+            "--reconcile-every", "0",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(
+                lambda: (
+                    (venue.data_subscribers == 1 and venue.trade_listeners == 1)
+                    or proc.poll() is not None
+                ),
+                60,
+            )
+            venue.run_timer(0.02)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = out.decode() + err.decode()
+        assert proc.returncode == 0, text[-3000:]
+        book = venue.book
+        venue_orders = [o for o in book.orders.values() if o.parent is None]
+        venue_pos = {s: p.qty for s, p in book.positions.items()}
+    assert lost.fired == 1  # the second order's answer was lost ...
+    with open_state_store(str(state)) as store:
+        orders = store.load_orders("live-cli")
+        run = store.load_run("live-cli")
+    assert run is not None
+    assert run.portfolio is not None
+    sent = [o for o in orders if str(o.status) != "rejected"]
+    assert len(sent) >= 4
+    # ... and yet the venue holds exactly one order per order of the run
+    ids = [o.client_order_id for o in venue_orders]
+    assert len(ids) == len(set(ids)) == len(sent)
+    assert all(str(o.status) == "filled" for o in sent)
+    ours = {s: p.signed_quantity for s, p in run.portfolio.positions.items()}
+    assert ours.keys() == venue_pos.keys()
+    assert all(math.isclose(ours[s], venue_pos[s], abs_tol=1e-9) for s in ours)
+    doc = json.loads(status.read_text())
+    assert doc["mode"] == "live"
+    assert doc["venue"]["name"] == "alpaca"
+    assert doc["venue"]["reconciliations"] >= 1
+    for blob in (text, status.read_text(), state.read_bytes().decode("latin-1")):
+        assert DEFAULT_SECRET not in blob
