@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -413,12 +414,41 @@ def _trades_html(cols: TradeColumns, limit: int) -> str:
     return _table(rows, header, cls="trades", formats=formats)
 
 
-def _kv_rows(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
-    rows = []
+_ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(?:Z|\+00:00)$")
+_TIME_KEYS = frozenset({"start", "end", "trade_start", "created"})
+
+
+def _readable(key: str, value: Any) -> str:
+    """A setting's value for a table: times as ``2024-01-02 03:04 UTC``, lists joined."""
+    if value is None:
+        return "–"
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf in _TIME_KEYS and isinstance(value, int) and value > 10**15:
+        value = to_iso(value)
+    if isinstance(value, str):
+        match = _ISO_TIME.match(value)
+        if match:
+            seconds = match.group(3) or ""
+            shown = "" if seconds in ("", ":00") else seconds.split(".")[0]
+            return f"{match.group(1)} {match.group(2)}{shown} UTC"
+        return value
+    if isinstance(value, list | tuple):
+        if all(not isinstance(v, dict | list | tuple) for v in value):
+            return ", ".join(_readable(leaf, v) for v in value) or "–"
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _kv_rows(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Settings as ``(name, value)`` rows; nested tables flattened to dotted names
+    (``risk.limits.max_position_pct``) so each setting gets its own row."""
+    rows: list[tuple[str, str]] = []
     for key, value in mapping.items():
-        if isinstance(value, dict | list | tuple):
-            value = json.dumps(value, default=str)
-        rows.append((str(key), str(value) if value is not None else "–"))
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            rows += _kv_rows(value, f"{name}.")
+        else:
+            rows.append((name, _readable(name, value)))
     return rows
 
 
