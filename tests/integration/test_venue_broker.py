@@ -241,7 +241,7 @@ def test_partial_fills_become_one_position(exchange: LocalBinanceExchange) -> No
         _drain(broker, 3)
         assert len(exchange.book.trades) == 3
         assert len(broker.fills()) == 3
-        assert len({f for r in broker._working.values() for f in r.trade_ids}) == 3
+        assert broker._seen_trades == {str(t.trade_id) for t in exchange.book.trades}
         pos = broker.portfolio.positions[SPOT]
         assert pos.quantity == pytest.approx(0.03)
         assert pos.entry_fee == pytest.approx(sum(t.commission for t in exchange.book.trades))

@@ -39,6 +39,7 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "RateBudget",
+    "Retrier",
     "RetryPolicy",
     "rate_budget",
     "retrying",
@@ -248,3 +249,37 @@ def retrying(policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep
             s.attempt_number,
         ),
     )
+
+
+class Retrier:
+    """Calls an operation under ``policy``: the first attempt directly (the common case costs
+    nothing extra), the retries through tenacity (the same waits as :func:`retrying`)."""
+
+    def __init__(self, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._wait = _wait(policy)
+        self._rest = (
+            retrying(
+                RetryPolicy(policy.attempts - 1, policy.backoff_base_s, policy.backoff_max_s),
+                sleep=sleep,
+            )
+            if policy.attempts > 1
+            else None
+        )
+
+    def __call__(self, fn: Callable[[], T]) -> T:
+        """``fn()``, retried on transient failures."""
+        try:
+            return fn()
+        except BreakerOpenError:
+            raise
+        except TemporaryError as exc:
+            if self._rest is None:
+                raise
+            after = getattr(exc, "retry_after", None)
+            first = self.policy.backoff_base_s
+            wait = max(first, float(after)) if after else first
+            logger.info("retrying after %s (attempt 1)", exc)
+            self._sleep(min(wait, max(self.policy.backoff_max_s, float(after or 0))))
+        return self._rest(fn)

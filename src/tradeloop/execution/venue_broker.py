@@ -33,6 +33,7 @@ import hashlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -55,8 +56,8 @@ from tradeloop.execution.fees import FeeModel
 from tradeloop.execution.protection import (
     BreakerState,
     CircuitBreaker,
+    Retrier,
     RetryPolicy,
-    retrying,
 )
 from tradeloop.execution.venue import (
     DuplicateOrderError,
@@ -200,6 +201,7 @@ class VenueBroker:
         if on_breaker is not None:
             self.breaker.subscribe(on_breaker)
         self._retry = retry or RetryPolicy()
+        self._retrier = Retrier(self._retry, sleep=sleep)
         self._sleep = sleep
         self._alert = alert
         self._clock = clock
@@ -209,7 +211,7 @@ class VenueBroker:
         self.watched: set[str] = set()
         self.rejections: list[Rejection] = []
         self.order_status: dict[int, OrderStatus] | None = {}
-        self.slippage: list[SlippageRecord] = []
+        self.slippage: deque[SlippageRecord] = deque(maxlen=_SLIPPAGE_KEPT)
         self.invalid_transitions = 0
         self._fills: list[Fill] = []
         self._order_seq = 0
@@ -217,6 +219,11 @@ class VenueBroker:
         self._working: dict[int, _Working] = {}
         self._by_client: dict[str, int] = {}
         self._seen_trades: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        #: client id -> final status of orders that left the working set (late messages)
+        self._finished: dict[str, OrderStatus] = {}
+        #: running slippage totals over every fill (``slippage`` keeps the recent records)
+        self._slip_totals = [0, 0.0, 0.0]  # fills, sum of bps, cost
         self._received: list[VenueFill] = []
         self._day: tuple[int, float] = (0, 0.0)
         #: ids above this may have been sent by a process that died before journaling them
@@ -401,6 +408,9 @@ class VenueBroker:
             logger.info("fill %s of an order not of this run ignored", fill.trade_id)
             return
         self._seen_trades.add(fill.trade_id)
+        self._seen_order.append(fill.trade_id)
+        if len(self._seen_order) > _TRADES_KEPT:
+            self._seen_trades.discard(self._seen_order.popleft())
         self._received.append(fill)
 
     def _apply_fill(self, vf: VenueFill) -> int:
@@ -411,11 +421,15 @@ class VenueBroker:
         work.filled = max(work.filled, work.applied)
         symbol = vf.symbol if vf.symbol in self.instruments else work.order.symbol
         fee = self._fee_in_quote(vf, symbol)
-        self.slippage.append(
-            SlippageRecord(
-                order_id, symbol, vf.side.value, vf.amount, work.expected, vf.price, vf.ts
-            )
+        record = SlippageRecord(
+            order_id, symbol, vf.side.value, vf.amount, work.expected, vf.price, vf.ts
         )
+        self.slippage.append(record)
+        if record.expected == record.expected and record.expected > 0:
+            totals = self._slip_totals
+            totals[0] += 1
+            totals[1] += record.bps
+            totals[2] += record.cost
         reason = (
             ExitReason(work.reason)
             if work.reason in ExitReason.__members__.values()
@@ -676,13 +690,19 @@ class VenueBroker:
 
     def _call(self, fn: Callable[[], T]) -> T:
         """One venue operation: retried on transient failures, counted by the breaker."""
-        retry = retrying(self._retry, sleep=self._sleep)
+        retry = self._retrier
         return self.breaker.call(lambda: retry(fn))
 
     # -- statuses --------------------------------------------------------------------------
     def _apply_snapshot(self, snap: VenueOrder) -> None:
         order_id = self._by_client.get(snap.client_order_id)
         if order_id is None:
+            final = self._finished.get(snap.client_order_id)
+            if final is not None and snap.status in FINAL_STATUSES and snap.status is not final:
+                exc = InvalidTransitionError(snap.client_order_id, final, snap.status)
+                self.invalid_transitions += 1
+                logger.error("%s; kept %s", exc, final)
+                self._notify("invalid order transition", f"{exc} (kept {final.value})")
             return
         work = self._working[order_id]
         if snap.filled > work.filled:
@@ -731,22 +751,22 @@ class VenueBroker:
 
     def _refresh_pending(self) -> None:
         """``pending`` holds the orders still waiting for fills (working, or final with fills
-        reported but not yet received)."""
+        reported but not yet received); finished orders leave the working set at once (their
+        final status is remembered for late messages)."""
         pending: dict[str, list[Order]] = {}
-        for work in self._working.values():
-            open_ = work.status not in FINAL_STATUSES or self._behind(work)
-            if open_:
+        done: list[int] = []
+        for k, work in self._working.items():
+            if work.status not in FINAL_STATUSES or self._behind(work):
                 pending.setdefault(work.order.symbol, []).append(work.order)
-        self.pending = pending
-        # forget finished orders whose fills are all in (bounded memory)
-        done = [
-            k
-            for k, w in self._working.items()
-            if w.status in FINAL_STATUSES and not self._behind(w) and k < self._order_seq - 1000
-        ]
+            else:
+                done.append(k)
         for k in done:
             w = self._working.pop(k)
             self._by_client.pop(w.client_id, None)
+            self._finished[w.client_id] = w.status
+            if len(self._finished) > _FINISHED_KEPT:
+                self._finished.pop(next(iter(self._finished)))
+        self.pending = pending
 
     def _notify(self, title: str, text: str) -> None:
         if self._alert is not None:
@@ -797,10 +817,12 @@ class VenueBroker:
 
     def slippage_summary(self) -> dict[str, float]:
         """Fills, mean adverse slippage (bps) and total slippage cost (quote)."""
-        recs = [r for r in self.slippage if r.expected == r.expected and r.expected > 0]
-        total = sum(r.cost for r in recs)
-        mean = sum(r.bps for r in recs) / len(recs) if recs else 0.0
-        return {"fills": float(len(recs)), "mean_bps": mean, "total_cost": total}
+        fills, bps, cost = self._slip_totals
+        return {
+            "fills": float(fills),
+            "mean_bps": bps / fills if fills else 0.0,
+            "total_cost": cost,
+        }
 
     # -- persistence -----------------------------------------------------------------------
     def export_state(self) -> dict[str, object]:
@@ -823,8 +845,9 @@ class VenueBroker:
                 for w in self._working.values()
                 if w.status not in FINAL_STATUSES or self._behind(w)
             ],
-            "seen_trades": sorted(self._seen_trades)[-5000:],
+            "seen_trades": list(self._seen_order),
             "slippage": [asdict(r) for r in self.slippage],
+            "slippage_totals": list(self._slip_totals),
             "fees": self.fees.export_state(),
             "day": list(self._day),
         }
@@ -855,8 +878,17 @@ class VenueBroker:
             )
             self._working[order.id] = work
             self._by_client[work.client_id] = order.id
-        self._seen_trades = set(state.get("seen_trades", []) or [])  # type: ignore[call-overload]
-        self.slippage = [SlippageRecord(**r) for r in state.get("slippage", []) or []]  # type: ignore[attr-defined]
+        seen = [str(t) for t in state.get("seen_trades", []) or []]  # type: ignore[attr-defined]
+        self._seen_order = deque(seen[-_TRADES_KEPT:])
+        self._seen_trades = set(self._seen_order)
+        records = [SlippageRecord(**r) for r in state.get("slippage", []) or []]  # type: ignore[attr-defined]
+        self.slippage = deque(records, maxlen=_SLIPPAGE_KEPT)
+        totals = state.get("slippage_totals")
+        if isinstance(totals, list) and len(totals) == 3:
+            self._slip_totals = [int(totals[0]), float(totals[1]), float(totals[2])]
+        else:
+            valid = [r for r in records if r.expected == r.expected and r.expected > 0]
+            self._slip_totals = [len(valid), sum(r.bps for r in valid), sum(r.cost for r in valid)]
         self.fees.restore_state(state.get("fees", {}) or {})  # type: ignore[arg-type]
         day = state.get("day") or [0, 0.0]
         self._day = (int(day[0]), float(day[1]))  # type: ignore[index]
@@ -868,6 +900,10 @@ class VenueBroker:
         self._refresh_pending()
 
 
+#: trade ids remembered to drop repeated fills; slippage records kept; finished orders kept
+_TRADES_KEPT = 5_000
+_SLIPPAGE_KEPT = 1_000
+_FINISHED_KEPT = 10_000
 _FINAL_RANK = 4
 _RANK = {
     _S.NEW: 0,
