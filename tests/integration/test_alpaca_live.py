@@ -152,11 +152,16 @@ def test_live_on_alpaca_places_the_orders_paper_makes(
     assert all(math.isclose(ours[s], positions[s], abs_tol=1e-9) for s in ours)
 
 
-def test_tradeloop_live_cli_with_the_alpaca_broker(shared_data: Path, tmp_path: Path) -> None:
-    """The command as a user runs it: orders at the venue with the run's client ids (one
-    each, also after a lost answer), the run's positions equal the venue's, keys never shown."""
+def test_tradeloop_live_cli_survives_a_lost_answer_and_a_kill_before_the_answer(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """``tradeloop live --broker alpaca`` as a user runs it. The second order's answer is lost
+    (recovered by client id); the process is killed (-9) while the third order's answer is
+    pending at a venue that has accepted it, then restarted with the same arguments: never a
+    second order for one intent, the run's positions equal the venue's, keys never shown."""
     import json
     import os
+    import signal
     import subprocess
     import sys
 
@@ -166,11 +171,13 @@ def test_tradeloop_live_cli_with_the_alpaca_broker(shared_data: Path, tmp_path: 
 
     spy = load_equity_minutes(shared_data)
     start = int((spy.ts < pd.Timestamp(FIRST).value).sum())
-    n = 140
-    until = int(spy.ts[start + n - 1])
-    state, status = tmp_path / "live.db", tmp_path / "status.json"
+    until = int(spy.ts[start + 120])
+    state, status = tmp_path / "kill.db", tmp_path / "status.json"
     with AlpacaServer([spy], start=start, cash=10_000.0) as venue:
         lost = venue.add_fault(AlpacaFault("lost", path="/v2/orders", method="POST", at=2))
+        hang = venue.add_fault(
+            AlpacaFault("hang", path="/v2/orders", method="POST", at=3, hang_s=30.0)
+        )
         env = dict(os.environ)
         env.update(
             TRADELOOP_ALPACA_API_KEY=DEFAULT_KEY,
@@ -183,47 +190,69 @@ def test_tradeloop_live_cli_with_the_alpaca_broker(shared_data: Path, tmp_path: 
             sys.executable, "-m", "tradeloop", "live", "--broker", "alpaca",
             "--exchange", "alpaca", "--symbol", "SPY", "--strategy", "sma_cross",
             "-p", "fast=3", "-p", "slow=8", "--timeframe", "1m", "--calendar", "XNYS",
-            "--balance", "10000", "--run-id", "live-cli", "--state", str(state),
+            "--balance", "10000", "--run-id", "live-kill", "--state", str(state),
             "--status-file", str(status), "--warmup", "30", "--until", to_iso(until),
             "--reconcile-every", "0",
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def launch() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        first = launch()
         try:
-            wait_for(
-                lambda: (
-                    (venue.data_subscribers == 1 and venue.trade_listeners == 1)
-                    or proc.poll() is not None
-                ),
-                60,
-            )
+            wait_for(lambda: venue.trade_listeners == 1 or first.poll() is not None, 60)
             venue.run_timer(0.02)
-            out, err = proc.communicate(timeout=120)
+            # the third order reached the venue and was accepted; its answer hangs
+            wait_for(lambda: hang.fired == 1 or first.poll() is not None, 60)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+            venue.advance(3)  # minutes pass while the process is dead
+            venue.stop_timer()
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if first.poll() is None:
+                first.kill()
+        assert venue.order_count() == 3
+        hung_id = max(
+            (o for o in venue.book.orders.values() if o.parent is None),
+            key=lambda o: o.created_at,
+        ).client_order_id
+        second = launch()
+        try:
+            wait_for(lambda: venue.trade_listeners == 1 or second.poll() is not None, 60)
+            venue.run_timer(0.02)
+            out, err = second.communicate(timeout=120)
+        finally:
+            if second.poll() is None:
+                second.kill()
         text = out.decode() + err.decode()
-        assert proc.returncode == 0, text[-3000:]
-        book = venue.book
-        venue_orders = [o for o in book.orders.values() if o.parent is None]
-        venue_pos = {s: p.qty for s, p in book.positions.items()}
-    assert lost.fired == 1  # the second order's answer was lost ...
+        assert second.returncode == 0, text[-3000:]
+        assert lost.fired == 1
+        venue_orders = [o for o in venue.book.orders.values() if o.parent is None]
+        venue_pos = {s: p.qty for s, p in venue.book.positions.items()}
+    ids = [o.client_order_id for o in venue_orders]
+    assert len(ids) == len(set(ids))  # never a second order for one intent
+    assert ids.count(hung_id) == 1
+    assert len(ids) > 3  # the restarted run went on trading
     with open_state_store(str(state)) as store:
-        orders = store.load_orders("live-cli")
-        run = store.load_run("live-cli")
+        run = store.load_run("live-kill")
+        orders = {o.order.id: o for o in store.load_orders("live-kill")}
     assert run is not None
     assert run.portfolio is not None
-    sent = [o for o in orders if str(o.status) != "rejected"]
-    assert len(sent) >= 4
-    # ... and yet the venue holds exactly one order per order of the run
-    ids = [o.client_order_id for o in venue_orders]
-    assert len(ids) == len(set(ids)) == len(sent)
-    assert all(str(o.status) == "filled" for o in sent)
     ours = {s: p.signed_quantity for s, p in run.portfolio.positions.items()}
     assert ours.keys() == venue_pos.keys()
     assert all(math.isclose(ours[s], venue_pos[s], abs_tol=1e-9) for s in ours)
+    sent = [o for o in orders.values() if str(o.status) != "rejected"]
+    assert len(sent) == len(ids)
+    assert all(str(o.status) == "filled" for o in sent)
     doc = json.loads(status.read_text())
     assert doc["mode"] == "live"
     assert doc["venue"]["name"] == "alpaca"
     assert doc["venue"]["reconciliations"] >= 1
-    for blob in (text, status.read_text(), state.read_bytes().decode("latin-1")):
+    first_out = b"".join(x for x in (first.stdout.read(), first.stderr.read()) if x)  # type: ignore[union-attr]
+    for blob in (
+        text,
+        first_out.decode(),
+        status.read_text(),
+        state.read_bytes().decode("latin-1"),
+    ):
         assert DEFAULT_SECRET not in blob

@@ -311,6 +311,16 @@ class AlpacaServer:
 
         self._call(start)
 
+    def stop_timer(self) -> None:
+        """Stop :meth:`run_timer` (the replay waits until started again)."""
+
+        async def run() -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        self._call(run)
+
     def add_fault(self, fault: AlpacaFault) -> AlpacaFault:
         """Inject ``fault`` from now on; returns it (``fired`` counts the failures)."""
         with self._lock:
