@@ -240,8 +240,9 @@ def test_every_route_answers_and_the_metrics_move_as_bars_arrive(served: Served)
     assert orders > 0
     assert _sum(after, "tradeloop_engine_bar_to_order_seconds_count") == orders
     assert _sum(after, "tradeloop_bus_consumer_lag") == 0
+    # the snapshot behind "published" is at most 0.25 s old: never ahead of what was delivered
     published = _sum(after, "tradeloop_bus_published_total", topic="tradeloop.equity")
-    assert published == _sum(after, "tradeloop_engine_steps_total")
+    assert 0 < published <= _sum(after, "tradeloop_engine_steps_total")
 
 
 def test_control_needs_the_key_and_every_call_is_audited(served: Served) -> None:
@@ -374,7 +375,7 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
             continue  # long jobs; flatten/close are exercised above with their outcome
 
         @settings(
-            max_examples=8,
+            max_examples=5,
             deadline=None,
             phases=[Phase.generate],
             suppress_health_check=list(HealthCheck),
@@ -433,6 +434,7 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
         )
         served.stop_feed()
         status = _settled_status(served)
+        settled = served.metrics()
 
         def shown_now(d: Any) -> dict[str, Any]:
             out: dict[str, Any] = d.execute_script(
@@ -459,6 +461,10 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
     assert shown["equity"] == f"{status['equity']:,.2f}"
     assert shown["positions"] == [f"{p['symbol']} {p['side']}" for p in status["positions"]]
     assert shown["chart"] == 1
+    # settled: every equity event the engine published was delivered to the metrics, one a step
+    delivered = _sum(settled, "tradeloop_bus_delivered_total", topic="tradeloop.equity")
+    assert delivered == _sum(settled, "tradeloop_bus_published_total", topic="tradeloop.equity")
+    assert delivered == _sum(settled, "tradeloop_engine_steps_total")
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
 
 

@@ -5,9 +5,11 @@ routes (API key, audited) and the ``/dashboard`` page."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -53,8 +55,18 @@ def signal_metrics(request: Request, now_ns: int | None = None) -> dict[str, Any
 
 
 class _SignalCollector(Collector):
+    #: the weights are read from the analytics file at most this often (an open costs ~0.1 s)
+    WEIGHTS_TTL_S = 5.0
+
     def __init__(self, service: SignalService) -> None:
         self.service = service
+        self._weights: tuple[float, tuple[int, dict[str, float]]] | None = None
+
+    def weights(self) -> tuple[int, dict[str, float]]:
+        now = time.monotonic()
+        if self._weights is None or now - self._weights[0] > self.WEIGHTS_TTL_S:
+            self._weights = (now, self.service.weights())
+        return self._weights[1]
 
     def collect(self) -> Iterator[Any]:
         s = self.service
@@ -80,7 +92,7 @@ class _SignalCollector(Collector):
                 "Feedback messages already stored",
                 value=s.consumer.duplicates,
             )
-        version, values = s.weights()
+        version, values = self.weights()
         yield GaugeMetricFamily(
             "tradeloop_adaptive_weights_version", "Current weight version", value=version
         )
@@ -140,6 +152,15 @@ def create_app(
             pool.shutdown(wait=True, cancel_futures=True)
 
     app = FastAPI(title="tradeloop", version="0.1.0", lifespan=lifespan)
+    if service is None and engine is not None:  # the engine's own analytics store
+        from tradeloop.config.settings import Settings
+
+        cfg = engine.session.loop_config
+        service = SignalService(
+            Settings(analytics_path=Path(cfg.path(cfg.run.analytics))),
+            role="reader",
+            store=engine.analytics,
+        )
     app.state.signals = service or SignalService(role="reader")
     app.state.backtests = settings
     app.state.backtest_pool = pool
@@ -158,7 +179,7 @@ def create_app(
     app.include_router(dashboard_router)
 
     @app.get("/metrics", tags=["service"])
-    def prometheus_metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         """Prometheus text exposition of every series (see tradeloop.api.metrics)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

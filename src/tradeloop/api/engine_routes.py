@@ -2,8 +2,10 @@
 strategies, research runs, and the ``/control`` routes.
 
 Everything goes through :class:`~tradeloop.engine.service.LoopService` (its snapshot and its
-command queue), never to the kernel. Control routes need the API key
-(:mod:`tradeloop.api.auth`) and every call, carried out, refused or unauthenticated, is
+command queue), never to the kernel. The snapshot reads are ``async`` routes: they only look
+up a dict the engine's thread built, so they run on the event loop instead of a thread pool
+whose threads would contend with the engine's thread for the interpreter. Control routes need
+the API key (:mod:`tradeloop.api.auth`) and every call, carried out, refused or unauthenticated, is
 audited. Request bodies are pydantic models: a bad one is a 422 naming the field, and nothing
 unvalidated reaches the engine. A refused command (no position to close, a bad override token,
 an invalid config file, an engine still warming up) is a 409 with the reason.
@@ -117,34 +119,36 @@ def health(request: Request) -> JSONResponse:
 
 
 @engine_router.get("/status", tags=["engine"], dependencies=_reads)
-def status(engine: Engine) -> dict[str, Any]:
+async def status(engine: Engine) -> dict[str, Any]:
     """Run, mode, equity, cash, positions, counters, feed, stages, paused, risk state."""
     return engine.status()
 
 
 @engine_router.get("/positions", tags=["engine"], dependencies=_reads)
-def positions(engine: Engine) -> list[dict[str, Any]]:
+async def positions(engine: Engine) -> list[dict[str, Any]]:
     """Open positions with their marks, stops and targets."""
     out: list[dict[str, Any]] = _snapshot(engine)["positions"]
     return out
 
 
 @engine_router.get("/orders", tags=["engine"], dependencies=_reads)
-def orders(engine: Engine) -> dict[str, Any]:
+async def orders(engine: Engine) -> dict[str, Any]:
     """Open (waiting) orders, the most recent orders with their status, counts by status."""
     out: dict[str, Any] = _snapshot(engine)["orders"]
     return out
 
 
 @engine_router.get("/trades", tags=["engine"], dependencies=_reads)
-def trades(engine: Engine, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
+async def trades(
+    engine: Engine, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[dict[str, Any]]:
     """The most recent closed trades, newest first."""
     out: list[dict[str, Any]] = _snapshot(engine)["trades"][:limit]
     return out
 
 
 @engine_router.get("/equity", tags=["engine"], dependencies=_reads)
-def equity(
+async def equity(
     request: Request, engine: Engine, limit: Annotated[int, Query(ge=1, le=5000)] = 1000
 ) -> dict[str, Any]:
     """The equity after each recent step (bar time, equity), oldest first, and the current."""
@@ -159,7 +163,7 @@ def equity(
 
 
 @engine_router.get("/risk", tags=["engine"], dependencies=_reads)
-def risk(engine: Engine) -> dict[str, Any]:
+async def risk(engine: Engine) -> dict[str, Any]:
     """Trading state, paused flag, limits, kill switches, overrides in force, recent events,
     accepted and rejected counts (by reason)."""
     out: dict[str, Any] = _snapshot(engine)["risk"]

@@ -9,8 +9,8 @@ process (the HTTP API, the metrics):
   session's thread between two events (:meth:`EngineControl.run_pending`, called by the
   session's housekeeping, at least five times a second); the caller waits on a future for the
   result;
-- **reads** go to a :class:`dict` snapshot the session's thread rebuilds after every step,
-  every command and at most every ``snapshot_interval_s`` otherwise; the API reads the newest
+- **reads** go to a :class:`dict` snapshot the session's thread rebuilds after every command
+  and otherwise every ``snapshot_interval_s`` (0.25 s); the API reads the newest
   snapshot (an immutable reference swap), never the kernel's live objects;
 - **listeners** are called once with the session's message bus when the run is opened, before
   its first step, so metrics subscribe to the step's events (``subscribe_local``) without
@@ -95,10 +95,11 @@ class EngineControl:
     Parameters
     ----------
     snapshot_interval_s
-        Rebuild the snapshot at least this often while nothing happens (feed ages move).
+        Rebuild the snapshot this often (and after every command): reads are at most this
+        old, and a burst of steps costs one rebuild.
     """
 
-    def __init__(self, snapshot_interval_s: float = 0.5) -> None:
+    def __init__(self, snapshot_interval_s: float = 0.25) -> None:
         self.snapshot_interval_s = snapshot_interval_s
         self._queue: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._snapshot: dict[str, Any] | None = None
@@ -179,8 +180,10 @@ class EngineControl:
         if session.messages != self._messages_seen:
             self._messages_seen = session.messages
             self.last_kline_mono = time.monotonic()
+        # at most every ``snapshot_interval_s`` (a burst of steps is one rebuild), and at once
+        # when a command ran (its caller reads the effect next)
         due = time.monotonic() - self._snapshot_mono >= self.snapshot_interval_s
-        if not ran and (kernel.steps != self._steps_seen or due):
+        if not ran and due:
             self._refresh(session, kernel)
 
     def _execute(
