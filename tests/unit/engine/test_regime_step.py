@@ -212,3 +212,41 @@ def test_risk_engine_sizes_entries_by_the_regime_exposure() -> None:
     assert risk.export_state()["size_multiplier"] == 0.0
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         risk.set_regime("x", 1.5)
+
+
+def test_the_regime_confidence_is_the_enrichments_regime_weight(sample_1h) -> None:
+    # Arrange: a meta-model trained by the project on sma_cross's entries of the bundled
+    # sample, and an HMM fitted on the same bars
+    from tradeloop.data.loader import load_ohlcv
+    from tradeloop.engine.enrichment import ModelEnrichment
+    from tradeloop.engine.ml_strategy import primary_events
+    from tradeloop.engine.runner import run_on_bars
+    from tradeloop.ml.training import TrainConfig, train_meta_model
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    btc = load_ohlcv(sample_1h).bars.slice(0, 3_000)
+    sym = btc.symbol
+    plain = run_on_bars(SmaCross(short=True), {sym: btc}, RunConfig())
+    events, sides = primary_events(plain, btc)
+    model = train_meta_model(
+        btc, events, sides, TrainConfig(estimator_params={"n_estimators": 30}, n_splits=3)
+    ).model
+    enrichment = ModelEnrichment(model, name="meta", version="v1", min_confidence=0.0)
+    regime = RegimeSource(HMMDetector(3, seed=0, n_init=1).fit(btc), name="btc")
+    # Act
+    run_on_bars(
+        SmaCross(short=True), {sym: btc}, RunConfig(), enrichment=enrichment, inputs=(regime,)
+    )
+    # Assert: every scored entry carries the regime's confidence at its step as its weight,
+    # and its confidence is the meta-confidence times that weight
+    by_ts = dict(zip(regime.step_ts, regime.history, strict=True))
+    records = list(enrichment.records)
+    assert len(records) == enrichment.counts.enriched > 20
+    weights = []
+    for r in records:
+        conf = by_ts[r.ts].confidence
+        weight = conf if np.isfinite(conf) else 1.0  # warm-up: no regime, no weight
+        assert r.regime_weight == weight
+        assert r.confidence == pytest.approx(min(1.0, max(0.0, r.meta_confidence * weight)))
+        weights.append(r.regime_weight)
+    assert min(weights) < 1.0  # the weight did change something
