@@ -123,8 +123,9 @@ def test_report_renders_every_chart_in_chromium(
         assert chart["points"] > 0, chart
     by_id = {c["id"]: c for c in charts}
     assert by_id["chart-equity"]["traces"] == 4  # peak, equity, buy & hold, underwater
-    # candles, long and short entries, exits (signal, stop loss, take profit, end), SL and TP
-    assert by_id["chart-price-0"]["traces"] == 9
+    # candles, long and short entries, exits (signal, stop loss, take profit, end), winning
+    # and losing entry->exit lines, SL and TP, volume
+    assert by_id["chart-price-0"]["traces"] == 12
     assert errors == []
     assert shot.stat().st_size > 10_000
 

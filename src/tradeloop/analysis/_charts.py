@@ -106,13 +106,14 @@ def reduce_line(values: Sequence[np.ndarray], max_points: int) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Candles:
-    """OHLC candles (open times in UTC ns)."""
+    """OHLC candles (open times in UTC ns) and their volume (None: not known)."""
 
     ts: np.ndarray
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
+    volume: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -120,7 +121,14 @@ class Candles:
     def tail(self, count: int) -> Candles:
         """The last ``count`` candles."""
         sl = slice(max(0, len(self) - count), None)
-        return Candles(self.ts[sl], self.open[sl], self.high[sl], self.low[sl], self.close[sl])
+        return Candles(
+            self.ts[sl],
+            self.open[sl],
+            self.high[sl],
+            self.low[sl],
+            self.close[sl],
+            None if self.volume is None else self.volume[sl],
+        )
 
 
 def grid_candles(bars: BarArrays, grid_ts: np.ndarray, bar_ns: int) -> Candles:
@@ -139,7 +147,14 @@ def grid_candles(bars: BarArrays, grid_ts: np.ndarray, bar_ns: int) -> Candles:
         empty = np.zeros(0)
         return Candles(np.zeros(0, dtype=np.int64), empty, empty, empty, empty)
     if ts.size == grid_ts.size and np.array_equal(ts, grid_ts):
-        return Candles(ts, bars.open[lo:hi], bars.high[lo:hi], bars.low[lo:hi], bars.close[lo:hi])
+        return Candles(
+            ts,
+            bars.open[lo:hi],
+            bars.high[lo:hi],
+            bars.low[lo:hi],
+            bars.close[lo:hi],
+            bars.volume[lo:hi],
+        )
     step = np.searchsorted(grid_ts, ts, side="right") - 1
     starts = np.flatnonzero(np.concatenate(([True], step[1:] != step[:-1])))
     ends = np.append(starts[1:], ts.size) - 1
@@ -149,6 +164,7 @@ def grid_candles(bars: BarArrays, grid_ts: np.ndarray, bar_ns: int) -> Candles:
         np.maximum.reduceat(bars.high[lo:hi], starts),
         np.minimum.reduceat(bars.low[lo:hi], starts),
         bars.close[lo:hi][ends],
+        np.add.reduceat(bars.volume[lo:hi], starts),
     )
 
 
@@ -170,6 +186,7 @@ def merge_candles(candles: Candles, max_candles: int) -> tuple[Candles, int]:
             np.maximum.reduceat(candles.high, starts),
             np.minimum.reduceat(candles.low, starts),
             candles.close[ends],
+            None if candles.volume is None else np.add.reduceat(candles.volume, starts),
         ),
         k,
     )
@@ -302,7 +319,9 @@ def price_figure(
     height: int = 520,
 ) -> dict[str, Any]:
     """Candlesticks with entry markers (long up-triangles, short down-triangles), exit markers
-    per exit reason and stop-loss / take-profit segments while each trade was open.
+    per exit reason, stop-loss / take-profit segments while each trade was open, a line from
+    each entry to its exit (green for a gain, red for a loss, the trade's P&L on hover), a
+    volume panel below (when the candles have volume) and a linear/log price-scale toggle.
 
     ``trades`` must already be restricted to ``symbol`` and to what the chart should show;
     open trades' segments run to ``end_ns``.
@@ -355,6 +374,37 @@ def price_figure(
                 color,
             )
         )
+    for won, color, name in (
+        (True, "#2ca02c", "winning trade"),
+        (False, "#d62728", "losing trade"),
+    ):
+        sel = np.flatnonzero(trades.closed & ((trades.pnl > 0) == won))
+        if sel.size:
+            n = sel.size
+            x = np.full(3 * n, np.nan)
+            y = np.full(3 * n, np.nan)
+            x[0::3] = trades.entry_ts[sel] // _NS_PER_MS
+            x[1::3] = trades.exit_ts[sel] // _NS_PER_MS
+            y[0::3] = trades.entry_price[sel]
+            y[1::3] = trades.exit_price[sel]
+            text: list[str | None] = []
+            for i in sel:
+                tip = f"{labels[i]} · pnl {trades.pnl[i]:,.2f} ({trades.pnl_pct[i]:+.2%})"
+                text += [tip, tip, None]
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": name,
+                    "x": typed(x),
+                    "y": typed(y),
+                    "text": text,
+                    "hoverinfo": "text",
+                    "connectgaps": False,
+                    "line": {"width": 1.2, "color": color},
+                    "opacity": 0.7,
+                }
+            )
     stop = np.where(trades.closed, trades.exit_ts, end_ns)
     for level, name, color in (
         (trades.stop_loss, "stop loss", "#d62728"),
@@ -375,14 +425,47 @@ def price_figure(
                     "line": {"width": 1, "color": color, "dash": "dash"},
                 }
             )
-    layout = {
+    layout: dict[str, Any] = {
         "title": {"text": title},
         "height": height,
         "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
         "legend": {"orientation": "h", "y": -0.12},
         "xaxis": _date_axis(rangeslider={"visible": False}),
         "yaxis": {"title": {"text": "price"}, "fixedrange": False},
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": 1.08,
+                "xanchor": "left",
+                "showactive": True,
+                "buttons": [
+                    {"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+                    {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
+                ],
+            }
+        ],
     }
+    if candles.volume is not None and len(candles):
+        data.append(
+            {
+                "type": "bar",
+                "name": "volume",
+                "x": _ms(candles.ts),
+                "y": typed(candles.volume),
+                "yaxis": "y2",
+                "marker": {"color": "rgba(120,120,160,0.45)"},
+                "hovertemplate": "volume %{y:,.4g}<extra></extra>",
+            }
+        )
+        layout["yaxis"]["domain"] = [0.24, 1.0]
+        layout["yaxis2"] = {
+            "domain": [0.0, 0.18],
+            "anchor": "x",
+            "title": {"text": "volume"},
+            "fixedrange": True,
+        }
     return {"data": data, "layout": layout}
 
 

@@ -116,12 +116,13 @@ def test_report_has_every_chart_with_expected_traces(small_report: tuple[str, li
     # Act
     specs = chart_specs(html)
     # Assert: equity (peak, equity, buy & hold, underwater), Monte Carlo (2 histograms),
-    # price: candles + long/short entries + 5 exit reasons + stop and target segments = 10,
-    # monthly heatmap; 600 bars need no recent-window chart
+    # price: candles + long/short entries + 5 exit reasons + winning/losing entry->exit lines
+    # + stop and target segments + volume = 13, monthly heatmap; 600 bars need no
+    # recent-window chart
     assert {k: v["traces"] for k, v in specs.items()} == {
         "chart-equity": 4,
         "chart-montecarlo": 2,
-        "chart-price-0": 10,
+        "chart-price-0": 13,
         "chart-monthly": 1,
     }
     for spec in specs.values():
@@ -132,7 +133,7 @@ def test_report_price_chart_marks_entries_exits_and_levels(
     small_report: tuple[str, list[Trade]],
 ) -> None:
     # Arrange
-    html, _ = small_report
+    html, trades = small_report
     # Act
     data = chart_specs(html)["chart-price-0"]["figure"]["data"]
     by_name = {t["name"]: t for t in data}
@@ -150,6 +151,21 @@ def test_report_price_chart_marks_entries_exits_and_levels(
     assert sorted(set(stop_y[np.isfinite(stop_y)].tolist())) == [80.0, 95.0, 110.0]
     assert len(stop_y) == 9
     assert sorted(set(decode(by_name["take profit"]["y"])[::3].tolist())) == [90.0, 105.0]
+    # entry -> exit lines: one segment per closed trade, split by the sign of its P&L
+    closed = [t for t in trades if t.is_closed]
+    wins = [t for t in closed if t.pnl > 0]
+    win_y = decode(by_name["winning trade"]["y"])
+    loss_y = decode(by_name["losing trade"]["y"])
+    assert len(win_y) == 3 * len(wins)
+    assert len(win_y) + len(loss_y) == 3 * len(closed)
+    assert win_y[0::3].tolist() == [t.entry_price for t in wins]
+    assert win_y[1::3].tolist() == [t.exit_price for t in wins]
+    assert "pnl" in by_name["winning trade"]["text"][0]
+    # volume panel on its own axis, and the linear/log toggle
+    assert by_name["volume"]["yaxis"] == "y2"
+    layout = chart_specs(html)["chart-price-0"]["figure"]["layout"]
+    labels = [b["label"] for b in layout["updatemenus"][0]["buttons"]]
+    assert labels == ["linear", "log"]
 
 
 def test_report_tables_show_verdict_biases_trades_and_provenance(
@@ -208,7 +224,7 @@ def test_report_without_trades_still_renders(tmp_path: Path) -> None:
     specs = chart_specs(html)
     # Assert
     assert "chart-montecarlo" not in specs
-    assert specs["chart-price-0"]["traces"] == 1
+    assert specs["chart-price-0"]["traces"] == 2  # candles and volume
     assert "No behavioural bias found." in html
 
 
