@@ -226,7 +226,7 @@ def _answer(result: Any) -> JSONResponse:
     "/control/pause", tags=["control"], response_model=CommandOut, responses=_CONTROL_RESPONSES
 )
 def pause(
-    engine: Engine, caller: ControlCaller, body: ControlRequest | None = None
+    caller: ControlCaller, engine: Engine, body: ControlRequest | None = None
 ) -> JSONResponse:
     """Pause: no new order while paused (signals are refused with reason ``paused``); bars,
     marks, stops and targets go on. Kept across a restart."""
@@ -238,7 +238,7 @@ def pause(
     "/control/resume", tags=["control"], response_model=CommandOut, responses=_CONTROL_RESPONSES
 )
 def resume(
-    engine: Engine, caller: ControlCaller, body: ControlRequest | None = None
+    caller: ControlCaller, engine: Engine, body: ControlRequest | None = None
 ) -> JSONResponse:
     """Resume after a pause."""
     reason = body.reason if body else ""
@@ -249,7 +249,7 @@ def resume(
     "/control/flatten", tags=["control"], response_model=CommandOut, responses=_CONTROL_RESPONSES
 )
 def flatten(
-    engine: Engine, caller: ControlCaller, body: ControlRequest | None = None
+    caller: ControlCaller, engine: Engine, body: ControlRequest | None = None
 ) -> JSONResponse:
     """Cancel every waiting order and close every position (market orders, exit reason risk)."""
     reason = body.reason if body else ""
@@ -263,8 +263,8 @@ def flatten(
     responses=_CONTROL_RESPONSES,
 )
 def close(
-    engine: Engine,
     caller: ControlCaller,
+    engine: Engine,
     symbol: Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/:._-]+$")],
     body: ControlRequest | None = None,
 ) -> JSONResponse:
@@ -279,7 +279,7 @@ def close(
     response_model=CommandOut,
     responses=_CONTROL_RESPONSES,
 )
-def risk_override(engine: Engine, caller: ControlCaller, body: RiskOverrideRequest) -> JSONResponse:
+def risk_override(caller: ControlCaller, engine: Engine, body: RiskOverrideRequest) -> JSONResponse:
     """Apply a signed, expiring risk override (resume from a halt, or a temporary limit); the
     risk engine verifies the signature and audits it too."""
     return _answer(engine.command("risk_override", caller, token=body.token, reason=body.reason))
@@ -289,7 +289,7 @@ def risk_override(engine: Engine, caller: ControlCaller, body: RiskOverrideReque
     "/control/reload", tags=["control"], response_model=CommandOut, responses=_CONTROL_RESPONSES
 )
 def reload(
-    engine: Engine, caller: ControlCaller, body: ControlRequest | None = None
+    caller: ControlCaller, engine: Engine, body: ControlRequest | None = None
 ) -> JSONResponse:
     """Read the config file again: strategy weights and parameters and ``[zones]`` change
     live; an invalid file (file and key named) or a restart-only change is refused and the
