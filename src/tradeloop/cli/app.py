@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.learn_cmd import register_learn_commands
 from tradeloop.cli.live_cmd import register_live_commands
 from tradeloop.cli.ml_cmd import (
     MinConfidenceOpt,
@@ -597,6 +598,7 @@ register_live_commands(app)
 register_regime_commands(app)
 register_loop_command(app)
 register_optimize_commands(app)
+register_learn_commands(app)
 register_serve_commands(app)
 register_state_commands(app)
 

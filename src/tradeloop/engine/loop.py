@@ -52,6 +52,7 @@ from tradeloop.engine.paper import (
 )
 from tradeloop.engine.regime import RegimeOptions
 from tradeloop.engine.retrain import ModelRetrainer, retrainer_for
+from tradeloop.engine.signal_journal import SignalJournal
 from tradeloop.risk.config import RiskConfig
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
@@ -208,6 +209,8 @@ class LoopSession(PaperSession):
         self.bus: MessageBus = InProcessBus()
         self.analytics: AnalyticsStore | None = None
         self.feedback: FeedbackLoop | None = None
+        #: every signal, executed or rejected, into the analytics store (the learning loop)
+        self.journal: SignalJournal | None = None
         self._rows: int | None = None
         self.manager: StrategyManager = self.strategy  # type: ignore[assignment]
         self.config_path = config_path
@@ -368,6 +371,8 @@ class LoopSession(PaperSession):
             self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
         self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
+        self.journal = SignalJournal(self.analytics, self.bus, self.config.run_id, "paper")
+        self.journal.attach()
         try:
             return super().run()
         finally:
@@ -381,6 +386,8 @@ class LoopSession(PaperSession):
         self._write_status(force=True)
         if self.feedback is not None:
             self.feedback.detach()
+        if self.journal is not None:
+            self.journal.detach()
         if self._redis is not None:
             self._redis.stop()
         if self.analytics is not None:

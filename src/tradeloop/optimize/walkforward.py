@@ -32,7 +32,7 @@ from tradeloop.optimize.objective import metric_row
 from tradeloop.optimize.space import SearchSpace
 from tradeloop.optimize.study import StudyOptions, run_study
 
-__all__ = ["Fold", "WalkForwardResult", "plan_folds", "walk_forward"]
+__all__ = ["Fold", "WalkForwardResult", "fold_config", "plan_folds", "stitch_fixed", "walk_forward"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,3 +226,34 @@ def walk_forward(
         periods=base.periods_per_year,
     )
     return WalkForwardResult(mode, plan, chosen, is_m, oos_m, ts_all, eq_all, metrics, counts)
+
+
+def stitch_fixed(
+    evaluator: TrialEvaluator, folds: list[Fold], params: dict[str, Any]
+) -> tuple[np.ndarray, PerformanceMetrics]:
+    """The stitched OOS equity and metrics of fixed ``params`` over ``folds`` (what keeping
+    the current parameters would have done on the walk-forward's segments)."""
+    base = evaluator.spec.config
+    balance = base.balance
+    parts, ts_parts = [], []
+    for fold in folds:
+        spec = replace(
+            evaluator.spec, config=fold_config(evaluator, fold, balance), keep_equity=True
+        )
+        result = TrialEvaluator(spec, evaluator.bars).evaluate(params)
+        if result.equity is None or result.ts is None:
+            raise ConfigError(f"parameters {params} are refused: {result.error}")
+        warm = fold.oos_start - fold.is_start
+        parts.append(result.equity[warm:])
+        ts_parts.append(result.ts[warm:])
+        balance = float(parts[-1][-1])
+    equity = np.concatenate(parts)
+    metrics = compute_metrics(
+        equity,
+        np.concatenate(ts_parts),
+        [],
+        evaluator.bar_ns,
+        initial_equity=base.balance,
+        periods=base.periods_per_year,
+    )
+    return equity, metrics

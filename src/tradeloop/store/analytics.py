@@ -36,7 +36,7 @@ import pyarrow as pa
 from tradeloop.core.errors import ConfigError, TemporaryError
 from tradeloop.store.migrations import migrate
 
-__all__ = ["FEEDBACK_COLUMNS", "AnalyticsStore", "WeightVersion"]
+__all__ = ["FEEDBACK_COLUMNS", "JOURNAL_COLUMNS", "AnalyticsStore", "WeightVersion"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,37 @@ _TYPES = {
     "entry_ts": pa.int64(),
     "exit_ts": pa.int64(),
     "ingested_ts": pa.int64(),
+}
+
+#: the signal journal's columns: every signal a strategy emitted, what the risk gate (or the
+#: model) decided, and the outcome of the trade it opened
+JOURNAL_COLUMNS: tuple[str, ...] = (
+    "source",
+    "signal_key",
+    "signal_id",
+    "mode",
+    "strategy",
+    "ts",
+    "symbol",
+    "action",
+    "tag",
+    "size",
+    "confidence",
+    "executed",
+    "reason",
+    "detail",
+    "pnl",
+    "pnl_pct",
+    "exit_ts",
+)
+_JOURNAL_TYPES = {
+    "ts": pa.int64(),
+    "size": pa.float64(),
+    "confidence": pa.float64(),
+    "executed": pa.bool_(),
+    "pnl": pa.float64(),
+    "pnl_pct": pa.float64(),
+    "exit_ts": pa.int64(),
 }
 
 
@@ -186,6 +217,64 @@ class AnalyticsStore:
     def _writable(self) -> None:
         if self.read_only:
             raise ConfigError(f"analytics store {self.path} is open read-only")
+
+    # ------------------------------------------------------------------ signal journal
+    def insert_journal(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert signal-journal rows (see :data:`JOURNAL_COLUMNS`); return how many were new.
+
+        A row whose ``(source, signal_key)`` is stored already is ignored (a restarted run
+        journals nothing twice).
+        """
+        if not rows:
+            return 0
+        table = pa.table(
+            {
+                c: pa.array([r.get(c) for r in rows], type=_JOURNAL_TYPES.get(c, pa.string()))
+                for c in JOURNAL_COLUMNS
+            }
+        )
+        names = ", ".join(JOURNAL_COLUMNS)
+        self._writable()
+        with self.session() as con:
+            before = int(con.execute("SELECT count(*) FROM signal_journal").fetchall()[0][0])
+            con.register("_journal", table)
+            try:
+                con.execute(
+                    f"INSERT OR IGNORE INTO signal_journal ({names}) "
+                    f"SELECT DISTINCT ON (source, signal_key) {names} FROM _journal"
+                )
+            finally:
+                con.unregister("_journal")
+            after = int(con.execute("SELECT count(*) FROM signal_journal").fetchall()[0][0])
+            return after - before
+
+    def journal_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Set ``pnl``, ``pnl_pct``, ``exit_ts`` of journaled entries by ``(source,
+        signal_id)``; return how many rows were updated."""
+        if not rows:
+            return 0
+        self._writable()
+        updated = 0
+        with self.session() as con:
+            for r in rows:
+                res = con.execute(
+                    "UPDATE signal_journal SET pnl = ?, pnl_pct = ?, exit_ts = ? "
+                    "WHERE source = ? AND signal_id = ? AND action <> 'close'",
+                    [r["pnl"], r["pnl_pct"], r["exit_ts"], r["source"], r["signal_id"]],
+                ).fetchall()
+                updated += int(res[0][0]) if res else 0
+        return updated
+
+    def journal(self, source: str | None = None) -> list[dict[str, Any]]:
+        """The journal's rows (of one ``source`` when given), oldest signal first."""
+        where, args = ("WHERE source = ?", [source]) if source is not None else ("", [])
+        with self.session() as con:
+            cur = con.execute(
+                f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM signal_journal {where} "
+                "ORDER BY ts, signal_key",
+                args,
+            )
+            return [dict(zip(JOURNAL_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 
     # ------------------------------------------------------------------ feedback
     def insert_feedback(self, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -42,6 +42,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE signal_feedback ADD COLUMN ingested_ts BIGINT DEFAULT 0",
         "CREATE INDEX signal_feedback_exit_ts ON signal_feedback (exit_ts)",
     ),
+    # v3: the signal journal of the learning loop (every signal, executed or rejected)
+    (
+        """CREATE TABLE signal_journal (
+            source VARCHAR NOT NULL,
+            signal_key VARCHAR NOT NULL,
+            signal_id VARCHAR,
+            mode VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL,
+            ts BIGINT NOT NULL,
+            symbol VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            tag VARCHAR NOT NULL,
+            size DOUBLE NOT NULL,
+            confidence DOUBLE,
+            executed BOOLEAN NOT NULL,
+            reason VARCHAR,
+            detail VARCHAR,
+            pnl DOUBLE,
+            pnl_pct DOUBLE,
+            exit_ts BIGINT,
+            PRIMARY KEY (source, signal_key)
+        )""",
+        "CREATE INDEX signal_journal_ts ON signal_journal (ts)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
