@@ -141,6 +141,38 @@ def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: Minut
     assert len(legs) == 2
     assert {leg.type for leg in legs} == {"limit", "stop"}
     assert sum(1 for leg in legs if leg.status == "filled") <= 1  # one cancels the other
+    # the exits work from the bar after the entry's; a bar reaching both: the stop first
+    tp, sl = c + 0.5, c - 0.5
+    exit_fill = None
+    for i in range(nxt + 1, START + 201):
+        bo, bh, bl, _ = bar(spy, i)
+        if bl <= sl:
+            exit_fill = ("stop", min(bo, sl))
+            break
+        if bh >= tp:
+            exit_fill = ("limit", max(bo, tp))
+            break
+    filled_legs = [(leg.type, leg.filled_avg_price) for leg in legs if leg.status == "filled"]
+    if exit_fill is None:
+        assert filled_legs == []
+    else:
+        assert len(filled_legs) == 1
+        assert filled_legs[0][0] == exit_fill[0]
+        assert math.isclose(float(filled_legs[0][1] or 0.0), exit_fill[1])
+    # the trailing stop: 0.1 % under the best price since it was placed, checked before
+    # each bar moves that best price
+    hwm, trail_fill = c, None
+    for i in range(nxt, START + 201):
+        bo, bh, bl, _ = bar(spy, i)
+        stop_px = hwm * (1 - 0.001)
+        if bl <= stop_px:
+            trail_fill = min(bo, stop_px)
+            break
+        hwm = max(hwm, bh)
+    t1 = client.fetch_order("SPY", "t1")
+    assert trail_fill is not None
+    assert t1.status is OrderStatus.FILLED
+    assert math.isclose(t1.average_price, trail_fill)
     # positions at the venue equal the sum of the fills it reported
     signed = sum(q if side == "buy" else -q for _, side, q, _ in book.fills)
     pos = client.positions()

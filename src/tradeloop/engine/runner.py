@@ -140,6 +140,25 @@ def _screen(item: LoadedBars, *, gate: bool, allow: bool, calendar: str | None) 
     return item
 
 
+def strategy_plot(strategy: Strategy) -> dict[str, tuple[Any, Any]]:
+    """What the strategy asks to plot (:meth:`Strategy.plot`), as float arrays; a failing or
+    malformed ``plot()`` is logged and drawn as nothing (it never fails the run)."""
+    import numpy as np
+
+    try:
+        series = dict(strategy.plot())
+        out = {}
+        for name, (ts, values) in series.items():
+            t = np.asarray(ts, dtype=np.int64)
+            v = np.asarray(values, dtype=np.float64)
+            if t.shape == v.shape and t.ndim == 1:
+                out[str(name)] = (t, v)
+        return out
+    except Exception as exc:  # user code: report, do not fail the finished run
+        logger.warning("strategy plot() failed: %s: %s", type(exc).__name__, exc)
+        return {}
+
+
 def calendar_periods_per_year(calendar: str, loaded: Sequence[LoadedBars], bar_ns: int) -> float:
     """Periods per year of bars ``bar_ns`` long traded in ``calendar``'s sessions.
 
@@ -282,4 +301,5 @@ def run_backtest(
         enrichment=enrichment,
         inputs=inputs,
     )
+    result.indicators = strategy_plot(strategy)
     return result, loaded
