@@ -452,6 +452,7 @@ def _write_rest(
             initial_equity=initial,
             run_info=run,
             regimes=regimes,
+            indicators=result.indicators,
         )
     return paths
 

@@ -28,6 +28,7 @@ from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
 from tradeloop.execution.exit_scan import next_exit_bar
+from tradeloop.execution.fees import FeeModel
 
 # ``Rejection`` lives in core (risk and execution share it); re-exported here for callers
 # that imported it from this module.
@@ -76,9 +77,12 @@ class SimulatedBroker:
         timeframe: str,
         config: SimulatedBrokerConfig | None = None,
         intrabar: IntrabarSource | None = None,
+        fees: FeeModel | None = None,
     ) -> None:
         self.portfolio = portfolio
         self.instruments = instruments
+        #: the fee model every mode charges through (default: the instruments' own rates)
+        self.fees = fees if fees is not None else FeeModel.from_instruments(instruments)
         self.timeframe = timeframe
         self.config = config or SimulatedBrokerConfig()
         self.intrabar = intrabar
@@ -338,7 +342,7 @@ class SimulatedBroker:
     def _open(self, order: Order, direction: int, ts_ns: int, price: float) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
-        fee_rate = instrument.taker_fee
+        fee_rate = self.fees.taker(order.symbol)
         if order.equity_fraction is not None:
             budget = order.equity_fraction * portfolio.equity
             if direction > 0:
@@ -367,6 +371,8 @@ class SimulatedBroker:
             )
             return
         fee = fee_for(quantity, price, fee_rate)
+        if self.fees.schedule is not None:
+            self.fees.record_volume(quantity * price, ts_ns)
         portfolio.balance -= direction * quantity * price + fee
         self._position_seq += 1
         exits = order.exits
@@ -408,8 +414,12 @@ class SimulatedBroker:
     def _close(
         self, pos: Position, ts_ns: int, price: float, reason: ExitReason, *, maker: bool
     ) -> None:
-        instrument = self.instruments[pos.symbol]
-        fee = fee_for(pos.quantity, price, instrument.maker_fee if maker else instrument.taker_fee)
+        fees = self.fees
+        fee = fee_for(
+            pos.quantity, price, fees.maker(pos.symbol) if maker else fees.taker(pos.symbol)
+        )
+        if fees.schedule is not None:  # a tiered schedule: the 30-day volume moves the tier
+            fees.record_volume(pos.quantity * price, ts_ns)
         portfolio = self.portfolio
         portfolio.balance += pos.direction * pos.quantity * price - fee
         pnl = pnl_for(pos.direction, pos.quantity, pos.entry_price, price) - pos.entry_fee - fee

@@ -222,3 +222,22 @@ def test_a_fill_in_another_fee_currency_is_priced_in_quote() -> None:
     broker.sync()
     assert broker.portfolio.positions[SYM].entry_fee == pytest.approx(0.1)  # 0.001 BTC at 100
     assert not math.isnan(broker.portfolio.equity)
+
+
+def test_simulated_and_venue_brokers_charge_through_the_same_fee_model() -> None:
+    from tradeloop.execution.simulated import SimulatedBroker
+
+    schedule = FeeSchedule("demo", ((0.0, 0.002, 0.004), (50.0, 0.001, 0.003)))
+    sim = SimulatedBroker(Portfolio(10_000.0), dict(INST), "1m", fees=FeeModel(schedule))
+    venue = InstantVenue(price=100.0, fee_rate=None)  # the venue reports no fee
+    live, _ = _broker(venue, fees=FeeModel(schedule))
+    venue._updates = []
+    for broker in (sim, live):
+        broker.submit_order(_order(broker, OrderSide.BUY, 1.0), 0, 100.0)
+        broker.on_open(SYM, 1, 100.0)
+        broker.submit_order(_order(broker, OrderSide.SELL, 0.0, reduce_only=True), 2, 100.0)
+        broker.on_open(SYM, 3, 100.0)
+    # entry at tier 0 (taker 0.4%), exit after the entry's 100 of volume at tier 1 (taker 0.3%)
+    for broker in (sim, live):
+        [trade] = broker.portfolio.trades
+        assert (trade.entry_fee, trade.exit_fee) == pytest.approx((0.4, 0.3))

@@ -1,7 +1,8 @@
 """An in-memory venue behind the :class:`~tradeloop.execution.venue.VenueClient` contract, for
 unit tests and the order-path benchmark (no network: what is measured is tradeloop's own work).
 
-Market orders fill at once at :attr:`InstantVenue.price` (the fill is queued for
+Market orders fill at once at :attr:`InstantVenue.price` (``fee_rate`` None: fills report no
+fee, so the broker's fee model prices them; the fill is queued for
 :meth:`InstantVenue.drain_updates`, as a stream would deliver it); duplicate client ids are
 answered like a real venue (the existing order); ``fail_next`` raises chosen errors first.
 """
@@ -36,7 +37,7 @@ class InstantVenue:
         rules: dict[str, MarketRules] | None = None,
         *,
         price: float = 100.0,
-        fee_rate: float = 0.001,
+        fee_rate: float | None = 0.001,
         cash: float = 10_000.0,
     ) -> None:
         self.name = "instant"
@@ -120,8 +121,8 @@ class InstantVenue:
                     request.side,
                     request.amount,
                     self.price,
-                    request.amount * self.price * self.fee_rate,
-                    self.rules[request.symbol].quote,
+                    request.amount * self.price * (self.fee_rate or 0.0),
+                    self.rules[request.symbol].quote if self.fee_rate is not None else "",
                     ts=1,
                 )
             )
