@@ -61,7 +61,7 @@ def test_disconnect_switches_at_once_and_primary_recovery_switches_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
-    r = FailoverRouter("a", "b", stall_s=1.0, recover_s=2.0, clock=clock)
+    r = FailoverRouter("a", "b", stall_s=5.0, recover_s=2.0, clock=clock)
     r.offer("a", BookSnapshot("a", "BTC/USDT", 0, 0, 1, ((1.0, 1.0),), ((2.0, 1.0),)))
     r.offer("b", BookSnapshot("b", "BTC/USDT", 0, 0, 7, ((1.5, 1.0),), ((2.0, 2.0),)))
     out = r.on_status("a", "disconnected")
@@ -72,6 +72,11 @@ def test_disconnect_switches_at_once_and_primary_recovery_switches_back(
     assert out[0].seq == 7
     assert r.offer("a", trade("a", 1)) == []  # the old primary's events are standby now
     forwarded = [t.trade_id for t in r.offer("b", trade("b", 1)) if isinstance(t, MarketTrade)]
+    # events from a source that went down do not make it healthy again; reconnecting does
+    clock.t += 3.0
+    r.check()
+    assert r.active == "b"
+    r.on_status("a", "connected")
     snapshots = 0
     with caplog.at_level(logging.INFO):
         for i in range(2, 40):

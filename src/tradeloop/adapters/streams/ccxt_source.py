@@ -189,6 +189,10 @@ class CcxtMarketSource:
         Watchdog: a channel silent this long is resubscribed (``stale`` status).
     poll_s
         Interval of REST polls (funding without a stream, open interest).
+    idle_drain_s
+        A channel without a resolved watch this long hands over what ccxt already cached
+        (ccxt resolves a watch only on the next message; the last update of a quiet market
+        would otherwise wait for it).
     clock_ns
         Receive-time clock (wall clock, ns).
     """
@@ -206,6 +210,7 @@ class CcxtMarketSource:
         book_depth: int | None = None,
         stale_after_s: float = 30.0,
         poll_s: float = 15.0,
+        idle_drain_s: float = 0.25,
         backoff_base_s: float = 0.2,
         backoff_max_s: float = 10.0,
         clock_ns: Callable[[], int] = time.time_ns,
@@ -229,6 +234,7 @@ class CcxtMarketSource:
         self.book_depth = book_depth
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
+        self.idle_drain_s = idle_drain_s
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.clock_ns = clock_ns
@@ -237,6 +243,7 @@ class CcxtMarketSource:
         self._config = {"enableRateLimit": True, **dict(config or {})}
         self._urls = dict(urls or {})
         self.exchange: Any = None
+        self._last_any = time.monotonic()
         self.resyncs = 0
         """Book resyncs (a sequence gap ccxt detected and repaired with a new snapshot)."""
         self.stale = 0
@@ -273,21 +280,45 @@ class CcxtMarketSource:
 
     async def _loop(self, channel: str, symbol: str, emit: Callable[[SourceEvent], None]) -> None:
         step = getattr(self, f"_{channel}")
+        drain = getattr(self, f"_drain_{channel}", None)
         state: dict[str, Any] = {}
         attempt = 0
         connected = False
         polled = channel in ("open_interest", "funding")
         timeout = self.stale_after_s + (self.poll_s if polled else 0.0)
+        idle = min(self.idle_drain_s, timeout)
         while True:
+            pending = asyncio.ensure_future(step(symbol, state, emit))
             try:
-                await asyncio.wait_for(step(symbol, state, emit), timeout)
+                silent = 0.0
+                while True:
+                    done, _ = await asyncio.wait({pending}, timeout=idle)
+                    if done:
+                        break
+                    # ccxt resolves a watch only on the next message: an update that came
+                    # while we were busy waits in its cache; hand it over now
+                    if drain is not None:
+                        drain(symbol, state, emit)
+                    silent += idle
+                    if silent >= timeout:
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
+                        raise TimeoutError
+                pending.result()
+                self._last_any = time.monotonic()
                 if not connected:
                     connected = True
                     emit(FeedStatus(self.name, "connected", f"{channel} {symbol}"))
                 attempt = 0
             except asyncio.CancelledError:
+                pending.cancel()
                 raise
             except TimeoutError:
+                if time.monotonic() - self._last_any < timeout:
+                    # this channel is quiet but the connection delivers others: keep it
+                    logger.debug("%s %s %s: quiet", self.name, channel, symbol)
+                    continue
                 self.stale += 1
                 emit(FeedStatus(self.name, "stale", f"{channel} {symbol}: no message"))
                 logger.warning("%s %s %s: stale, resubscribing", self.name, channel, symbol)
@@ -320,6 +351,11 @@ class CcxtMarketSource:
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
         trades = await self.exchange.watch_trades(symbol)
+        self._emit_trades(symbol, trades, state, emit)
+
+    def _emit_trades(
+        self, symbol: str, trades: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
         now = self.clock_ns()
         for t in trades:
             ts = t.get("timestamp")
@@ -330,11 +366,50 @@ class CcxtMarketSource:
                     str(t.get("id")),
                 )
             )  # fmt: skip
+        if len(trades):
+            state["last"] = trades[-1].get("id")
+
+    def _drain_trades(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        cache = (getattr(self.exchange, "trades", None) or {}).get(symbol)
+        if not cache or "last" not in state:
+            return
+        items = list(cache)
+        if items[-1].get("id") == state["last"]:
+            return
+        start = 0
+        for i in range(len(items) - 1, -1, -1):
+            if items[i].get("id") == state["last"]:
+                start = i + 1
+                break
+        self._emit_trades(symbol, items[start:], state, emit)
 
     async def _book(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
         ob = await self.exchange.watch_order_book(symbol)
+        self._emit_book(symbol, ob, state, emit)
+
+    def _drain_book(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        ob = (getattr(self.exchange, "orderbooks", None) or {}).get(symbol)
+        if ob is None or "seq" not in state:
+            return
+        if ob.get("nonce") is not None:
+            if int(ob["nonce"]) > state["seq"]:
+                self._emit_book(symbol, ob, state, emit)
+            return
+        # a venue without a nonce (Bybit through ccxt): compare the levels
+        bids = _levels(ob["bids"], self.book_depth)
+        asks = _levels(ob["asks"], self.book_depth)
+        if bids != state["bids"] or asks != state["asks"]:
+            self._emit_book(symbol, ob, state, emit)
+
+    def _emit_book(
+        self, symbol: str, ob: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
         now = self.clock_ns()
         bids = _levels(ob["bids"], self.book_depth)
         asks = _levels(ob["asks"], self.book_depth)
@@ -365,6 +440,20 @@ class CcxtMarketSource:
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
         candles = await self.exchange.watch_ohlcv(symbol, self.timeframe)
+        self._emit_ohlcv(symbol, candles, state, emit)
+
+    def _drain_ohlcv(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        candles = ((getattr(self.exchange, "ohlcvs", None) or {}).get(symbol) or {}).get(
+            self.timeframe
+        )
+        if candles and "closed" in state:
+            self._emit_ohlcv(symbol, list(candles), state, emit)
+
+    def _emit_ohlcv(
+        self, symbol: str, candles: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
         now = self.clock_ns()
         newest = max(int(c[0]) for c in candles) * _NS if candles else 0
         last_closed = state.get("closed", -1)
@@ -373,6 +462,11 @@ class CcxtMarketSource:
             if ts <= last_closed:
                 continue
             closed = ts < newest or now >= ts + self.tf_ns
+            if not closed:
+                key = tuple(c[:6])
+                if state.get("partial") == key:
+                    continue  # unchanged in-progress bar (a drain saw it already)
+                state["partial"] = key
             bar = Bar(symbol, self.timeframe, ts, *(float(x) for x in c[1:6]))
             emit(StreamBar(self.name, now, bar, closed))
             if closed:

@@ -134,14 +134,16 @@ class FailoverRouter:
                 return self._switch(f"{source} {state}", now)
         elif state == "connected":
             self._down.discard(source)
+            self._healthy_since[source] = now
         return []
 
     def offer(self, source: str, event: MarketEvent) -> list[MarketEvent]:
         """An event from ``source``; returns the events to forward (maybe none)."""
         now = self.clock()
         self._last[source] = now
-        self._down.discard(source)
-        if self._healthy_since.get(source) is None:
+        # a source that reported trouble stays down until it reports ``connected``: events
+        # it still hands over (cached before it died) are data, not a sign of health
+        if source not in self._down and self._healthy_since.get(source) is None:
             self._healthy_since[source] = now
         if isinstance(event, BookSnapshot | BookDelta):
             self._shadow(source, event)
@@ -198,8 +200,11 @@ class FailoverRouter:
 
     def _switch(self, reason: str, detected: float, back: bool = False) -> list[MarketEvent]:
         target = self.standby()
-        if not back and target in self._down:
-            return []  # nowhere to go; stay and wait
+        last = self._last.get(target)
+        if not back and (
+            target in self._down or last is None or detected - last > self.stall_s
+        ):
+            return []  # the standby is down or silent too: nowhere to go, stay and wait
         old, self.active = self.active, target
         out: list[MarketEvent] = []
         for (source, _symbol), book in self._books.items():
