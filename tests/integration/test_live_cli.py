@@ -161,6 +161,25 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
     assert doc["venue"]["slippage"]["fills"] == len(ex.book.trades)
     assert API_SECRET not in live.stdout + live.stderr
     assert API_SECRET not in (live_dir / "status.json").read_text()
+    # slippage per fill and in total, in the CLI
+    from typer.testing import CliRunner
+
+    from tradeloop.cli.app import app
+
+    runner = CliRunner()
+    shown = runner.invoke(
+        app,
+        ["live", "report", "--run-id", "live-1", "--state", str(live_dir / "state.db"), "--json"],
+    )
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.output)
+    assert body["summary"]["fills"] == len(ex.book.trades) == len(body["fills"])
+    for fill, trade in zip(body["fills"], ex.book.trades, strict=True):
+        assert fill["actual"] == trade.price
+    listed = runner.invoke(app, ["paper-runs", "--state", str(live_dir / "state.db"), "--json"])
+    [row] = json.loads(listed.output)
+    assert row["mode"] == "live"
+    assert row["slippage_cost"] == pytest.approx(body["summary"]["total_cost"])
 
 
 def test_kill_9_at_random_moments_never_duplicates_an_order(

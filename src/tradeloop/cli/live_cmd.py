@@ -1,5 +1,5 @@
-"""``tradeloop live``: the paper session (or ``tradeloop run``'s loop) on a real venue, and
-``tradeloop live flatten``.
+"""``tradeloop live``: the paper session (or ``tradeloop run``'s loop) on a real venue;
+``tradeloop live flatten`` and ``tradeloop live report`` (slippage per fill and in total).
 
 The options are ``tradeloop paper``'s (the same strategy, risk, state and status handling)
 plus the venue's: ``--broker`` (``ccxt`` or ``alpaca``), ``--exchange``/``--market``, the
@@ -125,7 +125,8 @@ def live(
     flight with everything stored. Keys: TRADELOOP_<EXCHANGE>_API_KEY / _API_SECRET (or
     _SECRET_COMMAND), environment or .env.
 
-    Subcommand: `tradeloop live flatten` cancels open orders and closes positions.
+    Subcommands: `tradeloop live flatten` cancels open orders and closes positions;
+    `tradeloop live report` lists every fill's expected vs actual price (slippage).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -348,6 +349,71 @@ def flatten(
         raise typer.Exit(1)
 
 
+def report(
+    run_id: Annotated[str, typer.Option(help="The live run.")],
+    state: Annotated[
+        str | None,
+        typer.Option(help="State store: SQLite file or postgresql:// URL (default: settings)."),
+    ] = None,
+    show: Annotated[int, typer.Option(help="Fills to list (the most recent).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Slippage of a live run: every fill's expected price (the price when the order was sent)
+    against the venue's actual price, in basis points (positive: adverse) and in quote
+    currency, and the totals; plus the venue's last reconciliation."""
+    import json
+
+    from tradeloop.store.state import open_state_store
+
+    try:
+        target = paper_cmd._existing_state(state)
+        with open_state_store(target) as store:
+            meta = store.load_run_meta(run_id)
+            run = store.load_run(run_id)
+        if meta is None or run is None or meta.get("mode") != "live":
+            raise ConfigError(f"no live run {run_id!r} in {target}")
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    broker = run.engine_state.get("broker") or {}
+    records = list(broker.get("slippage") or [])
+    fills, bps_sum, cost = (broker.get("slippage_totals") or [0, 0.0, 0.0])[:3]
+    rows = []
+    for r in records:
+        sign = 1.0 if r["side"] == "buy" else -1.0
+        expected, actual = float(r["expected"]), float(r["actual"])
+        bps = sign * (actual - expected) / expected * 10_000.0 if expected > 0 else 0.0
+        rows.append({**r, "bps": bps, "cost": sign * (actual - expected) * float(r["quantity"])})
+    summary = {
+        "run_id": run_id,
+        "fills": int(fills),
+        "mean_bps": bps_sum / fills if fills else 0.0,
+        "total_cost": cost,
+    }
+    if as_json:
+        print(json.dumps({"summary": summary, "fills": rows}, indent=2))
+        return
+    table = Table(title=f"Slippage of live run {run_id} (last {min(show, len(rows))} fills)")
+    for col in ("order", "symbol", "side", "quantity", "expected", "actual", "bps", "cost"):
+        table.add_column(col, justify="left" if col in ("symbol", "side") else "right")
+    for r in rows[-show:]:
+        table.add_row(
+            str(r["order_id"]),
+            r["symbol"],
+            r["side"],
+            f"{r['quantity']:g}",
+            f"{r['expected']:,.2f}",
+            f"{r['actual']:,.2f}",
+            f"{r['bps']:+.2f}",
+            f"{r['cost']:+,.4f}",
+        )
+    console.print(table)
+    console.print(
+        f"total: {summary['fills']:,} fill(s), mean {summary['mean_bps']:+.2f} bps, "
+        f"cost {summary['total_cost']:+,.4f}",
+        highlight=False,
+    )
+
+
 def _compose_signature() -> None:
     """``live``'s options: its own, then ``tradeloop paper``'s (``--strategy`` and ``--symbol``
     optional here, so ``tradeloop live flatten`` needs neither)."""
@@ -378,4 +444,5 @@ def register_live_commands(app: typer.Typer) -> None:
     group = typer.Typer()
     group.callback(invoke_without_command=True)(live)
     group.command("flatten")(flatten)
+    group.command("report")(report)
     app.add_typer(group, name="live")

@@ -333,8 +333,9 @@ def paper_runs(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the paper runs in the state store: strategy, symbols, last bar, steps, equity,
-    return, trades, open positions and risk state."""
+    """List the paper and live runs in the state store: strategy, symbols, last bar, steps,
+    equity, return, trades, open positions and risk state; live runs also their slippage (mean
+    bps and total cost of expected vs actual fill prices; `tradeloop live report` per fill)."""
     import json
 
     from tradeloop.engine.paper import run_summaries
@@ -356,8 +357,10 @@ def paper_runs(
 
     table = Table(title=f"Runs in {target}", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ("run", "last bar (UTC)", "steps", "equity", "return")
-    for name in (*columns, "trades", "open", "risk"):
-        numeric = name in ("steps", "equity", "return", "trades", "open")
+    live = any(r.get("slippage_cost") is not None for r in rows)
+    extra = ("slippage bps", "slippage cost") if live else ()
+    for name in (*columns, "trades", "open", "risk", *extra):
+        numeric = name in ("steps", "equity", "return", "trades", "open", *extra)
         table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for r in rows:
         ret = "" if r["return_pct"] is None else f"{r['return_pct']:+.2f}%"
@@ -371,6 +374,14 @@ def paper_runs(
             str(r["trades"]),
             str(r["open_positions"]),
             r["risk_state"],
+            *(
+                (
+                    "" if r["slippage_bps"] is None else f"{r['slippage_bps']:+.2f}",
+                    "" if r["slippage_cost"] is None else f"{r['slippage_cost']:+,.4f}",
+                )
+                if live
+                else ()
+            ),
         )
     console.print(table)
 

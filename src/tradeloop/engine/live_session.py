@@ -91,6 +91,7 @@ class LiveTrading:
     kernel: LiveKernel | None
     alerter: Any
 
+    MODE = "live"
     #: the start reconciliation waits at most this long for the kernel's first step
     START_RECONCILE_WAIT_S = 60.0
 

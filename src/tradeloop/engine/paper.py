@@ -282,7 +282,9 @@ def run_summaries(store: StateStore) -> list[dict[str, Any]]:
 
     Keys: ``run_id``, ``mode``, ``strategy``, ``exchange``, ``symbols``, ``timeframe``,
     ``started`` and ``last_bar`` (ISO or None), ``steps``, ``equity``, ``return_pct``,
-    ``trades`` (closed), ``open_positions``, ``risk_state``. Runs are ordered by start time.
+    ``trades`` (closed), ``open_positions``, ``risk_state``, and for live runs
+    ``slippage_bps`` (mean adverse slippage of the fills) and ``slippage_cost`` (total, quote
+    currency; None for paper runs). Runs are ordered by start time.
     """
     rows: list[dict[str, Any]] = []
     for run_id in store.run_ids():
@@ -295,6 +297,8 @@ def run_summaries(store: StateStore) -> list[dict[str, Any]]:
         equity = portfolio.equity if portfolio is not None else None
         start_cash = portfolio.initial_balance if portfolio is not None else meta.get("balance")
         risk = engine.get("risk", {}).get("kill_switch", {})
+        slip = (engine.get("broker") or {}).get("slippage_totals")
+        fills = int(slip[0]) if isinstance(slip, list) and len(slip) == 3 else 0
         rows.append(
             {
                 "run_id": run_id,
@@ -315,6 +319,8 @@ def run_summaries(store: StateStore) -> list[dict[str, Any]]:
                 else 0,
                 "open_positions": len(portfolio.positions) if portfolio is not None else 0,
                 "risk_state": risk.get("state", "active"),
+                "slippage_bps": float(slip[1]) / fills if fills else None,
+                "slippage_cost": float(slip[2]) if fills else None,
             }
         )
     rows.sort(key=lambda r: (r["started"] or "", r["run_id"]))
@@ -465,6 +471,8 @@ def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
 class PaperSession:
     """One paper-trading session (see the module docstring).
 
+    ``MODE`` names the session in alerts (``live`` for the live sessions built on it).
+
     Parameters
     ----------
     strategy
@@ -476,6 +484,8 @@ class PaperSession:
     source
         The exchange's REST history source (built from settings when None).
     """
+
+    MODE = "paper"
 
     def __init__(
         self,
@@ -588,7 +598,7 @@ class PaperSession:
             feed.start()
             self.alerter.send(
                 start_alert(
-                    "paper",
+                    self.MODE,
                     self.strategy.strategy_name(),
                     list(cfg.symbols),
                     cfg.timeframe,
