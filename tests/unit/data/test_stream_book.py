@@ -146,3 +146,40 @@ def test_columns_path_equals_message_path(shared_data: Path) -> None:
         size = np.array([s for _, s in levels])
         b.apply_columns(d.seq, d.ts, is_bid, price, size)
     assert a.levels() == b.levels()
+
+
+def test_batched_messages_equal_the_message_path_and_stop_at_a_gap(shared_data: Path) -> None:
+    import numpy as np
+
+    deltas, script = _deltas(shared_data)
+    rows = [
+        (d.seq, d.prev_seq, lv, side)
+        for d in deltas
+        for side, lvs in ((1, d.bids), (0, d.asks))
+        for lv in lvs
+    ]
+    counts = [len(d.bids) + len(d.asks) for d in deltas]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    is_bid = np.array([r[3] == 1 for r in rows])
+    price = np.array([r[2][0] for r in rows])
+    size = np.array([r[2][1] for r in rows])
+    seqs = np.array([d.seq for d in deltas], np.int64)
+    prevs = np.array([d.prev_seq for d in deltas], np.int64)
+    book = L2Book("x", "S")
+    book.apply_snapshot(BookSnapshot("x", "S", 0, 0, deltas[0].prev_seq, (), ()))
+    assert book.apply_batch(seqs, prevs, offsets, is_bid, price, size) == len(deltas)
+    assert book.levels() == book_after(script, deltas[-1].seq)  # type: ignore[arg-type]
+    # message 100 lost: the batch stops right there and the book waits for a snapshot
+    gap = L2Book("x", "S")
+    gap.apply_snapshot(BookSnapshot("x", "S", 0, 0, deltas[0].prev_seq, (), ()))
+    keep = np.ones(len(deltas), bool)
+    keep[100] = False
+    rows_keep = np.repeat(keep, counts)
+    new_offsets = np.concatenate([[0], np.cumsum(np.array(counts)[keep])]).astype(np.int64)
+    used = gap.apply_batch(
+        seqs[keep], prevs[keep], new_offsets, is_bid[rows_keep], price[rows_keep], size[rows_keep]
+    )
+    assert used == 100
+    assert gap.gaps == 1
+    assert not gap.synced
+    assert gap.levels() == book_after(script, deltas[99].seq)  # type: ignore[arg-type]

@@ -34,18 +34,15 @@ import ccxt.pro
 
 from tradeloop.adapters.feeds.events import FeedStatus
 from tradeloop.adapters.feeds.stream import backoff_delay
+from tradeloop.adapters.streams.normalise import normalise_trades
 from tradeloop.core.bar import Bar
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.core.market_events import (
-    BUY,
-    SELL,
-    UNKNOWN_SIDE,
     BookDelta,
     BookLevels,
     BookSnapshot,
     FundingRate,
     MarketEvent,
-    MarketTrade,
     OpenInterest,
     StreamBar,
 )
@@ -59,7 +56,6 @@ VENUES = ("binance", "bybit", "okx", "kraken")
 """Venues this source is built and tested for (any ccxt.pro id is accepted)."""
 CHANNELS = ("trades", "book", "ohlcv", "funding", "open_interest")
 _NS = 1_000_000
-_SIDES = {"buy": BUY, "sell": SELL}
 
 SourceEvent = MarketEvent | FeedStatus
 
@@ -356,18 +352,11 @@ class CcxtMarketSource:
     def _emit_trades(
         self, symbol: str, trades: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        now = self.clock_ns()
-        for t in trades:
-            ts = t.get("timestamp")
-            emit(
-                MarketTrade(
-                    self.name, symbol, int(ts) * _NS if ts is not None else now, now,
-                    float(t["price"]), float(t["amount"]), _SIDES.get(t.get("side"), UNKNOWN_SIDE),
-                    str(t.get("id")),
-                )
-            )  # fmt: skip
-        if len(trades):
-            state["last"] = trades[-1].get("id")
+        if not len(trades):
+            return
+        for trade in normalise_trades(self.name, symbol, trades, self.clock_ns()).to_trades():
+            emit(trade)
+        state["last"] = trades[-1].get("id")
 
     def _drain_trades(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
