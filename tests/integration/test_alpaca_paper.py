@@ -93,6 +93,7 @@ def test_minute_bars_from_the_alpaca_stream_drive_a_paper_session(
         assert len(published) == BARS
         assert venue.bars_sent == session.messages == BARS - LOST
         assert session.backfilled == LOST  # the missed minutes came from REST bars
+        assert session.reconnects == 1
         in_session = [ts for ts in published if ts >= pd.Timestamp("2011-01-04T14:30Z").value]
         assert session.outside_session == BARS - len(in_session)
         live = [bar[0] for bar, is_live in kernel.series["SPY"].rows() if is_live]

@@ -235,17 +235,18 @@ class AlpacaBarFeed:
             self.events.put_nowait(FeedStatus(EXCHANGE, "failed", f"stream crashed: {exc}"[:200]))
 
     def _watch(self) -> None:
-        connected, reconnects = False, 0
-        while not self._stopped.wait(0.1):
+        """Report the library's connection state changes as ``FeedStatus`` events."""
+        connected, ever, reconnects = False, False, 0
+        while not self._stopped.wait(0.05):
             now = bool(getattr(self.stream, "_running", False))
-            if now != connected:
-                if now and reconnects >= 0 and connected is False and self.bars:
-                    reconnects += 1
-                state: FeedState = "connected" if now else "disconnected"
-                self.events.put_nowait(
-                    FeedStatus(EXCHANGE, state, "alpaca data stream", 0, reconnects)
-                )
-                connected = now
+            if now == connected:
+                continue
+            if now and ever:
+                reconnects += 1
+            ever = ever or now
+            state: FeedState = "connected" if now else "disconnected"
+            self.events.put_nowait(FeedStatus(EXCHANGE, state, "alpaca data stream", 0, reconnects))
+            connected = now
         self.events.put_nowait(FeedStatus(EXCHANGE, "disconnected", "stopped", 0, reconnects))
 
     async def _on_bar(self, bar: Any) -> None:
