@@ -165,6 +165,7 @@ def create_app(
     app.state.backtests = settings
     app.state.backtest_pool = pool
     app.state.engine = engine
+    app.state.json_cache = {}
     audit = engine.audit if engine is not None else AuditLog(None)
     app.state.auth = Auth(api_key, auth_reads=auth_reads, audit=audit)
     registry = CollectorRegistry()

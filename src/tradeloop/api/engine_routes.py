@@ -13,11 +13,12 @@ an invalid config file, an engine still warming up) is a 409 with the reason.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tradeloop.api.auth import ControlCaller, require_read
@@ -118,56 +119,73 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
 
+def _encoded(request: Request, engine: LoopService, key: str, build: Any) -> Response:
+    """``build(snapshot)`` as JSON, encoded once per snapshot (rebuilt every 0.25 s) and per
+    key: under load every request in between is a lookup, not a walk of the structure."""
+    snap = _snapshot(engine)
+    cache: dict[str, tuple[Any, bytes]] = request.app.state.json_cache
+    hit = cache.get(key)
+    stamp = (snap, engine.running, engine.error)
+    if hit is not None and hit[0][0] is snap and hit[0][1:] == stamp[1:]:
+        body = hit[1]
+    else:
+        body = json.dumps(build(snap), separators=(",", ":"), allow_nan=False).encode()
+        cache[key] = (stamp, body)
+    return Response(body, media_type="application/json")
+
+
 @engine_router.get("/status", tags=["engine"], dependencies=_reads)
-async def status(engine: Engine) -> dict[str, Any]:
-    """Run, mode, equity, cash, positions, counters, feed, stages, paused, risk state."""
-    return engine.status()
+async def status(request: Request, engine: Engine) -> Response:
+    """Run, mode, equity, cash, positions, counters, feed, stages, paused, risk state
+    (``ready`` false and the run's id only while the run is being opened)."""
+    if engine.snapshot() is None:
+        return JSONResponse(engine.status())
+    return _encoded(request, engine, "status", lambda _snap: engine.status())
 
 
 @engine_router.get("/positions", tags=["engine"], dependencies=_reads)
-async def positions(engine: Engine) -> list[dict[str, Any]]:
+async def positions(request: Request, engine: Engine) -> Response:
     """Open positions with their marks, stops and targets."""
-    out: list[dict[str, Any]] = _snapshot(engine)["positions"]
-    return out
+    return _encoded(request, engine, "positions", lambda snap: snap["positions"])
 
 
 @engine_router.get("/orders", tags=["engine"], dependencies=_reads)
-async def orders(engine: Engine) -> dict[str, Any]:
+async def orders(request: Request, engine: Engine) -> Response:
     """Open (waiting) orders, the most recent orders with their status, counts by status."""
-    out: dict[str, Any] = _snapshot(engine)["orders"]
-    return out
+    return _encoded(request, engine, "orders", lambda snap: snap["orders"])
 
 
 @engine_router.get("/trades", tags=["engine"], dependencies=_reads)
 async def trades(
-    engine: Engine, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> list[dict[str, Any]]:
+    request: Request, engine: Engine, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> Response:
     """The most recent closed trades, newest first."""
-    out: list[dict[str, Any]] = _snapshot(engine)["trades"][:limit]
-    return out
+    return _encoded(request, engine, f"trades:{limit}", lambda snap: snap["trades"][:limit])
 
 
 @engine_router.get("/equity", tags=["engine"], dependencies=_reads)
 async def equity(
     request: Request, engine: Engine, limit: Annotated[int, Query(ge=1, le=5000)] = 1000
-) -> dict[str, Any]:
+) -> Response:
     """The equity after each recent step (bar time, equity), oldest first, and the current."""
-    snap = _snapshot(engine)
     metrics = request.app.state.engine_metrics
-    points = metrics.equity_curve(limit) if metrics is not None else []
-    return {
-        "equity": snap["status"].get("equity"),
-        "initial_balance": snap["status"].get("initial_balance"),
-        "points": [{"ts": to_iso(ts), "equity": value} for ts, value in points],
-    }
+
+    def build(snap: dict[str, Any]) -> dict[str, Any]:
+        points = metrics.equity_curve(limit) if metrics is not None else []
+        return {
+            "equity": snap["status"].get("equity"),
+            "initial_balance": snap["status"].get("initial_balance"),
+            "points": [{"ts": to_iso(ts), "equity": value} for ts, value in points],
+        }
+
+    return _encoded(request, engine, f"equity:{limit}", build)
 
 
 @engine_router.get("/risk", tags=["engine"], dependencies=_reads)
-async def risk(engine: Engine) -> dict[str, Any]:
+async def risk(request: Request, engine: Engine) -> Response:
     """Trading state, paused flag, limits, kill switches, overrides in force, recent events,
     accepted and rejected counts (by reason)."""
-    out: dict[str, Any] = _snapshot(engine)["risk"]
-    return out
+    return _encoded(request, engine, "risk", lambda snap: snap["risk"])
 
 
 @engine_router.get("/strategies", tags=["engine"], dependencies=_reads)
