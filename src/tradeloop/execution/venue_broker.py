@@ -440,9 +440,15 @@ class VenueBroker:
         return 1
 
     def _fee_in_quote(self, vf: VenueFill, symbol: str) -> float:
-        inst = self.instruments.get(symbol)
-        quote = inst.quote_currency if inst is not None else ""
-        base = symbol.split("/")[0]
+        """The venue's fee in the quote currency; the fee model's when the venue gave none
+        (or charged it in a third asset, e.g. a discount token)."""
+        try:
+            rules = self.client.market_rules(symbol)
+            quote, base = rules.quote, rules.base
+        except Exception:
+            inst = self.instruments.get(symbol)
+            quote = inst.quote_currency if inst is not None else ""
+            base = symbol.split("/")[0]
         if vf.fee_currency and vf.fee_currency == quote:
             return vf.fee
         if vf.fee_currency and vf.fee_currency == base:

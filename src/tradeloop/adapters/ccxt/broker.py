@@ -334,7 +334,8 @@ class CcxtVenueClient:
         """Open perpetual positions (spot: none)."""
         if self.market != "perp":
             return []
-        syms = [self._sym(s) for s in symbols] if symbols else None
+        given = {self._sym(s): s for s in symbols} if symbols else {}
+        syms = list(given) if given else None
         rows = self._call(lambda: self.ex.fetch_positions(syms), what="positions")
         out = []
         for p in rows:
@@ -345,7 +346,7 @@ class CcxtVenueClient:
             signed = -size if p.get("side") == "short" else size
             out.append(
                 VenuePosition(
-                    self._ours(p.get("symbol"), None),
+                    given.get(str(p.get("symbol")), self._ours(p.get("symbol"), None)),
                     signed,
                     float(p.get("entryPrice") or math.nan),
                     float(p["leverage"]) if p.get("leverage") else None,
