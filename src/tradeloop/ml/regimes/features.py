@@ -24,11 +24,12 @@ Feature columns
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numba import njit
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
@@ -40,7 +41,10 @@ __all__ = [
     "check_bars",
     "compute_features",
     "ensure_finite",
+    "feature_range",
 ]
+
+_CODES: dict[FeatureSpec, tuple[np.ndarray, np.ndarray]] = {}
 
 #: the HMM's emission features (seed 003: returns, volatility, volume)
 BASE_FEATURES = ("ret", "vol", "volume")
@@ -88,6 +92,13 @@ class FeatureSpec:
     def to_dict(self) -> dict[str, object]:
         """Plain values (registry metadata)."""
         return {"names": list(self.names), "window": self.window}
+
+    def codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Kind codes and windows of the columns, for the compiled kernel (cached)."""
+        cached = _CODES.get(self)
+        if cached is None:
+            cached = _CODES[self] = _codes(self)
+        return cached
 
 
 def _parse(name: str, window: int | None = None) -> tuple[str, int]:
@@ -149,40 +160,68 @@ def check_bars(bars: BarArrays, *, min_bars: int = 2, what: str = "regime detect
         )
 
 
-def _window_sum(x: np.ndarray, w: int) -> np.ndarray:
-    """Sum of each length-``w`` window, added in window order (so a row's value never depends
-    on how many rows the input has: numpy's reductions may change their order with shape)."""
-    m = x.shape[0] - w + 1
-    total = x[:m].copy()
-    for j in range(1, w):
-        total += x[j : j + m]
-    return total
+_KINDS = {"ret": 0, "ret_w": 1, "vol": 2, "volume": 3, "range": 4}
 
 
-def _rolling_mean(x: np.ndarray, w: int) -> np.ndarray:
-    """Mean of the last ``w`` values at each row (NaN before)."""
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= w:
-        out[w - 1 :] = _window_sum(x, w) / w
+def _codes(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the kind code and window (compiled kernels take plain arrays)."""
+    kinds, wins = [], []
+    for name in spec.names:
+        kind, w = _parse(name, spec.window)
+        code = _KINDS["ret_w" if kind == "ret" and w > 1 else kind]
+        kinds.append(code)
+        wins.append(w)
+    return np.asarray(kinds, dtype=np.int64), np.asarray(wins, dtype=np.int64)
+
+
+@njit(cache=True)
+def _rows(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    kinds: np.ndarray,
+    wins: np.ndarray,
+    start: int,
+    stop: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Feature rows ``[start, stop)``; each row reads only its own window of bars, with the
+    same operations in the same order whatever ``start`` and ``stop`` are."""
+    m = kinds.shape[0]
+    out = np.empty((stop - start, m))
+    for t in range(start, stop):
+        r = t - start
+        for c in range(m):
+            kind = kinds[c]
+            w = wins[c]
+            v = np.nan
+            if kind == 0:
+                if t >= 1:
+                    v = math.log(close[t]) - math.log(close[t - 1])
+            elif kind == 1:
+                if t >= w:
+                    v = math.log(close[t]) - math.log(close[t - w])
+            elif kind == 2:
+                if t >= w:
+                    total = 0.0
+                    for j in range(t - w + 1, t + 1):
+                        total += math.log(close[j]) - math.log(close[j - 1])
+                    mean = total / w
+                    sq = 0.0
+                    for j in range(t - w + 1, t + 1):
+                        d = math.log(close[j]) - math.log(close[j - 1]) - mean
+                        sq += d * d
+                    v = math.sqrt(sq / w)
+            elif kind == 3:
+                if t >= w - 1:
+                    total = 0.0
+                    for j in range(t - w + 1, t + 1):
+                        total += math.log1p(volume[j])
+                    v = math.log1p(volume[t]) - total / w
+            else:
+                v = math.log(high[t] / low[t])
+            out[r, c] = v
     return out
-
-
-def _rolling_std(x: np.ndarray, w: int) -> np.ndarray:
-    """Standard deviation (ddof=0) of the last ``w`` values at each row (NaN before)."""
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= w:
-        mean = _window_sum(x, w) / w
-        win = sliding_window_view(x, w)
-        out[w - 1 :] = np.sqrt(_window_sum_2d((win - mean[:, None]) ** 2) / w)
-    return out
-
-
-def _window_sum_2d(rows: np.ndarray) -> np.ndarray:
-    """Row sums of a 2-D array, column by column in order (shape-independent rounding)."""
-    total = rows[:, 0].copy()
-    for j in range(1, rows.shape[1]):
-        total += rows[:, j]
-    return total
 
 
 def compute_features(bars: BarArrays, spec: FeatureSpec) -> np.ndarray:
@@ -190,39 +229,14 @@ def compute_features(bars: BarArrays, spec: FeatureSpec) -> np.ndarray:
 
     Row ``t`` depends on bars ``[t - spec.lookback, t]`` only.
     """
-    return feature_rows(bars.high, bars.low, bars.close, bars.volume, spec)
+    return feature_range(bars, spec, 0, len(bars))
 
 
-def feature_rows(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, spec: FeatureSpec
-) -> np.ndarray:
-    """:func:`compute_features` on plain arrays."""
-    n = close.shape[0]
-    logc = np.log(close)
-    ret = np.full(n, np.nan)
-    if n >= 2:
-        ret[1:] = logc[1:] - logc[:-1]
-    logv = np.log1p(volume)
-    cols: list[np.ndarray] = []
-    for name in spec.names:
-        kind, w = _parse(name, spec.window)
-        if kind == "ret" and w == 1:
-            cols.append(ret)
-        elif kind == "ret":
-            col = np.full(n, np.nan)
-            if n > w:
-                col[w:] = logc[w:] - logc[:-w]
-            cols.append(col)
-        elif kind == "vol":
-            col = np.full(n, np.nan)
-            if n >= 2:
-                col[1:] = _rolling_std(ret[1:], w)
-            cols.append(col)
-        elif kind == "volume":
-            cols.append(logv - _rolling_mean(logv, w))
-        else:  # range
-            cols.append(np.log(high / low))
-    return np.column_stack(cols) if cols else np.empty((n, 0))
+def feature_range(bars: BarArrays, spec: FeatureSpec, start: int, stop: int) -> np.ndarray:
+    """Feature rows ``[start, stop)`` of ``bars`` (equal to those rows of
+    :func:`compute_features`, computed without touching the other rows)."""
+    kinds, wins = spec.codes()
+    return _rows(bars.high, bars.low, bars.close, bars.volume, kinds, wins, start, stop)
 
 
 def valid_from(spec: FeatureSpec) -> int:

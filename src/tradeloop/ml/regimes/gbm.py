@@ -24,6 +24,7 @@ from tradeloop.ml.regimes.features import (
     check_bars,
     compute_features,
     ensure_finite,
+    feature_range,
 )
 from tradeloop.ml.regimes.labels import regime_labels
 
@@ -178,8 +179,7 @@ class _RowFilter(RegimeFilter):
         lb = det.lookback
         first = max(start, lb)
         if first < stop:
-            lo = first - lb
-            rows = compute_features(bars.slice(lo, stop), det.spec)[first - lo :]
+            rows = feature_range(bars, det.spec, first, stop)
             ensure_finite(rows, det.spec.names, first, bars.symbol)
             out[first - start :] = det.predict_rows(rows)
         self.position = max(start, stop)

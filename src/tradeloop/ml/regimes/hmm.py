@@ -36,6 +36,7 @@ from tradeloop.ml.regimes.features import (
     check_bars,
     compute_features,
     ensure_finite,
+    feature_range,
 )
 
 __all__ = ["HMMDetector", "HMMFilter", "min_fit_rows"]
@@ -350,8 +351,7 @@ class HMMFilter(RegimeFilter):
         lb = det.lookback
         first = max(start, lb)  # rows before the warm-up end have no features
         if first < stop:
-            lo = first - lb
-            rows = compute_features(bars.slice(lo, stop), det.spec)[first - lo :]
+            rows = feature_range(bars, det.spec, first, stop)
             ensure_finite(rows, det.spec.names, first, bars.symbol)
             assert det.center is not None
             assert det.scale is not None

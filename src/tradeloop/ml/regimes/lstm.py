@@ -32,6 +32,7 @@ from tradeloop.ml.regimes.features import (
     check_bars,
     compute_features,
     ensure_finite,
+    feature_range,
 )
 from tradeloop.ml.regimes.labels import regime_labels
 
@@ -284,10 +285,9 @@ class _SequenceFilter(RegimeFilter):
         out = np.full((max(0, stop - start), det.n_states), np.nan)
         first = max(start, det.lookback)
         if first < stop:
-            flb = det.spec.lookback
-            lo = first - det.lookback  # the first sequence's first feature row's warm-up
-            rows = compute_features(bars.slice(lo, stop), det.spec)[flb:]
-            ensure_finite(rows, det.spec.names, lo + flb, bars.symbol)
+            lo = first - det.seq_len + 1  # the first sequence's first feature row
+            rows = feature_range(bars, det.spec, lo, stop)
+            ensure_finite(rows, det.spec.names, lo, bars.symbol)
             assert det.center is not None
             assert det.scale is not None
             x = (rows - det.center) / det.scale
