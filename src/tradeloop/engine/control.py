@@ -17,7 +17,9 @@ process (the HTTP API, the metrics):
   missing one.
 
 A broker that can tell its circuit-breaker state and rate budget implements
-:class:`BrokerTelemetry`; the snapshot reads it when present (the simulated broker has none).
+:class:`BrokerTelemetry`; otherwise the state of the ``breaker`` it holds (the venue broker's
+:class:`~tradeloop.execution.protection.CircuitBreaker`) is read (:func:`broker_health`); the
+simulated broker has neither.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "BrokerTelemetry",
     "CommandResult",
     "EngineControl",
+    "broker_health",
 ]
 
 logger = logging.getLogger(__name__)
@@ -299,8 +302,7 @@ def build_snapshot(session: PaperSession, kernel: LiveKernel) -> dict[str, Any]:
         "kind": type(kernel.broker).__name__,
         "orders_by_status": dict(by_status),
     }
-    if isinstance(kernel.broker, BrokerTelemetry):
-        broker.update(dict(kernel.broker.telemetry()))
+    broker.update(broker_health(kernel.broker))
     enrichment = session.enrichment
     model: dict[str, Any] | None = None
     if enrichment is not None:
@@ -349,6 +351,22 @@ def build_snapshot(session: PaperSession, kernel: LiveKernel) -> dict[str, Any]:
     }
     safe: dict[str, Any] = json_safe(snap)
     return safe
+
+
+def broker_health(broker: Any) -> dict[str, Any]:
+    """A broker's circuit state and rate budget: its :class:`BrokerTelemetry` when it has one,
+    else the state of a ``breaker`` it holds (a
+    :class:`~tradeloop.execution.protection.CircuitBreaker`); empty for a simulated broker."""
+    if isinstance(broker, BrokerTelemetry):
+        return dict(broker.telemetry())
+    out: dict[str, Any] = {}
+    state = getattr(getattr(broker, "breaker", None), "state", None)
+    if state is not None:
+        out["circuit"] = str(getattr(state, "value", state))
+    limit = getattr(getattr(broker, "budget", None), "weight_per_minute", None)
+    if isinstance(limit, int | float):
+        out["rate_limit"] = limit
+    return out
 
 
 def _order(order: Any, status: str) -> dict[str, Any]:
