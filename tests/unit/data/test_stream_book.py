@@ -183,3 +183,33 @@ def test_batched_messages_equal_the_message_path_and_stop_at_a_gap(shared_data: 
     assert gap.gaps == 1
     assert not gap.synced
     assert gap.levels() == book_after(script, deltas[99].seq)  # type: ignore[arg-type]
+
+
+def test_pipeline_batches_deltas_and_resyncs_on_a_gap(shared_data: Path) -> None:
+    from tradeloop.adapters.streams.pipeline import MarketPipeline
+
+    deltas, script = _deltas(shared_data)
+    calls: list[int] = []
+
+    def fetch(venue: str, symbol: str) -> BookSnapshot:
+        seq = deltas[260].seq
+        calls.append(seq)
+        bids, asks = book_after(script, seq)  # type: ignore[arg-type]
+        return BookSnapshot(venue, symbol, 0, 0, seq, bids, asks)
+
+    pipe = MarketPipeline("t", fetch_snapshot=fetch)
+    first = BookSnapshot("binance", "BTC/USDT", 0, 0, deltas[0].prev_seq, (), ())
+    lost = set(range(250, 255))
+    stream = [first] + [d for i, d in enumerate(deltas) if i not in lost]
+    out = []
+    for i in range(0, len(stream), 64):  # chunks, as a queue drains them
+        out += pipe.process(stream[i : i + 64])
+    book = pipe.book("BTC/USDT")
+    assert book is not None
+    assert calls == [deltas[260].seq]
+    q = pipe.metrics.source("binance")
+    assert (q.gaps, q.resyncs) == (1, 1)
+    assert q.messages == len(stream)
+    assert book.levels() == book_after(script, deltas[-1].seq)  # type: ignore[arg-type]
+    # delta 255 found the gap (held while resyncing), 256..260 were inside the snapshot
+    assert book.stale == 260 - 255

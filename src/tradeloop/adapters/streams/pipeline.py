@@ -35,7 +35,7 @@ from tradeloop.core.market_events import (
     TradeBatch,
 )
 from tradeloop.core.timeframes import timeframe_ns
-from tradeloop.data.stream.book import BookSync, L2Book
+from tradeloop.data.stream.book import BookSync, L2Book, delta_columns
 from tradeloop.data.stream.metrics import StreamMetrics
 from tradeloop.data.stream.quality import (
     Deduplicator,
@@ -142,8 +142,12 @@ class MarketPipeline:
         out: list[MarketEvent] = []
         touched: set[tuple[str, str]] = set()
         run: list[MarketTrade] = []
+        deltas: list[BookDelta] = []
         for ev in events:
             if isinstance(ev, MarketTrade):
+                if deltas:
+                    out += self._deltas(deltas, touched)
+                    deltas = []
                 if run and (run[0].venue != ev.venue or run[0].symbol != ev.symbol):
                     out += self._trades(TradeBatch.from_trades(run))
                     run = []
@@ -152,9 +156,20 @@ class MarketPipeline:
             if run:
                 out += self._trades(TradeBatch.from_trades(run))
                 run = []
+            if isinstance(ev, BookDelta):
+                if deltas and (deltas[0].venue != ev.venue or deltas[0].symbol != ev.symbol):
+                    out += self._deltas(deltas, touched)
+                    deltas = []
+                deltas.append(ev)
+                continue
+            if deltas:
+                out += self._deltas(deltas, touched)
+                deltas = []
             out += self._other(ev, touched)
         if run:
             out += self._trades(TradeBatch.from_trades(run))
+        if deltas:
+            out += self._deltas(deltas, touched)
         self._publish_books(touched)
         for sink in self.sinks:
             sink.write(out)
@@ -204,6 +219,30 @@ class MarketPipeline:
     def _trades(self, batch: TradeBatch) -> list[MarketEvent]:
         passed, _ = self.process_batch(batch)
         return list(passed.to_trades()) if len(passed) else []
+
+    def _deltas(self, deltas: list[BookDelta], touched: set[tuple[str, str]]) -> list[MarketEvent]:
+        """A run of deltas of one book: applied in one batch while they follow each other;
+        from a gap on, one by one through the resync path."""
+        venue, symbol = deltas[0].venue, deltas[0].symbol
+        self.metrics.count(venue, "messages", len(deltas))
+        self.metrics.lag(venue, deltas[-1].recv_ts - deltas[-1].ts)
+        touched.add((venue, symbol))
+        sync = self._sync(venue, symbol)
+        used = 0
+        if sync.book.synced and len(deltas) > 1:
+            before = sync.book.gaps
+            used = sync.book.apply_batch(*delta_columns(deltas), ts=deltas[-1].ts)
+            if used < len(deltas):
+                sync.book.gaps = before  # counted once, below, by the resync path
+                sync.book.synced = True
+        out: list[MarketEvent] = list(deltas[:used])
+        for d in deltas[used:]:
+            gaps, resyncs = sync.book.gaps, sync.resyncs
+            if sync.on_delta(d):
+                out.append(d)
+            self.metrics.count(venue, "gaps", sync.book.gaps - gaps)
+            self.metrics.count(venue, "resyncs", sync.resyncs - resyncs)
+        return out
 
     def _other(self, ev: MarketEvent, touched: set[tuple[str, str]]) -> list[MarketEvent]:
         venue = ev.venue

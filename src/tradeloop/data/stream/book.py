@@ -23,14 +23,14 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numba
 import numpy as np
 
 from tradeloop.core.market_events import BookDelta, BookLevels, BookSnapshot, BookTop
 
-__all__ = ["BookSync", "BookTop", "L2Book", "apply_levels"]
+__all__ = ["BookSync", "BookTop", "DeltaColumns", "L2Book", "apply_levels", "delta_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,34 @@ def _apply_messages(
                 n_ask = _set_level(ask_keys, ask_sizes, n_ask, -price[i], size[i])
         seq = msg_seq[m]
     return n_bid, n_ask, seq, msg_seq.shape[0], stale
+
+
+DeltaColumns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""``(seq, prev_seq, offsets, is_bid, price, size)`` of delta messages (see
+:meth:`L2Book.apply_batch`)."""
+
+
+def delta_columns(deltas: Sequence[BookDelta]) -> DeltaColumns:
+    """The columns of ``deltas`` for :meth:`L2Book.apply_batch`."""
+    n = len(deltas)
+    seq = np.fromiter((d.seq for d in deltas), np.int64, n)
+    prev = np.fromiter((d.prev_seq for d in deltas), np.int64, n)
+    counts = np.fromiter((len(d.bids) + len(d.asks) for d in deltas), np.int64, n)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    flat = [lv for d in deltas for lv in (*d.bids, *d.asks)]
+    levels = np.array(flat, np.float64).reshape(total, 2)
+    is_bid = np.zeros(total, np.bool_)
+    pos = 0
+    for d in deltas:
+        nb = len(d.bids)
+        is_bid[pos : pos + nb] = True
+        pos += nb + len(d.asks)
+    return (
+        seq, prev, offsets, is_bid,
+        np.ascontiguousarray(levels[:, 0]), np.ascontiguousarray(levels[:, 1]),
+    )  # fmt: skip
 
 
 class L2Book:
