@@ -317,11 +317,13 @@ def price_figure(
     end_ns: int,
     title: str,
     height: int = 520,
+    indicators: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Candlesticks with entry markers (long up-triangles, short down-triangles), exit markers
     per exit reason, stop-loss / take-profit segments while each trade was open, a line from
     each entry to its exit (green for a gain, red for a loss, the trade's P&L on hover), a
-    volume panel below (when the candles have volume) and a linear/log price-scale toggle.
+    volume panel below (when the candles have volume), the strategy's ``indicators`` as lines
+    (sampled at the candles' times) and a linear/log price-scale toggle.
 
     ``trades`` must already be restricted to ``symbol`` and to what the chart should show;
     open trades' segments run to ``end_ns``.
@@ -339,6 +341,23 @@ def price_figure(
             "decreasing": {"line": {"color": "#ef5350", "width": 1}},
         }
     ]
+    palette = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+    for k, (name, (its, values)) in enumerate((indicators or {}).items()):
+        at = np.searchsorted(its, candles.ts, side="right") - 1  # value of the bar in force
+        ok = at >= 0
+        y = np.full(len(candles), np.nan)
+        y[ok] = values[at[ok]]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": _ms(candles.ts),
+                "y": typed(y),
+                "line": {"width": 1.3, "color": palette[k % len(palette)]},
+                "hovertemplate": f"{name} %{{y:,.6g}}<extra></extra>",
+            }
+        )
     labels = [
         f"{i} · {'long' if d > 0 else 'short'} {q:.6g}"
         for i, d, q in zip(trades.ids, trades.direction, trades.quantity, strict=True)

@@ -39,13 +39,13 @@ from tradeloop.analysis.trades import TradeColumns, trade_columns
 from tradeloop.core.position import Trade
 
 __all__ = [
-    "MonthRow",
     "Annualization",
+    "MonthRow",
     "PerformanceMetrics",
     "SymbolRow",
     "compute_metrics",
-    "infer_annualization",
     "drawdown_curve",
+    "infer_annualization",
     "month_breakdown",
     "monthly_returns",
     "periods_per_year",

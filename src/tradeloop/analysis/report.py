@@ -570,11 +570,13 @@ def _price_sections(
     end_ns: int,
     limits: ReportLimits,
     out: _Charts,
+    indicators: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[str]:
     parts = []
     for k, (symbol, candles) in enumerate(all_candles.items()):
         if not len(candles):
             continue
+        lines = indicators if k == 0 else None  # a strategy plots over its first symbol
         mine = cols.select(np.flatnonzero(cols.symbols == symbol))
         order = np.argsort(mine.entry_ts, kind="stable")
         mine = mine.select(order)
@@ -587,7 +589,10 @@ def _price_sections(
             title += f" · markers for the last {len(shown)} of {len(mine)} trades"
         parts.append(
             out.div(
-                f"price-{k}", charts.price_figure(symbol, merged, shown, end_ns=end_ns, title=title)
+                f"price-{k}",
+                charts.price_figure(
+                    symbol, merged, shown, end_ns=end_ns, title=title, indicators=lines
+                ),
             )
         )
         if per > 1:
@@ -606,6 +611,7 @@ def _price_sections(
                         window,
                         end_ns=end_ns,
                         title=f"{symbol}: the last {len(recent)} bars at full resolution",
+                        indicators=lines,
                     ),
                 )
             )
@@ -628,6 +634,7 @@ def write_report(
     limits: ReportLimits | None = None,
     notes: Sequence[str] = (),
     regimes: RegimeSeries | None = None,
+    indicators: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path:
     """Write the HTML report of a run and return its path.
 
@@ -658,6 +665,9 @@ def write_report(
     regimes
         The regime the run acted on at each step (a run with a regime model): adds the price
         chart shaded by regime and the performance by regime.
+    indicators
+        Lines the strategy asked to plot (``{name: (times_ns, values)}``, see
+        ``Strategy.plot``), drawn over the first symbol's price chart.
     """
     limits = limits or ReportLimits()
     summary = dict(summary or {})
@@ -713,7 +723,7 @@ def write_report(
         else ""
     )
     end_ns = int(ts[-1]) + bar_ns if ts.size else 0
-    price_divs = _price_sections(cols, candles, end_ns, limits, out)
+    price_divs = _price_sections(cols, candles, end_ns, limits, out, indicators)
     months, month_rets = monthly_returns(ts, equity, initial_equity)
     heatmap_div = (
         out.div("monthly", charts.monthly_heatmap_figure(months, month_rets)) if months.size else ""

@@ -25,6 +25,7 @@ class BacktestResult:
 
     ``trades`` holds closed trades followed by positions still open at the end (those have
     no exit). ``equity`` is marked at every step's close; ``ts`` holds the steps' open times.
+    ``indicators`` are what the strategy asked to plot (:meth:`Strategy.plot`), for the report.
     """
 
     strategy: str
@@ -42,6 +43,7 @@ class BacktestResult:
     intrabar: dict[str, int] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     bars_processed: int = 0
+    indicators: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def start(self) -> int:

@@ -173,6 +173,15 @@ class Strategy:
         """
         return None
 
+    def plot(self) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
+        """Optional: indicators to draw over the report's price chart of the first symbol.
+
+        Return ``{name: (bar_open_times_ns, values)}`` (NaN where undefined), e.g. the moving
+        averages computed in :meth:`on_init`; called once after a backtest. The default draws
+        nothing.
+        """
+        return {}
+
     def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
         """Return the signals for the bar that just completed."""
         raise NotImplementedError(f"strategy '{self.strategy_name()}' must implement on_bar")

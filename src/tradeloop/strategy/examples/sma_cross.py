@@ -48,6 +48,8 @@ class SmaCross(Strategy):
             close = view.arrays(symbol).close
             self._crosses[symbol] = sma_crossover_exact(close, self.fast, self.slow, tick or None)
         self._single = view.symbols[0] if len(view.symbols) == 1 else None
+        first = view.arrays(view.symbols[0])
+        self._plot_bars = (first.ts, first.close)  # views, no copy; SMAs computed in plot()
         # a Python list reads ~5x faster per element than a numpy array in the bar loop
         self._single_crosses = (
             self._crosses[self._single].tolist() if self._single is not None else None
@@ -56,6 +58,19 @@ class SmaCross(Strategy):
         self._streams: dict[str, tuple[ExactSmaCross, deque[int], int]] | None = None
         self._init_last_ts = {
             s: int(view.arrays(s).ts[-1]) if len(view.arrays(s)) else -1 for s in view.symbols
+        }
+
+    def plot(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The fast and slow SMAs of the first symbol, for the report's price chart."""
+        from tradeloop.indicators import sma
+
+        bars = getattr(self, "_plot_bars", None)
+        if bars is None:
+            return {}
+        ts, close = bars
+        return {
+            f"SMA {self.fast}": (ts, sma(close, self.fast)),
+            f"SMA {self.slow}": (ts, sma(close, self.slow)),
         }
 
     def on_new_bars(self, view: MarketView) -> None:
