@@ -21,7 +21,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -165,7 +165,9 @@ class BacktestEngine:
         market, view, strategy = self.market, self.view, self.strategy
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
-        self._range_lists: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        self._range_lists: dict[
+            str, tuple[Sequence[float], Sequence[float], Sequence[float]]
+        ] = {}
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -266,6 +268,13 @@ class BacktestEngine:
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         skip_to_exit = broker.skip_to_exit
+        ranges: (
+            tuple[
+                tuple[Sequence[float], Sequence[float], Sequence[float]],
+                tuple[np.ndarray, np.ndarray, np.ndarray],
+            ]
+            | None
+        ) = None
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
@@ -290,7 +299,9 @@ class BacktestEngine:
                     if watched and step + 1 < nxt:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
-                        nxt = skip_to_exit(symbol, *self._range_lanes(lane), step + 1, nxt)
+                        if ranges is None:
+                            ranges = self._range_lanes(lane)
+                        nxt = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, nxt)
                     step = nxt
         except StrategyError:
             raise
@@ -380,17 +391,18 @@ class BacktestEngine:
     def _range_lanes(
         self, lane: _Lane
     ) -> tuple[
-        tuple[list[float], list[float], list[float]], tuple[np.ndarray, np.ndarray, np.ndarray]
+        tuple[Sequence[float], Sequence[float], Sequence[float]],
+        tuple[np.ndarray, np.ndarray, np.ndarray],
     ]:
-        """Opens, highs and lows as Python lists (made once, on the first watched stop) and
-        as the lane's numpy arrays."""
+        """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
+        whole column) and as the lane's numpy arrays."""
         cached = self._range_lists.get(lane.symbol)
         if cached is None:
-            cached = self._range_lists[lane.symbol] = (
-                lane.open.tolist(),
-                lane.high.tolist(),
-                lane.low.tolist(),
+            cached = self._range_lists[lane.symbol] = tuple(  # type: ignore[assignment]
+                cast(Sequence[float], np.ascontiguousarray(a, dtype=np.float64).data)
+                for a in (lane.open, lane.high, lane.low)
             )
+        assert cached is not None
         return cached, (lane.open, lane.high, lane.low)
 
     def _close_list(self, lane: _Lane) -> list[float]:

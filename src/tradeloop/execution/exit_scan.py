@@ -4,9 +4,9 @@ The simulated broker checks exits bar by bar (:meth:`SimulatedBroker.on_bar_rang
 two bars where the strategy can act, a backtest only needs the first bar whose open or range
 reaches a level: every bar before it leaves the position as it was, except that a trailing
 stop's anchor follows the best price. :func:`next_exit_bar` finds that bar (a short Python
-loop over lists, then vectorized windows for long stretches) and returns the anchor as it
-stands before it, so the broker's own exit check runs only on that bar and gives the same
-fills as checking every bar.
+loop over list-like columns, then vectorized windows for long stretches) and returns the
+anchor as it stands before it, so the broker's own exit check runs only on that bar and gives
+the same fills as checking every bar.
 
 The scan is conservative: it reports a bar when the open or the range touches a level (a gap
 through a level, a stop or a target inside the range), with exactly the levels
@@ -61,20 +61,14 @@ def next_exit_bar(
     reaches ``pos``'s stop, trailing stop or target (``stop`` when none does), and the
     trailing anchor as it stands before bar ``k`` (None without a trailing stop).
 
-    ``opens``/``highs``/``lows`` are the bars as Python lists (read for short stretches) and
-    ``arrays`` the same columns as numpy arrays (read in windows for long ones).
+    ``opens``/``highs``/``lows`` are the bars as lists or memoryviews (read for short
+    stretches) and ``arrays`` the same columns as numpy arrays (read in windows for long ones).
     """
     long = pos.direction > 0
     sign = 1.0 if long else -1.0
     fixed, target, keep, arm, anchor = _levels(pos)
     # a long's stop follows its highs, a short's its lows (negated: the same max applies)
     best_px, worst_px = (highs, lows) if long else (lows, highs)
-
-    def level(a: float) -> float:
-        if keep is None or a < arm:
-            return fixed
-        trail = sign * ((sign * a) * keep)  # the same product as Position.trailing_stop_price
-        return trail if trail > fixed else fixed
 
     k = start
     py_end = min(stop, start + _PY_SPAN)
@@ -91,7 +85,20 @@ def next_exit_bar(
                 if highs[k] >= up or lows[k] <= down or o >= up or o <= down:
                     return k, None
         k = py_end
-    s = level(anchor)
+    elif long:  # a trailing long, inlined: the anchor follows the highs
+        s = _level(anchor, keep, arm, fixed, sign)
+        for k in range(start, py_end):
+            o = opens[k]
+            h = highs[k]
+            if lows[k] <= s or o <= s or h >= target or o >= target:
+                return k, anchor
+            if h > anchor:
+                anchor = h
+                if anchor >= arm:
+                    trail = anchor * keep
+                    s = trail if trail > fixed else fixed
+        k = py_end
+    s = _level(anchor, keep, arm, fixed, sign)
     while k < py_end:
         o = sign * opens[k]
         worst = sign * worst_px[k]
@@ -100,11 +107,19 @@ def next_exit_bar(
             return k, (sign * anchor if keep is not None else None)
         if keep is not None and best > anchor:
             anchor = best
-            s = level(anchor)
+            s = _level(anchor, keep, arm, fixed, sign)
         k += 1
     if k < stop:
         k, anchor = _scan_windows(arrays, long, fixed, target, keep, arm, anchor, k, stop)
     return k, (sign * anchor if keep is not None else None)
+
+
+def _level(a: float, keep: float | None, arm: float, fixed: float, sign: float) -> float:
+    """The stop in force for anchor ``a`` (sign-flipped prices, see :func:`_levels`)."""
+    if keep is None or a < arm:
+        return fixed
+    trail = sign * ((sign * a) * keep)  # the same product as Position.trailing_stop_price
+    return trail if trail > fixed else fixed
 
 
 def _scan_windows(

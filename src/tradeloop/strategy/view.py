@@ -42,7 +42,9 @@ class MarketView:
     """
 
     __slots__ = (
+        "_hi",
         "_instruments",
+        "_lo",
         "_returns",
         "_series",
         "bar_ns",
@@ -70,6 +72,7 @@ class MarketView:
         self.step_ts = step_ts
         self.step = -1
         self.i = -1
+        self._lo = self._hi = 0
         #: side inputs the run provides (name -> symbol -> value as of the current step)
         self.inputs: dict[str, dict[str, object]] = {}
         #: length of one base-timeframe bar in ns
@@ -183,6 +186,42 @@ class MarketView:
             return None
         top = values.get(symbol or self.symbols[0])
         return top if isinstance(top, BookTop) else None
+
+    # -- cheap history for per-bar strategies ------------------------------------------------
+    def closes(self, n: int, symbol: str | None = None) -> np.ndarray:
+        """The last ``n`` completed closes of ``symbol`` (default: the primary) on the base
+        timeframe, oldest first: a read-only slice of the run's array (fewer than ``n`` at the
+        start). Made for ``on_bar``: no object is built, unlike :meth:`history`.
+        """
+        return self._tail(n, symbol).close[self._lo : self._hi]
+
+    def opens(self, n: int, symbol: str | None = None) -> np.ndarray:
+        """The last ``n`` completed opens (see :meth:`closes`)."""
+        return self._tail(n, symbol).open[self._lo : self._hi]
+
+    def highs(self, n: int, symbol: str | None = None) -> np.ndarray:
+        """The last ``n`` completed highs (see :meth:`closes`)."""
+        return self._tail(n, symbol).high[self._lo : self._hi]
+
+    def lows(self, n: int, symbol: str | None = None) -> np.ndarray:
+        """The last ``n`` completed lows (see :meth:`closes`)."""
+        return self._tail(n, symbol).low[self._lo : self._hi]
+
+    def volumes(self, n: int, symbol: str | None = None) -> np.ndarray:
+        """The last ``n`` completed volumes (see :meth:`closes`)."""
+        return self._tail(n, symbol).volume[self._lo : self._hi]
+
+    def _tail(self, n: int, symbol: str | None) -> BarArrays:
+        """The base-timeframe arrays of ``symbol``; sets ``_lo:_hi`` to its last ``n`` bars."""
+        if symbol is None or symbol == self.symbols[0]:
+            line = self._series[(self.symbols[0], self.base_timeframe)]
+            stop = int(self.i) + 1  # the primary's latest completed bar, kept by the engine
+        else:
+            line = self._timeline(symbol, None)
+            stop = int(line.index_at_step[self.step]) + 1 if self.step >= 0 else 0
+        self._hi = stop
+        self._lo = stop - n if stop > n else 0
+        return line.arrays
 
     def close(self, symbol: str | None = None) -> float:
         """Return the latest completed close of ``symbol`` on the base timeframe (NaN: none)."""

@@ -1,0 +1,315 @@
+"""Whole-process and per-bar speed in one run: tradeloop (CLI and in process, plain, with
+stops, and strategies written bar by bar) against backtesting.py, backtrader and vectorbt.
+
+Every row is the median of ``--repeat`` runs (peers: ``--peer-repeat``), all in the same run
+of this script, so the ratios compare like with like; the load average is printed before and
+after. The data and the rules are those of ``backtest_throughput.py`` (the real BTC/USDT
+1-minute series repeated to ``--bars`` bars; SMA 10/30 long-only crossover, all-in, 0.1% fee,
+fills at the next open; see ``bench/README.md``).
+
+Rows:
+
+- **tradeloop CLI**: ``tradeloop backtest`` as a subprocess on a Parquet file: interpreter
+  start, imports, load, data gate, run, trades.csv, equity.parquet, summary, metrics, risk
+  files and report.html (wall clock). Once plain, once with a 1% stop, a 2% target and a 1%
+  trailing stop on every trade.
+- **tradeloop in process**: ``run_on_bars`` with ``SmaCross`` (precomputed crosses, sparse
+  loop), and the same with the stops (the exit scan jumps to the bars that touch a level).
+- **obvious style, streaming**: a strategy written bar by bar, the way a backtesting.py user
+  would: ``on_bar`` reads ``view.close()`` and updates two
+  :class:`~tradeloop.indicators.streaming.StreamingSMA`; no precompute, no ``signal_bars``.
+- **obvious style, view.closes(n)**: ``on_bar`` averages ``view.closes(30)`` with numpy at
+  every bar (on ``--obvious-bars`` bars).
+- **peers**: backtesting.py (``Strategy.next`` per bar), backtrader, vectorbt (JIT warm-up not
+  timed), as set up in ``bench/_peers.py``.
+
+Trades (entry and exit times) are compared: the CLI with the in-process run, the peers and the
+obvious-style strategies with the in-process ``SmaCross``, the CLI's stops run with the
+in-process stops run. Timings are printed, never asserted; nothing is written into the
+repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.dont_write_bytecode = True
+
+from _peers import PEERS, Bars, Rules, Trade, is_available, match_trades  # noqa: E402
+from backtest_throughput import (  # noqa: E402
+    BALANCE,
+    FEE,
+    FILE_STEM,
+    RULES_FAST,
+    RULES_SLOW,
+    SYMBOL,
+    build_series,
+    cli_args,
+    cli_command,
+    load_source,
+    read_cli_trades,
+    resolve_data,
+    time_process,
+    timeframe_of,
+    warm_up,
+    write_parquet,
+)
+
+STOPS = {"stop_loss": 0.01, "take_profit": 0.02, "trailing_stop": 0.01}
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the table."""
+
+    engine: str
+    mode: str
+    bars: int
+    times: list[float]
+    trades: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def rate(self) -> float:
+        return self.bars / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (5 min {five:.2f})"
+
+
+def _median_of(repeat: int, fn: Callable[[], float]) -> list[float]:
+    return [fn() for _ in range(max(1, repeat))]
+
+
+def _same(ours: list[Trade], theirs: list[Trade]) -> str:
+    m = match_trades(ours, theirs)
+    ok = m.matched == m.ours == m.theirs
+    return f"{'yes' if ok else 'NO'} ({m.matched:,} of {max(m.ours, m.theirs):,})"
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def obvious_strategies(tie_eps: float) -> dict[str, type]:
+    """The two bar-by-bar strategies (built here: they need the tradeloop import)."""
+    from tradeloop.core.signal import Signal
+    from tradeloop.indicators.streaming import StreamingSMA
+    from tradeloop.strategy.base import NO_SIGNALS, Strategy
+
+    def decide(self: Any, diff: float, portfolio: Any) -> Any:
+        previous = self.side
+        if diff >= tie_eps:
+            side = 1
+        elif diff <= -tie_eps:
+            side = -1
+        else:
+            side = previous  # a tie (or warm-up NaN) keeps the side
+        self.side = side
+        if previous < 0 < side and self.symbol not in portfolio.positions:
+            return [Signal.open_long(self.symbol, 1.0)]
+        if side < 0 < previous and self.symbol in portfolio.positions:
+            return [Signal.close(self.symbol)]
+        return NO_SIGNALS
+
+    class ObviousStreaming(Strategy):
+        """SMA 10/30 crossover updated bar by bar with streaming averages."""
+
+        name = "obvious_streaming"
+
+        def on_init(self, view: Any) -> None:
+            self.fast, self.slow = StreamingSMA(RULES_FAST), StreamingSMA(RULES_SLOW)
+            self.side = 0
+            self.symbol = view.symbols[0]
+
+        def on_bar(self, view: Any, portfolio: Any) -> Any:
+            price = view.close()
+            return decide(self, self.fast.update(price) - self.slow.update(price), portfolio)
+
+    class ObviousWindow(Strategy):
+        """SMA 10/30 crossover: both averages from the last 30 closes at every bar."""
+
+        name = "obvious_window"
+
+        def on_init(self, view: Any) -> None:
+            self.side = 0
+            self.symbol = view.symbols[0]
+
+        def on_bar(self, view: Any, portfolio: Any) -> Any:
+            closes = view.closes(RULES_SLOW)
+            if len(closes) < RULES_SLOW:
+                return NO_SIGNALS
+            diff = closes[-RULES_FAST:].mean() - closes.mean()
+            return decide(self, float(diff), portfolio)
+
+    return {"streaming": ObviousStreaming, "window": ObviousWindow}
+
+
+def in_process(
+    bars: Bars, strategy_factory: Callable[[], Any], repeat: int
+) -> tuple[list[float], list[Trade], float]:
+    """Seconds of ``repeat`` runs of ``run_on_bars``, the trades and lowest equity of the last."""
+    from tradeloop.core.bar import BarArrays
+    from tradeloop.core.instrument import Instrument
+    from tradeloop.engine.config import RunConfig
+    from tradeloop.engine.runner import run_on_bars
+
+    arrays = BarArrays(
+        SYMBOL, timeframe_of(bars), bars.ts, bars.open, bars.high, bars.low, bars.close,
+        bars.volume,
+    )  # fmt: skip
+    instruments = {SYMBOL: Instrument(SYMBOL, tick_size=bars.tick, maker_fee=FEE, taker_fee=FEE)}
+    trades: list[Trade] = []
+    lowest = BALANCE
+
+    def once() -> float:
+        nonlocal trades, lowest
+        strategy = strategy_factory()
+        started = time.perf_counter()
+        result = run_on_bars(
+            strategy, {SYMBOL: arrays}, RunConfig(balance=BALANCE, fee=FEE), instruments=instruments
+        )
+        elapsed = time.perf_counter() - started
+        trades = [(t.entry_ts, t.exit_ts) for t in result.trades]
+        lowest = float(np.min(result.equity)) if len(result.equity) else BALANCE
+        return elapsed
+
+    return _median_of(repeat, once), trades, lowest
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every row and print the markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="median of K for tradeloop rows")
+    parser.add_argument("--peer-repeat", type=int, default=3, help="median of K for peers")
+    parser.add_argument("--peers", default="backtesting,backtrader,vectorbt")
+    parser.add_argument("--peer-bars", type=int, default=100_000, help="bars for backtrader")
+    parser.add_argument("--obvious-bars", type=int, default=200_000, help="view.closes(n) row")
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    load_start = _load()
+    bars = build_series(load_source(resolve_data(args.data)), args.bars)
+    rules = Rules(RULES_FAST, RULES_SLOW, FEE, BALANCE, bars.tick)
+    rows: list[Row] = []
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    with tempfile.TemporaryDirectory(prefix="tl-speed-") as tmp:
+        work = Path(tmp)
+        data = work / f"{FILE_STEM}-{timeframe_of(bars)}.parquet"
+        write_parquet(bars, data)
+        warm_up(bars, work)
+
+        # in process first: the reference trades for every comparison
+        print("tradeloop in process ...", file=sys.stderr, flush=True)
+        plain_t, plain_trades, lowest = in_process(
+            bars, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), args.repeat
+        )
+        stops_t, stops_trades, _ = in_process(
+            bars, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW, **STOPS), args.repeat
+        )
+
+        print("tradeloop CLI ...", file=sys.stderr, flush=True)
+        cli_plain = _median_of(
+            args.repeat,
+            lambda: time_process(cli_command() + cli_args(data, work / "out-plain"), work),
+        )
+        cli_plain_trades = read_cli_trades(work / "out-plain" / "trades.csv")
+        stop_params = [a for k, v in STOPS.items() for a in ("--param", f"{k}={v}")]
+        cli_stops = _median_of(
+            args.repeat,
+            lambda: time_process(
+                cli_command() + cli_args(data, work / "out-stops") + stop_params, work
+            ),
+        )
+        cli_stops_trades = read_cli_trades(work / "out-stops" / "trades.csv")
+        rows += [
+            Row("tradeloop", "CLI, whole process", args.bars, cli_plain,
+                _same(plain_trades, cli_plain_trades) + " vs in process"),
+            Row("tradeloop", "CLI, whole process, SL/TP/trailing", args.bars, cli_stops,
+                _same(stops_trades, cli_stops_trades) + " vs in process"),
+            Row("tradeloop", "in process, SmaCross", args.bars, plain_t, "reference"),
+            Row("tradeloop", "in process, SmaCross + SL/TP/trailing", args.bars, stops_t,
+                f"{len(stops_trades):,} trades",
+                [f"{statistics.median(stops_t) / statistics.median(plain_t):.2f}x the plain run"]),
+        ]  # fmt: skip
+
+        print("obvious-style strategies ...", file=sys.stderr, flush=True)
+        obvious = obvious_strategies(rules.tie_eps)
+        stream_t, stream_trades, _ = in_process(bars, obvious["streaming"], args.repeat)
+        rows.append(
+            Row("tradeloop", "in process, obvious style: StreamingSMA per bar", args.bars,
+                stream_t, _same(plain_trades, stream_trades) + " vs SmaCross")
+        )  # fmt: skip
+        small = bars.head(args.obvious_bars)
+        _, small_plain, _ = in_process(small, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), 1)
+        window_t, window_trades, _ = in_process(small, obvious["window"], args.repeat)
+        rows.append(
+            Row("tradeloop", "in process, obvious style: view.closes(30) + numpy mean",
+                len(small), window_t, _same(small_plain, window_trades) + " vs SmaCross")
+        )  # fmt: skip
+
+        names = [p for p in args.peers.split(",") if p]
+        for name in sorted(names, key=lambda p: p != "backtesting"):  # the reference first
+            module, runner = PEERS[name]
+            if not is_available(module):
+                print(f"{name}: not installed, skipped", file=sys.stderr)
+                continue
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            peer_bars = bars if name != "backtrader" else bars.head(args.peer_bars)
+            ours, low = plain_trades, lowest
+            if len(peer_bars) < len(bars):
+                _, ours, low = in_process(
+                    peer_bars, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), 1
+                )
+            peer_rules = replace(rules, min_equity=low, max_price=float(np.max(peer_bars.high)))
+            runs = [runner(peer_bars, peer_rules) for _ in range(max(1, args.peer_repeat))]
+            rows.append(
+                Row(runs[0].label, "in process", len(peer_bars), [r.run_s for r in runs],
+                    _same(ours, runs[-1].trades), runs[-1].notes[:1])
+            )  # fmt: skip
+
+    load_end = _load()
+    reference = next((r for r in rows if r.engine.startswith("backtesting")), None)
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"load average {load_start} at the start, {load_end} at the end; every row the "
+        f"median of {args.repeat} (peers {args.peer_repeat})\n"
+    )
+    print("| engine | timed | bars | s (median) | bars/s | vs backtesting.py | trades identical "
+          "| notes |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---|---|")
+    for row in rows:
+        ratio = f"{row.rate / reference.rate:.2f}x" if reference is not None else "-"
+        runs = ", ".join(f"{t:.2f}" for t in row.times)
+        notes = "; ".join([f"runs {runs} s", *row.notes])
+        print(
+            f"| {row.engine} | {row.mode} | {row.bars:,} | {row.seconds:.2f} | {row.rate:,.0f} "
+            f"| {ratio} | {row.trades} | {notes} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
