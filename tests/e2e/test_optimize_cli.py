@@ -1,0 +1,71 @@
+"""`tradeloop optimize` and `tradeloop learn` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+
+RunCli = Callable[..., Result]
+
+
+def test_optimize_grid_prints_table_and_writes_outputs(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "opt"
+    result = run_cli(
+        "optimize", "-s", "sma_cross", "-d", str(sample_1h), "-p", "fast=5:15:5",
+        "-p", "slow=30:60:30", "--fee", "0.001", "--backend", "serial", "--out", str(out),
+        "--output-root", str(tmp_path / "output"), "--min-trades", "5", "--no-record",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Top 6 of 6 trials" in result.output
+    assert "Deflated Sharpe" in result.output
+    with (out / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6
+    assert list(rows[0])[:3] == ["trial", "fast", "slow"]
+    best = json.loads((out / "best.json").read_text())
+    feasible = [r for r in rows if r["feasible"] == "True"]
+    top = max(feasible, key=lambda r: float(r["sharpe"]))
+    assert best["best"]["params"] == {"fast": int(top["fast"]), "slow": int(top["slow"])}
+    assert best["deflated_sharpe"]["n_trials"] == 6
+    assert (out / "report.html").stat().st_size > 1000
+    # the same command again resumes: nothing runs twice
+    again = run_cli(
+        "optimize", "-s", "sma_cross", "-d", str(sample_1h), "-p", "fast=5:15:5",
+        "-p", "slow=30:60:30", "--fee", "0.001", "--backend", "serial", "--out", str(out),
+        "--output-root", str(tmp_path / "output"), "--min-trades", "5", "--no-record",
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "0 trial(s) run now, 6 resumed" in again.output
+
+
+def test_optimize_bad_input_is_a_clear_error(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    base = ("optimize", "-s", "sma_cross", "-d", str(sample_1h), "--backend", "serial",
+            "--out", str(tmp_path / "o"))  # fmt: skip
+    unknown = run_cli(*base, "-p", "fats=5:50:5")
+    assert unknown.exit_code == 2
+    assert "Did you mean: 'fast'" in unknown.output
+    empty = run_cli(*base, "-p", "fast=50:5:5")
+    assert empty.exit_code == 2
+    assert "empty range" in empty.output
+    metric = run_cli(*base, "-p", "fast=5:10:5", "--objective", "sharpee")
+    assert metric.exit_code == 2
+    assert "not a run metric" in metric.output
+    none = run_cli(*base, "-p", "fast=5:10:5", "--min-trades", "100000", "--no-record")
+    assert none.exit_code == 0
+    assert "no trial meets the constraints" in none.output
+
+
+def test_learn_apply_refuses_a_file_that_is_not_a_proposal(run_cli: RunCli, tmp_path: Path) -> None:
+    bogus = tmp_path / "p.json"
+    bogus.write_text('{"kind": "other"}')
+    result = run_cli("learn", "apply", str(bogus))
+    assert result.exit_code == 2
+    assert "not a tradeloop proposal" in result.output
