@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tradeloop.adapters.alpaca import AlpacaClient, AlpacaClockSchedule, AlpacaConfig
@@ -37,6 +38,8 @@ from tradeloop.testing.venue.alpaca import (
 )
 
 START = 400  # a bar inside the 2011-01-03 regular session
+DAY_NS = 86_400 * 10**9
+CLOSE_NS = 21 * 3_600 * 10**9  # XNYS closes 21:00 UTC in January
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +105,10 @@ def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: Minut
     )
     assert br.status is OrderStatus.ACCEPTED
     assert venue.order_count() == 5
-    venue.advance(200)
+    # to the session's close: orders without extended hours fill only in the session
+    end = int(np.searchsorted(spy.ts, spy.ts[START] // DAY_NS * DAY_NS + CLOSE_NS))
+    assert end - START > 100
+    venue.advance(end - START - 1)
     nxt = START + 1
     m1 = client.fetch_order("SPY", "m1")
     assert m1.status is OrderStatus.FILLED
@@ -110,7 +116,7 @@ def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: Minut
     assert m1.average_price == bar(spy, nxt)[0]
     # the limit: first later bar whose low reaches it, at min(open, limit)
     expected = None
-    for i in range(nxt, START + 201):
+    for i in range(nxt, end):
         bo, _, bl, _ = bar(spy, i)
         if bl <= lim:
             expected = min(bo, lim)
@@ -123,7 +129,7 @@ def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: Minut
         assert l1.status is OrderStatus.FILLED
         assert math.isclose(l1.average_price, expected)
     expected = None
-    for i in range(nxt, START + 201):
+    for i in range(nxt, end):
         bo, bh, _, _ = bar(spy, i)
         if bh >= stop:
             expected = max(bo, stop)
@@ -144,7 +150,7 @@ def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: Minut
     # the exits work from the bar after the entry's; a bar reaching both: the stop first
     tp, sl = c + 0.5, c - 0.5
     exit_fill = None
-    for i in range(nxt + 1, START + 201):
+    for i in range(nxt + 1, end):
         bo, bh, bl, _ = bar(spy, i)
         if bl <= sl:
             exit_fill = ("stop", min(bo, sl))
@@ -162,7 +168,7 @@ def test_order_types_fill_at_the_recorded_prices(venue: AlpacaServer, spy: Minut
     # the trailing stop: 0.1 % under the best price since it was placed, checked before
     # each bar moves that best price
     hwm, trail_fill = c, None
-    for i in range(nxt, START + 201):
+    for i in range(nxt, end):
         bo, bh, bl, _ = bar(spy, i)
         stop_px = hwm * (1 - 0.001)
         if bl <= stop_px:
@@ -324,3 +330,36 @@ def test_missing_keys_are_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="TRADELOOP_ALPACA_API_KEY"):
         AlpacaConfig(api_key="", api_secret="")
     assert TimeInForce.DAY.value == "day"
+
+
+def test_day_orders_expire_at_the_close_and_late_orders_wait_for_the_open(
+    spy: MinuteBars,
+) -> None:
+    import pandas as pd
+
+    close = pd.Timestamp("2011-01-03T21:00Z").value
+    reopen = pd.Timestamp("2011-01-04T14:30Z").value
+    start = int((spy.ts < close - 5 * 60_000_000_000).sum())  # the 20:55 bar
+    with AlpacaServer([spy], start=start) as venue:
+        client = make_client(venue)
+        venue.advance(1)
+        low_bid = round(float(spy.ohlcv[start][3]) - 5.0, 2)
+        client.place_order(
+            req("dayLimit", OrderSide.BUY, OrderType.LIMIT, 1, price=low_bid,
+                time_in_force=TimeInForce.DAY)
+        )  # fmt: skip
+        while venue.now_ns < close:  # publish up to and including the 20:59 bar
+            venue.advance(1)
+        assert client.fetch_order("SPY", "dayLimit").status is OrderStatus.ACCEPTED
+        client.place_order(req("late", OrderSide.BUY, OrderType.MARKET, 0.5))  # a day order
+        after_hours = 0
+        while venue.published[-1][1] < reopen:
+            venue.advance(1)
+            after_hours += 1
+        assert after_hours > 1  # post- and pre-market bars went by without filling it
+        assert client.fetch_order("SPY", "dayLimit").status is OrderStatus.EXPIRED
+        late = client.fetch_order("SPY", "late")
+        assert late.status is OrderStatus.FILLED
+        first_bar = int(np.searchsorted(spy.ts, reopen))
+        assert late.average_price == float(spy.ohlcv[first_bar][0])
+        client.close()

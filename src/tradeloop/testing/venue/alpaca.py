@@ -422,11 +422,12 @@ class AlpacaServer:
         cal = self.calendar()
         ts, symbol, i = self.timeline[self.cursor]
         self.cursor += 1
-        prev = self.book.now_ns
-        if prev < ts and cal.is_open(prev) and cal.next_close(prev) <= ts:
-            self.book.expire_day_orders(cal.next_close(prev))
+        last = self.published[-1][1] if self.published else None
+        if last is not None and cal.is_open(last) and cal.next_close(last) <= ts:
+            self.book.expire_day_orders(cal.next_close(last))  # the session closed
         o, h, low, c, _v = (float(x) for x in self.series[symbol].ohlcv[i])
-        self.book.on_bar(symbol, ts, o, h, low, c, ts + MINUTE_NS)
+        in_session = cal.is_open(ts)
+        self.book.on_bar(symbol, ts, o, h, low, c, ts + MINUTE_NS, in_session=in_session)
         self.published.append((symbol, ts))
         await self._flush_trade_updates()  # fills of this bar go out before the bar
         self._held = (ts, symbol, i)

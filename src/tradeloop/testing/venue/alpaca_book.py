@@ -490,24 +490,41 @@ class AlpacaBook:
 
     # -- bars -----------------------------------------------------------------------------
     def on_bar(
-        self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float, end_ns: int
+        self,
+        symbol: str,
+        ts_ns: int,
+        o: float,
+        h: float,
+        low: float,
+        c: float,
+        end_ns: int,
+        *,
+        in_session: bool = True,
     ) -> None:
         """The bar of ``symbol`` opened at ``ts_ns`` closed at ``end_ns`` and is published:
         every order working before it fills at the prices it reached (stamped ``ts_ns``);
-        the venue's time is then ``end_ns``."""
+        the venue's time is then ``end_ns``. Outside the regular session only
+        ``extended_hours`` orders can fill (the others wait for the open, as at Alpaca)."""
         self.now_ns = ts_ns
         for order in list(self.orders.values()):
-            if order.symbol == symbol and order.is_open and order.status != "held":
+            works = in_session or order.extended_hours
+            if works and order.symbol == symbol and order.is_open and order.status != "held":
                 self._match(order, o, h, low)
         self.marks[symbol] = c
         self.now_ns = end_ns
 
     def expire_day_orders(self, ts_ns: int) -> int:
-        """The session closed: ``day`` orders expire; return how many."""
+        """The session closed at ``ts_ns``: ``day`` orders placed before it expire (those
+        placed after the close wait for the next session); return how many."""
         self.now_ns = ts_ns
         count = 0
         for order in list(self.orders.values()):
-            if order.is_open and order.time_in_force == "day" and order.parent is None:
+            if (
+                order.is_open
+                and order.time_in_force == "day"
+                and order.parent is None
+                and order.created_at < ts_ns
+            ):
                 order.status = "expired"
                 order.expired_at = ts_ns
                 order.updated_at = ts_ns
