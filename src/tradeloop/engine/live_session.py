@@ -92,6 +92,8 @@ class LiveTrading:
     alerter: Any
 
     MODE = "live"
+    #: at a stop, wait at most this long for the fills of orders still working
+    SHUTDOWN_FILL_WAIT_S = 2.0
     #: the start reconciliation waits at most this long for the kernel's first step
     START_RECONCILE_WAIT_S = 60.0
 
@@ -266,6 +268,22 @@ class LiveTrading:
                 else None,
             }
         return out
+
+    def _shutdown(self, feed: Any, reason: str) -> None:
+        """Before the paper shutdown (status, alert, store closed): take the fills of orders
+        still working (up to ``SHUTDOWN_FILL_WAIT_S``) and store them with the run."""
+        kernel, broker = self.kernel, self.venue_broker
+        if kernel is not None and broker is not None and kernel.last_step_ts is not None:
+            try:
+                deadline = time.monotonic() + self.SHUTDOWN_FILL_WAIT_S
+                broker.sync()
+                while broker.pending and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    broker.sync()
+                kernel.record_now(kernel.last_step_ts)
+            except Exception:  # the shutdown itself must go on
+                logger.exception("final venue sync failed")
+        super()._shutdown(feed, reason)  # type: ignore[misc]
 
     def run(self) -> int:
         """Run the session; the venue client's stream is closed at the end."""
