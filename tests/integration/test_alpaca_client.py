@@ -363,3 +363,27 @@ def test_day_orders_expire_at_the_close_and_late_orders_wait_for_the_open(
         first_bar = int(np.searchsorted(spy.ts, reopen))
         assert late.average_price == float(spy.ohlcv[first_bar][0])
         client.close()
+
+
+def test_historical_bars_page_through_and_never_show_the_future(spy: MinuteBars) -> None:
+    from tradeloop.adapters.alpaca import AlpacaMarketData
+
+    start = 3_000
+    with AlpacaServer([spy], start=start, max_page=700) as venue:
+        data = AlpacaMarketData(
+            AlpacaConfig(api_key=DEFAULT_KEY, api_secret=DEFAULT_SECRET, url=venue.url)
+        )
+        lo, hi = int(spy.ts[500]), int(spy.ts[start + 50])
+        bars = data.closed_bars("SPY", "1m", lo, hi)
+        # every recorded bar of the range that the venue has published, in order, once
+        assert [b[0] for b in bars] == [int(t) for t in spy.ts[500:start]]
+        assert bars[0][1:5] == tuple(float(x) for x in spy.ohlcv[500][:4])
+        assert venue.count("GET", "/v2/stocks/bars") == math.ceil((start - 500) / 700)
+        venue.advance(10)
+        more = data.closed_bars("SPY", "1m", lo, hi)
+        assert len(more) == len(bars) + 10
+        instruments = data.instruments(["SPY"])
+        assert instruments["SPY"].lot_size == 1e-9
+        assert instruments["SPY"].min_notional == 1.0
+        with pytest.raises(ConfigError, match="1m"):
+            data.closed_bars("SPY", "5m", lo, hi)

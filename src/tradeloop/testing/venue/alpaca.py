@@ -137,6 +137,8 @@ class AlpacaServer:
         Index of the first bar to publish (earlier ones are history for the REST bars).
     calendar
         ``exchange_calendars`` name for the clock.
+    max_page
+        Most bars in one ``/v2/stocks/bars`` page (Alpaca's is 10,000).
     """
 
     def __init__(
@@ -151,9 +153,11 @@ class AlpacaServer:
         calendar: str = "XNYS",
         host: str = "127.0.0.1",
         port: int = 0,
+        max_page: int = 10_000,
     ) -> None:
         self.key_id = key_id
         self.secret_key = secret_key
+        self.max_page = max_page
         self.series = {b.symbol: b for b in bars}
         # one merged timeline of (ts, symbol, row)
         timeline = [(int(t), b.symbol, i) for b in bars for i, t in enumerate(b.ts)]
@@ -686,7 +690,7 @@ class AlpacaServer:
         symbols = [s for s in q.get("symbols", "").split(",") if s]
         start = pd.Timestamp(q["start"]).value if q.get("start") else 0
         end = pd.Timestamp(q["end"]).value if q.get("end") else 2**62
-        limit = min(int(q.get("limit") or 1000), 10_000)
+        limit = min(int(q.get("limit") or 1000), self.max_page)
         token = q.get("page_token") or ""
         # only what the venue has published (never a bar still to come)
         horizon = self.book.now_ns
