@@ -371,7 +371,7 @@ class LoopSession(PaperSession):
             self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
         self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
-        self.journal = SignalJournal(self.analytics, self.bus, self.config.run_id, "paper")
+        self.journal = SignalJournal(self.analytics, self.bus, self.config.run_id, self.MODE)
         self.journal.attach()
         try:
             return super().run()
