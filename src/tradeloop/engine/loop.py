@@ -371,7 +371,10 @@ class LoopSession(PaperSession):
             self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
         self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
-        self.journal = SignalJournal(self.analytics, self.bus, self.config.run_id, self.MODE)
+        # written at once: a killed process loses at most the signals of the step in flight
+        self.journal = SignalJournal(
+            self.analytics, self.bus, self.config.run_id, self.MODE, batch=1
+        )
         self.journal.attach()
         try:
             return super().run()
