@@ -252,13 +252,21 @@ def check_quality(
     diffs = np.diff(ts_raw)
     backwards = np.flatnonzero(diffs < 0) + 1
     unsorted = int(backwards.shape[0])
-    order = np.argsort(ts_raw, kind="stable")
-    ts_sorted = ts_raw[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = ts_sorted[1:] != ts_sorted[:-1]
-    duplicates = int(n - np.count_nonzero(first))
-    keep = order[first]  # file row of each distinct bar, in time order
-    ts = ts_raw[keep]
+    in_order = unsorted == 0 and not bool(np.any(diffs == 0))
+    if in_order:  # the usual case: no sort, no copies
+        order = np.arange(n)
+        first = np.ones(n, dtype=bool)
+        duplicates = 0
+        keep = order
+        ts = ts_raw
+    else:
+        order = np.argsort(ts_raw, kind="stable")
+        ts_sorted = ts_raw[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = ts_sorted[1:] != ts_sorted[:-1]
+        duplicates = int(n - np.count_nonzero(first))
+        keep = order[first]  # file row of each distinct bar, in time order
+        ts = ts_raw[keep]
 
     finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
     invalid_values = int(n - np.count_nonzero(finite))
@@ -290,8 +298,9 @@ def check_quality(
     )
     found("off-grid timestamps", np.flatnonzero(off_grid_mask), th.fail_on_off_grid)
 
-    o, h, lo, c, v = (a[keep] for a in (o, h, lo, c, v))
-    synthetic = synthetic_raw[keep]
+    if not in_order:
+        o, h, lo, c, v = (a[keep] for a in (o, h, lo, c, v))
+    synthetic = synthetic_raw if in_order else synthetic_raw[keep]
     gaps = find_gaps(ts, step)
     zero = (v == 0) & ~synthetic
     zero_volume = int(np.count_nonzero(zero))
@@ -527,20 +536,33 @@ def _extreme(
     if n < 2 or factor <= 0:
         return np.zeros(n, dtype=bool), np.full(n, np.nan)
     k = max(1, th.spike_neighbours)
-    with np.errstate(invalid="ignore"):
-        clean = np.where(np.isfinite(c) & (c > 0), c, np.nan)
-    padded = np.concatenate([np.full(k, np.nan), clean, np.full(k, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
-    around = np.delete(windows, k, axis=1)  # the 2k neighbours, the bar itself left out
-    around = np.sort(around, axis=1)  # NaN (edges, bad values) sort last
-    valid = np.count_nonzero(~np.isnan(around), axis=1)
-    rows = np.arange(n)
-    lo_i = np.clip((valid - 1) // 2, 0, None)
-    hi_i = np.clip(valid // 2, 0, None)
-    reference = np.where(valid > 0, (around[rows, lo_i] + around[rows, hi_i]) / 2.0, np.nan)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        clean = np.where(np.isfinite(c) & (c > 0), c, np.nan)
         top = np.fmax(np.fmax(o, h), np.fmax(lo, c))
         bottom = np.fmin(np.fmin(o, h), np.fmin(lo, c))
+        # cheap pre-filter: a bar's close can only be F x off the median of its 2k neighbours
+        # if about half of them are, and some of those are within ceil((k + 1) / 2) bars, so
+        # the close moves by F ** (1 / that) in one step nearby; a high/low spike widens the
+        # bar's own range; a missing value counts too. Only bars near one get the median.
+        half = np.log(factor) / ((k + 2) // 2)
+        logc = np.log(clean)
+        jumps = np.flatnonzero(~(np.abs(np.diff(logc)) <= half))  # NaN counts as a jump
+        wide = np.flatnonzero(~(np.log(top / bottom) <= half))
+    seeds = np.unique(np.concatenate([jumps, jumps + 1, wide]))
+    reference = np.full(n, np.nan)
+    if seeds.size == 0:
+        return np.zeros(n, dtype=bool), reference
+    offsets = np.arange(-k, k + 1)
+    cand = np.unique(np.clip(seeds[:, None] + offsets[None, :], 0, n - 1).ravel())
+    padded = np.concatenate([np.full(k, np.nan), clean, np.full(k, np.nan)])
+    around_idx = cand[:, None] + k + np.concatenate([offsets[:k], offsets[k + 1 :]])[None, :]
+    around = np.sort(padded[around_idx], axis=1)  # the 2k neighbours; NaN sorts last
+    valid = np.count_nonzero(~np.isnan(around), axis=1)
+    rows = np.arange(cand.size)
+    lo_i = np.clip((valid - 1) // 2, 0, None)
+    hi_i = np.clip(valid // 2, 0, None)
+    reference[cand] = np.where(valid > 0, (around[rows, lo_i] + around[rows, hi_i]) / 2.0, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         hit = (top > reference * factor) | ((bottom > 0) & (bottom * factor < reference))
     hit &= np.isfinite(reference)
     return np.asarray(hit, dtype=bool), reference
