@@ -60,6 +60,7 @@ def _broker(venue: AlpacaServer) -> tuple[VenueBroker, AlpacaClient]:
             ws_url=f"ws://127.0.0.1:{venue.port}",
             timeout_s=1.0,
             poll_interval_s=0.0,
+            requests_per_minute=100_000,
         )
     )
     client.start_stream()

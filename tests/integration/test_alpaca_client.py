@@ -61,6 +61,7 @@ def make_client(server: AlpacaServer, **kw: object) -> AlpacaClient:
         ws_url=f"ws://127.0.0.1:{server.port}",
         timeout_s=1.0,
         poll_interval_s=0.0,
+        requests_per_minute=100_000,
         **kw,  # type: ignore[arg-type]
     )
     return AlpacaClient(cfg)
@@ -232,7 +233,11 @@ def test_errors_map_to_the_venue_contract(venue: AlpacaServer) -> None:
         client.place_order(req("fr", OrderSide.SELL, OrderType.MARKET, 0.5))
     with pytest.raises(ConfigError, match="NOPE"):
         client.market_rules("NOPE")
-    bad = AlpacaClient(AlpacaConfig(api_key=DEFAULT_KEY, api_secret="wrong", url=venue.url))
+    bad = AlpacaClient(
+        AlpacaConfig(
+            api_key=DEFAULT_KEY, api_secret="wrong", url=venue.url, requests_per_minute=100_000
+        )
+    )
     with pytest.raises(ConfigError, match="401") as err:
         bad.balances()
     assert "wrong" not in str(err.value)
@@ -370,9 +375,13 @@ def test_historical_bars_page_through_and_never_show_the_future(spy: MinuteBars)
 
     start = 3_000
     with AlpacaServer([spy], start=start, max_page=700) as venue:
-        data = AlpacaMarketData(
-            AlpacaConfig(api_key=DEFAULT_KEY, api_secret=DEFAULT_SECRET, url=venue.url)
+        cfg = AlpacaConfig(
+            api_key=DEFAULT_KEY,
+            api_secret=DEFAULT_SECRET,
+            url=venue.url,
+            requests_per_minute=50_000,
         )
+        data = AlpacaMarketData(cfg)
         lo, hi = int(spy.ts[500]), int(spy.ts[start + 50])
         bars = data.closed_bars("SPY", "1m", lo, hi)
         # every recorded bar of the range that the venue has published, in order, once
@@ -387,3 +396,7 @@ def test_historical_bars_page_through_and_never_show_the_future(spy: MinuteBars)
         assert instruments["SPY"].min_notional == 1.0
         with pytest.raises(ConfigError, match="1m"):
             data.closed_bars("SPY", "5m", lo, hi)
+        # one REST budget per account: orders, account calls and bars all draw from it
+        budget = cfg.budget()
+        assert data.client.budget is budget
+        assert budget.used == venue.count("GET", "") + venue.count("POST", "")

@@ -41,6 +41,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
 def _env(monkeypatch: pytest.MonkeyPatch, venue: AlpacaServer) -> None:
     monkeypatch.setenv("TRADELOOP_ALPACA_API_KEY", DEFAULT_KEY)
     monkeypatch.setenv("TRADELOOP_ALPACA_API_SECRET", DEFAULT_SECRET)
+    monkeypatch.setenv("TRADELOOP_ALPACA_REQUESTS_PER_MINUTE", "100000")
     monkeypatch.setenv("TRADELOOP_ALPACA_URL", venue.url)
     monkeypatch.setenv("TRADELOOP_ALPACA_WS_URL", f"ws://127.0.0.1:{venue.port}")
 

@@ -48,6 +48,7 @@ def test_minute_bars_from_the_alpaca_stream_drive_a_paper_session(
     with AlpacaServer([spy], start=start) as venue:
         monkeypatch.setenv("TRADELOOP_ALPACA_API_KEY", DEFAULT_KEY)
         monkeypatch.setenv("TRADELOOP_ALPACA_API_SECRET", DEFAULT_SECRET)
+        monkeypatch.setenv("TRADELOOP_ALPACA_REQUESTS_PER_MINUTE", "100000")
         monkeypatch.setenv("TRADELOOP_ALPACA_URL", venue.url)
         monkeypatch.setenv("TRADELOOP_ALPACA_WS_URL", f"ws://127.0.0.1:{venue.port}")
         last_ts = int(venue.timeline[start + BARS - 1][0])

@@ -136,7 +136,9 @@ class AlpacaClient:
         self.trading = trading or TradingClient(
             config.api_key, config.api_secret, paper=config.paper, url_override=config.url
         )
-        _harden(self.trading, config.timeout_s)
+        self.budget = config.budget()
+        """The account's REST budget, shared with the historical bars client."""
+        _harden(self.trading, config.timeout_s, self.budget)
         self._rules: dict[str, MarketRules] = {}
         self._updates: queue.Queue[VenueUpdate] = queue.Queue()
         self._lock = threading.Lock()
@@ -601,15 +603,18 @@ def _api_error(exc: Any) -> Exception:
     return OrderRejectedError(text, code=str(status))
 
 
-def _harden(client: Any, timeout_s: float) -> None:
-    """A timeout on every request (alpaca-py sets none) and no sleeping 429 retries inside
-    the library (the broker's policy retries)."""
+def _harden(client: Any, timeout_s: float, budget: Any = None) -> None:
+    """A timeout on every request (alpaca-py sets none), every request drawn from the
+    account's rate ``budget``, and no sleeping 429 retries inside the library (the broker's
+    policy retries)."""
     from requests.adapters import HTTPAdapter
 
     class _TimeoutAdapter(HTTPAdapter):
         def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = timeout_s
+            if budget is not None:
+                budget.acquire(1)
             return super().send(request, *args, **kwargs)
 
     session = getattr(client, "_session", None)

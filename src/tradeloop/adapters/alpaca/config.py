@@ -59,6 +59,9 @@ class AlpacaConfig:
         kernel).
     poll_interval_s
         REST polling period of order updates while the trading stream is down.
+    requests_per_minute
+        The account's REST budget, shared by orders, account calls and historical bars in
+        this process (Alpaca allows 200 a minute; a margin is kept). Calls past it wait.
     """
 
     api_key: str = field(repr=False)
@@ -69,6 +72,7 @@ class AlpacaConfig:
     feed: str = "iex"
     timeout_s: float = 10.0
     poll_interval_s: float = 2.0
+    requests_per_minute: int = 190
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
@@ -81,6 +85,19 @@ class AlpacaConfig:
             raise ConfigError(f"alpaca feed must be iex or sip, got {self.feed!r}")
         if not self.timeout_s > 0:
             raise ConfigError(f"alpaca timeout_s must be > 0, got {self.timeout_s!r}")
+        if self.requests_per_minute < 1:
+            raise ConfigError(
+                f"alpaca requests_per_minute must be >= 1, got {self.requests_per_minute!r}"
+            )
+
+    def budget(self) -> Any:
+        """The process's REST budget of this account (one per key and rate)."""
+        import hashlib
+
+        from tradeloop.execution.protection import rate_budget
+
+        account = hashlib.sha256(self.api_key.encode()).hexdigest()[:12]
+        return rate_budget(f"alpaca-{account}-{self.requests_per_minute}", self.requests_per_minute)
 
     @property
     def trade_stream_url(self) -> str | None:
@@ -101,8 +118,8 @@ class AlpacaConfig:
         Looks, in order, at ``settings.exchange("alpaca")`` (``api_key``, ``api_secret``,
         ``secret_command``, ``url``, ``ws_url`` when it has them), then at
         ``TRADELOOP_ALPACA_API_KEY`` / ``_API_SECRET`` / ``_SECRET_COMMAND`` / ``_URL`` /
-        ``_WS_URL`` / ``_FEED`` in the environment and ``.env``. A secret command is run
-        without a shell; its first output line is the secret.
+        ``_WS_URL`` / ``_FEED`` / ``_REQUESTS_PER_MINUTE`` in the environment and ``.env``.
+        A secret command is run without a shell; its first output line is the secret.
 
         Raises
         ------
@@ -130,6 +147,13 @@ class AlpacaConfig:
         }
         if values.get("feed"):
             kwargs["feed"] = values["feed"]
+        if values.get("requests_per_minute"):
+            try:
+                kwargs["requests_per_minute"] = int(values["requests_per_minute"])
+            except ValueError:
+                raise ConfigError(
+                    "TRADELOOP_ALPACA_REQUESTS_PER_MINUTE must be an integer"
+                ) from None
         kwargs.update(overrides)
         return cls(**kwargs)
 

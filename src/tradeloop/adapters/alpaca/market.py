@@ -65,7 +65,7 @@ class AlpacaMarketData:
         self.history = StockHistoricalDataClient(
             config.api_key, config.api_secret, url_override=config.url
         )
-        _harden(self.history, config.timeout_s)
+        _harden(self.history, config.timeout_s, config.budget())  # shared with orders
         self._client: AlpacaClient | None = None
         self.requests = 0
 
