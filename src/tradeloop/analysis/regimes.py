@@ -58,10 +58,15 @@ def _ordered(labels: Sequence[str]) -> list[str]:
     return known + sorted(seen - set(known))
 
 
-def regime_summary(labels: Sequence[str], close: np.ndarray, bar_ns: int) -> list[dict[str, Any]]:
+def regime_summary(
+    labels: Sequence[str], close: np.ndarray, bar_ns: int, ts: np.ndarray | None = None
+) -> list[dict[str, Any]]:
     """One row per regime (calmest first): bars, share of the labelled bars, episodes, mean and
-    longest episode in bars, mean episode in hours, the next bar's mean log return, its
-    annualized mean and volatility, and the total log return earned in the regime.
+    longest episode in bars, mean episode in hours and days, the next bar's mean log return,
+    its annualized mean and volatility, and the total log return earned in the regime.
+
+    With ``ts`` (bar times) returns are annualized by the bars the data has per year (252 a
+    year for exchange-traded daily bars); without, by ``bar_ns`` around the clock.
 
     Raises
     ------
@@ -75,6 +80,8 @@ def regime_summary(labels: Sequence[str], close: np.ndarray, bar_ns: int) -> lis
     if n >= 2:
         fwd[:-1] = np.log(close[1:] / close[:-1])
     per_year = _YEAR_NS / bar_ns if bar_ns > 0 else math.nan
+    if ts is not None and n >= 2 and int(ts[-1]) > int(ts[0]):
+        per_year = (n - 1) / ((int(ts[-1]) - int(ts[0])) / _YEAR_NS)
     episodes = runs(labels)
     lab = np.asarray(labels, dtype=object)
     known = int((lab != "").sum())
@@ -95,6 +102,7 @@ def regime_summary(labels: Sequence[str], close: np.ndarray, bar_ns: int) -> lis
                 "mean_bars": float(np.mean(lengths)),
                 "max_bars": int(max(lengths)),
                 "mean_hours": float(np.mean(lengths)) * bar_ns / 3.6e12,
+                "mean_days": float(np.mean(lengths)) * bar_ns / 8.64e13,
                 "mean_log_return": mean,
                 "ann_return": mean * per_year,
                 "ann_vol": sd * math.sqrt(per_year),

@@ -311,18 +311,18 @@ def _print_summary(labels: list[str], bars: BarArrays, title: str) -> list[dict[
     from tradeloop.analysis.regimes import regime_summary
     from tradeloop.core.timeframes import timeframe_ns
 
-    rows = regime_summary(labels, bars.close, timeframe_ns(bars.timeframe))
+    rows = regime_summary(labels, bars.close, timeframe_ns(bars.timeframe), bars.ts)
     table = Table(title=title)
     for col in (
-        "regime", "bars", "share", "episodes", "mean bars", "max bars", "mean hours",
-        "ann. return", "ann. vol", "total log ret",
+        "regime", "bars", "share", "episodes", "mean bars", "max bars", "mean days",
+        "ann. ret", "ann. vol",
     ):  # fmt: skip
         table.add_column(col, justify="left" if col == "regime" else "right")
     for r in rows:
         table.add_row(
             r["regime"], f"{r['bars']:,}", f"{r['share']:.1%}", f"{r['episodes']:,}",
-            _fmt(r["mean_bars"]), f"{r['max_bars']:,}", _fmt(r["mean_hours"]),
-            f"{r['ann_return']:.1%}", f"{r['ann_vol']:.1%}", _fmt(r["total_log_return"]),
+            f"{r['mean_bars']:.1f}", f"{r['max_bars']:,}", f"{r['mean_days']:.1f}",
+            f"{r['ann_return']:.1%}", f"{r['ann_vol']:.1%}",
         )  # fmt: skip
     console.print(table)
     return rows
