@@ -251,6 +251,7 @@ def run_backtest_job(
         When the strategy's code raises.
     """
     from tradeloop.analysis.run_analysis import analyze_run
+    from tradeloop.config.redact import redact
     from tradeloop.engine.output import (
         describe_data,
         new_run_id,
@@ -306,7 +307,7 @@ def run_backtest_job(
         run_id=folder.name if job.out is None else run_id,
         validation=validation,
         bias=bias,
-        command=job.command,
+        command=redact(job.command),  # a DSN or key typed on the command line stays out
         created=created,
         model=model_record,
     )
@@ -329,7 +330,7 @@ def run_backtest_job(
             }
             for item in loaded
         ],
-        "command": job.command,
+        "command": redact(job.command),
     }
     prices = {item.bars.symbol: item.bars for item in loaded}
     analysis = analyze_run(
