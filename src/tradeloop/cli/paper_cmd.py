@@ -32,11 +32,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    """The CLI's one error printer and exit-code map (``app`` imports this module)."""
+def _fail(exc: TradeloopError, verbose: bool = False) -> typer.Exit:
+    """The CLI's one error printer and exit-code map (``app`` imports this module); with
+    ``verbose`` a strategy's exception comes with its whole traceback."""
     from tradeloop.cli.app import _fail as fail
 
-    return fail(exc)
+    return fail(exc, verbose)
 
 
 def _existing_state(state: str | None) -> str:
@@ -255,7 +256,7 @@ def paper(
         with bounded_threads(ml_threads) if model is not None else nullcontext():
             session.run()
     except TradeloopError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from None
     if session.enrichment is not None:
         counts = session.enrichment.counts
         console.print(
