@@ -198,7 +198,8 @@ def served(venue: VenueData, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 READ_ROUTES = (
     "/health", "/status", "/positions", "/orders", "/trades", "/equity", "/risk",
-    "/strategies", "/runs", "/signals/status", "/signals/metrics", "/metrics", "/dashboard",
+    "/strategies", "/runs", "/signals/status", "/signals/metrics", "/signals/recent",
+    "/metrics", "/dashboard",
     "/static/plotly.min.js", "/openapi.json",
 )  # fmt: skip
 
@@ -280,6 +281,7 @@ def test_pause_stops_new_orders_resume_and_flatten(served: Served) -> None:
     )
     m1 = served.metrics()
     status_paused = served.get("/status").json()
+    recent = served.get("/signals/recent?limit=200").json()
     resumed = served.post("/control/resume")
     served.wait(
         lambda: (
@@ -300,6 +302,7 @@ def test_pause_stops_new_orders_resume_and_flatten(served: Served) -> None:
     assert paused.status_code == 200
     assert paused.json()["detail"]["paused"] is True
     assert status_paused["paused"] is True
+    assert "rejected: paused" in {r["decision"] for r in recent}
     assert _sum(m1, "tradeloop_engine_steps_total") > _sum(m0, "tradeloop_engine_steps_total")
     assert _sum(m1, "tradeloop_engine_signals_total") > _sum(m0, "tradeloop_engine_signals_total")
     assert _sum(m1, "tradeloop_engine_orders_total") == _sum(m0, "tradeloop_engine_orders_total")
@@ -442,6 +445,7 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
                 " positions: Array.from(document.querySelectorAll('#positions tbody tr'))"
                 "   .map(tr => tr.children[0].textContent + ' ' + tr.children[1].textContent),"
                 " chart: document.querySelectorAll('#equity-chart .scatterlayer .trace').length,"
+                " signals: document.querySelectorAll('#signals tbody tr').length,"
                 " errors: document.getElementById('error').textContent}"
             )
             return out
@@ -461,6 +465,7 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
     assert shown["equity"] == f"{status['equity']:,.2f}"
     assert shown["positions"] == [f"{p['symbol']} {p['side']}" for p in status["positions"]]
     assert shown["chart"] == 1
+    assert shown["signals"] > 0
     # settled: every equity event the engine published was delivered to the metrics, one a step
     delivered = _sum(settled, "tradeloop_bus_delivered_total", topic="tradeloop.equity")
     assert delivered == _sum(settled, "tradeloop_bus_published_total", topic="tradeloop.equity")

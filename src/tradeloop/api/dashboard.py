@@ -2,9 +2,10 @@
 
 ``GET /dashboard`` serves the page; ``GET /static/plotly.min.js`` serves Plotly from the
 installed ``plotly`` package (no CDN). The page polls ``/status``, ``/equity``, ``/orders``,
-``/trades``, ``/risk``, ``/strategies`` and ``/signals/status`` every two seconds and shows the
-status, the equity curve, positions, open orders, recent trades, strategies and signal weights,
-and the risk state and events. When the server requires the key for reads, the page asks for
+``/trades``, ``/risk``, ``/strategies``, ``/signals/recent`` and ``/signals/status`` every two
+seconds and shows the status, the equity curve, positions, open orders, recent trades, recent
+signals with the risk gate's decision, strategies and signal weights, and the risk state and
+events. When the server requires the key for reads, the page asks for
 it once and keeps it in the browser's local storage.
 """
 
@@ -86,6 +87,9 @@ _PAGE = """<!doctype html>
 <th>strategy</th><th class="num">weight</th><th>params</th></tr></thead><tbody></tbody></table>
 <table id="weights"><thead><tr><th>component</th><th class="num">weight</th></tr></thead>
 <tbody></tbody></table></section>
+<section><h2>Recent signals</h2><table id="signals"><thead><tr><th>time</th>
+<th>strategy</th><th>symbol</th><th>action</th><th class="num">confidence</th>
+<th>decision</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Risk</h2><div class="kv"><span>accepted</span><span id="risk-accepted">–</span>
 <span>rejected</span><span id="risk-rejected">–</span></div>
 <table id="risk-events"><thead><tr><th>time</th><th>cause</th><th>from</th><th>to</th>
@@ -121,9 +125,11 @@ function rows(id, items, cells) {
 const set = (id, v) => { document.getElementById(id).textContent = v; };
 async function refresh() {
   try {
-    const [health, st, eq, orders, trades, risk, strat] = await Promise.all([
+    const [health, st, eq, orders, trades, risk, strat, sigs] = await Promise.all([
       get("/health"), get("/status"), get("/equity"), get("/orders"), get("/trades?limit=20"),
-      get("/risk"), get("/strategies")]);
+      get("/risk"), get("/strategies"), get("/signals/recent?limit=20")]);
+    rows("signals", sigs, s => [[s.time], [s.strategy], [s.symbol], [s.action],
+      [fmt(s.confidence, 3), 1], [s.decision || "–"]]);
     const h = document.getElementById("health");
     h.textContent = health.status; h.className = "pill " + health.status;
     h.title = Object.entries(health.components).map(([k, c]) => k + ": " + c.detail).join("\\n");

@@ -181,6 +181,19 @@ async def equity(
     return _encoded(request, engine, f"equity:{limit}", build)
 
 
+@engine_router.get("/signals/recent", tags=["signals"], dependencies=_reads)
+async def signals_recent(
+    request: Request, engine: Engine, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[dict[str, Any]]:
+    """The engine's latest signals (strategy, symbol, action, confidence) with the risk gate's
+    decision (accepted, or rejected with the reason), newest first."""
+    metrics = request.app.state.engine_metrics
+    rows: list[dict[str, Any]] = metrics.signals_recent(limit) if metrics is not None else []
+    for row in rows:
+        row["time"] = to_iso(row.pop("ts"))
+    return rows
+
+
 @engine_router.get("/risk", tags=["engine"], dependencies=_reads)
 async def risk(request: Request, engine: Engine) -> Response:
     """Trading state, paused flag, limits, kill switches, overrides in force, recent events,

@@ -124,6 +124,9 @@ class EngineMetrics(Collector):
             "tradeloop_bus_delivered", "Step events delivered to the metrics", ["topic"], registry=r
         )
         self._delivered: dict[str, int] = {}
+        #: the latest signals with the risk gate's answer, newest last (``/signals/recent``)
+        self.recent_signals: deque[dict[str, Any]] = deque(maxlen=200)
+        self._by_signal: dict[str, dict[str, Any]] = {}
         self._peak = 0.0
         #: ``(bar time ns, equity)`` of recent steps, oldest first
         self.curve: deque[tuple[int, float]] = deque(maxlen=equity_points)
@@ -167,6 +170,22 @@ class EngineMetrics(Collector):
     def _signal(self, m: BaseModel) -> None:
         assert isinstance(m, SignalEvent)
         self.signals.labels(m.strategy).inc()
+        row: dict[str, Any] = {
+            "ts": m.ts,
+            "strategy": m.strategy,
+            "symbol": m.symbol,
+            "action": m.action,
+            "signal_id": m.signal_id,
+            "confidence": m.confidence,
+            "decision": None,
+        }
+        if len(self.recent_signals) == self.recent_signals.maxlen:
+            old = self.recent_signals[0].get("signal_id")
+            if old is not None:
+                self._by_signal.pop(old, None)
+        self.recent_signals.append(row)
+        if m.signal_id is not None:
+            self._by_signal[m.signal_id] = row
 
     def _enriched(self, m: BaseModel) -> None:
         assert isinstance(m, EnrichedSignalEvent)
@@ -181,6 +200,9 @@ class EngineMetrics(Collector):
         self.risk_checks.inc()
         if not m.accepted:
             self.risk_rejections.labels(m.reason or "unknown").inc()
+        row = self._by_signal.get(m.signal_id) if m.signal_id is not None else None
+        if row is not None:
+            row["decision"] = "accepted" if m.accepted else f"rejected: {m.reason}"
 
     def _order(self, m: BaseModel) -> None:
         assert isinstance(m, OrderEvent)
@@ -206,6 +228,11 @@ class EngineMetrics(Collector):
         self._peak = max(self._peak, m.equity)
         self.drawdown.set(1.0 - m.equity / self._peak if self._peak > 0 else 0.0)
         self.curve.append((m.ts, m.equity))
+
+    def signals_recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest signals with the gate's decision, newest first."""
+        rows = list(self.recent_signals)[-limit:]
+        return [dict(r) for r in reversed(rows)]
 
     def equity_curve(self, limit: int | None = None) -> list[tuple[int, float]]:
         """Recent ``(bar time ns, equity)`` points, oldest first."""
