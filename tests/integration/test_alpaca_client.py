@@ -400,3 +400,27 @@ def test_historical_bars_page_through_and_never_show_the_future(spy: MinuteBars)
         budget = cfg.budget()
         assert data.client.budget is budget
         assert budget.used == venue.count("GET", "") + venue.count("POST", "")
+
+
+def test_flatten_cancels_the_bracket_exits_and_closes_the_position(
+    venue: AlpacaServer, spy: MinuteBars
+) -> None:
+    from tradeloop.execution.flatten import flatten_account
+
+    client = make_client(venue)
+    venue.advance(1)
+    c = bar(spy, START)[3]
+    client.place_order(
+        req("bk", OrderSide.BUY, OrderType.MARKET, 4, take_profit=c + 5, stop_loss=c - 5)
+    )
+    venue.advance(1)  # the entry fills; its two exits now work at the venue
+    exits = client.open_orders("SPY")
+    assert sorted(o.type.value for o in exits) == ["limit", "stop"]
+    assert all(o.side is OrderSide.SELL and o.amount == 4 for o in exits)
+    result = flatten_account(client, ["SPY"], tag="t1")
+    assert (result.cancelled, result.closing, result.errors) == (2, 1, [])
+    venue.advance(1)
+    assert client.positions() == []
+    assert client.open_orders() == []
+    assert client.fetch_order("SPY", "tlflatt1x1").status is OrderStatus.FILLED
+    client.close()

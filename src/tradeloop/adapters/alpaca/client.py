@@ -274,7 +274,9 @@ class AlpacaClient:
         orders = self._call(self.trading.get_orders, req)
         out: list[VenueOrder] = []
         for order in orders:
-            out.append(self._order(order, track=False))
+            parent = self._order(order, track=False)
+            if parent.status not in FINAL_STATUSES:  # a filled bracket entry: its legs only
+                out.append(parent)
             for leg in order.legs or ():
                 if _enum(leg.status) in ("new", "accepted", "held", "partially_filled"):
                     out.append(self._order(leg, track=False))

@@ -623,11 +623,16 @@ class AlpacaServer:
     async def _list_orders(self, request: web.Request) -> web.Response:
         status = request.query.get("status", "open")
         symbols = {s for s in request.query.get("symbols", "").split(",") if s}
-        orders = [o for o in self.book.orders.values() if o.parent is None]
+        nested = request.query.get("nested") in ("true", "True", "1")
+
+        def live(o: Any) -> bool:  # nested: a bracket counts as open while a leg works
+            return bool(o.is_open or (nested and any(leg.is_open for leg in o.legs)))
+
+        orders = [o for o in self.book.orders.values() if o.parent is None or not nested]
         if status == "open":
-            orders = [o for o in orders if o.is_open]
+            orders = [o for o in orders if live(o)]
         elif status == "closed":
-            orders = [o for o in orders if not o.is_open]
+            orders = [o for o in orders if not live(o)]
         if symbols:
             orders = [o for o in orders if o.symbol in symbols]
         direction = request.query.get("direction", "desc")
