@@ -12,6 +12,8 @@ ccxt parses each venue's wire format into unified dicts (``watch_trades`` items,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -21,29 +23,32 @@ from tradeloop.core.market_events import TradeBatch
 __all__ = ["normalise_trades"]
 
 _NS = 1_000_000
-_SIDE = {"buy": 1, "sell": -1}
+_SIDE: dict[object, int] = {"buy": 1, "sell": -1}
+_TS = itemgetter("timestamp")
+_PRICE = itemgetter("price")
+_AMOUNT = itemgetter("amount")
+_SIDE_OF = itemgetter("side")
+_ID = itemgetter("id")
+_ZEROS = repeat(0)
 
 
 def normalise_trades(
     venue: str, symbol: str, trades: Sequence[Mapping[str, Any]], recv_ts: int
 ) -> TradeBatch:
     """Columns of ccxt unified trades (``timestamp`` ms, ``price``, ``amount``, ``side``,
-    ``id``); a missing timestamp becomes ``recv_ts``, an unknown side 0."""
+    ``id``); a missing timestamp becomes ``recv_ts`` (to the ms), an unknown side 0."""
     n = len(trades)
-    ts = np.fromiter(
-        (t["timestamp"] if t.get("timestamp") is not None else -1 for t in trades), np.int64, n
-    )
-    ts *= _NS
-    missing = ts < 0
-    if missing.any():
-        ts[missing] = recv_ts
+    stamps = list(map(_TS, trades))
+    if None in stamps:
+        stamps = [recv_ts // _NS if x is None else x for x in stamps]
+    ts = np.fromiter(stamps, np.int64, n) * _NS
     return TradeBatch(
         venue,
         symbol,
         ts,
         np.full(n, recv_ts, np.int64),
-        np.fromiter((t["price"] for t in trades), np.float64, n),
-        np.fromiter((t["amount"] for t in trades), np.float64, n),
-        np.fromiter((_SIDE.get(str(t.get("side")), 0) for t in trades), np.int8, n),
-        np.array([str(t.get("id")) for t in trades], dtype=object),
+        np.fromiter(map(_PRICE, trades), np.float64, n),
+        np.fromiter(map(_AMOUNT, trades), np.float64, n),
+        np.fromiter(map(_SIDE.get, map(_SIDE_OF, trades), _ZEROS), np.int8, n),
+        np.array(list(map(str, map(_ID, trades))), dtype=object),
     )

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from itertools import chain
+from operator import attrgetter
 
 import numba
 import numpy as np
@@ -35,6 +37,10 @@ __all__ = ["BookSync", "BookTop", "DeltaColumns", "L2Book", "apply_levels", "del
 logger = logging.getLogger(__name__)
 
 _INITIAL = 256
+_SEQ = attrgetter("seq")
+_PREV = attrgetter("prev_seq")
+_BIDS = attrgetter("bids")
+_ASKS = attrgetter("asks")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -136,20 +142,21 @@ DeltaColumns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
 def delta_columns(deltas: Sequence[BookDelta]) -> DeltaColumns:
     """The columns of ``deltas`` for :meth:`L2Book.apply_batch`."""
     n = len(deltas)
-    seq = np.fromiter((d.seq for d in deltas), np.int64, n)
-    prev = np.fromiter((d.prev_seq for d in deltas), np.int64, n)
-    counts = np.fromiter((len(d.bids) + len(d.asks) for d in deltas), np.int64, n)
+    seq = np.fromiter(map(_SEQ, deltas), np.int64, n)
+    prev = np.fromiter(map(_PREV, deltas), np.int64, n)
+    bids = list(map(_BIDS, deltas))
+    asks = list(map(_ASKS, deltas))
+    nb = np.fromiter(map(len, bids), np.int64, n)
+    na = np.fromiter(map(len, asks), np.int64, n)
     offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    np.cumsum(nb + na, out=offsets[1:])
     total = int(offsets[-1])
-    flat = [lv for d in deltas for lv in (*d.bids, *d.asks)]
+    flat = list(chain.from_iterable(chain.from_iterable(zip(bids, asks, strict=True))))
     levels = np.array(flat, np.float64).reshape(total, 2)
-    is_bid = np.zeros(total, np.bool_)
-    pos = 0
-    for d in deltas:
-        nb = len(d.bids)
-        is_bid[pos : pos + nb] = True
-        pos += nb + len(d.asks)
+    # rows of message m: offsets[m] .. offsets[m] + nb[m] are bids, the rest asks
+    row = np.arange(total, dtype=np.int64)
+    owner = np.repeat(np.arange(n, dtype=np.int64), nb + na)
+    is_bid = row - offsets[owner] < nb[owner]
     return (
         seq, prev, offsets, is_bid,
         np.ascontiguousarray(levels[:, 0]), np.ascontiguousarray(levels[:, 1]),

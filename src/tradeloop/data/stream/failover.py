@@ -201,9 +201,7 @@ class FailoverRouter:
     def _switch(self, reason: str, detected: float, back: bool = False) -> list[MarketEvent]:
         target = self.standby()
         last = self._last.get(target)
-        if not back and (
-            target in self._down or last is None or detected - last > self.stall_s
-        ):
+        if not back and (target in self._down or last is None or detected - last > self.stall_s):
             return []  # the standby is down or silent too: nowhere to go, stay and wait
         old, self.active = self.active, target
         out: list[MarketEvent] = []

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -238,34 +237,39 @@ class OutlierFilter:
 
 
 class Deduplicator:
-    """Drops trades already seen, by (venue, symbol, trade id); remembers ``capacity`` ids
-    per symbol (oldest forgotten first)."""
+    """Drops trades already seen, by (venue, symbol, trade id).
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    Memory is bounded: ids live in two generations of ``capacity // 2`` each (the older one
+    is forgotten when the newer fills), so at least the last ``capacity // 2`` ids per symbol
+    are always remembered. The common case, a batch of new distinct ids, is pure set algebra.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._seen: dict[tuple[str, str], set[str]] = {}
-        self._order: dict[tuple[str, str], deque[str]] = {}
+        self._current: dict[tuple[str, str], set[str]] = {}
+        self._previous: dict[tuple[str, str], set[str]] = {}
         self.duplicates: dict[tuple[str, str], int] = {}
 
     def fresh_mask(self, batch: TradeBatch) -> np.ndarray:
         """True for rows not seen before (also within the batch); remembers them."""
         key = (batch.venue, batch.symbol)
-        seen = self._seen.get(key)
-        if seen is None:
-            seen = self._seen[key] = set()
-            self._order[key] = deque()
-        order = self._order[key]
+        current = self._current.setdefault(key, set())
+        previous = self._previous.setdefault(key, set())
         ids = batch.trade_id.tolist()
-        mask = np.empty(len(ids), np.bool_)
-        for i, tid in enumerate(ids):
-            if tid in seen:
-                mask[i] = False
-            else:
-                mask[i] = True
-                seen.add(tid)
-                order.append(tid)
-        while len(order) > self.capacity:
-            seen.discard(order.popleft())
+        unique = set(ids)
+        if len(unique) == len(ids) and unique.isdisjoint(current) and unique.isdisjoint(previous):
+            mask = np.ones(len(ids), np.bool_)
+        else:
+            mask = np.empty(len(ids), np.bool_)
+            seen_now: set[str] = set()
+            for i, tid in enumerate(ids):
+                fresh = tid not in current and tid not in previous and tid not in seen_now
+                mask[i] = fresh
+                seen_now.add(tid)
+        current |= unique
+        if len(current) >= self.capacity // 2:
+            self._previous[key] = current
+            self._current[key] = set()
         dup = len(ids) - int(mask.sum())
         if dup:
             self.duplicates[key] = self.duplicates.get(key, 0) + dup
@@ -293,8 +297,8 @@ class TradeIdGaps:
         if len(batch) == 0:
             return []
         try:
-            ids = np.array([int(t) for t in batch.trade_id.tolist()], dtype=np.int64)
-        except ValueError:
+            ids = np.fromiter(map(int, batch.trade_id.tolist()), np.int64, len(batch))
+        except (ValueError, OverflowError):
             return []
         key = (batch.venue, batch.symbol)
         last = self._last.get(key)
