@@ -38,11 +38,16 @@ from tradeloop.engine.runner import CacheSpec, DataSpec
 from tradeloop.ml.threads import DEFAULT_ML_THREADS, check_threads
 
 if TYPE_CHECKING:
+    from tradeloop.alerts import Alerter
     from tradeloop.analysis.run_analysis import RunAnalysis
+    from tradeloop.bus.base import MessageBus
+    from tradeloop.config.settings import Settings
+    from tradeloop.engine.control import CommandResult
     from tradeloop.engine.enrichment import ModelEnrichment
     from tradeloop.engine.kernel import ProgressCallback
     from tradeloop.engine.regime import RegimeOptions
     from tradeloop.engine.result import BacktestResult
+    from tradeloop.risk.overrides import AuditLog
 
 __all__ = [
     "CRITICAL_COMPONENTS",
@@ -497,9 +502,9 @@ class LoopService:
         self,
         config_path: str | Path,
         *,
-        settings: Any = None,
-        alerter: Any = None,
-        audit: Any = None,
+        settings: Settings | None = None,
+        alerter: Alerter | None = None,
+        audit: AuditLog | None = None,
         feed_stale_s: float | None = None,
         fresh: bool = False,
     ) -> None:
@@ -611,12 +616,12 @@ class LoopService:
             )
         return len(getattr(bus, "dead_letters", ()))
 
-    def add_listener(self, listener: Any) -> None:
+    def add_listener(self, listener: Callable[[MessageBus], None]) -> None:
         """Call ``listener(bus)`` with the engine's message bus when its run opens."""
         self.control.add_listener(listener)
 
     # -- control ------------------------------------------------------------------------------
-    def command(self, action: str, who: str, timeout_s: float = 15.0, **args: Any) -> Any:
+    def command(self, action: str, who: str, timeout_s: float = 15.0, **args: Any) -> CommandResult:
         """Carry out ``action`` on the engine's thread and audit it; return the
         :class:`~tradeloop.engine.control.CommandResult`.
 
