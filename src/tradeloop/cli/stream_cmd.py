@@ -101,6 +101,7 @@ def record(
     stale_after_s: Annotated[
         float, typer.Option(help="Resubscribe a channel silent this long.")
     ] = 30.0,
+    table_prefix: Annotated[str, typer.Option(help="PostgreSQL table name prefix.")] = "market_",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Record live market data to Parquet (and PostgreSQL), through the quality pipeline.
@@ -150,7 +151,7 @@ def record(
         if postgres:
             from tradeloop.data.stream.pg_store import PostgresRecorder
 
-            pg = PostgresRecorder(postgres)
+            pg = PostgresRecorder(postgres, prefix=table_prefix)
             sinks.append(pg)
         pipeline = MarketPipeline(
             "record",
