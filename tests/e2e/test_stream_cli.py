@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,8 +14,9 @@ from tests.e2e.conftest import RunCli
 from tradeloop.testing.streams import StreamServer, load_script
 
 
-def _json(output: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(output[output.index("{") :])
+def _json(output: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(output[output.index("{") :])
+    return data
 
 
 def test_record_to_parquet_and_postgres_then_replay_through_a_strategy(
