@@ -37,7 +37,7 @@ START_MS = 1_748_169_180_000 + 600 * 60_000  # inside the USD-M 1m recording
 SYMBOL = "BTC/USDT:USDT"
 KEY = "test-key-0123456789"
 RISK_SECRET = "risk-secret-for-overrides"
-BAR_S = 0.08  # wall seconds per replayed 1m bar
+BAR_S = 0.05  # wall seconds per replayed 1m bar
 STALE_S = 2.0
 
 
@@ -378,7 +378,7 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
             continue  # long jobs; flatten/close are exercised above with their outcome
 
         @settings(
-            max_examples=5,
+            max_examples=3,
             deadline=None,
             phases=[Phase.generate],
             suppress_health_check=list(HealthCheck),
@@ -394,7 +394,7 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
                 failures.append(f"{case.method} {case.formatted_path}: {response.status_code}")
 
         check()
-    assert calls > 50
+    assert calls > 40
     assert failures == []
 
 
