@@ -61,11 +61,12 @@ def serve(
     One process runs one engine (one loop.toml: its strategies on one account); run one
     `serve` per engine on its own port to operate several. Routes: /health (per component,
     503 when one is down), /status, /positions, /orders, /trades, /equity, /risk, /strategies,
-    /runs, /signals/status, /signals/metrics, /metrics (Prometheus), /dashboard, /docs, and
-    POST /control/pause|resume|flatten|close/{symbol}|risk-override|reload, which need the API
-    key (TRADELOOP_API_KEY, header X-API-Key) and are audited. The config file is watched:
-    weights, parameters and \\[zones] reload on change (an invalid file is refused, the running
-    config kept). Ctrl-C or SIGTERM stops the engine after the event in flight, state saved.
+    /runs, /signals/status, /signals/metrics, /signals/recent, /metrics (Prometheus),
+    /dashboard, /docs, and POST /control/pause|resume|flatten|close/{symbol}|risk-override|
+    reload, which need the API key (TRADELOOP_API_KEY, header X-API-Key) and are audited. The
+    config file is watched: strategy weights and parameters, zones and risk rules reload on
+    change (an invalid file is refused, the running config kept). Ctrl-C or SIGTERM stops the
+    engine after the event in flight, state saved.
     """
     import uvicorn
 
