@@ -62,8 +62,9 @@ def serve(
     `serve` per engine on its own port to operate several. Routes: /health (per component,
     503 when one is down), /status, /positions, /orders, /trades, /equity, /risk, /strategies,
     /runs, /signals/status, /signals/metrics, /signals/recent, /metrics (Prometheus),
-    /dashboard, /docs, and POST /control/pause|resume|flatten|close/{symbol}|risk-override|
-    reload, which need the API key (TRADELOOP_API_KEY, header X-API-Key) and are audited. The
+    /dashboard, /docs, and POST /control/pause, /resume, /flatten, /close/{symbol},
+    /risk-override and /reload, which need the API key (TRADELOOP_API_KEY, header X-API-Key)
+    and are audited. The
     config file is watched: strategy weights and parameters, zones and risk rules reload on
     change (an invalid file is refused, the running config kept). Ctrl-C or SIGTERM stops the
     engine after the event in flight, state saved.
