@@ -103,9 +103,7 @@ def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
     252.0
     """
     ts = np.asarray(ts, dtype=np.int64)
-    every_day = Annualization(
-        periods_per_year(bar_ns), "24/7", "365 days a year, bars every day"
-    )
+    every_day = Annualization(periods_per_year(bar_ns), "24/7", "365 days a year, bars every day")
     if ts.size < 2 or int(ts[-1]) - int(ts[0]) < 14 * _DAY_NS or bar_ns > 7 * _DAY_NS:
         return every_day
     days = ts // _DAY_NS

@@ -69,8 +69,7 @@ class RunAnalysis:
         """Return a JSON-friendly dict (the content of ``metrics.json``)."""
         return {
             "annualization": {
-                "periods_per_year": self.metrics.periods_per_year
-                or periods_per_year(self.bar_ns),
+                "periods_per_year": self.metrics.periods_per_year or periods_per_year(self.bar_ns),
                 "basis": self.metrics.annualization,
                 "bar_seconds": self.bar_ns / 1e9,
             },

@@ -18,7 +18,6 @@ from tradeloop.core.errors import ConfigError, did_you_mean
 __all__ = ["Sessions", "session_opens", "sessions_for"]
 
 
-
 @dataclass(frozen=True)
 class Sessions:
     """The sessions of one calendar over a range: ``opens[i] <= t < closes[i]`` is open.

@@ -69,9 +69,7 @@ def trade(
         ("1w", 365.0 / 7),  # 52.14
     ],
 )
-def test_metrics_periods_per_year_per_timeframe_are_365_day_years(
-    tf: str, periods: float
-) -> None:
+def test_metrics_periods_per_year_per_timeframe_are_365_day_years(tf: str, periods: float) -> None:
     # Arrange / Act / Assert
     assert periods_per_year(timeframe_ns(tf)) == pytest.approx(periods, rel=1e-12)
 

@@ -4,10 +4,11 @@ The curve is SMA(10/30) on the bundled BTC/USDT sample, run on 1h and on 4h bars
 libraries get the same simple returns per bar, the first from the starting equity.
 
 Annualization, stated per timeframe: the sample trades 24/7, so tradeloop infers 365-day years
-of bars, 8,760 periods for 1h and 2,190 for 4h; empyrical is given the same ``annualization``. CAGR: tradeloop counts
-calendar time from the first bar's open to the last bar's close, empyrical counts returns
-(``len(returns) / annualization`` years); the sample has a few gaps, so empyrical gets
-``annualization = len(returns) / calendar years``, which makes the two definitions coincide.
+of bars, 8,760 periods for 1h and 2,190 for 4h; empyrical is given the same
+``annualization``. CAGR: tradeloop counts calendar time from the first bar's open to the last
+bar's close, empyrical counts returns (``len(returns) / annualization`` years); the sample has
+a few gaps, so empyrical gets ``annualization = len(returns) / calendar years``, which makes
+the two definitions coincide.
 """
 
 from __future__ import annotations

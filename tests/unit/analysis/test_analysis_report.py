@@ -181,7 +181,7 @@ def test_report_tables_show_verdict_biases_trades_and_provenance(
     assert "Monthly returns" in html
     assert "Parameters and data provenance" in html
     assert "annualized with 8,760 periods/year (365 days a year, bars every day)" in html
-    assert "<h2 id=\"risk\">Risk</h2>" in html
+    assert '<h2 id="risk">Risk</h2>' in html
     assert html.count('<script type="text/javascript">') == 1  # plotly.js inlined once
     assert not re.search(r"<(script|link)[^>]+(src|href)=", html)  # nothing fetched
 
