@@ -2,7 +2,7 @@
 Binance bars, and the local Binance trading venue (signed REST orders, user-data stream) whose
 clock is the replay's. Live must trade exactly like paper on the same recording, and a process
 killed at any moment (also between sending an order and its acknowledgement) must never
-leave a duplicate order at the venue."""
+leave a duplicate order at the venue (on USD-M perpetuals, long and short)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from tradeloop.testing.venue.trading_server import (
 )
 
 START_MS = 1_747_699_200_000 + 1_000 * 60_000  # 2025-05-20 16:40 UTC, inside the 1m recording
+PERP_START_MS = 1_748_169_180_000 + 1_000 * 60_000  # inside the USD-M 1m recording
 PARAMS = ["-p", "fast=5", "-p", "slow=20", "-p", "short=false"]
 
 
@@ -185,23 +186,32 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
 def test_kill_9_at_random_moments_never_duplicates_an_order(
     venue: VenueData, tmp_path: Path
 ) -> None:
-    # Arrange: the replay waits while the engine is dead; a restart backfills over REST
+    # Arrange: USD-M perpetual, long and short (reversals are one order); the replay waits
+    # while the engine is dead and a restart backfills over REST
     bars = 300
-    end_ms = START_MS + bars * 60_000
+    end_ms = PERP_START_MS + bars * 60_000
     until = end_ms - 60_000
     state, status = tmp_path / "state.db", tmp_path / "status.json"
     rng = random.Random(11)
-    cmd = _cmd("live", state, status, until, "live-kill")
+    cmd = [
+        *_cmd("live", state, status, until, "live-kill"),
+        *("--market", "perp", "-p", "short=true"),
+    ]
     with (
         ReplayServer(
-            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.04, advance_when_idle=False
+            venue,
+            start_ms=PERP_START_MS,
+            end_ms=end_ms,
+            bar_interval_s=0.04,
+            advance_when_idle=False,
+            binance_market="linear",
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
         env = _env(ex.url, ws.url)
         kills = 0
         # Act 1: killed between the venue accepting an order and its acknowledgement
-        ex.add_fault(TradingFault("slow", "/api/v3/order", "POST", times=-1, delay_s=5.0))
+        ex.add_fault(TradingFault("slow", "/fapi/v1/order", "POST", times=-1, delay_s=5.0))
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while not ex.book.orders and time.monotonic() < deadline and proc.poll() is None:
@@ -223,7 +233,7 @@ def test_kill_9_at_random_moments_never_duplicates_an_order(
             kills += 1
         final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         venue_ids = [o.client_id for o in ex.book.orders]
-        venue_btc = ex.book.balances.get("BTC", 0.0)
+        venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
     # Assert
     assert final.returncode == 0, final.stderr[-3000:]
     duplicates = [cid for cid, n in Counter(venue_ids).items() if n > 1]
@@ -232,11 +242,13 @@ def test_kill_9_at_random_moments_never_duplicates_an_order(
     with open_state_store(str(state)) as store:
         stored = store.load_orders("live-kill")
         run = store.load_run("live-kill")
+        trades = store.load_trades("live-kill")
+    assert any(t.direction < 0 for t in trades)  # shorts too, not only longs
     stored_ids = {o.order.id for o in stored}
     # the order in flight at the first kill is the run's own (found by client id, not adopted)
     assert int(in_flight.rsplit("x", 1)[1]) in stored_ids
     assert run is not None
     assert run.portfolio is not None
-    held = sum(p.quantity for p in run.portfolio.positions.values())
-    assert held == pytest.approx(venue_btc, abs=1e-12)
+    held = sum(p.signed_quantity for p in run.portfolio.positions.values())
+    assert held == pytest.approx(venue_position.get("BTCUSDT", 0.0), abs=1e-9)
     assert all(p.tag != "adopted" for p in run.portfolio.positions.values())

@@ -92,6 +92,8 @@ class LiveTrading:
     alerter: Any
 
     MODE = "live"
+    #: a reconciliation deferred by orders in flight is tried again after this long
+    DEFERRED_RETRY_S = 1.0
     #: at a stop, wait at most this long for the fills of orders still working
     SHUTDOWN_FILL_WAIT_S = 2.0
     #: the start reconciliation waits at most this long for the kernel's first step
@@ -160,12 +162,18 @@ class LiveTrading:
         """The start reconciliation once caught up, then one every ``reconcile_every_s``."""
         super().on_housekeeping(kernel)  # type: ignore[misc]
         every = self.live.reconcile_every_s
+        now = time.monotonic()
         if self.reconciliations == 0:
             caught_up = kernel.steps > self._steps_at_open and not kernel.has_queued
-            if caught_up or time.monotonic() - self._opened_at >= self.START_RECONCILE_WAIT_S:
-                self.reconcile_now()
+            waited = now - self._opened_at >= self.START_RECONCILE_WAIT_S
+            if (caught_up or waited) and now >= self._next_reconcile:
+                try:
+                    self.reconcile_now()
+                except TemporaryError as exc:
+                    self._next_reconcile = now + self.DEFERRED_RETRY_S
+                    logger.warning("start reconciliation failed, retrying: %s", exc)
             return
-        if every > 0 and time.monotonic() >= self._next_reconcile:
+        if every > 0 and now >= self._next_reconcile:
             try:
                 self.reconcile_now()
             except TemporaryError as exc:
@@ -186,6 +194,9 @@ class LiveTrading:
         report = reconcile(
             broker, list(kernel.symbols), now, policy=self.live.reconcile_policy, prices=prices
         )
+        if report.deferred:
+            self._next_reconcile = time.monotonic() + self.DEFERRED_RETRY_S
+            return report
         self.reconciliations += 1
         self.last_reconcile = report
         if kernel.last_step_ts is not None:  # else the first step stores the adopted state

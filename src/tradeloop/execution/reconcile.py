@@ -5,7 +5,9 @@ with what the venue reports and returns a :class:`ReconcileReport` listing every
 With the ``adopt`` policy the portfolio takes the venue's positions and cash and orders the
 venue no longer works are resolved through the state machine (``fetch_order``; an order the
 venue does not know is a transition to ``expired``/``rejected``, never a crash). With
-``halt`` nothing is changed: the caller halts trading and alerts.
+``halt`` nothing is changed: the caller halts trading and alerts. While orders are in flight
+(working, or fills not yet received) an ``adopt`` reconciliation is deferred: the venue's
+positions already include what those fills will add.
 
 Positions: perpetuals and equities compare the venue's signed positions; spot compares each
 traded symbol's base-asset balance with the long position held. Cash: the quote asset's
@@ -65,6 +67,8 @@ class ReconcileReport:
     adopted: bool = False
     resolved_orders: int = 0
     recovered_fills: int = 0
+    #: orders were in flight: nothing compared, try again shortly
+    deferred: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """For the status file and alerts."""
@@ -75,6 +79,7 @@ class ReconcileReport:
             "adopted": self.adopted,
             "resolved_orders": self.resolved_orders,
             "recovered_fills": self.recovered_fills,
+            "deferred": self.deferred,
         }
 
 
@@ -106,6 +111,13 @@ def reconcile(
         report.resolved_orders = _resolve_orders(broker, symbols)
         report.recovered_fills = broker.recover_missing_fills()
         broker.sync(ts_ns)
+        if broker.pending:
+            # an order still working, or fills reported but not yet received: the venue's
+            # positions already hold what ours will when they arrive; adopting now would
+            # count those fills twice. Compare again once nothing is in flight.
+            report.deferred = True
+            logger.info("reconciliation deferred: %d order(s) in flight", len(broker.pending))
+            return report
     rules = {s: client.market_rules(s) for s in symbols}
     portfolio = broker.portfolio
     venue_pos: dict[str, float] = {}
