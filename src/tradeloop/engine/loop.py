@@ -371,9 +371,10 @@ class LoopSession(PaperSession):
             self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
         self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
-        # written at once: a killed process loses at most the signals of the step in flight
+        # written every 64 rows or 2 s: a killed process loses at most that, and the step does
+        # not pay a store write per signal
         self.journal = SignalJournal(
-            self.analytics, self.bus, self.config.run_id, self.MODE, batch=1
+            self.analytics, self.bus, self.config.run_id, self.MODE, batch=64, max_delay_s=2.0
         )
         self.journal.attach()
         try:

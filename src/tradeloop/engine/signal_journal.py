@@ -16,6 +16,7 @@ sequence for exits) and inserted idempotently, so a restarted run journals nothi
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -57,6 +58,10 @@ class SignalJournal:
         ``backtest``, ``paper`` or ``live``.
     batch
         Rows held before a write (a flush also happens on :meth:`detach`).
+    max_delay_s
+        Also write when this many seconds passed since the last write (None: only by count).
+        A live loop bounds what a killed process loses this way without paying a store write
+        per signal.
     """
 
     def __init__(
@@ -67,12 +72,15 @@ class SignalJournal:
         mode: str,
         *,
         batch: int = 256,
+        max_delay_s: float | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.source = source
         self.mode = mode
         self.batch = max(1, batch)
+        self.max_delay_s = max_delay_s
+        self._flushed_at = time.monotonic()
         #: signals of the current step waiting for their decision, oldest first
         self._waiting: deque[dict[str, Any]] = deque()
         self._rows: list[dict[str, Any]] = []
@@ -117,8 +125,7 @@ class SignalJournal:
                 }
             )
             self.outcomes += 1
-            if len(self._outcomes) >= self.batch:
-                self.flush()  # rows first: an outcome updates a stored signal row
+            self._maybe_flush(len(self._outcomes))
 
     def _signal(self, event: SignalEvent) -> None:
         self._seq += 1
@@ -166,13 +173,19 @@ class SignalJournal:
                 else:
                     self.rejected += 1
                 self._rows.append(row)
-                if len(self._rows) >= self.batch:
-                    self.flush()
+                self._maybe_flush(len(self._rows))
                 return
         logger.debug("journal: a decision for %s %s without its signal", symbol, signal_id)
 
+    def _maybe_flush(self, held: int) -> None:
+        if held >= self.batch or (
+            self.max_delay_s is not None and time.monotonic() - self._flushed_at >= self.max_delay_s
+        ):
+            self.flush()
+
     def flush(self) -> None:
-        """Write held rows and outcomes to the store."""
+        """Write held rows, then outcomes (an outcome updates a stored row), to the store."""
+        self._flushed_at = time.monotonic()
         if self._rows:
             self.written += self.store.insert_journal(self._rows)
             self._rows = []

@@ -236,17 +236,15 @@ class AnalyticsStore:
         names = ", ".join(JOURNAL_COLUMNS)
         self._writable()
         with self.session() as con:
-            before = int(con.execute("SELECT count(*) FROM signal_journal").fetchall()[0][0])
             con.register("_journal", table)
             try:
-                con.execute(
+                res = con.execute(
                     f"INSERT OR IGNORE INTO signal_journal ({names}) "
                     f"SELECT DISTINCT ON (source, signal_key) {names} FROM _journal"
-                )
+                ).fetchall()
             finally:
                 con.unregister("_journal")
-            after = int(con.execute("SELECT count(*) FROM signal_journal").fetchall()[0][0])
-            return after - before
+            return int(res[0][0]) if res else 0
 
     def journal_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Set ``pnl``, ``pnl_pct``, ``exit_ts`` of journaled entries by ``(source,
