@@ -191,6 +191,18 @@ class BacktestRequest(_Body):
     trials: int = Field(default=1, ge=1)
     sharpe_bar: float = Field(default=1.0, allow_inf_nan=False)
     mc_sims: int = Field(default=1000, ge=1)
+    allow_data_issues: bool = Field(
+        default=False,
+        description="Run on data that fails the data check; the findings are recorded.",
+    )
+    calendar: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_\-]{2,20}$",
+        description="Market calendar (exchange_calendars name, e.g. XNYS): in-session bars only.",
+    )
+    periods_per_year: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="Annualization override."
+    )
 
     @field_validator("timeframe")
     @classmethod
@@ -262,6 +274,7 @@ class BacktestRequest(_Body):
                 end=parse_time(self.end, field="end") if self.end else None,
                 close_at_end=self.close_at_end,
                 risk=risk_rules(self.risk),
+                periods_per_year=self.periods_per_year,
             ),
             params=dict(self.params),
             model=(
@@ -282,6 +295,8 @@ class BacktestRequest(_Body):
                 mc_sims=self.mc_sims,
             ),
             report=self.report,
+            allow_data_issues=self.allow_data_issues,
+            calendar=self.calendar,
             output_root=api.output_root,
             strategies_dir=api.strategies_dir,
             command=_COMMAND,

@@ -192,3 +192,26 @@ def test_get_runs_unknown_id_is_404_and_a_path_is_refused(client: TestClient) ->
     refused = client.get("/runs/.hidden")
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["path", "run_id"]
+
+
+def test_post_backtests_refuses_bad_data_unless_allowed(
+    client: TestClient, api_root: Path, sample_1h: Path
+) -> None:
+    # Arrange: the sample with one bar near 1e300
+    import pandas as pd
+
+    frame = pd.read_csv(sample_1h).iloc[:2000]
+    frame.loc[1234, ["open", "high", "low", "close"]] = 1e300
+    frame.to_csv(api_root / "data" / "BTC_USDT-bad.csv", index=False)
+    body = _body(sample_1h, data=[{"path": "BTC_USDT-bad.csv"}], timeframe=None, end=None)
+    # Act
+    refused = client.post("/backtests", json=body)
+    allowed = client.post("/backtests", json={**body, "allow_data_issues": True})
+    # Assert: 422 naming the check and the row; allowed runs record the finding
+    assert refused.status_code == 422, refused.text
+    assert "extreme values" in refused.text
+    assert "row 1,234" in refused.text
+    assert allowed.status_code == 201, allowed.text
+    record = client.get(allowed.json()["record"]).json()
+    assert [i["check"] for i in record["data_issues"]] == ["extreme values"]
+    assert record["data_issues"][0]["rows"] == [1234]
