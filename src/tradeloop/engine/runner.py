@@ -260,10 +260,10 @@ def run_backtest(
     """Load files, build the strategy from ``strategy_ref`` and ``params``, and run it.
 
     ``risk``, ``enrichment`` and ``inputs`` (side-input sources, e.g. the regime) are passed
-    to :func:`run_on_bars`. The data passes the data
-    gate (see :func:`load_data`; ``allow_data_issues`` records the findings instead of
-    refusing). With ``calendar`` only in-session bars are traded and, unless
-    ``config.periods_per_year`` is set, metrics are annualized by the calendar's sessions.
+    to :func:`run_on_bars`. The data passes the data gate (see :func:`load_data`;
+    ``allow_data_issues`` records the findings instead of refusing). With ``calendar`` only
+    in-session bars are traded and, unless ``config.periods_per_year`` is set, metrics are
+    annualized by the calendar's sessions.
 
     Raises
     ------
