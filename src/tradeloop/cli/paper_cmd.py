@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -356,6 +356,9 @@ def paper_runs(
         return
     from rich import box
 
+    if console.width < 100:  # a narrow terminal: one block per run instead of a wide table
+        _print_run_blocks(rows, target)
+        return
     table = Table(title=f"Runs in {target}", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ("run", "last bar (UTC)", "steps", "equity", "return")
     live = any(r.get("slippage_cost") is not None for r in rows)
@@ -385,6 +388,25 @@ def paper_runs(
             ),
         )
     console.print(table)
+
+
+def _print_run_blocks(rows: list[dict[str, Any]], target: str) -> None:
+    """``paper-runs`` below 100 columns: the run id on its own line, its figures below."""
+    console.print(f"Runs in {target}", highlight=False)
+    for r in rows:
+        parts = [
+            f"last bar {(r['last_bar'] or '-')[:16].replace('T', ' ')}",
+            f"steps {r['steps']:,}",
+            f"equity {'-' if r['equity'] is None else format(r['equity'], ',.2f')}",
+            f"return {'-' if r['return_pct'] is None else format(r['return_pct'], '+.2f') + '%'}",
+            f"trades {r['trades']}",
+            f"open {r['open_positions']}",
+            f"risk {r['risk_state']}",
+        ]
+        if r.get("slippage_bps") is not None:
+            parts.append(f"slippage {r['slippage_bps']:+.2f} bps")
+        console.print(f"[bold]{r['run_id']}[/]", highlight=False, soft_wrap=True)
+        console.print("  " + " · ".join(parts), highlight=False)
 
 
 def register(app: typer.Typer) -> None:
