@@ -50,7 +50,7 @@ def _source(
 ) -> CcxtMarketSource:
     return CcxtMarketSource(
         venue, [SYMBOL], channels, name=name, config=ccxt_config(venue, [SYMBOL]),
-        urls=server.urls(), stale_after_s=3.0,
+        urls=server.urls(), stale_after_s=3.0, book_limit=100 if venue == "kraken" else None,
     )  # fmt: skip
 
 
@@ -81,7 +81,7 @@ def _book_of(events: list[MarketEvent]) -> tuple[int, tuple, tuple]:  # type: ig
     return book.seq, bids, asks
 
 
-@pytest.mark.parametrize("venue", ["binance", "bybit"])
+@pytest.mark.parametrize("venue", ["binance", "bybit", "okx", "kraken"])
 def test_every_trade_book_update_and_bar_through_unmodified_ccxt(
     venue: str, script: MarketScript
 ) -> None:
@@ -132,24 +132,33 @@ def test_every_trade_book_update_and_bar_through_unmodified_ccxt(
     assert any(getattr(m, "symbol", None) == SYMBOL and hasattr(m, "microprice") for m in seen)
 
 
-def test_injected_sequence_gap_forces_a_resync_and_the_book_is_right(script: MarketScript) -> None:
-    with StreamServer("binance", script, interval_s=0.002) as server:
+@pytest.mark.parametrize("venue", ["binance", "okx"])
+def test_injected_sequence_gap_forces_a_resync_and_the_book_is_right(
+    venue: str, script: MarketScript
+) -> None:
+    # OKX resyncs by subscribing again: the server then joins its live clock, as OKX does
+    join = "live" if venue == "okx" else "start"
+    with StreamServer(venue, script, interval_s=0.002, join=join) as server:
         dropped = script.depth[150].seq
         server.drop_depth(dropped)
-        source = _source("binance", server, ("book",))
+        source = _source(venue, server, ("book",))
         pipeline = MarketPipeline("t")
         stream = MarketStream(source, pipeline).start()
         try:
             events: list[MarketEvent] = []
             deadline = time.monotonic() + 20
-            while server.sent["depth"] < len(script.depth) - 1 and time.monotonic() < deadline:
+            while server.depth_cursor < len(script.depth) - 1 and time.monotonic() < deadline:
                 events += stream.poll()
             events += stream.run_for(0.5)
         finally:
             stream.stop()
-    # ccxt saw U != last u + 1, dropped its book and fetched a new REST snapshot
+    # ccxt saw the sequence break (Binance U != last u + 1, OKX prevSeqId != last seqId),
+    # dropped its book and took a new snapshot (Binance: REST depth; OKX: subscribing again)
     assert source.resyncs >= 1
-    assert sum("/api/v3/depth" in c for c in server.rest_calls) >= 2
+    if venue == "binance":
+        assert sum("/api/v3/depth" in c for c in server.rest_calls) >= 2
+    else:
+        assert server.subscriptions.count("books") >= 2
     snaps = [e for e in events if isinstance(e, BookSnapshot)]
     assert len(snaps) >= 2
     assert snaps[-1].seq > dropped

@@ -181,6 +181,9 @@ class CcxtMarketSource:
         Deep-merged into the client's ``urls['api']`` (e.g. a local server's URLs).
     book_depth
         Levels kept from each side of the book (None: all ccxt keeps).
+    book_limit
+        Depth subscribed at the venue (``watch_order_book``'s limit; each venue allows a few
+        values, e.g. Kraken 10/25/100/500/1000, Bybit spot 1/50/200; None: ccxt's default).
     stale_after_s
         Watchdog: a channel silent this long is resubscribed (``stale`` status).
     poll_s
@@ -204,6 +207,7 @@ class CcxtMarketSource:
         config: Mapping[str, Any] | None = None,
         urls: Mapping[str, Any] | None = None,
         book_depth: int | None = None,
+        book_limit: int | None = None,
         stale_after_s: float = 30.0,
         poll_s: float = 15.0,
         idle_drain_s: float = 0.25,
@@ -228,6 +232,7 @@ class CcxtMarketSource:
         self.timeframe = timeframe
         self.tf_ns = timeframe_ns(timeframe)
         self.book_depth = book_depth
+        self.book_limit = book_limit
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
         self.idle_drain_s = idle_drain_s
@@ -241,7 +246,8 @@ class CcxtMarketSource:
         self.exchange: Any = None
         self._last_any = time.monotonic()
         self.resyncs = 0
-        """Book resyncs (a sequence gap ccxt detected and repaired with a new snapshot)."""
+        """Book resyncs (a sequence gap ccxt detected and repaired with a new snapshot; seen
+        as a new book object)."""
         self.stale = 0
         self.disconnects = 0
 
@@ -322,8 +328,7 @@ class CcxtMarketSource:
                 state["resync"] = True
                 connected = False
             except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
-                self.resyncs += 1
-                state["resync"] = True
+                state["resync"] = True  # counted when the new book arrives
                 logger.warning("%s %s book resync: %s", self.name, symbol, exc)
             except ccxt.NetworkError as exc:
                 attempt += 1
@@ -377,7 +382,7 @@ class CcxtMarketSource:
     async def _book(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        ob = await self.exchange.watch_order_book(symbol)
+        ob = await self.exchange.watch_order_book(symbol, self.book_limit)
         self._emit_book(symbol, ob, state, emit)
 
     def _drain_book(
@@ -400,16 +405,24 @@ class CcxtMarketSource:
         self, symbol: str, ob: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
         now = self.clock_ns()
+        if state.get("book") is not ob:
+            # ccxt builds a new book object after it resynced one (a sequence gap: Binance
+            # re-fetches the REST snapshot, OKX subscribes again): start over from a snapshot
+            if "book" in state:
+                self.resyncs += 1
+                state["resync"] = True
+            state["book"] = ob
         bids = _levels(ob["bids"], self.book_depth)
         asks = _levels(ob["asks"], self.book_depth)
         nonce = ob.get("nonce")
         last = state.get("seq")
+        snapshot = last is None or state.pop("resync", False)
         seq = int(nonce) if nonce is not None else (last or 0) + 1
-        if last is not None and seq <= last:
-            seq = last + 1  # a venue without a nonce, or one restarted by a resync
+        if not snapshot and last is not None and seq <= last:
+            seq = last + 1  # a delta must move the sequence on (venues without a nonce)
         ts = ob.get("timestamp")
         ts_ns = int(ts) * _NS if ts is not None else now
-        if last is None or state.pop("resync", False):
+        if snapshot:
             emit(
                 BookSnapshot(
                     self.name, symbol, ts_ns, now, seq,

@@ -3,7 +3,7 @@ REST calls its client makes alongside), replaying recorded real data, for the UN
 ccxt.pro clients.
 
 >>> sorted(DIALECTS)
-['binance', 'bybit']
+['binance', 'bybit', 'kraken', 'okx']
 """
 
 from __future__ import annotations

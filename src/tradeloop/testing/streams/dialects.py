@@ -4,6 +4,9 @@ the REST calls a client makes alongside (as ccxt's ``pro`` clients expect them).
 * Binance spot: ``/ws/<n>``, ``{"method":"SUBSCRIBE","params":["btcusdt@trade",...]}``,
   ``trade`` / ``depthUpdate`` (``U``/``u`` update ids; the client fetches the snapshot from
   ``GET /api/v3/depth``) / ``kline`` events.
+* OKX v5: ``/ws/v5/public`` and ``/ws/v5/business``, ``trades``, ``books`` (``seqId`` chained
+  by ``prevSeqId``), ``candle1m``.
+* Kraken spot v2: ``/v2``, ``trade``, ``book`` (snapshot + updates, no sequence), ``ohlc``.
 * Bybit v5 spot: ``/v5/public/spot``, ``{"op":"subscribe","args":["publicTrade.BTCUSDT",...]}``,
   ``publicTrade``, ``orderbook.50`` (a ``snapshot`` on subscribe, then ``delta`` frames with
   consecutive ``u``), ``kline.1``; ``{"op":"ping"}`` answered with a pong.
@@ -16,7 +19,18 @@ from typing import Any, ClassVar
 from tradeloop.adapters.streams.urls import venue_urls
 from tradeloop.testing.streams.script import MarketScript, book_after
 
-__all__ = ["DIALECTS", "BinanceDialect", "BybitDialect", "Dialect"]
+__all__ = [
+    "DIALECTS",
+    "BinanceDialect",
+    "BybitDialect",
+    "Dialect",
+    "KrakenDialect",
+    "OkxDialect",
+]
+
+
+UNSUBSCRIBE = "-"
+"""Channel value in :meth:`Dialect.on_request`'s answer that ends a topic's stream."""
 
 
 def _levels(levels: tuple[tuple[float, float], ...]) -> list[list[str]]:
@@ -53,7 +67,8 @@ class Dialect:
         return {}
 
     def on_request(self, req: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
-        """Answer a client frame: ``(reply or None, [(channel, topic) subscribed])``."""
+        """Answer a client frame: ``(reply, list of replies or None, [(channel, topic)])``;
+        channel :data:`UNSUBSCRIBE` ends the stream of ``topic``."""
         raise NotImplementedError
 
     def on_join(self, channel: str, topic: str, start: int) -> list[Any]:
@@ -242,5 +257,167 @@ class BybitDialect(Dialect):
         }  # fmt: skip
 
 
-DIALECTS: dict[str, type[Dialect]] = {"binance": BinanceDialect, "bybit": BybitDialect}
+class OkxDialect(Dialect):
+    """OKX v5 public streams: ``trades``, ``books`` (snapshot, then updates chained by
+    ``prevSeqId``/``seqId``) on ``/ws/v5/public``, ``candle1m`` on ``/ws/v5/business``;
+    a text ``ping`` is answered with ``pong``."""
+
+    ws_paths = ("/ws/v5/public", "/ws/v5/business")
+
+    def __init__(self, script: MarketScript) -> None:
+        super().__init__(script)
+        self.market_id = script.symbol.replace("/", "-")
+
+    def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
+        return venue_urls("okx", ws, http)
+
+    def on_request(self, req: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+        op = req.get("op")
+        if op == "unsubscribe":  # ccxt unsubscribes a book before subscribing it again
+            args = req.get("args", [])
+            acks = [{"event": "unsubscribe", "arg": arg, "connId": "local"} for arg in args]
+            return acks, [(UNSUBSCRIBE, str(arg.get("channel", ""))) for arg in args]
+        if op != "subscribe":
+            return None, []
+        replies: list[Any] = []
+        out: list[tuple[str, str]] = []
+        for arg in req.get("args", []):
+            channel = str(arg.get("channel", ""))
+            replies.append({"event": "subscribe", "arg": arg, "connId": "local"})
+            if channel == "trades":
+                out.append(("trades", channel))
+            elif channel.startswith("books"):
+                out.append(("depth", channel))
+            elif channel.startswith("candle"):
+                out.append(("kline", channel))
+        return replies, out
+
+    def _book(self, channel: str, action: str, ts: int, seq: int, prev: int, bids: Any,
+              asks: Any) -> Any:  # fmt: skip
+        return {
+            "arg": {"channel": channel, "instId": self.market_id}, "action": action,
+            "data": [{
+                "asks": [[repr(p), repr(q), "0", "1"] for p, q in asks],
+                "bids": [[repr(p), repr(q), "0", "1"] for p, q in bids],
+                "ts": str(ts), "checksum": 0, "prevSeqId": prev, "seqId": seq,
+            }],
+        }  # fmt: skip
+
+    def on_join(self, channel: str, topic: str, start: int) -> list[Any]:
+        if channel != "depth":
+            return []
+        depth = self.script.depth
+        upto = min(start, len(depth)) - 1
+        seq = depth[upto].seq if upto >= 0 else self.script.first_seq - 1
+        bids, asks = book_after(self.script, seq)
+        ts = depth[max(upto, 0)].ts_ms
+        return [self._book(topic, "snapshot", ts, seq, -1, bids, asks)]
+
+    def render(self, channel: str, topic: str, i: int) -> Any:
+        arg = {"channel": topic, "instId": self.market_id}
+        if channel == "trades":
+            t = self.script.trades[i]
+            return {
+                "arg": arg,
+                "data": [{
+                    "instId": self.market_id, "tradeId": str(t.trade_id), "px": repr(t.price),
+                    "sz": repr(t.amount), "side": t.side, "ts": str(t.ts_ms), "count": "1",
+                }],
+            }  # fmt: skip
+        if channel == "depth":
+            d = self.script.depth[i]
+            return self._book(topic, "update", d.ts_ms, d.seq, d.seq - 1, d.bids, d.asks)
+        k = self.script.klines[i]
+        return {
+            "arg": arg,
+            "data": [[str(k.ts_ms), repr(k.open), repr(k.high), repr(k.low), repr(k.close),
+                      repr(k.volume), "0", "0", "1"]],
+        }  # fmt: skip
+
+
+def _iso_ms(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+class KrakenDialect(Dialect):
+    """Kraken spot WebSocket v2 (``/v2``): ``trade``, ``book`` (a snapshot, then updates;
+    Kraken has no sequence numbers, only a checksum) and ``ohlc``; numbers are JSON numbers,
+    times ISO-8601."""
+
+    ws_paths = ("/v2",)
+
+    def __init__(self, script: MarketScript) -> None:
+        super().__init__(script)
+        self.market_id = script.symbol
+
+    def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
+        return venue_urls("kraken", ws, http)
+
+    def on_request(self, req: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+        if req.get("method") == "ping":
+            return {"method": "pong", "req_id": req.get("req_id")}, []
+        if req.get("method") != "subscribe":
+            return None, []
+        params = req.get("params", {})
+        channel = str(params.get("channel", ""))
+        kind = {"trade": "trades", "book": "depth", "ohlc": "kline"}.get(channel)
+        ack = {
+            "method": "subscribe", "req_id": req.get("req_id"), "success": True,
+            "result": {"channel": channel, "symbol": self.market_id},
+        }  # fmt: skip
+        return ack, ([(kind, channel)] if kind else [])
+
+    def _book(self, kind: str, ts: int, bids: Any, asks: Any) -> Any:
+        return {
+            "channel": "book", "type": kind,
+            "data": [{
+                "symbol": self.market_id,
+                "bids": [{"price": p, "qty": q} for p, q in bids],
+                "asks": [{"price": p, "qty": q} for p, q in asks],
+                "checksum": 0, "timestamp": _iso_ms(ts),
+            }],
+        }  # fmt: skip
+
+    def on_join(self, channel: str, topic: str, start: int) -> list[Any]:
+        if channel != "depth":
+            return []
+        depth = self.script.depth
+        upto = min(start, len(depth)) - 1
+        seq = depth[upto].seq if upto >= 0 else self.script.first_seq - 1
+        bids, asks = book_after(self.script, seq)
+        return [self._book("snapshot", depth[max(upto, 0)].ts_ms, bids, asks)]
+
+    def render(self, channel: str, topic: str, i: int) -> Any:
+        if channel == "trades":
+            t = self.script.trades[i]
+            return {
+                "channel": "trade", "type": "update",
+                "data": [{
+                    "symbol": self.market_id, "side": t.side, "price": t.price, "qty": t.amount,
+                    "ord_type": "market", "trade_id": t.trade_id, "timestamp": _iso_ms(t.ts_ms),
+                }],
+            }  # fmt: skip
+        if channel == "depth":
+            d = self.script.depth[i]
+            return self._book("update", d.ts_ms, d.bids, d.asks)
+        k = self.script.klines[i]
+        return {
+            "channel": "ohlc", "type": "update",
+            "data": [{
+                "symbol": self.market_id, "open": k.open, "high": k.high, "low": k.low,
+                "close": k.close, "trades": 1, "volume": k.volume, "vwap": k.close,
+                "interval_begin": _iso_ms(k.ts_ms), "interval": 1,
+                "timestamp": _iso_ms(k.ts_ms + 60_000),
+            }],
+        }  # fmt: skip
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    "binance": BinanceDialect,
+    "bybit": BybitDialect,
+    "okx": OkxDialect,
+    "kraken": KrakenDialect,
+}
 """Venue -> wire format."""

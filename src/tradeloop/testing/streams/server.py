@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tradeloop.testing.streams.dialects import DIALECTS, Dialect
+from tradeloop.testing.streams.dialects import DIALECTS, UNSUBSCRIBE, Dialect
 from tradeloop.testing.streams.script import MarketScript
 
 __all__ = ["StreamServer"]
@@ -215,25 +215,37 @@ class StreamServer:
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self._sockets.add(ws)
-        tasks: list[asyncio.Task[None]] = []
+        tasks: dict[str, asyncio.Task[None]] = {}
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
+                    continue
+                if msg.data == "ping":  # OKX's text heartbeat
+                    await ws.send_str("pong")
                     continue
                 try:
                     req = json.loads(msg.data)
                 except ValueError:
                     continue
                 reply, channels = self.dialect.on_request(req)
-                if reply is not None:
-                    await ws.send_str(json.dumps(reply))
+                for answer in reply if isinstance(reply, list) else [reply]:
+                    if answer is not None:
+                        await ws.send_str(json.dumps(answer))
                 for channel, topic in channels:
+                    if channel == UNSUBSCRIBE:
+                        task = tasks.pop(topic, None)
+                        if task is not None:
+                            task.cancel()
+                        continue
                     self.subscriptions.append(topic)
                     if self.epoch is None:
                         self.epoch = time.time()
-                    tasks.append(asyncio.create_task(self._stream(ws, channel, topic)))
+                    old = tasks.get(topic)
+                    if old is not None:  # a resubscription replaces the running stream
+                        old.cancel()
+                    tasks[topic] = asyncio.create_task(self._stream(ws, channel, topic))
         finally:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
             self._sockets.discard(ws)
         return ws
