@@ -123,9 +123,11 @@ def test_report_renders_every_chart_in_chromium(
         assert chart["points"] > 0, chart
     by_id = {c["id"]: c for c in charts}
     assert by_id["chart-equity"]["traces"] == 4  # peak, equity, buy & hold, underwater
-    # candles, long and short entries, exits (signal, stop loss, take profit, end), winning
-    # and losing entry->exit lines, SL and TP, volume
-    assert by_id["chart-price-0"]["traces"] == 12
+    # candles, the strategy's two SMAs, long and short entries, exits (signal, stop loss, take
+    # profit, end), winning and losing entry->exit lines, SL and TP, volume
+    assert by_id["chart-price-0"]["traces"] == 14
+    # plotly.js travels gzip-compressed: the whole 58k-bar report stays small
+    assert (out / "report.html").stat().st_size < 4_500_000
     assert errors == []
     assert shot.stat().st_size > 10_000
 
