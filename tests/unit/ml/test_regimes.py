@@ -322,3 +322,13 @@ def test_lstm_without_torch_names_the_extra(monkeypatch, series) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     with pytest.raises(ConfigError, match=r"tradeloop\[regimes-lstm\]"):
         LSTMDetector(2).fit(bars)
+
+
+def test_gbm_probabilities_are_lightgbms_own(series, consensus) -> None:
+    # the booster is called directly for speed; the numbers must be the classifier's
+    from tradeloop.ml.regimes.features import compute_features
+
+    bars, _ = series
+    gbm = consensus.members[1]
+    rows = compute_features(bars, gbm.spec)[gbm.lookback :]
+    np.testing.assert_array_equal(gbm.predict_rows(rows), gbm.model.predict_proba(rows))
