@@ -127,7 +127,7 @@ def test_report_renders_every_chart_in_chromium(
     # profit, end), winning and losing entry->exit lines, SL and TP, volume
     assert by_id["chart-price-0"]["traces"] == 14
     # plotly.js travels gzip-compressed: the whole 58k-bar report stays small
-    assert (out / "report.html").stat().st_size < 4_500_000
+    assert (out / "report.html").stat().st_size < 5_000_000  # 6.5 MB with plain plotly.js
     assert errors == []
     assert shot.stat().st_size > 10_000
 
