@@ -238,3 +238,22 @@ def test_runs_compare_prints_side_by_side_and_writes_overlay(
     (traces,) = re.findall(r'id="chart-overlay" data-traces="(\d+)"', html)
     assert traces == "4"  # equity and drawdown of each run
     assert "'fast': 20" in result.output  # the parameters row
+
+
+def test_report_regenerates_indicators_and_the_annualization_given(
+    workdir: Path, sample_1h: Path
+) -> None:
+    # Arrange: a run annualized by hand, whose strategy plots its SMAs
+    backtest(workdir / sample_1h.name, "--periods-per-year", "100")
+    folder = only_run(workdir)
+    before = (folder / "report.html").read_text()
+    (folder / "report.html").unlink()
+    # Act
+    result = runner.invoke(app, ["report", "latest"], env=WIDE)
+    # Assert: the same SMA lines and the same factor in the regenerated report
+    assert result.exit_code == 0, result.output
+    after = (folder / "report.html").read_text()
+    assert (folder / "indicators.parquet").is_file()
+    for text in ('"name":"SMA 10"', '"name":"SMA 30"', "100 periods/year (given)"):
+        assert text in before
+        assert text in after

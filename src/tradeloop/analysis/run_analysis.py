@@ -93,6 +93,7 @@ def analyze_run(
     metrics: PerformanceMetrics | None = None,
     validation: ValidationConfig | None = None,
     bias: BiasConfig | None = None,
+    periods: float | None = None,
 ) -> RunAnalysis:
     """Analyse a run: metrics (reused when given), per-symbol and per-month breakdowns,
     statistical validation and bias checks.
@@ -115,13 +116,21 @@ def analyze_run(
         Metrics already computed by the engine.
     validation, bias
         Configurations (defaults when None).
+    periods
+        Periods per year when ``metrics`` is None (None: inferred from ``ts``).
     """
     ts = np.asarray(ts, dtype=np.int64)
     equity = np.asarray(equity, dtype=np.float64)
     cols: TradeColumns = trade_columns(trades)
     if metrics is None:
         metrics = compute_metrics(
-            equity, ts, cols, bar_ns, initial_equity=initial_equity, exposure_mask=exposure
+            equity,
+            ts,
+            cols,
+            bar_ns,
+            initial_equity=initial_equity,
+            exposure_mask=exposure,
+            periods=periods,
         )
     closed_idx = np.flatnonzero(cols.closed)
     closed = cols.select(closed_idx[np.argsort(cols.exit_ts[closed_idx], kind="stable")])

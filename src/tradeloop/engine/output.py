@@ -438,6 +438,9 @@ def _write_rest(
     if regimes is not None:
         paths["regimes"] = folder / "regimes.csv"
         _write_csv(pa.Table.from_pylist(regimes.rows()), paths["regimes"])
+    if result.indicators:
+        paths["indicators"] = folder / INDICATORS_FILE
+        write_indicators(result.indicators, paths["indicators"])
     if report:
         paths["report"] = write_report(
             folder / "report.html",
@@ -455,6 +458,46 @@ def _write_rest(
             indicators=result.indicators,
         )
     return paths
+
+
+#: What the strategy plotted (``Strategy.plot``), kept so ``tradeloop report`` redraws it.
+INDICATORS_FILE = "indicators.parquet"
+
+
+def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+    """Store ``{name: (times_ns, values)}`` as one long Parquet table (name, timestamp, value)."""
+    import pyarrow.parquet as pq
+
+    names, times, values = [], [], []
+    for name, (ts, vals) in indicators.items():
+        names += [name] * len(ts)
+        times.append(np.asarray(ts, dtype=np.int64))
+        values.append(np.asarray(vals, dtype=np.float64))
+    table = pa.table(
+        {
+            "name": pa.array(names, pa.string()).dictionary_encode(),
+            "timestamp": pa.array(np.concatenate(times) if times else [], pa.int64()),
+            "value": pa.array(np.concatenate(values) if values else [], pa.float64()),
+        }
+    )
+    pq.write_table(table, path)
+
+
+def read_indicators(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read what :func:`write_indicators` stored (empty when the file is missing)."""
+    if not path.is_file():
+        return {}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    names = np.asarray(table.column("name").cast(pa.string()).to_pylist(), dtype=object)
+    ts = np.asarray(table.column("timestamp").to_numpy(), dtype=np.int64)
+    values = np.asarray(table.column("value").to_numpy(), dtype=np.float64)
+    out = {}
+    for name in dict.fromkeys(names.tolist()):
+        sel = names == name
+        out[str(name)] = (ts[sel], values[sel])
+    return out
 
 
 # --------------------------------------------------------------------------- regenerating
@@ -547,6 +590,7 @@ def regenerate_report(
         prices=prices,
         validation=validation,
         bias=bias,
+        periods=config.get("periods_per_year"),
     )
     notes = [f"{w}: the report is regenerated without price charts." for w in warnings]
     target = Path(out) if out is not None else folder / "report.html"
@@ -563,5 +607,6 @@ def regenerate_report(
         initial_equity=initial,
         run_info=run,
         notes=notes,
+        indicators=read_indicators(folder / INDICATORS_FILE),
     )
     return path, warnings
