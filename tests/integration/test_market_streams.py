@@ -19,6 +19,7 @@ from tradeloop.core.instrument import Instrument
 from tradeloop.core.market_events import (
     BookDelta,
     BookSnapshot,
+    FundingRate,
     MarketEvent,
     MarketTrade,
     StreamBar,
@@ -269,3 +270,32 @@ def test_replay_of_a_recording_equals_the_live_session(
     assert replay.trades == list(kernel.portfolio.trades)
     again = replay_into_kernel(iter_replay(recorded), SmaCross(fast=5, slow=20), [SYMBOL], "1m")
     assert again.trades == replay.trades  # deterministic
+
+
+def test_okx_funding_rates_of_the_perpetual(script: MarketScript) -> None:
+    perp = "BTC/USDT:USDT"
+    with StreamServer("okx", script, interval_s=0.03) as server:
+        source = CcxtMarketSource(
+            "okx", [perp], ("funding",), config=ccxt_config("okx", [perp]), urls=server.urls(),
+            stale_after_s=3.0,
+        )  # fmt: skip
+        stream = MarketStream(source, MarketPipeline("t")).start()
+        try:
+            events: list[MarketEvent] = []
+            deadline = time.monotonic() + 20
+            while server.sent["funding"] < len(script.funding) and time.monotonic() < deadline:
+                events += stream.poll()
+            events += stream.run_for(0.8)
+        finally:
+            stream.stop()
+    assert server.sent["funding"] == len(script.funding) == 89
+    got = [e for e in events if isinstance(e, FundingRate)]
+    recorded = {f.ts_ms * 1_000_000: f.rate for f in script.funding}
+    # a funding rate is state, not a stream of events: ccxt keeps the latest one, so a
+    # consumer slower than the venue sees fewer; every one seen is right and in order
+    assert len(got) >= len(script.funding) // 2
+    assert all(recorded[e.ts] == e.rate for e in got)
+    assert [e.ts for e in got] == sorted({e.ts for e in got})
+    assert got[-1].ts == script.funding[-1].ts_ms * 1_000_000  # the latest is never lost
+    assert all(e.next_ts == e.ts + 8 * 3_600 * 10**9 for e in got)
+    assert {e.symbol for e in got} == {perp}

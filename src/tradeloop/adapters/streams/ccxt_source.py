@@ -430,9 +430,10 @@ class CcxtMarketSource:
                 )
             )  # fmt: skip
         else:
+            assert last is not None  # a delta follows an emitted book
             emit(
                 BookDelta(
-                    self.name, symbol, ts_ns, now, seq, last,
+                    self.name, symbol, ts_ns, now, seq, int(last),
                     _diff(state["bids"], bids, True), _diff(state["asks"], asks, False),
                 )
             )  # fmt: skip
@@ -480,14 +481,32 @@ class CcxtMarketSource:
     ) -> None:
         if self.exchange.has.get("watchFundingRate"):
             fr = await self.exchange.watch_funding_rate(symbol)
+            if symbol in fr and isinstance(fr[symbol], dict):
+                fr = fr[symbol]
         else:
             if "polled" in state:
                 await asyncio.sleep(self.poll_s)
             state["polled"] = True
             fr = await self.exchange.fetch_funding_rate(symbol)
+        self._emit_funding(symbol, fr, state, emit)
+
+    def _drain_funding(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        fr = (getattr(self.exchange, "fundingRates", None) or {}).get(symbol)
+        if isinstance(fr, dict) and "funding" in state:
+            self._emit_funding(symbol, fr, state, emit)
+
+    def _emit_funding(
+        self, symbol: str, fr: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
         now = self.clock_ns()
-        ts = fr.get("timestamp")
-        nxt = fr.get("nextFundingTimestamp") or fr.get("fundingTimestamp")
+        ts = fr.get("timestamp") or fr.get("fundingTimestamp")
+        nxt = fr.get("nextFundingTimestamp")
+        key = (ts, fr.get("fundingRate"))
+        if state.get("funding") == key:
+            return  # the same rate (a drain saw it already, or an unchanged poll)
+        state["funding"] = key
         emit(
             FundingRate(
                 self.name, symbol, int(ts) * _NS if ts else now, now,

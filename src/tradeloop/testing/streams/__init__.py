@@ -26,33 +26,41 @@ __all__ = [
 
 
 def local_market(venue: str, symbol: str) -> dict[str, Any]:
-    """A unified ccxt market for ``symbol`` (spot), as the venue's REST markets call would
-    give it, so a client needs no markets endpoint from the local server."""
-    base, quote = symbol.split("/")
+    """A unified ccxt market for ``symbol`` (``BASE/QUOTE`` spot or ``BASE/QUOTE:SETTLE``
+    linear perpetual), as the venue's REST markets call would give it, so a client needs no
+    markets endpoint from the local server."""
+    pair, _, settle = symbol.partition(":")
+    base, quote = pair.split("/")
+    swap = bool(settle)
     market_id = {"okx": f"{base}-{quote}", "kraken": f"{base}/{quote}"}.get(venue, base + quote)
+    if swap and venue == "okx":
+        market_id += "-SWAP"
     return {
         "id": market_id,
         "lowercaseId": market_id.lower(),
         "symbol": symbol,
         "base": base,
         "quote": quote,
+        "settle": settle or None,
         "baseId": base,
         "quoteId": quote,
+        "settleId": settle or None,
         "wsId": f"{base}/{quote}",
         "altname": base + quote,
-        "type": "spot",
-        "spot": True,
+        "type": "swap" if swap else "spot",
+        "spot": not swap,
         "margin": False,
-        "swap": False,
+        "swap": swap,
         "future": False,
         "option": False,
-        "contract": False,
-        "linear": None,
-        "inverse": None,
+        "contract": swap,
+        "linear": True if swap else None,
+        "inverse": False if swap else None,
+        "contractSize": 1.0 if swap else None,
         "active": True,
         "precision": {"amount": 1e-8, "price": 1e-8},
         "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None}},
-        "info": {},
+        "info": {"instType": "SWAP" if swap else "SPOT"},
     }
 
 

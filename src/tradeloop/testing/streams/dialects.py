@@ -52,6 +52,8 @@ class Dialect:
             return self.script.trades
         if channel == "depth":
             return self.script.depth
+        if channel == "funding":
+            return self.script.funding
         return self.script.klines
 
     def depth_seq(self, i: int) -> int:
@@ -259,8 +261,9 @@ class BybitDialect(Dialect):
 
 class OkxDialect(Dialect):
     """OKX v5 public streams: ``trades``, ``books`` (snapshot, then updates chained by
-    ``prevSeqId``/``seqId``) on ``/ws/v5/public``, ``candle1m`` on ``/ws/v5/business``;
-    a text ``ping`` is answered with ``pong``."""
+    ``prevSeqId``/``seqId``) and ``funding-rate`` (of the ``-SWAP`` perpetual) on
+    ``/ws/v5/public``, ``candle1m`` on ``/ws/v5/business``; a text ``ping`` is answered with
+    ``pong``."""
 
     ws_paths = ("/ws/v5/public", "/ws/v5/business")
 
@@ -290,6 +293,8 @@ class OkxDialect(Dialect):
                 out.append(("depth", channel))
             elif channel.startswith("candle"):
                 out.append(("kline", channel))
+            elif channel == "funding-rate":
+                out.append(("funding", channel))
         return replies, out
 
     def _book(self, channel: str, action: str, ts: int, seq: int, prev: int, bids: Any,
@@ -327,6 +332,17 @@ class OkxDialect(Dialect):
         if channel == "depth":
             d = self.script.depth[i]
             return self._book(topic, "update", d.ts_ms, d.seq, d.seq - 1, d.bids, d.asks)
+        if channel == "funding":
+            f = self.script.funding[i]
+            swap = f"{self.market_id}-SWAP"
+            return {
+                "arg": {"channel": topic, "instId": swap},
+                "data": [{
+                    "fundingRate": repr(f.rate), "fundingTime": str(f.ts_ms), "instId": swap,
+                    "instType": "SWAP", "method": "current_period", "nextFundingRate": "",
+                    "nextFundingTime": str(f.ts_ms + 8 * 3_600_000), "ts": str(f.ts_ms),
+                }],
+            }  # fmt: skip
         k = self.script.klines[i]
         return {
             "arg": arg,

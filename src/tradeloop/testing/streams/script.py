@@ -1,5 +1,6 @@
 """What the market-stream servers replay: recorded real trades, an L2 book derived from
-recorded real best bid/ask quotes, and recorded real 1-minute candles.
+recorded real best bid/ask quotes, recorded real 1-minute candles and the perpetual's recorded
+real 8-hour funding rates.
 
 A :class:`MarketScript` is venue-neutral; each venue dialect renders its items in that
 venue's wire format. The depth stream is derived from the quote file: every quote sets the
@@ -17,6 +18,7 @@ import pandas as pd
 
 __all__ = [
     "DepthStep",
+    "FundingRow",
     "KlineRow",
     "MarketScript",
     "ScriptTrade",
@@ -27,6 +29,7 @@ __all__ = [
 TRADES = "trades/binance_btcusdt_2021/btcusdt-trades.normalized.csv"
 QUOTES = "trades/binance_btcusdt_2021/btcusdt-quotes.normalized.csv"
 CANDLES = "crypto_1m/binance_spot_2025/BTC_USDT-1m.normalized.csv"
+FUNDING = "crypto_futures/binance_usdm_2025/BTC_USDT_USDT-8h-funding_rate.normalized.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,14 @@ class KlineRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FundingRow:
+    """One recorded funding rate of the perpetual (funding time in ms)."""
+
+    ts_ms: int
+    rate: float
+
+
+@dataclass(frozen=True, slots=True)
 class MarketScript:
     """The recorded market of one symbol, in time order per channel."""
 
@@ -71,6 +82,7 @@ class MarketScript:
     depth: tuple[DepthStep, ...]
     klines: tuple[KlineRow, ...]
     first_seq: int
+    funding: tuple[FundingRow, ...] = ()
 
 
 def _ms(col: pd.Series) -> np.ndarray:
@@ -172,6 +184,10 @@ def load_script(data_dir: Path, klines: int = 240, symbol: str = "BTC/USDT") -> 
         )
     )
     first_seq = 1_000
-    return MarketScript(
-        symbol, script_trades, _depth_from_quotes(quotes, first_seq), rows, first_seq
+    depth = _depth_from_quotes(quotes, first_seq)
+    fr = pd.read_csv(data_dir / FUNDING)
+    funding = tuple(
+        FundingRow(int(t), float(r))
+        for t, r in zip(_ms(fr["timestamp"]), fr["funding_rate"], strict=True)
     )
+    return MarketScript(symbol, script_trades, depth, rows, first_seq, funding)

@@ -35,7 +35,7 @@ __all__ = ["StreamServer"]
 
 logger = logging.getLogger(__name__)
 
-CHANNELS = ("trades", "depth", "kline")
+CHANNELS = ("trades", "depth", "kline", "funding")
 
 
 class StreamServer:
