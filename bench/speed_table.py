@@ -3,7 +3,10 @@ stops, and strategies written bar by bar) against backtesting.py, backtrader and
 
 Every row is the median of ``--repeat`` runs (peers: ``--peer-repeat``), all in the same run
 of this script, so the ratios compare like with like; the load average is printed before and
-after. The data and the rules are those of ``backtest_throughput.py`` (the real BTC/USDT
+after. Next to the wall clock, each row shows CPU seconds (this process's, or the CLI child's)
+and the ratio by CPU time, which a busy shared machine disturbs far less.
+
+The data and the rules are those of ``backtest_throughput.py`` (the real BTC/USDT
 1-minute series repeated to ``--bars`` bars; SMA 10/30 long-only crossover, all-in, 0.1% fee,
 fills at the next open; see ``bench/README.md``).
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -80,6 +84,8 @@ class Row:
     times: list[float]
     trades: str = ""
     notes: list[str] = field(default_factory=list)
+    #: CPU seconds of each run (the process's, or the child's for the CLI)
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -89,6 +95,37 @@ class Row:
     def rate(self) -> float:
         return self.bars / self.seconds if self.seconds > 0 else float("inf")
 
+    @property
+    def cpu_rate(self) -> float:
+        return self.bars / statistics.median(self.cpu) if self.cpu else float("nan")
+
+
+_CPU: list[float] = []  # CPU seconds of the runs timed by the helpers below, in order
+
+
+def _cpu_of(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with its CPU time (this process and its children) appended to ``_CPU``."""
+
+    def timed() -> Any:
+        before = _cpu_now()
+        out = fn()
+        _CPU.append(_cpu_now() - before)
+        return out
+
+    return timed
+
+
+def _cpu_now() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _take_cpu() -> list[float]:
+    out = list(_CPU)
+    _CPU.clear()
+    return out
+
 
 def _load() -> str:
     one, five, _ = os.getloadavg()
@@ -96,7 +133,8 @@ def _load() -> str:
 
 
 def _median_of(repeat: int, fn: Callable[[], float]) -> list[float]:
-    return [fn() for _ in range(max(1, repeat))]
+    timed = _cpu_of(fn)
+    return [timed() for _ in range(max(1, repeat))]
 
 
 def _same(ours: list[Trade], theirs: list[Trade]) -> str:
@@ -226,15 +264,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         plain_t, plain_trades, lowest = in_process(
             bars, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), args.repeat
         )
+        plain_cpu = _take_cpu()
         stops_t, stops_trades, _ = in_process(
             bars, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW, **STOPS), args.repeat
         )
+        stops_cpu = _take_cpu()
 
         print("tradeloop CLI ...", file=sys.stderr, flush=True)
         cli_plain = _median_of(
             args.repeat,
             lambda: time_process(cli_command() + cli_args(data, work / "out-plain"), work),
         )
+        cli_plain_cpu = _take_cpu()
         cli_plain_trades = read_cli_trades(work / "out-plain" / "trades.csv")
         stop_params = [a for k, v in STOPS.items() for a in ("--param", f"{k}={v}")]
         cli_stops = _median_of(
@@ -243,16 +284,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cli_command() + cli_args(data, work / "out-stops") + stop_params, work
             ),
         )
+        cli_stops_cpu = _take_cpu()
         cli_stops_trades = read_cli_trades(work / "out-stops" / "trades.csv")
         rows += [
             Row("tradeloop", "CLI, whole process", args.bars, cli_plain,
-                _same(plain_trades, cli_plain_trades) + " vs in process"),
+                _same(plain_trades, cli_plain_trades) + " vs in process", cpu=cli_plain_cpu),
             Row("tradeloop", "CLI, whole process, SL/TP/trailing", args.bars, cli_stops,
-                _same(stops_trades, cli_stops_trades) + " vs in process"),
-            Row("tradeloop", "in process, SmaCross", args.bars, plain_t, "reference"),
+                _same(stops_trades, cli_stops_trades) + " vs in process", cpu=cli_stops_cpu),
+            Row("tradeloop", "in process, SmaCross", args.bars, plain_t, "reference",
+                cpu=plain_cpu),
             Row("tradeloop", "in process, SmaCross + SL/TP/trailing", args.bars, stops_t,
                 f"{len(stops_trades):,} trades",
-                [f"{statistics.median(stops_t) / statistics.median(plain_t):.2f}x the plain run"]),
+                [f"{statistics.median(stops_t) / statistics.median(plain_t):.2f}x the plain run "
+                 f"(CPU {statistics.median(stops_cpu) / statistics.median(plain_cpu):.2f}x)"],
+                cpu=stops_cpu),
         ]  # fmt: skip
 
         print("obvious-style strategies ...", file=sys.stderr, flush=True)
@@ -260,14 +305,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream_t, stream_trades, _ = in_process(bars, obvious["streaming"], args.repeat)
         rows.append(
             Row("tradeloop", "in process, obvious style: StreamingSMA per bar", args.bars,
-                stream_t, _same(plain_trades, stream_trades) + " vs SmaCross")
+                stream_t, _same(plain_trades, stream_trades) + " vs SmaCross", cpu=_take_cpu())
         )  # fmt: skip
         small = bars.head(args.obvious_bars)
         _, small_plain, _ = in_process(small, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), 1)
+        _take_cpu()
         window_t, window_trades, _ = in_process(small, obvious["window"], args.repeat)
         rows.append(
             Row("tradeloop", "in process, obvious style: view.closes(30) + numpy mean",
-                len(small), window_t, _same(small_plain, window_trades) + " vs SmaCross")
+                len(small), window_t, _same(small_plain, window_trades) + " vs SmaCross",
+                cpu=_take_cpu())
         )  # fmt: skip
 
         names = [p for p in args.peers.split(",") if p]
@@ -283,11 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _, ours, low = in_process(
                     peer_bars, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), 1
                 )
+                _take_cpu()
             peer_rules = replace(rules, min_equity=low, max_price=float(np.max(peer_bars.high)))
-            runs = [runner(peer_bars, peer_rules) for _ in range(max(1, args.peer_repeat))]
+            timed = _cpu_of(lambda: runner(peer_bars, peer_rules))  # noqa: B023
+            runs = [timed() for _ in range(max(1, args.peer_repeat))]
             rows.append(
                 Row(runs[0].label, "in process", len(peer_bars), [r.run_s for r in runs],
-                    _same(ours, runs[-1].trades), runs[-1].notes[:1])
+                    _same(ours, runs[-1].trades),
+                    [*runs[-1].notes[:1], "CPU includes its data frame (and vectorbt's JIT "
+                     "warm-up on 2,000 bars)"], cpu=_take_cpu())
             )  # fmt: skip
 
     load_end = _load()
@@ -297,16 +348,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {load_start} at the start, {load_end} at the end; every row the "
         f"median of {args.repeat} (peers {args.peer_repeat})\n"
     )
-    print("| engine | timed | bars | s (median) | bars/s | vs backtesting.py | trades identical "
-          "| notes |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---:|---|---|")
+    print("| engine | timed | bars | s (median) | bars/s | vs backtesting.py | CPU s (median) "
+          "| vs backtesting.py, CPU | trades identical | notes |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for row in rows:
         ratio = f"{row.rate / reference.rate:.2f}x" if reference is not None else "-"
+        cpu_ratio = (
+            f"{row.cpu_rate / reference.cpu_rate:.2f}x"
+            if reference is not None and row.cpu and reference.cpu
+            else "-"
+        )
+        cpu_s = f"{statistics.median(row.cpu):.2f}" if row.cpu else "-"
         runs = ", ".join(f"{t:.2f}" for t in row.times)
         notes = "; ".join([f"runs {runs} s", *row.notes])
         print(
             f"| {row.engine} | {row.mode} | {row.bars:,} | {row.seconds:.2f} | {row.rate:,.0f} "
-            f"| {ratio} | {row.trades} | {notes} |"
+            f"| {ratio} | {cpu_s} | {cpu_ratio} | {row.trades} | {notes} |"
         )
     return 0
 
