@@ -11,9 +11,12 @@ candles) the input holds nothing and ``view.book`` is None.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from tradeloop.data.stream.book import L2Book
 from tradeloop.strategy.view import MarketView
+
+if TYPE_CHECKING:  # the book (and numba) load only when a stream provides books
+    from tradeloop.data.stream.book import L2Book
 
 __all__ = ["BookInput"]
 
