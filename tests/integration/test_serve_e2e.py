@@ -37,7 +37,7 @@ START_MS = 1_748_169_180_000 + 600 * 60_000  # inside the USD-M 1m recording
 SYMBOL = "BTC/USDT:USDT"
 KEY = "test-key-0123456789"
 RISK_SECRET = "risk-secret-for-overrides"
-BAR_S = 0.05  # wall seconds per replayed 1m bar
+BAR_S = 0.1  # wall seconds per replayed 1m bar
 STALE_S = 2.0
 
 
@@ -410,7 +410,7 @@ def test_health_turns_503_naming_the_feed_when_it_stops_and_200_after(served: Se
     served.wait(lambda: served.get("/health").status_code == 200, 60, "a 200 again")
     served.wait(
         lambda: _sum(served.metrics(), "tradeloop_feed_gaps_backfilled_total") > backfilled,
-        30,
+        90,  # the engine reaches the gap once it has worked off its backlog
         "the missed bars backfilled",
     )
     up = served.get("/health").json()
@@ -474,7 +474,13 @@ def test_the_dashboard_shows_the_equity_and_positions_of_status(
 
 
 def _settled_status(served: Served) -> dict[str, Any]:
-    """/status once two reads a second apart agree (the feed is stopped)."""
+    """/status once the engine has worked off its backlog and two reads a second apart agree
+    (the feed is stopped)."""
+    served.wait(
+        lambda: _sum(served.metrics(), "tradeloop_engine_queue_depth") == 0,
+        120,
+        "the engine to work off its backlog",
+    )
     last: dict[str, Any] = {}
     for _ in range(30):
         now = served.get("/status").json()

@@ -10,8 +10,8 @@ Families (``_total`` for counters):
 - engine: ``tradeloop_engine_steps``, ``tradeloop_engine_bar_to_order_seconds`` (histogram:
   the closed bar taken from the feed's queue -> its order committed and published),
   ``tradeloop_engine_equity``, ``_cash``, ``_drawdown_ratio``, ``_open_positions``,
-  ``_paused``, ``_up``; ``tradeloop_bars``, ``tradeloop_engine_signals``, ``_orders``,
-  ``_fills``, ``_trades``;
+  ``_paused``, ``_up``, ``_queue_depth``; ``tradeloop_bars``, ``tradeloop_engine_signals``,
+  ``_orders``, ``_fills``, ``_trades``;
 - feed: ``tradeloop_feed_lag_seconds``, ``_connected``, ``_messages``, ``_reconnects``,
   ``_gaps_backfilled``, ``_malformed``;
 - bus: ``tradeloop_bus_published``, ``_delivered``, ``_dropped``, ``_consumer_lag`` (per topic);
@@ -251,7 +251,7 @@ class EngineMetrics(Collector):
             return
         status = snap["status"]
         feed = status.get("feed", {})
-        last = service.control.last_kline_mono
+        last, state, waiting = service.session.feed_now()
         yield GaugeMetricFamily(
             "tradeloop_feed_lag_seconds",
             "Seconds since the last kline from the feed",
@@ -260,7 +260,10 @@ class EngineMetrics(Collector):
         yield GaugeMetricFamily(
             "tradeloop_feed_connected",
             "1 while the feed is connected",
-            value=int(feed.get("feed_state") == "connected"),
+            value=int(state == "connected"),
+        )
+        yield GaugeMetricFamily(
+            "tradeloop_engine_queue_depth", "Feed events waiting for the engine", value=waiting
         )
         for name, key, doc in (
             ("tradeloop_feed_messages", "messages", "Kline messages from the feed"),

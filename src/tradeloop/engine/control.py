@@ -110,9 +110,6 @@ class EngineControl:
         self._steps_seen = -1
         self._listeners: list[Callable[[MessageBus], None]] = []
         self._lock = threading.Lock()
-        #: when the session last took a kline from the feed (``time.monotonic()``)
-        self.last_kline_mono: float | None = None
-        self._messages_seen = -1
         #: commands carried out (by action and result)
         self.executed: Counter[str] = Counter()
 
@@ -180,9 +177,6 @@ class EngineControl:
             self.executed[f"{command.action}:{'ok' if result.ok else 'refused'}"] += 1
             self._refresh(session, kernel)
             command.future.set_result(result)
-        if session.messages != self._messages_seen:
-            self._messages_seen = session.messages
-            self.last_kline_mono = time.monotonic()
         # at most every ``snapshot_interval_s`` (a burst of steps is one rebuild), and at once
         # when a command ran (its caller reads the effect next)
         due = time.monotonic() - self._snapshot_mono >= self.snapshot_interval_s

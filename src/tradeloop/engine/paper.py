@@ -259,14 +259,24 @@ class SessionControl(Protocol):
 
 class _StampedQueue(queue.Queue[Any]):
     """The feed's event queue; :attr:`got_at` is when the event last taken was put
-    (``time.perf_counter()``), so a step's latency counts the time its bar waited here."""
+    (``time.perf_counter()``), so a step's latency counts the time its bar waited here.
+
+    It also keeps what the feed itself last did, whatever the engine's backlog:
+    :attr:`kline_put_at` (``time.monotonic()`` of the last kline put) and :attr:`feed_state`
+    (the last connection state put)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.got_at = 0.0
+        self.kline_put_at: float | None = None
+        self.feed_state = "connecting"
 
     def _put(self, item: Any) -> None:
         self.queue.append((time.perf_counter(), item))
+        if isinstance(item, KlineUpdate):
+            self.kline_put_at = time.monotonic()
+        elif isinstance(item, FeedStatus) and item.state != "malformed":
+            self.feed_state = item.state
 
     def _get(self) -> Any:
         self.got_at, item = self.queue.popleft()
@@ -672,6 +682,15 @@ class PaperSession:
         if self.control is not None:
             self.control.opened(self, kernel)
         return kernel
+
+    def feed_now(self) -> tuple[float | None, str, int]:
+        """The feed as it is now, ahead of the engine's backlog: when its last kline arrived
+        (``time.monotonic()``, None before the first), its connection state, and the events
+        waiting for the engine."""
+        events = self._events
+        if not isinstance(events, _StampedQueue):
+            return None, self.feed_state, 0
+        return events.kline_put_at, events.feed_state, events.qsize()
 
     # -- extension points (``tradeloop run`` adds a bus, side inputs and feedback) -------------
     def kernel_options(self) -> dict[str, Any]:

@@ -704,13 +704,16 @@ class LoopService:
     def _feed(self, snap: Mapping[str, Any] | None) -> dict[str, Any]:
         if snap is None:
             return _down("no feed yet")
-        feed = snap["status"].get("feed", {})
-        state = feed.get("feed_state", "?")
-        last = self.control.last_kline_mono
+        # the feed as it is now (what it put on the engine's queue), not as far as the engine
+        # has read: a backlog neither hides a dead feed nor delays its recovery
+        last, state, waiting = self.session.feed_now()
         if last is None:
             return _down(f"no kline received yet (feed {state})")
         age = time.monotonic() - last
-        detail = f"last kline {age:.1f}s ago (limit {self.feed_stale_s:g}s), feed {state}"
+        detail = (
+            f"last kline {age:.1f}s ago (limit {self.feed_stale_s:g}s), feed {state}, "
+            f"{waiting} event(s) waiting for the engine"
+        )
         if age > self.feed_stale_s:
             return _down(f"stale: {detail}")
         if state not in ("connected",):
