@@ -299,3 +299,27 @@ def test_okx_funding_rates_of_the_perpetual(script: MarketScript) -> None:
     assert got[-1].ts == script.funding[-1].ts_ms * 1_000_000  # the latest is never lost
     assert all(e.next_ts == e.ts + 8 * 3_600 * 10**9 for e in got)
     assert {e.symbol for e in got} == {perp}
+
+
+def test_missing_bars_are_backfilled_over_rest_in_order(script: MarketScript) -> None:
+    with StreamServer("binance", script, interval_s=0.002) as server:
+        server.drop_klines(*range(100, 106), 200)
+        pipeline = MarketPipeline("t")
+        stream = MarketStream(_source("binance", server, ("ohlcv",)), pipeline).start()
+        try:
+            events = stream.run_for(20.0, until=_until_all(script, ("ohlcv",)))
+        finally:
+            stream.stop()
+    bars = [e.bar for e in events if isinstance(e, StreamBar) and e.closed]
+    assert [(b.ts, b.close) for b in bars] == [
+        (k.ts_ms * 1_000_000, k.close) for k in script.klines
+    ]
+    assert pipeline.bars_backfilled == 7
+    assert pipeline.metrics.source("binance").gaps == 2
+    assert [
+        (s // 60_000_000_000, e // 60_000_000_000) for _, _, _, s, e in pipeline.missing_bars
+    ] == [
+        (script.klines[100].ts_ms // 60_000, script.klines[106].ts_ms // 60_000),
+        (script.klines[200].ts_ms // 60_000, script.klines[201].ts_ms // 60_000),
+    ]
+    assert sum("/api/v3/klines" in c for c in server.rest_calls) == 2

@@ -244,6 +244,7 @@ class CcxtMarketSource:
         self._config = {"enableRateLimit": True, **dict(config or {})}
         self._urls = dict(urls or {})
         self.exchange: Any = None
+        self._aio_loop: asyncio.AbstractEventLoop | None = None
         self._last_any = time.monotonic()
         self.resyncs = 0
         """Book resyncs (a sequence gap ccxt detected and repaired with a new snapshot; seen
@@ -262,6 +263,7 @@ class CcxtMarketSource:
     async def run(self, emit: Callable[[SourceEvent], None], stop: asyncio.Event) -> None:
         """Stream until ``stop`` is set, calling ``emit`` with every event and status."""
         self.exchange = self._build()
+        self._aio_loop = asyncio.get_running_loop()
         emit(FeedStatus(self.name, "connecting", ""))
         tasks = [
             asyncio.create_task(self._loop(channel, symbol, emit), name=f"{self.name}-{channel}")
@@ -341,6 +343,27 @@ class CcxtMarketSource:
                 attempt += 1
                 emit(FeedStatus(self.name, "failed", f"{type(exc).__name__}: {exc}"[:200], attempt))
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s))
+
+    def fetch_bars(
+        self, symbol: str, timeframe: str, start: int, end: int, timeout: float = 15.0
+    ) -> list[StreamBar]:
+        """Closed bars ``[start, end)`` (UTC ns) over the venue's REST API, from another
+        thread (the REST backfill of a bar gap)."""
+        loop = self._aio_loop
+        if loop is None or self.exchange is None:
+            return []
+        tf_ns = timeframe_ns(timeframe)
+        limit = max(1, (end - start) // tf_ns)
+        coro = self.exchange.fetch_ohlcv(symbol, timeframe, since=start // _NS, limit=limit)
+        rows = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+        now = self.clock_ns()
+        out = []
+        for c in rows:
+            ts = int(c[0]) * _NS
+            if start <= ts < end:
+                bar = Bar(symbol, timeframe, ts, *(float(x) for x in c[1:6]))
+                out.append(StreamBar(self.name, now, bar, True))
+        return out
 
     async def _reset_connections(self) -> None:
         for client in list((self.exchange.clients or {}).values()):

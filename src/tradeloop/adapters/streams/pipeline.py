@@ -5,7 +5,8 @@ batch). Runs of consecutive trades of one venue and symbol become a columnar
 :class:`~tradeloop.core.market_events.TradeBatch` and go through duplicate suppression, the
 outlier filter (flag/drop/halt), trade-id gap detection and live CVD; book snapshots and
 deltas keep one :class:`~tradeloop.data.stream.book.L2Book` per symbol in sync (a gap asks
-``fetch_snapshot`` for a resync); closed bars are de-duplicated by open time. Every chunk
+``fetch_snapshot`` for a resync); closed bars are de-duplicated by open time, and a bar that
+skips some is preceded by the missing ones from ``backfill_bars`` (REST). Every chunk
 publishes one ``tradeloop.market.trades`` message per trade batch and one
 ``tradeloop.market.book`` per touched book, and quality metrics go to
 ``tradeloop.data.quality`` every ``quality_every_s``.
@@ -50,6 +51,8 @@ __all__ = ["MarketPipeline", "Sink"]
 logger = logging.getLogger(__name__)
 
 SnapshotFetcher = Callable[[str, str], BookSnapshot | None]
+BarFetcher = Callable[[str, str, str, int, int], Sequence[StreamBar]]
+"""``(venue, symbol, timeframe, start_ns, end_ns) -> closed bars`` in ``[start, end)``."""
 
 
 class Sink(Protocol):
@@ -79,6 +82,9 @@ class MarketPipeline:
         Outlier test settings.
     fetch_snapshot
         ``(venue, symbol) -> BookSnapshot | None`` used to resync a book after a gap.
+    backfill_bars
+        ``(venue, symbol, timeframe, start, end) -> closed bars`` (REST) for a bar gap: the
+        missing bars are passed on before the bar that revealed the gap.
     book_levels
         Levels a book summary reports (imbalance depth).
     quality_every_s
@@ -93,6 +99,7 @@ class MarketPipeline:
         metrics: StreamMetrics | None = None,
         outliers: OutlierConfig | None = None,
         fetch_snapshot: SnapshotFetcher | None = None,
+        backfill_bars: BarFetcher | None = None,
         book_levels: int = 10,
         quality_every_s: float = 5.0,
         sinks: Sequence[Sink] = (),
@@ -105,6 +112,10 @@ class MarketPipeline:
         self.trade_gaps = TradeIdGaps()
         self.cvd = LiveCVD()
         self.fetch_snapshot = fetch_snapshot
+        self.backfill_bars = backfill_bars
+        self.missing_bars: list[tuple[str, str, str, int, int]] = []
+        """(venue, symbol, timeframe, start, end) of bar gaps seen (UTC ns, end exclusive)."""
+        self.bars_backfilled = 0
         self.book_levels = book_levels
         self.quality_every_s = quality_every_s
         self.sinks: list[Sink] = list(sinks)
@@ -244,6 +255,31 @@ class MarketPipeline:
             self.metrics.count(venue, "resyncs", sync.resyncs - resyncs)
         return out
 
+    def _fill_bars(
+        self, venue: str, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[MarketEvent]:
+        """Bars ``[start, end)`` never arrived: count the gap and backfill them (REST)."""
+        self.metrics.count(venue, "gaps")
+        self.missing_bars.append((venue, symbol, timeframe, start, end))
+        logger.warning(
+            "%s %s %s: bars missing from %d to %d; backfilling", venue, symbol, timeframe,
+            start, end,
+        )  # fmt: skip
+        if self.backfill_bars is None:
+            return []
+        try:
+            fetched = self.backfill_bars(venue, symbol, timeframe, start, end)
+        except Exception as exc:  # a failed backfill must not stop the stream
+            logger.warning("%s %s backfill failed: %s", venue, symbol, exc)
+            return []
+        got = sorted(
+            (b for b in fetched if b.closed and start <= b.bar.ts < end), key=lambda b: b.bar.ts
+        )
+        unique = list({b.bar.ts: b for b in got}.values())
+        self.bars_backfilled += len(unique)
+        self.bars_out += len(unique)
+        return list(unique)
+
     def _other(self, ev: MarketEvent, touched: set[tuple[str, str]]) -> list[MarketEvent]:
         venue = ev.venue
         self.metrics.count(venue, "messages")
@@ -251,14 +287,20 @@ class MarketPipeline:
             self.metrics.lag(venue, ev.recv_ts - ev.bar.ts - timeframe_ns(ev.bar.timeframe))
             if not ev.closed:
                 return [ev]
-            key = (venue, ev.bar.symbol, ev.bar.timeframe)
+            bar = ev.bar
+            key = (venue, bar.symbol, bar.timeframe)
             last = self._bars.get(key)
-            if last is not None and ev.bar.ts <= last:
+            if last is not None and bar.ts <= last:
                 self.metrics.count(venue, "duplicates")
                 return []
-            self._bars[key] = ev.bar.ts
+            out: list[MarketEvent] = []
+            step = timeframe_ns(bar.timeframe)
+            if last is not None and bar.ts > last + step:
+                out += self._fill_bars(venue, bar.symbol, bar.timeframe, last + step, bar.ts)
+            self._bars[key] = bar.ts
             self.bars_out += 1
-            return [ev]
+            out.append(ev)
+            return out
         self.metrics.lag(venue, ev.recv_ts - ev.ts)
         if isinstance(ev, BookSnapshot):
             self._sync(venue, ev.symbol).on_snapshot(ev)

@@ -21,7 +21,7 @@ from typing import Any
 from tradeloop.adapters.feeds.events import FeedStatus
 from tradeloop.adapters.streams.ccxt_source import CcxtMarketSource
 from tradeloop.adapters.streams.pipeline import MarketPipeline
-from tradeloop.core.market_events import MarketEvent
+from tradeloop.core.market_events import MarketEvent, StreamBar
 from tradeloop.data.stream.failover import FailoverRouter
 
 __all__ = ["MarketStream"]
@@ -62,12 +62,22 @@ class MarketStream:
             else None
         )
         self.statuses: list[FeedStatus] = []
+        if pipeline.backfill_bars is None:
+            pipeline.backfill_bars = self._backfill
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self.error: BaseException | None = None
+
+    def _backfill(
+        self, venue: str, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[StreamBar]:
+        for source in self.sources:
+            if source.name == venue:
+                return source.fetch_bars(symbol, timeframe, start, end)
+        return []
 
     @property
     def sources(self) -> list[CcxtMarketSource]:

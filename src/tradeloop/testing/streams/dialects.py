@@ -133,7 +133,7 @@ class BinanceDialect(Dialect):
         rows = [
             [k.ts_ms, repr(k.open), repr(k.high), repr(k.low), repr(k.close), repr(k.volume),
              k.ts_ms + 59_999, "0", 0, "0", "0", "0"]
-            for k in self.script.klines[:index_now]
+            for k in self.script.klines
             if start <= k.ts_ms <= end
         ]  # fmt: skip
         return rows[:limit]

@@ -82,6 +82,7 @@ class StreamServer:
         self.subscriptions: list[str] = []
         self.rest_calls: list[str] = []
         self._drop: set[int] = set()
+        self._drop_klines: set[int] = set()
         self._malformed = 0
         self._killed = False
         self._sockets: set[web.WebSocketResponse] = set()
@@ -139,6 +140,10 @@ class StreamServer:
     def drop_depth(self, *seqs: int) -> None:
         """Never send the depth updates with these sequence numbers (a gap for the client)."""
         self._drop.update(seqs)
+
+    def drop_klines(self, *indices: int) -> None:
+        """Never send the kline messages with these indices (bars the client must backfill)."""
+        self._drop_klines.update(indices)
 
     def send_malformed(self, n: int = 1) -> None:
         """Send ``n`` frames of invalid JSON (instead of nothing) on the next trade ticks."""
@@ -269,6 +274,8 @@ class StreamServer:
             if channel == "trades" and self._malformed > 0:
                 self._malformed -= 1
                 await ws.send_str('{"broken": ')
+            if channel == "kline" and i in self._drop_klines:
+                continue
             if channel == "depth":
                 self.depth_cursor = max(self.depth_cursor, i)
                 if self.dialect.depth_seq(i) in self._drop:
