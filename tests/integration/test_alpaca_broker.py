@@ -144,3 +144,25 @@ def test_cancelling_a_filled_order_is_not_found_and_outside_trades_reconcile(
         assert not math.isnan(broker.portfolio.equity)
     finally:
         client.close()
+
+
+def test_a_5xx_on_submit_is_retried_to_exactly_one_order(venue: AlpacaServer) -> None:
+    from tradeloop.testing.venue.alpaca import AlpacaFault
+
+    broker, client = _broker(venue)
+    try:
+        venue.advance(1)
+        ts = venue.now_ns
+        fault = venue.add_fault(
+            AlpacaFault("status", path="/v2/orders", method="POST", status=503, times=2)
+        )
+        order = _market(broker, OrderSide.BUY, 2, ts)
+        assert fault.fired == 2  # two refusals, then the broker's third attempt went through
+        assert venue.order_count() == 1
+        assert venue.count("POST", "/v2/orders") == 3
+        venue.advance(1)
+        wait_for(lambda: broker.sync(ts) > 0 or bool(broker.fills()))
+        assert broker.order_status == {order.id: OrderStatus.FILLED}
+        assert broker.breaker.state.value == "closed"
+    finally:
+        client.close()

@@ -219,12 +219,12 @@ class AlpacaClient:
             self._working[request.client_order_id] = request.symbol
         try:
             order = self._call(self.trading.submit_order, alpaca_request)
-        except VenueUnavailableError:
+        except VenueUnavailableError as failure:
             # the answer may be lost while the order was accepted: ask before anyone retries
             try:
                 existing = self.fetch_order(request.symbol, request.client_order_id)
             except (OrderNotFoundError, VenueUnavailableError):
-                raise
+                raise failure from None  # not there (or unknown): the caller may retry
             logger.warning(
                 "alpaca: order %s was accepted though its answer was lost; recovered by "
                 "client order id",
