@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,6 +88,7 @@ _IDENTITY = (
     "balance",
     "risk",
     "model",
+    "regime",
 )
 
 
@@ -157,8 +158,10 @@ class PaperConfig(RunConfig):
     regime
         A regime model (:class:`~tradeloop.engine.regime.RegimeOptions`): filtered causally at
         every step, it sets the risk engine's regime and size multiplier and the enrichment's
-        regime weight, as in a backtest; the status file shows it. A restarted run refilters
-        the bars it holds.
+        regime weight, as in a backtest; the status file shows it. The run stores the model's
+        name, resolved version and transition settings: a restart without a version keeps the
+        run's version, one with other settings is refused. A restarted run refilters the bars
+        it holds.
 
     Raises
     ------
@@ -543,8 +546,9 @@ class PaperSession:
         #: the run's model as stored with it, and the enrichment built from it
         self._model: dict[str, Any] | None = None
         self.enrichment: ModelEnrichment | None = None
-        #: the run's regime source (None without a regime model)
+        #: the run's regime source (None without a regime model) and its stored description
         self.regime: RegimeSource | None = None
+        self._regime: dict[str, Any] | None = None
         self.scheduler = Scheduler(
             schedule_for(config.calendar or config.exchange)
             if config.calendar or self.venue_data is None
@@ -637,6 +641,7 @@ class PaperSession:
             store.delete_run(cfg.run_id)
             meta = None
         self._model = self._resolve_model(meta)
+        self._regime = self._resolve_regime(meta)
         wanted = self._meta(None)
         if meta is not None:
             diffs = [k for k in _IDENTITY if meta.get(k) != wanted.get(k)]
@@ -661,7 +666,6 @@ class PaperSession:
             threads=cfg.ml_threads,
         )
         options = self.kernel_options()
-        self.regime = cfg.regime.source() if cfg.regime is not None else None
         if self.regime is not None:
             options["inputs"] = [*options.get("inputs", ()), self.regime]
         kernel = LiveKernel(
@@ -730,6 +734,28 @@ class PaperSession:
             "use_toxicity": cfg.use_toxicity,
         }
 
+    def _resolve_regime(self, stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The run's regime model as stored (name, resolved version, transition settings);
+        loads it into :attr:`regime`. Without a version, a run that already has this model
+        keeps its stored version; a new run takes the latest."""
+        opts = self.config.regime
+        self.regime = None
+        if opts is None:
+            return None
+        name, version = parse_model_spec(opts.name)
+        before = (stored or {}).get("regime") or {}
+        if version is None and before.get("name") == name:
+            version = before.get("version")
+        source = replace(opts, name=f"{name}:{version}" if version else name).source()
+        self.regime = source
+        return {
+            "name": source.model_name,
+            "version": source.version,
+            "transition": opts.transition,
+            "confirm_bars": opts.confirm_bars,
+            "exposures": dict(opts.exposures),
+        }
+
     def _on_risk_event(self, event: RiskEvent) -> None:
         """Tell a human when trading halts, reduces or resumes."""
         self.alerter.send(
@@ -782,6 +808,7 @@ class PaperSession:
             "risk": cfg.risk_setting,
             "model": self._model,
             "model_registry": str(Path(cfg.model_registry).resolve()),
+            "regime": self._regime,
         }
         if instruments is not None:
             meta["instruments"] = {
