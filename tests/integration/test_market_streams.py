@@ -323,3 +323,34 @@ def test_missing_bars_are_backfilled_over_rest_in_order(script: MarketScript) ->
         (script.klines[200].ts_ms // 60_000, script.klines[201].ts_ms // 60_000),
     ]
     assert sum("/api/v3/klines" in c for c in server.rest_calls) == 2
+
+
+def test_lost_trades_are_backfilled_over_rest_by_id(script: MarketScript) -> None:
+    lost = [*range(500, 510), 1500]
+    with StreamServer("binance", script, interval_s=0.001) as server:
+        server.drop_trades(*lost)
+        pipeline = MarketPipeline("t")
+        # Binance's trade lookup by id needs an API key (a read-only one; any value locally)
+        source = CcxtMarketSource(
+            "binance", [SYMBOL], ("trades",),
+            config={**ccxt_config("binance", [SYMBOL]), "apiKey": "local-read-only"},
+            urls=server.urls(), stale_after_s=3.0,
+        )  # fmt: skip
+        stream = MarketStream(source, pipeline).start()
+        try:
+            events = stream.run_for(20.0, until=_until_all(script, ("trades",)))
+        finally:
+            stream.stop()
+    assert server.sent["trades"] == len(script.trades) - len(lost)
+    trades = [e for e in events if isinstance(e, MarketTrade)]
+    assert [(t.trade_id, t.price, t.amount, t.side) for t in trades] == [
+        (str(t.trade_id), t.price, t.amount, 1 if t.side == "buy" else -1) for t in script.trades
+    ]
+    first = script.trades[0].trade_id
+    assert pipeline.missing_trade_ids == [
+        ("binance", SYMBOL, first + 500, first + 509),
+        ("binance", SYMBOL, first + 1500, first + 1500),
+    ]
+    assert pipeline.trades_backfilled == len(lost)
+    assert pipeline.metrics.source("binance").gaps == 2
+    assert sum("/api/v3/historicalTrades" in c for c in server.rest_calls) == 2

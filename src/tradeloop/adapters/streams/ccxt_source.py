@@ -45,6 +45,7 @@ from tradeloop.core.market_events import (
     MarketEvent,
     OpenInterest,
     StreamBar,
+    TradeBatch,
 )
 from tradeloop.core.timeframes import timeframe_ns
 
@@ -364,6 +365,20 @@ class CcxtMarketSource:
                 bar = Bar(symbol, timeframe, ts, *(float(x) for x in c[1:6]))
                 out.append(StreamBar(self.name, now, bar, True))
         return out
+
+    def fetch_trades_by_id(
+        self, symbol: str, first_id: int, last_id: int, timeout: float = 15.0
+    ) -> TradeBatch | None:
+        """Trades ``first_id..last_id`` over the venue's REST API, from another thread (the
+        backfill of lost trades). Binance only (``historicalTrades`` by ``fromId``, which
+        needs an API key: a read-only one); None for venues without trade lookup by id."""
+        loop = self._aio_loop
+        if loop is None or self.exchange is None or self.venue != "binance":
+            return None
+        params = {"fetchTradesMethod": "publicGetHistoricalTrades", "fromId": first_id}
+        coro = self.exchange.fetch_trades(symbol, None, last_id - first_id + 1, params)
+        rows = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+        return normalise_trades(self.name, symbol, rows, self.clock_ns()) if rows else None
 
     async def _reset_connections(self) -> None:
         for client in list((self.exchange.clients or {}).values()):

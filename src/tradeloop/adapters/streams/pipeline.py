@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 SnapshotFetcher = Callable[[str, str], BookSnapshot | None]
 BarFetcher = Callable[[str, str, str, int, int], Sequence[StreamBar]]
 """``(venue, symbol, timeframe, start_ns, end_ns) -> closed bars`` in ``[start, end)``."""
+TradeFetcher = Callable[[str, str, int, int], TradeBatch | None]
+"""``(venue, symbol, first_id, last_id) -> the trades with those ids`` (None: cannot)."""
 
 
 class Sink(Protocol):
@@ -85,6 +87,9 @@ class MarketPipeline:
     backfill_bars
         ``(venue, symbol, timeframe, start, end) -> closed bars`` (REST) for a bar gap: the
         missing bars are passed on before the bar that revealed the gap.
+    backfill_trades
+        ``(venue, symbol, first_id, last_id) -> TradeBatch`` (REST) for lost trades found from
+        consecutive trade ids: they go through quality in their place, in id order.
     book_levels
         Levels a book summary reports (imbalance depth).
     quality_every_s
@@ -100,6 +105,7 @@ class MarketPipeline:
         outliers: OutlierConfig | None = None,
         fetch_snapshot: SnapshotFetcher | None = None,
         backfill_bars: BarFetcher | None = None,
+        backfill_trades: TradeFetcher | None = None,
         book_levels: int = 10,
         quality_every_s: float = 5.0,
         sinks: Sequence[Sink] = (),
@@ -113,6 +119,8 @@ class MarketPipeline:
         self.cvd = LiveCVD()
         self.fetch_snapshot = fetch_snapshot
         self.backfill_bars = backfill_bars
+        self.backfill_trades = backfill_trades
+        self.trades_backfilled = 0
         self.missing_bars: list[tuple[str, str, str, int, int]] = []
         """(venue, symbol, timeframe, start, end) of bar gaps seen (UTC ns, end exclusive)."""
         self.bars_backfilled = 0
@@ -199,6 +207,10 @@ class MarketPipeline:
         if dup:
             self.metrics.count(venue, "duplicates", dup)
             batch = batch.take(fresh)
+        # lost trades (a jump in consecutive ids): before the outlier filter, which may drop
+        gaps = self.trade_gaps.check(batch)
+        if gaps:
+            batch = self._fill_trades(batch, gaps)
         before = self.outliers.flagged.get((venue, batch.symbol), 0)
         passed, mask = self.outliers.apply(batch)
         flagged = self.outliers.flagged.get((venue, batch.symbol), 0) - before
@@ -207,10 +219,6 @@ class MarketPipeline:
             kept_mask = mask
         else:
             kept_mask = np.zeros(len(passed), np.bool_)
-        for lo, hi in self.trade_gaps.check(passed):
-            self.missing_trade_ids.append((venue, batch.symbol, lo, hi))
-            self.metrics.count(venue, "gaps")
-            logger.warning("%s %s: trades %d..%d missing", venue, batch.symbol, lo, hi)
         clean = passed.take(~kept_mask) if kept_mask.any() else passed
         self.cvd.update(clean)
         self.trades_out += len(passed)
@@ -226,6 +234,36 @@ class MarketPipeline:
                 ),
             )  # fmt: skip
         return passed, kept_mask
+
+    def _fill_trades(self, batch: TradeBatch, gaps: list[tuple[int, int]]) -> TradeBatch:
+        """Count the id gaps and put the backfilled trades (REST) in their place."""
+        venue, symbol = batch.venue, batch.symbol
+        found: list[TradeBatch] = []
+        for lo, hi in gaps:
+            self.missing_trade_ids.append((venue, symbol, lo, hi))
+            self.metrics.count(venue, "gaps")
+            logger.warning("%s %s: trades %d..%d missing", venue, symbol, lo, hi)
+            if self.backfill_trades is None:
+                continue
+            try:
+                got = self.backfill_trades(venue, symbol, lo, hi)
+            except Exception as exc:  # a failed backfill must not stop the stream
+                logger.warning("%s %s trade backfill failed: %s", venue, symbol, exc)
+                continue
+            if got is not None and len(got):
+                ids = np.fromiter(map(int, got.trade_id.tolist()), np.int64, len(got))
+                got = got.take((ids >= lo) & (ids <= hi))
+                got = got.take(self.dedup.fresh_mask(got))
+                self.trades_backfilled += len(got)
+                found.append(got)
+        if not found:
+            return batch
+        merged = TradeBatch.concat([*found, batch])
+        order = np.argsort(
+            np.fromiter(map(int, merged.trade_id.tolist()), np.int64, len(merged)),
+            kind="stable",
+        )
+        return merged.take(order)
 
     def _trades(self, batch: TradeBatch) -> list[MarketEvent]:
         passed, _ = self.process_batch(batch)

@@ -21,7 +21,7 @@ from typing import Any
 from tradeloop.adapters.feeds.events import FeedStatus
 from tradeloop.adapters.streams.ccxt_source import CcxtMarketSource
 from tradeloop.adapters.streams.pipeline import MarketPipeline
-from tradeloop.core.market_events import MarketEvent, StreamBar
+from tradeloop.core.market_events import MarketEvent, StreamBar, TradeBatch
 from tradeloop.data.stream.failover import FailoverRouter
 
 __all__ = ["MarketStream"]
@@ -64,6 +64,8 @@ class MarketStream:
         self.statuses: list[FeedStatus] = []
         if pipeline.backfill_bars is None:
             pipeline.backfill_bars = self._backfill
+        if pipeline.backfill_trades is None:
+            pipeline.backfill_trades = self._backfill_trades
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,6 +80,14 @@ class MarketStream:
             if source.name == venue:
                 return source.fetch_bars(symbol, timeframe, start, end)
         return []
+
+    def _backfill_trades(
+        self, venue: str, symbol: str, first_id: int, last_id: int
+    ) -> TradeBatch | None:
+        for source in self.sources:
+            if source.name == venue:
+                return source.fetch_trades_by_id(symbol, first_id, last_id)
+        return None
 
     @property
     def sources(self) -> list[CcxtMarketSource]:

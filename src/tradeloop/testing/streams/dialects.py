@@ -95,7 +95,19 @@ class BinanceDialect(Dialect):
             "/api/v3/depth": self._depth,
             "/api/v3/klines": self._klines,
             "/api/v3/exchangeInfo": self._exchange_info,
+            "/api/v3/historicalTrades": self._historical_trades,
         }
+
+    def _historical_trades(self, query: dict[str, str], index_now: int) -> Any:
+        first = int(query.get("fromId", "0"))
+        limit = min(int(query.get("limit", "500")), 1000)
+        rows = [t for t in self.script.trades if t.trade_id >= first][:limit]
+        return [
+            {"id": t.trade_id, "price": repr(t.price), "qty": repr(t.amount),
+             "quoteQty": repr(t.price * t.amount), "time": t.ts_ms,
+             "isBuyerMaker": t.side == "sell", "isBestMatch": True}
+            for t in rows
+        ]  # fmt: skip
 
     def _exchange_info(self, query: dict[str, str], index_now: int) -> Any:
         base, quote = self.script.symbol.split("/")

@@ -83,6 +83,7 @@ class StreamServer:
         self.rest_calls: list[str] = []
         self._drop: set[int] = set()
         self._drop_klines: set[int] = set()
+        self._drop_trades: set[int] = set()
         self._malformed = 0
         self._killed = False
         self._sockets: set[web.WebSocketResponse] = set()
@@ -140,6 +141,10 @@ class StreamServer:
     def drop_depth(self, *seqs: int) -> None:
         """Never send the depth updates with these sequence numbers (a gap for the client)."""
         self._drop.update(seqs)
+
+    def drop_trades(self, *indices: int) -> None:
+        """Never send the trade messages with these indices (trades the client must backfill)."""
+        self._drop_trades.update(indices)
 
     def drop_klines(self, *indices: int) -> None:
         """Never send the kline messages with these indices (bars the client must backfill)."""
@@ -275,6 +280,8 @@ class StreamServer:
                 self._malformed -= 1
                 await ws.send_str('{"broken": ')
             if channel == "kline" and i in self._drop_klines:
+                continue
+            if channel == "trades" and i in self._drop_trades:
                 continue
             if channel == "depth":
                 self.depth_cursor = max(self.depth_cursor, i)
