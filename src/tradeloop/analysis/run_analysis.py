@@ -94,6 +94,7 @@ def analyze_run(
     validation: ValidationConfig | None = None,
     bias: BiasConfig | None = None,
     periods: float | None = None,
+    columns: TradeColumns | None = None,
 ) -> RunAnalysis:
     """Analyse a run: metrics (reused when given), per-symbol and per-month breakdowns,
     statistical validation and bias checks.
@@ -118,10 +119,15 @@ def analyze_run(
         Configurations (defaults when None).
     periods
         Periods per year when ``metrics`` is None (None: inferred from ``ts``).
+    columns
+        ``trades`` as :class:`TradeColumns` when the caller has them (the engine builds them
+        once for its metrics); built here otherwise.
     """
     ts = np.asarray(ts, dtype=np.int64)
     equity = np.asarray(equity, dtype=np.float64)
-    cols: TradeColumns = trade_columns(trades)
+    cols: TradeColumns = (
+        columns if columns is not None and len(columns) == len(trades) else trade_columns(trades)
+    )
     if metrics is None:
         metrics = compute_metrics(
             equity,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import numpy as np
 
 from tradeloop.analysis.metrics import compute_metrics
+from tradeloop.analysis.trades import trade_columns
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.orders import Order
 from tradeloop.core.portfolio import Portfolio
@@ -489,10 +490,11 @@ class BacktestEngine:
             self.risk.finish(portfolio, self.view, rejections)
         equity, cash, exposure = self._equity_curve(n_steps)
         trades = list(portfolio.trades) + broker.open_trades()
+        columns = trade_columns(trades)  # once: the metrics, the analysis and the report
         metrics = compute_metrics(
             equity,
             market.step_ts,
-            trades,
+            columns,
             market.base_ns,
             initial_equity=self.config.balance,
             exposure_mask=exposure,
@@ -515,6 +517,7 @@ class BacktestEngine:
             intrabar=broker.intrabar_stats.as_dict(),
             config=asdict(self.config),
             bars_processed=n_steps,
+            trade_columns=columns,
         )
 
     def risk_report(self) -> RiskReport:

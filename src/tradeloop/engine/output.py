@@ -468,17 +468,24 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
     """Store ``{name: (times_ns, values)}`` as one long Parquet table (name, timestamp, value)."""
     import pyarrow.parquet as pq
 
-    names, times, values = [], [], []
-    for name, (ts, vals) in indicators.items():
-        names += [name] * len(ts)
+    # built from buffers (see _arrow): no per-row Python string, no pandas import
+    codes, times, values = [], [], []
+    for k, (ts, vals) in enumerate(indicators.values()):
+        codes.append(np.full(len(ts), k, dtype=np.int32))
         times.append(np.asarray(ts, dtype=np.int64))
         values.append(np.asarray(vals, dtype=np.float64))
-    table = pa.table(
-        {
-            "name": pa.array(names, pa.string()).dictionary_encode(),
-            "timestamp": pa.array(np.concatenate(times) if times else [], pa.int64()),
-            "value": pa.array(np.concatenate(values) if values else [], pa.float64()),
-        }
+    index = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32)
+    names = pa.DictionaryArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(index), [None, pa.py_buffer(index)]),
+        _arrow(list(indicators), pa.string()),
+    )
+    table = pa.Table.from_arrays(
+        [
+            names,
+            _arrow(np.concatenate(times) if times else np.zeros(0, np.int64), pa.int64()),
+            _arrow(np.concatenate(values) if values else np.zeros(0), pa.float64()),
+        ],
+        names=["name", "timestamp", "value"],
     )
     pq.write_table(table, path)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from tradeloop.analysis.metrics import PerformanceMetrics
 from tradeloop.analysis.run_analysis import metrics_dict
+from tradeloop.analysis.trades import TradeColumns
 from tradeloop.core.position import Trade
 from tradeloop.core.signal import Signal
 from tradeloop.core.time import to_iso
@@ -44,6 +45,9 @@ class BacktestResult:
     config: dict[str, Any] = field(default_factory=dict)
     bars_processed: int = 0
     indicators: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: the trades as columns, built once by the engine for its metrics and reused by the
+    #: run analysis and the report (None: build them from ``trades``)
+    trade_columns: TradeColumns | None = field(default=None, repr=False, compare=False)
 
     @property
     def start(self) -> int:

@@ -349,6 +349,7 @@ def run_backtest_job(
         metrics=result.metrics,
         validation=validation,
         bias=bias,
+        columns=result.trade_columns,
     )
     paths = write_outputs(
         result,
