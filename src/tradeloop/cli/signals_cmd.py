@@ -50,7 +50,9 @@ def _bus_config(settings: Settings) -> RedisBusConfig:
 @signals_app.command("publish")
 def publish(
     symbol: Annotated[str, typer.Option(help="Symbol, e.g. BTC/USDT.")],
-    data: Annotated[Path, typer.Option(help="OHLCV file to replay (CSV/Parquet/Feather).")],
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="OHLCV file to replay (CSV/Parquet/Feather).")
+    ],
     redis_url: Annotated[str | None, typer.Option(help="Redis URL (default: settings).")] = None,
     in_process: Annotated[bool, typer.Option(help="Do not connect to Redis.")] = False,
     every: Annotated[int, typer.Option(min=1, help="Publish on every N-th bar.")] = 1,
