@@ -216,6 +216,7 @@ class DataQualityEvent(_Event):
     malformed: int
     resyncs: int
     failovers: int
+    out_of_order: int = 0
 
 
 class RegimeEvent(_Event):

@@ -3,6 +3,7 @@ pipeline's quality message on the bus."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tradeloop.adapters.streams.pipeline import MarketPipeline
@@ -44,3 +45,28 @@ def test_pipeline_publishes_versioned_quality_events() -> None:
     assert TOPICS["tradeloop.data.quality"] is DataQualityEvent
     codec = event_codec()
     assert codec.decode(codec.encode(event)).message == event
+
+
+def test_out_of_order_trades_and_bars_are_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tradeloop.core.bar import Bar
+    from tradeloop.core.market_events import StreamBar
+
+    pipe = MarketPipeline("p")
+    ts = [10, 20, 15, 30, 25, 40]  # two trades stamped before one already seen
+    trades = [MarketTrade("binance", "S", t, t, 1.0, 1.0, 1, str(i)) for i, t in enumerate(ts)]
+    with caplog.at_level("WARNING"):
+        out = pipe.process(trades[:3])
+        out += pipe.process(trades[3:])
+
+        def bar(minute: int) -> StreamBar:
+            return StreamBar("binance", 0, Bar("S", "1m", minute * 60 * 10**9, 1, 1, 1, 1, 1), True)
+
+        out += pipe.process([bar(1), bar(2), bar(1), bar(2)])
+    q = pipe.metrics.source("binance")
+    assert len([e for e in out if isinstance(e, MarketTrade)]) == 6  # late trades are kept
+    assert q.out_of_order == 2 + 1  # trades 15 and 25, bar 1 after bar 2
+    assert q.duplicates == 1  # bar 2 twice
+    assert "out of order, first id 2 (position 2 of its batch)" in caplog.text
+    assert "binance S" in caplog.text

@@ -129,6 +129,7 @@ class MarketPipeline:
         self.sinks: list[Sink] = list(sinks)
         self.books: dict[tuple[str, str], BookSync] = {}
         self._bars: dict[tuple[str, str, str], int] = {}
+        self._last_trade_ts: dict[tuple[str, str], int] = {}
         self._last_quality = time.monotonic()
         self.trades_in = 0
         self.trades_out = 0
@@ -202,6 +203,7 @@ class MarketPipeline:
         self.metrics.count(venue, "messages", len(batch))
         if len(batch):
             self.metrics.lag(venue, int(batch.recv_ts[-1] - batch.ts[-1]))
+        self._check_order(batch)
         fresh = self.dedup.fresh_mask(batch)
         dup = len(batch) - int(fresh.sum())
         if dup:
@@ -234,6 +236,24 @@ class MarketPipeline:
                 ),
             )  # fmt: skip
         return passed, kept_mask
+
+    def _check_order(self, batch: TradeBatch) -> None:
+        """Count (and log) trades stamped earlier than one already seen; they are kept."""
+        if not len(batch):
+            return
+        key = (batch.venue, batch.symbol)
+        before = self._last_trade_ts.get(key, np.iinfo(np.int64).min)
+        running = np.maximum.accumulate(np.concatenate([[before], batch.ts]))
+        late = batch.ts < running[:-1]
+        self._last_trade_ts[key] = int(running[-1])
+        n = int(late.sum())
+        if n:
+            i = int(np.argmax(late))
+            self.metrics.count(batch.venue, "out_of_order", n)
+            logger.warning(
+                "%s %s: %d trade(s) out of order, first id %s (position %d of its batch)",
+                batch.venue, batch.symbol, n, batch.trade_id[i], i,
+            )  # fmt: skip
 
     def _fill_trades(self, batch: TradeBatch, gaps: list[tuple[int, int]]) -> TradeBatch:
         """Count the id gaps and put the backfilled trades (REST) in their place."""
@@ -329,7 +349,14 @@ class MarketPipeline:
             key = (venue, bar.symbol, bar.timeframe)
             last = self._bars.get(key)
             if last is not None and bar.ts <= last:
-                self.metrics.count(venue, "duplicates")
+                if bar.ts < last:
+                    self.metrics.count(venue, "out_of_order")
+                    logger.warning(
+                        "%s %s %s: bar %d arrived after bar %d; dropped", venue, bar.symbol,
+                        bar.timeframe, bar.ts, last,
+                    )  # fmt: skip
+                else:
+                    self.metrics.count(venue, "duplicates")
                 return []
             out: list[MarketEvent] = []
             step = timeframe_ns(bar.timeframe)
@@ -389,7 +416,8 @@ class MarketPipeline:
         return DataQualityEvent(
             run=self.name, ts=time.time_ns(), source=source, messages=q.messages,
             msgs_per_s=q.msgs_per_s, lag_ms=q.lag_ms_last, lag_ms_max=q.lag_ms_max,
-            gaps=q.gaps, outliers=q.outliers, duplicates=q.duplicates, malformed=q.malformed,
+            gaps=q.gaps, outliers=q.outliers, duplicates=q.duplicates,
+            out_of_order=q.out_of_order, malformed=q.malformed,
             resyncs=q.resyncs, failovers=q.failovers,
         )  # fmt: skip
 
@@ -403,7 +431,8 @@ class MarketPipeline:
             "sources": {
                 name: {
                     "messages": q.messages, "gaps": q.gaps, "outliers": q.outliers,
-                    "duplicates": q.duplicates, "malformed": q.malformed, "resyncs": q.resyncs,
+                    "duplicates": q.duplicates, "out_of_order": q.out_of_order,
+                    "malformed": q.malformed, "resyncs": q.resyncs,
                     "failovers": q.failovers, "lag_ms_max": round(q.lag_ms_max, 3),
                 }
                 for name, q in self.metrics.sources.items()

@@ -1,5 +1,5 @@
 """Per-source stream quality metrics: messages, msgs/s, lag, gaps, outliers, duplicates,
-malformed frames, resyncs and failovers.
+out-of-order messages, malformed frames, resyncs and failovers.
 
 :class:`StreamMetrics` keeps plain counters (read by the pipeline, published on the bus as
 :class:`SourceQuality` snapshots) and mirrors them into prometheus-client objects registered
@@ -17,7 +17,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["SourceQuality", "StreamMetrics"]
 
-_COUNTERS = ("messages", "gaps", "outliers", "duplicates", "malformed", "resyncs", "failovers")
+_COUNTERS = (
+    "messages",
+    "gaps",
+    "outliers",
+    "duplicates",
+    "out_of_order",
+    "malformed",
+    "resyncs",
+    "failovers",
+)
 
 
 @dataclass(slots=True)
@@ -29,6 +38,7 @@ class SourceQuality:
     gaps: int = 0
     outliers: int = 0
     duplicates: int = 0
+    out_of_order: int = 0
     malformed: int = 0
     resyncs: int = 0
     failovers: int = 0
@@ -86,8 +96,8 @@ class StreamMetrics:
         return q
 
     def count(self, name: str, counter: str, n: int = 1) -> None:
-        """Add ``n`` to ``counter`` (one of messages, gaps, outliers, duplicates, malformed,
-        resyncs, failovers) of source ``name``."""
+        """Add ``n`` to ``counter`` (one of messages, gaps, outliers, duplicates, out_of_order,
+        malformed, resyncs, failovers) of source ``name``."""
         if n <= 0:
             return
         q = self.source(name)
