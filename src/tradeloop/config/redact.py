@@ -49,8 +49,9 @@ _USERINFO = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@"
 )
 _QUERY = re.compile(
-    r"(?P<key>[?&;,\s](?:password|passwd|pwd|token|access_token|refresh_token|api_?key|apikey|"
-    r"secret|api_secret|client_secret|signature|sig|key)=)(?P<value>[^&\s#'\"]+)",
+    r"(?P<key>(?:[?&;,\s](?:password|passwd|pwd|token|access_token|refresh_token|api_?key|"
+    r"apikey|secret|api_secret|client_secret|signature)|[?&](?:sig|key))=)"
+    r"(?P<value>[^&\s#'\"]+)",
     re.IGNORECASE,
 )
 _WEBHOOK = re.compile(
@@ -109,8 +110,10 @@ def redact(text: str) -> str:
     'postgresql://bob:***@db:5432/x'
     >>> redact("https://discord.com/api/webhooks/123/abcDEF-xyz")
     'https://discord.com/api/webhooks/123/***'
-    >>> redact("GET /v1?symbol=BTC&api_key=s3cr3tvalue")
-    'GET /v1?symbol=BTC&api_key=***'
+    >>> redact("GET /v1?symbol=BTC&key=s3cr3tvalue")
+    'GET /v1?symbol=BTC&key=***'
+    >>> redact("Strategy parameter key=value, e.g. fast=10")  # a plain word is not a query
+    'Strategy parameter key=value, e.g. fast=10'
     """
     if not text:
         return text
