@@ -112,12 +112,15 @@ def record(
     With --backup-ws-url (and/or --backup-venue) a second source runs as hot standby and
     takes over when the primary stalls or disconnects; nothing is recorded twice.
     Ctrl-C (or --duration) stops and flushes. `tradeloop data replay OUT` plays it back.
+    Hosts default to the settings (TRADELOOP_<VENUE>_URL, TRADELOOP_<VENUE>_WS_URL); a
+    read-only TRADELOOP_<VENUE>_API_KEY lets Binance refill lost trades by id.
     """
     from tradeloop.adapters.streams.ccxt_source import CcxtMarketSource
     from tradeloop.adapters.streams.pipeline import MarketPipeline
     from tradeloop.adapters.streams.service import MarketStream
     from tradeloop.adapters.streams.urls import venue_urls
     from tradeloop.config.logging import setup_logging
+    from tradeloop.config.settings import load_settings
     from tradeloop.core.errors import ConfigError
     from tradeloop.data.stream.quality import OutlierConfig
     from tradeloop.data.stream.recording import ParquetRecorder
@@ -133,11 +136,21 @@ def record(
         options = {"fetchMarkets": {"types": ["spot" if market == "spot" else "linear"]},
                    "defaultType": "spot" if market == "spot" else "swap"}  # fmt: skip
 
+        settings = load_settings()
+
         def source(name: str, v: str, ws: str | None, rest: str | None) -> CcxtMarketSource:
+            # hosts and a read-only API key (Binance's trade lookup by id needs one) come
+            # from the settings (TRADELOOP_<VENUE>_URL / _WS_URL / _API_KEY) unless given
+            venue_settings = settings.exchange(v)
+            ws = ws or venue_settings.ws_url
+            rest = rest or venue_settings.url
             urls = venue_urls(v, ws, rest) if (ws or rest) else None
+            config: dict[str, Any] = {"options": options}
+            if venue_settings.api_key is not None:
+                config["apiKey"] = venue_settings.api_key.get_secret_value()
             return CcxtMarketSource(
-                v, symbols, channels, timeframe=timeframe, name=name,
-                config={"options": options}, urls=urls, stale_after_s=stale_after_s,
+                v, symbols, channels, timeframe=timeframe, name=name, config=config,
+                urls=urls, stale_after_s=stale_after_s,
             )  # fmt: skip
 
         primary = source(venue.lower(), venue.lower(), ws_url, rest_url)
