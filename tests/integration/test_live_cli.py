@@ -6,6 +6,7 @@ leave a duplicate order at the venue (on USD-M perpetuals, long and short)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -183,7 +184,19 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
     assert row["slippage_cost"] == pytest.approx(body["summary"]["total_cost"])
 
 
-def test_kill_9_at_random_moments_never_duplicates_an_order(
+def _caught_up(status: Path, since: float) -> bool:
+    """The restarted session re-ran what the killed one left and reconciled with the venue
+    (its status file, written after ``since``, says so)."""
+    try:
+        if status.stat().st_mtime <= since:
+            return False
+        doc = json.loads(status.read_text())
+    except (OSError, ValueError):
+        return False
+    return int((doc.get("venue") or {}).get("reconciliations", 0)) >= 1
+
+
+def test_kill_9_at_random_moments_and_sigterm_never_duplicate_an_order(
     venue: VenueData, tmp_path: Path
 ) -> None:
     # Arrange: USD-M perpetual, long and short (reversals are one order); the replay waits
@@ -231,13 +244,36 @@ def test_kill_9_at_random_moments_never_duplicates_an_order(
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             kills += 1
+        # Act 3: once caught up, SIGTERM stops cleanly with the state equal to the venue's
+        started = time.time()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _caught_up(status, started):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 1.0))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()[-2000:]
+        at_stop = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
+        with open_state_store(str(state)) as store:
+            stopped = store.load_run("live-kill")
+        assert stopped is not None
+        assert stopped.portfolio is not None
+        at_venue = [(o.client_id, o.side, o.qty, o.status) for o in ex.book.orders]
+        assert sum(p.signed_quantity for p in stopped.portfolio.positions.values()) == (
+            pytest.approx(at_stop.get("BTCUSDT", 0.0), abs=1e-9)
+        ), at_venue
+        assert not [o for o in ex.book.orders if o.is_open]  # no order left working
         final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         venue_ids = [o.client_id for o in ex.book.orders]
+        venue_sides = [o.side for o in ex.book.orders]
         venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
     # Assert
     assert final.returncode == 0, final.stderr[-3000:]
     duplicates = [cid for cid, n in Counter(venue_ids).items() if n > 1]
     assert duplicates == []
+    # the strategy only ever reverses: a second order on the same side would mean an intent
+    # placed twice under two ids, or sized on a position the venue had already changed
+    assert all(a != b for a, b in itertools.pairwise(venue_sides)), venue_sides
     assert len(venue_ids) >= 3
     with open_state_store(str(state)) as store:
         stored = store.load_orders("live-kill")
@@ -250,5 +286,8 @@ def test_kill_9_at_random_moments_never_duplicates_an_order(
     assert run is not None
     assert run.portfolio is not None
     held = sum(p.signed_quantity for p in run.portfolio.positions.values())
-    assert held == pytest.approx(venue_position.get("BTCUSDT", 0.0), abs=1e-9)
+    assert held == pytest.approx(venue_position.get("BTCUSDT", 0.0), abs=1e-9), (
+        venue_ids,
+        [(o.order.id, o.order.side, o.status) for o in stored],
+    )
     assert all(p.tag != "adopted" for p in run.portfolio.positions.values())

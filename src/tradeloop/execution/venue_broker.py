@@ -272,8 +272,18 @@ class VenueBroker:
         self._send(order, ts_ns, price, amount, reason)
 
     def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
-        """A bar of ``symbol`` opened: apply what the venue reported (fills of waiting orders)."""
+        """A bar of ``symbol`` opened: apply what the venue reported (fills of waiting orders).
+
+        An order the venue reported filled whose fills have still not arrived a bar later (a
+        stream that dropped them, or was not subscribed yet) has them fetched over REST now,
+        so the step never decides on a position the venue has already changed.
+        """
         self.sync(ts_ns)
+        if any(self._behind(w) for w in self._working.values() if w.order.symbol == symbol):
+            try:
+                self.recover_missing_fills()
+            except TemporaryError as exc:
+                logger.warning("fills of %s not recovered yet: %s", symbol, exc)
 
     def on_bar_range(
         self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float

@@ -315,6 +315,13 @@ class CcxtVenueClient:
         sym = self._sym(symbol)
         since = since_ns // 1_000_000 if since_ns else None
         trades = self._call(lambda: self.ex.fetch_my_trades(sym, since), what="my trades")
+        with self._lock:
+            unknown = any(str(t.get("order") or "") not in self._cid_by_oid for t in trades)
+        if unknown:  # the venue's trades carry order ids only: learn their client ids
+            for o in self._call(
+                partial(self.ex.fetch_orders, sym, None, self.POLL_LIMIT), what="orders"
+            ):
+                self._order(o, symbol)
         return [f for f in (self._fill(t, symbol, None) for t in trades) if f.client_order_id]
 
     def balances(self) -> dict[str, VenueBalance]:
