@@ -812,7 +812,7 @@ def _numpy(arr: pa.ChunkedArray) -> np.ndarray:
     whole = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     dtype = _BUFFER_DTYPES.get(whole.type)
     if dtype is None or whole.null_count:
-        return whole.to_numpy(zero_copy_only=False)
+        return np.asarray(whole.to_numpy(zero_copy_only=False))
     width = np.dtype(dtype).itemsize
     data = whole.buffers()[1]
     return np.frombuffer(data, dtype=dtype, count=len(whole), offset=whole.offset * width).copy()
