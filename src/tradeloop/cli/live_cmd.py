@@ -133,6 +133,7 @@ def live(
     from tradeloop.execution.venue_broker import NotionalCaps
 
     try:
+        options["exchange"] = resolve_exchange(broker, options.get("exchange"))
         from tradeloop.engine.live_session import LiveOptions
 
         opts = LiveOptions(
@@ -158,6 +159,41 @@ def live(
         _run_loop(config, opts, options)
     else:
         _run_strategy(opts, options)
+
+
+#: the data venue ``tradeloop live`` uses for a broker when ``--exchange`` is not given
+DEFAULT_EXCHANGE = {"ccxt": "binance", "alpaca": "alpaca"}
+
+
+def resolve_exchange(broker: str, exchange: str | None) -> str:
+    """The data venue of a live run: ``--exchange`` if given, else the broker's default
+    (``alpaca`` for ``--broker alpaca``, ``binance`` for ``--broker ccxt``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown broker, or an exchange the broker cannot trade (``--broker alpaca`` with a
+        ccxt exchange, ``--broker ccxt`` with ``--exchange alpaca``); both options are named.
+    """
+    from tradeloop.adapters.market import VENUE_FEEDS
+
+    b = broker.lower()
+    if b not in DEFAULT_EXCHANGE:
+        raise ConfigError(f"--broker {broker!r}: expected one of {', '.join(DEFAULT_EXCHANGE)}")
+    if exchange is None:
+        return DEFAULT_EXCHANGE[b]
+    ex = exchange.lower()
+    if b == "alpaca" and ex != "alpaca":
+        raise ConfigError(
+            f"--broker alpaca trades US equities on Alpaca; --exchange {exchange!r} is a ccxt "
+            "exchange (use --exchange alpaca, or leave --exchange out, or --broker ccxt)"
+        )
+    if b == "ccxt" and ex in VENUE_FEEDS:
+        raise ConfigError(
+            f"--broker ccxt trades crypto exchanges; --exchange {exchange!r} needs "
+            f"--broker {ex} (or leave --exchange out)"
+        )
+    return ex
 
 
 def _run_strategy(opts: Any, o: dict[str, Any]) -> None:
@@ -430,6 +466,17 @@ def _compose_signature() -> None:
         param = paper_sig.parameters[name]
         if param.default is inspect.Parameter.empty:
             param = param.replace(default=None)
+        if name == "exchange":
+            param = param.replace(
+                default=None,
+                annotation=Annotated[
+                    str | None,
+                    typer.Option(
+                        help="Data and trading venue: binance or bybit (ccxt), or alpaca. "
+                        "Default: alpaca with --broker alpaca, else binance."
+                    ),
+                ],
+            )
         extra.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY))
         annotations[name] = param.annotation
     live.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

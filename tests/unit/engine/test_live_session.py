@@ -77,3 +77,50 @@ def test_the_cli_asks_before_real_money_and_refuses_without_caps(tmp_path: Any) 
     assert declined.exit_code == 1
     assert "REAL MONEY" in declined.output
     assert "nothing was started" in declined.output
+
+
+def test_broker_alpaca_defaults_the_exchange_to_alpaca_and_refuses_a_crypto_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tradeloop.cli import live_cmd
+
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        live_cmd, "_run_strategy", lambda opts, o: seen.append((opts.broker, o["exchange"]))
+    )
+    runner = CliRunner()
+    base = ["live", "--strategy", "sma_cross", "--symbol", "SPY"]
+    assert runner.invoke(app, [*base, "--broker", "alpaca"]).exit_code == 0
+    assert runner.invoke(app, [*base, "--broker", "ccxt"]).exit_code == 0
+    assert runner.invoke(app, [*base, "--broker", "ccxt", "--exchange", "Bybit"]).exit_code == 0
+    assert seen == [("alpaca", "alpaca"), ("ccxt", "binance"), ("ccxt", "bybit")]
+
+    refused = runner.invoke(app, [*base, "--broker", "alpaca", "--exchange", "binance"])
+    assert refused.exit_code != 0
+    assert "--broker alpaca" in refused.output
+    assert "--exchange 'binance'" in refused.output
+    refused = runner.invoke(app, [*base, "--broker", "ccxt", "--exchange", "alpaca"])
+    assert refused.exit_code != 0
+    assert "--broker ccxt" in refused.output
+    assert "--exchange 'alpaca'" in refused.output
+    assert len(seen) == 3
+    # the real-money question names the venue the run would trade on
+    asked = runner.invoke(
+        app,
+        [
+            *base,
+            "--broker",
+            "alpaca",
+            "--real-money",
+            "--max-order-notional",
+            "1",
+            "--max-daily-notional",
+            "2",
+        ],
+        input="n\n",
+    )
+    assert "REAL MONEY on alpaca" in asked.output
+    assert len(seen) == 3
+    assert "Default: alpaca with --broker alpaca" in " ".join(
+        runner.invoke(app, ["live", "--help"]).output.split()
+    )
