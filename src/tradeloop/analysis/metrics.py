@@ -332,7 +332,10 @@ def compute_metrics(
         volatility = sharpe = sortino = 0.0
     years = (int(ts[-1]) + bar_ns - int(ts[0])) / _YEAR_NS if len(ts) else 0.0
     if years > 0 and initial > 0 and final > 0:
-        cagr = (final / initial) ** (1.0 / years) - 1.0
+        try:
+            cagr = (final / initial) ** (1.0 / years) - 1.0
+        except OverflowError:  # a gain over minutes (a young live run) annualizes past floats
+            cagr = math.inf
     else:
         cagr = -1.0 if final <= 0 < initial else 0.0
     max_dd, dd_start, dd_trough, dd_recovery, dd_days = _drawdown_stats(series, ts)

@@ -35,6 +35,7 @@ from tradeloop.analysis import _charts as charts
 from tradeloop.analysis.metrics import drawdown_curve, monthly_returns
 from tradeloop.analysis.regimes import RegimeSeries, regime_figure, regime_performance
 from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run, metrics_dict
+from tradeloop.analysis.slippage import SlippageView
 from tradeloop.analysis.trades import TradeColumns, trade_columns
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.position import Trade
@@ -410,11 +411,12 @@ def _bias_html(analysis: RunAnalysis, limit: int) -> str:
     )
 
 
-def _trades_html(cols: TradeColumns, limit: int) -> str:
+def _trades_html(cols: TradeColumns, limit: int, slippage: SlippageView | None = None) -> str:
     rows = []
     pnl_pct = cols.pnl_pct
     for i in range(min(limit, len(cols))):
         closed = bool(cols.closed[i])
+        slip = slippage.by_trade.get(cols.ids[i], (None, None)) if slippage else None
         rows.append(
             (
                 cols.ids[i],
@@ -430,9 +432,10 @@ def _trades_html(cols: TradeColumns, limit: int) -> str:
                 float(cols.pnl[i]),
                 float(pnl_pct[i]),
                 cols.exit_reasons[i] or "",
+                *(slip if slip is not None else ()),
             )
         )
-    header = (
+    header: tuple[str, ...] = (
         "id",
         "symbol",
         "side",
@@ -448,7 +451,24 @@ def _trades_html(cols: TradeColumns, limit: int) -> str:
         "exit reason",
     )
     formats = [*header[:11], "avg_return", ""]
+    if slippage is not None:
+        header = (*header, "entry slippage (bps)", "exit slippage (bps)")
+        formats += ["", ""]
     return _table(rows, header, cls="trades", formats=formats)
+
+
+def _slippage_html(slippage: SlippageView | None) -> str:
+    """Expected vs actual fill prices in total (a live run's fills); empty without them."""
+    if slippage is None:
+        return ""
+    rows = [
+        ("fills with an expected price", slippage.fills),
+        ("mean slippage (bps, + adverse)", slippage.mean_bps),
+        ("slippage cost (quote, + adverse)", slippage.total_cost),
+    ]
+    return '<h2 id="slippage">Slippage (expected vs actual fill price)</h2>\n' + _table(
+        rows, ("what", "value"), cls="kv", formats=("", "")
+    )
 
 
 _ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(?:Z|\+00:00)$")
@@ -672,6 +692,7 @@ def write_report(
     notes: Sequence[str] = (),
     regimes: RegimeSeries | None = None,
     indicators: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    slippage: SlippageView | None = None,
 ) -> Path:
     """Write the HTML report of a run and return its path.
 
@@ -705,6 +726,9 @@ def write_report(
     indicators
         Lines the strategy asked to plot (``{name: (times_ns, values)}``, see
         ``Strategy.plot``), drawn over the first symbol's price chart.
+    slippage
+        A live run's expected vs actual fill prices (:func:`~tradeloop.analysis.slippage.
+        slippage_view`): a total under the metrics and per-trade entry/exit columns.
     """
     limits = limits or ReportLimits()
     summary = dict(summary or {})
@@ -816,6 +840,7 @@ def write_report(
 {_verdict_html(analysis)}
 <h2 id="metrics">Metrics</h2>
 {_metrics_html(metrics)}
+{_slippage_html(slippage)}
 <h2 id="equity">Equity and drawdown</h2>
 {equity_div}
 <h2 id="validation">Statistical validation</h2>
@@ -857,7 +882,7 @@ def write_report(
         )
     }
 <h2 id="trades">Trades{_esc(shown)}</h2>
-<div class="scroll">{_trades_html(cols, limits.max_trade_rows)}</div>
+<div class="scroll">{_trades_html(cols, limits.max_trade_rows, slippage)}</div>
 <h2 id="provenance">Parameters and data provenance</h2>
 {_provenance_html(run_info, summary)}
 {_DRAW_SCRIPT}

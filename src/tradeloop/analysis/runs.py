@@ -47,6 +47,11 @@ class RunListing:
     trades: int
     created: str
     verdict: str
+    #: live runs (``tradeloop runs --state``): fills with an expected price, their mean adverse
+    #: slippage in bps and its total cost in quote currency (0 / None for recorded backtests)
+    slippage_fills: int = 0
+    slippage_bps: float | None = None
+    slippage_cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

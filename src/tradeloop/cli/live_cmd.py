@@ -393,12 +393,21 @@ def report(
     ] = None,
     show: Annotated[int, typer.Option(help="Fills to list (the most recent).")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the run's HTML report here (equity, metrics, trades with their "
+            "entry/exit slippage, and the slippage totals).",
+        ),
+    ] = None,
 ) -> None:
     """Slippage of a live run: every fill's expected price (the price when the order was sent)
     against the venue's actual price, in basis points (positive: adverse) and in quote
     currency, and the totals; plus the venue's last reconciliation."""
     import json
 
+    from tradeloop.analysis.slippage import fill_rows, slippage_view, totals
     from tradeloop.store.state import open_state_store
 
     try:
@@ -406,25 +415,32 @@ def report(
         with open_state_store(target) as store:
             meta = store.load_run_meta(run_id)
             run = store.load_run(run_id)
-        if meta is None or run is None or meta.get("mode") != "live":
-            raise ConfigError(f"no live run {run_id!r} in {target}")
+            if meta is None or run is None or meta.get("mode") != "live":
+                raise ConfigError(f"no live run {run_id!r} in {target}")
+            stored_fills = store.load_fills(run_id) if html is not None else []
+            curve = store.load_equity_curve(run_id) if html is not None else ([], [])
     except TradeloopError as exc:
         raise _fail(exc) from None
     broker = run.engine_state.get("broker") or {}
-    records = list(broker.get("slippage") or [])
-    fills, bps_sum, cost = (broker.get("slippage_totals") or [0, 0.0, 0.0])[:3]
-    rows = []
-    for r in records:
-        sign = 1.0 if r["side"] == "buy" else -1.0
-        expected, actual = float(r["expected"]), float(r["actual"])
-        bps = sign * (actual - expected) / expected * 10_000.0 if expected > 0 else 0.0
-        rows.append({**r, "bps": bps, "cost": sign * (actual - expected) * float(r["quantity"])})
-    summary = {
-        "run_id": run_id,
-        "fills": int(fills),
-        "mean_bps": bps_sum / fills if fills else 0.0,
-        "total_cost": cost,
-    }
+    rows = fill_rows(broker.get("slippage") or [])
+    summary: dict[str, Any] = {"run_id": run_id, **totals(broker)}
+    if html is not None:
+        import numpy as np
+
+        from tradeloop.analysis.report import write_report
+
+        trades = run.portfolio.trades if run.portfolio is not None else []
+        path = write_report(
+            html,
+            title=f"Live run {run_id}",
+            ts=np.asarray(curve[0], dtype=np.int64),
+            equity=np.asarray(curve[1], dtype=np.float64),
+            trades=trades,
+            initial_equity=run.portfolio.initial_balance if run.portfolio is not None else None,
+            summary={"mode": "live", "exchange": meta.get("exchange"), "run_id": run_id},
+            slippage=slippage_view(broker, trades, stored_fills),
+        )
+        err_console.print(f"report: {path}", highlight=False)
     if as_json:
         print(json.dumps({"summary": summary, "fills": rows}, indent=2))
         return

@@ -192,9 +192,51 @@ def _run_json(run: Any) -> dict[str, Any]:
             "trades": run.trades,
             "verdict": run.verdict,
             "created": run.created,
+            "slippage_fills": run.slippage_fills,
+            "slippage_bps": run.slippage_bps,
+            "slippage_cost": run.slippage_cost,
         }
     )
     return data
+
+
+def live_run_listings(state: str) -> list[Any]:
+    """The live runs of state store ``state`` as ``tradeloop runs`` lines, with their slippage
+    (expected vs actual fill price: fills, mean adverse bps, total cost)."""
+    from tradeloop.analysis.runs import RunListing
+    from tradeloop.analysis.slippage import totals
+    from tradeloop.cli.paper_cmd import _existing_state
+    from tradeloop.engine.paper import run_summaries
+    from tradeloop.store.state import open_state_store
+
+    target = _existing_state(state)
+    listings = []
+    with open_state_store(target) as store:
+        for row in run_summaries(store):
+            if row["mode"] != "live":
+                continue
+            run = store.load_run(row["run_id"])
+            broker = (run.engine_state.get("broker") or {}) if run is not None else {}
+            slip = totals(broker)
+            fills = int(slip["fills"])
+            listings.append(
+                RunListing(
+                    run_id=row["run_id"],
+                    path=Path(target) if "://" not in target else Path(row["run_id"]),
+                    strategy=str(row["strategy"]),
+                    symbols=tuple(row["symbols"]),
+                    timeframe=str(row["timeframe"]),
+                    total_return=(row["return_pct"] or 0.0) / 100.0,
+                    sharpe=float("nan"),
+                    trades=int(row["trades"]),
+                    created=str(row["started"] or ""),
+                    verdict="live",
+                    slippage_fills=fills,
+                    slippage_bps=slip["mean_bps"] if fills else None,
+                    slippage_cost=slip["total_cost"] if fills else None,
+                )
+            )
+    return listings
 
 
 def register(app: typer.Typer) -> None:
@@ -207,16 +249,29 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print JSON instead of a table.")
         ] = False,
+        state: Annotated[
+            str | None,
+            typer.Option(
+                help="Also list the live runs of this state store (SQLite file or "
+                "postgresql:// URL), with their slippage: expected vs actual fill price."
+            ),
+        ] = None,
     ) -> None:
         """List recorded runs (newest last): id, strategy, symbols, timeframe, return, Sharpe,
-        trades and verdict (the id starts with the run's UTC time)."""
+        trades and verdict (the id starts with the run's UTC time). With --state, the live runs
+        of the state store too, and slippage columns (fills, mean bps, cost; + is adverse) for
+        runs with fills at an expected price; `tradeloop live report` lists them per fill."""
         import json
 
         from rich import box
 
         from tradeloop.analysis.runs import find_runs
 
-        found = find_runs(root)[-limit:]
+        try:
+            live_runs = live_run_listings(state) if state is not None else []
+        except TradeloopError as exc:
+            raise _fail(exc) from None
+        found = sorted([*find_runs(root), *live_runs], key=lambda r: r.created)[-limit:]
         if as_json:
             print(json.dumps([_run_json(run) for run in found], indent=2))
             return
@@ -234,7 +289,20 @@ def register(app: typer.Typer) -> None:
             ("verdict", "left"),
         ):
             table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        slipped = any(run.slippage_fills for run in found)
+        if slipped:
+            for name in ("fills", "slip bps", "slip cost"):
+                table.add_column(name, justify="right")
         for run in found:
+            extra = (
+                (
+                    str(run.slippage_fills),
+                    f"{run.slippage_bps:+.2f}" if run.slippage_bps is not None else "",
+                    f"{run.slippage_cost:+,.4f}" if run.slippage_cost is not None else "",
+                )
+                if slipped
+                else ()
+            )
             table.add_row(
                 run.run_id,
                 ",".join(run.symbols),
@@ -243,6 +311,7 @@ def register(app: typer.Typer) -> None:
                 fmt("sharpe", run.sharpe),
                 str(run.trades),
                 run.verdict,
+                *extra,
             )
         console.print(table)
 

@@ -588,6 +588,13 @@ class StateStore:
         ).fetchall()
         return [_trade_from(r) for r in rows]
 
+    def load_equity_curve(self, run_id: str) -> tuple[list[int], list[float]]:
+        """The run's stored equity snapshots (step times in UTC ns, equity), oldest first."""
+        rows = self._execute(
+            "SELECT ts, equity FROM portfolio_snapshots WHERE run_id = ? ORDER BY ts", (run_id,)
+        ).fetchall()
+        return [int(r[0]) for r in rows], [float(r[1]) for r in rows]
+
     def load_checkpoints(self, run_id: str) -> dict[str, int]:
         """Return symbol -> last processed bar time (UTC ns) of ``run_id``."""
         rows = self._execute(
