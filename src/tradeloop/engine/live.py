@@ -338,6 +338,11 @@ class LiveKernel:
         self.days.restore_state(engine.get("days", {}))
         self.risk.restore_state(engine.get("risk", {}))
         self.step.paused = bool(engine.get("paused", False))  # a paused run restarts paused
+        stored_inputs = engine.get("inputs", {})
+        for src in self.step.inputs:
+            restore_input = getattr(src, "restore_state", None)
+            if restore_input is not None:
+                restore_input(stored_inputs.get(src.name, {}))
         self._strategy_state = dict(state.strategy_states.get(self.strategy.strategy_name(), {}))
         logger.info(
             "run restored",
@@ -628,6 +633,12 @@ class LiveKernel:
             "days": self.days.export_state(),
             "risk": self.risk.export_state(),
             "paused": self.step.paused,
+            # side inputs with a state of their own (the regime's transition manager)
+            "inputs": {
+                src.name: src.export_state()
+                for src in self.step.inputs
+                if hasattr(src, "export_state")
+            },
         }
 
     def status(self) -> dict[str, Any]:

@@ -20,8 +20,12 @@ paper and live alike. At each step it
    has a bus, and keeps the step's :class:`~tradeloop.ml.regimes.transitions.RegimeState` in
    :attr:`RegimeSource.history` (the report's regime shading and performance by regime).
 
-A paper or live run restarted from its state store refilters the bars it holds, so its
-regime continues from the same bars.
+A paper or live run stores :meth:`RegimeSource.export_state` with every step (the kernel's
+engine state, one transaction per step): the transition manager's adopted regime, pending
+candidate and its count, the exposure ramp (from, target, start) and the switch count. A
+restarted run restores them and refilters the bars it holds (the causal filter's own state is
+recomputed from those bars, so it equals an uninterrupted run's while the held window holds the
+run's bars), then continues: the same regimes, exposures and orders as a run never stopped.
 """
 
 from __future__ import annotations
@@ -189,6 +193,8 @@ class RegimeSource:
         self.step_ts: list[int] = []
         #: bars filtered so far
         self.bars_seen = 0
+        #: open time of the last bar counted in :attr:`bars_seen` before a restart
+        self._counted_ts: int | None = None
 
     # -- wiring --------------------------------------------------------------------------------
     def attach(self, step: Step) -> None:
@@ -210,6 +216,30 @@ class RegimeSource:
             "bars": self.bars_seen,
             "current": last.as_dict() if last is not None else None,
         }
+
+    # -- persistence (paper/live: stored with every step) ------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """The state a restarted run needs: the transition manager's and the bar count."""
+        return {
+            "model": self.spec,
+            "manager": self.manager.export_state(),
+            "bars_seen": self.bars_seen,
+            "last_ts": self._last_ts if self._last_ts is not None else self._counted_ts,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`export_state` (an empty mapping: nothing stored, start fresh).
+
+        The causal filter restarts on the bars the kernel holds at its next step; the bars
+        up to ``last_ts`` are refiltered but not counted again.
+        """
+        if not state:
+            return
+        self.manager.restore_state(state.get("manager") or {})
+        self.bars_seen = int(state.get("bars_seen", 0))
+        last = state.get("last_ts")
+        self._counted_ts = None if last is None else int(last)
+        self._filter, self._last_ts, self._pre = None, None, None
 
     # -- the InputSource protocol --------------------------------------------------------------
     def update(self, view: MarketView) -> None:
@@ -241,7 +271,11 @@ class RegimeSource:
                 self._state.extend(states.tolist())
                 self._conf.extend(confs.tolist())
                 self._last_ts = int(bars.ts[stop - 1])
-                self.bars_seen += stop - start
+                counted = start
+                if self._counted_ts is not None:  # refiltered after a restart: counted before
+                    counted = max(start, int(np.searchsorted(bars.ts, self._counted_ts, "right")))
+                    self._counted_ts = None
+                self.bars_seen += stop - counted
                 # keep only what the next step can need
                 del self._state[:-1], self._conf[:-1]
             state, conf = (self._state[-1], self._conf[-1]) if self._state else (-1, math.nan)

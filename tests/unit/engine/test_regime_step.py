@@ -9,6 +9,8 @@ below 1.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,7 @@ from tradeloop.engine.regime import RegimeSource
 from tradeloop.ml.regimes import HMMDetector, TransitionManager
 from tradeloop.risk.config import RiskConfig
 from tradeloop.risk.engine import RiskEngine
+from tradeloop.store.state import SqliteStateStore
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.view import MarketView
 from tradeloop.testing.kernels import bar_row, stream_bars, test_instrument
@@ -250,3 +253,52 @@ def test_the_regime_confidence_is_the_enrichments_regime_weight(sample_1h) -> No
         assert r.confidence == pytest.approx(min(1.0, max(0.0, r.meta_confidence * weight)))
         weights.append(r.regime_weight)
     assert min(weights) < 1.0  # the weight did change something
+
+
+def test_a_restarted_paper_run_continues_the_regime_as_if_never_stopped(
+    bars: BarArrays, detector: HMMDetector, tmp_path
+) -> None:
+    # Arrange: an uninterrupted paper run, and the same run killed and restarted from its
+    # state store at cuts inside the hysteresis and the exposure ramps around both switches
+    warm = 200
+    cfg = RunConfig(balance=10_000, trade_start=int(bars.ts[warm]))
+    ref_regime = source(detector)
+    ref = LiveKernel(Every(), {SYM: test_instrument(SYM)}, "5m", cfg, inputs=(ref_regime,))
+    ref.warm_up({SYM: [bar_row(bars, i) for i in range(warm)]})
+    stream_bars(ref, {SYM: bars}, warm, len(bars))
+    ref_states = dict(zip(ref_regime.step_ts, ref_regime.history, strict=True))
+    ramps = [t for t, s in ref_states.items() if s.exposure not in (0.5, 1.0)]
+    first_ramp = bars.ts.tolist().index(min(ramps))
+    last_ramp = bars.ts.tolist().index(max(ramps))
+    # a cut 1 bar into a confirmation (candidate pending) and 2 bars into each ramp
+    cuts = [warm, first_ramp - 2, first_ramp + 2, last_ramp - 2, len(bars)]
+    assert cuts == sorted(cuts)
+    # Act
+    states: dict[int, object] = {}
+    restarted: list[dict] = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        store = SqliteStateStore(tmp_path / "state.db")
+        regime = source(detector)
+        kernel = LiveKernel(
+            Every(), {SYM: test_instrument(SYM)}, "5m", cfg, run_id="r", store=store,
+            inputs=(regime,),
+        )  # fmt: skip
+        assert kernel.restore() == (k > 0)
+        if k == 0:
+            kernel.warm_up({SYM: [bar_row(bars, i) for i in range(warm)]})
+        else:
+            restarted.append(regime.manager.export_state())
+        stream_bars(kernel, {SYM: bars}, lo, hi)
+        states.update(zip(regime.step_ts, regime.history, strict=True))
+        store.close()
+    # Assert: the restored managers were mid-way (a pending candidate or a ramp), and every
+    # step's regime, exposure and the orders equal the uninterrupted run's
+    traded = [int(t) for t in bars.ts[warm:]]
+    assert len(states) == len(traded)
+    assert [states[t] for t in traded] == [ref_states[t] for t in traded]
+    assert kernel.steps == ref.steps == len(traded)
+    assert regime.manager.switches == ref_regime.manager.switches >= 2
+    assert regime.bars_seen == ref_regime.bars_seen == len(bars)
+    assert [s.order for s in kernel._orders.values()] == [s.order for s in ref._orders.values()]
+    assert any(r["candidate"] is not None for r in restarted)
+    assert any(r["since"] is not None and r["from"] != r["target"] for r in restarted)

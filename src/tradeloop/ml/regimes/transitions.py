@@ -171,3 +171,39 @@ class TransitionManager:
         )
         self.last = state
         return state
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything :meth:`update` carries from bar to bar, as plain values (stored with every
+        step of a paper/live run, so a restarted run continues the same ramp and hysteresis)."""
+        return {
+            "label": self.label,
+            "candidate": self._candidate,
+            "count": self._count,
+            "from": self._from,
+            "target": self._target,
+            "since": self._since,
+            "switches": self.switches,
+            "last": self.last.as_dict() if self.last is not None else None,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`export_state`'s values (an empty mapping: a fresh manager)."""
+        if not state:
+            return
+        self.label = state.get("label")
+        self._candidate = state.get("candidate")
+        self._count = int(state.get("count", 0))
+        self._from = float(state.get("from", 1.0))
+        self._target = float(state.get("target", 1.0))
+        since = state.get("since")
+        self._since = None if since is None else int(since)
+        self.switches = int(state.get("switches", 0))
+        last = state.get("last")
+        self.last = None
+        if last:
+            conf = last.get("confidence")
+            self.last = RegimeState(
+                int(last["ts"]), last.get("label"), str(last.get("detected", "")),
+                math.nan if conf is None else float(conf),
+                float(last["exposure"]), float(last["target"]),
+            )  # fmt: skip
