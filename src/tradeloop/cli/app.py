@@ -227,6 +227,14 @@ def backtest(
         str | None,
         typer.Option("--fill", hidden=True, help="Deprecated: --fill-price."),
     ] = None,
+    post_only_entries: Annotated[
+        bool,
+        typer.Option(
+            "--post-only-entries",
+            help="Enter with post-only limit orders at the signal bar's close (maker fee): "
+            "filled at the limit only if the next bar trades through it, else expired.",
+        ),
+    ] = False,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
@@ -369,6 +377,7 @@ def backtest(
                 fee=fee,
                 slippage_bps=slippage_bps,
                 fill_price=fill_price,  # type: ignore[arg-type]
+                post_only_entries=post_only_entries,
                 timeframe=timeframe,
                 start=parse_time(start, field="--start") if start else None,
                 end=parse_time(end, field="--end") if end else None,

@@ -93,6 +93,10 @@ class RunConfig:
         (``"default"``/``"permissive"``) or a parsed risk table for the full gate (see
         :func:`risk_rules`; the attribute always holds a :class:`RiskConfig`). The run record
         shows it.
+    post_only_entries
+        Send entries as post-only limit orders at the touch (maker fee; fills only if the next
+        bar trades through the limit, else expires; see
+        :class:`~tradeloop.execution.config.SimulatedBrokerConfig`). Off by default.
     periods_per_year
         Periods per year for annualized metrics (Sharpe, volatility, Sortino); None infers
         it from the bar times (365 days for data with weekend bars, 252 sessions otherwise;
@@ -116,6 +120,7 @@ class RunConfig:
     trade_start: int | None = None
     risk: RiskConfig = field(default_factory=RiskConfig.permissive)
     periods_per_year: float | None = None
+    post_only_entries: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.balance) and self.balance > 0):

@@ -154,7 +154,12 @@ def make_broker(
         portfolio,
         dict(instruments),
         timeframe,
-        SimulatedBrokerConfig(rules.fill_price, rules.slippage_bps, rules.allow_short),
+        SimulatedBrokerConfig(
+            rules.fill_price,
+            rules.slippage_bps,
+            rules.allow_short,
+            rules.post_only_entries,
+        ),
         intrabar=intrabar,
     )
     if mode == "paper":

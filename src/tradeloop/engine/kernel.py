@@ -376,8 +376,8 @@ class BacktestEngine:
             if portfolio.positions and step:
                 portfolio.marks[symbol] = float(lane.close[step - 1])
             broker.on_open(symbol, ts, float(lane.open[step]))
-        if portfolio.positions:
-            if broker.watched:
+        if portfolio.positions or broker.resting:
+            if broker.watched or broker.resting:
                 broker.on_bar_range(
                     symbol,
                     ts,

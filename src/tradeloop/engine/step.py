@@ -297,8 +297,9 @@ class Step:
                 if symbol in pending:
                     broker.on_open(symbol, ts, price)
         closes: dict[str, float] = {}
+        resting = getattr(broker, "resting", None)
         for symbol, o, h, low, c in bars:
-            if symbol in positions:
+            if symbol in positions or (resting and symbol in resting):
                 broker.on_bar_range(symbol, ts, o, h, low, c)
             closes[symbol] = c
         return closes

@@ -29,11 +29,19 @@ class SimulatedBrokerConfig:
         Adverse slippage on market and stop fills, in basis points of the price.
     allow_short
         Accept ``open_short`` signals.
+    post_only_entries
+        Send entries (an order that opens a position from flat) as post-only limit orders at
+        the touch (the signal bar's close) instead of market orders: the next bar fills it at
+        the limit, with the maker fee, only if it trades through the limit (low < limit for
+        a buy, high > limit for a sell); otherwise the order expires at that bar's end
+        (status ``expired``, rejection ``post_only_expired``). Exits and reversals stay
+        market orders. Off by default.
     """
 
     fill_price: FillPrice = FillPrice.NEXT_OPEN
     slippage_bps: float = 0.0
     allow_short: bool = True
+    post_only_entries: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.slippage_bps) and self.slippage_bps >= 0):

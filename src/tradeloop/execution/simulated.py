@@ -102,6 +102,8 @@ class SimulatedBroker:
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
         #: when not None (paper/live), ``filled`` or ``rejected`` by order id as orders execute
         self.order_status: dict[int, OrderStatus] | None = None
+        #: post-only entries working during the current bar (from its open to its range)
+        self.resting: dict[str, list[Order]] = {}
 
     # -- public API ------------------------------------------------------------------------
     def fills(self) -> list[Fill]:
@@ -139,6 +141,16 @@ class SimulatedBroker:
             return
         if order.id <= 0:
             order = replace(order, id=self.next_order_id())
+        if (
+            self.config.post_only_entries
+            and not order.reduce_only
+            and price == price
+            and symbol not in self.portfolio.positions
+        ):
+            # a post-only limit at the touch: it rests from the next bar's open
+            order = replace(order, type=OrderType.LIMIT, limit_price=price)
+            self.pending.setdefault(symbol, []).append(order)
+            return
         if self._next_open or price != price:  # no price at this step: next open
             self.pending.setdefault(symbol, []).append(order)
         else:
@@ -180,12 +192,19 @@ class SimulatedBroker:
         queue = self.pending.pop(symbol, None)
         if queue:
             for order in queue:
-                self._execute(order, ts_ns, open_price)
+                if order.type is OrderType.LIMIT:
+                    self.resting.setdefault(symbol, []).append(order)
+                else:
+                    self._execute(order, ts_ns, open_price)
 
     def on_bar_range(
         self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float
     ) -> None:
-        """Check stops/targets of the open position against this bar, then mark it at close."""
+        """Fill or expire the post-only entries resting in this bar, check stops/targets of the
+        open position against it, then mark it at close."""
+        if self.resting and symbol in self.resting:
+            self._match_resting(symbol, ts_ns, h, low, c)
+            return
         pos = self.portfolio.positions.get(symbol)
         if pos is None:
             return
@@ -336,13 +355,42 @@ class SimulatedBroker:
         if symbol in self.portfolio.positions:
             self.portfolio.marks[symbol] = price  # mark at the market, not the slipped fill
 
+    def _match_resting(self, symbol: str, ts_ns: int, h: float, low: float, c: float) -> None:
+        """A post-only limit fills at its limit with the maker fee when the bar trades through
+        it (low < limit for a buy, high > limit for a sell); otherwise it expires. The bar's
+        stops are not checked for a position opened inside it (its fill time within the bar
+        is unknown); it is marked at the close."""
+        for order in self.resting.pop(symbol):
+            limit = float(order.limit_price or 0.0)
+            direction = 1 if order.side is OrderSide.BUY else -1
+            crossed = low < limit if direction > 0 else h > limit
+            filled = False
+            if crossed and symbol not in self.portfolio.positions:
+                rejected = len(self.rejections)
+                self._open(order, direction, ts_ns, limit, maker=True)
+                filled = len(self.rejections) == rejected
+            elif not crossed:
+                self._reject(ts_ns, symbol, "post_only_expired", f"limit {limit} not traded")
+            if self.order_status is not None:
+                self.order_status[order.id] = (
+                    OrderStatus.FILLED
+                    if filled
+                    else OrderStatus.EXPIRED
+                    if not crossed
+                    else OrderStatus.REJECTED
+                )
+        if symbol in self.portfolio.positions:
+            self.portfolio.marks[symbol] = c
+
     def _slipped(self, price: float, direction: int) -> float:
         return price * (1.0 + direction * self._slip) if self._slip else price
 
-    def _open(self, order: Order, direction: int, ts_ns: int, price: float) -> None:
+    def _open(
+        self, order: Order, direction: int, ts_ns: int, price: float, *, maker: bool = False
+    ) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
-        fee_rate = self.fees.taker(order.symbol)
+        fee_rate = self.fees.maker(order.symbol) if maker else self.fees.taker(order.symbol)
         if order.equity_fraction is not None:
             budget = order.equity_fraction * portfolio.equity
             if direction > 0:
