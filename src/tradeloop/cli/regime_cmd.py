@@ -236,7 +236,10 @@ def detect(
         rows = path.rows()
         tmp = out.with_suffix(out.suffix + ".tmp")
         with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, ["timestamp", "regime", "confidence"])
+            fields = ["timestamp", "regime", "confidence"]
+            if path.uncertain is not None:  # the consensus: agreement below its threshold
+                fields.append("uncertain")
+            writer = csv.DictWriter(fh, fields)
             writer.writeheader()
             writer.writerows(rows)
         tmp.replace(out)

@@ -10,7 +10,9 @@ paper and live alike. At each step it
    which a test holds equal to the bar-by-bar run);
 2. passes the bar's regime and confidence through the
    :class:`~tradeloop.ml.regimes.transitions.TransitionManager` (hysteresis, exposure ramped
-   over ``duration``) at the step's close time;
+   over ``duration``) at the step's close time; a consensus bar whose agreement is below the
+   threshold keeps its label as ``detected`` but is acted on as ``uncertain`` (its own
+   exposure);
 3. applies the result: ``view.regime`` is the adopted regime (the risk engine's
    ``MarketContext.regime``, which picks the ``regime_leverage`` cap), the risk engine's
    ``set_regime(label, exposure)`` scales entry sizes by the gradual exposure, and the ML
@@ -280,7 +282,9 @@ class RegimeSource:
                 del self._state[:-1], self._conf[:-1]
             state, conf = (self._state[-1], self._conf[-1]) if self._state else (-1, math.nan)
         detected = self.labels[state] if state >= 0 else ""
-        self._apply(view, self.manager.update(view.now, detected, conf))
+        acted = getattr(self.detector, "acted_label", None)
+        uncertain = acted is not None and acted(detected, conf) != detected
+        self._apply(view, self.manager.update(view.now, detected, conf, uncertain=uncertain))
 
     def _run(self, bars: Any, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         f = self._filter

@@ -15,17 +15,27 @@ import pytest
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.core.signal import Signal
+from tradeloop.engine.config import RunConfig
+from tradeloop.engine.kernel import BacktestEngine
+from tradeloop.engine.market import MarketData
+from tradeloop.engine.regime import RegimeSource
 from tradeloop.ml.regimes import (
     ConsensusDetector,
     GBMDetector,
     HMMDetector,
     LSTMDetector,
+    TransitionManager,
     build_detector,
     load_regime_model,
     save_regime_model,
 )
 from tradeloop.ml.regimes.base import UNCERTAIN
 from tradeloop.ml.registry import ModelRegistry
+from tradeloop.strategy.base import Strategy
+from tradeloop.strategy.view import MarketView
+from tradeloop.testing.kernels import test_instrument
 
 N, TRAIN = 4000, 3000
 HOUR = 3_600_000_000_000
@@ -198,7 +208,7 @@ def test_detection_on_data_cut_at_t_equals_the_full_run_up_to_t(
             np.testing.assert_array_equal(cut.confidence, full.confidence[:t])
 
 
-def test_consensus_is_at_least_as_accurate_as_its_best_member_where_it_decides(
+def test_consensus_is_at_least_as_accurate_as_its_best_member_on_every_bar(
     series, detections
 ) -> None:
     # Arrange
@@ -210,16 +220,59 @@ def test_consensus_is_at_least_as_accurate_as_its_best_member_where_it_decides(
     # Act
     path = detections["consensus"]
     state = path.state[ev]
-    decided = state < 2
-    # Assert
-    assert path.names == ("low_vol", "high_vol", UNCERTAIN)
+    # Assert: a label on every unseen bar (the vote's winner), judged on ALL of them
+    assert path.names == ("low_vol", "high_vol")
     assert set(singles) == {"hmm", "gbm", "lstm"}
     assert min(singles.values()) > 0.85
-    assert decided.mean() >= 0.9  # it names a regime on most bars ...
-    acc = float((state[decided] == truth[ev][decided]).mean())
-    assert acc >= max(singles.values())  # ... and is then at least as right as the best model
-    assert (~decided).sum() > 0  # and says uncertain where the members disagree
-    assert (path.confidence[ev][~decided] < 0.75).all()
+    assert ((state == 0) | (state == 1)).all()
+    acc = float((state == truth[ev]).mean())
+    assert acc >= max(singles.values())
+    # disagreement is a separate flag: exactly the bars whose agreement is below 75%
+    assert path.uncertain is not None
+    flagged = path.uncertain[ev]
+    assert 0 < flagged.sum() <= 0.1 * flagged.size
+    np.testing.assert_array_equal(flagged, path.confidence[ev] < 0.75)
+    rows = path.rows()
+    assert len(rows) == N
+    assert sum(r["uncertain"] for r in rows) == int(path.uncertain.sum())
+
+
+class _Flat(Strategy):
+    """Trades nothing: the run only carries the regime."""
+
+    name = "flat"
+
+    def on_bar(self, view: MarketView, portfolio: Portfolio) -> list[Signal]:
+        return []
+
+
+def test_below_the_threshold_the_run_acts_on_uncertain_with_its_exposure(
+    series, consensus, detections
+) -> None:
+    # Arrange: the consensus as a run's regime source (adopt at once, no ramp)
+    bars, _ = series
+    path = detections["consensus"]
+    source = RegimeSource(consensus, TransitionManager(duration_ns=0, confirm_bars=1))
+    market = MarketData({bars.symbol: bars}, {bars.symbol: test_instrument(bars.symbol)}, "1h")
+    # Act
+    BacktestEngine(_Flat(), market, RunConfig(balance=1_000), inputs=(source,)).run()
+    # Assert: every bar counted; a flagged bar is acted on as uncertain (exposure 0.5) while
+    # its detected label stays the winner; an unflagged bar acts on the winner
+    hist = source.history
+    assert len(hist) == N
+    assert path.uncertain is not None
+    ready = path.state >= 0
+    flagged = np.flatnonzero(path.uncertain & ready)
+    assert flagged.size > 0
+    for i in flagged.tolist():
+        assert hist[i].uncertain
+        assert hist[i].label == UNCERTAIN
+        assert hist[i].exposure == 0.5
+        assert hist[i].detected == path.names[path.state[i]]
+    for i in np.flatnonzero(~path.uncertain & ready).tolist():
+        assert not hist[i].uncertain
+        assert hist[i].label == hist[i].detected == path.names[path.state[i]]
+    assert sum(s.label == UNCERTAIN for s in hist) == flagged.size
 
 
 def test_weighted_vote_with_the_threshold_by_hand(hmm) -> None:
@@ -230,16 +283,21 @@ def test_weighted_vote_with_the_threshold_by_hand(hmm) -> None:
     c = np.array([[0.7, 0.3], [0.2, 0.8], [np.nan, np.nan]])
     # Act
     state, conf, mean = cons.combine([a, b, c])
-    # Assert: row 0 mean 0.83 >= 0.75; row 1 mean 0.5*0.9+0.3*0.1+0.2*0.2 = 0.52 < 0.75
+    # Assert: row 0 mean 0.83 >= 0.75; row 1 mean 0.5*0.9+0.3*0.1+0.2*0.2 = 0.52 < 0.75:
+    # still labelled with the winner, flagged uncertain
     np.testing.assert_allclose(mean[0], [0.83, 0.17])
-    assert state.tolist() == [0, 2, -1]
+    assert state.tolist() == [0, 0, -1]
     np.testing.assert_allclose(conf[:2], [0.83, 0.52])
     assert np.isnan(conf[2])
+    assert cons.is_uncertain(conf).tolist() == [False, True, False]
+    assert cons.acted_label("low_vol", 0.52) == UNCERTAIN
+    assert cons.acted_label("low_vol", 0.83) == "low_vol"
     # hard voting: row 1 votes 0.5 for state 0 and 0.5 for state 1 -> uncertain
     cons.voting = "hard"
     state, conf, _ = cons.combine([a, b, c])
-    assert state.tolist() == [0, 2, -1]
+    assert state.tolist()[2] == -1
     np.testing.assert_allclose(conf[:2], [1.0, 0.5])
+    assert cons.is_uncertain(conf).tolist() == [False, True, False]
 
 
 def test_registry_round_trip_and_kinds_kept_apart(tmp_path, series, hmm, detections) -> None:

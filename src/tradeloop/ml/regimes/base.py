@@ -80,6 +80,9 @@ class RegimePath:
         consensus, the weighted agreement), NaN in the warm-up.
     probs
         ``(n, K)`` probabilities of the detector's K states (NaN rows in the warm-up).
+    uncertain
+        The consensus's flag: True where its agreement is below the threshold (the bar keeps
+        its label; a run acts on ``uncertain`` there). None for single detectors.
     """
 
     ts: np.ndarray
@@ -87,6 +90,7 @@ class RegimePath:
     state: np.ndarray
     confidence: np.ndarray
     probs: np.ndarray
+    uncertain: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -98,8 +102,9 @@ class RegimePath:
 
     def rows(self) -> list[dict[str, Any]]:
         """``timestamp, regime, confidence`` rows (ISO-8601 UTC), warm-up bars included with
-        an empty regime and no confidence."""
-        return [
+        an empty regime and no confidence; with an :attr:`uncertain` flag also ``uncertain``
+        (1 below the consensus threshold, else 0)."""
+        out = [
             {
                 "timestamp": to_iso(int(t)),
                 "regime": label,
@@ -109,6 +114,10 @@ class RegimePath:
                 self.ts.tolist(), self.labels(), self.confidence.tolist(), strict=True
             )
         ]
+        if self.uncertain is not None:
+            for row, flag in zip(out, self.uncertain.tolist(), strict=True):
+                row["uncertain"] = int(flag)
+        return out
 
 
 class RegimeFilter(abc.ABC):

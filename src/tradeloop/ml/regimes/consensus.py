@@ -2,10 +2,17 @@
 
 Every member filters the same bars causally; at each bar the consensus takes the weighted mean
 of the members' state probabilities (soft voting; ``voting="hard"`` counts each member's most
-probable state with its weight instead). The agreement is the winning state's share. At or
-above ``threshold`` (seed 003: 75%) the consensus is that state with the agreement as its
-confidence; below it the bar is :data:`~tradeloop.ml.regimes.base.UNCERTAIN`, which the
-transition manager gives its own exposure. Members must name their states alike (the
+probable state with its weight instead). The agreement is the winning state's share.
+
+The consensus **names the weighted-vote winner on every bar** (its ``state``), with the
+agreement as its confidence. The agreement threshold (seed 003: 75%) does not withhold the
+label: a bar whose agreement is below it is flagged *uncertain*
+(:attr:`~tradeloop.ml.regimes.base.RegimePath.uncertain`, :meth:`ConsensusDetector.is_uncertain`),
+and that flag drives the exposure rule — a run's regime source hands the transition manager
+:data:`~tradeloop.ml.regimes.base.UNCERTAIN` for a flagged bar, which has its own exposure
+(default 0.5). So the consensus label is judged on every bar (its accuracy over all bars is at
+least its best member's on the synthetic Markov-switching test series, with the seed's
+weights) while disagreement still reduces exposure. Members must name their states alike (the
 classifiers learn the HMM's ordered states, so they do).
 
 :class:`ConsensusDetector` fitted by itself (:meth:`~ConsensusDetector.fit`) builds the seed's
@@ -54,7 +61,8 @@ class ConsensusDetector(RegimeDetector):
     weights
         One weight per member (default: :data:`DEFAULT_WEIGHTS` by method).
     threshold
-        Agreement needed to name a regime (0.5 to 1).
+        Agreement below which a bar is flagged uncertain (0.5 to 1; the label is still the
+        vote's winner).
     voting
         ``soft`` (mean probabilities) or ``hard`` (weighted votes of each member's choice).
     use_lstm
@@ -117,8 +125,23 @@ class ConsensusDetector(RegimeDetector):
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The members' state names, then ``uncertain``."""
-        return (*self._names, UNCERTAIN)
+        """The members' state names (every bar is labelled with one of them; agreement below
+        the threshold is a separate flag, :meth:`is_uncertain`)."""
+        return self._names
+
+    def is_uncertain(self, confidence: np.ndarray) -> np.ndarray:
+        """True where the agreement ``confidence`` is below the threshold (False in the
+        warm-up, where there is no label)."""
+        conf = np.asarray(confidence, dtype=float)
+        with np.errstate(invalid="ignore"):
+            flags: np.ndarray = np.isfinite(conf) & (conf < self.threshold - 1e-12)
+        return flags
+
+    def acted_label(self, label: str, confidence: float) -> str:
+        """The regime a run acts on for a bar: :data:`UNCERTAIN` below the threshold."""
+        if label and bool(self.is_uncertain(np.asarray([confidence]))[0]):
+            return UNCERTAIN
+        return label
 
     @property
     def lookback(self) -> int:
@@ -166,7 +189,8 @@ class ConsensusDetector(RegimeDetector):
         self, member_probs: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(state, confidence, mean probabilities)`` of rows from the members'
-        probabilities (state ``K`` is uncertain, -1 where a member is still warming up)."""
+        probabilities: the weighted-vote winner and its agreement (-1 and NaN where a member
+        is still warming up; see :meth:`is_uncertain` for the threshold)."""
         stack = np.stack(member_probs)  # (M, n, K)
         m_n, n, k_n = stack.shape
         ready = np.isfinite(stack).all(axis=(0, 2))
@@ -187,7 +211,7 @@ class ConsensusDetector(RegimeDetector):
             best = np.argmax(score, axis=1)
             agree = score[np.arange(best.size), best]
             rows = np.flatnonzero(ready)
-            state[rows] = np.where(agree >= self.threshold - 1e-12, best, k_n)
+            state[rows] = best
             conf[rows] = agree
         return state, conf, mean
 
@@ -195,7 +219,9 @@ class ConsensusDetector(RegimeDetector):
         """Consensus regimes of every bar, causally."""
         f = self.online()
         state, conf, mean = f.step(bars, len(bars))
-        return RegimePath(np.asarray(bars.ts), self.names, state, conf, mean)
+        return RegimePath(
+            np.asarray(bars.ts), self.names, state, conf, mean, self.is_uncertain(conf)
+        )
 
     def describe(self) -> dict[str, Any]:
         """Threshold, voting, weights and every member's description."""

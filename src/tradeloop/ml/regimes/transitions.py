@@ -13,7 +13,9 @@ on and the exposure it trades with (a multiplier in [0, 1] of position sizes):
   the duration or longer the ramp completes by the next bar.
 
 Before the first regime is adopted the exposure is 1 (no regime effect). ``uncertain`` (the
-consensus below its agreement threshold) is a regime like the others, with its own exposure.
+consensus below its agreement threshold: :meth:`TransitionManager.update` with
+``uncertain=True``) is a regime like the others for hysteresis and exposure, with its own
+exposure; the state still records the consensus's winning label as ``detected``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.ml.regimes.base import UNCERTAIN
 
 __all__ = ["DEFAULT_EXPOSURES", "RegimeState", "TransitionManager"]
 
@@ -61,6 +64,9 @@ class RegimeState:
         The exposure in force now (ramping towards ``target``).
     target
         The adopted regime's exposure.
+    uncertain
+        The consensus's agreement was below its threshold at this bar (acted on as
+        ``uncertain``; ``detected`` is still the vote's winner).
     """
 
     ts: int
@@ -69,6 +75,7 @@ class RegimeState:
     confidence: float
     exposure: float
     target: float
+    uncertain: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (NaN confidence as None)."""
@@ -79,6 +86,7 @@ class RegimeState:
             "confidence": self.confidence if math.isfinite(self.confidence) else None,
             "exposure": self.exposure,
             "target": self.target,
+            "uncertain": self.uncertain,
         }
 
 
@@ -146,8 +154,23 @@ class TransitionManager:
         frac = max(0.0, (ts - self._since) / self.duration_ns)
         return self._from + (self._target - self._from) * frac
 
-    def update(self, ts: int, detected: str, confidence: float) -> RegimeState:
-        """Take the detector's regime at ``ts`` (the bar's close) and return the state."""
+    def update(
+        self, ts: int, detected: str, confidence: float, *, uncertain: bool = False
+    ) -> RegimeState:
+        """Take the detector's regime at ``ts`` (the bar's close) and return the state.
+
+        ``uncertain`` (the consensus's agreement below its threshold): the bar counts as
+        ``uncertain`` for hysteresis and exposure; ``detected`` keeps the vote's winner.
+        """
+        label_in = UNCERTAIN if (uncertain and detected) else detected
+        state = self._advance(ts, label_in)
+        state = RegimeState(
+            ts, state.label, detected, confidence, state.exposure, state.target, uncertain
+        )
+        self.last = state
+        return state
+
+    def _advance(self, ts: int, detected: str) -> RegimeState:
         if detected and detected != self.label:
             if detected == self._candidate:
                 self._count += 1
@@ -166,11 +189,7 @@ class TransitionManager:
                 )  # fmt: skip
         elif detected:
             self._candidate, self._count = None, 0
-        state = RegimeState(
-            ts, self.label, detected, confidence, self.exposure_at(ts), self._target
-        )
-        self.last = state
-        return state
+        return RegimeState(ts, self.label, detected, math.nan, self.exposure_at(ts), self._target)
 
     def export_state(self) -> dict[str, Any]:
         """Everything :meth:`update` carries from bar to bar, as plain values (stored with every
@@ -205,5 +224,5 @@ class TransitionManager:
             self.last = RegimeState(
                 int(last["ts"]), last.get("label"), str(last.get("detected", "")),
                 math.nan if conf is None else float(conf),
-                float(last["exposure"]), float(last["target"]),
+                float(last["exposure"]), float(last["target"]), bool(last.get("uncertain")),
             )  # fmt: skip
