@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli import paper_cmd
+from tradeloop.cli.regime_cmd import regime_options
 from tradeloop.core.errors import ConfigError, TradeloopError
 
 __all__ = ["register_live_commands"]
@@ -57,6 +58,10 @@ _PAPER_OPTIONS = (
     "min_confidence",
     "toxicity",
     "ml_threads",
+    "regime",
+    "regime_transition",
+    "regime_confirm",
+    "regime_exposure",
     "log_file",
     "verbose",
 )
@@ -245,6 +250,13 @@ def _run_strategy(opts: Any, o: dict[str, Any]) -> None:
             min_confidence=o["min_confidence"],
             use_toxicity=o["toxicity"],
             ml_threads=o["ml_threads"],
+            regime=regime_options(
+                o["regime"],
+                o["registry"],
+                o["regime_transition"],
+                o["regime_confirm"],
+                o["regime_exposure"],
+            ),
         )
         alerter = alerter_from_settings(o["discord_webhook"] or settings.discord_webhook_url)
         session = LiveSession(strat, config, alerter=alerter, live=opts)
