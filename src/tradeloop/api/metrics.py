@@ -18,8 +18,9 @@ Families (``_total`` for counters):
 - risk: ``tradeloop_risk_checks``, ``_rejections`` (by reason), ``_state`` (1 for the current);
 - ML: ``tradeloop_ml_inference_seconds`` and ``_confidence`` (histograms), ``_model_info``,
   ``_model_swaps``, ``_signals`` (kept or dropped);
-- broker: ``tradeloop_broker_orders`` (by status), ``_circuit_state``, ``_rate_budget`` (when
-  the broker reports them, see :class:`~tradeloop.engine.control.BrokerTelemetry`);
+- broker: ``tradeloop_broker_orders`` (by status), ``_circuit_state``, ``_rate_budget`` (left
+  in the sliding minute), ``_rate_limit`` (when the broker reports them, see
+  :class:`~tradeloop.engine.control.BrokerTelemetry`);
 - process: ``process_*`` and ``python_*`` (prometheus_client's collectors).
 """
 
@@ -329,4 +330,9 @@ class EngineMetrics(Collector):
         if budget is not None:
             yield GaugeMetricFamily(
                 "tradeloop_broker_rate_budget", "Requests left in the rate window", value=budget
+            )
+        limit = broker.get("rate_limit")
+        if limit is not None:
+            yield GaugeMetricFamily(
+                "tradeloop_broker_rate_limit", "Size of the rate window (requests)", value=limit
             )

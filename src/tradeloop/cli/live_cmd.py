@@ -135,12 +135,55 @@ def live(
     """
     if ctx.invoked_subcommand is not None:
         return
+    options["exchange"] = resolve_exchange_or_fail(broker, options.get("exchange"))
+    opts = live_options(
+        broker=broker,
+        venue=options["exchange"],
+        real_money=real_money,
+        yes=yes,
+        max_order_notional=max_order_notional,
+        max_daily_notional=max_daily_notional,
+        reconcile_every=reconcile_every,
+        reconcile_policy=reconcile_policy,
+        stream=stream,
+        can_prompt=True,
+    )
+    if config is not None:
+        _run_loop(config, opts, options)
+    else:
+        _run_strategy(opts, options)
+
+
+def resolve_exchange_or_fail(broker: str, exchange: str | None) -> str:
+    """:func:`resolve_exchange`, a refusal ending the command with its message."""
+    try:
+        return resolve_exchange(broker, exchange)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+
+
+def live_options(
+    *,
+    broker: str,
+    venue: str,
+    real_money: bool,
+    yes: bool,
+    max_order_notional: float | None,
+    max_daily_notional: float | None,
+    reconcile_every: float,
+    reconcile_policy: str,
+    stream: bool,
+    can_prompt: bool,
+) -> Any:
+    """The :class:`~tradeloop.engine.live_session.LiveOptions` of ``tradeloop live``'s options
+    (also ``tradeloop serve --live``'s), with its safety checks: testnet unless
+    ``--real-money``; real money needs both caps and a confirmation, asked when
+    ``can_prompt`` and not ``yes``; a process that cannot ask (a server) needs ``--yes``.
+    A refusal ends the command (exit 1) with nothing started."""
+    from tradeloop.engine.live_session import LiveOptions
     from tradeloop.execution.venue_broker import NotionalCaps
 
     try:
-        options["exchange"] = resolve_exchange(broker, options.get("exchange"))
-        from tradeloop.engine.live_session import LiveOptions
-
         opts = LiveOptions(
             broker=broker.lower(),
             real_money=real_money,
@@ -149,21 +192,24 @@ def live(
             reconcile_policy=reconcile_policy,  # type: ignore[arg-type]
             stream=stream,
         )
+        if real_money and not yes and not can_prompt:
+            raise ConfigError(
+                "--real-money in a server needs --yes (it cannot ask for the confirmation)"
+            )
     except (TradeloopError, ValueError) as exc:
         raise _fail(exc if isinstance(exc, TradeloopError) else ConfigError(str(exc))) from None
-    if real_money and not yes:
-        venue = options.get("exchange") or broker
-        if not typer.confirm(
+    if (
+        real_money
+        and not yes
+        and not typer.confirm(
             f"Trade REAL MONEY on {venue} (caps: {max_order_notional} per order, "
             f"{max_daily_notional} per day)?",
             default=False,
-        ):
-            err_console.print("not confirmed: nothing was started")
-            raise typer.Exit(1)
-    if config is not None:
-        _run_loop(config, opts, options)
-    else:
-        _run_strategy(opts, options)
+        )
+    ):
+        err_console.print("not confirmed: nothing was started")
+        raise typer.Exit(1)
+    return opts
 
 
 #: the data venue ``tradeloop live`` uses for a broker when ``--exchange`` is not given

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from tradeloop.engine.control import CommandResult
     from tradeloop.engine.enrichment import ModelEnrichment
     from tradeloop.engine.kernel import ProgressCallback
+    from tradeloop.engine.loop import LoopSession
     from tradeloop.engine.regime import RegimeOptions
     from tradeloop.engine.result import BacktestResult
     from tradeloop.risk.overrides import AuditLog
@@ -468,11 +469,17 @@ def _point_latest(root: Path, folder: Path) -> None:
 CRITICAL_COMPONENTS = ("engine", "feed", "state_store", "broker", "model")
 
 
+#: builds the session a :class:`LoopService` runs: ``(cfg, settings=, alerter=, config_path=)``
+#: -> a :class:`~tradeloop.engine.loop.LoopSession` (paper) or a subclass (live)
+SessionFactory = Callable[..., "LoopSession"]
+
+
 class LoopService:
     """One loop engine (``loop.toml``) running in this process, and the only way the API (or
     any other caller) reads or steers it.
 
-    The engine is a :class:`~tradeloop.engine.loop.LoopSession` run on its own thread; every
+    The engine is a :class:`~tradeloop.engine.loop.LoopSession` (paper, or its live
+    subclass from ``session_factory``) run on its own thread; every
     read is a snapshot the session's thread built, every command goes through its
     :class:`~tradeloop.engine.control.EngineControl` queue and is carried out between two
     events. Each command is audited (who, what, result) in the hash-chained ``audit`` log.
@@ -492,6 +499,12 @@ class LoopService:
         session's reconnect watchdog, 60 s).
     fresh
         Delete a stored run of the same id before starting.
+    session_factory
+        Builds the session to run, called as ``LoopSession`` is (``(cfg, settings=...,
+        alerter=..., config_path=...)``); default: the paper ``LoopSession``. ``tradeloop
+        serve --live`` passes one that builds a
+        :class:`~tradeloop.engine.live_session.LiveLoopSession` (the same service, routes,
+        health and metrics; the broker is then the venue's).
 
     Raises
     ------
@@ -508,6 +521,7 @@ class LoopService:
         audit: AuditLog | None = None,
         feed_stale_s: float | None = None,
         fresh: bool = False,
+        session_factory: SessionFactory | None = None,
     ) -> None:
         from dataclasses import replace
 
@@ -522,7 +536,8 @@ class LoopService:
         build_strategy(cfg)  # unknown strategies and parameters fail here, named
         cfg.risk_setting()
         self.config_path = path
-        self.session = LoopSession(cfg, settings=settings, alerter=alerter, config_path=path)
+        make = session_factory or LoopSession
+        self.session = make(cfg, settings=settings, alerter=alerter, config_path=path)
         if fresh:
             self.session.config = replace(self.session.config, fresh=True)
         self.control = EngineControl()
@@ -775,7 +790,8 @@ class LoopService:
         broker = snap["broker"]
         circuit = broker.get("circuit")
         if circuit == "open":
-            return _down(f"{broker['kind']}: circuit open")
+            why = broker.get("circuit_reason")
+            return _down(f"{broker['kind']}: circuit open" + (f" ({why})" if why else ""))
         detail = broker["kind"] + (f", circuit {circuit}" if circuit else "")
         return _ok(detail)
 

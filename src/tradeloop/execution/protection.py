@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -184,12 +185,26 @@ class RateBudget:
         self.weight_per_minute = weight_per_minute
         self._limiter = Limiter(Rate(weight_per_minute, Duration.MINUTE))
         self.used = 0
+        self._taken: deque[tuple[float, int]] = deque()
+        self._taken_lock = threading.Lock()
 
     def acquire(self, weight: int = 1) -> None:
         """Block until ``weight`` fits in the last minute's budget, then take it."""
         weight = max(1, min(int(weight), self.weight_per_minute))
         self._limiter.try_acquire(self.name, weight=weight, blocking=True)
         self.used += weight
+        with self._taken_lock:
+            self._taken.append((time.monotonic(), weight))
+
+    def left(self) -> int:
+        """Weight still free in the sliding minute now (read-only; never blocks on the
+        limiter): ``weight_per_minute`` minus what was taken in the last 60 s."""
+        cutoff = time.monotonic() - 60.0
+        with self._taken_lock:
+            while self._taken and self._taken[0][0] <= cutoff:
+                self._taken.popleft()
+            taken = sum(w for _t, w in self._taken)
+        return max(0, self.weight_per_minute - taken)
 
 
 _BUDGETS: dict[str, RateBudget] = {}

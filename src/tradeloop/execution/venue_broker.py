@@ -831,6 +831,19 @@ class VenueBroker:
             if w.status not in FINAL_STATUSES
         ]
 
+    def telemetry(self) -> dict[str, Any]:
+        """Circuit state (and why it opened), and the venue's rate budget: weight left in the
+        sliding minute and its size (the API's ``BrokerTelemetry``; cheap, never raises)."""
+        out: dict[str, Any] = {"circuit": self.breaker.state.value}
+        if self.breaker.state is not BreakerState.CLOSED and self.breaker.last_error:
+            out["circuit_reason"] = self.breaker.last_error
+        budget = getattr(self.client, "budget", None)
+        left = getattr(budget, "left", None)
+        if callable(left):
+            out["rate_budget"] = left()
+            out["rate_limit"] = budget.weight_per_minute  # type: ignore[union-attr]
+        return out
+
     def slippage_summary(self) -> dict[str, float]:
         """Fills, mean adverse slippage (bps) and total slippage cost (quote)."""
         fills, bps, cost = self._slip_totals
