@@ -147,6 +147,7 @@ def make_broker(
             caps=venue.caps,
             alert=venue.alert,
             on_breaker=venue.on_breaker,
+            post_only_entries=rules.post_only_entries,
         )
         client.start_stream()
         return broker_

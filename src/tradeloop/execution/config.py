@@ -31,11 +31,13 @@ class SimulatedBrokerConfig:
         Accept ``open_short`` signals.
     post_only_entries
         Send entries (an order that opens a position from flat) as post-only limit orders at
-        the touch (the signal bar's close) instead of market orders: the next bar fills it at
-        the limit, with the maker fee, only if it trades through the limit (low < limit for
-        a buy, high > limit for a sell); otherwise the order expires at that bar's end
-        (status ``expired``, rejection ``post_only_expired``). Exits and reversals stay
-        market orders. Off by default.
+        the touch (the signal bar's close) instead of market orders. The order reaches the
+        market at the next bar's open: if the open is already at or through the limit it
+        would take liquidity and is rejected (``post_only_would_take``, as the venue refuses
+        it); otherwise the bar fills it at the limit, with the maker fee, only if it trades
+        through the limit (low < limit for a buy, high > limit for a sell), else it expires
+        at the bar's end (status ``expired``, rejection ``post_only_expired``). Exits and
+        reversals stay market orders. Off by default.
     """
 
     fill_price: FillPrice = FillPrice.NEXT_OPEN

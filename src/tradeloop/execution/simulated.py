@@ -193,7 +193,7 @@ class SimulatedBroker:
         if queue:
             for order in queue:
                 if order.type is OrderType.LIMIT:
-                    self.resting.setdefault(symbol, []).append(order)
+                    self._rest_post_only(order, ts_ns, open_price)
                 else:
                     self._execute(order, ts_ns, open_price)
 
@@ -354,6 +354,19 @@ class SimulatedBroker:
         self._open(order, direction, ts_ns, self._slipped(price, direction))
         if symbol in self.portfolio.positions:
             self.portfolio.marks[symbol] = price  # mark at the market, not the slipped fill
+
+    def _rest_post_only(self, order: Order, ts_ns: int, open_price: float) -> None:
+        """A post-only limit reaches the market at the bar's open: one the open already
+        reaches (a buy limit at or above it, a sell at or below) would take liquidity and is
+        rejected (``post_only_would_take``, as Binance refuses a GTX/LIMIT_MAKER order);
+        the others rest through the bar."""
+        limit = float(order.limit_price or 0.0)
+        if (open_price <= limit) if order.side is OrderSide.BUY else (open_price >= limit):
+            self._reject(ts_ns, order.symbol, "post_only_would_take", f"open {open_price}")
+            if self.order_status is not None:
+                self.order_status[order.id] = OrderStatus.REJECTED
+            return
+        self.resting.setdefault(order.symbol, []).append(order)
 
     def _match_resting(self, symbol: str, ts_ns: int, h: float, low: float, c: float) -> None:
         """A post-only limit fills at its limit with the maker fee when the bar trades through

@@ -189,8 +189,15 @@ class VenueBroker:
         on_breaker: Callable[[BreakerState, BreakerState, str], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] = time.sleep,
+        post_only_entries: bool = False,
     ) -> None:
         self.client = client
+        #: entries from flat go out as post-only limits at the last price (the simulated
+        #: broker's rule): the venue refuses one that would take; one the bar after the
+        #: signal did not fill is cancelled at the next bar's open
+        self.post_only_entries = post_only_entries
+        #: post-only entries working at the venue -> [step time sent, first bar open after it]
+        self._post_only_opens: dict[int, list[int]] = {}
         self.portfolio = portfolio
         self.instruments = dict(instruments)
         self.run_id = run_id
@@ -268,6 +275,11 @@ class VenueBroker:
                 return
             if pos is not None:  # a reversal: close and open with one order
                 amount += pos.quantity
+            elif (
+                self.post_only_entries and order.type is OrderType.MARKET and math.isfinite(price)
+            ):
+                order = replace(order, type=OrderType.LIMIT, limit_price=price)
+                self._post_only_opens[order.id] = [ts_ns, -1]
             reason = "entry"
         self._send(order, ts_ns, price, amount, reason)
 
@@ -279,6 +291,8 @@ class VenueBroker:
         so the step never decides on a position the venue has already changed.
         """
         self.sync(ts_ns)
+        if self._post_only_opens:
+            self._expire_post_only(symbol, ts_ns)
         if any(self._behind(w) for w in self._working.values() if w.order.symbol == symbol):
             try:
                 self.recover_missing_fills()
@@ -607,7 +621,7 @@ class VenueBroker:
             checked.stop_price,
             order.time_in_force,
             reduce_only=order.reduce_only and rules.kind.value == "perpetual",
-            post_only=order.tag == "post_only",
+            post_only=order.tag == "post_only" or order.id in self._post_only_opens,
         )
         self._update_status(work, _S.SUBMITTED)
         try:
@@ -626,6 +640,31 @@ class VenueBroker:
         if reason == "entry":
             day, used = self._day
             self._day = (day, used + notional)
+
+    def _expire_post_only(self, symbol: str, ts_ns: int) -> None:
+        """At a bar's open: a post-only entry of ``symbol`` still working after the bar it
+        rested in (the first bar opening after its step) is cancelled, the simulated
+        broker's expiry; that bar's fills were synced first."""
+        for oid in list(self._post_only_opens):
+            work = self._working.get(oid)
+            if work is None or work.status in FINAL_STATUSES:
+                del self._post_only_opens[oid]
+                continue
+            seen = self._post_only_opens[oid]
+            if work.order.symbol != symbol or ts_ns <= seen[0] or ts_ns == seen[1]:
+                continue
+            if seen[1] < 0:
+                seen[1] = ts_ns  # the bar it rests in opened
+                continue
+            try:
+                snapshot = self._call(partial(self.client.cancel_order, symbol, work.client_id))
+            except OrderNotFoundError:
+                continue  # filled or gone meanwhile: the next sync tells
+            except TemporaryError as exc:
+                logger.warning("post-only order %s not cancelled yet: %s", work.client_id, exc)
+                continue
+            del self._post_only_opens[oid]
+            self._apply_snapshot(snapshot)
 
     def _place(self, request: OrderRequest, order_id: int) -> VenueOrder:
         """Place once: before (re)sending an id that may have gone out, look it up first."""
@@ -907,6 +946,8 @@ class VenueBroker:
             )
             self._working[order.id] = work
             self._by_client[work.client_id] = order.id
+            if self.post_only_entries and work.reason == "entry" and order.type is OrderType.LIMIT:
+                self._post_only_opens[order.id] = [order.ts_created, -1]
         seen = [str(t) for t in state.get("seen_trades", []) or []]  # type: ignore[attr-defined]
         self._seen_order = deque(seen[-_TRADES_KEPT:])
         self._seen_trades = set(self._seen_order)

@@ -54,6 +54,11 @@ def test_post_only_entries_trade_identically_in_paper_and_backtest(btc_1m: BarAr
         else:
             assert float(btc_1m.high[i]) > t.entry_price
         assert t.entry_fee == pytest.approx(t.quantity * t.entry_price * inst.maker_fee)
+    refused = [r for r in result.rejections if r.reason == "post_only_would_take"]
+    assert refused
+    for r in refused:  # long-only: the open was already at or below the buy limit
+        i = ts_index[r.ts]
+        assert float(btc_1m.open[i]) <= float(btc_1m.close[i - 1])
     # an expired entry's next bar never traded through the close
     for r in expired:
         i = ts_index[r.ts]

@@ -65,6 +65,21 @@ def test_a_post_only_entry_the_next_bar_does_not_trade_through_expires(loop: str
     assert float(result.equity[-1]) == pytest.approx(RunConfig().balance)
 
 
+@pytest.mark.parametrize("loop", ["auto", "general"])
+def test_a_post_only_entry_the_next_open_would_fill_at_once_is_rejected(loop: str) -> None:
+    rows = [
+        (100, 101, 99, 100),
+        (99.8, 101, 99, 100.5),
+        (100.5, 102, 100, 101.5),
+        (101.5, 103, 101, 102),
+    ]
+    result = _run(rows, loop)  # the buy limit at 100 would take at the open 99.8
+    assert result.trades == []
+    assert [(r.reason, r.ts) for r in result.rejections][:1] == [
+        ("post_only_would_take", hourly(rows).ts[1])
+    ]
+
+
 def test_off_by_default_entries_are_market_orders_at_the_next_open() -> None:
     assert RunConfig().post_only_entries is False
     assert SimulatedBrokerConfig().post_only_entries is False

@@ -14,7 +14,9 @@ Fill rule (the paper broker's, so live and paper on the same recording trade ali
   (:meth:`BinanceBook.advance`): a limit buy fills when the bar's low reaches it (at the limit,
   or at the open when the bar opens through it), a stop triggers when the high (buy) / low
   (sell) reaches it and fills at the stop (or the open on a gap); a post-only order
-  (``LIMIT_MAKER``, ``GTX``) that would trade at once is rejected.
+  (``LIMIT_MAKER``, ``GTX``) that would trade at once is rejected, and one that rests fills
+  at its limit with the maker fee when a bar trades through it (low < limit for a buy), the
+  simulated broker's post-only rule.
 * ``partial_fills=n`` splits each fill into ``n`` executions (separate trade ids).
 """
 
@@ -345,7 +347,11 @@ class BinanceBook:
                 last = self._clock_ms.get(key, now[0])
                 if now[0] <= last:
                     continue
-                for bar_ms, o, h, low, _c in self.bars(order.symbol, order.market, last, now[0]):
+                # a resting maker order placed while the clock was in a bar rests through that
+                # bar (the simulated broker's post-only rule): bars opened in [last, now)
+                maker = order.type == "LIMIT_MAKER" or order.tif == "GTX"
+                span = (last - 1, now[0] - 1) if maker else (last, now[0])
+                for bar_ms, o, h, low, _c in self.bars(order.symbol, order.market, *span):
                     if not order.is_open:
                         break
                     if self._match(order, bar_ms, o, h, low):
@@ -388,6 +394,13 @@ class BinanceBook:
                 return True
         if order.price > 0 and order.type != "MARKET":
             limit = order.price
+            if order.type == "LIMIT_MAKER" or order.tif == "GTX":
+                # a resting maker order: filled at its limit when the bar trades through it
+                # (a touch is not enough: the queue ahead of it), with the maker fee
+                if (low < limit) if buy else (h > limit):
+                    self._fill(order, limit, bar_ms, maker=True)
+                    return True
+                return False
             hit = (low <= limit) if buy else (h >= limit)
             if not hit:
                 return False
