@@ -95,6 +95,15 @@ def paper(
     fill_price: Annotated[
         str, typer.Option(help="Fill market orders at 'next_open' or at the signal bar's 'close'.")
     ] = "next_open",
+    post_only_entries: Annotated[
+        bool,
+        typer.Option(
+            "--post-only-entries",
+            help="Enter with post-only limit orders at the last close (maker fee): filled at "
+            "the limit only if the next bar trades through it, refused if its open would "
+            "take, else expired. Live: sent post-only to the venue.",
+        ),
+    ] = False,
     risk: Annotated[
         str,
         typer.Option(
@@ -212,6 +221,7 @@ def paper(
             balance=balance,
             slippage_bps=slippage_bps,
             fill_price=fill_price,
+            post_only_entries=post_only_entries,
             risk=_risk_setting(risk),
             run_id=run_id
             or default_run_id(strat.strategy_name(), exchange.lower(), symbols, timeframe),
