@@ -38,6 +38,7 @@ _PAPER_OPTIONS = (
     "balance",
     "slippage_bps",
     "fill_price",
+    "post_only_entries",
     "risk",
     "param",
     "run_id",
@@ -277,6 +278,7 @@ def _run_strategy(opts: Any, o: dict[str, Any]) -> None:
             balance=o["balance"],
             slippage_bps=o["slippage_bps"],
             fill_price=o["fill_price"],
+            post_only_entries=bool(o["post_only_entries"]),
             risk=paper_cmd._risk_setting(o["risk"]),  # type: ignore[arg-type]
             run_id=o["run_id"]
             or "live-" + default_run_id(strat.strategy_name(), exchange, symbols, o["timeframe"]),

@@ -401,6 +401,7 @@ def stored_run_config(meta: Mapping[str, Any], *, trade_start: int | None = None
         slippage_bps=float(meta["slippage_bps"]),
         fill_price=meta["fill_price"],
         allow_short=bool(meta["allow_short"]),
+        post_only_entries=bool(meta.get("post_only_entries", False)),
         risk=risk_config_of(meta["risk"]),
         trade_start=trade_start,
     )
@@ -805,6 +806,7 @@ class PaperSession:
             "slippage_bps": cfg.slippage_bps,
             "fill_price": cfg.fill_price.value,
             "allow_short": cfg.allow_short,
+            "post_only_entries": cfg.post_only_entries,
             "risk": cfg.risk_setting,
             "model": self._model,
             "model_registry": str(Path(cfg.model_registry).resolve()),

@@ -86,3 +86,67 @@ def test_off_by_default_entries_are_market_orders_at_the_next_open() -> None:
     (trade,) = _run(THROUGH, "auto", post_only=False).trades
     assert trade.entry_price == 100.5
     assert trade.entry_fee == pytest.approx(100.5 * 0.001)
+
+
+def test_post_only_entries_reach_backtest_paper_and_live_from_the_cli(
+    sample_1h: object, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from tradeloop.cli.app import app
+    from tradeloop.core.errors import ConfigError
+    from tradeloop.engine import live_session, paper
+
+    runner = CliRunner()
+    out = Path(str(tmp_path))
+    trades = {}
+    for flag in ([], ["--post-only-entries"]):
+        folder = out / ("po" if flag else "market")
+        res = runner.invoke(
+            app,
+            [
+                "backtest",
+                "-s",
+                "sma_cross",
+                "-d",
+                str(sample_1h),
+                "--no-report",
+                "--fee",
+                "0.001",
+                "--out",
+                str(folder),
+                *flag,
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        run = json.loads((folder / "run.json").read_text())
+        assert run["config"]["post_only_entries"] is bool(flag)
+        trades[bool(flag)] = (folder / "trades.csv").read_text().splitlines()
+    assert trades[True] != trades[False]  # entries at the limit, fewer of them
+
+    seen: list[bool] = []
+
+    class Stop(live_session.LiveSession):
+        def __init__(self, strategy: object, config: paper.PaperConfig, **_kw: object) -> None:
+            seen.append(config.post_only_entries)
+            raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr(live_session, "LiveSession", Stop)
+    base = ["live", "--strategy", "sma_cross", "--symbol", "BTC/USDT", "--state", str(out / "s.db")]
+    assert "stopped by the test" in runner.invoke(app, [*base, "--post-only-entries"]).output
+    assert "stopped by the test" in runner.invoke(app, base).output
+    assert seen == [True, False]
+    meta = {
+        "balance": 1_000.0,
+        "slippage_bps": 0.0,
+        "fill_price": "next_open",
+        "allow_short": True,
+        "risk": "permissive",
+        "post_only_entries": True,
+    }
+    assert paper.stored_run_config(meta).post_only_entries is True
+    meta.pop("post_only_entries")  # a run stored before the option
+    assert paper.stored_run_config(meta).post_only_entries is False
