@@ -190,8 +190,16 @@ def _run_scenario(
 
     # pause (no new order), let the engine settle: the API's orders are the venue's orders
     assert httpx.post(url + "/control/pause", headers=auth, timeout=20).status_code == 200
-    time.sleep(1.0)
-    _wait(proc, lambda: abs(_venue_position(ex)) > 0, 30, "a position open at the venue")
+    _wait(
+        proc,
+        lambda: (
+            _metrics(url).get("tradeloop_broker_orders{status=filled}") == _filled_at_venue(ex)
+            and get("/orders").json()["open"] == []
+        ),
+        30,
+        "the engine's fills to equal the venue's",
+    )
+    assert abs(_venue_position(ex)) > 0  # sma_cross with shorts: always in after a first fill
     settled = _metrics(url)
     venue_filled = _filled_at_venue(ex)
     assert len(ex.book.orders) == venue_filled  # market orders: all filled
