@@ -178,6 +178,17 @@ def paper(
     regime_transition: RegimeTransitionOpt = "30m",
     regime_confirm: RegimeConfirmOpt = 3,
     regime_exposure: RegimeExposureOpt = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            help="The learning loop's analytics store (DuckDB): every signal, executed or "
+            "rejected with the risk reason, is journaled there for `tradeloop learn report` "
+            "(default: setting analytics_path)."
+        ),
+    ] = None,
+    no_journal: Annotated[
+        bool, typer.Option("--no-journal", help="Do not journal the run's signals.")
+    ] = False,
     log_file: Annotated[Path | None, typer.Option(help="Also write JSON-lines logs here.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
@@ -245,6 +256,7 @@ def paper(
             regime=regime_options(
                 regime, registry, regime_transition, regime_confirm, regime_exposure
             ),
+            journal_path=None if no_journal else (journal or settings.analytics_path),
         )
         alerter = alerter_from_settings(discord_webhook or settings.discord_webhook_url)
         session = PaperSession(strat, config, alerter=alerter)

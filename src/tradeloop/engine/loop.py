@@ -52,7 +52,6 @@ from tradeloop.engine.paper import (
 )
 from tradeloop.engine.regime import RegimeOptions
 from tradeloop.engine.retrain import ModelRetrainer, retrainer_for
-from tradeloop.engine.signal_journal import SignalJournal
 from tradeloop.risk.config import RiskConfig
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.signals.adaptive import AdaptiveConfig, AdaptSchedule
@@ -207,10 +206,8 @@ class LoopSession(PaperSession):
         self.zones = ZoneSource(top=config.zones.top)
         self._redis: _RedisBusThread | None = None
         self.bus: MessageBus = InProcessBus()
-        self.analytics: AnalyticsStore | None = None
+        self.analytics = None
         self.feedback: FeedbackLoop | None = None
-        #: every signal, executed or rejected, into the analytics store (the learning loop)
-        self.journal: SignalJournal | None = None
         self._rows: int | None = None
         self.manager: StrategyManager = self.strategy  # type: ignore[assignment]
         self.config_path = config_path
@@ -371,12 +368,8 @@ class LoopSession(PaperSession):
             self.analytics = AnalyticsStore(cfg.path(cfg.run.analytics), hold=False)
         self.feedback = feedback_loop_for(cfg, self.analytics, self.bus, self.zones)
         self.feedback.attach()
-        # written every 64 rows or 2 s: a killed process loses at most that, and the step does
-        # not pay a store write per signal
-        self.journal = SignalJournal(
-            self.analytics, self.bus, self.config.run_id, self.MODE, batch=64, max_delay_s=2.0
-        )
-        self.journal.attach()
+        # the journal is attached by the paper session (one place for every mode), into
+        # this store and onto this bus
         try:
             return super().run()
         finally:
@@ -390,8 +383,7 @@ class LoopSession(PaperSession):
         self._write_status(force=True)
         if self.feedback is not None:
             self.feedback.detach()
-        if self.journal is not None:
-            self.journal.detach()
+        self._close_journal()
         if self._redis is not None:
             self._redis.stop()
         if self.analytics is not None:

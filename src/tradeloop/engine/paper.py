@@ -44,6 +44,7 @@ from tradeloop.alerts import (
     start_alert,
 )
 from tradeloop.alerts.base import Alert
+from tradeloop.bus.base import InProcessBus, MessageBus
 from tradeloop.config.settings import Settings
 from tradeloop.core.errors import ConfigError, StrategyError, TemporaryError, VenueError
 from tradeloop.core.instrument import AssetClass, Instrument
@@ -55,11 +56,13 @@ from tradeloop.engine.factories import make_clock
 from tradeloop.engine.live import LiveKernel, StepOutcome
 from tradeloop.engine.regime import RegimeOptions, RegimeSource
 from tradeloop.engine.scheduler import Scheduler, schedule_for
+from tradeloop.engine.signal_journal import SignalJournal
 from tradeloop.engine.status import write_status
 from tradeloop.ml.registry import ModelCatalog, parse_model_spec
 from tradeloop.ml.threads import DEFAULT_ML_THREADS
 from tradeloop.risk.config import RiskConfig
 from tradeloop.risk.killswitch import RiskEvent
+from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.store.state import StateStore, open_state_store
 from tradeloop.strategy.base import Strategy
 
@@ -162,6 +165,11 @@ class PaperConfig(RunConfig):
         name, resolved version and transition settings: a restart without a version keeps the
         run's version, one with other settings is refused. A restarted run refilters the bars
         it holds.
+    journal_path
+        The learning loop's analytics store (DuckDB): every signal the run emits, executed or
+        rejected with the risk engine's reason, is journaled there
+        (:class:`~tradeloop.engine.signal_journal.SignalJournal`). None: no journal (a session
+        that opens its own store, as ``tradeloop run``, journals into that one).
 
     Raises
     ------
@@ -196,6 +204,7 @@ class PaperConfig(RunConfig):
     use_toxicity: bool = False
     ml_threads: int = DEFAULT_ML_THREADS
     regime: RegimeOptions | None = None
+    journal_path: Path | None = None
 
     def __post_init__(self) -> None:
         for name, unused in (
@@ -550,6 +559,13 @@ class PaperSession:
         #: the run's regime source (None without a regime model) and its stored description
         self.regime: RegimeSource | None = None
         self._regime: dict[str, Any] | None = None
+        #: the step's events (None: the kernel publishes nothing); the journal needs one
+        self.bus: MessageBus | None = None
+        #: the analytics store the journal writes to (a subclass may open its own first)
+        self.analytics: AnalyticsStore | None = None
+        self._owns_analytics = False
+        #: every signal, executed or rejected, into the analytics store (the learning loop)
+        self.journal: SignalJournal | None = None
         self.scheduler = Scheduler(
             schedule_for(config.calendar or config.exchange)
             if config.calendar or self.venue_data is None
@@ -633,7 +649,41 @@ class PaperSession:
             raise
         finally:
             self._shutdown(feed, reason)
+            self._close_journal()
         return 0
+
+    def _open_journal(self) -> None:
+        """Attach the learning loop's journal to the run's bus, once per run.
+
+        Into the store a subclass opened (``tradeloop run``) or else ``config.journal_path``;
+        nothing when neither is there. Written every 64 rows or 2 s: a killed process loses
+        at most that, and the step does not pay a store write per signal.
+        """
+        if self.journal is not None:
+            return
+        if self.analytics is None:
+            if self.config.journal_path is None:
+                return
+            path = Path(self.config.journal_path).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.analytics = AnalyticsStore(path, hold=False)
+            self._owns_analytics = True
+        if self.bus is None:
+            self.bus = InProcessBus()
+        self.journal = SignalJournal(
+            self.analytics, self.bus, self.config.run_id, self.MODE, batch=64, max_delay_s=2.0
+        )
+        self.journal.attach()
+
+    def _close_journal(self) -> None:
+        """Write the journal's last rows and detach it (idempotent)."""
+        journal, self.journal = self.journal, None
+        if journal is not None:
+            journal.detach()
+        if self._owns_analytics and self.analytics is not None:
+            self.analytics.close()
+            self.analytics = None
+            self._owns_analytics = False
 
     def _open_run(self, store: StateStore) -> LiveKernel:
         cfg = self.config
@@ -666,7 +716,10 @@ class PaperSession:
             {"model": self._model, "model_registry": str(cfg.model_registry)},
             threads=cfg.ml_threads,
         )
+        self._open_journal()
         options = self.kernel_options()
+        if self.bus is not None:
+            options.setdefault("bus", self.bus)
         if self.regime is not None:
             options["inputs"] = [*options.get("inputs", ()), self.regime]
         kernel = LiveKernel(
