@@ -178,6 +178,7 @@ class LoopSession(PaperSession):
             slippage_bps=run.slippage_bps,
             fill_price=run.fill_price,
             allow_short=run.allow_short,
+            post_only_entries=run.post_only_entries,
             risk=config.risk_setting(),
             warmup_bars=run.warmup_bars,
             max_bars=run.max_bars,

@@ -93,6 +93,8 @@ class RunSection(_Section):
     slippage_bps: float = Field(default=0.0, ge=0)
     fill_price: Literal["next_open", "close"] = "next_open"
     allow_short: bool = True
+    #: entries as post-only limits at the last close (see ``--post-only-entries``)
+    post_only_entries: bool = False
     state: str = "output/loop/state.db"
     analytics: str = "output/loop/analytics.duckdb"
     status: str = "output/loop/status.json"

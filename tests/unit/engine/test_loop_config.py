@@ -104,3 +104,13 @@ def test_a_risk_file_is_read_relative_to_the_loop_file(tmp_path: Path) -> None:
     (tmp_path / "risk.toml").write_text("[limits]\nmax_posiiton_pct = 0.05\n")
     with pytest.raises(ConfigError, match="max_posiiton_pct"):
         cfg.risk_setting()
+
+
+def test_post_only_entries_in_loop_toml_reach_the_session(tmp_path: Path) -> None:
+    from tradeloop.engine.loop import LoopSession
+
+    assert load_loop_config(_write(tmp_path, GOOD)).run.post_only_entries is False
+    text = GOOD.replace('timeframe = "1m"', 'timeframe = "1m"\npost_only_entries = true')
+    cfg = load_loop_config(_write(tmp_path, text))
+    assert cfg.run.post_only_entries is True
+    assert LoopSession(cfg).config.post_only_entries is True
