@@ -338,6 +338,7 @@ def _run_loop(path: Path, opts: Any, o: dict[str, Any]) -> None:
     setup_logging(logging.INFO if o["verbose"] else logging.WARNING, o["log_file"])
     try:
         cfg = load_loop_config(path)
+        resolve_exchange(opts.broker, cfg.run.exchange)  # loop.toml's [run] exchange
         build_strategy(cfg)
         settings = load_settings()
         alerter = alerter_from_settings(o["discord_webhook"] or settings.discord_webhook_url)

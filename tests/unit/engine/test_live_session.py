@@ -124,3 +124,16 @@ def test_broker_alpaca_defaults_the_exchange_to_alpaca_and_refuses_a_crypto_one(
     assert "Default: alpaca with --broker alpaca" in " ".join(
         runner.invoke(app, ["live", "--help"]).output.split()
     )
+
+
+def test_broker_alpaca_refuses_a_loop_toml_on_a_crypto_exchange(tmp_path: Any) -> None:
+    loop = tmp_path / "loop.toml"
+    loop.write_text(
+        '[run]\nid = "l1"\nsymbols = ["BTC/USDT"]\nexchange = "binance"\n\n'
+        '[[strategies]]\nname = "sma_cross"\nweight = 1.0\n',
+        encoding="utf-8",
+    )
+    refused = CliRunner().invoke(app, ["live", "--broker", "alpaca", "--config", str(loop)])
+    assert refused.exit_code != 0
+    assert "--broker alpaca" in refused.output
+    assert "'binance'" in refused.output
