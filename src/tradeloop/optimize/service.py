@@ -248,7 +248,7 @@ def run_optimize_job(job: OptimizeJob, *, progress: StudyProgress | None = None)
             summary["run_id"] = run_id
     wf = None
     if job.walk_forward is not None:
-        wf = _walk_forward(job, evaluator, space, options)
+        wf = _walk_forward(job, evaluator, space, options, _identity(job, loaded))
         summary["walk_forward"] = wf.to_dict(bars.ts)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     if job.out is not None:
@@ -298,7 +298,11 @@ def _record_best(
 
 
 def _walk_forward(
-    job: OptimizeJob, evaluator: Any, space: SearchSpace, options: StudyOptions
+    job: OptimizeJob,
+    evaluator: Any,
+    space: SearchSpace,
+    options: StudyOptions,
+    identity: dict[str, Any],
 ) -> Any:
     from tradeloop.optimize.walkforward import walk_forward
 
@@ -311,6 +315,7 @@ def _walk_forward(
         folds=job.wf_folds,
         ratio=job.wf_ratio,
         mode=job.walk_forward,
+        identity=identity,
     )
 
 

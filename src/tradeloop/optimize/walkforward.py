@@ -146,10 +146,14 @@ def walk_forward(
     ratio: float = 3.0,
     mode: str = "rolling",
     progress: Callable[[int, int], None] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> WalkForwardResult:
     """Run the walk-forward validation of ``space`` (see the module docstring).
 
-    Each fold's study is in memory (``options.storage`` is ignored) and runs in this process.
+    Each fold's study runs in this process, in ``options.storage`` when there is one (the main
+    study's): named from ``identity`` (the main study's strategy, data and rules), the fold's
+    in-sample window and mode, so a killed walk-forward run resumes without repeating a
+    finished trial; in memory when ``options.storage`` is None.
 
     Raises
     ------
@@ -159,7 +163,7 @@ def walk_forward(
     bars = evaluator.bars
     base = evaluator.spec.config
     plan = plan_folds(len(bars), folds, ratio, mode)
-    fold_options = replace(options, storage=None, name=None, fresh=False, batch=1)
+    fold_options = replace(options, name=None, batch=1)
     balance = base.balance
     chosen, is_m, oos_m, counts = [], [], [], []
     ts_parts, eq_parts = [], []
@@ -176,7 +180,12 @@ def walk_forward(
             space,
             SerialBackend(is_eval.spec, bars),
             fold_options,
-            identity={"fold": fold.index, "is": [fold.is_start, fold.is_end]},
+            identity={
+                **(identity or {}),
+                "walk_forward": mode,
+                "fold": fold.index,
+                "is": [to_iso(int(ts[fold.is_start])), to_iso(int(ts[fold.is_end]))],
+            },
             engine=is_eval.engine,
         )
         if study.best is None:
