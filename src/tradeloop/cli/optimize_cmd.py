@@ -269,6 +269,14 @@ def register_optimize_commands(app: typer.Typer) -> None:
             bool, typer.Option(help="Record the best parameters as a run (output/runs).")
         ] = True,
         report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+        trial_files: Annotated[
+            bool,
+            typer.Option(
+                "--trial-files",
+                help="Also write every trial's trades.csv and equity under OUT/trials/<trial>/ "
+                "(each trial rerun through the event kernel after the study; off by default).",
+            ),
+        ] = False,
         top: Annotated[int, typer.Option(help="Rows of the result table.")] = 10,
         output_root: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("output"),
         strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
@@ -336,6 +344,7 @@ def register_optimize_commands(app: typer.Typer) -> None:
                 out=out,
                 record=record,
                 report=report,
+                trial_files=trial_files,
                 output_root=output_root,
                 strategies_dir=strategies_dir,
                 command=shlex.join(["tradeloop", *sys.argv[1:]]),

@@ -342,6 +342,16 @@ def _write_equity(result: BacktestResult, folder: Path, csv: bool) -> dict[str, 
     return paths
 
 
+def write_trades_and_equity(result: BacktestResult, folder: Path) -> dict[str, Path]:
+    """``trades.csv``, ``equity.parquet`` and ``equity.csv`` of ``result`` into ``folder``
+    (created), as a run folder has them; e.g. one optimisation trial's files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"trades": folder / "trades.csv"}
+    _write_csv(_trade_table(result), paths["trades"])
+    paths.update(_write_equity(result, folder, True))
+    return paths
+
+
 def _title(strategy: str, symbols: Sequence[str], timeframe: str) -> str:
     return f"{strategy} on {', '.join(symbols)} ({timeframe})"
 

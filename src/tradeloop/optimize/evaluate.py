@@ -228,6 +228,24 @@ class TrialEvaluator:
             ts=np.asarray(ts) if self.spec.keep_equity else None,
         )
 
+    def backtest(self, params: dict[str, Any]) -> Any:
+        """The full :class:`~tradeloop.engine.runner.BacktestResult` of one parameter set
+        through the event kernel (trades, equity), e.g. for a trial's files.
+
+        Raises
+        ------
+        ConfigError
+            For a parameter set the strategy refuses.
+        """
+        from tradeloop.engine.runner import run_on_bars
+
+        return run_on_bars(
+            self.strategy_cls(**params),
+            {self.bars.symbol: self.bars},
+            self.spec.config,
+            instruments={self.bars.symbol: self.spec.instrument},
+        )
+
     def _fast_exact(self, params: dict[str, Any]) -> bool:
         from tradeloop.optimize.fast_sma import SmaCrossSweep
 

@@ -63,6 +63,10 @@ class OptimizeJob:
         record).
     record
         Record the best parameters as a run under ``output_root``.
+    trial_files
+        Also write every trial's ``trades.csv`` and equity (``equity.parquet``,
+        ``equity.csv``) under ``out/trials/<trial>/`` (rerun through the event kernel after
+        the study, which the fast path equals trade for trade); off by default.
     output_root, strategies_dir, command
         As for a backtest job.
     """
@@ -82,6 +86,7 @@ class OptimizeJob:
     out: Path | None = None
     record: bool = True
     report: bool = True
+    trial_files: bool = False
     output_root: Path = Path("output")
     strategies_dir: Path | None = Path("strategies")
     command: str = ""
@@ -153,6 +158,8 @@ def run_optimize_job(job: OptimizeJob, *, progress: StudyProgress | None = None)
     from tradeloop.optimize.study import run_study
     from tradeloop.strategy.registry import load_strategy_class
 
+    if job.trial_files and job.out is None:
+        raise ConfigError("--trial-files writes under --out: give --out DIR")
     started = time.perf_counter()
     strategy_cls = load_strategy_class(job.strategy, job.strategies_dir)
     space = SearchSpace.parse(list(job.params), strategy_cls.parameters())
@@ -255,6 +262,8 @@ def run_optimize_job(job: OptimizeJob, *, progress: StudyProgress | None = None)
         job.out.mkdir(parents=True, exist_ok=True)
         paths["trials"] = write_trials_csv(study.rows, job.out / "trials.csv")
         paths["best"] = _write_json(summary, job.out / "best.json")
+        if job.trial_files:
+            paths["trial_files"] = _write_trial_files(evaluator, study.rows, job.out / "trials")
         if job.report:
             from tradeloop.optimize.report import write_optimize_report
 
@@ -262,6 +271,18 @@ def run_optimize_job(job: OptimizeJob, *, progress: StudyProgress | None = None)
                 study, summary, job.out / "report.html", walk_forward=wf, space=space
             )
     return OptimizeOutcome(study, summary, paths, run_id, wf, time.perf_counter() - started)
+
+
+def _write_trial_files(evaluator: Any, rows: Any, folder: Path) -> Path:
+    """Every trial that ran (not a refused parameter set): its trades and equity in
+    ``folder/<trial>/``."""
+    from tradeloop.engine.output import write_trades_and_equity
+
+    for row in rows:
+        if row.metrics is None:
+            continue
+        write_trades_and_equity(evaluator.backtest(row.params), folder / str(row.trial))
+    return folder
 
 
 def _best_returns(evaluator: Any, params: dict[str, Any]) -> np.ndarray:
