@@ -14,8 +14,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.integration.test_paper_session import RUN_ID, START_MS, _replay, _run_paper
+from tests.integration.test_paper_session import RUN_ID, START_MS, _env, _replay, _run_paper
 
+from tradeloop.core.time import to_iso
 from tradeloop.engine.config import RunConfig
 from tradeloop.engine.live import LiveKernel
 from tradeloop.engine.paper import instrument_from_dict
@@ -123,3 +124,52 @@ def test_paper_run_with_no_journal_writes_none(
     # Assert
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not journal.exists()
+
+
+def test_tradeloop_run_still_journals_every_signal_through_the_shared_attachment(
+    rest: LocalVenueServer, venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: the loop opens its own analytics store; the paper session attaches the journal
+    end_ms = START_MS + 240 * 60_000
+    config = tmp_path / "loop.toml"
+    config.write_text(
+        f"""
+[run]
+id = "loop-journal"
+exchange = "binance"
+symbols = ["BTC/USDT"]
+timeframe = "1m"
+balance = 10000
+state = "state.db"
+analytics = "analytics.duckdb"
+status = "status.json"
+warmup_bars = 60
+until = "{to_iso((end_ms - 60_000) * 1_000_000)}"
+
+[[strategies]]
+name = "sma_cross"
+params = {{ fast = 5, slow = 20, short = true }}
+""",
+        encoding="utf-8",
+    )
+    # Act
+    with _replay(venue, end_ms) as ws:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tradeloop", "run", "--config", str(config)],
+            env=_env(rest, ws),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    # Assert
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = json.loads((tmp_path / "status.json").read_text())["stages"]
+    assert stages["signals"] >= 10
+    store = AnalyticsStore(tmp_path / "analytics.duckdb", read_only=True, hold=False)
+    rows = store.journal("loop-journal")
+    store.close()
+    assert len(rows) == stages["signals"]
+    assert {r["mode"] for r in rows} == {"paper"}
+    rejected = Counter(r["reason"] for r in rows if not r["executed"])
+    assert dict(rejected) == stages["rejected"]
+    assert len({r["signal_key"] for r in rows}) == len(rows)
