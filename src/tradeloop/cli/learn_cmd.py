@@ -1,8 +1,8 @@
 """``tradeloop learn``: the learning loop's journal, report, proposals and their application.
 
 ``record`` backtests with every signal journaled; ``report`` shows per-strategy P&L and hit
-rates by regime, hour and symbol from the journal (which ``tradeloop run`` also fills in paper
-and live); ``propose`` re-runs walk-forward optimisation on recent data and writes a proposal
+rates by regime, hour and symbol from the journal (which ``tradeloop run`` and ``tradeloop paper``
+also fill); ``propose`` re-runs walk-forward optimisation on recent data and writes a proposal
 that is never applied by itself; ``apply`` applies one through ``loop.toml`` (a running loop
 hot-reloads it) with an audit record.
 """
