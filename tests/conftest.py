@@ -38,3 +38,19 @@ def redis_url() -> str:
 def pg_url() -> str:
     """The real PostgreSQL server's URL."""
     return environment.postgres_url()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _analytics_in_a_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Commands that write the default analytics store (``tradeloop paper`` journals every
+    signal there) write into the test session's temp folder, never the user's home; a test
+    that sets its own path (env or option) still wins. Subprocesses inherit the variable."""
+    import os
+
+    name = "TRADELOOP_ANALYTICS_PATH"
+    before = os.environ.get(name)
+    if before is None:
+        os.environ[name] = str(tmp_path_factory.mktemp("analytics") / "analytics.duckdb")
+    yield None
+    if before is None:
+        os.environ.pop(name, None)

@@ -21,6 +21,7 @@ import pytest
 
 from tradeloop.core.position import Trade
 from tradeloop.core.time import to_iso
+from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.store.state import open_state_store
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
@@ -110,7 +111,11 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
         live = subprocess.run(
-            _cmd("live", live_dir / "state.db", live_dir / "status.json", until, "live-1"),
+            [
+                *_cmd("live", live_dir / "state.db", live_dir / "status.json", until, "live-1"),
+                "--journal",
+                str(live_dir / "journal.duckdb"),
+            ],
             env=_env(ex.url, ws.url),
             capture_output=True,
             text=True,
@@ -126,7 +131,11 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
         LocalVenueServer(venue) as rest,
     ):
         paper = subprocess.run(
-            _cmd("paper", paper_dir / "state.db", paper_dir / "status.json", until, "paper-1"),
+            [
+                *_cmd("paper", paper_dir / "state.db", paper_dir / "status.json", until, "paper-1"),
+                "--journal",
+                str(paper_dir / "journal.duckdb"),
+            ],
             env=_env(rest.url, ws.url),
             capture_output=True,
             text=True,
@@ -156,6 +165,17 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
     held = sum(p.quantity for p in live_state.portfolio.positions.values())
     assert held == pytest.approx(venue_btc, abs=1e-12)
     assert live_state.portfolio.balance == pytest.approx(venue_usdt, rel=1e-12)
+    # the learning loop journals every signal live exactly as in paper
+    journals = {}
+    for name, folder, run in (("live", live_dir, "live-1"), ("paper", paper_dir, "paper-1")):
+        store = AnalyticsStore(folder / "journal.duckdb", read_only=True, hold=False)
+        journals[name] = store.journal(run)
+        store.close()
+    assert journals["live"], "the live run journaled its signals"
+    assert {r["mode"] for r in journals["live"]} == {"live"}
+    assert sorted((r["signal_key"], r["executed"]) for r in journals["live"]) == sorted(
+        (r["signal_key"], r["executed"]) for r in journals["paper"]
+    )
     doc = json.loads((live_dir / "status.json").read_text())
     assert doc["mode"] == "live"
     assert doc["venue"]["circuit_breaker"]["state"] == "closed"

@@ -63,6 +63,8 @@ _PAPER_OPTIONS = (
     "regime_transition",
     "regime_confirm",
     "regime_exposure",
+    "journal",
+    "no_journal",
     "log_file",
     "verbose",
 )
@@ -305,6 +307,7 @@ def _run_strategy(opts: Any, o: dict[str, Any]) -> None:
                 o["regime_confirm"],
                 o["regime_exposure"],
             ),
+            journal_path=None if o["no_journal"] else (o["journal"] or settings.analytics_path),
         )
         alerter = alerter_from_settings(o["discord_webhook"] or settings.discord_webhook_url)
         session = LiveSession(strat, config, alerter=alerter, live=opts)
