@@ -119,7 +119,8 @@ def block_stats(equity: np.ndarray, initial: float, blocks: int = FINE_BLOCKS) -
     Returns are measured as the metrics measure them (the first from ``initial``); non-finite
     ones are left out.
 
-    >>> block_stats(np.array([11.0, 11.0, 12.1]), 10.0, 3)
+    >>> stats = block_stats(np.array([11.0, 11.0, 12.1]), 10.0, 3)
+    >>> [[round(x, 12) for x in block] for block in stats]
     [[1.0, 0.1, 0.01], [1.0, 0.0, 0.0], [1.0, 0.1, 0.01]]
     """
     series = np.concatenate(([initial], np.asarray(equity, dtype=np.float64)))

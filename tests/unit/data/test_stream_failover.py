@@ -78,7 +78,7 @@ def test_disconnect_switches_at_once_and_primary_recovery_switches_back(
     assert r.active == "b"
     r.on_status("a", "connected")
     snapshots = 0
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="tradeloop.data.stream.failover"):
         for i in range(2, 40):
             clock.t += 0.1
             for e in r.offer("a", trade("a", i)) + r.offer("b", trade("b", i)):
