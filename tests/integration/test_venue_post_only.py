@@ -47,7 +47,7 @@ def _bar(ex: LocalBinanceExchange, ms: int) -> tuple[int, float, float, float, f
 
 
 def test_a_post_only_entry_that_would_take_is_refused_by_the_venue(
-    exchange: LocalBinanceExchange,
+    exchange: LocalBinanceExchange,  # noqa: F811 (the fixture)
 ) -> None:
     client = _client(exchange)
     try:
@@ -63,12 +63,13 @@ def test_a_post_only_entry_that_would_take_is_refused_by_the_venue(
 
 
 def test_a_resting_post_only_entry_fills_at_its_limit_as_maker_or_is_cancelled(
-    exchange: LocalBinanceExchange, clock: Clock
+    exchange: LocalBinanceExchange,  # noqa: F811 (the fixture)
+    clock: Clock,  # noqa: F811 (the fixture)
 ) -> None:
     client = _client(exchange)
     try:
         broker = _broker(client)
-        _ms, open_, high, low, _c = _bar(exchange, T0)
+        _ms, open_, _high, low, _c = _bar(exchange, T0)
         assert low < open_
         through = round((low + open_) / 2, 2)  # below the open, traded through in this bar
         away = round(low - 50.0, 2)  # below the bar's low: never reached in this bar
