@@ -43,6 +43,7 @@ lint: $(VENV)/.dev
 test: $(VENV)/.dev
 	./scripts/ensure_services.sh
 	./scripts/ensure_chromium.sh
+	./scripts/ensure_tools.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy

@@ -25,10 +25,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tradeloop.engine.loop_config import load_loop_config
+from tradeloop.testing import environment
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -73,16 +73,25 @@ def test_compose_has_every_service_with_a_health_check_and_existing_mounts() -> 
     assert app["environment"]["TRADELOOP_API_KEY"].startswith("${TRADELOOP_API_KEY:?")
 
 
-def test_docker_compose_config_accepts_the_file() -> None:
+def _compose_command() -> list[str] | None:
+    """``docker compose`` (the plugin) or the standalone ``docker-compose``, whichever exists."""
     docker = shutil.which("docker")
-    plugin = docker is not None and (
-        subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    )
-    if not plugin:
-        pytest.skip("the docker compose plugin is not installed here")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    compose = _compose_command()
+    if compose is None:
+        environment.unavailable("docker compose (or docker-compose) is not installed here")
     env = {"TRADELOOP_API_KEY": "k", "POSTGRES_PASSWORD": "p", "GRAFANA_ADMIN_PASSWORD": "g"}
     out = subprocess.run(
-        [str(docker), "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        [*compose, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
         capture_output=True,
         text=True,
         env={**env, "PATH": "/usr/bin:/bin:/usr/local/bin"},
@@ -133,7 +142,7 @@ def test_grafana_provisions_the_datasource_and_the_dashboard() -> None:
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed here")
+        environment.unavailable("systemd-analyze is not installed here")
     unit = (DEPLOY / "systemd" / "tradeloop.service").read_text()
     exec_line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
     argv = shlex.split(exec_line.removeprefix("ExecStart="))
