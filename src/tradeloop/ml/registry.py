@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -85,26 +86,47 @@ class ModelRegistry:
         extra: dict[str, Any] | None = None,
     ) -> str:
         """Save ``model`` as the next version and return it (also set on ``model.version``)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        existing = self.versions()
-        number = int(existing[-1][1:]) + 1 if existing else 1
-        version = f"v{number:04d}"
-        tmp = self.root / f".{version}.tmp"
-        tmp.mkdir()
-        model.version = version
         meta: dict[str, Any] = {
-            "version": version,
-            "created": datetime.now(UTC).isoformat(),
             "feature_set": model.feature_set.to_dict(),
             "params": params or {},
             "metrics": metrics or {},
             "baseline_accuracy": model.baseline_accuracy,
             "threshold": model.threshold,
             "calibration": model.calibrator.kind,
-            "libraries": lib_versions(),
         }
+        return self.save_object(
+            model, meta, bars=bars, extra=extra, on_version=lambda v: setattr(model, "version", v)
+        )
+
+    def save_object(
+        self,
+        obj: Any,
+        meta: dict[str, Any],
+        *,
+        bars: BarArrays | None = None,
+        extra: dict[str, Any] | None = None,
+        on_version: Callable[[str], None] | None = None,
+        json_default: Callable[[Any], Any] = str,
+    ) -> str:
+        """Save any model object as the next version with ``meta`` and return the version.
+
+        Adds the version, creation time, library versions and (with ``bars``) the training
+        data's span and hash to ``meta``, then ``extra``. The folder is written aside and
+        renamed into place, so a reader never sees half a model. ``on_version`` is called with
+        the new version before the object is written (to stamp it on the object).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        existing = self.versions()
+        number = int(existing[-1][1:]) + 1 if existing else 1
+        version = f"v{number:04d}"
+        tmp = self.root / f".{version}.tmp"
+        tmp.mkdir()
+        if on_version is not None:
+            on_version(version)
+        head: dict[str, Any] = {"version": version, "created": datetime.now(UTC).isoformat()}
+        full = {**head, **meta, "libraries": lib_versions()}
         if bars is not None:
-            meta["data"] = {
+            full["data"] = {
                 "symbol": bars.symbol,
                 "timeframe": bars.timeframe,
                 "bars": len(bars),
@@ -112,9 +134,9 @@ class ModelRegistry:
                 "end_ns": int(bars.ts[-1]),
                 "sha256": data_hash(bars),
             }
-        meta.update(extra or {})
-        joblib.dump(model, tmp / "model.joblib")
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
+        full.update(extra or {})
+        joblib.dump(obj, tmp / "model.joblib")
+        (tmp / "metadata.json").write_text(json.dumps(full, indent=2, default=json_default))
         os.replace(tmp, self.root / version)
         return version
 
@@ -190,8 +212,7 @@ def parse_model_spec(spec: str) -> tuple[str, str | None]:
     name = name.strip()
     if not _NAME_RE.match(name):
         raise ConfigError(
-            f"model reference must be NAME[:VERSION] (letters, digits, '_', '-', '.'), "
-            f"got {spec!r}"
+            f"model reference must be NAME[:VERSION] (letters, digits, '_', '-', '.'), got {spec!r}"
         )
     return name, _version_label(version)
 

@@ -8,8 +8,6 @@ meta-model reference never loads a regime model and the other way round.
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import joblib
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.ml.regimes.base import RegimeDetector
-from tradeloop.ml.registry import ModelCatalog, ModelRef, data_hash, lib_versions
+from tradeloop.ml.registry import ModelCatalog, ModelRef
 
 __all__ = ["REGIME_KIND", "load_regime_model", "save_regime_model"]
 
@@ -44,34 +42,14 @@ def save_regime_model(
         For a name that is not a plain folder name.
     """
     registry = ModelCatalog(root).registry(name)
-    registry.root.mkdir(parents=True, exist_ok=True)
-    existing = registry.versions()
-    version = f"v{(int(existing[-1][1:]) + 1) if existing else 1:04d}"
-    tmp = registry.root / f".{version}.tmp"
-    tmp.mkdir()
     meta: dict[str, Any] = {
         "kind": REGIME_KIND,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(),
         "method": detector.method,
         "states": list(detector.names),
         "lookback": detector.lookback,
         "detector": detector.describe(),
-        "libraries": lib_versions(),
     }
-    if bars is not None:
-        meta["data"] = {
-            "symbol": bars.symbol,
-            "timeframe": bars.timeframe,
-            "bars": len(bars),
-            "start_ns": int(bars.ts[0]),
-            "end_ns": int(bars.ts[-1]),
-            "sha256": data_hash(bars),
-        }
-    meta.update(extra or {})
-    joblib.dump(detector, tmp / "model.joblib")
-    (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_plain))
-    os.replace(tmp, registry.root / version)
+    version = registry.save_object(detector, meta, bars=bars, extra=extra, json_default=_plain)
     return ModelRef(name, version, registry.root / version)
 
 
