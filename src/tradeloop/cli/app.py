@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli.data_cmd import data_app
+from tradeloop.cli.failure import fail
 from tradeloop.cli.learn_cmd import register_learn_commands
 from tradeloop.cli.live_cmd import register_live_commands
 from tradeloop.cli.ml_cmd import (
@@ -41,7 +42,7 @@ from tradeloop.cli.serve_cmd import register_serve_commands
 from tradeloop.cli.signals_cmd import register as register_signal_commands
 from tradeloop.cli.state_cmd import register_state_commands
 from tradeloop.config.logging import setup_logging
-from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.core.errors import ConfigError, TradeloopError
 from tradeloop.core.time import parse_time
 from tradeloop.ml.threads import DEFAULT_ML_THREADS
 
@@ -97,17 +98,7 @@ def _root(
     install_redaction()  # credentials never reach the terminal
 
 
-_EXIT_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
-
-
-def _fail(exc: TradeloopError, verbose: bool = False) -> typer.Exit:
-    from tradeloop.cli.failure import print_failure
-
-    print_failure(exc, err_console, verbose=verbose)
-    for cls, code in _EXIT_CODES.items():
-        if isinstance(exc, cls):
-            return typer.Exit(code)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.failure import fail
+
 if TYPE_CHECKING:
     from tradeloop.data.cache import CacheEntry, ParquetCache
     from tradeloop.data.quality import QualityReport, QualityThresholds
@@ -23,15 +25,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    from tradeloop.core.errors import ConfigError, DataError
-
-    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    if isinstance(exc, ConfigError):
-        return typer.Exit(2)
-    if isinstance(exc, DataError):
-        return typer.Exit(3)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _iso(ns: int | None) -> str:

@@ -6,11 +6,19 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
+import typer
 from rich.console import Console
 
-__all__ = ["print_failure", "user_frame"]
+from tradeloop.core.errors import ConfigError, DataError, StrategyError
+
+__all__ = ["EXIT_CODES", "fail", "print_failure", "user_frame"]
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
+
+#: the exit code of each error kind (anything else: 1)
+EXIT_CODES: dict[type[Exception], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
+
+_err_console = Console(stderr=True)
 
 
 def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
@@ -52,3 +60,14 @@ def print_failure(exc: BaseException, console: Console, *, verbose: bool = False
         )
     elif cause is not None and frame is not None:
         console.print("  (-v shows the whole traceback)", style="dim", highlight=False)
+
+
+def fail(exc: BaseException, verbose: bool = False) -> typer.Exit:
+    """The CLI's one error report: print ``exc`` on stderr (with the user-code line, and the
+    traceback when ``verbose``) and return the :class:`typer.Exit` its kind maps to
+    (:data:`EXIT_CODES`)."""
+    print_failure(exc, _err_console, verbose=verbose)
+    for cls, code in EXIT_CODES.items():
+        if isinstance(exc, cls):
+            return typer.Exit(code)
+    return typer.Exit(1)

@@ -18,13 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.cli.failure import fail
+from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 
 __all__ = ["register_learn_commands"]
 
 console = Console()
 err_console = Console(stderr=True)
-_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
 
 learn_app = typer.Typer(
     help="The learning loop: every signal journaled (executed or rejected), per-strategy "
@@ -40,12 +40,7 @@ JournalOpt = Annotated[
 ]
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    for cls, code in _CODES.items():
-        if isinstance(exc, cls):
-            return typer.Exit(code)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _fmt(v: Any) -> str:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli import paper_cmd
+from tradeloop.cli.failure import fail
 from tradeloop.cli.regime_cmd import regime_options
 from tradeloop.core.errors import ConfigError, TradeloopError
 
@@ -70,10 +71,7 @@ _PAPER_OPTIONS = (
 )
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    from tradeloop.cli.app import _fail as fail
-
-    return fail(exc)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def live(

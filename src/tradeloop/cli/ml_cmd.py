@@ -26,7 +26,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.cli.failure import fail
+from tradeloop.core.errors import ConfigError, TradeloopError
 
 if TYPE_CHECKING:
     from tradeloop.engine.service import ModelOptions
@@ -46,7 +47,6 @@ __all__ = [
 ml_app = typer.Typer(help="Meta-labeling models: evaluate, list.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
-_EXIT: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
 
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Primary strategy name.")]
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="OHLCV file of one symbol.")]
@@ -127,12 +127,7 @@ def model_options(
     )
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    for cls, code in _EXIT.items():
-        if isinstance(exc, cls):
-            return typer.Exit(code)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _params(items: list[str] | None) -> dict[str, str]:

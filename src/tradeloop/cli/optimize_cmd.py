@@ -18,23 +18,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.cli.failure import fail
+from tradeloop.core.errors import ConfigError, TradeloopError
 
 __all__ = ["register_optimize_commands"]
 
 console = Console()
 err_console = Console(stderr=True)
-_CODES: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
 #: environment variable naming the study storage (a SQLite path or a postgresql:// URL)
 STORAGE_ENV = "TRADELOOP_OPTIMIZE_STORAGE"
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    for cls, code in _CODES.items():
-        if isinstance(exc, cls):
-            return typer.Exit(code)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 class _StudyProgress:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.failure import fail
 from tradeloop.cli.ml_cmd import MinConfidenceOpt, MlThreadsOpt, ModelOpt, RegistryOpt, ToxicityOpt
 from tradeloop.cli.regime_cmd import (
     RegimeConfirmOpt,
@@ -32,12 +33,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: TradeloopError, verbose: bool = False) -> typer.Exit:
-    """The CLI's one error printer and exit-code map (``app`` imports this module); with
-    ``verbose`` a strategy's exception comes with its whole traceback."""
-    from tradeloop.cli.app import _fail as fail
-
-    return fail(exc, verbose)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _existing_state(state: str | None) -> str:

@@ -31,7 +31,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.core.errors import ConfigError, DataError, StrategyError, TradeloopError
+from tradeloop.cli.failure import fail
+from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 
 if TYPE_CHECKING:
     from tradeloop.core.bar import BarArrays
@@ -53,7 +54,6 @@ regime_app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-_EXIT: dict[type[TradeloopError], int] = {ConfigError: 2, DataError: 3, StrategyError: 4}
 
 RegimeOpt = Annotated[
     str | None,
@@ -130,12 +130,7 @@ def regime_options(
     )
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    for cls, code in _EXIT.items():
-        if isinstance(exc, cls):
-            return typer.Exit(code)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _load(path: Path) -> BarArrays:

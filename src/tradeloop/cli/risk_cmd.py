@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.failure import fail
 from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 from tradeloop.risk.overrides import OVERRIDABLE_LIMITS
 
@@ -56,20 +57,13 @@ risk_app.add_typer(override_app, name="override")
 console = Console()
 err_console = Console(stderr=True)
 
-_EXIT = {ConfigError: 2, DataError: 3}
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``risk`` command group to ``app``."""
     app.add_typer(risk_app, name="risk")
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    err_console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    for cls, code in _EXIT.items():
-        if isinstance(exc, cls):
-            return typer.Exit(code)
-    return typer.Exit(1)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 # --------------------------------------------------------------------------- backtest wiring

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.failure import fail
 from tradeloop.core.errors import TradeloopError
 
 __all__ = ["register"]
@@ -19,10 +20,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    from tradeloop.cli.app import _fail as fail
-
-    return fail(exc)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def stage_table(stages: dict[str, Any], title: str) -> Table:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.failure import fail
 from tradeloop.core.errors import TradeloopError
 
 if TYPE_CHECKING:
@@ -170,10 +171,7 @@ def bias_table(analysis: RunAnalysis, examples: int = 3) -> Table:
     return table
 
 
-def _fail(exc: TradeloopError) -> typer.Exit:
-    from tradeloop.cli.app import _fail as fail
-
-    return fail(exc)
+_fail = fail  # the CLI's one error report (tradeloop.cli.failure)
 
 
 def _run_json(run: Any) -> dict[str, Any]:
