@@ -332,6 +332,10 @@ class LocalBinanceExchange:
     def _dispatch(
         self, method: str, path: str, q: dict[str, str], raw: str, request: web.Request
     ) -> tuple[int, Any, dict[str, str]]:
+        # a venue matches continuously: the bars that opened since the clock's last tick are
+        # applied before any request reads or changes the book (a cancel never beats a fill
+        # that already happened)
+        self.book.advance()
         if path.startswith("/api/v3/"):
             market, name = "spot", path[len("/api/v3/") :]
         elif path.startswith(("/fapi/v1/", "/fapi/v2/", "/fapi/v3/")):
