@@ -31,6 +31,7 @@ __all__ = [
     "RegimeDetector",
     "RegimeFilter",
     "RegimePath",
+    "WindowFilter",
     "state_names",
 ]
 
@@ -133,6 +134,33 @@ class RegimeFilter(abc.ABC):
 
         Reads bars before ``stop`` only.
         """
+
+
+class WindowFilter(RegimeFilter):
+    """A filter without state between bars: each bar's probabilities come from the window of
+    bars before it, so a range is scored in one batch by :meth:`score`.
+
+    Bars before the detector's ``lookback`` get NaN rows.
+    """
+
+    def __init__(self, lookback: int, n_states: int) -> None:
+        self.lookback = lookback
+        self.n_states = n_states
+        self.position = 0
+
+    @abc.abstractmethod
+    def score(self, bars: BarArrays, first: int, stop: int) -> np.ndarray:
+        """The ``(stop - first, K)`` probabilities of bars ``[first, stop)``, with
+        ``first >= lookback``."""
+
+    def run(self, bars: BarArrays, stop: int) -> np.ndarray:
+        start = self.position
+        out = np.full((max(0, stop - start), self.n_states), np.nan)
+        first = max(start, self.lookback)
+        if first < stop:
+            out[first - start :] = self.score(bars, first, stop)
+        self.position = max(start, stop)
+        return out
 
 
 class RegimeDetector(abc.ABC):

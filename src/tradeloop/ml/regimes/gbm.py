@@ -17,7 +17,13 @@ import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
-from tradeloop.ml.regimes.base import RegimeDetector, RegimeFilter, require_fitted, state_names
+from tradeloop.ml.regimes.base import (
+    RegimeDetector,
+    RegimeFilter,
+    WindowFilter,
+    require_fitted,
+    state_names,
+)
 from tradeloop.ml.regimes.features import (
     CLASSIFIER_FEATURES,
     FeatureSpec,
@@ -168,22 +174,15 @@ class GBMDetector(RegimeDetector):
         return out
 
 
-class _RowFilter(RegimeFilter):
+class _RowFilter(WindowFilter):
     """Each bar from its own feature row (no state between bars)."""
 
     def __init__(self, detector: GBMDetector) -> None:
+        super().__init__(detector.lookback, detector.n_states)
         self.detector = detector
-        self.position = 0
 
-    def run(self, bars: BarArrays, stop: int) -> np.ndarray:
+    def score(self, bars: BarArrays, first: int, stop: int) -> np.ndarray:
         det = self.detector
-        start = self.position
-        out = np.full((max(0, stop - start), det.n_states), np.nan)
-        lb = det.lookback
-        first = max(start, lb)
-        if first < stop:
-            rows = feature_range(bars, det.spec, first, stop)
-            ensure_finite(rows, det.spec.names, first, bars.symbol)
-            out[first - start :] = det.predict_rows(rows)
-        self.position = max(start, stop)
-        return out
+        rows = feature_range(bars, det.spec, first, stop)
+        ensure_finite(rows, det.spec.names, first, bars.symbol)
+        return det.predict_rows(rows)

@@ -25,7 +25,13 @@ import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
-from tradeloop.ml.regimes.base import RegimeDetector, RegimeFilter, require_fitted, state_names
+from tradeloop.ml.regimes.base import (
+    RegimeDetector,
+    RegimeFilter,
+    WindowFilter,
+    require_fitted,
+    state_names,
+)
 from tradeloop.ml.regimes.features import (
     CLASSIFIER_FEATURES,
     FeatureSpec,
@@ -274,24 +280,20 @@ class LSTMDetector(RegimeDetector):
         return out
 
 
-class _SequenceFilter(RegimeFilter):
-    def __init__(self, detector: LSTMDetector) -> None:
-        self.detector = detector
-        self.position = 0
+class _SequenceFilter(WindowFilter):
+    """Each bar from the ``seq_len`` feature rows ending at it (no state between bars)."""
 
-    def run(self, bars: BarArrays, stop: int) -> np.ndarray:
+    def __init__(self, detector: LSTMDetector) -> None:
+        super().__init__(detector.lookback, detector.n_states)
+        self.detector = detector
+
+    def score(self, bars: BarArrays, first: int, stop: int) -> np.ndarray:
         det = self.detector
-        start = self.position
-        out = np.full((max(0, stop - start), det.n_states), np.nan)
-        first = max(start, det.lookback)
-        if first < stop:
-            lo = first - det.seq_len + 1  # the first sequence's first feature row
-            rows = feature_range(bars, det.spec, lo, stop)
-            ensure_finite(rows, det.spec.names, lo, bars.symbol)
-            assert det.center is not None
-            assert det.scale is not None
-            x = (rows - det.center) / det.scale
-            ends = np.arange(det.seq_len - 1, x.shape[0])
-            out[first - start :] = det._predict(x, ends)
-        self.position = max(start, stop)
-        return out
+        lo = first - det.seq_len + 1  # the first sequence's first feature row
+        rows = feature_range(bars, det.spec, lo, stop)
+        ensure_finite(rows, det.spec.names, lo, bars.symbol)
+        assert det.center is not None
+        assert det.scale is not None
+        x = (rows - det.center) / det.scale
+        ends = np.arange(det.seq_len - 1, x.shape[0])
+        return det._predict(x, ends)
