@@ -1,0 +1,277 @@
+"""The core install: core commands work without any extra, the others name the extra they need.
+
+A core-only install is simulated in a fresh interpreter: every installed package that the
+core dependencies of ``pyproject.toml`` do not pull in (transitively, read from the installed
+packages' metadata) is blocked by a ``sys.meta_path`` finder, so importing it fails exactly as
+it would where it is not installed. The blocked set is computed from pyproject, so the
+dependency list and these tests cannot drift apart; the extras' packages in
+:data:`tradeloop.core.extras.EXTRAS` are checked against pyproject's extras the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from packaging.requirements import Requirement
+
+from tradeloop.core.extras import EXTRAS, extra_of
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import RunCli
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+
+#: modules that exist only for an extra (importing them needs it); every other module of the
+#: package must import on the core alone
+EXTRA_ONLY = {
+    "tradeloop.api": "serve",
+    "tradeloop.adapters.ccxt.broker": "live",
+    "tradeloop.data.stream.pg_store": "live",
+    "tradeloop.engine.live_session": "live",
+    "tradeloop.execution.protection": "live",
+    "tradeloop.execution.reconcile": "live",
+    "tradeloop.execution.venue_broker": "live",
+}
+
+_BLOCKER = r"""
+import json, os, sys
+_BLOCKED = frozenset(json.loads(os.environ["TRADELOOP_TEST_BLOCKED"]))
+class _NotInstalled:
+    # a package outside the core install: importing it fails as if it were absent
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+_RUN_CLI = (
+    _BLOCKER
+    + r"""
+sys.argv = ["tradeloop", *sys.argv[1:]]
+from tradeloop.cli.app import main
+main()
+"""
+)
+
+_IMPORT_ALL = (
+    _BLOCKER
+    + r"""
+import importlib, pkgutil, tradeloop
+failed = {}
+for info in pkgutil.walk_packages(tradeloop.__path__, "tradeloop."):
+    name = info.name
+    if name.startswith("tradeloop.testing") or name.endswith("__main__"):
+        continue
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        failed[name] = exc.name
+print(json.dumps(failed))
+"""
+)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pyproject() -> dict[str, Any]:
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        data: dict[str, Any] = tomllib.load(fh)["project"]
+    return data
+
+
+@cache
+def _import_names() -> dict[str, set[str]]:
+    """Installed distribution (normalised name) -> its top-level import names."""
+    names: dict[str, set[str]] = {}
+    for module, dists in packages_distributions().items():
+        for dist in dists:
+            names.setdefault(_norm(dist), set()).add(module)
+    return names
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The distributions ``requirements`` install (normalised names), read from the installed
+    packages' metadata: dependencies of dependencies, with their markers and extras."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        key = (_norm(req.name), frozenset(req.extras))
+        if key in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(key)
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            continue
+        for spec in dist.requires or []:
+            sub = Requirement(spec)
+            extras = {"", *req.extras}
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(Requirement(str(sub).split(";")[0]))
+    return {name for name, _ in seen}
+
+
+@cache
+def _blocked() -> frozenset[str]:
+    """Top-level import names that a core-only install does not have."""
+    core = _closure(_pyproject()["dependencies"]) | {"tradeloop"}
+    blocked = {
+        module
+        for module, dists in packages_distributions().items()
+        if all(_norm(d) not in core for d in dists)
+    }
+    return frozenset(blocked - set(sys.stdlib_module_names))
+
+
+def _lean(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "TRADELOOP_TEST_BLOCKED": json.dumps(sorted(_blocked())),
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_every_extra_package_is_outside_the_core_install() -> None:
+    # Act
+    blocked = _blocked()
+    # Assert: each extra's packages are missing from a core install (none comes in
+    # transitively), and the core's own packages are not
+    for extra, modules in EXTRAS.items():
+        assert set(modules) <= blocked, f"{extra}: {set(modules) - blocked} come with the core"
+    for module in ("numpy", "pandas", "pyarrow", "numba", "typer", "rich", "plotly", "ccxt"):
+        assert module not in blocked
+
+
+def test_extras_table_matches_pyproject() -> None:
+    # Arrange
+    optional: dict[str, list[str]] = _pyproject()["optional-dependencies"]
+    names = _import_names()
+    # Act / Assert: every extra of pyproject (but dev and all) is in EXTRAS with the import
+    # names of exactly its packages; `all` holds every extra
+    assert set(optional) - {"dev", "all"} == set(EXTRAS)
+    for extra, modules in EXTRAS.items():
+        own = [Requirement(r) for r in optional[extra] if Requirement(r).name != "tradeloop"]
+        provided = [names.get(_norm(r.name), set()) for r in own]
+        assert all(p & set(modules) for p in provided), f"{extra}: {own} vs {modules}"
+        assert set(modules) <= set().union(*provided), f"{extra}: {modules} vs {own}"
+    (everything,) = (Requirement(r) for r in optional["all"])
+    assert everything.name == "tradeloop"
+    assert everything.extras == set(EXTRAS)
+    core = {_norm(Requirement(r).name) for r in _pyproject()["dependencies"]}
+    for extra, modules in EXTRAS.items():
+        assert not {extra_of(m) for m in modules} - {extra}
+        assert not core & {_norm(Requirement(r).name) for r in optional[extra]}
+
+
+def _extra_only(module: str) -> str | None:
+    """The extra that ``module`` is declared to need (:data:`EXTRA_ONLY`), or None."""
+    for name, extra in EXTRA_ONLY.items():
+        if module == name or module.startswith(name + "."):
+            return extra
+    return None
+
+
+def test_every_module_but_the_extra_only_ones_imports_on_the_core(tmp_path: Path) -> None:
+    # Act
+    proc = _lean(_IMPORT_ALL, cwd=tmp_path)
+    # Assert: only the declared extra-only modules fail, each for a package of its extra
+    assert proc.returncode == 0, proc.stderr
+    failed: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    owners = {name: _extra_only(name) for name in failed}
+    assert {n: o for n, o in owners.items() if o is None} == {}
+    assert {n: extra_of(failed[n]) for n in failed} == owners
+    assert set(EXTRA_ONLY) <= set(failed)  # none of them became core by accident
+
+
+def test_core_commands_run_without_any_extra(
+    tmp_path: Path, sample_1h: Path, run_cli: RunCli
+) -> None:
+    # Arrange
+    run, full = tmp_path / "runs" / "demo", tmp_path / "full" / "demo"
+    backtest = ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-t", "4h"]
+    backtest += ["--fee", "0.001", "-p", "fast=10", "-p", "slow=30"]
+    # Act
+    steps = {
+        "help": _lean(_RUN_CLI, "--help", cwd=tmp_path),
+        "backtest": _lean(_RUN_CLI, *backtest, "--out", str(run), cwd=tmp_path),
+        "check": _lean(_RUN_CLI, "data", "check", str(sample_1h), cwd=tmp_path),
+        "runs": _lean(_RUN_CLI, "runs", "--root", str(run.parent), "--json", cwd=tmp_path),
+        "report": _lean(_RUN_CLI, "report", str(run), cwd=tmp_path),
+        "strategies": _lean(_RUN_CLI, "strategies", "--json", cwd=tmp_path),
+    }
+    reference = run_cli(*backtest, "--out", str(full))  # the same run with every extra
+    # Assert: each exits 0 with its real output; the backtest equals the full install's
+    for name, proc in steps.items():
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+    assert reference.exit_code == 0, reference.output
+    assert "backtest" in steps["help"].stdout
+    assert "serve" in steps["help"].stdout
+    assert "sma_cross · BTC/USDT · 4h" in steps["backtest"].stdout
+    for name in ("trades.csv", "equity.parquet", "report.html", "run.json"):
+        assert (run / name).is_file(), name
+    assert (run / "trades.csv").read_text() == (full / "trades.csv").read_text()
+    assert "window.Plotly" in (run / "report.html").read_text()
+    (listed,) = json.loads(steps["runs"].stdout)
+    (expected,) = json.loads(run_cli("runs", "--root", str(full.parent), "--json").output)
+    assert listed["strategy"] == expected["strategy"] == "sma_cross"
+    assert (listed["trades"], listed["sharpe"]) == (expected["trades"], expected["sharpe"])
+    assert "sma_cross" in {s["name"] for s in json.loads(steps["strategies"].stdout)}
+    assert "duplicate timestamps" in steps["check"].stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "feature"),
+    [
+        (["serve"], "serve", "tradeloop serve"),
+        (["optimize", "-s", "sma_cross", "-d", "{sample}", "-p", "fast=5:10:5"], "ml", None),
+        (["train", "-s", "sma_cross", "-d", "{sample}"], "ml", "tradeloop train"),
+        (["ml", "evaluate", "-s", "sma_cross", "-d", "{sample}"], "ml", None),
+        (["regime", "fit", "--name", "r", "-d", "{sample}"], "ml", "tradeloop regime fit"),
+        (["learn", "propose", "--help"], None, None),
+        (["live", "-s", "sma_cross", "--symbol", "BTC/USDT"], "live", "tradeloop live"),
+        (["backtest", "-s", "sma_cross", "-d", "{sample}", "--model", "m"], "ml", "--model"),
+        (["backtest", "-s", "sma_cross", "-d", "{sample}", "--regime", "r"], "ml", "--regime"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_command_needing_an_extra_names_it(
+    tmp_path: Path, sample_1h: Path, args: list[str], extra: str | None, feature: str | None
+) -> None:
+    # Act
+    proc = _lean(_RUN_CLI, *(a.format(sample=sample_1h) for a in args), cwd=tmp_path)
+    # Assert: one line naming the extra and its install command, exit 2, no traceback
+    if extra is None:  # its help works without the extra
+        assert proc.returncode == 0, proc.stderr
+        return
+    line = f"needs the {extra} extra: pip install 'tradeloop[{extra}]'"
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert line in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    if feature is not None:
+        assert f"{feature} {line}" in proc.stderr
+    assert not list(tmp_path.rglob("run.json"))  # refused before any work
