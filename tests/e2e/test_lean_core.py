@@ -256,6 +256,19 @@ def test_core_commands_run_without_any_extra(
         (["live", "-s", "sma_cross", "--symbol", "BTC/USDT"], "live", "tradeloop live"),
         (["backtest", "-s", "sma_cross", "-d", "{sample}", "--model", "m"], "ml", "--model"),
         (["backtest", "-s", "sma_cross", "-d", "{sample}", "--regime", "r"], "ml", "--regime"),
+        (
+            [
+                "paper",
+                "-s",
+                "sma_cross",
+                "--symbol",
+                "BTC/USDT",
+                "--state",
+                "postgresql://u@127.0.0.1/x",
+            ],
+            "live",
+            "a PostgreSQL state store",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )

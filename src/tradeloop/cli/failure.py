@@ -50,7 +50,8 @@ def print_failure(exc: BaseException, console: Console, *, verbose: bool = False
     console.print(
         f"[bold red]{type(exc).__name__}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
     )
-    frame = user_frame(exc)
+    # a missing extra is the user's install, not a line of their code
+    frame = None if isinstance(exc, MissingExtraError) else user_frame(exc)
     if frame is not None:
         console.print(
             f"  at {frame.filename}:{frame.lineno} in {frame.name}: {frame.line or ''}".rstrip(),
