@@ -138,9 +138,12 @@ def _blocked() -> frozenset[str]:
     return frozenset(blocked - set(sys.stdlib_module_names))
 
 
-def _lean(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _lean(
+    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``script`` with ``args`` in a fresh interpreter where only the core is installed."""
     env = {
-        **os.environ,
+        **(os.environ if env is None else env),
         "TRADELOOP_TEST_BLOCKED": json.dumps(sorted(_blocked())),
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
         "COLUMNS": "200",
