@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from packaging.requirements import Requirement
 
@@ -127,9 +130,11 @@ def _closure(requirements: list[str]) -> set[str]:
 
 
 @cache
-def _blocked() -> frozenset[str]:
-    """Top-level import names that a core-only install does not have."""
-    core = _closure(_pyproject()["dependencies"]) | {"tradeloop"}
+def _blocked(extras: tuple[str, ...] = ()) -> frozenset[str]:
+    """Top-level import names that the core install (plus ``extras``) does not have."""
+    optional = _pyproject()["optional-dependencies"]
+    wanted = [r for extra in extras for r in optional[extra]]
+    core = _closure(_pyproject()["dependencies"] + wanted) | {"tradeloop"}
     blocked = {
         module
         for module, dists in packages_distributions().items()
@@ -138,20 +143,30 @@ def _blocked() -> frozenset[str]:
     return frozenset(blocked - set(sys.stdlib_module_names))
 
 
-def _lean(
-    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``script`` with ``args`` in a fresh interpreter where only the core is installed."""
-    env = {
+def _lean_env(env: dict[str, str] | None, extras: tuple[str, ...]) -> dict[str, str]:
+    """``env`` (default: this process's) for a child where only the core and ``extras`` are
+    installed."""
+    return {
         **(os.environ if env is None else env),
-        "TRADELOOP_TEST_BLOCKED": json.dumps(sorted(_blocked())),
+        "TRADELOOP_TEST_BLOCKED": json.dumps(sorted(_blocked(extras))),
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
         "COLUMNS": "200",
     }
+
+
+def _lean(
+    script: str,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    extras: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """``script`` with ``args`` in a fresh interpreter where only the core (and ``extras``)
+    is installed."""
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=cwd,
-        env=env,
+        env=_lean_env(env, extras),
         capture_output=True,
         text=True,
         check=False,
@@ -199,16 +214,22 @@ def _extra_only(module: str) -> str | None:
     return None
 
 
-def test_every_module_but_the_extra_only_ones_imports_on_the_core(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extras", [(), ("serve",), ("live",)], ids=["core", "serve", "live"])
+def test_every_module_but_the_extra_only_ones_imports_on_the_core(
+    tmp_path: Path, extras: tuple[str, ...]
+) -> None:
     # Act
-    proc = _lean(_IMPORT_ALL, cwd=tmp_path)
-    # Assert: only the declared extra-only modules fail, each for a package of its extra
+    proc = _lean(_IMPORT_ALL, cwd=tmp_path, extras=extras)
+    # Assert: only the declared extra-only modules of the missing extras fail, each for a
+    # package of its extra (an extra's modules need no other extra)
     assert proc.returncode == 0, proc.stderr
     failed: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
     owners = {name: _extra_only(name) for name in failed}
     assert {n: o for n, o in owners.items() if o is None} == {}
     assert {n: extra_of(failed[n]) for n in failed} == owners
-    assert set(EXTRA_ONLY) <= set(failed)  # none of them became core by accident
+    missing = {m for m, extra in EXTRA_ONLY.items() if extra not in extras}
+    assert set(failed) >= missing  # none of them became core by accident
+    assert not {n for n, o in owners.items() if o in extras}
 
 
 def test_core_commands_run_without_any_extra(
@@ -291,3 +312,58 @@ def test_a_command_needing_an_extra_names_it(
     if feature is not None:
         assert f"{feature} {line}" in proc.stderr
     assert not list(tmp_path.rglob("run.json"))  # refused before any work
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_on_the_core_with_the_serve_extra_alone(tmp_path: Path, sample_1h: Path) -> None:
+    # Arrange: a backtest recorded by the core, then `tradeloop serve` with only `serve` added
+    output = tmp_path / "output"
+    run = _lean(
+        _RUN_CLI,
+        "backtest",
+        "-s",
+        "sma_cross",
+        "-d",
+        str(sample_1h),
+        "-t",
+        "1d",
+        "--out",
+        str(output / "runs" / "daily"),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    port = _free_port()
+    args = ["serve", "--port", str(port), "--output", str(output)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RUN_CLI, *args],
+        cwd=tmp_path,
+        env=_lean_env({**os.environ, "TRADELOOP_API_KEY": "lean-core-key"}, ("serve",)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Act: wait (bounded) for the API, then list the recorded runs
+        health = None
+        deadline = time.monotonic() + 90
+        while health is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        runs = httpx.get(f"http://127.0.0.1:{port}/runs", timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    # Assert
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert runs.status_code == 200
+    assert [r["strategy"] for r in runs.json()] == ["sma_cross"]
