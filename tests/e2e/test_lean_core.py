@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -232,13 +233,26 @@ def test_every_module_but_the_extra_only_ones_imports_on_the_core(
     assert not {n for n, o in owners.items() if o in extras}
 
 
+def _demo_command() -> list[str]:
+    """The ``tradeloop`` arguments of the Makefile's ``demo`` recipe, without ``--out``
+    (sample paths made absolute)."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    recipe = text.split("\ndemo:", 1)[1].split("\n\t", 1)[1].split("\n", 1)[0]
+    words = shlex.split(recipe)
+    assert words[0] == "$(BIN)/tradeloop", recipe
+    args = words[1:]
+    out = args.index("--out")
+    del args[out : out + 2]
+    return [str(ROOT / a) if a.startswith("samples/") else a for a in args]
+
+
 def test_core_commands_run_without_any_extra(
     tmp_path: Path, sample_1h: Path, run_cli: RunCli
 ) -> None:
     # Arrange
     run, full = tmp_path / "runs" / "demo", tmp_path / "full" / "demo"
-    backtest = ["backtest", "-s", "sma_cross", "-d", str(sample_1h), "-t", "4h"]
-    backtest += ["--fee", "0.001", "-p", "fast=10", "-p", "slow=30"]
+    backtest = _demo_command()  # what `make demo` runs after installing the core only
+    assert str(sample_1h) in backtest
     # Act
     steps = {
         "help": _lean(_RUN_CLI, "--help", cwd=tmp_path),
