@@ -292,6 +292,11 @@ def test_core_commands_run_without_any_extra(
         (["regime", "fit", "--name", "r", "-d", "{sample}"], "ml", "tradeloop regime fit"),
         (["learn", "propose", "--help"], None, None),
         (["live", "-s", "sma_cross", "--symbol", "BTC/USDT"], "live", "tradeloop live"),
+        (
+            ["run", "--config", "{root}/deploy/loop.toml", "--check"],
+            "live",
+            "a loop with a Redis bus ([bus] url)",
+        ),
         (["backtest", "-s", "sma_cross", "-d", "{sample}", "--model", "m"], "ml", "--model"),
         (["backtest", "-s", "sma_cross", "-d", "{sample}", "--regime", "r"], "ml", "--regime"),
         (
@@ -314,7 +319,7 @@ def test_a_command_needing_an_extra_names_it(
     tmp_path: Path, sample_1h: Path, args: list[str], extra: str | None, feature: str | None
 ) -> None:
     # Act
-    proc = _lean(_RUN_CLI, *(a.format(sample=sample_1h) for a in args), cwd=tmp_path)
+    proc = _lean(_RUN_CLI, *(a.format(sample=sample_1h, root=ROOT) for a in args), cwd=tmp_path)
     # Assert: one line naming the extra and its install command, exit 2, no traceback
     if extra is None:  # its help works without the extra
         assert proc.returncode == 0, proc.stderr
