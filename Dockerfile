@@ -8,7 +8,8 @@ RUN python -m venv /opt/tradeloop
 COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY src ./src
 COPY samples ./samples
-RUN /opt/tradeloop/bin/pip install -c constraints.txt .
+# the core plus the API server and the live extras (Redis bus, PostgreSQL state, alerts)
+RUN /opt/tradeloop/bin/pip install -c constraints.txt '.[serve,live]'
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/tradeloop/bin:$PATH \

@@ -1,4 +1,5 @@
-# tradeloop: `make demo` runs a backtest on the bundled sample; `make test` runs everything.
+# tradeloop: `make demo` runs a backtest on the bundled sample (the core install is enough);
+# `make test` installs every extra and runs everything.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ $(BIN)/tradeloop: pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.dev: $(BIN)/tradeloop pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,alpaca,ray,regimes-lstm]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,all]'
 	@touch $@
 
 constraints:
@@ -23,7 +24,7 @@ constraints:
 	$(PYTHON) -m venv .venv-constraints
 	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
 	.venv-constraints/bin/python -m pip install --quiet torch==2.13.0
-	.venv-constraints/bin/python -m pip install --quiet -e '.[dev,alpaca,ray,regimes-lstm]'
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev,all]'
 	{ echo "# Pinned versions for 'make demo' and 'make test' (pip install -c constraints.txt)."; \
 	  echo "# Regenerate on purpose: make constraints (a fresh venv with every extra, then pip freeze)."; \
 	  .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^tradeloop'; \

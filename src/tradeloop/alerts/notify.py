@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from tradeloop.alerts.base import Alert, AlerterStats, StatsCounter
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 
 __all__ = ["AppriseAlerter", "channel_name"]
 
@@ -91,7 +92,8 @@ class AppriseAlerter:
     """
 
     def __init__(self, urls: Sequence[str], *, queue_max: int = 1000) -> None:
-        import apprise
+        with needs_extra("live", "notification channels (apprise)"):
+            import apprise
 
         _guard_logs(urls)
         self._apprise = apprise.Apprise()

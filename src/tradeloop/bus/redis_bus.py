@@ -52,6 +52,7 @@ from pydantic import BaseModel
 
 from tradeloop.bus.base import Handler, InProcessBus
 from tradeloop.bus.codec import CodecError, DeadLetter, MessageCodec
+from tradeloop.core.extras import needs_extra
 
 __all__ = ["RedisBus", "RedisBusConfig", "redacted_url"]
 
@@ -186,8 +187,9 @@ class RedisBus:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Connect (or keep retrying in the background when Redis is down); start the writer."""
-        import redis
-        import redis.asyncio as aioredis
+        with needs_extra("live", "the Redis signal bus"):
+            import redis
+            import redis.asyncio as aioredis
 
         timeout = self.config.socket_timeout_s
         self._client = aioredis.Redis.from_url(

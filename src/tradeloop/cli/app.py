@@ -603,12 +603,40 @@ register_serve_commands(app)
 register_state_commands(app)
 
 
+def _command_name(argv: list[str]) -> str:
+    """``tradeloop COMMAND [SUBCOMMAND]`` of ``argv`` (the script's arguments)."""
+    words = ["tradeloop"]
+    group: object = typer.main.get_command(app)
+    for arg in argv:
+        commands = getattr(group, "commands", None)
+        if not isinstance(commands, dict) or arg.startswith("-") or arg not in commands:
+            break
+        words.append(arg)
+        group = commands[arg]
+    return " ".join(words)
+
+
 def main() -> None:
-    """Entry point of the ``tradeloop`` script."""
+    """Entry point of the ``tradeloop`` script.
+
+    A command that reaches a package of a missing extra ends with one line naming the extra
+    and its install command (exit 2), not a traceback; commands that need an extra check it
+    first (:func:`tradeloop.cli.failure.require`), this catches the rest.
+    """
     from tradeloop.config.redact import install_redaction
+    from tradeloop.core.extras import MissingExtraError, extra_of
 
     install_redaction()
-    app()
+    try:
+        app()
+    except MissingExtraError as exc:
+        raise SystemExit(fail(exc).exit_code) from None
+    except ModuleNotFoundError as exc:
+        extra = extra_of(exc.name)
+        if extra is None:
+            raise
+        missing = MissingExtraError(extra, _command_name(sys.argv[1:]))
+        raise SystemExit(fail(missing).exit_code) from None
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from types import TracebackType
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tradeloop.core.errors import ConfigError, DataError, StrategyError
+from tradeloop.core.extras import MissingExtraError, require_extra
 
-__all__ = ["EXIT_CODES", "fail", "print_failure", "user_frame"]
+__all__ = ["EXIT_CODES", "fail", "print_failure", "require", "user_frame"]
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 
@@ -45,8 +47,11 @@ def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
 
 def print_failure(exc: BaseException, console: Console, *, verbose: bool = False) -> None:
     """Print ``Kind: message``, the user-code location, and with ``verbose`` the traceback."""
-    console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
-    frame = user_frame(exc)
+    console.print(
+        f"[bold red]{type(exc).__name__}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+    )
+    # a missing extra is the user's install, not a line of their code
+    frame = None if isinstance(exc, MissingExtraError) else user_frame(exc)
     if frame is not None:
         console.print(
             f"  at {frame.filename}:{frame.lineno} in {frame.name}: {frame.line or ''}".rstrip(),
@@ -71,3 +76,13 @@ def fail(exc: BaseException, verbose: bool = False) -> typer.Exit:
         if isinstance(exc, cls):
             return typer.Exit(code)
     return typer.Exit(1)
+
+
+def require(extra: str, feature: str) -> None:
+    """End the command (exit 2) with one line naming ``extra`` and its install command unless
+    ``extra``'s packages are installed: ``require("serve", "tradeloop serve")`` prints
+    ``tradeloop serve needs the serve extra: pip install 'tradeloop[serve]'``."""
+    try:
+        require_extra(extra, feature)
+    except MissingExtraError as exc:
+        raise fail(exc) from None

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.cli.failure import fail
+from tradeloop.cli.failure import fail, require
 from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 
 __all__ = ["register_learn_commands"]
@@ -176,6 +176,7 @@ def propose_cmd(
     fee: Annotated[float, typer.Option(help="Commission fraction.")] = 0.0,
 ) -> None:
     """Re-run walk-forward on recent data and write a proposal (never applied by itself)."""
+    require("ml", "tradeloop learn propose")
     from tradeloop.engine.runner import DataSpec
     from tradeloop.optimize.learn import propose
 

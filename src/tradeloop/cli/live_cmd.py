@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeloop.cli import paper_cmd
-from tradeloop.cli.failure import fail
+from tradeloop.cli.failure import fail, require
 from tradeloop.cli.regime_cmd import regime_options
 from tradeloop.core.errors import ConfigError, TradeloopError
 
@@ -136,6 +136,7 @@ def live(
     """
     if ctx.invoked_subcommand is not None:
         return
+    require("live", "tradeloop live")
     options["exchange"] = resolve_exchange_or_fail(broker, options.get("exchange"))
     opts = live_options(
         broker=broker,
@@ -395,6 +396,7 @@ def flatten(
     """Cancel every open order of the run's symbols at the venue and close its positions
     (reduce-only market orders; spot: sell the base asset held). The next `tradeloop live`
     start reconciles the run with the flat account."""
+    require("live", "tradeloop live flatten")
     from tradeloop.config.logging import setup_logging
     from tradeloop.config.settings import load_settings
     from tradeloop.engine.factories import VenueSpec, make_venue_client

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.cli.failure import fail
+from tradeloop.cli.failure import fail, require
 from tradeloop.core.errors import ConfigError, TradeloopError
 
 if TYPE_CHECKING:
@@ -116,6 +116,9 @@ def model_options(
         if min_confidence is not None or toxicity:
             raise ConfigError("--min-confidence and --toxicity need --model NAME[:VERSION]")
         return None
+    from tradeloop.core.extras import require_extra
+
+    require_extra("ml", "--model")
     from tradeloop.engine.service import ModelOptions
 
     return ModelOptions(
@@ -182,6 +185,7 @@ def train(
     fee: FeeOpt = 0.0,
 ) -> None:
     """Train a meta-model on a primary strategy's signals and save it to the registry."""
+    require("ml", "tradeloop train")
     from tradeloop.data.loader import load_ohlcv
     from tradeloop.engine.config import RunConfig
     from tradeloop.engine.ml_strategy import primary_events
@@ -252,6 +256,7 @@ def evaluate(
     fee: FeeOpt = 0.0,
 ) -> None:
     """Walk-forward report: the primary strategy alone against it with the model's enrichment."""
+    require("ml", "tradeloop ml evaluate")
     from tradeloop.core.time import to_iso
     from tradeloop.data.loader import load_ohlcv
     from tradeloop.engine.config import RunConfig

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.cli.failure import fail
+from tradeloop.cli.failure import fail, require
 from tradeloop.core.errors import ConfigError, TradeloopError
 
 __all__ = ["register_optimize_commands"]
@@ -288,6 +288,7 @@ def register_optimize_commands(app: typer.Typer) -> None:
         Example: tradeloop optimize -s sma_cross -d btc.feather -p fast=5:50:5 -p slow=60:240:20
         --fee 0.001 --min-trades 20 --out opt/
         """
+        require("ml", "tradeloop optimize")
         from tradeloop.core.time import parse_time
         from tradeloop.engine.config import RunConfig
         from tradeloop.engine.runner import DataSpec

@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradeloop.cli.failure import fail
+from tradeloop.cli.failure import fail, require
 from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 
 if TYPE_CHECKING:
@@ -114,6 +114,9 @@ def regime_options(
         if exposures:
             raise ConfigError("--regime-exposure needs --regime NAME[:VERSION]")
         return None
+    from tradeloop.core.extras import require_extra
+
+    require_extra("ml", "--regime")
     from tradeloop.engine.regime import RegimeOptions
 
     table: dict[str, float] = {}
@@ -180,6 +183,7 @@ def fit(
 
     Example: tradeloop regime fit -d BTC_USDT-1h.csv --method hmm --states 3 --name btc_hmm
     """
+    require("ml", "tradeloop regime fit")
     try:
         from tradeloop.ml.regimes import build_detector, save_regime_model
 
@@ -221,6 +225,7 @@ def detect(
     Each bar's regime is computed from it and the bars before it only, as a live run would
     have seen it; bars in the model's warm-up have an empty regime.
     """
+    require("ml", "tradeloop regime detect")
     try:
         from tradeloop.ml.regimes import load_regime_model
 

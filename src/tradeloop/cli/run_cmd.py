@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,7 +14,10 @@ from rich.table import Table
 from tradeloop.cli.failure import fail
 from tradeloop.core.errors import TradeloopError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from tradeloop.engine.loop_config import LoopConfig
+
+__all__ = ["register", "require_loop_extras"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -96,6 +99,7 @@ def run(
         cfg = load_loop_config(config)
         build_strategy(cfg)  # unknown strategies and parameters fail here, named
         cfg.risk_setting()
+        require_loop_extras(cfg)
         if check:
             console.print(
                 f"[green]ok[/]: {config} - run {cfg.run.id}, "
@@ -126,6 +130,27 @@ def run(
     finally:
         logging.getLogger(__name__).debug("loop finished")
     console.print(stage_table(session.stages(), f"Loop {cfg.run.id}: stages"))
+
+
+def require_loop_extras(cfg: LoopConfig) -> None:
+    """Refuse a loop whose sections need a missing extra, naming the section and the extra.
+
+    Raises
+    ------
+    MissingExtraError
+        ``[bus] url`` or PostgreSQL ``[run] state`` without the ``live`` extra, ``[model]``
+        or ``[regime]`` without ``ml``.
+    """
+    from tradeloop.core.extras import require_extra
+
+    if cfg.bus.url:
+        require_extra("live", "a loop with a Redis bus ([bus] url)")
+    if cfg.run.state.startswith(("postgresql://", "postgres://")):
+        require_extra("live", "a loop with PostgreSQL state ([run] state)")
+    if cfg.model is not None:
+        require_extra("ml", "a loop with a model ([model])")
+    if cfg.regime is not None:
+        require_extra("ml", "a loop with a regime model ([regime])")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from tradeloop.cli.failure import require
 from tradeloop.core.errors import ConfigError, TradeloopError
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def serve(
     rate budget left) then come from the venue broker, and /control/flatten closes the
     positions at the venue.
     """
+    require("serve", "tradeloop serve")
     import uvicorn
 
     from tradeloop.alerts import alerter_from_settings
@@ -130,6 +132,7 @@ def serve(
     setup_logging()
     factory = None
     if live or real_money:
+        require("live", "tradeloop serve --live")
         factory = _live_factory(
             config,
             broker=broker,

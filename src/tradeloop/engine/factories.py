@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tradeloop.core.clock import Clock, HistoricalClock, LiveClock
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 from tradeloop.core.instrument import Instrument
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.engine.config import RunConfig
@@ -36,6 +37,7 @@ def _default_caps() -> NotionalCaps:
     from tradeloop.execution.venue_broker import NotionalCaps
 
     return NotionalCaps()
+
 
 __all__ = [
     "BROKERS",
@@ -188,12 +190,8 @@ def make_venue_client(venue: VenueSpec) -> VenueClient:
 
         settings = load_settings()
     if name == "alpaca":
-        try:
+        with needs_extra("alpaca", "the alpaca broker"):
             from tradeloop.adapters.alpaca import AlpacaClient, AlpacaConfig
-        except ImportError as exc:
-            raise ConfigError(
-                f"the alpaca broker is not available ({exc}); install tradeloop[alpaca]"
-            ) from None
         return AlpacaClient(AlpacaConfig.from_settings(settings, paper=not venue.real_money))  # type: ignore[no-any-return]
     from tradeloop.adapters.ccxt.broker import CcxtVenueClient
     from tradeloop.adapters.ccxt.credentials import load_credentials

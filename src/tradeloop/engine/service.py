@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from tradeloop.analysis.bias import BiasConfig
 from tradeloop.analysis.validation import ValidationConfig
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 from tradeloop.engine.config import RunConfig
 from tradeloop.engine.runner import CacheSpec, DataSpec
 from tradeloop.ml.threads import DEFAULT_ML_THREADS, check_threads
@@ -760,7 +761,8 @@ class LoopService:
     def _state_store(self) -> dict[str, Any]:
         url = self.session.config.state_url
         if url.startswith(("postgresql://", "postgres://")):
-            import psycopg
+            with needs_extra("live", "a PostgreSQL state store"):
+                import psycopg
 
             with psycopg.connect(url, connect_timeout=2) as con:
                 con.execute("SELECT 1")

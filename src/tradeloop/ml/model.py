@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.features import FeatureSet
 
 __all__ = ["Calibrator", "MetaModel", "make_estimator"]
@@ -24,7 +25,8 @@ def make_estimator(name: str = "lightgbm", params: dict[str, Any] | None = None)
     """
     params = dict(params or {})
     if name == "lightgbm":
-        from lightgbm import LGBMClassifier
+        with needs_extra("ml", "the LightGBM meta-model"):
+            from lightgbm import LGBMClassifier
 
         defaults: dict[str, Any] = {
             "n_estimators": 200,
@@ -77,13 +79,15 @@ class Calibrator:
         raw = np.clip(np.asarray(raw, float), 1e-6, 1 - 1e-6)
         target = np.asarray(target, float)
         if self.kind == "isotonic":
-            from sklearn.isotonic import IsotonicRegression
+            with needs_extra("ml", "isotonic calibration"):
+                from sklearn.isotonic import IsotonicRegression
 
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, target)
             self.x = np.asarray(iso.X_thresholds_, float)
             self.y = np.asarray(iso.y_thresholds_, float)
         elif self.kind == "platt":
-            from sklearn.linear_model import LogisticRegression
+            with needs_extra("ml", "Platt calibration"):
+                from sklearn.linear_model import LogisticRegression
 
             logit = np.log(raw / (1 - raw)).reshape(-1, 1)
             lr = LogisticRegression(C=1e6).fit(logit, target.astype(int))

@@ -19,11 +19,11 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, did_you_mean
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.features import FeatureSet
 from tradeloop.ml.model import MetaModel
 
@@ -135,6 +135,8 @@ class ModelRegistry:
                 "sha256": data_hash(bars),
             }
         full.update(extra or {})
+        with needs_extra("ml", "saving a model"):
+            import joblib
         joblib.dump(obj, tmp / "model.joblib")
         (tmp / "metadata.json").write_text(json.dumps(full, indent=2, default=json_default))
         os.replace(tmp, self.root / version)
@@ -179,6 +181,8 @@ class ModelRegistry:
                 f"{saved['name']}@{saved['version']} ({len(saved['bar_features'])} bar features),"
                 f" not {feature_set.key}; retrain it"
             )
+        with needs_extra("ml", "loading a model"):
+            import joblib
         model: MetaModel = joblib.load(folder / "model.joblib")
         model.version = folder.name
         return model

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 
 __all__ = ["DEFAULT_ML_THREADS", "bounded_threads", "check_threads"]
 
@@ -49,7 +50,9 @@ def bounded_threads(threads: int = DEFAULT_ML_THREADS) -> Iterator[None]:
     """
     check_threads(threads)
     import numba
-    from threadpoolctl import threadpool_limits
+
+    with needs_extra("ml", "--ml-threads"):
+        from threadpoolctl import threadpool_limits
 
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy.special import ndtr
 
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml._kernels import rolling_abs_ratio_nb, rolling_std_nb
 
 __all__ = [
@@ -68,6 +68,8 @@ def bvc_buy_fraction(close: np.ndarray, window: int = 50) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(sigma > 0, dp / sigma, 0.0)
     z[~np.isfinite(z)] = 0.0
+    with needs_extra("ml", "order-flow toxicity (BVC)"):
+        from scipy.special import ndtr
     return np.asarray(ndtr(z), dtype=np.float64)
 
 

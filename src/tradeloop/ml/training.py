@@ -12,6 +12,7 @@ import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.cv import purged_kfold, purged_walk_forward
 from tradeloop.ml.features import DEFAULT_FEATURE_SET, FeatureSet
 from tradeloop.ml.labels import meta_labels, triple_barrier
@@ -147,7 +148,8 @@ def build_dataset(
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    from sklearn.metrics import log_loss, roc_auc_score
+    with needs_extra("ml", "meta-model training"):
+        from sklearn.metrics import log_loss, roc_auc_score
 
     pred = p >= threshold
     both = len(np.unique(y)) == 2

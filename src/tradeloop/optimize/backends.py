@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 from tradeloop.optimize.evaluate import (
     EvalSpec,
     TrialEvaluator,
@@ -160,10 +161,8 @@ class RayBackend:
         *,
         address: str | None = None,
     ) -> None:
-        try:
+        with needs_extra("ray", "--backend ray"):
             import ray
-        except ImportError:  # pragma: no cover - the extra is installed in development
-            raise ConfigError("--backend ray needs Ray: pip install 'tradeloop[ray]'") from None
         self._ray = ray
         self._started = False
         if not ray.is_initialized():

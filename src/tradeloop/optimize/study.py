@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import needs_extra
 from tradeloop.optimize.objective import METRICS, Constraints, Objective
 
 if TYPE_CHECKING:
@@ -188,7 +189,8 @@ def study_identity(material: dict[str, Any]) -> str:
 
 
 def _sampler(options: StudyOptions) -> optuna.samplers.BaseSampler:
-    import optuna
+    with needs_extra("ml", "parameter search (optuna)"):
+        import optuna
 
     if options.method == "tpe":
         return optuna.samplers.TPESampler(
@@ -204,7 +206,8 @@ def _key(params: dict[str, Any], names: list[str]) -> str:
 
 
 def _open_study(options: StudyOptions, name: str) -> optuna.Study:
-    import optuna
+    with needs_extra("ml", "parameter search (optuna)"):
+        import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage: Any = None

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.extras import needs_extra
 
 __all__ = ["BackupResult", "backup_stores", "restore_stores"]
 
@@ -91,7 +92,8 @@ def _sqlite_rows(path: Path) -> dict[str, int]:
 
 
 def _pg_rows(url: str) -> dict[str, int]:
-    import psycopg
+    with needs_extra("live", "backing up a PostgreSQL state store"):
+        import psycopg
 
     with psycopg.connect(url, connect_timeout=5) as con:
         tables = [

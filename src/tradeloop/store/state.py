@@ -38,6 +38,7 @@ from tradeloop.core import (
     TimeInForce,
     Trade,
 )
+from tradeloop.core.extras import needs_extra
 from tradeloop.core.order_status import OPEN_STATUSES
 from tradeloop.store.state_schema import MIGRATIONS, STATE_SCHEMA_VERSION, STATE_TABLES
 
@@ -729,7 +730,8 @@ class PostgresStateStore(StateStore):
         self, url: str, *, schema: str | None = None, connect_timeout_s: float = 5.0
     ) -> None:
         super().__init__()
-        import psycopg  # lazy: only the PostgreSQL backend needs the driver
+        with needs_extra("live", "a PostgreSQL state store"):
+            import psycopg  # lazy: only the PostgreSQL backend needs the driver
 
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ConfigError(f"invalid schema name {schema!r}: use letters, digits and _")

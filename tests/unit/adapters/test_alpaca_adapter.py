@@ -3,7 +3,6 @@ status mapping, order requests as alpaca-py builds them, the clock schedule."""
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import sys
 from dataclasses import dataclass
@@ -68,15 +67,15 @@ def test_settings_carry_the_keys_as_secrets(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
+    class NoAlpaca:  # alpaca-py not installed
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+            if name == "alpaca" or name.startswith("alpaca."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
-    def no_alpaca(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "alpaca" or name.startswith("alpaca."):
-            raise ImportError("No module named 'alpaca'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_alpaca)
-    with pytest.raises(ConfigError, match=r"tradeloop\[alpaca\]"):
+    monkeypatch.setattr(sys, "meta_path", [NoAlpaca(), *sys.meta_path])
+    for name in [m for m in sys.modules if m == "alpaca" or m.startswith("alpaca.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ConfigError, match=r"pip install 'tradeloop\[alpaca\]'"):
         require_alpaca()
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.extras import require_extra
 
 __all__ = ["EXTRA_HINT", "AlpacaConfig", "require_alpaca"]
 
@@ -26,15 +27,10 @@ def require_alpaca() -> None:
 
     Raises
     ------
-    ConfigError
-        Naming the ``alpaca`` extra.
+    MissingExtraError
+        Naming the ``alpaca`` extra (a :class:`ConfigError`).
     """
-    try:
-        import alpaca  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            f"Alpaca needs the optional 'alpaca' extra (alpaca-py): {EXTRA_HINT}"
-        ) from None
+    require_extra("alpaca", "Alpaca (alpaca-py)")
 
 
 @dataclass(frozen=True, slots=True)

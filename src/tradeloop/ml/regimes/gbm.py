@@ -17,6 +17,7 @@ import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.regimes.base import (
     RegimeDetector,
     RegimeFilter,
@@ -93,7 +94,8 @@ class GBMDetector(RegimeDetector):
         return self.spec.lookback
 
     def _classifier(self) -> Any:
-        from lightgbm import LGBMClassifier
+        with needs_extra("ml", "the gbm regime detector"):
+            from lightgbm import LGBMClassifier
 
         return LGBMClassifier(
             n_estimators=self.n_estimators,

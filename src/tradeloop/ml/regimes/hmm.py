@@ -29,6 +29,7 @@ from numba import njit
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.regimes.base import RegimeDetector, RegimeFilter, require_fitted, state_names
 from tradeloop.ml.regimes.features import (
     BASE_FEATURES,
@@ -192,7 +193,8 @@ class HMMDetector(RegimeDetector):
         DataError
             For too little data, constant prices, a constant feature or bad values.
         """
-        from hmmlearn.hmm import GaussianHMM
+        with needs_extra("ml", "the hmm regime detector"):
+            from hmmlearn.hmm import GaussianHMM
 
         names = self.spec.names
         need = min_fit_rows(self.n_states, len(names))

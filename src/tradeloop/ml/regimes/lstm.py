@@ -25,6 +25,7 @@ import numpy as np
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.regimes.base import (
     RegimeDetector,
     RegimeFilter,
@@ -48,14 +49,10 @@ _CHUNK = 2048
 
 
 def require_torch() -> Any:
-    """Import and return torch, or raise a :class:`ConfigError` naming the extra."""
-    try:
+    """Import and return torch, or raise a :class:`MissingExtraError` (a
+    :class:`ConfigError`) naming the extra (the CPU build; or use --method hmm or gbm)."""
+    with needs_extra("regimes-lstm", "the LSTM regime detector (PyTorch)"):
         import torch
-    except ImportError as exc:  # pragma: no cover - the extra is installed in the test env
-        raise ConfigError(
-            "the LSTM regime detector needs PyTorch: install the optional extra with "
-            "`pip install 'tradeloop[regimes-lstm]'` (CPU build), or use --method hmm or gbm"
-        ) from exc
     return torch
 
 

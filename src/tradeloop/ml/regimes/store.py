@@ -11,10 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, did_you_mean
+from tradeloop.core.extras import needs_extra
 from tradeloop.ml.regimes.base import RegimeDetector
 from tradeloop.ml.registry import ModelCatalog, ModelRef
 
@@ -89,6 +88,8 @@ def load_regime_model(
             f"model {ref.spec} is a meta-model (from `tradeloop train`), not a regime model; "
             "pass it to --model, and a regime model to --regime"
         )
+    with needs_extra("ml", "loading a regime model"):
+        import joblib
     detector = joblib.load(ref.path / "model.joblib")
     if not isinstance(detector, RegimeDetector):
         raise ConfigError(f"{ref.path / 'model.joblib'} does not hold a regime detector")
