@@ -533,15 +533,14 @@ class BacktestEngine:
     def _equity_curve(self, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mark equity at every step in bulk from the broker's fill ledger."""
         ledger = self.broker.ledger
-        steps = np.arange(n_steps)
         cash = np.full(n_steps, self.config.balance)
         if ledger.steps:
-            at = np.searchsorted(np.asarray(ledger.steps), steps, side="right") - 1
+            at = _last_entry_at(ledger.steps, n_steps)
             cash = np.where(at >= 0, np.asarray(ledger.cash)[np.maximum(at, 0)], cash)
         equity = cash.copy()
         exposure = np.zeros(n_steps, dtype=bool)
         for symbol, (q_steps, q_vals) in ledger.qty.items():
-            at = np.searchsorted(np.asarray(q_steps), steps, side="right") - 1
+            at = _last_entry_at(q_steps, n_steps)
             qty = np.where(at >= 0, np.asarray(q_vals)[np.maximum(at, 0)], 0.0)
             idx = self.market.index_at_step(symbol, self.market.base_timeframe)
             closes = self.market.series[(symbol, self.market.base_timeframe)].close
@@ -549,3 +548,16 @@ class BacktestEngine:
             equity += qty * marks
             exposure |= qty != 0
         return equity, cash, exposure
+
+
+def _last_entry_at(entry_steps: Sequence[int], n_steps: int) -> np.ndarray:
+    """For every step ``0..n_steps-1``, the index of the last ledger entry made at or before it
+    (-1 before the first): ``searchsorted(entry_steps, steps, "right") - 1``, computed as a
+    running count of entries per step (one pass, no binary search per step) when the entries
+    are in step order, as the broker records them."""
+    at = np.asarray(entry_steps, dtype=np.int64)
+    if at.size and at[0] >= 0 and at[-1] < n_steps and not np.any(at[1:] < at[:-1]):
+        counts: np.ndarray = np.cumsum(np.bincount(at, minlength=n_steps)) - 1
+        return counts
+    out: np.ndarray = np.searchsorted(at, np.arange(n_steps), side="right") - 1
+    return out
