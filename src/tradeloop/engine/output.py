@@ -337,6 +337,7 @@ def _write_equity(result: BacktestResult, folder: Path, csv: bool) -> dict[str, 
         tmp,
         compression="zstd",
         use_dictionary=False,  # floats rarely repeat; dictionary pages only cost time
+        column_encoding={"timestamp": "DELTA_BINARY_PACKED"},  # a regular grid: ~1/3 the size
     )
     tmp.replace(parquet_path)
     return paths
@@ -396,12 +397,20 @@ def write_outputs(
     folder.mkdir(parents=True, exist_ok=True)
     # The equity files are the slowest part on long runs; Arrow formats and writes them
     # without the GIL, so they are written on a second thread while the rest is built.
+    # The indicator file (one row per plotted point) goes the same way.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="equity-writer") as pool:
         equity_files = pool.submit(_write_equity, result, folder, equity_csv)
+        indicator_file = None
+        if result.indicators:
+            indicator_file = folder / INDICATORS_FILE
+            indicators_done = pool.submit(write_indicators, result.indicators, indicator_file)
         paths = _write_rest(
             result, folder, report, prices, provenance, analysis, run, validation, bias, regimes
         )
         paths.update(equity_files.result())
+        if indicator_file is not None:
+            indicators_done.result()
+            paths["indicators"] = indicator_file
     return paths
 
 
@@ -448,9 +457,6 @@ def _write_rest(
     if regimes is not None:
         paths["regimes"] = folder / "regimes.csv"
         _write_csv(pa.Table.from_pylist(regimes.rows()), paths["regimes"])
-    if result.indicators:
-        paths["indicators"] = folder / INDICATORS_FILE
-        write_indicators(result.indicators, paths["indicators"])
     if report:
         paths["report"] = write_report(
             folder / "report.html",
@@ -497,7 +503,17 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
         ],
         names=["name", "timestamp", "value"],
     )
-    pq.write_table(table, path)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(
+        table,
+        tmp,
+        compression="zstd",
+        use_dictionary=["name"],
+        # times on a grid and smooth values: delta-coded times and byte-split floats take
+        # about a third of the plain file's space and less time to write (lossless)
+        column_encoding={"timestamp": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+    )
+    tmp.replace(path)
 
 
 def read_indicators(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
