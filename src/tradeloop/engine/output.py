@@ -202,27 +202,32 @@ def new_run_id(strategy: str, material: Any, now: datetime | None = None) -> str
     return f"{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}-{slug}-{digest}"
 
 
-def describe_data(specs: Sequence[Any], loaded: Sequence[Any]) -> list[dict[str, Any]]:
+def describe_data(
+    specs: Sequence[Any], loaded: Sequence[Any], digests: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Return one provenance dict per data file: path (as given and resolved), symbol,
     timeframe, rows, size, sha256 and the options it was read with.
 
     ``specs`` are the :class:`~tradeloop.engine.runner.DataSpec` and ``loaded`` the matching
-    :class:`~tradeloop.data.loader.LoadedBars`.
+    :class:`~tradeloop.data.loader.LoadedBars`; ``digests`` are sha256 values already
+    computed in this run, by resolved path (the others are computed here).
     """
     files = []
+    known = digests or {}
     for spec, item in zip(specs, loaded, strict=True):
         path = Path(getattr(spec, "path", item.source))
+        resolved = str(path.resolve())
         columns = getattr(spec, "columns", None)
         files.append(
             {
                 "path": str(path),
-                "resolved": str(path.resolve()),
+                "resolved": resolved,
                 "symbol": item.bars.symbol,
                 "symbol_given": spec.symbol,
                 "timeframe": item.timeframe,
                 "rows": len(item.bars),
                 "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
+                "sha256": known.get(resolved) or file_sha256(path),
                 "columns": dataclasses.asdict(columns) if columns is not None else None,
                 "time_unit": getattr(spec, "time_unit", None),
                 "repair": getattr(spec, "repair", False),
