@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -603,11 +603,56 @@ register_serve_commands(app)
 register_state_commands(app)
 
 
+def _outline(typer_app: typer.Typer) -> typer.Typer:
+    """A copy of ``typer_app`` whose commands keep their names and help but take no
+    parameters, and whose command groups are empty: what the top-level ``--help`` lists.
+
+    Typer builds every parameter of every command (reading their type hints) before it
+    prints any help; the outline prints the same page without that work.
+    """
+    import copy
+
+    def blank(callback: Any) -> Any:
+        if not callable(callback):  # None, or typer's placeholder for "not set"
+            return callback
+
+        def stub() -> None:
+            """Never called: the outline only prints help."""
+
+        stub.__name__, stub.__qualname__ = callback.__name__, callback.__qualname__
+        stub.__doc__ = callback.__doc__
+        return stub
+
+    outline = copy.copy(typer_app)
+    commands = []
+    for info in typer_app.registered_commands:
+        command = copy.copy(info)
+        command.callback = blank(info.callback)
+        commands.append(command)
+    groups = []
+    for info in typer_app.registered_groups:
+        group = copy.copy(info)
+        sub = group.typer_instance
+        if sub is not None:
+            sub = copy.copy(sub)
+            sub.registered_commands, sub.registered_groups = [], []
+            if sub.registered_callback is not None:
+                sub.registered_callback = copy.copy(sub.registered_callback)
+                sub.registered_callback.callback = blank(sub.registered_callback.callback)
+            group.typer_instance = sub
+        group.callback = blank(group.callback)
+        groups.append(group)
+    outline.registered_commands, outline.registered_groups = commands, groups
+    return outline
+
+
 def main() -> None:
     """Entry point of the ``tradeloop`` script."""
     from tradeloop.config.redact import install_redaction
 
     install_redaction()
+    if sys.argv[1:] == ["--help"]:
+        _outline(app)()  # the same page, without building every command's parameters
     app()
 
 
