@@ -279,9 +279,12 @@ class BacktestEngine:
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
+        scanned = -1  # a wake bar the exit scan already checked (it reaches no level)
         try:
             while step < stop:
-                if pending or watched:
+                if step == scanned:
+                    marks[symbol] = float(c[step])  # the scan moved the trailing anchor over it
+                elif pending or watched:
                     self._broker_step(lane, step, float(c[step]))
                 elif positions:
                     marks[symbol] = float(c[step])
@@ -297,12 +300,19 @@ class BacktestEngine:
                     step += 1
                 else:
                     nxt = min(wake[ptr], stop) if ptr < n_wake else stop
-                    if watched and step + 1 < nxt:
+                    # the scan covers the next wake bar too when it lies in this chunk: a
+                    # wake bar whose range reaches no level needs no exit check either
+                    end = nxt + 1 if nxt < stop and not broker.resting else nxt
+                    if watched and step + 1 < end:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
                         if ranges is None:
                             ranges = self._range_lanes(lane)
-                        nxt = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, nxt)
+                        hit = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, end)
+                        if hit > nxt:
+                            scanned = nxt
+                        else:
+                            nxt = hit
                     step = nxt
         except StrategyError:
             raise
