@@ -603,12 +603,14 @@ register_serve_commands(app)
 register_state_commands(app)
 
 
-def _outline(typer_app: typer.Typer) -> typer.Typer:
+def _outline(typer_app: typer.Typer, keep: str | None = None) -> typer.Typer | None:
     """A copy of ``typer_app`` whose commands keep their names and help but take no
-    parameters, and whose command groups are empty: what the top-level ``--help`` lists.
+    parameters, and whose command groups are empty, except the top-level command or group
+    named ``keep``, which stays whole. None when ``keep`` names none of them.
 
     Typer builds every parameter of every command (reading their type hints) before it
-    prints any help; the outline prints the same page without that work.
+    runs one or prints any help. With no ``keep`` the outline prints the same top-level
+    ``--help`` page; with ``keep`` it runs that command exactly as the full app would.
     """
     import copy
 
@@ -624,13 +626,25 @@ def _outline(typer_app: typer.Typer) -> typer.Typer:
         return stub
 
     outline = copy.copy(typer_app)
+    kept = False
     commands = []
     for info in typer_app.registered_commands:
+        name = info.name if isinstance(info.name, str) else None
+        if name is None and callable(info.callback):
+            name = typer.main.get_command_name(info.callback.__name__)
+        if keep is not None and name == keep:
+            commands.append(info)
+            kept = True
+            continue
         command = copy.copy(info)
         command.callback = blank(info.callback)
         commands.append(command)
     groups = []
     for info in typer_app.registered_groups:
+        if keep is not None and isinstance(info.name, str) and info.name == keep:
+            groups.append(info)
+            kept = True
+            continue
         group = copy.copy(info)
         sub = group.typer_instance
         if sub is not None:
@@ -642,8 +656,26 @@ def _outline(typer_app: typer.Typer) -> typer.Typer:
             group.typer_instance = sub
         group.callback = blank(group.callback)
         groups.append(group)
+    if keep is not None and not kept:
+        return None
     outline.registered_commands, outline.registered_groups = commands, groups
     return outline
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """The app to run ``tradeloop ARGS`` with: the top-level ``--help`` and every top-level
+    command run on an outline of the app (:func:`_outline`) that builds only the command
+    named; anything else (options first, an unknown command, shell completion) on the
+    full app."""
+    import os
+
+    if not args or any(key.endswith("_COMPLETE") for key in os.environ):
+        return app
+    if args == ["--help"]:
+        return _outline(app) or app
+    if args[0].startswith("-"):
+        return app
+    return _outline(app, keep=args[0]) or app
 
 
 def main() -> None:
@@ -651,9 +683,7 @@ def main() -> None:
     from tradeloop.config.redact import install_redaction
 
     install_redaction()
-    if sys.argv[1:] == ["--help"]:
-        _outline(app)()  # the same page, without building every command's parameters
-    app()
+    app_for(sys.argv[1:])()
 
 
 if __name__ == "__main__":

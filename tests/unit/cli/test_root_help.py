@@ -1,4 +1,5 @@
-"""``tradeloop --help`` prints the full app's page from an outline of the commands."""
+"""``tradeloop --help`` prints the full app's page from an outline of the commands, and every
+top-level command runs on an outline that builds only that command."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from tradeloop.cli.app import _outline, app, main
+from tradeloop.cli.app import _outline, app, app_for, main
 
 
 def _page(target: typer.Typer) -> str:
@@ -56,3 +57,41 @@ def test_main_prints_the_outline_for_top_level_help(
     assert exited.value.code == 0
     assert page == full
     assert "tradeloop [OPTIONS] COMMAND [ARGS]..." in page.splitlines()[0]
+
+
+def test_every_command_runs_on_an_outline_that_builds_only_it() -> None:
+    # Arrange
+    full = typer.main.get_command(app)
+    assert isinstance(full, typer.core.TyperGroup)
+    runner = CliRunner()
+    compared = 0
+    for name, command in full.commands.items():
+        invocations = [[name, "--help"]]
+        invocations += [[name, sub, "--help"] for sub in getattr(command, "commands", {})]
+        for args in invocations:
+            # Act
+            chosen = app_for(args)
+            got = runner.invoke(chosen, args, prog_name="tradeloop", env={"COLUMNS": "100"})
+            want = runner.invoke(app, args, prog_name="tradeloop", env={"COLUMNS": "100"})
+            # Assert: the same page and exit code as the full app
+            assert chosen is not app, args
+            assert (got.exit_code, got.output) == (want.exit_code, want.output), args
+            compared += 1
+    assert compared > 40
+    # only the named command is built: backtest's parameters, none of the others'
+    outline = typer.main.get_command(app_for(["backtest", "-s", "sma_cross"]))
+    assert isinstance(outline, typer.core.TyperGroup)
+    built = {n: [p.name for p in c.params if p.name != "help"] for n, c in outline.commands.items()}
+    assert len(built.pop("backtest")) > 20
+    assert all(params == [] for params in built.values())
+
+
+def test_unknown_commands_options_first_and_completion_use_the_full_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Act / Assert
+    assert app_for(["backtes"]) is app  # the full app's "did you mean"
+    assert app_for(["--version"]) is app
+    assert app_for([]) is app
+    monkeypatch.setenv("_TRADELOOP_COMPLETE", "complete_bash")
+    assert app_for(["backtest"]) is app
