@@ -45,6 +45,7 @@ __all__ = [
     "Trade",
     "is_available",
     "match_trades",
+    "run_backtesting",
 ]
 
 #: One round trip as (entry fill time, exit fill time or None while open), UTC ns.
@@ -194,11 +195,14 @@ def _bar_times(bars: Bars, idx: np.ndarray) -> list[int]:
 # --------------------------------------------------------------------------- backtesting.py
 
 
-def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
+def run_backtesting(bars: Bars, rules: Rules, *, obvious: bool = False) -> PeerRun:
     """Run the rules in backtesting.py (``Strategy.next`` per bar, fills at the next open).
 
     Uses ``backtesting.lib.FractionalBacktest`` (or scales prices itself on versions without
-    it) so that fractional quantities can be traded.
+    it) so that fractional quantities can be traded. The averages come from ``self.I``
+    (computed once, before the bars), or with ``obvious`` from the last ``slow`` closes at
+    every bar (``self.data.Close[-slow:]``, numpy means): the strategy written the obvious
+    way, as tradeloop's obvious-style rows of ``speed_table.py`` are.
     """
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar on stderr
     started = time.perf_counter()
@@ -230,6 +234,22 @@ def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
     def sma(values: Any, n: int) -> np.ndarray:
         return pd.Series(values).rolling(n).mean().to_numpy()
 
+    class ObviousSmaCross(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.last_sign = 0
+
+        def next(self) -> None:
+            closes = self.data.Close[-slow:]
+            if len(closes) < slow:
+                return
+            previous = self.last_sign
+            sign = self.last_sign = _sign(closes[-fast:].mean() - closes.mean(), eps, previous)
+            if previous < 0 < sign:
+                if not self.position:
+                    self.buy(size=_SPEND)
+            elif sign < 0 < previous and self.position:
+                self.position.close()
+
     class SmaCross(Strategy):  # type: ignore[misc]
         def init(self) -> None:
             self.fast_ma = self.I(sma, self.data.Close, fast)
@@ -253,6 +273,7 @@ def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
         "trade_on_close": False,
         "exclusive_orders": False,
     }
+    chosen = ObviousSmaCross if obvious else SmaCross
     fractional = hasattr(bt_lib, "FractionalBacktest")
     notes: list[str] = []
     started = time.perf_counter()
@@ -261,15 +282,15 @@ def run_backtesting(bars: Bars, rules: Rules) -> PeerRun:
         try:
             if fractional:
                 runner = bt_lib.FractionalBacktest(
-                    frame, SmaCross, fractional_unit=unit, finalize_trades=False, **kwargs
+                    frame, chosen, fractional_unit=unit, finalize_trades=False, **kwargs
                 )
             else:
-                runner = Backtest(_scaled(frame, unit), SmaCross, finalize_trades=False, **kwargs)
+                runner = Backtest(_scaled(frame, unit), chosen, finalize_trades=False, **kwargs)
         except TypeError:  # versions before finalize_trades
             if fractional:
-                runner = bt_lib.FractionalBacktest(frame, SmaCross, fractional_unit=unit, **kwargs)
+                runner = bt_lib.FractionalBacktest(frame, chosen, fractional_unit=unit, **kwargs)
             else:
-                runner = Backtest(_scaled(frame, unit), SmaCross, **kwargs)
+                runner = Backtest(_scaled(frame, unit), chosen, **kwargs)
         stats = runner.run()
     run_s = time.perf_counter() - started
 

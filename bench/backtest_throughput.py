@@ -230,12 +230,14 @@ def cli_command() -> list[str]:
     return [sys.executable, "-c", "from tradeloop.cli.app import main; main()"]
 
 
-def cli_args(data: Path, out: Path) -> list[str]:
-    """Arguments of the benchmarked ``tradeloop backtest`` command."""
+def cli_args(data: Path, out: Path | None) -> list[str]:
+    """Arguments of the benchmarked ``tradeloop backtest`` command (``out`` None: no
+    ``--out``, the run goes to the run store under the working folder's ``output``)."""
     return [
         "backtest", "--strategy", "sma_cross", "--data", str(data),
         "--param", f"fast={RULES_FAST}", "--param", f"slow={RULES_SLOW}",
-        "--balance", f"{BALANCE:g}", "--fee", f"{FEE:g}", "--out", str(out),
+        "--balance", f"{BALANCE:g}", "--fee", f"{FEE:g}",
+        *(["--out", str(out)] if out is not None else []),
     ]  # fmt: skip
 
 

@@ -12,19 +12,27 @@ fills at the next open; see ``bench/README.md``).
 
 Rows:
 
-- **tradeloop CLI**: ``tradeloop backtest`` as a subprocess on a Parquet file: interpreter
-  start, imports, load, data gate, run, trades.csv, equity.parquet, summary, metrics, risk
-  files and report.html (wall clock). Once plain, once with a 1% stop, a 2% target and a 1%
-  trailing stop on every trade.
+- **tradeloop CLI**: ``tradeloop backtest`` as a subprocess on a Parquet file, as a user
+  types it (no ``--out``: the run goes to the run store of the working folder): interpreter
+  start, imports, load, data gate, run, trades.csv, equity.parquet, indicators.parquet,
+  summary, metrics, risk files and report.html (wall clock). Once plain, once with a 1%
+  stop, a 2% target and a 1% trailing stop on every trade. The first run on the file, whose
+  data gate checks the data (later runs reuse its remembered clean verdict), is timed on its
+  own and shown in the notes.
 - **tradeloop in process**: ``run_on_bars`` with ``SmaCross`` (precomputed crosses, sparse
   loop), and the same with the stops (the exit scan jumps to the bars that touch a level).
 - **obvious style, streaming**: a strategy written bar by bar, the way a backtesting.py user
   would: ``on_bar`` reads ``view.close()`` and updates two
   :class:`~tradeloop.indicators.streaming.StreamingSMA`; no precompute, no ``signal_bars``.
+- **obvious style, view.sma(n)**: ``on_bar`` takes ``view.sma(10) - view.sma(30)`` (the
+  means of the last 10 and 30 closes, computed at every bar).
 - **obvious style, view.closes(n)**: ``on_bar`` averages ``view.closes(30)`` with numpy at
   every bar (on ``--obvious-bars`` bars).
-- **peers**: backtesting.py (``Strategy.next`` per bar), backtrader, vectorbt (JIT warm-up not
-  timed), as set up in ``bench/_peers.py``.
+- **backtesting.py, obvious style**: backtesting.py's equivalent of the last row:
+  ``next()`` averages ``self.data.Close[-30:]`` with numpy at every bar (same bars); every
+  obvious-style row notes its ratio to it.
+- **peers**: backtesting.py (``Strategy.next`` per bar, averages from ``self.I``), backtrader,
+  vectorbt (JIT warm-up not timed), as set up in ``bench/_peers.py``.
 
 Trades (entry and exit times) are compared: the CLI with the in-process run, the peers and the
 obvious-style strategies with the in-process ``SmaCross``, the CLI's stops run with the
@@ -51,7 +59,15 @@ import numpy as np
 
 sys.dont_write_bytecode = True
 
-from _peers import PEERS, Bars, Rules, Trade, is_available, match_trades  # noqa: E402
+from _peers import (  # noqa: E402
+    PEERS,
+    Bars,
+    Rules,
+    Trade,
+    is_available,
+    match_trades,
+    run_backtesting,
+)
 from backtest_throughput import (  # noqa: E402
     BALANCE,
     FEE,
@@ -119,6 +135,12 @@ def _cpu_now() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _cpu_children() -> float:
+    """CPU seconds of the finished child processes so far."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
 def _take_cpu() -> list[float]:
@@ -197,7 +219,19 @@ def obvious_strategies(tie_eps: float) -> dict[str, type]:
             diff = closes[-RULES_FAST:].mean() - closes.mean()
             return decide(self, float(diff), portfolio)
 
-    return {"streaming": ObviousStreaming, "window": ObviousWindow}
+    class ObviousSma(Strategy):
+        """SMA 10/30 crossover: both averages from the view at every bar (``view.sma``)."""
+
+        name = "obvious_sma"
+
+        def on_init(self, view: Any) -> None:
+            self.side = 0
+            self.symbol = view.symbols[0]
+
+        def on_bar(self, view: Any, portfolio: Any) -> Any:
+            return decide(self, view.sma(RULES_FAST) - view.sma(RULES_SLOW), portfolio)
+
+    return {"streaming": ObviousStreaming, "window": ObviousWindow, "sma": ObviousSma}
 
 
 def in_process(
@@ -271,24 +305,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         stops_cpu = _take_cpu()
 
         print("tradeloop CLI ...", file=sys.stderr, flush=True)
+        # As a user runs it: no --out, the run goes to the run store (work/output/runs/...)
+        # and output/latest points at it. The first run on the file checks the data and
+        # remembers the clean verdict (output/.data-gate); it is timed on its own.
+        store = work / "output" / "latest"
+        before = _cpu_children()
+        first_run = time_process(cli_command() + cli_args(data, None), work)
+        first_cpu = _cpu_children() - before
         cli_plain = _median_of(
-            args.repeat,
-            lambda: time_process(cli_command() + cli_args(data, work / "out-plain"), work),
+            args.repeat, lambda: time_process(cli_command() + cli_args(data, None), work)
         )
         cli_plain_cpu = _take_cpu()
-        cli_plain_trades = read_cli_trades(work / "out-plain" / "trades.csv")
+        cli_plain_trades = read_cli_trades(store / "trades.csv")
         stop_params = [a for k, v in STOPS.items() for a in ("--param", f"{k}={v}")]
         cli_stops = _median_of(
             args.repeat,
-            lambda: time_process(
-                cli_command() + cli_args(data, work / "out-stops") + stop_params, work
-            ),
+            lambda: time_process(cli_command() + cli_args(data, None) + stop_params, work),
         )
         cli_stops_cpu = _take_cpu()
-        cli_stops_trades = read_cli_trades(work / "out-stops" / "trades.csv")
+        cli_stops_trades = read_cli_trades(store / "trades.csv")
         rows += [
             Row("tradeloop", "CLI, whole process", args.bars, cli_plain,
-                _same(plain_trades, cli_plain_trades) + " vs in process", cpu=cli_plain_cpu),
+                _same(plain_trades, cli_plain_trades) + " vs in process",
+                [f"first run on the file (data gate checks it): {first_run:.2f} s, CPU "
+                 f"{first_cpu:.2f} s"], cpu=cli_plain_cpu),
             Row("tradeloop", "CLI, whole process, SL/TP/trailing", args.bars, cli_stops,
                 _same(stops_trades, cli_stops_trades) + " vs in process", cpu=cli_stops_cpu),
             Row("tradeloop", "in process, SmaCross", args.bars, plain_t, "reference",
@@ -303,19 +343,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("obvious-style strategies ...", file=sys.stderr, flush=True)
         obvious = obvious_strategies(rules.tie_eps)
         stream_t, stream_trades, _ = in_process(bars, obvious["streaming"], args.repeat)
-        rows.append(
-            Row("tradeloop", "in process, obvious style: StreamingSMA per bar", args.bars,
-                stream_t, _same(plain_trades, stream_trades) + " vs SmaCross", cpu=_take_cpu())
+        stream_row = Row(
+            "tradeloop", "in process, obvious style: StreamingSMA per bar", args.bars,
+            stream_t, _same(plain_trades, stream_trades) + " vs SmaCross", cpu=_take_cpu(),
+        )  # fmt: skip
+        sma_t, sma_trades, _ = in_process(bars, obvious["sma"], args.repeat)
+        sma_row = Row(
+            "tradeloop", "in process, obvious style: view.sma(10) - view.sma(30) per bar",
+            args.bars, sma_t, _same(plain_trades, sma_trades) + " vs SmaCross", cpu=_take_cpu(),
         )  # fmt: skip
         small = bars.head(args.obvious_bars)
-        _, small_plain, _ = in_process(small, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), 1)
+        _, small_plain, small_low = in_process(
+            small, lambda: SmaCross(fast=RULES_FAST, slow=RULES_SLOW), 1
+        )
         _take_cpu()
         window_t, window_trades, _ = in_process(small, obvious["window"], args.repeat)
-        rows.append(
-            Row("tradeloop", "in process, obvious style: view.closes(30) + numpy mean",
-                len(small), window_t, _same(small_plain, window_trades) + " vs SmaCross",
-                cpu=_take_cpu())
+        window_row = Row(
+            "tradeloop", "in process, obvious style: view.closes(30) + numpy mean", len(small),
+            window_t, _same(small_plain, window_trades) + " vs SmaCross", cpu=_take_cpu(),
         )  # fmt: skip
+        obvious_rows = [stream_row, sma_row, window_row]
+        rows += obvious_rows
+        if "backtesting" in args.peers.split(",") and is_available(PEERS["backtesting"][0]):
+            # backtesting.py's equivalent: the same strategy written the obvious way there
+            # (self.data.Close[-30:] means in next()), on the same bars as the window row
+            print("backtesting.py, obvious style ...", file=sys.stderr, flush=True)
+            import backtesting.lib  # noqa: F401  # imported outside the timed runs
+
+            small_rules = replace(rules, min_equity=small_low, max_price=float(np.max(small.high)))
+            timed = _cpu_of(lambda: run_backtesting(small, small_rules, obvious=True))
+            runs = [timed() for _ in range(max(1, args.peer_repeat))]
+            bt_obvious = Row(
+                runs[0].label, "in process, obvious style: Close[-30:] means in next()",
+                len(small), [r.run_s for r in runs], _same(small_plain, runs[-1].trades),
+                [*runs[-1].notes[:1]], cpu=_take_cpu(),
+            )  # fmt: skip
+            for row in obvious_rows:
+                row.notes.append(
+                    f"{row.rate / bt_obvious.rate:.2f}x backtesting.py's obvious style "
+                    f"(CPU {row.cpu_rate / bt_obvious.cpu_rate:.2f}x)"
+                )
+            rows.append(bt_obvious)
 
         names = [p for p in args.peers.split(",") if p]
         for name in sorted(names, key=lambda p: p != "backtesting"):  # the reference first
@@ -342,7 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
 
     load_end = _load()
-    reference = next((r for r in rows if r.engine.startswith("backtesting")), None)
+    reference = next(
+        (r for r in rows if r.engine.startswith("backtesting") and r.mode == "in process"), None
+    )
     print(
         f"\n{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"load average {load_start} at the start, {load_end} at the end; every row the "

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -616,6 +616,81 @@ def _command_name(argv: list[str]) -> str:
     return " ".join(words)
 
 
+def _outline(typer_app: typer.Typer, keep: str | None = None) -> typer.Typer | None:
+    """A copy of ``typer_app`` whose commands keep their names and help but take no
+    parameters, and whose command groups are empty, except the top-level command or group
+    named ``keep``, which stays whole. None when ``keep`` names none of them.
+
+    Typer builds every parameter of every command (reading their type hints) before it
+    runs one or prints any help. With no ``keep`` the outline prints the same top-level
+    ``--help`` page; with ``keep`` it runs that command exactly as the full app would.
+    """
+    import copy
+
+    def blank(callback: Any) -> Any:
+        if not callable(callback):  # None, or typer's placeholder for "not set"
+            return callback
+
+        def stub() -> None:
+            """Never called: the outline only prints help."""
+
+        stub.__name__, stub.__qualname__ = callback.__name__, callback.__qualname__
+        stub.__doc__ = callback.__doc__
+        return stub
+
+    outline = copy.copy(typer_app)
+    kept = False
+    commands = []
+    for info in typer_app.registered_commands:
+        name = info.name if isinstance(info.name, str) else None
+        if name is None and callable(info.callback):
+            name = typer.main.get_command_name(info.callback.__name__)
+        if keep is not None and name == keep:
+            commands.append(info)
+            kept = True
+            continue
+        command = copy.copy(info)
+        command.callback = blank(info.callback)
+        commands.append(command)
+    groups = []
+    for info in typer_app.registered_groups:
+        if keep is not None and isinstance(info.name, str) and info.name == keep:
+            groups.append(info)
+            kept = True
+            continue
+        group = copy.copy(info)
+        sub = group.typer_instance
+        if sub is not None:
+            sub = copy.copy(sub)
+            sub.registered_commands, sub.registered_groups = [], []
+            if sub.registered_callback is not None:
+                sub.registered_callback = copy.copy(sub.registered_callback)
+                sub.registered_callback.callback = blank(sub.registered_callback.callback)
+            group.typer_instance = sub
+        group.callback = blank(group.callback)
+        groups.append(group)
+    if keep is not None and not kept:
+        return None
+    outline.registered_commands, outline.registered_groups = commands, groups
+    return outline
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """The app to run ``tradeloop ARGS`` with: the top-level ``--help`` and every top-level
+    command run on an outline of the app (:func:`_outline`) that builds only the command
+    named; anything else (options first, an unknown command, shell completion) on the
+    full app."""
+    import os
+
+    if not args or any(key.endswith("_COMPLETE") for key in os.environ):
+        return app
+    if args == ["--help"]:
+        return _outline(app) or app
+    if args[0].startswith("-"):
+        return app
+    return _outline(app, keep=args[0]) or app
+
+
 def main() -> None:
     """Entry point of the ``tradeloop`` script.
 
@@ -628,7 +703,7 @@ def main() -> None:
 
     install_redaction()
     try:
-        app()
+        app_for(sys.argv[1:])()
     except MissingExtraError as exc:
         raise SystemExit(fail(exc).exit_code) from None
     except ModuleNotFoundError as exc:

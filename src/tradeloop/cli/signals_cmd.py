@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from pathlib import Path
@@ -74,6 +73,8 @@ def publish(
     running `signals consume` broadcasts (re-read every --weights-refresh seconds). Exits with
     status 1 when none of the signals reached Redis.
     """
+    import asyncio  # here, not at the top: every tradeloop command would pay its import
+
     from tradeloop.bus import InProcessBus, RedisBus, redacted_url
     from tradeloop.config.logging import setup_logging
     from tradeloop.data.loader import load_ohlcv
@@ -178,6 +179,8 @@ def consume(
     This process is the only writer of the analytics file; `serve` and `signals status` read it
     next to it. Every weight version is broadcast for running publishers.
     """
+    import asyncio  # here, not at the top: every tradeloop command would pay its import
+
     from tradeloop.bus import RedisBus
     from tradeloop.config.logging import setup_logging
     from tradeloop.signals import AdaptSchedule, SignalService, signal_codec

@@ -11,9 +11,13 @@ it returns the findings for the run record and the report.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +27,7 @@ from tradeloop.data.loader import LoadedBars, RawOhlcv
 from tradeloop.data.quality import QualityReport, QualityThresholds, check_quality
 from tradeloop.data.sessions import Sessions
 
-__all__ = ["enforce", "gate_report", "keep_sessions"]
+__all__ = ["GateCache", "enforce", "gate_report", "keep_sessions"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,3 +139,66 @@ def keep_sessions(item: LoadedBars, sessions: Sessions) -> tuple[LoadedBars, int
     synthetic = None if item.synthetic is None else item.synthetic[mask]
     logger.info("%s: %d bar(s) outside %s sessions dropped", item.source, dropped, sessions.name)
     return replace(item, bars=kept, extras=extras, synthetic=synthetic), dropped
+
+
+class GateCache:
+    """Data files that passed the gate, remembered by content so a rerun skips the checks.
+
+    A pass is one empty marker file in ``folder`` named by the hash of the data file's sha256,
+    the options it was loaded with and the source code of the loader and the checks (any
+    change to the file, the options or the checks misses). Only clean passes are remembered:
+    data with findings is checked every time, so a refusal always names its rows. The file
+    digests computed on the way are kept in :attr:`digests` (resolved path -> sha256) for the
+    run record, so a run hashes each file once.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        #: sha256 of each data file looked up, by resolved path
+        self.digests: dict[str, str] = {}
+
+    def key(self, path: str | Path, options: Mapping[str, Any]) -> str | None:
+        """The marker name of data file ``path`` loaded with ``options`` (hashes the file);
+        None when the file cannot be read (the loader then says why)."""
+        resolved = str(Path(path).resolve())
+        digest = self.digests.get(resolved)
+        if digest is None:
+            try:
+                with open(resolved, "rb") as fh:
+                    digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            except OSError:
+                return None
+            self.digests[resolved] = digest
+        material = {"sha256": digest, "options": dict(options), "checks": _checks_fingerprint()}
+        text = json.dumps(material, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def passed(self, key: str) -> bool:
+        """Whether the data of ``key`` passed the gate before."""
+        return (self.folder / key).is_file()
+
+    def remember(self, key: str) -> None:
+        """Record a clean pass (best effort: an unwritable folder only costs the next run)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+            tmp.write_bytes(b"")
+            tmp.replace(self.folder / key)
+        except OSError as exc:
+            logger.debug("data gate cache not written in %s: %s", self.folder, exc)
+
+
+_FINGERPRINT: list[str] = []
+
+
+def _checks_fingerprint() -> str:
+    """sha256 of the source of the data package and the precision helpers (the loader, the
+    checks, the gate): a new version of any of them invalidates every remembered pass."""
+    if not _FINGERPRINT:
+        here = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for path in [*sorted(here.glob("*.py")), here.parent / "core" / "precision.py"]:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        _FINGERPRINT.append(digest.hexdigest())
+    return _FINGERPRINT[0]

@@ -279,9 +279,12 @@ class BacktestEngine:
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
+        scanned = -1  # a wake bar the exit scan already checked (it reaches no level)
         try:
             while step < stop:
-                if pending or watched:
+                if step == scanned:
+                    marks[symbol] = float(c[step])  # the scan moved the trailing anchor over it
+                elif pending or watched:
                     self._broker_step(lane, step, float(c[step]))
                 elif positions:
                     marks[symbol] = float(c[step])
@@ -297,12 +300,19 @@ class BacktestEngine:
                     step += 1
                 else:
                     nxt = min(wake[ptr], stop) if ptr < n_wake else stop
-                    if watched and step + 1 < nxt:
+                    # the scan covers the next wake bar too when it lies in this chunk: a
+                    # wake bar whose range reaches no level needs no exit check either
+                    end = nxt + 1 if nxt < stop and not broker.resting else nxt
+                    if watched and step + 1 < end:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
                         if ranges is None:
                             ranges = self._range_lanes(lane)
-                        nxt = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, nxt)
+                        hit = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, end)
+                        if hit > nxt:
+                            scanned = nxt
+                        else:
+                            nxt = hit
                     step = nxt
         except StrategyError:
             raise
@@ -533,15 +543,14 @@ class BacktestEngine:
     def _equity_curve(self, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mark equity at every step in bulk from the broker's fill ledger."""
         ledger = self.broker.ledger
-        steps = np.arange(n_steps)
         cash = np.full(n_steps, self.config.balance)
         if ledger.steps:
-            at = np.searchsorted(np.asarray(ledger.steps), steps, side="right") - 1
+            at = _last_entry_at(ledger.steps, n_steps)
             cash = np.where(at >= 0, np.asarray(ledger.cash)[np.maximum(at, 0)], cash)
         equity = cash.copy()
         exposure = np.zeros(n_steps, dtype=bool)
         for symbol, (q_steps, q_vals) in ledger.qty.items():
-            at = np.searchsorted(np.asarray(q_steps), steps, side="right") - 1
+            at = _last_entry_at(q_steps, n_steps)
             qty = np.where(at >= 0, np.asarray(q_vals)[np.maximum(at, 0)], 0.0)
             idx = self.market.index_at_step(symbol, self.market.base_timeframe)
             closes = self.market.series[(symbol, self.market.base_timeframe)].close
@@ -549,3 +558,16 @@ class BacktestEngine:
             equity += qty * marks
             exposure |= qty != 0
         return equity, cash, exposure
+
+
+def _last_entry_at(entry_steps: Sequence[int], n_steps: int) -> np.ndarray:
+    """For every step ``0..n_steps-1``, the index of the last ledger entry made at or before it
+    (-1 before the first): ``searchsorted(entry_steps, steps, "right") - 1``, computed as a
+    running count of entries per step (one pass, no binary search per step) when the entries
+    are in step order, as the broker records them."""
+    at = np.asarray(entry_steps, dtype=np.int64)
+    if at.size and at[0] >= 0 and at[-1] < n_steps and not np.any(at[1:] < at[:-1]):
+        counts: np.ndarray = np.cumsum(np.bincount(at, minlength=n_steps)) - 1
+        return counts
+    out: np.ndarray = np.searchsorted(at, np.arange(n_steps), side="right") - 1
+    return out

@@ -202,27 +202,32 @@ def new_run_id(strategy: str, material: Any, now: datetime | None = None) -> str
     return f"{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}-{slug}-{digest}"
 
 
-def describe_data(specs: Sequence[Any], loaded: Sequence[Any]) -> list[dict[str, Any]]:
+def describe_data(
+    specs: Sequence[Any], loaded: Sequence[Any], digests: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Return one provenance dict per data file: path (as given and resolved), symbol,
     timeframe, rows, size, sha256 and the options it was read with.
 
     ``specs`` are the :class:`~tradeloop.engine.runner.DataSpec` and ``loaded`` the matching
-    :class:`~tradeloop.data.loader.LoadedBars`.
+    :class:`~tradeloop.data.loader.LoadedBars`; ``digests`` are sha256 values already
+    computed in this run, by resolved path (the others are computed here).
     """
     files = []
+    known = digests or {}
     for spec, item in zip(specs, loaded, strict=True):
         path = Path(getattr(spec, "path", item.source))
+        resolved = str(path.resolve())
         columns = getattr(spec, "columns", None)
         files.append(
             {
                 "path": str(path),
-                "resolved": str(path.resolve()),
+                "resolved": resolved,
                 "symbol": item.bars.symbol,
                 "symbol_given": spec.symbol,
                 "timeframe": item.timeframe,
                 "rows": len(item.bars),
                 "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
+                "sha256": known.get(resolved) or file_sha256(path),
                 "columns": dataclasses.asdict(columns) if columns is not None else None,
                 "time_unit": getattr(spec, "time_unit", None),
                 "repair": getattr(spec, "repair", False),
@@ -337,6 +342,7 @@ def _write_equity(result: BacktestResult, folder: Path, csv: bool) -> dict[str, 
         tmp,
         compression="zstd",
         use_dictionary=False,  # floats rarely repeat; dictionary pages only cost time
+        column_encoding={"timestamp": "DELTA_BINARY_PACKED"},  # a regular grid: ~1/3 the size
     )
     tmp.replace(parquet_path)
     return paths
@@ -396,12 +402,20 @@ def write_outputs(
     folder.mkdir(parents=True, exist_ok=True)
     # The equity files are the slowest part on long runs; Arrow formats and writes them
     # without the GIL, so they are written on a second thread while the rest is built.
+    # The indicator file (one row per plotted point) goes the same way.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="equity-writer") as pool:
         equity_files = pool.submit(_write_equity, result, folder, equity_csv)
+        indicator_file = None
+        if result.indicators:
+            indicator_file = folder / INDICATORS_FILE
+            indicators_done = pool.submit(write_indicators, result.indicators, indicator_file)
         paths = _write_rest(
             result, folder, report, prices, provenance, analysis, run, validation, bias, regimes
         )
         paths.update(equity_files.result())
+        if indicator_file is not None:
+            indicators_done.result()
+            paths["indicators"] = indicator_file
     return paths
 
 
@@ -448,9 +462,6 @@ def _write_rest(
     if regimes is not None:
         paths["regimes"] = folder / "regimes.csv"
         _write_csv(pa.Table.from_pylist(regimes.rows()), paths["regimes"])
-    if result.indicators:
-        paths["indicators"] = folder / INDICATORS_FILE
-        write_indicators(result.indicators, paths["indicators"])
     if report:
         paths["report"] = write_report(
             folder / "report.html",
@@ -497,7 +508,17 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
         ],
         names=["name", "timestamp", "value"],
     )
-    pq.write_table(table, path)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(
+        table,
+        tmp,
+        compression="zstd",
+        use_dictionary=["name"],
+        # times on a grid and smooth values: delta-coded times and byte-split floats take
+        # about a third of the plain file's space and less time to write (lossless)
+        column_encoding={"timestamp": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+    )
+    tmp.replace(path)
 
 
 def read_indicators(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

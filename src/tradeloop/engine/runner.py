@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
@@ -21,6 +21,9 @@ from tradeloop.engine.step import Enrichment, InputSource
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.registry import load_strategy_class
+
+if TYPE_CHECKING:
+    from tradeloop.data.gate import GateCache
 
 __all__ = ["CacheSpec", "DataSpec", "load_data", "run_backtest", "run_on_bars"]
 
@@ -72,6 +75,7 @@ def load_data(
     gate: bool = False,
     allow_data_issues: bool = False,
     calendar: str | None = None,
+    gate_cache: GateCache | None = None,
 ) -> list[LoadedBars]:
     """Load every data file or cached series; symbols must be distinct.
 
@@ -81,7 +85,9 @@ def load_data(
     ``allow_data_issues``, which keeps the findings on :attr:`LoadedBars.issues`. With
     ``calendar`` (an ``exchange_calendars`` name such as ``XNYS``) the bars outside the
     market's sessions are dropped (counted in ``repaired["outside_sessions"]``) and intraday
-    stamps are checked on each session's grid.
+    stamps are checked on each session's grid. With ``gate_cache`` a data file (without a
+    calendar) that passed the gate before with the same content and options is not checked
+    again, and a clean pass is remembered.
 
     Raises
     ------
@@ -93,10 +99,13 @@ def load_data(
     loaded: list[LoadedBars] = []
     seen: dict[str, str] = {}
     for spec in specs:
+        key = None  # the data gate cache's name for this file, when it is consulted
         if isinstance(spec, CacheSpec):
             item = _load_cached(spec)
             origin = f"{spec.exchange}/{spec.market}/{spec.symbol} (cache)"
         else:
+            if gate and gate_cache is not None and calendar is None:
+                key = gate_cache.key(spec.path, _load_options(spec))
             item = load_ohlcv(
                 spec.path,
                 symbol=spec.symbol,
@@ -107,8 +116,12 @@ def load_data(
                 check_ohlc=not (gate and allow_data_issues),
             )
             origin = str(spec.path)
-        if calendar is not None or gate:
+        if key is not None and gate_cache is not None and gate_cache.passed(key):
+            logger.debug("%s passed the data gate before (same content and options)", origin)
+        elif calendar is not None or gate:
             item = _screen(item, gate=gate, allow=allow_data_issues, calendar=calendar)
+            if key is not None and gate_cache is not None and not item.issues:
+                gate_cache.remember(key)
         symbol = item.bars.symbol
         if symbol in seen:
             raise ConfigError(
@@ -117,6 +130,19 @@ def load_data(
         seen[symbol] = origin
         loaded.append(item)
     return loaded
+
+
+def _load_options(spec: DataSpec) -> dict[str, Any]:
+    """How ``spec``'s file is read (what the data gate's verdict depends on besides its bytes)."""
+    from dataclasses import asdict
+
+    return {
+        "columns": asdict(spec.columns) if spec.columns is not None else None,
+        "time_unit": spec.time_unit,
+        "repair": spec.repair,
+        "layout": asdict(spec.layout) if spec.layout is not None else None,
+        "extra": spec.extra,
+    }
 
 
 def _screen(item: LoadedBars, *, gate: bool, allow: bool, calendar: str | None) -> LoadedBars:
@@ -256,6 +282,7 @@ def run_backtest(
     allow_data_issues: bool = False,
     calendar: str | None = None,
     inputs: Sequence[InputSource] = (),
+    gate_cache: GateCache | None = None,
 ) -> tuple[BacktestResult, list[LoadedBars]]:
     """Load files, build the strategy from ``strategy_ref`` and ``params``, and run it.
 
@@ -263,7 +290,8 @@ def run_backtest(
     to :func:`run_on_bars`. The data passes the data gate (see :func:`load_data`;
     ``allow_data_issues`` records the findings instead of refusing). With ``calendar`` only
     in-session bars are traded and, unless ``config.periods_per_year`` is set, metrics are
-    annualized by the calendar's sessions.
+    annualized by the calendar's sessions. ``gate_cache`` remembers data files that passed
+    the data gate (see :func:`load_data`).
 
     Raises
     ------
@@ -276,7 +304,13 @@ def run_backtest(
         raise ConfigError("give at least one --data file")
     strategy_cls = load_strategy_class(strategy_ref, strategies_dir)
     strategy = strategy_cls(**dict(params or {}))
-    loaded = load_data(data, gate=True, allow_data_issues=allow_data_issues, calendar=calendar)
+    loaded = load_data(
+        data,
+        gate=True,
+        allow_data_issues=allow_data_issues,
+        calendar=calendar,
+        gate_cache=gate_cache,
+    )
     if calendar is not None and config.periods_per_year is None:
         from dataclasses import replace
 

@@ -64,6 +64,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Folder under the output root where the data gate remembers files that passed it.
+GATE_CACHE_FOLDER = ".data-gate"
+
 #: what of the model's description makes two runs different (the run id's hash)
 _MODEL_IDENTITY = ("name", "version", "min_confidence", "use_toxicity")
 #: a run id as :func:`~tradeloop.engine.output.new_run_id` makes it (plus a ``-N`` suffix)
@@ -259,6 +262,7 @@ def run_backtest_job(
     """
     from tradeloop.analysis.run_analysis import analyze_run
     from tradeloop.config.redact import redact
+    from tradeloop.data.gate import GateCache
     from tradeloop.engine.output import (
         describe_data,
         new_run_id,
@@ -273,6 +277,9 @@ def run_backtest_job(
 
     config = job.config
     risk_engine = RiskEngine(config.risk)
+    # data that passed the gate before is not checked again: a marker next to the run folders
+    # (a run written to a folder of its own, --out, writes nothing elsewhere, so no cache)
+    gate_cache = GateCache(job.output_root / GATE_CACHE_FOLDER) if job.out is None else None
     enrichment = job.model.enrichment() if job.model is not None else None
     threads = bounded_threads(job.model.threads) if job.model is not None else nullcontext()
     regime = job.regime.source() if job.regime is not None else None
@@ -290,11 +297,14 @@ def run_backtest_job(
             allow_data_issues=job.allow_data_issues,
             calendar=job.calendar,
             inputs=(regime,) if regime is not None else (),
+            gate_cache=gate_cache,
         )
     run_seconds = time.perf_counter() - started
     model_record = enrichment.describe() if enrichment is not None else None
     created = datetime.now(tz=UTC)
-    data_files = describe_data(job.data, loaded)
+    data_files = describe_data(
+        job.data, loaded, digests=gate_cache.digests if gate_cache is not None else None
+    )
     validation, bias = job.validation, BiasConfig()
     material: dict[str, Any] = {
         "params": result.params,

@@ -111,3 +111,48 @@ def test_signal_bars_hint_of_the_wrong_length_is_a_config_error(sample_1h: Path)
     # Act / Assert
     with pytest.raises(ConfigError, match="signal_bars"):
         _run(Broken(), bars, RunConfig())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"trailing_stop": 0.02}, {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.015}],
+    ids=["trailing", "all-levels"],
+)
+def test_exit_checks_run_only_on_entry_bars_and_bars_reaching_a_level(
+    sample_1h: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, float]
+) -> None:
+    # Arrange: count the broker's per-bar exit checks
+    from tradeloop.core.position import ExitReason
+    from tradeloop.execution.simulated import SimulatedBroker
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    bars = load_ohlcv(sample_1h).bars
+    checked: list[int] = []
+    real = SimulatedBroker.on_bar_range
+
+    def counting(self, symbol, ts, *rest):  # type: ignore[no-untyped-def]
+        checked.append(ts)
+        return real(self, symbol, ts, *rest)
+
+    monkeypatch.setattr(SimulatedBroker, "on_bar_range", counting)
+    # Act
+    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    calls = len(checked)
+    monkeypatch.setattr(SimulatedBroker, "on_bar_range", real)
+
+    class EveryBar(SmaCross):
+        def signal_bars(self, view: MarketView) -> None:
+            return None  # called on every bar, the broker checks every bar
+
+    every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    # Assert: the same run; a check at each entry bar and at each bar whose range reached a
+    # level (an exit there), plus at most one per loop chunk (the scan stops at chunk ends);
+    # the strategy's wake bars with an open position and no level reached are not checked
+    _assert_same(sparse, every_bar)
+    level_exits = sum(
+        t.exit_reason in (ExitReason.STOP_LOSS, ExitReason.TRAILING, ExitReason.TAKE_PROFIT)
+        for t in sparse.trades
+    )
+    signal_exits = sum(t.exit_reason is ExitReason.SIGNAL for t in sparse.trades)
+    assert signal_exits > 100
+    assert calls <= len(sparse.trades) + level_exits + 101

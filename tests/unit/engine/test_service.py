@@ -124,3 +124,60 @@ def test_model_options_invalid_value_is_refused(kw: dict[str, object], message: 
     options: dict[str, object] = {"name": "m", **kw}
     with pytest.raises(ConfigError, match=message):
         ModelOptions(**options)  # type: ignore[arg-type]
+
+
+def test_data_gate_verdict_is_remembered_by_content(
+    sample_1h: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: a copy of the clean sample, and a counter around the gate's checks
+    import gzip
+
+    import tradeloop.data.gate as gate
+    from tradeloop.engine.output import file_sha256
+    from tradeloop.engine.service import GATE_CACHE_FOLDER
+
+    data = tmp_path / "BTC_USDT-1h.csv"
+    with gzip.open(sample_1h, "rt") if sample_1h.suffix == ".gz" else open(sample_1h) as fh:
+        data.write_text(fh.read())
+    checked: list[str] = []
+    real_gate_report = gate.gate_report
+
+    def counting(item, **kw):  # type: ignore[no-untyped-def]
+        checked.append(item.source)
+        return real_gate_report(item, **kw)
+
+    monkeypatch.setattr(gate, "gate_report", counting)
+    root = tmp_path / "output"
+    # Act: the same file twice
+    first = run_backtest_job(_job(data, root))
+    second = run_backtest_job(_job(data, root))
+    # Assert: checked once, one marker; the record's sha256 is the file's; same trades
+    assert checked == [str(data)]
+    assert len(list((root / GATE_CACHE_FOLDER).iterdir())) == 1
+    assert second.record["data"][0]["sha256"] == file_sha256(data)
+    assert second.result.trades == first.result.trades
+    # Act: the same path with a bar made extreme (new content): checked again and refused
+    lines = data.read_text().splitlines()
+    fields = lines[200].split(",")
+    fields[1:5] = ["1e300"] * 4
+    lines[200] = ",".join(fields)
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="extreme values"):
+        run_backtest_job(_job(data, root))
+    assert checked == [str(data)] * 2
+    # Act: allowed through, the findings are recorded and the data is not remembered
+    allowed = run_backtest_job(_job(data, root, allow_data_issues=True))
+    run_backtest_job(_job(data, root, allow_data_issues=True))
+    assert allowed.record["data_issues"]
+    assert checked == [str(data)] * 4
+    assert len(list((root / GATE_CACHE_FOLDER).iterdir())) == 1
+
+
+def test_a_run_with_its_own_folder_checks_the_data_and_writes_nothing_else(
+    sample_1h: Path, tmp_path: Path
+) -> None:
+    # Act: twice into a folder of its own
+    run_backtest_job(_job(sample_1h, tmp_path / "output", out=tmp_path / "a"))
+    run_backtest_job(_job(sample_1h, tmp_path / "output", out=tmp_path / "b"))
+    # Assert: no run store, no gate marker
+    assert not (tmp_path / "output").exists()
