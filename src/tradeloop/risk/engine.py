@@ -316,13 +316,7 @@ class RiskEngine:
                 if cause is not None and self.kill_switch.black_swan(ts, cause):
                     flatten = True
         ks = self.kill_switch
-        cfg = ks.config
-        if (
-            cfg.daily_loss_pct is not None
-            or cfg.drawdown_reduce_pct is not None
-            or cfg.drawdown_halt_pct is not None
-            or cfg.resume_after is not None
-        ):
+        if ks.monitoring:
             ks.update(ts, portfolio.equity)
         return flatten
 

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from tradeloop.core.time import to_iso
 from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig
@@ -34,6 +34,8 @@ __all__ = ["BlackSwanDetector", "KillSwitch", "RiskEvent", "TradingState"]
 logger = logging.getLogger(__name__)
 
 DAY_NS = 86_400 * 1_000_000_000
+
+_T = TypeVar("_T")
 
 
 class TradingState(StrEnum):
@@ -81,6 +83,40 @@ class RiskEvent:
         }
 
 
+class _Rearming(Generic[_T]):
+    """A :class:`KillSwitch` field whose assignment disarms the monitors' quiet band.
+
+    The band (see :meth:`KillSwitch.update`) is derived from the state, its cause, the halt
+    time, the day, the day's start and the drawdown peak; assigning any of them, from inside
+    or outside the class, makes the next update take the full path, which rebuilds it.
+    """
+
+    __slots__ = ("slot",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Rearming[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> _T: ...
+
+    def __get__(self, obj: object | None, owner: type) -> _T | _Rearming[_T]:
+        if obj is None:
+            return self
+        value: _T = obj.__dict__[self.slot]
+        return value
+
+    def __set__(self, obj: object, value: _T) -> None:
+        obj.__dict__[self.slot] = value
+        obj.__dict__["_t_hi"] = _DISARMED
+
+
+#: an empty time interval: ``t_lo <= ts < t_hi`` never holds, so the full path runs
+_DISARMED = -(2**63)
+
+
 class KillSwitch:
     """The trading state and the daily-loss and drawdown monitors that drive it.
 
@@ -88,20 +124,54 @@ class KillSwitch:
     ----------
     config
         Thresholds; a None threshold switches its monitor off.
+
+    Per update the work is O(1): between two changes the monitors keep a *quiet band* - the
+    current UTC day (shortened to the end of a ``resume_after`` cool-down) and the equity
+    interval in which no threshold, recovery level or new peak can be reached - and an
+    update inside it only records the equity. Any other update runs every monitor in full and
+    rebuilds the band; assigning the state or a reference level disarms it.
     """
+
+    state: _Rearming[TradingState] = _Rearming()
+    cause: _Rearming[str | None] = _Rearming()
+    #: when the current halt began (UTC ns), for ``resume_after``
+    halted_at: _Rearming[int | None] = _Rearming()
+    peak: _Rearming[float] = _Rearming()
+    day: _Rearming[int] = _Rearming()
+    day_start_equity: _Rearming[float] = _Rearming()
 
     def __init__(self, config: KillSwitchConfig) -> None:
         self.config = config
         self.state = TradingState.ACTIVE
-        self.cause: str | None = None
+        self.cause = None
         self.events: list[RiskEvent] = []
         self._listeners: list[Callable[[RiskEvent], None]] = []
         self.peak = math.nan
         self.day = -1
         self.day_start_equity = math.nan
         self._last_equity = math.nan
-        #: when the current halt began (UTC ns), for ``resume_after``
-        self.halted_at: int | None = None
+        self.halted_at = None
+        # the quiet band: times [_t_lo, _t_hi), equities (_e_lo, _e_hi]
+        self._t_lo = self._t_hi = _DISARMED
+        self._e_lo = self._e_hi = math.nan
+
+    @property
+    def config(self) -> KillSwitchConfig:
+        """The thresholds (assigning new ones disarms the quiet band)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: KillSwitchConfig) -> None:
+        self._config = config
+        self._cooldown = config.resume_after_ns
+        #: True when any monitor is on (else :meth:`update` need not be called)
+        self.monitoring = (
+            config.daily_loss_pct is not None
+            or config.drawdown_reduce_pct is not None
+            or config.drawdown_halt_pct is not None
+            or config.resume_after is not None
+        )
+        self._t_hi = _DISARMED
 
     # -- events ---------------------------------------------------------------------------
     def subscribe(self, handler: Callable[[RiskEvent], None]) -> None:
@@ -208,8 +278,16 @@ class KillSwitch:
     def update(self, ts: int, equity: float) -> None:
         """Feed the equity marked at ``ts``; run the daily-loss and drawdown monitors, and lift
         a drawdown or black-swan halt whose ``resume_after`` cool-down has passed."""
+        if self._t_lo <= ts < self._t_hi and self._e_lo < equity <= self._e_hi:
+            self._last_equity = equity  # inside the quiet band: nothing can change
+            return
+        self._update(ts, equity)
+        self._arm()
+
+    def _update(self, ts: int, equity: float) -> None:
+        """Every monitor in full (what an update does outside the quiet band)."""
         cfg = self.config
-        cooldown = cfg.resume_after_ns
+        cooldown = self._cooldown
         if (
             cooldown is not None
             and self.state is TradingState.HALTED
@@ -256,26 +334,79 @@ class KillSwitch:
         if not equity <= self.peak:  # also the first update (peak NaN)
             self.peak = equity
         peak = self.peak
-        drawdown = 1.0 - equity / peak if peak > 0 else 0.0
-        detail = f"drawdown {drawdown:.2%} from peak {peak:.2f}"
         # thresholds compare levels (peak * (1 - pct)), exact at round numbers
         halt, reduce = cfg.drawdown_halt_pct, cfg.drawdown_reduce_pct
+        rank = _RANK[self.state]
         if halt is not None and peak > 0 and equity <= peak * (1.0 - halt):
-            self.trip(
-                ts,
-                TradingState.HALTED,
-                "drawdown",
-                detail + f" (halt at {cfg.drawdown_halt_pct:.2%})",
-            )
+            if rank < _RANK[TradingState.HALTED]:
+                self.trip(
+                    ts,
+                    TradingState.HALTED,
+                    "drawdown",
+                    _drawdown(equity, peak) + f" (halt at {halt:.2%})",
+                )
         elif reduce is not None and peak > 0 and equity <= peak * (1.0 - reduce):
-            self.trip(
-                ts,
-                TradingState.REDUCING,
-                "drawdown",
-                detail + f" (reduce at {cfg.drawdown_reduce_pct:.2%})",
-            )
+            if rank < _RANK[TradingState.REDUCING]:
+                self.trip(
+                    ts,
+                    TradingState.REDUCING,
+                    "drawdown",
+                    _drawdown(equity, peak) + f" (reduce at {reduce:.2%})",
+                )
         elif self.state is TradingState.REDUCING and self.cause == "drawdown":
-            self._move(ts, TradingState.ACTIVE, "drawdown_recovered", detail)
+            self._move(ts, TradingState.ACTIVE, "drawdown_recovered", _drawdown(equity, peak))
+
+    def _arm(self) -> None:
+        """Rebuild the quiet band from the state the full path left.
+
+        Each bound is the very comparison :meth:`_update` makes (the same float products), so
+        an update inside the band is one the full path would have left unchanged apart from
+        the last equity: the day and the cool-down stay, no threshold is reached (the daily
+        floor unless halted, the halt level unless halted, the reduce level while active), no
+        drawdown reduction recovers, and the equity is no new peak.
+        """
+        cfg, state = self.config, self.state
+        day = self.day
+        t_lo, t_hi = day * DAY_NS, (day + 1) * DAY_NS
+        halted_at, cooldown = self.halted_at, self._cooldown
+        if (
+            cooldown is not None
+            and state is TradingState.HALTED
+            and self.cause in ("drawdown", "black_swan")
+            and halted_at is not None
+        ):
+            t_hi = min(t_hi, halted_at + cooldown)
+        e_lo, e_hi = -math.inf, math.inf
+        if (
+            cfg.daily_loss_pct is not None
+            and self.day_start_equity > 0
+            and state is not TradingState.HALTED
+        ):
+            e_lo = self.day_start_equity * (1.0 - cfg.daily_loss_pct)
+        halt, reduce = cfg.drawdown_halt_pct, cfg.drawdown_reduce_pct
+        if halt is not None or reduce is not None:
+            peak = self.peak
+            e_hi = peak  # NaN before the first update: the band is empty
+            rank = _RANK[state]
+            if peak > 0:
+                if halt is not None and rank < _RANK[TradingState.HALTED]:
+                    e_lo = max(e_lo, peak * (1.0 - halt))
+                if reduce is not None and rank < _RANK[TradingState.REDUCING]:
+                    e_lo = max(e_lo, peak * (1.0 - reduce))
+            if state is TradingState.REDUCING and self.cause == "drawdown":
+                # recovers above the reduce level (at once when that is off or the peak <= 0)
+                if reduce is not None and peak > 0:
+                    e_hi = min(e_hi, peak * (1.0 - reduce))
+                else:
+                    e_hi = -math.inf
+        self._e_lo, self._e_hi = e_lo, e_hi
+        self._t_lo, self._t_hi = t_lo, t_hi
+
+
+def _drawdown(equity: float, peak: float) -> str:
+    """An event's detail: the drawdown from the peak."""
+    drawdown = 1.0 - equity / peak if peak > 0 else 0.0
+    return f"drawdown {drawdown:.2%} from peak {peak:.2f}"
 
 
 class _SymbolWatch:
