@@ -303,19 +303,33 @@ class RiskEngine:
         Call it after the portfolio is marked at these closes. Returns True when a black swan
         has just halted trading: the caller flattens every position and cancels waiting
         orders.
+
+        While a black-swan halt waits for an override (no ``resume_after``), the detector is
+        not fed: nothing it finds can change the state, and the override that lifts the halt
+        re-arms it with empty windows anyway, so its windows are emptied at once.
         """
-        self._inflight.clear()
-        while self._scheduled and self._scheduled[0][0] <= ts:
-            _, token = self._scheduled.pop(0)
+        if self._inflight:
+            self._inflight.clear()
+        scheduled = self._scheduled
+        while scheduled and scheduled[0][0] <= ts:
+            _, token = scheduled.pop(0)
             self.apply_override(token, ts, portfolio)
         flatten = False
         detector = self.black_swan
-        if detector is not None:
-            for symbol, price in closes.items():
-                cause = detector.update(symbol, ts, price)
-                if cause is not None and self.kill_switch.black_swan(ts, cause):
-                    flatten = True
         ks = self.kill_switch
+        if detector is not None:
+            if (
+                ks.cause == "black_swan"
+                and ks.cooldown_ns is None
+                and ks.state is TradingState.HALTED
+            ):
+                if detector.watching:
+                    detector.reset()
+            else:
+                for symbol, price in closes.items():
+                    cause = detector.update(symbol, ts, price)
+                    if cause is not None and ks.black_swan(ts, cause):
+                        flatten = True
         if ks.monitoring:
             ks.update(ts, portfolio.equity)
         return flatten

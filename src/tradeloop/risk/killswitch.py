@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
 from tradeloop.core.time import to_iso
 from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig
@@ -34,8 +34,6 @@ __all__ = ["BlackSwanDetector", "KillSwitch", "RiskEvent", "TradingState"]
 logger = logging.getLogger(__name__)
 
 DAY_NS = 86_400 * 1_000_000_000
-
-_T = TypeVar("_T")
 
 
 class TradingState(StrEnum):
@@ -83,34 +81,24 @@ class RiskEvent:
         }
 
 
-class _Rearming(Generic[_T]):
+class _Rearming:
     """A :class:`KillSwitch` field whose assignment disarms the monitors' quiet band.
 
     The band (see :meth:`KillSwitch.update`) is derived from the state, its cause, the halt
     time, the day, the day's start and the drawdown peak; assigning any of them, from inside
-    or outside the class, makes the next update take the full path, which rebuilds it.
+    or outside the class, makes the next update take the full path, which rebuilds it. The
+    descriptor defines no ``__get__``, so reading the field is a plain instance-dict lookup.
     """
 
-    __slots__ = ("slot",)
+    __slots__ = ("name",)
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = "_" + name
+        self.name = name
 
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Rearming[_T]: ...
-
-    @overload
-    def __get__(self, obj: object, owner: type) -> _T: ...
-
-    def __get__(self, obj: object | None, owner: type) -> _T | _Rearming[_T]:
-        if obj is None:
-            return self
-        value: _T = obj.__dict__[self.slot]
-        return value
-
-    def __set__(self, obj: object, value: _T) -> None:
-        obj.__dict__[self.slot] = value
-        obj.__dict__["_t_hi"] = _DISARMED
+    def __set__(self, obj: object, value: object) -> None:
+        fields = obj.__dict__
+        fields[self.name] = value
+        fields["_t_hi"] = _DISARMED
 
 
 #: an empty time interval: ``t_lo <= ts < t_hi`` never holds, so the full path runs
@@ -132,13 +120,17 @@ class KillSwitch:
     rebuilds the band; assigning the state or a reference level disarms it.
     """
 
-    state: _Rearming[TradingState] = _Rearming()
-    cause: _Rearming[str | None] = _Rearming()
-    #: when the current halt began (UTC ns), for ``resume_after``
-    halted_at: _Rearming[int | None] = _Rearming()
-    peak: _Rearming[float] = _Rearming()
-    day: _Rearming[int] = _Rearming()
-    day_start_equity: _Rearming[float] = _Rearming()
+    if TYPE_CHECKING:
+        state: TradingState
+        cause: str | None
+        #: when the current halt began (UTC ns), for ``resume_after``
+        halted_at: int | None
+        peak: float
+        day: int
+        day_start_equity: float
+    else:
+        state, cause, halted_at = _Rearming(), _Rearming(), _Rearming()
+        peak, day, day_start_equity = _Rearming(), _Rearming(), _Rearming()
 
     def __init__(self, config: KillSwitchConfig) -> None:
         self.config = config
@@ -163,7 +155,8 @@ class KillSwitch:
     @config.setter
     def config(self, config: KillSwitchConfig) -> None:
         self._config = config
-        self._cooldown = config.resume_after_ns
+        #: ``resume_after`` in ns (None: a drawdown or black-swan halt waits for an override)
+        self.cooldown_ns = config.resume_after_ns
         #: True when any monitor is on (else :meth:`update` need not be called)
         self.monitoring = (
             config.daily_loss_pct is not None
@@ -287,7 +280,7 @@ class KillSwitch:
     def _update(self, ts: int, equity: float) -> None:
         """Every monitor in full (what an update does outside the quiet band)."""
         cfg = self.config
-        cooldown = self._cooldown
+        cooldown = self.cooldown_ns
         if (
             cooldown is not None
             and self.state is TradingState.HALTED
@@ -368,7 +361,7 @@ class KillSwitch:
         cfg, state = self.config, self.state
         day = self.day
         t_lo, t_hi = day * DAY_NS, (day + 1) * DAY_NS
-        halted_at, cooldown = self.halted_at, self._cooldown
+        halted_at, cooldown = self.halted_at, self.cooldown_ns
         if (
             cooldown is not None
             and state is TradingState.HALTED
@@ -426,13 +419,27 @@ class BlackSwanDetector:
     """Detects a crash in any symbol: a fall within a window, a volatility or spread shock.
 
     Per update the work is O(1) amortized: a monotonic deque keeps the window's highest close
-    and running sums keep the return volatility.
+    and running sums keep the return volatility. The thresholds' factors are computed once, and
+    the square root behind a volatility shock is taken only when the squared deviation comes
+    within a relative 1e-9 of the trigger (below that the exact comparison cannot hold).
     """
 
     def __init__(self, config: BlackSwanConfig) -> None:
         self.config = config
         self.window_ns = config.window_ns
         self._watch: dict[str, _SymbolWatch] = {}
+        #: ``1 - drop_pct`` (None: the drop trigger is off), the same product as spelled out
+        self._keep = None if config.drop_pct is None else 1.0 - config.drop_pct
+        sigma = config.vol_shock_sigma
+        self._sigma = sigma
+        # a deviation with d*d <= var * sigma^2 * (1 - 1e-9) is under sigma * sqrt(var) even
+        # after the rounding of every product (each off by a relative 2^-53 at most)
+        self._near = None if sigma is None else sigma * sigma * (1.0 - 1e-9)
+
+    @property
+    def watching(self) -> bool:
+        """True while any symbol's window holds data."""
+        return bool(self._watch)
 
     def reset(self) -> None:
         """Forget every window (after a resume, so the same crash does not trigger again)."""
@@ -467,12 +474,11 @@ class BlackSwanDetector:
 
     def update(self, symbol: str, ts: int, price: float) -> str | None:
         """Feed a close (or trade price); return what triggered, or None."""
-        cfg = self.config
         watch = self._watch.get(symbol)
         if watch is None:
-            watch = self._watch[symbol] = _SymbolWatch(cfg.vol_window)
+            watch = self._watch[symbol] = _SymbolWatch(self.config.vol_window)
             # stagger the periodic re-sums across symbols, so no single bar does them all
-            watch.since_exact = len(self._watch) % cfg.vol_window
+            watch.since_exact = len(self._watch) % watch.n
         cause = None
         maxima = watch.maxima
         while maxima and maxima[-1][1] <= price:
@@ -481,42 +487,61 @@ class BlackSwanDetector:
         horizon = ts - self.window_ns
         while maxima[0][0] <= horizon:
             maxima.popleft()
-        if cfg.drop_pct is not None:
+        keep = self._keep
+        if keep is not None:
             high = maxima[0][1]
-            if price <= high * (1.0 - cfg.drop_pct):
-                fall = 1.0 - price / high
-                cause = (
-                    f"{symbol} fell {fall:.2%} from {high:g} within {cfg.window} "
-                    f"(trigger {cfg.drop_pct:.2%})"
-                )
+            if price <= high * keep:
+                cause = self._fell(symbol, price, high)
         last = watch.last
         watch.last = price
-        if last == last and last > 0:
-            r = price / last - 1.0
-            rets = watch.returns
-            if cfg.vol_shock_sigma is not None and len(rets) == watch.n and cause is None:
-                mean = watch.sum / watch.n
-                var = (watch.sumsq - watch.n * mean * mean) / (watch.n - 1)
-                sd = math.sqrt(var) if var > 0 else 0.0
-                if sd > 0 and abs(r - mean) > cfg.vol_shock_sigma * sd:
-                    cause = (
-                        f"{symbol} moved {r:.2%} in one bar, {abs(r - mean) / sd:.1f} sigma "
-                        f"(trigger {cfg.vol_shock_sigma:g})"
-                    )
-            if len(rets) == watch.n:
-                old = rets[0]
-                watch.sum -= old
-                watch.sumsq -= old * old
-            rets.append(r)
-            watch.since_exact += 1
-            if watch.since_exact >= watch.n:  # re-sum now and then: no drift over long runs
-                watch.since_exact = 0
-                watch.sum = math.fsum(rets)
-                watch.sumsq = math.fsum(x * x for x in rets)
-            else:
-                watch.sum += r
-                watch.sumsq += r * r
+        if not last > 0:  # the first price (NaN) or a non-positive one: no return
+            return cause
+        r = price / last - 1.0
+        rets, n = watch.returns, watch.n
+        total, squares = watch.sum, watch.sumsq
+        if len(rets) == n:
+            near = self._near
+            if near is not None and cause is None:
+                mean = total / n
+                var = (squares - n * mean * mean) / (n - 1)
+                if var > 0:
+                    d = r - mean
+                    if d * d > var * near or var < 1e-280:  # tiny var: products may underflow
+                        cause = self._shock(symbol, r, mean, var)
+            old = rets[0]
+            total -= old
+            squares -= old * old
+        rets.append(r)
+        since = watch.since_exact + 1
+        if since >= n:  # re-sum now and then: no drift over long runs
+            watch.since_exact = 0
+            watch.sum = math.fsum(rets)
+            watch.sumsq = math.fsum(x * x for x in rets)
+        else:
+            watch.since_exact = since
+            watch.sum = total + r
+            watch.sumsq = squares + r * r
         return cause
+
+    def _fell(self, symbol: str, price: float, high: float) -> str:
+        cfg = self.config
+        fall = 1.0 - price / high
+        return (
+            f"{symbol} fell {fall:.2%} from {high:g} within {cfg.window} "
+            f"(trigger {cfg.drop_pct:.2%})"
+        )
+
+    def _shock(self, symbol: str, r: float, mean: float, var: float) -> str | None:
+        """The exact volatility-shock comparison (a return beyond sigma standard deviations)."""
+        sigma = self._sigma
+        assert sigma is not None
+        sd = math.sqrt(var)
+        if abs(r - mean) > sigma * sd:
+            return (
+                f"{symbol} moved {r:.2%} in one bar, {abs(r - mean) / sd:.1f} sigma "
+                f"(trigger {sigma:g})"
+            )
+        return None
 
     def quote(self, symbol: str, bid: float, ask: float) -> str | None:
         """Feed a quote; return the cause when the spread is a shock, else None."""

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
+from dataclasses import replace
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig
+from tradeloop.core.portfolio import Portfolio
+from tradeloop.risk.config import BlackSwanConfig, KillSwitchConfig, RiskConfig
+from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.killswitch import DAY_NS, BlackSwanDetector, KillSwitch, TradingState
+from tradeloop.risk.overrides import issue_token
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
@@ -264,11 +270,86 @@ def test_black_swan_detector_equals_the_reference_on_random_prices(
     # Act / Assert: the same cause (or None) on every close
     for _ in range(n):
         ts += data.draw(st.sampled_from([MINUTE, MINUTE, MINUTE, 7 * MINUTE, HOUR]))
-        move = data.draw(st.sampled_from(["walk"] * 10 + ["repeat", "crash", "spike"]))
-        if move == "walk":
+        move = data.draw(st.sampled_from(["walk"] * 10 + ["repeat", "crash", "spike", "edge"]))
+        n = config.vol_window
+        if move == "edge" and sigma is not None and len(ref.returns) == n:
+            # a return right at the volatility trigger: the comparison's edge
+            mean = ref.sum / n
+            var = (ref.sumsq - n * mean * mean) / (n - 1)
+            if var > 0:
+                side = data.draw(st.sampled_from([-1.0, 1.0]))
+                eps = data.draw(st.sampled_from([-1e-6, -1e-10, 0.0, 1e-10, 1e-6]))
+                r = mean + side * sigma * math.sqrt(var) * (1.0 + eps)
+                price = ref.last * (1.0 + r)
+        elif move == "walk":
             price *= 1.0 + data.draw(st.floats(-0.005, 0.005))
         elif move == "crash":
             price *= 1.0 - data.draw(st.floats(0.0, 0.2))
         elif move == "spike":
             price *= 1.0 + data.draw(st.floats(0.0, 0.2))
         assert fast.update("BTC", ts, price) == ref.update("BTC", ts, price)
+
+
+# --------------------------------------------------------------------------- risk engine
+
+SECRET = b"monitor-reference-secret"
+
+
+class FeedingRiskEngine(RiskEngine):
+    """Feeds the detector on every bar, also while a black-swan halt waits for an override."""
+
+    def on_bar(self, ts: int, closes: Mapping[str, float], portfolio: Portfolio) -> bool:
+        self._inflight.clear()
+        while self._scheduled and self._scheduled[0][0] <= ts:
+            _, token = self._scheduled.pop(0)
+            self.apply_override(token, ts, portfolio)
+        flatten = False
+        assert self.black_swan is not None
+        for symbol, price in closes.items():
+            cause = self.black_swan.update(symbol, ts, price)
+            if cause is not None and self.kill_switch.black_swan(ts, cause):
+                flatten = True
+        self.kill_switch.update(ts, portfolio.equity)
+        return flatten
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    resume_after=st.sampled_from([None, "3h"]),
+    overrides=st.lists(st.integers(0, 599), max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_halt_waiting_for_its_override_does_not_feed_the_detector_and_changes_nothing(
+    resume_after: str | None, overrides: list[int], seed: int
+) -> None:
+    # Arrange: crashes halt for a black swan; signed overrides lift the halts at random bars
+    cfg = replace(
+        RiskConfig.permissive(),
+        kill_switch=KillSwitchConfig(resume_after=resume_after),
+        black_swan=BlackSwanConfig(drop_pct=0.05, window="1h", vol_shock_sigma=4.0, vol_window=20),
+    )
+    engines = [RiskEngine(cfg, secret=SECRET), FeedingRiskEngine(cfg, secret=SECRET)]
+    for k in overrides:
+        at = T0 + k * MINUTE
+        token = issue_token(
+            SECRET, who="ops", why="test", action="resume", not_before=at, expires_at=at + DAY_NS
+        )
+        for engine in engines:
+            engine.schedule_override(token, at)
+    portfolio = Portfolio(10_000.0)
+    prices = {"BTC": 100.0, "ETH": 10.0}
+    moves = np.random.default_rng(seed).choice([0.0, 0.001, -0.001, 0.003, -0.08], (600, 2))
+    detector, ks = engines[0].black_swan, engines[0].kill_switch
+    assert detector is not None
+    fed_while_waiting: list[bool] = []
+    # Act / Assert: the same flatten flags, events and state on every bar
+    for k in range(600):
+        for symbol, move in zip(prices, moves[k], strict=True):
+            prices[symbol] *= 1.0 + float(move)
+        halted_before = ks.cause == "black_swan"
+        flags = [e.on_bar(T0 + k * MINUTE, dict(prices), portfolio) for e in engines]
+        assert flags[0] == flags[1]
+        assert engines[0].kill_switch.events == engines[1].kill_switch.events
+        if halted_before and ks.cause == "black_swan" and resume_after is None:
+            fed_while_waiting.append(detector.watching)
+    assert not any(fed_while_waiting)
