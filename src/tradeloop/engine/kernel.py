@@ -146,7 +146,7 @@ class BacktestEngine:
         return self.step.clock
 
     @property
-    def signals(self) -> list[tuple[int, Signal]]:
+    def signals(self) -> Sequence[tuple[int, Signal]]:
         """Every signal the strategy returned, with its step time (ids assigned)."""
         return self.step.signals
 
