@@ -416,7 +416,7 @@ class Step:
                 self._signals.append((ts, signal))
             else:
                 counts.signals += 1
-            decision = self.risk.check(signal, self.portfolio, view, pid)
+            decision = self.risk.check(signal, self.portfolio, view, pid, ts)
             if isinstance(decision, Rejection):
                 counts.rejected[decision.reason] += 1
                 return
@@ -454,7 +454,7 @@ class Step:
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         orders = self.orders
         for signal in signals:
-            decision = check(signal, portfolio, view)  # the view is the risk's MarketContext
+            decision = check(signal, portfolio, view, None, ts)  # view: the MarketContext
             if events is not None:
                 events.decision(ts, signal, decision)
             if decision.__class__ is Rejection:

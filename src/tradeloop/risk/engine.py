@@ -352,26 +352,28 @@ class RiskEngine:
         portfolio: Portfolio,
         market: MarketContext,
         position_id: str | None = None,
+        ts: int | None = None,
     ) -> Order | Rejection:
         """Return the order for ``intent``, sized and with stops, or a :class:`Rejection`.
 
         ``position_id`` (the kernel's signal id) names the position an entry order opens when
         the signal itself carries none; the kernel passes it here instead of copying the
-        signal. A rejection is recorded in :attr:`rejections` (source ``risk``) and never
-        raised.
+        signal. ``ts`` is the decision's time when the caller has it at hand (the step's),
+        else ``market.ts``. A rejection is recorded in :attr:`rejections` (source ``risk``)
+        and never raised.
         """
+        if ts is None:
+            ts = market.ts
         if self.passthrough:
-            order = order_from_signal(intent, market.ts, portfolio, self._next_id(), position_id)
+            order = order_from_signal(intent, ts, portfolio, self._next_id(), position_id)
             if self.size_multiplier != 1.0 and intent.action is not SignalAction.CLOSE:
                 return self._regime_scaled(order, market)
             self.accepted += 1
             return order
         try:
-            order = self._check(intent, portfolio, market, position_id)
+            order = self._check(intent, portfolio, market, position_id, ts)
         except _RefusedError as refusal:
-            rejection = Rejection(
-                market.ts, intent.symbol, refusal.reason.value, refusal.detail, "risk"
-            )
+            rejection = Rejection(ts, intent.symbol, refusal.reason.value, refusal.detail, "risk")
             self.rejections.append(rejection)
             logger.debug("risk rejected %s: %s %s", intent.symbol, refusal.reason, refusal.detail)
             return rejection
@@ -412,9 +414,9 @@ class RiskEngine:
         intent: Signal,
         portfolio: Portfolio,
         market: MarketContext,
-        position_id: str | None = None,
+        position_id: str | None,
+        ts: int,
     ) -> Order:
-        ts = market.ts
         symbol = intent.symbol
         if ts != self._inflight_ts:  # a new bar: the earlier orders have filled or failed
             self._inflight.clear()
