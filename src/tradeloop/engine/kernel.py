@@ -71,6 +71,17 @@ class _Lane(NamedTuple):
     volume: Any
 
 
+class _Views(NamedTuple):
+    """One symbol's step times and OHLC as memoryviews: indexing gives a Python int or float
+    directly (a numpy scalar and its conversion cost several times more per read)."""
+
+    ts: Sequence[int]
+    open: Sequence[float]
+    high: Sequence[float]
+    low: Sequence[float]
+    close: Sequence[float]
+
+
 class BacktestEngine:
     """Runs one strategy over :class:`MarketData` with a :class:`SimulatedBroker`.
 
@@ -166,9 +177,7 @@ class BacktestEngine:
         market, view, strategy = self.market, self.view, self.strategy
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
-        self._range_lists: dict[
-            str, tuple[Sequence[float], Sequence[float], Sequence[float]]
-        ] = {}
+        self._views: dict[str, _Views] = {}
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -263,8 +272,9 @@ class BacktestEngine:
         reads the portfolio.
         """
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        step_ts = self.market.step_ts
-        symbol, c = lane.symbol, lane.close
+        views = self._bar_views(lane)
+        step_ts, c = views.ts, views.close
+        symbol = lane.symbol
         on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
@@ -282,9 +292,9 @@ class BacktestEngine:
         try:
             while step < stop:
                 if pending or watched:
-                    self._broker_step(lane, step, float(c[step]))
+                    self._broker_step(views, symbol, step, c[step])
                 elif positions:
-                    marks[symbol] = float(c[step])
+                    marks[symbol] = c[step]
                 while ptr < n_wake and wake[ptr] < step:
                     ptr += 1
                 if ptr < n_wake and wake[ptr] == step:
@@ -292,7 +302,7 @@ class BacktestEngine:
                     view.step = view.i = step
                     signals = on_bar(view, portfolio)
                     if signals:
-                        submit(signals, step, int(step_ts[step]), view, None, float(c[step]))
+                        submit(signals, step, step_ts[step], view, None, c[step])
                 if pending:
                     step += 1
                 else:
@@ -346,45 +356,40 @@ class BacktestEngine:
         symbol = lane.symbol
         c = self._close_list(lane)
         on_bar, submit = strategy.on_bar, self.step.submit
-        step_ts = self.market.step_ts
+        views = self._bar_views(lane)
+        step_ts = views.ts
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         step = start
         try:
             for step in range(start, stop):
                 if pending or watched:
-                    self._broker_step(lane, step, c[step])
+                    self._broker_step(views, symbol, step, c[step])
                 elif positions:
                     marks[symbol] = c[step]
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
-                    submit(signals, step, int(step_ts[step]), view, None, c[step])
+                    submit(signals, step, step_ts[step], view, None, c[step])
         except StrategyError:
             raise
         except Exception as exc:
             raise strategy_error(strategy, exc, int(self.market.step_ts[step])) from exc
 
-    def _broker_step(self, lane: _Lane, step: int, close: float) -> None:
+    def _broker_step(self, views: _Views, symbol: str, step: int, close: float) -> None:
         """One symbol's bar at ``step`` for the broker: fill orders waiting for its open, then
         check stops and targets against its range (or just mark the close)."""
         broker, portfolio = self.broker, self.portfolio
-        symbol = lane.symbol
-        ts = int(self.market.step_ts[step])
+        ts = views.ts[step]
         broker.step = step
         if broker.pending:
             if portfolio.positions and step:
-                portfolio.marks[symbol] = float(lane.close[step - 1])
-            broker.on_open(symbol, ts, float(lane.open[step]))
+                portfolio.marks[symbol] = views.close[step - 1]
+            broker.on_open(symbol, ts, views.open[step])
         if portfolio.positions or broker.resting:
             if broker.watched or broker.resting:
                 broker.on_bar_range(
-                    symbol,
-                    ts,
-                    float(lane.open[step]),
-                    float(lane.high[step]),
-                    float(lane.low[step]),
-                    close,
+                    symbol, ts, views.open[step], views.high[step], views.low[step], close
                 )
             else:
                 portfolio.marks[symbol] = close
@@ -397,14 +402,20 @@ class BacktestEngine:
     ]:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
         whole column) and as the lane's numpy arrays."""
-        cached = self._range_lists.get(lane.symbol)
+        views = self._bar_views(lane)
+        return (views.open, views.high, views.low), (lane.open, lane.high, lane.low)
+
+    def _bar_views(self, lane: _Lane) -> _Views:
+        """The lane's step times and OHLC as memoryviews (made once per symbol; no copy of a
+        column that is already contiguous float64 / int64)."""
+        cached = self._views.get(lane.symbol)
         if cached is None:
-            cached = self._range_lists[lane.symbol] = tuple(  # type: ignore[assignment]
-                cast(Sequence[float], np.ascontiguousarray(a, dtype=np.float64).data)
-                for a in (lane.open, lane.high, lane.low)
+            columns = (lane.open, lane.high, lane.low, lane.close)
+            cached = self._views[lane.symbol] = _Views(
+                cast(Sequence[int], np.ascontiguousarray(self.market.step_ts, np.int64).data),
+                *(cast(Sequence[float], np.ascontiguousarray(a, np.float64).data) for a in columns),
             )
-        assert cached is not None
-        return cached, (lane.open, lane.high, lane.low)
+        return cached
 
     def _close_list(self, lane: _Lane) -> list[float]:
         cached = self._close_lists.get(lane.symbol)
@@ -416,7 +427,8 @@ class BacktestEngine:
         """:meth:`_steps_single` plus the risk engine's per-bar kill switches and black-swan
         check, after the close is marked (flattening on a black swan)."""
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        step_ts = self.market.step_ts
+        views = self._bar_views(lane)
+        step_ts = views.ts
         symbol = lane.symbol
         c = self._close_list(lane)
         on_bar, submit = strategy.on_bar, self.step.submit
@@ -428,9 +440,9 @@ class BacktestEngine:
         step = start
         try:
             for step in range(start, stop):
-                ts = int(step_ts[step])
+                ts = step_ts[step]
                 if pending or watched:
-                    self._broker_step(lane, step, c[step])
+                    self._broker_step(views, symbol, step, c[step])
                 elif positions:
                     marks[symbol] = c[step]
                 closes_now[symbol] = c[step]
@@ -439,11 +451,11 @@ class BacktestEngine:
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
-                    submit(signals, step, int(step_ts[step]), view, None, c[step])
+                    submit(signals, step, ts, view, None, c[step])
         except StrategyError:
             raise
         except Exception as exc:
-            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
+            raise strategy_error(strategy, exc, step_ts[step]) from exc
 
     def _steps_general(self, lanes: list[_Lane], start: int, stop: int) -> None:
         """Steps ``[start, stop)`` on the union of bar times, each through :meth:`Step.run`."""
