@@ -184,15 +184,16 @@ class BacktestEngine:
             raise strategy_error(strategy, exc, None) from exc
         if self.enrichment is not None:
             self.enrichment.prepare(view)
-        logger.info(
-            "backtest start",
-            extra={
-                "strategy": strategy.strategy_name(),
-                "params": dict(strategy.params),
-                "config": asdict(self.config),
-                "steps": n_steps,
-            },
-        )
+        if logger.isEnabledFor(logging.INFO):  # the config's deep copy only when logged
+            logger.info(
+                "backtest start",
+                extra={
+                    "strategy": strategy.strategy_name(),
+                    "params": dict(strategy.params),
+                    "config": asdict(self.config),
+                    "steps": n_steps,
+                },
+            )
         lanes = self._lanes(n_steps)
         general = len(lanes) > 1 or self.loop == "general"
         if general:
