@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the bus and its events load only when a run publishes
     from tradeloop.bus.base import MessageBus
     from tradeloop.engine.events import StepEvents
 
-__all__ = ["LOOPS", "BacktestEngine", "ProgressCallback", "held_values"]
+__all__ = ["LOOPS", "BacktestEngine", "ProgressCallback"]
 
 logger = logging.getLogger(__name__)
 
@@ -546,32 +546,19 @@ class BacktestEngine:
     def _equity_curve(self, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mark equity at every step in bulk from the broker's fill ledger."""
         ledger = self.broker.ledger
-        cash = held_values(ledger.steps, ledger.cash, self.config.balance, n_steps)
+        steps = np.arange(n_steps)
+        cash = np.full(n_steps, self.config.balance)
+        if ledger.steps:
+            at = np.searchsorted(np.asarray(ledger.steps), steps, side="right") - 1
+            cash = np.where(at >= 0, np.asarray(ledger.cash)[np.maximum(at, 0)], cash)
         equity = cash.copy()
         exposure = np.zeros(n_steps, dtype=bool)
         for symbol, (q_steps, q_vals) in ledger.qty.items():
-            qty = held_values(q_steps, q_vals, 0.0, n_steps)
+            at = np.searchsorted(np.asarray(q_steps), steps, side="right") - 1
+            qty = np.where(at >= 0, np.asarray(q_vals)[np.maximum(at, 0)], 0.0)
             idx = self.market.index_at_step(symbol, self.market.base_timeframe)
             closes = self.market.series[(symbol, self.market.base_timeframe)].close
             marks = np.where(idx >= 0, closes[np.maximum(idx, 0)], 0.0)
             equity += qty * marks
             exposure |= qty != 0
         return equity, cash, exposure
-
-
-def held_values(
-    steps: Sequence[int], values: Sequence[float], initial: float, n_steps: int
-) -> np.ndarray:
-    """The value in force at every step ``0 .. n_steps - 1``: ``values[j]`` from ``steps[j]``
-    (sorted) until the next entry's step, ``initial`` before the first; of several entries at
-    one step the last holds.
-
-    One ``np.repeat`` of the values by the lengths of their runs (O(n_steps)), where a
-    per-step ``searchsorted`` of the entry in force costs O(n_steps log entries).
-    """
-    if not len(steps):
-        return np.full(n_steps, initial)
-    at = np.clip(np.asarray(steps, dtype=np.int64), 0, n_steps)
-    runs = np.diff(np.concatenate(([0], at, [n_steps])))
-    held = np.concatenate(([initial], np.asarray(values, dtype=np.float64)))
-    return np.repeat(held, runs)
