@@ -273,9 +273,8 @@ class BacktestEngine:
         reads the portfolio.
         """
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        views = self._bar_views(lane)
-        step_ts, c = views.ts, views.close
-        symbol = lane.symbol
+        step_ts = self.market.step_ts
+        symbol, c = lane.symbol, lane.close
         on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
@@ -293,9 +292,9 @@ class BacktestEngine:
         try:
             while step < stop:
                 if pending or watched:
-                    self._broker_step(views, symbol, step, c[step])
+                    self._broker_step(lane, step, float(c[step]))
                 elif positions:
-                    marks[symbol] = c[step]
+                    marks[symbol] = float(c[step])
                 while ptr < n_wake and wake[ptr] < step:
                     ptr += 1
                 if ptr < n_wake and wake[ptr] == step:
@@ -303,7 +302,7 @@ class BacktestEngine:
                     view.step = view.i = step
                     signals = on_bar(view, portfolio)
                     if signals:
-                        submit(signals, step, step_ts[step], view, None, c[step])
+                        submit(signals, step, int(step_ts[step]), view, None, float(c[step]))
                 if pending:
                     step += 1
                 else:
@@ -365,7 +364,7 @@ class BacktestEngine:
         try:
             for step in range(start, stop):
                 if pending or watched:
-                    self._broker_step(views, symbol, step, c[step])
+                    self._broker_step(lane, step, c[step])
                 elif positions:
                     marks[symbol] = c[step]
                 view.step = view.i = step
@@ -377,10 +376,12 @@ class BacktestEngine:
         except Exception as exc:
             raise strategy_error(strategy, exc, int(self.market.step_ts[step])) from exc
 
-    def _broker_step(self, views: _Views, symbol: str, step: int, close: float) -> None:
+    def _broker_step(self, lane: _Lane, step: int, close: float) -> None:
         """One symbol's bar at ``step`` for the broker: fill orders waiting for its open, then
         check stops and targets against its range (or just mark the close)."""
         broker, portfolio = self.broker, self.portfolio
+        symbol = lane.symbol
+        views = self._bar_views(lane)
         ts = views.ts[step]
         broker.step = step
         if broker.pending:
@@ -443,7 +444,7 @@ class BacktestEngine:
             for step in range(start, stop):
                 ts = step_ts[step]
                 if pending or watched:
-                    self._broker_step(views, symbol, step, c[step])
+                    self._broker_step(lane, step, c[step])
                 elif positions:
                     marks[symbol] = c[step]
                 closes_now[symbol] = c[step]
