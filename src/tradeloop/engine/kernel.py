@@ -381,7 +381,7 @@ class BacktestEngine:
         check stops and targets against its range (or just mark the close)."""
         broker, portfolio = self.broker, self.portfolio
         symbol = lane.symbol
-        views = self._bar_views(lane)
+        views = self._views.get(symbol) or self._bar_views(lane)
         ts = views.ts[step]
         broker.step = step
         if broker.pending:
