@@ -59,7 +59,7 @@ def _direct_submit(self: Step, signals, step, ts, view, closes, close) -> None: 
     """The step's submit as it was before the risk gate: signal -> broker."""
     self.broker.step = step
     for signal in self.with_ids(signals, ts):
-        self.signals.append((ts, signal))
+        self._signals.append((ts, signal))  # the record behind Step.signals
         price = close if closes is None else closes.get(signal.symbol, math.nan)
         self.broker.submit(signal, ts, price)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from tradeloop.core.errors import ConfigError
 
@@ -82,22 +81,10 @@ class Signal:
             raise ConfigError(
                 f"signal for {self.symbol}: confidence must be in [0, 1], got {self.confidence}"
             )
-        for name in ("stop_loss", "take_profit"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"signal for {self.symbol}: {name} must be > 0, got {value}")
-
-    @classmethod
-    def _open(
-        cls,
-        action: SignalAction,
-        symbol: str,
-        size: float,
-        quantity: bool,
-        options: dict[str, Any],
-    ) -> Signal:
-        mode = SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION
-        return cls(symbol, action, size, mode, **options)
+        if self.stop_loss is not None or self.take_profit is not None:
+            for name, value in (("stop_loss", self.stop_loss), ("take_profit", self.take_profit)):
+                if value is not None and not (math.isfinite(value) and value > 0):
+                    raise ConfigError(f"signal for {self.symbol}: {name} must be > 0, got {value}")
 
     @classmethod
     def open_long(
@@ -114,15 +101,20 @@ class Signal:
         confidence: float | None = None,
     ) -> Signal:
         """Open a long position; ``size`` is an equity fraction unless ``quantity``."""
-        options = {
-            "stop_loss": stop_loss,
-            "take_profit": take_profit,
-            "trailing_stop": trailing_stop,
-            "position_id": position_id,
-            "tag": tag,
-            "confidence": confidence,
-        }
-        return cls._open(SignalAction.OPEN_LONG, symbol, size, quantity, options)
+        mode = SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION
+        # positional: strategies build one signal per trade side, and keywords cost more
+        return cls(
+            symbol,
+            SignalAction.OPEN_LONG,
+            size,
+            mode,
+            stop_loss,
+            take_profit,
+            trailing_stop,
+            position_id,
+            tag,
+            confidence,
+        )
 
     @classmethod
     def open_short(
@@ -139,15 +131,20 @@ class Signal:
         confidence: float | None = None,
     ) -> Signal:
         """Open a short position; ``size`` is an equity fraction unless ``quantity``."""
-        options = {
-            "stop_loss": stop_loss,
-            "take_profit": take_profit,
-            "trailing_stop": trailing_stop,
-            "position_id": position_id,
-            "tag": tag,
-            "confidence": confidence,
-        }
-        return cls._open(SignalAction.OPEN_SHORT, symbol, size, quantity, options)
+        mode = SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION
+        # positional: strategies build one signal per trade side, and keywords cost more
+        return cls(
+            symbol,
+            SignalAction.OPEN_SHORT,
+            size,
+            mode,
+            stop_loss,
+            take_profit,
+            trailing_stop,
+            position_id,
+            tag,
+            confidence,
+        )
 
     @classmethod
     def close(cls, symbol: str, *, position_id: str | None = None, tag: str = "") -> Signal:

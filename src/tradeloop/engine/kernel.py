@@ -71,6 +71,17 @@ class _Lane(NamedTuple):
     volume: Any
 
 
+class _Views(NamedTuple):
+    """One symbol's step times and OHLC as memoryviews: indexing gives a Python int or float
+    directly (a numpy scalar and its conversion cost several times more per read)."""
+
+    ts: Sequence[int]
+    open: Sequence[float]
+    high: Sequence[float]
+    low: Sequence[float]
+    close: Sequence[float]
+
+
 class BacktestEngine:
     """Runs one strategy over :class:`MarketData` with a :class:`SimulatedBroker`.
 
@@ -146,7 +157,7 @@ class BacktestEngine:
         return self.step.clock
 
     @property
-    def signals(self) -> list[tuple[int, Signal]]:
+    def signals(self) -> Sequence[tuple[int, Signal]]:
         """Every signal the strategy returned, with its step time (ids assigned)."""
         return self.step.signals
 
@@ -166,24 +177,23 @@ class BacktestEngine:
         market, view, strategy = self.market, self.view, self.strategy
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
-        self._range_lists: dict[
-            str, tuple[Sequence[float], Sequence[float], Sequence[float]]
-        ] = {}
+        self._views: dict[str, _Views] = {}
         try:
             init_strategy(strategy, view)
         except Exception as exc:
             raise strategy_error(strategy, exc, None) from exc
         if self.enrichment is not None:
             self.enrichment.prepare(view)
-        logger.info(
-            "backtest start",
-            extra={
-                "strategy": strategy.strategy_name(),
-                "params": dict(strategy.params),
-                "config": asdict(self.config),
-                "steps": n_steps,
-            },
-        )
+        if logger.isEnabledFor(logging.INFO):  # the config's deep copy only when logged
+            logger.info(
+                "backtest start",
+                extra={
+                    "strategy": strategy.strategy_name(),
+                    "params": dict(strategy.params),
+                    "config": asdict(self.config),
+                    "steps": n_steps,
+                },
+            )
         lanes = self._lanes(n_steps)
         general = len(lanes) > 1 or self.loop == "general"
         if general:
@@ -356,7 +366,8 @@ class BacktestEngine:
         symbol = lane.symbol
         c = self._close_list(lane)
         on_bar, submit = strategy.on_bar, self.step.submit
-        step_ts = self.market.step_ts
+        views = self._bar_views(lane)
+        step_ts = views.ts
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         step = start
@@ -369,7 +380,7 @@ class BacktestEngine:
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
-                    submit(signals, step, int(step_ts[step]), view, None, c[step])
+                    submit(signals, step, step_ts[step], view, None, c[step])
         except StrategyError:
             raise
         except Exception as exc:
@@ -380,21 +391,17 @@ class BacktestEngine:
         check stops and targets against its range (or just mark the close)."""
         broker, portfolio = self.broker, self.portfolio
         symbol = lane.symbol
-        ts = int(self.market.step_ts[step])
+        views = self._views.get(symbol) or self._bar_views(lane)
+        ts = views.ts[step]
         broker.step = step
         if broker.pending:
             if portfolio.positions and step:
-                portfolio.marks[symbol] = float(lane.close[step - 1])
-            broker.on_open(symbol, ts, float(lane.open[step]))
+                portfolio.marks[symbol] = views.close[step - 1]
+            broker.on_open(symbol, ts, views.open[step])
         if portfolio.positions or broker.resting:
             if broker.watched or broker.resting:
                 broker.on_bar_range(
-                    symbol,
-                    ts,
-                    float(lane.open[step]),
-                    float(lane.high[step]),
-                    float(lane.low[step]),
-                    close,
+                    symbol, ts, views.open[step], views.high[step], views.low[step], close
                 )
             else:
                 portfolio.marks[symbol] = close
@@ -407,14 +414,20 @@ class BacktestEngine:
     ]:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
         whole column) and as the lane's numpy arrays."""
-        cached = self._range_lists.get(lane.symbol)
+        views = self._bar_views(lane)
+        return (views.open, views.high, views.low), (lane.open, lane.high, lane.low)
+
+    def _bar_views(self, lane: _Lane) -> _Views:
+        """The lane's step times and OHLC as memoryviews (made once per symbol; no copy of a
+        column that is already contiguous float64 / int64)."""
+        cached = self._views.get(lane.symbol)
         if cached is None:
-            cached = self._range_lists[lane.symbol] = tuple(  # type: ignore[assignment]
-                cast(Sequence[float], np.ascontiguousarray(a, dtype=np.float64).data)
-                for a in (lane.open, lane.high, lane.low)
+            columns = (lane.open, lane.high, lane.low, lane.close)
+            cached = self._views[lane.symbol] = _Views(
+                cast(Sequence[int], np.ascontiguousarray(self.market.step_ts, np.int64).data),
+                *(cast(Sequence[float], np.ascontiguousarray(a, np.float64).data) for a in columns),
             )
-        assert cached is not None
-        return cached, (lane.open, lane.high, lane.low)
+        return cached
 
     def _close_list(self, lane: _Lane) -> list[float]:
         cached = self._close_lists.get(lane.symbol)
@@ -426,7 +439,8 @@ class BacktestEngine:
         """:meth:`_steps_single` plus the risk engine's per-bar kill switches and black-swan
         check, after the close is marked (flattening on a black swan)."""
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        step_ts = self.market.step_ts
+        views = self._bar_views(lane)
+        step_ts = views.ts
         symbol = lane.symbol
         c = self._close_list(lane)
         on_bar, submit = strategy.on_bar, self.step.submit
@@ -438,7 +452,7 @@ class BacktestEngine:
         step = start
         try:
             for step in range(start, stop):
-                ts = int(step_ts[step])
+                ts = step_ts[step]
                 if pending or watched:
                     self._broker_step(lane, step, c[step])
                 elif positions:
@@ -449,11 +463,11 @@ class BacktestEngine:
                 view.step = view.i = step
                 signals = on_bar(view, portfolio)
                 if signals:
-                    submit(signals, step, int(step_ts[step]), view, None, c[step])
+                    submit(signals, step, ts, view, None, c[step])
         except StrategyError:
             raise
         except Exception as exc:
-            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
+            raise strategy_error(strategy, exc, step_ts[step]) from exc
 
     def _steps_general(self, lanes: list[_Lane], start: int, stop: int) -> None:
         """Steps ``[start, stop)`` on the union of bar times, each through :meth:`Step.run`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,9 @@ class BacktestResult:
     exposure: np.ndarray
     trades: list[Trade]
     metrics: PerformanceMetrics
-    signals: list[tuple[int, Signal]] = field(default_factory=list)
+    #: every signal with its step time (a :class:`~tradeloop.engine.step.SignalRecord` from
+    #: the engine: opening signals are given their ids when first read)
+    signals: Sequence[tuple[int, Signal]] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     intrabar: dict[str, int] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)

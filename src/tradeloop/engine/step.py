@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from tradeloop.core.clock import HistoricalClock
 from tradeloop.core.errors import StrategyError
@@ -49,6 +49,7 @@ __all__ = [
     "BarUpdate",
     "Enrichment",
     "InputSource",
+    "SignalRecord",
     "Step",
     "StepCounts",
     "init_strategy",
@@ -139,6 +140,64 @@ def init_strategy(strategy: Strategy, view: MarketView) -> None:
     strategy.remember_init()
 
 
+class SignalRecord(Sequence[tuple[int, Signal]]):
+    """Every signal a step recorded, with its step time; each opening one carries its id.
+
+    The decision phase records a lone opening signal as the strategy returned it (its id
+    travels on the order instead); the record gives it its id (``strategy:symbol:ts``, see
+    :func:`~tradeloop.core.signal.signal_id`) when it is first read, once per signal, so a run
+    whose signals nobody reads (a throughput run, an optimisation trial) names none. Compares
+    equal to a list of the same pairs; pickles as that list.
+    """
+
+    __slots__ = ("_name", "_named", "_raw")
+
+    def __init__(self, strategy_name: str, raw: list[tuple[int, Signal]]) -> None:
+        self._name = strategy_name
+        self._raw = raw
+        self._named: list[tuple[int, Signal]] = []
+
+    def _filled(self) -> list[tuple[int, Signal]]:
+        raw, named = self._raw, self._named
+        if len(named) < len(raw):
+            name = self._name
+            for ts, signal in raw[len(named) :]:
+                if signal.position_id is None and signal.action is not _CLOSE:
+                    signal = signal.with_position_id(signal_id(name, signal.symbol, ts))
+                named.append((ts, signal))
+        return named
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, Signal]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, Signal]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, Signal] | list[tuple[int, Signal]]:
+        return self._filled()[index]
+
+    def __iter__(self) -> Iterator[tuple[int, Signal]]:
+        return iter(self._filled())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SignalRecord):
+            other = other._filled()
+        if not isinstance(other, list):
+            return NotImplemented
+        return self._filled() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SignalRecord({self._filled()!r})"
+
+    def __reduce__(self) -> tuple[type[list[Any]], tuple[list[tuple[int, Signal]]]]:
+        return (list, (self._filled(),))
+
+
 class Step:
     """The step sequence over one strategy, broker, portfolio and risk engine.
 
@@ -167,7 +226,7 @@ class Step:
 
     __slots__ = (
         "_counts",
-        "_named",
+        "_record",
         "_signals",
         "broker",
         "clock",
@@ -215,7 +274,7 @@ class Step:
         self.record = record
         #: recorded signals as the strategy returned them (opening ones named on reading)
         self._signals: list[tuple[int, Signal]] = []
-        self._named: list[tuple[int, Signal]] = []
+        self._record = SignalRecord(self.strategy_name, self._signals)
         self.orders: list[Order] = []
         self._counts = StepCounts()
         #: an operator paused the engine (paper/live): the strategy still sees every bar and
@@ -224,21 +283,13 @@ class Step:
         self.paused = False
 
     @property
-    def signals(self) -> list[tuple[int, Signal]]:
+    def signals(self) -> SignalRecord:
         """Every recorded signal with its step time, each opening one carrying its id.
 
         The decision phase hands the id of a lone opening signal to the risk gate (it travels
-        on the order) instead of copying the signal; the named copies are made here, once, when
-        the record is read.
+        on the order) instead of copying the signal; the record names it when it is read.
         """
-        raw, named = self._signals, self._named
-        if len(named) < len(raw):
-            name = self.strategy_name
-            for ts, signal in raw[len(named) :]:
-                if signal.position_id is None and signal.action is not _CLOSE:
-                    signal = signal.with_position_id(signal_id(name, signal.symbol, ts))
-                named.append((ts, signal))
-        return named
+        return self._record
 
     @property
     def counts(self) -> StepCounts:
@@ -365,7 +416,7 @@ class Step:
                 self._signals.append((ts, signal))
             else:
                 counts.signals += 1
-            decision = self.risk.check(signal, self.portfolio, view, pid)
+            decision = self.risk.check(signal, self.portfolio, view, pid, ts)
             if isinstance(decision, Rejection):
                 counts.rejected[decision.reason] += 1
                 return
@@ -403,7 +454,7 @@ class Step:
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         orders = self.orders
         for signal in signals:
-            decision = check(signal, portfolio, view)  # the view is the risk's MarketContext
+            decision = check(signal, portfolio, view, None, ts)  # view: the MarketContext
             if events is not None:
                 events.decision(ts, signal, decision)
             if decision.__class__ is Rejection:

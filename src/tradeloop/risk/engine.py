@@ -303,26 +303,34 @@ class RiskEngine:
         Call it after the portfolio is marked at these closes. Returns True when a black swan
         has just halted trading: the caller flattens every position and cancels waiting
         orders.
+
+        While a black-swan halt waits for an override (no ``resume_after``), the detector is
+        not fed: nothing it finds can change the state, and the override that lifts the halt
+        re-arms it with empty windows anyway, so its windows are emptied at once.
         """
-        self._inflight.clear()
-        while self._scheduled and self._scheduled[0][0] <= ts:
-            _, token = self._scheduled.pop(0)
+        if self._inflight:
+            self._inflight.clear()
+        scheduled = self._scheduled
+        while scheduled and scheduled[0][0] <= ts:
+            _, token = scheduled.pop(0)
             self.apply_override(token, ts, portfolio)
         flatten = False
         detector = self.black_swan
-        if detector is not None:
-            for symbol, price in closes.items():
-                cause = detector.update(symbol, ts, price)
-                if cause is not None and self.kill_switch.black_swan(ts, cause):
-                    flatten = True
         ks = self.kill_switch
-        cfg = ks.config
-        if (
-            cfg.daily_loss_pct is not None
-            or cfg.drawdown_reduce_pct is not None
-            or cfg.drawdown_halt_pct is not None
-            or cfg.resume_after is not None
-        ):
+        if detector is not None:
+            if (
+                ks.cause == "black_swan"
+                and ks.cooldown_ns is None
+                and ks.state is TradingState.HALTED
+            ):
+                if detector.watching:
+                    detector.reset()
+            else:
+                for symbol, price in closes.items():
+                    cause = detector.update(symbol, ts, price)
+                    if cause is not None and ks.black_swan(ts, cause):
+                        flatten = True
+        if ks.monitoring:
             ks.update(ts, portfolio.equity)
         return flatten
 
@@ -344,26 +352,28 @@ class RiskEngine:
         portfolio: Portfolio,
         market: MarketContext,
         position_id: str | None = None,
+        ts: int | None = None,
     ) -> Order | Rejection:
         """Return the order for ``intent``, sized and with stops, or a :class:`Rejection`.
 
         ``position_id`` (the kernel's signal id) names the position an entry order opens when
         the signal itself carries none; the kernel passes it here instead of copying the
-        signal. A rejection is recorded in :attr:`rejections` (source ``risk``) and never
-        raised.
+        signal. ``ts`` is the decision's time when the caller has it at hand (the step's),
+        else ``market.ts``. A rejection is recorded in :attr:`rejections` (source ``risk``)
+        and never raised.
         """
+        if ts is None:
+            ts = market.ts
         if self.passthrough:
-            order = order_from_signal(intent, market.ts, portfolio, self._next_id(), position_id)
+            order = order_from_signal(intent, ts, portfolio, self._next_id(), position_id)
             if self.size_multiplier != 1.0 and intent.action is not SignalAction.CLOSE:
                 return self._regime_scaled(order, market)
             self.accepted += 1
             return order
         try:
-            order = self._check(intent, portfolio, market, position_id)
+            order = self._check(intent, portfolio, market, position_id, ts)
         except _RefusedError as refusal:
-            rejection = Rejection(
-                market.ts, intent.symbol, refusal.reason.value, refusal.detail, "risk"
-            )
+            rejection = Rejection(ts, intent.symbol, refusal.reason.value, refusal.detail, "risk")
             self.rejections.append(rejection)
             logger.debug("risk rejected %s: %s %s", intent.symbol, refusal.reason, refusal.detail)
             return rejection
@@ -404,9 +414,9 @@ class RiskEngine:
         intent: Signal,
         portfolio: Portfolio,
         market: MarketContext,
-        position_id: str | None = None,
+        position_id: str | None,
+        ts: int,
     ) -> Order:
-        ts = market.ts
         symbol = intent.symbol
         if ts != self._inflight_ts:  # a new bar: the earlier orders have filled or failed
             self._inflight.clear()
