@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the bus and its events load only when a run publishes
     from tradeloop.bus.base import MessageBus
     from tradeloop.engine.events import StepEvents
 
-__all__ = ["LOOPS", "BacktestEngine", "ProgressCallback"]
+__all__ = ["LOOPS", "BacktestEngine", "ProgressCallback", "held_values"]
 
 logger = logging.getLogger(__name__)
 
@@ -557,15 +557,11 @@ class BacktestEngine:
     def _equity_curve(self, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mark equity at every step in bulk from the broker's fill ledger."""
         ledger = self.broker.ledger
-        cash = np.full(n_steps, self.config.balance)
-        if ledger.steps:
-            at = _last_entry_at(ledger.steps, n_steps)
-            cash = np.where(at >= 0, np.asarray(ledger.cash)[np.maximum(at, 0)], cash)
+        cash = held_values(ledger.steps, ledger.cash, self.config.balance, n_steps)
         equity = cash.copy()
         exposure = np.zeros(n_steps, dtype=bool)
         for symbol, (q_steps, q_vals) in ledger.qty.items():
-            at = _last_entry_at(q_steps, n_steps)
-            qty = np.where(at >= 0, np.asarray(q_vals)[np.maximum(at, 0)], 0.0)
+            qty = held_values(q_steps, q_vals, 0.0, n_steps)
             idx = self.market.index_at_step(symbol, self.market.base_timeframe)
             closes = self.market.series[(symbol, self.market.base_timeframe)].close
             marks = np.where(idx >= 0, closes[np.maximum(idx, 0)], 0.0)
@@ -574,14 +570,27 @@ class BacktestEngine:
         return equity, cash, exposure
 
 
-def _last_entry_at(entry_steps: Sequence[int], n_steps: int) -> np.ndarray:
-    """For every step ``0..n_steps-1``, the index of the last ledger entry made at or before it
-    (-1 before the first): ``searchsorted(entry_steps, steps, "right") - 1``, computed as a
-    running count of entries per step (one pass, no binary search per step) when the entries
-    are in step order, as the broker records them."""
-    at = np.asarray(entry_steps, dtype=np.int64)
-    if at.size and at[0] >= 0 and at[-1] < n_steps and not np.any(at[1:] < at[:-1]):
-        counts: np.ndarray = np.cumsum(np.bincount(at, minlength=n_steps)) - 1
-        return counts
-    out: np.ndarray = np.searchsorted(at, np.arange(n_steps), side="right") - 1
-    return out
+def held_values(
+    steps: Sequence[int], values: Sequence[float], initial: float, n_steps: int
+) -> np.ndarray:
+    """The value in force at every step ``0 .. n_steps - 1``: ``values[j]`` from ``steps[j]``
+    until the next entry's step, ``initial`` before the first; of several entries at one step
+    the last holds. ``steps`` must be in non-decreasing order (the broker's ledger records
+    them so); entries before step 0 or at/after ``n_steps`` are clipped to the range.
+
+    One ``np.repeat`` of the values by the lengths of their runs (O(n_steps), no binary
+    search per step and no index array).
+
+    Raises:
+        ValueError: ``steps`` out of order, or ``steps`` and ``values`` of different lengths.
+    """
+    if len(steps) != len(values):
+        raise ValueError(f"held_values: {len(steps)} steps but {len(values)} values")
+    if not len(steps):
+        return np.full(n_steps, initial, dtype=np.float64)
+    at = np.clip(np.asarray(steps, dtype=np.int64), 0, n_steps)
+    runs = np.diff(at, prepend=0, append=n_steps)
+    if runs.min() < 0:
+        raise ValueError("held_values: ledger steps out of order")
+    held = np.concatenate(([initial], np.asarray(values, dtype=np.float64)))
+    return np.repeat(held, runs)
