@@ -36,6 +36,11 @@ __all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
 
 logger = logging.getLogger(__name__)
 
+#: an exit reason's string for its fill (a dict read; ``.value`` is a descriptor call)
+_MARKET = OrderType.MARKET
+
+_REASON_TEXT: dict[ExitReason, str] = {r: r.value for r in ExitReason}
+
 
 @dataclass(slots=True)
 class IntrabarStats:
@@ -83,6 +88,9 @@ class SimulatedBroker:
         self.instruments = instruments
         #: the fee model every mode charges through (default: the instruments' own rates)
         self.fees = fees if fees is not None else FeeModel.from_instruments(instruments)
+        #: taker rate per symbol of a fee model without tiers (a rate that never moves),
+        #: looked up once per symbol; a tiered schedule is asked at every fill
+        self._taker: dict[str, float] = {}
         self.timeframe = timeframe
         self.config = config or SimulatedBrokerConfig()
         self.intrabar = intrabar
@@ -190,12 +198,16 @@ class SimulatedBroker:
     def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
         """Fill orders waiting for this bar's open."""
         queue = self.pending.pop(symbol, None)
-        if queue:
-            for order in queue:
-                if order.type is OrderType.LIMIT:
-                    self._rest_post_only(order, ts_ns, open_price)
-                else:
-                    self._execute(order, ts_ns, open_price)
+        if not queue:
+            return
+        if self.order_status is None and len(queue) == 1 and queue[0].type is _MARKET:
+            self._execute_order(queue[0], ts_ns, open_price)  # the common case: one market order
+            return
+        for order in queue:
+            if order.type is OrderType.LIMIT:
+                self._rest_post_only(order, ts_ns, open_price)
+            else:
+                self._execute(order, ts_ns, open_price)
 
     def on_bar_range(
         self, symbol: str, ts_ns: int, o: float, h: float, low: float, c: float
@@ -395,6 +407,14 @@ class SimulatedBroker:
         if symbol in self.portfolio.positions:
             self.portfolio.marks[symbol] = c
 
+    def _taker_rate(self, symbol: str) -> float:
+        """The taker rate of a fill in ``symbol`` now (see :attr:`_taker`)."""
+        fees = self.fees
+        if fees.schedule is not None:
+            return fees.taker(symbol)
+        rate = self._taker[symbol] = fees.taker(symbol)
+        return rate
+
     def _slipped(self, price: float, direction: int) -> float:
         return price * (1.0 + direction * self._slip) if self._slip else price
 
@@ -403,7 +423,11 @@ class SimulatedBroker:
     ) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
-        fee_rate = self.fees.maker(order.symbol) if maker else self.fees.taker(order.symbol)
+        if maker:
+            fee_rate = self.fees.maker(order.symbol)
+        else:
+            rate = self._taker.get(order.symbol)
+            fee_rate = rate if rate is not None else self._taker_rate(order.symbol)
         if order.equity_fraction is not None:
             budget = order.equity_fraction * portfolio.equity
             if direction > 0:
@@ -476,9 +500,12 @@ class SimulatedBroker:
         self, pos: Position, ts_ns: int, price: float, reason: ExitReason, *, maker: bool
     ) -> None:
         fees = self.fees
-        fee = fee_for(
-            pos.quantity, price, fees.maker(pos.symbol) if maker else fees.taker(pos.symbol)
-        )
+        if maker:
+            rate = fees.maker(pos.symbol)
+        else:
+            taker = self._taker.get(pos.symbol)
+            rate = taker if taker is not None else self._taker_rate(pos.symbol)
+        fee = fee_for(pos.quantity, price, rate)
         if fees.schedule is not None:  # a tiered schedule: the 30-day volume moves the tier
             fees.record_volume(pos.quantity * price, ts_ns)
         portfolio = self.portfolio
@@ -515,23 +542,30 @@ class SimulatedBroker:
                 price,
                 fee,
                 ts_ns,
-                reason.value,
+                _REASON_TEXT[reason],
             )
         )
         self._record(pos.symbol, 0.0)
 
     def _record(self, symbol: str, signed_qty: float) -> None:
-        ledger = self.ledger
-        if ledger.steps and ledger.steps[-1] == self.step:
+        """Cash and ``symbol``'s signed quantity after a fill, at the current step (a second
+        fill at one step overwrites the first's entry)."""
+        ledger, step = self.ledger, self.step
+        steps = ledger.steps
+        if steps and steps[-1] == step:
             ledger.cash[-1] = self.portfolio.balance
         else:
-            ledger.steps.append(self.step)
+            steps.append(step)
             ledger.cash.append(self.portfolio.balance)
-        steps, qty = ledger.qty.setdefault(symbol, ([], []))
-        if steps and steps[-1] == self.step:
+        held = ledger.qty.get(symbol)
+        if held is None:
+            ledger.qty[symbol] = ([step], [signed_qty])
+            return
+        q_steps, qty = held
+        if q_steps[-1] == step:
             qty[-1] = signed_qty
         else:
-            steps.append(self.step)
+            q_steps.append(step)
             qty.append(signed_qty)
 
     # -- stops -------------------------------------------------------------------------------
