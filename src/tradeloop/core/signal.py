@@ -149,7 +149,19 @@ class Signal:
     @classmethod
     def close(cls, symbol: str, *, position_id: str | None = None, tag: str = "") -> Signal:
         """Close the whole position in ``symbol``."""
-        return cls(symbol, SignalAction.CLOSE, position_id=position_id, tag=tag)
+        # positional, as the opening factories
+        return cls(
+            symbol,
+            SignalAction.CLOSE,
+            1.0,
+            SizeMode.EQUITY_FRACTION,
+            None,
+            None,
+            None,
+            position_id,
+            tag,
+            None,
+        )
 
     def with_position_id(self, position_id: str) -> Signal:
         """Return a copy naming the position it opens (the kernel's signal id).

@@ -98,6 +98,9 @@ def test_signal_factories_set_action_and_size_mode() -> None:
     assert short.size == 3.0
     assert close.action is SignalAction.CLOSE
     assert close.tag == "exit"
+    # the positional close equals the keyword construction (every other field its default)
+    assert close == Signal("X", SignalAction.CLOSE, tag="exit")
+    assert Signal.close("X", position_id="p") == Signal("X", SignalAction.CLOSE, position_id="p")
 
 
 @pytest.mark.parametrize("size", [0.0, -1.0, float("nan"), float("inf")])
