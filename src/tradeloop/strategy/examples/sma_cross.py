@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 
@@ -65,6 +66,13 @@ class SmaCross(Strategy):
             self._crosses[self._single].tolist() if self._single is not None else None
         )
         self._fraction = self.size / len(view.symbols)
+        # signals that do not depend on the bar, built once per symbol: every close, and the
+        # entries when no stop, target or trailing stop is set (signals are immutable)
+        plain = not (self.stop_loss or self.take_profit or self.trailing_stop)
+        self._fixed: dict[tuple[str, int], Sequence[Signal]] = {}
+        for symbol in view.symbols:
+            for direction in (1, -1, 0) if plain else (0,):
+                self._fixed[(symbol, direction)] = (self._signal(symbol, direction, math.nan),)
         self._streams: dict[str, tuple[ExactSmaCross, deque[int], int]] | None = None
         self._init_last_ts = {
             s: int(view.arrays(s).ts[-1]) if len(view.arrays(s)) else -1 for s in view.symbols
@@ -155,33 +163,37 @@ class SmaCross(Strategy):
         self, symbol: str, cross: int, view: MarketView, portfolio: Portfolio
     ) -> Sequence[Signal]:
         position = portfolio.positions.get(symbol)
-        price = view.close(symbol)
         if cross > 0:
             if position is not None and position.is_long:
                 return NO_SIGNALS
-            return [
-                Signal.open_long(
-                    symbol,
-                    self._fraction,
-                    stop_loss=price * (1 - self.stop_loss) if self.stop_loss else None,
-                    take_profit=price * (1 + self.take_profit) if self.take_profit else None,
-                    trailing_stop=self.trailing_stop or None,
-                    tag="sma_cross_up",
-                )
-            ]
+            return self._signals(symbol, 1, view)
         if self.short:
             if position is not None and not position.is_long:
                 return NO_SIGNALS
-            return [
-                Signal.open_short(
-                    symbol,
-                    self._fraction,
-                    stop_loss=price * (1 + self.stop_loss) if self.stop_loss else None,
-                    take_profit=price * (1 - self.take_profit) if self.take_profit else None,
-                    trailing_stop=self.trailing_stop or None,
-                    tag="sma_cross_down",
-                )
-            ]
+            return self._signals(symbol, -1, view)
         if position is not None and position.is_long:
-            return [Signal.close(symbol, tag="sma_cross_down")]
+            return self._signals(symbol, 0, view)
         return NO_SIGNALS
+
+    def _signals(self, symbol: str, direction: int, view: MarketView) -> Sequence[Signal]:
+        """The one signal of an entry (``direction`` +1 long, -1 short) or a close (0): the
+        prebuilt one when it does not depend on the bar, else built at the bar's close."""
+        fixed = self._fixed.get((symbol, direction))
+        if fixed is not None:
+            return fixed
+        return [self._signal(symbol, direction, view.close(symbol))]
+
+    def _signal(self, symbol: str, direction: int, price: float) -> Signal:
+        """An entry with its exits placed around ``price``, or a close (``direction`` 0)."""
+        if direction == 0:
+            return Signal.close(symbol, tag="sma_cross_down")
+        sl, tp = self.stop_loss, self.take_profit
+        factory = Signal.open_long if direction > 0 else Signal.open_short
+        return factory(
+            symbol,
+            self._fraction,
+            stop_loss=price * (1 - direction * sl) if sl else None,
+            take_profit=price * (1 + direction * tp) if tp else None,
+            trailing_stop=self.trailing_stop or None,
+            tag="sma_cross_up" if direction > 0 else "sma_cross_down",
+        )
