@@ -273,8 +273,9 @@ class BacktestEngine:
         reads the portfolio.
         """
         broker, view, portfolio, strategy = self.broker, self.view, self.portfolio, self.strategy
-        step_ts = self.market.step_ts
-        symbol, c = lane.symbol, lane.close
+        symbol = lane.symbol
+        views = self._bar_views(lane)
+        step_ts, c = views.ts, views.close
         on_bar, submit = strategy.on_bar, self.step.submit
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
@@ -293,11 +294,11 @@ class BacktestEngine:
         try:
             while step < stop:
                 if step == scanned:
-                    marks[symbol] = float(c[step])  # the scan moved the trailing anchor over it
+                    marks[symbol] = c[step]  # the scan moved the trailing anchor over it
                 elif pending or watched:
-                    self._broker_step(lane, step, float(c[step]))
+                    self._broker_step(lane, step, c[step])
                 elif positions:
-                    marks[symbol] = float(c[step])
+                    marks[symbol] = c[step]
                 while ptr < n_wake and wake[ptr] < step:
                     ptr += 1
                 if ptr < n_wake and wake[ptr] == step:
@@ -305,7 +306,7 @@ class BacktestEngine:
                     view.step = view.i = step
                     signals = on_bar(view, portfolio)
                     if signals:
-                        submit(signals, step, int(step_ts[step]), view, None, float(c[step]))
+                        submit(signals, step, step_ts[step], view, None, c[step])
                 if pending:
                     step += 1
                 else:
@@ -327,7 +328,7 @@ class BacktestEngine:
         except StrategyError:
             raise
         except Exception as exc:
-            raise strategy_error(strategy, exc, int(step_ts[step])) from exc
+            raise strategy_error(strategy, exc, step_ts[step]) from exc
 
     def _lanes(self, n_steps: int) -> list[_Lane]:
         """Per symbol: bar index at each step, new-bar flags and OHLC arrays."""
