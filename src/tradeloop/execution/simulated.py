@@ -29,12 +29,15 @@ from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
 from tradeloop.execution.exit_scan import next_exit_bar
 from tradeloop.execution.fees import FeeModel
+from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
 # ``Rejection`` lives in core (risk and execution share it); re-exported here for callers
 # that imported it from this module.
 __all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
 
 logger = logging.getLogger(__name__)
+_STOP = TriggerKind.STOP
+_TAKE = TriggerKind.TAKE_PROFIT
 
 
 @dataclass(slots=True)
@@ -536,30 +539,37 @@ class SimulatedBroker:
 
     # -- stops -------------------------------------------------------------------------------
     def _check_exits(self, pos: Position, ts_ns: int, o: float, h: float, low: float) -> None:
+        """The position's stop, trailing stop and target against one bar, by the one fill
+        rule of protective exits (:func:`~tradeloop.execution.fill_rules.trigger_fill`, the
+        rule the local venues fill resting stop orders with); a stop and a target both inside
+        the bar are resolved on finer data (:meth:`_drill`)."""
         long = pos.direction > 0
         stop, stop_reason = pos.active_stop()
         tp = pos.take_profit
-        # a gap through a level fills at the open
-        if stop is not None and (o <= stop if long else o >= stop):
-            self._close(pos, ts_ns, self._slipped(o, -pos.direction), stop_reason, maker=False)
+        sf = None if stop is None else trigger_fill(_STOP, pos.direction, stop, o, h, low)
+        tf = None if tp is None else trigger_fill(_TAKE, pos.direction, tp, o, h, low)
+        # a gap through a level fills at the open (the stop first)
+        if sf is not None and sf.at_open:
+            self._close(
+                pos, ts_ns, self._slipped(sf.price, -pos.direction), stop_reason, maker=False
+            )
             return
-        if tp is not None and (o >= tp if long else o <= tp):
-            self._close(pos, ts_ns, o, ExitReason.TAKE_PROFIT, maker=True)
+        if tf is not None and tf.at_open:
+            self._close(pos, ts_ns, tf.price, ExitReason.TAKE_PROFIT, maker=tf.maker)
             return
-        stop_hit = stop is not None and (low <= stop if long else h >= stop)
-        tp_hit = tp is not None and (h >= tp if long else low <= tp)
-        if stop_hit and tp_hit:
+        if sf is not None and tf is not None:
             assert stop is not None
             assert tp is not None
             first = self._drill(pos.symbol, self.timeframe, ts_ns, long, stop, tp, top=True)
-            stop_hit, tp_hit = first == "stop", first == "tp"
-        if stop_hit:
-            assert stop is not None
-            self._close(pos, ts_ns, self._slipped(stop, -pos.direction), stop_reason, maker=False)
+            if first == "tp":
+                sf = None
+        if sf is not None:
+            self._close(
+                pos, ts_ns, self._slipped(sf.price, -pos.direction), stop_reason, maker=False
+            )
             return
-        if tp_hit:
-            assert tp is not None
-            self._close(pos, ts_ns, tp, ExitReason.TAKE_PROFIT, maker=True)
+        if tf is not None:
+            self._close(pos, ts_ns, tf.price, ExitReason.TAKE_PROFIT, maker=tf.maker)
             return
         if pos.trail_fraction and pos.trail_anchor is not None:
             anchor = max(pos.trail_anchor, h) if long else min(pos.trail_anchor, low)
