@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 from tradeloop.testing._wire import binance_num as num
 
 __all__ = ["BinanceBook", "BookOrder", "BookTrade", "RefusedError"]
@@ -69,6 +70,8 @@ class BookOrder:
     quote: float = 0.0
     update_ms: int = 0
     triggered: bool = False
+    #: the type the client sent when a conditional (algo) order placed this one on triggering
+    orig_type: str = ""
 
     @property
     def avg(self) -> float:
@@ -97,6 +100,34 @@ class BookTrade:
     time_ms: int
     maker: bool
     realized_pnl: float = 0.0
+
+
+@dataclass
+class BookAlgo:
+    """One USD-M conditional order held by the Algo Service (``/fapi/v1/algoOrder``) until it
+    triggers and places an order in the matching engine (``actual_order_id``)."""
+
+    symbol: str
+    algo_id: int
+    client_id: str
+    side: str
+    type: str  # STOP_MARKET TAKE_PROFIT_MARKET
+    qty: float
+    trigger: float
+    reduce_only: bool
+    tif: str
+    create_ms: int
+    #: the last bar matched against it (bars after it, up to the one the clock is in, next)
+    checked_ms: int
+    status: str = "NEW"  # NEW CANCELED TRIGGERED FINISHED REJECTED EXPIRED
+    update_ms: int = 0
+    trigger_ms: int = 0
+    actual_order_id: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        """Waiting for its trigger."""
+        return self.status == "NEW"
 
 
 @dataclass
@@ -137,6 +168,7 @@ class BinanceBook:
     #: the quote asset (as an account paying fees from its quote balance)
     spot_fee_in_received: bool = False
     orders: list[BookOrder] = field(default_factory=list)
+    algos: list[BookAlgo] = field(default_factory=list)
     trades: list[BookTrade] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reject_next: list[str] = field(default_factory=list)
@@ -306,6 +338,225 @@ class BinanceBook:
         limit = int(q.get("limit", 500))
         return out[:limit]
 
+    # -- USD-M conditional orders (the Algo Service) ----------------------------------------
+    def place_algo(self, q: dict[str, str]) -> BookAlgo:
+        """``POST /fapi/v1/algoOrder`` (``algoType=CONDITIONAL``): a STOP_MARKET or
+        TAKE_PROFIT_MARKET order waiting for its ``triggerPrice``."""
+        with self._lock:
+            symbol = q.get("symbol", "")
+            if ("linear", symbol) not in self.symbols:
+                raise RefusedError(-1121, "Invalid symbol.")
+            if q.get("algoType", "") != "CONDITIONAL":
+                raise RefusedError(-1116, "Invalid algoType.")
+            client_id = q.get("clientAlgoId") or f"x-local-{next(self._ids)}"
+            if any(a.client_id == client_id and a.is_open for a in self.algos):
+                raise RefusedError(-4116, "ClientOrderId is duplicated.")
+            if self.reject_next:
+                raise RefusedError(-2010, self.reject_next.pop(0))
+            side = q.get("side", "").upper()
+            otype = q.get("type", "").upper()
+            if side not in ("BUY", "SELL"):
+                raise RefusedError(
+                    -1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed."
+                )
+            if otype not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+                raise RefusedError(-1116, "Invalid orderType.")
+            try:
+                qty = float(q.get("quantity", "nan"))
+                trigger = float(q.get("triggerPrice", "nan"))
+            except ValueError:
+                raise RefusedError(-1100, "Illegal characters found in a parameter.") from None
+            if not qty > 0:
+                raise RefusedError(-1013, "Invalid quantity.")
+            if not trigger > 0:
+                raise RefusedError(
+                    -1102,
+                    "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or "
+                    "malformed.",
+                )
+            reduce_only = q.get("reduceOnly", "false").lower() == "true"
+            now = self._now("linear", symbol)
+            if now is None:
+                raise RefusedError(-1013, "Market is closed.")
+            bar_ms, _last = now
+            if qty * trigger < 5.0 and not reduce_only:
+                raise RefusedError(
+                    -4164,
+                    "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+                )
+            algo = BookAlgo(
+                symbol,
+                next(self._ids),
+                client_id,
+                side,
+                otype,
+                qty,
+                trigger,
+                reduce_only,
+                q.get("timeInForce", "GTC"),
+                bar_ms,
+                bar_ms - 1,  # it rests from the bar the clock is in
+                update_ms=bar_ms,
+            )
+            self.algos.append(algo)
+            self._emit_algo(algo)
+            return algo
+
+    def find_algo(self, q: dict[str, str]) -> BookAlgo:
+        """The conditional order named by ``algoId`` or ``clientAlgoId``."""
+        with self._lock:
+            aid = q.get("algoId")
+            cid = q.get("clientAlgoId")
+            for algo in reversed(self.algos):
+                if (aid is not None and str(algo.algo_id) == aid) or (
+                    cid is not None and algo.client_id == cid
+                ):
+                    return algo
+            raise RefusedError(-2013, "Order does not exist.")
+
+    def cancel_algo(self, q: dict[str, str]) -> BookAlgo:
+        """``DELETE /fapi/v1/algoOrder``: only an untriggered order can be cancelled."""
+        with self._lock:
+            try:
+                algo = self.find_algo(q)
+            except RefusedError:
+                raise RefusedError(-2011, "Unknown order sent.") from None
+            if not algo.is_open:
+                raise RefusedError(-2011, "Unknown order sent.")
+            algo.status = "CANCELED"
+            self._emit_algo(algo)
+            return algo
+
+    def open_algos(self, symbol: str | None) -> list[BookAlgo]:
+        """Conditional orders waiting for their trigger."""
+        with self._lock:
+            return [a for a in self.algos if a.is_open and (symbol is None or a.symbol == symbol)]
+
+    def _match_algos(self) -> int:
+        """Match waiting conditional orders against the bars that completed since their last
+        check (the bar the clock is in is not over yet), by the simulated broker's rule of
+        protective exits; a triggered one places a MARKET order with its client id in the
+        matching engine and fills it at the rule's price (a reduce-only one with nothing left
+        to reduce expires)."""
+        triggered = 0
+        for algo in [a for a in self.algos if a.is_open]:
+            now = self._now("linear", algo.symbol)
+            if now is None or now[0] - 1 <= algo.checked_ms:
+                continue
+            kind = (
+                TriggerKind.TAKE_PROFIT if algo.type.startswith("TAKE_PROFIT") else TriggerKind.STOP
+            )
+            direction = -1 if algo.side == "BUY" else 1  # the position it protects
+            for bar_ms, o, h, low, _c in self.bars(
+                algo.symbol, "linear", algo.checked_ms, now[0] - 1
+            ):
+                algo.checked_ms = bar_ms
+                fill = trigger_fill(kind, direction, algo.trigger, o, h, low)
+                if fill is not None:
+                    self._trigger(algo, bar_ms, fill.price, fill.maker)
+                    triggered += 1
+                    break
+            else:
+                algo.checked_ms = now[0] - 1
+        return triggered
+
+    def _trigger(self, algo: BookAlgo, bar_ms: int, price: float, maker: bool) -> None:
+        order = BookOrder(
+            "linear",
+            algo.symbol,
+            next(self._ids),
+            algo.client_id,
+            algo.side,
+            "MARKET",
+            algo.qty,
+            0.0,
+            algo.trigger,
+            "GTC",
+            algo.reduce_only,
+            bar_ms,
+            update_ms=bar_ms,
+            orig_type=algo.type,
+        )
+        algo.status, algo.trigger_ms, algo.update_ms = "TRIGGERED", bar_ms, bar_ms
+        algo.actual_order_id = order.order_id
+        self._emit_algo(algo)
+        self.orders.append(order)
+        self._emit_order(order, "NEW", None)
+        self._fill(order, price, bar_ms, maker=maker)
+        algo.status = "FINISHED"
+        self._emit_algo(algo)
+
+    def algo_json(self, algo: BookAlgo) -> dict[str, Any]:
+        """The REST object of a conditional order (``algoOrder``, ``openAlgoOrders``)."""
+        actual = next((o for o in self.orders if o.order_id == algo.actual_order_id), None)
+        return {
+            "algoId": algo.algo_id,
+            "clientAlgoId": algo.client_id,
+            "algoType": "CONDITIONAL",
+            "orderType": algo.type,
+            "symbol": algo.symbol,
+            "side": algo.side,
+            "positionSide": "BOTH",
+            "timeInForce": algo.tif,
+            "quantity": num(algo.qty),
+            "algoStatus": algo.status,
+            "actualOrderId": str(algo.actual_order_id) if algo.actual_order_id else "",
+            "actualPrice": num(actual.avg) if actual is not None else "0",
+            "triggerPrice": num(algo.trigger),
+            "price": "0",
+            "icebergQuantity": None,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": "CONTRACT_PRICE",
+            "priceMatch": "NONE",
+            "closePosition": False,
+            "priceProtect": False,
+            "reduceOnly": algo.reduce_only,
+            "activatePrice": "",
+            "callbackRate": "",
+            "createTime": algo.create_ms,
+            "updateTime": algo.update_ms,
+            "triggerTime": algo.trigger_ms,
+            "goodTillDate": 0,
+        }
+
+    def _emit_algo(self, algo: BookAlgo) -> None:
+        actual = next((o for o in self.orders if o.order_id == algo.actual_order_id), None)
+        self._emit(
+            "linear",
+            {
+                "e": "ALGO_UPDATE",
+                "T": algo.update_ms,
+                "E": algo.update_ms,
+                "o": {
+                    "caid": algo.client_id,
+                    "aid": algo.algo_id,
+                    "at": "CONDITIONAL",
+                    "o": algo.type,
+                    "s": algo.symbol,
+                    "S": algo.side,
+                    "ps": "BOTH",
+                    "f": algo.tif,
+                    "q": num(algo.qty),
+                    "X": algo.status,
+                    "ai": str(algo.actual_order_id) if algo.actual_order_id else "",
+                    "ap": num(actual.avg) if actual is not None else "0",
+                    "aq": num(actual.executed) if actual is not None else "0",
+                    "act": "MARKET" if actual is not None else "0",
+                    "tp": num(algo.trigger),
+                    "p": "0",
+                    "V": "EXPIRE_MAKER",
+                    "wt": "CONTRACT_PRICE",
+                    "pm": "NONE",
+                    "cp": False,
+                    "pP": False,
+                    "R": algo.reduce_only,
+                    "tt": algo.trigger_ms,
+                    "gtd": 0,
+                    "rm": "",
+                },
+            },
+        )
+
     def set_leverage(self, symbol: str, leverage: int) -> None:
         """``POST leverage``."""
         if not 1 <= leverage <= 125:
@@ -360,6 +611,8 @@ class BinanceBook:
                 now = self._now(order.market, order.symbol)
                 if now is not None:
                     self._clock_ms[(order.market, order.symbol)] = now[0]
+            if self.algos:
+                filled += self._match_algos()
         return filled
 
     def _match(self, order: BookOrder, bar_ms: int, o: float, h: float, low: float) -> bool:
@@ -385,12 +638,15 @@ class BinanceBook:
             if not hit:
                 return False
             order.triggered = True
-            gap = (o >= stop) if above else (o <= stop)
             if (
                 t in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT_MARKET", "TAKE_PROFIT")
                 and order.price <= 0
             ):
-                self._fill(order, o if gap else stop, bar_ms, maker=False)
+                # a stop (market) order: the simulated broker's rule of protective exits
+                kind = TriggerKind.TAKE_PROFIT if take else TriggerKind.STOP
+                fill = trigger_fill(kind, -1 if buy else 1, stop, o, h, low)
+                assert fill is not None
+                self._fill(order, fill.price, bar_ms, maker=fill.maker)
                 return True
         if order.price > 0 and order.type != "MARKET":
             limit = order.price
@@ -431,7 +687,9 @@ class BinanceBook:
         remaining = order.qty - order.executed
         if order.market == "linear" and order.reduce_only:
             pos = self._positions.get(order.symbol, _Position())
-            remaining = min(remaining, abs(pos.qty))
+            # reduce-only: only against the position (never opens or adds to one)
+            against = pos.qty != 0 and (pos.qty > 0) != (order.side == "BUY")
+            remaining = min(remaining, abs(pos.qty)) if against else 0.0
             if remaining <= 0:
                 order.status = "EXPIRED"
                 self._emit_order(order, "EXPIRED", None)
@@ -569,7 +827,7 @@ class BinanceBook:
             "stopPrice": num(order.stop_price),
             "workingType": "CONTRACT_PRICE",
             "priceProtect": False,
-            "origType": order.type,
+            "origType": order.orig_type or order.type,
             "priceMatch": "NONE",
             "selfTradePreventionMode": "EXPIRE_MAKER",
             "goodTillDate": 0,
@@ -803,7 +1061,7 @@ class BinanceBook:
                     "m": bool(trade.maker) if trade else False,
                     "R": order.reduce_only,
                     "wt": "CONTRACT_PRICE",
-                    "ot": order.type,
+                    "ot": order.orig_type or order.type,
                     "ps": "BOTH",
                     "cp": False,
                     "rp": num(trade.realized_pnl if trade else 0.0),
