@@ -127,7 +127,11 @@ def live(
     places one twice; fills come from the venue's user-data stream (REST polling while it is
     down). At start and every --reconcile-every seconds the venue's balances, positions and
     open orders are compared and adopted (or trading halts). A circuit breaker puts the risk
-    engine into reducing-only while the venue fails. SIGINT/SIGTERM stop after the event in
+    engine into reducing-only while the venue fails. On USD-M perpetuals (--market perp) a
+    position's stop-loss, take-profit and trailing stop rest at the venue as reduce-only
+    STOP_MARKET / TAKE_PROFIT_MARKET orders (one cancels the other; a trailing stop is
+    cancelled and replaced as it moves), so the position stays protected while the bot is
+    down; elsewhere the bot watches them. SIGINT/SIGTERM stop after the event in
     flight with everything stored. Keys: TRADELOOP_<EXCHANGE>_API_KEY / _API_SECRET (or
     _SECRET_COMMAND), environment or .env.
 

@@ -1,0 +1,114 @@
+"""`tradeloop live` on USD-M perpetuals with stops: the stop-loss and the trailing stop rest at
+the local Binance venue (Algo Service conditional orders through the unmodified ccxt client)
+and fill there by paper's rule, so live trades like paper on the same recording; the CLI in a
+subprocess, the WebSocket replay of recorded bars, the venue's clock the replay's."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tradeloop.core.position import Trade
+from tradeloop.store.state import open_state_store
+from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.venue import LocalVenueServer, VenueData
+from tradeloop.testing.venue.trading_server import LocalBinanceExchange
+
+from .test_live_cli import PERP_START_MS, _cmd, _env
+
+RISK = """
+profile = "default"
+
+[stops]
+stop_loss_pct = 0.002
+trailing_pct = 0.0008
+trailing_activation_pct = 0.0004
+"""
+
+
+def _entry(t: Trade) -> tuple[object, ...]:
+    return (t.symbol, t.direction, t.quantity, t.entry_ts, t.entry_price, t.exit_ts)
+
+
+def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
+    venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: long and short, a fixed stop and a trailing stop armed after a small move
+    bars = 240
+    end_ms = PERP_START_MS + bars * 60_000
+    until = end_ms - 60_000
+    risk = tmp_path / "risk.toml"
+    risk.write_text(RISK)
+    extra = ["--market", "perp", "-p", "short=true", "--risk", str(risk)]
+    runs = {}
+    # Act: live against the trading venue, then paper on the same bars
+    with (
+        ReplayServer(
+            venue,
+            start_ms=PERP_START_MS,
+            end_ms=end_ms,
+            bar_interval_s=0.1,  # resting exits add venue calls per bar (cancel/replace)
+            advance_when_idle=False,
+            binance_market="linear",
+        ) as ws,
+        LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
+    ):
+        folder = tmp_path / "live"
+        folder.mkdir()
+        runs["live"] = subprocess.run(
+            [*_cmd("live", folder / "state.db", folder / "s.json", until, "live-stops"), *extra],
+            env=_env(ex.url, ws.url),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        algos = list(ex.book.algos)
+        venue_orders = list(ex.book.orders)
+        venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
+    with (
+        ReplayServer(
+            venue,
+            start_ms=PERP_START_MS,
+            end_ms=end_ms,
+            bar_interval_s=0.02,
+            advance_when_idle=False,
+            binance_market="linear",
+        ) as ws,
+        LocalVenueServer(venue) as rest,
+    ):
+        folder = tmp_path / "paper"
+        folder.mkdir()
+        runs["paper"] = subprocess.run(
+            [*_cmd("paper", folder / "state.db", folder / "s.json", until, "paper-stops"), *extra],
+            env=_env(rest.url, ws.url),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    # Assert
+    for name, run in runs.items():
+        assert run.returncode == 0, (name, run.stderr[-3000:])
+    with open_state_store(str(tmp_path / "live" / "state.db")) as store:
+        live = store.load_trades("live-stops")
+        live_run = store.load_run("live-stops")
+    with open_state_store(str(tmp_path / "paper" / "state.db")) as store:
+        paper = store.load_trades("paper-stops")
+    stopped = [t for t in paper if t.exit_reason is not None and t.exit_reason.value != "signal"]
+    assert stopped, "the recording reaches the stops"
+    assert [_entry(t) for t in live] == [_entry(t) for t in paper]
+    assert [t.exit_reason for t in live] == [t.exit_reason for t in paper]
+    tick = 1e-4  # the local venue's USD-M price tick: a resting stop sits on it
+    for ours, theirs in zip(live, paper, strict=True):
+        if ours.exit_price is not None and theirs.exit_price is not None:
+            assert ours.exit_price == pytest.approx(theirs.exit_price, abs=tick)
+    # every stop exit was a venue-side conditional order that triggered, never a market exit
+    triggered = [o for o in venue_orders if o.orig_type in ("STOP_MARKET", "TAKE_PROFIT_MARKET")]
+    assert len([o for o in triggered if o.status == "FILLED"]) == len(stopped)
+    assert len({a.client_id for a in algos}) == len(algos)  # no client id used twice
+    assert not [a for a in algos if a.is_open and not venue_position.get("BTCUSDT")]
+    assert live_run is not None
+    assert live_run.portfolio is not None
+    held = sum(p.signed_quantity for p in live_run.portfolio.positions.values())
+    assert held == pytest.approx(venue_position.get("BTCUSDT", 0.0), abs=1e-9)
