@@ -5,7 +5,9 @@ subprocess, the WebSocket replay of recorded bars, the venue's clock the replay'
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from tradeloop.core.position import Trade
 from tradeloop.store.state import open_state_store
 from tradeloop.testing.replay import ReplayServer
 from tradeloop.testing.venue import LocalVenueServer, VenueData
+from tradeloop.testing.venue.trading import BookAlgo
 from tradeloop.testing.venue.trading_server import LocalBinanceExchange
 
 from .test_live_cli import PERP_START_MS, _cmd, _env
@@ -111,4 +114,82 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
     assert live_run is not None
     assert live_run.portfolio is not None
     held = sum(p.signed_quantity for p in live_run.portfolio.positions.values())
+    assert held == pytest.approx(venue_position.get("BTCUSDT", 0.0), abs=1e-9)
+
+
+def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
+    venue: VenueData, tmp_path: Path
+) -> None:
+    # Arrange: live on USD-M with stops; the replay (and the venue's clock) runs on while the
+    # engine is dead
+    bars = 240
+    end_ms = PERP_START_MS + bars * 60_000
+    until = end_ms - 60_000
+    risk = tmp_path / "risk.toml"
+    risk.write_text(RISK)
+    state, status = tmp_path / "state.db", tmp_path / "s.json"
+    cmd = [
+        *_cmd("live", state, status, until, "live-kill-stops"),
+        *("--market", "perp", "-p", "short=true", "--risk", str(risk)),
+    ]
+    with (
+        ReplayServer(
+            venue,
+            start_ms=PERP_START_MS,
+            end_ms=end_ms,
+            bar_interval_s=0.1,
+            advance_when_idle=True,
+            binance_market="linear",
+        ) as ws,
+        LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
+    ):
+        env = _env(ex.url, ws.url)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        # Act 1: kill -9 while an armed trailing stop rests at the venue (close to the price)
+        def near() -> list[BookAlgo]:
+            now = ex.prices.price("BTCUSDT", "linear")
+            return [
+                a
+                for a in ex.book.algos
+                if a.is_open and now is not None and abs(a.trigger / now[1] - 1.0) < 0.0012
+            ]
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not near():
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert near(), "no stop rested at the venue"
+        (resting,) = near()
+        # Act 2: the price goes through it while nobody watches
+        deadline = time.monotonic() + 60
+        while resting.is_open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert resting.status == "FINISHED", "the stop fired at the venue"
+        fired = next(o for o in ex.book.orders if o.order_id == resting.actual_order_id)
+        orders_at_restart = len(ex.book.orders)
+        # Act 3: restart and run to the end
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
+        after = ex.book.orders[orders_at_restart:]
+        fills = [t for t in ex.book.trades if t.order_id == fired.order_id]
+    # Assert: the position closed once, by the venue's stop, recorded with its trade
+    assert final.returncode == 0, final.stderr[-3000:]
+    with open_state_store(str(state)) as store:
+        trades = store.load_trades("live-kill-stops")
+        run = store.load_run("live-kill-stops")
+    (closed,) = [t for t in trades if t.exit_ts == fills[0].time_ms * 1_000_000]
+    assert closed.exit_reason is not None
+    assert closed.exit_reason.value in ("stop_loss", "trailing")
+    assert closed.exit_price == pytest.approx(fills[0].price)
+    # no exit of that position was sent after the restart: every later order is a new entry
+    # or a stop/target of a later position, and no client id was used twice
+    assert not [o for o in after if o.reduce_only and o.orig_type == ""]
+    ids = [o.client_id for o in ex.book.orders if not o.orig_type]
+    assert len(set(ids)) == len(ids)
+    assert len({a.client_id for a in ex.book.algos}) == len(ex.book.algos)
+    assert run is not None
+    assert run.portfolio is not None
+    held = sum(p.signed_quantity for p in run.portfolio.positions.values())
     assert held == pytest.approx(venue_position.get("BTCUSDT", 0.0), abs=1e-9)
