@@ -127,13 +127,13 @@ def live(
     places one twice; fills come from the venue's user-data stream (REST polling while it is
     down). At start and every --reconcile-every seconds the venue's balances, positions and
     open orders are compared and adopted (or trading halts). A circuit breaker puts the risk
-    engine into reducing-only while the venue fails. On USD-M perpetuals (--market perp) a
-    position's stop-loss, take-profit and trailing stop rest at the venue as reduce-only
-    STOP_MARKET / TAKE_PROFIT_MARKET orders (one cancels the other; a trailing stop is
-    cancelled and replaced as it moves), so the position stays protected while the bot is
-    down; elsewhere the bot watches them. SIGINT/SIGTERM stop after the event in
-    flight with everything stored. Keys: TRADELOOP_<EXCHANGE>_API_KEY / _API_SECRET (or
-    _SECRET_COMMAND), environment or .env.
+    engine into reducing-only while the venue fails. With ccxt a position's stop-loss,
+    take-profit and trailing stop rest at the venue (USD-M: reduce-only STOP_MARKET /
+    TAKE_PROFIT_MARKET; spot: STOP_LOSS / TAKE_PROFIT, both as one OCO list), one
+    cancelling the other, a trailing stop cancelled and replaced as it moves, so the
+    position stays protected while the bot is down; with Alpaca the bot watches them.
+    SIGINT/SIGTERM stop after the event in flight with everything stored. Keys:
+    TRADELOOP_<EXCHANGE>_API_KEY / _API_SECRET (or _SECRET_COMMAND), environment or .env.
 
     Subcommands: `tradeloop live flatten` cancels open orders and closes positions;
     `tradeloop live report` lists every fill's expected vs actual price (slippage).

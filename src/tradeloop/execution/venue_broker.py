@@ -20,16 +20,18 @@ from.
   on every price update and in :meth:`sync` (housekeeping). Repeated fills (stream + poll) are
   dropped by trade id. Each fill records the expected price (the price when the order was
   sent) and the actual one: :attr:`VenueBroker.slippage`.
-* Stops, targets and trailing stops rest at the venue where it holds them (USD-M perpetuals:
-  STOP_MARKET / TAKE_PROFIT_MARKET, reduce-only), so a dead bot still leaves every position
-  protected: placed when the position opens (client ids ``tl<run key>p<n>``, a pure function of
-  the run's counter, looked up before they are placed again after a restart), the sibling
-  cancelled when one fills, all cancelled when the position closes otherwise, and the stop
-  cancelled/replaced as a trailing anchor moves. A bar that reaches a resting level is followed
-  up at once (the order fetched, its fills taken) so the step sees the exit paper would; the
-  venue fills them by paper's rule (:mod:`tradeloop.execution.fill_rules`). Elsewhere the
-  levels are watched on every price update, as in paper; a hit sends a reduce-only market
-  order.
+* Stops, targets and trailing stops rest at the venue where it holds them (perpetuals:
+  reduce-only stop and take-profit orders; spot: a stop or take-profit order, or both as one
+  order list through :class:`~tradeloop.execution.venue.VenueExitPairs`, since the holding
+  can rest in one sell only), so a dead bot still leaves every position protected. They are
+  placed when the position opens (client ids ``tl<run key>p<n>``, a pure function of the
+  run's counter, looked up before they are placed again after a restart); the sibling is
+  cancelled when one fills, all are cancelled when the position closes otherwise, and the
+  stop is cancelled/replaced as a trailing anchor moves. A bar that reaches a resting level
+  is followed up at once (the order fetched, its fills taken) so the step sees the exit paper
+  would; the venue fills them by paper's rule (:mod:`tradeloop.execution.fill_rules`).
+  Elsewhere (equities) the levels are watched on every price update, as in paper; a hit
+  sends a reduce-only market order.
 * A circuit breaker and tenacity retries wrap every venue call; while the breaker is open
   new entries are refused and ``on_breaker`` (the session) puts the risk engine into
   reducing-only and alerts.
@@ -70,12 +72,14 @@ from tradeloop.execution.protection import (
 )
 from tradeloop.execution.venue import (
     DuplicateOrderError,
+    ExitPair,
     MarketKind,
     OrderNotFoundError,
     OrderRejectedError,
     OrderRequest,
     OrderValidationError,
     VenueClient,
+    VenueExitPairs,
     VenueFill,
     VenueOrder,
     check_order,
@@ -206,7 +210,7 @@ class VenueBroker:
         self.client = client
         #: stops and targets rest at the venue (where it holds them) instead of being watched
         self.resting_exits = resting_exits
-        self._rests: dict[str, bool] = {}
+        self._rests: dict[str, MarketKind | None] = {}
         #: protective orders' counter (their client ids) and, after a restore, the last one
         #: the stored state knows (later ones may have gone out: looked up before placing)
         self._protect_seq = 0
@@ -649,6 +653,8 @@ class VenueBroker:
         if self.breaker.state is BreakerState.OPEN and reason == "entry":
             self._refuse(order, ts_ns, "venue_unavailable", "circuit breaker open")
             return
+        if reason != "entry" and rules.kind is MarketKind.SPOT and self._protective(symbol):
+            self._cancel_protection(symbol)  # they hold the coins this exit sells
         cid = client_order_id(self.key, order.id)
         work = _Working(order, cid, _S.NEW, checked.amount, ref if ref == ref else math.nan, reason)
         self._working[order.id] = work
@@ -773,17 +779,20 @@ class VenueBroker:
 
     # -- resting exits ---------------------------------------------------------------------
     def _rests_exits(self, symbol: str) -> bool:
-        """The venue holds ``symbol``'s stops and targets (USD-M perpetuals)."""
+        """The venue holds ``symbol``'s stops and targets (perpetuals and spot; equities are
+        watched by the bot)."""
+        return self._kind(symbol) in (MarketKind.PERPETUAL, MarketKind.SPOT)
+
+    def _kind(self, symbol: str) -> MarketKind | None:
+        """The market kind of ``symbol`` when its exits may rest at the venue, else None."""
         if not self.resting_exits:
-            return False
-        rests = self._rests.get(symbol)
-        if rests is None:
+            return None
+        if symbol not in self._rests:
             try:
-                rests = self.client.market_rules(symbol).kind is MarketKind.PERPETUAL
+                self._rests[symbol] = self.client.market_rules(symbol).kind
             except Exception:
-                rests = False
-            self._rests[symbol] = rests
-        return rests
+                self._rests[symbol] = None
+        return self._rests[symbol]
 
     def _protective(self, symbol: str | None) -> list[_Working]:
         return [
@@ -811,18 +820,136 @@ class VenueBroker:
                 self._behind(w) for w in self._working.values() if w.order.symbol == symbol
             ):
                 continue  # a market exit is closing it, or fills are still on their way
-            works = self._protective(symbol)
-            stop, reason = pos.active_stop()
-            kept = self._keep_resting(pos, works, OrderType.STOP, stop, reason, ts_ns)
-            if kept:
-                self._keep_resting(
-                    pos,
-                    works,
-                    OrderType.TAKE_PROFIT,
-                    pos.take_profit,
-                    ExitReason.TAKE_PROFIT,
-                    ts_ns,
-                )
+            self._protect(pos, ts_ns)
+
+    def _protect(self, pos: Position, ts_ns: int) -> None:
+        """Place, keep or replace ``pos``'s resting stop and target. On spot both go out as
+        one order list (the holding can rest in one sell only); elsewhere as two orders."""
+        works = self._protective(pos.symbol)
+        stop, reason = pos.active_stop()
+        tp = pos.take_profit
+        pairs = self._kind(pos.symbol) is MarketKind.SPOT and isinstance(
+            self.client, VenueExitPairs
+        )
+        if pairs and stop is not None and tp is not None:
+            self._keep_pair(pos, works, stop, reason, tp, ts_ns)
+            return
+        if self._keep_resting(pos, works, OrderType.STOP, stop, reason, ts_ns):
+            self._keep_resting(pos, works, OrderType.TAKE_PROFIT, tp, ExitReason.TAKE_PROFIT, ts_ns)
+
+    def _keep_pair(
+        self,
+        pos: Position,
+        works: list[_Working],
+        stop: float,
+        reason: ExitReason,
+        tp: float,
+        ts_ns: int,
+    ) -> None:
+        """Keep ``pos``'s stop/target order list, or cancel it and place the new one (a
+        trailing stop moved, the size changed)."""
+        symbol, client = pos.symbol, self.client
+        stop_px, tp_px = client.round_price(symbol, stop), client.round_price(symbol, tp)
+        amount = client.round_amount(symbol, pos.quantity)
+        stops = [w for w in works if w.order.type is OrderType.STOP]
+        takes = [w for w in works if w.order.type is OrderType.TAKE_PROFIT]
+        if (
+            len(stops) == len(takes) == 1
+            and (stops[0].order.stop_price, takes[0].order.stop_price) == (stop_px, tp_px)
+            and abs(stops[0].amount - amount) <= _EPS
+            and stops[0].reason == reason.value
+        ):
+            return
+        for work in works:
+            if work.status not in FINAL_STATUSES and not self._cancel_resting(work):
+                return
+        if amount > 0 and (symbol, OrderType.STOP, stop_px) not in self._refused:
+            self._place_pair(pos, stop_px, tp_px, amount, reason, ts_ns)
+
+    def _place_pair(
+        self,
+        pos: Position,
+        stop_px: float,
+        tp_px: float,
+        amount: float,
+        reason: ExitReason,
+        ts_ns: int,
+    ) -> None:
+        client = self.client
+        assert isinstance(client, VenueExitPairs)
+        side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
+        legs = []
+        for otype, price, why in (
+            (OrderType.STOP, stop_px, reason),
+            (OrderType.TAKE_PROFIT, tp_px, ExitReason.TAKE_PROFIT),
+        ):
+            self._protect_seq += 1
+            order = Order(
+                id=-self._protect_seq,
+                symbol=pos.symbol,
+                side=side,
+                type=otype,
+                quantity=amount,
+                ts_created=ts_ns,
+                stop_price=price,
+                reduce_only=True,
+                tag=f"resting_{why.value}",
+            )
+            work = _Working(
+                order, f"tl{self.key}p{self._protect_seq}", _S.NEW, amount, price, why.value
+            )
+            self._working[order.id] = work
+            self._by_client[work.client_id] = order.id
+            self._update_status(work, _S.SUBMITTED)
+            legs.append(work)
+        first, second = legs
+        pair = ExitPair(
+            pos.symbol,
+            side,
+            amount,
+            stop_px,
+            tp_px,
+            first.client_id,
+            second.client_id,
+            f"tl{self.key}l{-first.order.id}",
+        )
+        maybe_sent = self._maybe_sent(first.order.id)
+
+        def fetch_both() -> list[VenueOrder]:
+            return [client.fetch_order(pos.symbol, w.client_id) for w in legs]
+
+        def attempt() -> list[VenueOrder]:
+            nonlocal maybe_sent
+            if maybe_sent:
+                try:
+                    found = fetch_both()
+                    logger.info("order list %s already at the venue: adopted", pair.list_id)
+                    return found
+                except OrderNotFoundError:
+                    self._protect_uncertain = None
+            maybe_sent = True
+            try:
+                return client.place_exit_pair(pair)
+            except DuplicateOrderError:
+                return fetch_both()
+
+        try:
+            snapshots = self._call(attempt)
+        except OrderRejectedError as exc:
+            for work in legs:
+                self._update_status(work, _S.REJECTED, str(exc))
+            self._refused.add((pos.symbol, OrderType.STOP, stop_px))
+            logger.error("resting stop/target of %s refused: %s", pos.symbol, exc)
+            self._notify(
+                "protective order refused",
+                f"{pos.symbol} stop {stop_px} / target {tp_px}: {exc}; the bot watches them",
+            )
+            return
+        except TemporaryError as exc:
+            logger.error("order list %s: venue unreachable (%s)", pair.list_id, exc)
+            return
+        for snap in snapshots:
+            self._apply_snapshot(snap)
 
     def _protect_at_once(self, order: Order, snap: VenueOrder, ts_ns: int) -> None:
         """An entry the venue filled in its answer: its stop and target rest from this very
@@ -848,12 +975,7 @@ class VenueBroker:
             trail_anchor=snap.average_price if trail else None,
             trail_activation=exits.trailing_activation if trail else None,
         )
-        works = self._protective(order.symbol)
-        stop, reason = pos.active_stop()
-        if self._keep_resting(pos, works, OrderType.STOP, stop, reason, ts_ns):
-            self._keep_resting(
-                pos, works, OrderType.TAKE_PROFIT, pos.take_profit, ExitReason.TAKE_PROFIT, ts_ns
-            )
+        self._protect(pos, ts_ns)
 
     def _keep_resting(
         self,

@@ -5,9 +5,10 @@ market order), take-profit (``takeProfitPrice``), stop-limit, reduce-only and po
 orders; leverage and margin mode for perpetuals. On USD-M, ccxt sends stop and take-profit
 orders to Binance's Algo Service (``algoOrder``: STOP_MARKET / TAKE_PROFIT_MARKET); this client
 cancels and fetches them there by client id, and follows a triggered one through the
-matching-engine order it placed. Amounts and prices are rounded with ccxt's own
-``amount_to_precision`` / ``price_to_precision`` and the market's limits come from its
-``markets`` (the venue broker checks them before anything is sent).
+matching-engine order it placed. A spot stop and take-profit of one position go out together
+as an OCO order list (:meth:`CcxtVenueClient.place_exit_pair`). Amounts and prices are
+rounded with ccxt's own ``amount_to_precision`` / ``price_to_precision`` and the market's
+limits come from its ``markets`` (the venue broker checks them before anything is sent).
 
 Every REST call goes through one rate budget per venue (:func:`install_rate_budget`: ccxt's
 own endpoint costs, drawn from a budget the data side shares). Order and fill updates come
@@ -38,9 +39,11 @@ from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
 from tradeloop.execution.protection import RateBudget, rate_budget
 from tradeloop.execution.venue import (
+    ExitPair,
     MarketKind,
     MarketRules,
     OrderNotFoundError,
+    OrderRejectedError,
     OrderRequest,
     VenueBalance,
     VenueFill,
@@ -308,8 +311,49 @@ class CcxtVenueClient:
             self._updates.put(fill)
         return snapshot
 
+    def place_exit_pair(self, pair: ExitPair) -> list[VenueOrder]:
+        """A stop and a take-profit of one quantity as a Binance spot OCO order list
+        (``orderList/oco`` through ccxt's implicit API: ccxt has no unified call for it): the
+        take-profit rests above a long's price and the stop below (a short's the other way);
+        the quantity is held once, and either leg's fill or cancel ends the other."""
+        if self.market != "spot" or not self.exchange_id.startswith("binance"):
+            raise OrderRejectedError(f"{self.name} has no OCO order lists", code="unsupported")
+        sym = self._sym(pair.symbol)
+        market = self._market(pair.symbol)
+        stop = {
+            "Type": "STOP_LOSS",
+            "StopPrice": self.ex.price_to_precision(sym, pair.stop_price),
+            "ClientOrderId": pair.stop_id,
+        }
+        take = {
+            "Type": "TAKE_PROFIT",
+            "StopPrice": self.ex.price_to_precision(sym, pair.take_profit),
+            "ClientOrderId": pair.take_id,
+        }
+        above, below = (take, stop) if pair.side is OrderSide.SELL else (stop, take)
+        request: dict[str, Any] = {
+            "symbol": market["id"],
+            "side": pair.side.value.upper(),
+            "quantity": self.ex.amount_to_precision(sym, pair.amount),
+            "listClientOrderId": pair.list_id,
+            "newOrderRespType": "FULL",
+        }
+        for prefix, leg in (("above", above), ("below", below)):
+            request.update({prefix + k: v for k, v in leg.items()})
+        answer = self._call(
+            lambda: self.ex.privatePostOrderListOco(request),
+            what=f"place {pair.list_id}",
+            cid=pair.stop_id,
+        )
+        legs = {
+            str(r.get("clientOrderId")): self._order(self.ex.parse_order(r, market), pair.symbol)
+            for r in answer.get("orderReports") or []
+        }
+        return [legs[pair.stop_id], legs[pair.take_id]]
+
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder:
-        """Cancel by client order id (a USD-M conditional order at the Algo Service)."""
+        """Cancel by client order id (a USD-M conditional order at the Algo Service; a spot
+        order list's leg: the whole list)."""
         sym = self._sym(symbol)
         if self.market == "perp" and self._is_conditional(client_order_id):
             return self._cancel_algo(sym, symbol, client_order_id)

@@ -72,6 +72,8 @@ class BookOrder:
     triggered: bool = False
     #: the type the client sent when a conditional (algo) order placed this one on triggering
     orig_type: str = ""
+    #: the spot order list (OCO) it belongs to, or -1
+    list_id: int = -1
 
     @property
     def avg(self) -> float:
@@ -169,6 +171,7 @@ class BinanceBook:
     spot_fee_in_received: bool = False
     orders: list[BookOrder] = field(default_factory=list)
     algos: list[BookAlgo] = field(default_factory=list)
+    _list_cids: dict[int, str] = field(default_factory=dict)
     trades: list[BookTrade] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reject_next: list[str] = field(default_factory=list)
@@ -190,8 +193,9 @@ class BinanceBook:
             listener(market, event)
 
     # -- requests --------------------------------------------------------------------------
-    def place(self, market: str, q: dict[str, str]) -> BookOrder:
-        """``POST order``: validate, store, fill a market order at once."""
+    def place(self, market: str, q: dict[str, str], *, list_id: int = -1) -> BookOrder:
+        """``POST order``: validate, store, fill a market order at once (``list_id``: a leg
+        of an order list)."""
         with self._lock:
             symbol = q.get("symbol", "")
             if (market, symbol) not in self.symbols:
@@ -232,14 +236,23 @@ class BinanceBook:
                     "TAKE_PROFIT_LIMIT",
                     "LIMIT_MAKER",
                     "STOP",
-                    "TAKE_PROFIT",
                 )
-                and not price > 0
-            ):
+                or (otype == "TAKE_PROFIT" and market == "linear")
+            ) and not price > 0:
                 raise RefusedError(
                     -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
                 )
-            ref = price if price > 0 else last
+            if otype in _TRIGGERED and not stop > 0:
+                raise RefusedError(
+                    -1102,
+                    "Mandatory parameter 'stopPrice' was not sent, was empty/null, or malformed.",
+                )
+            if market == "spot" and otype in _TRIGGERED and stop > 0:
+                # a stop sells below the market (buys above); a take-profit the other way
+                above = (side == "BUY") != otype.startswith("TAKE_PROFIT")
+                if (stop <= last) if above else (stop >= last):
+                    raise RefusedError(-2010, "Stop price would trigger immediately.")
+            ref = price if price > 0 else (stop if stop > 0 else last)
             if market == "spot" and qty * ref < 5.0:
                 raise RefusedError(-1013, "Filter failure: NOTIONAL")
             if market == "linear" and qty * ref < 5.0 and not reduce_only:
@@ -261,6 +274,7 @@ class BinanceBook:
                 reduce_only,
                 bar_ms,
                 update_ms=bar_ms,
+                list_id=list_id,
             )
             post_only = otype == "LIMIT_MAKER" or tif == "GTX"
             if post_only and _crosses(side, price, last):
@@ -307,6 +321,9 @@ class BinanceBook:
                 raise RefusedError(-2011, "Unknown order sent.") from None
             if not order.is_open:
                 raise RefusedError(-2011, "Unknown order sent.")
+            if order.list_id >= 0:  # a leg of an order list: the whole list is cancelled
+                self._end_list(order.list_id, order.update_ms, "CANCELED")
+                return order
             order.status = "CANCELED"
             self._emit_order(order, "CANCELED", None)
             return order
@@ -600,8 +617,11 @@ class BinanceBook:
                     continue
                 # a resting maker order placed while the clock was in a bar rests through that
                 # bar (the simulated broker's post-only rule): bars opened in [last, now)
+                # so does a resting stop or take-profit (paper checks them from the bar the
+                # position opened in): both match the bars that completed
                 maker = order.type == "LIMIT_MAKER" or order.tif == "GTX"
-                span = (last - 1, now[0] - 1) if maker else (last, now[0])
+                completed = maker or order.type in _TRIGGERED
+                span = (last - 1, now[0] - 1) if completed else (last, now[0])
                 for bar_ms, o, h, low, _c in self.bars(order.symbol, order.market, *span):
                     if not order.is_open:
                         break
@@ -616,6 +636,12 @@ class BinanceBook:
         return filled
 
     def _match(self, order: BookOrder, bar_ms: int, o: float, h: float, low: float) -> bool:
+        filled = self._match_one(order, bar_ms, o, h, low)
+        if filled and order.list_id >= 0:
+            self._end_list(order.list_id, bar_ms, "EXPIRED")
+        return filled
+
+    def _match_one(self, order: BookOrder, bar_ms: int, o: float, h: float, low: float) -> bool:
         buy = order.side == "BUY"
         t = order.type
         if (
@@ -675,13 +701,138 @@ class BinanceBook:
                 and order.qty * price * (1 + self.spot_fee) > self.balances.get(quote, 0.0) + 1e-9
             ):
                 raise RefusedError(-2010, "Account has insufficient balance for requested action.")
-            if order.side == "SELL" and order.qty > self.balances.get(base, 0.0) + 1e-12:
+            free = self.balances.get(base, 0.0) - self._locked_base(order.symbol, order.list_id)
+            if order.side == "SELL" and order.qty > free + 1e-12:
                 raise RefusedError(-2010, "Account has insufficient balance for requested action.")
         elif not order.reduce_only:
             pos = self._positions.get(order.symbol, _Position())
             needed = order.qty * price / max(pos.leverage, 1)
             if needed > self.futures_wallet + 1e-9:
                 raise RefusedError(-2019, "Margin is insufficient.")
+
+    def _locked_base(self, symbol: str, own_list: int = -1) -> float:
+        """Base asset held by the open spot sell orders of ``symbol`` (an order list's legs
+        hold it once, as Binance locks an OCO's quantity once)."""
+        locked, lists = 0.0, set()
+        for o in self.orders:
+            if o.market != "spot" or o.symbol != symbol or not o.is_open or o.side != "SELL":
+                continue
+            if o.list_id >= 0:
+                if o.list_id in lists or o.list_id == own_list:
+                    continue
+                lists.add(o.list_id)
+            locked += o.qty - o.executed
+        return locked
+
+    # -- spot order lists (OCO) ----------------------------------------------------------
+    def place_oco(self, q: dict[str, str]) -> list[BookOrder]:
+        """``POST /api/v3/orderList/oco``: two legs of one quantity (above the market and below
+        it), one cancelling the other; the quantity is locked once."""
+        with self._lock:
+            symbol = q.get("symbol", "")
+            if ("spot", symbol) not in self.symbols:
+                raise RefusedError(-1121, "Invalid symbol.")
+            if self.reject_next:
+                raise RefusedError(-2010, self.reject_next.pop(0))
+            list_cid = q.get("listClientOrderId") or f"x-local-list-{next(self._ids)}"
+            legs = []
+            for where in ("above", "below"):
+                otype = q.get(f"{where}Type", "").upper()
+                if otype not in ("STOP_LOSS", "TAKE_PROFIT", "LIMIT_MAKER"):
+                    raise RefusedError(-1102, f"Invalid {where}Type.")
+                legs.append(
+                    {
+                        "symbol": symbol,
+                        "side": q.get("side", ""),
+                        "type": otype,
+                        "quantity": q.get("quantity", ""),
+                        "price": q.get(f"{where}Price", "0"),
+                        "stopPrice": q.get(f"{where}StopPrice", "0"),
+                        "newClientOrderId": q.get(f"{where}ClientOrderId", ""),
+                    }
+                )
+            if any(
+                o.client_id in (legs[0]["newClientOrderId"], legs[1]["newClientOrderId"])
+                and o.is_open
+                for o in self.orders
+            ):
+                raise RefusedError(-2010, "Duplicate order sent.")
+            list_id = next(self._ids)
+            placed: list[BookOrder] = []
+            try:
+                for leg in legs:
+                    placed.append(self.place("spot", leg, list_id=list_id))
+            except RefusedError:
+                for order in placed:  # the list is placed whole or not at all
+                    self.orders.remove(order)
+                raise
+            self._emit_list(placed, "EXEC_STARTED", "EXECUTING", list_cid)
+            self._list_cids[list_id] = list_cid
+            return placed
+
+    def cancel_list(self, q: dict[str, str]) -> list[BookOrder]:
+        """``DELETE /api/v3/orderList``: cancel every leg of a working order list."""
+        with self._lock:
+            lid = q.get("orderListId")
+            cid = q.get("listClientOrderId")
+            ids = [
+                k
+                for k, c in self._list_cids.items()
+                if (lid is not None and str(k) == lid) or (cid is not None and c == cid)
+            ]
+            legs = [o for o in self.orders if ids and o.list_id == ids[0]]
+            if not legs or not any(o.is_open for o in legs):
+                raise RefusedError(-2011, "Unknown order sent.")
+            self._end_list(ids[0], legs[0].update_ms, "CANCELED")
+            return legs
+
+    def list_json(self, legs: list[BookOrder]) -> dict[str, Any]:
+        """The REST answer of an order list request."""
+        list_id = legs[0].list_id
+        done = not any(o.is_open for o in legs)
+        return {
+            "orderListId": list_id,
+            "contingencyType": "OCO",
+            "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+            "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
+            "listClientOrderId": self._list_cids.get(list_id, ""),
+            "transactionTime": max(o.update_ms for o in legs),
+            "symbol": legs[0].symbol,
+            "orders": [
+                {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
+                for o in legs
+            ],
+            "orderReports": [self.order_json(o) for o in legs],
+        }
+
+    def _end_list(self, list_id: int, ts_ms: int, status: str) -> None:
+        """The list is over: its legs still working are ``status`` (EXPIRED after a fill,
+        CANCELED on a cancel)."""
+        legs = [o for o in self.orders if o.list_id == list_id]
+        for o in legs:
+            if o.is_open:
+                o.status = status
+                o.update_ms = max(o.update_ms, ts_ms)
+                self._emit_order(o, status, None)
+        self._emit_list(legs, "ALL_DONE", "ALL_DONE", self._list_cids.get(list_id, ""))
+
+    def _emit_list(self, legs: list[BookOrder], kind: str, status: str, list_cid: str) -> None:
+        self._emit(
+            "spot",
+            {
+                "e": "listStatus",
+                "E": legs[0].update_ms,
+                "s": legs[0].symbol,
+                "g": legs[0].list_id,
+                "c": "OCO",
+                "l": kind,
+                "L": status,
+                "r": "NONE",
+                "C": list_cid,
+                "T": legs[0].update_ms,
+                "O": [{"s": o.symbol, "i": o.order_id, "c": o.client_id} for o in legs],
+            },
+        )
 
     def _fill(self, order: BookOrder, price: float, ts_ms: int, *, maker: bool) -> None:
         remaining = order.qty - order.executed
@@ -774,7 +925,7 @@ class BinanceBook:
             out: dict[str, Any] = {
                 "symbol": order.symbol,
                 "orderId": order.order_id,
-                "orderListId": -1,
+                "orderListId": order.list_id,
                 "clientOrderId": order.client_id,
                 "price": num(order.price),
                 "origQty": num(order.qty),
@@ -875,6 +1026,7 @@ class BinanceBook:
         """``GET /api/v3/account``."""
         with self._lock:
             locked: dict[str, float] = {}
+            sold: set[str] = set()
             for o in self.orders:
                 if o.market == "spot" and o.is_open:
                     base, quote = self.symbols[("spot", o.symbol)]
@@ -882,8 +1034,9 @@ class BinanceBook:
                         locked[quote] = locked.get(quote, 0.0) + (o.qty - o.executed) * (
                             o.price or 0
                         )
-                    else:
-                        locked[base] = locked.get(base, 0.0) + (o.qty - o.executed)
+                    elif o.symbol not in sold:  # an order list holds its quantity once
+                        sold.add(o.symbol)
+                        locked[base] = locked.get(base, 0.0) + self._locked_base(o.symbol)
             assets = sorted(set(self.balances) | set(locked))
             return {
                 "makerCommission": 10,
@@ -1006,7 +1159,7 @@ class BinanceBook:
                 "p": num(order.price),
                 "P": num(order.stop_price),
                 "F": "0.00000000",
-                "g": -1,
+                "g": order.list_id,
                 "C": "",
                 "x": exec_type,
                 "X": order.status,
@@ -1074,6 +1227,18 @@ class BinanceBook:
                 },
             }
         self._emit(order.market, event)
+
+
+#: order types that rest until the price reaches their ``stopPrice``
+_TRIGGERED = (
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT_MARKET",
+)
 
 
 def _crosses(side: str, limit: float, last: float) -> bool:

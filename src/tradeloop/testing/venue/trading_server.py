@@ -3,7 +3,8 @@
 One loopback port (aiohttp) answers, in Binance's wire format, to the UNMODIFIED ccxt client:
 
 * spot ``/api/v3``: ``order`` (POST/GET/DELETE), ``openOrders``, ``allOrders``, ``myTrades``,
-  ``account``, ``userDataStream``;
+  ``account``, ``userDataStream``; order lists: ``orderList/oco`` (POST), ``orderList``
+  (DELETE), legs one-cancels-other with the quantity locked once, ``listStatus`` events;
 * USD-M ``/fapi/v1``: ``order``, ``openOrders``, ``allOrders``, ``userTrades``, ``leverage``,
   ``marginType``, ``listenKey``, ``positionSide/dual``; the Algo Service's conditional orders
   (``algoOrder`` POST/GET/DELETE, ``openAlgoOrders``, ``allAlgoOrders``: STOP_MARKET and
@@ -368,6 +369,10 @@ class LocalBinanceExchange:
             if method == "GET":
                 return 200, book.order_json(book.find(market, q)), {}
             return 200, book.order_json(book.cancel(market, q)), {}
+        if name == "orderList/oco":
+            return 200, book.list_json(book.place_oco(q)), {}
+        if name == "orderList" and method == "DELETE":
+            return 200, book.list_json(book.cancel_list(q)), {}
         if name == "algoOrder":
             if method == "POST":
                 return 200, book.algo_json(book.place_algo(q)), {}
@@ -535,6 +540,8 @@ _PRIVATE = {
     ("spot", "allOrders", "GET"),
     ("spot", "myTrades", "GET"),
     ("spot", "account", "GET"),
+    ("spot", "orderList/oco", "POST"),
+    ("spot", "orderList", "DELETE"),
     ("linear", "order", "POST"),
     ("linear", "order", "GET"),
     ("linear", "order", "DELETE"),
