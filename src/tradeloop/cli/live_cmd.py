@@ -40,6 +40,7 @@ _PAPER_OPTIONS = (
     "slippage_bps",
     "fill_price",
     "post_only_entries",
+    "cash_buffer_pct",
     "risk",
     "param",
     "run_id",
@@ -283,6 +284,7 @@ def _run_strategy(opts: Any, o: dict[str, Any]) -> None:
             slippage_bps=o["slippage_bps"],
             fill_price=o["fill_price"],
             post_only_entries=bool(o["post_only_entries"]),
+            cash_buffer_pct=float(o["cash_buffer_pct"]),
             risk=paper_cmd._risk_setting(o["risk"]),  # type: ignore[arg-type]
             run_id=o["run_id"]
             or "live-" + default_run_id(strat.strategy_name(), exchange, symbols, o["timeframe"]),

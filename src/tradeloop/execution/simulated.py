@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from tradeloop.core.instrument import Instrument
-from tradeloop.core.money import fee_for, pnl_for, quantity_for_budget
+from tradeloop.core.money import affordable_quantity, fee_for, pnl_for, quantity_for_budget
 from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import Fill, Order, OrderSide, OrderType, order_from_signal
 from tradeloop.core.portfolio import Portfolio
@@ -103,6 +103,7 @@ class SimulatedBroker:
         self._exit_reasons: dict[int, ExitReason] = {}
         self._slip = self.config.slippage_bps / 10_000.0
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
+        self._buffer = self.config.cash_buffer_pct
         #: when not None (paper/live), ``filled`` or ``rejected`` by order id as orders execute
         self.order_status: dict[int, OrderStatus] | None = None
         #: post-only entries working during the current bar (from its open to its range)
@@ -144,6 +145,8 @@ class SimulatedBroker:
             return
         if order.id <= 0:
             order = replace(order, id=self.next_order_id())
+        if self._buffer and order.side is OrderSide.BUY and not order.reduce_only:
+            order = self._sized(order, price)
         if (
             self.config.post_only_entries
             and not order.reduce_only
@@ -158,6 +161,20 @@ class SimulatedBroker:
             self.pending.setdefault(symbol, []).append(order)
         else:
             self._execute(order, ts_ns, price)
+
+    def _sized(self, order: Order, price: float) -> Order:
+        """A buy entry sized at ``price`` (the last price) to leave the cash buffer unspent
+        (the venue broker's rule, :func:`~tradeloop.core.money.affordable_quantity`)."""
+        if order.equity_fraction is not None or price != price:
+            return order  # sized at the fill (with the buffer) / no price yet
+        symbol = order.symbol
+        held = self.portfolio.positions.get(symbol)
+        if held is not None and held.direction < 0:
+            return order  # a reversal: the cover is paid by the short's proceeds
+        qty = affordable_quantity(
+            order.quantity, price, self.portfolio.balance, self.fees.taker(symbol), self._buffer
+        )
+        return order if qty == order.quantity else replace(order, quantity=qty)
 
     def flatten(self, ts_ns: int, prices: Mapping[str, float] | None = None) -> int:
         """Cancel every waiting order and close every open position (exit reason ``risk``).
@@ -410,7 +427,7 @@ class SimulatedBroker:
         if order.equity_fraction is not None:
             budget = order.equity_fraction * portfolio.equity
             if direction > 0:
-                budget = min(budget, portfolio.balance)
+                budget = min(budget, portfolio.balance * (1.0 - self._buffer))
             quantity = quantity_for_budget(budget, price, fee_rate) if budget > 0 else 0.0
         else:
             quantity = order.quantity

@@ -32,6 +32,9 @@ from.
   would; the venue fills them by paper's rule (:mod:`tradeloop.execution.fill_rules`).
   Elsewhere (equities) the levels are watched on every price update, as in paper; a hit
   sends a reduce-only market order.
+* Buy entries can be sized at send time to leave ``cash_buffer_pct`` of the cash unspent at
+  the last price (the simulated broker's rule), so a higher next open does not get them
+  refused.
 * A circuit breaker and tenacity retries wrap every venue call; while the breaker is open
   new entries are refused and ``on_breaker`` (the session) puts the risk engine into
   reducing-only and alerts.
@@ -51,7 +54,7 @@ from typing import Any, TypeVar
 
 from tradeloop.core.errors import TemporaryError
 from tradeloop.core.instrument import Instrument
-from tradeloop.core.money import pnl_for, quantity_for_budget
+from tradeloop.core.money import affordable_quantity, pnl_for, quantity_for_budget
 from tradeloop.core.order_status import (
     FINAL_STATUSES,
     InvalidTransitionError,
@@ -206,8 +209,12 @@ class VenueBroker:
         sleep: Callable[[float], None] = time.sleep,
         post_only_entries: bool = False,
         resting_exits: bool = True,
+        cash_buffer_pct: float = 0.0,
     ) -> None:
         self.client = client
+        #: buy entries are sized at send time to leave this fraction of the cash unspent at
+        #: the last price (the simulated broker's rule), room for a higher next open
+        self.cash_buffer_pct = cash_buffer_pct
         #: stops and targets rest at the venue (where it holds them) instead of being watched
         self.resting_exits = resting_exits
         self._rests: dict[str, MarketKind | None] = {}
@@ -294,7 +301,17 @@ class VenueBroker:
                     self._refuse(order, ts_ns, "no_price", "an equity fraction needs a price")
                     return
                 budget = order.equity_fraction * self.portfolio.equity
+                if direction > 0:
+                    budget = min(budget, self.portfolio.balance * (1.0 - self.cash_buffer_pct))
                 amount = quantity_for_budget(budget, price, self.fees.taker(symbol))
+            elif direction > 0 and (pos is None or pos.direction > 0) and math.isfinite(price):
+                amount = affordable_quantity(
+                    amount,
+                    price,
+                    self.portfolio.balance,
+                    self.fees.taker(symbol),
+                    self.cash_buffer_pct,
+                )
             if pos is not None and pos.direction == direction:
                 self._refuse(order, ts_ns, "already_open", "position in this direction is open")
                 return
