@@ -1058,7 +1058,9 @@ class VenueBroker:
         work = _Working(order, cid, _S.NEW, amount, price, reason.value)
         self._working[order.id] = work
         self._by_client[cid] = order.id
-        request = OrderRequest(cid, pos.symbol, side, otype, amount, None, price, reduce_only=True)
+        # reduce-only where the venue has it (perpetuals); Binance spot refuses the parameter
+        perp = self._kind(pos.symbol) is MarketKind.PERPETUAL
+        request = OrderRequest(cid, pos.symbol, side, otype, amount, None, price, reduce_only=perp)
         self._update_status(work, _S.SUBMITTED)
         try:
             snapshot = self._place(request, order.id)

@@ -222,6 +222,10 @@ class BinanceBook:
             price = float(q.get("price", 0) or 0)
             stop = float(q.get("stopPrice", 0) or 0)
             tif = q.get("timeInForce", "GTC")
+            if market == "spot" and "reduceOnly" in q:  # a futures parameter spot does not read
+                raise RefusedError(
+                    -1104, "Not all sent parameters were read; read a parameter spot does not have."
+                )
             reduce_only = q.get("reduceOnly", "false").lower() == "true"
             now = self._now(market, symbol)
             if now is None:
