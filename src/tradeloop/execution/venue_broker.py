@@ -826,17 +826,20 @@ class VenueBroker:
         or cancel and replace, each position's stop (the level in force: fixed or trailing)
         and target at its size."""
         positions = self.portfolio.positions
+        in_flight = {
+            w.order.symbol
+            for w in self._working.values()
+            if self._behind(w) or (w.order.id > 0 and w.status not in FINAL_STATUSES)
+        }
         for work in self._protective(None):
+            if work.order.symbol in in_flight:
+                continue  # the position is changing (fills on their way): decided once known
             pos = positions.get(work.order.symbol)
             if pos is None or (pos.direction > 0) == (work.order.side is OrderSide.BUY):
                 self._cancel_resting(work)
         for symbol, pos in list(positions.items()):
-            if symbol not in self.watched or not self._rests_exits(symbol):
-                continue
-            if self._has_working_exit(symbol) or any(
-                self._behind(w) for w in self._working.values() if w.order.symbol == symbol
-            ):
-                continue  # a market exit is closing it, or fills are still on their way
+            if symbol not in self.watched or symbol in in_flight or not self._rests_exits(symbol):
+                continue  # an order is working (a market exit closing it), or fills on the way
             self._protect(pos, ts_ns)
 
     def _protect(self, pos: Position, ts_ns: int) -> None:

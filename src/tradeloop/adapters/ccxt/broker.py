@@ -72,8 +72,9 @@ _RAW_STATUS = {
     "TRIGGERING": OrderStatus.ACCEPTED,
     "TRIGGERED": OrderStatus.ACCEPTED,
 }
-#: algo statuses that say nothing about the outcome (the matching-engine order does)
-_ALGO_DONE = ("FINISHED",)
+#: algo statuses that say nothing about the outcome (the matching-engine order, under the same
+#: client id, does; ccxt would also take a "closed" one without an executed quantity as filled)
+_ALGO_DONE = ("TRIGGERING", "TRIGGERED", "FINISHED")
 _UNIFIED_STATUS = {
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELLED,
