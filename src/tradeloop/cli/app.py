@@ -226,6 +226,14 @@ def backtest(
             "filled at the limit only if the next bar trades through it, else expired.",
         ),
     ] = False,
+    cash_buffer_pct: Annotated[
+        float,
+        typer.Option(
+            help="Size buy entries at the signal bar's close to leave this fraction of the "
+            "cash unspent (as paper and live do), so a higher next open still pays for them. "
+            "0: sizes unchanged.",
+        ),
+    ] = 0.0,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
@@ -369,6 +377,7 @@ def backtest(
                 slippage_bps=slippage_bps,
                 fill_price=fill_price,  # type: ignore[arg-type]
                 post_only_entries=post_only_entries,
+                cash_buffer_pct=cash_buffer_pct,
                 timeframe=timeframe,
                 start=parse_time(start, field="--start") if start else None,
                 end=parse_time(end, field="--end") if end else None,

@@ -40,6 +40,7 @@ _PAPER_OPTIONS = (
     "slippage_bps",
     "fill_price",
     "post_only_entries",
+    "cash_buffer_pct",
     "risk",
     "param",
     "run_id",
@@ -127,9 +128,13 @@ def live(
     places one twice; fills come from the venue's user-data stream (REST polling while it is
     down). At start and every --reconcile-every seconds the venue's balances, positions and
     open orders are compared and adopted (or trading halts). A circuit breaker puts the risk
-    engine into reducing-only while the venue fails. SIGINT/SIGTERM stop after the event in
-    flight with everything stored. Keys: TRADELOOP_<EXCHANGE>_API_KEY / _API_SECRET (or
-    _SECRET_COMMAND), environment or .env.
+    engine into reducing-only while the venue fails. With ccxt a position's stop-loss,
+    take-profit and trailing stop rest at the venue (USD-M: reduce-only STOP_MARKET /
+    TAKE_PROFIT_MARKET; spot: STOP_LOSS / TAKE_PROFIT, both as one OCO list), one
+    cancelling the other, a trailing stop cancelled and replaced as it moves, so the
+    position stays protected while the bot is down; with Alpaca the bot watches them.
+    SIGINT/SIGTERM stop after the event in flight with everything stored. Keys:
+    TRADELOOP_<EXCHANGE>_API_KEY / _API_SECRET (or _SECRET_COMMAND), environment or .env.
 
     Subcommands: `tradeloop live flatten` cancels open orders and closes positions;
     `tradeloop live report` lists every fill's expected vs actual price (slippage).
@@ -280,6 +285,7 @@ def _run_strategy(opts: Any, o: dict[str, Any]) -> None:
             slippage_bps=o["slippage_bps"],
             fill_price=o["fill_price"],
             post_only_entries=bool(o["post_only_entries"]),
+            cash_buffer_pct=float(o["cash_buffer_pct"]),
             risk=paper_cmd._risk_setting(o["risk"]),  # type: ignore[arg-type]
             run_id=o["run_id"]
             or "live-" + default_run_id(strat.strategy_name(), exchange, symbols, o["timeframe"]),

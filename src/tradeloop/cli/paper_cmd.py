@@ -100,6 +100,14 @@ def paper(
             "take, else expired. Live: sent post-only to the venue.",
         ),
     ] = False,
+    cash_buffer_pct: Annotated[
+        float,
+        typer.Option(
+            help="Size buy entries when sent to leave this fraction of the cash unspent at the "
+            "last price (e.g. 0.005), so a higher next open still pays for them; the same "
+            "rule in paper and live. 0: sizes unchanged.",
+        ),
+    ] = 0.0,
     risk: Annotated[
         str,
         typer.Option(
@@ -229,6 +237,7 @@ def paper(
             slippage_bps=slippage_bps,
             fill_price=fill_price,
             post_only_entries=post_only_entries,
+            cash_buffer_pct=cash_buffer_pct,
             risk=_risk_setting(risk),
             run_id=run_id
             or default_run_id(strat.strategy_name(), exchange.lower(), symbols, timeframe),

@@ -28,6 +28,9 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    #: a market order triggered when the price reaches ``stop_price`` from the favourable
+    #: side (a resting take-profit at the venue)
+    TAKE_PROFIT = "take_profit"
 
 
 class TimeInForce(StrEnum):

@@ -19,7 +19,7 @@ from typing import Any
 
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.timeframes import timeframe_minutes
-from tradeloop.execution.config import FillPrice
+from tradeloop.execution.config import FillPrice, check_cash_buffer
 from tradeloop.risk.config import RiskConfig, risk_config_from_mapping
 
 __all__ = ["BacktestConfig", "RunConfig", "risk_rules"]
@@ -97,6 +97,10 @@ class RunConfig:
         Send entries as post-only limit orders at the touch (maker fee; fills only if the next
         bar trades through the limit, else expires; see
         :class:`~tradeloop.execution.config.SimulatedBrokerConfig`). Off by default.
+    cash_buffer_pct
+        Size buy entries, when they are sent, to leave this fraction of the cash unspent at
+        the last price, so a higher next open still pays for them (live: the venue would
+        refuse the buy). 0 (default): sizes unchanged.
     periods_per_year
         Periods per year for annualized metrics (Sharpe, volatility, Sortino); None infers
         it from the bar times (365 days for data with weekend bars, 252 sessions otherwise;
@@ -121,8 +125,10 @@ class RunConfig:
     risk: RiskConfig = field(default_factory=RiskConfig.permissive)
     periods_per_year: float | None = None
     post_only_entries: bool = False
+    cash_buffer_pct: float = 0.0
 
     def __post_init__(self) -> None:
+        check_cash_buffer(self.cash_buffer_pct)
         if not (math.isfinite(self.balance) and self.balance > 0):
             raise ConfigError(f"balance must be > 0, got {self.balance}")
         if not (math.isfinite(self.fee) and 0 <= self.fee < 0.5):

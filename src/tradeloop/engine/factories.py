@@ -150,6 +150,7 @@ def make_broker(
             alert=venue.alert,
             on_breaker=venue.on_breaker,
             post_only_entries=rules.post_only_entries,
+            cash_buffer_pct=rules.cash_buffer_pct,
         )
         client.start_stream()
         return broker_
@@ -162,6 +163,7 @@ def make_broker(
             rules.slippage_bps,
             rules.allow_short,
             rules.post_only_entries,
+            rules.cash_buffer_pct,
         ),
         intrabar=intrabar,
     )

@@ -411,6 +411,7 @@ def stored_run_config(meta: Mapping[str, Any], *, trade_start: int | None = None
         fill_price=meta["fill_price"],
         allow_short=bool(meta["allow_short"]),
         post_only_entries=bool(meta.get("post_only_entries", False)),
+        cash_buffer_pct=float(meta.get("cash_buffer_pct", 0.0)),
         risk=risk_config_of(meta["risk"]),
         trade_start=trade_start,
     )
@@ -860,6 +861,7 @@ class PaperSession:
             "fill_price": cfg.fill_price.value,
             "allow_short": cfg.allow_short,
             "post_only_entries": cfg.post_only_entries,
+            "cash_buffer_pct": cfg.cash_buffer_pct,
             "risk": cfg.risk_setting,
             "model": self._model,
             "model_registry": str(Path(cfg.model_registry).resolve()),

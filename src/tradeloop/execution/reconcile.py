@@ -168,7 +168,7 @@ def reconcile(
     working = {w["client_order_id"] for w in broker.working_orders()}
     for order in client.open_orders(None):
         if (
-            order.client_order_id.startswith(f"tl{broker.key}x")
+            order.client_order_id.startswith((f"tl{broker.key}x", f"tl{broker.key}p"))
             and order.client_order_id not in working
         ):
             diffs.append(

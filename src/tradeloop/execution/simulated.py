@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from tradeloop.core.instrument import Instrument
-from tradeloop.core.money import fee_for, pnl_for, quantity_for_budget
+from tradeloop.core.money import affordable_quantity, fee_for, pnl_for, quantity_for_budget
 from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import Fill, Order, OrderSide, OrderType, order_from_signal
 from tradeloop.core.portfolio import Portfolio
@@ -29,12 +29,15 @@ from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
 from tradeloop.execution.exit_scan import next_exit_bar
 from tradeloop.execution.fees import FeeModel
+from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
 # ``Rejection`` lives in core (risk and execution share it); re-exported here for callers
 # that imported it from this module.
 __all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
 
 logger = logging.getLogger(__name__)
+_STOP = TriggerKind.STOP
+_TAKE = TriggerKind.TAKE_PROFIT
 
 #: an exit reason's string for its fill (a dict read; ``.value`` is a descriptor call)
 _MARKET = OrderType.MARKET
@@ -108,6 +111,7 @@ class SimulatedBroker:
         self._exit_reasons: dict[int, ExitReason] = {}
         self._slip = self.config.slippage_bps / 10_000.0
         self._next_open = self.config.fill_price is FillPrice.NEXT_OPEN
+        self._buffer = self.config.cash_buffer_pct
         #: when not None (paper/live), ``filled`` or ``rejected`` by order id as orders execute
         self.order_status: dict[int, OrderStatus] | None = None
         #: post-only entries working during the current bar (from its open to its range)
@@ -149,6 +153,8 @@ class SimulatedBroker:
             return
         if order.id <= 0:
             order = replace(order, id=self.next_order_id())
+        if self._buffer and order.side is OrderSide.BUY and not order.reduce_only:
+            order = self._sized(order, price)
         if (
             self.config.post_only_entries
             and not order.reduce_only
@@ -163,6 +169,20 @@ class SimulatedBroker:
             self.pending.setdefault(symbol, []).append(order)
         else:
             self._execute(order, ts_ns, price)
+
+    def _sized(self, order: Order, price: float) -> Order:
+        """A buy entry sized at ``price`` (the last price) to leave the cash buffer unspent
+        (the venue broker's rule, :func:`~tradeloop.core.money.affordable_quantity`)."""
+        if order.equity_fraction is not None or price != price:
+            return order  # sized at the fill (with the buffer) / no price yet
+        symbol = order.symbol
+        held = self.portfolio.positions.get(symbol)
+        if held is not None and held.direction < 0:
+            return order  # a reversal: the cover is paid by the short's proceeds
+        qty = affordable_quantity(
+            order.quantity, price, self.portfolio.balance, self.fees.taker(symbol), self._buffer
+        )
+        return order if qty == order.quantity else replace(order, quantity=qty)
 
     def flatten(self, ts_ns: int, prices: Mapping[str, float] | None = None) -> int:
         """Cancel every waiting order and close every open position (exit reason ``risk``).
@@ -431,7 +451,7 @@ class SimulatedBroker:
         if order.equity_fraction is not None:
             budget = order.equity_fraction * portfolio.equity
             if direction > 0:
-                budget = min(budget, portfolio.balance)
+                budget = min(budget, portfolio.balance * (1.0 - self._buffer))
             quantity = quantity_for_budget(budget, price, fee_rate) if budget > 0 else 0.0
         else:
             quantity = order.quantity
@@ -570,30 +590,37 @@ class SimulatedBroker:
 
     # -- stops -------------------------------------------------------------------------------
     def _check_exits(self, pos: Position, ts_ns: int, o: float, h: float, low: float) -> None:
+        """The position's stop, trailing stop and target against one bar, by the one fill
+        rule of protective exits (:func:`~tradeloop.execution.fill_rules.trigger_fill`, the
+        rule the local venues fill resting stop orders with); a stop and a target both inside
+        the bar are resolved on finer data (:meth:`_drill`)."""
         long = pos.direction > 0
         stop, stop_reason = pos.active_stop()
         tp = pos.take_profit
-        # a gap through a level fills at the open
-        if stop is not None and (o <= stop if long else o >= stop):
-            self._close(pos, ts_ns, self._slipped(o, -pos.direction), stop_reason, maker=False)
+        sf = None if stop is None else trigger_fill(_STOP, pos.direction, stop, o, h, low)
+        tf = None if tp is None else trigger_fill(_TAKE, pos.direction, tp, o, h, low)
+        # a gap through a level fills at the open (the stop first)
+        if sf is not None and sf.at_open:
+            self._close(
+                pos, ts_ns, self._slipped(sf.price, -pos.direction), stop_reason, maker=False
+            )
             return
-        if tp is not None and (o >= tp if long else o <= tp):
-            self._close(pos, ts_ns, o, ExitReason.TAKE_PROFIT, maker=True)
+        if tf is not None and tf.at_open:
+            self._close(pos, ts_ns, tf.price, ExitReason.TAKE_PROFIT, maker=tf.maker)
             return
-        stop_hit = stop is not None and (low <= stop if long else h >= stop)
-        tp_hit = tp is not None and (h >= tp if long else low <= tp)
-        if stop_hit and tp_hit:
+        if sf is not None and tf is not None:
             assert stop is not None
             assert tp is not None
             first = self._drill(pos.symbol, self.timeframe, ts_ns, long, stop, tp, top=True)
-            stop_hit, tp_hit = first == "stop", first == "tp"
-        if stop_hit:
-            assert stop is not None
-            self._close(pos, ts_ns, self._slipped(stop, -pos.direction), stop_reason, maker=False)
+            if first == "tp":
+                sf = None
+        if sf is not None:
+            self._close(
+                pos, ts_ns, self._slipped(sf.price, -pos.direction), stop_reason, maker=False
+            )
             return
-        if tp_hit:
-            assert tp is not None
-            self._close(pos, ts_ns, tp, ExitReason.TAKE_PROFIT, maker=True)
+        if tf is not None:
+            self._close(pos, ts_ns, tf.price, ExitReason.TAKE_PROFIT, maker=tf.maker)
             return
         if pos.trail_fraction and pos.trail_anchor is not None:
             anchor = max(pos.trail_anchor, h) if long else min(pos.trail_anchor, low)

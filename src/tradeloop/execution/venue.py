@@ -65,6 +65,7 @@ from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
 __all__ = [
     "CheckedOrder",
     "DuplicateOrderError",
+    "ExitPair",
     "MarketClock",
     "MarketKind",
     "MarketRules",
@@ -75,6 +76,7 @@ __all__ = [
     "RateLimitedError",
     "VenueBalance",
     "VenueClient",
+    "VenueExitPairs",
     "VenueFill",
     "VenueMarketClock",
     "VenueOrder",
@@ -268,6 +270,36 @@ class MarketClock:
     is_open: bool
     next_open: int
     next_close: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPair:
+    """A stop and a take-profit protecting one position: one quantity, one cancels the other
+    (Binance spot's OCO order list, Alpaca's ``oco`` order class). Each leg has its client id;
+    ``list_id`` names the pair where the venue names lists."""
+
+    symbol: str
+    side: OrderSide
+    amount: float
+    stop_price: float
+    take_profit: float
+    stop_id: str
+    take_id: str
+    list_id: str
+
+
+@runtime_checkable
+class VenueExitPairs(Protocol):
+    """Optional: a venue that holds a stop and a target of one quantity as one order list.
+
+    Where the quantity would otherwise be held twice (spot: two sell orders of the whole
+    holding cannot both rest), the venue broker places a position's stop and target this way;
+    a cancel of either leg cancels both."""
+
+    def place_exit_pair(self, pair: ExitPair) -> list[VenueOrder]:
+        """Place both legs; return their snapshots (the stop leg first). Idempotent on the
+        legs' client ids like :meth:`VenueClient.place_order`."""
+        ...
 
 
 @runtime_checkable

@@ -20,8 +20,21 @@ from.
   on every price update and in :meth:`sync` (housekeeping). Repeated fills (stream + poll) are
   dropped by trade id. Each fill records the expected price (the price when the order was
   sent) and the actual one: :attr:`VenueBroker.slippage`.
-* Stops, targets and trailing stops of open positions are watched on every price update, as
-  in paper; a hit sends a reduce-only market order.
+* Stops, targets and trailing stops rest at the venue where it holds them (perpetuals:
+  reduce-only stop and take-profit orders; spot: a stop or take-profit order, or both as one
+  order list through :class:`~tradeloop.execution.venue.VenueExitPairs`, since the holding
+  can rest in one sell only), so a dead bot still leaves every position protected. They are
+  placed when the position opens (client ids ``tl<run key>p<n>``, a pure function of the
+  run's counter, looked up before they are placed again after a restart); the sibling is
+  cancelled when one fills, all are cancelled when the position closes otherwise, and the
+  stop is cancelled/replaced as a trailing anchor moves. A bar that reaches a resting level
+  is followed up at once (the order fetched, its fills taken) so the step sees the exit paper
+  would; the venue fills them by paper's rule (:mod:`tradeloop.execution.fill_rules`).
+  Elsewhere (equities) the levels are watched on every price update, as in paper; a hit
+  sends a reduce-only market order.
+* Buy entries can be sized at send time to leave ``cash_buffer_pct`` of the cash unspent at
+  the last price (the simulated broker's rule), so a higher next open does not get them
+  refused.
 * A circuit breaker and tenacity retries wrap every venue call; while the breaker is open
   new entries are refused and ``on_breaker`` (the session) puts the risk engine into
   reducing-only and alerts.
@@ -41,7 +54,7 @@ from typing import Any, TypeVar
 
 from tradeloop.core.errors import TemporaryError
 from tradeloop.core.instrument import Instrument
-from tradeloop.core.money import pnl_for, quantity_for_budget
+from tradeloop.core.money import affordable_quantity, pnl_for, quantity_for_budget
 from tradeloop.core.order_status import (
     FINAL_STATUSES,
     InvalidTransitionError,
@@ -53,6 +66,7 @@ from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import ExitReason, Position, Trade
 from tradeloop.core.rejection import Rejection
 from tradeloop.execution.fees import FeeModel
+from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 from tradeloop.execution.protection import (
     BreakerState,
     CircuitBreaker,
@@ -61,11 +75,14 @@ from tradeloop.execution.protection import (
 )
 from tradeloop.execution.venue import (
     DuplicateOrderError,
+    ExitPair,
+    MarketKind,
     OrderNotFoundError,
     OrderRejectedError,
     OrderRequest,
     OrderValidationError,
     VenueClient,
+    VenueExitPairs,
     VenueFill,
     VenueOrder,
     check_order,
@@ -76,6 +93,7 @@ __all__ = ["NotionalCaps", "SlippageRecord", "VenueBroker", "client_order_id", "
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _EPS = 1e-12
+_STOP = TriggerKind.STOP
 _S = OrderStatus
 
 
@@ -190,8 +208,22 @@ class VenueBroker:
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] = time.sleep,
         post_only_entries: bool = False,
+        resting_exits: bool = True,
+        cash_buffer_pct: float = 0.0,
     ) -> None:
         self.client = client
+        #: buy entries are sized at send time to leave this fraction of the cash unspent at
+        #: the last price (the simulated broker's rule), room for a higher next open
+        self.cash_buffer_pct = cash_buffer_pct
+        #: stops and targets rest at the venue (where it holds them) instead of being watched
+        self.resting_exits = resting_exits
+        self._rests: dict[str, MarketKind | None] = {}
+        #: protective orders' counter (their client ids) and, after a restore, the last one
+        #: the stored state knows (later ones may have gone out: looked up before placing)
+        self._protect_seq = 0
+        self._protect_uncertain: int | None = None
+        #: (symbol, type, level) of resting orders the venue refused: not sent again
+        self._refused: set[tuple[str, OrderType, float]] = set()
         #: entries from flat go out as post-only limits at the last price (the simulated
         #: broker's rule): the venue refuses one that would take; one the bar after the
         #: signal did not fill is cancelled at the next bar's open
@@ -269,15 +301,23 @@ class VenueBroker:
                     self._refuse(order, ts_ns, "no_price", "an equity fraction needs a price")
                     return
                 budget = order.equity_fraction * self.portfolio.equity
+                if direction > 0:
+                    budget = min(budget, self.portfolio.balance * (1.0 - self.cash_buffer_pct))
                 amount = quantity_for_budget(budget, price, self.fees.taker(symbol))
+            elif direction > 0 and (pos is None or pos.direction > 0) and math.isfinite(price):
+                amount = affordable_quantity(
+                    amount,
+                    price,
+                    self.portfolio.balance,
+                    self.fees.taker(symbol),
+                    self.cash_buffer_pct,
+                )
             if pos is not None and pos.direction == direction:
                 self._refuse(order, ts_ns, "already_open", "position in this direction is open")
                 return
             if pos is not None:  # a reversal: close and open with one order
                 amount += pos.quantity
-            elif (
-                self.post_only_entries and order.type is OrderType.MARKET and math.isfinite(price)
-            ):
+            elif self.post_only_entries and order.type is OrderType.MARKET and math.isfinite(price):
                 order = replace(order, type=OrderType.LIMIT, limit_price=price)
                 self._post_only_opens[order.id] = [ts_ns, -1]
             reason = "entry"
@@ -308,6 +348,26 @@ class VenueBroker:
         if pos is None:
             return
         self.portfolio.marks[symbol] = c
+        if symbol in self.watched and self._rests_exits(symbol):
+            self._await_resting(symbol, pos.direction, ts_ns, o, h, low)
+            pos = self.portfolio.positions.get(symbol)
+            if pos is None:
+                return
+            reason = _exit_hit(pos, h, low)
+            if reason is not None and not self._has_working_exit(symbol):
+                # a level the venue does not hold (its order was refused): the bot exits
+                need = OrderType.TAKE_PROFIT if reason is ExitReason.TAKE_PROFIT else OrderType.STOP
+                if all(w.order.type is not need for w in self._protective(symbol)):
+                    self._send_exit(pos, ts_ns, c, reason)
+                    return
+            if pos.trail_fraction and pos.trail_anchor is not None:
+                anchor = (
+                    max(pos.trail_anchor, h) if pos.direction > 0 else min(pos.trail_anchor, low)
+                )
+                if anchor != pos.trail_anchor:
+                    self.portfolio.positions[symbol] = replace(pos, trail_anchor=anchor)
+            self._sync_protection(ts_ns)
+            return
         if symbol in self.watched and not self._has_working_exit(symbol):
             reason = _exit_hit(pos, h, low)
             if reason is not None:
@@ -320,8 +380,10 @@ class VenueBroker:
                     self.portfolio.positions[symbol] = replace(pos, trail_anchor=anchor)
 
     def flatten(self, ts_ns: int, prices: Mapping[str, float] | None = None) -> int:
-        """Cancel every working order and close every position with reduce-only market orders."""
+        """Cancel every working order (resting stops and targets too) and close every position
+        with reduce-only market orders."""
         self.cancel_pending()
+        self._cancel_protection(None)
         count = 0
         for symbol, pos in list(self.portfolio.positions.items()):
             if self._has_working_exit(symbol):
@@ -408,6 +470,8 @@ class VenueBroker:
                 fill = replace(fill, ts=ts_ns)  # a venue that does not time its fills
             applied += self._apply_fill(fill)
         self._refresh_pending()
+        if self.resting_exits:
+            self._sync_protection(ts_ns if ts_ns is not None else self._clock())
         return applied
 
     def recover_missing_fills(self) -> int:
@@ -606,6 +670,8 @@ class VenueBroker:
         if self.breaker.state is BreakerState.OPEN and reason == "entry":
             self._refuse(order, ts_ns, "venue_unavailable", "circuit breaker open")
             return
+        if reason != "entry" and rules.kind is MarketKind.SPOT and self._protective(symbol):
+            self._cancel_protection(symbol)  # they hold the coins this exit sells
         cid = client_order_id(self.key, order.id)
         work = _Working(order, cid, _S.NEW, checked.amount, ref if ref == ref else math.nan, reason)
         self._working[order.id] = work
@@ -640,6 +706,10 @@ class VenueBroker:
         if reason == "entry":
             day, used = self._day
             self._day = (day, used + notional)
+            if order.exits is not None and snapshot.filled > 0 and self._rests_exits(symbol):
+                self._protect_at_once(order, snapshot, ts_ns)
+        elif snapshot.status is _S.FILLED and self._rests_exits(symbol):
+            self._cancel_protection(symbol)  # closed by the bot: nothing left to protect
 
     def _expire_post_only(self, symbol: str, ts_ns: int) -> None:
         """At a bar's open: a post-only entry of ``symbol`` still working after the bar it
@@ -670,7 +740,7 @@ class VenueBroker:
         """Place once: before (re)sending an id that may have gone out, look it up first."""
         client = self.client
         cid = request.client_order_id
-        maybe_sent = self._uncertain_after is not None and order_id > self._uncertain_after
+        maybe_sent = self._maybe_sent(order_id)
 
         def attempt() -> VenueOrder:
             nonlocal maybe_sent
@@ -680,8 +750,11 @@ class VenueBroker:
                     logger.info("order %s already at the venue (%s): adopted", cid, found.status)
                     return found
                 except OrderNotFoundError:
-                    if self._uncertain_after is not None and order_id > self._uncertain_after:
-                        self._uncertain_after = None  # later ids cannot have gone out either
+                    if self._maybe_sent(order_id):  # later ids cannot have gone out either
+                        if order_id < 0:
+                            self._protect_uncertain = None
+                        else:
+                            self._uncertain_after = None
             maybe_sent = True  # if this send's answer is lost, the retry looks first
             try:
                 return client.place_order(request)
@@ -706,10 +779,365 @@ class VenueBroker:
         self._send(order, ts_ns, price, pos.quantity, reason.value)
 
     def _has_working_exit(self, symbol: str) -> bool:
+        """A market exit of ``symbol`` is working (resting stops and targets are not)."""
         return any(
-            w.order.symbol == symbol and w.reason != "entry" and w.status not in FINAL_STATUSES
+            w.order.symbol == symbol
+            and w.reason != "entry"
+            and w.order.id > 0
+            and w.status not in FINAL_STATUSES
             for w in self._working.values()
         )
+
+    def _maybe_sent(self, order_id: int) -> bool:
+        """A process that died may have sent this id (above the restored counter)."""
+        if order_id < 0:
+            return self._protect_uncertain is not None and -order_id > self._protect_uncertain
+        return self._uncertain_after is not None and order_id > self._uncertain_after
+
+    # -- resting exits ---------------------------------------------------------------------
+    def _rests_exits(self, symbol: str) -> bool:
+        """The venue holds ``symbol``'s stops and targets (perpetuals and spot; equities are
+        watched by the bot)."""
+        return self._kind(symbol) in (MarketKind.PERPETUAL, MarketKind.SPOT)
+
+    def _kind(self, symbol: str) -> MarketKind | None:
+        """The market kind of ``symbol`` when its exits may rest at the venue, else None."""
+        if not self.resting_exits:
+            return None
+        if symbol not in self._rests:
+            try:
+                self._rests[symbol] = self.client.market_rules(symbol).kind
+            except Exception:
+                self._rests[symbol] = None
+        return self._rests[symbol]
+
+    def _protective(self, symbol: str | None) -> list[_Working]:
+        return [
+            w
+            for w in self._working.values()
+            if w.order.id < 0
+            and w.status not in FINAL_STATUSES
+            and (symbol is None or w.order.symbol == symbol)
+        ]
+
+    def _sync_protection(self, ts_ns: int) -> None:
+        """Bring the resting stops and targets in line with the positions: cancel the ones
+        protecting nothing (a sibling filled, the position closed or reversed), then place,
+        or cancel and replace, each position's stop (the level in force: fixed or trailing)
+        and target at its size."""
+        positions = self.portfolio.positions
+        in_flight = {
+            w.order.symbol
+            for w in self._working.values()
+            if self._behind(w) or (w.order.id > 0 and w.status not in FINAL_STATUSES)
+        }
+        for work in self._protective(None):
+            if work.order.symbol in in_flight:
+                continue  # the position is changing (fills on their way): decided once known
+            pos = positions.get(work.order.symbol)
+            if pos is None or (pos.direction > 0) == (work.order.side is OrderSide.BUY):
+                self._cancel_resting(work)
+        for symbol, pos in list(positions.items()):
+            if symbol not in self.watched or symbol in in_flight or not self._rests_exits(symbol):
+                continue  # an order is working (a market exit closing it), or fills on the way
+            self._protect(pos, ts_ns)
+
+    def _protect(self, pos: Position, ts_ns: int) -> None:
+        """Place, keep or replace ``pos``'s resting stop and target. On spot both go out as
+        one order list (the holding can rest in one sell only); elsewhere as two orders."""
+        works = self._protective(pos.symbol)
+        stop, reason = pos.active_stop()
+        tp = pos.take_profit
+        pairs = self._kind(pos.symbol) is MarketKind.SPOT and isinstance(
+            self.client, VenueExitPairs
+        )
+        if pairs and stop is not None and tp is not None:
+            self._keep_pair(pos, works, stop, reason, tp, ts_ns)
+            return
+        if self._keep_resting(pos, works, OrderType.STOP, stop, reason, ts_ns):
+            self._keep_resting(pos, works, OrderType.TAKE_PROFIT, tp, ExitReason.TAKE_PROFIT, ts_ns)
+
+    def _keep_pair(
+        self,
+        pos: Position,
+        works: list[_Working],
+        stop: float,
+        reason: ExitReason,
+        tp: float,
+        ts_ns: int,
+    ) -> None:
+        """Keep ``pos``'s stop/target order list, or cancel it and place the new one (a
+        trailing stop moved, the size changed)."""
+        symbol, client = pos.symbol, self.client
+        stop_px, tp_px = client.round_price(symbol, stop), client.round_price(symbol, tp)
+        amount = client.round_amount(symbol, pos.quantity)
+        stops = [w for w in works if w.order.type is OrderType.STOP]
+        takes = [w for w in works if w.order.type is OrderType.TAKE_PROFIT]
+        if (
+            len(stops) == len(takes) == 1
+            and (stops[0].order.stop_price, takes[0].order.stop_price) == (stop_px, tp_px)
+            and abs(stops[0].amount - amount) <= _EPS
+            and stops[0].reason == reason.value
+        ):
+            return
+        for work in works:
+            if work.status not in FINAL_STATUSES and not self._cancel_resting(work):
+                return
+        if amount > 0 and (symbol, OrderType.STOP, stop_px) not in self._refused:
+            self._place_pair(pos, stop_px, tp_px, amount, reason, ts_ns)
+
+    def _place_pair(
+        self,
+        pos: Position,
+        stop_px: float,
+        tp_px: float,
+        amount: float,
+        reason: ExitReason,
+        ts_ns: int,
+    ) -> None:
+        client = self.client
+        assert isinstance(client, VenueExitPairs)
+        side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
+        legs = []
+        for otype, price, why in (
+            (OrderType.STOP, stop_px, reason),
+            (OrderType.TAKE_PROFIT, tp_px, ExitReason.TAKE_PROFIT),
+        ):
+            self._protect_seq += 1
+            order = Order(
+                id=-self._protect_seq,
+                symbol=pos.symbol,
+                side=side,
+                type=otype,
+                quantity=amount,
+                ts_created=ts_ns,
+                stop_price=price,
+                reduce_only=True,
+                tag=f"resting_{why.value}",
+            )
+            work = _Working(
+                order, f"tl{self.key}p{self._protect_seq}", _S.NEW, amount, price, why.value
+            )
+            self._working[order.id] = work
+            self._by_client[work.client_id] = order.id
+            self._update_status(work, _S.SUBMITTED)
+            legs.append(work)
+        first, second = legs
+        pair = ExitPair(
+            pos.symbol,
+            side,
+            amount,
+            stop_px,
+            tp_px,
+            first.client_id,
+            second.client_id,
+            f"tl{self.key}l{-first.order.id}",
+        )
+        maybe_sent = self._maybe_sent(first.order.id)
+
+        def fetch_both() -> list[VenueOrder]:
+            return [client.fetch_order(pos.symbol, w.client_id) for w in legs]
+
+        def attempt() -> list[VenueOrder]:
+            nonlocal maybe_sent
+            if maybe_sent:
+                try:
+                    found = fetch_both()
+                    logger.info("order list %s already at the venue: adopted", pair.list_id)
+                    return found
+                except OrderNotFoundError:
+                    self._protect_uncertain = None
+            maybe_sent = True
+            try:
+                return client.place_exit_pair(pair)
+            except DuplicateOrderError:
+                return fetch_both()
+
+        try:
+            snapshots = self._call(attempt)
+        except OrderRejectedError as exc:
+            for work in legs:
+                self._update_status(work, _S.REJECTED, str(exc))
+            self._refused.add((pos.symbol, OrderType.STOP, stop_px))
+            logger.error("resting stop/target of %s refused: %s", pos.symbol, exc)
+            self._notify(
+                "protective order refused",
+                f"{pos.symbol} stop {stop_px} / target {tp_px}: {exc}; the bot watches them",
+            )
+            return
+        except TemporaryError as exc:
+            logger.error("order list %s: venue unreachable (%s)", pair.list_id, exc)
+            return
+        for snap in snapshots:
+            self._apply_snapshot(snap)
+
+    def _protect_at_once(self, order: Order, snap: VenueOrder, ts_ns: int) -> None:
+        """An entry the venue filled in its answer: its stop and target rest from this very
+        bar on (as paper checks them on the entry's bar), before the fill is booked at the
+        step's next open (:meth:`_sync_protection` then finds them in place)."""
+        held = self.portfolio.positions.get(order.symbol)
+        opened = snap.filled - (held.quantity if held is not None else 0.0)
+        exits = order.exits
+        if exits is None or opened <= _EPS or not snap.average_price > 0:
+            return
+        trail = exits.trailing_stop
+        pos = Position(
+            id="",
+            symbol=order.symbol,
+            direction=1 if order.side is OrderSide.BUY else -1,
+            quantity=opened,
+            entry_price=snap.average_price,
+            entry_ts=ts_ns,
+            entry_fee=0.0,
+            stop_loss=exits.stop_loss,
+            take_profit=exits.take_profit,
+            trail_fraction=trail,
+            trail_anchor=snap.average_price if trail else None,
+            trail_activation=exits.trailing_activation if trail else None,
+        )
+        self._protect(pos, ts_ns)
+
+    def _keep_resting(
+        self,
+        pos: Position,
+        works: list[_Working],
+        otype: OrderType,
+        level: float | None,
+        reason: ExitReason,
+        ts_ns: int,
+    ) -> bool:
+        """Make one resting order of ``otype`` protect ``pos`` at ``level`` (none when None);
+        False when a cancel could not be confirmed (it may have filled: nothing new is placed
+        until the venue tells)."""
+        symbol = pos.symbol
+        current = [w for w in works if w.order.type is otype]
+        price = amount = None
+        if level is not None:
+            price = self.client.round_price(symbol, level)
+            amount = self.client.round_amount(symbol, pos.quantity)
+        keep: _Working | None = None
+        for work in current:
+            same = (
+                keep is None
+                and price is not None
+                and amount is not None
+                and work.order.stop_price == price
+                and abs(work.amount - amount) <= _EPS
+                and work.reason == reason.value
+            )
+            if same:
+                keep = work
+            elif not self._cancel_resting(work):
+                return False
+        refused = (symbol, otype, price) in self._refused  # refused once: the bot watches it
+        if keep is None and price is not None and amount is not None and amount > 0 and not refused:
+            self._place_resting(pos, otype, price, amount, reason, ts_ns)
+        return True
+
+    def _place_resting(
+        self,
+        pos: Position,
+        otype: OrderType,
+        price: float,
+        amount: float,
+        reason: ExitReason,
+        ts_ns: int,
+    ) -> None:
+        self._protect_seq += 1
+        seq = self._protect_seq
+        side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
+        order = Order(
+            id=-seq,
+            symbol=pos.symbol,
+            side=side,
+            type=otype,
+            quantity=amount,
+            ts_created=ts_ns,
+            stop_price=price,
+            reduce_only=True,
+            tag=f"resting_{reason.value}",
+        )
+        cid = f"tl{self.key}p{seq}"
+        work = _Working(order, cid, _S.NEW, amount, price, reason.value)
+        self._working[order.id] = work
+        self._by_client[cid] = order.id
+        # reduce-only where the venue has it (perpetuals); Binance spot refuses the parameter
+        perp = self._kind(pos.symbol) is MarketKind.PERPETUAL
+        request = OrderRequest(cid, pos.symbol, side, otype, amount, None, price, reduce_only=perp)
+        self._update_status(work, _S.SUBMITTED)
+        try:
+            snapshot = self._place(request, order.id)
+        except OrderRejectedError as exc:
+            self._update_status(work, _S.REJECTED, str(exc))
+            self._refused.add((pos.symbol, otype, price))
+            logger.error("resting %s of %s refused: %s", reason.value, pos.symbol, exc)
+            self._notify(
+                "protective order refused",
+                f"{pos.symbol} {reason.value} at {price}: {exc}; the bot watches it instead",
+            )
+            return
+        except TemporaryError as exc:
+            logger.error(
+                "resting order %s: venue unreachable (%s); resolved by client id", cid, exc
+            )
+            return
+        self._apply_snapshot(snapshot)
+
+    def _cancel_resting(self, work: _Working) -> bool:
+        """Cancel a resting protective order; True when the venue confirmed it is gone
+        unfilled."""
+        try:
+            snap = self._call(partial(self.client.cancel_order, work.order.symbol, work.client_id))
+        except OrderNotFoundError:
+            # triggered (and filled) or gone: the venue's view decides
+            try:
+                snap = self._call(
+                    partial(self.client.fetch_order, work.order.symbol, work.client_id)
+                )
+            except OrderNotFoundError:
+                self._update_status(work, _S.EXPIRED, "unknown at the venue when cancelled")
+                return True
+            except TemporaryError as exc:
+                logger.warning("resting order %s not resolved yet: %s", work.client_id, exc)
+                return False
+        except (TemporaryError, OrderRejectedError) as exc:
+            logger.warning("cancel of resting order %s failed: %s", work.client_id, exc)
+            return False
+        self._apply_snapshot(snap)
+        return work.status in (_S.CANCELLED, _S.EXPIRED, _S.REJECTED) and not self._behind(work)
+
+    def _cancel_protection(self, symbol: str | None) -> int:
+        """Cancel the resting stops and targets (of ``symbol``, or all); return how many."""
+        return sum(self._cancel_resting(w) for w in self._protective(symbol))
+
+    def _await_resting(
+        self, symbol: str, direction: int, ts_ns: int, o: float, h: float, low: float
+    ) -> None:
+        """The bar reached a resting level: the venue has (or is) filling it. Ask for that
+        order and its fills now, so this step sees the exit as paper does."""
+        hit = False
+        for work in self._protective(symbol):
+            kind = TriggerKind.TAKE_PROFIT if work.order.type is OrderType.TAKE_PROFIT else _STOP
+            level = float(work.order.stop_price or 0.0)
+            if trigger_fill(kind, direction, level, o, h, low) is None:
+                continue
+            hit = True
+            try:
+                snap = self._call(
+                    partial(self.client.fetch_order, work.order.symbol, work.client_id)
+                )
+            except (OrderNotFoundError, TemporaryError) as exc:
+                logger.warning("resting order %s not confirmed: %s", work.client_id, exc)
+                continue
+            self._apply_snapshot(snap)
+        if not hit:
+            return
+        if any(self._behind(w) for w in self._working.values()):
+            try:
+                self.recover_missing_fills()
+            except TemporaryError as exc:
+                logger.warning("fills of %s not recovered yet: %s", symbol, exc)
+        self._refresh_pending()
 
     def _within_caps(self, order: Order, ts_ns: int, notional: float, reason: str) -> bool:
         caps = self.caps
@@ -811,9 +1239,9 @@ class VenueBroker:
         pending: dict[str, list[Order]] = {}
         done: list[int] = []
         for k, work in self._working.items():
-            if work.status not in FINAL_STATUSES or self._behind(work):
+            if self._behind(work) or (work.status not in FINAL_STATUSES and k > 0):
                 pending.setdefault(work.order.symbol, []).append(work.order)
-            else:
+            elif work.status in FINAL_STATUSES:
                 done.append(k)
         for k in done:
             w = self._working.pop(k)
@@ -898,6 +1326,7 @@ class VenueBroker:
         return {
             "order_seq": self._order_seq,
             "position_seq": self._position_seq,
+            "protect_seq": self._protect_seq,
             "working": [
                 {
                     "id": w.order.id,
@@ -909,6 +1338,8 @@ class VenueBroker:
                     "filled": w.filled,
                     "applied": w.applied,
                     "trade_ids": list(w.trade_ids),
+                    # resting exits are the broker's own orders (the run stores the step's)
+                    **({"order": _order_row(w.order)} if w.order.id < 0 else {}),
                 }
                 for w in self._working.values()
                 if w.status not in FINAL_STATUSES or self._behind(w)
@@ -926,10 +1357,13 @@ class VenueBroker:
         self._order_seq = int(state.get("order_seq", 0))  # type: ignore[call-overload]
         self._position_seq = int(state.get("position_seq", 0))  # type: ignore[call-overload]
         self._uncertain_after = self._order_seq
+        self._protect_seq = int(state.get("protect_seq", 0))  # type: ignore[call-overload]
+        self._protect_uncertain = self._protect_seq
         self._working.clear()
         self._by_client.clear()
         for row in state.get("working", []) or []:  # type: ignore[attr-defined]
-            order = orders.get(int(row["id"]))
+            stored = row.get("order")
+            order = _order_of(stored) if stored else orders.get(int(row["id"]))
             if order is None:
                 continue
             expected = row.get("expected")
@@ -985,6 +1419,34 @@ _RANK = {
     _S.REJECTED: _FINAL_RANK,
     _S.EXPIRED: _FINAL_RANK,
 }
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    """A resting exit order as stored with the broker's state."""
+    return {
+        "id": order.id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "type": order.type.value,
+        "quantity": order.quantity,
+        "ts_created": order.ts_created,
+        "stop_price": order.stop_price,
+        "tag": order.tag,
+    }
+
+
+def _order_of(row: Mapping[str, Any]) -> Order:
+    return Order(
+        id=int(row["id"]),
+        symbol=str(row["symbol"]),
+        side=OrderSide(row["side"]),
+        type=OrderType(row["type"]),
+        quantity=float(row["quantity"]),
+        ts_created=int(row["ts_created"]),
+        stop_price=row.get("stop_price"),
+        reduce_only=True,
+        tag=str(row.get("tag") or ""),
+    )
 
 
 def _exit_hit(pos: Position, h: float, low: float) -> ExitReason | None:

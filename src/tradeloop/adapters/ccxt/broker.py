@@ -1,10 +1,14 @@
 """The ccxt venue client: a :class:`~tradeloop.execution.venue.VenueClient` on unmodified ccxt.
 
 Spot and USD-M perpetuals (``market="perp"``); market, limit, stop (``triggerPrice`` with a
-market order), stop-limit, reduce-only and post-only orders; leverage and margin mode for
-perpetuals. Amounts and prices are rounded with ccxt's own ``amount_to_precision`` /
-``price_to_precision`` and the market's limits come from its ``markets`` (the venue broker
-checks them before anything is sent).
+market order), take-profit (``takeProfitPrice``), stop-limit, reduce-only and post-only
+orders; leverage and margin mode for perpetuals. On USD-M, ccxt sends stop and take-profit
+orders to Binance's Algo Service (``algoOrder``: STOP_MARKET / TAKE_PROFIT_MARKET); this client
+cancels and fetches them there by client id, and follows a triggered one through the
+matching-engine order it placed. A spot stop and take-profit of one position go out together
+as an OCO order list (:meth:`CcxtVenueClient.place_exit_pair`). Amounts and prices are
+rounded with ccxt's own ``amount_to_precision`` / ``price_to_precision`` and the market's
+limits come from its ``markets`` (the venue broker checks them before anything is sent).
 
 Every REST call goes through one rate budget per venue (:func:`install_rate_budget`: ccxt's
 own endpoint costs, drawn from a budget the data side shares). Order and fill updates come
@@ -35,8 +39,11 @@ from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
 from tradeloop.execution.protection import RateBudget, rate_budget
 from tradeloop.execution.venue import (
+    ExitPair,
     MarketKind,
     MarketRules,
+    OrderNotFoundError,
+    OrderRejectedError,
     OrderRequest,
     VenueBalance,
     VenueFill,
@@ -60,7 +67,14 @@ _RAW_STATUS = {
     "REJECTED": OrderStatus.REJECTED,
     "EXPIRED": OrderStatus.EXPIRED,
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+    # USD-M conditional orders (the Algo Service): triggered ones live on as a matching-engine
+    # order with the same client id, whose own statuses tell the outcome
+    "TRIGGERING": OrderStatus.ACCEPTED,
+    "TRIGGERED": OrderStatus.ACCEPTED,
 }
+#: algo statuses that say nothing about the outcome (the matching-engine order, under the same
+#: client id, does; ccxt would also take a "closed" one without an executed quantity as filled)
+_ALGO_DONE = ("TRIGGERING", "TRIGGERED", "FINISHED")
 _UNIFIED_STATUS = {
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELLED,
@@ -80,7 +94,11 @@ def venue_name(exchange: str, market: str) -> str:
 def order_status_of(order: dict[str, Any]) -> OrderStatus:
     """The state-machine status of a ccxt order (the venue's raw status when it has one)."""
     info = order.get("info") or {}
-    raw = info.get("status") or info.get("X") if isinstance(info, dict) else None
+    raw = (
+        info.get("status") or info.get("X") or info.get("algoStatus")
+        if isinstance(info, dict)
+        else None
+    )
     if raw is None and isinstance(info, dict) and isinstance(info.get("o"), dict):
         raw = info["o"].get("X")
     if isinstance(raw, str) and raw.upper() in _RAW_STATUS:
@@ -166,6 +184,10 @@ class CcxtVenueClient:
         self._last_poll = 0.0
         self._resync = True
         self._cid_by_oid: dict[str, str] = {}
+        #: client ids of USD-M conditional orders (held by the Algo Service until triggered)
+        self._conditional: set[str] = set()
+        #: matching-engine order id of a triggered conditional order -> its client algo id
+        self._algo_cid: dict[str, str] = {}
         self._leverage: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
         self.polls = 0
@@ -257,6 +279,12 @@ class CcxtVenueClient:
             otype, price = "limit", request.price
         if request.type in (OrderType.STOP, OrderType.STOP_LIMIT):
             params["triggerPrice"] = request.stop_price
+        if request.type is OrderType.TAKE_PROFIT:
+            params["takeProfitPrice"] = request.stop_price
+        conditional = request.type in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT)
+        if conditional and self.market == "perp":
+            with self._lock:  # USD-M: held by the Algo Service until triggered
+                self._conditional.add(request.client_order_id)
         if request.reduce_only:
             params["reduceOnly"] = True
         if request.post_only:
@@ -284,30 +312,129 @@ class CcxtVenueClient:
             self._updates.put(fill)
         return snapshot
 
+    def place_exit_pair(self, pair: ExitPair) -> list[VenueOrder]:
+        """A stop and a take-profit of one quantity as a Binance spot OCO order list
+        (``orderList/oco`` through ccxt's implicit API: ccxt has no unified call for it): the
+        take-profit rests above a long's price and the stop below (a short's the other way);
+        the quantity is held once, and either leg's fill or cancel ends the other."""
+        if self.market != "spot" or not self.exchange_id.startswith("binance"):
+            raise OrderRejectedError(f"{self.name} has no OCO order lists", code="unsupported")
+        sym = self._sym(pair.symbol)
+        market = self._market(pair.symbol)
+        stop = {
+            "Type": "STOP_LOSS",
+            "StopPrice": self.ex.price_to_precision(sym, pair.stop_price),
+            "ClientOrderId": pair.stop_id,
+        }
+        take = {
+            "Type": "TAKE_PROFIT",
+            "StopPrice": self.ex.price_to_precision(sym, pair.take_profit),
+            "ClientOrderId": pair.take_id,
+        }
+        above, below = (take, stop) if pair.side is OrderSide.SELL else (stop, take)
+        request: dict[str, Any] = {
+            "symbol": market["id"],
+            "side": pair.side.value.upper(),
+            "quantity": self.ex.amount_to_precision(sym, pair.amount),
+            "listClientOrderId": pair.list_id,
+            "newOrderRespType": "FULL",
+        }
+        for prefix, leg in (("above", above), ("below", below)):
+            request.update({prefix + k: v for k, v in leg.items()})
+        answer = self._call(
+            lambda: self.ex.privatePostOrderListOco(request),
+            what=f"place {pair.list_id}",
+            cid=pair.stop_id,
+        )
+        legs = {
+            str(r.get("clientOrderId")): self._order(self.ex.parse_order(r, market), pair.symbol)
+            for r in answer.get("orderReports") or []
+        }
+        return [legs[pair.stop_id], legs[pair.take_id]]
+
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder:
-        """Cancel by client order id."""
+        """Cancel by client order id (a USD-M conditional order at the Algo Service; a spot
+        order list's leg: the whole list)."""
         sym = self._sym(symbol)
+        if self.market == "perp" and self._is_conditional(client_order_id):
+            return self._cancel_algo(sym, symbol, client_order_id)
+        try:
+            order = self._call(
+                lambda: self.ex.cancel_order(None, sym, {"origClientOrderId": client_order_id}),
+                what=f"cancel {client_order_id}",
+                cid=client_order_id,
+            )
+        except OrderNotFoundError:
+            if self.market != "perp":
+                raise
+            return self._cancel_algo(sym, symbol, client_order_id)
+        return self._order(order, symbol, fallback_cid=client_order_id)
+
+    def _cancel_algo(self, sym: str, symbol: str, client_order_id: str) -> VenueOrder:
         order = self._call(
-            lambda: self.ex.cancel_order(None, sym, {"origClientOrderId": client_order_id}),
+            lambda: self.ex.cancel_order(
+                None, sym, {"clientAlgoId": client_order_id, "trigger": True}
+            ),
             what=f"cancel {client_order_id}",
             cid=client_order_id,
         )
-        return self._order(order, symbol, fallback_cid=client_order_id)
+        # the Algo Service answers a cancel with ids and a code only
+        snap = self._order(order, symbol, fallback_cid=client_order_id)
+        return replace(snap, status=OrderStatus.CANCELLED)
 
     def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder:
-        """The order by client order id; OrderNotFoundError when the venue does not know it."""
+        """The order by client order id; OrderNotFoundError when the venue does not know it.
+
+        On USD-M an untriggered conditional order is at the Algo Service; once triggered, the
+        matching-engine order with the same client id tells its outcome."""
         sym = self._sym(symbol)
-        order = self._call(
-            lambda: self.ex.fetch_order(None, sym, {"origClientOrderId": client_order_id}),
-            what=f"fetch {client_order_id}",
-            cid=client_order_id,
-        )
+        try:
+            order = self._call(
+                lambda: self.ex.fetch_order(None, sym, {"origClientOrderId": client_order_id}),
+                what=f"fetch {client_order_id}",
+                cid=client_order_id,
+            )
+        except OrderNotFoundError:
+            if self.market != "perp":
+                raise
+            algo = self._call(
+                lambda: self.ex.fetch_order(
+                    None, sym, {"clientAlgoId": client_order_id, "trigger": True}
+                ),
+                what=f"fetch {client_order_id}",
+                cid=client_order_id,
+            )
+            with self._lock:
+                self._conditional.add(client_order_id)
+            info = algo.get("info") or {}
+            actual = str(info.get("actualOrderId") or "")
+            if not actual:
+                return self._order(algo, symbol, fallback_cid=client_order_id)
+            with self._lock:
+                self._algo_cid[actual] = client_order_id
+            order = self._call(
+                lambda: self.ex.fetch_order(actual, sym),
+                what=f"fetch {client_order_id}",
+                cid=client_order_id,
+            )
         return self._order(order, symbol, fallback_cid=client_order_id)
+
+    def _is_conditional(self, client_order_id: str) -> bool:
+        with self._lock:
+            return client_order_id in self._conditional
 
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         """Working orders of ``symbol`` (or every symbol)."""
         sym = self._sym(symbol) if symbol else None
         orders = self._call(lambda: self.ex.fetch_open_orders(sym), what="open orders")
+        if self.market == "perp":  # and the conditional ones waiting at the Algo Service
+            algos = self._call(
+                lambda: self.ex.fetch_open_orders(sym, None, None, {"trigger": True}),
+                what="open conditional orders",
+            )
+            with self._lock:
+                self._conditional.update(str(o.get("clientOrderId") or "") for o in algos)
+            orders = [*orders, *algos]
         return [self._order(o, self._ours(o.get("symbol"), symbol)) for o in orders]
 
     def fetch_fills(self, symbol: str, since_ns: int = 0) -> list[VenueFill]:
@@ -405,6 +532,18 @@ class CcxtVenueClient:
 
     def _on_stream_update(self, kind: str, item: dict[str, Any]) -> None:
         symbol = self._ours(item.get("symbol"), None)
+        info = item.get("info")
+        if kind == "order" and isinstance(info, dict) and "aid" in info:
+            # ALGO_UPDATE: the conditional order's own life; once triggered, the
+            # matching-engine order ("ai") reports the fills under the same client id
+            actual, cid = str(info.get("ai") or ""), str(info.get("caid") or "")
+            with self._lock:
+                if cid:
+                    self._conditional.add(cid)
+                if actual and cid:
+                    self._algo_cid[actual] = cid
+            if str(info.get("X") or "") in _ALGO_DONE:
+                return
         if kind == "order":
             snap = self._order(item, symbol)
             if snap.client_order_id:
@@ -478,6 +617,8 @@ class CcxtVenueClient:
             or ""
         )
         oid = str(o.get("id") or "")
+        with self._lock:
+            cid = self._algo_cid.get(oid, cid)
         if oid and cid:
             with self._lock:
                 self._cid_by_oid[oid] = cid
@@ -489,7 +630,7 @@ class CcxtVenueClient:
             "limit": OrderType.LIMIT,
         }.get(raw_type, OrderType.STOP_LIMIT if o.get("price") else OrderType.STOP)
         if trigger and otype is OrderType.MARKET:
-            otype = OrderType.STOP
+            otype = OrderType.TAKE_PROFIT if o.get("takeProfitPrice") else OrderType.STOP
         ts = int(
             o.get("lastTradeTimestamp") or o.get("lastUpdateTimestamp") or o.get("timestamp") or 0
         )
@@ -522,9 +663,8 @@ class CcxtVenueClient:
             )
         if not cid and order is not None:
             cid = order.client_order_id
-        if not cid:
-            with self._lock:
-                cid = self._cid_by_oid.get(oid, "")
+        with self._lock:
+            cid = self._algo_cid.get(oid) or cid or self._cid_by_oid.get(oid, "")
         fee = t.get("fee") or {}
         taker = t.get("takerOrMaker")
         return VenueFill(

@@ -44,7 +44,9 @@ def venue_error(
         return ConfigError(text)
     if isinstance(exc, ccxt.AuthenticationError):
         return ConfigError(f"{text} (check the exchange's API key and secret)")
-    if isinstance(exc, ccxt.InvalidOrder) and "Duplicate order" in str(exc):
+    if isinstance(exc, ccxt.InvalidOrder) and (
+        "Duplicate order" in str(exc) or "ClientOrderId is duplicated" in str(exc)
+    ):
         return DuplicateOrderError(client_order_id, text)
     if isinstance(exc, ccxt.InsufficientFunds):
         return OrderRejectedError(text, code="insufficient_funds")

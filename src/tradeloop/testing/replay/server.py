@@ -217,7 +217,8 @@ class ReplayServer:
 
     @property
     def cursor_ms(self) -> int | None:
-        """The last bar time delivered (None before the first tick)."""
+        """The bar time being delivered or last delivered: set as its frames go out (None
+        before the first tick)."""
         with self._cond:
             return self._cursor_ms
 
@@ -353,10 +354,13 @@ class ReplayServer:
             with self._cond:
                 bar = self._advance_locked()
             if bar is not None:
-                await self._deliver(bar)
+                # the bar has opened (and the one before it closed) from the moment its frames
+                # go out: a venue on this clock must already be in it when a client reacts to
+                # the close it is about to receive
                 with self._cond:
                     self._cursor_ms = bar
                     self._cond.notify_all()
+                await self._deliver(bar)
 
     def _advance_locked(self) -> int | None:
         """Return the next bar time to deliver, or None when the clock does not move."""

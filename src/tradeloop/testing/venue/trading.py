@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 from tradeloop.testing._wire import binance_num as num
 
 __all__ = ["BinanceBook", "BookOrder", "BookTrade", "RefusedError"]
@@ -69,6 +70,10 @@ class BookOrder:
     quote: float = 0.0
     update_ms: int = 0
     triggered: bool = False
+    #: the type the client sent when a conditional (algo) order placed this one on triggering
+    orig_type: str = ""
+    #: the spot order list (OCO) it belongs to, or -1
+    list_id: int = -1
 
     @property
     def avg(self) -> float:
@@ -97,6 +102,34 @@ class BookTrade:
     time_ms: int
     maker: bool
     realized_pnl: float = 0.0
+
+
+@dataclass
+class BookAlgo:
+    """One USD-M conditional order held by the Algo Service (``/fapi/v1/algoOrder``) until it
+    triggers and places an order in the matching engine (``actual_order_id``)."""
+
+    symbol: str
+    algo_id: int
+    client_id: str
+    side: str
+    type: str  # STOP_MARKET TAKE_PROFIT_MARKET
+    qty: float
+    trigger: float
+    reduce_only: bool
+    tif: str
+    create_ms: int
+    #: the last bar matched against it (bars after it, up to the one the clock is in, next)
+    checked_ms: int
+    status: str = "NEW"  # NEW CANCELED TRIGGERED FINISHED REJECTED EXPIRED
+    update_ms: int = 0
+    trigger_ms: int = 0
+    actual_order_id: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        """Waiting for its trigger."""
+        return self.status == "NEW"
 
 
 @dataclass
@@ -137,6 +170,8 @@ class BinanceBook:
     #: the quote asset (as an account paying fees from its quote balance)
     spot_fee_in_received: bool = False
     orders: list[BookOrder] = field(default_factory=list)
+    algos: list[BookAlgo] = field(default_factory=list)
+    _list_cids: dict[int, str] = field(default_factory=dict)
     trades: list[BookTrade] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reject_next: list[str] = field(default_factory=list)
@@ -158,8 +193,9 @@ class BinanceBook:
             listener(market, event)
 
     # -- requests --------------------------------------------------------------------------
-    def place(self, market: str, q: dict[str, str]) -> BookOrder:
-        """``POST order``: validate, store, fill a market order at once."""
+    def place(self, market: str, q: dict[str, str], *, list_id: int = -1) -> BookOrder:
+        """``POST order``: validate, store, fill a market order at once (``list_id``: a leg
+        of an order list)."""
         with self._lock:
             symbol = q.get("symbol", "")
             if (market, symbol) not in self.symbols:
@@ -186,6 +222,10 @@ class BinanceBook:
             price = float(q.get("price", 0) or 0)
             stop = float(q.get("stopPrice", 0) or 0)
             tif = q.get("timeInForce", "GTC")
+            if market == "spot" and "reduceOnly" in q:  # a futures parameter spot does not read
+                raise RefusedError(
+                    -1104, "Not all sent parameters were read; read a parameter spot does not have."
+                )
             reduce_only = q.get("reduceOnly", "false").lower() == "true"
             now = self._now(market, symbol)
             if now is None:
@@ -200,14 +240,23 @@ class BinanceBook:
                     "TAKE_PROFIT_LIMIT",
                     "LIMIT_MAKER",
                     "STOP",
-                    "TAKE_PROFIT",
                 )
-                and not price > 0
-            ):
+                or (otype == "TAKE_PROFIT" and market == "linear")
+            ) and not price > 0:
                 raise RefusedError(
                     -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
                 )
-            ref = price if price > 0 else last
+            if otype in _TRIGGERED and not stop > 0:
+                raise RefusedError(
+                    -1102,
+                    "Mandatory parameter 'stopPrice' was not sent, was empty/null, or malformed.",
+                )
+            if market == "spot" and otype in _TRIGGERED and stop > 0:
+                # a stop sells below the market (buys above); a take-profit the other way
+                above = (side == "BUY") != otype.startswith("TAKE_PROFIT")
+                if (stop <= last) if above else (stop >= last):
+                    raise RefusedError(-2010, "Stop price would trigger immediately.")
+            ref = price if price > 0 else (stop if stop > 0 else last)
             if market == "spot" and qty * ref < 5.0:
                 raise RefusedError(-1013, "Filter failure: NOTIONAL")
             if market == "linear" and qty * ref < 5.0 and not reduce_only:
@@ -229,6 +278,7 @@ class BinanceBook:
                 reduce_only,
                 bar_ms,
                 update_ms=bar_ms,
+                list_id=list_id,
             )
             post_only = otype == "LIMIT_MAKER" or tif == "GTX"
             if post_only and _crosses(side, price, last):
@@ -275,6 +325,9 @@ class BinanceBook:
                 raise RefusedError(-2011, "Unknown order sent.") from None
             if not order.is_open:
                 raise RefusedError(-2011, "Unknown order sent.")
+            if order.list_id >= 0:  # a leg of an order list: the whole list is cancelled
+                self._end_list(order.list_id, order.update_ms, "CANCELED")
+                return order
             order.status = "CANCELED"
             self._emit_order(order, "CANCELED", None)
             return order
@@ -305,6 +358,225 @@ class BinanceBook:
             out = [t for t in out if t.time_ms >= int(q["startTime"])]
         limit = int(q.get("limit", 500))
         return out[:limit]
+
+    # -- USD-M conditional orders (the Algo Service) ----------------------------------------
+    def place_algo(self, q: dict[str, str]) -> BookAlgo:
+        """``POST /fapi/v1/algoOrder`` (``algoType=CONDITIONAL``): a STOP_MARKET or
+        TAKE_PROFIT_MARKET order waiting for its ``triggerPrice``."""
+        with self._lock:
+            symbol = q.get("symbol", "")
+            if ("linear", symbol) not in self.symbols:
+                raise RefusedError(-1121, "Invalid symbol.")
+            if q.get("algoType", "") != "CONDITIONAL":
+                raise RefusedError(-1116, "Invalid algoType.")
+            client_id = q.get("clientAlgoId") or f"x-local-{next(self._ids)}"
+            if any(a.client_id == client_id and a.is_open for a in self.algos):
+                raise RefusedError(-4116, "ClientOrderId is duplicated.")
+            if self.reject_next:
+                raise RefusedError(-2010, self.reject_next.pop(0))
+            side = q.get("side", "").upper()
+            otype = q.get("type", "").upper()
+            if side not in ("BUY", "SELL"):
+                raise RefusedError(
+                    -1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed."
+                )
+            if otype not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+                raise RefusedError(-1116, "Invalid orderType.")
+            try:
+                qty = float(q.get("quantity", "nan"))
+                trigger = float(q.get("triggerPrice", "nan"))
+            except ValueError:
+                raise RefusedError(-1100, "Illegal characters found in a parameter.") from None
+            if not qty > 0:
+                raise RefusedError(-1013, "Invalid quantity.")
+            if not trigger > 0:
+                raise RefusedError(
+                    -1102,
+                    "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or "
+                    "malformed.",
+                )
+            reduce_only = q.get("reduceOnly", "false").lower() == "true"
+            now = self._now("linear", symbol)
+            if now is None:
+                raise RefusedError(-1013, "Market is closed.")
+            bar_ms, _last = now
+            if qty * trigger < 5.0 and not reduce_only:
+                raise RefusedError(
+                    -4164,
+                    "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+                )
+            algo = BookAlgo(
+                symbol,
+                next(self._ids),
+                client_id,
+                side,
+                otype,
+                qty,
+                trigger,
+                reduce_only,
+                q.get("timeInForce", "GTC"),
+                bar_ms,
+                bar_ms - 1,  # it rests from the bar the clock is in
+                update_ms=bar_ms,
+            )
+            self.algos.append(algo)
+            self._emit_algo(algo)
+            return algo
+
+    def find_algo(self, q: dict[str, str]) -> BookAlgo:
+        """The conditional order named by ``algoId`` or ``clientAlgoId``."""
+        with self._lock:
+            aid = q.get("algoId")
+            cid = q.get("clientAlgoId")
+            for algo in reversed(self.algos):
+                if (aid is not None and str(algo.algo_id) == aid) or (
+                    cid is not None and algo.client_id == cid
+                ):
+                    return algo
+            raise RefusedError(-2013, "Order does not exist.")
+
+    def cancel_algo(self, q: dict[str, str]) -> BookAlgo:
+        """``DELETE /fapi/v1/algoOrder``: only an untriggered order can be cancelled."""
+        with self._lock:
+            try:
+                algo = self.find_algo(q)
+            except RefusedError:
+                raise RefusedError(-2011, "Unknown order sent.") from None
+            if not algo.is_open:
+                raise RefusedError(-2011, "Unknown order sent.")
+            algo.status = "CANCELED"
+            self._emit_algo(algo)
+            return algo
+
+    def open_algos(self, symbol: str | None) -> list[BookAlgo]:
+        """Conditional orders waiting for their trigger."""
+        with self._lock:
+            return [a for a in self.algos if a.is_open and (symbol is None or a.symbol == symbol)]
+
+    def _match_algos(self) -> int:
+        """Match waiting conditional orders against the bars that completed since their last
+        check (the bar the clock is in is not over yet), by the simulated broker's rule of
+        protective exits; a triggered one places a MARKET order with its client id in the
+        matching engine and fills it at the rule's price (a reduce-only one with nothing left
+        to reduce expires)."""
+        triggered = 0
+        for algo in [a for a in self.algos if a.is_open]:
+            now = self._now("linear", algo.symbol)
+            if now is None or now[0] - 1 <= algo.checked_ms:
+                continue
+            kind = (
+                TriggerKind.TAKE_PROFIT if algo.type.startswith("TAKE_PROFIT") else TriggerKind.STOP
+            )
+            direction = -1 if algo.side == "BUY" else 1  # the position it protects
+            for bar_ms, o, h, low, _c in self.bars(
+                algo.symbol, "linear", algo.checked_ms, now[0] - 1
+            ):
+                algo.checked_ms = bar_ms
+                fill = trigger_fill(kind, direction, algo.trigger, o, h, low)
+                if fill is not None:
+                    self._trigger(algo, bar_ms, fill.price, fill.maker)
+                    triggered += 1
+                    break
+            else:
+                algo.checked_ms = now[0] - 1
+        return triggered
+
+    def _trigger(self, algo: BookAlgo, bar_ms: int, price: float, maker: bool) -> None:
+        order = BookOrder(
+            "linear",
+            algo.symbol,
+            next(self._ids),
+            algo.client_id,
+            algo.side,
+            "MARKET",
+            algo.qty,
+            0.0,
+            algo.trigger,
+            "GTC",
+            algo.reduce_only,
+            bar_ms,
+            update_ms=bar_ms,
+            orig_type=algo.type,
+        )
+        algo.status, algo.trigger_ms, algo.update_ms = "TRIGGERED", bar_ms, bar_ms
+        algo.actual_order_id = order.order_id
+        self._emit_algo(algo)
+        self.orders.append(order)
+        self._emit_order(order, "NEW", None)
+        self._fill(order, price, bar_ms, maker=maker)
+        algo.status = "FINISHED"
+        self._emit_algo(algo)
+
+    def algo_json(self, algo: BookAlgo) -> dict[str, Any]:
+        """The REST object of a conditional order (``algoOrder``, ``openAlgoOrders``)."""
+        actual = next((o for o in self.orders if o.order_id == algo.actual_order_id), None)
+        return {
+            "algoId": algo.algo_id,
+            "clientAlgoId": algo.client_id,
+            "algoType": "CONDITIONAL",
+            "orderType": algo.type,
+            "symbol": algo.symbol,
+            "side": algo.side,
+            "positionSide": "BOTH",
+            "timeInForce": algo.tif,
+            "quantity": num(algo.qty),
+            "algoStatus": algo.status,
+            "actualOrderId": str(algo.actual_order_id) if algo.actual_order_id else "",
+            "actualPrice": num(actual.avg) if actual is not None else "0",
+            "triggerPrice": num(algo.trigger),
+            "price": "0",
+            "icebergQuantity": None,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": "CONTRACT_PRICE",
+            "priceMatch": "NONE",
+            "closePosition": False,
+            "priceProtect": False,
+            "reduceOnly": algo.reduce_only,
+            "activatePrice": "",
+            "callbackRate": "",
+            "createTime": algo.create_ms,
+            "updateTime": algo.update_ms,
+            "triggerTime": algo.trigger_ms,
+            "goodTillDate": 0,
+        }
+
+    def _emit_algo(self, algo: BookAlgo) -> None:
+        actual = next((o for o in self.orders if o.order_id == algo.actual_order_id), None)
+        self._emit(
+            "linear",
+            {
+                "e": "ALGO_UPDATE",
+                "T": algo.update_ms,
+                "E": algo.update_ms,
+                "o": {
+                    "caid": algo.client_id,
+                    "aid": algo.algo_id,
+                    "at": "CONDITIONAL",
+                    "o": algo.type,
+                    "s": algo.symbol,
+                    "S": algo.side,
+                    "ps": "BOTH",
+                    "f": algo.tif,
+                    "q": num(algo.qty),
+                    "X": algo.status,
+                    "ai": str(algo.actual_order_id) if algo.actual_order_id else "",
+                    "ap": num(actual.avg) if actual is not None else "0",
+                    "aq": num(actual.executed) if actual is not None else "0",
+                    "act": "MARKET" if actual is not None else "0",
+                    "tp": num(algo.trigger),
+                    "p": "0",
+                    "V": "EXPIRE_MAKER",
+                    "wt": "CONTRACT_PRICE",
+                    "pm": "NONE",
+                    "cp": False,
+                    "pP": False,
+                    "R": algo.reduce_only,
+                    "tt": algo.trigger_ms,
+                    "gtd": 0,
+                    "rm": "",
+                },
+            },
+        )
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         """``POST leverage``."""
@@ -349,8 +621,11 @@ class BinanceBook:
                     continue
                 # a resting maker order placed while the clock was in a bar rests through that
                 # bar (the simulated broker's post-only rule): bars opened in [last, now)
+                # so does a resting stop or take-profit (paper checks them from the bar the
+                # position opened in): both match the bars that completed
                 maker = order.type == "LIMIT_MAKER" or order.tif == "GTX"
-                span = (last - 1, now[0] - 1) if maker else (last, now[0])
+                completed = maker or order.type in _TRIGGERED
+                span = (last - 1, now[0] - 1) if completed else (last, now[0])
                 for bar_ms, o, h, low, _c in self.bars(order.symbol, order.market, *span):
                     if not order.is_open:
                         break
@@ -360,9 +635,17 @@ class BinanceBook:
                 now = self._now(order.market, order.symbol)
                 if now is not None:
                     self._clock_ms[(order.market, order.symbol)] = now[0]
+            if self.algos:
+                filled += self._match_algos()
         return filled
 
     def _match(self, order: BookOrder, bar_ms: int, o: float, h: float, low: float) -> bool:
+        filled = self._match_one(order, bar_ms, o, h, low)
+        if filled and order.list_id >= 0:
+            self._end_list(order.list_id, bar_ms, "EXPIRED")
+        return filled
+
+    def _match_one(self, order: BookOrder, bar_ms: int, o: float, h: float, low: float) -> bool:
         buy = order.side == "BUY"
         t = order.type
         if (
@@ -385,12 +668,15 @@ class BinanceBook:
             if not hit:
                 return False
             order.triggered = True
-            gap = (o >= stop) if above else (o <= stop)
             if (
                 t in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT_MARKET", "TAKE_PROFIT")
                 and order.price <= 0
             ):
-                self._fill(order, o if gap else stop, bar_ms, maker=False)
+                # a stop (market) order: the simulated broker's rule of protective exits
+                kind = TriggerKind.TAKE_PROFIT if take else TriggerKind.STOP
+                fill = trigger_fill(kind, -1 if buy else 1, stop, o, h, low)
+                assert fill is not None
+                self._fill(order, fill.price, bar_ms, maker=fill.maker)
                 return True
         if order.price > 0 and order.type != "MARKET":
             limit = order.price
@@ -419,7 +705,8 @@ class BinanceBook:
                 and order.qty * price * (1 + self.spot_fee) > self.balances.get(quote, 0.0) + 1e-9
             ):
                 raise RefusedError(-2010, "Account has insufficient balance for requested action.")
-            if order.side == "SELL" and order.qty > self.balances.get(base, 0.0) + 1e-12:
+            free = self.balances.get(base, 0.0) - self._locked_base(order.symbol, order.list_id)
+            if order.side == "SELL" and order.qty > free + 1e-12:
                 raise RefusedError(-2010, "Account has insufficient balance for requested action.")
         elif not order.reduce_only:
             pos = self._positions.get(order.symbol, _Position())
@@ -427,11 +714,137 @@ class BinanceBook:
             if needed > self.futures_wallet + 1e-9:
                 raise RefusedError(-2019, "Margin is insufficient.")
 
+    def _locked_base(self, symbol: str, own_list: int = -1) -> float:
+        """Base asset held by the open spot sell orders of ``symbol`` (an order list's legs
+        hold it once, as Binance locks an OCO's quantity once)."""
+        locked, lists = 0.0, set()
+        for o in self.orders:
+            if o.market != "spot" or o.symbol != symbol or not o.is_open or o.side != "SELL":
+                continue
+            if o.list_id >= 0:
+                if o.list_id in lists or o.list_id == own_list:
+                    continue
+                lists.add(o.list_id)
+            locked += o.qty - o.executed
+        return locked
+
+    # -- spot order lists (OCO) ----------------------------------------------------------
+    def place_oco(self, q: dict[str, str]) -> list[BookOrder]:
+        """``POST /api/v3/orderList/oco``: two legs of one quantity (above the market and below
+        it), one cancelling the other; the quantity is locked once."""
+        with self._lock:
+            symbol = q.get("symbol", "")
+            if ("spot", symbol) not in self.symbols:
+                raise RefusedError(-1121, "Invalid symbol.")
+            if self.reject_next:
+                raise RefusedError(-2010, self.reject_next.pop(0))
+            list_cid = q.get("listClientOrderId") or f"x-local-list-{next(self._ids)}"
+            legs = []
+            for where in ("above", "below"):
+                otype = q.get(f"{where}Type", "").upper()
+                if otype not in ("STOP_LOSS", "TAKE_PROFIT", "LIMIT_MAKER"):
+                    raise RefusedError(-1102, f"Invalid {where}Type.")
+                legs.append(
+                    {
+                        "symbol": symbol,
+                        "side": q.get("side", ""),
+                        "type": otype,
+                        "quantity": q.get("quantity", ""),
+                        "price": q.get(f"{where}Price", "0"),
+                        "stopPrice": q.get(f"{where}StopPrice", "0"),
+                        "newClientOrderId": q.get(f"{where}ClientOrderId", ""),
+                    }
+                )
+            if any(
+                o.client_id in (legs[0]["newClientOrderId"], legs[1]["newClientOrderId"])
+                and o.is_open
+                for o in self.orders
+            ):
+                raise RefusedError(-2010, "Duplicate order sent.")
+            list_id = next(self._ids)
+            placed: list[BookOrder] = []
+            try:
+                for leg in legs:
+                    placed.append(self.place("spot", leg, list_id=list_id))
+            except RefusedError:
+                for order in placed:  # the list is placed whole or not at all
+                    self.orders.remove(order)
+                raise
+            self._emit_list(placed, "EXEC_STARTED", "EXECUTING", list_cid)
+            self._list_cids[list_id] = list_cid
+            return placed
+
+    def cancel_list(self, q: dict[str, str]) -> list[BookOrder]:
+        """``DELETE /api/v3/orderList``: cancel every leg of a working order list."""
+        with self._lock:
+            lid = q.get("orderListId")
+            cid = q.get("listClientOrderId")
+            ids = [
+                k
+                for k, c in self._list_cids.items()
+                if (lid is not None and str(k) == lid) or (cid is not None and c == cid)
+            ]
+            legs = [o for o in self.orders if ids and o.list_id == ids[0]]
+            if not legs or not any(o.is_open for o in legs):
+                raise RefusedError(-2011, "Unknown order sent.")
+            self._end_list(ids[0], legs[0].update_ms, "CANCELED")
+            return legs
+
+    def list_json(self, legs: list[BookOrder]) -> dict[str, Any]:
+        """The REST answer of an order list request."""
+        list_id = legs[0].list_id
+        done = not any(o.is_open for o in legs)
+        return {
+            "orderListId": list_id,
+            "contingencyType": "OCO",
+            "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+            "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
+            "listClientOrderId": self._list_cids.get(list_id, ""),
+            "transactionTime": max(o.update_ms for o in legs),
+            "symbol": legs[0].symbol,
+            "orders": [
+                {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
+                for o in legs
+            ],
+            "orderReports": [self.order_json(o) for o in legs],
+        }
+
+    def _end_list(self, list_id: int, ts_ms: int, status: str) -> None:
+        """The list is over: its legs still working are ``status`` (EXPIRED after a fill,
+        CANCELED on a cancel)."""
+        legs = [o for o in self.orders if o.list_id == list_id]
+        for o in legs:
+            if o.is_open:
+                o.status = status
+                o.update_ms = max(o.update_ms, ts_ms)
+                self._emit_order(o, status, None)
+        self._emit_list(legs, "ALL_DONE", "ALL_DONE", self._list_cids.get(list_id, ""))
+
+    def _emit_list(self, legs: list[BookOrder], kind: str, status: str, list_cid: str) -> None:
+        self._emit(
+            "spot",
+            {
+                "e": "listStatus",
+                "E": legs[0].update_ms,
+                "s": legs[0].symbol,
+                "g": legs[0].list_id,
+                "c": "OCO",
+                "l": kind,
+                "L": status,
+                "r": "NONE",
+                "C": list_cid,
+                "T": legs[0].update_ms,
+                "O": [{"s": o.symbol, "i": o.order_id, "c": o.client_id} for o in legs],
+            },
+        )
+
     def _fill(self, order: BookOrder, price: float, ts_ms: int, *, maker: bool) -> None:
         remaining = order.qty - order.executed
         if order.market == "linear" and order.reduce_only:
             pos = self._positions.get(order.symbol, _Position())
-            remaining = min(remaining, abs(pos.qty))
+            # reduce-only: only against the position (never opens or adds to one)
+            against = pos.qty != 0 and (pos.qty > 0) != (order.side == "BUY")
+            remaining = min(remaining, abs(pos.qty)) if against else 0.0
             if remaining <= 0:
                 order.status = "EXPIRED"
                 self._emit_order(order, "EXPIRED", None)
@@ -516,7 +929,7 @@ class BinanceBook:
             out: dict[str, Any] = {
                 "symbol": order.symbol,
                 "orderId": order.order_id,
-                "orderListId": -1,
+                "orderListId": order.list_id,
                 "clientOrderId": order.client_id,
                 "price": num(order.price),
                 "origQty": num(order.qty),
@@ -569,7 +982,7 @@ class BinanceBook:
             "stopPrice": num(order.stop_price),
             "workingType": "CONTRACT_PRICE",
             "priceProtect": False,
-            "origType": order.type,
+            "origType": order.orig_type or order.type,
             "priceMatch": "NONE",
             "selfTradePreventionMode": "EXPIRE_MAKER",
             "goodTillDate": 0,
@@ -617,6 +1030,7 @@ class BinanceBook:
         """``GET /api/v3/account``."""
         with self._lock:
             locked: dict[str, float] = {}
+            sold: set[str] = set()
             for o in self.orders:
                 if o.market == "spot" and o.is_open:
                     base, quote = self.symbols[("spot", o.symbol)]
@@ -624,8 +1038,9 @@ class BinanceBook:
                         locked[quote] = locked.get(quote, 0.0) + (o.qty - o.executed) * (
                             o.price or 0
                         )
-                    else:
-                        locked[base] = locked.get(base, 0.0) + (o.qty - o.executed)
+                    elif o.symbol not in sold:  # an order list holds its quantity once
+                        sold.add(o.symbol)
+                        locked[base] = locked.get(base, 0.0) + self._locked_base(o.symbol)
             assets = sorted(set(self.balances) | set(locked))
             return {
                 "makerCommission": 10,
@@ -748,7 +1163,7 @@ class BinanceBook:
                 "p": num(order.price),
                 "P": num(order.stop_price),
                 "F": "0.00000000",
-                "g": -1,
+                "g": order.list_id,
                 "C": "",
                 "x": exec_type,
                 "X": order.status,
@@ -803,7 +1218,7 @@ class BinanceBook:
                     "m": bool(trade.maker) if trade else False,
                     "R": order.reduce_only,
                     "wt": "CONTRACT_PRICE",
-                    "ot": order.type,
+                    "ot": order.orig_type or order.type,
                     "ps": "BOTH",
                     "cp": False,
                     "rp": num(trade.realized_pnl if trade else 0.0),
@@ -816,6 +1231,18 @@ class BinanceBook:
                 },
             }
         self._emit(order.market, event)
+
+
+#: order types that rest until the price reaches their ``stopPrice``
+_TRIGGERED = (
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT_MARKET",
+)
 
 
 def _crosses(side: str, limit: float, last: float) -> bool:

@@ -3,9 +3,13 @@
 One loopback port (aiohttp) answers, in Binance's wire format, to the UNMODIFIED ccxt client:
 
 * spot ``/api/v3``: ``order`` (POST/GET/DELETE), ``openOrders``, ``allOrders``, ``myTrades``,
-  ``account``, ``userDataStream``;
+  ``account``, ``userDataStream``; order lists: ``orderList/oco`` (POST), ``orderList``
+  (DELETE), legs one-cancels-other with the quantity locked once, ``listStatus`` events;
 * USD-M ``/fapi/v1``: ``order``, ``openOrders``, ``allOrders``, ``userTrades``, ``leverage``,
-  ``marginType``, ``listenKey``, ``positionSide/dual``; ``/fapi/v2|v3``: ``account``,
+  ``marginType``, ``listenKey``, ``positionSide/dual``; the Algo Service's conditional orders
+  (``algoOrder`` POST/GET/DELETE, ``openAlgoOrders``, ``allAlgoOrders``: STOP_MARKET and
+  TAKE_PROFIT_MARKET, ``ALGO_UPDATE`` events; a triggered one places a MARKET order with the
+  same client id in the matching engine); ``/fapi/v2|v3``: ``account``,
   ``balance``, ``positionRisk``;
 * every other GET (``exchangeInfo``, ``klines``...) from the recorded market data
   (:func:`tradeloop.testing.venue.binance.route` over a :class:`LocalVenueServer`);
@@ -365,6 +369,31 @@ class LocalBinanceExchange:
             if method == "GET":
                 return 200, book.order_json(book.find(market, q)), {}
             return 200, book.order_json(book.cancel(market, q)), {}
+        if name == "orderList/oco":
+            return 200, book.list_json(book.place_oco(q)), {}
+        if name == "orderList" and method == "DELETE":
+            return 200, book.list_json(book.cancel_list(q)), {}
+        if name == "algoOrder":
+            if method == "POST":
+                return 200, book.algo_json(book.place_algo(q)), {}
+            if method == "GET":
+                return 200, book.algo_json(book.find_algo(q)), {}
+            algo = book.cancel_algo(q)
+            return (
+                200,
+                {
+                    "algoId": algo.algo_id,
+                    "clientAlgoId": algo.client_id,
+                    "code": "200",
+                    "msg": "success",
+                },
+                {},
+            )
+        if name == "openAlgoOrders":
+            return 200, [book.algo_json(a) for a in book.open_algos(q.get("symbol"))], {}
+        if name == "allAlgoOrders":
+            sym = q.get("symbol")
+            return 200, [book.algo_json(a) for a in book.algos if a.symbol == sym], {}
         if name == "openOrders":
             return 200, [book.order_json(o) for o in book.open_orders(market, q.get("symbol"))], {}
         if name == "allOrders":
@@ -511,10 +540,17 @@ _PRIVATE = {
     ("spot", "allOrders", "GET"),
     ("spot", "myTrades", "GET"),
     ("spot", "account", "GET"),
+    ("spot", "orderList/oco", "POST"),
+    ("spot", "orderList", "DELETE"),
     ("linear", "order", "POST"),
     ("linear", "order", "GET"),
     ("linear", "order", "DELETE"),
     ("linear", "openOrders", "GET"),
+    ("linear", "algoOrder", "POST"),
+    ("linear", "algoOrder", "GET"),
+    ("linear", "algoOrder", "DELETE"),
+    ("linear", "openAlgoOrders", "GET"),
+    ("linear", "allAlgoOrders", "GET"),
     ("linear", "allOrders", "GET"),
     ("linear", "userTrades", "GET"),
     ("linear", "account", "GET"),
