@@ -42,6 +42,11 @@ class MarketStream:
         A hot-standby source of the same market (None: no failover).
     stall_s, recover_s
         Failover: stall detection and how long the primary must be healthy to switch back.
+    backfill
+        Fill a bar or trade gap from the venue's REST API in the pipeline (False: the gap is
+        only counted, e.g. when the consumer backfills itself, as a paper session does).
+    on_status
+        Called (on the polling thread) with every source status, in arrival order.
     """
 
     def __init__(
@@ -52,6 +57,8 @@ class MarketStream:
         backup: CcxtMarketSource | None = None,
         stall_s: float = 1.0,
         recover_s: float = 5.0,
+        backfill: bool = True,
+        on_status: Callable[[FeedStatus], None] | None = None,
     ) -> None:
         self.primary = primary
         self.backup = backup
@@ -62,9 +69,10 @@ class MarketStream:
             else None
         )
         self.statuses: list[FeedStatus] = []
-        if pipeline.backfill_bars is None:
+        self.on_status = on_status
+        if backfill and pipeline.backfill_bars is None:
             pipeline.backfill_bars = self._backfill
-        if pipeline.backfill_trades is None:
+        if backfill and pipeline.backfill_trades is None:
             pipeline.backfill_trades = self._backfill_trades
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -161,6 +169,8 @@ class MarketStream:
         for name, event in items:
             if isinstance(event, FeedStatus):
                 self.statuses.append(event)
+                if self.on_status is not None:
+                    self.on_status(event)
                 if router is not None:
                     before = len(router.switches)
                     routed += router.on_status(name, event.state)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tradeloop.adapters.streams.urls import venue_urls
-from tradeloop.testing.streams.script import MarketScript, book_after
+from tradeloop.testing.streams.script import KlineRow, MarketScript, book_after
 
 __all__ = [
     "DIALECTS",
@@ -42,9 +42,21 @@ class Dialect:
 
     ws_paths: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, script: MarketScript) -> None:
+    def __init__(self, script: MarketScript, kline_tail: bool = True) -> None:
         self.script = script
         self.market_id = script.symbol.replace("/", "")
+        self.kline_tail = kline_tail
+        """After the script's klines, send the next bar's opening update (open = high = low
+        = close = the last close, no volume), as a live venue does when a bar starts: a
+        client that infers closure from the next bar then sees the last kline closed."""
+
+    def kline(self, i: int) -> KlineRow:
+        """Kline ``i`` of the kline channel (the opening update after the script's end)."""
+        if i < len(self.script.klines):
+            return self.script.klines[i]
+        last = self.script.klines[-1]
+        c = last.close
+        return KlineRow(last.ts_ms + 60_000, c, c, c, c, 0.0)
 
     def items(self, channel: str) -> tuple[Any, ...]:
         """The script's items of ``channel`` (trades, depth or kline)."""
@@ -54,6 +66,8 @@ class Dialect:
             return self.script.depth
         if channel == "funding":
             return self.script.funding
+        if self.kline_tail and self.script.klines:
+            return (*self.script.klines, self.kline(len(self.script.klines)))
         return self.script.klines
 
     def depth_seq(self, i: int) -> int:
@@ -178,13 +192,16 @@ class BinanceDialect(Dialect):
                 "e": "depthUpdate", "E": d.ts_ms, "s": mid, "U": d.seq, "u": d.seq,
                 "b": _levels(d.bids), "a": _levels(d.asks),
             }  # fmt: skip
-        k = self.script.klines[i]
+        k = self.kline(i)
+        interval = topic.rsplit("@kline_", 1)[-1] if "@kline_" in topic else "1m"
+        step = 1000 if interval == "1s" else 60_000  # the script's 1m candles, or restamped
         return {
-            "e": "kline", "E": k.ts_ms + 60_000, "s": mid,
+            "e": "kline", "E": k.ts_ms + step, "s": mid,
             "k": {
-                "t": k.ts_ms, "T": k.ts_ms + 59_999, "s": mid, "i": "1m", "f": 0, "L": 0,
+                "t": k.ts_ms, "T": k.ts_ms + step - 1, "s": mid, "i": interval, "f": 0, "L": 0,
                 "o": repr(k.open), "c": repr(k.close), "h": repr(k.high), "l": repr(k.low),
-                "v": repr(k.volume), "n": 0, "x": True, "q": "0", "V": "0", "Q": "0", "B": "0",
+                "v": repr(k.volume), "n": 0, "x": i < len(self.script.klines), "q": "0", "V": "0",
+                "Q": "0", "B": "0",
             },
         }  # fmt: skip
 
@@ -259,13 +276,14 @@ class BybitDialect(Dialect):
                          "seq": d.seq},
                 "cts": d.ts_ms,
             }  # fmt: skip
-        k = self.script.klines[i]
+        k = self.kline(i)
         return {
             "topic": topic, "type": "snapshot", "ts": k.ts_ms + 60_000,
             "data": [{
                 "start": k.ts_ms, "end": k.ts_ms + 59_999, "interval": "1",
                 "open": repr(k.open), "close": repr(k.close), "high": repr(k.high),
-                "low": repr(k.low), "volume": repr(k.volume), "turnover": "0", "confirm": True,
+                "low": repr(k.low), "volume": repr(k.volume), "turnover": "0",
+                "confirm": i < len(self.script.klines),
                 "timestamp": k.ts_ms + 60_000,
             }],
         }  # fmt: skip
@@ -279,8 +297,8 @@ class OkxDialect(Dialect):
 
     ws_paths = ("/ws/v5/public", "/ws/v5/business")
 
-    def __init__(self, script: MarketScript) -> None:
-        super().__init__(script)
+    def __init__(self, script: MarketScript, kline_tail: bool = True) -> None:
+        super().__init__(script, kline_tail)
         self.market_id = script.symbol.replace("/", "-")
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
@@ -355,7 +373,7 @@ class OkxDialect(Dialect):
                     "nextFundingTime": str(f.ts_ms + 8 * 3_600_000), "ts": str(f.ts_ms),
                 }],
             }  # fmt: skip
-        k = self.script.klines[i]
+        k = self.kline(i)
         return {
             "arg": arg,
             "data": [[str(k.ts_ms), repr(k.open), repr(k.high), repr(k.low), repr(k.close),
@@ -376,8 +394,8 @@ class KrakenDialect(Dialect):
 
     ws_paths = ("/v2",)
 
-    def __init__(self, script: MarketScript) -> None:
-        super().__init__(script)
+    def __init__(self, script: MarketScript, kline_tail: bool = True) -> None:
+        super().__init__(script, kline_tail)
         self.market_id = script.symbol
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
@@ -430,7 +448,7 @@ class KrakenDialect(Dialect):
         if channel == "depth":
             d = self.script.depth[i]
             return self._book("update", d.ts_ms, d.bids, d.asks)
-        k = self.script.klines[i]
+        k = self.kline(i)
         return {
             "channel": "ohlc", "type": "update",
             "data": [{
