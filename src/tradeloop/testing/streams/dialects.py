@@ -10,6 +10,13 @@ the REST calls a client makes alongside (as ccxt's ``pro`` clients expect them).
 * Bybit v5 spot: ``/v5/public/spot``, ``{"op":"subscribe","args":["publicTrade.BTCUSDT",...]}``,
   ``publicTrade``, ``orderbook.50`` (a ``snapshot`` on subscribe, then ``delta`` frames with
   consecutive ``u``), ``kline.1``; ``{"op":"ping"}`` answered with a pong.
+
+Open interest over REST, as the venues serve it: Binance USD-M ``GET /fapi/v1/openInterest``
+and Bybit v5 ``GET /v5/market/open-interest`` (newest first, on the ``intervalTime`` grid).
+The shared data has no open-interest recording: :meth:`Dialect.open_interest` DERIVES a
+deterministic series from the script's klines (1,000 plus the running sum of volume signed by
+the bar's direction, kept positive), to exercise the wire format and the polling, not market
+behaviour.
 """
 
 from __future__ import annotations
@@ -70,6 +77,17 @@ class Dialect:
             return (*self.script.klines, self.kline(len(self.script.klines)))
         return self.script.klines
 
+    def open_interest(self, upto: int) -> list[tuple[int, float]]:
+        """``(time ms, amount)`` of the derived open interest at each of the first ``upto``
+        klines (stamped at the kline's close; see the module doc)."""
+        out: list[tuple[int, float]] = []
+        running = 0.0
+        for k in self.script.klines[: max(0, upto)]:
+            sign = (k.close > k.open) - (k.close < k.open)
+            running += k.volume * sign
+            out.append((k.ts_ms + 60_000, round(1_000.0 + abs(running), 3)))
+        return out
+
     def depth_seq(self, i: int) -> int:
         """Sequence number of depth item ``i``."""
         return self.script.depth[i].seq
@@ -110,7 +128,14 @@ class BinanceDialect(Dialect):
             "/api/v3/klines": self._klines,
             "/api/v3/exchangeInfo": self._exchange_info,
             "/api/v3/historicalTrades": self._historical_trades,
+            "/fapi/v1/openInterest": self._open_interest,
         }
+
+    def _open_interest(self, query: dict[str, str], index_now: int) -> Any:
+        series = self.open_interest(max(1, min(index_now, len(self.script.klines))))
+        ts, amount = series[-1]
+        return {"symbol": query.get("symbol", self.market_id), "openInterest": f"{amount:.3f}",
+                "time": ts}  # fmt: skip
 
     def _historical_trades(self, query: dict[str, str], index_now: int) -> Any:
         first = int(query.get("fromId", "0"))
@@ -206,6 +231,10 @@ class BinanceDialect(Dialect):
         }  # fmt: skip
 
 
+_BYBIT_OI_INTERVALS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000,
+                       "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}  # fmt: skip
+
+
 class BybitDialect(Dialect):
     """Bybit v5 spot public streams."""
 
@@ -213,6 +242,26 @@ class BybitDialect(Dialect):
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
         return venue_urls("bybit", ws, http)
+
+    def rest_routes(self) -> dict[str, Any]:
+        return {"/v5/market/open-interest": self._open_interest}
+
+    def _open_interest(self, query: dict[str, str], index_now: int) -> Any:
+        step = _BYBIT_OI_INTERVALS.get(query.get("intervalTime", ""))
+        if step is None or query.get("category") not in ("linear", "inverse"):
+            return {"retCode": 10001, "retMsg": "params error: intervalTime or category",
+                    "result": {}, "retExtInfo": {}, "time": 0}  # fmt: skip
+        series = self.open_interest(max(1, min(index_now, len(self.script.klines))))
+        points = [(t, a) for t, a in series if t % step == 0] or series[:1]
+        limit = min(int(query.get("limit", "50")), 200)
+        rows = [{"openInterest": f"{a:.3f}", "timestamp": str(t)} for t, a in points[::-1]]
+        return {
+            "retCode": 0, "retMsg": "OK",
+            "result": {"symbol": query.get("symbol", self.market_id),
+                       "category": query["category"], "list": rows[:limit],
+                       "nextPageCursor": ""},
+            "retExtInfo": {}, "time": points[-1][0],
+        }  # fmt: skip
 
     def on_request(self, req: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
         op = req.get("op")
