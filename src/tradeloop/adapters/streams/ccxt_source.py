@@ -14,7 +14,11 @@
   forever). The venue clock is estimated from the stream itself, as the latest bar open
   time seen minus the local time it arrived at (a bar's first message cannot come before it
   opens), so a replay of old data is not closed by the wall clock. Every bar is emitted
-  closed exactly once; a later update of an already closed bar is dropped;
+  closed exactly once; a later update of an already closed bar is dropped. The bar in
+  progress is emitted (not closed) once the channel has been quiet for ``idle_drain_s``,
+  so the final values of a bar that a burst closes at once never arrive as an in-progress
+  update. A bar still open when the connection went that gets no update after the reconnect
+  (kline updates are cumulative) is never emitted closed: the consumer's backfill fetches it;
 * ``funding`` - ``watch_funding_rate`` where the venue streams it, else a REST poll;
 * ``open_interest`` - REST ``fetch_open_interest`` poll (no venue streams it through ccxt).
 
@@ -91,7 +95,7 @@ def backoff_delay(
     """
     cap = min(max_s, base_s * 2 ** (max(attempt, 1) - 1))
     jitter = (rng or random).uniform(0.0, cap / 2)
-    return cap / 2 + jitter
+    return float(cap / 2 + jitter)
 
 
 class MalformedFrame:
@@ -660,10 +664,10 @@ class CcxtMarketSource:
         if not all(_is_candle(c) for c in candles):
             bad = [c for c in candles if not _is_candle(c)]
             for c in bad:  # ccxt stored a kline it could not read (a wrong-shaped frame)
-                key = repr(c[:6])
-                if key not in state.setdefault("bad", set()):
-                    state["bad"].add(key)
-                    self.tap.bad(f"{self.name} ohlcv {symbol}", 0, key, "kline without numbers")
+                shown = repr(c[:6])
+                if shown not in state.setdefault("bad", set()):
+                    state["bad"].add(shown)
+                    self.tap.bad(f"{self.name} ohlcv {symbol}", 0, shown, "kline without numbers")
             candles = [c for c in candles if _is_candle(c)]
         fresh = len(candles)
         while fresh > 0 and int(candles[fresh - 1][0]) * _NS > last_closed:
@@ -701,7 +705,8 @@ class CcxtMarketSource:
                     continue  # unchanged in-progress bar (a drain saw it already)
                 state["partial"] = key
             volume = float(c[5]) if c[5] is not None else 0.0
-            bar = Bar(symbol, self.timeframe, ts, *(float(x) for x in c[1:5]), volume)
+            o, h, low, cl = (float(x) for x in c[1:5])
+            bar = Bar(symbol, self.timeframe, ts, o, h, low, cl, volume)
             emit(StreamBar(self.name, now, bar, closed))
             if closed:
                 last_closed = max(last_closed, ts)
