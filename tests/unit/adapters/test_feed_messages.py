@@ -95,12 +95,15 @@ def test_a_bar_closes_when_the_next_one_opens_once_with_its_final_values() -> No
     run.update(_candle(1, 100.0))
     run.update(_candle(0, 99.0))  # a late update of a closed bar is dropped
     assert run.closed() == [(0, 102.0)]
-    # in-progress updates wait for a quiet stream: none was emitted in the burst
-    assert [b.closed for b in run.out] == [True]
+    # a new bar's first update comes at once (its open); later updates of the bar in
+    # progress wait for a quiet stream, so bar 0's final values never came as in-progress
+    assert [(b.closed, b.bar.ts // NS, b.bar.close) for b in run.out] == [
+        (False, T0, 100.0), (True, T0, 102.0), (False, T0 + MIN, 100.0),
+    ]  # fmt: skip
     run.update(_candle(1, 100.5), quiet=True)
-    assert [(b.closed, b.bar.close) for b in run.out[1:]] == [(False, 100.5)]
+    assert [(b.closed, b.bar.close) for b in run.out[3:]] == [(False, 100.5)]
     run.drain()  # unchanged: not again
-    assert len(run.out) == 2
+    assert len(run.out) == 4
 
 
 def test_the_last_bar_is_closed_by_the_timer_after_its_end_plus_grace() -> None:

@@ -14,11 +14,12 @@
   forever). The venue clock is estimated from the stream itself, as the latest bar open
   time seen minus the local time it arrived at (a bar's first message cannot come before it
   opens), so a replay of old data is not closed by the wall clock. Every bar is emitted
-  closed exactly once; a later update of an already closed bar is dropped. The bar in
-  progress is emitted (not closed) once the channel has been quiet for ``idle_drain_s``,
-  so the final values of a bar that a burst closes at once never arrive as an in-progress
-  update. A bar still open when the connection went that gets no update after the reconnect
-  (kline updates are cumulative) is never emitted closed: the consumer's backfill fetches it;
+  closed exactly once; a later update of an already closed bar is dropped. A new bar's
+  first update is emitted at once (its open); later updates of the bar in progress once the
+  channel has been quiet for ``idle_drain_s``, so the final values of a bar that a burst
+  closes at once never arrive as an in-progress update. A bar still open when the
+  connection went that gets no update after the reconnect (kline updates are cumulative)
+  is never emitted closed: the consumer's backfill fetches it;
 * ``funding`` - ``watch_funding_rate`` where the venue streams it, else a REST poll;
 * ``open_interest`` - REST ``fetch_open_interest`` poll (no venue streams it through ccxt).
 
@@ -78,6 +79,8 @@ VENUES = ("binance", "bybit", "okx", "kraken")
 """Venues this source is built and tested for (any ccxt.pro id is accepted)."""
 CHANNELS = ("trades", "book", "ohlcv", "funding", "open_interest")
 _NS = 1_000_000
+_QUICK_S = 0.005
+"""How often a waiting bar channel looks at ccxt's cache for a frame it has not handed over."""
 
 SourceEvent = MarketEvent | FeedStatus
 
@@ -416,19 +419,26 @@ class CcxtMarketSource:
         polled = channel in ("open_interest", "funding")
         timeout = self.stale_after_s + (self.poll_s if polled else 0.0)
         idle = min(self.idle_drain_s, timeout)
+        quick = getattr(self, f"_quick_{channel}", None)
+        tick = min(idle, _QUICK_S) if quick is not None else idle
         while True:
             pending = asyncio.ensure_future(step(symbol, state, emit))
             try:
-                silent = 0.0
+                silent = since_drain = 0.0
                 while True:
-                    done, _ = await asyncio.wait({pending}, timeout=idle)
+                    done, _ = await asyncio.wait({pending}, timeout=tick)
                     if done:
                         break
-                    # ccxt resolves a watch only on the next message: an update that came
-                    # while we were busy waits in its cache; hand it over now
-                    if drain is not None:
+                    silent += tick
+                    since_drain += tick
+                    # ccxt resolves a watch only on the next message: a frame that came
+                    # while we were busy waits in its cache. Bars: close and open from it
+                    # at once; in-progress updates (and other channels) when quiet
+                    if quick is not None:
+                        quick(symbol, state, emit)
+                    if drain is not None and since_drain >= idle:
+                        since_drain = 0.0
                         drain(symbol, state, emit)
-                    silent += idle
                     if silent >= timeout:
                         pending.cancel()
                         with contextlib.suppress(BaseException):
@@ -538,7 +548,7 @@ class CcxtMarketSource:
     def _drain_trades(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        cache = (getattr(self.exchange, "trades", None) or {}).get(symbol)
+        cache = (getattr(self.exchange, "trades", None) or {}).get(self._cached_as(symbol))
         if not cache or "last" not in state:
             return
         items = list(cache)
@@ -560,7 +570,7 @@ class CcxtMarketSource:
     def _drain_book(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        ob = (getattr(self.exchange, "orderbooks", None) or {}).get(symbol)
+        ob = (getattr(self.exchange, "orderbooks", None) or {}).get(self._cached_as(symbol))
         if ob is None or "seq" not in state:
             return
         if ob.get("nonce") is not None:
@@ -619,6 +629,31 @@ class CcxtMarketSource:
         # update is closed from there
         self._emit_ohlcv(symbol, self._ohlcv_cache(symbol) or candles, state, emit, partial=False)
 
+    def _quick_ohlcv(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        """Every few ms while a watch waits: ccxt resolved the last watch on the first of
+        several frames received together (a bar's final update and the next bar's open) and
+        resolves the next only on a later frame, so look at its cache: the bar closes now,
+        not one update later."""
+        candles = (
+            (getattr(self.exchange, "ohlcvs", None) or {}).get(self._cached_as(symbol)) or {}
+        ).get(self.timeframe)
+        if not candles or "closed" not in state:
+            return
+        tail = (len(candles), tuple(candles[-1][:6]))
+        if state.get("tail") != tail:
+            state["tail"] = tail
+            self._emit_ohlcv(symbol, list(candles), state, emit, partial=False)
+
+    def _cached_as(self, symbol: str) -> str:
+        """The symbol ccxt files ``symbol``'s data under: its market's unified symbol
+        (``BTC/USDT`` asked for on a swap client is ``BTC/USDT:USDT``)."""
+        try:
+            return str(self.exchange.market(symbol)["symbol"])
+        except Exception:  # markets not loaded yet, or unknown: as asked
+            return symbol
+
     def _connection_lost(self, channel: str, symbol: str, state: dict[str, Any]) -> None:
         """Bars still open when the connection went: what ccxt holds of them is their state
         at the last message. Kline updates are cumulative, so an update after the reconnect
@@ -633,9 +668,8 @@ class CcxtMarketSource:
                 suspect[int(c[0]) * _NS] = tuple(c[:6])
 
     def _ohlcv_cache(self, symbol: str) -> list[Any]:
-        candles = ((getattr(self.exchange, "ohlcvs", None) or {}).get(symbol) or {}).get(
-            self.timeframe
-        )
+        ohlcvs = getattr(self.exchange, "ohlcvs", None) or {}
+        candles = (ohlcvs.get(self._cached_as(symbol)) or {}).get(self.timeframe)
         return list(candles) if candles else []
 
     def _drain_ohlcv(
@@ -654,9 +688,10 @@ class CcxtMarketSource:
         *,
         partial: bool,
     ) -> None:
-        """Emit the bars of ``candles`` that closed (once each) and, when ``partial`` (the
-        stream has been quiet for ``idle_drain_s``: nothing newer is on its way), the bar in
-        progress when it changed. In-progress updates are thus held back while newer ones
+        """Emit the bars of ``candles`` that closed (once each), a new bar's first update at
+        once (the open, which orders waiting for it need), and later updates of the bar in
+        progress only when ``partial`` (the stream has been quiet for ``idle_drain_s``:
+        nothing newer is on its way) and changed. Those are thus held back while newer ones
         follow at once (a burst after a bar's end carries its final values and the next bar),
         so a bar's final values never reach the engine as an in-progress update."""
         now = self.clock_ns()
@@ -698,8 +733,9 @@ class CcxtMarketSource:
                     continue
                 del suspect[ts]  # updated after the reconnect: whole again
             if not closed:
-                if not partial:
-                    continue
+                if not partial and ts <= state.get("opened", -1):
+                    continue  # an update of the bar in progress: wait for a quiet stream
+                state["opened"] = max(state.get("opened", -1), ts)
                 key = tuple(c[:6])
                 if state.get("partial") == key:
                     continue  # unchanged in-progress bar (a drain saw it already)
@@ -729,7 +765,7 @@ class CcxtMarketSource:
     def _drain_funding(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        fr = (getattr(self.exchange, "fundingRates", None) or {}).get(symbol)
+        fr = (getattr(self.exchange, "fundingRates", None) or {}).get(self._cached_as(symbol))
         if isinstance(fr, dict) and "funding" in state:
             self._emit_funding(symbol, fr, state, emit)
 

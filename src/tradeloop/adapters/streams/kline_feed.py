@@ -2,8 +2,9 @@
 
 :class:`KlineFeed` runs a :class:`~tradeloop.adapters.streams.ccxt_source.CcxtMarketSource`
 (``ohlcv`` channel of every symbol, ONE ccxt client) under a
-:class:`~tradeloop.adapters.streams.service.MarketStream` whose pipeline drops duplicate and
-late bars and counts the quality metrics per source; every bar that passes is put on the
+:class:`~tradeloop.adapters.streams.service.MarketStream` whose pipeline (run inline, on the
+source's thread, as each bar arrives) drops duplicate and late bars and counts the quality
+metrics per source; every bar that passes is put on the
 session's queue as a :class:`~tradeloop.adapters.feeds.events.KlineUpdate` (``closed`` as
 inferred by the source: a newer bar arrived, or the venue clock passed the bar's end plus a
 grace period), and every connection change as a :class:`FeedStatus` (``connecting``,
@@ -15,10 +16,8 @@ pipeline only counts a gap here, it does not fill it).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -115,12 +114,10 @@ class KlineFeed:
         )  # fmt: skip
         self.pipeline = MarketPipeline(self.name, metrics=metrics, sinks=[self])
         self.stream = MarketStream(
-            self.source, self.pipeline, backfill=False, on_status=self.events.put_nowait
-        )
-        self.error: BaseException | None = None
-        """The exception that ended the feed, if one did (it is also logged)."""
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+            self.source, self.pipeline, backfill=False, on_status=self.events.put_nowait,
+            inline=True,
+        )  # fmt: skip
+        self._started = False
 
     @property
     def exchange(self) -> str:
@@ -133,49 +130,40 @@ class KlineFeed:
         return self.pipeline.metrics
 
     @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the feed, if one did (it is also logged)."""
+        return self.stream.error
+
+    @property
     def running(self) -> bool:
         """True while the feed's thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        thread = self.stream._thread
+        return thread is not None and thread.is_alive()
 
     def start(self) -> KlineFeed:
-        """Start the sources and the thread moving their bars to the queue (once)."""
-        if self._thread is not None:
+        """Start the source's thread (once); bars go through the pipeline on it, as they
+        arrive, into the queue."""
+        if self._started:
             raise RuntimeError(f"{self.name} was already started")
+        self._started = True
         self.stream.start()
-        self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
-        self._thread.start()
         return self
 
     def stop(self, timeout: float = 3.0) -> bool:
         """Stop within about ``timeout`` seconds (the last statuses still reach the queue);
-        True when the feed's threads have ended."""
-        self._stop.set()
-        self.stream.stop(timeout * 0.6)
-        if self._thread is not None:
-            self._thread.join(max(timeout * 0.4, 0.1))
-        with contextlib.suppress(Exception):
-            self.stream.poll(timeout=0.0)  # what the sources said while stopping
-        threads = [self._thread, self.stream._thread]
-        return not any(t is not None and t.is_alive() for t in threads)
+        True when the feed's thread has ended."""
+        self.stream.stop(timeout)
+        if self.stream.error is not None:
+            self.events.put_nowait(
+                FeedStatus(self.exchange, "failed", f"feed crashed: {self.stream.error}"[:200])
+            )
+        return not self.running
 
     def __enter__(self) -> KlineFeed:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _main(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.stream.poll(timeout=0.1)
-                if self.stream.error is not None:
-                    raise self.stream.error
-        except Exception as exc:
-            self.error = exc
-            logger.exception("%s ended with an error", self.name)
-            self.events.put_nowait(
-                FeedStatus(self.exchange, "failed", f"feed crashed: {exc}"[:200])
-            )
 
     # -- pipeline sink ----------------------------------------------------------------------
     def write(self, events: Sequence[MarketEvent]) -> None:

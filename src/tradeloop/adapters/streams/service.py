@@ -47,6 +47,9 @@ class MarketStream:
         only counted, e.g. when the consumer backfills itself, as a paper session does).
     on_status
         Called (on the polling thread) with every source status, in arrival order.
+    inline
+        Run the pipeline on the sources' thread as each event arrives, for a consumer that
+        only reads the sinks (no :meth:`poll`; one thread hop less, e.g. a session's bars).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class MarketStream:
         recover_s: float = 5.0,
         backfill: bool = True,
         on_status: Callable[[FeedStatus], None] | None = None,
+        inline: bool = False,
     ) -> None:
         self.primary = primary
         self.backup = backup
@@ -70,6 +74,7 @@ class MarketStream:
         )
         self.statuses: list[FeedStatus] = []
         self.on_status = on_status
+        self.inline = inline
         if backfill and pipeline.backfill_bars is None:
             pipeline.backfill_bars = self._backfill
         if backfill and pipeline.backfill_trades is None:
@@ -146,6 +151,15 @@ class MarketStream:
         await asyncio.gather(*tasks)
 
     def _emitter(self, name: str) -> Callable[[Any], None]:
+        if self.inline:
+
+            def process(event: Any) -> None:
+                try:
+                    self._process([(name, event)])
+                except Exception:  # a pipeline or sink error must not end the stream
+                    logger.exception("%s: event %r not processed", name, event)
+
+            return process
         put = self._queue.put_nowait
 
         def emit(event: Any) -> None:
@@ -164,6 +178,10 @@ class MarketStream:
                 items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
+        return self._process(items)
+
+    def _process(self, items: list[tuple[str, Any]]) -> list[MarketEvent]:
+        """Route ``(source, event)`` items (statuses, failover) and run the pipeline."""
         routed: list[MarketEvent] = []
         router = self.router
         for name, event in items:
