@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -72,7 +73,8 @@ class MarketStream:
             if backup is not None
             else None
         )
-        self.statuses: list[FeedStatus] = []
+        self.statuses: deque[FeedStatus] = deque(maxlen=10_000)
+        """The latest source statuses (bounded: a 24/7 stream reports for weeks)."""
         self.on_status = on_status
         self.inline = inline
         if backfill and pipeline.backfill_bars is None:
