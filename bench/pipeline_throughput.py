@@ -18,13 +18,15 @@ nothing is a duplicate or a gap). They are fed in batches of ``--batch`` message
 
 Each figure is the median of ``--repeat`` runs; the load average is printed. Then, unless
 skipped: the failover switch time (two local Binance servers, the primary killed mid-stream;
-detection -> takeover, and kill -> takeover) and the PostgreSQL ``COPY`` batch write time per
-1,000 trades (p50/p99) on the real server at ``TRADELOOP_TEST_POSTGRES_URL``.
+detection -> takeover, and kill -> takeover) and the PostgreSQL batch write time per 1,000
+trades (p50/p99 of 100 batches: encoding + binary ``COPY`` + commit, normal synchronous commit)
+on the real server at ``TRADELOOP_TEST_POSTGRES_URL``, side by side with psycopg's own
+``Copy.write_row`` (text COPY of row tuples), the two alternating every 10 batches.
 
 Usage::
 
     .venv/bin/python bench/pipeline_throughput.py [--messages N] [--batch B] [--repeat K]
-        [--skip-failover] [--skip-postgres]
+        [--skip-failover] [--skip-postgres] [--skip-pipeline]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,33 +300,80 @@ def failover(repeat: int) -> list[tuple[float, float]]:
     return out
 
 
-def postgres(repeat: int, batches: int = 30) -> list[tuple[float, float]]:
-    """(p50 ms, p99 ms) of COPY batches of 1,000 trades, per run."""
+def _peer_batches(url: str, table: str, events: list[Any], rows: int) -> list[float]:
+    """Seconds per batch of the peer: psycopg's own ``Copy.write_row`` of row tuples (text
+    COPY) into the partitioned parent table, one COPY (transaction) per batch, the time column
+    converted per row."""
+    import psycopg
+
+    from tradeloop.data.stream.pg_store import COLUMNS
+
+    cols = ", ".join(n for n, _ in COLUMNS["trades"])
+    out = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i in range(0, len(events) - rows + 1, rows):
+            t0 = time.perf_counter()
+            stmt = f"copy {table} ({cols}) from stdin"
+            with conn.cursor() as cur, cur.copy(stmt) as copy:
+                for e in events[i : i + rows]:
+                    copy.write_row(
+                        (datetime.fromtimestamp(e.ts / 1e9, UTC), e.venue, e.symbol, e.ts,
+                         e.recv_ts, e.price, e.amount, e.side, e.trade_id)
+                    )  # fmt: skip
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def postgres(repeat: int, batches: int = 100) -> list[tuple[float, float, float, float]]:
+    """(ours p50, ours p99, peer p50, peer p99) ms of COPY batches of 1,000 trades, per run;
+    ours and the peer alternate in each run (same server, same moment)."""
     import psycopg
 
     from tradeloop.core.market_events import MarketTrade
     from tradeloop.data.stream.pg_store import PostgresRecorder
 
     url = os.environ.get("TRADELOOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    trades, _ = build(2 * 1000 * batches)
+    trades, _ = build(2 * 1000 * (batches + 1))
     batch = normalise_trades("binance", "BTC/USDT", trades, time.time_ns())
     events: list[MarketTrade] = TradeBatch.to_trades(batch)
+    kinds = ("trades", "bars", "book", "funding", "open_interest")
+
+    def drop(conn: Any) -> None:
+        for kind in kinds:
+            conn.execute(f"drop table if exists bench_stream_{kind} cascade")
+            conn.execute(f"drop table if exists bench_peer_{kind} cascade")
+
     out = []
     for _ in range(repeat):
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("drop table if exists bench_stream_trades cascade")
-        rec = PostgresRecorder(url, prefix="bench_stream_", batch_rows=1000)
-        rec.write(events)
+            drop(conn)
+        rec = PostgresRecorder(url, prefix="bench_stream_", batch_rows=1000, timescale=False)
+        peer = PostgresRecorder(url, prefix="bench_peer_", batch_rows=1000, timescale=False)
+        # steady state: each side's first batch (the day's partition created, once a day) is
+        # written before the timed ones
+        rec.write(events[:1000])
+        peer.write(events[:1000])
+        peer.close()
+        ours: list[float] = []
+        theirs: list[float] = []
+        for i in range(1000, len(events), 10_000):  # alternate chunks of 10 batches
+            chunk = events[i : i + 10_000]
+            before = len(rec.batch_seconds)
+            rec.write(chunk)
+            ours += rec.batch_seconds[before:]
+            theirs += _peer_batches(url, "bench_peer_trades", chunk, 1000)
         rec.close()
-        ms = np.array(rec.batch_seconds) * 1e3
-        out.append((float(np.percentile(ms, 50)), float(np.percentile(ms, 99))))
+        ms, pms = np.array(ours) * 1e3, np.array(theirs) * 1e3
+        out.append((float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
+                    float(np.percentile(pms, 50)), float(np.percentile(pms, 99))))  # fmt: skip
         with psycopg.connect(url, autocommit=True) as conn:
             n = conn.execute("select count(*) from bench_stream_trades").fetchone()
+            m = conn.execute("select count(*) from bench_peer_trades").fetchone()
             assert n is not None
+            assert m is not None
             assert n[0] == len(events)
-            conn.execute("drop table if exists bench_stream_trades cascade")
-            for kind in ("bars", "book", "funding", "open_interest"):
-                conn.execute(f"drop table if exists bench_stream_{kind} cascade")
+            assert m[0] == len(events)
+            drop(conn)
     return out
 
 
@@ -334,17 +384,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-failover", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-pipeline", action="store_true", help="only failover / PostgreSQL")
     parser.add_argument("--wall", action="store_true", help="time by wall clock, not CPU time")
     args = parser.parse_args()
     global WALL
     WALL = args.wall
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    rows = run(args)
+    rows = [] if args.skip_pipeline else run(args)
     clock = "wall-clock" if args.wall else "CPU"
-    print(f"\n{args.messages:,} messages (half trades, half book updates), batches of "
-          f"{args.batch:,}, one core ({clock} time), median of {args.repeat}\n")  # fmt: skip
-    print("| stage | msgs/s | peer | peer msgs/s | ratio |")
-    print("|---|---:|---|---:|---:|")
+    if rows:
+        print(f"\n{args.messages:,} messages (half trades, half book updates), batches of "
+              f"{args.batch:,}, one core ({clock} time), median of {args.repeat}\n")  # fmt: skip
+        print("| stage | msgs/s | peer | peer msgs/s | ratio |")
+        print("|---|---:|---|---:|---:|")
     peers = {"normalise": "pandas DataFrame", "quality": "pandas rolling",
              "book": "ccxt OrderBook"}  # fmt: skip
     for name, ours, peer in rows:
@@ -360,11 +412,12 @@ def main() -> None:
         print(f"| primary killed -> backup takes over | {kill:.2f} |")
     if not args.skip_postgres:
         runs_pg = postgres(args.repeat)
-        p50 = statistics.median(r[0] for r in runs_pg)
-        p99 = statistics.median(r[1] for r in runs_pg)
-        print(f"\n| PostgreSQL COPY, 1,000 trades per batch | ms (median of {args.repeat} runs) |")
-        print("|---|---:|")
-        print(f"| p50 | {p50:.2f} |\n| p99 | {p99:.2f} |")
+        med = [statistics.median(r[k] for r in runs_pg) for k in range(4)]
+        print(f"\n| PostgreSQL batch of 1,000 trades (ms, median of {args.repeat} runs of "
+              f"100 batches) | ours: binary COPY | peer: psycopg write_row | ratio |")  # fmt: skip
+        print("|---|---:|---:|---:|")
+        print(f"| p50 | {med[0]:.2f} | {med[2]:.2f} | {med[2] / med[0]:.1f}x |")
+        print(f"| p99 | {med[1]:.2f} | {med[3]:.2f} | {med[3] / med[1]:.1f}x |")
     print(f"\nload at start: {load}")
     print(
         "load at end:   "

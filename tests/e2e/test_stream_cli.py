@@ -4,11 +4,19 @@ Binance stream server and the real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import RunCli
 
 from tradeloop.testing.streams import StreamServer, load_script
@@ -86,3 +94,66 @@ def test_record_refuses_bad_options(run_cli: RunCli, tmp_path: Path, args: list[
                      str(tmp_path), *args)  # fmt: skip
     assert result.exit_code == 2
     assert args[0] in result.output
+
+
+def _scrape(url: str) -> dict[str, float]:
+    """Every sample of a Prometheus text page as ``name{labels}`` -> value."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}"] = s.value
+    return out
+
+
+def test_record_serves_the_stream_quality_metrics_for_prometheus(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A running `data record --metrics-port 0` serves every quality family per source; once
+    the stream is done the scraped counters equal the quality table the command prints."""
+    script = load_script(shared_data, klines=60)
+    with StreamServer("binance", script, interval_s=0.002) as server:
+        server.send_malformed(2)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tradeloop", "data", "record", "--venue", "binance",
+             "-s", "BTC/USDT", "--out", str(tmp_path / "rec"), "--duration", "60",
+             "--ws-url", server.ws_url, "--rest-url", server.http_url, "--metrics-port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()
+            match = re.search(r"metrics on (http://\S+/metrics)", line)
+            assert match, line
+            url = match.group(1)
+            scraped: list[dict[str, float]] = []
+            key = "tradeloop_stream_messages_total{source=binance}"
+            least = len(script.trades) + len(script.klines)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until every message has been counted
+                scraped.append(_scrape(url))
+                done = scraped[-1].get(key, 0) >= least
+                if done and len(scraped) > 3 and scraped[-1] == scraped[-4]:
+                    break
+                time.sleep(0.25)
+            last = scraped[-1]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    src = "{source=binance}"
+    for family in ("messages_total", "gaps_total", "outliers_total", "duplicates_total",
+                   "out_of_order_total", "malformed_total", "resyncs_total", "failovers_total",
+                   "lag_ms", "lag_ms_max", "messages_per_second"):  # fmt: skip
+        assert f"tradeloop_stream_{family}{src}" in last, family
+    assert last[f"tradeloop_stream_malformed_total{src}"] == 2
+    assert last[f"tradeloop_stream_lag_ms_max{src}"] >= last[f"tradeloop_stream_lag_ms{src}"]
+    # the counter grew while recording and ends where the command's own table ends
+    messages = [m.get(f"tradeloop_stream_messages_total{src}", 0.0) for m in scraped]
+    assert messages == sorted(messages)
+    assert messages[-1] >= len(script.trades) + len(script.klines)
+    row = next(r for r in out.splitlines() if r.lstrip("│┃ ").startswith("binance"))
+    cells = [c.strip() for c in re.split(r"[│┃]", row) if c.strip()]
+    assert int(cells[1].replace(",", "")) == messages[-1]
+    assert int(cells[5]) == 2  # malformed, in the table too

@@ -22,6 +22,7 @@ from tradeloop.core.market_events import (
     FundingRate,
     MarketEvent,
     MarketTrade,
+    OpenInterest,
     StreamBar,
 )
 from tradeloop.data.stream.recording import ParquetRecorder, iter_replay, read_recording
@@ -354,3 +355,54 @@ def test_lost_trades_are_backfilled_over_rest_by_id(script: MarketScript) -> Non
     assert pipeline.trades_backfilled == len(lost)
     assert pipeline.metrics.source("binance").gaps == 2
     assert sum("/api/v3/historicalTrades" in c for c in server.rest_calls) == 2
+
+
+def _open_interest_reference(script: MarketScript) -> list[tuple[int, float]]:
+    """The derived open interest, computed here from the klines by hand: ``(ts ns, amount)``
+    at each kline's close, 1,000 + |running sum of volume signed by the bar's direction|."""
+    out, running = [], 0.0
+    for k in script.klines:
+        running += k.volume * (1 if k.close > k.open else -1 if k.close < k.open else 0)
+        out.append(((k.ts_ms + 60_000) * 1_000_000, round(1_000.0 + abs(running), 3)))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("venue", "path", "step_ms"),
+    [
+        ("binance", "/fapi/v1/openInterest", 60_000),
+        ("bybit", "/v5/market/open-interest", 3_600_000),
+    ],
+)
+def test_open_interest_is_polled_over_rest_through_unmodified_ccxt(
+    script: MarketScript, venue: str, path: str, step_ms: int
+) -> None:
+    """USD-M / linear open interest polled from the venue's REST route in its real format
+    (Binance: the current value; Bybit: the newest point of its interval grid, default 1h):
+    every value seen is the server's at that time, in time order, and the poll goes on."""
+    perp = "BTC/USDT:USDT"
+    # the server's clock: one kline per 2 ms from now (REST answers at the clock's kline)
+    with StreamServer(venue, script, interval_s=0.002, join="live", epoch=time.time()) as server:
+        source = CcxtMarketSource(
+            venue, [perp], ("open_interest",), config=ccxt_config(venue, [perp]),
+            urls=server.urls(), poll_s=0.05, stale_after_s=3.0,
+        )  # fmt: skip
+        stream = MarketStream(source, MarketPipeline("t")).start()
+        try:
+            events = stream.run_for(
+                20.0, until=lambda ev: sum(isinstance(e, OpenInterest) for e in ev) >= 12
+            )
+        finally:
+            stream.stop()
+    got = [e for e in events if isinstance(e, OpenInterest)]
+    reference = dict(_open_interest_reference(script))
+    assert len(got) >= 12
+    assert all(e.venue == venue and e.symbol == perp for e in got)
+    assert all(e.ts // 1_000_000 % step_ms == 0 or e.ts == min(reference) for e in got)
+    assert [e.value for e in got] == [reference[e.ts] for e in got]
+    assert [e.ts for e in got] == sorted(e.ts for e in got)
+    assert len({e.ts for e in got}) > 1  # the value moved with the server's clock
+    calls = [c for c in server.rest_calls if c.startswith(path)]
+    assert len(got) <= len(calls) <= len(got) + 1  # one poll may be in flight at the stop
+    assert all("symbol=BTCUSDT" in c for c in calls)
+    assert all("category=linear" in c for c in calls) or venue == "binance"

@@ -235,6 +235,13 @@ def test_every_route_answers_and_the_metrics_move_as_bars_arrive(served: Served)
         assert _sum(after, name) > _sum(before, name), name
     assert _sum(after, "tradeloop_engine_equity") > 0
     assert _sum(after, "tradeloop_engine_up") == 1
+    # the feed's stream quality per source: every bar the engine took went through it first
+    stream = "tradeloop_stream_messages_total"
+    assert _sum(after, stream, source="binance") > _sum(before, stream, source="binance")
+    assert _sum(after, stream, source="binance") >= _sum(after, "tradeloop_feed_messages_total")
+    for family in ("gaps_total", "duplicates_total", "malformed_total", "lag_ms",
+                   "lag_ms_max", "messages_per_second"):  # fmt: skip
+        assert f"tradeloop_stream_{family}{{source=binance}}" in after, family
     assert _sum(after, "process_resident_memory_bytes") > 0
     # every order was timed from its bar, and nothing published was lost to the consumer
     orders = _sum(after, "tradeloop_engine_orders_total")

@@ -173,6 +173,8 @@ def create_app(
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     app.state.engine_metrics = EngineMetrics(engine, registry) if engine is not None else None
+    if engine is not None:  # the live feed's quality per source (tradeloop_stream_*)
+        engine.session.stream_metrics.register(registry)
     app.state.registry = registry
     app.include_router(signals_router, dependencies=[Depends(require_read)])
     app.include_router(engine_router)

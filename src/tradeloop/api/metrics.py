@@ -18,6 +18,10 @@ Families (``_total`` for counters):
 - risk: ``tradeloop_risk_checks``, ``_rejections`` (by reason), ``_state`` (1 for the current);
 - ML: ``tradeloop_ml_inference_seconds`` and ``_confidence`` (histograms), ``_model_info``,
   ``_model_swaps``, ``_signals`` (kept or dropped);
+- stream quality of the live feed per source (registered by the app from the session's
+  :class:`~tradeloop.data.stream.metrics.StreamMetrics`): ``tradeloop_stream_messages``,
+  ``_gaps``, ``_outliers``, ``_duplicates``, ``_out_of_order``, ``_malformed``, ``_resyncs``,
+  ``_failovers``, ``_lag_ms``, ``_lag_ms_max``, ``_messages_per_second``;
 - broker: ``tradeloop_broker_orders`` (by status), ``_circuit_state``, ``_rate_budget`` (left
   in the sliding minute), ``_rate_limit`` (when the broker reports them, see
   :class:`~tradeloop.engine.control.BrokerTelemetry`);

@@ -96,6 +96,16 @@ def record(
         float, typer.Option(help="Resubscribe a channel silent this long.")
     ] = 30.0,
     table_prefix: Annotated[str, typer.Option(help="PostgreSQL table name prefix.")] = "market_",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the stream quality metrics (Prometheus text) on "
+            "http://HOST:PORT/metrics while recording (0: a free port, printed).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the --metrics-port endpoint listens on.")
+    ] = "127.0.0.1",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Record live market data to Parquet (and PostgreSQL), through the quality pipeline.
@@ -106,6 +116,8 @@ def record(
     With --backup-ws-url (and/or --backup-venue) a second source runs as hot standby and
     takes over when the primary stalls or disconnects; nothing is recorded twice.
     Ctrl-C (or --duration) stops and flushes. `tradeloop data replay OUT` plays it back.
+    With --metrics-port the quality metrics per source (messages, msgs/s, lag, gaps,
+    outliers, duplicates, malformed frames, resyncs, failovers) are served for Prometheus.
     Hosts default to the settings (TRADELOOP_<VENUE>_URL, TRADELOOP_<VENUE>_WS_URL); a
     read-only TRADELOOP_<VENUE>_API_KEY lets Binance refill lost trades by id.
     """
@@ -116,6 +128,7 @@ def record(
     from tradeloop.config.logging import setup_logging
     from tradeloop.config.settings import load_settings
     from tradeloop.core.errors import ConfigError
+    from tradeloop.data.stream.metrics import StreamMetrics
     from tradeloop.data.stream.quality import OutlierConfig
     from tradeloop.data.stream.recording import ParquetRecorder
 
@@ -160,11 +173,28 @@ def record(
 
             pg = PostgresRecorder(postgres, prefix=table_prefix)
             sinks.append(pg)
+        metrics = StreamMetrics()
         pipeline = MarketPipeline(
             "record",
+            metrics=metrics,
             outliers=OutlierConfig(action=outliers),  # type: ignore[arg-type]
             sinks=sinks,
         )
+        endpoint = None
+        if metrics_port is not None:
+            from prometheus_client import CollectorRegistry, start_http_server
+
+            try:
+                endpoint, _ = start_http_server(
+                    metrics_port, addr=metrics_host, registry=metrics.register(CollectorRegistry())
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"--metrics-port: cannot listen on {metrics_host}:{metrics_port}: {exc}"
+                ) from None
+            err_console.print(
+                f"metrics on http://{metrics_host}:{endpoint.server_port}/metrics", highlight=False
+            )
         stream = MarketStream(primary, pipeline, backup=backup, stall_s=stall_ms / 1000.0)
     except Exception as exc:
         raise _fail(exc) from None
@@ -194,6 +224,9 @@ def record(
         recorder.close()
         if pg is not None:
             pg.close()
+        if endpoint is not None:
+            endpoint.shutdown()
+            endpoint.server_close()
     if stream.error is not None:
         raise _fail(stream.error)  # type: ignore[arg-type]
     console.print(_quality_table(pipeline))

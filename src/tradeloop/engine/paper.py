@@ -29,9 +29,9 @@ from typing import Any, Protocol
 
 from tradeloop.adapters.ccxt.history import CcxtHistorySource
 from tradeloop.adapters.ccxt.live import closed_bars, instruments_for
-from tradeloop.adapters.feeds import FeedThread, KlineStream
 from tradeloop.adapters.feeds.events import FeedStatus, KlineUpdate
 from tradeloop.adapters.market import BarFeed, VenueMarketData, venue_market_data
+from tradeloop.adapters.streams.kline_feed import KlineFeed
 from tradeloop.alerts import (
     Alerter,
     LogAlerter,
@@ -50,6 +50,7 @@ from tradeloop.core.errors import ConfigError, StrategyError, TemporaryError, Ve
 from tradeloop.core.instrument import AssetClass, Instrument
 from tradeloop.core.time import to_iso
 from tradeloop.core.timeframes import timeframe_ns
+from tradeloop.data.stream.metrics import StreamMetrics
 from tradeloop.engine.config import RunConfig, risk_rules
 from tradeloop.engine.enrichment import ModelEnrichment, ModelTimeline
 from tradeloop.engine.factories import make_clock
@@ -466,9 +467,7 @@ def record_model_swap(store: StateStore, run_id: str, version: str, after_ts: in
     meta = store.load_run_meta(run_id)
     if meta is None or not meta.get("model"):
         raise ConfigError(f"run {run_id!r} has no stored model to swap")
-    history = meta.get("model_history") or [
-        {"version": meta["model"]["version"], "after_ts": None}
-    ]
+    history = meta.get("model_history") or [{"version": meta["model"]["version"], "after_ts": None}]
     history.append({"version": version, "after_ts": int(after_ts)})
     meta["model_history"] = history
     meta["model"] = {**meta["model"], "version": version}
@@ -535,6 +534,8 @@ class PaperSession:
         self.malformed = 0
         self.messages = 0
         self.backfilled = 0
+        #: quality metrics of the live feed per source (lag, gaps, msgs/s...), for /metrics
+        self.stream_metrics = StreamMetrics()
         self.outside_session = 0
         #: wall time (the mode's clock: the session's timestamps, not the bars')
         self.clock = make_clock("paper")
@@ -599,7 +600,7 @@ class PaperSession:
         cfg = self.config
         self.store = store = open_state_store(cfg.state_url)
         reason = "stopped"
-        feed: FeedThread | BarFeed | None = None
+        feed: KlineFeed | BarFeed | None = None
         try:
             try:
                 kernel = self._open_run(store)
@@ -607,26 +608,22 @@ class PaperSession:
                 self._refused = True  # another run's state (maybe a live process) is untouched
                 raise
             self.kernel = kernel
-            stream = (
-                None
-                if self.venue_data is not None
-                else KlineStream.from_settings(
+            events: queue.Queue[Any] = _StampedQueue()
+            self._events = events
+            if self.venue_data is not None:  # a venue with its own feed (Alpaca)
+                feed = self.venue_data.feed(list(cfg.symbols), cfg.timeframe, events)
+            else:
+                feed = KlineFeed(
                     cfg.exchange,
                     list(cfg.symbols),
-                    [cfg.timeframe],
-                    cfg.settings.exchange(cfg.exchange),
+                    cfg.timeframe,
+                    events,
                     market=cfg.market,
+                    settings=cfg.settings.exchange(cfg.exchange),
+                    metrics=self.stream_metrics,
                     stale_after_s=cfg.stale_after_s,
                     alert_after_failures=cfg.alert_after_failures,
                 )
-            )
-            events: queue.Queue[Any] = _StampedQueue()
-            self._events = events
-            if stream is None:  # a venue with its own feed (Alpaca)
-                assert self.venue_data is not None
-                feed = self.venue_data.feed(list(cfg.symbols), cfg.timeframe, events)
-            else:
-                feed = FeedThread(stream, events)
             feed.start()
             self.alerter.send(
                 start_alert(
@@ -1102,7 +1099,7 @@ class PaperSession:
             logger.warning("cannot write %s: %s", self.config.status_path, exc)
 
     # -- shutdown ------------------------------------------------------------------------------
-    def _shutdown(self, feed: FeedThread | BarFeed | None, reason: str) -> None:
+    def _shutdown(self, feed: KlineFeed | BarFeed | None, reason: str) -> None:
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         if feed is not None:
             feed.stop(max(0.5, deadline - time.monotonic()))

@@ -1,212 +1,200 @@
-"""Kline stream formats: real-format messages, URLs, symbols, timeframes, backoff, settings."""
+"""The live bar feed on ccxt.pro: bar closure inferred from ccxt's unified candles (no "final"
+flag), the venue clock, bars interrupted by a disconnect; hosts from the settings; backoff."""
 
 from __future__ import annotations
 
+import queue
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tradeloop.adapters.feeds import (
-    BinanceKlineCodec,
-    BybitKlineCodec,
-    FeedStatus,
-    KlineStream,
-    KlineUpdate,
-    MalformedMessageError,
-    SubscriptionRejectedError,
-    backoff_delay,
-    symbol_id,
-)
+from tradeloop.adapters.feeds import FeedStatus
+from tradeloop.adapters.streams.ccxt_source import CcxtMarketSource, backoff_delay
+from tradeloop.adapters.streams.kline_feed import KlineFeed
 from tradeloop.config.settings import ExchangeSettings, load_settings
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.market_events import StreamBar
 
-# Captured from wss://stream.binance.com:9443/stream?streams=btcusdt@kline_1m (shape unchanged).
-BINANCE_KLINE = (
-    '{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1748736059995,"s":"BTCUSDT",'
-    '"k":{"t":1748736000000,"T":1748736059999,"s":"BTCUSDT","i":"1m","f":4981234560,'
-    '"L":4981236001,"o":"104591.88000000","c":"104647.11000000","h":"104647.11000000",'
-    '"l":"104591.88000000","v":"10.71688000","n":1442,"x":true,"q":"1121398.12345670",'
-    '"V":"6.20011000","Q":"648807.50022200","B":"0"}}}'
-)
-BYBIT_KLINE = (
-    '{"topic":"kline.5.BTCUSDT","data":[{"start":1748736000000,"end":1748736299999,'
-    '"interval":"5","open":"104591.9","close":"104600.1","high":"104650","low":"104590",'
-    '"volume":"12.345","turnover":"1291234.5","confirm":false,"timestamp":1748736012345}],'
-    '"ts":1748736012345,"type":"snapshot"}'
-)
+MIN = 60_000  # ms
+NS = 1_000_000
+T0 = 1_748_736_000_000  # 2025-06-01 00:00 UTC (ms)
 
 
-def test_binance_combined_kline_parses_to_a_closed_update() -> None:
-    # Arrange
-    codec = BinanceKlineCodec(["BTC/USDT", "ETH/USDT"], ["1m"])
-    # Act
-    (update,) = codec.parse(BINANCE_KLINE)
-    # Assert
-    assert update == KlineUpdate(
-        "binance",
-        "BTC/USDT",
-        "1m",
-        1748736000000 * 1_000_000,
-        104591.88,
-        104647.11,
-        104591.88,
-        104647.11,
-        10.71688,
-        True,
+class Clock:
+    """A settable wall clock (ns)."""
+
+    def __init__(self, ms: int) -> None:
+        self.ns = ms * NS
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def at(self, ms: float) -> None:
+        self.ns = int(ms * NS)
+
+
+def _source(clock: Clock, grace_s: float = 2.0) -> CcxtMarketSource:
+    return CcxtMarketSource(
+        "binance", ["BTC/USDT"], ("ohlcv",), timeframe="1m", close_grace_s=grace_s, clock_ns=clock
     )
 
 
-def test_binance_raw_stream_event_and_subscribe_result_are_understood() -> None:
-    codec = BinanceKlineCodec(["BTC/USDT:USDT"], ["1m"], market="perp")
-    raw_event = BINANCE_KLINE[BINANCE_KLINE.index('{"e"') : -1]
-    assert codec.parse(raw_event)[0].symbol == "BTC/USDT:USDT"
-    assert codec.parse('{"result":null,"id":1}') == []
+def _candle(i: int, close: float, volume: float = 1.0) -> list[float]:
+    return [T0 + i * MIN, 100.0, max(100.0, close), min(100.0, close), close, volume]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        '{"stream":"btcusdt@kline_1m","data":{"e":"kline","k":{"t":17',
-        '{"stream":"btcusdt@kline_1m","data":{"e":"kline","k":{"t":"soon"}}}',
-        BINANCE_KLINE.replace('"x":true', '"x":"yes"'),
-        BINANCE_KLINE.replace('"s":"BTCUSDT","i"', '"s":"DOGEUSDT","i"'),
-        BINANCE_KLINE.replace('"e":"kline"', '"e":"trade"'),
-        "[1, 2]",
-        b"\xff\xfe",
-    ],
-)
-def test_binance_malformed_frames_raise_malformed(raw: str | bytes) -> None:
-    with pytest.raises(MalformedMessageError):
-        BinanceKlineCodec(["BTC/USDT"], ["1m"]).parse(raw)
+class Run:
+    """Feeds candles to a source's ohlcv handling as ccxt's cache would hold them."""
+
+    def __init__(self, source: CcxtMarketSource) -> None:
+        self.source = source
+        self.cache: list[list[float]] = []
+        self.state: dict[str, Any] = {}
+        self.out: list[StreamBar] = []
+
+        class Exchange:
+            def __init__(self, cache: list[list[float]]) -> None:
+                self.ohlcvs = {"BTC/USDT": {"1m": cache}}
+
+        source.exchange = Exchange(self.cache)
+
+    def update(self, candle: list[float], *, quiet: bool = False) -> None:
+        """One kline message (``quiet``: the stream then goes quiet, a drain runs)."""
+        for i, c in enumerate(self.cache):
+            if c[0] == candle[0]:
+                self.cache[i] = candle
+                break
+        else:
+            self.cache.append(candle)
+        self.source._emit_ohlcv("BTC/USDT", list(self.cache), self.state, self.emit, partial=False)
+        if quiet:
+            self.drain()
+
+    def drain(self) -> None:
+        self.source._drain_ohlcv("BTC/USDT", self.state, self.emit)
+
+    def emit(self, event: object) -> None:
+        assert isinstance(event, StreamBar)
+        self.out.append(event)
+
+    def closed(self) -> list[tuple[int, float]]:
+        return [((b.bar.ts // NS - T0) // MIN, b.bar.close) for b in self.out if b.closed]
 
 
-def test_binance_error_answer_is_a_rejection() -> None:
-    codec = BinanceKlineCodec(["BTC/USDT"], ["1m"])
-    with pytest.raises(SubscriptionRejectedError, match="Invalid request"):
-        codec.parse('{"code":2,"msg":"Invalid request: unknown stream","id":null}')
+def test_a_bar_closes_when_the_next_one_opens_once_with_its_final_values() -> None:
+    clock = Clock(T0)
+    run = Run(_source(clock))
+    run.update(_candle(0, 100.0))
+    clock.at(T0 + 30_000)
+    run.update(_candle(0, 101.0))
+    clock.at(T0 + 59_000)
+    run.update(_candle(0, 102.0))  # its final values, then the next bar in the same burst
+    clock.at(T0 + MIN + 50)
+    run.update(_candle(1, 100.0))
+    run.update(_candle(0, 99.0))  # a late update of a closed bar is dropped
+    assert run.closed() == [(0, 102.0)]
+    # a new bar's first update comes at once (its open); later updates of the bar in
+    # progress wait for a quiet stream, so bar 0's final values never came as in-progress
+    assert [(b.closed, b.bar.ts // NS, b.bar.close) for b in run.out] == [
+        (False, T0, 100.0), (True, T0, 102.0), (False, T0 + MIN, 100.0),
+    ]  # fmt: skip
+    run.update(_candle(1, 100.5), quiet=True)
+    assert [(b.closed, b.bar.close) for b in run.out[3:]] == [(False, 100.5)]
+    run.drain()  # unchanged: not again
+    assert len(run.out) == 4
 
 
-def test_bybit_kline_snapshot_parses_in_progress_bar() -> None:
-    # Arrange
-    codec = BybitKlineCodec(["BTC/USDT:USDT"], ["5m"], market="perp")
-    # Act
-    (update,) = codec.parse(BYBIT_KLINE)
-    # Assert
-    assert update.symbol == "BTC/USDT:USDT"
-    assert update.timeframe == "5m"
-    assert update.ts == 1748736000000 * 1_000_000
-    assert (update.open, update.high, update.low, update.close) == (
-        104591.9,
-        104650.0,
-        104590.0,
-        104600.1,
+def test_the_last_bar_is_closed_by_the_timer_after_its_end_plus_grace() -> None:
+    # its first update came 100 ms after it opened: the venue clock may be that far behind
+    # ours, so the timer waits that much longer (never closes before end + grace)
+    clock = Clock(T0 + 100)
+    run = Run(_source(clock, grace_s=2.0))
+    run.update(_candle(0, 100.0))
+    clock.at(T0 + 59_900)
+    run.update(_candle(0, 103.0))
+    for now in (T0 + MIN, T0 + MIN + 2_000, T0 + MIN + 2_099):
+        clock.at(now)
+        run.drain()
+        assert run.closed() == []
+    clock.at(T0 + MIN + 2_100)
+    run.drain()
+    assert run.closed() == [(0, 103.0)]
+    clock.at(T0 + 10 * MIN)
+    run.drain()
+    assert run.closed() == [(0, 103.0)]  # exactly once
+
+
+def test_the_venue_clock_comes_from_the_stream_so_old_data_is_not_closed_by_the_wall_clock() -> (
+    None
+):
+    # a replay of 2025 bars received in 2026: bar 0 opens as it arrives (venue time)
+    clock = Clock(T0 + 500 * 86_400_000)
+    run = Run(_source(clock, grace_s=1.0))
+    run.update(_candle(0, 100.0), quiet=True)
+    assert [b.closed for b in run.out] == [False]
+    clock.ns += 30_000 * NS
+    run.drain()
+    assert run.closed() == []
+    clock.ns += 31_000 * NS  # 61 s after bar 0 opened: its end + grace in venue time
+    run.drain()
+    assert run.closed() == [(0, 100.0)]
+
+
+def test_a_bar_left_open_by_a_disconnect_is_not_closed_with_stale_values() -> None:
+    clock = Clock(T0)
+    source = _source(clock)
+    run = Run(source)
+    run.update(_candle(0, 100.0))
+    run.update(_candle(1, 100.0))  # bar 1 opens (bar 0 closed)
+    run.update(_candle(2, 100.0))  # bar 2 opens; then the connection drops
+    source._connection_lost("ohlcv", "BTC/USDT", run.state)
+    clock.at(T0 + 5 * MIN)
+    run.update(_candle(2, 104.0))  # bar 2 got an update after the reconnect: whole again
+    run.update(_candle(5, 100.0))  # bars 3 and 4 were never seen
+    run.update(_candle(6, 100.0))
+    assert run.closed() == [(0, 100.0), (1, 100.0), (2, 104.0), (5, 100.0)]
+
+    run2 = Run(_source(Clock(T0)))
+    run2.update(_candle(0, 100.0))
+    run2.update(_candle(1, 100.0))  # bar 1 in progress when the connection drops
+    run2.source._connection_lost("ohlcv", "BTC/USDT", run2.state)
+    run2.update(_candle(4, 100.0))  # no update of bar 1 came: left to the REST backfill
+    run2.update(_candle(5, 100.0))
+    assert run2.closed() == [(0, 100.0), (4, 100.0)]
+
+
+def test_feed_hosts_come_from_the_settings() -> None:
+    events: queue.Queue[Any] = queue.Queue()
+    local = ExchangeSettings(url="http://127.0.0.1:8080", ws_url="ws://127.0.0.1:9000")
+    feed = KlineFeed("bybit", ["BTC/USDT:USDT"], "1m", events, market="perp", settings=local)
+    ex = feed.source._build()
+    assert ex.urls["api"]["ws"]["public"]["linear"] == "ws://127.0.0.1:9000/v5/public/linear"
+    assert ex.urls["api"]["public"] == "http://127.0.0.1:8080"
+    assert ex.options["defaultType"] == "swap"
+    testnet = KlineFeed(
+        "binance", ["BTC/USDT"], "1m", events, settings=ExchangeSettings(testnet=True)
     )
-    assert update.volume == 12.345
-    assert update.closed is False
-
-
-@pytest.mark.parametrize(
-    "control",
-    [
-        '{"success":true,"ret_msg":"","conn_id":"c1","req_id":"","op":"subscribe"}',
-        '{"success":true,"ret_msg":"pong","conn_id":"c1","req_id":"","op":"ping"}',
-        '{"req_id":"","op":"pong","args":["1748736012345"],"conn_id":"c1"}',
-    ],
-)
-def test_bybit_acks_and_pongs_are_ignored(control: str) -> None:
-    assert BybitKlineCodec(["BTC/USDT"], ["1m"]).parse(control) == []
-
-
-def test_bybit_failed_subscribe_is_a_rejection_and_bad_shapes_are_malformed() -> None:
-    codec = BybitKlineCodec(["BTC/USDT"], ["5m"])
-    with pytest.raises(SubscriptionRejectedError, match="handler not found"):
-        codec.parse(
-            '{"success":false,"ret_msg":"error:handler not found,topic:kline.5.FOO",'
-            '"conn_id":"c1","op":"subscribe"}'
-        )
-    for bad in (
-        '{"topic":"kline.1.BTCUSDT","data":[{"start":"soon","open":null}]}',
-        BYBIT_KLINE.replace('"confirm":false', '"confirm":0'),
-        BYBIT_KLINE.replace("kline.5.", "tickers."),
-        '{"hello": "world"}',
-    ):
-        with pytest.raises(MalformedMessageError):
-            codec.parse(bad)
-
-
-def test_bybit_subscribe_requests_hold_at_most_ten_topics() -> None:
-    symbols = [f"C{i}/USDT" for i in range(6)]
-    codec = BybitKlineCodec(symbols, ["1m", "1h"])
-    messages = codec.subscribe_messages()
-    assert len(messages) == 2
-    assert '"kline.1.C0USDT"' in messages[0]
-    assert '"kline.60.C5USDT"' in messages[1]
-    assert codec.ping_message() == '{"op": "ping"}'
-
-
-@pytest.mark.parametrize(
-    ("exchange", "market", "testnet", "url"),
-    [
-        ("binance", "spot", False, "wss://stream.binance.com:9443/stream?streams="),
-        ("binance", "spot", True, "wss://stream.testnet.binance.vision/stream?streams="),
-        ("binance", "perp", False, "wss://fstream.binance.com/stream?streams="),
-        ("binance", "perp", True, "wss://fstream.binancefuture.com/stream?streams="),
-        ("bybit", "spot", False, "wss://stream.bybit.com/v5/public/spot"),
-        ("bybit", "perp", False, "wss://stream.bybit.com/v5/public/linear"),
-        ("bybit", "perp", True, "wss://stream-testnet.bybit.com/v5/public/linear"),
-    ],
-)
-def test_default_hosts(exchange: str, market: str, testnet: bool, url: str) -> None:
-    stream = KlineStream(exchange, ["BTC/USDT"], ["1m"], market=market, testnet=testnet)
-    assert stream.url.startswith(url)
-
-
-def test_binance_combined_url_holds_every_symbol_and_timeframe() -> None:
-    stream = KlineStream("binance", ["BTC/USDT", "ETH/USDT"], ["1m", "1M"])
-    assert stream.url == (
-        "wss://stream.binance.com:9443/stream?streams="
-        "btcusdt@kline_1m/btcusdt@kline_1M/ethusdt@kline_1m/ethusdt@kline_1M"
-    )
-
-
-def test_ws_url_replaces_scheme_and_host_and_wins_over_testnet() -> None:
-    stream = KlineStream(
-        "binance", ["BTC/USDT"], ["1m"], market="perp", testnet=True, url="ws://127.0.0.1:9000/"
-    )
-    assert stream.url == "ws://127.0.0.1:9000/stream?streams=btcusdt@kline_1m"
-    bybit = KlineStream.from_settings(
-        "bybit", ["BTC/USDT:USDT"], ["1m"], ExchangeSettings(ws_url="wss://h:1"), market="perp"
-    )
-    assert bybit.url == "wss://h:1/v5/public/linear"
-
-
-def test_symbols_map_to_exchange_ids() -> None:
-    assert symbol_id("BTC/USDT") == "BTCUSDT"
-    assert symbol_id("BTC/USDT:USDT") == "BTCUSDT"
-    assert BinanceKlineCodec(["ETH/BTC"], ["1m"]).streams == ["ethbtc@kline_1m"]
-    assert BybitKlineCodec(["SOL/USDT:USDT"], ["1d"], market="perp").topics == ["kline.D.SOLUSDT"]
+    assert "testnet" in testnet.source._build().urls["api"]["ws"]["spot"]
+    assert not feed.running
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"exchange": "kraken"}, "no kline stream for exchange 'kraken'"),
         ({"exchange": "binanse"}, "Did you mean: 'binance'"),
-        ({"timeframes": ["2m"]}, "no timeframe '2m'"),
-        ({"exchange": "bybit", "timeframes": ["8h"]}, "bybit streams have no timeframe '8h'"),
-        ({"symbols": ["BTCUSDT"]}, "must look like BTC/USDT"),
-        ({"symbols": ["BTC/USDT", "BTC/USDT:USDT"]}, "same binance market BTCUSDT"),
-        ({"market": "futures"}, "market 'futures'"),
-        ({"url": "http://127.0.0.1:9000"}, "ws_url must look like"),
+        ({"market": "futures"}, "market must be spot or perp"),
+        ({"settings": ExchangeSettings(ws_url="ws://h:1"), "exchange": "gate"}, "no URL layout"),
         ({"stale_after_s": 0}, "stale_after_s must be > 0"),
+        ({"alert_after_failures": 0}, "alert_after_failures must be >= 1"),
     ],
 )
-def test_bad_configuration_raises_config_error(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"exchange": "binance", "symbols": ["BTC/USDT"], "timeframes": ["1m"]}
+def test_bad_configuration_raises_config_error(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"exchange": "binance", "symbols": ["BTC/USDT"], "timeframe": "1m"}
     args.update(kwargs)
     with pytest.raises(ConfigError, match=message):
-        KlineStream(**args)  # type: ignore[arg-type]
+        KlineFeed(events=queue.Queue(), **args)
 
 
 def test_backoff_doubles_up_to_the_cap_with_equal_jitter() -> None:
@@ -215,7 +203,9 @@ def test_backoff_doubles_up_to_the_cap_with_equal_jitter() -> None:
         for _ in range(50):
             delay = backoff_delay(attempt, 0.5, 30.0, rng)
             assert cap / 2 <= delay <= cap
-    seeded = [KlineStream("bybit", ["BTC/USDT"], ["1m"], seed=3).backoff(2) for _ in range(2)]
+    seeded = [
+        CcxtMarketSource("bybit", ["BTC/USDT"], ("ohlcv",), seed=3).backoff(2) for _ in range(2)
+    ]
     assert seeded[0] == seeded[1]
 
 
@@ -223,9 +213,7 @@ def test_feed_status_defaults() -> None:
     assert FeedStatus("binance", "stale") == FeedStatus("binance", "stale", "", 0, 0)
 
 
-def test_env_ws_url_reaches_exchange_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_env_urls_reach_the_feed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Arrange
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TRADELOOP_CONFIG", raising=False)
@@ -233,15 +221,10 @@ def test_env_ws_url_reaches_exchange_settings(
     monkeypatch.setenv("TRADELOOP_BINANCE_URL", "http://127.0.0.1:8080")
     # Act
     settings = load_settings().exchange("binance")
-    stream = KlineStream.from_settings("binance", ["BTC/USDT"], ["1m"], settings)
+    feed = KlineFeed("binance", ["BTC/USDT"], "1m", queue.Queue(), settings=settings)
     # Assert
     assert settings.ws_url == "ws://127.0.0.1:9000"
     assert settings.url == "http://127.0.0.1:8080"
-    assert stream.url == "ws://127.0.0.1:9000/stream?streams=btcusdt@kline_1m"
-
-
-def test_ws_url_must_be_a_websocket_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TRADELOOP_BYBIT_WS_URL", "http://127.0.0.1:9000")
-    with pytest.raises(ConfigError, match="ws_url must look like"):
-        load_settings()
+    ex = feed.source._build()
+    assert ex.urls["api"]["ws"]["spot"] == "ws://127.0.0.1:9000/ws"
+    assert ex.urls["api"]["public"] == "http://127.0.0.1:8080/api/v3"

@@ -160,7 +160,7 @@ class AlpacaMarketData:
 class AlpacaBarFeed:
     """``StockDataStream`` minute bars on a background thread, onto a queue.
 
-    Same surface as :class:`~tradeloop.adapters.feeds.thread.FeedThread` (``start``,
+    Same surface as :class:`~tradeloop.adapters.streams.kline_feed.KlineFeed` (``start``,
     ``stop``, ``running``). Connection changes are reported as ``FeedStatus`` events by a
     watcher on the library's connection state; the library reconnects by itself.
     """

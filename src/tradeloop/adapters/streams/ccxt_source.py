@@ -7,8 +7,19 @@
   then :class:`BookDelta` with ``prev_seq`` = the previous update's sequence (the venue's
   nonce where it has one): ccxt applies the venue's own sequence rules (Binance ``U``/``u``,
   OKX ``seqId``...) and re-fetches the snapshot on a gap; each such resync is counted;
-* ``ohlcv`` - ``watch_ohlcv`` -> :class:`StreamBar` (``closed`` once a newer bar arrived or
-  the bar's end passed);
+* ``ohlcv`` - ``watch_ohlcv`` -> :class:`StreamBar`. ccxt's unified candles carry no "final"
+  flag, so closure is inferred: a bar is closed once a newer bar has arrived (its open time
+  is later), or by a timer once the venue's clock has passed the bar's end plus
+  ``close_grace_s`` with no newer bar (the last bar of a quiet or ended stream is not held
+  forever). The venue clock is estimated from the stream itself, as the latest bar open
+  time seen minus the local time it arrived at (a bar's first message cannot come before it
+  opens), so a replay of old data is not closed by the wall clock. Every bar is emitted
+  closed exactly once; a later update of an already closed bar is dropped. A new bar's
+  first update is emitted at once (its open); later updates of the bar in progress once the
+  channel has been quiet for ``idle_drain_s``, so the final values of a bar that a burst
+  closes at once never arrive as an in-progress update. A bar still open when the
+  connection went that gets no update after the reconnect (kline updates are cumulative)
+  is never emitted closed: the consumer's backfill fetches it;
 * ``funding`` - ``watch_funding_rate`` where the venue streams it, else a REST poll;
 * ``open_interest`` - REST ``fetch_open_interest`` poll (no venue streams it through ccxt).
 
@@ -16,8 +27,12 @@ Every frame passes a tap on the ccxt client: frames are numbered per connection,
 that is not JSON or that the venue handler cannot read is counted, logged with the venue, the
 connection URL, its position and the first 200 characters, and skipped: the stream goes on.
 
-Watchdog: a loop that gets nothing for ``stale_after_s`` emits a ``stale`` status and
-resubscribes; a dropped connection emits ``disconnected`` and reconnects with backoff.
+Every malformed frame is also emitted as a ``malformed`` :class:`FeedStatus` (first 200
+characters). Watchdog: a loop that gets nothing for ``stale_after_s`` emits a ``stale`` status
+and resubscribes; a dropped or refused connection emits ``disconnected`` (with the count of
+consecutive failed attempts) and reconnects after a jittered exponential backoff
+(:func:`backoff_delay`); every ``alert_after_failures`` consecutive failures emit ``failed``
+(the engine alerts on it). ``connected`` statuses carry the number of reconnections.
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,8 +48,7 @@ from typing import Any
 import ccxt
 import ccxt.pro
 
-from tradeloop.adapters.feeds.events import FeedStatus
-from tradeloop.adapters.feeds.stream import backoff_delay
+from tradeloop.adapters.feeds.events import FeedState, FeedStatus
 from tradeloop.adapters.streams.normalise import normalise_trades
 from tradeloop.core.bar import Bar
 from tradeloop.core.errors import ConfigError, did_you_mean
@@ -49,7 +64,14 @@ from tradeloop.core.market_events import (
 )
 from tradeloop.core.timeframes import timeframe_ns
 
-__all__ = ["CHANNELS", "VENUES", "CcxtMarketSource", "FrameTap", "MalformedFrame"]
+__all__ = [
+    "CHANNELS",
+    "VENUES",
+    "CcxtMarketSource",
+    "FrameTap",
+    "MalformedFrame",
+    "backoff_delay",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +79,26 @@ VENUES = ("binance", "bybit", "okx", "kraken")
 """Venues this source is built and tested for (any ccxt.pro id is accepted)."""
 CHANNELS = ("trades", "book", "ohlcv", "funding", "open_interest")
 _NS = 1_000_000
+_QUICK_S = 0.005
+"""How often a waiting bar channel looks at ccxt's cache for a frame it has not handed over."""
 
 SourceEvent = MarketEvent | FeedStatus
+
+
+def backoff_delay(
+    attempt: int, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
+    """Return the wait before reconnect attempt ``attempt`` (from 1), with equal jitter.
+
+    The cap is ``min(max_s, base_s * 2**(attempt-1))``; the wait is half the cap plus a
+    uniform random part of up to the other half, so it always lies in ``[cap/2, cap]``.
+
+    >>> backoff_delay(3, 0.5, 30.0, random.Random(1)) <= 2.0
+    True
+    """
+    cap = min(max_s, base_s * 2 ** (max(attempt, 1) - 1))
+    jitter = (rng or random).uniform(0.0, cap / 2)
+    return float(cap / 2 + jitter)
 
 
 class MalformedFrame:
@@ -82,11 +122,18 @@ class MalformedFrame:
 class FrameTap:
     """Counts frames per connection and collects the malformed ones (bounded)."""
 
-    def __init__(self, venue: str, keep: int = 1000) -> None:
+    def __init__(
+        self,
+        venue: str,
+        keep: int = 1000,
+        on_bad: Callable[[MalformedFrame], None] | None = None,
+    ) -> None:
         self.venue = venue
         self.frames: dict[str, int] = {}
         self.malformed: list[MalformedFrame] = []
         self.malformed_count = 0
+        self.on_bad = on_bad
+        """Called with every malformed frame (the source emits a ``malformed`` status)."""
         self._keep = keep
 
     def frame(self, url: str) -> int:
@@ -106,6 +153,8 @@ class FrameTap:
             "%s malformed frame #%d on %s: %s; raw: %s",
             self.venue, position, url, item.error, item.raw,
         )  # fmt: skip
+        if self.on_bad is not None:
+            self.on_bad(item)
 
 
 def _tapped_class(venue: str) -> type[Any]:
@@ -147,6 +196,16 @@ def _tapped_class(venue: str) -> type[Any]:
 
     Tapped.__name__ = f"Tapped{venue.capitalize()}"
     return Tapped
+
+
+def _is_candle(c: Any) -> bool:
+    """True for ``[ts, open, high, low, close, volume]`` of numbers (volume may be None)."""
+    return (
+        isinstance(c, list | tuple)
+        and len(c) >= 6
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in c[:5])
+        and (c[5] is None or isinstance(c[5], int | float))
+    )
 
 
 def _levels(side: Any, limit: int | None) -> dict[float, float]:
@@ -192,9 +251,22 @@ class CcxtMarketSource:
     idle_drain_s
         A channel without a resolved watch this long hands over what ccxt already cached
         (ccxt resolves a watch only on the next message; the last update of a quiet market
-        would otherwise wait for it).
+        would otherwise wait for it), and checks the bar-closure timer.
+    close_grace_s
+        A bar without a newer one is closed this long after its end (venue clock), so late
+        updates of its last trades are still in it.
+    backoff_base_s, backoff_max_s
+        Reconnect backoff: see :func:`backoff_delay`.
+    alert_after_failures
+        Emit ``failed`` each time the consecutive failed attempts reach a multiple of this.
+    sandbox
+        Use the venue's testnet (ccxt's sandbox mode) where no URL override is given.
+    rest_url
+        Replace scheme and host of every REST endpoint (paths kept), e.g. a local server.
     clock_ns
         Receive-time clock (wall clock, ns).
+    seed
+        Seed of the backoff jitter (None: random).
     """
 
     def __init__(
@@ -212,9 +284,14 @@ class CcxtMarketSource:
         stale_after_s: float = 30.0,
         poll_s: float = 15.0,
         idle_drain_s: float = 0.25,
+        close_grace_s: float = 2.0,
         backoff_base_s: float = 0.2,
         backoff_max_s: float = 10.0,
+        alert_after_failures: int = 5,
+        sandbox: bool = False,
+        rest_url: str | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        seed: int | None = None,
     ) -> None:
         bad = [c for c in channels if c not in CHANNELS]
         if bad:
@@ -224,8 +301,13 @@ class CcxtMarketSource:
             )
         if not symbols:
             raise ConfigError("a market source needs at least one symbol")
-        if stale_after_s <= 0 or poll_s <= 0:
-            raise ConfigError("stale_after_s and poll_s must be > 0")
+        for label, value in (("stale_after_s", stale_after_s), ("poll_s", poll_s)):
+            if not value > 0:
+                raise ConfigError(f"{label} must be > 0, got {value!r}")
+        if close_grace_s < 0 or backoff_base_s < 0 or not backoff_max_s > 0:
+            raise ConfigError("close_grace_s and backoff_base_s must be >= 0 and backoff_max_s > 0")
+        if alert_after_failures < 1:
+            raise ConfigError(f"alert_after_failures must be >= 1, got {alert_after_failures!r}")
         self.venue = venue.lower()
         self.name = name or self.venue
         self.symbols = tuple(symbols)
@@ -237,9 +319,14 @@ class CcxtMarketSource:
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
         self.idle_drain_s = idle_drain_s
+        self.close_grace_ns = int(close_grace_s * 1e9)
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.alert_after_failures = alert_after_failures
+        self.sandbox = sandbox
+        self.rest_url = rest_url
         self.clock_ns = clock_ns
+        self._rng = random.Random(seed)
         self.tap = FrameTap(self.name)
         self._cls = _tapped_class(self.venue)
         self._config = {"enableRateLimit": True, **dict(config or {})}
@@ -252,17 +339,58 @@ class CcxtMarketSource:
         as a new book object)."""
         self.stale = 0
         self.disconnects = 0
+        self.attempt = 0
+        """Consecutive failed attempts of the source (0 once a channel delivers again)."""
+        self.reconnects = 0
+        """Times the source delivered again after a disconnect or a stale spell."""
+        self._down = False
+        self._emit: Callable[[SourceEvent], None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def _build(self) -> Any:
         ex = self._cls(dict(self._config))
         ex.tap = self.tap
+        if self.sandbox:
+            try:
+                ex.set_sandbox_mode(True)
+            except ccxt.NotSupported as exc:
+                raise ConfigError(f"{self.venue} has no testnet in ccxt: {exc}") from None
+        if self.rest_url:
+            from tradeloop.adapters.ccxt.client import point_urls_at
+
+            point_urls_at(ex, self.rest_url)
         if self._urls:
             ex.urls["api"] = ex.deep_extend(ex.urls.get("api", {}), self._urls)
         return ex
 
+    def backoff(self, attempt: int) -> float:
+        """The jittered wait before reconnect attempt ``attempt`` (see :func:`backoff_delay`)."""
+        return backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._rng)
+
+    def _status(self, state: FeedState, detail: str = "") -> None:
+        if self._emit is not None:
+            self._emit(FeedStatus(self.name, state, detail[:200], self.attempt, self.reconnects))
+
+    def _failed_attempt(self, state: FeedState, detail: str) -> None:
+        """One more consecutive failure: a status, and ``failed`` every N of them."""
+        self.attempt += 1
+        self._down = True
+        self._status(state, detail)
+        if state != "failed" and self.attempt % self.alert_after_failures == 0:
+            self._status("failed", f"{self.attempt} consecutive failures: {detail}")
+
+    def _delivered(self, channel: str, symbol: str) -> None:
+        """A channel delivered: the source is up (a reconnection when it was down)."""
+        if self._down:
+            self._down = False
+            self.reconnects += 1
+        self.attempt = 0
+        self._status("connected", f"{channel} {symbol}")
+
     async def run(self, emit: Callable[[SourceEvent], None], stop: asyncio.Event) -> None:
         """Stream until ``stop`` is set, calling ``emit`` with every event and status."""
+        self._emit = emit
+        self.tap.on_bad = lambda frame: self._status("malformed", frame.raw)
         self.exchange = self._build()
         self._aio_loop = asyncio.get_running_loop()
         emit(FeedStatus(self.name, "connecting", ""))
@@ -287,24 +415,30 @@ class CcxtMarketSource:
         step = getattr(self, f"_{channel}")
         drain = getattr(self, f"_drain_{channel}", None)
         state: dict[str, Any] = {}
-        attempt = 0
         connected = False
         polled = channel in ("open_interest", "funding")
         timeout = self.stale_after_s + (self.poll_s if polled else 0.0)
         idle = min(self.idle_drain_s, timeout)
+        quick = getattr(self, f"_quick_{channel}", None)
+        tick = min(idle, _QUICK_S) if quick is not None else idle
         while True:
             pending = asyncio.ensure_future(step(symbol, state, emit))
             try:
-                silent = 0.0
+                silent = since_drain = 0.0
                 while True:
-                    done, _ = await asyncio.wait({pending}, timeout=idle)
+                    done, _ = await asyncio.wait({pending}, timeout=tick)
                     if done:
                         break
-                    # ccxt resolves a watch only on the next message: an update that came
-                    # while we were busy waits in its cache; hand it over now
-                    if drain is not None:
+                    silent += tick
+                    since_drain += tick
+                    # ccxt resolves a watch only on the next message: a frame that came
+                    # while we were busy waits in its cache. Bars: close and open from it
+                    # at once; in-progress updates (and other channels) when quiet
+                    if quick is not None:
+                        quick(symbol, state, emit)
+                    if drain is not None and since_drain >= idle:
+                        since_drain = 0.0
                         drain(symbol, state, emit)
-                    silent += idle
                     if silent >= timeout:
                         pending.cancel()
                         with contextlib.suppress(BaseException):
@@ -314,8 +448,7 @@ class CcxtMarketSource:
                 self._last_any = time.monotonic()
                 if not connected:
                     connected = True
-                    emit(FeedStatus(self.name, "connected", f"{channel} {symbol}"))
-                attempt = 0
+                    self._delivered(channel, symbol)
             except asyncio.CancelledError:
                 pending.cancel()
                 raise
@@ -325,25 +458,36 @@ class CcxtMarketSource:
                     logger.debug("%s %s %s: quiet", self.name, channel, symbol)
                     continue
                 self.stale += 1
-                emit(FeedStatus(self.name, "stale", f"{channel} {symbol}: no message"))
+                self._down = True
+                self._status("stale", f"{channel} {symbol}: no message for {timeout:g}s")
                 logger.warning("%s %s %s: stale, resubscribing", self.name, channel, symbol)
                 await self._reset_connections()
                 state["resync"] = True
+                self._connection_lost(channel, symbol, state)
                 connected = False
             except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
                 state["resync"] = True  # counted when the new book arrives
                 logger.warning("%s %s book resync: %s", self.name, symbol, exc)
             except ccxt.NetworkError as exc:
-                attempt += 1
                 self.disconnects += 1
                 connected = False
                 state["resync"] = True
-                emit(FeedStatus(self.name, "disconnected", str(exc)[:200], attempt))
-                await asyncio.sleep(backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s))
+                self._connection_lost(channel, symbol, state)
+                self._failed_attempt("disconnected", f"{type(exc).__name__}: {exc}")
+                logger.warning("%s %s %s: %s", self.name, channel, symbol, exc)
+                await asyncio.sleep(self.backoff(self.attempt))
+                # our backoff (jittered, configured) replaces ccxt's own dial backoff
+                with contextlib.suppress(AttributeError):
+                    self.exchange.ws_dial_backoff.clear()
             except ccxt.BaseError as exc:
-                attempt += 1
-                emit(FeedStatus(self.name, "failed", f"{type(exc).__name__}: {exc}"[:200], attempt))
-                await asyncio.sleep(backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s))
+                connected = False
+                self._failed_attempt("failed", f"{type(exc).__name__}: {exc}")
+                logger.error("%s %s %s: %s", self.name, channel, symbol, exc)
+                await asyncio.sleep(self.backoff(self.attempt))
+            except Exception as exc:  # what ccxt made of a bad frame: the channel goes on
+                logger.exception("%s %s %s: cannot use an update", self.name, channel, symbol)
+                self._status("malformed", f"{channel} {symbol}: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(self.backoff(1))
 
     def fetch_bars(
         self, symbol: str, timeframe: str, start: int, end: int, timeout: float = 15.0
@@ -404,7 +548,7 @@ class CcxtMarketSource:
     def _drain_trades(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        cache = (getattr(self.exchange, "trades", None) or {}).get(symbol)
+        cache = (getattr(self.exchange, "trades", None) or {}).get(self._cached_as(symbol))
         if not cache or "last" not in state:
             return
         items = list(cache)
@@ -426,7 +570,7 @@ class CcxtMarketSource:
     def _drain_book(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        ob = (getattr(self.exchange, "orderbooks", None) or {}).get(symbol)
+        ob = (getattr(self.exchange, "orderbooks", None) or {}).get(self._cached_as(symbol))
         if ob is None or "seq" not in state:
             return
         if ob.get("nonce") is not None:
@@ -481,34 +625,124 @@ class CcxtMarketSource:
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
         candles = await self.exchange.watch_ohlcv(symbol, self.timeframe)
-        self._emit_ohlcv(symbol, candles, state, emit)
+        # the whole cache, not just this update: a bar whose successor came in a later
+        # update is closed from there
+        self._emit_ohlcv(symbol, self._ohlcv_cache(symbol) or candles, state, emit, partial=False)
+
+    def _quick_ohlcv(
+        self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+    ) -> None:
+        """Every few ms while a watch waits: ccxt resolved the last watch on the first of
+        several frames received together (a bar's final update and the next bar's open) and
+        resolves the next only on a later frame, so look at its cache: the bar closes now,
+        not one update later."""
+        candles = (
+            (getattr(self.exchange, "ohlcvs", None) or {}).get(self._cached_as(symbol)) or {}
+        ).get(self.timeframe)
+        if not candles or "closed" not in state:
+            return
+        tail = (len(candles), tuple(candles[-1][:6]))
+        if state.get("tail") != tail:
+            state["tail"] = tail
+            self._emit_ohlcv(symbol, list(candles), state, emit, partial=False)
+
+    def _cached_as(self, symbol: str) -> str:
+        """The symbol ccxt files ``symbol``'s data under: its market's unified symbol
+        (``BTC/USDT`` asked for on a swap client is ``BTC/USDT:USDT``)."""
+        try:
+            return str(self.exchange.market(symbol)["symbol"])
+        except Exception:  # markets not loaded yet, or unknown: as asked
+            return symbol
+
+    def _connection_lost(self, channel: str, symbol: str, state: dict[str, Any]) -> None:
+        """Bars still open when the connection went: what ccxt holds of them is their state
+        at the last message. Kline updates are cumulative, so an update after the reconnect
+        makes a bar whole again; one without any (its end passed while we were away) is
+        never emitted as closed, the consumer's gap backfill (REST) fetches it."""
+        if channel != "ohlcv":
+            return
+        last_closed = state.get("closed", -1)
+        suspect = state.setdefault("suspect", {})
+        for c in self._ohlcv_cache(symbol):
+            if int(c[0]) * _NS > last_closed:
+                suspect[int(c[0]) * _NS] = tuple(c[:6])
+
+    def _ohlcv_cache(self, symbol: str) -> list[Any]:
+        ohlcvs = getattr(self.exchange, "ohlcvs", None) or {}
+        candles = (ohlcvs.get(self._cached_as(symbol)) or {}).get(self.timeframe)
+        return list(candles) if candles else []
 
     def _drain_ohlcv(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        candles = ((getattr(self.exchange, "ohlcvs", None) or {}).get(symbol) or {}).get(
-            self.timeframe
-        )
+        candles = self._ohlcv_cache(symbol)
         if candles and "closed" in state:
-            self._emit_ohlcv(symbol, list(candles), state, emit)
+            self._emit_ohlcv(symbol, candles, state, emit, partial=True)
 
     def _emit_ohlcv(
-        self, symbol: str, candles: Any, state: dict[str, Any], emit: Callable[[SourceEvent], None]
+        self,
+        symbol: str,
+        candles: Any,
+        state: dict[str, Any],
+        emit: Callable[[SourceEvent], None],
+        *,
+        partial: bool,
     ) -> None:
+        """Emit the bars of ``candles`` that closed (once each), a new bar's first update at
+        once (the open, which orders waiting for it need), and later updates of the bar in
+        progress only when ``partial`` (the stream has been quiet for ``idle_drain_s``:
+        nothing newer is on its way) and changed. Those are thus held back while newer ones
+        follow at once (a burst after a bar's end carries its final values and the next bar),
+        so a bar's final values never reach the engine as an in-progress update."""
         now = self.clock_ns()
-        newest = max(int(c[0]) for c in candles) * _NS if candles else 0
         last_closed = state.get("closed", -1)
+        if not all(_is_candle(c) for c in candles):
+            bad = [c for c in candles if not _is_candle(c)]
+            for c in bad:  # ccxt stored a kline it could not read (a wrong-shaped frame)
+                shown = repr(c[:6])
+                if shown not in state.setdefault("bad", set()):
+                    state["bad"].add(shown)
+                    self.tap.bad(f"{self.name} ohlcv {symbol}", 0, shown, "kline without numbers")
+            candles = [c for c in candles if _is_candle(c)]
+        fresh = len(candles)
+        while fresh > 0 and int(candles[fresh - 1][0]) * _NS > last_closed:
+            fresh -= 1
+        candles = candles[fresh:]  # the cache is in time order: only bars not closed yet
+        newest = max(int(c[0]) for c in candles) * _NS if candles else 0
+        if newest > state.get("newest", -1):
+            # a bar's first message comes no earlier than its open: the venue clock is at
+            # least newest + (local time since now); keep the tightest such bound
+            state["newest"] = newest
+            state["offset"] = max(state.get("offset", newest - now), newest - now)
+        venue_now = now + state.get("offset", 0)
+        suspect: dict[int, tuple[Any, ...]] = state.get("suspect", {})
         for c in candles:
             ts = int(c[0]) * _NS
             if ts <= last_closed:
-                continue
-            closed = ts < newest or now >= ts + self.tf_ns
+                continue  # closed already (an update after closure is dropped)
+            closed = ts < newest or venue_now >= ts + self.tf_ns + self.close_grace_ns
+            if ts in suspect:
+                if suspect[ts] == tuple(c[:6]):  # nothing new since the connection went
+                    if closed:
+                        del suspect[ts]
+                        last_closed = max(last_closed, ts)
+                        logger.warning(
+                            "%s %s %s: bar %d ended while disconnected; left to the backfill",
+                            self.name, symbol, self.timeframe, ts,
+                        )  # fmt: skip
+                    continue
+                del suspect[ts]  # updated after the reconnect: whole again
             if not closed:
+                if not partial and ts <= state.get("opened", -1):
+                    continue  # an update of the bar in progress: wait for a quiet stream
+                state["opened"] = max(state.get("opened", -1), ts)
                 key = tuple(c[:6])
                 if state.get("partial") == key:
                     continue  # unchanged in-progress bar (a drain saw it already)
                 state["partial"] = key
-            bar = Bar(symbol, self.timeframe, ts, *(float(x) for x in c[1:6]))
+            volume = float(c[5]) if c[5] is not None else 0.0
+            o, h, low, cl = (float(x) for x in c[1:5])
+            bar = Bar(symbol, self.timeframe, ts, o, h, low, cl, volume)
             emit(StreamBar(self.name, now, bar, closed))
             if closed:
                 last_closed = max(last_closed, ts)
@@ -531,7 +765,7 @@ class CcxtMarketSource:
     def _drain_funding(
         self, symbol: str, state: dict[str, Any], emit: Callable[[SourceEvent], None]
     ) -> None:
-        fr = (getattr(self.exchange, "fundingRates", None) or {}).get(symbol)
+        fr = (getattr(self.exchange, "fundingRates", None) or {}).get(self._cached_as(symbol))
         if isinstance(fr, dict) and "funding" in state:
             self._emit_funding(symbol, fr, state, emit)
 

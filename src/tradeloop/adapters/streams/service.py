@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,14 @@ class MarketStream:
         A hot-standby source of the same market (None: no failover).
     stall_s, recover_s
         Failover: stall detection and how long the primary must be healthy to switch back.
+    backfill
+        Fill a bar or trade gap from the venue's REST API in the pipeline (False: the gap is
+        only counted, e.g. when the consumer backfills itself, as a paper session does).
+    on_status
+        Called (on the polling thread) with every source status, in arrival order.
+    inline
+        Run the pipeline on the sources' thread as each event arrives, for a consumer that
+        only reads the sinks (no :meth:`poll`; one thread hop less, e.g. a session's bars).
     """
 
     def __init__(
@@ -52,6 +61,9 @@ class MarketStream:
         backup: CcxtMarketSource | None = None,
         stall_s: float = 1.0,
         recover_s: float = 5.0,
+        backfill: bool = True,
+        on_status: Callable[[FeedStatus], None] | None = None,
+        inline: bool = False,
     ) -> None:
         self.primary = primary
         self.backup = backup
@@ -61,10 +73,13 @@ class MarketStream:
             if backup is not None
             else None
         )
-        self.statuses: list[FeedStatus] = []
-        if pipeline.backfill_bars is None:
+        self.statuses: deque[FeedStatus] = deque(maxlen=10_000)
+        """The latest source statuses (bounded: a 24/7 stream reports for weeks)."""
+        self.on_status = on_status
+        self.inline = inline
+        if backfill and pipeline.backfill_bars is None:
             pipeline.backfill_bars = self._backfill
-        if pipeline.backfill_trades is None:
+        if backfill and pipeline.backfill_trades is None:
             pipeline.backfill_trades = self._backfill_trades
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -138,6 +153,15 @@ class MarketStream:
         await asyncio.gather(*tasks)
 
     def _emitter(self, name: str) -> Callable[[Any], None]:
+        if self.inline:
+
+            def process(event: Any) -> None:
+                try:
+                    self._process([(name, event)])
+                except Exception:  # a pipeline or sink error must not end the stream
+                    logger.exception("%s: event %r not processed", name, event)
+
+            return process
         put = self._queue.put_nowait
 
         def emit(event: Any) -> None:
@@ -156,11 +180,17 @@ class MarketStream:
                 items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
+        return self._process(items)
+
+    def _process(self, items: list[tuple[str, Any]]) -> list[MarketEvent]:
+        """Route ``(source, event)`` items (statuses, failover) and run the pipeline."""
         routed: list[MarketEvent] = []
         router = self.router
         for name, event in items:
             if isinstance(event, FeedStatus):
                 self.statuses.append(event)
+                if self.on_status is not None:
+                    self.on_status(event)
                 if router is not None:
                     before = len(router.switches)
                     routed += router.on_status(name, event.state)

@@ -22,7 +22,11 @@ def _binance(ws: str | None, rest: str | None) -> dict[str, Any]:
         wsu = f"{ws}/ws"
         out["ws"] = {"spot": wsu, "margin": wsu, "linear": f"{ws}/ws", "inverse": f"{ws}/ws"}
     if rest:
-        out |= {"public": f"{rest}/api/v3", "v1": f"{rest}/api/v1", "sapi": f"{rest}/sapi/v1"}
+        out |= {
+            "public": f"{rest}/api/v3", "v1": f"{rest}/api/v1", "sapi": f"{rest}/sapi/v1",
+            "fapiPublic": f"{rest}/fapi/v1", "fapiPublicV2": f"{rest}/fapi/v2",
+            "fapiData": f"{rest}/futures/data",
+        }  # fmt: skip
     return out
 
 

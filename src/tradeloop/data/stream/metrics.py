@@ -2,18 +2,29 @@
 out-of-order messages, malformed frames, resyncs and failovers.
 
 :class:`StreamMetrics` keeps plain counters (read by the pipeline, published on the bus as
-:class:`SourceQuality` snapshots) and mirrors them into prometheus-client objects registered
-on a :class:`prometheus_client.CollectorRegistry` of the caller's choice (the API's
-``/metrics`` registry, or a private one by default, so tests and several pipelines in one
-process never collide).
+:class:`SourceQuality` snapshots) and is a prometheus-client collector: registered on a
+:class:`prometheus_client.CollectorRegistry` (the API's ``/metrics`` registry, the
+``--metrics-port`` endpoint of ``tradeloop data record``), every scrape reads the counters as
+they are then. Families, each with a ``source`` label (``_total`` for counters):
+
+- ``tradeloop_stream_messages``, ``_gaps``, ``_outliers``, ``_duplicates``, ``_out_of_order``,
+  ``_malformed``, ``_resyncs``, ``_failovers`` (counters);
+- ``tradeloop_stream_lag_ms`` (receive lag of the latest message), ``_lag_ms_max`` and
+  ``_messages_per_second`` (over the rate window) (gauges).
+
+Nothing is registered unless asked, so tests and several pipelines in one process never
+collide.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["SourceQuality", "StreamMetrics"]
 
@@ -49,13 +60,14 @@ class SourceQuality:
     _window_msgs: int = field(default=0, repr=False)
 
 
-class StreamMetrics:
-    """Quality metrics of every source of a pipeline.
+class StreamMetrics(Collector):
+    """Quality metrics of every source of a pipeline (see the module doc).
 
     Parameters
     ----------
     registry
-        Where the prometheus objects are registered (a private registry when None).
+        A registry to register on now (None: none; :meth:`register` can do it later, on as
+        many registries as needed).
     rate_window_s
         Seconds over which msgs/s is measured.
     """
@@ -63,30 +75,15 @@ class StreamMetrics:
     def __init__(
         self, registry: CollectorRegistry | None = None, rate_window_s: float = 5.0
     ) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
         self.rate_window_s = rate_window_s
         self.sources: dict[str, SourceQuality] = {}
-        self._counters = {
-            name: Counter(
-                f"tradeloop_stream_{name}",
-                f"Market-data stream {name.replace('_', ' ')} per source",
-                ["source"],
-                registry=self.registry,
-            )
-            for name in _COUNTERS
-        }
-        self._lag = Gauge(
-            "tradeloop_stream_lag_ms",
-            "Last receive lag (our receive time minus venue time) per source, ms",
-            ["source"],
-            registry=self.registry,
-        )
-        self._rate = Gauge(
-            "tradeloop_stream_messages_per_second",
-            "Messages per second per source over the rate window",
-            ["source"],
-            registry=self.registry,
-        )
+        if registry is not None:
+            self.register(registry)
+
+    def register(self, registry: CollectorRegistry) -> StreamMetrics:
+        """Expose these metrics on ``registry`` (read at every scrape); return self."""
+        registry.register(self)
+        return self
 
     def source(self, name: str) -> SourceQuality:
         """The metrics of ``name`` (created on first use)."""
@@ -102,7 +99,6 @@ class StreamMetrics:
             return
         q = self.source(name)
         setattr(q, counter, getattr(q, counter) + n)
-        self._counters[counter].labels(name).inc(n)
         if counter == "messages":
             q._window_msgs += n
             now = time.monotonic()
@@ -110,7 +106,6 @@ class StreamMetrics:
             if span >= self.rate_window_s:
                 q.msgs_per_s = q._window_msgs / span
                 q._window_start, q._window_msgs = now, 0
-                self._rate.labels(name).set(q.msgs_per_s)
 
     def lag(self, name: str, lag_ns: int) -> None:
         """Record the receive lag of the latest message of ``name``."""
@@ -118,4 +113,27 @@ class StreamMetrics:
         ms = lag_ns / 1e6
         q.lag_ms_last = ms
         q.lag_ms_max = max(q.lag_ms_max, ms)
-        self._lag.labels(name).set(ms)
+
+    def collect(self) -> Iterator[Metric]:
+        """The families of every source, read now (called by the registry at a scrape)."""
+        sources = list(self.sources.values())
+        for name in _COUNTERS:
+            family = CounterMetricFamily(
+                f"tradeloop_stream_{name}",
+                f"Market-data stream {name.replace('_', ' ')} per source",
+                labels=["source"],
+            )
+            for q in sources:
+                family.add_metric([q.source], float(getattr(q, name)))
+            yield family
+        for name, attr, doc in (
+            ("lag_ms", "lag_ms_last",
+             "Last receive lag (our receive time minus venue time) per source, ms"),
+            ("lag_ms_max", "lag_ms_max", "Largest receive lag seen per source, ms"),
+            ("messages_per_second", "msgs_per_s",
+             "Messages per second per source over the rate window"),
+        ):  # fmt: skip
+            gauge = GaugeMetricFamily(f"tradeloop_stream_{name}", doc, labels=["source"])
+            for q in sources:
+                gauge.add_metric([q.source], float(getattr(q, attr)))
+            yield gauge

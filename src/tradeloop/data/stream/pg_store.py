@@ -6,8 +6,12 @@ the venue time) beside the int64 ns stamps. When the server offers the Timescale
 they become hypertables on ``time``; otherwise they are plain tables partitioned by range of
 ``time``, one partition per UTC day, created as data for a new day arrives.
 
-Rows are buffered and written with ``COPY`` in batches of ``batch_rows`` (one transaction per
-batch), so a crash loses at most the unwritten batch and never leaves a half batch. The
+Events are buffered as columns (numpy arrays for numbers) and written with binary ``COPY`` in
+batches of ``batch_rows``, one transaction per batch with the server's normal (durable) commit,
+so a crash loses at most the unwritten batch and never leaves a half batch. A batch's binary
+rows are built by :func:`copy_binary` with numpy, without a Python object per row; a batch
+within the same UTC day as the previous one is copied straight into that day's partition (the
+partition is created once per day, and the server routes no rows). The
 connection URL (which may hold a password) is never logged; only host and database are.
 """
 
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,33 +89,129 @@ def safe_target(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-_FORMATS = {"timestamptz": "%s+00", "text": "%s", "bigint": "%d", "smallint": "%d",
-            "double precision": "%r", "boolean": "%s"}  # fmt: skip
-ROW_FORMATS = {kind: "\t".join(_FORMATS[t] for _, t in cols) for kind, cols in COLUMNS.items()}
-"""COPY text line of each kind (column 0: the ISO time)."""
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+"""2000-01-01 UTC in Unix microseconds (PostgreSQL's timestamp epoch)."""
+_BINARY: dict[str, str] = {
+    "timestamptz": ">i8", "bigint": ">i8", "smallint": ">i2", "double precision": ">f8",
+    "boolean": "?",
+}  # fmt: skip
+"""Big-endian numpy type of each fixed-width column type in COPY's binary format."""
+_NUMPY = {"timestamptz": np.int64, "bigint": np.int64, "smallint": np.int16,
+          "double precision": np.float64, "boolean": np.bool_}  # fmt: skip
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_TRAILER = b"\xff\xff"
 
 
-def _text(value: str) -> str:
-    """``value`` escaped for COPY text format."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return value
+def _layout(kind: str) -> tuple[list[str], list[str], np.dtype[Any]]:
+    """``(fixed columns, text columns, row-prefix dtype)`` of ``kind``'s binary COPY rows.
+
+    The fixed-width columns come first in the COPY column list, so every row starts with the
+    same fixed-size record (field count, then length + value of each fixed column) and ends
+    with its variable-length text fields.
+    """
+    cols = COLUMNS[kind]
+    fixed = [n for n, t in cols if t != "text"]
+    text = [n for n, t in cols if t == "text"]
+    fields: list[tuple[str, str]] = [("_n", ">i2")]
+    types = dict(cols)
+    for n in fixed:
+        fields += [(f"_len_{n}", ">i4"), (n, _BINARY[types[n]])]
+    return fixed, text, np.dtype(fields)
 
 
-def _copy_text(kind: str, batch: Sequence[tuple[Any, ...]]) -> str:
-    """``COPY ... FROM STDIN`` text of ``batch``; column 0 (UTC ns) becomes an ISO time."""
-    ns = np.fromiter((r[0] for r in batch), np.int64, len(batch))
-    times = np.datetime_as_string(ns.view("datetime64[ns]").astype("datetime64[us]"), unit="us")
-    fmt = ROW_FORMATS[kind]
-    return (
-        "\n".join([fmt % (t, *row[1:]) for t, row in zip(times.tolist(), batch, strict=True)])
-        + "\n"
-    )
+LAYOUTS = {kind: _layout(kind) for kind in COLUMNS}
+"""Binary COPY layout of each kind (see :func:`_layout`)."""
+
+
+def _encoded(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes of ``values`` back to back (uint8) and the byte length of each value."""
+    n = len(values)
+    first = values[0] if n else ""
+    if isinstance(values, list) and values.count(first) == n:  # venue, symbol
+        raw = first.encode()
+        return np.frombuffer(raw * n, np.uint8), np.full(n, len(raw), np.int64)
+    joined = "".join(values)
+    raw = joined.encode()
+    if len(raw) == len(joined):  # ASCII: bytes per value = characters per value
+        lens = np.fromiter(map(len, values), np.int64, n)
+    else:
+        each = [v.encode() for v in values]
+        raw = b"".join(each)
+        lens = np.fromiter(map(len, each), np.int64, n)
+    return np.frombuffer(raw, np.uint8), lens
+
+
+def copy_binary(kind: str, columns: dict[str, Any]) -> bytes:
+    """``COPY ... (FORMAT BINARY)`` data of one batch of ``kind`` from its columns.
+
+    ``columns`` maps every column of the kind to an array-like of equal length (``time``:
+    UTC ns; text columns: sequences of ``str``). The rows are built with numpy, no Python
+    object per row: a ``(rows, longest row)`` byte matrix gets the fixed-size record of
+    every row (field count, then length + value of each fixed-width column) in its first
+    columns and each text field (length + UTF-8 bytes) scattered behind it; the rows' bytes
+    are then taken out without the padding.
+    """
+    fixed, text, dtype = LAYOUTS[kind]
+    n = len(columns["time"])
+    rec = np.empty(n, dtype)
+    rec["_n"] = len(fixed) + len(text)
+    for name in fixed:
+        rec[f"_len_{name}"] = dtype[name].itemsize
+        if name == "time":
+            rec[name] = np.asarray(columns[name], np.int64) // 1000 - _PG_EPOCH_US
+        else:
+            rec[name] = columns[name]
+    parts = [_encoded(columns[name]) for name in text]
+    width = dtype.itemsize
+    row_len = np.full(n, width, np.int64)
+    for _, lens in parts:
+        row_len += 4 + lens
+    stride = int(row_len.max()) if n else 0
+    matrix = np.zeros((n, stride), np.uint8)
+    matrix[:, :width] = rec.view(np.uint8).reshape(n, width)
+    flat = matrix.reshape(-1)
+    pos = np.arange(n, dtype=np.int64) * stride + width  # where each row's next field goes
+    at = width  # ... the same offset in every row while all earlier text had one length
+    for raw, lens in parts:
+        same = n > 0 and int(lens.min()) == int(lens.max())
+        prefix = lens.astype(">i4").view(np.uint8).reshape(n, 4)
+        if at >= 0:
+            matrix[:, at : at + 4] = prefix
+        else:
+            flat[(pos[:, None] + np.arange(4)).ravel()] = prefix.ravel()
+        pos += 4
+        if len(raw) and at >= 0 and same:
+            size = int(lens[0])
+            matrix[:, at + 4 : at + 4 + size] = raw.reshape(n, size)
+        elif len(raw):
+            value_start = np.zeros(n, np.int64)
+            np.cumsum(lens[:-1], out=value_start[1:])
+            flat[np.repeat(pos - value_start, lens) + np.arange(len(raw))] = raw
+        pos += lens
+        at = at + 4 + int(lens[0]) if at >= 0 and same else -1
+    body = matrix[np.arange(stride)[None, :] < row_len[:, None]]
+    return _HEADER + body.tobytes() + _TRAILER
+
+
+def _book_columns(books: Sequence[BookSnapshot | BookDelta]) -> dict[str, list[Any]]:
+    """One row per price level of ``books`` (bids side 1, asks side -1)."""
+    cols: dict[str, list[Any]] = {n: [] for n, _ in COLUMNS["book"] if n != "time"}
+    for ev in books:
+        snap = isinstance(ev, BookSnapshot)
+        prev = ev.seq if isinstance(ev, BookSnapshot) else ev.prev_seq
+        for side, levels in ((1, ev.bids), (-1, ev.asks)):
+            k = len(levels)
+            if not k:
+                continue
+            for name, value in (
+                ("ts", ev.ts), ("venue", ev.venue), ("symbol", ev.symbol),
+                ("recv_ts", ev.recv_ts), ("seq", ev.seq), ("prev_seq", prev),
+                ("snapshot", snap), ("side", side),
+            ):  # fmt: skip
+                cols[name] += [value] * k
+            cols["price"] += [p for p, _ in levels]
+            cols["size"] += [q for _, q in levels]
+    return cols
 
 
 class PostgresRecorder:
@@ -160,7 +259,11 @@ class PostgresRecorder:
             raise ConfigError(f"TimescaleDB is not available on {self.target}")
         self.timescale = available if timescale is None else timescale
         self._days: set[tuple[str, int]] = set()
-        self._rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self._day: dict[str, tuple[int, int, sql.Composed]] = {}
+        """Per kind: the UTC day (ns range) of the last batch and its partition's COPY."""
+        self._pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in COLUMNS}
+        self._pending_rows: dict[str, int] = dict.fromkeys(COLUMNS, 0)
+        self._copy_all = {kind: self._copy_statement(kind, self.table(kind)) for kind in COLUMNS}
         self.batch_seconds: list[float] = []
         """Wall time of every ``COPY`` batch written (for the p99 figure)."""
         self.rows_written = 0
@@ -202,12 +305,13 @@ class PostgresRecorder:
                     )
                 )
 
-    def _partition(self, kind: str, day: int) -> None:
-        if self.timescale or (kind, day) in self._days:
-            return
+    def _partition(self, kind: str, day: int) -> str:
+        """Create (once) the partition of ``kind`` for UTC day ``day``; return its name."""
         start = _time(day * _NS_PER_DAY)
-        end = start + timedelta(days=1)
         part = f"{self.table(kind)}_{start:%Y%m%d}"
+        if (kind, day) in self._days:
+            return part
+        end = start + timedelta(days=1)
         self.conn.execute(
             sql.SQL("create table if not exists {} partition of {} for values from ({}) to ({})")
             .format(
@@ -216,81 +320,126 @@ class PostgresRecorder:
             )
         )  # fmt: skip
         self._days.add((kind, day))
+        return part
+
+    @staticmethod
+    def _copy_statement(kind: str, table: str) -> sql.Composed:
+        fixed, text, _ = LAYOUTS[kind]
+        return sql.SQL("copy {} ({}) from stdin (format binary)").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, fixed + text))
+        )
+
+    def _target(self, kind: str, ts: np.ndarray) -> sql.Composed:
+        """The COPY statement of a batch with venue times ``ts``: straight into the day's
+        partition while the batch lies in the same UTC day as the last one (no partition
+        lookup, no row routing), else through the parent after creating every day's
+        partition. Hypertables always go through the parent."""
+        if self.timescale:
+            return self._copy_all[kind]
+        lo, hi = int(ts.min()), int(ts.max())
+        day = self._day.get(kind)
+        if day is not None and day[0] <= lo and hi < day[1]:
+            return day[2]
+        first, last = lo // _NS_PER_DAY, hi // _NS_PER_DAY
+        for d in range(first, last + 1):
+            part = self._partition(kind, d)
+        if first != last:
+            return self._copy_all[kind]
+        stmt = self._copy_statement(kind, part)
+        self._day[kind] = (first * _NS_PER_DAY, (first + 1) * _NS_PER_DAY, stmt)
+        return stmt
 
     # -- sink -------------------------------------------------------------------------------
     def write(self, events: Sequence[MarketEvent]) -> None:
-        """Buffer ``events``; write every full batch."""
-        rows = self._rows
+        """Buffer ``events`` as columns; write every full batch."""
+        by_kind: dict[type, list[Any]] = {}
         for ev in events:
-            if isinstance(ev, MarketTrade):
-                rows["trades"].append(
-                    (ev.ts, _text(ev.venue), _text(ev.symbol), ev.ts, ev.recv_ts, ev.price,
-                     ev.amount, ev.side, _text(ev.trade_id))
-                )  # fmt: skip
-            elif isinstance(ev, StreamBar):
-                b = ev.bar
-                rows["bars"].append(
-                    (b.ts, _text(ev.venue), _text(b.symbol), _text(b.timeframe), b.ts,
-                     ev.recv_ts, b.open, b.high, b.low, b.close, b.volume, ev.closed)
-                )  # fmt: skip
-            elif isinstance(ev, BookSnapshot | BookDelta):
-                snap = isinstance(ev, BookSnapshot)
-                prev = ev.seq if isinstance(ev, BookSnapshot) else ev.prev_seq
-                head = (
-                    ev.ts,
-                    _text(ev.venue),
-                    _text(ev.symbol),
-                    ev.ts,
-                    ev.recv_ts,
-                    ev.seq,
-                    prev,
-                    snap,
-                )
-                for side, levels in ((1, ev.bids), (-1, ev.asks)):
-                    for p, s in levels:
-                        rows["book"].append((*head, side, p, s))
-            elif isinstance(ev, FundingRate):
-                rows["funding"].append(
-                    (
-                        ev.ts,
-                        _text(ev.venue),
-                        _text(ev.symbol),
-                        ev.ts,
-                        ev.recv_ts,
-                        ev.rate,
-                        ev.next_ts,
-                    )
-                )
-            elif isinstance(ev, OpenInterest):
-                rows["open_interest"].append(
-                    (ev.ts, _text(ev.venue), _text(ev.symbol), ev.ts, ev.recv_ts, ev.value)
-                )
-        for kind, buf in rows.items():
-            while len(buf) >= self.batch_rows:
-                batch, rows[kind] = buf[: self.batch_rows], buf[self.batch_rows :]
-                buf = rows[kind]
-                self._copy(kind, batch)
+            by_kind.setdefault(type(ev), []).append(ev)
+        trades = by_kind.get(MarketTrade, [])
+        if trades:
+            self._add("trades", {
+                "ts": [e.ts for e in trades], "venue": [e.venue for e in trades],
+                "symbol": [e.symbol for e in trades], "recv_ts": [e.recv_ts for e in trades],
+                "price": [e.price for e in trades], "amount": [e.amount for e in trades],
+                "side": [e.side for e in trades], "trade_id": [e.trade_id for e in trades],
+            })  # fmt: skip
+        bars = by_kind.get(StreamBar, [])
+        if bars:
+            b = [e.bar for e in bars]
+            self._add("bars", {
+                "ts": [x.ts for x in b], "venue": [e.venue for e in bars],
+                "symbol": [x.symbol for x in b], "timeframe": [x.timeframe for x in b],
+                "recv_ts": [e.recv_ts for e in bars], "open": [x.open for x in b],
+                "high": [x.high for x in b], "low": [x.low for x in b],
+                "close": [x.close for x in b], "volume": [x.volume for x in b],
+                "closed": [e.closed for e in bars],
+            })  # fmt: skip
+        books = [e for e in events if isinstance(e, BookSnapshot | BookDelta)]
+        if books:
+            self._add("book", _book_columns(books))
+        funding = by_kind.get(FundingRate, [])
+        if funding:
+            self._add("funding", {
+                "ts": [e.ts for e in funding], "venue": [e.venue for e in funding],
+                "symbol": [e.symbol for e in funding], "recv_ts": [e.recv_ts for e in funding],
+                "rate": [e.rate for e in funding], "next_ts": [e.next_ts for e in funding],
+            })  # fmt: skip
+        oi = by_kind.get(OpenInterest, [])
+        if oi:
+            self._add("open_interest", {
+                "ts": [e.ts for e in oi], "venue": [e.venue for e in oi],
+                "symbol": [e.symbol for e in oi], "recv_ts": [e.recv_ts for e in oi],
+                "value": [e.value for e in oi],
+            })  # fmt: skip
+
+    def _add(self, kind: str, columns: dict[str, list[Any]]) -> None:
+        """Buffer one chunk of ``kind`` (numeric columns as arrays); write full batches."""
+        columns["time"] = columns["ts"]
+        chunk: dict[str, Any] = {
+            name: (columns[name] if typ == "text" else np.asarray(columns[name], _NUMPY[typ]))
+            for name, typ in COLUMNS[kind]
+        }
+        self._pending[kind].append(chunk)
+        self._pending_rows[kind] += len(columns["ts"])
+        while self._pending_rows[kind] >= self.batch_rows:
+            self._copy(kind, self._take(kind, self.batch_rows))
+
+    def _take(self, kind: str, rows: int) -> dict[str, Any]:
+        """The first ``rows`` buffered rows of ``kind`` as one set of columns."""
+        chunks = self._pending[kind]
+        merged = {
+            name: (
+                [v for ch in chunks for v in ch[name]]
+                if typ == "text"
+                else np.concatenate([ch[name] for ch in chunks])
+            )
+            for name, typ in COLUMNS[kind]
+        }
+        head = {name: col[:rows] for name, col in merged.items()}
+        total = self._pending_rows[kind]
+        rest = {name: col[rows:] for name, col in merged.items()}
+        self._pending[kind] = [rest] if total > rows else []
+        self._pending_rows[kind] = total - min(rows, total)
+        return head
 
     def flush(self) -> None:
         """Write every buffered row."""
-        for kind in list(self._rows):
-            batch, self._rows[kind] = self._rows[kind], []
-            if batch:
-                self._copy(kind, batch)
+        for kind in COLUMNS:
+            if self._pending_rows[kind]:
+                self._copy(kind, self._take(kind, self._pending_rows[kind]))
 
-    def _copy(self, kind: str, batch: list[tuple[Any, ...]]) -> None:
-        for day in {r[0] // _NS_PER_DAY for r in batch}:
-            self._partition(kind, day)
-        cols = [n for n, _ in COLUMNS[kind]]
-        stmt = sql.SQL("copy {} ({}) from stdin").format(
-            sql.Identifier(self.table(kind)), sql.SQL(", ").join(map(sql.Identifier, cols))
-        )
+    def _copy(self, kind: str, columns: dict[str, Any]) -> None:
+        """One batch: one binary ``COPY`` statement, its own transaction (timed with its
+        encoding)."""
         t0 = time.perf_counter()
-        data = _copy_text(kind, batch)
-        with self.conn.transaction(), self.conn.cursor() as cur, cur.copy(stmt) as copy:
+        stmt = self._target(kind, columns["ts"])
+        data = copy_binary(kind, columns)
+        # autocommit: the COPY is its own transaction (all rows or none, committed durably
+        # before it returns), without a BEGIN and a COMMIT round trip around it
+        with self.conn.cursor() as cur, cur.copy(stmt) as copy:
             copy.write(data)
         self.batch_seconds.append(time.perf_counter() - t0)
-        self.rows_written += len(batch)
+        self.rows_written += len(columns["ts"])
 
     def close(self) -> None:
         """Flush and close the connection."""

@@ -3,8 +3,9 @@
 One port speaks both wire formats, chosen by path:
 
 * Binance: ``/stream?streams=btcusdt@kline_1m/...`` (combined), ``/ws/<stream>`` (raw), and
-  ``{"method": "SUBSCRIBE"}`` requests on either; USD-M uses the same paths (which Binance
-  market ``/stream`` serves is the ``binance_market`` argument).
+  ``{"method": "SUBSCRIBE"}`` requests on either (also under USD-M's ``/market`` prefix);
+  USD-M uses the same paths (which Binance market ``/stream`` serves is the
+  ``binance_market`` argument).
 * Bybit v5: ``/v5/public/spot`` and ``/v5/public/linear`` with ``{"op": "subscribe"}`` and
   ``{"op": "ping"}``.
 
@@ -64,6 +65,15 @@ _GARBAGE = (
     "\x00\x01 not json at all",
     '["a", "list", "instead", "of", "an", "object"]',
 )
+
+
+def _binance_path(path: str) -> str:
+    """Binance USD-M routes market data under ``/market`` (``/market/ws``, ``/market/stream``)
+    and the rest under ``/public``: the same streams as the plain paths here."""
+    for prefix in ("/market/", "/public/"):
+        if path.startswith(prefix):
+            return path[len(prefix) - 1 :]
+    return path
 
 
 @dataclass
@@ -415,12 +425,14 @@ class ReplayServer:
                 self._refuse_left -= 1
                 self.connections_refused += 1
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
+        path = _binance_path(path)
         if path in _BYBIT_PATHS or path == "/stream" or path == "/ws" or path.startswith("/ws/"):
             return None
         return connection.respond(HTTPStatus.NOT_FOUND, f"no stream endpoint {path}\n")
 
     async def _handler(self, ws: ServerConnection) -> None:
         parts = urlsplit(ws.request.path if ws.request is not None else "/")
+        parts = parts._replace(path=_binance_path(parts.path))
         if parts.path in _BYBIT_PATHS:
             client = _Client(ws, "bybit", "bybit", _BYBIT_PATHS[parts.path])
             initial: list[str] = []
@@ -430,7 +442,9 @@ class ReplayServer:
             initial = [s for s in streams.split("/") if s]
         else:
             client = _Client(ws, "raw", "binance", self.binance_market)
-            initial = [s for s in parts.path[len("/ws") :].split("/") if s]
+            # a raw stream name holds "@" (btcusdt@kline_1m); ccxt connects to /ws/<n>,
+            # its own connection index, and subscribes by message
+            initial = [s for s in parts.path[len("/ws") :].split("/") if "@" in s]
         with self._cond:
             self._clients.add(client)
             self.connections_accepted += 1

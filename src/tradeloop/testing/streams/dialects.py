@@ -10,6 +10,13 @@ the REST calls a client makes alongside (as ccxt's ``pro`` clients expect them).
 * Bybit v5 spot: ``/v5/public/spot``, ``{"op":"subscribe","args":["publicTrade.BTCUSDT",...]}``,
   ``publicTrade``, ``orderbook.50`` (a ``snapshot`` on subscribe, then ``delta`` frames with
   consecutive ``u``), ``kline.1``; ``{"op":"ping"}`` answered with a pong.
+
+Open interest over REST, as the venues serve it: Binance USD-M ``GET /fapi/v1/openInterest``
+and Bybit v5 ``GET /v5/market/open-interest`` (newest first, on the ``intervalTime`` grid).
+The shared data has no open-interest recording: :meth:`Dialect.open_interest` DERIVES a
+deterministic series from the script's klines (1,000 plus the running sum of volume signed by
+the bar's direction, kept positive), to exercise the wire format and the polling, not market
+behaviour.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tradeloop.adapters.streams.urls import venue_urls
-from tradeloop.testing.streams.script import MarketScript, book_after
+from tradeloop.testing.streams.script import KlineRow, MarketScript, book_after
 
 __all__ = [
     "DIALECTS",
@@ -42,9 +49,21 @@ class Dialect:
 
     ws_paths: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, script: MarketScript) -> None:
+    def __init__(self, script: MarketScript, kline_tail: bool = True) -> None:
         self.script = script
         self.market_id = script.symbol.replace("/", "")
+        self.kline_tail = kline_tail
+        """After the script's klines, send the next bar's opening update (open = high = low
+        = close = the last close, no volume), as a live venue does when a bar starts: a
+        client that infers closure from the next bar then sees the last kline closed."""
+
+    def kline(self, i: int) -> KlineRow:
+        """Kline ``i`` of the kline channel (the opening update after the script's end)."""
+        if i < len(self.script.klines):
+            return self.script.klines[i]
+        last = self.script.klines[-1]
+        c = last.close
+        return KlineRow(last.ts_ms + 60_000, c, c, c, c, 0.0)
 
     def items(self, channel: str) -> tuple[Any, ...]:
         """The script's items of ``channel`` (trades, depth or kline)."""
@@ -54,7 +73,20 @@ class Dialect:
             return self.script.depth
         if channel == "funding":
             return self.script.funding
+        if self.kline_tail and self.script.klines:
+            return (*self.script.klines, self.kline(len(self.script.klines)))
         return self.script.klines
+
+    def open_interest(self, upto: int) -> list[tuple[int, float]]:
+        """``(time ms, amount)`` of the derived open interest at each of the first ``upto``
+        klines (stamped at the kline's close; see the module doc)."""
+        out: list[tuple[int, float]] = []
+        running = 0.0
+        for k in self.script.klines[: max(0, upto)]:
+            sign = (k.close > k.open) - (k.close < k.open)
+            running += k.volume * sign
+            out.append((k.ts_ms + 60_000, round(1_000.0 + abs(running), 3)))
+        return out
 
     def depth_seq(self, i: int) -> int:
         """Sequence number of depth item ``i``."""
@@ -96,7 +128,14 @@ class BinanceDialect(Dialect):
             "/api/v3/klines": self._klines,
             "/api/v3/exchangeInfo": self._exchange_info,
             "/api/v3/historicalTrades": self._historical_trades,
+            "/fapi/v1/openInterest": self._open_interest,
         }
+
+    def _open_interest(self, query: dict[str, str], index_now: int) -> Any:
+        series = self.open_interest(max(1, min(index_now, len(self.script.klines))))
+        ts, amount = series[-1]
+        return {"symbol": query.get("symbol", self.market_id), "openInterest": f"{amount:.3f}",
+                "time": ts}  # fmt: skip
 
     def _historical_trades(self, query: dict[str, str], index_now: int) -> Any:
         first = int(query.get("fromId", "0"))
@@ -178,15 +217,22 @@ class BinanceDialect(Dialect):
                 "e": "depthUpdate", "E": d.ts_ms, "s": mid, "U": d.seq, "u": d.seq,
                 "b": _levels(d.bids), "a": _levels(d.asks),
             }  # fmt: skip
-        k = self.script.klines[i]
+        k = self.kline(i)
+        interval = topic.rsplit("@kline_", 1)[-1] if "@kline_" in topic else "1m"
+        step = 1000 if interval == "1s" else 60_000  # the script's 1m candles, or restamped
         return {
-            "e": "kline", "E": k.ts_ms + 60_000, "s": mid,
+            "e": "kline", "E": k.ts_ms + step, "s": mid,
             "k": {
-                "t": k.ts_ms, "T": k.ts_ms + 59_999, "s": mid, "i": "1m", "f": 0, "L": 0,
+                "t": k.ts_ms, "T": k.ts_ms + step - 1, "s": mid, "i": interval, "f": 0, "L": 0,
                 "o": repr(k.open), "c": repr(k.close), "h": repr(k.high), "l": repr(k.low),
-                "v": repr(k.volume), "n": 0, "x": True, "q": "0", "V": "0", "Q": "0", "B": "0",
+                "v": repr(k.volume), "n": 0, "x": i < len(self.script.klines), "q": "0", "V": "0",
+                "Q": "0", "B": "0",
             },
         }  # fmt: skip
+
+
+_BYBIT_OI_INTERVALS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000,
+                       "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}  # fmt: skip
 
 
 class BybitDialect(Dialect):
@@ -196,6 +242,26 @@ class BybitDialect(Dialect):
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
         return venue_urls("bybit", ws, http)
+
+    def rest_routes(self) -> dict[str, Any]:
+        return {"/v5/market/open-interest": self._open_interest}
+
+    def _open_interest(self, query: dict[str, str], index_now: int) -> Any:
+        step = _BYBIT_OI_INTERVALS.get(query.get("intervalTime", ""))
+        if step is None or query.get("category") not in ("linear", "inverse"):
+            return {"retCode": 10001, "retMsg": "params error: intervalTime or category",
+                    "result": {}, "retExtInfo": {}, "time": 0}  # fmt: skip
+        series = self.open_interest(max(1, min(index_now, len(self.script.klines))))
+        points = [(t, a) for t, a in series if t % step == 0] or series[:1]
+        limit = min(int(query.get("limit", "50")), 200)
+        rows = [{"openInterest": f"{a:.3f}", "timestamp": str(t)} for t, a in points[::-1]]
+        return {
+            "retCode": 0, "retMsg": "OK",
+            "result": {"symbol": query.get("symbol", self.market_id),
+                       "category": query["category"], "list": rows[:limit],
+                       "nextPageCursor": ""},
+            "retExtInfo": {}, "time": points[-1][0],
+        }  # fmt: skip
 
     def on_request(self, req: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
         op = req.get("op")
@@ -259,13 +325,14 @@ class BybitDialect(Dialect):
                          "seq": d.seq},
                 "cts": d.ts_ms,
             }  # fmt: skip
-        k = self.script.klines[i]
+        k = self.kline(i)
         return {
             "topic": topic, "type": "snapshot", "ts": k.ts_ms + 60_000,
             "data": [{
                 "start": k.ts_ms, "end": k.ts_ms + 59_999, "interval": "1",
                 "open": repr(k.open), "close": repr(k.close), "high": repr(k.high),
-                "low": repr(k.low), "volume": repr(k.volume), "turnover": "0", "confirm": True,
+                "low": repr(k.low), "volume": repr(k.volume), "turnover": "0",
+                "confirm": i < len(self.script.klines),
                 "timestamp": k.ts_ms + 60_000,
             }],
         }  # fmt: skip
@@ -279,8 +346,8 @@ class OkxDialect(Dialect):
 
     ws_paths = ("/ws/v5/public", "/ws/v5/business")
 
-    def __init__(self, script: MarketScript) -> None:
-        super().__init__(script)
+    def __init__(self, script: MarketScript, kline_tail: bool = True) -> None:
+        super().__init__(script, kline_tail)
         self.market_id = script.symbol.replace("/", "-")
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
@@ -355,7 +422,7 @@ class OkxDialect(Dialect):
                     "nextFundingTime": str(f.ts_ms + 8 * 3_600_000), "ts": str(f.ts_ms),
                 }],
             }  # fmt: skip
-        k = self.script.klines[i]
+        k = self.kline(i)
         return {
             "arg": arg,
             "data": [[str(k.ts_ms), repr(k.open), repr(k.high), repr(k.low), repr(k.close),
@@ -376,8 +443,8 @@ class KrakenDialect(Dialect):
 
     ws_paths = ("/v2",)
 
-    def __init__(self, script: MarketScript) -> None:
-        super().__init__(script)
+    def __init__(self, script: MarketScript, kline_tail: bool = True) -> None:
+        super().__init__(script, kline_tail)
         self.market_id = script.symbol
 
     def ccxt_urls(self, ws: str, http: str) -> dict[str, Any]:
@@ -430,7 +497,7 @@ class KrakenDialect(Dialect):
         if channel == "depth":
             d = self.script.depth[i]
             return self._book("update", d.ts_ms, d.bids, d.asks)
-        k = self.script.klines[i]
+        k = self.kline(i)
         return {
             "channel": "ohlc", "type": "update",
             "data": [{

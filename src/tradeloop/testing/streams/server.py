@@ -54,6 +54,9 @@ class StreamServer:
     join
         ``start``: every subscription replays its channel from message 0, paced from its own
         start; ``live``: a subscription joins the shared clock at the current message.
+    kline_tail
+        After the last kline, send the opening update of the next bar (see
+        :attr:`Dialect.kline_tail`); False: the stream ends with the last kline.
     """
 
     def __init__(
@@ -66,8 +69,9 @@ class StreamServer:
         join: str = "start",
         host: str = "127.0.0.1",
         port: int = 0,
+        kline_tail: bool = True,
     ) -> None:
-        self.dialect: Dialect = DIALECTS[venue](script)
+        self.dialect: Dialect = DIALECTS[venue](script, kline_tail)
         self.venue = venue
         self.script = script
         self.interval_s = interval_s

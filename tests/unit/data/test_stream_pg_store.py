@@ -1,0 +1,139 @@
+"""Batched PostgreSQL recording: binary COPY from columns, read back from the real server.
+
+Every kind goes in, batches split at ``batch_rows`` and across UTC days, and what the server
+holds equals the events field by field (text with tabs, backslashes, newlines and non-ASCII
+characters, negative and huge numbers, both booleans)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from tradeloop.core.bar import Bar
+from tradeloop.core.market_events import (
+    BookDelta,
+    BookSnapshot,
+    FundingRate,
+    MarketEvent,
+    MarketTrade,
+    OpenInterest,
+    StreamBar,
+)
+from tradeloop.data.stream.pg_store import COLUMNS, PostgresRecorder
+
+DAY = 86_400 * 10**9
+T0 = 1_704_153_600 * 10**9 - 25 * 10**8  # 2024-01-01 23:59:57.5 UTC: a batch crosses midnight
+
+
+@pytest.fixture
+def prefix(pg_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:10]}_"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for kind in COLUMNS:
+            conn.execute(f"drop table if exists {name}{kind} cascade")
+
+
+def _trades(n: int) -> list[MarketTrade]:
+    ids = ["a\tb", "back\\slash", "new\nline", "café €", "", "x" * 40]
+    return [
+        MarketTrade(
+            "binance" if i % 7 else "bybit", "BTC/USDT", T0 + i * 10**8, T0 + i * 10**8 + 5,
+            100.0 + i * 0.25 - (1e6 if i == 3 else 0), 0.001 * (i + 1), (1, -1, 0)[i % 3],
+            f"{ids[i % len(ids)]}{i}",
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_every_kind_round_trips_through_binary_copy(pg_url: str, prefix: str) -> None:
+    trades = _trades(57)  # 57 trades 0.1 s apart: batch 3 spans midnight
+    bar = Bar("ETH/USDT", "1m", T0, 1.0, 2.0, 0.5, 1.5, 10.0)
+    events: list[MarketEvent] = [
+        *trades[:20],
+        StreamBar("okx", T0 + 9, bar, True),
+        StreamBar("okx", T0 + 9, Bar("ETH/USDT", "1m", T0 + DAY, 2, 3, 1, 2, 0.0), False),
+        BookSnapshot("kraken", "BTC/USD", T0, T0 + 1, 41, ((100.0, 1.0), (99.5, 2.0)),
+                     ((100.5, 3.0),)),
+        BookDelta("kraken", "BTC/USD", T0 + 1, T0 + 2, 42, 41, ((100.0, 0.0),), ()),
+        *trades[20:],
+        FundingRate("bybit", "BTC/USDT:USDT", T0, T0 + 3, -0.0001, T0 + 8 * 3600 * 10**9),
+        OpenInterest("binance", "BTC/USDT:USDT", T0, T0 + 4, 123456.789),
+    ]  # fmt: skip
+    with PostgresRecorder(pg_url, prefix=prefix, batch_rows=10, timescale=False) as rec:
+        rec.write(events)
+        assert rec.rows_written == 50  # five full trade batches so far; the rest is buffered
+    assert rec.rows_written == 57 + 2 + 4 + 1 + 1
+    assert len(rec.batch_seconds) == 6 + 4  # trades: 5 full + 1 of 7; one per other kind
+    with psycopg.connect(pg_url) as conn:
+        got = conn.execute(
+            f"select time, venue, symbol, ts, recv_ts, price, amount, side, trade_id "
+            f"from {prefix}trades order by ts"
+        ).fetchall()
+        assert [tuple(r[1:]) for r in got] == [
+            (t.venue, t.symbol, t.ts, t.recv_ts, t.price, t.amount, t.side, t.trade_id)
+            for t in trades
+        ]
+        assert [r[0] for r in got] == [
+            datetime.fromtimestamp(t.ts // 1000 / 1e6, UTC) for t in trades
+        ]
+        days = conn.execute(
+            f"select count(*) from pg_inherits where inhparent = '{prefix}trades'::regclass"
+        ).fetchone()
+        assert days == (2,)
+        bars = conn.execute(
+            f"select venue, symbol, timeframe, ts, recv_ts, open, high, low, close, volume, "
+            f"closed from {prefix}bars order by ts"
+        ).fetchall()
+        assert bars == [
+            ("okx", "ETH/USDT", "1m", T0, T0 + 9, 1.0, 2.0, 0.5, 1.5, 10.0, True),
+            ("okx", "ETH/USDT", "1m", T0 + DAY, T0 + 9, 2.0, 3.0, 1.0, 2.0, 0.0, False),
+        ]
+        book = conn.execute(
+            f"select seq, prev_seq, snapshot, side, price, size from {prefix}book "
+            f"order by seq, side desc, price desc"
+        ).fetchall()
+        assert book == [
+            (41, 41, True, 1, 100.0, 1.0), (41, 41, True, 1, 99.5, 2.0),
+            (41, 41, True, -1, 100.5, 3.0), (42, 41, False, 1, 100.0, 0.0),
+        ]  # fmt: skip
+        assert conn.execute(f"select rate, next_ts from {prefix}funding").fetchall() == [
+            (-0.0001, T0 + 8 * 3600 * 10**9)
+        ]
+        assert conn.execute(f"select value from {prefix}open_interest").fetchall() == [
+            (123456.789,)
+        ]
+
+
+def test_batches_of_one_day_go_straight_to_the_days_partition(pg_url: str, prefix: str) -> None:
+    """After the first batch of a day, later batches of that day skip partition creation and
+    row routing (COPY into the partition itself); a batch of a new day creates it."""
+    rec = PostgresRecorder(pg_url, prefix=prefix, batch_rows=5, timescale=False)
+    statements: list[str] = []
+    execute = rec.conn.execute
+
+    def spy(query: object, *args: object, **kwargs: object) -> object:
+        statements.append(str(query))
+        return execute(query, *args, **kwargs)  # type: ignore[arg-type]
+
+    rec.conn.execute = spy  # type: ignore[method-assign]
+    trades = [
+        MarketTrade("binance", "BTC/USDT", T0 - 60 * 10**9 + i, 0, 1.0, 1.0, 1, str(i))
+        for i in range(20)
+    ]
+    rec.write(trades)  # four batches, all on the first day: one partition created
+    rec.write(
+        [MarketTrade("binance", "BTC/USDT", T0 + DAY, 0, 1.0, 1.0, 1, f"n{i}") for i in range(5)]
+    )
+    rec.close()
+    assert sum("partition of" in s for s in statements) == 2
+    assert rec.rows_written == 25
+    with psycopg.connect(pg_url) as conn:
+        counts = conn.execute(
+            f"select tableoid::regclass::text, count(*) from {prefix}trades group by 1 order by 1"
+        ).fetchall()
+    assert counts == [(f"{prefix}trades_20240101", 20), (f"{prefix}trades_20240102", 5)]
