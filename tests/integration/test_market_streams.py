@@ -170,12 +170,20 @@ def test_injected_sequence_gap_forces_a_resync_and_the_book_is_right(
     assert seq == script.depth[-1].seq
 
 
+@pytest.mark.parametrize(
+    ("venue", "raw"),
+    [
+        ("binance", '{"broken": '),  # truncated JSON: ccxt's decoder raises
+        ("bybit", "not json at all"),  # plain text: ccxt passes it on, the handler drops it
+        ("okx", "<html>502 Bad Gateway</html>"),
+    ],
+)
 def test_malformed_frames_are_counted_with_position_and_never_crash(
-    script: MarketScript, caplog: pytest.LogCaptureFixture
+    script: MarketScript, caplog: pytest.LogCaptureFixture, venue: str, raw: str
 ) -> None:
-    with StreamServer("binance", script, interval_s=0.001) as server:
-        server.send_malformed(3)
-        source = _source("binance", server, ("trades",))
+    with StreamServer(venue, script, interval_s=0.001) as server:
+        server.send_malformed(3, raw)
+        source = _source(venue, server, ("trades",))
         pipeline = MarketPipeline("t")
         stream = MarketStream(source, pipeline).start()
         try:
@@ -186,13 +194,13 @@ def test_malformed_frames_are_counted_with_position_and_never_crash(
     trades = [e for e in events if isinstance(e, MarketTrade)]
     assert len(trades) == len(script.trades)
     assert source.tap.malformed_count == 3
-    assert pipeline.metrics.source("binance").malformed == 3
+    assert pipeline.metrics.source(venue).malformed == 3
     bad = source.tap.malformed
-    assert [b.raw for b in bad] == ['{"broken": '] * 3
-    assert all(b.venue == "binance" and b.position >= 1 for b in bad)
+    assert [b.raw for b in bad] == [raw] * 3
+    assert all(b.venue == venue and b.position >= 1 for b in bad)
     assert len({b.position for b in bad}) == 3
     assert "malformed frame #" in caplog.text
-    assert "binance" in caplog.text
+    assert venue in caplog.text
 
 
 def test_kill_primary_backup_takes_over_and_series_equal_uninterrupted(

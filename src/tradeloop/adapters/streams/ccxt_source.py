@@ -157,6 +157,10 @@ class FrameTap:
             self.on_bad(item)
 
 
+#: plain-text frames venues send on purpose (OKX answers a text ``ping`` with ``pong``)
+_TEXT_KEEPALIVES = frozenset({"ping", "pong"})
+
+
 def _tapped_class(venue: str) -> type[Any]:
     base = getattr(ccxt.pro, venue, None)
     if base is None:
@@ -188,6 +192,11 @@ def _tapped_class(venue: str) -> type[Any]:
         def handle_message(self, client: Any, message: Any) -> Any:
             url = getattr(client, "url", "?")
             position = self.tap.frame(url)
+            if isinstance(message, str) and message.strip().lower() not in _TEXT_KEEPALIVES:
+                # ccxt hands text that does not look like JSON to the venue handler as is,
+                # and most handlers drop it without a word
+                self.tap.bad(url, position, message, "not JSON")
+                return None
             try:
                 return super().handle_message(client, message)
             except Exception as exc:  # a frame the handler cannot read must not end the stream

@@ -88,7 +88,7 @@ class StreamServer:
         self._drop: set[int] = set()
         self._drop_klines: set[int] = set()
         self._drop_trades: set[int] = set()
-        self._malformed = 0
+        self._malformed: list[str] = []
         self._killed = False
         self._sockets: set[web.WebSocketResponse] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,9 +154,10 @@ class StreamServer:
         """Never send the kline messages with these indices (bars the client must backfill)."""
         self._drop_klines.update(indices)
 
-    def send_malformed(self, n: int = 1) -> None:
-        """Send ``n`` frames of invalid JSON (instead of nothing) on the next trade ticks."""
-        self._malformed += n
+    def send_malformed(self, n: int = 1, raw: str = '{"broken": ') -> None:
+        """Send ``n`` bad frames ``raw`` (default: truncated JSON; any text, e.g. one that is
+        not JSON at all) on the next trade ticks, before their trades."""
+        self._malformed += [raw] * n
 
     def kill(self) -> None:
         """Close every connection and refuse new ones (the venue is down)."""
@@ -280,9 +281,8 @@ class StreamServer:
                 await asyncio.sleep(delay)
             if ws.closed or self._killed:
                 return
-            if channel == "trades" and self._malformed > 0:
-                self._malformed -= 1
-                await ws.send_str('{"broken": ')
+            if channel == "trades" and self._malformed:
+                await ws.send_str(self._malformed.pop(0))
             if channel == "kline" and i in self._drop_klines:
                 continue
             if channel == "trades" and i in self._drop_trades:
