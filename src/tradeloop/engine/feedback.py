@@ -19,7 +19,6 @@ never adapted).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel
@@ -28,7 +27,7 @@ from tradeloop.bus.base import MessageBus
 from tradeloop.bus.events import TradeEvent
 from tradeloop.core.position import Trade
 from tradeloop.engine.inputs import ZoneSource
-from tradeloop.signals.adaptive import AdaptiveConfig, AdaptiveEngine, AdaptSchedule
+from tradeloop.signals.adaptive import AdaptClock, AdaptiveConfig, AdaptiveEngine, AdaptSchedule
 from tradeloop.signals.feedback import trades_to_feedback
 from tradeloop.signals.models import AdaptiveWeights, TradeFeedback, symbol_key
 from tradeloop.store.analytics import AnalyticsStore
@@ -97,10 +96,9 @@ class FeedbackLoop:
         #: weight versions made by this process
         self.weight_versions = 0
         self.adaptations = 0
-        #: the run's stored outcomes (all processes) and the multiple last adapted at
+        #: the run's stored outcomes (all processes, restarts included)
         self._total = self._run_rows()
-        self._bucket = self._total // self.schedule.every_outcomes
-        self._adapted_at = time.monotonic()
+        self.clock = AdaptClock(self.schedule, self._total)
         self._data_now = 0
         if zones is not None:
             zones.weights = self.adaptive.current()
@@ -179,21 +177,19 @@ class FeedbackLoop:
 
     # -- adaptation ----------------------------------------------------------------------------
     def maybe_adapt(self, now_ns: int | None = None) -> bool:
-        """Adapt when the run's outcomes crossed a multiple of ``every_outcomes`` or
-        ``every_s`` seconds passed; True when a new weight version was made."""
+        """Adapt when :class:`~tradeloop.signals.adaptive.AdaptClock` says so (the run's
+        outcomes reached a new multiple of ``every_outcomes``, or ``every_s`` seconds passed);
+        True when a new weight version was made."""
         if now_ns is not None:
             self._data_now = max(self._data_now, now_ns)
-        bucket = self._total // self.schedule.every_outcomes
-        waited = time.monotonic() - self._adapted_at
-        if bucket <= self._bucket and waited < self.schedule.every_s:
+        if not self.clock.due(self._total):
             return False
         return self.adapt()
 
     def adapt(self) -> bool:
         """Update the weights at the data's time now; True when they changed."""
         self.adaptations += 1
-        self._bucket = self._total // self.schedule.every_outcomes
-        self._adapted_at = time.monotonic()
+        self.clock.mark(self._total)
         change = self.adaptive.update(self._data_now)
         if change is None:
             return False
