@@ -3,8 +3,9 @@
 :class:`FeedbackLoop` subscribes to the step's ``tradeloop.trades`` events. Each closed trade
 becomes one :class:`~tradeloop.signals.models.TradeFeedback` keyed by the id of the signal
 that opened it (source: the run id), written to the analytics store, which ignores a
-signal id it already has (so a restarted run that re-derives feedback from its stored trades
-loses and doubles nothing). Each time the run's stored outcomes reach a multiple of
+signal id it already has (so a restarted run that re-derives feedback from its stored trades,
+or receives its last step's events again, loses and doubles nothing); an event id seen before
+is skipped. Each time the run's stored outcomes reach a multiple of
 ``every_outcomes`` (counted over the whole run, so a restarted run adapts at the same trades
 as an uninterrupted one), or ``every_s`` seconds pass without that, the adaptive engine
 updates the component weights at the data's time; a new version is pushed to the
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pydantic import BaseModel
 
 from tradeloop.bus.base import MessageBus
+from tradeloop.bus.dedupe import SeenIds
 from tradeloop.bus.events import TradeEvent
 from tradeloop.core.position import Trade
 from tradeloop.engine.inputs import ZoneSource
@@ -91,6 +93,8 @@ class FeedbackLoop:
         self.weights_topic = weights_topic
         self.adaptive = AdaptiveEngine(store, defaults, config, now_ns=0)
         self.received = 0
+        #: trade events already handled (a step's events can be delivered again)
+        self.seen = SeenIds()
         self.stored = 0
         self.duplicates = 0
         #: weight versions made by this process
@@ -121,6 +125,8 @@ class FeedbackLoop:
         """A closed trade from the step (a bus handler)."""
         if not isinstance(message, TradeEvent):
             raise TypeError(f"expected TradeEvent, got {type(message).__name__}")
+        if not self.seen.first(message.event_id):
+            return
         self.received += 1
         row = TradeFeedback(
             signal_id=message.signal_id,
