@@ -81,14 +81,19 @@ def _crash_when(kernel: LiveKernel, before_publish: bool) -> None:
 
 
 def _stream_ids(url: str, run_id: str, since_ms: int) -> Counter[str]:
-    """Every step event id of ``run_id`` in the Redis streams, read with plain redis-py."""
+    """Every step event id of ``run_id`` in the Redis streams, read with plain redis-py (the
+    run's entries are deleted afterwards: the streams are shared)."""
     raw = redis.Redis.from_url(url)
     seen: Counter[str] = Counter()
     for topic in TOPICS:
-        for _, fields in raw.xrange(topic, min=f"{since_ms}-0"):
+        ours = []
+        for entry_id, fields in raw.xrange(topic, min=f"{since_ms}-0"):
             body = json.loads(fields[b"data"])["data"]
             if body.get("run") == run_id:
                 seen[body["event_id"]] += 1
+                ours.append(entry_id)
+        if ours:
+            raw.xdel(topic, *ours)
     raw.close()
     return seen
 
