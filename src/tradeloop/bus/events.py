@@ -3,9 +3,12 @@
 Every step of a run with a bus publishes, in this order: the bars it completed, the
 strategy's signals, the enriched signals (when a model is used), the risk decisions, the
 orders sent, the fills and closed trades it caused, and the equity after it. Each message
-carries ``v`` (the schema version; a breaking change bumps it), ``run`` (the run id) and
-``ts`` (UTC ns of the step's bar). Timestamps are int64 ns since the epoch, UTC; prices and
-quantities are floats.
+carries ``v`` (the schema version; a breaking change bumps it), ``run`` (the run id),
+``ts`` (UTC ns of the step's bar) and ``event_id``: ``<run>:<topic>:<ts>:<n>`` (the n-th
+message of the topic at that ``ts``), the same in every mode and on every delivery. A paper or
+live run stores a step's messages with the step and publishes them again after a crash, so a
+message can arrive more than once: consumers skip an ``event_id`` they have seen. Timestamps
+are int64 ns since the epoch, UTC; prices and quantities are floats.
 
 | topic | message | one per |
 |---|---|---|
@@ -58,6 +61,8 @@ class _Event(BaseModel):
     v: Literal[1] = 1
     run: str
     ts: int
+    #: ``<run>:<topic>:<ts>:<n>``, stamped by the publisher ('' on messages not from a step)
+    event_id: str = ""
 
 
 class BarEvent(_Event):

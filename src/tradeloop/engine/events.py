@@ -4,19 +4,27 @@
 bus; without one the step builds no event at all (a backtest pays nothing). The step calls
 it at each stage; fills, closed trades and equity are collected after every step (and, in
 paper and live, after every price update that filled or closed something).
+
+Every message gets its ``event_id`` here (``<run>:<topic>:<ts>:<n>``, see
+:mod:`tradeloop.bus.events`). In paper and live (``deferred``) a step's messages are held until
+the state store has committed the step, and :meth:`StepEvents.export_state` (stored with the
+step, in the same transaction) holds them as the step's outbox: a process that dies between
+the commit and the publish publishes them after its restart (:meth:`StepEvents.restore_state`).
+Delivery is therefore at least once; consumers skip ids they have seen.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from tradeloop.bus.base import MessageBus
 from tradeloop.bus.events import (
+    TOPICS,
     BarEvent,
     EnrichedSignalEvent,
     EquityEvent,
@@ -71,10 +79,17 @@ class StepEvents:
         self.timeframe = timeframe
         self._fills_seen = 0
         self._trades_seen = 0
+        #: per topic: the ``ts`` of its last message and how many it had at that ``ts``
+        self._last: dict[str, tuple[int, int]] = {}
         #: messages published, by topic
         self.counts: dict[str, int] = {}
 
     def _publish(self, topic: str, message: BaseModel) -> None:
+        ts = int(getattr(message, "ts", 0))
+        last_ts, n = self._last.get(topic, (ts, 0))
+        n = n if last_ts == ts else 0
+        self._last[topic] = (ts, n + 1)
+        message = message.model_copy(update={"event_id": f"{self.run_id}:{topic}:{ts}:{n}"})
         if self.deferred:
             self._held.append((topic, message))
             return
@@ -88,6 +103,26 @@ class StepEvents:
         for topic, message in held:
             publish(topic, message)
             counts[topic] = counts.get(topic, 0) + 1
+        return len(held)
+
+    @property
+    def pending(self) -> tuple[tuple[str, BaseModel], ...]:
+        """The held messages (deferred mode), oldest first: the outbox not yet published."""
+        return tuple(self._held)
+
+    def export_state(self) -> dict[str, Any]:
+        """The id counters and the outbox (the held messages), stored with the step."""
+        return {
+            "last": {t: list(v) for t, v in self._last.items()},
+            "outbox": [(t, m.model_dump(mode="json")) for t, m in self._held],
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> int:
+        """After a restore: the id counters, and the stored outbox held again (published with
+        the next step: consumers are attached by then); returns how many messages."""
+        self._last = {t: (int(v[0]), int(v[1])) for t, v in state.get("last", {}).items()}
+        held = [(t, TOPICS[t].model_validate(m)) for t, m in state.get("outbox", [])]
+        self._held = held + self._held
         return len(held)
 
     def resume(self, fills: int, trades: int) -> None:

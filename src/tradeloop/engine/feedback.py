@@ -3,8 +3,9 @@
 :class:`FeedbackLoop` subscribes to the step's ``tradeloop.trades`` events. Each closed trade
 becomes one :class:`~tradeloop.signals.models.TradeFeedback` keyed by the id of the signal
 that opened it (source: the run id), written to the analytics store, which ignores a
-signal id it already has (so a restarted run that re-derives feedback from its stored trades
-loses and doubles nothing). Each time the run's stored outcomes reach a multiple of
+signal id it already has (so a restarted run that re-derives feedback from its stored trades,
+or receives its last step's events again, loses and doubles nothing); an event id seen before
+is skipped. Each time the run's stored outcomes reach a multiple of
 ``every_outcomes`` (counted over the whole run, so a restarted run adapts at the same trades
 as an uninterrupted one), or ``every_s`` seconds pass without that, the adaptive engine
 updates the component weights at the data's time; a new version is pushed to the
@@ -19,16 +20,16 @@ never adapted).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel
 
 from tradeloop.bus.base import MessageBus
+from tradeloop.bus.dedupe import SeenIds
 from tradeloop.bus.events import TradeEvent
 from tradeloop.core.position import Trade
 from tradeloop.engine.inputs import ZoneSource
-from tradeloop.signals.adaptive import AdaptiveConfig, AdaptiveEngine, AdaptSchedule
+from tradeloop.signals.adaptive import AdaptClock, AdaptiveConfig, AdaptiveEngine, AdaptSchedule
 from tradeloop.signals.feedback import trades_to_feedback
 from tradeloop.signals.models import AdaptiveWeights, TradeFeedback, symbol_key
 from tradeloop.store.analytics import AnalyticsStore
@@ -92,15 +93,16 @@ class FeedbackLoop:
         self.weights_topic = weights_topic
         self.adaptive = AdaptiveEngine(store, defaults, config, now_ns=0)
         self.received = 0
+        #: trade events already handled (a step's events can be delivered again)
+        self.seen = SeenIds()
         self.stored = 0
         self.duplicates = 0
         #: weight versions made by this process
         self.weight_versions = 0
         self.adaptations = 0
-        #: the run's stored outcomes (all processes) and the multiple last adapted at
+        #: the run's stored outcomes (all processes, restarts included)
         self._total = self._run_rows()
-        self._bucket = self._total // self.schedule.every_outcomes
-        self._adapted_at = time.monotonic()
+        self.clock = AdaptClock(self.schedule, self._total)
         self._data_now = 0
         if zones is not None:
             zones.weights = self.adaptive.current()
@@ -123,6 +125,8 @@ class FeedbackLoop:
         """A closed trade from the step (a bus handler)."""
         if not isinstance(message, TradeEvent):
             raise TypeError(f"expected TradeEvent, got {type(message).__name__}")
+        if not self.seen.first(message.event_id):
+            return
         self.received += 1
         row = TradeFeedback(
             signal_id=message.signal_id,
@@ -179,21 +183,19 @@ class FeedbackLoop:
 
     # -- adaptation ----------------------------------------------------------------------------
     def maybe_adapt(self, now_ns: int | None = None) -> bool:
-        """Adapt when the run's outcomes crossed a multiple of ``every_outcomes`` or
-        ``every_s`` seconds passed; True when a new weight version was made."""
+        """Adapt when :class:`~tradeloop.signals.adaptive.AdaptClock` says so (the run's
+        outcomes reached a new multiple of ``every_outcomes``, or ``every_s`` seconds passed);
+        True when a new weight version was made."""
         if now_ns is not None:
             self._data_now = max(self._data_now, now_ns)
-        bucket = self._total // self.schedule.every_outcomes
-        waited = time.monotonic() - self._adapted_at
-        if bucket <= self._bucket and waited < self.schedule.every_s:
+        if not self.clock.due(self._total):
             return False
         return self.adapt()
 
     def adapt(self) -> bool:
         """Update the weights at the data's time now; True when they changed."""
         self.adaptations += 1
-        self._bucket = self._total // self.schedule.every_outcomes
-        self._adapted_at = time.monotonic()
+        self.clock.mark(self._total)
         change = self.adaptive.update(self._data_now)
         if change is None:
             return False

@@ -330,6 +330,8 @@ class LiveKernel:
         self._seen_trades = len(self.portfolio.trades)
         if self.step.events is not None:
             self.step.events.resume(self._seen_fills, self._seen_trades)
+            # the last committed step's outbox: maybe never published (at least once)
+            self.step.events.restore_state(engine.get("events", {}))
         self.last_step_ts = engine.get("last_step_ts")
         self.first_live_ts = engine.get("first_live_ts")
         self.steps = int(engine.get("steps", 0))
@@ -639,6 +641,8 @@ class LiveKernel:
                 for src in self.step.inputs
                 if hasattr(src, "export_state")
             },
+            # the bus messages' id counters and the step's outbox (published after the commit)
+            "events": self.step.events.export_state() if self.step.events is not None else {},
         }
 
     def status(self) -> dict[str, Any]:

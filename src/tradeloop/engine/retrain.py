@@ -52,6 +52,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tradeloop.bus.base import MessageBus
+from tradeloop.bus.dedupe import SeenIds
 from tradeloop.bus.events import SignalEvent, TradeEvent
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError, DataError
@@ -351,6 +352,8 @@ class ModelRetrainer:
         #: every retrain's outcome, oldest first
         self.outcomes: list[RetrainOutcome] = []
         self.outcomes_recorded = 0
+        #: step events already handled (a step's events can be delivered again)
+        self.seen = SeenIds()
         self.outcomes_unscored = 0
         self.outcomes_stale = 0
         self.events = 0
@@ -382,6 +385,8 @@ class ModelRetrainer:
         """A strategy signal from the step (a bus handler): entries are remembered."""
         if not isinstance(message, SignalEvent):
             raise TypeError(f"expected SignalEvent, got {type(message).__name__}")
+        if not self.seen.first(message.event_id):
+            return
         side = _SIDES.get(message.action)
         if side is not None:
             self._entries.append((message.ts, message.symbol, side))
@@ -390,6 +395,8 @@ class ModelRetrainer:
         """A closed trade from the step (a bus handler): its outcome goes to the monitor."""
         if not isinstance(message, TradeEvent):
             raise TypeError(f"expected TradeEvent, got {type(message).__name__}")
+        if not self.seen.first(message.event_id):
+            return
         record = self.enrichment.record_of(message.signal_id)
         if record is None or record.cold:
             self.outcomes_unscored += 1

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tradeloop.bus.base import MessageBus
+from tradeloop.bus.dedupe import SeenIds
 from tradeloop.bus.events import (
     EnrichedSignalEvent,
     RiskDecisionEvent,
@@ -86,6 +87,8 @@ class SignalJournal:
         self._rows: list[dict[str, Any]] = []
         self._outcomes: list[dict[str, Any]] = []
         self._seq = 0
+        #: step events already handled (a step's events can be delivered again)
+        self.seen = SeenIds()
         self.signals = 0
         self.executed = 0
         self.rejected = 0
@@ -104,7 +107,9 @@ class SignalJournal:
         self.flush()
 
     def on_event(self, message: BaseModel) -> None:
-        """One step event (a bus handler)."""
+        """One step event (a bus handler); an event id seen before is skipped."""
+        if not self.seen.first(getattr(message, "event_id", "")):
+            return
         if isinstance(message, SignalEvent):
             self._signal(message)
         elif isinstance(message, EnrichedSignalEvent):
@@ -134,7 +139,9 @@ class SignalJournal:
         self._waiting.append(
             {
                 "source": self.source,
-                "signal_key": sid or f"{event.ts}:{event.symbol}:{event.action}:{self._seq}",
+                "signal_key": sid
+                or event.event_id
+                or f"{event.ts}:{event.symbol}:{event.action}:{self._seq}",
                 "signal_id": sid,
                 "mode": self.mode,
                 "strategy": strategy,

@@ -2,6 +2,7 @@
 
 from tradeloop.signals.adaptive import (
     WINDOWS_NS,
+    AdaptClock,
     AdaptiveConfig,
     AdaptiveEngine,
     AdaptSchedule,
@@ -35,6 +36,7 @@ from tradeloop.signals.weights import SharedWeights, bus_weights, store_weights
 __all__ = [
     "DEFAULT_COMPONENT",
     "WINDOWS_NS",
+    "AdaptClock",
     "AdaptSchedule",
     "AdaptiveConfig",
     "AdaptiveEngine",

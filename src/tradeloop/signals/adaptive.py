@@ -12,14 +12,18 @@ Every :meth:`AdaptiveEngine.update` reads the rolling metrics from the analytics
 
 Every change is stored as a new version in ``adaptive_weights`` with its reason; on start the
 latest version is restored. A long-running consumer calls :meth:`AdaptiveEngine.update`
-continuously, as :class:`AdaptSchedule` says: after every N newly stored outcomes or every T
-seconds, whichever comes first.
+continuously, as :class:`AdaptSchedule` says: each time the stored outcomes reach a new
+multiple of N, or T seconds after the last update, whichever comes first. :class:`AdaptClock`
+applies that schedule for every caller (the signal service's consumer and the engine's
+feedback loop): it counts outcomes over the whole run, so a restarted consumer adapts at the
+same outcomes as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +31,7 @@ from tradeloop.store.analytics import AnalyticsStore
 
 __all__ = [
     "WINDOWS_NS",
+    "AdaptClock",
     "AdaptSchedule",
     "AdaptiveConfig",
     "AdaptiveEngine",
@@ -64,11 +69,12 @@ class AdaptiveConfig:
 
 @dataclass(frozen=True, slots=True)
 class AdaptSchedule:
-    """When a running consumer re-runs :meth:`AdaptiveEngine.update`.
+    """When a running consumer re-runs :meth:`AdaptiveEngine.update` (applied by
+    :class:`AdaptClock`).
 
-    After ``every_outcomes`` newly stored outcomes, or when ``every_s`` seconds have passed
-    since the last update (the rolling windows move with time even without new outcomes),
-    whichever comes first.
+    Each time the stored outcomes reach a new multiple of ``every_outcomes``, or when
+    ``every_s`` seconds have passed since the last update (the rolling windows move with time
+    even without new outcomes), whichever comes first.
     """
 
     every_outcomes: int = 50
@@ -80,13 +86,67 @@ class AdaptSchedule:
         if not self.every_s > 0:
             raise ValueError(f"every_s must be > 0, got {self.every_s}")
 
-    def due(self, new_outcomes: int, elapsed_s: float) -> bool:
-        """True when an update is due.
 
-        >>> AdaptSchedule(10, 30.0).due(10, 0.0), AdaptSchedule(10, 30.0).due(3, 29.9)
-        (True, False)
-        """
-        return new_outcomes >= self.every_outcomes or elapsed_s >= self.every_s
+class AdaptClock:
+    """The one place that decides when weights adapt (see :class:`AdaptSchedule`).
+
+    The caller reports ``stored``: the outcomes stored so far over the whole run (on a restart,
+    the count already in the store plus the new ones). An update is due when ``stored`` has
+    reached a multiple of ``every_outcomes`` beyond the one of the last update, or when
+    ``every_s`` seconds of ``clock`` have passed since it; :meth:`mark` records an update.
+    Because the multiples are counted over the whole run, a consumer restarted after k
+    outcomes adapts at the same outcomes as one that never stopped.
+
+    Parameters
+    ----------
+    schedule
+        Every N outcomes or T seconds.
+    stored
+        Outcomes already stored when the consumer starts.
+    clock
+        Seconds, monotonic (default :func:`time.monotonic`).
+
+    >>> c = AdaptClock(AdaptSchedule(10, 30.0), stored=7)
+    >>> c.due(9), c.due(10), c.pending(10)
+    (False, True, 3)
+    """
+
+    def __init__(
+        self,
+        schedule: AdaptSchedule,
+        stored: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.schedule = schedule
+        self._clock = clock
+        self._multiple = stored // schedule.every_outcomes
+        self._stored = stored
+        self._at = clock()
+
+    def due(self, stored: int) -> bool:
+        """True when an update is due with ``stored`` outcomes stored over the run."""
+        s = self.schedule
+        waited = self._clock() - self._at
+        return stored // s.every_outcomes > self._multiple or waited >= s.every_s
+
+    def pending(self, stored: int) -> int:
+        """Outcomes stored since the last update (or since the start)."""
+        return stored - self._stored
+
+    def with_schedule(self, schedule: AdaptSchedule) -> AdaptClock:
+        """This clock under another schedule (same last update: its outcomes and time)."""
+        if schedule == self.schedule:
+            return self
+        other = AdaptClock(schedule, self._stored, clock=self._clock)
+        other._at = self._at
+        return other
+
+    def mark(self, stored: int) -> None:
+        """Record an update made with ``stored`` outcomes stored."""
+        self._multiple = stored // self.schedule.every_outcomes
+        self._stored = stored
+        self._at = self._clock()
 
 
 def rolling_windows(store: AnalyticsStore, now_ns: int) -> dict[str, list[dict[str, Any]]]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tradeloop.bus.base import InProcessBus, MessageBus
 from tradeloop.config.settings import Settings
 from tradeloop.signals.adaptive import (
+    AdaptClock,
     AdaptiveConfig,
     AdaptiveEngine,
     AdaptSchedule,
@@ -97,8 +98,9 @@ class SignalService:
         self.adaptive: AdaptiveEngine | None = None
         self._weights: Callable[[], Mapping[str, float]] = weights or (lambda: self.defaults)
         self.adaptations = 0
-        self._adapted_at_stored = 0
-        self._adapted_at_s = time.monotonic()
+        #: outcomes in the store when this process started (the clock counts the whole run)
+        self._stored_before = 0
+        self._clock = AdaptClock(AdaptSchedule())
         if not self.enabled:
             log.info("signal loop disabled (signals_enabled=false)")
             return
@@ -114,6 +116,8 @@ class SignalService:
                 now_ns=self.started_ns,
             )
             self._weights = self.adaptive.current
+            self._stored_before = self.store.feedback_count()
+            self._clock = AdaptClock(AdaptSchedule(), self._stored_before)
         elif role == "reader":
             self.store = store or AnalyticsStore(path, read_only=True, hold=False)
         log.info(
@@ -168,19 +172,24 @@ class SignalService:
         if self.adaptive is None or self.consumer is None:
             return None
         self.adaptations += 1
-        self._adapted_at_stored = self.consumer.stored
-        self._adapted_at_s = time.monotonic()
+        self._clock.mark(self._stored())
         change = self.adaptive.update(now_ns if now_ns is not None else time.time_ns())
         if change is not None:
             self.broadcast_weights(change)
         return change
 
-    def adapt_if_due(self, schedule: AdaptSchedule) -> WeightChange | None:
-        """Run :meth:`adapt` when ``schedule`` says an update is due."""
+    def _stored(self) -> int:
+        """Outcomes in the store over the whole run (before this process and since)."""
+        return self._stored_before + (self.consumer.stored if self.consumer else 0)
+
+    def adapt_if_due(self, schedule: AdaptSchedule | None = None) -> WeightChange | None:
+        """Run :meth:`adapt` when :class:`~tradeloop.signals.adaptive.AdaptClock` says an
+        update is due under ``schedule`` (default: the last one given)."""
         if self.consumer is None:
             return None
-        new = self.consumer.stored - self._adapted_at_stored
-        if not schedule.due(new, time.monotonic() - self._adapted_at_s):
+        if schedule is not None:
+            self._clock = self._clock.with_schedule(schedule)
+        if not self._clock.due(self._stored()):
             return None
         return self.adapt()
 
@@ -198,12 +207,13 @@ class SignalService:
         """Consume feedback and adapt continuously until ``stop`` is set.
 
         The current weights are broadcast first; then the weights are updated whenever
-        ``schedule`` says so (every N stored outcomes or T seconds), and once more at the end
-        when outcomes arrived since the last update.
+        ``schedule`` says so (at every multiple of N stored outcomes or every T seconds), and
+        once more at the end when outcomes arrived since the last update.
         """
         if self.consumer is None:
             return
-        schedule = schedule or AdaptSchedule()
+        if schedule is not None:
+            self._clock = self._clock.with_schedule(schedule)
         self.broadcast_weights()
         try:
             await self.consumer.run(
@@ -214,10 +224,10 @@ class SignalService:
                 prefix=self.settings.feedback_channel_prefix,
                 stop=stop,
                 tick_s=tick_s,
-                on_tick=lambda: self.adapt_if_due(schedule),
+                on_tick=self.adapt_if_due,
             )
         finally:
-            if self.consumer.stored > self._adapted_at_stored:
+            if self._clock.pending(self._stored()) > 0:
                 self.adapt()
 
     # ------------------------------------------------------------------ reporting

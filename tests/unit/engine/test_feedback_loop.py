@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tradeloop.bus.base import InProcessBus
+from tradeloop.bus.events import TradeEvent
 from tradeloop.core.bar import BarArrays
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.engine.config import RunConfig
@@ -106,3 +107,27 @@ def test_component_of_a_tag() -> None:
     assert component_of("zone:lev_100x", "zone_magnet") == "lev_100x"
     assert component_of("zone:", "zone_magnet") == "zone_magnet"
     assert component_of("", "sma_cross") == "sma_cross"
+
+
+def test_a_trade_event_delivered_twice_counts_once(tmp_path: Path) -> None:
+    # Arrange: two closed trades; the first is delivered again (at least once delivery)
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    loop = FeedbackLoop(store, InProcessBus(), "loop-2", {"lev_10x": 1.0})
+
+    def event(n: int) -> TradeEvent:
+        return TradeEvent(
+            run="loop-2", ts=2_000 + n, event_id=f"loop-2:tradeloop.trades:{2_000 + n}:0",
+            signal_id=f"s{n}", strategy="zone_magnet", symbol="BTC/USDT", side="long",
+            quantity=1.0, entry_ts=1_000, entry_price=100.0, exit_ts=2_000 + n,
+            exit_price=101.0, pnl=1.0, pnl_pct=0.01, fees=0.0, exit_reason="signal",
+            tag="zone:lev_10x",
+        )  # fmt: skip
+
+    # Act
+    for n in (0, 1, 0):
+        loop.on_trade(event(n))
+    # Assert: the repeated id is skipped before it reaches the store
+    assert loop.received == loop.stored == 2
+    assert loop.duplicates == 0
+    assert loop.seen.skipped == 1
+    assert store.feedback_count() == 2

@@ -1,4 +1,4 @@
-"""Weights follow the adapting process: SharedWeights, AdaptSchedule, service roles."""
+"""Weights follow the adapting process: SharedWeights, AdaptClock, service roles."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tradeloop.bus import InProcessBus
 from tradeloop.config.settings import Settings
 from tradeloop.core.errors import ConfigError
 from tradeloop.signals import (
+    AdaptClock,
     AdaptiveWeights,
     AdaptSchedule,
     SharedWeights,
@@ -78,13 +79,64 @@ def test_shared_weights_keep_last_version_while_source_fails(
     assert sum("cannot read shared weights" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_adapt_schedule_outcomes_or_seconds_whichever_first() -> None:
-    schedule = AdaptSchedule(every_outcomes=10, every_s=30.0)
-    assert not schedule.due(9, 29.9)
-    assert schedule.due(10, 0.0)
-    assert schedule.due(0, 30.0)
+def test_adapt_clock_every_n_outcomes_counted_over_the_run() -> None:
+    clock = _Clock()
+    adapt = AdaptClock(AdaptSchedule(every_outcomes=10, every_s=30.0), clock=clock)
+    # the multiples of 10 are the adaptation points: 9 not due, 10 due
+    assert not adapt.due(9)
+    assert adapt.due(10)
+    adapt.mark(12)
+    assert adapt.pending(12) == 0
+    # after an update at 12 the next one is at 20 (the next multiple), not at 22
+    assert not adapt.due(19)
+    assert adapt.due(20)
+    assert adapt.pending(20) == 8
     with pytest.raises(ValueError, match="every_outcomes"):
         AdaptSchedule(every_outcomes=0)
+
+
+def test_adapt_clock_every_t_seconds_without_outcomes() -> None:
+    clock = _Clock()
+    adapt = AdaptClock(AdaptSchedule(every_outcomes=10, every_s=30.0), clock=clock)
+    clock.now += 29.9
+    assert not adapt.due(0)
+    clock.now += 0.1
+    assert adapt.due(0)
+    adapt.mark(3)  # a timed update; the count still adapts at the next multiple (10)
+    clock.now += 29.0
+    assert not adapt.due(9)
+    assert adapt.due(10)
+    # a new schedule keeps the last update's time and count
+    faster = adapt.with_schedule(AdaptSchedule(every_outcomes=2, every_s=30.0))
+    assert not faster.due(3)
+    assert faster.due(4)
+    clock.now += 1.0
+    assert faster.due(3)
+
+
+def test_adapt_clock_restart_adapts_at_the_same_outcomes_as_an_uninterrupted_run() -> None:
+    schedule = AdaptSchedule(every_outcomes=10, every_s=1e9)
+    clock = _Clock()
+    through = AdaptClock(schedule, clock=clock)
+    at_through: list[int] = []
+    for n in range(1, 36):
+        if through.due(n):
+            through.mark(n)
+            at_through.append(n)
+    # a run stopped after 14 outcomes (its update at 10 done) and started again from the store
+    first = AdaptClock(schedule, clock=clock)
+    at_restarted: list[int] = []
+    for n in range(1, 15):
+        if first.due(n):
+            first.mark(n)
+            at_restarted.append(n)
+    second = AdaptClock(schedule, stored=14, clock=clock)
+    assert second.pending(14) == 0
+    for n in range(15, 36):
+        if second.due(n):
+            second.mark(n)
+            at_restarted.append(n)
+    assert at_through == at_restarted == [10, 20, 30]
 
 
 def _fb(i: int, component: str, win: bool, now_ns: int) -> TradeFeedback:
@@ -135,6 +187,37 @@ def test_consumer_role_adapts_every_n_outcomes_and_broadcasts(tmp_path: Path) ->
     assert read is not None
     assert read.version == 2
     service.close()
+
+
+def test_restarted_consumer_role_counts_the_stored_outcomes(tmp_path: Path) -> None:
+    # Arrange: a consumer stores 14 outcomes (adapting at 10) and stops
+    settings = Settings(analytics_path=tmp_path / "a.duckdb", weights_channel="w")
+    schedule = AdaptSchedule(every_outcomes=10, every_s=3600.0)
+    now = time.time_ns()
+    first = SignalService(settings, bus=InProcessBus(), role="consumer")
+    assert first.consumer is not None
+    updates: list[int] = []
+    for i in range(14):
+        first.consumer.handle(_fb(i, "lev_10x", True, now))
+        first.consumer.flush()
+        before = first.adaptations
+        first.adapt_if_due(schedule)
+        if first.adaptations > before:
+            updates.append(i + 1)
+    first.close()
+    # Act: started again on the same file, it adapts at the 20th outcome of the run
+    second = SignalService(settings, bus=InProcessBus(), role="consumer")
+    assert second.consumer is not None
+    for i in range(14, 25):
+        second.consumer.handle(_fb(i, "lev_10x", True, now))
+        second.consumer.flush()
+        before = second.adaptations
+        second.adapt_if_due(schedule)
+        if second.adaptations > before:
+            updates.append(i + 1)
+    second.close()
+    # Assert: the same points as one uninterrupted consumer
+    assert updates == [10, 20]
 
 
 def test_reader_role_reports_the_writers_weights_and_never_writes(tmp_path: Path) -> None:
