@@ -140,7 +140,7 @@ class SignalJournal:
             {
                 "source": self.source,
                 "signal_key": sid
-                or event.event_id
+                or _without_run(event.event_id)
                 or f"{event.ts}:{event.symbol}:{event.action}:{self._seq}",
                 "signal_id": sid,
                 "mode": self.mode,
@@ -209,3 +209,11 @@ class SignalJournal:
             "journal_outcomes": self.outcomes,
             "journal_rows": self.written,
         }
+
+
+def _without_run(event_id: str) -> str:
+    """``<topic>:<ts>:<n>`` of an event id ``<run>:<topic>:<ts>:<n>``: the journal is kept per
+    run, and the same signal keeps the same key in every run on the same bars (paper, live,
+    a restart)."""
+    return ":".join(event_id.rsplit(":", 3)[1:]) if event_id else ""
+
