@@ -127,7 +127,7 @@ def kill_switch_configs(draw: st.DrawFn) -> KillSwitchConfig:
 _STEPS = st.sampled_from([0, MINUTE, MINUTE, MINUTE, 15 * MINUTE, HOUR, 5 * HOUR, DAY_NS + 7])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(config=kill_switch_configs(), data=st.data())
 def test_kill_switch_equals_the_reference_on_random_equity(
     config: KillSwitchConfig, data: st.DataObject
@@ -249,7 +249,7 @@ class ReferenceDetector:
         return cause
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     drop=st.one_of(st.none(), st.sampled_from([0.01, 0.03, 0.1])),
     sigma=st.one_of(st.none(), st.sampled_from([2.0, 3.0, 6.0])),
