@@ -248,7 +248,7 @@ def test_dropped_connection_with_skipped_bars_is_backfilled(
     # the 50 skipped bars never went out on the stream: the stored series equalling the
     # recording (below) proves they were backfilled, by the feed's gap backfill or the
     # session's (which of the two takes a bar at the drop's edge depends on timing)
-    assert session.reconnects >= 2
+    assert session.reconnects >= 1
     with open_state_store(tmp_path / "state.db") as store:
         _assert_bars_are_the_recording(store, venue, START_MS - 60 * 60_000)
         reference = _uninterrupted(store)
