@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -391,3 +392,73 @@ def test_replay_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
         replay_main(["--help"])
     assert stop.value.code == 0
     assert "--bar-interval" in capsys.readouterr().out
+
+
+class _HoldingQueue(queue.Queue[FeedEvent]):
+    """The session's queue, but the first in-progress update of bar ``hold_ms`` blocks the
+    feed (whose pipeline puts on it inline, on the ccxt event loop) until ``release`` is set:
+    while it blocks, ccxt has no watch pending, so a drop then is seen by no watch."""
+
+    def __init__(self, hold_ms: int) -> None:
+        super().__init__()
+        self.hold_ns = hold_ms * NS
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def put_nowait(self, item: FeedEvent) -> None:
+        super().put_nowait(item)
+        if (
+            isinstance(item, KlineUpdate)
+            and not item.closed
+            and item.ts == self.hold_ns
+            and not self.release.is_set()
+        ):
+            self.holding.set()
+            self.release.wait(10)
+
+
+def test_drop_while_no_watch_is_pending_is_a_reconnection_and_no_stale_bar_closes(
+    data: VenueData,
+) -> None:
+    # Arrange: the feed is held inside its handling of bar T-1's opening update, while the
+    # server sends bar T-1's close and bar T's opening update and then drops the connection:
+    # ccxt reads the frames and the drop in one go with no watch pending (nothing raises)
+    t_ms = START_MS + 20 * 60_000
+    with ReplayServer(data, start_ms=START_MS, bar_interval_s=0.01, advance_when_idle=False) as srv:
+        events = _HoldingQueue(t_ms - 60_000)
+        feed = KlineFeed(
+            "binance", ["BTC/USDT"], "1m", events, settings=ExchangeSettings(ws_url=srv.url),
+            config=ccxt_config("binance", ["BTC/USDT"]), backoff_base_s=0.02, backoff_max_s=0.1,
+        )  # fmt: skip
+        with feed:
+            assert events.holding.wait(20)
+            sent = srv.messages_sent
+            # Act
+            assert srv.wait_until(lambda: srv.messages_sent >= sent + 2, timeout=5)
+            srv.pause()
+            assert srv.drop() == 1
+            srv.skip(5)  # bar T ends while the client is away
+            assert srv.wait_until(lambda: srv.client_count == 0, timeout=5)
+            events.release.set()
+            srv.resume()
+            got: list[FeedEvent] = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(
+                isinstance(e, KlineUpdate) and e.closed and e.ts >= (t_ms + 10 * 60_000) * NS
+                for e in got
+            ):
+                with contextlib.suppress(queue.Empty):
+                    got.append(events.get(timeout=0.2))
+    # Assert: the drop is a disconnection and a reconnection, and bar T is never closed with
+    # the values of its opening update (its end passed while the client was away: the
+    # consumer's backfill fetches it)
+    statuses = [e for e in got if isinstance(e, FeedStatus)]
+    assert "disconnected" in [s.state for s in statuses]
+    assert any(s.state == "connected" and s.reconnects >= 1 for s in statuses)
+    bars = [e for e in got if isinstance(e, KlineUpdate) and e.closed]
+    assert bars
+    assert bars[-1].ts >= (t_ms + 10 * 60_000) * NS
+    assert t_ms * NS not in {b.ts for b in bars}, "bar T closed with its opening update"
+    candles = data.candles("binance", "spot", "BTCUSDT", "1m")
+    assert candles is not None
+    assert_recorded(bars, candles)

@@ -50,9 +50,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.SUBMITTED: frozenset(
         {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.CANCELLED, _S.EXPIRED}
     ),
-    _S.ACCEPTED: frozenset(
-        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED}
-    ),
+    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED}),
     _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED}),
     _S.FILLED: frozenset(),
     _S.CANCELLED: frozenset(),
@@ -63,9 +61,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 #: statuses after which nothing can happen to the order
 FINAL_STATUSES: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 #: statuses of an order still working at the venue
-OPEN_STATUSES: frozenset[OrderStatus] = frozenset(
-    {_S.SUBMITTED, _S.ACCEPTED, _S.PARTIALLY_FILLED}
-)
+OPEN_STATUSES: frozenset[OrderStatus] = frozenset({_S.SUBMITTED, _S.ACCEPTED, _S.PARTIALLY_FILLED})
 
 
 class InvalidTransitionError(TradeloopError):

@@ -254,9 +254,7 @@ class ModelEnrichment:
         self._tox_col = fs.bar_features.index("vpin_50") if "vpin_50" in fs.bar_features else -1
 
     @classmethod
-    def from_registry(
-        cls, spec: str, registry: str | Path, **options: Any
-    ) -> ModelEnrichment:
+    def from_registry(cls, spec: str, registry: str | Path, **options: Any) -> ModelEnrichment:
         """Load ``NAME[:VERSION]`` (no version: the latest) from the model folder ``registry``.
 
         ``options`` are the constructor's keyword arguments.
@@ -471,9 +469,7 @@ class ModelEnrichment:
     def _compute_all(self, arrays: BarArrays) -> _Features:
         return _Features(self.feature_set.compute_bars(arrays), arrays.ts)
 
-    def _score(
-        self, model: MetaModel, symbol: str, i: int, side: int
-    ) -> tuple[float, float, bool]:
+    def _score(self, model: MetaModel, symbol: str, i: int, side: int) -> tuple[float, float, bool]:
         """``(meta_confidence, toxicity, cold)`` for an entry on bar ``i`` of ``symbol``."""
         held = self._features.get(symbol)
         if held is None:

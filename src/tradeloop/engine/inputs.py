@@ -104,9 +104,7 @@ INPUTS: dict[str, Callable[[], InputSource]] = {
 }
 
 
-def input_sources(
-    strategy: Strategy, given: Sequence[InputSource] = ()
-) -> tuple[InputSource, ...]:
+def input_sources(strategy: Strategy, given: Sequence[InputSource] = ()) -> tuple[InputSource, ...]:
     """The sources for every input ``strategy`` declares: ``given`` ones first, the rest built
     with their defaults.
 

@@ -210,9 +210,7 @@ class BacktestEngine:
                 for ln in lanes
             ]
         risk_per_bar = self.risk.needs_bar_updates
-        wake = (
-            self._wake_steps(lanes, n_steps) if not general and not risk_per_bar else None
-        )
+        wake = self._wake_steps(lanes, n_steps) if not general and not risk_per_bar else None
         chunk = max(1, min(50_000, n_steps // 100))
         first = 0
         if self.config.trade_start is not None:

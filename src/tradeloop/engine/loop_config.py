@@ -194,9 +194,7 @@ class RetrainSection(_Section):
     @model_validator(mode="after")
     def _window(self) -> RetrainSection:
         if self.window < self.min_samples:
-            raise ValueError(
-                f"window ({self.window}) must be >= min_samples ({self.min_samples})"
-            )
+            raise ValueError(f"window ({self.window}) must be >= min_samples ({self.min_samples})")
         return self
 
 

@@ -124,9 +124,7 @@ class RetrainConfig:
         if self.metric not in ("log_loss", "accuracy"):
             raise ConfigError(f"retrain metric must be log_loss or accuracy, got {self.metric!r}")
         if not 0.0 < self.validation_share < 1.0:
-            raise ConfigError(
-                f"validation_share must be in (0, 1), got {self.validation_share!r}"
-            )
+            raise ConfigError(f"validation_share must be in (0, 1), got {self.validation_share!r}")
         if self.min_train_bars < 1 or self.min_validation_events < 1:
             raise ConfigError(
                 "min_train_bars and min_validation_events must be >= 1, got "

@@ -216,4 +216,3 @@ def _without_run(event_id: str) -> str:
     run, and the same signal keeps the same key in every run on the same bars (paper, live,
     a restart)."""
     return ":".join(event_id.rsplit(":", 3)[1:]) if event_id else ""
-

@@ -318,4 +318,3 @@ class MarketView:
         lo = max(0, i - n + 1)
         a = line.arrays
         return a.high[lo : i + 1], a.low[lo : i + 1], a.close[lo : i + 1]
-

@@ -96,9 +96,7 @@ def test_entries_get_the_models_confidence_exits_pass_and_weak_entries_are_dropp
     assert strict.records == type(strict.records)(maxlen=strict.records.maxlen)
 
 
-def test_toxicity_lowers_the_confidence_when_switched_on(
-    bars: BarArrays, model: MetaModel
-) -> None:
+def test_toxicity_lowers_the_confidence_when_switched_on(bars: BarArrays, model: MetaModel) -> None:
     # Arrange
     k = 1_000
     fs = model.feature_set

@@ -277,9 +277,7 @@ def test_a_retrain_that_raises_is_counted_and_the_kernel_keeps_running(
     assert not run.retrainer.monitor.pending
 
 
-def test_a_retrain_with_too_few_bars_held_does_not_start(
-    models: Path, perp_5m: BarArrays
-) -> None:
+def test_a_retrain_with_too_few_bars_held_does_not_start(models: Path, perp_5m: BarArrays) -> None:
     # Arrange: the kernel holds the 1000 warm-up bars; a retrain needs 5000
     run = _run(models, perp_5m, RetrainConfig(min_train_bars=5_000))
     event = RetrainEvent("operator", 0.55, 0.4, 100, 100, 0.05)

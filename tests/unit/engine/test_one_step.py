@@ -230,8 +230,12 @@ def test_a_restarted_stateful_strategy_continues_from_its_stored_state(
     for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         store = SqliteStateStore(tmp_path / "state.db")
         kernel = LiveKernel(
-            EveryNth(), {btc_1m.symbol: test_instrument(btc_1m.symbol)}, "1m", cfg,
-            run_id="r", store=store,
+            EveryNth(),
+            {btc_1m.symbol: test_instrument(btc_1m.symbol)},
+            "1m",
+            cfg,
+            run_id="r",
+            store=store,
         )
         if not kernel.restore():
             assert k == 0
@@ -274,18 +278,14 @@ def test_every_opening_signal_gets_a_unique_id_that_its_trade_carries(sample_1h:
     # Act
     result = engine.run()
     # Assert
-    opening = [
-        (ts, s) for ts, s in result.signals if s.action is not SignalAction.CLOSE
-    ]
+    opening = [(ts, s) for ts, s in result.signals if s.action is not SignalAction.CLOSE]
     ids = [s.position_id for _, s in opening]
     assert len(ids) > 50
     assert len(set(ids)) == len(ids)
     assert ids == [signal_id("sma_cross", s.symbol, ts) for ts, s in opening]
     assert {t.id for t in result.trades} <= set(ids)
     assert len({t.id for t in result.trades}) == len(result.trades)
-    assert [o.position_id for o in engine.orders if o.position_id] == [
-        t.id for t in result.trades
-    ]
+    assert [o.position_id for o in engine.orders if o.position_id] == [t.id for t in result.trades]
 
 
 def test_sma_cross_streams_new_bars_in_paper_and_matches_its_re_init_twin(btc_1m) -> None:

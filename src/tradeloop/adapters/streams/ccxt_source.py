@@ -134,7 +134,20 @@ class FrameTap:
         self.malformed_count = 0
         self.on_bad = on_bad
         """Called with every malformed frame (the source emits a ``malformed`` status)."""
+        self.on_reconnect: Callable[[str], None] | None = None
+        """Called with the URL when ccxt opens a new connection to a URL it was connected to
+        before, before any frame of the new connection is handled."""
+        self.connections: dict[str, int] = {}
+        """Connections opened per URL."""
         self._keep = keep
+
+    def connecting(self, url: str) -> None:
+        """ccxt made a new client (one per connection) for ``url``: from the second one on it
+        is a reconnection, whether or not a pending watch saw the old one fail."""
+        n = self.connections.get(url, 0) + 1
+        self.connections[url] = n
+        if n > 1 and self.on_reconnect is not None:
+            self.on_reconnect(url)
 
     def frame(self, url: str) -> int:
         """Count one frame on ``url``; return its position (from 1)."""
@@ -176,6 +189,7 @@ def _tapped_class(venue: str) -> type[Any]:
         def client(self, url: str) -> Any:
             client = super().client(url)
             if not getattr(client, "_tradeloop_tap", False):
+                self.tap.connecting(url)
                 original = client.handle_text_or_binary_message
                 tap = self.tap
 
@@ -354,6 +368,8 @@ class CcxtMarketSource:
         """Times the source delivered again after a disconnect or a stale spell."""
         self._down = False
         self._emit: Callable[[SourceEvent], None] | None = None
+        self._states: list[tuple[str, str, dict[str, Any]]] = []
+        """(channel, symbol, state) of every watch loop."""
 
     # -- lifecycle --------------------------------------------------------------------------
     def _build(self) -> Any:
@@ -388,6 +404,20 @@ class CcxtMarketSource:
         if state != "failed" and self.attempt % self.alert_after_failures == 0:
             self._status("failed", f"{self.attempt} consecutive failures: {detail}")
 
+    def _reconnecting(self, url: str) -> None:
+        """ccxt is opening a new connection to ``url``: the old one is gone. A drop that
+        lands while no watch is pending raises nothing to our loops (ccxt just makes a new
+        client on the next watch), so this, not an exception, is where every drop is seen:
+        the bars then still open are suspect (see :meth:`_connection_lost`) and the next
+        delivery is a reconnection."""
+        for channel, symbol, state in self._states:
+            self._connection_lost(channel, symbol, state)
+            state["lost"] = True
+        if not self._down:  # no pending watch reported this drop
+            self.disconnects += 1
+            self._failed_attempt("disconnected", f"connection to {url} lost")
+            logger.warning("%s: connection to %s lost, reconnecting", self.name, url)
+
     def _delivered(self, channel: str, symbol: str) -> None:
         """A channel delivered: the source is up (a reconnection when it was down)."""
         if self._down:
@@ -400,6 +430,7 @@ class CcxtMarketSource:
         """Stream until ``stop`` is set, calling ``emit`` with every event and status."""
         self._emit = emit
         self.tap.on_bad = lambda frame: self._status("malformed", frame.raw)
+        self.tap.on_reconnect = self._reconnecting
         self.exchange = self._build()
         self._aio_loop = asyncio.get_running_loop()
         emit(FeedStatus(self.name, "connecting", ""))
@@ -424,6 +455,7 @@ class CcxtMarketSource:
         step = getattr(self, f"_{channel}")
         drain = getattr(self, f"_drain_{channel}", None)
         state: dict[str, Any] = {}
+        self._states.append((channel, symbol, state))
         connected = False
         polled = channel in ("open_interest", "funding")
         timeout = self.stale_after_s + (self.poll_s if polled else 0.0)
@@ -455,6 +487,8 @@ class CcxtMarketSource:
                         raise TimeoutError
                 pending.result()
                 self._last_any = time.monotonic()
+                if state.pop("lost", False):
+                    connected = False  # a new connection delivered (see _reconnecting)
                 if not connected:
                     connected = True
                     self._delivered(channel, symbol)
