@@ -14,7 +14,7 @@ import pytest
 
 from tradeloop.core.position import ExitReason, Trade
 from tradeloop.store.state import open_state_store
-from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 from tradeloop.testing.venue.trading import BookAlgo
 from tradeloop.testing.venue.trading_server import LocalBinanceExchange
@@ -54,22 +54,23 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
         *("--risk", str(risk)),
     ]
     runs = {}
+    folder = tmp_path / "live"
+    folder.mkdir()
     # Act: live against the trading venue, then paper on the same bars
     with (
         ReplayServer(
             venue,
             start_ms=start_ms,
             end_ms=end_ms,
-            # live must act on a bar before the venue's clock leaves the next one; resting
-            # exits add venue calls per bar (cancel/replace), and the machine may be loaded
-            bar_interval_s=0.25,
+            # live must act on a bar before the venue's clock leaves the next one (resting
+            # exits add venue calls per bar: cancel/replace): the clock waits for its status
+            bar_interval_s=0.01,
             advance_when_idle=False,
             binance_market=wire,
+            client_ready=status_answered(folder / "s.json"),
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
-        folder = tmp_path / "live"
-        folder.mkdir()
         runs["live"] = subprocess.run(
             [*_cmd("live", folder / "state.db", folder / "s.json", until, "live-stops"), *extra],
             env=_env(ex.url, ws.url),
@@ -81,6 +82,7 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
         venue_orders = list(ex.book.orders)
         venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
         venue_btc = ex.book.balances.get("BTC", 0.0)
+        unanswered = ws.client_timeouts
     with (
         ReplayServer(
             venue,
@@ -104,6 +106,7 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
     # Assert
     for name, run in runs.items():
         assert run.returncode == 0, (name, run.stderr[-3000:])
+    assert unanswered == 0  # the venue's clock never left a bar live had not answered
     with open_state_store(str(tmp_path / "live" / "state.db")) as store:
         live = store.load_trades("live-stops")
         live_run = store.load_run("live-stops")
