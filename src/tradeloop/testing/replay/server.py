@@ -13,12 +13,12 @@ The replay clock is one cursor in bar time (ms) that advances one 1m bar every
 ``bar_interval_s`` seconds of wall time; with ``client_ready`` it waits, after each bar that
 closed something, until the client says it has acted on that close (a clock paced by the
 client, not the wall: a slow or loaded client never sees the market move before it has
-answered a bar, as on a real exchange whose bars are a minute apart). At each bar time ``T`` every subscriber of a stream
-gets, in order, the closed message (``x``/``confirm`` true, real OHLCV) of the bar that ends at
-``T`` and an in-progress message of the bar that opens at ``T`` (open = high = low = close =
-the bar's open, volume 0). A client that subscribes mid-replay gets bars from the cursor on,
-like a real exchange (no history). Trade ids/counts and quote volumes are not recorded and are
-sent as ``-1``/``0``.
+answered a bar, as on a real exchange whose bars are a minute apart). At each bar time ``T``
+every subscriber of a stream gets, in order, the closed message (``x``/``confirm`` true, real
+OHLCV) of the bar that ends at ``T`` and an in-progress message of the bar that opens at ``T``
+(open = high = low = close = the bar's open, volume 0). A client that subscribes mid-replay
+gets bars from the cursor on, like a real exchange (no history). Trade ids/counts and quote
+volumes are not recorded and are sent as ``-1``/``0``.
 
 Faults for tests (thread-safe, callable while running): :meth:`ReplayServer.drop`,
 :meth:`~ReplayServer.stall`, :meth:`~ReplayServer.send_malformed`, :meth:`~ReplayServer.skip`,
