@@ -139,7 +139,7 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
     venue: VenueData, tmp_path: Path
 ) -> None:
     # Arrange: live on USD-M with stops; the replay (and the venue's clock) runs on while the
-    # engine is dead
+    # engine is dead, and waits for the engine's status after each bar while it runs
     bars = 240
     end_ms = PERP_START_MS + bars * 60_000
     until = end_ms - 60_000
@@ -155,14 +155,18 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
             venue,
             start_ms=PERP_START_MS,
             end_ms=end_ms,
-            bar_interval_s=0.1,
+            bar_interval_s=0.03,
             advance_when_idle=True,
             binance_market="linear",
+            client_ready=status_answered(status),
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
         env = _env(ex.url, ws.url)
+        ws.pause()  # the market opens once live is up (its start-up is not a replay's length)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert ws.wait_for_clients(1, timeout=60), "live did not subscribe"
+        ws.resume()
 
         # Act 1: kill -9 while an armed trailing stop rests at the venue (close to the price)
         def near() -> list[BookAlgo]:
@@ -176,24 +180,33 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and not near():
             time.sleep(0.01)
+        ws.pause()  # the market holds still while the kill lands
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert near(), "no stop rested at the venue"
         (resting,) = near()
         # Act 2: the price goes through it while nobody watches
+        ws.resume()
         deadline = time.monotonic() + 60
         while resting.is_open and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
+        ws.pause()  # and holds still again until the restarted engine is up
         assert resting.status == "FINISHED", "the stop fired at the venue"
         fired = next(o for o in ex.book.orders if o.order_id == resting.actual_order_id)
         orders_at_restart = len(ex.book.orders)
         # Act 3: restart and run to the end
-        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert ws.wait_for_clients(1, timeout=60), "live did not subscribe again"
+        ws.resume()
+        out, err = proc.communicate(timeout=240)
+        final = subprocess.CompletedProcess(cmd, proc.returncode, out.decode(), err.decode())
+        unanswered = ws.client_timeouts
         venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
         after = ex.book.orders[orders_at_restart:]
         fills = [t for t in ex.book.trades if t.order_id == fired.order_id]
     # Assert: the position closed once, by the venue's stop, recorded with its trade
     assert final.returncode == 0, final.stderr[-3000:]
+    assert unanswered == 0  # the venue's clock never left a bar live had not answered
     with open_state_store(str(state)) as store:
         trades = store.load_trades("live-kill-stops")
         run = store.load_run("live-kill-stops")
