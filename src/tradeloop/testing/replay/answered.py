@@ -30,18 +30,23 @@ def status_answered(path: str | Path, timeframe_ms: int = 60_000) -> Callable[[i
     """Return ``ready(bar_ms)``: True once the status file at ``path`` shows a step of the bar
     that closed at ``bar_ms`` or later (a missing or half-replaced file: False)."""
     target = Path(path)
-    seen = [-1]  # the latest close answered (ms): no file read for a bar already answered
+    seen = [-1, -1]  # the latest close answered (ms), and the file version it was read from
 
     def ready(bar_ms: int) -> bool:
         if seen[0] >= bar_ms:
             return True
         try:
+            stat = target.stat()
+            version = stat.st_mtime_ns ^ stat.st_ino  # replaced, not rewritten in place
+            if version == seen[1]:
+                return False  # the same file as the last look: parse it once only
             last = json.loads(target.read_text(encoding="utf-8")).get("last_bar_time")
         except (OSError, ValueError):
             return False
-        if not last:
-            return False
-        seen[0] = parse_time(last, field="last_bar_time") // 1_000_000 + timeframe_ms
+        seen[1] = version
+        if last:
+            closed_ms = parse_time(last, field="last_bar_time") // 1_000_000 + timeframe_ms
+            seen[0] = max(seen[0], closed_ms)
         return seen[0] >= bar_ms
 
     return ready
