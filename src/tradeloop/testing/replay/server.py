@@ -421,6 +421,7 @@ class ReplayServer:
             if time.monotonic() >= deadline:
                 with self._cond:
                     self.client_timeouts += 1
+                    self._cond.notify_all()
                 logger.warning("client did not answer bar %d in %ss", bar_ms, self.client_timeout_s)
                 return
             await asyncio.sleep(_READY_POLL_S)
