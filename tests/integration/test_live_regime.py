@@ -10,26 +10,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from tests.integration.conftest import REGIME_START_MS
 
+from tradeloop.core.bar import BarArrays
 from tradeloop.core.time import to_iso
+from tradeloop.data.loader import load_ohlcv
 from tradeloop.ml.regimes import HMMDetector, save_regime_model
 from tradeloop.store.state import open_state_store
 from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import VenueData
 from tradeloop.testing.venue.trading_server import API_KEY, API_SECRET, LocalBinanceExchange
 
-START_MS = REGIME_START_MS  # inside the 1m recording
+START_MS = 1_747_699_200_000 + 1_000 * 60_000  # inside the 1m recording
 MINUTE_MS = 60_000
 WARMUP, LIVE = 100, 60
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, regime_hmm3: HMMDetector) -> Path:
+def models(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """``btc_regime`` v0001, fitted on real 1m bars after the replayed ones."""
+    bars = load_ohlcv(shared_data / "crypto_1m/binance_spot_2025/BTC_USDT-1m.feather").bars
+    first = int(np.searchsorted(bars.ts, (START_MS + 2_000 * MINUTE_MS) * 1_000_000))
+    train: BarArrays = bars.slice(first, first + 4_000)
     root = tmp_path_factory.mktemp("models")
-    save_regime_model(root, "btc_regime", regime_hmm3)
+    save_regime_model(root, "btc_regime", HMMDetector(3, seed=0, n_init=1).fit(train))
     return root
 
 
