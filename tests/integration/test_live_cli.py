@@ -23,7 +23,7 @@ from tradeloop.core.position import Trade
 from tradeloop.core.time import to_iso
 from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.store.state import open_state_store
-from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 from tradeloop.testing.venue.trading_server import (
     API_KEY,
@@ -103,10 +103,16 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
     live_dir, paper_dir = tmp_path / "live", tmp_path / "paper"
     live_dir.mkdir()
     paper_dir.mkdir()
-    # Act: live against the trading venue (its clock is the replay's), then paper
+    # Act: live against the trading venue (its clock is the replay's, which waits until live
+    # has acted on a bar before the next one opens), then paper
     with (
         ReplayServer(
-            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.05, advance_when_idle=False
+            venue,
+            start_ms=START_MS,
+            end_ms=end_ms,
+            bar_interval_s=0.01,
+            advance_when_idle=False,
+            client_ready=status_answered(live_dir / "status.json"),
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
@@ -124,6 +130,7 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
         venue_orders = [(o.client_id, o.side, o.status, o.qty) for o in ex.book.orders]
         venue_btc = ex.book.balances.get("BTC", 0.0)
         venue_usdt = ex.book.balances["USDT"]
+        unanswered = ws.client_timeouts
     with (
         ReplayServer(
             venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.02, advance_when_idle=False
@@ -144,6 +151,7 @@ def test_live_trades_exactly_like_paper_on_the_same_recording(
     # Assert
     assert live.returncode == 0, live.stderr[-3000:]
     assert paper.returncode == 0, paper.stderr[-3000:]
+    assert unanswered == 0  # the venue's clock never left a bar live had not answered
     with open_state_store(str(live_dir / "state.db")) as store:
         live_trades = store.load_trades("live-1")
         live_orders = store.load_orders("live-1")

@@ -18,7 +18,7 @@ from tradeloop.core.time import to_iso
 from tradeloop.data.loader import load_ohlcv
 from tradeloop.ml.regimes import HMMDetector, save_regime_model
 from tradeloop.store.state import open_state_store
-from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import VenueData
 from tradeloop.testing.venue.trading_server import API_KEY, API_SECRET, LocalBinanceExchange
 
@@ -57,7 +57,12 @@ def test_live_runs_the_regime_model_in_its_kernel_like_paper(
     # Act
     with (
         ReplayServer(
-            venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.02, advance_when_idle=False
+            venue,
+            start_ms=START_MS,
+            end_ms=end_ms,
+            bar_interval_s=0.01,
+            advance_when_idle=False,
+            client_ready=status_answered(tmp_path / "status.json"),
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
@@ -68,8 +73,10 @@ def test_live_runs_the_regime_model_in_its_kernel_like_paper(
             TRADELOOP_BINANCE_API_SECRET=API_SECRET,
         )
         run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        unanswered = ws.client_timeouts
     # Assert: a live run whose kernel filtered every warm-up and live bar with the model
     assert run.returncode == 0, run.stderr[-3000:]
+    assert unanswered == 0  # the venue's clock never left a bar live had not answered
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["mode"] == "live"
     regime = status["regime"]

@@ -14,7 +14,7 @@ import pytest
 
 from tradeloop.core.position import ExitReason, Trade
 from tradeloop.store.state import open_state_store
-from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 from tradeloop.testing.venue.trading import BookAlgo
 from tradeloop.testing.venue.trading_server import LocalBinanceExchange
@@ -54,22 +54,23 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
         *("--risk", str(risk)),
     ]
     runs = {}
+    folder = tmp_path / "live"
+    folder.mkdir()
     # Act: live against the trading venue, then paper on the same bars
     with (
         ReplayServer(
             venue,
             start_ms=start_ms,
             end_ms=end_ms,
-            # live must act on a bar before the venue's clock leaves the next one; resting
-            # exits add venue calls per bar (cancel/replace), and the machine may be loaded
-            bar_interval_s=0.25,
+            # live must act on a bar before the venue's clock leaves the next one (resting
+            # exits add venue calls per bar: cancel/replace): the clock waits for its status
+            bar_interval_s=0.01,
             advance_when_idle=False,
             binance_market=wire,
+            client_ready=status_answered(folder / "s.json"),
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
-        folder = tmp_path / "live"
-        folder.mkdir()
         runs["live"] = subprocess.run(
             [*_cmd("live", folder / "state.db", folder / "s.json", until, "live-stops"), *extra],
             env=_env(ex.url, ws.url),
@@ -81,6 +82,7 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
         venue_orders = list(ex.book.orders)
         venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
         venue_btc = ex.book.balances.get("BTC", 0.0)
+        unanswered = ws.client_timeouts
     with (
         ReplayServer(
             venue,
@@ -104,6 +106,7 @@ def test_live_with_resting_stops_trades_like_paper_on_the_same_recording(
     # Assert
     for name, run in runs.items():
         assert run.returncode == 0, (name, run.stderr[-3000:])
+    assert unanswered == 0  # the venue's clock never left a bar live had not answered
     with open_state_store(str(tmp_path / "live" / "state.db")) as store:
         live = store.load_trades("live-stops")
         live_run = store.load_run("live-stops")
@@ -136,8 +139,8 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
     venue: VenueData, tmp_path: Path
 ) -> None:
     # Arrange: live on USD-M with stops; the replay (and the venue's clock) runs on while the
-    # engine is dead
-    bars = 240
+    # engine is dead, and waits for the engine's status after each bar while it runs
+    bars = 150
     end_ms = PERP_START_MS + bars * 60_000
     until = end_ms - 60_000
     risk = tmp_path / "risk.toml"
@@ -152,14 +155,18 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
             venue,
             start_ms=PERP_START_MS,
             end_ms=end_ms,
-            bar_interval_s=0.1,
+            bar_interval_s=0.03,
             advance_when_idle=True,
             binance_market="linear",
+            client_ready=status_answered(status),
         ) as ws,
         LocalBinanceExchange(venue, lambda: ws.cursor_ms) as ex,
     ):
         env = _env(ex.url, ws.url)
+        ws.pause()  # the market opens once live is up (its start-up is not a replay's length)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert ws.wait_for_clients(1, timeout=60), "live did not subscribe"
+        ws.resume()
 
         # Act 1: kill -9 while an armed trailing stop rests at the venue (close to the price)
         def near() -> list[BookAlgo]:
@@ -173,24 +180,33 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and not near():
             time.sleep(0.01)
+        ws.pause()  # the market holds still while the kill lands
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert near(), "no stop rested at the venue"
         (resting,) = near()
         # Act 2: the price goes through it while nobody watches
+        ws.resume()
         deadline = time.monotonic() + 60
         while resting.is_open and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
+        ws.pause()  # and holds still again until the restarted engine is up
         assert resting.status == "FINISHED", "the stop fired at the venue"
         fired = next(o for o in ex.book.orders if o.order_id == resting.actual_order_id)
         orders_at_restart = len(ex.book.orders)
         # Act 3: restart and run to the end
-        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert ws.wait_for_clients(1, timeout=60), "live did not subscribe again"
+        ws.resume()
+        out, err = proc.communicate(timeout=240)
+        final = subprocess.CompletedProcess(cmd, proc.returncode, out.decode(), err.decode())
+        unanswered = ws.client_timeouts
         venue_position = {p["symbol"]: float(p["positionAmt"]) for p in ex.book.positions_json()}
         after = ex.book.orders[orders_at_restart:]
         fills = [t for t in ex.book.trades if t.order_id == fired.order_id]
     # Assert: the position closed once, by the venue's stop, recorded with its trade
     assert final.returncode == 0, final.stderr[-3000:]
+    assert unanswered == 0  # the venue's clock never left a bar live had not answered
     with open_state_store(str(state)) as store:
         trades = store.load_trades("live-kill-stops")
         run = store.load_run("live-kill-stops")
@@ -200,6 +216,7 @@ def test_a_stop_fired_while_live_is_killed_is_adopted_once_after_restart(
     assert closed.exit_price == pytest.approx(fills[0].price)
     # no exit of that position was sent after the restart: every later order is a new entry
     # or a stop/target of a later position, and no client id was used twice
+    assert after, "live traded on after the restart"
     assert not [o for o in after if o.reduce_only and o.orig_type == ""]
     ids = [o.client_id for o in ex.book.orders if not o.orig_type]
     assert len(set(ids)) == len(ids)

@@ -36,7 +36,7 @@ from tradeloop.store.analytics import AnalyticsStore
 from tradeloop.store.state import open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.raw_redis import RawSubscriber
-from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 
 START_MS = 1_748_169_180_000 + 600 * 60_000  # inside the USD-M 1m recording (2025-05-25 ...)
@@ -138,27 +138,37 @@ def test_the_loop_runs_every_stage_survives_kill_9_and_closes_the_feedback_loop(
             venue,
             start_ms=START_MS,
             end_ms=end_ms,
-            bar_interval_s=0.02,
-            advance_when_idle=True,
+            bar_interval_s=0.005,
+            advance_when_idle=False,
             binance_market="linear",
+            # the market moves on once the run has acted on a bar (not on a wall clock that a
+            # loaded machine lets run out before the last process is up)
+            client_ready=status_answered(tmp_path / "status.json"),
         ) as ws,
     ):
         env = _env(rest, ws)
-        # Act: kill -9 three times at random moments, then run to the end
+        # Act: kill -9 three times at random moments mid-run (after a random number of bars,
+        # within a bar's step), the market running on for a random stretch while the run is
+        # dead (a gap the restart backfills over REST), then run to the end
         for _ in range(3):
             proc = subprocess.Popen(
                 _cmd(config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            time.sleep(rng.uniform(4.0, 7.0))
+            assert ws.wait_for_clients(1, timeout=120), "the run did not subscribe"
+            assert ws.wait_for((ws.cursor_ms or START_MS) + rng.randint(20, 80) * 60_000, 120)
+            time.sleep(rng.uniform(0.0, 0.05))
             if proc.poll() is not None:
                 pytest.fail(f"run exited early: {proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
+            ws.skip(rng.randint(200, 300))
         final = subprocess.run(_cmd(config), env=env, capture_output=True, text=True, timeout=300)
+        unanswered = ws.client_timeouts
         finished_at = time.monotonic()
         time.sleep(0.5)  # the last pub/sub messages reach the raw subscriber
     # Assert: a clean finish with the stage table
     assert final.returncode == 0, final.stderr[-4000:]
+    assert unanswered == 0  # the market never left a bar the run had not answered
     assert "stages" in final.stdout
     status = json.loads((tmp_path / "status.json").read_text())
     stages = status["stages"]

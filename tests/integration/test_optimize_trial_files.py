@@ -22,6 +22,15 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def test_trial_files_hold_every_trials_trades_and_equity_and_default_writes_none(
     shared_data: Path, tmp_path: Path
 ) -> None:
@@ -29,11 +38,12 @@ def test_trial_files_hold_every_trials_trades_and_equity_and_default_writes_none
     data = shared_data / SMALL
     plain, asked = tmp_path / "plain", tmp_path / "asked"
     (loaded,) = load_data([DataSpec(data)])
-    # Act
-    first = subprocess.run(_cmd(data, plain), capture_output=True, text=True, timeout=300)
-    second = subprocess.run(
-        _cmd(data, asked, "--trial-files"), capture_output=True, text=True, timeout=300
-    )
+    # Act: the two studies are independent processes, run side by side
+    started = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for cmd in (_cmd(data, plain), _cmd(data, asked, "--trial-files"))
+    ]
+    first, second = (_finish(proc) for proc in started)
     # Assert
     assert first.returncode == 0, first.stdout + first.stderr
     assert second.returncode == 0, second.stdout + second.stderr

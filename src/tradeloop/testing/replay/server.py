@@ -10,12 +10,15 @@ One port speaks both wire formats, chosen by path:
   ``{"op": "ping"}``.
 
 The replay clock is one cursor in bar time (ms) that advances one 1m bar every
-``bar_interval_s`` seconds of wall time. At each bar time ``T`` every subscriber of a stream
-gets, in order, the closed message (``x``/``confirm`` true, real OHLCV) of the bar that ends at
-``T`` and an in-progress message of the bar that opens at ``T`` (open = high = low = close =
-the bar's open, volume 0). A client that subscribes mid-replay gets bars from the cursor on,
-like a real exchange (no history). Trade ids/counts and quote volumes are not recorded and are
-sent as ``-1``/``0``.
+``bar_interval_s`` seconds of wall time; with ``client_ready`` it waits, after each bar that
+closed something, until the client says it has acted on that close (a clock paced by the
+client, not the wall: a slow or loaded client never sees the market move before it has
+answered a bar, as on a real exchange whose bars are a minute apart). At each bar time ``T``
+every subscriber of a stream gets, in order, the closed message (``x``/``confirm`` true, real
+OHLCV) of the bar that ends at ``T`` and an in-progress message of the bar that opens at ``T``
+(open = high = low = close = the bar's open, volume 0). A client that subscribes mid-replay
+gets bars from the cursor on, like a real exchange (no history). Trade ids/counts and quote
+volumes are not recorded and are sent as ``-1``/``0``.
 
 Faults for tests (thread-safe, callable while running): :meth:`ReplayServer.drop`,
 :meth:`~ReplayServer.stall`, :meth:`~ReplayServer.send_malformed`, :meth:`~ReplayServer.skip`,
@@ -57,6 +60,9 @@ logger = logging.getLogger(__name__)
 
 BASE_BAR_MS = 60_000
 """The clock's step: one 1m bar."""
+
+_READY_POLL_S = 0.002
+"""How often the clock asks ``client_ready`` while it waits."""
 
 _BYBIT_PATHS = {"/v5/public/spot": "spot", "/v5/public/linear": "linear"}
 _GARBAGE = (
@@ -136,6 +142,14 @@ class ReplayServer:
     binance_market
         Which Binance market (``spot`` or ``linear``) the ``/stream`` and ``/ws`` paths serve:
         Binance tells spot from USD-M by host, which one local port cannot.
+    client_ready
+        ``client_ready(bar_ms) -> bool``: after delivering bar time ``bar_ms`` with at least one
+        closed bar in it, the clock moves on only once this returns True (polled off the lock)
+        or no client is subscribed any more; ``bar_interval_s`` is then the least time between
+        bars. None: the wall clock alone. The frames on the wire are the same either way.
+    client_timeout_s
+        The longest wait for ``client_ready``; then the clock moves on anyway and counts it in
+        :attr:`client_timeouts` (a test asserts that stays 0).
     """
 
     def __init__(
@@ -149,6 +163,8 @@ class ReplayServer:
         bar_interval_s: float = 0.01,
         advance_when_idle: bool = True,
         binance_market: str = "spot",
+        client_ready: Callable[[int], bool] | None = None,
+        client_timeout_s: float = 60.0,
     ) -> None:
         if bar_interval_s <= 0:
             raise ValueError(f"bar_interval_s must be > 0, got {bar_interval_s!r}")
@@ -162,6 +178,10 @@ class ReplayServer:
         self.bar_interval_s = bar_interval_s
         self.advance_when_idle = advance_when_idle
         self.binance_market = binance_market
+        self.client_ready = client_ready
+        self.client_timeout_s = client_timeout_s
+        self.client_timeouts = 0
+        """Bars after which the clock stopped waiting for ``client_ready`` (timed out)."""
         self.connections_accepted = 0
         """WebSocket handshakes completed."""
         self.connections_refused = 0
@@ -370,7 +390,10 @@ class ReplayServer:
                 with self._cond:
                     self._cursor_ms = bar
                     self._cond.notify_all()
-                await self._deliver(bar)
+                closed = await self._deliver(bar)
+                if closed and self.client_ready is not None:
+                    await self._await_client(bar, self.client_ready)
+                    next_at = time.monotonic()  # the next bar is paced from the answer
 
     def _advance_locked(self) -> int | None:
         """Return the next bar time to deliver, or None when the clock does not move."""
@@ -387,6 +410,22 @@ class ReplayServer:
         self._next_ms = bar + BASE_BAR_MS
         return bar
 
+    async def _await_client(self, bar_ms: int, ready: Callable[[int], bool]) -> None:
+        """Wait until ``ready(bar_ms)`` or no client is subscribed (or the time-out)."""
+        deadline = time.monotonic() + self.client_timeout_s
+        while True:
+            with self._cond:
+                subscribed = any(c.subs for c in self._clients)
+            if not subscribed or ready(bar_ms):
+                return
+            if time.monotonic() >= deadline:
+                with self._cond:
+                    self.client_timeouts += 1
+                    self._cond.notify_all()
+                logger.warning("client did not answer bar %d in %ss", bar_ms, self.client_timeout_s)
+                return
+            await asyncio.sleep(_READY_POLL_S)
+
     def _finished_locked(self) -> bool:
         if self._next_ms is None:
             return False
@@ -395,17 +434,20 @@ class ReplayServer:
         ends = [s.end_ms for s in self._series.values() if s is not None]
         return bool(ends) and self._next_ms > max(ends)
 
-    async def _deliver(self, bar_ms: int) -> None:
+    async def _deliver(self, bar_ms: int) -> bool:
+        """Send bar time ``bar_ms``'s frames; True when a closed bar was among them."""
         with self._cond:
             clients = list(self._clients)
             origin = self._origin_ms if self._origin_ms is not None else bar_ms
         sends = []
+        closed = False
         for client in clients:
             frames = []
             for name, (sid, code, series) in list(client.subs.items()):
                 closing = series.index(bar_ms - series.interval_ms)
                 if closing is not None and bar_ms - series.interval_ms >= origin:
                     frames.append(_frame(client, name, sid, code, series, closing, True, bar_ms))
+                    closed = True
                 opening = series.index(bar_ms)
                 if opening is not None:
                     frames.append(_frame(client, name, sid, code, series, opening, False, bar_ms))
@@ -413,6 +455,7 @@ class ReplayServer:
                 sends.append(self._send_all(client, frames))
         if sends:
             await asyncio.gather(*sends)
+        return closed
 
     # ------------------------------------------------------------------ internals: clients
 
