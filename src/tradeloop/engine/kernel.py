@@ -220,7 +220,8 @@ class BacktestEngine:
             first = int(np.searchsorted(market.step_ts, self.config.trade_start, side="left"))
         # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
         # loop itself, and the loop makes no reference cycles of its own, so pause the
-        # collector while it runs.
+        # collector while it runs, and while the result is built from the run's tens of
+        # thousands of fills and trades (re-enabled, the collector would at once walk them all).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -237,14 +238,14 @@ class BacktestEngine:
                         self._steps_single(lanes[0], start, stop)
                 if progress is not None:
                     progress(stop, n_steps)
+            if wake is not None and n_steps and self.portfolio.positions:
+                # the sparse loop marks only the bars it visits: mark the last close
+                symbol = lanes[0].symbol
+                self.portfolio.marks[symbol] = float(lanes[0].close[n_steps - 1])
+            return self._finish(n_steps)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        if wake is not None and n_steps and self.portfolio.positions:
-            # the sparse loop marks only the bars it visits: mark the last close
-            symbol = lanes[0].symbol
-            self.portfolio.marks[symbol] = float(lanes[0].close[n_steps - 1])
-        return self._finish(n_steps)
 
     def _wake_steps(self, lanes: list[_Lane], n_steps: int) -> list[int] | None:
         """Steps where the strategy asked to be called (its ``signal_bars`` hint), or None."""
