@@ -178,6 +178,7 @@ class BacktestEngine:
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
         self._views: dict[str, _Views] = {}
+        self._ranges: dict[str, Any] = {}  # the exit scan's columns per symbol
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -411,13 +412,23 @@ class BacktestEngine:
     def _range_lanes(
         self, lane: _Lane
     ) -> tuple[
-        tuple[Sequence[float], Sequence[float], Sequence[float]],
-        tuple[np.ndarray, np.ndarray, np.ndarray],
+        tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+        tuple[np.ndarray | None, np.ndarray, np.ndarray],
     ]:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
-        whole column) and as the lane's numpy arrays."""
-        views = self._bar_views(lane)
-        return (views.open, views.high, views.low), (lane.open, lane.high, lane.low)
+        whole column) and as the lane's numpy arrays, for the exit scan. The opens are None
+        when every open lies inside its bar's range (data that passed the data check): the
+        scan then reads the range only, which reaches every level an open reaches."""
+        cached = self._ranges.get(lane.symbol)
+        if cached is None:
+            views = self._bar_views(lane)
+            o, h, low = lane.open, lane.high, lane.low
+            if bool(np.all(low <= o)) and bool(np.all(o <= h)):
+                cached = (None, views.high, views.low), (None, h, low)
+            else:
+                cached = (views.open, views.high, views.low), (o, h, low)
+            self._ranges[lane.symbol] = cached
+        return cached
 
     def _bar_views(self, lane: _Lane) -> _Views:
         """The lane's step times and OHLC as memoryviews (made once per symbol; no copy of a
