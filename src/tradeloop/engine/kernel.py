@@ -284,8 +284,8 @@ class BacktestEngine:
         skip_to_exit = broker.skip_to_exit
         ranges: (
             tuple[
-                tuple[Sequence[float], Sequence[float], Sequence[float]],
-                tuple[np.ndarray, np.ndarray, np.ndarray],
+                tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+                tuple[np.ndarray | None, np.ndarray, np.ndarray],
             ]
             | None
         ) = None
