@@ -344,6 +344,9 @@ def backtest(
     exposure and its confidence weighs the model's; regimes.csv and the report show them.
     """
     setup_logging(logging.INFO if verbose else logging.WARNING)
+    from tradeloop.cli.memory import keep_freed_memory
+
+    keep_freed_memory()  # the process ends after the run: freed arrays' memory is reused
     try:
         from tradeloop.analysis.validation import ValidationConfig
         from tradeloop.engine.config import RunConfig
@@ -707,10 +710,12 @@ def main() -> None:
     and its install command (exit 2), not a traceback; commands that need an extra check it
     first (:func:`tradeloop.cli.failure.require`), this catches the rest.
     """
+    from tradeloop.cli import coercion
     from tradeloop.config.redact import install_redaction
     from tradeloop.core.extras import MissingExtraError, extra_of
 
     install_redaction()
+    coercion.install()  # plain option values without pydantic (about 0.2 s a process)
     try:
         app_for(sys.argv[1:])()
     except MissingExtraError as exc:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tradeloop.core.signal import Signal, SignalAction, SizeMode
+from tradeloop.core.slots_init import slots_init
 
 if TYPE_CHECKING:
     from tradeloop.core.portfolio import Portfolio
@@ -42,6 +43,7 @@ class TimeInForce(StrEnum):
     DAY = "day"
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Bracket:
     """Exits attached to an entry order; they become the position's stops when it fills.
@@ -57,6 +59,7 @@ class Bracket:
     trailing_activation: float | None = None
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Order:
     """An order to a broker. ``quantity`` is positive; the side gives the direction.
@@ -86,6 +89,7 @@ class Order:
     position_id: str | None = None
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Fill:
     """An execution of (part of) an order."""

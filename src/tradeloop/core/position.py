@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tradeloop.core.money import pnl_for
+from tradeloop.core.slots_init import slots_init
 
 __all__ = ["ExitReason", "Position", "Trade"]
 
@@ -21,6 +22,7 @@ class ExitReason(StrEnum):
     RISK = "risk"
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Position:
     """An open position. ``quantity`` is always positive; ``direction`` is +1 long, -1 short.
@@ -90,6 +92,7 @@ class Position:
         return self.trail_anchor * (1.0 + self.trail_fraction)
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Trade:
     """A round trip: entry and (unless still open) exit. ``pnl`` is net of both fees.

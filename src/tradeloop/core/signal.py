@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tradeloop.core.errors import ConfigError
+from tradeloop.core.slots_init import slots_init
 
 __all__ = ["Signal", "SignalAction", "SizeMode", "signal_id"]
 
@@ -43,6 +44,7 @@ class SizeMode(StrEnum):
     QUANTITY = "quantity"
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A trading intent produced by a strategy on a completed bar.

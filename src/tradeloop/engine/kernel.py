@@ -178,6 +178,7 @@ class BacktestEngine:
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
         self._views: dict[str, _Views] = {}
+        self._ranges: dict[str, Any] = {}  # the exit scan's columns per symbol
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -218,7 +219,8 @@ class BacktestEngine:
             first = int(np.searchsorted(market.step_ts, self.config.trade_start, side="left"))
         # The lanes hold millions of floats; a cyclic-GC pass over them costs more than the
         # loop itself, and the loop makes no reference cycles of its own, so pause the
-        # collector while it runs.
+        # collector while it runs, and while the result is built from the run's tens of
+        # thousands of fills and trades (re-enabled, the collector would at once walk them all).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -235,14 +237,14 @@ class BacktestEngine:
                         self._steps_single(lanes[0], start, stop)
                 if progress is not None:
                     progress(stop, n_steps)
+            if wake is not None and n_steps and self.portfolio.positions:
+                # the sparse loop marks only the bars it visits: mark the last close
+                symbol = lanes[0].symbol
+                self.portfolio.marks[symbol] = float(lanes[0].close[n_steps - 1])
+            return self._finish(n_steps)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        if wake is not None and n_steps and self.portfolio.positions:
-            # the sparse loop marks only the bars it visits: mark the last close
-            symbol = lanes[0].symbol
-            self.portfolio.marks[symbol] = float(lanes[0].close[n_steps - 1])
-        return self._finish(n_steps)
 
     def _wake_steps(self, lanes: list[_Lane], n_steps: int) -> list[int] | None:
         """Steps where the strategy asked to be called (its ``signal_bars`` hint), or None."""
@@ -280,8 +282,8 @@ class BacktestEngine:
         skip_to_exit = broker.skip_to_exit
         ranges: (
             tuple[
-                tuple[Sequence[float], Sequence[float], Sequence[float]],
-                tuple[np.ndarray, np.ndarray, np.ndarray],
+                tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+                tuple[np.ndarray | None, np.ndarray, np.ndarray],
             ]
             | None
         ) = None
@@ -408,13 +410,23 @@ class BacktestEngine:
     def _range_lanes(
         self, lane: _Lane
     ) -> tuple[
-        tuple[Sequence[float], Sequence[float], Sequence[float]],
-        tuple[np.ndarray, np.ndarray, np.ndarray],
+        tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+        tuple[np.ndarray | None, np.ndarray, np.ndarray],
     ]:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
-        whole column) and as the lane's numpy arrays."""
-        views = self._bar_views(lane)
-        return (views.open, views.high, views.low), (lane.open, lane.high, lane.low)
+        whole column) and as the lane's numpy arrays, for the exit scan. The opens are None
+        when every open lies inside its bar's range (data that passed the data check): the
+        scan then reads the range only, which reaches every level an open reaches."""
+        cached = self._ranges.get(lane.symbol)
+        if cached is None:
+            views = self._bar_views(lane)
+            o, h, low = lane.open, lane.high, lane.low
+            if bool(np.all(low <= o)) and bool(np.all(o <= h)):
+                cached = (None, views.high, views.low), (None, h, low)
+            else:
+                cached = (views.open, views.high, views.low), (o, h, low)
+            self._ranges[lane.symbol] = cached
+        return cached
 
     def _bar_views(self, lane: _Lane) -> _Views:
         """The lane's step times and OHLC as memoryviews (made once per symbol; no copy of a

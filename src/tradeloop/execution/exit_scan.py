@@ -50,10 +50,10 @@ def _levels(pos: Position) -> tuple[float, float, float | None, float, float]:
 
 def next_exit_bar(
     pos: Position,
-    opens: Sequence[float],
+    opens: Sequence[float] | None,
     highs: Sequence[float],
     lows: Sequence[float],
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
     start: int,
     stop: int,
 ) -> tuple[int, float | None]:
@@ -63,6 +63,9 @@ def next_exit_bar(
 
     ``opens``/``highs``/``lows`` are the bars as lists or memoryviews (read for short
     stretches) and ``arrays`` the same columns as numpy arrays (read in windows for long ones).
+    ``opens`` (and ``arrays[0]``) may be None when every open lies inside its bar's range
+    (``low <= open <= high``, as the data check requires): a level the open reaches, the
+    range reaches too, so only the range is read (the same bar is found, faster).
     """
     long = pos.direction > 0
     sign = 1.0 if long else -1.0
@@ -73,7 +76,14 @@ def next_exit_bar(
     k = start
     py_end = min(stop, start + _PY_SPAN)
     if keep is None:  # fixed levels: the common case, one loop per side without arithmetic
-        if long:
+        if opens is None:
+            lo_px, hi_px, lo_level, hi_level = (
+                (lows, highs, fixed, target) if long else (lows, highs, -target, -fixed)
+            )
+            for k in range(start, py_end):
+                if lo_px[k] <= lo_level or hi_px[k] >= hi_level:
+                    return k, None
+        elif long:
             for k in range(start, py_end):
                 o = opens[k]
                 if lows[k] <= fixed or highs[k] >= target or o <= fixed or o >= target:
@@ -87,23 +97,35 @@ def next_exit_bar(
         k = py_end
     elif long:  # a trailing long, inlined: the anchor follows the highs
         s = _level(anchor, keep, arm, fixed, sign)
-        for k in range(start, py_end):
-            o = opens[k]
-            h = highs[k]
-            if lows[k] <= s or o <= s or h >= target or o >= target:
-                return k, anchor
-            if h > anchor:
-                anchor = h
-                if anchor >= arm:
-                    trail = anchor * keep
-                    s = trail if trail > fixed else fixed
+        if opens is None:
+            for k in range(start, py_end):
+                h = highs[k]
+                if lows[k] <= s or h >= target:
+                    return k, anchor
+                if h > anchor:
+                    anchor = h
+                    if anchor >= arm:
+                        trail = anchor * keep
+                        s = trail if trail > fixed else fixed
+        else:
+            for k in range(start, py_end):
+                o = opens[k]
+                h = highs[k]
+                if lows[k] <= s or o <= s or h >= target or o >= target:
+                    return k, anchor
+                if h > anchor:
+                    anchor = h
+                    if anchor >= arm:
+                        trail = anchor * keep
+                        s = trail if trail > fixed else fixed
         k = py_end
     s = _level(anchor, keep, arm, fixed, sign)
     while k < py_end:
-        o = sign * opens[k]
         worst = sign * worst_px[k]
         best = sign * best_px[k]
-        if worst <= s or o <= s or best >= target or o >= target:
+        if worst <= s or best >= target:
+            return k, (sign * anchor if keep is not None else None)
+        if opens is not None and (sign * opens[k] <= s or sign * opens[k] >= target):
             return k, (sign * anchor if keep is not None else None)
         if keep is not None and best > anchor:
             anchor = best
@@ -123,7 +145,7 @@ def _level(a: float, keep: float | None, arm: float, fixed: float, sign: float) 
 
 
 def _scan_windows(
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
     long: bool,
     fixed: float,
     target: float,
@@ -141,7 +163,6 @@ def _scan_windows(
     while k < stop:
         end = min(stop, k + window)
         window *= 4
-        o = sign * o_arr[k:end]
         best = sign * (h_arr if long else l_arr)[k:end]
         worst = sign * (l_arr if long else h_arr)[k:end]
         if keep is None:
@@ -156,7 +177,10 @@ def _scan_windows(
                 np.maximum(anchors[1:], anchor, out=anchors[1:])
             trail = sign * ((sign * anchors) * keep)
             levels = np.where(anchors >= arm, np.maximum(trail, fixed), fixed)
-        hit = (worst <= levels) | (o <= levels) | (best >= target) | (o >= target)
+        hit = (worst <= levels) | (best >= target)
+        if o_arr is not None:
+            o = sign * o_arr[k:end]
+            hit |= (o <= levels) | (o >= target)
         found = np.flatnonzero(hit)
         if found.size:
             at = int(found[0])

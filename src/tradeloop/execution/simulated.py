@@ -247,8 +247,8 @@ class SimulatedBroker:
     def skip_to_exit(
         self,
         symbol: str,
-        lists: tuple[Sequence[float], Sequence[float], Sequence[float]],
-        arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+        lists: tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+        arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
         start: int,
         stop: int,
     ) -> int:
@@ -257,7 +257,9 @@ class SimulatedBroker:
 
         For a backtest's market phase between strategy bars: the bars skipped are exactly the
         bars where :meth:`on_bar_range` would only have moved the anchor. ``lists`` and
-        ``arrays`` are the opens, highs and lows (as lists and as numpy arrays).
+        ``arrays`` are the opens, highs and lows (as lists and as numpy arrays); the opens
+        may be None when every open lies inside its bar's range (see
+        :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
         """
         pos = self.portfolio.positions[symbol]
         k, anchor = next_exit_bar(pos, *lists, arrays, start, stop)

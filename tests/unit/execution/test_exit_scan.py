@@ -76,6 +76,7 @@ def _position(
     activation=st.one_of(st.none(), st.floats(0.001, 0.05)),
     start=st.integers(1, 50),
     length=st.integers(0, 3_000),
+    range_only=st.booleans(),
 )
 def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     seed: int,
@@ -86,6 +87,7 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     activation: float | None,
     start: int,
     length: int,
+    range_only: bool,
 ) -> None:
     # Arrange: levels around the entry (the bar before start), short and long stretches
     o, h, low = _walk(seed, start + length + 1)
@@ -94,8 +96,11 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     target = None if target_frac is None else entry * (1 + direction * target_frac)
     pos = _position(direction, entry, stop, target, trail, activation)
     stop_at = start + length
-    # Act
-    got = next_exit_bar(pos, o.tolist(), h.tolist(), low.tolist(), (o, h, low), start, stop_at)
+    # Act: with the opens, or (every open inside its bar's range) with the range only
+    if range_only:
+        got = next_exit_bar(pos, None, h.tolist(), low.tolist(), (None, h, low), start, stop_at)
+    else:
+        got = next_exit_bar(pos, o.tolist(), h.tolist(), low.tolist(), (o, h, low), start, stop_at)
     # Assert
     assert got == _first_touch_by_hand(pos, o, h, low, start, stop_at)
 
