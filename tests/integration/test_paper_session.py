@@ -27,7 +27,7 @@ from tradeloop.engine.paper import PaperConfig, PaperSession, instrument_from_di
 from tradeloop.engine.parity import parity_report, trade_key
 from tradeloop.store.state import StateStore, open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
-from tradeloop.testing.replay import ReplayServer
+from tradeloop.testing.replay import ReplayServer, status_answered
 from tradeloop.testing.venue import LocalVenueServer, VenueData
 from tradeloop.testing.webhook import WebhookServer
 
@@ -174,29 +174,40 @@ def test_paper_cli_trades_and_parity_reports_zero_differences(
 def test_sigkill_at_random_points_and_restart_continues_exactly(
     rest: LocalVenueServer, venue: VenueData, tmp_path: Path
 ) -> None:
-    # Arrange: the replay runs on while the engine is dead; restarts backfill over REST
+    # Arrange: the market moves on once the session has acted on a bar (not on a wall clock
+    # that a loaded machine lets run out before the last process is up)
     end_ms = START_MS + 1_500 * 60_000
     until = end_ms - 60_000
     state, status = str(tmp_path / "state.db"), tmp_path / "status.json"
     rng = random.Random(7)
-    kills = 0
     with ReplayServer(
-        venue, start_ms=START_MS, end_ms=end_ms, bar_interval_s=0.02, advance_when_idle=True
+        venue,
+        start_ms=START_MS,
+        end_ms=end_ms,
+        bar_interval_s=0.005,
+        advance_when_idle=False,
+        client_ready=status_answered(status),
     ) as ws:
         env = _env(rest, ws)
         cmd = _paper_cmd(state, status, until)
-        # Act: kill -9 at random moments, at least five times
-        while kills < 6:
+        # Act: kill -9 six times after a random number of bars (within a bar's step), the
+        # market running on for a random stretch while the engine is dead (a gap the restart
+        # backfills over REST)
+        for _ in range(6):
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(2.5, 5.0))
+            assert ws.wait_for_clients(1, timeout=120), "paper did not subscribe"
+            assert ws.wait_for((ws.cursor_ms or START_MS) + rng.randint(20, 80) * 60_000, 120)
+            time.sleep(rng.uniform(0.0, 0.05))
             if proc.poll() is not None:
-                pytest.fail(f"paper exited early: {proc.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"paper exited early: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-            kills += 1
+            ws.skip(rng.randint(20, 60))
         final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        unanswered = ws.client_timeouts
     # Assert
     assert final.returncode == 0, final.stderr[-3000:]
+    assert unanswered == 0  # the market never left a bar the session had not answered
     with open_state_store(state) as store:
         rows = store.load_bars(RUN_ID, "BTC/USDT", "1m")
         assert rows[-1][0] == until * 1_000_000
