@@ -84,6 +84,8 @@ __all__ = [
     "VenueUnavailableError",
     "VenueUpdate",
     "check_order",
+    "exit_pair_ids",
+    "exit_pair_of",
 ]
 
 
@@ -167,6 +169,10 @@ class MarketRules:
     taker_fee: float = 0.0
     contract_size: float = 1.0
     active: bool = True
+    #: the amount increment of resting stop and take-profit orders when coarser than
+    #: ``amount_step`` (Alpaca: 1, its stop and OCO orders take whole shares only); the
+    #: broker rests the whole part and watches the remainder itself. 0: ``amount_step``
+    resting_amount_step: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +278,36 @@ class MarketClock:
     next_close: int
 
 
+def exit_pair_ids(list_id: str) -> tuple[str, str]:
+    """The client ids of an exit pair's stop and take-profit legs: the list id with ``-s`` /
+    ``-t``, so a venue that knows only one id per pair (Alpaca names an OCO order by its
+    parent, the take-profit limit; the stop leg gets an id of Alpaca's) finds either leg from
+    its id alone, also after a restart (:func:`exit_pair_of`).
+
+    >>> exit_pair_ids("tlab12cd34l7")
+    ('tlab12cd34l7-s', 'tlab12cd34l7-t')
+    """
+    return f"{list_id}-s", f"{list_id}-t"
+
+
+def exit_pair_of(client_order_id: str) -> tuple[str, str] | None:
+    """``(list id, leg)`` of an exit pair's leg id (``leg`` is ``s`` or ``t``), else None.
+
+    >>> exit_pair_of("tlab12cd34l7-s"), exit_pair_of("tlab12cd34x7")
+    (('tlab12cd34l7', 's'), None)
+    """
+    head, sep, leg = client_order_id.rpartition("-")
+    if sep and head and leg in ("s", "t"):
+        return head, leg
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ExitPair:
     """A stop and a take-profit protecting one position: one quantity, one cancels the other
-    (Binance spot's OCO order list, Alpaca's ``oco`` order class). Each leg has its client id;
-    ``list_id`` names the pair where the venue names lists."""
+    (Binance spot's OCO order list, Alpaca's ``oco`` order class). Each leg has its client id
+    (:func:`exit_pair_ids` of ``list_id``); ``list_id`` names the pair where the venue names
+    lists."""
 
     symbol: str
     side: OrderSide

@@ -86,6 +86,7 @@ from tradeloop.execution.venue import (
     VenueFill,
     VenueOrder,
     check_order,
+    exit_pair_ids,
 )
 
 __all__ = ["NotionalCaps", "SlippageRecord", "VenueBroker", "client_order_id", "run_key"]
@@ -224,6 +225,12 @@ class VenueBroker:
         self._protect_uncertain: int | None = None
         #: (symbol, type, level) of resting orders the venue refused: not sent again
         self._refused: set[tuple[str, OrderType, float]] = set()
+        #: symbol -> why: a resting exit filled and left a part it could not hold (Alpaca's
+        #: fractional share): the bot exits that part at the next price update
+        self._leftover: dict[str, ExitReason] = {}
+        #: resting exits placed since the kernel last took them (:meth:`take_new_orders`),
+        #: journaled like the step's orders
+        self._new_orders: list[Order] = []
         #: entries from flat go out as post-only limits at the last price (the simulated
         #: broker's rule): the venue refuses one that would take; one the bar after the
         #: signal did not fill is cancelled at the next bar's open
@@ -352,6 +359,10 @@ class VenueBroker:
             self._await_resting(symbol, pos.direction, ts_ns, o, h, low)
             pos = self.portfolio.positions.get(symbol)
             if pos is None:
+                return
+            left = self._leftover.pop(symbol, None)
+            if left is not None and not self._has_working_exit(symbol):
+                self._send_exit(pos, ts_ns, c, left)  # the part the venue could not hold
                 return
             reason = _exit_hit(pos, h, low)
             if reason is not None and not self._has_working_exit(symbol):
@@ -525,6 +536,11 @@ class VenueBroker:
         )
         self._book(work.order, symbol, vf.side, vf.amount, vf.price, fee, vf.ts, reason)
         self.fees.record_volume(vf.amount * vf.price, vf.ts)
+        if order_id < 0 and work.filled >= work.amount - _EPS:
+            if symbol in self.portfolio.positions:
+                self._leftover[symbol] = reason
+            else:
+                self._leftover.pop(symbol, None)
         return 1
 
     def _fee_in_quote(self, vf: VenueFill, symbol: str) -> float:
@@ -670,8 +686,8 @@ class VenueBroker:
         if self.breaker.state is BreakerState.OPEN and reason == "entry":
             self._refuse(order, ts_ns, "venue_unavailable", "circuit breaker open")
             return
-        if reason != "entry" and rules.kind is MarketKind.SPOT and self._protective(symbol):
-            self._cancel_protection(symbol)  # they hold the coins this exit sells
+        if reason != "entry" and self._holds_once(symbol) and self._protective(symbol):
+            self._cancel_protection(symbol)  # they hold the coins (shares) this exit sells
         cid = client_order_id(self.key, order.id)
         work = _Working(order, cid, _S.NEW, checked.amount, ref if ref == ref else math.nan, reason)
         self._working[order.id] = work
@@ -796,9 +812,25 @@ class VenueBroker:
 
     # -- resting exits ---------------------------------------------------------------------
     def _rests_exits(self, symbol: str) -> bool:
-        """The venue holds ``symbol``'s stops and targets (perpetuals and spot; equities are
-        watched by the bot)."""
-        return self._kind(symbol) in (MarketKind.PERPETUAL, MarketKind.SPOT)
+        """The venue holds ``symbol``'s stops and targets (perpetuals, spot and equities)."""
+        return self._kind(symbol) is not None
+
+    def _holds_once(self, symbol: str) -> bool:
+        """The holding can rest in one exit order only (spot coins, shares): a stop and a
+        target go out as one exit pair, and a bot exit cancels them first."""
+        return self._kind(symbol) in (MarketKind.SPOT, MarketKind.EQUITY)
+
+    def _resting_amount(self, symbol: str, quantity: float) -> float:
+        """``quantity`` as a resting exit order takes it: floored to the venue's resting
+        increment where coarser than its amount step (Alpaca: whole shares); the rest of the
+        position is watched by the bot (:meth:`_exit_leftover`)."""
+        client = self.client
+        step = client.market_rules(symbol).resting_amount_step
+        if step > 0:
+            quantity = math.floor(quantity / step + 1e-9) * step
+            if quantity <= 0:
+                return 0.0
+        return client.round_amount(symbol, quantity)
 
     def _kind(self, symbol: str) -> MarketKind | None:
         """The market kind of ``symbol`` when its exits may rest at the venue, else None."""
@@ -848,9 +880,7 @@ class VenueBroker:
         works = self._protective(pos.symbol)
         stop, reason = pos.active_stop()
         tp = pos.take_profit
-        pairs = self._kind(pos.symbol) is MarketKind.SPOT and isinstance(
-            self.client, VenueExitPairs
-        )
+        pairs = self._holds_once(pos.symbol) and isinstance(self.client, VenueExitPairs)
         if pairs and stop is not None and tp is not None:
             self._keep_pair(pos, works, stop, reason, tp, ts_ns)
             return
@@ -870,7 +900,7 @@ class VenueBroker:
         trailing stop moved, the size changed)."""
         symbol, client = pos.symbol, self.client
         stop_px, tp_px = client.round_price(symbol, stop), client.round_price(symbol, tp)
-        amount = client.round_amount(symbol, pos.quantity)
+        amount = self._resting_amount(symbol, pos.quantity)
         stops = [w for w in works if w.order.type is OrderType.STOP]
         takes = [w for w in works if w.order.type is OrderType.TAKE_PROFIT]
         if (
@@ -898,10 +928,14 @@ class VenueBroker:
         client = self.client
         assert isinstance(client, VenueExitPairs)
         side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
+        list_id = f"tl{self.key}l{self._protect_seq + 1}"
         legs = []
-        for otype, price, why in (
-            (OrderType.STOP, stop_px, reason),
-            (OrderType.TAKE_PROFIT, tp_px, ExitReason.TAKE_PROFIT),
+        for otype, price, why, cid in zip(
+            (OrderType.STOP, OrderType.TAKE_PROFIT),
+            (stop_px, tp_px),
+            (reason, ExitReason.TAKE_PROFIT),
+            exit_pair_ids(list_id),
+            strict=True,
         ):
             self._protect_seq += 1
             order = Order(
@@ -915,23 +949,15 @@ class VenueBroker:
                 reduce_only=True,
                 tag=f"resting_{why.value}",
             )
-            work = _Working(
-                order, f"tl{self.key}p{self._protect_seq}", _S.NEW, amount, price, why.value
-            )
+            work = _Working(order, cid, _S.NEW, amount, price, why.value)
             self._working[order.id] = work
             self._by_client[work.client_id] = order.id
+            self._new_orders.append(order)
             self._update_status(work, _S.SUBMITTED)
             legs.append(work)
         first, second = legs
         pair = ExitPair(
-            pos.symbol,
-            side,
-            amount,
-            stop_px,
-            tp_px,
-            first.client_id,
-            second.client_id,
-            f"tl{self.key}l{-first.order.id}",
+            pos.symbol, side, amount, stop_px, tp_px, first.client_id, second.client_id, list_id
         )
         maybe_sent = self._maybe_sent(first.order.id)
 
@@ -1014,7 +1040,7 @@ class VenueBroker:
         price = amount = None
         if level is not None:
             price = self.client.round_price(symbol, level)
-            amount = self.client.round_amount(symbol, pos.quantity)
+            amount = self._resting_amount(symbol, pos.quantity)
         keep: _Working | None = None
         for work in current:
             same = (
@@ -1061,6 +1087,7 @@ class VenueBroker:
         work = _Working(order, cid, _S.NEW, amount, price, reason.value)
         self._working[order.id] = work
         self._by_client[cid] = order.id
+        self._new_orders.append(order)
         # reduce-only where the venue has it (perpetuals); Binance spot refuses the parameter
         perp = self._kind(pos.symbol) is MarketKind.PERPETUAL
         request = OrderRequest(cid, pos.symbol, side, otype, amount, None, price, reduce_only=perp)
@@ -1197,6 +1224,12 @@ class VenueBroker:
             )
             return
         self._update_status(work, snap.status, snap.reason)
+
+    def take_new_orders(self) -> list[Order]:
+        """The resting exits placed since the last call (negative ids), for the run's order
+        journal; their statuses come through :attr:`order_status` like any order's."""
+        out, self._new_orders = self._new_orders, []
+        return out
 
     def apply_venue_order(self, snap: VenueOrder) -> None:
         """Take an order snapshot fetched from the venue (reconciliation)."""
