@@ -78,6 +78,7 @@ __all__ = [
     "VenueClient",
     "VenueExitPairs",
     "VenueFill",
+    "VenueLastPrice",
     "VenueMarketClock",
     "VenueOrder",
     "VenuePosition",
@@ -330,6 +331,17 @@ class VenueExitPairs(Protocol):
     def place_exit_pair(self, pair: ExitPair) -> list[VenueOrder]:
         """Place both legs; return their snapshots (the stop leg first). Idempotent on the
         legs' client ids like :meth:`VenueClient.place_order`."""
+        ...
+
+
+@runtime_checkable
+class VenueLastPrice(Protocol):
+    """Optional: a venue that tells its latest trade price. Buy entries are sized at send
+    time from it (with the step's price as the floor): a price that moved up since the bar
+    closed would otherwise make the venue refuse the buy for insufficient funds."""
+
+    def last_price(self, symbol: str) -> float:
+        """The latest trade price of ``symbol`` (NaN when the venue has none)."""
         ...
 
 

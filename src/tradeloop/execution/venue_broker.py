@@ -21,20 +21,26 @@ from.
   dropped by trade id. Each fill records the expected price (the price when the order was
   sent) and the actual one: :attr:`VenueBroker.slippage`.
 * Stops, targets and trailing stops rest at the venue where it holds them (perpetuals:
-  reduce-only stop and take-profit orders; spot: a stop or take-profit order, or both as one
-  order list through :class:`~tradeloop.execution.venue.VenueExitPairs`, since the holding
-  can rest in one sell only), so a dead bot still leaves every position protected. They are
+  reduce-only stop and take-profit orders; spot and equities: a stop or take-profit order,
+  or both as one order list through :class:`~tradeloop.execution.venue.VenueExitPairs`
+  (Binance spot's OCO list, Alpaca's ``oco`` order), since the holding can rest in one sell
+  only), so a dead bot still leaves every position protected. Levels go on the venue's
+  price grid away from the market (they trigger on exactly the bars paper exits on); where
+  the venue takes resting orders in coarser amounts (Alpaca: whole shares) the rest of the
+  position is exited by the bot once a resting exit filled. They are
   placed when the position opens (client ids ``tl<run key>p<n>``, a pure function of the
   run's counter, looked up before they are placed again after a restart); the sibling is
   cancelled when one fills, all are cancelled when the position closes otherwise, and the
   stop is cancelled/replaced as a trailing anchor moves. A bar that reaches a resting level
   is followed up at once (the order fetched, its fills taken) so the step sees the exit paper
   would; the venue fills them by paper's rule (:mod:`tradeloop.execution.fill_rules`).
-  Elsewhere (equities) the levels are watched on every price update, as in paper; a hit
-  sends a reduce-only market order.
-* Buy entries can be sized at send time to leave ``cash_buffer_pct`` of the cash unspent at
-  the last price (the simulated broker's rule), so a higher next open does not get them
-  refused.
+  A level the venue does not hold (refused, or placed only after the venue had matched the
+  bar that reaches it: an entry filled at the bar's open) is exited by the bot with a
+  reduce-only market order, as is every level with ``resting_exits=False``.
+* Buy entries from flat are sized at send time at the venue's latest trade price where it
+  tells one (:class:`~tradeloop.execution.venue.VenueLastPrice`) and it is above the step's
+  close, and can leave ``cash_buffer_pct`` of the cash unspent (the simulated broker's
+  rule), so a price that moved up does not get them refused for insufficient funds.
 * A circuit breaker and tenacity retries wrap every venue call; while the breaker is open
   new entries are refused and ``on_breaker`` (the session) puts the risk engine into
   reducing-only and alerts.
@@ -84,6 +90,7 @@ from tradeloop.execution.venue import (
     VenueClient,
     VenueExitPairs,
     VenueFill,
+    VenueLastPrice,
     VenueOrder,
     check_order,
     exit_pair_ids,
@@ -228,8 +235,8 @@ class VenueBroker:
         #: symbol -> why: a resting exit filled and left a part it could not hold (Alpaca's
         #: fractional share): the bot exits that part at the next price update
         self._leftover: dict[str, ExitReason] = {}
-        #: resting exits placed since the kernel last took them (:meth:`take_new_orders`),
-        #: journaled like the step's orders
+        #: the broker's own orders (resting exits, exits of watched levels) placed since the
+        #: kernel last took them (:meth:`take_new_orders`), journaled like the step's orders
         self._new_orders: list[Order] = []
         #: entries from flat go out as post-only limits at the last price (the simulated
         #: broker's rule): the venue refuses one that would take; one the bar after the
@@ -303,22 +310,32 @@ class VenueBroker:
             amount, reason = pos.quantity, "exit"
         else:
             amount = order.quantity
+            # a buy from flat is sized at the venue's latest price where it moved up since
+            # the step's close, and never above the cash at that price (the venue checks the
+            # cash at its price, not the bar's: it would refuse the order)
+            latest = self._latest_price(symbol) if direction > 0 and pos is None else math.nan
+            size_px = latest if latest > price else price
             if order.equity_fraction is not None:
-                if not price > 0:
+                if not size_px > 0:
                     self._refuse(order, ts_ns, "no_price", "an equity fraction needs a price")
                     return
                 budget = order.equity_fraction * self.portfolio.equity
                 if direction > 0:
                     budget = min(budget, self.portfolio.balance * (1.0 - self.cash_buffer_pct))
-                amount = quantity_for_budget(budget, price, self.fees.taker(symbol))
-            elif direction > 0 and (pos is None or pos.direction > 0) and math.isfinite(price):
+                amount = quantity_for_budget(budget, size_px, self.fees.taker(symbol))
+            elif direction > 0 and (pos is None or pos.direction > 0) and math.isfinite(size_px):
                 amount = affordable_quantity(
                     amount,
-                    price,
+                    size_px,
                     self.portfolio.balance,
                     self.fees.taker(symbol),
                     self.cash_buffer_pct,
                 )
+                if latest > 0:  # the venue told its price: what the cash buys there
+                    cash = self.portfolio.balance * (1.0 - self.cash_buffer_pct)
+                    amount = min(
+                        amount, quantity_for_budget(cash, size_px, self.fees.taker(symbol))
+                    )
             if pos is not None and pos.direction == direction:
                 self._refuse(order, ts_ns, "already_open", "position in this direction is open")
                 return
@@ -329,6 +346,18 @@ class VenueBroker:
                 self._post_only_opens[order.id] = [ts_ns, -1]
             reason = "entry"
         self._send(order, ts_ns, price, amount, reason)
+
+    def _latest_price(self, symbol: str) -> float:
+        """The venue's latest trade price of ``symbol`` where it tells one, else NaN."""
+        client = self.client
+        if not isinstance(client, VenueLastPrice):
+            return math.nan
+        try:
+            latest = self._call(partial(client.last_price, symbol))
+        except (TemporaryError, OrderRejectedError, OrderNotFoundError) as exc:
+            logger.warning("latest price of %s unavailable: %s", symbol, exc)
+            return math.nan
+        return latest if math.isfinite(latest) and latest > 0 else math.nan
 
     def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
         """A bar of ``symbol`` opened: apply what the venue reported (fills of waiting orders).
@@ -366,9 +395,13 @@ class VenueBroker:
                 return
             reason = _exit_hit(pos, h, low)
             if reason is not None and not self._has_working_exit(symbol):
-                # a level the venue does not hold (its order was refused): the bot exits
+                # a level the venue does not hold (its order was refused), or holds only since
+                # this bar was matched (placed when the entry's fill of this bar arrived, as on
+                # Alpaca, whose market entries fill at the open): paper exits in this bar, the
+                # bot exits now (a bot exit cancels a pair holding the shares first)
                 need = OrderType.TAKE_PROFIT if reason is ExitReason.TAKE_PROFIT else OrderType.STOP
-                if all(w.order.type is not need for w in self._protective(symbol)):
+                holders = [w for w in self._protective(symbol) if w.order.type is need]
+                if all(w.order.ts_created >= ts_ns for w in holders):
                     self._send_exit(pos, ts_ns, c, reason)
                     return
             if pos.trail_fraction and pos.trail_anchor is not None:
@@ -605,9 +638,11 @@ class VenueBroker:
             if close_qty >= pos.quantity - _EPS:
                 del p.positions[symbol]
                 self.watched.discard(symbol)
-            else:
+            else:  # (the rest to 12 decimals: no binary dust below the venue's amount step)
                 p.positions[symbol] = replace(
-                    pos, quantity=pos.quantity - close_qty, entry_fee=pos.entry_fee - entry_fee
+                    pos,
+                    quantity=round(pos.quantity - close_qty, 12),
+                    entry_fee=pos.entry_fee - entry_fee,
                 )
             self._fills.append(
                 Fill(order.id, symbol, side, close_qty, price, fee_close, ts, reason.value)
@@ -792,6 +827,7 @@ class VenueBroker:
         )
         if self.order_status is not None:
             self.order_status[order.id] = _S.NEW
+        self._new_orders.append(order)  # the bot's own order: journaled like the step's
         self._send(order, ts_ns, price, pos.quantity, reason.value)
 
     def _has_working_exit(self, symbol: str) -> bool:
@@ -819,6 +855,20 @@ class VenueBroker:
         """The holding can rest in one exit order only (spot coins, shares): a stop and a
         target go out as one exit pair, and a bot exit cancels them first."""
         return self._kind(symbol) in (MarketKind.SPOT, MarketKind.EQUITY)
+
+    def _resting_level(self, pos: Position, otype: OrderType, level: float) -> float:
+        """``level`` on the venue's price grid, rounded away from the market (a long's
+        target up, its stop down; a short's the other way): prices trade on the grid, so the
+        venue's order triggers on exactly the bars that reach the unrounded level, the bars
+        paper exits on (round-to-nearest would fill a target paper never reaches)."""
+        client, symbol = self.client, pos.symbol
+        price = client.round_price(symbol, level)
+        up = (otype is OrderType.TAKE_PROFIT) == (pos.direction > 0)
+        if (price < level - _EPS) if up else (price > level + _EPS):
+            step = client.market_rules(symbol).price_step
+            if step > 0:
+                price = client.round_price(symbol, price + step if up else price - step)
+        return price
 
     def _resting_amount(self, symbol: str, quantity: float) -> float:
         """``quantity`` as a resting exit order takes it: floored to the venue's resting
@@ -898,8 +948,9 @@ class VenueBroker:
     ) -> None:
         """Keep ``pos``'s stop/target order list, or cancel it and place the new one (a
         trailing stop moved, the size changed)."""
-        symbol, client = pos.symbol, self.client
-        stop_px, tp_px = client.round_price(symbol, stop), client.round_price(symbol, tp)
+        symbol = pos.symbol
+        stop_px = self._resting_level(pos, OrderType.STOP, stop)
+        tp_px = self._resting_level(pos, OrderType.TAKE_PROFIT, tp)
         amount = self._resting_amount(symbol, pos.quantity)
         stops = [w for w in works if w.order.type is OrderType.STOP]
         takes = [w for w in works if w.order.type is OrderType.TAKE_PROFIT]
@@ -1039,7 +1090,7 @@ class VenueBroker:
         current = [w for w in works if w.order.type is otype]
         price = amount = None
         if level is not None:
-            price = self.client.round_price(symbol, level)
+            price = self._resting_level(pos, otype, level)
             amount = self._resting_amount(symbol, pos.quantity)
         keep: _Working | None = None
         for work in current:
@@ -1226,8 +1277,9 @@ class VenueBroker:
         self._update_status(work, snap.status, snap.reason)
 
     def take_new_orders(self) -> list[Order]:
-        """The resting exits placed since the last call (negative ids), for the run's order
-        journal; their statuses come through :attr:`order_status` like any order's."""
+        """The orders the broker placed on its own since the last call (resting exits, with
+        negative ids; exits of levels it watches), for the run's order journal; their
+        statuses come through :attr:`order_status` like any order's."""
         out, self._new_orders = self._new_orders, []
         return out
 

@@ -160,6 +160,7 @@ class AlpacaClient:
         self._working: dict[str, str] = {}  # client order id -> symbol, not final yet
         #: Alpaca order id of an oco pair's stop leg -> the pair's stop leg id (ours)
         self._leg_ids: dict[str, str] = {}
+        self._data: Any = None  # the market data client (latest trades), built on first use
         self._stream: Any = None
         self._stream_thread: threading.Thread | None = None
         self._was_connected = False
@@ -395,6 +396,23 @@ class AlpacaClient:
 
     def set_leverage(self, symbol: str, leverage: float, margin_mode: str | None = None) -> None:
         """No-op: equities have no per-symbol leverage."""
+
+    def last_price(self, symbol: str) -> float:
+        """The latest trade's price (``GET /v2/stocks/trades/latest``); NaN when none."""
+        from alpaca.data.requests import StockLatestTradeRequest
+
+        if self._data is None:
+            from alpaca.data.historical.stock import StockHistoricalDataClient
+
+            self._data = StockHistoricalDataClient(
+                self.config.api_key, self.config.api_secret, url_override=self.config.url
+            )
+            _harden(self._data, self.config.timeout_s, self.budget)
+        trades = self._call(
+            self._data.get_stock_latest_trade, StockLatestTradeRequest(symbol_or_symbols=symbol)
+        )
+        trade = trades.get(symbol) if isinstance(trades, dict) else None
+        return float(trade.price) if trade is not None else math.nan
 
     def market_clock(self) -> MarketClock:
         """Alpaca's market clock now (``GET /v2/clock``)."""
