@@ -585,8 +585,8 @@ class LiveKernel:
         for order in take_new() if take_new is not None else ():
             if order.id in self._orders:
                 continue
-            stored = StoredOrder(order, status.pop(order.id, OrderStatus.SUBMITTED))
-            self._orders[order.id] = changed[order.id] = stored
+            own = StoredOrder(order, status.pop(order.id, OrderStatus.SUBMITTED))
+            self._orders[order.id] = changed[order.id] = own
         for order_id, st in status.items():
             stored = self._orders.get(order_id)
             if stored is None or stored.status == st:

@@ -361,18 +361,20 @@ class AlpacaBook:
         self._check_available(symbol, side, qty or 0.0)
         oco_legs: tuple[float, float] | None = None
         if order_class == "oco":
-            tp = _num((body.get("take_profit") or {}).get("limit_price"), "take_profit.limit_price")
-            sl = _num((body.get("stop_loss") or {}).get("stop_price"), "stop_loss.stop_price")
-            if otype != "limit" or tp is None or sl is None:
+            tp_px = _num(
+                (body.get("take_profit") or {}).get("limit_price"), "take_profit.limit_price"
+            )
+            sl_px = _num((body.get("stop_loss") or {}).get("stop_price"), "stop_loss.stop_price")
+            if otype != "limit" or tp_px is None or sl_px is None:
                 raise BookError(
                     422,
                     40010001,
                     "oco orders must be limit orders with take_profit.limit_price and "
                     "stop_loss.stop_price",
                 )
-            if (sl >= tp) if side == "sell" else (sl <= tp):
+            if (sl_px >= tp_px) if side == "sell" else (sl_px <= tp_px):
                 raise BookError(422, 40010001, "stop_loss.stop_price must be on the other side")
-            limit, oco_legs = tp, (tp, sl)
+            limit, oco_legs = tp_px, (tp_px, sl_px)
         price = self.marks.get(symbol)
         if side == "buy" and price is not None:
             cost = notional if notional is not None else (qty or 0.0) * (limit or price)
