@@ -315,3 +315,44 @@ def test_a_restarted_broker_finds_the_oco_order_its_dead_process_placed(
         assert restarted.working_orders() == []
     finally:
         client.close()
+
+
+def test_a_trailing_stop_is_replaced_as_it_trails_and_fires_like_paper(
+    venue: AlpacaServer, spy: MinuteBars
+) -> None:
+    # Arrange: a trailing stop alone (Alpaca holds it as a plain stop order, moved by
+    # cancel/replace at paper's anchor: its own trailing_stop would trail inside the bar)
+    exits = Bracket(trailing_stop=0.0008)
+    client = _client(venue)
+    try:
+        broker = _broker(client)
+        # Act
+        _entry(broker, 10, exits, _bar(spy, START))
+        working: list[int] = []
+        last = START + 1
+        for i in range(START + 1, START + 120):
+            _step(venue, broker, spy, i)
+            stops = [o for o in venue.book.orders.values() if o.type == "stop"]
+            working.append(sum(o.is_open for o in stops))
+            last = i
+            if not broker.portfolio.positions:
+                break
+        # Assert: one stop working at a time, moved at least once, each id used once
+        stops = [o for o in venue.book.orders.values() if o.type == "stop"]
+        assert len(stops) > 1
+        assert max(working) == 1
+        assert len({o.client_order_id for o in stops}) == len(stops)
+        assert [o.status for o in stops[:-1]] == ["canceled"] * (len(stops) - 1)
+        assert stops[-1].status == "filled"
+        paper = _paper(spy, 10, exits, last)
+        (live,) = broker.portfolio.trades
+        assert [t.exit_reason for t in paper] == [live.exit_reason] == [ExitReason.TRAILING]
+        assert (live.entry_ts, live.entry_price, live.exit_ts) == (
+            paper[0].entry_ts,
+            paper[0].entry_price,
+            paper[0].exit_ts,
+        )
+        assert live.exit_price == pytest.approx(paper[0].exit_price, abs=0.01)  # on the grid
+        assert venue.book.positions == {}
+    finally:
+        client.close()
