@@ -356,3 +356,43 @@ def test_a_trailing_stop_is_replaced_as_it_trails_and_fires_like_paper(
         assert venue.book.positions == {}
     finally:
         client.close()
+
+
+def test_a_stop_leg_fill_streamed_to_a_restarted_client_is_booked(
+    venue: AlpacaServer, spy: MinuteBars
+) -> None:
+    # Arrange: a stop out of reach on the entry's first bars and reached later, a far target
+    entry = START + 1
+    floor = min(_bar(spy, entry + k)[3] for k in range(2))
+    hit = next(i for i in range(entry + 2, entry + 120) if _bar(spy, i)[3] < floor - 0.02)
+    top = max(_bar(spy, k)[2] for k in range(entry, hit + 1))
+    exits = Bracket(stop_loss=round(floor - 0.02, 2), take_profit=round(top + 0.5, 2))
+    client = _client(venue)
+    try:
+        broker = _broker(client)
+        _entry(broker, 10, exits, _bar(spy, START))
+        _step(venue, broker, spy, entry)
+        assert len(_ocos(venue)) == 1
+        state, portfolio = broker.export_state(), broker.portfolio
+    finally:
+        client.close()
+    # Act: a new client that never saw the pair hears the stop leg fill on its stream before
+    # the restored broker asks it anything; then the broker catches up on the bars
+    client = _client(venue)
+    try:
+        before = _SENT_BEFORE[id(client)]
+        assert venue.advance(hit - entry) == hit - entry
+        wait_for(lambda: client.stream_events >= venue.events_sent - before)
+        restarted = _broker(client, portfolio)
+        restarted.restore_state(state, {})
+        for i in range(entry + 1, hit + 1):
+            ts, o, h, low, c = _bar(spy, i)
+            restarted.on_bar_range("SPY", ts, o, h, low, c)
+        # Assert: the leg's fill reached the broker under the leg's id and closed the trade
+        (pair,) = _ocos(venue)
+        assert (pair.status, pair.legs[0].status) == ("canceled", "filled")  # type: ignore[attr-defined]
+        assert [t.exit_reason for t in restarted.portfolio.trades] == [ExitReason.STOP_LOSS]
+        assert not restarted.portfolio.positions
+        assert restarted.working_orders() == []
+    finally:
+        client.close()

@@ -627,7 +627,13 @@ class AlpacaClient:
         """``trade_updates`` handler (the stream's thread)."""
         self.stream_events += 1
         try:
-            venue = self._order(update.order, track=False)
+            order = update.order
+            if _enum(order.order_class) == "oco" and not order.legs:
+                with self._lock:
+                    known = str(order.id) in self._leg_ids
+                if not known:  # a pair's stop leg this process has not seen (a restart)
+                    self._learn_pairs(order.symbol)
+            venue = self._order(order, track=False)
             event = _enum(update.event)
             if event in ("fill", "partial_fill"):
                 self._record_fill(venue, to_ns(update.timestamp), update.price, update.qty)
@@ -640,6 +646,21 @@ class AlpacaClient:
             self._updates.put(venue)
         except Exception:  # never let one odd message kill the stream
             logger.exception("alpaca: cannot read a trade update")
+
+    def _learn_pairs(self, symbol: str) -> None:
+        """Learn the stop legs' ids of ``symbol``'s recent oco orders (their parents)."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        req = GetOrdersRequest(
+            status=QueryOrderStatus.ALL, limit=100, nested=True, symbols=[symbol]
+        )
+        try:
+            for order in self._call(self.trading.get_orders, req):
+                if order.legs:
+                    self._order(order, track=False)
+        except VenueUnavailableError as exc:
+            logger.warning("alpaca: oco orders of %s not looked up: %s", symbol, exc)
 
     def _resync(self, symbols: Sequence[str]) -> None:
         """REST view of the working orders (and open orders of ``symbols``) as updates."""
