@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tradeloop.core.errors import TemporaryError
 from tradeloop.core.instrument import Instrument
@@ -220,6 +220,7 @@ class VenueBroker:
         cash_buffer_pct: float = 0.0,
     ) -> None:
         self.client = client
+        self._tells_price = isinstance(client, VenueLastPrice)  # (a protocol check: once)
         #: buy entries are sized at send time to leave this fraction of the cash unspent at
         #: the last price (the simulated broker's rule), room for a higher next open
         self.cash_buffer_pct = cash_buffer_pct
@@ -350,10 +351,10 @@ class VenueBroker:
     def _latest_price(self, symbol: str) -> float:
         """The venue's latest trade price of ``symbol`` where it tells one, else NaN."""
         client = self.client
-        if not isinstance(client, VenueLastPrice):
+        if not self._tells_price:
             return math.nan
         try:
-            latest = self._call(partial(client.last_price, symbol))
+            latest = self._call(partial(cast(VenueLastPrice, client).last_price, symbol))
         except (TemporaryError, OrderRejectedError, OrderNotFoundError) as exc:
             logger.warning("latest price of %s unavailable: %s", symbol, exc)
             return math.nan
