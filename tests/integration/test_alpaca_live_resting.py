@@ -14,6 +14,7 @@ from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.position import ExitReason
 from tradeloop.engine.live_session import LiveOptions, LiveSession
 from tradeloop.engine.paper import PaperSession
+from tradeloop.execution.venue_broker import is_broker_order
 from tradeloop.store.state import open_state_store
 from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.testing.venue.alpaca import AlpacaServer, MinuteBars, load_equity_minutes
@@ -92,3 +93,10 @@ def test_live_on_alpaca_rests_stops_and_targets_and_journals_them(
     bot_exits = [o for o in orders.values() if o.order.tag in ("stop_loss", "take_profit")]
     assert bot_exits
     assert all(o.status == OrderStatus.FILLED for o in bot_exits)
+    # without the broker's own orders, the journal is the step's orders, as paper's
+    step_orders = [o.order for o in orders.values() if not is_broker_order(o.order)]
+    paper_orders = [s.order for _, s in sorted(paper.kernel._orders.items())]
+    assert len(step_orders) < len(orders)
+    assert [(o.ts_created, o.side, o.tag) for o in step_orders] == [
+        (o.ts_created, o.side, o.tag) for o in paper_orders
+    ]

@@ -96,7 +96,14 @@ from tradeloop.execution.venue import (
     exit_pair_ids,
 )
 
-__all__ = ["NotionalCaps", "SlippageRecord", "VenueBroker", "client_order_id", "run_key"]
+__all__ = [
+    "NotionalCaps",
+    "SlippageRecord",
+    "VenueBroker",
+    "client_order_id",
+    "is_broker_order",
+    "run_key",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,6 +128,24 @@ def client_order_id(key: str, order_id: int) -> str:
     'tla5c3b0b4x17'
     """
     return f"tl{key}x{order_id}"
+
+
+#: the tags of the exits the venue broker sends for the levels it watches (a flatten's
+#: ``risk`` exits are the kernel's, tracked like the step's orders)
+_EXIT_TAGS = frozenset(
+    r.value for r in (ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT, ExitReason.TRAILING)
+)
+
+
+def is_broker_order(order: Order) -> bool:
+    """An order the venue broker placed on its own, not the step: a resting stop or target
+    (negative id) or a reduce-only exit of a level it watches (tagged with the exit reason).
+    A backtest has no counterpart: its exits are fills without orders.
+
+    >>> is_broker_order(Order(-3, "SPY", OrderSide.SELL, OrderType.STOP, 10.0, 0))
+    True
+    """
+    return order.id < 0 or (order.reduce_only and order.tag in _EXIT_TAGS)
 
 
 @dataclass(frozen=True, slots=True)
