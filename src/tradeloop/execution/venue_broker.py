@@ -899,7 +899,7 @@ class VenueBroker:
     def _resting_amount(self, symbol: str, quantity: float) -> float:
         """``quantity`` as a resting exit order takes it: floored to the venue's resting
         increment where coarser than its amount step (Alpaca: whole shares); the rest of the
-        position is watched by the bot (:meth:`_exit_leftover`)."""
+        position is sold by the bot once a resting exit filled (``_leftover``)."""
         client = self.client
         step = client.market_rules(symbol).resting_amount_step
         if step > 0:

@@ -328,9 +328,14 @@ class AlpacaClient:
             return self._order(order)
         self._order(order, track=False)  # learns the leg's Alpaca id
         legs = order.legs or ()
-        if not legs:
+        if legs:
+            return self._order(legs[0])
+        self._learn_pairs(symbol)  # an answer without its legs: the nested listing has them
+        with self._lock:
+            leg_id = next((k for k, v in self._leg_ids.items() if v == client_order_id), None)
+        if leg_id is None:
             raise OrderNotFoundError(client_order_id, f"{pair[0]} has no stop leg")
-        return self._order(legs[0])
+        return self._order(self._call(self.trading.get_order_by_id, leg_id))
 
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         """Working orders (bracket exits included as their own orders)."""
@@ -557,12 +562,12 @@ class AlpacaClient:
             qty = filled
         cid = o.client_order_id
         if _enum(o.order_class) == "oco":  # an exit pair: named by its leg ids (ours)
-            if o.legs:
+            if _enum(o.order_type or o.type) == "limit":  # the parent: the take-profit
                 stop_id, cid = exit_pair_ids(cid)
                 with self._lock:
-                    for leg in o.legs:
+                    for leg in o.legs or ():
                         self._leg_ids[str(leg.id)] = stop_id
-            else:
+            else:  # the stop leg
                 with self._lock:
                     cid = self._leg_ids.get(str(o.id), cid)
         venue = VenueOrder(
@@ -628,7 +633,10 @@ class AlpacaClient:
         self.stream_events += 1
         try:
             order = update.order
-            if _enum(order.order_class) == "oco" and not order.legs:
+            if (
+                _enum(order.order_class) == "oco"
+                and _enum(order.order_type or order.type) != "limit"
+            ):
                 with self._lock:
                     known = str(order.id) in self._leg_ids
                 if not known:  # a pair's stop leg this process has not seen (a restart)
