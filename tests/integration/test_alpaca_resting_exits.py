@@ -396,3 +396,40 @@ def test_a_stop_leg_fill_streamed_to_a_restarted_client_is_booked(
         assert restarted.working_orders() == []
     finally:
         client.close()
+
+
+def test_a_fraction_left_by_a_resting_exit_is_sold_after_a_restart(
+    venue: AlpacaServer, spy: MinuteBars
+) -> None:
+    # Arrange: the oco's target fills; the process takes the fill (a housekeeping sync, no
+    # price update yet), stores its state and dies before selling the fraction
+    exits, hit = _levels(spy)
+    client = _client(venue)
+    try:
+        broker = _broker(client)
+        _entry(broker, 10.5, exits, _bar(spy, START))
+        for i in range(START + 1, hit):
+            _step(venue, broker, spy, i)
+        assert venue.advance(1) == 1
+        wait_for(lambda: broker.sync() > 0)
+        assert broker.portfolio.positions["SPY"].quantity == pytest.approx(0.5)
+        state, portfolio = broker.export_state(), broker.portfolio
+    finally:
+        client.close()
+    # Act: restored, the next price update sells the fraction
+    client = _client(venue)
+    try:
+        restarted = _broker(client, portfolio)
+        restarted.restore_state(state, {})
+        after = next(i for i in range(hit + 1, hit + 60) if _bar(spy, i)[2] < exits.take_profit)  # type: ignore[operator]
+        venue.advance(after - hit - 1)  # bars that reach the target again: not used
+        _step(venue, restarted, spy, after)  # a bar below the target: only the fraction's rule
+        _step(venue, restarted, spy, after + 1)
+        # Assert
+        assert [(t.quantity, t.exit_reason) for t in restarted.portfolio.trades] == [
+            (10.0, ExitReason.TAKE_PROFIT),
+            (0.5, ExitReason.TAKE_PROFIT),
+        ]
+        assert venue.book.positions == {}
+    finally:
+        client.close()

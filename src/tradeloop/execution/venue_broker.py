@@ -1460,6 +1460,7 @@ class VenueBroker:
             "slippage_totals": list(self._slip_totals),
             "fees": self.fees.export_state(),
             "day": list(self._day),
+            "leftover": {s: r.value for s, r in self._leftover.items()},
         }
 
     def restore_state(self, state: Mapping[str, object], orders: Mapping[int, Order]) -> None:
@@ -1507,6 +1508,8 @@ class VenueBroker:
         self.fees.restore_state(state.get("fees", {}) or {})  # type: ignore[arg-type]
         day = state.get("day") or [0, 0.0]
         self._day = (int(day[0]), float(day[1]))  # type: ignore[index]
+        leftover = state.get("leftover") or {}
+        self._leftover = {str(s): ExitReason(r) for s, r in leftover.items()}  # type: ignore[attr-defined]
         self.watched = {
             s
             for s, p in self.portfolio.positions.items()
