@@ -12,6 +12,7 @@ import pytest
 
 from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.position import ExitReason
+from tradeloop.engine.control import build_snapshot
 from tradeloop.engine.live_session import LiveOptions, LiveSession
 from tradeloop.engine.paper import PaperSession
 from tradeloop.execution.venue_broker import is_broker_order
@@ -93,6 +94,10 @@ def test_live_on_alpaca_rests_stops_and_targets_and_journals_them(
     bot_exits = [o for o in orders.values() if o.order.tag in ("stop_loss", "take_profit")]
     assert bot_exits
     assert all(o.status == OrderStatus.FILLED for o in bot_exits)
+    # the API shows them among the recent orders, by creation
+    recent = build_snapshot(live, live.kernel)["orders"]["recent"]
+    assert any(o["id"] < 0 and o["tag"].startswith("resting_") for o in recent)
+    assert [o["created"] for o in recent] == sorted((o["created"] for o in recent), reverse=True)
     # without the broker's own orders, the journal is the step's orders, as paper's
     step_orders = [o.order for o in orders.values() if not is_broker_order(o.order)]
     paper_orders = [s.order for _, s in sorted(paper.kernel._orders.items())]
