@@ -25,7 +25,7 @@ from tradeloop.core.position import Trade
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.paper import enrichment_of, instrument_from_dict, stored_run_config
-from tradeloop.execution.venue_broker import is_broker_order
+from tradeloop.execution.venue import is_broker_order
 from tradeloop.store.state import StateStore
 from tradeloop.strategy.registry import load_strategy_class
 

@@ -60,7 +60,8 @@ from typing import Protocol, runtime_checkable
 
 from tradeloop.core.errors import ConfigError, TemporaryError, VenueError
 from tradeloop.core.order_status import OrderStatus
-from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
+from tradeloop.core.orders import Order, OrderSide, OrderType, TimeInForce
+from tradeloop.core.position import ExitReason
 
 __all__ = [
     "CheckedOrder",
@@ -87,6 +88,7 @@ __all__ = [
     "check_order",
     "exit_pair_ids",
     "exit_pair_of",
+    "is_broker_order",
 ]
 
 
@@ -426,6 +428,25 @@ class VenueClient(Protocol):
     def close(self) -> None:
         """Stop the stream and release connections."""
         ...
+
+
+#: the tags of the exits the venue broker sends for the levels it watches (a flatten's
+#: ``risk`` exits are the kernel's, tracked like the step's orders)
+_EXIT_TAGS = frozenset(
+    r.value for r in (ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT, ExitReason.TRAILING)
+)
+
+
+def is_broker_order(order: Order) -> bool:
+    """An order the venue broker placed on its own, not the step: a resting stop or target
+    (negative id) or a reduce-only exit of a level it watches (tagged with the exit reason).
+    A backtest has no counterpart: its exits are fills without orders.
+
+    >>> from tradeloop.core.orders import Order
+    >>> is_broker_order(Order(-3, "SPY", OrderSide.SELL, OrderType.STOP, 10.0, 0))
+    True
+    """
+    return order.id < 0 or (order.reduce_only and order.tag in _EXIT_TAGS)
 
 
 # -- pre-trade checks ------------------------------------------------------------------------

@@ -94,6 +94,7 @@ from tradeloop.execution.venue import (
     VenueOrder,
     check_order,
     exit_pair_ids,
+    is_broker_order,
 )
 
 __all__ = [
@@ -128,24 +129,6 @@ def client_order_id(key: str, order_id: int) -> str:
     'tla5c3b0b4x17'
     """
     return f"tl{key}x{order_id}"
-
-
-#: the tags of the exits the venue broker sends for the levels it watches (a flatten's
-#: ``risk`` exits are the kernel's, tracked like the step's orders)
-_EXIT_TAGS = frozenset(
-    r.value for r in (ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT, ExitReason.TRAILING)
-)
-
-
-def is_broker_order(order: Order) -> bool:
-    """An order the venue broker placed on its own, not the step: a resting stop or target
-    (negative id) or a reduce-only exit of a level it watches (tagged with the exit reason).
-    A backtest has no counterpart: its exits are fills without orders.
-
-    >>> is_broker_order(Order(-3, "SPY", OrderSide.SELL, OrderType.STOP, 10.0, 0))
-    True
-    """
-    return order.id < 0 or (order.reduce_only and order.tag in _EXIT_TAGS)
 
 
 @dataclass(frozen=True, slots=True)
