@@ -166,3 +166,37 @@ def test_a_5xx_on_submit_is_retried_to_exactly_one_order(venue: AlpacaServer) ->
         assert broker.breaker.state.value == "closed"
     finally:
         client.close()
+
+
+def test_a_buy_is_sized_at_the_venues_latest_price_not_refused_for_buying_power(
+    venue: AlpacaServer,
+) -> None:
+    from tradeloop.core.money import quantity_for_budget
+    from tradeloop.execution.venue import OrderRejectedError, OrderRequest
+
+    broker, client = _broker(venue)
+    try:
+        venue.advance(1)
+        ts = venue.now_ns
+        latest = venue.book.marks["SPY"]
+        stale = latest - 0.5  # the step's close; the price has moved up since
+        assert client.last_price("SPY") == latest
+        # the all-cash size at the stale price is more than the cash buys at the venue's
+        at_stale = client.round_amount("SPY", quantity_for_budget(10_000.0, stale, 0.0))
+        with pytest.raises(OrderRejectedError, match="insufficient buying power"):
+            client.place_order(
+                OrderRequest("probe", "SPY", OrderSide.BUY, OrderType.MARKET, at_stale)
+            )
+        # Act: an all-cash buy sent with the stale price
+        order = Order(broker.next_order_id(), "SPY", OrderSide.BUY, OrderType.MARKET, 1e9, ts)
+        broker.submit_order(order, ts, stale)
+        # Assert: sized at the latest price, accepted, then filled
+        assert broker.rejections == []
+        (sent,) = [o for o in venue.book.orders.values() if o.client_order_id != "probe"]
+        assert sent.qty == client.round_amount("SPY", quantity_for_budget(10_000.0, latest, 0.0))
+        assert sent.qty < at_stale
+        venue.advance(1)
+        wait_for(lambda: broker.sync(ts) > 0 or bool(broker.fills()))
+        assert broker.order_status[order.id] is OrderStatus.FILLED
+    finally:
+        client.close()

@@ -299,3 +299,68 @@ def test_a_refused_resting_stop_is_watched_by_the_bot_and_alerted(
         assert broker.portfolio.positions == {}
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "fee_rate"), [("take_profit", MAKER), ("stop_loss", TAKER)], ids=["target", "stop"]
+)
+def test_a_level_the_price_gaps_through_fills_at_the_open_with_paper_s_fee(
+    exchange: LocalBinanceExchange,  # noqa: F811 (the fixture)
+    clock: Clock,  # noqa: F811
+    kind: str,
+    fee_rate: float,
+) -> None:
+    """A bar opening through a resting level fills it at the open in backtest, paper and live
+    alike; a target is a resting limit (the maker fee), a stop a market order once triggered
+    (the taker fee)."""
+    # Arrange: the first bar of the recording opening beyond the previous bar's range (up for
+    # a long's target, down for its stop) by more than a tick; the level inside that gap
+    bars = exchange.prices.bars(SID, "linear", T0 - 1, T0 + 1_000 * MIN_MS)
+    up = kind == "take_profit"
+    i = next(
+        k
+        for k in range(1, len(bars))
+        if (bars[k][1] > bars[k - 1][2] + 0.15 if up else bars[k][1] < bars[k - 1][3] - 0.15)
+    )
+    window = bars[i - 1 : i + 2]
+    entry_px = window[0][1]
+    level = round(window[0][2] + 0.1, 1) if up else round(window[0][3] - 0.1, 1)
+    far = round(entry_px * (0.99 if up else 1.01), 1)
+    exits = (
+        Bracket(stop_loss=far, take_profit=level)
+        if up
+        else Bracket(stop_loss=level, take_profit=far)
+    )
+    gap_open = window[1][1]
+    client = _client(exchange, "perp")
+    try:
+        broker = _broker(client)
+        clock.ms = window[0][0]
+        ts = (window[0][0] - MIN_MS) * 1_000_000
+        order = Order(
+            broker.next_order_id(), PERP, OrderSide.BUY, OrderType.MARKET, QTY, ts, exits=exits
+        )
+        # Act
+        broker.submit_order(order, ts, entry_px)
+        _live(broker, clock, window)
+        sim = SimulatedBroker(Portfolio(10_000.0), {PERP: _instrument()}, "1m")
+        sim.submit_order(
+            Order(sim.next_order_id(), PERP, OrderSide.BUY, OrderType.MARKET, QTY, ts, exits=exits),
+            ts,
+            entry_px,
+        )
+        for ms, o, h, low, c in window:
+            if sim.pending:
+                sim.on_open(PERP, ms * 1_000_000, o)
+            sim.on_bar_range(PERP, ms * 1_000_000, o, h, low, c)
+        # Assert: filled at the gap's open, not the level; the fee by the order's kind
+        (live,) = broker.portfolio.trades
+        (paper,) = sim.portfolio.trades
+        assert live.exit_reason == paper.exit_reason == ExitReason(kind)
+        assert live.exit_ts == paper.exit_ts == window[1][0] * 1_000_000
+        assert live.exit_price == paper.exit_price == gap_open
+        assert gap_open != level
+        assert paper.exit_fee == pytest.approx(QTY * gap_open * fee_rate, rel=1e-9)
+        assert live.exit_fee == pytest.approx(paper.exit_fee, rel=1e-9)
+    finally:
+        client.close()

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from tradeloop.core.errors import ConfigError, TradeloopError
+from tradeloop.core.order_status import FINAL_STATUSES
 from tradeloop.core.time import to_iso
 from tradeloop.engine.output import json_safe
 
@@ -264,9 +265,15 @@ def build_snapshot(session: PaperSession, kernel: LiveKernel) -> dict[str, Any]:
     status = session.status()
     portfolio = kernel.portfolio
     orders = kernel._orders
-    recent_ids = sorted(orders)[-RECENT:]
+    # by creation (the venue broker's resting stops and targets have ids of their own, < 0)
+    recent_ids = sorted(orders, key=lambda k: (orders[k].order.ts_created, k))[-RECENT:]
     by_status: Counter[str] = Counter(str(st.status) for st in orders.values())
     open_orders = [_order(o, "submitted") for q in kernel.broker.pending.values() for o in q]
+    open_orders += [  # resting at the venue: protecting a position, not waiting for an open
+        _order(st.order, str(st.status))
+        for k, st in sorted(orders.items())
+        if k < 0 and st.status not in FINAL_STATUSES
+    ]
     closed = [t for t in portfolio.trades if t.exit_ts is not None][-RECENT:]
     risk = kernel.risk
     manager = getattr(session, "manager", None)

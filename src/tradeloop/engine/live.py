@@ -578,6 +578,15 @@ class LiveKernel:
         self._new_orders = []
         status = broker.order_status
         assert status is not None
+        # the venue broker's own orders (resting stops and targets with negative ids, exits
+        # of the levels it watches): journaled from their placement on, with every status
+        # change, like the step's orders (a flatten's exits are tracked already)
+        take_new = getattr(broker, "take_new_orders", None)
+        for order in take_new() if take_new is not None else ():
+            if order.id in self._orders:
+                continue
+            own = StoredOrder(order, status.pop(order.id, OrderStatus.SUBMITTED))
+            self._orders[order.id] = changed[order.id] = own
         for order_id, st in status.items():
             stored = self._orders.get(order_id)
             if stored is None or stored.status == st:

@@ -25,6 +25,7 @@ from tradeloop.core.position import Trade
 from tradeloop.engine.kernel import BacktestEngine
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.paper import enrichment_of, instrument_from_dict, stored_run_config
+from tradeloop.execution.venue import is_broker_order
 from tradeloop.store.state import StateStore
 from tradeloop.strategy.registry import load_strategy_class
 
@@ -173,7 +174,11 @@ def parity_report(
     market = MarketData(sources, {s: instruments[s] for s in symbols}, tf, extra)
     engine = BacktestEngine(strategy, market, config, enrichment=enrichment_of(meta, registry))
     result = engine.run()
-    paper_orders: list[Order] = [s.order for s in store.load_orders(run_id)]
+    # (a live run's journal also holds the venue broker's own orders: resting stops and
+    # targets, exits of watched levels; a backtest's exits are fills without orders)
+    paper_orders: list[Order] = [
+        s.order for s in store.load_orders(run_id) if not is_broker_order(s.order)
+    ]
     paper_trades = _trade_list(store.load_trades(run_id))
     backtest_trades = _trade_list(result.trades)
     report = ParityReport(run_id, total, live, len(paper_orders), len(paper_trades))

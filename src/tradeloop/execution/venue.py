@@ -60,7 +60,8 @@ from typing import Protocol, runtime_checkable
 
 from tradeloop.core.errors import ConfigError, TemporaryError, VenueError
 from tradeloop.core.order_status import OrderStatus
-from tradeloop.core.orders import OrderSide, OrderType, TimeInForce
+from tradeloop.core.orders import Order, OrderSide, OrderType, TimeInForce
+from tradeloop.core.position import ExitReason
 
 __all__ = [
     "CheckedOrder",
@@ -78,12 +79,16 @@ __all__ = [
     "VenueClient",
     "VenueExitPairs",
     "VenueFill",
+    "VenueLastPrice",
     "VenueMarketClock",
     "VenueOrder",
     "VenuePosition",
     "VenueUnavailableError",
     "VenueUpdate",
     "check_order",
+    "exit_pair_ids",
+    "exit_pair_of",
+    "is_broker_order",
 ]
 
 
@@ -167,6 +172,10 @@ class MarketRules:
     taker_fee: float = 0.0
     contract_size: float = 1.0
     active: bool = True
+    #: the amount increment of resting stop and take-profit orders when coarser than
+    #: ``amount_step`` (Alpaca: 1, its stop and OCO orders take whole shares only); the
+    #: broker rests the whole part and watches the remainder itself. 0: ``amount_step``
+    resting_amount_step: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +281,36 @@ class MarketClock:
     next_close: int
 
 
+def exit_pair_ids(list_id: str) -> tuple[str, str]:
+    """The client ids of an exit pair's stop and take-profit legs: the list id with ``-s`` /
+    ``-t``, so a venue that knows only one id per pair (Alpaca names an OCO order by its
+    parent, the take-profit limit; the stop leg gets an id of Alpaca's) finds either leg from
+    its id alone, also after a restart (:func:`exit_pair_of`).
+
+    >>> exit_pair_ids("tlab12cd34l7")
+    ('tlab12cd34l7-s', 'tlab12cd34l7-t')
+    """
+    return f"{list_id}-s", f"{list_id}-t"
+
+
+def exit_pair_of(client_order_id: str) -> tuple[str, str] | None:
+    """``(list id, leg)`` of an exit pair's leg id (``leg`` is ``s`` or ``t``), else None.
+
+    >>> exit_pair_of("tlab12cd34l7-s"), exit_pair_of("tlab12cd34x7")
+    (('tlab12cd34l7', 's'), None)
+    """
+    head, sep, leg = client_order_id.rpartition("-")
+    if sep and head and leg in ("s", "t"):
+        return head, leg
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ExitPair:
     """A stop and a take-profit protecting one position: one quantity, one cancels the other
-    (Binance spot's OCO order list, Alpaca's ``oco`` order class). Each leg has its client id;
-    ``list_id`` names the pair where the venue names lists."""
+    (Binance spot's OCO order list, Alpaca's ``oco`` order class). Each leg has its client id
+    (:func:`exit_pair_ids` of ``list_id``); ``list_id`` names the pair where the venue names
+    lists."""
 
     symbol: str
     side: OrderSide
@@ -299,6 +333,17 @@ class VenueExitPairs(Protocol):
     def place_exit_pair(self, pair: ExitPair) -> list[VenueOrder]:
         """Place both legs; return their snapshots (the stop leg first). Idempotent on the
         legs' client ids like :meth:`VenueClient.place_order`."""
+        ...
+
+
+@runtime_checkable
+class VenueLastPrice(Protocol):
+    """Optional: a venue that tells its latest trade price. Buy entries are sized at send
+    time from it (with the step's price as the floor): a price that moved up since the bar
+    closed would otherwise make the venue refuse the buy for insufficient funds."""
+
+    def last_price(self, symbol: str) -> float:
+        """The latest trade price of ``symbol`` (NaN when the venue has none)."""
         ...
 
 
@@ -383,6 +428,25 @@ class VenueClient(Protocol):
     def close(self) -> None:
         """Stop the stream and release connections."""
         ...
+
+
+#: the tags of the exits the venue broker sends for the levels it watches (a flatten's
+#: ``risk`` exits are the kernel's, tracked like the step's orders)
+_EXIT_TAGS = frozenset(
+    r.value for r in (ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT, ExitReason.TRAILING)
+)
+
+
+def is_broker_order(order: Order) -> bool:
+    """An order the venue broker placed on its own, not the step: a resting stop or target
+    (negative id) or a reduce-only exit of a level it watches (tagged with the exit reason).
+    A backtest has no counterpart: its exits are fills without orders.
+
+    >>> from tradeloop.core.orders import Order
+    >>> is_broker_order(Order(-3, "SPY", OrderSide.SELL, OrderType.STOP, 10.0, 0))
+    True
+    """
+    return order.id < 0 or (order.reduce_only and order.tag in _EXIT_TAGS)
 
 
 # -- pre-trade checks ------------------------------------------------------------------------

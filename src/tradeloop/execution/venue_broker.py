@@ -21,20 +21,26 @@ from.
   dropped by trade id. Each fill records the expected price (the price when the order was
   sent) and the actual one: :attr:`VenueBroker.slippage`.
 * Stops, targets and trailing stops rest at the venue where it holds them (perpetuals:
-  reduce-only stop and take-profit orders; spot: a stop or take-profit order, or both as one
-  order list through :class:`~tradeloop.execution.venue.VenueExitPairs`, since the holding
-  can rest in one sell only), so a dead bot still leaves every position protected. They are
+  reduce-only stop and take-profit orders; spot and equities: a stop or take-profit order,
+  or both as one order list through :class:`~tradeloop.execution.venue.VenueExitPairs`
+  (Binance spot's OCO list, Alpaca's ``oco`` order), since the holding can rest in one sell
+  only), so a dead bot still leaves every position protected. Levels go on the venue's
+  price grid away from the market (they trigger on exactly the bars paper exits on); where
+  the venue takes resting orders in coarser amounts (Alpaca: whole shares) the rest of the
+  position is exited by the bot once a resting exit filled. They are
   placed when the position opens (client ids ``tl<run key>p<n>``, a pure function of the
   run's counter, looked up before they are placed again after a restart); the sibling is
   cancelled when one fills, all are cancelled when the position closes otherwise, and the
   stop is cancelled/replaced as a trailing anchor moves. A bar that reaches a resting level
   is followed up at once (the order fetched, its fills taken) so the step sees the exit paper
   would; the venue fills them by paper's rule (:mod:`tradeloop.execution.fill_rules`).
-  Elsewhere (equities) the levels are watched on every price update, as in paper; a hit
-  sends a reduce-only market order.
-* Buy entries can be sized at send time to leave ``cash_buffer_pct`` of the cash unspent at
-  the last price (the simulated broker's rule), so a higher next open does not get them
-  refused.
+  A level the venue does not hold (refused, or placed only after the venue had matched the
+  bar that reaches it: an entry filled at the bar's open) is exited by the bot with a
+  reduce-only market order, as is every level with ``resting_exits=False``.
+* Buy entries from flat are sized at send time at the venue's latest trade price where it
+  tells one (:class:`~tradeloop.execution.venue.VenueLastPrice`) and it is above the step's
+  close, and can leave ``cash_buffer_pct`` of the cash unspent (the simulated broker's
+  rule), so a price that moved up does not get them refused for insufficient funds.
 * A circuit breaker and tenacity retries wrap every venue call; while the breaker is open
   new entries are refused and ``on_breaker`` (the session) puts the risk engine into
   reducing-only and alerts.
@@ -50,7 +56,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tradeloop.core.errors import TemporaryError
 from tradeloop.core.instrument import Instrument
@@ -84,11 +90,21 @@ from tradeloop.execution.venue import (
     VenueClient,
     VenueExitPairs,
     VenueFill,
+    VenueLastPrice,
     VenueOrder,
     check_order,
+    exit_pair_ids,
+    is_broker_order,
 )
 
-__all__ = ["NotionalCaps", "SlippageRecord", "VenueBroker", "client_order_id", "run_key"]
+__all__ = [
+    "NotionalCaps",
+    "SlippageRecord",
+    "VenueBroker",
+    "client_order_id",
+    "is_broker_order",
+    "run_key",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -212,6 +228,7 @@ class VenueBroker:
         cash_buffer_pct: float = 0.0,
     ) -> None:
         self.client = client
+        self._tells_price = isinstance(client, VenueLastPrice)  # (a protocol check: once)
         #: buy entries are sized at send time to leave this fraction of the cash unspent at
         #: the last price (the simulated broker's rule), room for a higher next open
         self.cash_buffer_pct = cash_buffer_pct
@@ -224,6 +241,12 @@ class VenueBroker:
         self._protect_uncertain: int | None = None
         #: (symbol, type, level) of resting orders the venue refused: not sent again
         self._refused: set[tuple[str, OrderType, float]] = set()
+        #: symbol -> why: a resting exit filled and left a part it could not hold (Alpaca's
+        #: fractional share): the bot exits that part at the next price update
+        self._leftover: dict[str, ExitReason] = {}
+        #: the broker's own orders (resting exits, exits of watched levels) placed since the
+        #: kernel last took them (:meth:`take_new_orders`), journaled like the step's orders
+        self._new_orders: list[Order] = []
         #: entries from flat go out as post-only limits at the last price (the simulated
         #: broker's rule): the venue refuses one that would take; one the bar after the
         #: signal did not fill is cancelled at the next bar's open
@@ -296,22 +319,32 @@ class VenueBroker:
             amount, reason = pos.quantity, "exit"
         else:
             amount = order.quantity
+            # a buy from flat is sized at the venue's latest price where it moved up since
+            # the step's close, and never above the cash at that price (the venue checks the
+            # cash at its price, not the bar's: it would refuse the order)
+            latest = self._latest_price(symbol) if direction > 0 and pos is None else math.nan
+            size_px = latest if latest > price else price
             if order.equity_fraction is not None:
-                if not price > 0:
+                if not size_px > 0:
                     self._refuse(order, ts_ns, "no_price", "an equity fraction needs a price")
                     return
                 budget = order.equity_fraction * self.portfolio.equity
                 if direction > 0:
                     budget = min(budget, self.portfolio.balance * (1.0 - self.cash_buffer_pct))
-                amount = quantity_for_budget(budget, price, self.fees.taker(symbol))
-            elif direction > 0 and (pos is None or pos.direction > 0) and math.isfinite(price):
+                amount = quantity_for_budget(budget, size_px, self.fees.taker(symbol))
+            elif direction > 0 and (pos is None or pos.direction > 0) and math.isfinite(size_px):
                 amount = affordable_quantity(
                     amount,
-                    price,
+                    size_px,
                     self.portfolio.balance,
                     self.fees.taker(symbol),
                     self.cash_buffer_pct,
                 )
+                if latest > 0:  # the venue told its price: what the cash buys there
+                    cash = self.portfolio.balance * (1.0 - self.cash_buffer_pct)
+                    amount = min(
+                        amount, quantity_for_budget(cash, size_px, self.fees.taker(symbol))
+                    )
             if pos is not None and pos.direction == direction:
                 self._refuse(order, ts_ns, "already_open", "position in this direction is open")
                 return
@@ -322,6 +355,18 @@ class VenueBroker:
                 self._post_only_opens[order.id] = [ts_ns, -1]
             reason = "entry"
         self._send(order, ts_ns, price, amount, reason)
+
+    def _latest_price(self, symbol: str) -> float:
+        """The venue's latest trade price of ``symbol`` where it tells one, else NaN."""
+        client = self.client
+        if not self._tells_price:
+            return math.nan
+        try:
+            latest = self._call(partial(cast(VenueLastPrice, client).last_price, symbol))
+        except (TemporaryError, OrderRejectedError, OrderNotFoundError) as exc:
+            logger.warning("latest price of %s unavailable: %s", symbol, exc)
+            return math.nan
+        return latest if math.isfinite(latest) and latest > 0 else math.nan
 
     def on_open(self, symbol: str, ts_ns: int, open_price: float) -> None:
         """A bar of ``symbol`` opened: apply what the venue reported (fills of waiting orders).
@@ -353,11 +398,19 @@ class VenueBroker:
             pos = self.portfolio.positions.get(symbol)
             if pos is None:
                 return
+            left = self._leftover.pop(symbol, None)
+            if left is not None and not self._has_working_exit(symbol):
+                self._send_exit(pos, ts_ns, c, left)  # the part the venue could not hold
+                return
             reason = _exit_hit(pos, h, low)
             if reason is not None and not self._has_working_exit(symbol):
-                # a level the venue does not hold (its order was refused): the bot exits
+                # a level the venue does not hold (its order was refused), or holds only since
+                # this bar was matched (placed when the entry's fill of this bar arrived, as on
+                # Alpaca, whose market entries fill at the open): paper exits in this bar, the
+                # bot exits now (a bot exit cancels a pair holding the shares first)
                 need = OrderType.TAKE_PROFIT if reason is ExitReason.TAKE_PROFIT else OrderType.STOP
-                if all(w.order.type is not need for w in self._protective(symbol)):
+                holders = [w for w in self._protective(symbol) if w.order.type is need]
+                if all(w.order.ts_created >= ts_ns for w in holders):
                     self._send_exit(pos, ts_ns, c, reason)
                     return
             if pos.trail_fraction and pos.trail_anchor is not None:
@@ -525,6 +578,11 @@ class VenueBroker:
         )
         self._book(work.order, symbol, vf.side, vf.amount, vf.price, fee, vf.ts, reason)
         self.fees.record_volume(vf.amount * vf.price, vf.ts)
+        if order_id < 0 and work.filled >= work.amount - _EPS:
+            if symbol in self.portfolio.positions:
+                self._leftover[symbol] = reason
+            else:
+                self._leftover.pop(symbol, None)
         return 1
 
     def _fee_in_quote(self, vf: VenueFill, symbol: str) -> float:
@@ -589,9 +647,11 @@ class VenueBroker:
             if close_qty >= pos.quantity - _EPS:
                 del p.positions[symbol]
                 self.watched.discard(symbol)
-            else:
+            else:  # (the rest to 12 decimals: no binary dust below the venue's amount step)
                 p.positions[symbol] = replace(
-                    pos, quantity=pos.quantity - close_qty, entry_fee=pos.entry_fee - entry_fee
+                    pos,
+                    quantity=round(pos.quantity - close_qty, 12),
+                    entry_fee=pos.entry_fee - entry_fee,
                 )
             self._fills.append(
                 Fill(order.id, symbol, side, close_qty, price, fee_close, ts, reason.value)
@@ -670,8 +730,8 @@ class VenueBroker:
         if self.breaker.state is BreakerState.OPEN and reason == "entry":
             self._refuse(order, ts_ns, "venue_unavailable", "circuit breaker open")
             return
-        if reason != "entry" and rules.kind is MarketKind.SPOT and self._protective(symbol):
-            self._cancel_protection(symbol)  # they hold the coins this exit sells
+        if reason != "entry" and self._holds_once(symbol) and self._protective(symbol):
+            self._cancel_protection(symbol)  # they hold the coins (shares) this exit sells
         cid = client_order_id(self.key, order.id)
         work = _Working(order, cid, _S.NEW, checked.amount, ref if ref == ref else math.nan, reason)
         self._working[order.id] = work
@@ -776,6 +836,7 @@ class VenueBroker:
         )
         if self.order_status is not None:
             self.order_status[order.id] = _S.NEW
+        self._new_orders.append(order)  # the bot's own order: journaled like the step's
         self._send(order, ts_ns, price, pos.quantity, reason.value)
 
     def _has_working_exit(self, symbol: str) -> bool:
@@ -796,9 +857,39 @@ class VenueBroker:
 
     # -- resting exits ---------------------------------------------------------------------
     def _rests_exits(self, symbol: str) -> bool:
-        """The venue holds ``symbol``'s stops and targets (perpetuals and spot; equities are
-        watched by the bot)."""
-        return self._kind(symbol) in (MarketKind.PERPETUAL, MarketKind.SPOT)
+        """The venue holds ``symbol``'s stops and targets (perpetuals, spot and equities)."""
+        return self._kind(symbol) is not None
+
+    def _holds_once(self, symbol: str) -> bool:
+        """The holding can rest in one exit order only (spot coins, shares): a stop and a
+        target go out as one exit pair, and a bot exit cancels them first."""
+        return self._kind(symbol) in (MarketKind.SPOT, MarketKind.EQUITY)
+
+    def _resting_level(self, pos: Position, otype: OrderType, level: float) -> float:
+        """``level`` on the venue's price grid, rounded away from the market (a long's
+        target up, its stop down; a short's the other way): prices trade on the grid, so the
+        venue's order triggers on exactly the bars that reach the unrounded level, the bars
+        paper exits on (round-to-nearest would fill a target paper never reaches)."""
+        client, symbol = self.client, pos.symbol
+        price = client.round_price(symbol, level)
+        up = (otype is OrderType.TAKE_PROFIT) == (pos.direction > 0)
+        if (price < level - _EPS) if up else (price > level + _EPS):
+            step = client.market_rules(symbol).price_step
+            if step > 0:
+                price = client.round_price(symbol, price + step if up else price - step)
+        return price
+
+    def _resting_amount(self, symbol: str, quantity: float) -> float:
+        """``quantity`` as a resting exit order takes it: floored to the venue's resting
+        increment where coarser than its amount step (Alpaca: whole shares); the rest of the
+        position is sold by the bot once a resting exit filled (``_leftover``)."""
+        client = self.client
+        step = client.market_rules(symbol).resting_amount_step
+        if step > 0:
+            quantity = math.floor(quantity / step + 1e-9) * step
+            if quantity <= 0:
+                return 0.0
+        return client.round_amount(symbol, quantity)
 
     def _kind(self, symbol: str) -> MarketKind | None:
         """The market kind of ``symbol`` when its exits may rest at the venue, else None."""
@@ -848,9 +939,7 @@ class VenueBroker:
         works = self._protective(pos.symbol)
         stop, reason = pos.active_stop()
         tp = pos.take_profit
-        pairs = self._kind(pos.symbol) is MarketKind.SPOT and isinstance(
-            self.client, VenueExitPairs
-        )
+        pairs = self._holds_once(pos.symbol) and isinstance(self.client, VenueExitPairs)
         if pairs and stop is not None and tp is not None:
             self._keep_pair(pos, works, stop, reason, tp, ts_ns)
             return
@@ -868,9 +957,10 @@ class VenueBroker:
     ) -> None:
         """Keep ``pos``'s stop/target order list, or cancel it and place the new one (a
         trailing stop moved, the size changed)."""
-        symbol, client = pos.symbol, self.client
-        stop_px, tp_px = client.round_price(symbol, stop), client.round_price(symbol, tp)
-        amount = client.round_amount(symbol, pos.quantity)
+        symbol = pos.symbol
+        stop_px = self._resting_level(pos, OrderType.STOP, stop)
+        tp_px = self._resting_level(pos, OrderType.TAKE_PROFIT, tp)
+        amount = self._resting_amount(symbol, pos.quantity)
         stops = [w for w in works if w.order.type is OrderType.STOP]
         takes = [w for w in works if w.order.type is OrderType.TAKE_PROFIT]
         if (
@@ -898,10 +988,14 @@ class VenueBroker:
         client = self.client
         assert isinstance(client, VenueExitPairs)
         side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
+        list_id = f"tl{self.key}l{self._protect_seq + 1}"
         legs = []
-        for otype, price, why in (
-            (OrderType.STOP, stop_px, reason),
-            (OrderType.TAKE_PROFIT, tp_px, ExitReason.TAKE_PROFIT),
+        for otype, price, why, cid in zip(
+            (OrderType.STOP, OrderType.TAKE_PROFIT),
+            (stop_px, tp_px),
+            (reason, ExitReason.TAKE_PROFIT),
+            exit_pair_ids(list_id),
+            strict=True,
         ):
             self._protect_seq += 1
             order = Order(
@@ -915,23 +1009,15 @@ class VenueBroker:
                 reduce_only=True,
                 tag=f"resting_{why.value}",
             )
-            work = _Working(
-                order, f"tl{self.key}p{self._protect_seq}", _S.NEW, amount, price, why.value
-            )
+            work = _Working(order, cid, _S.NEW, amount, price, why.value)
             self._working[order.id] = work
             self._by_client[work.client_id] = order.id
+            self._new_orders.append(order)
             self._update_status(work, _S.SUBMITTED)
             legs.append(work)
         first, second = legs
         pair = ExitPair(
-            pos.symbol,
-            side,
-            amount,
-            stop_px,
-            tp_px,
-            first.client_id,
-            second.client_id,
-            f"tl{self.key}l{-first.order.id}",
+            pos.symbol, side, amount, stop_px, tp_px, first.client_id, second.client_id, list_id
         )
         maybe_sent = self._maybe_sent(first.order.id)
 
@@ -1013,8 +1099,8 @@ class VenueBroker:
         current = [w for w in works if w.order.type is otype]
         price = amount = None
         if level is not None:
-            price = self.client.round_price(symbol, level)
-            amount = self.client.round_amount(symbol, pos.quantity)
+            price = self._resting_level(pos, otype, level)
+            amount = self._resting_amount(symbol, pos.quantity)
         keep: _Working | None = None
         for work in current:
             same = (
@@ -1061,6 +1147,7 @@ class VenueBroker:
         work = _Working(order, cid, _S.NEW, amount, price, reason.value)
         self._working[order.id] = work
         self._by_client[cid] = order.id
+        self._new_orders.append(order)
         # reduce-only where the venue has it (perpetuals); Binance spot refuses the parameter
         perp = self._kind(pos.symbol) is MarketKind.PERPETUAL
         request = OrderRequest(cid, pos.symbol, side, otype, amount, None, price, reduce_only=perp)
@@ -1197,6 +1284,13 @@ class VenueBroker:
             )
             return
         self._update_status(work, snap.status, snap.reason)
+
+    def take_new_orders(self) -> list[Order]:
+        """The orders the broker placed on its own since the last call (resting exits, with
+        negative ids; exits of levels it watches), for the run's order journal; their
+        statuses come through :attr:`order_status` like any order's."""
+        out, self._new_orders = self._new_orders, []
+        return out
 
     def apply_venue_order(self, snap: VenueOrder) -> None:
         """Take an order snapshot fetched from the venue (reconciliation)."""
@@ -1349,6 +1443,7 @@ class VenueBroker:
             "slippage_totals": list(self._slip_totals),
             "fees": self.fees.export_state(),
             "day": list(self._day),
+            "leftover": {s: r.value for s, r in self._leftover.items()},
         }
 
     def restore_state(self, state: Mapping[str, object], orders: Mapping[int, Order]) -> None:
@@ -1396,6 +1491,8 @@ class VenueBroker:
         self.fees.restore_state(state.get("fees", {}) or {})  # type: ignore[arg-type]
         day = state.get("day") or [0, 0.0]
         self._day = (int(day[0]), float(day[1]))  # type: ignore[index]
+        leftover = state.get("leftover") or {}
+        self._leftover = {str(s): ExitReason(r) for s, r in leftover.items()}  # type: ignore[attr-defined]
         self.watched = {
             s
             for s, p in self.portfolio.positions.items()

@@ -17,6 +17,15 @@
   resync after it comes back. Fills are the increases of an order's cumulative filled
   quantity, whichever path saw them first, so stream and poll never count one twice; their
   ``trade_id`` is ``<alpaca order id>:<cumulative filled>``.
+- Resting exits (:class:`~tradeloop.execution.venue.VenueExitPairs`): a stop alone is a
+  ``stop`` order, a take-profit alone a ``limit`` order, both one ``oco`` order (Alpaca holds
+  the shares once: two sells of the whole position cannot both rest). Alpaca names an oco
+  order by one client id (its parent, the take-profit limit; the stop leg gets an id of
+  Alpaca's): the parent is sent with the pair's list id, and the legs are reported under the
+  pair's leg ids (:func:`~tradeloop.execution.venue.exit_pair_ids`), so either leg is found
+  from its id alone, also after a restart. Cancelling a leg cancels the pair. Stop and oco
+  orders take whole shares only (``MarketRules.resting_amount_step`` 1): the broker rests the
+  whole shares and watches a fractional remainder itself.
 - The market clock (``get_clock``): :meth:`AlpacaClient.market_clock`.
 """
 
@@ -37,6 +46,7 @@ from tradeloop.core.errors import ConfigError
 from tradeloop.core.order_status import FINAL_STATUSES, OrderStatus
 from tradeloop.core.orders import OrderSide, OrderType
 from tradeloop.execution.venue import (
+    ExitPair,
     MarketClock,
     MarketKind,
     MarketRules,
@@ -50,6 +60,8 @@ from tradeloop.execution.venue import (
     VenuePosition,
     VenueUnavailableError,
     VenueUpdate,
+    exit_pair_ids,
+    exit_pair_of,
 )
 
 __all__ = ["STATUS_MAP", "AlpacaClient", "to_ns"]
@@ -146,6 +158,9 @@ class AlpacaClient:
         self._filled: dict[str, tuple[float, float]] = {}
         self._ledger: dict[str, list[VenueFill]] = {}
         self._working: dict[str, str] = {}  # client order id -> symbol, not final yet
+        #: Alpaca order id of an oco pair's stop leg -> the pair's stop leg id (ours)
+        self._leg_ids: dict[str, str] = {}
+        self._data: Any = None  # the market data client (latest trades), built on first use
         self._stream: Any = None
         self._stream_thread: threading.Thread | None = None
         self._was_connected = False
@@ -195,6 +210,7 @@ class AlpacaClient:
             min_amount=_float(asset.min_order_size, step) if fractionable else 1.0,
             min_notional=1.0 if fractionable else 0.0,
             active=bool(asset.tradable) and _enum(asset.status) == "active",
+            resting_amount_step=1.0,  # stop and oco orders: whole shares only
         )
         self._rules[symbol] = rules
         return rules
@@ -214,51 +230,112 @@ class AlpacaClient:
     # -- orders -----------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> VenueOrder:
         """Send ``request``; idempotent on its client order id (see the module docstring)."""
-        alpaca_request = self._order_request(request)
+        return self._submit(
+            self._order_request(request), request.symbol, [request.client_order_id]
+        )[0]
+
+    def place_exit_pair(self, pair: ExitPair) -> list[VenueOrder]:
+        """A stop and a take-profit of one whole-share quantity as one ``oco`` order (see the
+        module docstring); returns the stop leg, then the take-profit. Idempotent on the
+        pair's ids like :meth:`place_order`."""
+        from alpaca.trading.enums import OrderClass
+        from alpaca.trading.enums import OrderSide as ASide
+        from alpaca.trading.enums import TimeInForce as ATif
+        from alpaca.trading.requests import LimitOrderRequest, StopLossRequest, TakeProfitRequest
+
+        qty = round(pair.amount, 9)
+        if qty != math.floor(qty):
+            raise OrderRejectedError(
+                f"oco {pair.list_id}: Alpaca takes whole shares only in oco orders, got {qty}",
+                code="fractional",
+            )
+        request = LimitOrderRequest(
+            symbol=pair.symbol,
+            qty=qty,
+            side=ASide.BUY if pair.side is OrderSide.BUY else ASide.SELL,
+            time_in_force=ATif.GTC,
+            order_class=OrderClass.OCO,
+            client_order_id=pair.list_id,
+            take_profit=TakeProfitRequest(limit_price=pair.take_profit),
+            stop_loss=StopLossRequest(stop_price=pair.stop_price),
+        )
+        return self._submit(request, pair.symbol, [pair.stop_id, pair.take_id])
+
+    def _submit(self, alpaca_request: Any, symbol: str, ids: list[str]) -> list[VenueOrder]:
+        """Submit; on a lost answer or a duplicate id, the orders ``ids`` as Alpaca has them."""
         with self._lock:
-            self._working[request.client_order_id] = request.symbol
+            for cid in ids:
+                self._working[cid] = symbol
+
+        def existing() -> list[VenueOrder]:
+            return [self.fetch_order(symbol, cid) for cid in ids]
+
         try:
             order = self._call(self.trading.submit_order, alpaca_request)
         except VenueUnavailableError as failure:
             # the answer may be lost while the order was accepted: ask before anyone retries
             try:
-                existing = self.fetch_order(request.symbol, request.client_order_id)
+                found = existing()
             except (OrderNotFoundError, VenueUnavailableError):
                 raise failure from None  # not there (or unknown): the caller may retry
             logger.warning(
                 "alpaca: order %s was accepted though its answer was lost; recovered by "
                 "client order id",
-                request.client_order_id,
+                ids[0],
             )
-            return existing
+            return found
         except OrderRejectedError as exc:
             if "client_order_id must be unique" in str(exc):
-                return self.fetch_order(request.symbol, request.client_order_id)
+                return existing()
             with self._lock:
-                self._working.pop(request.client_order_id, None)
+                for cid in ids:
+                    self._working.pop(cid, None)
             raise
-        return self._order(order)
+        parent = self._order(order)
+        if len(ids) == 1:
+            return [parent]
+        return [self._order(leg) for leg in order.legs or ()] + [parent]
 
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder:
-        """Cancel by client order id; OrderNotFoundError when unknown or already final."""
+        """Cancel by client order id (an oco leg: the pair); OrderNotFoundError when unknown
+        or already final."""
         current = self.fetch_order(symbol, client_order_id)
         if current.status in FINAL_STATUSES:
             raise OrderNotFoundError(
                 client_order_id, f"order {client_order_id} is {current.status}"
             )
+        pair = exit_pair_of(client_order_id)
+        target = current.venue_order_id
+        if pair is not None:  # the pair's parent: Alpaca cancels its leg with it
+            target = self.fetch_order(symbol, exit_pair_ids(pair[0])[1]).venue_order_id
         try:
-            self._call(self.trading.cancel_order_by_id, current.venue_order_id)
+            self._call(self.trading.cancel_order_by_id, target)
         except OrderRejectedError as exc:  # 422: no longer cancelable (filled meanwhile)
             raise OrderNotFoundError(client_order_id, str(exc)) from None
         return self.fetch_order(symbol, client_order_id)
 
     def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder:
-        """The order by client order id; OrderNotFoundError when Alpaca does not know it."""
+        """The order by client order id (an oco leg through its pair's parent);
+        OrderNotFoundError when Alpaca does not know it."""
+        pair = exit_pair_of(client_order_id)
         try:
-            order = self._call(self.trading.get_order_by_client_id, client_order_id)
+            order = self._call(
+                self.trading.get_order_by_client_id, pair[0] if pair else client_order_id
+            )
         except OrderNotFoundError:
             raise OrderNotFoundError(client_order_id) from None
-        return self._order(order)
+        if pair is None or pair[1] == "t":
+            return self._order(order)
+        self._order(order, track=False)  # learns the leg's Alpaca id
+        legs = order.legs or ()
+        if legs:
+            return self._order(legs[0])
+        self._learn_pairs(symbol)  # an answer without its legs: the nested listing has them
+        with self._lock:
+            leg_id = next((k for k, v in self._leg_ids.items() if v == client_order_id), None)
+        if leg_id is None:
+            raise OrderNotFoundError(client_order_id, f"{pair[0]} has no stop leg")
+        return self._order(self._call(self.trading.get_order_by_id, leg_id))
 
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         """Working orders (bracket exits included as their own orders)."""
@@ -324,6 +401,23 @@ class AlpacaClient:
 
     def set_leverage(self, symbol: str, leverage: float, margin_mode: str | None = None) -> None:
         """No-op: equities have no per-symbol leverage."""
+
+    def last_price(self, symbol: str) -> float:
+        """The latest trade's price (``GET /v2/stocks/trades/latest``); NaN when none."""
+        from alpaca.data.requests import StockLatestTradeRequest
+
+        if self._data is None:
+            from alpaca.data.historical.stock import StockHistoricalDataClient
+
+            self._data = StockHistoricalDataClient(
+                self.config.api_key, self.config.api_secret, url_override=self.config.url
+            )
+            _harden(self._data, self.config.timeout_s, self.budget)
+        trades = self._call(
+            self._data.get_stock_latest_trade, StockLatestTradeRequest(symbol_or_symbols=symbol)
+        )
+        trade = trades.get(symbol) if isinstance(trades, dict) else None
+        return float(trade.price) if trade is not None else math.nan
 
     def market_clock(self) -> MarketClock:
         """Alpaca's market clock now (``GET /v2/clock``)."""
@@ -441,6 +535,8 @@ class AlpacaClient:
             common["order_class"] = OrderClass.BRACKET
             common["take_profit"] = TakeProfitRequest(limit_price=r.take_profit)
             common["stop_loss"] = StopLossRequest(stop_price=r.stop_loss)
+        if r.type is OrderType.TAKE_PROFIT:  # a resting take-profit: a limit at its level
+            return LimitOrderRequest(**common, limit_price=r.stop_price or r.price)
         if r.trail_percent is not None or r.trail_price is not None:
             return TrailingStopOrderRequest(
                 **common,
@@ -464,8 +560,18 @@ class AlpacaClient:
         qty = _float(o.qty, 0.0)
         if qty == 0.0 and _float(o.notional, 0.0) > 0:
             qty = filled
+        cid = o.client_order_id
+        if _enum(o.order_class) == "oco":  # an exit pair: named by its leg ids (ours)
+            if _enum(o.order_type or o.type) == "limit":  # the parent: the take-profit
+                stop_id, cid = exit_pair_ids(cid)
+                with self._lock:
+                    for leg in o.legs or ():
+                        self._leg_ids[str(leg.id)] = stop_id
+            else:  # the stop leg
+                with self._lock:
+                    cid = self._leg_ids.get(str(o.id), cid)
         venue = VenueOrder(
-            client_order_id=o.client_order_id,
+            client_order_id=cid,
             symbol=o.symbol or "",
             side=OrderSide.BUY if _enum(o.side) == "buy" else OrderSide.SELL,
             type=otype,
@@ -526,7 +632,16 @@ class AlpacaClient:
         """``trade_updates`` handler (the stream's thread)."""
         self.stream_events += 1
         try:
-            venue = self._order(update.order, track=False)
+            order = update.order
+            if (
+                _enum(order.order_class) == "oco"
+                and _enum(order.order_type or order.type) != "limit"
+            ):
+                with self._lock:
+                    known = str(order.id) in self._leg_ids
+                if not known:  # a pair's stop leg this process has not seen (a restart)
+                    self._learn_pairs(order.symbol)
+            venue = self._order(order, track=False)
             event = _enum(update.event)
             if event in ("fill", "partial_fill"):
                 self._record_fill(venue, to_ns(update.timestamp), update.price, update.qty)
@@ -539,6 +654,21 @@ class AlpacaClient:
             self._updates.put(venue)
         except Exception:  # never let one odd message kill the stream
             logger.exception("alpaca: cannot read a trade update")
+
+    def _learn_pairs(self, symbol: str) -> None:
+        """Learn the stop legs' ids of ``symbol``'s recent oco orders (their parents)."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        req = GetOrdersRequest(
+            status=QueryOrderStatus.ALL, limit=100, nested=True, symbols=[symbol]
+        )
+        try:
+            for order in self._call(self.trading.get_orders, req):
+                if order.legs:
+                    self._order(order, track=False)
+        except VenueUnavailableError as exc:
+            logger.warning("alpaca: oco orders of %s not looked up: %s", symbol, exc)
 
     def _resync(self, symbols: Sequence[str]) -> None:
         """REST view of the working orders (and open orders of ``symbols``) as updates."""

@@ -7,7 +7,8 @@ One loopback port serves everything unmodified alpaca-py talks to (point it ther
   ``status=open|closed|all``, DELETE), ``/v2/orders/{id}`` (GET, DELETE),
   ``/v2/orders:by_client_order_id``, ``/v2/positions`` (GET, DELETE),
   ``/v2/positions/{symbol}`` (GET, DELETE), ``/v2/clock``, ``/v2/assets/{symbol}``;
-- market data REST v2 (``StockHistoricalDataClient``): ``/v2/stocks/bars`` (1Min, paged
+- market data REST v2 (``StockHistoricalDataClient``): ``/v2/stocks/trades/latest`` (the last
+  published bar's close), ``/v2/stocks/bars`` (1Min, paged
   with ``next_page_token``), only bars already published (no future);
 - the trading stream ``/stream`` (``TradingStream``): JSON ``authenticate`` -> ``authorization``,
   ``listen`` -> ``listening``, then ``trade_updates`` messages (binary frames, as Alpaca);
@@ -258,6 +259,7 @@ class AlpacaServer:
         r.add_get("/v2/positions/{symbol}", self._position)
         r.add_delete("/v2/positions/{symbol}", self._close_position)
         r.add_get("/v2/stocks/bars", self._bars)
+        r.add_get("/v2/stocks/trades/latest", self._latest_trades)
         r.add_get("/stream", self._trade_stream)
         r.add_get("/v2/{feed}", self._data_stream)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -685,6 +687,24 @@ class AlpacaServer:
             order = self.book.close_position(symbol)
             out.append({"symbol": symbol, "status": 200, "body": order.wire()})
         return web.json_response(out, status=207)
+
+    async def _latest_trades(self, request: web.Request) -> web.Response:
+        """The latest trade of each symbol: the last published bar's close (the account's
+        mark), stamped at its close."""
+        out: dict[str, Any] = {}
+        for symbol in (s for s in request.query.get("symbols", "").split(",") if s):
+            mark = self.book.marks.get(symbol)
+            if mark is not None:
+                out[symbol] = {
+                    "t": iso(self.book.now_ns),
+                    "x": "V",
+                    "p": mark,
+                    "s": 100,
+                    "c": ["@"],
+                    "i": 1,
+                    "z": "C",
+                }
+        return web.json_response({"trades": out})
 
     async def _bars(self, request: web.Request) -> web.Response:
         q = request.query

@@ -17,6 +17,16 @@ it arrived, in arrival order.
   ``trail_price``; it is checked before the bar moves the ``hwm``;
 - bracket: the entry's two exits (take-profit limit, stop-loss stop) are ``held`` until the
   entry fills, then work as one-cancels-other; when both could fill in one bar the stop wins.
+- oco (``order_class=oco``, Alpaca's exit pair for a position it holds): the order is the
+  take-profit limit (``take_profit.limit_price``) with the stop (``stop_loss.stop_price``) as
+  its one leg, both working at once; the leg that fills cancels the other (a ``canceled``
+  event), the stop first when both are reached in one bar.
+
+Stops and take-profit limits fill by the one fill rule of protective exits
+(:func:`tradeloop.execution.fill_rules.trigger_fill`, paper's): a bar that opens through the
+level fills at the open, otherwise at the level. Alpaca refuses stop, trailing-stop and
+advanced-class (bracket, oco) orders for fractional quantities, and a sell of shares that
+other open sell orders already hold (``insufficient qty available``), as the venue does.
 
 Quantities may be fractional (fractional orders must be ``day`` orders, as at Alpaca);
 ``notional`` orders are sized at the fill price. The account is a cash account: a buy needs
@@ -32,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
 __all__ = ["AlpacaBook", "BookError", "VenueOrder", "iso", "wire_num"]
 
@@ -323,6 +335,9 @@ class AlpacaBook:
         fractional = notional is not None or (qty is not None and qty != math.floor(qty))
         if fractional and (tif != "day" or otype not in ("market", "limit")):
             raise BookError(422, 42210000, "fractional orders must be DAY market or limit orders")
+        order_class = body.get("order_class") or "simple"
+        if fractional and order_class not in ("simple", ""):
+            raise BookError(422, 42210000, "fractional orders must be simple orders")
         client_id = str(body.get("client_order_id") or uuid.uuid4())
         if len(client_id) > 128:
             raise BookError(422, 40010001, "client_order_id must be at most 128 characters")
@@ -330,7 +345,7 @@ class AlpacaBook:
             raise BookError(422, 40010001, "client_order_id must be unique")
         limit = _num(body.get("limit_price"), "limit_price")
         stop = _num(body.get("stop_price"), "stop_price")
-        if otype in ("limit", "stop_limit") and limit is None:
+        if otype in ("limit", "stop_limit") and limit is None and order_class != "oco":
             raise BookError(422, 40010001, "limit_price is required")
         if otype in ("stop", "stop_limit") and stop is None:
             raise BookError(422, 40010001, "stop_price is required")
@@ -338,12 +353,28 @@ class AlpacaBook:
         trail_px = _num(body.get("trail_price"), "trail_price")
         if otype == "trailing_stop" and (trail_pct is None) == (trail_px is None):
             raise BookError(422, 40010001, "trail_percent or trail_price is required")
-        order_class = body.get("order_class") or "simple"
         if order_class not in ("simple", "bracket", "oto", "oco"):
             raise BookError(422, 40010001, f"invalid order_class {order_class!r}")
         held = self.positions.get(symbol)
         if side == "sell" and fractional and (held is None or held.qty + 1e-12 < (qty or 0.0)):
             raise BookError(403, 40310000, "fractional orders cannot be sold short")
+        self._check_available(symbol, side, qty or 0.0)
+        oco_legs: tuple[float, float] | None = None
+        if order_class == "oco":
+            tp_px = _num(
+                (body.get("take_profit") or {}).get("limit_price"), "take_profit.limit_price"
+            )
+            sl_px = _num((body.get("stop_loss") or {}).get("stop_price"), "stop_loss.stop_price")
+            if otype != "limit" or tp_px is None or sl_px is None:
+                raise BookError(
+                    422,
+                    40010001,
+                    "oco orders must be limit orders with take_profit.limit_price and "
+                    "stop_loss.stop_price",
+                )
+            if (sl_px >= tp_px) if side == "sell" else (sl_px <= tp_px):
+                raise BookError(422, 40010001, "stop_loss.stop_price must be on the other side")
+            limit, oco_legs = tp_px, (tp_px, sl_px)
         price = self.marks.get(symbol)
         if side == "buy" and price is not None:
             cost = notional if notional is not None else (qty or 0.0) * (limit or price)
@@ -408,6 +439,24 @@ class AlpacaBook:
                 order.legs.append(leg)
                 self.orders[leg.id] = leg
                 self.by_client_id[leg.client_order_id] = leg
+        if oco_legs is not None:  # the stop leg, working along with its parent
+            leg = VenueOrder(
+                id=str(uuid.uuid4()),
+                client_order_id=str(uuid.uuid4()),
+                symbol=symbol,
+                side=side,
+                type="stop",
+                time_in_force=tif,
+                created_at=self.now_ns,
+                updated_at=self.now_ns,
+                qty=qty,
+                stop_price=oco_legs[1],
+                order_class="oco",
+                parent=order,
+            )
+            order.legs.append(leg)
+            self.orders[leg.id] = leg
+            self.by_client_id[leg.client_order_id] = leg
         self.orders[order.id] = order
         self.by_client_id[client_id] = order
         self._event("new", order)
@@ -434,7 +483,11 @@ class AlpacaBook:
             raise BookError(404, 40410000, "order not found")
         if not order.is_open:
             raise BookError(422, 42210000, f'order is already in "{order.status}" state')
-        self._cancel(order)
+        parent = order.parent
+        if parent is not None and parent.order_class == "oco" and parent.is_open:
+            self._cancel(parent)  # an oco leg: the pair is cancelled
+        else:
+            self._cancel(order)
         return order
 
     def cancel_all(self) -> list[VenueOrder]:
@@ -509,6 +562,10 @@ class AlpacaBook:
         for order in list(self.orders.values()):
             works = in_session or order.extended_hours
             if works and order.symbol == symbol and order.is_open and order.status != "held":
+                if order.order_class == "oco":
+                    if order.parent is None:  # the pair is matched through its parent
+                        self._match_oco(order, o, h, low)
+                    continue
                 self._match(order, o, h, low)
         self.marks[symbol] = c
         self.now_ns = end_ns
@@ -552,22 +609,65 @@ class AlpacaBook:
             return hwm * (1.0 + sign * order.trail_percent / 100.0)
         return hwm + sign * float(order.trail_price or 0.0)
 
+    def _check_available(self, symbol: str, side: str, qty: float) -> None:
+        """Shares (of a short: the cover) that open orders already hold cannot be held
+        again: Alpaca refuses ``insufficient qty available for order``."""
+        pos = self.positions.get(symbol)
+        if pos is None or (pos.qty > 0) != (side == "sell"):
+            return
+        held = sum(
+            o.remaining
+            for o in self.orders.values()
+            if o.is_open and o.symbol == symbol and o.side == side and o.parent is None
+        )
+        available = abs(pos.qty) - held
+        if held > 0 and qty > available + 1e-9:
+            raise BookError(
+                403,
+                40310000,
+                f"insufficient qty available for order (requested: {wire_num(qty)}, "
+                f"available: {wire_num(max(available, 0.0))})",
+            )
+
+    def _match_oco(self, parent: VenueOrder, o: float, h: float, low: float) -> None:
+        """An oco pair against one bar, by the one fill rule: the leg reached fills, the other
+        is cancelled; a bar opening through a level fills that leg at the open; both reached
+        inside the bar: the stop (no finer data to tell which came first)."""
+        stop_leg = parent.legs[0]
+        direction = 1 if parent.side == "sell" else -1  # the position the pair protects
+        tp = float(parent.limit_price or 0.0)
+        stop = float(stop_leg.stop_price or 0.0)
+        sf = trigger_fill(TriggerKind.STOP, direction, stop, o, h, low)
+        tf = trigger_fill(TriggerKind.TAKE_PROFIT, direction, tp, o, h, low)
+        if sf is not None and (sf.at_open or tf is None or not tf.at_open):
+            leg, price, other = stop_leg, sf.price, parent
+        elif tf is not None:
+            leg, price, other = parent, tf.price, stop_leg
+        else:
+            return
+        self._execute(leg, leg.remaining, price)
+        if leg.status == "filled" and other.is_open:
+            other.status = "canceled"
+            other.canceled_at = self.now_ns
+            other.updated_at = self.now_ns
+            self._event("canceled", other)
+
     def _match(self, order: VenueOrder, o: float, h: float, low: float) -> None:
         buy = order.side == "buy"
         price: float | None = None
         if order.type == "market":
             price = o
         elif order.type == "limit" or (order.type == "stop_limit" and order.triggered):
+            # a resting limit: fills like a take-profit level (the one fill rule)
             lim = float(order.limit_price or 0.0)
-            if buy and low <= lim:
-                price = min(o, lim)
-            elif not buy and h >= lim:
-                price = max(o, lim)
+            fill = trigger_fill(TriggerKind.TAKE_PROFIT, -1 if buy else 1, lim, o, h, low)
+            price = fill.price if fill is not None else None
         elif order.type in ("stop", "stop_limit"):
             stop = float(order.stop_price or 0.0)
             hit = h >= stop if buy else low <= stop
             if hit and order.type == "stop":
-                price = max(o, stop) if buy else min(o, stop)
+                fill = trigger_fill(TriggerKind.STOP, -1 if buy else 1, stop, o, h, low)
+                price = fill.price if fill is not None else None
             elif hit:
                 order.triggered = True
                 lim = float(order.limit_price or 0.0)
