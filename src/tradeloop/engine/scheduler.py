@@ -11,13 +11,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.core.time import NS_PER_SECOND, to_iso
+
+if TYPE_CHECKING:  # pandas (~0.5 s to import) is needed only by a calendar schedule
+    import pandas as pd
 
 __all__ = [
     "FOREVER_NS",
@@ -83,6 +85,8 @@ def _calendar_names() -> tuple[str, ...]:
 
 
 def _ns(values: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     index = pd.DatetimeIndex(values)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
