@@ -104,3 +104,53 @@ def test_a_backtest_imports_no_ml_venue_bus_pandas_or_plotly(
     for name in ("tradeloop.ml.features", "tradeloop.bus.events", "tradeloop.execution.venue"):
         assert name not in modules
     assert len(modules) < 800
+
+
+_SESSION_CHILD = r"""
+import json, sys
+import tradeloop.cli.live_cmd, tradeloop.cli.paper_cmd, tradeloop.cli.run_cmd
+import tradeloop.engine.live_session, tradeloop.engine.loop, tradeloop.engine.paper
+from tradeloop.alerts import alerter_from_settings
+from tradeloop.engine.scheduler import AlwaysOpen, schedule_for
+assert isinstance(schedule_for("binance"), AlwaysOpen)
+assert isinstance(schedule_for("24/7"), AlwaysOpen)
+alerter_from_settings(None).close()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+#: packages a crypto paper/live/run session without a regime model, an ML model or a Discord
+#: webhook has no use for at start-up (pandas and exchange_calendars: only a stock calendar;
+#: httpx: only a webhook; the ML stack: only ``--model`` / ``--regime``)
+_SESSION_HEAVY = (
+    "pandas",
+    "exchange_calendars",
+    "httpx",
+    "sklearn",
+    "hmmlearn",
+    "lightgbm",
+    "torch",
+    "plotly",
+    "optuna",
+    "duckdb",
+    "fastapi",
+)
+
+
+def test_a_crypto_session_starts_without_pandas_calendars_httpx_or_the_ml_stack(
+    tmp_path: Path,
+) -> None:
+    # Act: the session modules of `tradeloop paper|live|run`, the schedule of a ccxt venue and
+    # the default (log) alerter, in a fresh interpreter
+    proc = subprocess.run(
+        [sys.executable, "-c", _SESSION_CHILD],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Assert
+    assert proc.returncode == 0, proc.stderr
+    modules = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "ccxt.pro" in modules  # the session's own feed is there: the check is not vacuous
+    assert not _tops(modules) & set(_SESSION_HEAVY)
+    assert "tradeloop.alerts.discord" in modules  # imported, but httpx only when it posts

@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from tradeloop.alerts.base import Alert, AlerterStats, StatsCounter
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.time import to_iso
+
+if TYPE_CHECKING:  # httpx (~0.2 s) is imported when a webhook is configured, not by every session
+    import httpx
 
 __all__ = [
     "COLORS",
@@ -182,6 +183,8 @@ class DiscordAlerter:
         self._closing = False
         self._deadline = float("inf")  # monotonic time close() gives up at
         self._stop = threading.Event()  # set when close() gives up: abandon waits and alerts
+        import httpx
+
         self._client = httpx.Client(timeout=timeout_s)
         self._thread = threading.Thread(target=self._run, name="discord-alerter", daemon=True)
         self._thread.start()
@@ -265,6 +268,8 @@ class DiscordAlerter:
         return not self._stop.wait(seconds)
 
     def _deliver(self, alert: Alert) -> None:
+        import httpx
+
         payload = discord_payload(alert, username=self.username)
         errors = 0
         limited = 0

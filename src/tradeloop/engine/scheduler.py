@@ -11,13 +11,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.core.time import NS_PER_SECOND, to_iso
+
+if TYPE_CHECKING:  # pandas (~0.5 s to import) is needed only by a calendar schedule
+    import pandas as pd
 
 __all__ = [
     "FOREVER_NS",
@@ -83,6 +85,8 @@ def _calendar_names() -> tuple[str, ...]:
 
 
 def _ns(values: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     index = pd.DatetimeIndex(values)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
@@ -178,14 +182,16 @@ def schedule_for(exchange_or_calendar: str) -> MarketSchedule:
     name = exchange_or_calendar.strip()
     if name.lower() in _ALWAYS_OPEN_NAMES:
         return AlwaysOpen()
-    calendars = _calendar_names()
-    if name in calendars:
-        return ExchangeCalendarSchedule(name)
+    # ccxt ids first: no calendar name is also an exchange id (in any case), and a crypto
+    # session then never imports exchange_calendars and pandas (~0.8 s of its start-up).
     import ccxt
 
     exchanges: list[str] = list(ccxt.exchanges)
     if name.lower() in exchanges:
         return AlwaysOpen()
+    calendars = _calendar_names()
+    if name in calendars:
+        return ExchangeCalendarSchedule(name)
     by_upper = {c.upper(): c for c in calendars}
     if name.upper() in by_upper:
         return ExchangeCalendarSchedule(by_upper[name.upper()])

@@ -223,3 +223,14 @@ def test_schedule_for_calendar_names(name: str) -> None:
 def test_schedule_for_unknown_name_suggests() -> None:
     with pytest.raises(ConfigError, match="Did you mean: 'binance'"):
         schedule_for("binanse")
+
+
+def test_no_calendar_name_is_a_ccxt_exchange_id() -> None:
+    # schedule_for answers a ccxt id before it loads the calendars; that order only keeps
+    # meaning if no calendar name (in any case) is also an exchange id
+    import ccxt
+    import exchange_calendars as xcals
+
+    calendars = xcals.get_calendar_names(include_aliases=True)
+    assert len(calendars) > 50
+    assert [c for c in calendars if c.lower() in set(ccxt.exchanges)] == []
