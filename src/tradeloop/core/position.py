@@ -64,36 +64,32 @@ class Position:
         """P&L if closed at ``price``, before exit fees, after the entry fee."""
         return pnl_for(self.direction, self.quantity, self.entry_price, price) - self.entry_fee
 
-    def active_stop(self, anchor: float | None = None) -> tuple[float | None, ExitReason]:
+    def active_stop(self) -> tuple[float | None, ExitReason]:
         """Return the stop level in force and its exit reason.
 
         That is the tighter of the fixed stop and the (armed) trailing stop; the level is None
-        when neither is set. ``anchor`` replaces :attr:`trail_anchor` when given (a broker
-        that moved the anchor without building a new position).
+        when neither is set.
         """
         stop = self.stop_loss
-        trail = self.trailing_stop_price(anchor)
+        trail = self.trailing_stop_price()
         if trail is not None and (
             stop is None or (trail > stop if self.direction > 0 else trail < stop)
         ):
             return trail, ExitReason.TRAILING
         return stop, ExitReason.STOP_LOSS
 
-    def trailing_stop_price(self, anchor: float | None = None) -> float | None:
-        """Current trailing stop level, or None when no trailing stop is set; ``anchor``
-        replaces :attr:`trail_anchor` when given."""
-        if anchor is None:
-            anchor = self.trail_anchor
-        if self.trail_fraction is None or anchor is None:
+    def trailing_stop_price(self) -> float | None:
+        """Current trailing stop level, or None when no trailing stop is set."""
+        if self.trail_fraction is None or self.trail_anchor is None:
             return None
         activation = self.trail_activation
         if self.direction > 0:
-            if activation and anchor < self.entry_price * (1.0 + activation):
+            if activation and self.trail_anchor < self.entry_price * (1.0 + activation):
                 return None
-            return anchor * (1.0 - self.trail_fraction)
-        if activation and anchor > self.entry_price * (1.0 - activation):
+            return self.trail_anchor * (1.0 - self.trail_fraction)
+        if activation and self.trail_anchor > self.entry_price * (1.0 - activation):
             return None
-        return anchor * (1.0 + self.trail_fraction)
+        return self.trail_anchor * (1.0 + self.trail_fraction)
 
 
 @slots_init

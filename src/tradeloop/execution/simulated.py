@@ -116,9 +116,6 @@ class SimulatedBroker:
         self.order_status: dict[int, OrderStatus] | None = None
         #: post-only entries working during the current bar (from its open to its range)
         self.resting: dict[str, list[Order]] = {}
-        #: trailing anchor by symbol that :meth:`skip_to_exit` moved up to the bar it stopped
-        #: at; that bar's exit check uses it instead of the position's own
-        self._carried: dict[str, float] = {}
 
     # -- public API ------------------------------------------------------------------------
     def fills(self) -> list[Fill]:
@@ -267,14 +264,8 @@ class SimulatedBroker:
         pos = self.portfolio.positions[symbol]
         k, anchor = next_exit_bar(pos, *lists, arrays, start, stop)
         if anchor is not None and anchor != pos.trail_anchor:
-            if k < stop:
-                # bar k reaches a level: its exit check (the caller's next ``on_bar_range``
-                # for the symbol) takes the anchor, and usually closes the position, so no
-                # new Position is built for it
-                self._carried[symbol] = anchor
-            else:
-                # one new Position per skipped stretch (not per new high)
-                self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
+            # one new Position per skipped stretch (not per new high)
+            self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
         return k
 
     def cancel_pending(self) -> int:
@@ -563,8 +554,6 @@ class SimulatedBroker:
         )
         del portfolio.positions[pos.symbol]
         self.watched.discard(pos.symbol)
-        if self._carried:  # closed by other than its exit check: nothing carries over
-            self._carried.pop(pos.symbol, None)
         portfolio.marks[pos.symbol] = price
         self._fills.append(
             Fill(
@@ -608,8 +597,7 @@ class SimulatedBroker:
         rule the local venues fill resting stop orders with); a stop and a target both inside
         the bar are resolved on finer data (:meth:`_drill`)."""
         long = pos.direction > 0
-        carried = self._carried.pop(pos.symbol, None) if self._carried else None
-        stop, stop_reason = pos.active_stop(carried)
+        stop, stop_reason = pos.active_stop()
         tp = pos.take_profit
         sf = None if stop is None else trigger_fill(_STOP, pos.direction, stop, o, h, low)
         tf = None if tp is None else trigger_fill(_TAKE, pos.direction, tp, o, h, low)
@@ -637,8 +625,7 @@ class SimulatedBroker:
             self._close(pos, ts_ns, tf.price, ExitReason.TAKE_PROFIT, maker=tf.maker)
             return
         if pos.trail_fraction and pos.trail_anchor is not None:
-            held = pos.trail_anchor if carried is None else carried
-            anchor = max(held, h) if long else min(held, low)
+            anchor = max(pos.trail_anchor, h) if long else min(pos.trail_anchor, low)
             if anchor != pos.trail_anchor:
                 self.portfolio.positions[pos.symbol] = _with_anchor(pos, anchor)
 

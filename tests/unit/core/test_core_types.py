@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
@@ -193,21 +192,6 @@ def test_position_trailing_stop_price_long_below_and_short_above_anchor() -> Non
     assert long_.trailing_stop_price() == pytest.approx(114.0)
     assert short.trailing_stop_price() == pytest.approx(84.0)
     assert plain.trailing_stop_price() is None
-
-
-def test_active_stop_with_a_given_anchor_is_the_moved_positions_stop() -> None:
-    # Arrange: armed at +2% (102); anchors below, at and beyond the arming price, both sides
-    for direction, anchors in ((1, (101.0, 102.0, 130.0)), (-1, (99.0, 98.0, 70.0))):
-        pos = Position(
-            "a", "X", direction, 1.0, 100.0, 0, 0.0, stop_loss=90.0 if direction > 0 else 110.0,
-            trail_fraction=0.05, trail_anchor=100.0, trail_activation=0.02,
-        )  # fmt: skip
-        for anchor in anchors:
-            moved = replace(pos, trail_anchor=anchor)
-            # Act / Assert: the same level and reason, without building the moved position
-            assert pos.active_stop(anchor) == moved.active_stop()
-            assert pos.trailing_stop_price(anchor) == moved.trailing_stop_price()
-    assert pos.active_stop()[0] == 110.0  # not armed at the entry: the fixed stop
 
 
 def test_trade_pnl_pct_is_net_pnl_over_entry_notional() -> None:
