@@ -83,10 +83,13 @@ class Signal:
             raise ConfigError(
                 f"signal for {self.symbol}: confidence must be in [0, 1], got {self.confidence}"
             )
-        if self.stop_loss is not None or self.take_profit is not None:
-            for name, value in (("stop_loss", self.stop_loss), ("take_profit", self.take_profit)):
-                if value is not None and not (math.isfinite(value) and value > 0):
-                    raise ConfigError(f"signal for {self.symbol}: {name} must be > 0, got {value}")
+        # each level on its own (no tuple of pairs built per signal: one per entry of a run)
+        level = self.stop_loss
+        if level is not None and not (math.isfinite(level) and level > 0):
+            raise ConfigError(f"signal for {self.symbol}: stop_loss must be > 0, got {level}")
+        level = self.take_profit
+        if level is not None and not (math.isfinite(level) and level > 0):
+            raise ConfigError(f"signal for {self.symbol}: take_profit must be > 0, got {level}")
 
     @classmethod
     def open_long(
