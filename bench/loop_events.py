@@ -54,9 +54,7 @@ FEE = 0.001
 
 
 def _arrays(bars: Any) -> BarArrays:
-    return BarArrays(
-        SYMBOL, "1m", bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
-    )
+    return BarArrays(SYMBOL, "1m", bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
 
 
 def _instrument(tick: float) -> Instrument:
