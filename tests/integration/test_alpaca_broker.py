@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tradeloop.adapters.alpaca import AlpacaClient, AlpacaConfig
+from tradeloop.adapters.alpaca import AlpacaClient
 from tradeloop.core.instrument import AssetClass, Instrument
 from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import Order, OrderSide, OrderType
@@ -21,8 +21,6 @@ from tradeloop.execution.reconcile import reconcile
 from tradeloop.execution.venue import OrderNotFoundError
 from tradeloop.execution.venue_broker import VenueBroker
 from tradeloop.testing.venue.alpaca import (
-    DEFAULT_KEY,
-    DEFAULT_SECRET,
     AlpacaServer,
     MinuteBars,
     load_equity_minutes,
@@ -52,19 +50,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def _broker(venue: AlpacaServer) -> tuple[VenueBroker, AlpacaClient]:
-    client = AlpacaClient(
-        AlpacaConfig(
-            api_key=DEFAULT_KEY,
-            api_secret=DEFAULT_SECRET,
-            url=venue.url,
-            ws_url=f"ws://127.0.0.1:{venue.port}",
-            timeout_s=1.0,
-            poll_interval_s=0.0,
-            requests_per_minute=100_000,
-        )
-    )
-    client.start_stream()
-    wait_for(lambda: client.stream_connected and venue.trade_listeners == 1)
+    client = venue.streaming_client(timeout_s=1.0)
     broker = VenueBroker(
         client,
         Portfolio(10_000.0),

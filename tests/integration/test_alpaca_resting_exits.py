@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tradeloop.adapters.alpaca import AlpacaClient, AlpacaConfig
+from tradeloop.adapters.alpaca import AlpacaClient
 from tradeloop.core.instrument import AssetClass, Instrument
 from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.orders import Bracket, Order, OrderSide, OrderType
@@ -28,8 +28,6 @@ from tradeloop.execution.reconcile import settle_orders
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.execution.venue_broker import VenueBroker
 from tradeloop.testing.venue.alpaca import (
-    DEFAULT_KEY,
-    DEFAULT_SECRET,
     AlpacaServer,
     MinuteBars,
     load_equity_minutes,
@@ -66,19 +64,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def _client(venue: AlpacaServer) -> AlpacaClient:
-    client = AlpacaClient(
-        AlpacaConfig(
-            api_key=DEFAULT_KEY,
-            api_secret=DEFAULT_SECRET,
-            url=venue.url,
-            ws_url=f"ws://127.0.0.1:{venue.port}",
-            timeout_s=2.0,
-            poll_interval_s=0.0,
-            requests_per_minute=100_000,
-        )
-    )
-    client.start_stream()
-    wait_for(lambda: client.stream_connected and venue.trade_listeners == 1)
+    client = venue.streaming_client()
     _SENT_BEFORE[id(client)] = venue.events_sent  # to the clients before this one
     return client
 

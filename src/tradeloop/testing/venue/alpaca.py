@@ -41,16 +41,20 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import msgpack
 import numpy as np
 from aiohttp import WSMsgType, web
 
 from tradeloop.testing.venue.alpaca_book import AlpacaBook, BookError, asset_id, iso
+
+if TYPE_CHECKING:
+    from tradeloop.adapters.alpaca import AlpacaClient
 
 __all__ = [
     "AlpacaFault",
@@ -389,6 +393,32 @@ class AlpacaServer:
     def trade_listeners(self) -> int:
         """Trade stream connections listening now."""
         return len(self._trade_ws)
+
+    def streaming_client(self, timeout_s: float = 2.0, *, listeners: int = 1) -> AlpacaClient:
+        """An unmodified alpaca-py client (tradeloop's ``AlpacaClient``) pointed at this
+        server, its trade-updates stream connected: returned once ``listeners`` trade stream
+        connections listen (this one included), within 10 s."""
+        from tradeloop.adapters.alpaca import AlpacaClient, AlpacaConfig
+
+        client = AlpacaClient(
+            AlpacaConfig(
+                api_key=self.key_id,
+                api_secret=self.secret_key,
+                url=self.url,
+                ws_url=f"ws://{self.host}:{self.port}",
+                timeout_s=timeout_s,
+                poll_interval_s=0.0,
+                requests_per_minute=100_000,
+            )
+        )
+        client.start_stream()
+        deadline = time.monotonic() + 10.0
+        while not (client.stream_connected and self.trade_listeners == listeners):
+            if time.monotonic() > deadline:
+                client.close()
+                raise TimeoutError(f"the trade stream did not connect ({self.trade_listeners})")
+            time.sleep(0.01)
+        return client
 
     @property
     def data_subscribers(self) -> int:
