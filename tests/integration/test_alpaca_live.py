@@ -110,28 +110,42 @@ def _orders(session: PaperSession) -> list[tuple[int, str, str, str]]:
     ]
 
 
-def test_live_on_alpaca_places_the_orders_paper_makes(
-    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    spy: MinuteBars = load_equity_minutes(shared_data)
+def paper_then_live(
+    spy: MinuteBars,
+    params: dict[str, float],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[PaperSession, LiveSession, AlpacaServer, AlpacaServer]:
+    """SmaCross(``params``) over the same ``BARS`` SPY minutes, in lockstep with a local
+    Alpaca venue: paper first, then live on a fresh venue (both venues returned, stopped,
+    with their books and request logs)."""
     start = int((spy.ts < pd.Timestamp(FIRST).value).sum())
     until = int(spy.ts[start + BARS - 1])
-    with AlpacaServer([spy], start=start, cash=10_000.0) as venue:
-        _env(monkeypatch, venue)
-        paper = PaperSession(SmaCross(**PARAMS), _config(tmp_path, "paper", until))
-        _run_lockstep(paper, venue, live=False)
-        assert venue.order_count() == 0  # paper never talks to the venue's order API
+    with AlpacaServer([spy], start=start, cash=10_000.0) as paper_venue:
+        _env(monkeypatch, paper_venue)
+        paper = PaperSession(SmaCross(**params), _config(tmp_path, "paper", until))
+        _run_lockstep(paper, paper_venue, live=False)
     with AlpacaServer([spy], start=start, cash=10_000.0) as venue:
         _env(monkeypatch, venue)
         live = LiveSession(
-            SmaCross(**PARAMS),
+            SmaCross(**params),
             _config(tmp_path, "live", until),
             live=LiveOptions(broker="alpaca", reconcile_every_s=0),
         )
         _run_lockstep(live, venue, live=True)
-        book = venue.book
-        positions = {s: p.qty for s, p in book.positions.items()}
-        venue_orders = [o for o in book.orders.values() if o.parent is None]
+    return paper, live, paper_venue, venue
+
+
+def test_live_on_alpaca_places_the_orders_paper_makes(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paper, live, paper_venue, venue = paper_then_live(
+        load_equity_minutes(shared_data), PARAMS, tmp_path, monkeypatch
+    )
+    assert paper_venue.order_count() == 0  # paper never talks to the venue's order API
+    book = venue.book
+    positions = {s: p.qty for s, p in book.positions.items()}
+    venue_orders = [o for o in book.orders.values() if o.parent is None]
     paper_orders, live_orders = _orders(paper), _orders(live)
     assert paper_orders, "the strategy placed no order: the comparison would prove nothing"
     assert live_orders == paper_orders

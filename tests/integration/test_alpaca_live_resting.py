@@ -7,20 +7,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tradeloop.core.order_status import OrderStatus
 from tradeloop.core.position import ExitReason
 from tradeloop.engine.control import build_snapshot
-from tradeloop.engine.live_session import LiveOptions, LiveSession
-from tradeloop.engine.paper import PaperSession
 from tradeloop.execution.venue_broker import is_broker_order
 from tradeloop.store.state import open_state_store
-from tradeloop.strategy.examples.sma_cross import SmaCross
-from tradeloop.testing.venue.alpaca import AlpacaServer, MinuteBars, load_equity_minutes
+from tradeloop.testing.venue.alpaca import load_equity_minutes
 
-from .test_alpaca_live import BARS, FIRST, _config, _env, _run_lockstep
+from .test_alpaca_live import paper_then_live
 
 PARAMS = {"fast": 3, "slow": 8, "stop_loss": 0.0006, "take_profit": 0.0008}
 
@@ -28,24 +24,12 @@ PARAMS = {"fast": 3, "slow": 8, "stop_loss": 0.0006, "take_profit": 0.0008}
 def test_live_on_alpaca_rests_stops_and_targets_and_journals_them(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spy: MinuteBars = load_equity_minutes(shared_data)
-    start = int((spy.ts < pd.Timestamp(FIRST).value).sum())
-    until = int(spy.ts[start + BARS - 1])
-    with AlpacaServer([spy], start=start, cash=10_000.0) as venue:
-        _env(monkeypatch, venue)
-        paper = PaperSession(SmaCross(**PARAMS), _config(tmp_path, "paper", until))
-        _run_lockstep(paper, venue, live=False)
-    with AlpacaServer([spy], start=start, cash=10_000.0) as venue:
-        _env(monkeypatch, venue)
-        live = LiveSession(
-            SmaCross(**PARAMS),
-            _config(tmp_path, "live", until),
-            live=LiveOptions(broker="alpaca", reconcile_every_s=0),
-        )
-        _run_lockstep(live, venue, live=True)
-        book = venue.book
-        ocos = [o for o in book.orders.values() if o.order_class == "oco" and o.parent is None]
-        positions = {s: p.qty for s, p in book.positions.items()}
+    paper, live, _, venue = paper_then_live(
+        load_equity_minutes(shared_data), PARAMS, tmp_path, monkeypatch
+    )
+    book = venue.book
+    ocos = [o for o in book.orders.values() if o.order_class == "oco" and o.parent is None]
+    positions = {s: p.qty for s, p in book.positions.items()}
     assert paper.kernel is not None
     assert live.kernel is not None
     paper_trades = paper.kernel.portfolio.trades
