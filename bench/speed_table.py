@@ -234,6 +234,21 @@ def obvious_strategies(tie_eps: float) -> dict[str, type]:
     return {"streaming": ObviousStreaming, "window": ObviousWindow, "sma": ObviousSma}
 
 
+def numpy_floor(bars: Bars) -> float:
+    """Seconds of the obvious-style strategy's own numpy work, without any engine.
+
+    The window rows average the last 30 closes and the last 10 of them with numpy at every
+    bar; this does exactly that over the same bars and nothing else, so ``peer / floor`` is
+    the highest ratio any engine could reach against the peer with that strategy code.
+    """
+    closes = np.ascontiguousarray(bars.close, dtype=np.float64)
+    started = time.perf_counter()
+    for end in range(RULES_SLOW, len(closes) + 1):
+        window = closes[end - RULES_SLOW : end]
+        window[-RULES_FAST:].mean() - window.mean()
+    return time.perf_counter() - started
+
+
 def in_process(
     bars: Bars, strategy_factory: Callable[[], Any], repeat: int
 ) -> tuple[list[float], list[Trade], float]:
@@ -383,6 +398,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{row.rate / bt_obvious.rate:.2f}x backtesting.py's obvious style "
                     f"(CPU {row.cpu_rate / bt_obvious.cpu_rate:.2f}x)"
                 )
+            floor = statistics.median(_median_of(args.repeat, lambda: numpy_floor(small)))
+            _take_cpu()
+            bt_obvious.notes.append(
+                f"the strategy's two numpy means alone, no engine: {floor:.2f} s, so this "
+                f"strategy code can be at most {bt_obvious.seconds / floor:.1f}x this row "
+                "in any engine"
+            )
             rows.append(bt_obvious)
 
         names = [p for p in args.peers.split(",") if p]
