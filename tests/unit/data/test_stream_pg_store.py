@@ -23,7 +23,7 @@ from tradeloop.core.market_events import (
     OpenInterest,
     StreamBar,
 )
-from tradeloop.data.stream.pg_store import COLUMNS, PostgresRecorder
+from tradeloop.data.stream.pg_store import COLUMNS, PostgresRecorder, stored_order
 
 DAY = 86_400 * 10**9
 T0 = 1_704_153_600 * 10**9 - 25 * 10**8  # 2024-01-01 23:59:57.5 UTC: a batch crosses midnight
@@ -137,3 +137,72 @@ def test_batches_of_one_day_go_straight_to_the_days_partition(pg_url: str, prefi
             f"select tableoid::regclass::text, count(*) from {prefix}trades group by 1 order by 1"
         ).fetchall()
     assert counts == [(f"{prefix}trades_20240101", 20), (f"{prefix}trades_20240102", 5)]
+
+
+def test_new_tables_store_columns_widest_first_and_old_tables_take_the_same_rows(
+    pg_url: str, prefix: str
+) -> None:
+    """A new table stores its fixed-width columns widest first and text last, so its rows
+    carry no alignment padding; a table an older recorder created in ``COLUMNS`` order is
+    written by the same COPY and holds the same rows (no migration needed)."""
+    old = f"{prefix}old_"
+    body = ", ".join(f"{n} {t}" for n, t in COLUMNS["trades"])
+    trades = _trades(40)
+    cols = "time, venue, symbol, ts, recv_ts, price, amount, side, trade_id"
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"create table {old}trades ({body}) partition by range (time)")
+        for name in (prefix, old):
+            with PostgresRecorder(pg_url, prefix=name, batch_rows=15, timescale=False) as rec:
+                rec.write(trades)
+            assert rec.rows_written == 40
+        with psycopg.connect(pg_url) as conn:
+            layout = {
+                name: conn.execute(
+                    "select column_name, data_type from information_schema.columns "
+                    "where table_name = %s order by ordinal_position",
+                    (f"{name}trades",),
+                ).fetchall()
+                for name in (prefix, old)
+            }
+            rows = {
+                name: conn.execute(f"select {cols} from {name}trades order by ts").fetchall()
+                for name in (prefix, old)
+            }
+            width = {
+                name: conn.execute(f"select sum(pg_column_size(t.*)) from {name}trades t")
+                .fetchone()
+                for name in (prefix, old)
+            }  # fmt: skip
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for kind in COLUMNS:
+                conn.execute(f"drop table if exists {old}{kind} cascade")
+    assert [n for n, _ in layout[prefix]] == [
+        "time", "ts", "recv_ts", "price", "amount", "side", "venue", "symbol", "trade_id",
+    ]  # fmt: skip
+    assert [n for n, _ in layout[old]] == [n for n, _ in COLUMNS["trades"]]
+    assert dict(layout[prefix]) == dict(layout[old])
+    assert rows[prefix] == rows[old]
+    assert [r[1:] for r in rows[prefix]] == [
+        (t.venue, t.symbol, t.ts, t.recv_ts, t.price, t.amount, t.side, t.trade_id) for t in trades
+    ]
+    # the old order pads ``ts`` to 8 bytes after venue and symbol: 7 bytes per row where they
+    # take 8 + 9 bytes ("binance"), 1 where they take 6 + 9 ("bybit"); the new order none
+    assert width[old] is not None
+    assert width[prefix] is not None
+    padding = sum(7 if t.venue == "binance" else 1 for t in trades)
+    assert width[old][0] - width[prefix][0] == padding
+
+
+def test_stored_order_puts_no_narrow_column_before_a_wider_one() -> None:
+    """Every kind: fixed-width columns in non-increasing width, then the text columns; the
+    same set of columns and types as ``COLUMNS``."""
+    width = {"timestamptz": 8, "bigint": 8, "double precision": 8, "smallint": 2, "boolean": 1}
+    for kind, cols in COLUMNS.items():
+        order = stored_order(kind)
+        assert sorted(order) == sorted(cols)
+        fixed = [width[t] for _, t in order if t != "text"]
+        assert fixed == sorted(fixed, reverse=True)
+        assert all(t == "text" for _, t in order[len(fixed) :])
+    assert [n for n, _ in stored_order("book")][5:9] == ["price", "size", "side", "snapshot"]

@@ -4,7 +4,8 @@ Tables ``<prefix>trades``, ``<prefix>bars``, ``<prefix>book`` (one row per level
 ``<prefix>funding`` and ``<prefix>open_interest``, each with a ``time`` column (timestamptz of
 the venue time) beside the int64 ns stamps. When the server offers the TimescaleDB extension
 they become hypertables on ``time``; otherwise they are plain tables partitioned by range of
-``time``, one partition per UTC day, created as data for a new day arrives.
+``time``, one partition per UTC day, created as data for a new day arrives. New tables store
+their columns widest first (see :func:`stored_order`), so rows carry no alignment padding.
 
 Events are buffered as columns (numpy arrays for numbers) and written with binary ``COPY`` in
 batches of ``batch_rows``, one transaction per batch with the server's normal (durable) commit,
@@ -39,7 +40,7 @@ from tradeloop.core.market_events import (
     StreamBar,
 )
 
-__all__ = ["PostgresRecorder", "safe_target"]
+__all__ = ["PostgresRecorder", "safe_target", "stored_order"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,21 @@ def _layout(kind: str) -> tuple[list[str], list[str], np.dtype[Any]]:
 
 LAYOUTS = {kind: _layout(kind) for kind in COLUMNS}
 """Binary COPY layout of each kind (see :func:`_layout`)."""
+
+
+def stored_order(kind: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of ``kind``'s columns in the order a new table stores them.
+
+    The widest fixed-width columns first, then the narrower ones, then the text columns: no
+    field needs alignment padding (``COLUMNS`` order would pad the 8-byte ``ts`` after the
+    variable-length ``venue`` and ``symbol``), so every row, and the WAL of every batch, is
+    7 bytes shorter for trades. The ``COPY`` names its columns, so a table created in
+    ``COLUMNS`` order (an older recorder's) is written the same way and needs no migration.
+    """
+    fixed, text, dtype = LAYOUTS[kind]
+    types = dict(COLUMNS[kind])
+    widest = sorted(fixed, key=lambda name: -dtype[name].itemsize)
+    return [(name, types[name]) for name in widest + text]
 
 
 def _encoded(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -287,9 +303,10 @@ class PostgresRecorder:
     def _create(self) -> None:
         if self.timescale:
             self.conn.execute("create extension if not exists timescaledb")
-        for kind, cols in COLUMNS.items():
+        for kind in COLUMNS:
             body = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in cols
+                sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t))
+                for n, t in stored_order(kind)
             )
             name = sql.Identifier(self.table(kind))
             if self.timescale:
