@@ -21,7 +21,8 @@ skipped: the failover switch time (two local Binance servers, the primary killed
 detection -> takeover, and kill -> takeover) and the PostgreSQL batch write time per 1,000
 trades (p50/p99 of 100 batches: encoding + binary ``COPY`` + commit, normal synchronous commit)
 on the real server at ``TRADELOOP_TEST_POSTGRES_URL``, side by side with psycopg's own
-``Copy.write_row`` (text COPY of row tuples), the two alternating every 10 batches.
+``Copy.write_row`` (text COPY of row tuples), the two alternating every 10 batches, with the
+WAL our batches wrote (kB per batch) and each run's p50/p99.
 
 Usage::
 
@@ -324,9 +325,10 @@ def _peer_batches(url: str, table: str, events: list[Any], rows: int) -> list[fl
     return out
 
 
-def postgres(repeat: int, batches: int = 100) -> list[tuple[float, float, float, float]]:
-    """(ours p50, ours p99, peer p50, peer p99) ms of COPY batches of 1,000 trades, per run;
-    ours and the peer alternate in each run (same server, same moment)."""
+def postgres(repeat: int, batches: int = 100) -> list[tuple[float, float, float, float, float]]:
+    """(ours p50, ours p99, peer p50, peer p99) ms of COPY batches of 1,000 trades and ours'
+    WAL kB per batch, per run; ours and the peer alternate in each run (same server, same
+    moment)."""
     import psycopg
 
     from tradeloop.core.market_events import MarketTrade
@@ -356,16 +358,24 @@ def postgres(repeat: int, batches: int = 100) -> list[tuple[float, float, float,
         peer.close()
         ours: list[float] = []
         theirs: list[float] = []
-        for i in range(1000, len(events), 10_000):  # alternate chunks of 10 batches
-            chunk = events[i : i + 10_000]
-            before = len(rec.batch_seconds)
-            rec.write(chunk)
-            ours += rec.batch_seconds[before:]
-            theirs += _peer_batches(url, "bench_peer_trades", chunk, 1000)
+        wal = 0.0  # bytes of WAL our batches wrote (the peer writes between, never during)
+        with psycopg.connect(url, autocommit=True) as mon:
+            lsn = "select pg_current_wal_insert_lsn()"
+            for i in range(1000, len(events), 10_000):  # alternate chunks of 10 batches
+                chunk = events[i : i + 10_000]
+                before = len(rec.batch_seconds)
+                start = mon.execute(lsn).fetchone()
+                rec.write(chunk)
+                diff = mon.execute(f"select pg_wal_lsn_diff(({lsn}), %s)", start).fetchone()
+                assert diff is not None
+                wal += float(diff[0])
+                ours += rec.batch_seconds[before:]
+                theirs += _peer_batches(url, "bench_peer_trades", chunk, 1000)
         rec.close()
         ms, pms = np.array(ours) * 1e3, np.array(theirs) * 1e3
         out.append((float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
-                    float(np.percentile(pms, 50)), float(np.percentile(pms, 99))))  # fmt: skip
+                    float(np.percentile(pms, 50)), float(np.percentile(pms, 99)),
+                    wal / len(ours) / 1e3))  # fmt: skip
         with psycopg.connect(url, autocommit=True) as conn:
             n = conn.execute("select count(*) from bench_stream_trades").fetchone()
             m = conn.execute("select count(*) from bench_peer_trades").fetchone()
@@ -418,6 +428,9 @@ def main() -> None:
         print("|---|---:|---:|---:|")
         print(f"| p50 | {med[0]:.2f} | {med[2]:.2f} | {med[2] / med[0]:.1f}x |")
         print(f"| p99 | {med[1]:.2f} | {med[3]:.2f} | {med[3] / med[1]:.1f}x |")
+        per_run = ", ".join(f"{r[0]:.2f} / {r[1]:.2f}" for r in runs_pg)
+        wal_kb = statistics.median(r[4] for r in runs_pg)
+        print(f"\nours: WAL {wal_kb:.1f} kB per batch; per run (p50 / p99 ms): {per_run}")
     print(f"\nload at start: {load}")
     print(
         "load at end:   "
