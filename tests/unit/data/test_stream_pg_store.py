@@ -9,11 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 
 from tradeloop.core.bar import Bar
+from tradeloop.core.errors import ConfigError
 from tradeloop.core.market_events import (
     BookDelta,
     BookSnapshot,
@@ -50,7 +52,10 @@ def _trades(n: int) -> list[MarketTrade]:
     ]  # fmt: skip
 
 
-def test_every_kind_round_trips_through_binary_copy(pg_url: str, prefix: str) -> None:
+@pytest.mark.parametrize("copy_rows", [500, 4])  # one COPY statement per batch, or three
+def test_every_kind_round_trips_through_binary_copy(
+    pg_url: str, prefix: str, copy_rows: int
+) -> None:
     trades = _trades(57)  # 57 trades 0.1 s apart: batch 3 spans midnight
     bar = Bar("ETH/USDT", "1m", T0, 1.0, 2.0, 0.5, 1.5, 10.0)
     events: list[MarketEvent] = [
@@ -64,7 +69,9 @@ def test_every_kind_round_trips_through_binary_copy(pg_url: str, prefix: str) ->
         FundingRate("bybit", "BTC/USDT:USDT", T0, T0 + 3, -0.0001, T0 + 8 * 3600 * 10**9),
         OpenInterest("binance", "BTC/USDT:USDT", T0, T0 + 4, 123456.789),
     ]  # fmt: skip
-    with PostgresRecorder(pg_url, prefix=prefix, batch_rows=10, timescale=False) as rec:
+    with PostgresRecorder(
+        pg_url, prefix=prefix, batch_rows=10, copy_rows=copy_rows, timescale=False
+    ) as rec:
         rec.write(events)
         assert rec.rows_written == 50  # five full trade batches so far; the rest is buffered
     assert rec.rows_written == 57 + 2 + 4 + 1 + 1
@@ -206,3 +213,77 @@ def test_stored_order_puts_no_narrow_column_before_a_wider_one() -> None:
         assert fixed == sorted(fixed, reverse=True)
         assert all(t == "text" for _, t in order[len(fixed) :])
     assert [n for n, _ in stored_order("book")][5:9] == ["price", "size", "side", "snapshot"]
+
+
+def _statement_log(conn: psycopg.Connection[Any], table: str, log: str) -> None:
+    """Log one row per INSERT statement on ``table``: its transaction and row count."""
+    conn.execute(f"create table {log} (xid bigint, n bigint)")
+    conn.execute(
+        f"create function {log}_fn() returns trigger language plpgsql as $$ begin "
+        f"insert into {log} select txid_current(), count(*) from new_rows; return null; end $$"
+    )
+    conn.execute(
+        f"create trigger {log}_t after insert on {table} referencing new table as new_rows "
+        f"for each statement execute function {log}_fn()"
+    )
+
+
+def test_a_batch_is_several_copy_statements_in_one_transaction(pg_url: str, prefix: str) -> None:
+    """``copy_rows`` splits each batch into COPY statements of at most that many rows, all in
+    the batch's one transaction; the rows read back equal the events, in order."""
+    trades = [
+        MarketTrade("binance", "BTC/USDT", T0 - 60 * 10**9 + i, i, 1.0 + i, 0.5, 1, f"id{i}")
+        for i in range(25)
+    ]
+    day = f"{prefix}trades_20240101"
+    log = f"{prefix}log"
+    rec = PostgresRecorder(pg_url, prefix=prefix, batch_rows=10, copy_rows=3, timescale=False)
+    try:
+        rec.write(trades[:1])
+        rec.flush()  # the day's partition exists: a statement trigger on it logs each COPY
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            _statement_log(conn, day, log)
+        rec.write(trades[1:])  # batches of 10, 10; 4 buffered
+        rec.close()
+        with psycopg.connect(pg_url) as conn:
+            statements = conn.execute(f"select xid, n from {log} order by xid").fetchall()
+            got = conn.execute(f"select ts, recv_ts, price, trade_id from {day} order by ts")
+            rows = got.fetchall()
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"drop table if exists {log}")
+            conn.execute(f"drop function if exists {log}_fn() cascade")
+    by_xid: dict[int, list[int]] = {}
+    for xid, n in statements:
+        by_xid.setdefault(xid, []).append(n)
+    # each batch: one transaction of ceil(rows / 3) statements of near-equal size
+    assert sorted(sorted(v) for v in by_xid.values()) == [[2, 2], [2, 2, 3, 3], [2, 2, 3, 3]]
+    assert rows == [(t.ts, t.recv_ts, t.price, t.trade_id) for t in trades]
+    assert rec.rows_written == 25
+    assert len(rec.batch_seconds) == 4
+
+
+def test_a_failing_statement_rolls_the_whole_batch_back(pg_url: str, prefix: str) -> None:
+    """A row the server rejects (NUL in text) in the batch's last COPY statement: the
+    statements before it are rolled back with it, the server's error is raised, and the
+    next batch is written on the same connection."""
+    good = [
+        MarketTrade("binance", "BTC/USDT", T0 - 60 * 10**9 + i, 0, 1.0, 1.0, 1, f"g{i}")
+        for i in range(20)
+    ]
+    bad = [*good[:9], MarketTrade("binance", "BTC/USDT", T0 - 10**9, 0, 1.0, 1.0, 1, "nul\x00")]
+    rec = PostgresRecorder(pg_url, prefix=prefix, batch_rows=10, copy_rows=4, timescale=False)
+    rec.write(good[:10])
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire, match="0x00"):
+        rec.write(bad)
+    rec.write(good[10:])
+    rec.close()
+    assert rec.rows_written == 20
+    with psycopg.connect(pg_url) as conn:
+        ids = conn.execute(f"select trade_id from {prefix}trades order by ts").fetchall()
+    assert ids == [(t.trade_id,) for t in good]
+
+
+def test_copy_rows_must_be_positive(pg_url: str, prefix: str) -> None:
+    with pytest.raises(ConfigError, match="copy_rows"):
+        PostgresRecorder(pg_url, prefix=prefix, copy_rows=0, timescale=False)
