@@ -178,7 +178,7 @@ def test_new_tables_store_columns_widest_first_and_old_tables_take_the_same_rows
             }
             width = {
                 name: conn.execute(f"select sum(pg_column_size(t.*)) from {name}trades t")
-                .fetchone()
+                .fetchall()[0][0]
                 for name in (prefix, old)
             }  # fmt: skip
     finally:
@@ -196,10 +196,8 @@ def test_new_tables_store_columns_widest_first_and_old_tables_take_the_same_rows
     ]
     # the old order pads ``ts`` to 8 bytes after venue and symbol: 7 bytes per row where they
     # take 8 + 9 bytes ("binance"), 1 where they take 6 + 9 ("bybit"); the new order none
-    assert width[old] is not None
-    assert width[prefix] is not None
     padding = sum(7 if t.venue == "binance" else 1 for t in trades)
-    assert width[old][0] - width[prefix][0] == padding
+    assert width[old] - width[prefix] == padding
 
 
 def test_stored_order_puts_no_narrow_column_before_a_wider_one() -> None:
