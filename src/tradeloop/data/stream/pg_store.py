@@ -491,6 +491,7 @@ class PostgresRecorder:
         pg.send_query(b"; ".join([stmt] * len(streams)))  # raises if it cannot
         failed: pq.abc.PGresult | None = None
         interrupted: psycopg.OperationalError | None = None
+        done = 0
         try:
             for data in streams:
                 result = self._result(pg)
@@ -502,6 +503,7 @@ class PostgresRecorder:
                 if result is None or result.status != pq.ExecStatus.COMMAND_OK:
                     failed = result
                     break
+                done += 1
         except psycopg.OperationalError as exc:  # the server ended a COPY while we sent
             if pg.status != pq.ConnStatus.OK:
                 raise
@@ -512,11 +514,16 @@ class PostgresRecorder:
             elif result.status != pq.ExecStatus.COMMAND_OK:
                 failed = failed or result
         if failed is not None:
-            sqlstate = failed.error_field(pq.DiagnosticField.SQLSTATE)
-            error = psycopg.errors.lookup(sqlstate.decode()) if sqlstate else psycopg.Error
+            sqlstate = (failed.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+            try:
+                error = psycopg.errors.lookup(sqlstate)
+            except KeyError:
+                error = psycopg.DatabaseError
             raise error(failed.get_error_message())
         if interrupted is not None:
             raise interrupted
+        if done < len(streams):
+            raise psycopg.OperationalError(f"the server ran {done} of {len(streams)} COPY")
 
     def _wait(self, events: int) -> None:
         """Block (without the GIL) until the connection's socket is ready for ``events``."""
