@@ -285,3 +285,49 @@ def test_a_failing_statement_rolls_the_whole_batch_back(pg_url: str, prefix: str
 def test_copy_rows_must_be_positive(pg_url: str, prefix: str) -> None:
     with pytest.raises(ConfigError, match="copy_rows"):
         PostgresRecorder(pg_url, prefix=prefix, copy_rows=0, timescale=False)
+
+
+def test_one_write_of_many_batches_merges_the_buffer_once(pg_url: str, prefix: str) -> None:
+    """A write of 23 batches and a part merges the buffered rows once (not once per batch:
+    that costs the square of the write's rows) and writes every row in order."""
+    trades = [
+        MarketTrade("binance", "BTC/USDT", T0 - 3600 * 10**9 + i, i, 1.0, 0.5, 1, f"m{i}")
+        for i in range(2_345)
+    ]
+    rec = PostgresRecorder(pg_url, prefix=prefix, batch_rows=100, timescale=False)
+    takes: list[int] = []
+    take = rec._take
+
+    def spy(kind: str, rows: int) -> dict[str, Any]:
+        takes.append(rows)
+        return take(kind, rows)
+
+    rec._take = spy  # type: ignore[method-assign]
+    rec.write(trades[:7])  # buffered: no batch yet
+    rec.write(trades[7:])
+    assert takes == [2_345]
+    assert rec.rows_written == 2_300
+    rec.close()  # the last 45
+    assert takes == [2_345, 45]
+    with psycopg.connect(pg_url) as conn:
+        got = conn.execute(f"select ts, trade_id from {prefix}trades order by ts").fetchall()
+    assert got == [(t.ts, t.trade_id) for t in trades]
+
+
+def test_a_failing_batch_in_a_write_keeps_the_batches_after_it(pg_url: str, prefix: str) -> None:
+    """Three batches in one write, the second rejected: the first is written, the second is
+    not, the third stays buffered and is written by the next flush."""
+    trades = [
+        MarketTrade("binance", "BTC/USDT", T0 - 60 * 10**9 + i, 0, 1.0, 1.0, 1, f"k{i}")
+        for i in range(30)
+    ]
+    trades[15] = MarketTrade("binance", "BTC/USDT", trades[15].ts, 0, 1.0, 1.0, 1, "\x00")
+    rec = PostgresRecorder(pg_url, prefix=prefix, batch_rows=10, timescale=False)
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
+        rec.write(trades)
+    assert rec.rows_written == 10
+    rec.close()
+    assert rec.rows_written == 20
+    with psycopg.connect(pg_url) as conn:
+        ids = conn.execute(f"select trade_id from {prefix}trades order by ts").fetchall()
+    assert ids == [(t.trade_id,) for t in trades[:10] + trades[20:]]

@@ -440,8 +440,22 @@ class PostgresRecorder:
         }
         self._pending[kind].append(chunk)
         self._pending_rows[kind] += len(columns["ts"])
-        while self._pending_rows[kind] >= self.batch_rows:
-            self._copy(kind, self._take(kind, self.batch_rows))
+        if self._pending_rows[kind] < self.batch_rows:
+            return
+        # every buffered row merged once, each batch a slice of it (merging what is left
+        # for every batch would cost the square of the rows of one write)
+        merged = self._take(kind, self._pending_rows[kind])
+        total = len(merged["ts"])
+        start = 0
+        try:
+            while total - start >= self.batch_rows:
+                batch = {name: col[start : start + self.batch_rows] for name, col in merged.items()}
+                start += self.batch_rows  # a batch that fails is not written again
+                self._copy(kind, batch)
+        finally:
+            if start < total:  # the part batch, and after an error the batches not written
+                self._pending[kind] = [{name: col[start:] for name, col in merged.items()}]
+                self._pending_rows[kind] = total - start
 
     def _take(self, kind: str, rows: int) -> dict[str, Any]:
         """The first ``rows`` buffered rows of ``kind`` as one set of columns."""
