@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import RunCli
 
-from tradeloop.testing.streams import StreamServer, load_script
+from tradeloop.testing.streams import MarketScript, StreamServer, load_script
 
 
 def _json(output: str) -> dict[str, Any]:
@@ -36,14 +36,13 @@ def test_record_to_parquet_and_postgres_then_replay_through_a_strategy(
             conn.execute(f"drop table if exists e2e_stream_{kind} cascade")
     out = tmp_path / "rec"
     with StreamServer("binance", script, interval_s=0.001) as server:
-        result = run_cli(
-            "data", "record", "--venue", "binance", "-s", "BTC/USDT", "--out", str(out),
-            "--duration", "8", "--ws-url", server.ws_url, "--rest-url", server.http_url,
-            "--postgres", pg_url, "--table-prefix", "e2e_stream_",
-        )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "recorded" in result.output
-    assert "@" not in result.output.split("PostgreSQL")[-1]  # no user/password echoed
+        returncode, stdout, stderr, _ = _record_all(
+            server, script, out, "--postgres", pg_url, "--table-prefix", "e2e_stream_"
+        )
+    assert returncode == 0, stderr[-3000:]
+    assert "recorded" in stdout
+    for output in (stdout, stderr):  # no user/password echoed
+        assert "@" not in output.split("PostgreSQL")[-1]
     replay = run_cli("data", "replay", str(out), "--json")
     assert replay.exit_code == 0, replay.output
     summary = _json(replay.output)
@@ -106,6 +105,45 @@ def _scrape(url: str) -> dict[str, float]:
     return out
 
 
+def _record_all(
+    server: StreamServer, script: MarketScript, out: Path, *args: str
+) -> tuple[int, str, str, list[dict[str, float]]]:
+    """Run ``data record`` as a user does (its own process, Ctrl-C to stop) until the server
+    has sent every trade and bar of ``script`` and the command's quality metrics have counted
+    them and stopped moving, whatever the machine's load. Returns the exit code, stdout,
+    stderr and every metrics scrape."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradeloop", "data", "record", "--venue", "binance",
+         "-s", "BTC/USDT", "--out", str(out), "--duration", "120",
+         "--ws-url", server.ws_url, "--rest-url", server.http_url, "--metrics-port", "0",
+         *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    scraped: list[dict[str, float]] = []
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"metrics on (http://\S+/metrics)", line)
+        assert match, line
+        url = match.group(1)
+        key = "tradeloop_stream_messages_total{source=binance}"
+        least = len(script.trades) + len(script.klines)
+        deadline = time.monotonic() + 110
+        while time.monotonic() < deadline:  # until every message has been counted
+            scraped.append(_scrape(url))
+            sent = server.sent["trades"] >= len(script.trades)
+            sent = sent and server.sent["kline"] >= len(script.klines)
+            done = sent and scraped[-1].get(key, 0) >= least
+            if done and len(scraped) > 3 and scraped[-1] == scraped[-4]:
+                break
+            time.sleep(0.25)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stdout, line + stderr, scraped
+
+
 def test_record_serves_the_stream_quality_metrics_for_prometheus(
     shared_data: Path, tmp_path: Path
 ) -> None:
@@ -114,34 +152,9 @@ def test_record_serves_the_stream_quality_metrics_for_prometheus(
     script = load_script(shared_data, klines=60)
     with StreamServer("binance", script, interval_s=0.002) as server:
         server.send_malformed(2)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tradeloop", "data", "record", "--venue", "binance",
-             "-s", "BTC/USDT", "--out", str(tmp_path / "rec"), "--duration", "60",
-             "--ws-url", server.ws_url, "--rest-url", server.http_url, "--metrics-port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "COLUMNS": "200"},
-        )  # fmt: skip
-        try:
-            assert proc.stderr is not None
-            line = proc.stderr.readline()
-            match = re.search(r"metrics on (http://\S+/metrics)", line)
-            assert match, line
-            url = match.group(1)
-            scraped: list[dict[str, float]] = []
-            key = "tradeloop_stream_messages_total{source=binance}"
-            least = len(script.trades) + len(script.klines)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # until every message has been counted
-                scraped.append(_scrape(url))
-                done = scraped[-1].get(key, 0) >= least
-                if done and len(scraped) > 3 and scraped[-1] == scraped[-4]:
-                    break
-                time.sleep(0.25)
-            last = scraped[-1]
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-3000:]
+        returncode, out, err, scraped = _record_all(server, script, tmp_path / "rec")
+    assert returncode == 0, err[-3000:]
+    last = scraped[-1]
     src = "{source=binance}"
     for family in ("messages_total", "gaps_total", "outliers_total", "duplicates_total",
                    "out_of_order_total", "malformed_total", "resyncs_total", "failovers_total",
