@@ -293,15 +293,24 @@ class BacktestEngine:
         scanned = -1  # a wake bar the exit scan already checked (it reaches no level)
         try:
             while step < stop:
+                while ptr < n_wake and wake[ptr] < step:
+                    ptr += 1
+                wakes = ptr < n_wake and wake[ptr] == step
+                first = step + 1  # the first bar the exit scan below may cover
                 if step == scanned:
                     marks[symbol] = c[step]  # the scan moved the trailing anchor over it
+                elif pending and not wakes:
+                    # an entry bar: fill at the open; the exit scan checks this bar's range
+                    # with the ones after it (it comes back here when the range reaches a
+                    # level: the broker then checks the bar)
+                    if self._broker_step(lane, step, c[step], defer=True):
+                        first = step
+                        marks[symbol] = c[step]
                 elif pending or watched:
                     self._broker_step(lane, step, c[step])
                 elif positions:
                     marks[symbol] = c[step]
-                while ptr < n_wake and wake[ptr] < step:
-                    ptr += 1
-                if ptr < n_wake and wake[ptr] == step:
+                if wakes:
                     ptr += 1
                     view.step = view.i = step
                     signals = on_bar(view, portfolio)
@@ -314,12 +323,12 @@ class BacktestEngine:
                     # the scan covers the next wake bar too when it lies in this chunk: a
                     # wake bar whose range reaches no level needs no exit check either
                     end = nxt + 1 if nxt < stop and not broker.resting else nxt
-                    if watched and step + 1 < end:
+                    if watched and first < end:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
                         if ranges is None:
                             ranges = self._range_lanes(lane)
-                        hit = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, end)
+                        hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end)
                         if hit > nxt:
                             scanned = nxt
                         else:
@@ -387,9 +396,14 @@ class BacktestEngine:
         except Exception as exc:
             raise strategy_error(strategy, exc, int(self.market.step_ts[step])) from exc
 
-    def _broker_step(self, lane: _Lane, step: int, close: float) -> None:
+    def _broker_step(self, lane: _Lane, step: int, close: float, *, defer: bool = False) -> bool:
         """One symbol's bar at ``step`` for the broker: fill orders waiting for its open, then
-        check stops and targets against its range (or just mark the close)."""
+        check stops and targets against its range (or just mark the close).
+
+        With ``defer``, a bar whose open leaves a position with stops to watch (and no
+        resting entry) is not checked: the caller's exit scan takes its range; returns True
+        then (and the close is not marked), else False.
+        """
         broker, portfolio = self.broker, self.portfolio
         symbol = lane.symbol
         views = self._views.get(symbol) or self._bar_views(lane)
@@ -400,12 +414,15 @@ class BacktestEngine:
                 portfolio.marks[symbol] = views.close[step - 1]
             broker.on_open(symbol, ts, views.open[step])
         if portfolio.positions or broker.resting:
-            if broker.watched or broker.resting:
+            if broker.resting or (broker.watched and not defer):
                 broker.on_bar_range(
                     symbol, ts, views.open[step], views.high[step], views.low[step], close
                 )
+            elif broker.watched:
+                return True
             else:
                 portfolio.marks[symbol] = close
+        return False
 
     def _range_lanes(
         self, lane: _Lane
