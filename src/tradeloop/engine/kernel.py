@@ -37,6 +37,7 @@ from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.step import Enrichment, InputSource, Step, init_strategy
+from tradeloop.execution.exit_scan import block_extremes
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.report import RiskReport
@@ -69,6 +70,14 @@ class _Lane(NamedTuple):
     low: Any
     close: Any
     volume: Any
+
+
+#: the exit scan's columns of one symbol (:meth:`BacktestEngine._range_lanes`)
+_RangeLanes = tuple[
+    tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+    tuple[np.ndarray | None, np.ndarray, np.ndarray],
+    tuple[Sequence[float], Sequence[float]] | None,
+]
 
 
 class _Views(NamedTuple):
@@ -178,7 +187,7 @@ class BacktestEngine:
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
         self._views: dict[str, _Views] = {}
-        self._ranges: dict[str, Any] = {}  # the exit scan's columns per symbol
+        self._ranges: dict[str, _RangeLanes] = {}  # the exit scan's columns per symbol
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -280,13 +289,7 @@ class BacktestEngine:
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         skip_to_exit = broker.skip_to_exit
-        ranges: (
-            tuple[
-                tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
-                tuple[np.ndarray | None, np.ndarray, np.ndarray],
-            ]
-            | None
-        ) = None
+        ranges: _RangeLanes | None = None
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
@@ -328,7 +331,7 @@ class BacktestEngine:
                         # target (the anchor follows the bars skipped)
                         if ranges is None:
                             ranges = self._range_lanes(lane)
-                        hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end)
+                        hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
                         if hit > nxt:
                             scanned = nxt
                         else:
@@ -424,24 +427,20 @@ class BacktestEngine:
                 portfolio.marks[symbol] = close
         return False
 
-    def _range_lanes(
-        self, lane: _Lane
-    ) -> tuple[
-        tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
-        tuple[np.ndarray | None, np.ndarray, np.ndarray],
-    ]:
+    def _range_lanes(self, lane: _Lane) -> _RangeLanes:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
         whole column) and as the lane's numpy arrays, for the exit scan. The opens are None
         when every open lies inside its bar's range (data that passed the data check): the
-        scan then reads the range only, which reaches every level an open reaches."""
+        scan then reads the range only, which reaches every level an open reaches, and a
+        block at a time (the third item: the bars' block extremes, else None)."""
         cached = self._ranges.get(lane.symbol)
         if cached is None:
             views = self._bar_views(lane)
             o, h, low = lane.open, lane.high, lane.low
             if bool(np.all(low <= o)) and bool(np.all(o <= h)):
-                cached = (None, views.high, views.low), (None, h, low)
+                cached = (None, views.high, views.low), (None, h, low), block_extremes(h, low)
             else:
-                cached = (views.open, views.high, views.low), (o, h, low)
+                cached = (views.open, views.high, views.low), (o, h, low), None
             self._ranges[lane.symbol] = cached
         return cached
 

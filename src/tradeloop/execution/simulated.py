@@ -251,6 +251,7 @@ class SimulatedBroker:
         arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
         start: int,
         stop: int,
+        blocks: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> int:
         """Return the first bar in ``[start, stop)`` where the open position in ``symbol`` may
         exit (``stop`` when none), with its trailing anchor moved over the bars before it.
@@ -258,11 +259,11 @@ class SimulatedBroker:
         For a backtest's market phase between strategy bars: the bars skipped are exactly the
         bars where :meth:`on_bar_range` would only have moved the anchor. ``lists`` and
         ``arrays`` are the opens, highs and lows (as lists and as numpy arrays); the opens
-        may be None when every open lies inside its bar's range (see
-        :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
+        may be None when every open lies inside its bar's range, and then ``blocks`` may give
+        the bars' block extremes (see :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
         """
         pos = self.portfolio.positions[symbol]
-        k, anchor = next_exit_bar(pos, *lists, arrays, start, stop)
+        k, anchor = next_exit_bar(pos, *lists, arrays, start, stop, blocks)
         if anchor is not None and anchor != pos.trail_anchor:
             # one new Position per skipped stretch (not per new high)
             self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
