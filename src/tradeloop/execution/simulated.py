@@ -27,7 +27,7 @@ from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
-from tradeloop.execution.exit_scan import next_exit_bar
+from tradeloop.execution.exit_scan import check_exit_levels, next_exit_bar
 from tradeloop.execution.fees import FeeModel
 from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
@@ -446,6 +446,15 @@ class SimulatedBroker:
     ) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
+        exits = order.exits
+        if exits is not None:
+            # a NaN, infinite or non-positive level would never trigger: refuse the entry
+            problem = check_exit_levels(
+                exits.stop_loss, exits.take_profit, exits.trailing_stop, exits.trailing_activation
+            )
+            if problem is not None:
+                self._reject(ts_ns, order.symbol, "invalid_exits", problem)
+                return
         if maker:
             fee_rate = self.fees.maker(order.symbol)
         else:
@@ -483,7 +492,6 @@ class SimulatedBroker:
             self.fees.record_volume(quantity * price, ts_ns)
         portfolio.balance -= direction * quantity * price + fee
         self._position_seq += 1
-        exits = order.exits
         trail = exits.trailing_stop if exits is not None else None
         # positional: this runs for every entry of a backtest, and keywords cost more
         pos = Position(
