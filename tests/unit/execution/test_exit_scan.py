@@ -225,3 +225,17 @@ def test_a_level_that_cannot_be_checked_is_an_error_not_a_silent_no_exit(
     # Act / Assert: the scan refuses the position, naming the level
     with pytest.raises(ValueError, match=field.split("_")[-1] if "trail" in field else field):
         next_exit_bar(bad, None, h.tolist(), low.tolist(), (None, h, low), 1, 200, blocks)
+
+
+@pytest.mark.parametrize("n", [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 50 * BLOCK + 3])
+def test_block_extremes_are_each_whole_blocks_highest_high_and_lowest_low(n: int) -> None:
+    # Arrange
+    rng = np.random.default_rng(n)
+    h = 100.0 + rng.random(n)
+    low = h - rng.random(n)
+    # Act
+    top, bottom = block_extremes(h, low)
+    # Assert: one value per whole block, a partial last block left out
+    whole = n // BLOCK * BLOCK
+    assert np.array_equal(np.asarray(top), h[:whole].reshape(-1, BLOCK).max(axis=1))
+    assert np.array_equal(np.asarray(bottom), low[:whole].reshape(-1, BLOCK).min(axis=1))
