@@ -71,6 +71,13 @@ def check_exit_levels(
     (every comparison with NaN is false), an infinite one neither: both are refused rather
     than silently ignored.
     """
+    if (
+        (stop_loss is None or 0.0 < stop_loss < _INF)
+        and (take_profit is None or 0.0 < take_profit < _INF)
+        and (trail_fraction is None or 0.0 < trail_fraction < 1.0)
+        and (trail_activation is None or 0.0 <= trail_activation < _INF)
+    ):
+        return None  # the common case, without building anything (one call per entry)
     for name, level in (("stop_loss", stop_loss), ("take_profit", take_profit)):
         if level is not None and not (0.0 < level < _INF):
             return f"{name} must be a finite price above 0, got {level}"
@@ -131,7 +138,45 @@ def next_exit_bar(
             fraction is outside (0, 1) (:func:`check_exit_levels`).
     """
     if opens is None and blocks is not None:
-        return _by_blocks(pos, highs, lows, arrays, blocks, start, stop)
+        # the range only, a block at a time (levels read straight from pos: no sign-flipped
+        # copies), then numpy windows past _BLOCK_SPAN bars
+        sl, tp, frac, act = pos.stop_loss, pos.take_profit, pos.trail_fraction, pos.trail_activation
+        if check_exit_levels(sl, tp, frac, act) is not None:
+            _levels(pos)  # raises, naming the level
+        anchor = pos.trail_anchor
+        trailing = bool(frac) and anchor is not None
+        end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN
+        long = pos.direction > 0
+        if long:
+            k, a = _scan_long(
+                highs,
+                lows,
+                blocks,
+                start,
+                end,
+                -_INF if sl is None else sl,
+                _INF if tp is None else tp,
+                1.0 - frac if trailing else None,  # type: ignore[operator]
+                pos.entry_price * (1.0 + act) if trailing and act else -_INF,
+                anchor if trailing else -_INF,  # type: ignore[arg-type]
+            )
+        else:
+            k, a = _scan_short(
+                highs,
+                lows,
+                blocks,
+                start,
+                end,
+                _INF if sl is None else sl,
+                -_INF if tp is None else tp,
+                1.0 + frac if trailing else None,  # type: ignore[operator]
+                pos.entry_price * (1.0 - act) if trailing and act else _INF,
+                anchor if trailing else _INF,  # type: ignore[arg-type]
+            )
+        if k < end or k >= stop:
+            return k, (a if trailing else None)
+        fixed, target, keep, arm, _ = _levels(pos)  # sign-flipped for the windows
+        return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
     long = pos.direction > 0
     sign = 1.0 if long else -1.0
     fixed, target, keep, arm, anchor = _levels(pos)
@@ -197,62 +242,6 @@ def next_exit_bar(
             s = _level(anchor, keep, arm, fixed, sign)
         k += 1
     return _finish_windows(arrays, long, fixed, target, keep, arm, anchor, k, stop)
-
-
-def _by_blocks(
-    pos: Position,
-    highs: Sequence[float],
-    lows: Sequence[float],
-    arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
-    blocks: tuple[Sequence[float], Sequence[float]],
-    start: int,
-    stop: int,
-) -> tuple[int, float | None]:
-    """:func:`next_exit_bar` over the range only, a block at a time: :func:`_scan_long` or
-    :func:`_scan_short` for up to ``_BLOCK_SPAN`` bars, then numpy windows. The levels are
-    read straight from ``pos`` (one call per stretch: no sign-flipped copies)."""
-    sl, tp, frac, act = pos.stop_loss, pos.take_profit, pos.trail_fraction, pos.trail_activation
-    if (
-        (sl is not None and not 0.0 < sl < _INF)
-        or (tp is not None and not 0.0 < tp < _INF)
-        or (frac is not None and not 0.0 < frac < 1.0)
-        or (act is not None and not 0.0 <= act < _INF)
-    ):
-        _levels(pos)  # raises, naming the level
-    anchor = pos.trail_anchor
-    trailing = bool(frac) and anchor is not None
-    end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN
-    long = pos.direction > 0
-    if long:
-        k, a = _scan_long(
-            highs,
-            lows,
-            blocks,
-            start,
-            end,
-            -_INF if sl is None else sl,
-            _INF if tp is None else tp,
-            1.0 - frac if trailing else None,  # type: ignore[operator]
-            pos.entry_price * (1.0 + act) if trailing and act else -_INF,
-            anchor if trailing else -_INF,  # type: ignore[arg-type]
-        )
-    else:
-        k, a = _scan_short(
-            highs,
-            lows,
-            blocks,
-            start,
-            end,
-            _INF if sl is None else sl,
-            -_INF if tp is None else tp,
-            1.0 + frac if trailing else None,  # type: ignore[operator]
-            pos.entry_price * (1.0 - act) if trailing and act else _INF,
-            anchor if trailing else _INF,  # type: ignore[arg-type]
-        )
-    if k < end or k >= stop:
-        return k, (a if trailing else None)
-    fixed, target, keep, arm, _ = _levels(pos)  # sign-flipped for the windows
-    return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
 
 
 def _finish_windows(

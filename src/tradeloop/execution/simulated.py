@@ -263,7 +263,7 @@ class SimulatedBroker:
         the bars' block extremes (see :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
         """
         pos = self.portfolio.positions[symbol]
-        k, anchor = next_exit_bar(pos, *lists, arrays, start, stop, blocks)
+        k, anchor = next_exit_bar(pos, lists[0], lists[1], lists[2], arrays, start, stop, blocks)
         if anchor is not None and anchor != pos.trail_anchor:
             # one new Position per skipped stretch (not per new high)
             self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
