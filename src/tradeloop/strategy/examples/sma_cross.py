@@ -16,6 +16,10 @@ from tradeloop.strategy.base import NO_SIGNALS, Strategy
 from tradeloop.strategy.params import Param
 from tradeloop.strategy.view import MarketView
 
+# enum members as module constants (a class attribute read costs ~10x on Python 3.11)
+_OPEN_LONG, _OPEN_SHORT = SignalAction.OPEN_LONG, SignalAction.OPEN_SHORT
+_BY_FRACTION = SizeMode.EQUITY_FRACTION
+
 
 def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
     """Mean of the last ``n`` values (NaN for the first ``n - 1``), from one cumulative sum."""
@@ -192,9 +196,9 @@ class SmaCross(Strategy):
         # every entry, and the factory's keywords cost about a third of the signal
         return Signal(
             symbol,
-            SignalAction.OPEN_LONG if direction > 0 else SignalAction.OPEN_SHORT,
+            _OPEN_LONG if direction > 0 else _OPEN_SHORT,
             self._fraction,
-            SizeMode.EQUITY_FRACTION,
+            _BY_FRACTION,
             price * (1 - direction * sl) if sl else None,
             price * (1 + direction * tp) if tp else None,
             self.trailing_stop or None,
