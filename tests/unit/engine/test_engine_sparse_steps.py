@@ -119,7 +119,7 @@ def test_signal_bars_hint_of_the_wrong_length_is_a_config_error(sample_1h: Path)
     [{"trailing_stop": 0.02}, {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.015}],
     ids=["trailing", "all-levels"],
 )
-def test_exit_checks_run_only_on_entry_bars_and_bars_reaching_a_level(
+def test_exit_checks_run_only_on_bars_reaching_a_level(
     sample_1h: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, float]
 ) -> None:
     # Arrange: count the broker's per-bar exit checks
