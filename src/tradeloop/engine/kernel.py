@@ -37,6 +37,7 @@ from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.step import Enrichment, InputSource, Step, init_strategy
+from tradeloop.execution.exit_scan import block_extremes
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.report import RiskReport
@@ -69,6 +70,14 @@ class _Lane(NamedTuple):
     low: Any
     close: Any
     volume: Any
+
+
+#: the exit scan's columns of one symbol (:meth:`BacktestEngine._range_lanes`)
+_RangeLanes = tuple[
+    tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+    tuple[np.ndarray | None, np.ndarray, np.ndarray],
+    tuple[Sequence[float], Sequence[float]] | None,
+]
 
 
 class _Views(NamedTuple):
@@ -178,7 +187,7 @@ class BacktestEngine:
         n_steps = int(market.step_ts.size)
         self._close_lists: dict[str, list[float]] = {}
         self._views: dict[str, _Views] = {}
-        self._ranges: dict[str, Any] = {}  # the exit scan's columns per symbol
+        self._ranges: dict[str, _RangeLanes] = {}  # the exit scan's columns per symbol
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -280,28 +289,31 @@ class BacktestEngine:
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         skip_to_exit = broker.skip_to_exit
-        ranges: (
-            tuple[
-                tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
-                tuple[np.ndarray | None, np.ndarray, np.ndarray],
-            ]
-            | None
-        ) = None
+        ranges: _RangeLanes | None = None
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
         scanned = -1  # a wake bar the exit scan already checked (it reaches no level)
         try:
             while step < stop:
+                while ptr < n_wake and wake[ptr] < step:
+                    ptr += 1
+                wakes = ptr < n_wake and wake[ptr] == step
+                first = step + 1  # the first bar the exit scan below may cover
                 if step == scanned:
                     marks[symbol] = c[step]  # the scan moved the trailing anchor over it
+                elif pending and not wakes:
+                    # an entry bar: fill at the open; the exit scan checks this bar's range
+                    # with the ones after it (it comes back here when the range reaches a
+                    # level: the broker then checks the bar)
+                    if self._broker_step(lane, step, c[step], defer=True):
+                        first = step
+                        marks[symbol] = c[step]
                 elif pending or watched:
                     self._broker_step(lane, step, c[step])
                 elif positions:
                     marks[symbol] = c[step]
-                while ptr < n_wake and wake[ptr] < step:
-                    ptr += 1
-                if ptr < n_wake and wake[ptr] == step:
+                if wakes:
                     ptr += 1
                     view.step = view.i = step
                     signals = on_bar(view, portfolio)
@@ -314,12 +326,12 @@ class BacktestEngine:
                     # the scan covers the next wake bar too when it lies in this chunk: a
                     # wake bar whose range reaches no level needs no exit check either
                     end = nxt + 1 if nxt < stop and not broker.resting else nxt
-                    if watched and step + 1 < end:
+                    if watched and first < end:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
                         if ranges is None:
                             ranges = self._range_lanes(lane)
-                        hit = skip_to_exit(symbol, ranges[0], ranges[1], step + 1, end)
+                        hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
                         if hit > nxt:
                             scanned = nxt
                         else:
@@ -387,9 +399,14 @@ class BacktestEngine:
         except Exception as exc:
             raise strategy_error(strategy, exc, int(self.market.step_ts[step])) from exc
 
-    def _broker_step(self, lane: _Lane, step: int, close: float) -> None:
+    def _broker_step(self, lane: _Lane, step: int, close: float, *, defer: bool = False) -> bool:
         """One symbol's bar at ``step`` for the broker: fill orders waiting for its open, then
-        check stops and targets against its range (or just mark the close)."""
+        check stops and targets against its range (or just mark the close).
+
+        With ``defer``, a bar whose open leaves a position with stops to watch (and no
+        resting entry) is not checked: the caller's exit scan takes its range; returns True
+        then (and the close is not marked), else False.
+        """
         broker, portfolio = self.broker, self.portfolio
         symbol = lane.symbol
         views = self._views.get(symbol) or self._bar_views(lane)
@@ -400,31 +417,30 @@ class BacktestEngine:
                 portfolio.marks[symbol] = views.close[step - 1]
             broker.on_open(symbol, ts, views.open[step])
         if portfolio.positions or broker.resting:
-            if broker.watched or broker.resting:
+            if broker.resting or (broker.watched and not defer):
                 broker.on_bar_range(
                     symbol, ts, views.open[step], views.high[step], views.low[step], close
                 )
+            elif broker.watched:
+                return True
             else:
                 portfolio.marks[symbol] = close
+        return False
 
-    def _range_lanes(
-        self, lane: _Lane
-    ) -> tuple[
-        tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
-        tuple[np.ndarray | None, np.ndarray, np.ndarray],
-    ]:
+    def _range_lanes(self, lane: _Lane) -> _RangeLanes:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
         whole column) and as the lane's numpy arrays, for the exit scan. The opens are None
         when every open lies inside its bar's range (data that passed the data check): the
-        scan then reads the range only, which reaches every level an open reaches."""
+        scan then reads the range only, which reaches every level an open reaches, and a
+        block at a time (the third item: the bars' block extremes, else None)."""
         cached = self._ranges.get(lane.symbol)
         if cached is None:
             views = self._bar_views(lane)
             o, h, low = lane.open, lane.high, lane.low
             if bool(np.all(low <= o)) and bool(np.all(o <= h)):
-                cached = (None, views.high, views.low), (None, h, low)
+                cached = (None, views.high, views.low), (None, h, low), block_extremes(h, low)
             else:
-                cached = (views.open, views.high, views.low), (o, h, low)
+                cached = (views.open, views.high, views.low), (o, h, low), None
             self._ranges[lane.symbol] = cached
         return cached
 

@@ -8,6 +8,12 @@ loop over list-like columns, then vectorized windows for long stretches) and ret
 anchor as it stands before it, so the broker's own exit check runs only on that bar and gives
 the same fills as checking every bar.
 
+With :func:`block_extremes` (the highest high and lowest low of every block of
+``BLOCK`` bars, computed once per run) the Python loop passes a whole block in one test
+when the block's extremes reach no level, even with the anchor moved to the block's best
+price: the stop in force anywhere inside the block is at most the stop of that anchor. Only
+the bars around the stretch's ends and the blocks that may hold an exit are read bar by bar.
+
 The scan is conservative: it reports a bar when the open or the range touches a level (a gap
 through a level, a stop or a target inside the range), with exactly the levels
 :meth:`Position.active_stop <tradeloop.core.position.Position.active_stop>` would give at that
@@ -18,21 +24,78 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
 from tradeloop.core.position import Position
 
-__all__ = ["next_exit_bar"]
+__all__ = ["BLOCK", "block_extremes", "check_exit_levels", "next_exit_bar"]
 
 #: stretches up to this many bars are scanned in Python (numpy's per-call cost is higher)
 _PY_SPAN = 96
+#: with block extremes, up to this many bars (most of them passed a block at a time)
+_BLOCK_SPAN = 1024
+_SHIFT = 3
+#: bars per block of :func:`block_extremes`
+BLOCK = 1 << _SHIFT
 _INF = math.inf
+
+
+def block_extremes(highs: np.ndarray, lows: np.ndarray) -> tuple[Sequence[float], Sequence[float]]:
+    """The highest high and the lowest low of every whole block of :data:`BLOCK` bars
+    (block ``b`` holds bars ``b * BLOCK`` to ``b * BLOCK + BLOCK - 1``; a partial last block
+    is left out), as memoryviews for :func:`next_exit_bar`'s ``blocks``."""
+    whole = (min(len(highs), len(lows)) >> _SHIFT) << _SHIFT
+    top = np.asarray(highs[:whole], dtype=np.float64)
+    bottom = np.asarray(lows[:whole], dtype=np.float64)
+    for _ in range(_SHIFT):  # pairs of pairs: a third of the time of a reduction by rows
+        top = np.maximum(top[0::2], top[1::2])
+        bottom = np.minimum(bottom[0::2], bottom[1::2])
+    return (
+        cast(Sequence[float], top.data),
+        cast(Sequence[float], bottom.data),
+    )
+
+
+def check_exit_levels(
+    stop_loss: float | None,
+    take_profit: float | None,
+    trail_fraction: float | None,
+    trail_activation: float | None,
+) -> str | None:
+    """What is wrong with a position's exit levels, or None when they can be checked.
+
+    Stops and targets are prices: finite and above 0. A trailing stop is a fraction in
+    (0, 1), its activation a finite fraction of at least 0. A NaN level would never trigger
+    (every comparison with NaN is false), an infinite one neither: both are refused rather
+    than silently ignored.
+    """
+    if (
+        (stop_loss is None or 0.0 < stop_loss < _INF)
+        and (take_profit is None or 0.0 < take_profit < _INF)
+        and (trail_fraction is None or 0.0 < trail_fraction < 1.0)
+        and (trail_activation is None or 0.0 <= trail_activation < _INF)
+    ):
+        return None  # the common case, without building anything (one call per entry)
+    for name, level in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+        if level is not None and not (0.0 < level < _INF):
+            return f"{name} must be a finite price above 0, got {level}"
+    if trail_fraction is not None and not (0.0 < trail_fraction < 1.0):
+        return f"trailing stop must be a fraction in (0, 1), got {trail_fraction}"
+    if trail_activation is not None and not (0.0 <= trail_activation < _INF):
+        return f"trailing activation must be a finite fraction >= 0, got {trail_activation}"
+    return None
 
 
 def _levels(pos: Position) -> tuple[float, float, float | None, float, float]:
     """(fixed stop, target, trailing keep factor or None, arming anchor, anchor) as a long
     sees them; for a short every price is negated so the same comparisons apply."""
+    problem = check_exit_levels(
+        pos.stop_loss, pos.take_profit, pos.trail_fraction, pos.trail_activation
+    )
+    if problem is not None:
+        raise ValueError(f"position {pos.id} in {pos.symbol}: {problem}")
     sign = 1.0 if pos.direction > 0 else -1.0
     stop = -_INF if pos.stop_loss is None else sign * pos.stop_loss
     target = _INF if pos.take_profit is None else sign * pos.take_profit
@@ -56,6 +119,7 @@ def next_exit_bar(
     arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
     start: int,
     stop: int,
+    blocks: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> tuple[int, float | None]:
     """Return ``(k, anchor)``: the first bar ``k`` in ``[start, stop)`` whose open, high or low
     reaches ``pos``'s stop, trailing stop or target (``stop`` when none does), and the
@@ -65,8 +129,54 @@ def next_exit_bar(
     stretches) and ``arrays`` the same columns as numpy arrays (read in windows for long ones).
     ``opens`` (and ``arrays[0]``) may be None when every open lies inside its bar's range
     (``low <= open <= high``, as the data check requires): a level the open reaches, the
-    range reaches too, so only the range is read (the same bar is found, faster).
+    range reaches too, so only the range is read (the same bar is found, faster). Then
+    ``blocks`` (:func:`block_extremes` of the same highs and lows) lets the Python loop pass
+    a block of bars at a time.
+
+    Raises:
+        ValueError: a level of ``pos`` is NaN, infinite or not above 0, or its trailing
+            fraction is outside (0, 1) (:func:`check_exit_levels`).
     """
+    if opens is None and blocks is not None:
+        # the range only, a block at a time (levels read straight from pos: no sign-flipped
+        # copies), then numpy windows past _BLOCK_SPAN bars
+        sl, tp, frac, act = pos.stop_loss, pos.take_profit, pos.trail_fraction, pos.trail_activation
+        if check_exit_levels(sl, tp, frac, act) is not None:
+            _levels(pos)  # raises, naming the level
+        anchor = pos.trail_anchor
+        trailing = bool(frac) and anchor is not None
+        end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN
+        long = pos.direction > 0
+        if long:
+            k, a = _scan_long(
+                highs,
+                lows,
+                blocks,
+                start,
+                end,
+                -_INF if sl is None else sl,
+                _INF if tp is None else tp,
+                1.0 - frac if trailing else None,  # type: ignore[operator]
+                pos.entry_price * (1.0 + act) if trailing and act else -_INF,
+                anchor if trailing else -_INF,  # type: ignore[arg-type]
+            )
+        else:
+            k, a = _scan_short(
+                highs,
+                lows,
+                blocks,
+                start,
+                end,
+                _INF if sl is None else sl,
+                -_INF if tp is None else tp,
+                1.0 + frac if trailing else None,  # type: ignore[operator]
+                pos.entry_price * (1.0 - act) if trailing and act else _INF,
+                anchor if trailing else _INF,  # type: ignore[arg-type]
+            )
+        if k < end or k >= stop:
+            return k, (a if trailing else None)
+        fixed, target, keep, arm, _ = _levels(pos)  # sign-flipped for the windows
+        return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
     long = pos.direction > 0
     sign = 1.0 if long else -1.0
     fixed, target, keep, arm, anchor = _levels(pos)
@@ -131,9 +241,131 @@ def next_exit_bar(
             anchor = best
             s = _level(anchor, keep, arm, fixed, sign)
         k += 1
+    return _finish_windows(arrays, long, fixed, target, keep, arm, anchor, k, stop)
+
+
+def _finish_windows(
+    arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
+    long: bool,
+    fixed: float,
+    target: float,
+    keep: float | None,
+    arm: float,
+    anchor: float,
+    k: int,
+    stop: int,
+) -> tuple[int, float | None]:
+    """:func:`_scan_windows` from bar ``k`` on (sign-flipped levels), the anchor unflipped."""
     if k < stop:
         k, anchor = _scan_windows(arrays, long, fixed, target, keep, arm, anchor, k, stop)
-    return k, (sign * anchor if keep is not None else None)
+    if keep is None:
+        return k, None
+    return k, (anchor if long else -anchor)
+
+
+def _scan_long(
+    highs: Sequence[float],
+    lows: Sequence[float],
+    blocks: tuple[Sequence[float], Sequence[float]],
+    start: int,
+    end: int,
+    fixed: float,
+    target: float,
+    keep: float | None,
+    arm: float,
+    anchor: float,
+) -> tuple[int, float]:
+    """A long's bars ``[start, end)``, a block at a time where the block's extremes reach no
+    level: ``(first bar reaching a level or end, anchor before it)``. Prices as they are;
+    without a trailing stop ``keep`` is None (the stop stays ``fixed``)."""
+    top, bottom = blocks
+    if keep is None:
+        keep, arm = 1.0, _INF  # never armed: the anchor moves, the stop does not
+    s = fixed
+    if anchor >= arm:
+        trail = anchor * keep
+        s = trail if trail > fixed else fixed
+    k = start
+    while k < end:
+        nxt = ((k >> _SHIFT) + 1) << _SHIFT  # the next block's first bar
+        if not k & (BLOCK - 1) and nxt <= end:
+            b = k >> _SHIFT
+            h = top[b]
+            if h < target:
+                a = h if h > anchor else anchor
+                if a >= arm:
+                    trail = a * keep
+                    level = trail if trail > fixed else fixed
+                else:
+                    level = fixed
+                if bottom[b] > level:  # no bar of the block reaches the highest stop in it
+                    anchor, s, k = a, level, nxt
+                    continue
+        if nxt > end:
+            nxt = end
+        for j in range(k, nxt):
+            h = highs[j]
+            if lows[j] <= s or h >= target:
+                return j, anchor
+            if h > anchor:
+                anchor = h
+                if anchor >= arm:
+                    trail = anchor * keep
+                    s = trail if trail > fixed else fixed
+        k = nxt
+    return end, anchor
+
+
+def _scan_short(
+    highs: Sequence[float],
+    lows: Sequence[float],
+    blocks: tuple[Sequence[float], Sequence[float]],
+    start: int,
+    end: int,
+    fixed: float,
+    target: float,
+    keep: float | None,
+    arm: float,
+    anchor: float,
+) -> tuple[int, float]:
+    """:func:`_scan_long` for a short, prices as they are: the stop above (``fixed``, +inf
+    for none), the target below, the anchor following the lows, armed at or below ``arm``."""
+    top, bottom = blocks
+    if keep is None:
+        keep, arm = 1.0, -_INF
+    s = fixed
+    if anchor <= arm:
+        trail = anchor * keep
+        s = trail if trail < fixed else fixed
+    k = start
+    while k < end:
+        nxt = ((k >> _SHIFT) + 1) << _SHIFT
+        if not k & (BLOCK - 1) and nxt <= end:
+            b = k >> _SHIFT
+            low = bottom[b]
+            if low > target:
+                a = low if low < anchor else anchor
+                if a <= arm:
+                    trail = a * keep
+                    level = trail if trail < fixed else fixed
+                else:
+                    level = fixed
+                if top[b] < level:
+                    anchor, s, k = a, level, nxt
+                    continue
+        if nxt > end:
+            nxt = end
+        for j in range(k, nxt):
+            low = lows[j]
+            if highs[j] >= s or low <= target:
+                return j, anchor
+            if low < anchor:
+                anchor = low
+                if anchor <= arm:
+                    trail = anchor * keep
+                    s = trail if trail < fixed else fixed
+        k = nxt
+    return end, anchor
 
 
 def _level(a: float, keep: float | None, arm: float, fixed: float, sign: float) -> float:

@@ -27,7 +27,7 @@ from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
-from tradeloop.execution.exit_scan import next_exit_bar
+from tradeloop.execution.exit_scan import check_exit_levels, next_exit_bar
 from tradeloop.execution.fees import FeeModel
 from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
@@ -251,6 +251,7 @@ class SimulatedBroker:
         arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
         start: int,
         stop: int,
+        blocks: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> int:
         """Return the first bar in ``[start, stop)`` where the open position in ``symbol`` may
         exit (``stop`` when none), with its trailing anchor moved over the bars before it.
@@ -258,11 +259,11 @@ class SimulatedBroker:
         For a backtest's market phase between strategy bars: the bars skipped are exactly the
         bars where :meth:`on_bar_range` would only have moved the anchor. ``lists`` and
         ``arrays`` are the opens, highs and lows (as lists and as numpy arrays); the opens
-        may be None when every open lies inside its bar's range (see
-        :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
+        may be None when every open lies inside its bar's range, and then ``blocks`` may give
+        the bars' block extremes (see :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
         """
         pos = self.portfolio.positions[symbol]
-        k, anchor = next_exit_bar(pos, *lists, arrays, start, stop)
+        k, anchor = next_exit_bar(pos, lists[0], lists[1], lists[2], arrays, start, stop, blocks)
         if anchor is not None and anchor != pos.trail_anchor:
             # one new Position per skipped stretch (not per new high)
             self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
@@ -445,6 +446,15 @@ class SimulatedBroker:
     ) -> None:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
+        exits = order.exits
+        if exits is not None:
+            # a NaN, infinite or non-positive level would never trigger: refuse the entry
+            problem = check_exit_levels(
+                exits.stop_loss, exits.take_profit, exits.trailing_stop, exits.trailing_activation
+            )
+            if problem is not None:
+                self._reject(ts_ns, order.symbol, "invalid_exits", problem)
+                return
         if maker:
             fee_rate = self.fees.maker(order.symbol)
         else:
@@ -482,7 +492,6 @@ class SimulatedBroker:
             self.fees.record_volume(quantity * price, ts_ns)
         portfolio.balance -= direction * quantity * price + fee
         self._position_seq += 1
-        exits = order.exits
         trail = exits.trailing_stop if exits is not None else None
         # positional: this runs for every entry of a backtest, and keywords cost more
         pos = Position(

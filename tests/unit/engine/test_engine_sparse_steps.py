@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal
@@ -118,7 +119,7 @@ def test_signal_bars_hint_of_the_wrong_length_is_a_config_error(sample_1h: Path)
     [{"trailing_stop": 0.02}, {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.015}],
     ids=["trailing", "all-levels"],
 )
-def test_exit_checks_run_only_on_entry_bars_and_bars_reaching_a_level(
+def test_exit_checks_run_only_on_bars_reaching_a_level(
     sample_1h: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, float]
 ) -> None:
     # Arrange: count the broker's per-bar exit checks
@@ -145,9 +146,10 @@ def test_exit_checks_run_only_on_entry_bars_and_bars_reaching_a_level(
             return None  # called on every bar, the broker checks every bar
 
     every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
-    # Assert: the same run; a check at each entry bar and at each bar whose range reached a
-    # level (an exit there), plus at most one per loop chunk (the scan stops at chunk ends);
-    # the strategy's wake bars with an open position and no level reached are not checked
+    # Assert: the same run; a check only at each bar whose range reached a level (an exit
+    # there), plus at most one per loop chunk (the scan stops at chunk ends); the entry bars
+    # (the exit scan starts at them) and the strategy's wake bars with an open position and
+    # no level reached are not checked
     _assert_same(sparse, every_bar)
     level_exits = sum(
         t.exit_reason in (ExitReason.STOP_LOSS, ExitReason.TRAILING, ExitReason.TAKE_PROFIT)
@@ -156,3 +158,74 @@ def test_exit_checks_run_only_on_entry_bars_and_bars_reaching_a_level(
     signal_exits = sum(t.exit_reason is ExitReason.SIGNAL for t in sparse.trades)
     assert signal_exits > 100
     assert calls <= len(sparse.trades) + level_exits + 101
+    assert calls <= level_exits + 101
+
+
+class _EntryBarStrategy(Strategy):
+    """Opens a position with the given exits at every 20th bar's close (wakes there only,
+    and at ``extra`` bars, where it does nothing)."""
+
+    name = "entry_bar"
+
+    def __init__(self, exits: dict[str, float], direction: int, extra: int = -1) -> None:
+        super().__init__()
+        self._exits, self._direction, self._extra = exits, direction, extra
+
+    def signal_bars(self, view: MarketView) -> np.ndarray:
+        mask = np.zeros(len(view.arrays()), dtype=bool)
+        mask[::20] = True
+        if self._extra >= 0:
+            mask[self._extra :: 20] = True
+        return mask
+
+    def on_bar(self, view: MarketView, portfolio: Portfolio) -> Sequence[Signal]:
+        sym = view.symbols[0]
+        if view.i % 20 or not portfolio.is_flat(sym):
+            return NO_SIGNALS
+        close, d = view.close(sym), self._direction
+        levels = {
+            "stop_loss": close * (1 - d * self._exits["stop"]) if "stop" in self._exits else None,
+            "take_profit": close * (1 + d * self._exits["target"])
+            if "target" in self._exits
+            else None,
+            "trailing_stop": self._exits.get("trail"),
+        }
+        factory = Signal.open_long if d > 0 else Signal.open_short
+        return [factory(sym, 0.5, **levels)]
+
+
+def _entry_bar_data(n: int = 400) -> BarArrays:
+    """Flat bars at 100 (range 99.9-100.1), except every 20th bar + 1 (an entry bar): its
+    range spans 97-103, through any 1-2% stop, target or trailing stop of an entry at 100."""
+    ts = np.arange(n, dtype=np.int64) * 60_000_000_000
+    close = np.full(n, 100.0)
+    high, low = close + 0.1, close - 0.1
+    high[1::20], low[1::20] = 103.0, 97.0
+    return BarArrays("X/USD", "1m", ts, close.copy(), high, low, close, np.ones(n))
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+@pytest.mark.parametrize(
+    "exits",
+    [{"stop": 0.02}, {"target": 0.02}, {"stop": 0.02, "target": 0.02}, {"trail": 0.01}],
+    ids=["stop", "target", "stop-and-target", "trailing"],
+)
+@pytest.mark.parametrize("extra", [-1, 1], ids=["entry-bar-idle", "entry-bar-wakes"])
+def test_an_exit_on_the_entry_bar_is_found_by_the_scan_as_by_the_per_bar_check(
+    direction: int, exits: dict[str, float], extra: int
+) -> None:
+    # Arrange: every entry bar's range reaches the levels; the entry bar is a wake bar or not
+    bars = _entry_bar_data()
+    config = RunConfig(fee=0.001, allow_short=True)
+
+    class EveryBar(_EntryBarStrategy):
+        def signal_bars(self, view: MarketView) -> None:
+            return None
+
+    # Act
+    sparse = run_on_bars(_EntryBarStrategy(exits, direction, extra), {"X/USD": bars}, config)
+    dense = run_on_bars(EveryBar(exits, direction, extra), {"X/USD": bars}, config)
+    # Assert: every trade leaves on its entry bar (one bar after the signal), as checked per bar
+    _assert_same(sparse, dense)
+    assert len(sparse.trades) == 20
+    assert all(t.exit_ts == t.entry_ts for t in sparse.trades)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeloop.core.position import Position
-from tradeloop.execution.exit_scan import next_exit_bar
+from tradeloop.execution.exit_scan import BLOCK, block_extremes, next_exit_bar
 
 
 def _walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,7 +76,7 @@ def _position(
     activation=st.one_of(st.none(), st.floats(0.001, 0.05)),
     start=st.integers(1, 50),
     length=st.integers(0, 3_000),
-    range_only=st.booleans(),
+    range_only=st.sampled_from(["opens", "range", "blocks"]),
 )
 def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     seed: int,
@@ -87,7 +87,7 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     activation: float | None,
     start: int,
     length: int,
-    range_only: bool,
+    range_only: str,
 ) -> None:
     # Arrange: levels around the entry (the bar before start), short and long stretches
     o, h, low = _walk(seed, start + length + 1)
@@ -96,9 +96,15 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     target = None if target_frac is None else entry * (1 + direction * target_frac)
     pos = _position(direction, entry, stop, target, trail, activation)
     stop_at = start + length
-    # Act: with the opens, or (every open inside its bar's range) with the range only
-    if range_only:
+    # Act: with the opens, or (every open inside its bar's range) with the range only, bar
+    # by bar or a block at a time
+    if range_only == "range":
         got = next_exit_bar(pos, None, h.tolist(), low.tolist(), (None, h, low), start, stop_at)
+    elif range_only == "blocks":
+        blocks = block_extremes(h, low)
+        got = next_exit_bar(
+            pos, None, h.tolist(), low.tolist(), (None, h, low), start, stop_at, blocks
+        )
     else:
         got = next_exit_bar(pos, o.tolist(), h.tolist(), low.tolist(), (o, h, low), start, stop_at)
     # Assert
@@ -130,3 +136,106 @@ def test_a_trailing_anchor_follows_the_best_price_over_a_stretch_without_exit() 
     # Assert: no exit, the anchor is the highest high
     assert k == n
     assert anchor == float(h.max())
+
+
+def _calm_walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Highs and lows of a calm random walk (0.1% a bar) on a 0.01 grid, opens inside
+    the range: most blocks of bars reach no 1% level, some do."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    high = np.round(close * (1 + rng.random(n) * 0.0005), 2)
+    low = np.round(close * (1 - rng.random(n) * 0.0005), 2)
+    return high, low
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+@pytest.mark.parametrize(
+    ("stop_frac", "target_frac", "trail", "activation"),
+    [
+        (0.01, 0.02, 0.01, None),
+        (None, None, 0.004, None),
+        (0.01, 0.02, None, None),
+        (0.02, None, 0.003, 0.002),
+        (0.003, 0.003, None, None),
+    ],
+    ids=["sl-tp-trail", "trail", "sl-tp", "trail-armed-later", "stop-and-target-near"],
+)
+def test_block_steps_give_the_bar_by_bar_answer_from_every_start(
+    direction: int,
+    stop_frac: float | None,
+    target_frac: float | None,
+    trail: float | None,
+    activation: float | None,
+) -> None:
+    # Arrange: entries at every bar of the first blocks (every alignment to a block), each
+    # scanned to the next 2-300 bars (ends inside and at block edges)
+    h, low = _calm_walk(7, 4_000)
+    rng = np.random.default_rng(3)
+    blocks = block_extremes(h, low)
+    h_list, low_list = h.tolist(), low.tolist()
+    checked = hits = 0
+    for start in range(1, 3 * BLOCK + 2):
+        for length in (1, 2, BLOCK - 1, BLOCK, BLOCK + 1, *rng.integers(2, 300, 6).tolist()):
+            entry = float((h[start - 1] + low[start - 1]) / 2)
+            stop = None if stop_frac is None else entry * (1 - direction * stop_frac)
+            target = None if target_frac is None else entry * (1 + direction * target_frac)
+            pos = _position(direction, entry, stop, target, trail, activation)
+            o = (h + low) / 2  # inside every bar's range: never the first to reach a level
+            # Act
+            got = next_exit_bar(
+                pos, None, h_list, low_list, (None, h, low), start, start + length, blocks
+            )
+            # Assert
+            want = _first_touch_by_hand(pos, o, h, low, start, start + length)
+            assert got == want
+            checked += 1
+            hits += want[0] < start + length
+    assert 0 < hits < checked  # both outcomes are exercised
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stop_loss", float("nan")),
+        ("stop_loss", float("inf")),
+        ("stop_loss", 0.0),
+        ("stop_loss", -99.0),
+        ("take_profit", float("nan")),
+        ("take_profit", float("-inf")),
+        ("take_profit", 0.0),
+        ("trail_fraction", float("nan")),
+        ("trail_fraction", 0.0),
+        ("trail_fraction", 1.5),
+        ("trail_fraction", -0.01),
+        ("trail_activation", float("nan")),
+        ("trail_activation", -0.01),
+    ],
+)
+@pytest.mark.parametrize("blocked", [False, True])
+def test_a_level_that_cannot_be_checked_is_an_error_not_a_silent_no_exit(
+    field: str, value: float, blocked: bool
+) -> None:
+    # Arrange: a valid long, then one level made NaN, infinite, zero or negative
+    from dataclasses import replace
+
+    h, low = _calm_walk(1, 200)
+    pos = _position(1, 100.0, 99.0, 102.0, 0.01, 0.001)
+    bad = replace(pos, **{field: value})
+    blocks = block_extremes(h, low) if blocked else None
+    # Act / Assert: the scan refuses the position, naming the level
+    with pytest.raises(ValueError, match=field.split("_")[-1] if "trail" in field else field):
+        next_exit_bar(bad, None, h.tolist(), low.tolist(), (None, h, low), 1, 200, blocks)
+
+
+@pytest.mark.parametrize("n", [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 50 * BLOCK + 3])
+def test_block_extremes_are_each_whole_blocks_highest_high_and_lowest_low(n: int) -> None:
+    # Arrange
+    rng = np.random.default_rng(n)
+    h = 100.0 + rng.random(n)
+    low = h - rng.random(n)
+    # Act
+    top, bottom = block_extremes(h, low)
+    # Assert: one value per whole block, a partial last block left out
+    whole = n // BLOCK * BLOCK
+    assert np.array_equal(np.asarray(top), h[:whole].reshape(-1, BLOCK).max(axis=1))
+    assert np.array_equal(np.asarray(bottom), low[:whole].reshape(-1, BLOCK).min(axis=1))

@@ -231,3 +231,44 @@ def test_stops_short_trailing_stop_follows_low_and_exits_trailing() -> None:
     assert trade.exit_reason is ExitReason.TRAILING
     assert trade.exit_price == pytest.approx(95.95)
     assert trade.pnl == pytest.approx(405.0)
+
+
+# --------------------------------------------------------------------------- bad levels
+
+
+@pytest.mark.parametrize(
+    "exits",
+    [
+        {"stop_loss": float("nan")},
+        {"stop_loss": 0.0},
+        {"take_profit": float("inf")},
+        {"take_profit": -105.0},
+        {"trailing_stop": 0.0},
+        {"trailing_stop": float("nan")},
+        {"trailing_stop": 0.01, "trailing_activation": float("nan")},
+    ],
+    ids=["nan-stop", "zero-stop", "inf-target", "negative-target", "zero-trail", "nan-trail",
+         "nan-activation"],
+)  # fmt: skip
+def test_an_entry_whose_exit_levels_cannot_trigger_is_refused_not_opened(
+    exits: dict[str, float],
+) -> None:
+    # Arrange: an entry order built by hand (a signal refuses such levels itself)
+    from tradeloop.core.instrument import Instrument
+    from tradeloop.core.orders import Bracket, Order, OrderSide, OrderType
+    from tradeloop.execution.simulated import SimulatedBroker
+
+    portfolio = Portfolio(10_000.0)
+    broker = SimulatedBroker(portfolio, {SYM: Instrument(SYM)}, "1h")
+    order = Order(0, SYM, OrderSide.BUY, OrderType.MARKET, 10.0, T0, exits=Bracket(**exits))
+    # Act: queued at bar 0, reaching bar 1's open
+    broker.submit_order(order, T0, 100.0)
+    broker.on_open(SYM, T0 + HOUR, 100.0)
+    # Assert: rejected with the level named; no position, no fill, the cash untouched
+    assert [r.reason for r in broker.rejections] == ["invalid_exits"]
+    name = next(iter(exits)).replace("trailing_stop", "trailing stop")
+    name = "trailing activation" if "trailing_activation" in exits else name
+    assert name in broker.rejections[0].detail
+    assert portfolio.positions == {}
+    assert broker.fills() == []
+    assert portfolio.balance == 10_000.0

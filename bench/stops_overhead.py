@@ -1,0 +1,152 @@
+"""Stops against the plain fast path: the SMA strategy with and without SL/TP/trailing exits.
+
+Issue 15's target: ``SmaCross`` with a 1% stop, a 2% target and a 1% trailing stop on every
+trade within 1.2x of the plain ``SmaCross`` (precomputed crosses, sparse loop), in process on
+the same 1M bars. The data and the rules are those of ``backtest_throughput.py`` (the real
+BTC/USDT 1-minute series repeated to ``--bars`` bars; SMA 10/30 long-only, all-in, 0.1% fee,
+fills at the next open).
+
+The two runs alternate (plain, stops, plain, stops, ...) in one process after one warm-up run
+of each, so a busy machine disturbs both alike; the table gives the median of ``--repeat``
+runs, wall clock and CPU seconds (this process's, which a shared machine disturbs far less),
+the stops / plain ratio of the medians, every run's time and the trade count (the same in
+every run of a case, else the script fails). The load average is printed before and after.
+Timings are printed, never asserted; nothing is written anywhere.
+
+Usage::
+
+    .venv/bin/python bench/stops_overhead.py [--bars N] [--repeat K] [--data FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.dont_write_bytecode = True  # importing the helper must not leave a cache folder in bench/
+
+from backtest_throughput import (  # noqa: E402
+    BALANCE,
+    FEE,
+    RULES_FAST,
+    RULES_SLOW,
+    SYMBOL,
+    build_series,
+    load_source,
+    resolve_data,
+    timeframe_of,
+)
+
+#: the stops of speed_table.py's "SmaCross + SL/TP/trailing" row
+STOPS = {"stop_loss": 0.01, "take_profit": 0.02, "trailing_stop": 0.01}
+
+
+def _cpu_now() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (5 min {five:.2f})"
+
+
+def make_runner(bars: Any) -> Callable[[dict[str, float]], tuple[float, float, int]]:
+    """A function running ``SmaCross(**params)`` in process on ``bars``: (wall s, CPU s,
+    trades), the run itself timed (``run_on_bars``, result included)."""
+    from tradeloop.core.bar import BarArrays
+    from tradeloop.core.instrument import Instrument
+    from tradeloop.engine.config import RunConfig
+    from tradeloop.engine.runner import run_on_bars
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    arrays = BarArrays(
+        SYMBOL, timeframe_of(bars), bars.ts, bars.open, bars.high, bars.low, bars.close,
+        bars.volume,
+    )  # fmt: skip
+    instruments = {SYMBOL: Instrument(SYMBOL, tick_size=bars.tick, maker_fee=FEE, taker_fee=FEE)}
+    config = RunConfig(balance=BALANCE, fee=FEE)
+
+    def run(params: dict[str, float]) -> tuple[float, float, int]:
+        strategy = SmaCross(fast=RULES_FAST, slow=RULES_SLOW, **params)
+        cpu, wall = _cpu_now(), time.perf_counter()
+        result = run_on_bars(strategy, {SYMBOL: arrays}, config, instruments=instruments)
+        wall, cpu = time.perf_counter() - wall, _cpu_now() - cpu
+        return wall, cpu, len(result.trades)
+
+    return run
+
+
+def measure(
+    run: Callable[[dict[str, float]], tuple[float, float, int]],
+    cases: dict[str, dict[str, float]],
+    repeat: int,
+) -> dict[str, list[tuple[float, float, int]]]:
+    """One warm-up run per case, then ``repeat`` alternating rounds: every case's runs."""
+    for params in cases.values():
+        run(params)
+    out: dict[str, list[tuple[float, float, int]]] = {name: [] for name in cases}
+    for _ in range(max(1, repeat)):
+        for name, params in cases.items():
+            out[name].append(run(params))
+    for name, runs in out.items():
+        if len({trades for _, _, trades in runs}) != 1:
+            raise SystemExit(f"{name}: the trade count changed between runs: {runs}")
+    return out
+
+
+def table(runs: dict[str, list[tuple[float, float, int]]], bars: int) -> list[str]:
+    """The markdown table: per case the medians, the ratio to the first case, every run."""
+    lines = [
+        "| case | bars | wall s (median) | CPU s (median) | vs plain, wall | vs plain, CPU "
+        "| trades | runs, wall s | runs, CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    base_wall = base_cpu = 0.0
+    for k, (name, got) in enumerate(runs.items()):
+        wall = statistics.median(r[0] for r in got)
+        cpu = statistics.median(r[1] for r in got)
+        if k == 0:
+            base_wall, base_cpu = wall, cpu
+        lines.append(
+            f"| {name} | {bars:,} | {wall:.3f} | {cpu:.3f} | {wall / base_wall:.2f}x "
+            f"| {cpu / base_cpu:.2f}x | {got[0][2]:,} "
+            f"| {', '.join(f'{r[0]:.3f}' for r in got)} "
+            f"| {', '.join(f'{r[1]:.3f}' for r in got)} |"
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run both cases and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bars", type=int, default=1_000_000, help="bars (default 1,000,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating rounds (median of K)")
+    parser.add_argument("--data", type=Path, default=None, help="OHLCV source file")
+    args = parser.parse_args(argv)
+
+    load_start = _load()
+    bars = build_series(load_source(resolve_data(args.data)), args.bars)
+    run = make_runner(bars)
+    cases = {"SmaCross": {}, "SmaCross + SL 1% / TP 2% / trailing 1%": STOPS}
+    runs = measure(run, cases, args.repeat)
+    load_end = _load()
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"load average {load_start} at the start, {load_end} at the end; "
+        f"median of {max(1, args.repeat)} alternating rounds after one warm-up run each\n"
+    )
+    print("\n".join(table(runs, len(bars.close))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
