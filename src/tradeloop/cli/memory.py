@@ -1,20 +1,28 @@
-"""Allocator settings for short-lived, array-heavy commands (``tradeloop backtest``).
+"""Process settings for short-lived, array-heavy commands (``tradeloop backtest``).
 
-A backtest on a long series allocates and frees many large temporary arrays (a column of
-1M bars is 8 MB). glibc serves every block above its mmap threshold with a fresh mapping and
-returns it to the system when freed, so the next array of the same size is page-faulted in
-again, page by page, zero-filled by the kernel: on 1M bars that was about a fifth of the
-process's CPU time (mostly system time). Keeping freed blocks in the heap lets the next
-array reuse them.
+:func:`batch_command` applies them around one command:
+
+- **Freed memory kept** (:func:`keep_freed_memory`). A backtest on a long series allocates
+  and frees many large temporary arrays (a column of 1M bars is 8 MB). glibc serves every
+  block above its mmap threshold with a fresh mapping and returns it to the system when
+  freed, so the next array of the same size is page-faulted in again, page by page,
+  zero-filled by the kernel: on 1M bars that was about a fifth of the process's CPU time
+  (mostly system time). Keeping freed blocks in the heap lets the next array reuse them.
+- **Cyclic garbage collector paused.** The run makes millions of objects (the bar lanes,
+  tens of thousands of orders, fills and trades) and no reference cycles of its own; every
+  collection pass walks all of them. Memory is still freed by reference counting.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["batch_command", "keep_freed_memory"]
 
 #: mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -50,3 +58,20 @@ def keep_freed_memory() -> bool:
     ok &= mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     ok &= mallopt(_M_TOP_PAD, _TOP_PAD)
     return bool(ok)
+
+
+@contextmanager
+def batch_command() -> Iterator[None]:
+    """Run the block with the settings of a short-lived batch process (see the module): freed
+    memory kept, the cyclic garbage collector paused.
+
+    On exit the collector is restored to its previous state; the allocator settings stay.
+    """
+    keep_freed_memory()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
