@@ -345,7 +345,8 @@ def backtest(
     """
     from tradeloop.cli.memory import batch_command
 
-    # the process ends after the run: freed memory is kept for reuse, the collector paused
+    # entered before numpy is first imported (its BLAS sizes its thread pool then); the
+    # process ends after the run: freed memory is kept for reuse, the collector paused
     with batch_command():
         setup_logging(logging.INFO if verbose else logging.WARNING)
         try:

@@ -1,6 +1,6 @@
 """Process settings for short-lived, array-heavy commands (``tradeloop backtest``).
 
-:func:`batch_command` applies them around one command:
+:func:`batch_command` applies all of them around one command:
 
 - **Freed memory kept** (:func:`keep_freed_memory`). A backtest on a long series allocates
   and frees many large temporary arrays (a column of 1M bars is 8 MB). glibc serves every
@@ -8,6 +8,11 @@
   freed, so the next array of the same size is page-faulted in again, page by page,
   zero-filled by the kernel: on 1M bars that was about a fifth of the process's CPU time
   (mostly system time). Keeping freed blocks in the heap lets the next array reuse them.
+- **One BLAS/OpenMP thread** (:func:`one_blas_thread`). The few BLAS calls of a backtest (dot
+  products over the returns) are far too small to share; a pool sized to every core makes
+  its workers spin, waiting for work, after each call: on 1M bars about a fifth of the
+  process's CPU time went to spinning workers. The library reads the setting when numpy is
+  first imported, so it is set before that, and only where the user has not set it.
 - **Cyclic garbage collector paused.** The run makes millions of objects (the bar lanes,
   tens of thousands of orders, fills and trades) and no reference cycles of its own; every
   collection pass walks all of them. Memory is still freed by reference counting.
@@ -18,11 +23,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["batch_command", "keep_freed_memory"]
+__all__ = ["BLAS_THREAD_VARIABLES", "batch_command", "keep_freed_memory", "one_blas_thread"]
 
 #: mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -36,6 +42,9 @@ _MMAP_THRESHOLD = 32 * 1024 * 1024
 _TRIM_THRESHOLD = 512 * 1024 * 1024
 #: extra memory asked for each time the heap grows
 _TOP_PAD = 64 * 1024 * 1024
+
+#: thread-count variables of OpenBLAS, OpenMP and MKL (numpy's BLAS is one of them)
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def keep_freed_memory() -> bool:
@@ -60,13 +69,29 @@ def keep_freed_memory() -> bool:
     return bool(ok)
 
 
+def one_blas_thread() -> list[str]:
+    """Set every variable of :data:`BLAS_THREAD_VARIABLES` the user has not set to ``1``;
+    return the names set.
+
+    It takes effect only if numpy has not been imported yet in this process (the BLAS
+    library sizes its pool when it loads); a value the user set is kept.
+    """
+    added = [name for name in BLAS_THREAD_VARIABLES if name not in os.environ]
+    for name in added:
+        os.environ[name] = "1"
+    return added
+
+
 @contextmanager
 def batch_command() -> Iterator[None]:
     """Run the block with the settings of a short-lived batch process (see the module): freed
-    memory kept, the cyclic garbage collector paused.
+    memory kept, one BLAS/OpenMP thread, the cyclic garbage collector paused.
 
-    On exit the collector is restored to its previous state; the allocator settings stay.
+    Enter it before numpy is first imported. On exit the collector is restored to its
+    previous state and the thread variables set here are removed again (the BLAS pool keeps
+    its size: the library read them when it loaded); the allocator settings stay.
     """
+    added = one_blas_thread()
     keep_freed_memory()
     collecting = gc.isenabled()
     gc.disable()
@@ -75,3 +100,5 @@ def batch_command() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+        for name in added:
+            os.environ.pop(name, None)

@@ -1,5 +1,5 @@
-"""``tradeloop backtest`` runs with the cyclic garbage collector paused
-(:func:`tradeloop.cli.memory.batch_command`); it is restored when the command ends.
+"""``tradeloop backtest`` runs with the cyclic garbage collector paused and one BLAS/OpenMP
+thread (:func:`tradeloop.cli.memory.batch_command`); both are restored when it ends.
 
 A user strategy file records what it sees while the run is in progress.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
-from tradeloop.cli.memory import batch_command
+from tradeloop.cli.memory import BLAS_THREAD_VARIABLES, batch_command
 
-#: a strategy (the bundled SMA cross) that writes the collector's state, as seen while the
-#: run is in progress, to the file named by PROBE_OUT
+#: a strategy (the bundled SMA cross) that writes the collector's state and the thread
+#: variables, as seen while the run is in progress, to the file named by PROBE_OUT
 PROBE = """
 import gc, json, os
 from pathlib import Path
@@ -28,10 +29,13 @@ class Probe(SmaCross):
     name = "probe"
 
     def on_init(self, view):
-        seen = {"gc_enabled": gc.isenabled()}
+        seen = {
+            "gc_enabled": gc.isenabled(),
+            "env": {k: os.environ.get(k) for k in THREAD_VARIABLES},
+        }
         Path(os.environ["PROBE_OUT"]).write_text(json.dumps(seen))
         super().on_init(view)
-"""
+""".replace("THREAD_VARIABLES", repr(BLAS_THREAD_VARIABLES))
 
 
 @pytest.fixture
@@ -39,6 +43,12 @@ def probe(tmp_path: Path) -> Path:
     path = tmp_path / "probe.py"
     path.write_text(PROBE, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def no_thread_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -61,7 +71,7 @@ def _backtest(probe: Path, sample_1h: Path, out: Path) -> dict[str, object]:
     return dict(json.loads(seen.read_text()))
 
 
-@pytest.mark.usefixtures("collector_on")
+@pytest.mark.usefixtures("collector_on", "no_thread_variables")
 def test_backtest_pauses_the_collector_and_restores_it(
     probe: Path, sample_1h: Path, tmp_path: Path
 ) -> None:
@@ -73,26 +83,49 @@ def test_backtest_pauses_the_collector_and_restores_it(
     assert (tmp_path / "run" / "trades.csv").is_file()
 
 
-def test_batch_command_keeps_a_paused_collector_paused() -> None:
-    # Arrange: the caller had the collector off
+@pytest.mark.usefixtures("collector_on", "no_thread_variables")
+def test_backtest_sets_one_blas_thread_only_while_it_runs(
+    probe: Path, sample_1h: Path, tmp_path: Path
+) -> None:
+    # Act
+    seen = _backtest(probe, sample_1h, tmp_path / "run")
+    # Assert: one thread while it ran; the variables it set are gone again
+    assert seen["env"] == dict.fromkeys(BLAS_THREAD_VARIABLES, "1")
+    assert not [name for name in BLAS_THREAD_VARIABLES if name in os.environ]
+
+
+@pytest.mark.usefixtures("no_thread_variables")
+def test_batch_command_keeps_a_user_setting_and_a_paused_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrange: the user set one variable, and the caller had the collector off
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     was = gc.isenabled()
     gc.disable()
     try:
         # Act
         with batch_command():
-            inside = gc.isenabled()
-        after = gc.isenabled()
+            inside = (gc.isenabled(), {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES})
+        after = (gc.isenabled(), {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES})
     finally:
         if was:
             gc.enable()
-    # Assert
-    assert (inside, after) == (False, False)
+    # Assert: the user's value kept throughout, the others set to 1 inside only
+    assert inside == (
+        False,
+        {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )
+    assert after == (
+        False,
+        {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None},
+    )
 
 
-@pytest.mark.usefixtures("collector_on")
-def test_batch_command_restores_the_collector_on_error() -> None:
+@pytest.mark.usefixtures("collector_on", "no_thread_variables")
+def test_batch_command_restores_on_error() -> None:
     # Act
     with pytest.raises(RuntimeError), batch_command():
         raise RuntimeError("boom")
     # Assert
     assert gc.isenabled()
+    assert not [name for name in BLAS_THREAD_VARIABLES if name in os.environ]
