@@ -418,6 +418,7 @@ def write_outputs(
     bias: BiasConfig | None = None,
     regimes: RegimeSeries | None = None,
     equity_csv: bool = False,
+    report_assets: Path | None = None,
 ) -> dict[str, Path]:
     """Write the run's files into ``out_dir`` (created if needed) and return their paths.
 
@@ -431,6 +432,8 @@ def write_outputs(
     Every file is written to a temporary name and renamed, so a crash leaves no partial file.
     With ``regimes`` (a run with a regime model) ``regimes.csv`` holds the regime at every step
     (``timestamp, regime, detected, confidence, exposure``) and the report shows them.
+    ``report_assets`` is the cache folder of the report's packed plotly.js (see
+    :mod:`tradeloop.analysis.report_assets`).
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -444,7 +447,17 @@ def write_outputs(
             indicator_file = folder / INDICATORS_FILE
             indicators_done = pool.submit(write_indicators, result.indicators, indicator_file)
         paths = _write_rest(
-            result, folder, report, prices, provenance, analysis, run, validation, bias, regimes
+            result,
+            folder,
+            report,
+            prices,
+            provenance,
+            analysis,
+            run,
+            validation,
+            bias,
+            regimes,
+            report_assets,
         )
         paths.update(equity_files.result())
         if indicator_file is not None:
@@ -464,6 +477,7 @@ def _write_rest(
     validation: ValidationConfig | None,
     bias: BiasConfig | None,
     regimes: RegimeSeries | None = None,
+    report_assets: Path | None = None,
 ) -> dict[str, Path]:
     bar_ns = run_bar_ns(result)
     initial = float(result.config.get("balance", result.metrics.initial_equity))
@@ -511,6 +525,7 @@ def _write_rest(
             run_info=run,
             regimes=regimes,
             indicators=result.indicators,
+            assets=report_assets,
         )
     return paths
 
