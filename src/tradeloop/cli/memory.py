@@ -99,6 +99,10 @@ def batch_command() -> Iterator[None]:
         yield
     finally:
         if collecting:
+            # what was made while paused joins the oldest generation, so the first allocation
+            # after does not set off a pass over all of it (full collections still see it)
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
         for name in added:
             os.environ.pop(name, None)

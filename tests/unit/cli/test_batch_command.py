@@ -129,3 +129,17 @@ def test_batch_command_restores_on_error() -> None:
     # Assert
     assert gc.isenabled()
     assert not [name for name in BLAS_THREAD_VARIABLES if name in os.environ]
+
+
+@pytest.mark.usefixtures("collector_on", "no_thread_variables")
+def test_objects_made_while_paused_join_the_oldest_generation() -> None:
+    # Act
+    with batch_command():
+        made = [[k] for k in range(50_000)]
+    young, frozen = gc.get_count()[0], gc.get_freeze_count()
+    # Assert: no pass over them is due at the next allocation, none is left frozen, and a
+    # full collection still sees them
+    assert young < 1_000
+    assert frozen == 0
+    assert gc.is_tracked(made[-1])
+    assert any(obj is made for obj in gc.get_referrers(made[0]))
