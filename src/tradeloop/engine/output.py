@@ -88,10 +88,13 @@ def _text(values: Sequence[Any] | np.ndarray, missing: np.ndarray | None = None)
     n = len(values)
     if missing is None:
         missing = np.asarray([v is None for v in values], dtype=bool)
-    texts = [
-        "" if gone or v is None else str(v)
-        for v, gone in zip(values, missing.tolist(), strict=True)
-    ]
+    if isinstance(values, np.ndarray) and not missing.any():
+        texts = [str(v) for v in values.tolist()]
+    else:
+        texts = [
+            "" if gone or v is None else str(v)
+            for v, gone in zip(values, missing.tolist(), strict=True)
+        ]
     joined = "".join(texts)
     offsets = np.zeros(n + 1, dtype=np.int32)
     if joined.isascii():  # one byte a character: the lengths are the offsets' steps

@@ -9,6 +9,7 @@ long/short, one with stop-loss, take-profit and trailing exits (both end with a 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,3 +100,16 @@ def test_trades_csv_without_the_engines_columns_is_the_same(
     written = write_trades_and_equity(result, tmp_path / "b")["trades"]
     # Assert
     assert written.read_bytes() == expected
+
+
+def test_total_pnl_from_the_columns_equals_the_per_trade_sum(sample_1h: Path) -> None:
+    # Arrange
+    result = _run(sample_1h, short=True)
+    per_trade = math.fsum(t.pnl for t in result.trades if t.is_closed)
+    # Act
+    from_columns = result.total_pnl
+    result.trade_columns = None
+    without = result.total_pnl
+    # Assert: the same float, bit for bit
+    assert from_columns == per_trade
+    assert without == per_trade
