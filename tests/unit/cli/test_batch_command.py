@@ -16,7 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tradeloop.cli.app import app
-from tradeloop.cli.memory import BLAS_THREAD_VARIABLES, batch_command
+from tradeloop.cli.memory import ARROW_POOL_VARIABLE, BLAS_THREAD_VARIABLES, batch_command
+
+VARIABLES = (*BLAS_THREAD_VARIABLES, ARROW_POOL_VARIABLE)
 
 #: a strategy (the bundled SMA cross) that writes the collector's state and the thread
 #: variables, as seen while the run is in progress, to the file named by PROBE_OUT
@@ -35,7 +37,7 @@ class Probe(SmaCross):
         }
         Path(os.environ["PROBE_OUT"]).write_text(json.dumps(seen))
         super().on_init(view)
-""".replace("THREAD_VARIABLES", repr(BLAS_THREAD_VARIABLES))
+""".replace("THREAD_VARIABLES", repr(VARIABLES))
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def probe(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def no_thread_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in BLAS_THREAD_VARIABLES:
+    for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -90,8 +92,11 @@ def test_backtest_sets_one_blas_thread_only_while_it_runs(
     # Act
     seen = _backtest(probe, sample_1h, tmp_path / "run")
     # Assert: one thread while it ran; the variables it set are gone again
-    assert seen["env"] == dict.fromkeys(BLAS_THREAD_VARIABLES, "1")
-    assert not [name for name in BLAS_THREAD_VARIABLES if name in os.environ]
+    assert seen["env"] == {
+        **dict.fromkeys(BLAS_THREAD_VARIABLES, "1"),
+        ARROW_POOL_VARIABLE: "system",
+    }
+    assert not [name for name in VARIABLES if name in os.environ]
 
 
 @pytest.mark.usefixtures("no_thread_variables")
@@ -105,19 +110,29 @@ def test_batch_command_keeps_a_user_setting_and_a_paused_collector(
     try:
         # Act
         with batch_command():
-            inside = (gc.isenabled(), {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES})
-        after = (gc.isenabled(), {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES})
+            inside = (gc.isenabled(), {k: os.environ.get(k) for k in VARIABLES})
+        after = (gc.isenabled(), {k: os.environ.get(k) for k in VARIABLES})
     finally:
         if was:
             gc.enable()
     # Assert: the user's value kept throughout, the others set to 1 inside only
     assert inside == (
         False,
-        {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        {
+            "OPENBLAS_NUM_THREADS": "3",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            ARROW_POOL_VARIABLE: "system",
+        },
     )
     assert after == (
         False,
-        {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None},
+        {
+            "OPENBLAS_NUM_THREADS": "3",
+            "OMP_NUM_THREADS": None,
+            "MKL_NUM_THREADS": None,
+            ARROW_POOL_VARIABLE: None,
+        },
     )
 
 
@@ -128,7 +143,7 @@ def test_batch_command_restores_on_error() -> None:
         raise RuntimeError("boom")
     # Assert
     assert gc.isenabled()
-    assert not [name for name in BLAS_THREAD_VARIABLES if name in os.environ]
+    assert not [name for name in VARIABLES if name in os.environ]
 
 
 @pytest.mark.usefixtures("collector_on", "no_thread_variables")
