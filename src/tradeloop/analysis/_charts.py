@@ -407,8 +407,9 @@ def price_figure(
             y[0::3] = trades.entry_price[sel]
             y[1::3] = trades.exit_price[sel]
             text: list[str | None] = []
+            pnl, pnl_pct = trades.pnl, trades.pnl_pct  # the property computes every trade's
             for i in sel:
-                tip = f"{labels[i]} · pnl {trades.pnl[i]:,.2f} ({trades.pnl_pct[i]:+.2%})"
+                tip = f"{labels[i]} · pnl {pnl[i]:,.2f} ({pnl_pct[i]:+.2%})"
                 text += [tip, tip, None]
             data.append(
                 {

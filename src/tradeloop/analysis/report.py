@@ -18,7 +18,6 @@ of traces it must render.
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 import math
@@ -34,29 +33,13 @@ import numpy as np
 from tradeloop.analysis import _charts as charts
 from tradeloop.analysis.metrics import drawdown_curve, monthly_returns
 from tradeloop.analysis.regimes import RegimeSeries, regime_figure, regime_performance
+from tradeloop.analysis.report_assets import plotly_script
 from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run, metrics_dict
 from tradeloop.analysis.slippage import SlippageView
 from tradeloop.analysis.trades import TradeColumns, trade_columns
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.position import Trade
 from tradeloop.core.time import to_iso
-
-
-def plotly_js() -> str:
-    """The plotly.js bundle that ships with the plotly package, read without importing plotly
-    (``plotly.offline.get_plotlyjs`` imports the whole package: about 0.5 s and 700 modules).
-    """
-    from importlib.util import find_spec
-
-    spec = find_spec("plotly")
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        bundle = Path(folder) / "package_data" / "plotly.min.js"
-        if bundle.is_file():
-            return bundle.read_text(encoding="utf-8")
-    from plotly.offline import get_plotlyjs  # an unusual install: let plotly find it
-
-    return str(get_plotlyjs())
-
 
 __all__ = ["ReportLimits", "buy_and_hold", "write_compare_report", "write_report"]
 
@@ -230,38 +213,6 @@ _DRAW_SCRIPT = """
 })();
 </script>
 """
-
-
-def _plotly_script() -> str:
-    """plotly.js for the report: gzip-compressed and base64-encoded (about 2.3 MB instead of
-    4.8 MB), unpacked by the browser's own ``DecompressionStream`` when the page opens, so the
-    file stays self-contained and works offline; the charts are drawn once it is loaded."""
-    return _packed_plotly()
-
-
-@functools.lru_cache(maxsize=1)
-def _packed_plotly() -> str:
-    import base64
-    import gzip
-
-    packed = base64.b64encode(gzip.compress(plotly_js().encode("utf-8"), 1, mtime=0))
-    return (
-        '<script type="text/javascript">\n'
-        "(function () {\n"
-        f'  var b64 = "{packed.decode("ascii")}";\n'
-        "  var raw = atob(b64), bytes = new Uint8Array(raw.length);\n"
-        "  for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }\n"
-        "  var stream = new Blob([bytes]).stream().pipeThrough("
-        'new DecompressionStream("gzip"));\n'
-        "  new Response(stream).text().then(function (code) {\n"
-        '    var s = document.createElement("script");\n'
-        "    s.text = code;\n"
-        "    document.head.appendChild(s);\n"
-        "    if (window.tradeloopDraw) { window.tradeloopDraw(); }\n"
-        "  });\n"
-        "})();\n"
-        "</script>"
-    )
 
 
 _STYLE = """
@@ -693,6 +644,7 @@ def write_report(
     regimes: RegimeSeries | None = None,
     indicators: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     slippage: SlippageView | None = None,
+    assets: Path | None = None,
 ) -> Path:
     """Write the HTML report of a run and return its path.
 
@@ -729,6 +681,9 @@ def write_report(
     slippage
         A live run's expected vs actual fill prices (:func:`~tradeloop.analysis.slippage.
         slippage_view`): a total under the metrics and per-trade entry/exit columns.
+    assets
+        Cache folder of the packed plotly.js (a run store's ``.report-assets``, see
+        :mod:`tradeloop.analysis.report_assets`); None: packed in this process only.
     """
     limits = limits or ReportLimits()
     summary = dict(summary or {})
@@ -828,7 +783,7 @@ def write_report(
 <html><head><meta charset="utf-8"><title>{_esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{_STYLE}</style>
-{_plotly_script()}
+{plotly_script(assets)}
 </head><body>
 <h1>{_esc(title)}</h1>
 <p class="sub">{_esc(subtitle)}</p>
@@ -960,7 +915,7 @@ def write_compare_report(
     doc = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{_esc(title)}</title>
 <style>{_STYLE}</style>
-{_plotly_script()}
+{plotly_script()}
 </head><body>
 <h1>{_esc(title)}</h1>
 {chart}

@@ -343,75 +343,78 @@ def backtest(
     causally at every step: the regime lowers the leverage cap, scales entry sizes by its
     exposure and its confidence weighs the model's; regimes.csv and the report show them.
     """
-    setup_logging(logging.INFO if verbose else logging.WARNING)
-    from tradeloop.cli.memory import keep_freed_memory
+    from tradeloop.cli.memory import batch_command
 
-    keep_freed_memory()  # the process ends after the run: freed arrays' memory is reused
-    try:
-        from tradeloop.analysis.validation import ValidationConfig
-        from tradeloop.engine.config import RunConfig
-        from tradeloop.engine.service import BacktestJob, run_backtest_job
-
-        specs = _data_specs(
-            list(data or []),
-            list(symbol or []),
-            exchange,
-            market,
-            cache_root,
-            timeframe,
-            (ts_col, open_col, high_col, low_col, close_col, volume_col),
-            time_unit,
-            repair,
-            (no_header, columns, skip_rows),
-        )
-        risk_rules = _risk_rules(risk)
-        if fill_old is not None:
-            err_console.print(
-                "[yellow]--fill is deprecated (removed in the next release): use --fill-price[/]"
-            )
-            fill_price = fill_old
-        model_job = model_options(model, registry, min_confidence, toxicity, ml_threads)
-        job = BacktestJob(
-            strategy=strategy,
-            data=tuple(specs),
-            config=RunConfig(
-                balance=balance,
-                fee=fee,
-                slippage_bps=slippage_bps,
-                fill_price=fill_price,  # type: ignore[arg-type]
-                post_only_entries=post_only_entries,
-                cash_buffer_pct=cash_buffer_pct,
-                timeframe=timeframe,
-                start=parse_time(start, field="--start") if start else None,
-                end=parse_time(end, field="--end") if end else None,
-                close_at_end=close_at_end,
-                risk=risk_rules,
-                periods_per_year=periods_per_year,
-            ),
-            params=_parse_params(list(param or [])),
-            model=model_job,
-            regime=regime_options(
-                regime, registry, regime_transition, regime_confirm, regime_exposure
-            ),
-            validation=ValidationConfig(
-                seed=seed, min_sharpe=sharpe_bar, n_trials=trials, mc_sims=mc_sims
-            ),
-            report=report,
-            out=out,
-            strategies_dir=strategies_dir,
-            command=" ".join(sys.argv),
-            allow_data_issues=allow_data_issues,
-            calendar=calendar,
-            equity_csv=equity_csv,
-        )
-        progress = _LazyProgress("backtest")
+    # entered before numpy is first imported (its BLAS sizes its thread pool then); the
+    # process ends after the run: freed memory is kept for reuse, the collector paused
+    with batch_command():
+        setup_logging(logging.INFO if verbose else logging.WARNING)
         try:
-            outcome = run_backtest_job(job, progress=progress)
-        finally:
-            progress.close()
-    except TradeloopError as exc:
-        raise _fail(exc, verbose) from None
-    _print_outcome(outcome)
+            from tradeloop.analysis.validation import ValidationConfig
+            from tradeloop.engine.config import RunConfig
+            from tradeloop.engine.service import BacktestJob, run_backtest_job
+
+            specs = _data_specs(
+                list(data or []),
+                list(symbol or []),
+                exchange,
+                market,
+                cache_root,
+                timeframe,
+                (ts_col, open_col, high_col, low_col, close_col, volume_col),
+                time_unit,
+                repair,
+                (no_header, columns, skip_rows),
+            )
+            risk_rules = _risk_rules(risk)
+            if fill_old is not None:
+                err_console.print(
+                    "[yellow]--fill is deprecated (removed in the next release): "
+                    "use --fill-price[/]"
+                )
+                fill_price = fill_old
+            model_job = model_options(model, registry, min_confidence, toxicity, ml_threads)
+            job = BacktestJob(
+                strategy=strategy,
+                data=tuple(specs),
+                config=RunConfig(
+                    balance=balance,
+                    fee=fee,
+                    slippage_bps=slippage_bps,
+                    fill_price=fill_price,  # type: ignore[arg-type]
+                    post_only_entries=post_only_entries,
+                    cash_buffer_pct=cash_buffer_pct,
+                    timeframe=timeframe,
+                    start=parse_time(start, field="--start") if start else None,
+                    end=parse_time(end, field="--end") if end else None,
+                    close_at_end=close_at_end,
+                    risk=risk_rules,
+                    periods_per_year=periods_per_year,
+                ),
+                params=_parse_params(list(param or [])),
+                model=model_job,
+                regime=regime_options(
+                    regime, registry, regime_transition, regime_confirm, regime_exposure
+                ),
+                validation=ValidationConfig(
+                    seed=seed, min_sharpe=sharpe_bar, n_trials=trials, mc_sims=mc_sims
+                ),
+                report=report,
+                out=out,
+                strategies_dir=strategies_dir,
+                command=" ".join(sys.argv),
+                allow_data_issues=allow_data_issues,
+                calendar=calendar,
+                equity_csv=equity_csv,
+            )
+            progress = _LazyProgress("backtest")
+            try:
+                outcome = run_backtest_job(job, progress=progress)
+            finally:
+                progress.close()
+        except TradeloopError as exc:
+            raise _fail(exc, verbose) from None
+        _print_outcome(outcome)
 
 
 def _risk_rules(risk: str | None) -> RiskConfig:

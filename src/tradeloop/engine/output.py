@@ -32,6 +32,7 @@ from tradeloop.analysis.regimes import RegimeSeries
 from tradeloop.analysis.report import write_report
 from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run
 from tradeloop.analysis.runs import read_equity, read_json, read_trades
+from tradeloop.analysis.trades import trade_columns
 from tradeloop.analysis.validation import ValidationConfig
 from tradeloop.core.bar import BarArrays
 from tradeloop.core.errors import DataError
@@ -54,26 +55,22 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _arrow(values: Sequence[Any] | np.ndarray, kind: pa.DataType) -> pa.Array:
+def _arrow(
+    values: Sequence[Any] | np.ndarray, kind: pa.DataType, missing: np.ndarray | None = None
+) -> pa.Array:
     """An Arrow column of int64, float64, bool or string values (None: null).
 
-    Built from buffers: ``pa.array`` imports pandas on first use (about 0.3 s), which a
-    backtest otherwise never needs.
+    ``values`` is a sequence (None marks a null) or a numpy array, whose nulls ``missing``
+    (a bool array) marks. Built from buffers: ``pa.array`` imports pandas on first use (about
+    0.3 s), which a backtest otherwise never needs.
     """
     n = len(values)
     if kind == pa.string():
-        texts = ["" if v is None else str(v) for v in values]
-        raw = [t.encode() for t in texts]
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        if n:
-            np.cumsum([len(b) for b in raw], out=offsets[1:])
-        validity = _validity([v is None for v in values])
-        buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
-        return pa.Array.from_buffers(kind, n, buffers)
+        return _text(values, missing)
     if isinstance(values, np.ndarray) and values.dtype != object:
-        data, missing = values, None
+        data = values
     else:
-        missing = [v is None for v in values]
+        missing = np.asarray([v is None for v in values], dtype=bool)
         fill = False if kind == pa.bool_() else 0
         data = np.asarray([fill if v is None else v for v in values])
     if kind == pa.bool_():
@@ -81,28 +78,65 @@ def _arrow(values: Sequence[Any] | np.ndarray, kind: pa.DataType) -> pa.Array:
         return pa.Array.from_buffers(kind, n, [_validity(missing), pa.py_buffer(bits)])
     dtype = np.int64 if kind == pa.int64() else np.float64
     data = np.ascontiguousarray(data, dtype=dtype)
+    if missing is not None and missing.any():
+        data = np.where(missing, dtype(0), data)  # null slots hold zeros, as from a sequence
     return pa.Array.from_buffers(kind, n, [_validity(missing), pa.py_buffer(data)])
 
 
-def _validity(missing: Sequence[bool] | None) -> pa.Buffer | None:
-    if missing is None or not any(missing):
+def _text(values: Sequence[Any] | np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """A string column of ``values`` (str; None, or where ``missing`` is set, null)."""
+    n = len(values)
+    if missing is None:
+        missing = np.asarray([v is None for v in values], dtype=bool)
+    if isinstance(values, np.ndarray) and not missing.any():
+        texts = [str(v) for v in values.tolist()]
+    else:
+        texts = [
+            "" if gone or v is None else str(v)
+            for v, gone in zip(values, missing.tolist(), strict=True)
+        ]
+    joined = "".join(texts)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    if joined.isascii():  # one byte a character: the lengths are the offsets' steps
+        raw = joined.encode("ascii")
+        if n:
+            np.cumsum(np.fromiter(map(len, texts), dtype=np.int32, count=n), out=offsets[1:])
+    else:
+        encoded = [t.encode() for t in texts]
+        raw = b"".join(encoded)
+        if n:
+            np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    buffers = [_validity(missing), pa.py_buffer(offsets), pa.py_buffer(raw)]
+    return pa.Array.from_buffers(pa.string(), n, buffers)
+
+
+def _validity(missing: Sequence[bool] | np.ndarray | None) -> pa.Buffer | None:
+    if missing is None:
         return None
     present = ~np.asarray(missing, dtype=bool)
+    if present.all():
+        return None
     return pa.py_buffer(np.packbits(present, bitorder="little"))
 
 
-def _ts_column(values: list[int | None] | np.ndarray) -> pa.Array:
+def _ts_column(
+    values: list[int | None] | np.ndarray, missing: np.ndarray | None = None
+) -> pa.Array:
     """Return UTC ns times as ISO-8601 text (``2025-06-01T00:15:00Z``), nulls kept.
 
-    The unit is the coarsest that keeps every value exact (s, ms, us or ns). Arrow formats
-    zone-aware timestamps about ten times slower than naive ones, so the text is built from
-    the naive (UTC) value and the ``Z`` is appended.
+    ``values`` is a list (None marks a null) or an int64 array, whose nulls ``missing`` (a
+    bool array) marks. The unit is the coarsest that keeps every value exact (s, ms, us or
+    ns). Arrow formats zone-aware timestamps about ten times slower than naive ones, so the
+    text is built from the naive (UTC) value and the ``Z`` is appended.
     """
-    missing = None if isinstance(values, np.ndarray) else [v is None for v in values]
-    ints = np.asarray(
-        values if missing is None else [0 if v is None else v for v in values], dtype=np.int64
-    )
-    present = ints if missing is None else ints[~np.asarray(missing, dtype=bool)]
+    if isinstance(values, np.ndarray):
+        ints = np.asarray(values, dtype=np.int64)
+        if missing is not None and missing.any():
+            ints = np.where(missing, 0, ints)  # null slots hold zeros, as from a list
+    else:
+        missing = np.asarray([v is None for v in values], dtype=bool)
+        ints = np.asarray([0 if v is None else v for v in values], dtype=np.int64)
+    present = ints if missing is None else ints[~missing]
     unit, size = "ns", 1
     for candidate, candidate_size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
         if not np.any(present % candidate_size):
@@ -289,25 +323,28 @@ def run_info(
 
 
 def _trade_table(result: BacktestResult) -> pa.Table:
-    trades = result.trades
-    f64, text = pa.float64(), pa.string()
+    """The ``trades.csv`` table, from the trades' columns (built once by the engine)."""
+    cols = result.trade_columns
+    if cols is None or len(cols) != len(result.trades):
+        cols = trade_columns(result.trades)
+    f64 = pa.float64()
+    still_open = ~cols.closed
+    side = np.where(cols.direction > 0, "long", "short").astype(object)
     columns = {
-        "entry_time": _ts_column([t.entry_ts for t in trades]),
-        "exit_time": _ts_column([t.exit_ts for t in trades]),
-        "entry_price": _arrow([t.entry_price for t in trades], f64),
-        "exit_price": _arrow([t.exit_price for t in trades], f64),
-        "size": _arrow([t.quantity for t in trades], f64),
-        "pnl": _arrow([t.pnl if t.is_closed else None for t in trades], f64),
-        "symbol": _arrow([t.symbol for t in trades], text),
-        "side": _arrow(["long" if t.direction > 0 else "short" for t in trades], text),
-        "fees": _arrow([t.fees for t in trades], f64),
-        "pnl_pct": _arrow([t.pnl_pct if t.is_closed else None for t in trades], f64),
-        "exit_reason": _arrow(
-            [t.exit_reason.value if t.exit_reason else None for t in trades], text
-        ),
-        "id": _arrow([t.id for t in trades], text),
-        "stop_loss": _arrow([t.stop_loss for t in trades], f64),
-        "take_profit": _arrow([t.take_profit for t in trades], f64),
+        "entry_time": _ts_column(cols.entry_ts),
+        "exit_time": _ts_column(cols.exit_ts, still_open),
+        "entry_price": _arrow(cols.entry_price, f64),
+        "exit_price": _arrow(cols.exit_price, f64, np.isnan(cols.exit_price)),
+        "size": _arrow(cols.quantity, f64),
+        "pnl": _arrow(cols.pnl, f64, still_open),
+        "symbol": _text(cols.symbols, np.zeros(len(cols), dtype=bool)),
+        "side": _text(side, np.zeros(len(cols), dtype=bool)),
+        "fees": _arrow(cols.fees, f64),
+        "pnl_pct": _arrow(cols.pnl_pct, f64, still_open),
+        "exit_reason": _text(cols.exit_reasons, cols.exit_reasons == ""),  # "": still open
+        "id": _text(cols.ids, np.zeros(len(cols), dtype=bool)),
+        "stop_loss": _arrow(cols.stop_loss, f64, np.isnan(cols.stop_loss)),
+        "take_profit": _arrow(cols.take_profit, f64, np.isnan(cols.take_profit)),
     }
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
 
@@ -384,6 +421,7 @@ def write_outputs(
     bias: BiasConfig | None = None,
     regimes: RegimeSeries | None = None,
     equity_csv: bool = False,
+    report_assets: Path | None = None,
 ) -> dict[str, Path]:
     """Write the run's files into ``out_dir`` (created if needed) and return their paths.
 
@@ -397,6 +435,8 @@ def write_outputs(
     Every file is written to a temporary name and renamed, so a crash leaves no partial file.
     With ``regimes`` (a run with a regime model) ``regimes.csv`` holds the regime at every step
     (``timestamp, regime, detected, confidence, exposure``) and the report shows them.
+    ``report_assets`` is the cache folder of the report's packed plotly.js (see
+    :mod:`tradeloop.analysis.report_assets`).
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -410,7 +450,17 @@ def write_outputs(
             indicator_file = folder / INDICATORS_FILE
             indicators_done = pool.submit(write_indicators, result.indicators, indicator_file)
         paths = _write_rest(
-            result, folder, report, prices, provenance, analysis, run, validation, bias, regimes
+            result,
+            folder,
+            report,
+            prices,
+            provenance,
+            analysis,
+            run,
+            validation,
+            bias,
+            regimes,
+            report_assets,
         )
         paths.update(equity_files.result())
         if indicator_file is not None:
@@ -430,6 +480,7 @@ def _write_rest(
     validation: ValidationConfig | None,
     bias: BiasConfig | None,
     regimes: RegimeSeries | None = None,
+    report_assets: Path | None = None,
 ) -> dict[str, Path]:
     bar_ns = run_bar_ns(result)
     initial = float(result.config.get("balance", result.metrics.initial_equity))
@@ -477,6 +528,7 @@ def _write_rest(
             run_info=run,
             regimes=regimes,
             indicators=result.indicators,
+            assets=report_assets,
         )
     return paths
 

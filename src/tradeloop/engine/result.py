@@ -70,6 +70,10 @@ class BacktestResult:
     @property
     def total_pnl(self) -> float:
         """Sum of closed trades' net P&L."""
+        cols = self.trade_columns
+        if cols is not None and len(cols) == len(self.trades):
+            # fsum is correctly rounded: the same sum as over the trade objects
+            return math.fsum(cols.pnl[cols.closed].tolist())
         return math.fsum(t.pnl for t in self.trades if t.is_closed)
 
     def summary(self) -> dict[str, Any]:

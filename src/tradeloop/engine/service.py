@@ -260,6 +260,7 @@ def run_backtest_job(
     StrategyError
         When the strategy's code raises.
     """
+    from tradeloop.analysis.report_assets import REPORT_ASSETS_FOLDER, prepare_plotly
     from tradeloop.analysis.run_analysis import analyze_run
     from tradeloop.config.redact import redact
     from tradeloop.data.gate import GateCache
@@ -280,6 +281,10 @@ def run_backtest_job(
     # data that passed the gate before is not checked again: a marker next to the run folders
     # (a run written to a folder of its own, --out, writes nothing elsewhere, so no cache)
     gate_cache = GateCache(job.output_root / GATE_CACHE_FOLDER) if job.out is None else None
+    # the report's plotly.js is packed (or read from the run store's cache) while the run goes
+    report_assets = job.output_root / REPORT_ASSETS_FOLDER if job.out is None else None
+    if job.report:
+        prepare_plotly(report_assets)
     enrichment = job.model.enrichment() if job.model is not None else None
     threads = bounded_threads(job.model.threads) if job.model is not None else nullcontext()
     regime = job.regime.source() if job.regime is not None else None
@@ -373,6 +378,7 @@ def run_backtest_job(
         run=record,
         regimes=regime.series(result.ts, result.symbols[0]) if regime is not None else None,
         equity_csv=job.equity_csv,
+        report_assets=report_assets,
     )
     paths.update(write_risk_report(risk_engine.report(), folder))
     if job.out is None:
