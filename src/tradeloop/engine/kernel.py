@@ -289,7 +289,7 @@ class BacktestEngine:
         pending, positions, watched = broker.pending, portfolio.positions, broker.watched
         marks = portfolio.marks
         skip_to_exit = broker.skip_to_exit
-        ranges: _RangeLanes | None = None
+        ranges = self._ranges.get(symbol)  # the exit scan's columns, once it ran (below)
         n_wake = len(wake)
         ptr = bisect_left(wake, start)
         step = start
@@ -300,15 +300,26 @@ class BacktestEngine:
                     ptr += 1
                 wakes = ptr < n_wake and wake[ptr] == step
                 first = step + 1  # the first bar the exit scan below may cover
+                at_fill = -1  # the bar the broker's scan at an entry's fill found
                 if step == scanned:
                     marks[symbol] = c[step]  # the scan moved the trailing anchor over it
                 elif pending and not wakes:
                     # an entry bar: fill at the open; the exit scan checks this bar's range
                     # with the ones after it (it comes back here when the range reaches a
-                    # level: the broker then checks the bar)
-                    if self._broker_step(lane, step, c[step], defer=True):
-                        first = step
-                        marks[symbol] = c[step]
+                    # level: the broker then checks the bar). Once the scan's columns exist,
+                    # the broker runs it at the fill, over the bars the scan below would
+                    # cover, and builds the position once (the anchor moved)
+                    if ranges is not None:
+                        nxt = min(wake[ptr], stop) if ptr < n_wake else stop
+                        end = nxt + 1 if nxt < stop and not broker.resting else nxt
+                        broker.fill_scan = (*ranges, step, end)
+                    try:
+                        if self._broker_step(lane, step, c[step], defer=True):
+                            first = step
+                            marks[symbol] = c[step]
+                            at_fill = broker.fill_scan_hit
+                    finally:
+                        broker.fill_scan, broker.fill_scan_hit = None, -1
                 elif pending or watched:
                     self._broker_step(lane, step, c[step])
                 elif positions:
@@ -326,12 +337,15 @@ class BacktestEngine:
                     # the scan covers the next wake bar too when it lies in this chunk: a
                     # wake bar whose range reaches no level needs no exit check either
                     end = nxt + 1 if nxt < stop and not broker.resting else nxt
-                    if watched and first < end:
+                    if at_fill >= 0 or (watched and first < end):
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
-                        if ranges is None:
-                            ranges = self._range_lanes(lane)
-                        hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
+                        if at_fill >= 0:
+                            hit = at_fill  # scanned over [first, end) at the fill
+                        else:
+                            if ranges is None:
+                                ranges = self._range_lanes(lane)
+                            hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
                         if hit > nxt:
                             scanned = nxt
                         else:

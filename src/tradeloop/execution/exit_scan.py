@@ -30,7 +30,14 @@ import numpy as np
 
 from tradeloop.core.position import Position
 
-__all__ = ["BLOCK", "block_extremes", "check_exit_levels", "next_exit_bar"]
+__all__ = [
+    "BLOCK",
+    "ExitLevels",
+    "block_extremes",
+    "check_exit_levels",
+    "next_exit_bar",
+    "next_exit_bar_of",
+]
 
 #: stretches up to this many bars are scanned in Python (numpy's per-call cost is higher)
 _PY_SPAN = 96
@@ -40,6 +47,10 @@ _SHIFT = 3
 #: bars per block of :func:`block_extremes`
 BLOCK = 1 << _SHIFT
 _INF = math.inf
+
+#: a position's exit levels for :func:`next_exit_bar_of`: (direction, entry price, stop-loss,
+#: take-profit, trailing fraction, trailing activation, trailing anchor)
+ExitLevels = tuple[int, float, float | None, float | None, float | None, float | None, float | None]
 
 
 def block_extremes(highs: np.ndarray, lows: np.ndarray) -> tuple[Sequence[float], Sequence[float]]:
@@ -88,26 +99,27 @@ def check_exit_levels(
     return None
 
 
-def _levels(pos: Position) -> tuple[float, float, float | None, float, float]:
+def _levels(
+    lv: ExitLevels, owner: tuple[str, str] | None
+) -> tuple[float, float, float | None, float, float]:
     """(fixed stop, target, trailing keep factor or None, arming anchor, anchor) as a long
     sees them; for a short every price is negated so the same comparisons apply."""
-    problem = check_exit_levels(
-        pos.stop_loss, pos.take_profit, pos.trail_fraction, pos.trail_activation
-    )
+    direction, entry_price, stop_loss, take_profit, frac, act, trail_anchor = lv
+    problem = check_exit_levels(stop_loss, take_profit, frac, act)
     if problem is not None:
-        raise ValueError(f"position {pos.id} in {pos.symbol}: {problem}")
-    sign = 1.0 if pos.direction > 0 else -1.0
-    stop = -_INF if pos.stop_loss is None else sign * pos.stop_loss
-    target = _INF if pos.take_profit is None else sign * pos.take_profit
+        name = "position" if owner is None else f"position {owner[0]} in {owner[1]}"
+        raise ValueError(f"{name}: {problem}")
+    sign = 1.0 if direction > 0 else -1.0
+    stop = -_INF if stop_loss is None else sign * stop_loss
+    target = _INF if take_profit is None else sign * take_profit
     keep: float | None = None
     arm = -_INF
     anchor = -_INF
-    if pos.trail_fraction and pos.trail_anchor is not None:
-        keep = 1.0 - pos.trail_fraction if sign > 0 else 1.0 + pos.trail_fraction
-        anchor = sign * pos.trail_anchor
-        act = pos.trail_activation
+    if frac and trail_anchor is not None:
+        keep = 1.0 - frac if sign > 0 else 1.0 + frac
+        anchor = sign * trail_anchor
         if act:
-            arm = sign * pos.entry_price * (1.0 + act if sign > 0 else 1.0 - act)
+            arm = sign * entry_price * (1.0 + act if sign > 0 else 1.0 - act)
     return stop, target, keep, arm, anchor
 
 
@@ -123,7 +135,52 @@ def next_exit_bar(
 ) -> tuple[int, float | None]:
     """Return ``(k, anchor)``: the first bar ``k`` in ``[start, stop)`` whose open, high or low
     reaches ``pos``'s stop, trailing stop or target (``stop`` when none does), and the
-    trailing anchor as it stands before bar ``k`` (None without a trailing stop).
+    trailing anchor as it stands before bar ``k`` (None without a trailing stop): see
+    :func:`next_exit_bar_of`, which takes the levels themselves.
+
+    Raises:
+        ValueError: a level of ``pos`` is NaN, infinite or not above 0, or its trailing
+            fraction is outside (0, 1) (:func:`check_exit_levels`).
+    """
+    return next_exit_bar_of(
+        (
+            pos.direction,
+            pos.entry_price,
+            pos.stop_loss,
+            pos.take_profit,
+            pos.trail_fraction,
+            pos.trail_activation,
+            pos.trail_anchor,
+        ),
+        opens,
+        highs,
+        lows,
+        arrays,
+        start,
+        stop,
+        blocks,
+        (pos.id, pos.symbol),
+    )
+
+
+def next_exit_bar_of(
+    levels: ExitLevels,
+    opens: Sequence[float] | None,
+    highs: Sequence[float],
+    lows: Sequence[float],
+    arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
+    start: int,
+    stop: int,
+    blocks: tuple[Sequence[float], Sequence[float]] | None = None,
+    owner: tuple[str, str] | None = None,
+) -> tuple[int, float | None]:
+    """Return ``(k, anchor)``: the first bar ``k`` in ``[start, stop)`` whose open, high or low
+    reaches the stop, trailing stop or target of a position with these ``levels`` (``stop``
+    when none does), and the trailing anchor as it stands before bar ``k`` (None without a
+    trailing stop). ``levels`` are a position's (direction, entry price, stop-loss,
+    take-profit, trailing fraction, trailing activation, trailing anchor), as
+    :class:`~tradeloop.core.position.Position` holds them: the broker scans at an entry's
+    fill, before the position exists, and builds it once with the anchor moved.
 
     ``opens``/``highs``/``lows`` are the bars as lists or memoryviews (read for short
     stretches) and ``arrays`` the same columns as numpy arrays (read in windows for long ones).
@@ -134,19 +191,19 @@ def next_exit_bar(
     a block of bars at a time.
 
     Raises:
-        ValueError: a level of ``pos`` is NaN, infinite or not above 0, or its trailing
-            fraction is outside (0, 1) (:func:`check_exit_levels`).
+        ValueError: a level is NaN, infinite or not above 0, or the trailing fraction is
+            outside (0, 1) (:func:`check_exit_levels`; the message names ``owner``, a
+            position's id and symbol).
     """
     if opens is None and blocks is not None:
-        # the range only, a block at a time (levels read straight from pos: no sign-flipped
-        # copies), then numpy windows past _BLOCK_SPAN bars
-        sl, tp, frac, act = pos.stop_loss, pos.take_profit, pos.trail_fraction, pos.trail_activation
+        # the range only, a block at a time (levels as they are: no sign-flipped copies),
+        # then numpy windows past _BLOCK_SPAN bars
+        direction, entry_price, sl, tp, frac, act, anchor = levels
         if check_exit_levels(sl, tp, frac, act) is not None:
-            _levels(pos)  # raises, naming the level
-        anchor = pos.trail_anchor
+            _levels(levels, owner)  # raises, naming the level
         trailing = bool(frac) and anchor is not None
         end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN
-        long = pos.direction > 0
+        long = direction > 0
         if long:
             k, a = _scan_long(
                 highs,
@@ -157,7 +214,7 @@ def next_exit_bar(
                 -_INF if sl is None else sl,
                 _INF if tp is None else tp,
                 1.0 - frac if trailing else None,  # type: ignore[operator]
-                pos.entry_price * (1.0 + act) if trailing and act else -_INF,
+                entry_price * (1.0 + act) if trailing and act else -_INF,
                 anchor if trailing else -_INF,  # type: ignore[arg-type]
             )
         else:
@@ -170,16 +227,16 @@ def next_exit_bar(
                 _INF if sl is None else sl,
                 -_INF if tp is None else tp,
                 1.0 + frac if trailing else None,  # type: ignore[operator]
-                pos.entry_price * (1.0 - act) if trailing and act else _INF,
+                entry_price * (1.0 - act) if trailing and act else _INF,
                 anchor if trailing else _INF,  # type: ignore[arg-type]
             )
         if k < end or k >= stop:
             return k, (a if trailing else None)
-        fixed, target, keep, arm, _ = _levels(pos)  # sign-flipped for the windows
+        fixed, target, keep, arm, _ = _levels(levels, owner)  # sign-flipped for the windows
         return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
-    long = pos.direction > 0
+    long = levels[0] > 0
     sign = 1.0 if long else -1.0
-    fixed, target, keep, arm, anchor = _levels(pos)
+    fixed, target, keep, arm, anchor = _levels(levels, owner)
     # a long's stop follows its highs, a short's its lows (negated: the same max applies)
     best_px, worst_px = (highs, lows) if long else (lows, highs)
 

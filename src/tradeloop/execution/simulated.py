@@ -27,7 +27,7 @@ from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
-from tradeloop.execution.exit_scan import check_exit_levels, next_exit_bar
+from tradeloop.execution.exit_scan import check_exit_levels, next_exit_bar, next_exit_bar_of
 from tradeloop.execution.fees import FeeModel
 from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
@@ -36,6 +36,17 @@ from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 __all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
 
 logger = logging.getLogger(__name__)
+
+#: the exit scan's columns and bars for :attr:`SimulatedBroker.fill_scan`: (opens or None,
+#: highs, lows) as memoryviews, the same as numpy arrays, the block extremes or None, and
+#: the bars ``[start, stop)`` to scan
+FillScan = tuple[
+    tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
+    tuple[np.ndarray | None, np.ndarray, np.ndarray],
+    tuple[Sequence[float], Sequence[float]] | None,
+    int,
+    int,
+]
 _STOP = TriggerKind.STOP
 _TAKE = TriggerKind.TAKE_PROFIT
 
@@ -116,6 +127,13 @@ class SimulatedBroker:
         self.order_status: dict[int, OrderStatus] | None = None
         #: post-only entries working during the current bar (from its open to its range)
         self.resting: dict[str, list[Order]] = {}
+        #: set by a backtest around the fills at a bar's open whose range it leaves to the
+        #: exit scan: a taker entry with exits is then scanned at its fill (as
+        #: :meth:`skip_to_exit` would scan it right after), and its position built once with
+        #: the trailing anchor already moved; the bar found goes to :attr:`fill_scan_hit`
+        self.fill_scan: FillScan | None = None
+        #: the bar the last :attr:`fill_scan` found (``stop`` when none; -1: none scanned)
+        self.fill_scan_hit = -1
 
     # -- public API ------------------------------------------------------------------------
     def fills(self) -> list[Fill]:
@@ -264,6 +282,7 @@ class SimulatedBroker:
         """
         pos = self.portfolio.positions[symbol]
         k, anchor = next_exit_bar(pos, lists[0], lists[1], lists[2], arrays, start, stop, blocks)
+        # (an entry's first stretch is scanned at its fill instead: see fill_scan)
         if anchor is not None and anchor != pos.trail_anchor:
             # one new Position per skipped stretch (not per new high)
             self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
@@ -492,26 +511,49 @@ class SimulatedBroker:
             self.fees.record_volume(quantity * price, ts_ns)
         portfolio.balance -= direction * quantity * price + fee
         self._position_seq += 1
-        trail = exits.trailing_stop if exits is not None else None
+        pid = order.position_id or f"{order.symbol}-{self._position_seq}"
+        if exits is None:
+            sl = tp = trail = anchor = act = None
+        else:
+            sl, tp, trail = exits.stop_loss, exits.take_profit, exits.trailing_stop
+            anchor = act = None
+            if trail:
+                anchor, act = price, exits.trailing_activation
+            if sl is not None or tp is not None or trail:
+                self.watched.add(order.symbol)
+                scan = self.fill_scan
+                if scan is not None and not maker:
+                    # the exit scan from the fill's bar, so the position is built once
+                    lists, arrays, blocks, start, stop = scan
+                    self.fill_scan_hit, moved = next_exit_bar_of(
+                        (direction, price, sl, tp, trail, act, anchor),
+                        lists[0],
+                        lists[1],
+                        lists[2],
+                        arrays,
+                        start,
+                        stop,
+                        blocks,
+                        (pid, order.symbol),
+                    )
+                    if moved is not None:
+                        anchor = moved
         # positional: this runs for every entry of a backtest, and keywords cost more
-        pos = Position(
-            order.position_id or f"{order.symbol}-{self._position_seq}",
+        portfolio.positions[order.symbol] = Position(
+            pid,
             order.symbol,
             direction,
             quantity,
             price,
             ts_ns,
             fee,
-            exits.stop_loss if exits is not None else None,
-            exits.take_profit if exits is not None else None,
+            sl,
+            tp,
             trail,
-            price if trail else None,
+            anchor,
             order.tag,
-            exits.trailing_activation if exits is not None and trail else None,
+            act,
         )
-        portfolio.positions[order.symbol] = pos
-        if pos.stop_loss is not None or pos.take_profit is not None or trail:
-            self.watched.add(order.symbol)
         portfolio.marks[order.symbol] = price
         self._fills.append(
             Fill(

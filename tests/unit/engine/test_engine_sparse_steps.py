@@ -229,3 +229,55 @@ def test_an_exit_on_the_entry_bar_is_found_by_the_scan_as_by_the_per_bar_check(
     _assert_same(sparse, dense)
     assert len(sparse.trades) == 20
     assert all(t.exit_ts == t.entry_ts for t in sparse.trades)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"trailing_stop": 0.02}, {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.015}],
+    ids=["trailing", "all-levels"],
+)
+def test_an_entry_is_scanned_at_its_fill_and_its_position_built_once(
+    sample_1h: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, float]
+) -> None:
+    # Arrange: count the positions the broker builds, its exit checks and its later scans
+    import tradeloop.execution.simulated as simulated
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    bars = load_ohlcv(sample_1h).bars
+    counts = {"built": 0, "checks": 0, "later_scans": 0}
+    position, on_bar_range = simulated.Position, simulated.SimulatedBroker.on_bar_range
+    skip_to_exit = simulated.SimulatedBroker.skip_to_exit
+
+    def build(*args):  # type: ignore[no-untyped-def]
+        counts["built"] += 1
+        return position(*args)
+
+    def check(self, *args):  # type: ignore[no-untyped-def]
+        counts["checks"] += 1
+        return on_bar_range(self, *args)
+
+    def scan(self, *args):  # type: ignore[no-untyped-def]
+        counts["later_scans"] += 1
+        return skip_to_exit(self, *args)
+
+    monkeypatch.setattr(simulated, "Position", build)
+    monkeypatch.setattr(simulated.SimulatedBroker, "on_bar_range", check)
+    monkeypatch.setattr(simulated.SimulatedBroker, "skip_to_exit", scan)
+    # Act
+    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    monkeypatch.undo()
+
+    class EveryBar(SmaCross):
+        def signal_bars(self, view: MarketView) -> None:
+            return None
+
+    every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    # Assert: the same run; one position per entry (its anchor moved over the scanned bars
+    # when it is built), another only where the broker checked a bar or scanned on from a
+    # wake bar the position outlived; the first entry alone is scanned after its fill
+    _assert_same(sparse, every_bar)
+    trades = len(sparse.trades)
+    assert trades > 500
+    assert trades <= counts["built"] <= trades + counts["checks"] + counts["later_scans"]
+    assert counts["later_scans"] < trades // 10
+    assert counts["built"] < trades + trades // 10  # was about two per trade

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeloop.core.position import Position
-from tradeloop.execution.exit_scan import BLOCK, block_extremes, next_exit_bar
+from tradeloop.execution.exit_scan import (
+    BLOCK,
+    block_extremes,
+    next_exit_bar,
+    next_exit_bar_of,
+)
 
 
 def _walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,6 +114,74 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
         got = next_exit_bar(pos, o.tolist(), h.tolist(), low.tolist(), (o, h, low), start, stop_at)
     # Assert
     assert got == _first_touch_by_hand(pos, o, h, low, start, stop_at)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    direction=st.sampled_from([1, -1]),
+    stop_frac=st.one_of(st.none(), st.floats(0.002, 0.2)),
+    target_frac=st.one_of(st.none(), st.floats(0.002, 0.5)),
+    trail=st.one_of(st.none(), st.floats(0.001, 0.3)),
+    activation=st.one_of(st.none(), st.floats(0.001, 0.05)),
+    moved=st.floats(0.0, 0.03),
+    start=st.integers(1, 50),
+    length=st.integers(0, 2_000),
+    range_only=st.sampled_from(["opens", "range", "blocks"]),
+)
+def test_the_scan_of_levels_equals_the_scan_of_the_position_holding_them(
+    seed: int,
+    direction: int,
+    stop_frac: float | None,
+    target_frac: float | None,
+    trail: float | None,
+    activation: float | None,
+    moved: float,
+    start: int,
+    length: int,
+    range_only: str,
+) -> None:
+    # Arrange: a position (its anchor already moved past the entry when trailing) and the
+    # same levels as a tuple, the way the broker passes them at an entry's fill
+    o, h, low = _walk(seed, start + length + 1)
+    entry = float(o[start - 1])
+    stop = None if stop_frac is None else entry * (1 - direction * stop_frac)
+    target = None if target_frac is None else entry * (1 + direction * target_frac)
+    pos = _position(direction, entry, stop, target, trail, activation)
+    if trail:
+        from dataclasses import replace
+
+        pos = replace(pos, trail_anchor=entry * (1 + direction * moved))
+    levels = (
+        pos.direction, pos.entry_price, pos.stop_loss, pos.take_profit, pos.trail_fraction,
+        pos.trail_activation, pos.trail_anchor,
+    )  # fmt: skip
+    opens = None if range_only != "opens" else o.tolist()
+    arrays = (None if opens is None else o, h, low)
+    blocks = block_extremes(h, low) if range_only == "blocks" else None
+    stop_at = start + length
+    # Act
+    of_levels = next_exit_bar_of(
+        levels, opens, h.tolist(), low.tolist(), arrays, start, stop_at, blocks
+    )
+    of_position = next_exit_bar(
+        pos, opens, h.tolist(), low.tolist(), arrays, start, stop_at, blocks
+    )
+    # Assert: the same bar and anchor, and both the bar-by-bar answer
+    assert of_levels == of_position
+    assert of_levels == _first_touch_by_hand(pos, o, h, low, start, stop_at)
+
+
+def test_bad_levels_are_refused_naming_the_position_when_one_is_given() -> None:
+    # Arrange: a NaN stop, as levels with and without the position's id and symbol
+    h, low = _calm_walk(1, 50)
+    levels = (1, 100.0, float("nan"), None, None, None, None)
+    args = (None, h.tolist(), low.tolist(), (None, h, low), 1, 50, block_extremes(h, low))
+    # Act / Assert
+    with pytest.raises(ValueError, match=r"^position p-7 in ETH: stop_loss"):
+        next_exit_bar_of(levels, *args, ("p-7", "ETH"))
+    with pytest.raises(ValueError, match=r"^position: stop_loss"):
+        next_exit_bar_of(levels, *args)
 
 
 @pytest.mark.parametrize("direction", [1, -1])
