@@ -48,6 +48,7 @@ class SizeMode(StrEnum):
 # Python 3.11, and every signal's check reads two
 _CLOSE = SignalAction.CLOSE
 _BY_FRACTION = SizeMode.EQUITY_FRACTION
+_INF = math.inf
 
 
 @slots_init
@@ -74,7 +75,7 @@ class Signal:
 
     def __post_init__(self) -> None:
         if self.action is not _CLOSE:
-            if not (math.isfinite(self.size) and self.size > 0):
+            if not (0.0 < self.size < _INF):  # finite and > 0 (NaN fails every comparison)
                 raise ConfigError(f"signal for {self.symbol}: size must be > 0, got {self.size}")
             if self.size_mode is _BY_FRACTION and self.size > 100:
                 raise ConfigError(
@@ -91,10 +92,10 @@ class Signal:
             )
         # each level on its own (no tuple of pairs built per signal: one per entry of a run)
         level = self.stop_loss
-        if level is not None and not (math.isfinite(level) and level > 0):
+        if level is not None and not (0.0 < level < _INF):  # finite and > 0
             raise ConfigError(f"signal for {self.symbol}: stop_loss must be > 0, got {level}")
         level = self.take_profit
-        if level is not None and not (math.isfinite(level) and level > 0):
+        if level is not None and not (0.0 < level < _INF):
             raise ConfigError(f"signal for {self.symbol}: take_profit must be > 0, got {level}")
 
     @classmethod

@@ -201,7 +201,7 @@ def next_exit_bar_of(
         direction, entry_price, sl, tp, frac, act, anchor = levels
         if check_exit_levels(sl, tp, frac, act) is not None:
             _levels(levels, owner)  # raises, naming the level
-        trailing = bool(frac) and anchor is not None
+        trailing = frac is not None and anchor is not None  # a fraction is in (0, 1) here
         end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN
         long = direction > 0
         if long:

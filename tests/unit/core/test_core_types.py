@@ -110,6 +110,16 @@ def test_signal_non_positive_or_non_finite_size_config_error(size: float) -> Non
         Signal.open_long("X", size)
 
 
+@pytest.mark.parametrize("field", ["stop_loss", "take_profit"])
+@pytest.mark.parametrize("level", [0.0, -1.0, float("nan"), float("inf"), float("-inf")])
+def test_signal_non_positive_or_non_finite_level_config_error(field: str, level: float) -> None:
+    # Arrange / Act / Assert: a level that could never trigger is refused, naming it
+    with pytest.raises(ConfigError, match=f"{field} must be > 0"):
+        Signal.open_long("X", 0.5, **{field: level})
+    # a finite level above 0 is kept as given
+    assert getattr(Signal.open_short("X", 0.5, **{field: 1e-9}), field) == 1e-9
+
+
 def test_signal_implausible_equity_fraction_config_error() -> None:
     # Arrange / Act / Assert
     with pytest.raises(ConfigError, match="not plausible"):
