@@ -307,9 +307,11 @@ class BacktestEngine:
                     # an entry bar: fill at the open; the exit scan checks this bar's range
                     # with the ones after it (it comes back here when the range reaches a
                     # level: the broker then checks the bar). Once the scan's columns exist,
-                    # the broker runs it at the fill, over the bars the scan below would
-                    # cover, and builds the position once (the anchor moved)
-                    if ranges is not None:
+                    # the broker runs it at an entry's fill, over the bars the scan below
+                    # would cover, and builds the position once (the anchor moved); not
+                    # when a watched position is open (the order is most likely its close;
+                    # a reversal is scanned below)
+                    if ranges is not None and not watched:
                         nxt = min(wake[ptr], stop) if ptr < n_wake else stop
                         end = nxt + 1 if nxt < stop and not broker.resting else nxt
                         broker.fill_scan = (*ranges, step, end)
