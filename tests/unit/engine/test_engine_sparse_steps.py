@@ -36,6 +36,8 @@ def _assert_same(a: BacktestResult, b: BacktestResult) -> None:
 CASES = [
     ("sma_cross", {}),
     ("sma_cross", {"stop_loss": 0.02, "take_profit": 0.04}),
+    # reversals: each entry meets the previous side's watched position at its fill
+    ("sma_cross", {"short": True, "stop_loss": 0.02, "take_profit": 0.04, "trailing_stop": 0.01}),
     ("rsi_reversion", {}),
     ("rsi_reversion", {"stop_loss": 0.02}),
     ("rsi_reversion", {"trailing_stop": 0.03}),
