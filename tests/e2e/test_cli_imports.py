@@ -106,6 +106,8 @@ def test_a_backtest_imports_no_ml_venue_bus_pandas_or_plotly(
     # the kernels the writers and the loader use are called without pyarrow.compute's
     # wrappers (about 30 ms to build on import)
     assert "pyarrow.compute" not in modules
+    # nor the stream event classes (a candle backtest has no book to read)
+    assert "tradeloop.core.market_events" not in modules
     assert len(modules) < 800
 
 
