@@ -103,6 +103,11 @@ def test_a_backtest_imports_no_ml_venue_bus_pandas_or_plotly(
     assert not _tops(modules) & {*_HEAVY, "asyncio", "pydantic"}  # typer converts without it
     for name in ("tradeloop.ml.features", "tradeloop.bus.events", "tradeloop.execution.venue"):
         assert name not in modules
+    # the kernels the writers and the loader use are called without pyarrow.compute's
+    # wrappers (about 30 ms to build on import)
+    assert "pyarrow.compute" not in modules
+    # nor the stream event classes (a candle backtest has no book to read)
+    assert "tradeloop.core.market_events" not in modules
     assert len(modules) < 800
 
 

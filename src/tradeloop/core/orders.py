@@ -104,6 +104,17 @@ class Fill:
     reason: str = "signal"
 
 
+# Enum members read on every order, as module constants: on Python 3.11 reading a member
+# through its class costs about 130 ns, a module global about 12 ns.
+_CLOSE = SignalAction.CLOSE
+_OPEN_LONG = SignalAction.OPEN_LONG
+_BY_FRACTION = SizeMode.EQUITY_FRACTION
+_BUY = OrderSide.BUY
+_SELL = OrderSide.SELL
+_MARKET = OrderType.MARKET
+_GTC = TimeInForce.GTC
+
+
 def order_from_signal(
     signal: Signal,
     ts_ns: int,
@@ -119,32 +130,35 @@ def order_from_signal(
     """
     symbol = signal.symbol
     action = signal.action
-    if action is SignalAction.CLOSE:
+    closing = action is _CLOSE
+    if closing:
         pos = portfolio.positions.get(symbol)
-        side = OrderSide.BUY if pos is not None and pos.direction < 0 else OrderSide.SELL
+        side = _BUY if pos is not None and pos.direction < 0 else _SELL
     else:
-        side = OrderSide.BUY if action is SignalAction.OPEN_LONG else OrderSide.SELL
-    by_fraction = signal.size_mode is SizeMode.EQUITY_FRACTION
+        side = _BUY if action is _OPEN_LONG else _SELL
+    by_fraction = signal.size_mode is _BY_FRACTION
+    stop_loss = signal.stop_loss
+    take_profit = signal.take_profit
+    trailing_stop = signal.trailing_stop
     exits = (
-        Bracket(signal.stop_loss, signal.take_profit, signal.trailing_stop)
-        if signal.stop_loss is not None
-        or signal.take_profit is not None
-        or signal.trailing_stop is not None
+        Bracket(stop_loss, take_profit, trailing_stop)
+        if stop_loss is not None or take_profit is not None or trailing_stop is not None
         else None
     )
+    size = signal.size
     # positional: this runs for every signal of a backtest, and keywords cost more
     return Order(
         order_id,
         symbol,
         side,
-        OrderType.MARKET,
-        0.0 if by_fraction else signal.size,
+        _MARKET,
+        0.0 if by_fraction else size,
         ts_ns,
         None,
         None,
-        TimeInForce.GTC,
-        signal.size if by_fraction else None,
-        action is SignalAction.CLOSE,
+        _GTC,
+        size if by_fraction else None,
+        closing,
         signal.tag,
         exits,
         signal.position_id or position_id,

@@ -18,14 +18,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tradeloop.core.errors import DataError
 from tradeloop.data.loader import LoadedBars, RawOhlcv
-from tradeloop.data.quality import QualityReport, QualityThresholds, check_quality
-from tradeloop.data.sessions import Sessions
+
+if TYPE_CHECKING:  # the checks load when data is checked, not on a remembered clean pass
+    from tradeloop.data.quality import QualityReport, QualityThresholds
+    from tradeloop.data.sessions import Sessions
 
 __all__ = ["GateCache", "enforce", "gate_report", "keep_sessions"]
 
@@ -42,6 +44,8 @@ def gate_report(
     thresholds: QualityThresholds | None = None,
 ) -> QualityReport:
     """Run the default-failing quality checks on loaded bars (outlier statistics skipped)."""
+    from tradeloop.data.quality import check_quality
+
     bars = item.bars
     raw = RawOhlcv(
         item.source,

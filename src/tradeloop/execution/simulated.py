@@ -50,9 +50,14 @@ FillScan = tuple[
 _STOP = TriggerKind.STOP
 _TAKE = TriggerKind.TAKE_PROFIT
 
-#: an exit reason's string for its fill (a dict read; ``.value`` is a descriptor call)
+# Enum members read on every order, as module constants: on Python 3.11 reading a member
+# through its class costs about 130 ns, a module global about 12 ns.
 _MARKET = OrderType.MARKET
+_BUY = OrderSide.BUY
+_SELL = OrderSide.SELL
+_SIGNAL = ExitReason.SIGNAL
 
+#: an exit reason's string for its fill (a dict read; ``.value`` is a descriptor call)
 _REASON_TEXT: dict[ExitReason, str] = {r: r.value for r in ExitReason}
 
 
@@ -163,15 +168,15 @@ class SimulatedBroker:
         if symbol not in self.instruments:
             self._reject(ts_ns, symbol, "unknown_symbol", f"no data for {symbol}")
             return
-        if order.type is not OrderType.MARKET:
+        if order.type is not _MARKET:
             self._reject(ts_ns, symbol, "unsupported_order_type", f"{order.type.value} order")
             return
-        if not order.reduce_only and order.side is OrderSide.SELL and not self.config.allow_short:
+        if not order.reduce_only and order.side is _SELL and not self.config.allow_short:
             self._reject(ts_ns, symbol, "short_disabled")
             return
         if order.id <= 0:
             order = replace(order, id=self.next_order_id())
-        if self._buffer and order.side is OrderSide.BUY and not order.reduce_only:
+        if self._buffer and order.side is _BUY and not order.reduce_only:
             order = self._sized(order, price)
         if (
             self.config.post_only_entries
@@ -394,17 +399,15 @@ class SimulatedBroker:
             if pos is None:
                 self._reject(ts_ns, symbol, "no_position")
                 return
-            reason = self._exit_reasons.pop(order.id, ExitReason.SIGNAL)
+            reason = self._exit_reasons.pop(order.id, _SIGNAL)
             self._close(pos, ts_ns, self._slipped(price, -pos.direction), reason, maker=False)
             return
-        direction = 1 if order.side is OrderSide.BUY else -1
+        direction = 1 if order.side is _BUY else -1
         if pos is not None:
             if pos.direction == direction:
                 self._reject(ts_ns, symbol, "already_open", "position in this direction is open")
                 return
-            self._close(
-                pos, ts_ns, self._slipped(price, -pos.direction), ExitReason.SIGNAL, maker=False
-            )
+            self._close(pos, ts_ns, self._slipped(price, -pos.direction), _SIGNAL, maker=False)
         self._open(order, direction, ts_ns, self._slipped(price, direction))
         if symbol in self.portfolio.positions:
             self.portfolio.marks[symbol] = price  # mark at the market, not the slipped fill
@@ -559,7 +562,7 @@ class SimulatedBroker:
             Fill(
                 order.id,
                 order.symbol,
-                OrderSide.BUY if direction > 0 else OrderSide.SELL,
+                _BUY if direction > 0 else _SELL,
                 quantity,
                 price,
                 fee,
@@ -610,7 +613,7 @@ class SimulatedBroker:
             Fill(
                 0,
                 pos.symbol,
-                OrderSide.SELL if pos.direction > 0 else OrderSide.BUY,
+                _SELL if pos.direction > 0 else _BUY,
                 pos.quantity,
                 price,
                 fee,

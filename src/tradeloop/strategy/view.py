@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tradeloop.core.bar import Bar, BarArrays
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.core.instrument import Instrument
-from tradeloop.core.market_events import BookTop
 from tradeloop.core.timeframes import timeframe_ns
+
+if TYPE_CHECKING:  # the stream event classes load with the first book read, not every backtest
+    from tradeloop.core.market_events import BookTop
 
 __all__ = ["MarketView", "SeriesTimeline"]
 
@@ -191,6 +194,8 @@ class MarketView:
         values = self.inputs.get("order_book")
         if not values:
             return None
+        from tradeloop.core.market_events import BookTop
+
         top = values.get(symbol or self.symbols[0])
         return top if isinstance(top, BookTop) else None
 
