@@ -72,6 +72,21 @@ class SmaCross(Strategy):
         )
         self._single_closes = self._closes_of(view)
         self._fraction = self.size / len(view.symbols)
+        # per direction, what an entry does not take from the bar: its action, the factors
+        # placing its stop and target around the entry price, its trailing stop and its tag
+        # (read once here: a parameter read and the conditionals cost about 0.2 us an entry)
+        sl, tp, trail = self.stop_loss, self.take_profit, self.trailing_stop or None
+        self._entries: dict[int, tuple[SignalAction, float | None, float | None, float | None, str]]
+        self._entries = {
+            d: (
+                _OPEN_LONG if d > 0 else _OPEN_SHORT,
+                1 - d * sl if sl else None,
+                1 + d * tp if tp else None,
+                trail,
+                "sma_cross_up" if d > 0 else "sma_cross_down",
+            )
+            for d in (1, -1)
+        }
         # signals that do not depend on the bar, built once per symbol: every close, and the
         # entries when no stop, target or trailing stop is set (signals are immutable)
         plain = not (self.stop_loss or self.take_profit or self.trailing_stop)
@@ -204,18 +219,18 @@ class SmaCross(Strategy):
         """An entry with its exits placed around ``price``, or a close (``direction`` 0)."""
         if direction == 0:
             return Signal.close(symbol, tag="sma_cross_down")
-        sl, tp = self.stop_loss, self.take_profit
+        action, keep_sl, keep_tp, trail, tag = self._entries[direction]
         # positional (what Signal.open_long / open_short build): with exits this runs at
         # every entry, and the factory's keywords cost about a third of the signal
         return Signal(
             symbol,
-            _OPEN_LONG if direction > 0 else _OPEN_SHORT,
+            action,
             self._fraction,
             _BY_FRACTION,
-            price * (1 - direction * sl) if sl else None,
-            price * (1 + direction * tp) if tp else None,
-            self.trailing_stop or None,
+            price * keep_sl if keep_sl is not None else None,
+            price * keep_tp if keep_tp is not None else None,
+            trail,
             None,
-            "sma_cross_up" if direction > 0 else "sma_cross_down",
+            tag,
             None,
         )
