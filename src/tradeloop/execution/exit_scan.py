@@ -173,6 +173,7 @@ def next_exit_bar_of(
     stop: int,
     blocks: tuple[Sequence[float], Sequence[float]] | None = None,
     owner: tuple[str, str] | None = None,
+    checked: bool = False,
 ) -> tuple[int, float | None]:
     """Return ``(k, anchor)``: the first bar ``k`` in ``[start, stop)`` whose open, high or low
     reaches the stop, trailing stop or target of a position with these ``levels`` (``stop``
@@ -190,16 +191,19 @@ def next_exit_bar_of(
     ``blocks`` (:func:`block_extremes` of the same highs and lows) lets the Python loop pass
     a block of bars at a time.
 
+    ``checked`` says the caller has just found ``levels`` valid by :func:`check_exit_levels`
+    (the broker at an entry's fill, before any cash moves), so they are not checked again.
+
     Raises:
         ValueError: a level is NaN, infinite or not above 0, or the trailing fraction is
             outside (0, 1) (:func:`check_exit_levels`; the message names ``owner``, a
-            position's id and symbol).
+            position's id and symbol), unless ``checked``.
     """
     if opens is None and blocks is not None:
         # the range only, a block at a time (levels as they are: no sign-flipped copies),
         # then numpy windows past _BLOCK_SPAN bars
         direction, entry_price, sl, tp, frac, act, anchor = levels
-        if check_exit_levels(sl, tp, frac, act) is not None:
+        if not checked and check_exit_levels(sl, tp, frac, act) is not None:
             _levels(levels, owner)  # raises, naming the level
         trailing = frac is not None and anchor is not None  # a fraction is in (0, 1) here
         end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN

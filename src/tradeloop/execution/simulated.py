@@ -538,6 +538,7 @@ class SimulatedBroker:
                         stop,
                         blocks,
                         (pid, order.symbol),
+                        True,  # checked above, before the cash moved
                     )
                     if moved is not None:
                         anchor = moved
