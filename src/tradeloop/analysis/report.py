@@ -122,20 +122,26 @@ def fmt_value(key: str, value: Any) -> str:
     >>> fmt_value("win_rate", 0.5), fmt_value("profit_factor", float("inf"))
     ('50.00%', '∞')
     """
+    if type(value) is float:  # the common case first: one type check
+        return _fmt_float(key, value)
     if value is None:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float | np.floating):
-        v = float(value)
+        return _fmt_float(key, float(value))
+    return str(value)
+
+
+def _fmt_float(key: str, v: float) -> str:
+    """:func:`fmt_value` of a float."""
+    if not math.isfinite(v):
         if math.isnan(v):
             return "–"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        if key in PERCENT_KEYS:
-            return f"{v * 100:,.2f}%"
-        return f"{v:,.4g}" if abs(v) < 1e-3 and v else f"{v:,.4f}".rstrip("0").rstrip(".")
-    return str(value)
+        return "∞" if v > 0 else "-∞"
+    if key in PERCENT_KEYS:
+        return f"{v * 100:,.2f}%"
+    return f"{v:,.4g}" if abs(v) < 1e-3 and v else f"{v:,.4f}".rstrip("0").rstrip(".")
 
 
 def _esc(value: Any) -> str:
@@ -159,10 +165,13 @@ def _table(
     column_keys = list(formats or header)
     body = []
     for row in rows:
-        row_key = str(row[0]) if keys else ""
+        row_keys = [str(row[0])] * len(row) if keys else column_keys
+        # a float's text (digits, separators, signs, %, ∞, –) needs no escaping
         cells = "".join(
-            f"<td>{_esc(fmt_value(row_key if keys else column_keys[k], v))}</td>"
-            for k, v in enumerate(row)
+            [
+                f"<td>{_fmt_float(k, v) if type(v) is float else _esc(fmt_value(k, v))}</td>"
+                for k, v in zip(row_keys, row, strict=False)
+            ]
         )
         body.append(f"<tr>{cells}</tr>")
     return (
@@ -363,29 +372,48 @@ def _bias_html(analysis: RunAnalysis, limit: int) -> str:
 
 
 def _trades_html(cols: TradeColumns, limit: int, slippage: SlippageView | None = None) -> str:
-    rows = []
-    pnl_pct = cols.pnl_pct
-    for i in range(min(limit, len(cols))):
-        closed = bool(cols.closed[i])
-        slip = slippage.by_trade.get(cols.ids[i], (None, None)) if slippage else None
-        rows.append(
-            (
-                cols.ids[i],
-                cols.symbols[i],
-                "long" if cols.direction[i] > 0 else "short",
-                to_iso(int(cols.entry_ts[i])),
-                float(cols.entry_price[i]),
-                to_iso(int(cols.exit_ts[i])) if closed else "open",
-                float(cols.exit_price[i]) if closed else None,
-                float(cols.quantity[i]),
-                float(cols.stop_loss[i]) if np.isfinite(cols.stop_loss[i]) else None,
-                float(cols.take_profit[i]) if np.isfinite(cols.take_profit[i]) else None,
-                float(cols.pnl[i]),
-                float(pnl_pct[i]),
-                cols.exit_reasons[i] or "",
-                *(slip if slip is not None else ()),
-            )
+    n = min(limit, len(cols))
+
+    def floats(column: np.ndarray) -> list[Any]:
+        """The first ``n`` values as Python floats, None where not finite (no level)."""
+        part = column[:n]
+        return [
+            v if ok else None
+            for v, ok in zip(part.tolist(), np.isfinite(part).tolist(), strict=True)
+        ]
+
+    closed = cols.closed[:n].tolist()
+    entry_iso = [to_iso(ns) for ns in cols.entry_ts[:n].tolist()]
+    exit_iso = [
+        to_iso(ns) if c else "open" for ns, c in zip(cols.exit_ts[:n].tolist(), closed, strict=True)
+    ]
+    exit_price = [
+        v if c else None for v, c in zip(cols.exit_price[:n].tolist(), closed, strict=True)
+    ]
+    sides = ["long" if d > 0 else "short" for d in cols.direction[:n].tolist()]
+    reasons = [r or "" for r in cols.exit_reasons[:n].tolist()]
+    ids = cols.ids[:n].tolist()
+    rows: list[tuple[Any, ...]] = list(
+        zip(
+            ids,
+            cols.symbols[:n].tolist(),
+            sides,
+            entry_iso,
+            cols.entry_price[:n].tolist(),
+            exit_iso,
+            exit_price,
+            cols.quantity[:n].tolist(),
+            floats(cols.stop_loss),
+            floats(cols.take_profit),
+            cols.pnl[:n].tolist(),
+            cols.pnl_pct[:n].tolist(),
+            reasons,
+            strict=True,
         )
+    )
+    if slippage is not None:
+        by_trade = slippage.by_trade
+        rows = [(*row, *by_trade.get(row[0], (None, None))) for row in rows]
     header: tuple[str, ...] = (
         "id",
         "symbol",

@@ -804,10 +804,12 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
 
 
 def _numpy(arr: pa.ChunkedArray) -> np.ndarray:
-    """A column's values as a numpy array of its own.
+    """A column's values as a numpy array.
 
     ``to_numpy`` goes through pandas (about 0.3 s of imports); a fixed-width column without
-    nulls (every timestamp and price column of a valid file) is read from its buffer instead.
+    nulls (every timestamp and price column of a valid file) is a read-only view of its
+    Arrow buffer instead (the array keeps the buffer alive): no copy, so no fresh memory to
+    fault in (about 0.1 s of CPU for the six columns of 1M bars).
     """
     whole = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     dtype = _BUFFER_DTYPES.get(whole.type)
@@ -815,7 +817,7 @@ def _numpy(arr: pa.ChunkedArray) -> np.ndarray:
         return np.asarray(whole.to_numpy(zero_copy_only=False))
     width = np.dtype(dtype).itemsize
     data = whole.buffers()[1]
-    return np.frombuffer(data, dtype=dtype, count=len(whole), offset=whole.offset * width).copy()
+    return np.frombuffer(data, dtype=dtype, count=len(whole), offset=whole.offset * width)
 
 
 _BUFFER_DTYPES: dict[pa.DataType, type] = {

@@ -322,6 +322,23 @@ def test_load_parquet_naive_millisecond_timestamp(tmp_path: Path) -> None:
     assert_three_minutes(load_ohlcv(path))
 
 
+def test_load_parquet_prices_are_views_of_the_file_columns(tmp_path: Path) -> None:
+    # Arrange: float64 prices without nulls, int64 epoch-ms stamps
+    frame = _frame()
+    frame.insert(0, "open_time", [(T0 + i * MINUTE) // 1_000_000 for i in range(3)])
+    path = tmp_path / "x.parquet"
+    frame.to_parquet(path)
+    # Act
+    bars = load_ohlcv(path).bars
+    # Assert: the values, each price read without a copy (a read-only view of its column)
+    assert_three_minutes(load_ohlcv(path))
+    for name in ("open", "high", "low", "close", "volume"):
+        column = getattr(bars, name)
+        assert column.tolist() == frame[name].astype(float).tolist()
+        assert not column.flags.owndata
+        assert not column.flags.writeable
+
+
 def test_load_feather_with_integer_epoch_column(tmp_path: Path) -> None:
     # Arrange
     frame = _frame()
