@@ -395,20 +395,27 @@ def timeframe_of(bars: Bars) -> str:
     return f"{minutes}m"
 
 
-def tradeloop_in_process(bars: Bars, repeat: int) -> OursRun:
-    """Best-of-``repeat`` seconds of ``run_on_bars`` (strategy, kernel, metrics) and its trades."""
+def in_process_inputs(bars: Bars) -> tuple[Any, dict[str, Any], Any]:
+    """``run_on_bars``'s inputs for ``bars`` under the shared rules: the bar arrays, the
+    instrument map and the run config (balance and fee)."""
     from tradeloop.core.bar import BarArrays
     from tradeloop.core.instrument import Instrument
     from tradeloop.engine.config import RunConfig
-    from tradeloop.engine.runner import run_on_bars
-    from tradeloop.strategy.examples.sma_cross import SmaCross
 
     arrays = BarArrays(
         SYMBOL, timeframe_of(bars), bars.ts, bars.open, bars.high, bars.low, bars.close,
         bars.volume,
     )  # fmt: skip
     instruments = {SYMBOL: Instrument(SYMBOL, tick_size=bars.tick, maker_fee=FEE, taker_fee=FEE)}
-    config = RunConfig(balance=BALANCE, fee=FEE)
+    return arrays, instruments, RunConfig(balance=BALANCE, fee=FEE)
+
+
+def tradeloop_in_process(bars: Bars, repeat: int) -> OursRun:
+    """Best-of-``repeat`` seconds of ``run_on_bars`` (strategy, kernel, metrics) and its trades."""
+    from tradeloop.engine.runner import run_on_bars
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    arrays, instruments, config = in_process_inputs(bars)
     last = OursRun(0.0, [], [], BALANCE)
 
     def once() -> float:

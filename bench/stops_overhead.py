@@ -34,15 +34,13 @@ from typing import Any
 sys.dont_write_bytecode = True  # importing the helper must not leave a cache folder in bench/
 
 from backtest_throughput import (  # noqa: E402
-    BALANCE,
-    FEE,
     RULES_FAST,
     RULES_SLOW,
     SYMBOL,
     build_series,
+    in_process_inputs,
     load_source,
     resolve_data,
-    timeframe_of,
 )
 
 #: the stops of speed_table.py's "SmaCross + SL/TP/trailing" row
@@ -62,18 +60,10 @@ def _load() -> str:
 def make_runner(bars: Any) -> Callable[[dict[str, float]], tuple[float, float, int]]:
     """A function running ``SmaCross(**params)`` in process on ``bars``: (wall s, CPU s,
     trades), the run itself timed (``run_on_bars``, result included)."""
-    from tradeloop.core.bar import BarArrays
-    from tradeloop.core.instrument import Instrument
-    from tradeloop.engine.config import RunConfig
     from tradeloop.engine.runner import run_on_bars
     from tradeloop.strategy.examples.sma_cross import SmaCross
 
-    arrays = BarArrays(
-        SYMBOL, timeframe_of(bars), bars.ts, bars.open, bars.high, bars.low, bars.close,
-        bars.volume,
-    )  # fmt: skip
-    instruments = {SYMBOL: Instrument(SYMBOL, tick_size=bars.tick, maker_fee=FEE, taker_fee=FEE)}
-    config = RunConfig(balance=BALANCE, fee=FEE)
+    arrays, instruments, config = in_process_inputs(bars)
 
     def run(params: dict[str, float]) -> tuple[float, float, int]:
         strategy = SmaCross(fast=RULES_FAST, slow=RULES_SLOW, **params)
