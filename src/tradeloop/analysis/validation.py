@@ -307,10 +307,14 @@ def bootstrap_sharpe_ci(
     centred = r - mean  # sums of centred values keep the variance formula well conditioned
     s1 = np.add.reduceat(centred, starts)
     s2 = np.add.reduceat(centred * centred, starts)
-    counts = np.diff(np.append(starts, n)).astype(np.float64)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     idx = rng.integers(0, starts.size, size=(samples, starts.size))
-    big_n = counts[idx].sum(axis=1)
+    # each resample's length: every block holds `length` returns but the last, which may hold
+    # fewer (exact integers, as the sum of the drawn blocks' sizes; no gather of them)
+    big_n = np.full(samples, float(length * starts.size))
+    short = length - (n - int(starts[-1]))
+    if short:
+        big_n -= short * np.count_nonzero(idx == starts.size - 1, axis=1)
     m = s1[idx].sum(axis=1) / big_n
     var = (s2[idx].sum(axis=1) - big_n * m * m) / np.maximum(big_n - 1.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):

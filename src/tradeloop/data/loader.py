@@ -378,7 +378,7 @@ def load_ohlcv(
 
 def _newest_first(ts: np.ndarray) -> int:
     """Row count when every step goes back in time (a newest-first file), else 0."""
-    if ts.shape[0] < 2:
+    if ts.shape[0] < 2 or ts[1] >= ts[0]:  # the first step already goes forward
         return 0
     step = np.diff(ts)
     return int(ts.shape[0]) if bool(np.all(step < 0)) else 0

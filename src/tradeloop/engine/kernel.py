@@ -603,11 +603,15 @@ class BacktestEngine:
         cash = held_values(ledger.steps, ledger.cash, self.config.balance, n_steps)
         equity = cash.copy()
         exposure = np.zeros(n_steps, dtype=bool)
+        market = self.market
         for symbol, (q_steps, q_vals) in ledger.qty.items():
             qty = held_values(q_steps, q_vals, 0.0, n_steps)
-            idx = self.market.index_at_step(symbol, self.market.base_timeframe)
-            closes = self.market.series[(symbol, self.market.base_timeframe)].close
-            marks = np.where(idx >= 0, closes[np.maximum(idx, 0)], 0.0)
+            series = market.series[(symbol, market.base_timeframe)]
+            if series.ts is market.step_ts:  # the steps are this series' bars: no gather
+                marks = series.close
+            else:
+                idx = market.index_at_step(symbol, market.base_timeframe)
+                marks = np.where(idx >= 0, series.close[np.maximum(idx, 0)], 0.0)
             equity += qty * marks
             exposure |= qty != 0
         return equity, cash, exposure

@@ -15,7 +15,7 @@ import logging
 import math
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -387,7 +387,9 @@ def _write_equity(result: BacktestResult, folder: Path, csv: bool) -> dict[str, 
         tmp,
         compression="zstd",
         use_dictionary=False,  # floats rarely repeat; dictionary pages only cost time
-        column_encoding={"timestamp": "DELTA_BINARY_PACKED"},  # a regular grid: ~1/3 the size
+        # a regular grid: ~1/3 the size; the equity byte-split compresses better, sooner (the
+        # cash, constant between fills, compresses best as it is)
+        column_encoding={"timestamp": "DELTA_BINARY_PACKED", "equity": "BYTE_STREAM_SPLIT"},
     )
     tmp.replace(parquet_path)
     return paths
@@ -423,7 +425,7 @@ def write_outputs(
     report: bool = True,
     prices: dict[str, BarArrays] | None = None,
     provenance: dict[str, Any] | None = None,
-    analysis: RunAnalysis | None = None,
+    analysis: RunAnalysis | Callable[[], RunAnalysis] | None = None,
     run: Mapping[str, Any] | None = None,
     validation: ValidationConfig | None = None,
     bias: BiasConfig | None = None,
@@ -439,7 +441,9 @@ def write_outputs(
     ``trades.csv`` has ``entry_time, exit_time, entry_price, exit_price, size, pnl`` first,
     then symbol, side, fees, pnl_pct, exit_reason, id, stop_loss and take_profit; open
     positions have empty exit fields. ``metrics.json`` holds ``analysis`` (computed here when
-    None, with ``validation`` and ``bias``); ``run.json`` is written when ``run`` is given.
+    None, with ``validation`` and ``bias``; a callable is called here, while the equity and
+    indicator files are written on a second thread); ``run.json`` is written when ``run`` is
+    given.
     Every file is written to a temporary name and renamed, so a crash leaves no partial file.
     With ``regimes`` (a run with a regime model) ``regimes.csv`` holds the regime at every step
     (``timestamp, regime, detected, confidence, exposure``) and the report shows them.
@@ -483,7 +487,7 @@ def _write_rest(
     report: bool,
     prices: dict[str, BarArrays] | None,
     provenance: dict[str, Any] | None,
-    analysis: RunAnalysis | None,
+    analysis: RunAnalysis | Callable[[], RunAnalysis] | None,
     run: Mapping[str, Any] | None,
     validation: ValidationConfig | None,
     bias: BiasConfig | None,
@@ -492,7 +496,9 @@ def _write_rest(
 ) -> dict[str, Path]:
     bar_ns = run_bar_ns(result)
     initial = float(result.config.get("balance", result.metrics.initial_equity))
-    if analysis is None:
+    if callable(analysis):
+        analysis = analysis()
+    elif analysis is None:
         analysis = analyze_run(
             ts=result.ts,
             equity=result.equity,
@@ -546,39 +552,66 @@ INDICATORS_FILE = "indicators.parquet"
 
 
 def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
-    """Store ``{name: (times_ns, values)}`` as one long Parquet table (name, timestamp, value)."""
+    """Store ``{name: (times_ns, values)}`` in Parquet.
+
+    Series on the same times (the usual case: one value per bar) are one wide table, a
+    ``timestamp`` column and a column of values per name, so the times are stored once;
+    otherwise one long table (``name, timestamp, value``). :func:`read_indicators` reads both.
+    """
     import pyarrow.parquet as pq
 
+    series = [
+        (np.asarray(ts, dtype=np.int64), np.asarray(vals, dtype=np.float64))
+        for ts, vals in indicators.values()
+    ]
+    times = series[0][0] if series else np.zeros(0, np.int64)
+    wide = (
+        bool(series)
+        and _LONG_COLUMNS[0] not in indicators
+        and _LONG_COLUMNS[1] not in indicators
+        and all(ts is times or np.array_equal(ts, times) for ts, _ in series)
+    )
     # built from buffers (see _arrow): no per-row Python string, no pandas import
-    codes, times, values = [], [], []
-    for k, (ts, vals) in enumerate(indicators.values()):
-        codes.append(np.full(len(ts), k, dtype=np.int32))
-        times.append(np.asarray(ts, dtype=np.int64))
-        values.append(np.asarray(vals, dtype=np.float64))
-    index = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32)
-    names = pa.DictionaryArray.from_arrays(
-        pa.Array.from_buffers(pa.int32(), len(index), [None, pa.py_buffer(index)]),
-        _arrow(list(indicators), pa.string()),
-    )
-    table = pa.Table.from_arrays(
-        [
-            names,
-            _arrow(np.concatenate(times) if times else np.zeros(0, np.int64), pa.int64()),
-            _arrow(np.concatenate(values) if values else np.zeros(0), pa.float64()),
-        ],
-        names=["name", "timestamp", "value"],
-    )
+    if wide:
+        table = pa.Table.from_arrays(
+            [_arrow(times, pa.int64()), *(_arrow(vals, pa.float64()) for _, vals in series)],
+            names=[_LONG_COLUMNS[1], *indicators],
+        )
+    else:
+        index = np.concatenate(
+            [np.full(len(ts), k, dtype=np.int32) for k, (ts, _) in enumerate(series)]
+            or [np.zeros(0, dtype=np.int32)]
+        )
+        table = pa.Table.from_arrays(
+            [
+                pa.DictionaryArray.from_arrays(
+                    pa.Array.from_buffers(pa.int32(), len(index), [None, pa.py_buffer(index)]),
+                    _arrow(list(indicators), pa.string()),
+                ),
+                _arrow(np.concatenate([ts for ts, _ in series] or [times]), pa.int64()),
+                _arrow(np.concatenate([v for _, v in series] or [np.zeros(0)]), pa.float64()),
+            ],
+            names=list(_LONG_COLUMNS),
+        )
+    values = [name for name in table.column_names if name not in _LONG_COLUMNS[:2]]
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(
         table,
         tmp,
         compression="zstd",
-        use_dictionary=["name"],
+        use_dictionary=[] if wide else [_LONG_COLUMNS[0]],
         # times on a grid and smooth values: delta-coded times and byte-split floats take
         # about a third of the plain file's space and less time to write (lossless)
-        column_encoding={"timestamp": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+        column_encoding={
+            _LONG_COLUMNS[1]: "DELTA_BINARY_PACKED",
+            **dict.fromkeys(values, "BYTE_STREAM_SPLIT"),
+        },
     )
     tmp.replace(path)
+
+
+#: the columns of the long indicator table (name, timestamp, value)
+_LONG_COLUMNS = ("name", "timestamp", "value")
 
 
 def read_indicators(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -588,6 +621,13 @@ def read_indicators(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
+    if tuple(table.column_names) != _LONG_COLUMNS:  # wide: timestamp, then one column a name
+        times = np.asarray(table.column(_LONG_COLUMNS[1]).to_numpy(), dtype=np.int64)
+        return {
+            name: (times, np.asarray(table.column(name).to_numpy(), dtype=np.float64))
+            for name in table.column_names
+            if name != _LONG_COLUMNS[1]
+        }
     names = np.asarray(table.column("name").cast(pa.string()).to_pylist(), dtype=object)
     ts = np.asarray(table.column("timestamp").to_numpy(), dtype=np.int64)
     values = np.asarray(table.column("value").to_numpy(), dtype=np.float64)

@@ -355,31 +355,40 @@ def run_backtest_job(
         "command": redact(job.command),
     }
     prices = {item.bars.symbol: item.bars for item in loaded}
-    analysis = analyze_run(
-        ts=result.ts,
-        equity=result.equity,
-        trades=result.trades,
-        bar_ns=run_bar_ns(result),
-        initial_equity=config.balance,
-        exposure=result.exposure,
-        prices=prices,
-        metrics=result.metrics,
-        validation=validation,
-        bias=bias,
-        columns=result.trade_columns,
-    )
+    analyzed: list[RunAnalysis] = []
+
+    def analysis_of_run() -> RunAnalysis:
+        """The run's analysis, computed while write_outputs writes the equity files."""
+        analyzed.append(
+            analyze_run(
+                ts=result.ts,
+                equity=result.equity,
+                trades=result.trades,
+                bar_ns=run_bar_ns(result),
+                initial_equity=config.balance,
+                exposure=result.exposure,
+                prices=prices,
+                metrics=result.metrics,
+                validation=validation,
+                bias=bias,
+                columns=result.trade_columns,
+            )
+        )
+        return analyzed[0]
+
     paths = write_outputs(
         result,
         folder,
         report=job.report,
         prices=prices,
         provenance=provenance,
-        analysis=analysis,
+        analysis=analysis_of_run,
         run=record,
         regimes=regime.series(result.ts, result.symbols[0]) if regime is not None else None,
         equity_csv=job.equity_csv,
         report_assets=report_assets,
     )
+    analysis = analyzed[0]
     paths.update(write_risk_report(risk_engine.report(), folder))
     if job.out is None:
         _point_latest(job.output_root, folder)

@@ -171,6 +171,31 @@ def test_validation_bootstrap_interval_is_deterministic_and_brackets_the_estimat
     assert a.block_length == math.ceil(5_000 ** (1 / 3))  # 18 bars
 
 
+@pytest.mark.parametrize("n", [5_000, 5_001, 4_999, 1_000_003])
+def test_validation_bootstrap_equals_the_resample_sums_by_hand(n: int) -> None:
+    # Arrange: the textbook resample (gather every drawn block's sums and sizes), the same
+    # draws; n not a multiple of the block length leaves a shorter last block
+    r = np.random.default_rng(n).normal(0.0002, 0.01, n)
+    length = max(math.ceil(n ** (1 / 3)), math.ceil(n / 2_000))
+    starts = np.arange(0, n, length)
+    mean = r.mean()
+    s1 = np.add.reduceat(r - mean, starts)
+    s2 = np.add.reduceat((r - mean) ** 2, starts)
+    sizes = np.diff(np.append(starts, n)).astype(np.float64)
+    idx = np.random.default_rng(42).integers(0, starts.size, size=(1000, starts.size))
+    big_n = sizes[idx].sum(axis=1)
+    m = s1[idx].sum(axis=1) / big_n
+    var = (s2[idx].sum(axis=1) - big_n * m * m) / (big_n - 1.0)
+    sharpes = (m + mean) / np.sqrt(var) * math.sqrt(HOURLY)
+    tail = (1 - 0.95) / 2 * 100  # the 95% interval's tails, as a float (2.5000000000000022)
+    low, high = np.percentile(sharpes, [tail, 100 - tail])
+    # Act
+    got = bootstrap_sharpe_ci(r, HOURLY, seed=42)
+    # Assert: the same numbers, to the last bit
+    assert got.block_length == length
+    assert (got.low, got.high) == (low, high)
+
+
 def test_validation_bootstrap_interval_shrinks_with_more_data() -> None:
     # Arrange
     rng = np.random.default_rng(2)

@@ -97,6 +97,30 @@ def test_weekday_minutes_are_sessions_times_bars_per_day() -> None:
     assert annual.basis == "sessions"
 
 
+@pytest.mark.parametrize("origin_days", [0, -7 * 3000, 7 * 2800])
+def test_weekend_bars_are_counted_to_the_nanosecond(origin_days: int) -> None:
+    # Arrange: daily stamps Monday to Friday 23:59:59.999999999, plus k stamps at Saturday
+    # 00:00 or Sunday 23:59:59.999999999 of the same weeks (1970-01-05 was a Monday; weeks
+    # before 1970 too): 24/7 once the weekend stamps are more than 1% of all
+    monday = (4 + origin_days) * DAY
+    weeks = 20
+    week = 7 * DAY
+    weekdays = [monday + w * week + d * DAY + DAY - 1 for w in range(weeks) for d in range(5)]
+    saturday = [monday + w * week + 5 * DAY for w in range(weeks)]
+    sunday_end = [monday + w * week + 7 * DAY - 1 for w in range(weeks)]
+    weekend = saturday + sunday_end
+
+    def basis(k: int) -> str:
+        ts = np.sort(np.array(weekdays + weekend[:k], dtype=np.int64))
+        return infer_annualization(ts, DAY).basis
+
+    # Act / Assert: 1 weekend stamp of 101 is 0.99%, 2 of 102 are 1.96%
+    assert basis(0) == "sessions"
+    assert basis(1) == "sessions"
+    assert basis(2) == "24/7"
+    assert basis(len(weekend)) == "24/7"
+
+
 def test_metrics_report_the_factor_used() -> None:
     # Arrange: 30 days of bars every day
     ts = np.arange(30) * DAY
