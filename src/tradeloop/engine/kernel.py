@@ -37,7 +37,7 @@ from tradeloop.engine.inputs import input_sources
 from tradeloop.engine.market import MarketData
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.step import Enrichment, InputSource, Step, init_strategy
-from tradeloop.execution.exit_scan import block_extremes
+from tradeloop.execution.exit_scan import Windows, window_extremes
 from tradeloop.execution.simulated import SimulatedBroker
 from tradeloop.risk.engine import RiskEngine
 from tradeloop.risk.report import RiskReport
@@ -76,7 +76,7 @@ class _Lane(NamedTuple):
 _RangeLanes = tuple[
     tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
     tuple[np.ndarray | None, np.ndarray, np.ndarray],
-    tuple[Sequence[float], Sequence[float]] | None,
+    Windows | None,
 ]
 
 
@@ -314,14 +314,14 @@ class BacktestEngine:
                     if ranges is not None and not watched:
                         nxt = min(wake[ptr], stop) if ptr < n_wake else stop
                         end = nxt + 1 if nxt < stop and not broker.resting else nxt
-                        broker.fill_scan = (*ranges, step, end)
+                        broker.fill_scan_stop = end  # the bars [step, end)
                     try:
                         if self._broker_step(lane, step, c[step], defer=True):
                             first = step
                             marks[symbol] = c[step]
                             at_fill = broker.fill_scan_hit
                     finally:
-                        broker.fill_scan, broker.fill_scan_hit = None, -1
+                        broker.fill_scan_stop = broker.fill_scan_hit = -1
                 elif pending or watched:
                     self._broker_step(lane, step, c[step])
                 elif positions:
@@ -346,7 +346,7 @@ class BacktestEngine:
                             hit = at_fill  # scanned over [first, end) at the fill
                         else:
                             if ranges is None:
-                                ranges = self._range_lanes(lane)
+                                ranges = broker.fill_scan = self._range_lanes(lane)
                             hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
                         if hit > nxt:
                             scanned = nxt
@@ -448,13 +448,13 @@ class BacktestEngine:
         whole column) and as the lane's numpy arrays, for the exit scan. The opens are None
         when every open lies inside its bar's range (data that passed the data check): the
         scan then reads the range only, which reaches every level an open reaches, and a
-        block at a time (the third item: the bars' block extremes, else None)."""
+        stretch at a time (the third item: the bars' window extremes, else None)."""
         cached = self._ranges.get(lane.symbol)
         if cached is None:
             views = self._bar_views(lane)
             o, h, low = lane.open, lane.high, lane.low
             if bool(np.all(low <= o)) and bool(np.all(o <= h)):
-                cached = (None, views.high, views.low), (None, h, low), block_extremes(h, low)
+                cached = (None, views.high, views.low), (None, h, low), window_extremes(h, low)
             else:
                 cached = (views.open, views.high, views.low), (o, h, low), None
             self._ranges[lane.symbol] = cached

@@ -8,11 +8,14 @@ loop over list-like columns, then vectorized windows for long stretches) and ret
 anchor as it stands before it, so the broker's own exit check runs only on that bar and gives
 the same fills as checking every bar.
 
-With :func:`block_extremes` (the highest high and lowest low of every block of
-``BLOCK`` bars, computed once per run) the Python loop passes a whole block in one test
-when the block's extremes reach no level, even with the anchor moved to the block's best
-price: the stop in force anywhere inside the block is at most the stop of that anchor. Only
-the bars around the stretch's ends and the blocks that may hold an exit are read bar by bar.
+With :func:`window_extremes` (the highest high and lowest low of the 8 bars from every bar,
+computed once per run) the Python loop tests a whole stretch at once: when the stretch's
+extremes reach no level, even with the anchor moved to the stretch's best price (the stop in
+force anywhere inside it is at most the stop of that anchor), no bar of it does. A stretch of
+up to 64 bars is covered by its windows of 8 bars, the last one ending at the stretch's end
+(it may reach back over bars the scan has passed: they were below every level that held then,
+and the anchor already holds their best price). Only the bars of a stretch that may hold an
+exit are read bar by bar, eight at a time.
 
 The scan is conservative: it reports a bar when the open or the range touches a level (a gap
 through a level, a stop or a target inside the range), with exactly the levels
@@ -31,21 +34,23 @@ import numpy as np
 from tradeloop.core.position import Position
 
 __all__ = [
-    "BLOCK",
+    "WINDOW",
     "ExitLevels",
-    "block_extremes",
+    "Windows",
     "check_exit_levels",
     "next_exit_bar",
     "next_exit_bar_of",
+    "window_extremes",
 ]
 
 #: stretches up to this many bars are scanned in Python (numpy's per-call cost is higher)
 _PY_SPAN = 96
-#: with block extremes, up to this many bars (most of them passed a block at a time)
-_BLOCK_SPAN = 1024
-_SHIFT = 3
-#: bars per block of :func:`block_extremes`
-BLOCK = 1 << _SHIFT
+#: with window extremes, up to this many bars (most of them passed a window at a time)
+_WINDOW_SPAN = 1024
+#: the width of :func:`window_extremes`' windows, in bars
+WINDOW = 8
+#: bars tested at once, by this many windows
+_STRETCH = 8 * WINDOW
 _INF = math.inf
 
 #: a position's exit levels for :func:`next_exit_bar_of`: (direction, entry price, stop-loss,
@@ -53,20 +58,29 @@ _INF = math.inf
 ExitLevels = tuple[int, float, float | None, float | None, float | None, float | None, float | None]
 
 
-def block_extremes(highs: np.ndarray, lows: np.ndarray) -> tuple[Sequence[float], Sequence[float]]:
-    """The highest high and the lowest low of every whole block of :data:`BLOCK` bars
-    (block ``b`` holds bars ``b * BLOCK`` to ``b * BLOCK + BLOCK - 1``; a partial last block
-    is left out), as memoryviews for :func:`next_exit_bar`'s ``blocks``."""
-    whole = (min(len(highs), len(lows)) >> _SHIFT) << _SHIFT
-    top = np.asarray(highs[:whole], dtype=np.float64)
-    bottom = np.asarray(lows[:whole], dtype=np.float64)
-    for _ in range(_SHIFT):  # pairs of pairs: a third of the time of a reduction by rows
-        top = np.maximum(top[0::2], top[1::2])
-        bottom = np.minimum(bottom[0::2], bottom[1::2])
-    return (
-        cast(Sequence[float], top.data),
-        cast(Sequence[float], bottom.data),
-    )
+#: :func:`window_extremes`: the highest highs and lowest lows of the windows of
+#: :data:`WINDOW` bars starting at every bar (index ``i``: bars ``i`` to ``i + WINDOW - 1``)
+Windows = tuple[Sequence[float], Sequence[float]]
+
+
+def window_extremes(highs: np.ndarray, lows: np.ndarray) -> Windows:
+    """``(tops, bottoms)``: for every bar ``i`` with a whole window after it, the highest high
+    and the lowest low of bars ``i`` to ``i + WINDOW - 1`` (``n - WINDOW + 1`` values of ``n``
+    bars, none when fewer), as memoryviews for :func:`next_exit_bar`'s ``windows``. Built by
+    doubling: the windows of 2, 4 and 8 bars, each the pairwise extreme of two windows of
+    half its width."""
+    n = min(len(highs), len(lows))
+    top = np.asarray(highs[:n], dtype=np.float64)
+    bottom = np.asarray(lows[:n], dtype=np.float64)
+    width = 1
+    while width < WINDOW:
+        if top.size > width:
+            top = np.maximum(top[:-width], top[width:])
+            bottom = np.minimum(bottom[:-width], bottom[width:])
+        else:  # too few bars for a window this wide
+            top, bottom = top[:0], bottom[:0]
+        width *= 2
+    return cast(Sequence[float], top.data), cast(Sequence[float], bottom.data)
 
 
 def check_exit_levels(
@@ -131,7 +145,7 @@ def next_exit_bar(
     arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
     start: int,
     stop: int,
-    blocks: tuple[Sequence[float], Sequence[float]] | None = None,
+    windows: Windows | None = None,
 ) -> tuple[int, float | None]:
     """Return ``(k, anchor)``: the first bar ``k`` in ``[start, stop)`` whose open, high or low
     reaches ``pos``'s stop, trailing stop or target (``stop`` when none does), and the
@@ -158,7 +172,7 @@ def next_exit_bar(
         arrays,
         start,
         stop,
-        blocks,
+        windows,
         (pos.id, pos.symbol),
     )
 
@@ -171,7 +185,7 @@ def next_exit_bar_of(
     arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
     start: int,
     stop: int,
-    blocks: tuple[Sequence[float], Sequence[float]] | None = None,
+    windows: Windows | None = None,
     owner: tuple[str, str] | None = None,
     checked: bool = False,
 ) -> tuple[int, float | None]:
@@ -188,8 +202,8 @@ def next_exit_bar_of(
     ``opens`` (and ``arrays[0]``) may be None when every open lies inside its bar's range
     (``low <= open <= high``, as the data check requires): a level the open reaches, the
     range reaches too, so only the range is read (the same bar is found, faster). Then
-    ``blocks`` (:func:`block_extremes` of the same highs and lows) lets the Python loop pass
-    a block of bars at a time.
+    ``windows`` (:func:`window_extremes` of the same highs and lows) let the Python loop pass
+    a stretch of bars at a time (:func:`range_exit_bar`).
 
     ``checked`` says the caller has just found ``levels`` valid by :func:`check_exit_levels`
     (the broker at an entry's fill, before any cash moves), so they are not checked again.
@@ -199,45 +213,14 @@ def next_exit_bar_of(
             outside (0, 1) (:func:`check_exit_levels`; the message names ``owner``, a
             position's id and symbol), unless ``checked``.
     """
-    if opens is None and blocks is not None:
-        # the range only, a block at a time (levels as they are: no sign-flipped copies),
-        # then numpy windows past _BLOCK_SPAN bars
+    if opens is None and windows is not None:
         direction, entry_price, sl, tp, frac, act, anchor = levels
         if not checked and check_exit_levels(sl, tp, frac, act) is not None:
             _levels(levels, owner)  # raises, naming the level
-        trailing = frac is not None and anchor is not None  # a fraction is in (0, 1) here
-        end = stop if stop < start + _BLOCK_SPAN else start + _BLOCK_SPAN
-        long = direction > 0
-        if long:
-            k, a = _scan_long(
-                highs,
-                lows,
-                blocks,
-                start,
-                end,
-                -_INF if sl is None else sl,
-                _INF if tp is None else tp,
-                1.0 - frac if trailing else None,  # type: ignore[operator]
-                entry_price * (1.0 + act) if trailing and act else -_INF,
-                anchor if trailing else -_INF,  # type: ignore[arg-type]
-            )
-        else:
-            k, a = _scan_short(
-                highs,
-                lows,
-                blocks,
-                start,
-                end,
-                _INF if sl is None else sl,
-                -_INF if tp is None else tp,
-                1.0 + frac if trailing else None,  # type: ignore[operator]
-                entry_price * (1.0 - act) if trailing and act else _INF,
-                anchor if trailing else _INF,  # type: ignore[arg-type]
-            )
-        if k < end or k >= stop:
-            return k, (a if trailing else None)
-        fixed, target, keep, arm, _ = _levels(levels, owner)  # sign-flipped for the windows
-        return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
+        return range_exit_bar(
+            direction, entry_price, sl, tp, frac, act, anchor, highs, lows, arrays, windows,
+            start, stop,
+        )  # fmt: skip
     long = levels[0] > 0
     sign = 1.0 if long else -1.0
     fixed, target, keep, arm, anchor = _levels(levels, owner)
@@ -305,6 +288,64 @@ def next_exit_bar_of(
     return _finish_windows(arrays, long, fixed, target, keep, arm, anchor, k, stop)
 
 
+def range_exit_bar(
+    direction: int,
+    entry_price: float,
+    stop_loss: float | None,
+    take_profit: float | None,
+    trail_fraction: float | None,
+    trail_activation: float | None,
+    trail_anchor: float | None,
+    highs: Sequence[float],
+    lows: Sequence[float],
+    arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
+    windows: Windows,
+    start: int,
+    stop: int,
+) -> tuple[int, float | None]:
+    """:func:`next_exit_bar_of` for bars whose opens lie inside their ranges, with the
+    :func:`window_extremes` of ``highs`` and ``lows``, for levels :func:`check_exit_levels`
+    found valid (the broker at an entry's fill, before any cash moves: the levels given one
+    by one, as the order holds them). The levels are used as they are (no sign-flipped
+    copies) up to ``_WINDOW_SPAN`` bars, numpy windows after that."""
+    trailing = trail_fraction is not None and trail_anchor is not None  # a fraction in (0, 1)
+    end = stop if stop < start + _WINDOW_SPAN else start + _WINDOW_SPAN
+    long = direction > 0
+    if long:
+        k, a = _scan_long(
+            highs,
+            lows,
+            windows,
+            start,
+            end,
+            -_INF if stop_loss is None else stop_loss,
+            _INF if take_profit is None else take_profit,
+            1.0 - trail_fraction if trailing else None,  # type: ignore[operator]
+            entry_price * (1.0 + trail_activation) if trailing and trail_activation else -_INF,
+            trail_anchor if trailing else -_INF,  # type: ignore[arg-type]
+        )
+    else:
+        k, a = _scan_short(
+            highs,
+            lows,
+            windows,
+            start,
+            end,
+            _INF if stop_loss is None else stop_loss,
+            -_INF if take_profit is None else take_profit,
+            1.0 + trail_fraction if trailing else None,  # type: ignore[operator]
+            entry_price * (1.0 - trail_activation) if trailing and trail_activation else _INF,
+            trail_anchor if trailing else _INF,  # type: ignore[arg-type]
+        )
+    if k < end or k >= stop:
+        return k, (a if trailing else None)
+    fixed, target, keep, arm, _ = _levels(  # sign-flipped for the numpy windows
+        (direction, entry_price, stop_loss, take_profit, trail_fraction, trail_activation, a),
+        None,
+    )
+    return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
+
+
 def _finish_windows(
     arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
     long: bool,
@@ -327,7 +368,7 @@ def _finish_windows(
 def _scan_long(
     highs: Sequence[float],
     lows: Sequence[float],
-    blocks: tuple[Sequence[float], Sequence[float]],
+    windows: Windows,
     start: int,
     end: int,
     fixed: float,
@@ -336,10 +377,10 @@ def _scan_long(
     arm: float,
     anchor: float,
 ) -> tuple[int, float]:
-    """A long's bars ``[start, end)``, a block at a time where the block's extremes reach no
+    """A long's bars ``[start, end)``, a stretch at a time where its windows' extremes reach no
     level: ``(first bar reaching a level or end, anchor before it)``. Prices as they are;
     without a trailing stop ``keep`` is None (the stop stays ``fixed``)."""
-    top, bottom = blocks
+    tops, bottoms = windows
     if keep is None:
         keep, arm = 1.0, _INF  # never armed: the anchor moves, the stop does not
     s = fixed
@@ -348,10 +389,24 @@ def _scan_long(
         s = trail if trail > fixed else fixed
     k = start
     while k < end:
-        nxt = ((k >> _SHIFT) + 1) << _SHIFT  # the next block's first bar
-        if not k & (BLOCK - 1) and nxt <= end:
-            b = k >> _SHIFT
-            h = top[b]
+        n = end - k
+        if n >= WINDOW or end - WINDOW >= start:
+            # the windows from k on, the last one ending at the stretch's end
+            if n > _STRETCH:
+                n = _STRETCH
+                last = k + _STRETCH - WINDOW
+            else:
+                last = end - WINDOW
+            h, low = tops[last], bottoms[last]
+            i = k
+            while i < last:
+                x = tops[i]
+                if x > h:
+                    h = x
+                x = bottoms[i]
+                if x < low:
+                    low = x
+                i += WINDOW
             if h < target:
                 a = h if h > anchor else anchor
                 if a >= arm:
@@ -359,11 +414,10 @@ def _scan_long(
                     level = trail if trail > fixed else fixed
                 else:
                     level = fixed
-                if bottom[b] > level:  # no bar of the block reaches the highest stop in it
-                    anchor, s, k = a, level, nxt
+                if low > level:  # no bar of the stretch reaches the highest stop in it
+                    anchor, s, k = a, level, k + n
                     continue
-        if nxt > end:
-            nxt = end
+        nxt = k + WINDOW if k + WINDOW < end else end  # a level may be reached: bar by bar
         for j in range(k, nxt):
             h = highs[j]
             if lows[j] <= s or h >= target:
@@ -380,7 +434,7 @@ def _scan_long(
 def _scan_short(
     highs: Sequence[float],
     lows: Sequence[float],
-    blocks: tuple[Sequence[float], Sequence[float]],
+    windows: Windows,
     start: int,
     end: int,
     fixed: float,
@@ -391,7 +445,7 @@ def _scan_short(
 ) -> tuple[int, float]:
     """:func:`_scan_long` for a short, prices as they are: the stop above (``fixed``, +inf
     for none), the target below, the anchor following the lows, armed at or below ``arm``."""
-    top, bottom = blocks
+    tops, bottoms = windows
     if keep is None:
         keep, arm = 1.0, -_INF
     s = fixed
@@ -400,10 +454,23 @@ def _scan_short(
         s = trail if trail < fixed else fixed
     k = start
     while k < end:
-        nxt = ((k >> _SHIFT) + 1) << _SHIFT
-        if not k & (BLOCK - 1) and nxt <= end:
-            b = k >> _SHIFT
-            low = bottom[b]
+        n = end - k
+        if n >= WINDOW or end - WINDOW >= start:
+            if n > _STRETCH:
+                n = _STRETCH
+                last = k + _STRETCH - WINDOW
+            else:
+                last = end - WINDOW
+            h, low = tops[last], bottoms[last]
+            i = k
+            while i < last:
+                x = tops[i]
+                if x > h:
+                    h = x
+                x = bottoms[i]
+                if x < low:
+                    low = x
+                i += WINDOW
             if low > target:
                 a = low if low < anchor else anchor
                 if a <= arm:
@@ -411,11 +478,10 @@ def _scan_short(
                     level = trail if trail < fixed else fixed
                 else:
                     level = fixed
-                if top[b] < level:
-                    anchor, s, k = a, level, nxt
+                if h < level:
+                    anchor, s, k = a, level, k + n
                     continue
-        if nxt > end:
-            nxt = end
+        nxt = k + WINDOW if k + WINDOW < end else end
         for j in range(k, nxt):
             low = lows[j]
             if highs[j] >= s or low <= target:

@@ -27,7 +27,13 @@ from tradeloop.core.rejection import Rejection
 from tradeloop.core.signal import Signal
 from tradeloop.execution.broker import IntrabarSource
 from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
-from tradeloop.execution.exit_scan import check_exit_levels, next_exit_bar, next_exit_bar_of
+from tradeloop.execution.exit_scan import (
+    Windows,
+    check_exit_levels,
+    next_exit_bar,
+    next_exit_bar_of,
+    range_exit_bar,
+)
 from tradeloop.execution.fees import FeeModel
 from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
 
@@ -37,15 +43,12 @@ __all__ = ["IntrabarStats", "Rejection", "SimulatedBroker"]
 
 logger = logging.getLogger(__name__)
 
-#: the exit scan's columns and bars for :attr:`SimulatedBroker.fill_scan`: (opens or None,
-#: highs, lows) as memoryviews, the same as numpy arrays, the block extremes or None, and
-#: the bars ``[start, stop)`` to scan
+#: the exit scan's columns for :attr:`SimulatedBroker.fill_scan`: (opens or None, highs,
+#: lows) as memoryviews, the same as numpy arrays, and the window extremes or None
 FillScan = tuple[
     tuple[Sequence[float] | None, Sequence[float], Sequence[float]],
     tuple[np.ndarray | None, np.ndarray, np.ndarray],
-    tuple[Sequence[float], Sequence[float]] | None,
-    int,
-    int,
+    Windows | None,
 ]
 _STOP = TriggerKind.STOP
 _TAKE = TriggerKind.TAKE_PROFIT
@@ -132,12 +135,15 @@ class SimulatedBroker:
         self.order_status: dict[int, OrderStatus] | None = None
         #: post-only entries working during the current bar (from its open to its range)
         self.resting: dict[str, list[Order]] = {}
-        #: set by a backtest around the fills at a bar's open whose range it leaves to the
-        #: exit scan: a taker entry with exits is then scanned at its fill (as
-        #: :meth:`skip_to_exit` would scan it right after), and its position built once with
-        #: the trailing anchor already moved; the bar found goes to :attr:`fill_scan_hit`
+        #: a backtest's exit-scan columns (set once), and the end of the bars to scan, set
+        #: around the fills at a bar's open whose range the backtest leaves to the exit scan
+        #: (-1: no scan): a taker entry with exits is then scanned at its fill, from the
+        #: bar's step to ``fill_scan_stop`` (as :meth:`skip_to_exit` would scan it right
+        #: after), and its position built once with the trailing anchor already moved; the
+        #: bar found goes to :attr:`fill_scan_hit`
         self.fill_scan: FillScan | None = None
-        #: the bar the last :attr:`fill_scan` found (``stop`` when none; -1: none scanned)
+        self.fill_scan_stop = -1
+        #: the bar the last fill's scan found (the scan's end when none; -1: none scanned)
         self.fill_scan_hit = -1
 
     # -- public API ------------------------------------------------------------------------
@@ -274,7 +280,7 @@ class SimulatedBroker:
         arrays: tuple[np.ndarray | None, np.ndarray, np.ndarray],
         start: int,
         stop: int,
-        blocks: tuple[Sequence[float], Sequence[float]] | None = None,
+        windows: Windows | None = None,
     ) -> int:
         """Return the first bar in ``[start, stop)`` where the open position in ``symbol`` may
         exit (``stop`` when none), with its trailing anchor moved over the bars before it.
@@ -282,11 +288,11 @@ class SimulatedBroker:
         For a backtest's market phase between strategy bars: the bars skipped are exactly the
         bars where :meth:`on_bar_range` would only have moved the anchor. ``lists`` and
         ``arrays`` are the opens, highs and lows (as lists and as numpy arrays); the opens
-        may be None when every open lies inside its bar's range, and then ``blocks`` may give
-        the bars' block extremes (see :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
+        may be None when every open lies inside its bar's range, and then ``windows`` may give
+        the bars' window extremes (see :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
         """
         pos = self.portfolio.positions[symbol]
-        k, anchor = next_exit_bar(pos, lists[0], lists[1], lists[2], arrays, start, stop, blocks)
+        k, anchor = next_exit_bar(pos, lists[0], lists[1], lists[2], arrays, start, stop, windows)
         # (an entry's first stretch is scanned at its fill instead: see fill_scan)
         if anchor is not None and anchor != pos.trail_anchor:
             # one new Position per skipped stretch (not per new high)
@@ -469,11 +475,13 @@ class SimulatedBroker:
         instrument = self.instruments[order.symbol]
         portfolio = self.portfolio
         exits = order.exits
-        if exits is not None:
+        if exits is None:
+            sl = tp = trail = act = None
+        else:
+            sl, tp, trail = exits.stop_loss, exits.take_profit, exits.trailing_stop
+            act = exits.trailing_activation
             # a NaN, infinite or non-positive level would never trigger: refuse the entry
-            problem = check_exit_levels(
-                exits.stop_loss, exits.take_profit, exits.trailing_stop, exits.trailing_activation
-            )
+            problem = check_exit_levels(sl, tp, trail, act)
             if problem is not None:
                 self._reject(ts_ns, order.symbol, "invalid_exits", problem)
                 return
@@ -515,31 +523,37 @@ class SimulatedBroker:
         portfolio.balance -= direction * quantity * price + fee
         self._position_seq += 1
         pid = order.position_id or f"{order.symbol}-{self._position_seq}"
-        if exits is None:
-            sl = tp = trail = anchor = act = None
-        else:
-            sl, tp, trail = exits.stop_loss, exits.take_profit, exits.trailing_stop
-            anchor = act = None
+        anchor = None
+        if exits is not None:
             if trail:
-                anchor, act = price, exits.trailing_activation
+                anchor = price
+            else:
+                act = None
             if sl is not None or tp is not None or trail:
                 self.watched.add(order.symbol)
-                scan = self.fill_scan
-                if scan is not None and not maker:
-                    # the exit scan from the fill's bar, so the position is built once
-                    lists, arrays, blocks, start, stop = scan
-                    self.fill_scan_hit, moved = next_exit_bar_of(
-                        (direction, price, sl, tp, trail, act, anchor),
-                        lists[0],
-                        lists[1],
-                        lists[2],
-                        arrays,
-                        start,
-                        stop,
-                        blocks,
-                        (pid, order.symbol),
-                        True,  # checked above, before the cash moved
-                    )
+                stop = self.fill_scan_stop
+                if stop >= 0 and not maker and self.fill_scan is not None:
+                    # the exit scan from the fill's bar, so the position is built once (the
+                    # levels were checked above, before the cash moved)
+                    lists, arrays, windows = self.fill_scan
+                    if lists[0] is None and windows is not None:  # the range only
+                        self.fill_scan_hit, moved = range_exit_bar(
+                            direction, price, sl, tp, trail, act, anchor, lists[1], lists[2],
+                            arrays, windows, self.step, stop,
+                        )  # fmt: skip
+                    else:
+                        self.fill_scan_hit, moved = next_exit_bar_of(
+                            (direction, price, sl, tp, trail, act, anchor),
+                            lists[0],
+                            lists[1],
+                            lists[2],
+                            arrays,
+                            self.step,
+                            stop,
+                            windows,
+                            (pid, order.symbol),
+                            True,
+                        )
                     if moved is not None:
                         anchor = moved
         # positional: this runs for every entry of a backtest, and keywords cost more

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from tradeloop.core.position import Position
 from tradeloop.execution.exit_scan import (
-    BLOCK,
-    block_extremes,
+    WINDOW,
     next_exit_bar,
     next_exit_bar_of,
+    window_extremes,
 )
 
 
@@ -81,7 +81,7 @@ def _position(
     activation=st.one_of(st.none(), st.floats(0.001, 0.05)),
     start=st.integers(1, 50),
     length=st.integers(0, 3_000),
-    range_only=st.sampled_from(["opens", "range", "blocks"]),
+    range_only=st.sampled_from(["opens", "range", "windows"]),
 )
 def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     seed: int,
@@ -102,13 +102,13 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     pos = _position(direction, entry, stop, target, trail, activation)
     stop_at = start + length
     # Act: with the opens, or (every open inside its bar's range) with the range only, bar
-    # by bar or a block at a time
+    # by bar or a stretch at a time
     if range_only == "range":
         got = next_exit_bar(pos, None, h.tolist(), low.tolist(), (None, h, low), start, stop_at)
-    elif range_only == "blocks":
-        blocks = block_extremes(h, low)
+    elif range_only == "windows":
+        windows = window_extremes(h, low)
         got = next_exit_bar(
-            pos, None, h.tolist(), low.tolist(), (None, h, low), start, stop_at, blocks
+            pos, None, h.tolist(), low.tolist(), (None, h, low), start, stop_at, windows
         )
     else:
         got = next_exit_bar(pos, o.tolist(), h.tolist(), low.tolist(), (o, h, low), start, stop_at)
@@ -127,7 +127,7 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     moved=st.floats(0.0, 0.03),
     start=st.integers(1, 50),
     length=st.integers(0, 2_000),
-    range_only=st.sampled_from(["opens", "range", "blocks"]),
+    range_only=st.sampled_from(["opens", "range", "windows"]),
 )
 def test_the_scan_of_levels_equals_the_scan_of_the_position_holding_them(
     seed: int,
@@ -158,14 +158,14 @@ def test_the_scan_of_levels_equals_the_scan_of_the_position_holding_them(
     )  # fmt: skip
     opens = None if range_only != "opens" else o.tolist()
     arrays = (None if opens is None else o, h, low)
-    blocks = block_extremes(h, low) if range_only == "blocks" else None
+    windows = window_extremes(h, low) if range_only == "windows" else None
     stop_at = start + length
     # Act
     of_levels = next_exit_bar_of(
-        levels, opens, h.tolist(), low.tolist(), arrays, start, stop_at, blocks
+        levels, opens, h.tolist(), low.tolist(), arrays, start, stop_at, windows
     )
     of_position = next_exit_bar(
-        pos, opens, h.tolist(), low.tolist(), arrays, start, stop_at, blocks
+        pos, opens, h.tolist(), low.tolist(), arrays, start, stop_at, windows
     )
     # Assert: the same bar and anchor, and both the bar-by-bar answer
     assert of_levels == of_position
@@ -176,7 +176,7 @@ def test_bad_levels_are_refused_naming_the_position_when_one_is_given() -> None:
     # Arrange: a NaN stop, as levels with and without the position's id and symbol
     h, low = _calm_walk(1, 50)
     levels = (1, 100.0, float("nan"), None, None, None, None)
-    args = (None, h.tolist(), low.tolist(), (None, h, low), 1, 50, block_extremes(h, low))
+    args = (None, h.tolist(), low.tolist(), (None, h, low), 1, 50, window_extremes(h, low))
     # Act / Assert
     with pytest.raises(ValueError, match=r"^position p-7 in ETH: stop_loss"):
         next_exit_bar_of(levels, *args, ("p-7", "ETH"))
@@ -213,7 +213,7 @@ def test_a_trailing_anchor_follows_the_best_price_over_a_stretch_without_exit() 
 
 def _calm_walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Highs and lows of a calm random walk (0.1% a bar) on a 0.01 grid, opens inside
-    the range: most blocks of bars reach no 1% level, some do."""
+    the range: most stretches of bars reach no 1% level, some do."""
     rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
     high = np.round(close * (1 + rng.random(n) * 0.0005), 2)
@@ -233,22 +233,23 @@ def _calm_walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     ],
     ids=["sl-tp-trail", "trail", "sl-tp", "trail-armed-later", "stop-and-target-near"],
 )
-def test_block_steps_give_the_bar_by_bar_answer_from_every_start(
+def test_window_steps_give_the_bar_by_bar_answer_from_every_start(
     direction: int,
     stop_frac: float | None,
     target_frac: float | None,
     trail: float | None,
     activation: float | None,
 ) -> None:
-    # Arrange: entries at every bar of the first blocks (every alignment to a block), each
-    # scanned to the next 2-300 bars (ends inside and at block edges)
+    # Arrange: entries at the first bars, each scanned to the next bars: every length up to
+    # three stretches of eight windows, and 2-300 more
     h, low = _calm_walk(7, 4_000)
     rng = np.random.default_rng(3)
-    blocks = block_extremes(h, low)
+    windows = window_extremes(h, low)
     h_list, low_list = h.tolist(), low.tolist()
     checked = hits = 0
-    for start in range(1, 3 * BLOCK + 2):
-        for length in (1, 2, BLOCK - 1, BLOCK, BLOCK + 1, *rng.integers(2, 300, 6).tolist()):
+    lengths = [*range(1, 3 * 8 * WINDOW + 3), *rng.integers(2, 300, 6).tolist()]
+    for start in range(1, 2 * WINDOW + 2):
+        for length in lengths:
             entry = float((h[start - 1] + low[start - 1]) / 2)
             stop = None if stop_frac is None else entry * (1 - direction * stop_frac)
             target = None if target_frac is None else entry * (1 + direction * target_frac)
@@ -256,7 +257,7 @@ def test_block_steps_give_the_bar_by_bar_answer_from_every_start(
             o = (h + low) / 2  # inside every bar's range: never the first to reach a level
             # Act
             got = next_exit_bar(
-                pos, None, h_list, low_list, (None, h, low), start, start + length, blocks
+                pos, None, h_list, low_list, (None, h, low), start, start + length, windows
             )
             # Assert
             want = _first_touch_by_hand(pos, o, h, low, start, start + length)
@@ -284,9 +285,9 @@ def test_block_steps_give_the_bar_by_bar_answer_from_every_start(
         ("trail_activation", -0.01),
     ],
 )
-@pytest.mark.parametrize("blocked", [False, True])
+@pytest.mark.parametrize("windowed", [False, True])
 def test_a_level_that_cannot_be_checked_is_an_error_not_a_silent_no_exit(
-    field: str, value: float, blocked: bool
+    field: str, value: float, windowed: bool
 ) -> None:
     # Arrange: a valid long, then one level made NaN, infinite, zero or negative
     from dataclasses import replace
@@ -294,21 +295,21 @@ def test_a_level_that_cannot_be_checked_is_an_error_not_a_silent_no_exit(
     h, low = _calm_walk(1, 200)
     pos = _position(1, 100.0, 99.0, 102.0, 0.01, 0.001)
     bad = replace(pos, **{field: value})
-    blocks = block_extremes(h, low) if blocked else None
+    windows = window_extremes(h, low) if windowed else None
     # Act / Assert: the scan refuses the position, naming the level
     with pytest.raises(ValueError, match=field.split("_")[-1] if "trail" in field else field):
-        next_exit_bar(bad, None, h.tolist(), low.tolist(), (None, h, low), 1, 200, blocks)
+        next_exit_bar(bad, None, h.tolist(), low.tolist(), (None, h, low), 1, 200, windows)
 
 
-@pytest.mark.parametrize("n", [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 50 * BLOCK + 3])
-def test_block_extremes_are_each_whole_blocks_highest_high_and_lowest_low(n: int) -> None:
+@pytest.mark.parametrize("n", [0, 1, WINDOW - 1, WINDOW, WINDOW + 1, 1_603])
+def test_window_extremes_are_the_highest_high_and_lowest_low_from_every_bar(n: int) -> None:
     # Arrange
     rng = np.random.default_rng(n)
     h = 100.0 + rng.random(n)
     low = h - rng.random(n)
     # Act
-    top, bottom = block_extremes(h, low)
-    # Assert: one value per whole block, a partial last block left out
-    whole = n // BLOCK * BLOCK
-    assert np.array_equal(np.asarray(top), h[:whole].reshape(-1, BLOCK).max(axis=1))
-    assert np.array_equal(np.asarray(bottom), low[:whole].reshape(-1, BLOCK).min(axis=1))
+    tops, bottoms = window_extremes(h, low)
+    # Assert: one value per bar with a whole window from it, by hand
+    count = max(n - WINDOW + 1, 0)
+    assert np.array_equal(np.asarray(tops), [h[i : i + WINDOW].max() for i in range(count)])
+    assert np.array_equal(np.asarray(bottoms), [low[i : i + WINDOW].min() for i in range(count)])
