@@ -567,15 +567,15 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
     times = series[0][0] if series else np.zeros(0, np.int64)
     wide = (
         bool(series)
-        and _LONG_COLUMNS[0] not in indicators
-        and _LONG_COLUMNS[1] not in indicators
+        and "name" not in indicators  # a column of the long table: kept long, unambiguous
+        and "timestamp" not in indicators
         and all(ts is times or np.array_equal(ts, times) for ts, _ in series)
     )
     # built from buffers (see _arrow): no per-row Python string, no pandas import
     if wide:
         table = pa.Table.from_arrays(
             [_arrow(times, pa.int64()), *(_arrow(vals, pa.float64()) for _, vals in series)],
-            names=[_LONG_COLUMNS[1], *indicators],
+            names=["timestamp", *indicators],
         )
     else:
         index = np.concatenate(
@@ -593,17 +593,17 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
             ],
             names=list(_LONG_COLUMNS),
         )
-    values = [name for name in table.column_names if name not in _LONG_COLUMNS[:2]]
+    values = [name for name in table.column_names if name not in ("name", "timestamp")]
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(
         table,
         tmp,
         compression="zstd",
-        use_dictionary=[] if wide else [_LONG_COLUMNS[0]],
+        use_dictionary=[] if wide else ["name"],
         # times on a grid and smooth values: delta-coded times and byte-split floats take
         # about a third of the plain file's space and less time to write (lossless)
         column_encoding={
-            _LONG_COLUMNS[1]: "DELTA_BINARY_PACKED",
+            "timestamp": "DELTA_BINARY_PACKED",
             **dict.fromkeys(values, "BYTE_STREAM_SPLIT"),
         },
     )
@@ -622,11 +622,11 @@ def read_indicators(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
     table = pq.read_table(path)
     if tuple(table.column_names) != _LONG_COLUMNS:  # wide: timestamp, then one column a name
-        times = np.asarray(table.column(_LONG_COLUMNS[1]).to_numpy(), dtype=np.int64)
+        times = np.asarray(table.column("timestamp").to_numpy(), dtype=np.int64)
         return {
             name: (times, np.asarray(table.column(name).to_numpy(), dtype=np.float64))
             for name in table.column_names
-            if name != _LONG_COLUMNS[1]
+            if name != "timestamp"
         }
     names = np.asarray(table.column("name").cast(pa.string()).to_pylist(), dtype=object)
     ts = np.asarray(table.column("timestamp").to_numpy(), dtype=np.int64)

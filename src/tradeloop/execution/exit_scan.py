@@ -365,6 +365,33 @@ def _finish_windows(
     return k, (anchor if long else -anchor)
 
 
+def _stretch(
+    tops: Sequence[float], bottoms: Sequence[float], start: int, k: int, end: int
+) -> tuple[float, float, int]:
+    """``(highest high, lowest low, n)`` of the stretch of ``n`` bars from ``k`` (up to
+    :data:`_STRETCH`, at most to ``end``) from its windows, the last one ending at the
+    stretch's end (over bars from ``start`` on, passed already); ``n`` 0 when the bars
+    ``[start, end)`` hold no window."""
+    n = end - k
+    if n < WINDOW and end - WINDOW < start:
+        return 0.0, 0.0, 0
+    if n > _STRETCH:
+        n = _STRETCH
+        last = k + _STRETCH - WINDOW
+    else:
+        last = end - WINDOW
+    h, low = tops[last], bottoms[last]
+    while k < last:
+        x = tops[k]
+        if x > h:
+            h = x
+        x = bottoms[k]
+        if x < low:
+            low = x
+        k += WINDOW
+    return h, low, n
+
+
 def _scan_long(
     highs: Sequence[float],
     lows: Sequence[float],
@@ -389,34 +416,17 @@ def _scan_long(
         s = trail if trail > fixed else fixed
     k = start
     while k < end:
-        n = end - k
-        if n >= WINDOW or end - WINDOW >= start:
-            # the windows from k on, the last one ending at the stretch's end
-            if n > _STRETCH:
-                n = _STRETCH
-                last = k + _STRETCH - WINDOW
+        h, low, n = _stretch(tops, bottoms, start, k, end)
+        if n and h < target:
+            a = h if h > anchor else anchor
+            if a >= arm:
+                trail = a * keep
+                level = trail if trail > fixed else fixed
             else:
-                last = end - WINDOW
-            h, low = tops[last], bottoms[last]
-            i = k
-            while i < last:
-                x = tops[i]
-                if x > h:
-                    h = x
-                x = bottoms[i]
-                if x < low:
-                    low = x
-                i += WINDOW
-            if h < target:
-                a = h if h > anchor else anchor
-                if a >= arm:
-                    trail = a * keep
-                    level = trail if trail > fixed else fixed
-                else:
-                    level = fixed
-                if low > level:  # no bar of the stretch reaches the highest stop in it
-                    anchor, s, k = a, level, k + n
-                    continue
+                level = fixed
+            if low > level:  # no bar of the stretch reaches the highest stop in it
+                anchor, s, k = a, level, k + n
+                continue
         nxt = k + WINDOW if k + WINDOW < end else end  # a level may be reached: bar by bar
         for j in range(k, nxt):
             h = highs[j]
@@ -454,33 +464,17 @@ def _scan_short(
         s = trail if trail < fixed else fixed
     k = start
     while k < end:
-        n = end - k
-        if n >= WINDOW or end - WINDOW >= start:
-            if n > _STRETCH:
-                n = _STRETCH
-                last = k + _STRETCH - WINDOW
+        h, low, n = _stretch(tops, bottoms, start, k, end)
+        if n and low > target:
+            a = low if low < anchor else anchor
+            if a <= arm:
+                trail = a * keep
+                level = trail if trail < fixed else fixed
             else:
-                last = end - WINDOW
-            h, low = tops[last], bottoms[last]
-            i = k
-            while i < last:
-                x = tops[i]
-                if x > h:
-                    h = x
-                x = bottoms[i]
-                if x < low:
-                    low = x
-                i += WINDOW
-            if low > target:
-                a = low if low < anchor else anchor
-                if a <= arm:
-                    trail = a * keep
-                    level = trail if trail < fixed else fixed
-                else:
-                    level = fixed
-                if h < level:
-                    anchor, s, k = a, level, k + n
-                    continue
+                level = fixed
+            if h < level:
+                anchor, s, k = a, level, k + n
+                continue
         nxt = k + WINDOW if k + WINDOW < end else end
         for j in range(k, nxt):
             low = lows[j]

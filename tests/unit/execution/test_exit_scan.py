@@ -71,14 +71,39 @@ def _position(
     )  # fmt: skip
 
 
+#: a random walk's seed and a position's levels around its entry, for the property tests
+_LEVELS = {
+    "seed": st.integers(0, 10_000),
+    "direction": st.sampled_from([1, -1]),
+    "stop_frac": st.one_of(st.none(), st.floats(0.002, 0.2)),
+    "target_frac": st.one_of(st.none(), st.floats(0.002, 0.5)),
+    "trail": st.one_of(st.none(), st.floats(0.001, 0.3)),
+    "activation": st.one_of(st.none(), st.floats(0.001, 0.05)),
+}
+
+
+def _walk_and_position(
+    seed: int,
+    bars: int,
+    start: int,
+    direction: int,
+    stop_frac: float | None,
+    target_frac: float | None,
+    trail: float | None,
+    activation: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Position]:
+    """A walk of ``bars`` bars and a position entered at the open of the bar before
+    ``start``, its levels the given fractions away from the entry."""
+    o, h, low = _walk(seed, bars)
+    entry = float(o[start - 1])
+    stop = None if stop_frac is None else entry * (1 - direction * stop_frac)
+    target = None if target_frac is None else entry * (1 + direction * target_frac)
+    return o, h, low, _position(direction, entry, stop, target, trail, activation)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    seed=st.integers(0, 10_000),
-    direction=st.sampled_from([1, -1]),
-    stop_frac=st.one_of(st.none(), st.floats(0.002, 0.2)),
-    target_frac=st.one_of(st.none(), st.floats(0.002, 0.5)),
-    trail=st.one_of(st.none(), st.floats(0.001, 0.3)),
-    activation=st.one_of(st.none(), st.floats(0.001, 0.05)),
+    **_LEVELS,
     start=st.integers(1, 50),
     length=st.integers(0, 3_000),
     range_only=st.sampled_from(["opens", "range", "windows"]),
@@ -95,11 +120,9 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
     range_only: str,
 ) -> None:
     # Arrange: levels around the entry (the bar before start), short and long stretches
-    o, h, low = _walk(seed, start + length + 1)
-    entry = float(o[start - 1])
-    stop = None if stop_frac is None else entry * (1 - direction * stop_frac)
-    target = None if target_frac is None else entry * (1 + direction * target_frac)
-    pos = _position(direction, entry, stop, target, trail, activation)
+    o, h, low, pos = _walk_and_position(
+        seed, start + length + 1, start, direction, stop_frac, target_frac, trail, activation
+    )
     stop_at = start + length
     # Act: with the opens, or (every open inside its bar's range) with the range only, bar
     # by bar or a stretch at a time
@@ -118,12 +141,7 @@ def test_the_scan_finds_the_first_exit_bar_and_the_anchor_before_it(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    seed=st.integers(0, 10_000),
-    direction=st.sampled_from([1, -1]),
-    stop_frac=st.one_of(st.none(), st.floats(0.002, 0.2)),
-    target_frac=st.one_of(st.none(), st.floats(0.002, 0.5)),
-    trail=st.one_of(st.none(), st.floats(0.001, 0.3)),
-    activation=st.one_of(st.none(), st.floats(0.001, 0.05)),
+    **_LEVELS,
     moved=st.floats(0.0, 0.03),
     start=st.integers(1, 50),
     length=st.integers(0, 2_000),
@@ -143,15 +161,13 @@ def test_the_scan_of_levels_equals_the_scan_of_the_position_holding_them(
 ) -> None:
     # Arrange: a position (its anchor already moved past the entry when trailing) and the
     # same levels as a tuple, the way the broker passes them at an entry's fill
-    o, h, low = _walk(seed, start + length + 1)
-    entry = float(o[start - 1])
-    stop = None if stop_frac is None else entry * (1 - direction * stop_frac)
-    target = None if target_frac is None else entry * (1 + direction * target_frac)
-    pos = _position(direction, entry, stop, target, trail, activation)
+    o, h, low, pos = _walk_and_position(
+        seed, start + length + 1, start, direction, stop_frac, target_frac, trail, activation
+    )
     if trail:
         from dataclasses import replace
 
-        pos = replace(pos, trail_anchor=entry * (1 + direction * moved))
+        pos = replace(pos, trail_anchor=pos.entry_price * (1 + direction * moved))
     levels = (
         pos.direction, pos.entry_price, pos.stop_loss, pos.take_profit, pos.trail_fraction,
         pos.trail_activation, pos.trail_anchor,
