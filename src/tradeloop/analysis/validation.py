@@ -260,7 +260,9 @@ def t_test_returns(returns: np.ndarray) -> TTestResult:
     (3.4641, 0.0371)
     """
     r = np.asarray(returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
+    finite = np.isfinite(r)
+    if not finite.all():
+        r = r[finite]
     n = int(r.size)
     if n < 2:
         mean = float(r.mean()) if n else math.nan
@@ -272,6 +274,10 @@ def t_test_returns(returns: np.ndarray) -> TTestResult:
         return TTestResult(n, mean, 0.0, t_stat, 0.0 if mean > 0 else 1.0)
     t_stat = mean / (std / math.sqrt(n))
     return TTestResult(n, mean, std, t_stat, t_sf(t_stat, n - 1))
+
+
+#: values gathered at a time by :func:`bootstrap_sharpe_ci` (rows of drawn blocks)
+_GATHER_VALUES = 1 << 17
 
 
 def _block_length(n: int) -> int:
@@ -294,7 +300,9 @@ def bootstrap_sharpe_ci(
     blocks as there are, with replacement.
     """
     r = np.asarray(returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
+    finite = np.isfinite(r)
+    if not finite.all():
+        r = r[finite]
     n = int(r.size)
     scale = math.sqrt(periods_per_year)
     if n < 2:
@@ -306,17 +314,30 @@ def bootstrap_sharpe_ci(
     starts = np.arange(0, n, length)
     centred = r - mean  # sums of centred values keep the variance formula well conditioned
     s1 = np.add.reduceat(centred, starts)
-    s2 = np.add.reduceat(centred * centred, starts)
+    s2 = np.add.reduceat(np.multiply(centred, centred, out=centred), starts)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     idx = rng.integers(0, starts.size, size=(samples, starts.size))
     # each resample's length: every block holds `length` returns but the last, which may hold
     # fewer (exact integers, as the sum of the drawn blocks' sizes; no gather of them)
     big_n = np.full(samples, float(length * starts.size))
     short = length - (n - int(starts[-1]))
-    if short:
-        big_n -= short * np.count_nonzero(idx == starts.size - 1, axis=1)
-    m = s1[idx].sum(axis=1) / big_n
-    var = (s2[idx].sum(axis=1) - big_n * m * m) / np.maximum(big_n - 1.0, 1.0)
+    sum1, sum2 = np.empty(samples), np.empty(samples)
+    # the resamples' sums a few rows at a time, gathered into one reused buffer: the same
+    # row sums as gathering all at once, without two more arrays the size of ``idx`` (each
+    # new one costs its page faults, more than the sums themselves on a long run)
+    rows = max(1, _GATHER_VALUES // starts.size)
+    buf = np.empty((min(rows, samples), starts.size))
+    for lo in range(0, samples, rows):
+        part = idx[lo : lo + rows]
+        out = buf[: part.shape[0]]
+        if short:
+            big_n[lo : lo + rows] -= short * np.count_nonzero(part == starts.size - 1, axis=1)
+        np.take(s1, part, out=out)
+        out.sum(axis=1, out=sum1[lo : lo + rows])
+        np.take(s2, part, out=out)
+        out.sum(axis=1, out=sum2[lo : lo + rows])
+    m = sum1 / big_n
+    var = (sum2 - big_n * m * m) / np.maximum(big_n - 1.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         sharpes = np.where(var > 0, (m + mean) / np.sqrt(np.maximum(var, 0.0)), 0.0) * scale
     tail = (1.0 - confidence) / 2.0 * 100.0
@@ -392,7 +413,9 @@ def deflated_sharpe(
     sqrt((1 - skew SR + (kurtosis - 1) / 4 SR^2) / (n - 1)).
     """
     r = np.asarray(returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
+    finite = np.isfinite(r)
+    if not finite.all():
+        r = r[finite]
     n = int(r.size)
     if n < 2:
         return SharpeSignificance(
