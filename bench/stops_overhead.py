@@ -13,9 +13,15 @@ the stops / plain ratio of the medians, every run's time and the trade count (th
 every run of a case, else the script fails). The load average is printed before and after.
 Timings are printed, never asserted; nothing is written anywhere.
 
+With ``--attribute`` two more cases run in the same rounds: the stops run with one part of
+every entry done twice (the first result thrown away): building the entry's ``Signal``
+(``SmaCross._signal``), and the exit scan at the entry's fill (the broker's
+``range_exit_bar``). The time each adds to the stops run is that part's cost inside the run
+(a lower bound: the repeated call finds its code and data warm), printed in a second table.
+
 Usage::
 
-    .venv/bin/python bench/stops_overhead.py [--bars N] [--repeat K] [--data FILE]
+    .venv/bin/python bench/stops_overhead.py [--bars N] [--repeat K] [--data FILE] [--attribute]
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,45 @@ from backtest_throughput import (  # noqa: E402
 
 #: the stops of speed_table.py's "SmaCross + SL/TP/trailing" row
 STOPS = {"stop_loss": 0.01, "take_profit": 0.02, "trailing_stop": 0.01}
+PLAIN_CASE = "SmaCross"
+STOPS_CASE = "SmaCross + SL 1% / TP 2% / trailing 1%"
+#: --attribute: case name -> the part of every entry done twice
+DOUBLED = {
+    "stops, each entry's Signal built twice": "signal",
+    "stops, each fill's exit scan run twice": "scan",
+}
+
+#: a case: the strategy's parameters and the part done twice (None: none)
+Case = tuple[dict[str, float], str | None]
+
+
+@contextmanager
+def doubled(part: str | None) -> Iterator[None]:
+    """Within the block, ``part`` (``signal`` or ``scan``, see ``DOUBLED``) runs twice per
+    call, the second result returned: the same trades, the part's cost paid twice."""
+    if part is None:
+        yield
+        return
+    owner: Any
+    if part == "signal":
+        from tradeloop.strategy.examples.sma_cross import SmaCross
+
+        owner, name = SmaCross, "_signal"
+    else:
+        import tradeloop.execution.simulated as owner
+
+        name = "range_exit_bar"
+    original = getattr(owner, name)
+
+    def twice(*args: Any) -> Any:
+        original(*args)
+        return original(*args)
+
+    setattr(owner, name, twice)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def _cpu_now() -> float:
@@ -77,16 +123,18 @@ def make_runner(bars: Any) -> Callable[[dict[str, float]], tuple[float, float, i
 
 def measure(
     run: Callable[[dict[str, float]], tuple[float, float, int]],
-    cases: dict[str, dict[str, float]],
+    cases: dict[str, Case],
     repeat: int,
 ) -> dict[str, list[tuple[float, float, int]]]:
     """One warm-up run per case, then ``repeat`` alternating rounds: every case's runs."""
-    for params in cases.values():
-        run(params)
+    for params, part in cases.values():
+        with doubled(part):
+            run(params)
     out: dict[str, list[tuple[float, float, int]]] = {name: [] for name in cases}
     for _ in range(max(1, repeat)):
-        for name, params in cases.items():
-            out[name].append(run(params))
+        for name, (params, part) in cases.items():
+            with doubled(part):
+                out[name].append(run(params))
     for name, runs in out.items():
         if len({trades for _, _, trades in runs}) != 1:
             raise SystemExit(f"{name}: the trade count changed between runs: {runs}")
@@ -115,18 +163,50 @@ def table(runs: dict[str, list[tuple[float, float, int]]], bars: int) -> list[st
     return lines
 
 
+def attribution(runs: dict[str, list[tuple[float, float, int]]]) -> list[str]:
+    """The second table of ``--attribute``: each doubled part's cost inside the stops run."""
+    stops = runs[STOPS_CASE]
+    entries = stops[0][2]
+    base_wall = statistics.median(r[0] for r in stops)
+    base_cpu = statistics.median(r[1] for r in stops)
+    extra = base_wall - statistics.median(r[0] for r in runs[PLAIN_CASE])
+    lines = [
+        f"The stops run takes {extra * 1000:.0f} ms more than the plain one "
+        f"({extra / entries * 1e6:.1f} us an entry, {entries:,} entries).\n",
+        "| part done twice | added to the stops run, wall ms | CPU ms | per entry, wall us "
+        "| share of the stops' extra time |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in DOUBLED:
+        wall = statistics.median(r[0] for r in runs[name]) - base_wall
+        cpu = statistics.median(r[1] for r in runs[name]) - base_cpu
+        share = f"{wall / extra:.0%}" if extra > 0 else "-"
+        lines.append(
+            f"| {name} | {wall * 1000:.0f} | {cpu * 1000:.0f} "
+            f"| {wall / entries * 1e6:.2f} | {share} |"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run both cases and print the table."""
+    """Run the cases and print the table(s)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bars", type=int, default=1_000_000, help="bars (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating rounds (median of K)")
     parser.add_argument("--data", type=Path, default=None, help="OHLCV source file")
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="also run the stops case with each entry's Signal, then its exit scan, done twice",
+    )
     args = parser.parse_args(argv)
 
     load_start = _load()
     bars = build_series(load_source(resolve_data(args.data)), args.bars)
     run = make_runner(bars)
-    cases = {"SmaCross": {}, "SmaCross + SL 1% / TP 2% / trailing 1%": STOPS}
+    cases: dict[str, Case] = {PLAIN_CASE: ({}, None), STOPS_CASE: (STOPS, None)}
+    if args.attribute:
+        cases.update({name: (STOPS, part) for name, part in DOUBLED.items()})
     runs = measure(run, cases, args.repeat)
     load_end = _load()
     print(
@@ -135,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"median of {max(1, args.repeat)} alternating rounds after one warm-up run each\n"
     )
     print("\n".join(table(runs, len(bars.close))))
+    if args.attribute:
+        print()
+        print("\n".join(attribution(runs)))
     return 0
 
 
