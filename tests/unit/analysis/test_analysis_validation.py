@@ -196,6 +196,20 @@ def test_validation_bootstrap_equals_the_resample_sums_by_hand(n: int) -> None:
     assert (got.low, got.high) == (low, high)
 
 
+def test_validation_bootstrap_leaves_out_returns_that_are_not_finite() -> None:
+    # Arrange: the same returns with NaN and infinities put in (a warm-up bar, a zero equity)
+    r = np.random.default_rng(8).normal(0.0002, 0.01, 3_001)
+    dirty = np.insert(r, [0, 1, 1_500, 3_001], [math.nan, math.inf, -math.inf, math.nan])
+    # Act
+    clean_ci = bootstrap_sharpe_ci(r, HOURLY, seed=7)
+    dirty_ci = bootstrap_sharpe_ci(dirty, HOURLY, seed=7)
+    # Assert: the interval of the finite returns alone, to the last bit, the input untouched
+    assert dirty_ci == clean_ci
+    assert math.isfinite(dirty_ci.low)
+    assert math.isfinite(dirty_ci.high)
+    assert np.count_nonzero(~np.isfinite(dirty)) == 4
+
+
 def test_validation_bootstrap_interval_shrinks_with_more_data() -> None:
     # Arrange
     rng = np.random.default_rng(2)
