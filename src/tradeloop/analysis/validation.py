@@ -249,6 +249,14 @@ class ValidationReport:
 # --------------------------------------------------------------------------- tests
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``values`` as float64 without its NaN and infinite entries (not copied when it has
+    none: a run's bar returns are 1M values)."""
+    r = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(r)
+    return r if finite.all() else r[finite]
+
+
 def t_test_returns(returns: np.ndarray) -> TTestResult:
     """One-sided t-test of ``returns`` against a zero mean (H1: the mean is positive).
 
@@ -259,10 +267,7 @@ def t_test_returns(returns: np.ndarray) -> TTestResult:
     >>> round(r.t_stat, 4), round(r.p_value, 4)
     (3.4641, 0.0371)
     """
-    r = np.asarray(returns, dtype=np.float64)
-    finite = np.isfinite(r)
-    if not finite.all():
-        r = r[finite]
+    r = _finite(returns)
     n = int(r.size)
     if n < 2:
         mean = float(r.mean()) if n else math.nan
@@ -299,10 +304,7 @@ def bootstrap_sharpe_ci(
     ``max(n ** (1/3), n / 2000)``; the last block may be shorter); each resample draws as many
     blocks as there are, with replacement.
     """
-    r = np.asarray(returns, dtype=np.float64)
-    finite = np.isfinite(r)
-    if not finite.all():
-        r = r[finite]
+    r = _finite(returns)
     n = int(r.size)
     scale = math.sqrt(periods_per_year)
     if n < 2:
@@ -376,8 +378,7 @@ def probabilistic_sharpe(returns: np.ndarray, benchmark: float = 0.0) -> float:
     PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)), with the
     per-period (not annualized) Sharpe SR.
     """
-    r = np.asarray(returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
+    r = _finite(returns)
     if r.size < 2:
         return math.nan
     sharpe, skew, kurt, _ = _moments(r)
@@ -412,10 +413,7 @@ def deflated_sharpe(
     standard error of this run's Sharpe estimate,
     sqrt((1 - skew SR + (kurtosis - 1) / 4 SR^2) / (n - 1)).
     """
-    r = np.asarray(returns, dtype=np.float64)
-    finite = np.isfinite(r)
-    if not finite.all():
-        r = r[finite]
+    r = _finite(returns)
     n = int(r.size)
     if n < 2:
         return SharpeSignificance(
@@ -517,8 +515,7 @@ def monte_carlo_trades(
     ``shuffle``); a return at or below -100% ends the path at zero equity. ``max_steps`` caps
     ``sims * steps per path`` (at least 100 paths are kept).
     """
-    r = np.asarray(trade_returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
+    r = _finite(trade_returns)
     n = int(r.size)
     if n == 0:
         empty = np.zeros(0)

@@ -208,6 +208,18 @@ def test_validation_bootstrap_leaves_out_returns_that_are_not_finite() -> None:
     assert math.isfinite(dirty_ci.low)
     assert math.isfinite(dirty_ci.high)
     assert np.count_nonzero(~np.isfinite(dirty)) == 4
+    # and every other statistic that drops them: the same as on the finite returns alone
+    assert t_test_returns(dirty) == t_test_returns(r)
+    assert deflated_sharpe(dirty, 5) == deflated_sharpe(r, 5)
+    assert probabilistic_sharpe(dirty) == probabilistic_sharpe(r)
+    dirty_mc = monte_carlo_trades(dirty, 10_000.0, sims=200, seed=3)
+    clean_mc = monte_carlo_trades(r, 10_000.0, sims=200, seed=3)
+    assert (dirty_mc.trades, dirty_mc.max_drawdown, dirty_mc.final_equity) == (
+        clean_mc.trades,
+        clean_mc.max_drawdown,
+        clean_mc.final_equity,
+    )
+    assert dirty_mc.trades == r.size
 
 
 def test_validation_bootstrap_interval_shrinks_with_more_data() -> None:
