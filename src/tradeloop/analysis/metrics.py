@@ -6,9 +6,9 @@ Conventions (stated because peers differ):
   from the starting equity.
 * Annualization uses a number of periods per year inferred from the data
   (:func:`infer_annualization`): a market that trades every day (crypto) has 365 days of
-  bars per year (525,600 for 1m bars, 8,760 for 1h, 365 for 1d, 52.14 for 1w); data with no
-  weekend bars is exchange-session data: 252 sessions per year times the bars of a session
-  (252 for daily SPY, 252 x 390 for US-equity minutes); a market calendar (``--calendar``)
+  bars per year (525,600 for 1m bars, 8,760 for 1h, 365 for 1d, 52.14 for 1w); data with
+  (nearly) empty weekends is exchange-session data: 252 sessions per year times the bars of
+  a session (252 for daily SPY, 252 x 390 for US-equity minutes); a market calendar (``--calendar``)
   gives its own sessions per year; ``--periods-per-year`` overrides all of them. The factor
   and its basis are reported with the metrics. Volatility = std (ddof=1) * sqrt(periods);
   Sharpe = mean / std (ddof=1) * sqrt(periods) with a zero risk-free rate.
@@ -45,6 +45,7 @@ __all__ = [
     "SymbolRow",
     "compute_metrics",
     "drawdown_curve",
+    "given_annualization",
     "infer_annualization",
     "month_breakdown",
     "monthly_returns",
@@ -88,12 +89,35 @@ class Annualization:
         return f"{self.periods_per_year:,.6g} periods/year ({self.detail})"
 
 
+def given_annualization(periods: float | None, basis: str = "") -> Annualization | None:
+    """A factor the run was given, as :func:`compute_metrics` takes it: ``basis`` says where
+    it came from (a market calendar's sessions), else it is shown as given.
+
+    >>> given_annualization(252.0 * 390, "XNYS sessions").describe()
+    '98,280 periods/year (XNYS sessions)'
+    >>> given_annualization(12.0).describe()
+    '12 periods/year (given)'
+    >>> given_annualization(None) is None
+    True
+    """
+    if periods is None:
+        return None
+    if basis:
+        return Annualization(float(periods), "calendar", basis)
+    return Annualization(float(periods), "given", "given")
+
+
 def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
     """Infer the periods per year from bar times ``ts`` of bars ``bar_ns`` long.
 
-    Data with bars on Saturdays or Sundays (UTC) trades every day: 365 days of bars. Data
-    without (at least two weeks of it) is exchange-session data: 252 sessions a year, times
-    the median number of bars per trading day for intraday bars; weekly bars: 52 a year.
+    The bars of each weekday (UTC) are counted against the number of times that weekday
+    occurs in the data's span. A market that trades every day fills every weekday alike: 365
+    days of bars. Exchange-session data leaves two weekdays (nearly) empty, usually Saturday
+    and Sunday; a few after-hours bars stamped early on Saturday (UTC) or bars of a market
+    east of UTC stamped the day before do not make it 24/7: 252 sessions a year, times the
+    median number of bars per trading day for intraday bars; weekly bars: 52 a year. A span
+    without a weekend cannot show which it is: intraday bars covering less than three quarters
+    of each day are session data, anything else is taken as 24/7.
 
     >>> day = 86_400 * 10**9
     >>> infer_annualization(np.arange(30) * day, day).periods_per_year
@@ -104,22 +128,43 @@ def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
     """
     ts = np.asarray(ts, dtype=np.int64)
     every_day = Annualization(periods_per_year(bar_ns), "24/7", "365 days a year, bars every day")
-    if ts.size < 2 or int(ts[-1]) - int(ts[0]) < 14 * _DAY_NS or bar_ns > 7 * _DAY_NS:
+    if ts.size < 2 or bar_ns > 7 * _DAY_NS:
         return every_day
-    # the time within its week from Monday 00:00 (1970-01-01 was a Thursday): Saturday and
-    # Sunday are its last two days (one pass, no array of day numbers)
-    in_week = ts + 3 * _DAY_NS
-    np.remainder(in_week, 7 * _DAY_NS, out=in_week)
-    weekend = int(np.count_nonzero(in_week >= 5 * _DAY_NS))
-    if weekend > 0.01 * ts.size:
-        return every_day
+    days = ts // _DAY_NS
+    first, last = int(days[0]), int(days[-1])
     if bar_ns >= 7 * _DAY_NS:
+        # one stamp a week says nothing about the days traded: a weekend stamp is 24/7's
+        weekend = np.count_nonzero((days + 3) % 7 >= 5)
+        if weekend:
+            return every_day
         return Annualization(52.0, "sessions", "52 weeks a year, no weekend bars")
-    if bar_ns >= _DAY_NS:
-        sessions = SESSIONS_PER_YEAR * _DAY_NS / bar_ns
-        return Annualization(sessions, "sessions", "252 sessions a year, no weekend bars")
-    _, per_day = np.unique(ts // _DAY_NS, return_counts=True)
+    # per weekday (Monday 0; 1970-01-01 was a Thursday): its bars and its days in the span
+    bars = np.bincount((days + 3) % 7, minlength=7)
+    span = last - first + 1
+    occurs = np.full(7, span // 7)
+    occurs[(first + 3 + np.arange(span % 7)) % 7] += 1
+    coverage = np.where(occurs > 0, bars / np.maximum(occurs, 1), np.nan)
+    per_day = np.unique(days, return_counts=True)[1]
     bars_per_day = float(np.median(per_day))
+    if occurs[5] == 0 and occurs[6] == 0:
+        # no weekend in the span: only a short trading day tells session data apart
+        if bar_ns >= _DAY_NS or bars_per_day * bar_ns >= 0.75 * _DAY_NS:
+            return Annualization(
+                every_day.periods_per_year, "24/7", "365 days a year (no weekend in the data)"
+            )
+    else:
+        present = np.sort(coverage[occurs > 0])
+        typical = float(np.median(present))
+        if present.size == 7:
+            sessions = float(present[1]) < 0.5 * typical  # two (nearly) empty weekdays
+        else:  # a span shorter than a week: its weekend days (nearly) empty
+            weekend_cov = coverage[5:][occurs[5:] > 0]
+            sessions = bool(np.all(weekend_cov < 0.5 * typical))
+        if not sessions:
+            return every_day
+    if bar_ns >= _DAY_NS:
+        periods = SESSIONS_PER_YEAR * _DAY_NS / bar_ns
+        return Annualization(periods, "sessions", "252 sessions a year, no weekend bars")
     return Annualization(
         SESSIONS_PER_YEAR * bars_per_day,
         "sessions",

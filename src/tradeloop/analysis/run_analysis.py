@@ -10,6 +10,7 @@ import numpy as np
 
 from tradeloop.analysis.bias import BiasConfig, BiasReport, detect_biases
 from tradeloop.analysis.metrics import (
+    Annualization,
     MonthRow,
     PerformanceMetrics,
     SymbolRow,
@@ -93,7 +94,7 @@ def analyze_run(
     metrics: PerformanceMetrics | None = None,
     validation: ValidationConfig | None = None,
     bias: BiasConfig | None = None,
-    periods: float | None = None,
+    periods: float | Annualization | None = None,
     columns: TradeColumns | None = None,
 ) -> RunAnalysis:
     """Analyse a run: metrics (reused when given), per-symbol and per-month breakdowns,
@@ -118,7 +119,8 @@ def analyze_run(
     validation, bias
         Configurations (defaults when None).
     periods
-        Periods per year when ``metrics`` is None (None: inferred from ``ts``).
+        Periods per year when ``metrics`` is None, as a number or with its basis (None:
+        inferred from ``ts``).
     columns
         ``trades`` as :class:`TradeColumns` when the caller has them (the engine builds them
         once for its metrics); built here otherwise.

@@ -300,7 +300,7 @@ def backtest(
         float | None,
         typer.Option(
             help="Periods per year for Sharpe/volatility (default: inferred, 365 days for "
-            "24/7 data, 252 sessions for data without weekend bars).",
+            "24/7 data, 252 sessions for data with empty weekends).",
         ),
     ] = None,
     no_header: Annotated[

@@ -116,8 +116,10 @@ def enforce(reports: Sequence[QualityReport], *, allow: bool) -> list[dict[str, 
 
 def keep_sessions(item: LoadedBars, sessions: Sessions) -> tuple[LoadedBars, int]:
     """Return ``item`` with only the bars opening inside a session, and how many were dropped."""
+    from tradeloop.core.timeframes import timeframe_ns
+
     bars = item.bars
-    mask = sessions.in_session(np.asarray(bars.ts))
+    mask = sessions.in_session(np.asarray(bars.ts), timeframe_ns(bars.timeframe))
     dropped = int(mask.shape[0] - np.count_nonzero(mask))
     if dropped == 0:
         return item, 0

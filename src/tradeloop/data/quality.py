@@ -466,14 +466,17 @@ def check_quality(
 def _off_grid(
     ts: np.ndarray, timeframe: str, step: int, session_opens: np.ndarray | None
 ) -> np.ndarray:
-    """Mask of stamps off the timeframe grid (anchored at session opens when given)."""
+    """Mask of stamps off the timeframe grid: the clock's (epoch-anchored) grid, or with
+    ``session_opens`` also each session's own grid from its open (an XNYS hour bar may start
+    at 14:30 or, as clock-hour buckets do, at 14:00)."""
+    anchor = int(bucket_start(0, timeframe))
+    off_clock = np.asarray((ts - anchor) % step != 0)
     if session_opens is None or step >= 86_400_000_000_000 or ts.size == 0:
-        anchor = int(bucket_start(0, timeframe))
-        return np.asarray((ts - anchor) % step != 0)
+        return off_clock
     opens = np.asarray(session_opens, dtype=np.int64)
     i = np.searchsorted(opens, ts, side="right") - 1
     session_anchor = np.where(i >= 0, opens[np.clip(i, 0, None)], 0)
-    return np.asarray((ts - session_anchor) % step != 0)
+    return off_clock & np.asarray((ts - session_anchor) % step != 0)
 
 
 # ---------------------------------------------------------------------- detectors

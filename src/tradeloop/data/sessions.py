@@ -8,7 +8,7 @@ summer). Times are UTC nanoseconds; a session is the half-open interval ``[open,
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -17,12 +17,15 @@ from tradeloop.core.errors import ConfigError, did_you_mean
 
 __all__ = ["Sessions", "session_opens", "sessions_for"]
 
+_DAY_NS = 86_400 * 10**9
+
 
 @dataclass(frozen=True)
 class Sessions:
     """The sessions of one calendar over a range: ``opens[i] <= t < closes[i]`` is open.
 
-    A session with a lunch break is split into two intervals.
+    A session with a lunch break is split into two intervals. ``dates`` are the session dates
+    (midnight UTC, ns), the days daily bars are stamped with.
     """
 
     name: str
@@ -30,11 +33,20 @@ class Sessions:
     closes: np.ndarray
     session_count: int
     years: int
+    dates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
-    def in_session(self, ts: np.ndarray) -> np.ndarray:
-        """Mask of the bar open times ``ts`` that fall inside a session (vectorized)."""
+    def in_session(self, ts: np.ndarray, bar_ns: int = 0) -> np.ndarray:
+        """Mask of the bars opening at ``ts`` (``bar_ns`` long) that trade in a session.
+
+        An intraday bar is in when its interval ``[t, t + bar_ns)`` overlaps a session, so a
+        clock-hour bar stamped 14:00 holds the 14:30 open's first half hour; a daily (or
+        longer) bar is in when its UTC date is a session date (daily bars are stamped with
+        their session's date, at midnight or at any time of that day). Vectorized.
+        """
         ts = np.asarray(ts, dtype=np.int64)
-        i = np.searchsorted(self.opens, ts, side="right") - 1
+        if bar_ns >= _DAY_NS:
+            return np.asarray(np.isin(ts - ts % _DAY_NS, self.dates), dtype=bool)
+        i = np.searchsorted(self.opens, ts + max(bar_ns, 1), side="left") - 1
         ok = i >= 0
         closes = self.closes[np.clip(i, 0, None)]
         return np.asarray(ok & (ts < closes), dtype=bool)
@@ -104,6 +116,7 @@ def sessions_for(name: str, first_ns: int, last_ns: int) -> Sessions:
         closes=np.sort(np.concatenate([closes, b_starts[has_break]])),
         session_count=len(calendar.sessions),
         years=last_year - first_year + 1,
+        dates=_ns(calendar.sessions),
     )
 
 

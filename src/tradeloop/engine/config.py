@@ -103,8 +103,12 @@ class RunConfig:
         refuse the buy). 0 (default): sizes unchanged.
     periods_per_year
         Periods per year for annualized metrics (Sharpe, volatility, Sortino); None infers
-        it from the bar times (365 days for data with weekend bars, 252 sessions otherwise;
-        see :func:`~tradeloop.analysis.metrics.infer_annualization`).
+        it from the bar times (365 days for data with bars every day, 252 sessions for
+        data with empty weekends; see :func:`~tradeloop.analysis.metrics.infer_annualization`).
+    periods_basis
+        Where a set ``periods_per_year`` comes from, shown with the metrics (a backtest with
+        ``--calendar`` sets both: ``"XNYS sessions: 252 a year x 390 bars a session"``);
+        empty: given by the user.
 
     Raises
     ------
@@ -124,6 +128,7 @@ class RunConfig:
     trade_start: int | None = None
     risk: RiskConfig = field(default_factory=RiskConfig.permissive)
     periods_per_year: float | None = None
+    periods_basis: str = ""
     post_only_entries: bool = False
     cash_buffer_pct: float = 0.0
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
-from tradeloop.analysis.metrics import compute_metrics
+from tradeloop.analysis.metrics import compute_metrics, given_annualization
 from tradeloop.analysis.trades import trade_columns
 from tradeloop.core.errors import ConfigError, StrategyError
 from tradeloop.core.orders import Order
@@ -565,7 +565,7 @@ class BacktestEngine:
             market.base_ns,
             initial_equity=self.config.balance,
             exposure_mask=exposure,
-            periods=self.config.periods_per_year,
+            periods=given_annualization(self.config.periods_per_year, self.config.periods_basis),
         )
         strategy = self.strategy
         return BacktestResult(

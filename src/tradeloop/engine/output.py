@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 
 import tradeloop
 from tradeloop.analysis.bias import BiasConfig
+from tradeloop.analysis.metrics import given_annualization
 from tradeloop.analysis.regimes import RegimeSeries
 from tradeloop.analysis.report import write_report
 from tradeloop.analysis.run_analysis import RunAnalysis, analyze_run
@@ -737,7 +738,9 @@ def regenerate_report(
         prices=prices,
         validation=validation,
         bias=bias,
-        periods=config.get("periods_per_year"),
+        periods=given_annualization(
+            config.get("periods_per_year"), config.get("periods_basis") or ""
+        ),
     )
     notes = [f"{w}: the report is regenerated without price charts." for w in warnings]
     target = Path(out) if out is not None else folder / "report.html"

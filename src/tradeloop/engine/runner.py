@@ -190,8 +190,11 @@ def strategy_plot(strategy: Strategy) -> dict[str, tuple[Any, Any]]:
         return {}
 
 
-def calendar_periods_per_year(calendar: str, loaded: Sequence[LoadedBars], bar_ns: int) -> float:
-    """Periods per year of bars ``bar_ns`` long traded in ``calendar``'s sessions.
+def calendar_periods_per_year(
+    calendar: str, loaded: Sequence[LoadedBars], bar_ns: int
+) -> tuple[float, str]:
+    """Periods per year of bars ``bar_ns`` long traded in ``calendar``'s sessions, and the
+    basis in words (shown with the metrics).
 
     Daily (and longer) bars: the calendar's sessions per year over the data's range (about
     252 for XNYS) scaled by the bar length in days; intraday bars: sessions per year times the
@@ -206,10 +209,12 @@ def calendar_periods_per_year(calendar: str, loaded: Sequence[LoadedBars], bar_n
     sessions = sessions_for(calendar, first, last)
     per_year = sessions.sessions_per_year()
     day = 86_400 * 10**9
+    basis = f"{sessions.name} sessions: {per_year:.4g} a year"
     if bar_ns >= day:
-        return float(per_year * day / bar_ns)
+        return float(per_year * day / bar_ns), basis
     length = float(np.median(sessions.closes - sessions.opens))
-    return float(per_year * max(1.0, np.ceil(length / bar_ns)))
+    bars = max(1.0, float(np.ceil(length / bar_ns)))
+    return float(per_year * bars), f"{basis} x {bars:g} bars a session"
 
 
 def _instrument(item: LoadedBars, config: RunConfig) -> Instrument:
@@ -326,8 +331,8 @@ def run_backtest(
             if strategy.timeframes
             else max((i.timeframe for i in loaded), key=timeframe_minutes)
         )
-        periods = calendar_periods_per_year(calendar, loaded, timeframe_ns(tf))
-        config = replace(config, periods_per_year=periods)
+        periods, basis = calendar_periods_per_year(calendar, loaded, timeframe_ns(tf))
+        config = replace(config, periods_per_year=periods, periods_basis=basis)
     instruments = {item.bars.symbol: _instrument(item, config) for item in loaded}
     bars = {item.bars.symbol: item.bars for item in loaded}
     result = run_on_bars(

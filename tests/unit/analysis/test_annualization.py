@@ -99,26 +99,101 @@ def test_weekday_minutes_are_sessions_times_bars_per_day() -> None:
 
 @pytest.mark.parametrize("origin_days", [0, -7 * 3000, 7 * 2800])
 def test_weekend_bars_are_counted_to_the_nanosecond(origin_days: int) -> None:
-    # Arrange: daily stamps Monday to Friday 23:59:59.999999999, plus k stamps at Saturday
-    # 00:00 or Sunday 23:59:59.999999999 of the same weeks (1970-01-05 was a Monday; weeks
-    # before 1970 too): 24/7 once the weekend stamps are more than 1% of all
+    # Arrange: daily stamps Monday to Friday 23:59:59.999999999 (still the weekday), plus
+    # stamps at Saturday 00:00 and Sunday 23:59:59.999999999 of the same weeks (1970-01-05 was
+    # a Monday; weeks before 1970 too)
     monday = (4 + origin_days) * DAY
     weeks = 20
     week = 7 * DAY
     weekdays = [monday + w * week + d * DAY + DAY - 1 for w in range(weeks) for d in range(5)]
     saturday = [monday + w * week + 5 * DAY for w in range(weeks)]
     sunday_end = [monday + w * week + 7 * DAY - 1 for w in range(weeks)]
-    weekend = saturday + sunday_end
 
-    def basis(k: int) -> str:
-        ts = np.sort(np.array(weekdays + weekend[:k], dtype=np.int64))
+    def basis(*stamps: list[int]) -> str:
+        ts = np.sort(np.array([t for part in stamps for t in part], dtype=np.int64))
         return infer_annualization(ts, DAY).basis
 
-    # Act / Assert: 1 weekend stamp of 101 is 0.99%, 2 of 102 are 1.96%
-    assert basis(0) == "sessions"
-    assert basis(1) == "sessions"
-    assert basis(2) == "24/7"
-    assert basis(len(weekend)) == "24/7"
+    # Act / Assert: weekdays alone are sessions; every weekend day filled is 24/7; a few
+    # Saturdays (a quarter of them) and no Sunday are still sessions
+    assert basis(weekdays) == "sessions"
+    assert basis(weekdays, saturday, sunday_end) == "24/7"
+    assert basis(weekdays, saturday[::4]) == "sessions"
+    assert basis(weekdays, saturday[:1], sunday_end[:1]) == "sessions"
+
+
+def test_after_hours_bars_stamped_on_saturday_utc_stay_sessions() -> None:
+    # Arrange: US-equity hours bars 08:00-00:59 UTC (pre-market to after-hours), Monday to
+    # Friday for 16 weeks from 2024-01-01 (a Monday): Friday's last bar is stamped Saturday
+    # 00:00 UTC, so about 1.2% of the bars fall on a Saturday
+    hour = 3_600 * 10**9
+    start = pd.Timestamp("2024-01-01 08:00", tz="UTC").value
+    days = [d for d in range(16 * 7) if d % 7 < 5]
+    ts = np.concatenate([start + d * DAY + np.arange(17) * hour for d in days])
+    saturday = np.count_nonzero(((ts // DAY) + 3) % 7 == 5)
+    assert saturday > 0.01 * ts.size
+    # Act
+    annual = infer_annualization(ts, hour)
+    # Assert
+    assert annual.basis == "sessions"
+    assert annual.periods_per_year == 252 * 17  # Tuesday to Friday (UTC): 1 + 16 bars
+
+
+def test_market_east_of_utc_with_bars_stamped_the_day_before_is_sessions() -> None:
+    # Arrange: a Tokyo-style daily series stamped 15:00 UTC the day before each session:
+    # Sunday to Thursday (UTC), 30 weeks from 2024-01-07 (a Sunday)
+    start = pd.Timestamp("2024-01-07 15:00", tz="UTC").value
+    ts = np.array([start + d * DAY for d in range(30 * 7) if d % 7 < 5], dtype=np.int64)
+    # Act
+    annual = infer_annualization(ts, DAY)
+    # Assert
+    assert annual.basis == "sessions"
+    assert annual.periods_per_year == 252.0
+
+
+def test_short_span_over_a_weekend_without_weekend_bars_is_sessions() -> None:
+    # Arrange: SPY-like daily bars 2020-07-01 (Wednesday) to 2020-07-14: two weekends and a
+    # holiday (07-03) without bars, 9 sessions in all
+    days = pd.bdate_range("2020-07-01", "2020-07-14").drop(pd.Timestamp("2020-07-03"))
+    ts = days.as_unit("ns").asi8
+    # Act
+    annual = infer_annualization(ts, DAY)
+    # Assert
+    assert len(ts) == 9
+    assert annual.basis == "sessions"
+    assert annual.periods_per_year == 252.0
+
+
+def test_a_span_without_a_weekend_is_judged_by_the_length_of_its_days() -> None:
+    # Arrange: Monday to Wednesday 2024-01-01..03 of 390-minute sessions, of 24-hour minutes,
+    # and daily bars
+    minute = 60 * 10**9
+    monday = pd.Timestamp("2024-01-01", tz="UTC").value
+    session = np.concatenate([monday + d * DAY + 870 * minute + np.arange(390) * minute
+                              for d in range(3)])  # fmt: skip
+    all_day = monday + np.arange(3 * 1440) * minute
+    daily = monday + np.arange(3) * DAY
+    # Act
+    short_days = infer_annualization(session, minute)
+    full_days = infer_annualization(all_day, minute)
+    days = infer_annualization(daily, DAY)
+    # Assert
+    assert (short_days.basis, short_days.periods_per_year) == ("sessions", 252 * 390)
+    assert (full_days.basis, full_days.periods_per_year) == ("24/7", 525_600)
+    assert (days.basis, days.periods_per_year) == ("24/7", 365)
+    assert "no weekend in the data" in days.detail
+
+
+def test_24_7_data_missing_a_whole_weekend_stays_24_7() -> None:
+    # Arrange: 10 weeks of hourly bars every day, one weekend (48 hours) missing
+    hour = 3_600 * 10**9
+    monday = pd.Timestamp("2024-01-01", tz="UTC").value
+    ts = monday + np.arange(10 * 7 * 24) * hour
+    gap = (ts >= monday + 19 * DAY) & (ts < monday + 21 * DAY)
+    # Act
+    annual = infer_annualization(ts[~gap], hour)
+    # Assert
+    assert annual.basis == "24/7"
+    assert annual.periods_per_year == 8_760
 
 
 def test_metrics_report_the_factor_used() -> None:
@@ -149,3 +224,52 @@ def test_calendar_backtest_keeps_session_bars_and_uses_xnys_sessions(shared_data
     assert result.metrics.periods_per_year == pytest.approx(252 * 390)
     minutes = pd.to_datetime(result.ts, utc=True)
     assert ((minutes.hour * 60 + minutes.minute) >= 14 * 60 + 30).all()
+    assert result.metrics.annualization == (
+        "98,280 periods/year (XNYS sessions: 252 a year x 390 bars a session)"
+    )
+
+
+def test_calendar_backtest_of_daily_bars_keeps_the_session_dates(shared_data: Path) -> None:
+    # Arrange: SPY daily bars stamped with their session's date at 00:00 UTC (outside the
+    # session's hours, as daily bars are everywhere)
+    path = shared_data / "equities_daily/pandas_ta/SPY_D.normalized.csv"
+    # Act
+    result, loaded = run_backtest(
+        "sma_cross", [DataSpec(path, "SPY")], RunConfig(), strategies_dir=None, calendar="XNYS"
+    )
+    plain, _ = run_backtest("sma_cross", [DataSpec(path, "SPY")], RunConfig(), strategies_dir=None)
+    # Assert: no bar dropped, the same trades, the calendar's sessions a year as the factor
+    assert loaded[0].repaired.get("outside_sessions", 0) == 0
+    assert len(result.ts) == len(plain.ts)
+    assert [t.entry_ts for t in result.trades] == [t.entry_ts for t in plain.trades]
+    assert 250 < result.metrics.periods_per_year < 253
+    assert "XNYS sessions" in result.metrics.annualization
+    assert plain.metrics.periods_per_year == 252.0
+
+
+def test_calendar_keeps_clock_hour_bars_that_hold_a_session_open(tmp_path: Path) -> None:
+    # Arrange: XNYS minutes of 2024-01-02..05 (14:30-21:00 UTC) summed into clock-hour bars
+    # stamped 14:00 .. 20:00 (the 14:00 bar holds the open's first half hour)
+    minute = 60 * 10**9
+    days = pd.bdate_range("2024-01-02", "2024-01-05", tz="UTC")
+    ts = np.concatenate([d.value + 870 * minute + np.arange(390) * minute for d in days])
+    close = 100.0 + np.sin(np.arange(ts.size) / 50.0)
+    frame = pd.DataFrame({"ts": pd.to_datetime(ts, utc=True), "close": close})
+    hours = frame.set_index("ts")["close"].resample("1h").ohlc().dropna()
+    hours["volume"] = 1.0
+    hours.index.name = "timestamp"
+    path = tmp_path / "SPY-1h.csv"
+    hours.reset_index().to_csv(path, index=False)
+    # Act
+    result, loaded = run_backtest(
+        "sma_cross",
+        [DataSpec(path, "SPY")],
+        RunConfig(),
+        strategies_dir=None,
+        calendar="XNYS",
+    )
+    # Assert: every bar kept (7 a day, the first at 14:00), none refused as off the grid
+    assert len(hours) == 4 * 7
+    assert len(result.ts) == len(hours)
+    assert loaded[0].repaired.get("outside_sessions", 0) == 0
+    assert pd.Timestamp(int(result.ts[0]), tz="UTC").hour == 14
