@@ -7,6 +7,7 @@ converted to UTC int64 nanoseconds, and every file is validated before it is ret
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import warnings
@@ -619,8 +620,21 @@ def _decompressed(p: Path, file: str) -> bytes | None:
     return None
 
 
+def _split(line: str, sep: str) -> list[str]:
+    """The fields of one text line; a quoted field may hold the separator."""
+    if '"' not in line:
+        return line.split(sep)
+    return next(csv.reader([line], delimiter=sep), [])
+
+
 def _sniff(head: list[str], layout: CsvLayout, file: str) -> tuple[str, int, bool, int]:
-    """Return ``(sep, skip_rows, has_header, fields)`` from the first lines of a text file."""
+    """Return ``(sep, skip_rows, has_header, fields)`` from the first lines of a text file.
+
+    The separator is the candidate that splits the data lines (below any banner) into the
+    same number of fields most often, counting separators outside quotes; on a tie, the one
+    that also splits the most of all the first lines (the header included) that way: a
+    ``;``-separated file with decimal commas is ``;``, not ``,``.
+    """
     lines = [line.rstrip("\r\n") for line in head]
     body = [line for line in lines if line.strip()]
     if not body:
@@ -628,26 +642,30 @@ def _sniff(head: list[str], layout: CsvLayout, file: str) -> tuple[str, int, boo
     tail = body[min(len(body) - 1, 5) :] or body
     sep = layout.sep
     if sep is None:
-        best = (0, 0)
+        best = (0, 0, 0)
         sep = ","
         for candidate in _SEPARATORS:
-            counts = [line.count(candidate) for line in tail]
+            counts = [len(_split(line, candidate)) - 1 for line in tail]
             mode = max(set(counts), key=counts.count)
-            agree = counts.count(mode)
-            if mode > 0 and (agree, mode) > best:
-                best, sep = (agree, mode), candidate
-    fields_per_line = [len(line.split(sep)) for line in lines]
-    tail_fields = [len(line.split(sep)) for line in tail]
+            everywhere = sum(len(_split(line, candidate)) - 1 == mode for line in body)
+            score = (counts.count(mode), everywhere, mode)
+            if mode > 0 and score > best:
+                best, sep = score, candidate
+    fields_per_line = [len(_split(line, sep)) for line in lines]
+    tail_fields = [len(_split(line, sep)) for line in tail]
     fields = max(set(tail_fields), key=tail_fields.count)
+    # data lines that all end with a separator: a header without one is one field shorter
+    trailing = all(_split(line, sep)[-1].strip() == "" for line in tail)
+    widths = {fields, fields - 1} if trailing else {fields}
     if layout.skip_rows is not None:
         skip = layout.skip_rows
     else:
         skip = 0
         for n_fields, line in zip(fields_per_line, lines, strict=True):
-            if line.strip() and n_fields == fields and not line.lstrip().startswith("#"):
+            if line.strip() and n_fields in widths and not line.lstrip().startswith("#"):
                 break
             skip += 1
-    first = lines[skip].split(sep) if skip < len(lines) else []
+    first = _split(lines[skip], sep) if skip < len(lines) else []
     if layout.header is not None:
         header = layout.header
     elif layout.names is not None:
@@ -675,11 +693,8 @@ def _read_csv(
     layout = layout or CsvLayout()
     payload = _decompressed(p, file)
     try:
-        if payload is not None:
-            head_text = payload[:65536].decode("utf-8", errors="replace")
-        else:
-            with open(p, "rb") as fh:
-                head_text = fh.read(65536).decode("utf-8", errors="replace")
+        content = payload if payload is not None else p.read_bytes()
+        head_text = content[:65536].decode("utf-8", errors="replace")
         head = head_text.splitlines(keepends=True)[:50]
         sep, skip, header, n_fields = _sniff(head, layout, file)
         if skip:
@@ -690,11 +705,10 @@ def _read_csv(
                 "header" if header else "data",
                 extra={"file": file, "skip_rows": skip},
             )
-        source: Any = io.BytesIO(payload) if payload is not None else p
+        source = io.BytesIO(content)
         if header:
             names = [str(c) for c in pd.read_csv(source, nrows=0, sep=sep, skiprows=skip).columns]
-            if payload is not None:
-                source.seek(0)
+            source.seek(0)
         else:
             names = list(layout.names) if layout.names is not None else []
             if not names:
@@ -712,16 +726,26 @@ def _read_csv(
                 )
         picked = _pick_columns(names, columns, file)
         wanted = _unique(picked.values())
+        data_lines = head[skip + int(header) :]
+        quoted = b'"' in content
         frame = pd.read_csv(
             source,
             sep=sep,
             skiprows=skip,
             header=0 if header else None,
             names=None if header else names,
-            usecols=[names.index(c) for c in wanted],
+            # a row with more fields than the header: the reader refuses it when it reads
+            # every column (quoted text may hold the separator), else it is counted below
+            usecols=None if quoted else [names.index(c) for c in wanted],
+            index_col=False,
+            decimal="," if sep != "," and _decimal_commas(data_lines, sep) else ".",
             **_csv_float_options(),
             low_memory=False,
         )
+        if not quoted:
+            _check_field_counts(
+                content, sep, head[: skip + int(header)], len(names), len(frame), file
+            )
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -735,6 +759,44 @@ def _read_csv(
         wanted_names = [names[i] for i in sorted(names.index(c) for c in wanted)]
         frame.columns = wanted_names
     return picked, {k: frame[v] for k, v in picked.items()}
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+
+
+def _decimal_commas(lines: list[str], sep: str) -> bool:
+    """Whether the first data lines write numbers with a decimal comma (``9840,5``)."""
+    sample = [f for line in lines[:20] if line.strip() for f in _split(line.rstrip("\r\n"), sep)]
+    return any(_DECIMAL_COMMA.match(f) for f in sample)
+
+
+def _check_field_counts(
+    content: bytes, sep: str, above: list[str], n_names: int, n_rows: int, file: str
+) -> None:
+    """Refuse rows with more fields than the header names (an unquoted ``1,820.54``, an
+    extra column), which a reader of some columns would silently cut off.
+
+    All the separators below the header are counted at once (C speed): more than
+    ``(fields - 1) x rows`` means a longer row somewhere, found and named line by line. Empty
+    trailing fields (a separator at the end of every line) are allowed.
+    """
+    expected = (n_names - 1) * n_rows
+    below = content.count(sep.encode()) - sum(line.count(sep) for line in above)
+    if below <= expected:
+        return
+    row = 0
+    for line in content.decode("utf-8", errors="replace").splitlines()[len(above) :]:
+        if not line.strip():
+            continue
+        fields = line.split(sep)
+        if len(fields) > n_names and any(f.strip() for f in fields[n_names:]):
+            raise DataError(
+                f"row has {len(fields)} fields but the header names {n_names} (an unquoted "
+                "thousands separator such as 1,820.54, or an extra column?)",
+                file=file,
+                row=row,
+            )
+        row += 1
 
 
 def _unique(items: Any) -> list[str]:
@@ -911,10 +973,12 @@ def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray
     text = pd.Series(values, dtype=object)
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     if parsed.isna().any():
-        # Not all ISO-8601: let pandas infer the format (element-wise fallback if it must).
+        # Not all ISO-8601: let pandas infer the format (element-wise fallback if it must),
+        # told whether numeric dates put the day or the month first
+        dayfirst = _day_first(text, file=file, field=field)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            parsed = pd.to_datetime(text, utc=True, errors="coerce")
+            parsed = pd.to_datetime(text, utc=True, errors="coerce", dayfirst=dayfirst)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row, more = _first_true(bad)
@@ -929,6 +993,63 @@ def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray
         return np.asarray(pd.DatetimeIndex(parsed).as_unit("ns").asi8, dtype=np.int64)
     except (OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
         raise DataError(f"timestamps out of range: {exc}", file=file, field=field) from None
+
+
+_NUMERIC_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b"
+
+
+def _day_first(text: Any, *, file: str, field: str) -> bool:
+    """Whether numeric dates such as ``13/01/2018`` put the day first, judged on the whole
+    column: a first number above 12 somewhere means day first, a second number above 12 month
+    first. When no number tells (every one up to 12), the reading whose bars are in order
+    with the fewest distinct spacings wins (10/01 then 11/01 five minutes apart is a day
+    later, not a month); a tie is refused rather than guessed.
+
+    Raises
+    ------
+    DataError
+        When the column's numeric dates are ambiguous or contradict each other.
+    """
+    parts = text.astype(str).str.extract(_NUMERIC_DATE)
+    if parts.empty or parts[0].isna().all():
+        return False  # not numeric dates (month names, compact digits...): as pandas reads
+    first = parts[0].dropna().astype(int)
+    second = parts[1].dropna().astype(int)
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first and month_first:
+        raise DataError(
+            "dates mix day/month/year and month/day/year (a first and a second number above "
+            "12); write ISO-8601 dates such as 2018-01-13",
+            file=file,
+            field=field,
+        )
+    if not (day_first or month_first):
+        import pandas as pd
+
+        def read(dayfirst: bool) -> np.ndarray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                ts = pd.to_datetime(text, utc=True, errors="coerce", dayfirst=dayfirst)
+            return np.asarray(ts.dropna().astype("int64"))
+
+        def spacing(ts: np.ndarray) -> tuple[int, int]:
+            diffs = np.diff(ts)
+            return int(np.count_nonzero(diffs <= 0)), int(np.unique(diffs).size)
+
+        days, months = read(True), read(False)
+        if np.array_equal(days, months):  # the day and the month are the same number
+            return False
+        by_day, by_month = spacing(days), spacing(months)
+        if by_day != by_month:
+            return by_day < by_month
+        sample = text.iloc[int(parts[0].first_valid_index() or 0)]
+        raise DataError(
+            f"dates such as {sample!r} may be day/month or month/day and no date in the file "
+            "tells which; write ISO-8601 dates such as 2018-01-13",
+            file=file,
+            field=field,
+        )
+    return day_first
 
 
 def _to_float(col: Any, *, file: str, field: str) -> np.ndarray:

@@ -671,3 +671,93 @@ def test_load_empty_file_raises_data_error(tmp_path: Path) -> None:
     # Act / Assert
     with pytest.raises(DataError, match="empty"):
         load_ohlcv(path)
+
+
+# --------------------------------------------------------------------------- text layouts
+
+
+def test_load_semicolon_csv_with_decimal_commas(tmp_path: Path) -> None:
+    # Arrange: ';' between fields and ',' inside numbers: as many commas as semicolons per
+    # data line, but only ';' splits the header too
+    stamps = [f"2025-01-01T00:0{i}:00Z" for i in range(3)]
+    lines = ["timestamp;open;high;low;close;volume"] + [
+        ";".join((s, *(v.replace(".", ",") if "." in v else v + ",0" for v in row)))
+        for s, row in zip(stamps, ROWS, strict=True)
+    ]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    # Act / Assert
+    assert_three_minutes(load_ohlcv(path))
+
+
+def test_load_quoted_text_column_holding_the_separator(tmp_path: Path) -> None:
+    # Arrange: a fully quoted CSV whose extra text column holds commas
+    stamps = [f"2025-01-01T00:0{i}:00Z" for i in range(3)]
+    lines = ['"timestamp","open","high","low","close","volume","name"'] + [
+        ",".join(f'"{v}"' for v in (s, *row, "Bitcoin, USD"))
+        for s, row in zip(stamps, ROWS, strict=True)
+    ]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    # Act / Assert
+    assert_three_minutes(load_ohlcv(path))
+
+
+@pytest.mark.parametrize("extra", [",1,820.54", ",99"])
+def test_load_row_with_more_fields_than_the_header_is_named(tmp_path: Path, extra: str) -> None:
+    # Arrange: the second data row has a seventh field (an unquoted thousands separator in
+    # the volume, or an extra value), which a reader of six columns would cut off silently
+    text = csv_text([f"2025-01-01T00:0{i}:00Z" for i in range(3)]).splitlines()
+    text[2] = text[2].rsplit(",", 1)[0] + extra if "820" in extra else text[2] + extra
+    path = write(tmp_path, "\n".join(text) + "\n")
+    # Act
+    with pytest.raises(DataError) as info:
+        load_ohlcv(path)
+    # Assert: the file, the data row (0-based, as every loader error) and the counts
+    message = str(info.value)
+    assert path.name in message
+    assert "row 1" in message
+    assert "7 fields" in message
+    assert "names 6" in message
+
+
+def test_load_trailing_separators_are_empty_fields_not_errors(tmp_path: Path) -> None:
+    # Arrange: every data line ends with a separator (the header does not)
+    text = csv_text([f"2025-01-01T00:0{i}:00Z" for i in range(3)]).splitlines()
+    path = write(tmp_path, "\n".join([text[0]] + [line + "," for line in text[1:]]) + "\n")
+    # Act / Assert
+    assert_three_minutes(load_ohlcv(path))
+
+
+def test_load_day_first_dates_are_told_by_a_day_above_12(tmp_path: Path) -> None:
+    # Arrange: 12/01 .. 14/01/2025 (day first: the last date can only be January 14th)
+    stamps = ["12/01/2025 00:00", "13/01/2025 00:00", "14/01/2025 00:00"]
+    path = write(tmp_path, csv_text(stamps), name="BTC_USDT-1d.csv")
+    # Act
+    loaded = load_ohlcv(path)
+    # Assert
+    day = 24 * HOUR
+    start = parse_time("2025-01-12T00:00:00Z")
+    assert loaded.bars.ts.tolist() == [start, start + day, start + 2 * day]
+
+
+def test_load_ambiguous_numeric_dates_are_read_the_way_that_keeps_the_bars_regular(
+    tmp_path: Path,
+) -> None:
+    # Arrange: every number up to 12, over midnight: day first 10/01 23:58 .. 11/01 00:00 are a
+    # minute apart (month first, 1 October to 1 November); the same minutes month first; and
+    # dates as regular either way
+    stamps = ["10/01/2025 23:58", "10/01/2025 23:59", "11/01/2025 00:00"]
+    path = write(tmp_path, csv_text(stamps))
+    us = write(tmp_path, csv_text(["01/10/2025 23:58", "01/10/2025 23:59", "01/11/2025 00:00"]),
+               name="ETH_USDT-1m.csv")  # fmt: skip
+    tie = write(tmp_path, csv_text(["01/02/2025 00:00", "03/04/2025 00:00", "05/06/2025 00:00"]),
+                name="XRP_USDT-1d.csv")  # fmt: skip
+    # Act
+    eu_loaded, us_loaded = load_ohlcv(path), load_ohlcv(us)
+    with pytest.raises(DataError) as info:
+        load_ohlcv(tie)
+    # Assert: both read as 10 January 2025 23:58 on; the tie is refused
+    start = parse_time("2025-01-10T23:58:00Z")
+    assert eu_loaded.bars.ts.tolist() == [start, start + MINUTE, start + 2 * MINUTE]
+    assert us_loaded.bars.ts.tolist() == [start, start + MINUTE, start + 2 * MINUTE]
+    assert "day/month or month/day" in str(info.value)
+    assert "XRP_USDT-1d.csv" in str(info.value)
