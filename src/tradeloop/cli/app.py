@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.console import Console
 from tradeloop.cli.data_cmd import data_app
 from tradeloop.cli.failure import fail
 from tradeloop.cli.learn_cmd import register_learn_commands
@@ -714,10 +714,11 @@ def main() -> None:
     first (:func:`tradeloop.cli.failure.require`), this catches the rest.
     """
     from tradeloop.cli import coercion
-    from tradeloop.config.redact import install_redaction
+    from tradeloop.config.redact import install_redaction, register_arguments
     from tradeloop.core.extras import MissingExtraError, extra_of
 
     install_redaction()
+    register_arguments(sys.argv[1:])  # a DSN's password or an API key given as an option
     coercion.install()  # plain option values without pydantic (about 0.2 s a process)
     try:
         app_for(sys.argv[1:])()

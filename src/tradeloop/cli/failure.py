@@ -7,9 +7,9 @@ from pathlib import Path
 from types import TracebackType
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from tradeloop.cli.console import Console
 from tradeloop.core.errors import ConfigError, DataError, StrategyError
 from tradeloop.core.extras import MissingExtraError, require_extra
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.console import Console
 from tradeloop.cli.failure import fail, require
 from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 

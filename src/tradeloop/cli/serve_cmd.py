@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from tradeloop.cli.console import Console
 from tradeloop.cli.failure import require
 from tradeloop.core.errors import ConfigError, TradeloopError
 

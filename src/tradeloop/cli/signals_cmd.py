@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from tradeloop.cli.console import Console
 
 if TYPE_CHECKING:
     from tradeloop.config.settings import Settings

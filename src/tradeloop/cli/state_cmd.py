@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tradeloop.cli.console import Console
 from tradeloop.core.errors import ConfigError, TradeloopError
 
 __all__ = ["register_state_commands"]

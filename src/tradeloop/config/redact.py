@@ -11,7 +11,11 @@
 * ``Authorization: Bearer ...`` / ``token ...`` header values;
 * every secret value known to the process: the values of ``TRADELOOP_*`` environment
   variables whose name says key, secret, password, passphrase, token or webhook, and any
-  value given to :func:`register_secret` (settings loaded from files register theirs).
+  value given to :func:`register_secret`. The command line registers the credentials of its
+  arguments and the values of its secret options (:func:`register_arguments`), settings from
+  ``.env`` and ``tradeloop.toml`` theirs, a ``loop.toml`` its own
+  (:func:`register_credentials`): once known, a secret is masked wherever it shows, even
+  without its URL around it (a driver's error quoting the password alone).
 
 :class:`RedactingFilter` applies it to log records (message, arguments and ``extra`` fields),
 :func:`redact_data` to JSON-like data written to files, and :class:`RedactingStream` to a
@@ -35,6 +39,8 @@ __all__ = [
     "install_redaction",
     "redact",
     "redact_data",
+    "register_arguments",
+    "register_credentials",
     "register_secret",
 ]
 
@@ -55,7 +61,8 @@ _QUERY = re.compile(
     re.IGNORECASE,
 )
 _WEBHOOK = re.compile(
-    r"(?P<base>https?://[^\s/]*(?:discord(?:app)?\.com|discord\.gg)/api/webhooks/[^/\s]+/)"
+    r"(?P<base>(?:https?://)?[^\s/]*(?:discord(?:app)?\.com|discord\.gg)/api/(?:v\d+/)?webhooks/"
+    r"[^/\s]+/)"
     r"(?P<token>[A-Za-z0-9_\-\.]+)"
     r"|(?P<slack>https?://hooks\.slack\.com/services/)(?P<stoken>[A-Za-z0-9/_\-]+)",
     re.IGNORECASE,
@@ -82,6 +89,46 @@ def register_secret(value: str | None) -> None:
                 _registered.add(match["pw"])
 
 
+def register_credentials(text: str | None) -> None:
+    """Register the credentials inside ``text`` (a URL's password, raw and percent-decoded,
+    a query's secret values, a webhook's token), not the text itself: a DSN's host and
+    database stay readable, its password is masked even where it shows on its own."""
+    if not text or not isinstance(text, str):
+        return
+    from urllib.parse import unquote
+
+    found: list[str] = []
+    for match in _USERINFO.finditer(text):
+        found += [match["pw"], unquote(match["pw"])]
+    for match in re.finditer(r"(?:://)[^\s]*?:(?P<pw>[^\s/]+)@[^@\s]*$", text):
+        found += [match["pw"], unquote(match["pw"])]  # a password holding a raw '@'
+    found += [m["value"] for m in _QUERY.finditer(text)]
+    found += [unquote(m["value"]) for m in _QUERY.finditer(text)]
+    for match in _WEBHOOK.finditer(text):
+        found.append(match["token"] or match["stoken"])
+    for value in found:
+        register_secret(value)
+
+
+#: option names whose value is a secret as a whole (``--api-key``, ``--discord-webhook``...)
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(key|secret|password|passphrase|token|webhook)[\w-]*$")
+
+
+def register_arguments(args: list[str]) -> None:
+    """Register the secrets of a command line: the credentials inside every argument
+    (:func:`register_credentials`) and the whole value of every option whose name says key,
+    secret, password, passphrase, token or webhook (``--opt VALUE`` and ``--opt=VALUE``)."""
+    previous = ""
+    for arg in args:
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if eq and _SECRET_OPTION.match(name):
+            register_secret(value)
+        elif _SECRET_OPTION.match(previous) and not arg.startswith("-"):
+            register_secret(arg)
+        register_credentials(arg)
+        previous = arg
+
+
 def _env_secrets() -> list[str]:
     values = []
     for name, value in os.environ.items():
@@ -92,7 +139,9 @@ def _env_secrets() -> list[str]:
             values.append(value)
             match = _USERINFO.search(value)
             if match:
-                values.append(match["pw"])
+                from urllib.parse import unquote
+
+                values += [match["pw"], unquote(match["pw"])]
     return [v for v in values if len(v) >= _MIN_SECRET]
 
 

@@ -42,6 +42,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from tradeloop.config.redact import redact, register_credentials, register_secret
 from tradeloop.core.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -300,9 +301,29 @@ def load_settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise ConfigError(f"invalid settings: {redact(problems)}") from None
+    _register_secrets(settings)
+    return settings
+
+
+def _register_secrets(settings: Settings) -> None:
+    """Register every secret the settings hold, whichever source gave it (``.env``,
+    ``tradeloop.toml``, the environment): output masks them from now on."""
+    for url in (settings.redis_url, settings.state_url):
+        register_credentials(url)
+    register_secret(settings.discord_webhook_url)
+    register_credentials(settings.discord_webhook_url)
+    secrets = [settings.api_key, *settings.notify_urls]
+    for exchange in settings.exchanges.values():
+        secrets += [exchange.api_key, exchange.api_secret]
+        register_credentials(exchange.url)
+    for secret in secrets:
+        if secret is not None:
+            value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
+            register_secret(str(value))
+            register_credentials(str(value))

@@ -25,6 +25,26 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
     try:
-        return tomllib.loads(text)
+        content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML (invalid TOML in the {what}): {exc}") from None
+    _register(content)
+    return content
+
+
+def _register(value: Any, key: str = "") -> None:
+    """Register the credentials in a parsed file's strings (DSN passwords, webhook tokens) and
+    the whole value of a key that names a secret, so output masks them from now on."""
+    from tradeloop.config.redact import register_credentials, register_secret
+
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _register(item, str(name))
+    elif isinstance(value, list):
+        for item in value:
+            _register(item, key)
+    elif isinstance(value, str):
+        register_credentials(value)
+        lowered = key.lower()
+        if any(word in lowered for word in ("key", "secret", "password", "token", "webhook")):
+            register_secret(value)

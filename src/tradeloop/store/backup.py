@@ -28,8 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from tradeloop.config.redact import redact
 from tradeloop.core.errors import ConfigError, DataError
 from tradeloop.core.extras import needs_extra
 
@@ -56,13 +57,20 @@ def _is_pg(url: str) -> bool:
 
 
 def _pg_args(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without its password, and the environment carrying it."""
+    """The URL without its password, and the environment carrying it (``PGPASSWORD``,
+    percent-decoded as the driver reads it): from the user info, or from a ``password=``
+    query parameter, which leaves the query too (a command line is visible to every user)."""
     parts = urlsplit(url)
     env = dict(os.environ)
-    if parts.password:
-        env["PGPASSWORD"] = parts.password
-        host = f"{parts.username or ''}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        url = urlunsplit(parts._replace(netloc=host))
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in query if k != "password"]
+    from_query = [v for k, v in query if k == "password"]
+    if colon or from_query:
+        env["PGPASSWORD"] = unquote(password) if colon else from_query[-1]
+        netloc = f"{user}@{hostport}" if at else hostport
+        url = urlunsplit(parts._replace(netloc=netloc, query=urlencode(kept)))
     return url, env
 
 
@@ -170,7 +178,8 @@ def backup_stores(state_url: str, analytics_path: str | Path, dest: str | Path) 
             env=env, capture_output=True, text=True,
         )  # fmt: skip
         if out.returncode != 0:
-            raise DataError(f"pg_dump failed: {out.stderr.strip()[:500]}")
+            shutil.rmtree(folder, ignore_errors=True)  # no half backup to trip the next try
+            raise DataError(f"pg_dump failed: {redact(out.stderr.strip()[:500])}")
         state_kind, state_rows = "postgresql", _pg_rows(state_url)
     else:
         source = Path(state_url).expanduser()
@@ -263,7 +272,7 @@ def restore_stores(
             env=env, capture_output=True, text=True,
         )  # fmt: skip
         if out.returncode != 0:
-            raise DataError(f"pg_restore failed: {out.stderr.strip()[:500]}")
+            raise DataError(f"pg_restore failed: {redact(out.stderr.strip()[:500])}")
         rows = _pg_rows(state_url)
         _check(manifest["state"]["rows"], rows, "state store")
     else:

@@ -735,12 +735,24 @@ class PostgresStateStore(StateStore):
 
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ConfigError(f"invalid schema name {schema!r}: use letters, digits and _")
+        from tradeloop.config.redact import register_credentials
+
+        register_credentials(url)  # a driver's error may quote the password alone
         self.url = url
         self.schema = schema
+        if url.partition("://")[2].split("/", 1)[0].count("@") > 1:
+            # the driver would read the password's tail as the host, and say so
+            raise ConfigError(
+                "the PostgreSQL URL's password holds a raw '@': percent-encode it as %40"
+            )
         try:
             self._con = psycopg.connect(
                 url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s))
             )
+        except psycopg.ProgrammingError as exc:  # the URL itself cannot be read
+            from tradeloop.config.redact import redact
+
+            raise ConfigError(f"invalid PostgreSQL URL {redact(url)}: {redact(str(exc))}") from None
         except psycopg.OperationalError as exc:
             raise TemporaryError(f"PostgreSQL not reachable: {exc}") from exc
         if schema is not None:

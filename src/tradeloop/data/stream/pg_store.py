@@ -288,6 +288,8 @@ class PostgresRecorder:
         self.target = safe_target(url)
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        except psycopg.ProgrammingError:  # the URL itself cannot be read
+            raise ConfigError(f"invalid PostgreSQL URL for {self.target}") from None
         except psycopg.OperationalError:
             raise ConfigError(f"cannot connect to PostgreSQL at {self.target}") from None
         self._selector = selectors.DefaultSelector()
