@@ -8,7 +8,9 @@
   ``access_token=``, ``signature=``... values become ``***``;
 * webhook URLs: the token part of ``.../api/webhooks/ID/TOKEN`` (Discord, Slack-style
   ``hooks.slack.com/services/...``) becomes ``***``;
-* ``Authorization: Bearer ...`` / ``token ...`` header values;
+* ``Authorization: Bearer ...`` / ``token ...`` and API-key header values (``X-API-Key``,
+  ``X-MBX-APIKEY``, Alpaca's ``APCA-API-*``...);
+* alert channels as apprise URLs (``tgram://``, ``slack://``...): everything after the scheme;
 * every secret value known to the process: the values of ``TRADELOOP_*`` environment
   variables whose name says key, secret, password, passphrase, token or webhook, and any
   value given to :func:`register_secret`. The command line registers the credentials of its
@@ -55,8 +57,9 @@ _USERINFO = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@"
 )
 _QUERY = re.compile(
-    r"(?P<key>(?:[?&;,\s](?:password|passwd|pwd|token|access_token|refresh_token|api_?key|"
-    r"apikey|secret|api_secret|client_secret|signature)|[?&](?:sig|key))=)"
+    r"(?P<key>(?:[?&;,\s](?:password|passwd|pwd|token|access_token|refresh_token|auth_token|"
+    r"api_?key|apikey|access_?key|x-api-key|listen_?key|secret|api_secret|client_secret|"
+    r"signature)|[?&](?:sig|key))=)"
     r"(?P<value>[^&\s#'\"]+)",
     re.IGNORECASE,
 )
@@ -68,8 +71,21 @@ _WEBHOOK = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(?P<kind>\b(?:Bearer|Basic)\s+)(?P<value>[A-Za-z0-9._~+/=\-]{8,})")
+_HEADER = re.compile(
+    r"(?P<key>\b(?:Authorization|Proxy-Authorization|X-API-Key|X-MBX-APIKEY|APCA-API-KEY-ID|"
+    r"APCA-API-SECRET-KEY|OK-ACCESS-KEY|X-Auth-Token)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:Bearer|Basic|token)\s+)?)(?P<value>[^\s,&'\"}]+)",
+    re.IGNORECASE,
+)
+#: alert channels as apprise URLs: everything after the scheme is a token or a key
+_APPRISE = re.compile(
+    r"(?P<scheme>\b(?:tgram|slack|discord|msteams|pover|pbul|ntfys?|gotify|matrix|rocket|"
+    r"mailtos?|pushover|twilio|signal)://)(?P<rest>[^\s'\"]+)",
+    re.IGNORECASE,
+)
 _KV = re.compile(
-    r"(?P<key>[\"']?(?:api_?key|api_?secret|secret|password|passphrase|webhook_url)"
+    r"(?P<key>[\"']?(?:api_?key|api_?secret|secret|password|passphrase|webhook_url|token|"
+    r"access_token|auth_token)"
     r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\"'\s,}]{4,})",
     re.IGNORECASE,
 )
@@ -174,6 +190,8 @@ def redact(text: str) -> str:
         lambda m: f"{m['base']}{MASK}" if m["base"] else f"{m['slack']}{MASK}", text
     )
     text = _QUERY.sub(lambda m: f"{m['key']}{MASK}", text)
+    text = _APPRISE.sub(lambda m: f"{m['scheme']}{MASK}", text)
+    text = _HEADER.sub(lambda m: f"{m['key']}{MASK}", text)
     text = _BEARER.sub(lambda m: f"{m['kind']}{MASK}", text)
     text = _KV.sub(lambda m: f"{m['key']}{MASK}", text)
     return text

@@ -140,3 +140,38 @@ def test_the_cli_keeps_a_wrapped_long_password_out_of_a_narrow_terminal(pg_url: 
     assert "127.0.0.1" in both
     for k in range(0, len(LONG_PASSWORD) - 10, 5):
         assert LONG_PASSWORD[k : k + 10] not in both
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("GET http://127.0.0.1:8766?auth_token=QuerySecret1/x", "QuerySecret1"),
+        ("wss://stream?listenKey=QuerySecret2&x=1", "QuerySecret2"),
+        ("u?access_key=QuerySecret3", "QuerySecret3"),
+        ("https://discord.com/api/v10/webhooks/123/HookSecret4", "HookSecret4"),
+        ("notify via tgram://123:TgSecret5/chat", "TgSecret5"),
+        ("slack://A/B/SlackSecret6", "SlackSecret6"),
+        ("Authorization: token HeaderSecret7", "HeaderSecret7"),
+        ("X-API-Key: HeaderSecret8", "HeaderSecret8"),
+        (
+            "{'X-MBX-APIKEY': 'HeaderSecret9', 'APCA-API-SECRET-KEY': 'HeaderSecret9'}",
+            "HeaderSecret9",
+        ),
+        ("token='KvSecret10'", "KvSecret10"),
+    ],
+)
+def test_redact_masks_keys_tokens_and_channel_urls(text: str, secret: str) -> None:
+    # Act
+    out = redact(text)
+    # Assert
+    assert secret not in out
+    assert "***" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the token expired yesterday", "sma_cross: fast=10 slow=30", "GET /v1/klines?symbol=BTCUSDT"],
+)
+def test_redact_leaves_ordinary_text_alone(text: str) -> None:
+    # Act / Assert
+    assert redact(text) == text
