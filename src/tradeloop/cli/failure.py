@@ -35,14 +35,29 @@ def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
         tb: TracebackType | None = cause.__traceback__
         frames = list(traceback.extract_tb(tb)) or frames
         cause = cause.__cause__
-    own = [
-        f
-        for f in frames
-        if not f.filename.startswith(_PACKAGE)
-        and "site-packages" not in f.filename
-        and not f.filename.startswith("<frozen")
-    ]
+    own = [f for f in frames if _is_user_file(f.filename)]
     return own[-1] if own else None
+
+
+def _library_roots() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    return (_PACKAGE, *sorted(str(Path(r).resolve()) for r in roots))
+
+
+def _is_user_file(filename: str) -> bool:
+    """Whether a frame's file is the user's: a real file outside tradeloop, the standard
+    library and installed packages (not generated code such as a dataclass's ``<string>``
+    ``__init__``, nor a compiled module's relative ``pandas/_libs/...pyx``)."""
+    if filename.startswith("<") or "site-packages" in filename:
+        return False
+    path = Path(filename)
+    if not path.is_absolute() or not path.is_file():
+        return False
+    resolved = str(path.resolve())
+    return not resolved.startswith(_library_roots())
 
 
 def print_failure(exc: BaseException, console: Console, *, verbose: bool = False) -> None:
