@@ -610,14 +610,22 @@ def _interpolated(
     empty = np.zeros(0, dtype=np.int64)
     if n < 3 or min_bars <= 0:
         return 0, 0, 0, empty, empty
+    from tradeloop.core.precision import price_decimals
+
     scale = float(np.nanmax(np.abs(c))) if n else 1.0
     tol = 1e-9 * (scale if np.isfinite(scale) and scale > 0 else 1.0)
+    # a straight line rounded to the prices' tick (a fill written at 2 or 8 decimals) bends
+    # by up to a tick between neighbours: allow one tick, and ask for steps above two ticks
+    # (a market creeping by a tick a bar is not a fill)
+    decimals = price_decimals(c)
+    tick = 10.0**-decimals if decimals is not None else 0.0
+    bend = max(tol, 1.0001 * tick)
     d = [np.diff(x) for x in (o, h, lo, c)]
     # line[k]: bars k, k+1, k+2 are collinear in every field with a non-zero step
     line = np.ones(n - 2, dtype=bool)
     for dx in d:
-        line &= np.abs(dx[1:] - dx[:-1]) <= tol
-    line &= np.abs(d[3][1:]) > tol
+        line &= np.abs(dx[1:] - dx[:-1]) <= bend
+    line &= np.abs(d[3][1:]) > max(tol, 2.0001 * tick)
     line &= consecutive[1:-1] & consecutive[2:]
     starts, lengths = run_lengths(line)
     bars = lengths + 2

@@ -143,6 +143,41 @@ def test_straight_line_interpolated_runs_of_five_or_more_bars_fail(run: int, fai
     assert report.ok is not fails
 
 
+def test_a_straight_line_rounded_to_the_tick_is_still_an_interpolated_run() -> None:
+    # Arrange: prices at 2 decimals; 12 bars filled along a line rising 0.80 (a step of
+    # 0.0727, about 7 ticks), each value rounded to the cent as a file would write it, so
+    # neighbouring steps differ by up to a tick
+    closes = _wavy(40)
+    line = list(np.round(np.linspace(closes[19], closes[19] + 0.80, 12), 2))
+    closes = closes[:19] + line + [x + line[-1] - closes[31] for x in closes[31:]]
+    raw = _raw(closes)
+    lo, hi = 19, 31
+    raw.open[lo:hi] = raw.high[lo:hi] = raw.low[lo:hi] = raw.close[lo:hi]
+    steps = np.diff(raw.close[lo:hi])
+    assert np.ptp(steps) > 0.005  # not exactly straight: the rounding bends it
+    # Act
+    report = check_quality(raw, "1m")
+    # Assert
+    assert report.interpolated_runs == 1
+    assert report.longest_interpolated >= 12
+    assert not report.ok
+
+
+def test_a_market_creeping_by_a_tick_a_bar_is_not_an_interpolated_run() -> None:
+    # Arrange: 12 bars each one or two ticks above the last (steps within a tick of each
+    # other, as real quiet markets do), with ranges around them
+    closes = _wavy(40)
+    creep = [closes[19] + 0.01 * k + 0.01 * (k % 2) for k in range(12)]
+    closes = closes[:19] + creep + [x + creep[-1] - closes[31] for x in closes[31:]]
+    raw = _raw([round(c, 2) for c in closes])
+    lo, hi = 19, 31
+    raw.open[lo:hi] = raw.high[lo:hi] = raw.low[lo:hi] = raw.close[lo:hi]
+    # Act
+    report = check_quality(raw, "1m")
+    # Assert
+    assert report.interpolated_runs == 0
+
+
 def test_identical_bars_are_reported_as_stale_runs() -> None:
     closes = _wavy(30)
     closes[10:16] = [closes[10]] * 6
