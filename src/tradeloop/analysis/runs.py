@@ -141,7 +141,8 @@ def find_runs(root: str | Path) -> list[RunListing]:
 
 def resolve_run(ref: str | Path, root: str | Path = "output") -> Path:
     """Return the folder of run ``ref``: a folder path, a run id, a unique id prefix or
-    ``latest``.
+    ``latest``. Every run :func:`find_runs` lists is found by the id it shows, runs written
+    with ``--out`` into a folder of ``root`` (``output/demo``) also by that folder's name.
 
     Raises
     ------
@@ -158,19 +159,39 @@ def resolve_run(ref: str | Path, root: str | Path = "output") -> Path:
     exact = runs_dir / str(ref)
     if (exact / RUN_FILE).exists():
         return exact
-    ids = sorted(p.parent.name for p in runs_dir.glob(f"*/{RUN_FILE}"))
+    folders = _run_ids(base)
+    ids = sorted(folders)
     matches = [i for i in ids if i.startswith(str(ref))] or [i for i in ids if str(ref) in i]
-    if len(matches) == 1:
-        return runs_dir / matches[0]
-    if len(matches) > 1:
+    distinct = {folders[m].resolve() for m in matches}
+    if len(distinct) == 1:
+        return folders[matches[0]]
+    if len(distinct) > 1:
         shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
-        raise ConfigError(f"run {str(ref)!r} is ambiguous: {len(matches)} runs match ({shown})")
+        raise ConfigError(f"run {str(ref)!r} is ambiguous: {len(distinct)} runs match ({shown})")
     if path.is_dir():
         raise ConfigError(f"{path} has no {RUN_FILE}; it is not a run folder")
     raise ConfigError(
         f"no run {str(ref)!r} under {runs_dir} (see `tradeloop runs`)."
         + did_you_mean(str(ref), ids)
     )
+
+
+def _run_ids(base: Path) -> dict[str, Path]:
+    """Each run under ``base`` by the names it answers to: its folder's name under
+    ``runs/``; for a run written with ``--out`` into a folder of ``base``, the run id of its
+    record and the folder's name."""
+    out = {p.parent.name: p.parent for p in (base / "runs").glob(f"*/{RUN_FILE}")}
+    for run_file in base.glob(f"*/{RUN_FILE}"):
+        if run_file.parent.is_symlink():
+            continue  # latest
+        out.setdefault(run_file.parent.name, run_file.parent)
+        try:
+            run_id = read_json(run_file).get("run_id")
+        except DataError:
+            continue
+        if isinstance(run_id, str) and run_id:
+            out.setdefault(run_id, run_file.parent)
+    return out
 
 
 def read_trades(path: Path) -> list[Trade]:

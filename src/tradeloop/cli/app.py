@@ -255,7 +255,7 @@ def backtest(
         ),
     ] = False,
     seed: Annotated[
-        int, typer.Option(help="Seed of the bootstrap and Monte Carlo validation.")
+        int, typer.Option(min=0, help="Seed of the bootstrap and Monte Carlo validation.")
     ] = 42,
     trials: Annotated[
         int,

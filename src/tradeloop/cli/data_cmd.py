@@ -116,7 +116,7 @@ def fetch(
         if not symbol:
             raise ConfigError("give at least one --symbol, e.g. --symbol BTC/USDT")
         from tradeloop.adapters.ccxt import CcxtHistorySource
-        from tradeloop.config.settings import ExchangeSettings, load_settings
+        from tradeloop.config.settings import load_settings
         from tradeloop.core.time import parse_time
         from tradeloop.core.timeframes import timeframe_ns
         from tradeloop.data.cache import ParquetCache
@@ -135,7 +135,7 @@ def fetch(
         if url:
             changes["url"] = url
         if changes:
-            ex_settings = ExchangeSettings(**{**ex_settings.model_dump(), **changes})
+            ex_settings = ex_settings.with_changes(**changes)
         start_ns = parse_time(start, field="--start")
         end_ns = parse_time(end, field="--end") if end else time.time_ns()
         if end_ns <= start_ns:

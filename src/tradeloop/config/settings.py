@@ -110,6 +110,21 @@ class ExchangeSettings(BaseModel):
     api_secret: SecretStr | None = None
     secret_command: str | None = None
 
+    def with_changes(self, **changes: Any) -> ExchangeSettings:
+        """A copy with ``changes`` (command-line overrides) applied and checked.
+
+        Raises
+        ------
+        ConfigError
+            Naming each invalid field (``url must look like http://host[:port]...``).
+        """
+        from pydantic import ValidationError
+
+        try:
+            return ExchangeSettings(**{**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc)) from None
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -299,16 +314,26 @@ def load_settings(**overrides: Any) -> Settings:
         If a value is invalid or ``tradeloop.toml`` has an unknown key.
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {redact(problems)}") from None
+        raise ConfigError(f"invalid settings: {_problems(exc)}") from None
+    except SettingsError as exc:  # a value that must be JSON (TRADELOOP_EXCHANGES) is not
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"invalid settings: {redact(str(exc))} ({type(cause).__name__}: {redact(str(cause))})"
+        ) from None
     _register_secrets(settings)
     return settings
+
+
+def _problems(exc: Any) -> str:
+    """A pydantic validation error as one line: ``field: message; ...`` (inputs redacted)."""
+    return redact(
+        "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+    )
 
 
 def _register_secrets(settings: Settings) -> None:

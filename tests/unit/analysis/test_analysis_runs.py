@@ -149,6 +149,23 @@ def test_runs_find_and_resolve(tmp_path: Path) -> None:
     assert resolve_run(str(a), tmp_path) == a
 
 
+def test_a_run_written_with_out_is_found_by_the_id_runs_shows(tmp_path: Path) -> None:
+    # Arrange: a run under runs/ and one written with --out output/demo (make demo's)
+    make_run_folder(tmp_path, "20250101T000000Z-s-aaaaaa", 0.1)
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "run.json").write_text(
+        json.dumps({"run_id": "20250103T000000Z-sma_cross-cccccc", "created": "2025-01-03"})
+    )
+    # Act
+    shown = [r.run_id for r in find_runs(tmp_path)]
+    # Assert: the id `tradeloop runs` shows, a prefix of it and the folder's name all resolve
+    assert "20250103T000000Z-sma_cross-cccccc" in shown
+    assert resolve_run("20250103T000000Z-sma_cross-cccccc", tmp_path) == demo
+    assert resolve_run("cccccc", tmp_path) == demo
+    assert resolve_run("demo", tmp_path) == demo
+
+
 def test_runs_resolve_errors_name_the_problem(tmp_path: Path) -> None:
     # Arrange
     make_run_folder(tmp_path, "20250101T000000Z-s-aaaaaa", 0.1)
