@@ -8,6 +8,7 @@ until both series exist at ``t-1`` and ``t``.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from math import gcd
 
@@ -128,8 +129,12 @@ def _exact_signs(
         decimals = price_decimals(close)
         tick_size = 10.0**-decimals if decimals is not None else 0.0
     if tick_size > 0:
-        ticks = to_ticks(close, tick_size)
         g = gcd(int(fast), int(slow))
+        # the largest tick count, in floats first: a price near 1e300 has no int64 tick form
+        largest = float(np.max(np.abs(close))) / tick_size if size else 0.0
+        if not (math.isfinite(largest) and largest * longest * (longest // g) < 2**62):
+            return None
+        ticks = to_ticks(close, tick_size)
         max_abs = int(np.max(np.abs(ticks))) if size else 0
         if max_abs * longest * (longest // g) < 2**62:
             diff = (slow // g) * _window_sums(ticks, fast) - (fast // g) * _window_sums(ticks, slow)

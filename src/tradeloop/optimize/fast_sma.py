@@ -384,6 +384,9 @@ class SmaCrossSweep:
         if not tick > 0:
             decimals = price_decimals(close)
             tick = 10.0**-decimals if decimals is not None else 0.0
+        if tick > 0 and close.size:
+            largest = float(np.max(np.abs(close))) / tick  # no int64 tick form near 1e300
+            tick = tick if np.isfinite(largest) and largest < 2**62 else 0.0
         self._ticks = to_ticks(close, tick) if tick > 0 else None
         self._max_tick = int(np.max(np.abs(self._ticks))) if self._ticks is not None else 0
         #: window sums by length, computed once per distinct length

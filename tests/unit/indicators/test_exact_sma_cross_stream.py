@@ -50,3 +50,20 @@ def test_a_history_that_needs_the_float_fallback_is_refused() -> None:
     close = np.full(50, 1e9)  # 1e17 ticks: 30-bar sums could overflow int64
     with pytest.raises(ConfigError, match="float fallback"):
         ExactSmaCross.from_history(close, 10, 30, 1e-8)
+
+
+def test_a_price_without_an_int64_tick_form_takes_the_float_path_without_a_warning() -> None:
+    # Arrange: a 2-decimal series with one bar at 1e300 (data let through with
+    # --allow-data-issues): 1e300 / 0.01 ticks does not fit an int64
+    import warnings
+
+    close = np.round(100 + np.cumsum(np.sin(np.arange(200) / 7.0)), 2)
+    close[120] = 1e300
+    # Act
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cast of 1e302 to int64 warns (and wraps negative)
+        crosses = sma_crossover_exact(close, 10, 30, 0.01)
+    # Assert: the spike lifts the fast average above the slow one: the side at that bar is up
+    # (the wrapped int64 would have been a huge negative price: down)
+    last_cross = crosses[:121][crosses[:121] != 0][-1]
+    assert last_cross == 1
