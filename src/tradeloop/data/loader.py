@@ -392,14 +392,17 @@ def _resolve_timeframe(
     if timeframe is None or given_step is None:
         if step is None:
             raise DataError(
-                "cannot detect the timeframe from fewer than two bars; pass timeframe=", file=file
+                "cannot detect the timeframe from fewer than two bars (a backtest needs two or "
+                "more; from Python, load_ohlcv(..., timeframe=...) loads one)",
+                file=file,
             )
         try:
             return timeframe_from_ns(step)
         except ConfigError:
             raise DataError(
                 f"the most common bar spacing is {step / NS_PER_SECOND:g} s, not a whole number "
-                "of minutes (tick data or jittered timestamps?); pass timeframe= to load anyway",
+                "of minutes (tick data or jittered timestamps?); aggregate it into minute bars "
+                "first (from Python, load_ohlcv(..., timeframe=...) loads it anyway)",
                 file=file,
             ) from None
     if step is not None and step < given_step:
@@ -803,6 +806,17 @@ def _unique(items: Any) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+#: the command-line option naming each field's column
+_FLAG = {
+    "timestamp": "--ts-col",
+    "open": "--open-col",
+    "high": "--high-col",
+    "low": "--low-col",
+    "close": "--close-col",
+    "volume": "--volume-col",
+}
+
+
 def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dict[str, str]:
     """Map canonical fields to source column names (explicit ColumnMap first, then aliases)."""
     by_lower: dict[str, list[str]] = {}
@@ -814,8 +828,8 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
         matches = by_lower.get(alias.lower(), [])
         if len(matches) > 1:
             raise DataError(
-                f"ambiguous {fld} column: {matches} differ only in case; "
-                "pass columns=ColumnMap(...)",
+                f"ambiguous {fld} column: {matches} differ only in case; name the one to use "
+                f"with {_FLAG[fld]} (columns=ColumnMap(...) from Python)",
                 file=file,
                 field=fld,
             )
@@ -848,7 +862,7 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
             looked = ", ".join(_ALIASES[fld])
             raise DataError(
                 f"no {fld} column (looked for {looked}, case-insensitive); columns found: "
-                f"{found}; pass columns=ColumnMap({fld}=...)",
+                f"{found}; name it with {_FLAG[fld]} (columns=ColumnMap({fld}=...) from Python)",
                 file=file,
                 field=fld,
             )

@@ -64,7 +64,7 @@ def validate_timestamps(ts: np.ndarray, *, file: str, field: str = "timestamp") 
     _raise_first(
         step < 0,
         "timestamp is earlier than the previous row's: data is not sorted by time "
-        "(--repair or repair=True sorts the rows)",
+        "(--repair sorts the rows; repair=True from Python)",
         file=file,
         field=field,
         offset=1,
@@ -72,7 +72,7 @@ def validate_timestamps(ts: np.ndarray, *, file: str, field: str = "timestamp") 
     _raise_first(
         step == 0,
         "duplicate timestamp, same as the previous row "
-        "(--repair or repair=True drops duplicates, keeping the first)",
+        "(--repair drops duplicates, keeping the first; repair=True from Python)",
         file=file,
         field=field,
         offset=1,

@@ -230,6 +230,7 @@ def test_load_missing_column_lists_columns_found(tmp_path: Path) -> None:
     assert err.file == str(path)
     assert err.field == "volume"
     assert "'timestamp', 'open', 'high', 'low', 'close'" in str(err)
+    assert "--volume-col" in str(err)  # the command line's option, not only the Python API
 
 
 def test_load_explicit_column_not_in_file_raises(tmp_path: Path) -> None:
@@ -452,7 +453,7 @@ def test_load_single_row_needs_timeframe(tmp_path: Path) -> None:
     # Arrange
     path = write(tmp_path, "timestamp,open,high,low,close,volume\n2025-01-01,1,2,0.5,1.5,3\n")
     # Act / Assert
-    with pytest.raises(DataError, match="pass timeframe="):
+    with pytest.raises(DataError, match=r"fewer than two bars.*timeframe=\.\.\."):
         load_ohlcv(path)
     assert load_ohlcv(path, timeframe="1d").bars.timeframe == "1d"
 
