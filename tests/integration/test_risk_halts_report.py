@@ -75,3 +75,10 @@ def test_resume_after_lifts_black_swan_halts(sample_1h: Path, tmp_path: Path) ->
     assert all(h["days"] >= 3.0 for h in risk["halts"])  # 72h, from the latest trigger
     assert "to the end of the run" not in output
     assert risk["halted_days"] < halted["risk"]["halted_days"]
+    # the terminal lists the first halts with their cause and what lifted them, and the
+    # rejections by reason as words, not a raw dict
+    first = risk["halts"][0]
+    assert f"halted {first['start']}" in output
+    assert "lifted by cooldown" in output
+    assert f"orders rejected: {risk['rejections_by_reason']['halted']:,} halted" in output
+    assert "{'" not in output

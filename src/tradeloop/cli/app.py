@@ -517,11 +517,23 @@ def _print_risk_and_data(record: dict[str, object]) -> None:
     if isinstance(risk, dict) and risk.get("halts"):
         halts = list(risk["halts"])
         days = float(risk.get("halted_days") or 0.0)
+        reasons = risk.get("rejections_by_reason") or {}
+        rejected = ", ".join(f"{n:,} {reason}" for reason, n in dict(reasons).items())
         console.print(
-            f"risk: trading halted {len(halts)} time(s), {days:,.1f} days in all; "
-            f"rejections by reason: {risk.get('rejections_by_reason') or {}}",
+            f"risk: trading halted {len(halts)} time(s), {days:,.1f} days in all"
+            + (f"; orders rejected: {rejected}" if rejected else ""),
             highlight=False,
         )
+        shown = 5
+        for halt in halts[:shown]:
+            console.print(
+                f"  halted {halt.get('start')} for {float(halt.get('days') or 0):,.2f} days "
+                f"({halt.get('cause')}: {halt.get('detail')}), "
+                + (f"lifted by {halt['lifted_by']}" if halt.get("lifted_by") else "to the end"),
+                highlight=False,
+            )
+        if len(halts) > shown:
+            console.print(f"  ... {len(halts) - shown} more in run.json and the report")
         if risk.get("halted_at_end"):
             last = halts[-1]
             err_console.print(

@@ -42,20 +42,25 @@ class JsonLinesFormatter(logging.Formatter):
 class ConsoleFormatter(logging.Formatter):
     """One readable line per record: ``14:03:07 WARNING data.loader: message (key=value ...)``.
 
-    ``extra`` fields follow the message in parentheses; an exception's traceback follows on
-    the next lines.
+    Plain ``extra`` fields (text and numbers) follow the message in parentheses, unless the
+    message already says them; structured ones (a risk event's dict, a list) are for the JSON
+    log file, not the terminal. An exception's traceback follows on the next lines.
     """
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as a readable line."""
         when = datetime.fromtimestamp(record.created, tz=UTC).strftime("%H:%M:%S")
         name = record.name.removeprefix("tradeloop.")
+        message = record.getMessage()
         extra = [
             f"{key}={value}"
             for key, value in vars(record).items()
-            if key not in _RESERVED and not key.startswith("_")
+            if key not in _RESERVED
+            and not key.startswith("_")
+            and isinstance(value, str | int | float)
+            and str(value) not in message
         ]
-        line = f"{when} {record.levelname:<7} {name}: {record.getMessage()}"
+        line = f"{when} {record.levelname:<7} {name}: {message}"
         if extra:
             line += f" ({', '.join(extra)})"
         if record.exc_info:
