@@ -238,6 +238,24 @@ def test_runs_compare_prints_side_by_side_and_writes_overlay(
     (traces,) = re.findall(r'id="chart-overlay" data-traces="(\d+)"', html)
     assert traces == "4"  # equity and drawdown of each run
     assert "'fast': 20" in result.output  # the parameters row
+    assert "annualization" in result.output
+    assert "note:" not in result.output  # both annualized alike
+
+
+def test_runs_compare_says_when_the_annualization_differs(workdir: Path, sample_1h: Path) -> None:
+    # Arrange: the same run annualized by the data (365 days of 1h bars) and at 252
+    data = workdir / sample_1h.name
+    backtest(data, "--out", "output/runs/inferred")
+    backtest(data, "--out", "output/runs/given", "--periods-per-year", "252")
+    # Act
+    result = runner.invoke(
+        app, ["compare", "output/runs/inferred", "output/runs/given", "--out", "c.html"], env=WIDE
+    )
+    # Assert: the row, and a note naming both factors
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "annualization" in flat
+    assert "annualized with 8,760 and 252 periods a year" in flat
 
 
 def test_report_regenerates_indicators_and_the_annualization_given(

@@ -390,6 +390,7 @@ def register(app: typer.Typer) -> None:
             ("params", [str(r.get("params", {})) for r in records]),
             ("start", [r.get("start", "") for r in records]),
             ("end", [r.get("end", "") for r in records]),
+            ("annualization", [m.get("annualization", "") for m in metrics]),
         ):
             table.add_row(row_name, *(str(v) for v in values), "")
             rows.append((row_name, *values))
@@ -403,6 +404,14 @@ def register(app: typer.Typer) -> None:
             table.add_row(key, *(fmt(key, v) for v in values), diff)
             rows.append((key, *(_from_json(v) for v in values)))
         console.print(table)
+        periods = [m.get("periods_per_year") for m in metrics]
+        if periods[0] != periods[1] and all(isinstance(p, int | float) for p in periods):
+            console.print(
+                f"[bold yellow]note:[/] the runs are annualized with {periods[0]:,.6g} and "
+                f"{periods[1]:,.6g} periods a year: Sharpe, Sortino and volatility differ by "
+                "that too (rerun one with --periods-per-year to compare like with like)",
+                highlight=False,
+            )
         target = out or root / "compare" / f"{folders[0].name}_vs_{folders[1].name}.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_compare_report(
