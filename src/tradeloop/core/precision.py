@@ -78,8 +78,9 @@ def _fits_in_blocks(values: np.ndarray, d: int) -> np.ndarray:
 
 
 def _fits_decimals(values: np.ndarray, d: int) -> np.ndarray:
-    scaled = values * (10.0**d)
-    return np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * _DECIMALS_REL_TOL
+    with np.errstate(over="ignore", invalid="ignore"):  # a price near 1e300 fits no decimals
+        scaled = values * (10.0**d)
+        return np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * _DECIMALS_REL_TOL
 
 
 def to_ticks(values: np.ndarray, tick_size: float) -> np.ndarray:

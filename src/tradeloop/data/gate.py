@@ -57,6 +57,7 @@ def gate_report(
         np.asarray(bars.close),
         np.asarray(bars.volume),
         item.synthetic,
+        item.file_rows,
     )
     return check_quality(
         raw,
@@ -144,8 +145,9 @@ def keep_sessions(item: LoadedBars, sessions: Sessions) -> tuple[LoadedBars, int
     )
     extras = {k: v[mask] for k, v in item.extras.items()}
     synthetic = None if item.synthetic is None else item.synthetic[mask]
+    rows = np.flatnonzero(mask) if item.file_rows is None else item.file_rows[mask]
     logger.info("%s: %d bar(s) outside %s sessions dropped", item.source, dropped, sessions.name)
-    return replace(item, bars=kept, extras=extras, synthetic=synthetic), dropped
+    return replace(item, bars=kept, extras=extras, synthetic=synthetic, file_rows=rows), dropped
 
 
 class GateCache:

@@ -124,6 +124,10 @@ class LoadedBars:
     issues
         Data-check findings a run was allowed to proceed with (``--allow-data-issues``), as
         records of :meth:`~tradeloop.data.quality.Finding.as_dict`; empty when the data passed.
+    file_rows
+        The file's data row (0-based) of each bar when they differ (a newest-first file
+        reversed, rows moved or dropped by ``repair``, bars outside a calendar's sessions
+        dropped); None: bar ``i`` is row ``i``. Findings name the file's rows with it.
     """
 
     bars: BarArrays
@@ -135,6 +139,7 @@ class LoadedBars:
     synthetic: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    file_rows: np.ndarray | None = None
     issues: tuple[dict[str, Any], ...] = ()
 
 
@@ -319,17 +324,10 @@ def load_ohlcv(
         if name != "timestamp"
     }
     reversed_rows = _newest_first(ts)
-    if reversed_rows:
-        ts = ts[::-1].copy()
-        values = {k: v[::-1].copy() for k, v in values.items()}
-        logger.warning(
-            "%s: rows are stored newest first; sorted oldest first (%d rows)",
-            file,
-            reversed_rows,
-            extra={"file": file, "rows": reversed_rows},
-        )
+    # the values are checked in file order (an error names the file's row); a newest-first
+    # file's times strictly decrease, so reversed they strictly increase
     validate_ohlcv(
-        None if repair else ts,
+        None if repair or reversed_rows else ts,
         values["open"],
         values["high"],
         values["low"],
@@ -339,9 +337,22 @@ def load_ohlcv(
         names=picked,
         check_ohlc=check_ohlc,
     )
+    file_rows: np.ndarray | None = None
+    if reversed_rows:
+        ts = ts[::-1].copy()
+        values = {k: v[::-1].copy() for k, v in values.items()}
+        file_rows = np.arange(n_rows - 1, -1, -1, dtype=np.int64)
+        logger.warning(
+            "%s: rows are stored newest first; sorted oldest first (%d rows)",
+            file,
+            reversed_rows,
+            extra={"file": file, "rows": reversed_rows},
+        )
     repaired: dict[str, int] = {}
     if repair:
-        ts, values, repaired = _repair(ts, values, file)
+        ts, values, repaired, kept = _repair(ts, values, file)
+        if kept is not None:
+            file_rows = kept if file_rows is None else file_rows[kept]
     if reversed_rows:
         repaired["reversed_newest_first"] = reversed_rows
 
@@ -374,6 +385,7 @@ def load_ohlcv(
         price_decimals=decimals,
         tick_size=0.0 if decimals is None else 10.0**-decimals,
         repaired=repaired,
+        file_rows=file_rows,
     )
 
 
@@ -424,15 +436,18 @@ def _resolve_timeframe(
 
 def _repair(
     ts: np.ndarray, values: dict[str, np.ndarray], file: str
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, int]]:
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, int], np.ndarray | None]:
     # Sort by time (stable, so equal stamps keep file order) and drop repeated stamps,
     # keeping the first row of each. "rows_sorted" counts rows earlier than their predecessor.
+    # The last item: the input row of each row kept (None when nothing moved).
     backward, _ = count_time_order_problems(ts)
     repaired: dict[str, int] = {}
+    index = np.arange(ts.shape[0], dtype=np.int64)
     if backward:
         order = np.argsort(ts, kind="stable")
         ts = ts[order]
         values = {k: v[order] for k, v in values.items()}
+        index = index[order]
         repaired["rows_sorted"] = backward
     if ts.shape[0] > 1:
         keep = np.empty(ts.shape[0], dtype=bool)
@@ -442,6 +457,7 @@ def _repair(
         if dropped:
             ts = ts[keep]
             values = {k: v[keep] for k, v in values.items()}
+            index = index[keep]
             repaired["duplicates_dropped"] = dropped
     if repaired:
         logger.warning(
@@ -450,7 +466,7 @@ def _repair(
             ", ".join(f"{k}={v}" for k, v in repaired.items()),
             extra={"file": file, **repaired},
         )
-    return ts, values, repaired
+    return ts, values, repaired, (index if repaired else None)
 
 
 # --------------------------------------------------------------------------- reading
@@ -1102,7 +1118,9 @@ def _to_float(col: Any, *, file: str, field: str) -> np.ndarray:
 class RawOhlcv:
     """OHLCV columns exactly as a file holds them: file order, no checks (quality reports).
 
-    ``synthetic`` is the boolean column of bars filled by the gap policy, when present.
+    ``synthetic`` is the boolean column of bars filled by the gap policy, when present;
+    ``file_rows`` the file's data row (0-based) of each row when they differ (a newest-first
+    file is read oldest first), so findings name the file's rows.
     """
 
     source: str
@@ -1113,6 +1131,7 @@ class RawOhlcv:
     close: np.ndarray
     volume: np.ndarray
     synthetic: np.ndarray | None = None
+    file_rows: np.ndarray | None = None
 
 
 def read_unvalidated(
@@ -1143,9 +1162,16 @@ def read_unvalidated(
         name: _to_float(raw[name], file=file, field=picked[name])
         for name in ("open", "high", "low", "close", "volume")
     }
+    file_rows = None
     if _newest_first(ts):  # a file stored newest first is sorted, as load_ohlcv does
         ts = ts[::-1].copy()
         values = {k: v[::-1].copy() for k, v in values.items()}
+        file_rows = np.arange(ts.shape[0] - 1, -1, -1, dtype=np.int64)
+        logger.warning(
+            "%s: rows are stored newest first; checked oldest first (rows named as in the file)",
+            file,
+            extra={"file": file},
+        )
     synthetic = None
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -1156,4 +1182,4 @@ def read_unvalidated(
                 synthetic = np.asarray(col.fill_null(False).to_numpy(), dtype=bool)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read parquet file: {exc}", file=file) from exc
-    return RawOhlcv(file, ts, synthetic=synthetic, **values)
+    return RawOhlcv(file, ts, synthetic=synthetic, file_rows=file_rows, **values)

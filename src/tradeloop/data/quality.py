@@ -224,6 +224,12 @@ def check_quality(
         np.zeros(n, dtype=bool) if raw.synthetic is None else np.asarray(raw.synthetic, dtype=bool)
     )
     findings: list[Finding] = []
+    # the file's data row of each row here (a newest-first file reversed, rows dropped
+    # outside a calendar's sessions or by --repair): locations name the file's rows
+    labels = None if raw.file_rows is None else np.asarray(raw.file_rows, dtype=np.int64)
+
+    def fr(r: int | np.integer) -> int:
+        return int(labels[r]) if labels is not None else int(r)
 
     def found(
         check: str, rows: np.ndarray, fails: bool, describe: Any = None, count: int | None = None
@@ -234,7 +240,7 @@ def check_quality(
             return
         first = rows[:MAX_LOCATIONS]
         where = tuple(
-            f"row {int(r):,} ({_iso(int(ts_raw[r]))})"
+            f"row {fr(r):,} ({_iso(int(ts_raw[r]))})"
             + (f": {describe(int(r))}" if describe else "")
             for r in first
         )
@@ -243,7 +249,7 @@ def check_quality(
                 check,
                 total,
                 fails,
-                tuple(int(r) for r in first),
+                tuple(fr(r) for r in first),
                 tuple(int(ts_raw[r]) for r in first),
                 where,
             )
@@ -349,7 +355,7 @@ def check_quality(
             return
         shown = starts[:MAX_LOCATIONS]
         where = tuple(
-            f"rows {int(keep[s]):,}-{int(keep[s + k - 1]):,} "
+            f"rows {fr(keep[s]):,}-{fr(keep[s + k - 1]):,} "
             f"({_iso(int(ts[s]))} → {_iso(int(ts[s + k - 1]))}, {int(k)} bars)"
             for s, k in zip(shown, lengths[:MAX_LOCATIONS], strict=True)
         )
@@ -358,7 +364,7 @@ def check_quality(
                 check,
                 int(starts.shape[0]),
                 fails,
-                tuple(int(keep[s]) for s in shown),
+                tuple(fr(keep[s]) for s in shown),
                 tuple(int(ts[s]) for s in shown),
                 where,
             )
@@ -397,10 +403,10 @@ def check_quality(
                 "gaps",
                 len(gaps),
                 gap_fails,
-                tuple(int(r) for r in before_rows),
+                tuple(fr(r) for r in before_rows),
                 tuple(int(t) for t in gaps.before_ns[top]),
                 tuple(
-                    f"after row {int(r):,} ({_iso(int(gaps.before_ns[i]))}): "
+                    f"after row {fr(r):,} ({_iso(int(gaps.before_ns[i]))}): "
                     f"{int(gaps.missing[i]):,} missing bars until {_iso(int(gaps.after_ns[i]))}"
                     for r, i in zip(before_rows, top, strict=True)
                 ),
@@ -532,7 +538,11 @@ def _extreme(
 
     The reference is the median close of the ``spike_neighbours`` bars on each side (the bar
     itself excluded, so a run of up to ``spike_neighbours`` bad bars cannot hide itself).
-    Returns ``(mask, reference)``.
+    A longer run of bad bars fills half a bar's neighbours and moves that median: the bars
+    near one are also measured against the median of four times as many neighbours, and a
+    bar is extreme only if it is off that wider median too; where the two medians disagree
+    by more than the square root of the factor, the wider one decides (the bad run's own
+    bars are named, not the good bars beside it). Returns ``(mask, reference)``.
     """
     n = c.shape[0]
     factor = th.spike_factor
@@ -555,20 +565,35 @@ def _extreme(
     reference = np.full(n, np.nan)
     if seeds.size == 0:
         return np.zeros(n, dtype=bool), reference
-    offsets = np.arange(-k, k + 1)
-    cand = np.unique(np.clip(seeds[:, None] + offsets[None, :], 0, n - 1).ravel())
+    wide = 4 * k
+    cand = np.unique(np.clip(seeds[:, None] + np.arange(-k, k + 1)[None, :], 0, n - 1).ravel())
+    near = _neighbour_median(clean, cand, k)
+    far = _neighbour_median(clean, cand, wide)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        t, b = top[cand], bottom[cand]
+        off_near = (t > near * factor) | ((b > 0) & (b * factor < near))
+        off_far = (t > far * factor) | ((b > 0) & (b * factor < far))
+        ratio = near / far
+        disagree = ~((ratio <= np.sqrt(factor)) & (ratio * np.sqrt(factor) >= 1.0))
+    disagree &= np.isfinite(far)
+    hit_cand = np.where(disagree, off_far, off_near & (off_far | ~np.isfinite(far)))
+    reference[cand] = np.where(disagree, far, near)
+    hit = np.zeros(n, dtype=bool)
+    hit[cand] = hit_cand & np.isfinite(reference[cand])
+    return hit, reference
+
+
+def _neighbour_median(clean: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The median of the ``k`` closes on each side of each of ``rows`` (the row itself and
+    missing values left out; NaN when none)."""
+    offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
     padded = np.concatenate([np.full(k, np.nan), clean, np.full(k, np.nan)])
-    around_idx = cand[:, None] + k + np.concatenate([offsets[:k], offsets[k + 1 :]])[None, :]
-    around = np.sort(padded[around_idx], axis=1)  # the 2k neighbours; NaN sorts last
+    around = np.sort(padded[rows[:, None] + k + offsets[None, :]], axis=1)  # NaN sorts last
     valid = np.count_nonzero(~np.isnan(around), axis=1)
-    rows = np.arange(cand.size)
+    index = np.arange(rows.size)
     lo_i = np.clip((valid - 1) // 2, 0, None)
     hi_i = np.clip(valid // 2, 0, None)
-    reference[cand] = np.where(valid > 0, (around[rows, lo_i] + around[rows, hi_i]) / 2.0, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        hit = (top > reference * factor) | ((bottom > 0) & (bottom * factor < reference))
-    hit &= np.isfinite(reference)
-    return np.asarray(hit, dtype=bool), reference
+    return np.where(valid > 0, (around[index, lo_i] + around[index, hi_i]) / 2.0, np.nan)
 
 
 def _stale(

@@ -91,3 +91,39 @@ def test_cache_key_taken_beside_the_load_is_the_key(tmp_path: Path) -> None:
         str(data.resolve()): hashlib.sha256(data.read_bytes()).hexdigest()
     }
     assert missing.result() is None
+
+
+def _csv(path: Path, rows: list[tuple[int, float, float, float, float, float]]) -> Path:
+    lines = ["timestamp,open,high,low,close,volume"]
+    lines += [f"{t // 1_000_000},{o!r},{h!r},{lo!r},{c!r},{v!r}" for t, o, h, lo, c, v in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("layout", ["newest_first", "duplicate_above", "outside_sessions"])
+def test_findings_name_the_files_own_row(tmp_path: Path, layout: str) -> None:
+    # Arrange: one 1e300 bar at file row 150 of a file whose bars are not its rows: stored
+    # newest first, with a duplicated row above it dropped by --repair, or with bars outside
+    # the XNYS session (2024-01-02 from 14:00 UTC, the session opens 14:30) dropped
+    from tradeloop.data.gate import keep_sessions
+    from tradeloop.data.sessions import sessions_for
+
+    start = 1_704_204_000 * 10**9 if layout == "outside_sessions" else 0  # 2024-01-02 14:00
+    rows = [(start + t, *rest) for t, *rest in _warmup()]  # type: ignore[misc]
+    if layout == "newest_first":
+        rows = rows[::-1]
+    if layout == "duplicate_above":
+        rows.insert(40, rows[39])
+    t = rows[150][0]
+    rows[150] = (t, 1e300, 1e300, 1e300, 1e300, 1.0)
+    path = _csv(tmp_path / "BTC_USDT-1m.csv", rows)
+    # Act
+    item = load_ohlcv(path, repair=layout == "duplicate_above")
+    if layout == "outside_sessions":
+        item, dropped = keep_sessions(item, sessions_for("XNYS", start, start + 200 * MINUTE))
+        assert dropped == 30
+    report = gate_report(item)
+    # Assert
+    finding = next(f for f in report.findings if f.check == "extreme values")
+    assert finding.rows == (150,)
+    assert finding.where[0].startswith("row 150 (")
