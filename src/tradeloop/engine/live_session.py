@@ -282,7 +282,10 @@ class LiveTrading:
 
     def _shutdown(self, feed: Any, reason: str) -> None:
         """Before the paper shutdown (status, alert, store closed): take the fills of orders
-        still working (up to ``SHUTDOWN_FILL_WAIT_S``) and store them with the run."""
+        still working (up to ``SHUTDOWN_FILL_WAIT_S``) and store them with the run. A run
+        that ends before its start reconciliation could run (it was deferred while an order
+        of the previous process was still working, and the run was short) reconciles here,
+        once its orders are settled: no run ends unchecked against the venue."""
         kernel, broker = self.kernel, self.venue_broker
         if kernel is not None and broker is not None and kernel.last_step_ts is not None:
             try:
@@ -292,6 +295,8 @@ class LiveTrading:
                     time.sleep(0.05)
                     broker.sync()
                 kernel.record_now(kernel.last_step_ts)
+                if self.reconciliations == 0:
+                    self.reconcile_now()
             except Exception:  # the shutdown itself must go on
                 logger.exception("final venue sync failed")
         super()._shutdown(feed, reason)  # type: ignore[misc]
