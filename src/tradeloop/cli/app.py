@@ -255,7 +255,7 @@ def backtest(
         ),
     ] = False,
     seed: Annotated[
-        int, typer.Option(min=0, help="Seed of the bootstrap and Monte Carlo validation.")
+        int, typer.Option(help="Seed of the bootstrap and Monte Carlo validation (>= 0).")
     ] = 42,
     trials: Annotated[
         int,
@@ -343,6 +343,8 @@ def backtest(
     causally at every step: the regime lowers the leverage cap, scales entry sizes by its
     exposure and its confidence weighs the model's; regimes.csv and the report show them.
     """
+    if seed < 0:  # checked here: a typer range would load pydantic for every backtest
+        raise typer.BadParameter(f"{seed} is below 0", param_hint="'--seed'")
     from tradeloop.cli.memory import batch_command
 
     # entered before numpy is first imported (its BLAS sizes its thread pool then); the
