@@ -137,6 +137,48 @@ def test_backtest_user_strategy_from_strategies_folder(
     assert trades.exit_reason.iloc[0] == "end"
 
 
+def test_a_broken_strategy_file_hides_only_its_own_strategies(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    # Arrange: one file that imports, one a half-written draft beside it
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "always_long.py").write_text(
+        "from tradeloop.core.signal import Signal\n"
+        "from tradeloop.strategy import NO_SIGNALS, Strategy\n\n"
+        "class AlwaysLong(Strategy):\n"
+        '    """Buy once and hold."""\n\n'
+        "    def on_bar(self, view, portfolio):\n"
+        "        sym = view.symbols[0]\n"
+        "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
+    )
+    (folder / "draft.py").write_text("class Half(:\n")
+    common = ("-d", str(sample_1h), "--strategies-dir", str(folder), "--end", "2017-09-01")
+    # Act
+    bundled = run_cli(
+        "backtest", "-s", "sma_cross", *common, "--out", str(tmp_path / "a"), "--no-report"
+    )
+    user = run_cli(
+        "backtest", "-s", "always_long", *common, "--out", str(tmp_path / "b"), "--no-report"
+    )
+    missing = run_cli("backtest", "-s", "half", *common, "--out", str(tmp_path / "c"))
+    listing = run_cli("strategies", "--strategies-dir", str(folder), "--json")
+    # Assert: the others still run, with a warning naming the broken file
+    assert bundled.exit_code == 0, bundled.output
+    assert user.exit_code == 0, user.output
+    assert "draft.py" in bundled.output
+    assert "SyntaxError" in bundled.output
+    assert (tmp_path / "b" / "trades.csv").exists()
+    # a name that is in no importable file: the broken file is the likely reason
+    assert missing.exit_code == 2
+    assert "unknown strategy 'half'" in missing.output
+    assert "draft.py" in missing.output
+    assert listing.exit_code == 0
+    names = {s["name"] for s in json.loads(listing.stdout)}
+    assert {"always_long", "sma_cross"} <= names
+    assert "draft.py" in listing.stderr
+
+
 def test_strategies_lists_examples_with_defaults(run_cli: RunCli) -> None:
     result = run_cli("strategies", env={"COLUMNS": "200"})
     assert result.exit_code == 0

@@ -204,7 +204,7 @@ async def risk(request: Request, engine: Engine) -> Response:
 @engine_router.get("/strategies", tags=["engine"], dependencies=_reads)
 def strategies(request: Request) -> dict[str, Any]:
     """The engine's strategies (weight, parameters) and every strategy available to runs."""
-    from tradeloop.strategy.registry import discover_strategies
+    from tradeloop.strategy.registry import scan_strategies
 
     engine: LoopService | None = request.app.state.engine
     running: list[dict[str, Any]] = []
@@ -214,9 +214,11 @@ def strategies(request: Request) -> dict[str, Any]:
     folder = request.app.state.backtests.strategies_dir
     error = None
     try:
-        found = discover_strategies(folder if folder.is_dir() else None)
-    except ConfigError as exc:  # a broken user file must not hide the bundled ones
-        found, error = discover_strategies(None), str(exc)
+        found, broken = scan_strategies(folder if folder.is_dir() else None)
+        if broken:  # a broken user file hides only its own strategies
+            error = "; ".join(str(exc) for exc in broken.values())
+    except ConfigError as exc:  # two user files define one name
+        found, error = scan_strategies(None)[0], str(exc)
     return {
         "running": running,
         "available": [{"name": n, "origin": i.origin} for n, i in sorted(found.items())],

@@ -569,12 +569,14 @@ def strategies(
 ) -> None:
     """List the strategies found in the bundled examples and in the user strategies folder."""
     setup_logging()
-    from tradeloop.strategy.registry import discover_strategies
+    from tradeloop.strategy.registry import scan_strategies
 
     try:
-        found = discover_strategies(strategies_dir)
+        found, broken = scan_strategies(strategies_dir)
     except TradeloopError as exc:
         raise _fail(exc) from None
+    for exc in broken.values():
+        err_console.print(f"[yellow]warning:[/] {exc}")
     if as_json:
         import json
 

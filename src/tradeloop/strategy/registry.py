@@ -15,7 +15,7 @@ from types import ModuleType
 from tradeloop.core.errors import ConfigError, did_you_mean
 from tradeloop.strategy.base import Strategy
 
-__all__ = ["StrategyInfo", "discover_strategies", "load_strategy_class"]
+__all__ = ["StrategyInfo", "discover_strategies", "load_strategy_class", "scan_strategies"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,51 @@ def _load_file(path: Path) -> ModuleType:
     return module
 
 
+def scan_strategies(
+    user_dir: str | Path | None = "strategies",
+) -> tuple[dict[str, StrategyInfo], dict[Path, ConfigError]]:
+    """Return every strategy that imports, by name, and each user file that failed, by path.
+
+    Bundled examples come first; a user strategy with an example's name replaces it (and a
+    warning is logged). One broken file does not hide the strategies of the others.
+
+    Raises
+    ------
+    ConfigError
+        If two user strategies share a name.
+    """
+    found: dict[str, StrategyInfo] = {}
+    broken: dict[Path, ConfigError] = {}
+    package = importlib.import_module(_EXAMPLES_PACKAGE)
+    for mod_info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{_EXAMPLES_PACKAGE}.{mod_info.name}")
+        for cls in _strategies_in(module):
+            found[cls.strategy_name()] = StrategyInfo(cls.strategy_name(), cls, module.__name__)
+    if user_dir is None or not Path(user_dir).is_dir():
+        return found, broken
+    user_names: dict[str, Path] = {}
+    for path in sorted(Path(user_dir).glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        try:
+            module = _load_file(path)
+        except ConfigError as exc:
+            broken[path] = exc
+            continue
+        for cls in _strategies_in(module):
+            name = cls.strategy_name()
+            if name in user_names:
+                raise ConfigError(
+                    f"strategy name {name!r} is defined in both {user_names[name]} "
+                    f"and {path}; give one of them a different `name`"
+                )
+            if name in found:
+                logger.warning("user strategy %s in %s replaces the bundled one", name, path)
+            user_names[name] = path
+            found[name] = StrategyInfo(name, cls, str(path))
+    return found, broken
+
+
 def discover_strategies(user_dir: str | Path | None = "strategies") -> dict[str, StrategyInfo]:
     """Return every strategy by name: bundled examples first, then ``user_dir/*.py``.
 
@@ -66,32 +111,9 @@ def discover_strategies(user_dir: str | Path | None = "strategies") -> dict[str,
     ConfigError
         If a user file fails to import, or two user strategies share a name.
     """
-    found: dict[str, StrategyInfo] = {}
-    package = importlib.import_module(_EXAMPLES_PACKAGE)
-    for mod_info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{_EXAMPLES_PACKAGE}.{mod_info.name}")
-        for cls in _strategies_in(module):
-            found[cls.strategy_name()] = StrategyInfo(cls.strategy_name(), cls, module.__name__)
-    if user_dir is not None:
-        folder = Path(user_dir)
-        if folder.is_dir():
-            user_names: dict[str, Path] = {}
-            for path in sorted(folder.glob("*.py")):
-                if path.name.startswith("_"):
-                    continue
-                for cls in _strategies_in(_load_file(path)):
-                    name = cls.strategy_name()
-                    if name in user_names:
-                        raise ConfigError(
-                            f"strategy name {name!r} is defined in both {user_names[name]} "
-                            f"and {path}; give one of them a different `name`"
-                        )
-                    if name in found:
-                        logger.warning(
-                            "user strategy %s in %s replaces the bundled one", name, path
-                        )
-                    user_names[name] = path
-                    found[name] = StrategyInfo(name, cls, str(path))
+    found, broken = scan_strategies(user_dir)
+    if broken:
+        raise next(iter(broken.values()))
     return found
 
 
@@ -121,9 +143,18 @@ def load_strategy_class(
         if not (inspect.isclass(cls) and issubclass(cls, Strategy)):
             raise ConfigError(f"{reference!r} is not a Strategy subclass")
         return cls
-    registry = discover_strategies(user_dir)
+    registry, broken = scan_strategies(user_dir)
     if reference in registry:
+        for path, exc in broken.items():
+            logger.warning("%s; the strategies in %s are not available", exc, path.name)
         return registry[reference].cls
+    if broken:
+        # the strategy asked for may be the one in the file that does not import
+        first = next(iter(broken.values()))
+        raise ConfigError(
+            f"unknown strategy {reference!r}, and {first}"
+            + (f" (and {len(broken) - 1} more broken file(s))" if len(broken) > 1 else "")
+        ) from first
     raise ConfigError(
         f"unknown strategy {reference!r}.{did_you_mean(reference, registry)} "
         f"Known: {', '.join(sorted(registry))} (see `tradeloop strategies`)"

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from tradeloop.core.errors import ConfigError
-from tradeloop.strategy.registry import discover_strategies, load_strategy_class
+from tradeloop.strategy.registry import (
+    discover_strategies,
+    load_strategy_class,
+    scan_strategies,
+)
 
 USER_STRATEGY = '''
 from tradeloop.strategy import NO_SIGNALS, Param, Strategy
@@ -51,6 +55,22 @@ def test_discover_strategies_broken_user_file_names_the_file(tmp_path: Path) -> 
     # Act / Assert
     with pytest.raises(ConfigError, match=r"broken\.py"):
         discover_strategies(tmp_path)
+
+
+def test_scan_strategies_keeps_the_files_that_import_beside_a_broken_one(tmp_path: Path) -> None:
+    # Arrange
+    (tmp_path / "breakout.py").write_text(USER_STRATEGY)
+    (tmp_path / "broken.py").write_text("import nonexistent_module_xyz\n")
+    # Act
+    found, broken = scan_strategies(tmp_path)
+    # Assert
+    assert "my_breakout" in found
+    assert "sma_cross" in found
+    assert list(broken) == [tmp_path / "broken.py"]
+    assert "nonexistent_module_xyz" in str(broken[tmp_path / "broken.py"])
+    assert load_strategy_class("my_breakout", tmp_path).strategy_name() == "my_breakout"
+    with pytest.raises(ConfigError, match=r"unknown strategy 'nope', and .*broken\.py"):
+        load_strategy_class("nope", tmp_path)
 
 
 def test_load_strategy_class_misspelt_name_suggests_the_closest() -> None:
