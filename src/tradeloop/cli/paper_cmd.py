@@ -366,13 +366,20 @@ def paper_runs(
     bps and total cost of expected vs actual fill prices; `tradeloop live report` per fill)."""
     import json
 
+    from tradeloop.config.settings import load_settings
     from tradeloop.engine.paper import run_summaries
     from tradeloop.store.state import open_state_store
 
     try:
-        target = _existing_state(state)
-        with open_state_store(target) as store:
-            rows = run_summaries(store)
+        try:
+            target = _existing_state(state)
+        except ConfigError:
+            if state is not None:  # a store named on the command line must exist
+                raise
+            target, rows = str(load_settings().state_url), []  # nothing run here yet
+        else:
+            with open_state_store(target) as store:
+                rows = run_summaries(store)
     except TradeloopError as exc:
         raise _fail(exc) from None
     if as_json:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from tradeloop.cli.console import Console
 from tradeloop.cli.failure import fail
-from tradeloop.core.errors import TradeloopError
+from tradeloop.core.errors import ConfigError, TradeloopError
 
 if TYPE_CHECKING:
     from tradeloop.analysis.run_analysis import RunAnalysis
@@ -266,6 +266,8 @@ def register(app: typer.Typer) -> None:
         from tradeloop.analysis.runs import find_runs
 
         try:
+            if limit < 1:
+                raise ConfigError(f"--limit must be 1 or more, got {limit}")
             live_runs = live_run_listings(state) if state is not None else []
         except TradeloopError as exc:
             raise _fail(exc) from None

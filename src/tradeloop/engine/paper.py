@@ -217,6 +217,18 @@ class PaperConfig(RunConfig):
         ):
             if unused:
                 raise ConfigError(f"a paper session takes no {name}: {_NOT_IN_PAPER[name]}")
+        for name, flag, value, least in (
+            ("warmup_bars", "--warmup", self.warmup_bars, 0),
+            ("max_bars", "--max-bars", self.max_bars, 1),
+        ):
+            if value < least:
+                raise ConfigError(f"{name} ({flag}) must be {least} or more, got {value}")
+        for name, flag, seconds in (
+            ("stale_after_s", "--stale-after", self.stale_after_s),
+            ("heartbeat_s", "--heartbeat", self.heartbeat_s),
+        ):
+            if not seconds > 0:
+                raise ConfigError(f"{name} ({flag}) must be a positive number of seconds")
         given: object = self.risk
         setting = self.risk_setting if self.risk_setting is not None else _risk_setting(given)
         rules = risk_config_of(setting)
