@@ -237,7 +237,7 @@ def test_runs_compare_prints_side_by_side_and_writes_overlay(
     html = (workdir / "cmp.html").read_text()
     (traces,) = re.findall(r'id="chart-overlay" data-traces="(\d+)"', html)
     assert traces == "4"  # equity and drawdown of each run
-    assert "'fast': 20" in result.output  # the parameters row
+    assert "fast=20" in result.output  # the parameters row, one name=value a line
     assert "annualization" in result.output
     assert "note:" not in result.output  # both annualized alike
 

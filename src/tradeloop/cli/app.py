@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.cli.data_cmd import data_app
 from tradeloop.cli.failure import fail
 from tradeloop.cli.learn_cmd import register_learn_commands
@@ -595,12 +594,7 @@ def strategies(
         ]
         print(json.dumps(listing, indent=2, default=str))
         return
-    table = Table(title="Strategies", show_lines=True)
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("description", ratio=3)
-    table.add_column("timeframes", no_wrap=True)
-    table.add_column("parameters (defaults)", ratio=2)
-    table.add_column("from", style="dim")
+    rows = []
     for name in sorted(found):
         info = found[name]
         declared = info.cls.parameters()
@@ -609,13 +603,30 @@ def strategies(
         else:
             params = "\n".join(f"{k}={p.default!r}" for k, p in declared.items())
         origin = "example" if info.origin.startswith("tradeloop.") else info.origin
-        table.add_row(
-            name,
-            info.cls.describe(),
-            ", ".join(info.cls.timeframes) or "data's",
-            params or "-",
-            origin,
-        )
+        timeframes = ", ".join(info.cls.timeframes) or "data's"
+        rows.append((name, info.cls.describe(), timeframes, params or "-", origin))
+    # a parameter line whole where it fits (``trailing_stop=0.0``), folded rather than cut
+    widest = max((len(line) for row in rows for line in row[3].splitlines()), default=1)
+    from rich.markup import escape
+    from rich.text import Text
+
+    table = Table(title="Strategies", show_lines=True)
+    narrow = console.width < 100  # timeframes and origin under the name, not in columns
+    table.add_column("name" if not narrow else "name\ntimeframes, from", overflow="fold")
+    table.add_column("description", ratio=3)
+    if not narrow:
+        table.add_column("timeframes", overflow="fold")
+    table.add_column("parameters (defaults)", ratio=2, overflow="fold", min_width=min(widest, 24))
+    if not narrow:
+        table.add_column("from", style="dim", overflow="fold")
+    for name, describe, timeframes, params, origin in rows:
+        if narrow:
+            cell = f"[bold cyan]{escape(name)}[/]\n{timeframes}\n[dim]{escape(origin)}[/]"
+            table.add_row(cell, Text(describe), Text(params))
+        else:
+            table.add_row(
+                Text(name, style="bold cyan"), Text(describe), timeframes, Text(params), origin
+            )
     console.print(table)
 
 

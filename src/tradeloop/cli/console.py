@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console as RichConsole
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from tradeloop.config.redact import redact
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import ConsoleOptions, RenderableType
     from rich.segment import Segment
 
-__all__ = ["Console"]
+__all__ = ["Console", "Table"]
 
 
 class Console(RichConsole):
@@ -50,3 +51,16 @@ def _masked(renderable: Any) -> Any:
                 end=renderable.end,
             )
     return renderable
+
+
+class Table(RichTable):
+    """A :class:`rich.table.Table` whose cells fold onto more lines instead of ending in "…".
+
+    On a narrow terminal rich cuts a word wider than its column (a run id, a path, a parameter
+    such as ``trailing_stop=0.0``); the CLI's tables keep every character instead.
+    """
+
+    def add_column(self, header: RenderableType = "", *args: Any, **kwargs: Any) -> None:
+        """Add a column (as :meth:`rich.table.Table.add_column`), folding by default."""
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(header, *args, **kwargs)

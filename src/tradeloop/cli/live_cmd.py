@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from tradeloop.cli import paper_cmd
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.cli.failure import fail, require
 from tradeloop.cli.regime_cmd import regime_options
 from tradeloop.core.errors import ConfigError, TradeloopError

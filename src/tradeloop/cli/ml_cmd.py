@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.cli.failure import fail, require
 from tradeloop.core.errors import ConfigError, TradeloopError
 

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.cli.failure import fail
 from tradeloop.core.errors import ConfigError, DataError, TradeloopError
 from tradeloop.risk.overrides import OVERRIDABLE_LIMITS

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.cli.failure import fail
 from tradeloop.core.errors import ConfigError, TradeloopError
 
@@ -172,6 +171,11 @@ def bias_table(analysis: RunAnalysis, examples: int = 3) -> Table:
 
 
 _fail = fail  # the CLI's one error report (tradeloop.cli.failure)
+
+
+def _params_text(params: Mapping[str, Any]) -> str:
+    """A run's parameters one ``name=value`` a line (a dict's repr folds mid-word)."""
+    return "\n".join(f"{k}={v!r}" for k, v in params.items()) or "-"
 
 
 def _run_json(run: Any) -> dict[str, Any]:
@@ -379,17 +383,18 @@ def register(app: typer.Typer) -> None:
                 curves[label] = (ts, np.concatenate(([initial], eq.equity)))
         except TradeloopError as exc:
             raise _fail(exc) from None
-        table = Table(title="Runs compared")
+        # the ids above the table, "A" and "B" as its headers: two ids would take its width
+        table = Table(title=f"Runs compared\nA: {labels[0]}\nB: {labels[1]}")
         table.add_column("metric", style="cyan")
-        for label in labels:
-            table.add_column(label, justify="right")
+        for header in ("A", "B"):
+            table.add_column(header, justify="right")
         table.add_column("B - A", justify="right")
         rows = []
         for row_name, values in (
             ("strategy", [r.get("strategy", "") for r in records]),
             ("symbols", [", ".join(r.get("symbols") or []) for r in records]),
             ("timeframe", [r.get("timeframe", "") for r in records]),
-            ("params", [str(r.get("params", {})) for r in records]),
+            ("params", [_params_text(r.get("params") or {}) for r in records]),
             ("start", [r.get("start", "") for r in records]),
             ("end", [r.get("end", "") for r in records]),
             ("annualization", [m.get("annualization", "") for m in metrics]),

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.core.errors import ConfigError, TradeloopError
 
 __all__ = ["register_state_commands"]

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tradeloop.cli.console import Console
+from tradeloop.cli.console import Console, Table
 from tradeloop.cli.failure import fail
 
 if TYPE_CHECKING:
