@@ -238,7 +238,11 @@ def backtest(
         typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
     ] = None,
     close_at_end: Annotated[
-        bool, typer.Option(help="Close positions still open at the end (exit reason 'end').")
+        bool,
+        typer.Option(
+            help="Close positions still open at the last close, paying slippage and fee "
+            "(exit reason 'end')."
+        ),
     ] = False,
     out: Annotated[
         Path | None,

@@ -310,11 +310,15 @@ class SimulatedBroker:
         return count
 
     def close_all(self, ts_ns: int, prices: dict[str, float]) -> None:
-        """Close every open position at ``prices`` with exit reason ``end``."""
+        """Close every open position at ``prices`` with exit reason ``end``.
+
+        A market exit like any other: the slippage goes against the position and the taker
+        fee is paid.
+        """
         for symbol in list(self.portfolio.positions):
-            self._close(
-                self.portfolio.positions[symbol], ts_ns, prices[symbol], ExitReason.END, maker=False
-            )
+            pos = self.portfolio.positions[symbol]
+            price = self._slipped(prices[symbol], -pos.direction)
+            self._close(pos, ts_ns, price, ExitReason.END, maker=False)
 
     def open_trades(self) -> list[Trade]:
         """Return the open positions as trades without an exit."""

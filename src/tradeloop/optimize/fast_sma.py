@@ -248,7 +248,7 @@ def sma_cross_sim_nb(
                 qty,
                 epx,
                 efee,
-                close[n - 1],
+                close[n - 1] * (1.0 - pos * slip) if slip != 0.0 else close[n - 1],
                 fee,
                 3,
                 stop,

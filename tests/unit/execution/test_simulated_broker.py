@@ -3,7 +3,7 @@ shorts and end-of-run handling. Every expected number is worked out by hand belo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -255,6 +255,26 @@ def test_broker_close_at_end_closes_at_last_close_with_reason_end() -> None:
     assert result.cash[-1] == pytest.approx(q * 120 - exit_fee, rel=1e-12)
     assert result.equity[-1] == pytest.approx(result.cash[-1], rel=1e-12)
     assert result.metrics.trade_count == 1
+
+
+@pytest.mark.parametrize(("signal", "direction"), [(Signal.open_long, 1), (Signal.open_short, -1)])
+def test_broker_close_at_end_pays_slippage_against_the_position(
+    signal: Callable[[str], Signal], direction: int
+) -> None:
+    # Arrange: 10 bps of slippage, no fee; entry at bar 1's open, the end at bar 3's close
+    schedule = {0: [signal(SYM)]}
+    # Act
+    result = run(ROWS, schedule, slippage_bps=10.0, close_at_end=True)
+    # Assert: the end is a market exit like any other (a long sells lower, a short buys higher)
+    (trade,) = result.trades
+    entry = 102.0 * (1 + direction * 0.001)
+    exit_price = 120.0 * (1 - direction * 0.001)
+    assert trade.exit_reason is ExitReason.END
+    assert trade.entry_price == pytest.approx(entry, rel=1e-15)
+    assert trade.exit_price == pytest.approx(exit_price, rel=1e-15)
+    q = 10_000 / entry
+    assert trade.pnl == pytest.approx(direction * q * (exit_price - entry), rel=1e-12)
+    assert result.equity[-1] == pytest.approx(10_000 + trade.pnl, rel=1e-12)
 
 
 def test_broker_open_position_at_end_reported_without_exit() -> None:

@@ -33,6 +33,11 @@ CASES = [
         {"fast": 20, "slow": 50, "stop_loss": 0.01, "size": 0.5},
     ),
     (RunConfig(fee=0.001), {"fast": 45, "slow": 240, "short": True, "take_profit": 0.02}),
+    # always in the market: the last position is closed at the end, with its slippage
+    (
+        RunConfig(fee=0.001, slippage_bps=5.0, close_at_end=True),
+        {"fast": 9, "slow": 21, "short": True},
+    ),
 ]
 
 
