@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -256,6 +257,31 @@ def test_runs_compare_says_when_the_annualization_differs(workdir: Path, sample_
     flat = " ".join(result.output.split())
     assert "annualization" in flat
     assert re.search(r"annualized with [\d,]+ and 252 periods a year", flat)
+
+
+def test_report_regenerated_keeps_the_open_positions_marked_pnl(
+    workdir: Path, sample_1h: Path
+) -> None:
+    # Arrange: long or short at every bar after the first cross, so a position is open at the end
+    backtest(workdir / sample_1h.name, "-p", "short=true", "--slippage-bps", "3")
+    folder = only_run(workdir)
+    with (folder / "trades.csv").open(newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    before = (folder / "report.html").read_text()
+    # Act
+    result = runner.invoke(app, ["report", "latest"], env=WIDE)
+    # Assert: the open trade's P&L, in the file and in both reports' trade tables
+    assert result.exit_code == 0, result.output
+    assert last["exit_time"] == ""
+    assert last["exit_reason"] == ""
+    pnl = float(last["pnl"])
+    assert pnl != 0.0
+    after = (folder / "report.html").read_text()
+    open_row = re.compile(r"<td>open</td>(?:<td>[^<]*</td>){4}<td>([^<]*)</td><td>([^<]*)</td>")
+    assert open_row.findall(before) == open_row.findall(after)
+    ((shown, pct),) = open_row.findall(after)
+    assert float(shown.replace(",", "")) == pytest.approx(pnl, abs=1e-4)
+    assert pct.endswith("%")
 
 
 def test_report_regenerates_indicators_and_the_annualization_given(

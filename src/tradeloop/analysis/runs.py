@@ -197,8 +197,8 @@ def _run_ids(base: Path) -> dict[str, Path]:
 def read_trades(path: Path) -> list[Trade]:
     """Read ``trades.csv`` of a run back into trades.
 
-    Fees are put on the entry (the file holds their sum); an open trade's P&L is NaN (the file
-    leaves it empty). Files written before ``id``, ``stop_loss`` and ``take_profit`` were
+    Fees are put on the entry (the file holds their sum); an open trade keeps the P&L marked
+    at the run's last close (NaN in files written before it was recorded). Files written before ``id``, ``stop_loss`` and ``take_profit`` were
     recorded get ids ``<symbol>-<n>`` and no stops.
 
     Raises

@@ -353,11 +353,12 @@ def _trade_table(result: BacktestResult) -> pa.Table:
         "entry_price": _arrow(cols.entry_price, f64),
         "exit_price": _arrow(cols.exit_price, f64, np.isnan(cols.exit_price)),
         "size": _arrow(cols.quantity, f64),
-        "pnl": _arrow(cols.pnl, f64, still_open),
+        # an open position's P&L is marked at the last close (its exit fields stay empty)
+        "pnl": _arrow(cols.pnl, f64, np.isnan(cols.pnl)),
         "symbol": _text(cols.symbols, np.zeros(len(cols), dtype=bool)),
         "side": _text(side, np.zeros(len(cols), dtype=bool)),
         "fees": _arrow(cols.fees, f64),
-        "pnl_pct": _arrow(cols.pnl_pct, f64, still_open),
+        "pnl_pct": _arrow(cols.pnl_pct, f64, np.isnan(cols.pnl_pct)),
         "exit_reason": _text(cols.exit_reasons, cols.exit_reasons == ""),  # "": still open
         "id": _text(cols.ids, np.zeros(len(cols), dtype=bool)),
         "stop_loss": _arrow(cols.stop_loss, f64, np.isnan(cols.stop_loss)),

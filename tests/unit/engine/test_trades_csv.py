@@ -4,7 +4,8 @@ from per-trade objects, and its bytes are those of the per-trade writer it repla
 The reference below builds the table the old way, one Python value per trade and field
 (None for what a trade does not have), with ``pa.array`` and ISO text formatted in Python;
 both tables go through the same CSV writer. Real runs on the bundled hourly sample: one
-long/short, one with stop-loss, take-profit and trailing exits (both end with a trade open).
+long/short, one with stop-loss, take-profit and trailing exits (both end with a trade open,
+whose P&L is marked at the last close).
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ def _per_trade_table(trades: list[Trade]) -> pa.Table:
         "entry_price": pa.array([t.entry_price for t in trades], f64),
         "exit_price": pa.array([t.exit_price for t in trades], f64),
         "size": pa.array([t.quantity for t in trades], f64),
-        "pnl": pa.array([t.pnl if t.is_closed else None for t in trades], f64),
+        "pnl": pa.array([None if math.isnan(t.pnl) else t.pnl for t in trades], f64),
         "symbol": pa.array([t.symbol for t in trades], text),
         "side": pa.array(["long" if t.direction > 0 else "short" for t in trades], text),
         "fees": pa.array([t.fees for t in trades], f64),
-        "pnl_pct": pa.array([t.pnl_pct if t.is_closed else None for t in trades], f64),
+        "pnl_pct": pa.array([None if math.isnan(t.pnl_pct) else t.pnl_pct for t in trades], f64),
         "exit_reason": pa.array(
             [t.exit_reason.value if t.exit_reason else None for t in trades], text
         ),
