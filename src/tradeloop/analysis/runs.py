@@ -198,8 +198,9 @@ def read_trades(path: Path) -> list[Trade]:
     """Read ``trades.csv`` of a run back into trades.
 
     Fees are put on the entry (the file holds their sum); an open trade keeps the P&L marked
-    at the run's last close (NaN in files written before it was recorded). Files written before ``id``, ``stop_loss`` and ``take_profit`` were
-    recorded get ids ``<symbol>-<n>`` and no stops.
+    at the run's last close (NaN in files written before it was recorded). Files written
+    before ``id``, ``stop_loss`` and ``take_profit`` were recorded get ids ``<symbol>-<n>``
+    and no stops.
 
     Raises
     ------

@@ -433,7 +433,7 @@ def check(
         str | None,
         typer.Option(
             help="Market calendar (e.g. XNYS): intraday bars are on a grid from each "
-            "session's open."
+            "session's open, and a night, weekend or holiday is no gap."
         ),
     ] = None,
     no_header: Annotated[
@@ -548,12 +548,12 @@ def _check_one(
 
     raw = read_unvalidated(path, layout=layout)
     tf = timeframe or infer_timeframe(np.unique(raw.ts))
-    opens = None
-    if calendar:
-        from tradeloop.data.sessions import session_opens
+    sessions = None
+    if calendar and raw.ts.size:
+        from tradeloop.data.sessions import sessions_for
 
-        opens = session_opens(calendar, raw.ts)
-    return check_quality(raw, tf, thresholds, session_opens=opens)
+        sessions = sessions_for(calendar, int(raw.ts.min()), int(raw.ts.max()))
+    return check_quality(raw, tf, thresholds, sessions=sessions)
 
 
 def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int, show: int = 5) -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Gaps", "fill_forward", "find_gaps"]
+__all__ = ["Gaps", "fill_forward", "find_gaps", "find_session_gaps"]
+
+_DAY_NS = 86_400_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,54 @@ def find_gaps(ts: np.ndarray, step_ns: int) -> Gaps:
     missing = np.where(diff > step_ns, (diff - 1) // step_ns, 0)
     idx = np.flatnonzero(missing > 0)
     return Gaps(ts[idx], ts[idx + 1], missing[idx].astype(np.int64))
+
+
+def find_session_gaps(
+    ts: np.ndarray,
+    step_ns: int,
+    opens: np.ndarray,
+    closes: np.ndarray,
+    dates: np.ndarray,
+) -> Gaps:
+    """The gaps of sorted bar open times ``ts`` counting only bars a market would trade.
+
+    A night, a weekend or a holiday between two bars is no gap: intraday bars miss the bars
+    that fit in the session time between them (``opens[i] <= t < closes[i]``, sorted UTC ns
+    intervals), daily bars the session ``dates`` (UTC midnights) strictly between their days.
+
+    >>> m, h = 60_000_000_000, 3_600_000_000_000
+    >>> opens, closes = np.array([0, 24 * h]), np.array([6 * h, 30 * h])  # two 6-hour sessions
+    >>> g = find_session_gaps(np.array([0, 5 * h, 24 * h, 27 * h]), h, opens, closes, opens)
+    >>> g.missing.tolist()  # 1h..4h of the first session, 25h and 26h of the second
+    [4, 2]
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.shape[0] < 2:
+        empty = np.empty(0, dtype=np.int64)
+        return Gaps(empty, empty, empty)
+    before, after = ts[:-1], ts[1:]
+    if step_ns >= _DAY_NS:
+        days = np.asarray(dates, dtype=np.int64)
+        missing = np.searchsorted(days, after - after % _DAY_NS, side="left") - np.searchsorted(
+            days, before - before % _DAY_NS, side="right"
+        )
+    else:
+        starts = np.asarray(opens, dtype=np.int64)
+        lengths = np.asarray(closes, dtype=np.int64) - starts
+        done = np.concatenate(([0], np.cumsum(lengths)))  # session time before session i
+
+        def session_time(t: np.ndarray) -> np.ndarray:
+            """Session time from the first open up to ``t``."""
+            i = np.searchsorted(starts, t, side="right") - 1
+            k = np.clip(i, 0, None)
+            within = np.clip(t - starts[k], 0, lengths[k])
+            return np.where(i >= 0, done[k] + within, 0)
+
+        span = session_time(after) - session_time(np.minimum(before + step_ns, after))
+        missing = span // step_ns
+    missing = np.maximum(np.where(after > before, missing, 0), 0)
+    idx = np.flatnonzero(missing > 0)
+    return Gaps(before[idx], after[idx], missing[idx].astype(np.int64))
 
 
 def fill_forward(

@@ -63,7 +63,7 @@ def gate_report(
         raw,
         item.timeframe,
         thresholds,
-        session_opens=None if sessions is None else sessions.opens,
+        sessions=sessions,
         outliers=False,
     )
 

@@ -31,13 +31,16 @@ fixed, and a backtest refusing the data can say which bars it refused.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tradeloop.core.timeframes import bucket_start, timeframe_ns
-from tradeloop.data.gaps import Gaps, find_gaps
+from tradeloop.data.gaps import Gaps, find_gaps, find_session_gaps
 from tradeloop.data.loader import RawOhlcv
+
+if TYPE_CHECKING:
+    from tradeloop.data.sessions import Sessions
 
 __all__ = [
     "Finding",
@@ -185,7 +188,7 @@ def check_quality(
     timeframe: str,
     thresholds: QualityThresholds | None = None,
     *,
-    session_opens: np.ndarray | None = None,
+    sessions: Sessions | None = None,
     outliers: bool = True,
 ) -> QualityReport:
     """Check ``raw`` bars of ``timeframe`` and judge them against ``thresholds``.
@@ -199,10 +202,11 @@ def check_quality(
     thresholds
         Limits; defaults fail only on OHLC violations, invalid values, duplicates, unsorted
         rows, off-grid stamps, extreme values and interpolated runs of 5+ bars.
-    session_opens
-        Sorted UTC ns session opens of a market calendar (see ``--calendar``): the grid of
-        intraday bars is anchored at the open of the session they fall in (09:30 New York for
-        XNYS, whatever the DST offset). None: the UTC epoch grid.
+    sessions
+        A market calendar's sessions (see ``--calendar``): the grid of intraday bars is
+        anchored at the open of the session they fall in (09:30 New York for XNYS, whatever
+        the DST offset), and only bars the market would trade count as missing (a night, a
+        weekend or a holiday is no gap). None: the UTC epoch grid, every step a bar.
     outliers
         Compute the rolling outlier statistics (the slowest check; a backtest's data gate
         skips them when no ``max_outliers`` limit is set, since they only report).
@@ -285,7 +289,7 @@ def check_quality(
             | (v < 0)
         )
     ohlc_violations = int(np.count_nonzero(bad_ohlc))
-    off_grid_mask = _off_grid(ts_raw, timeframe, step, session_opens)
+    off_grid_mask = _off_grid(ts_raw, timeframe, step, None if sessions is None else sessions.opens)
     off_grid = int(np.count_nonzero(off_grid_mask))
 
     def ohlcv_text(r: int) -> str:
@@ -307,7 +311,10 @@ def check_quality(
     if not in_order:
         o, h, lo, c, v = (a[keep] for a in (o, h, lo, c, v))
     synthetic = synthetic_raw if in_order else synthetic_raw[keep]
-    gaps = find_gaps(ts, step)
+    if sessions is None:
+        gaps = find_gaps(ts, step)
+    else:
+        gaps = find_session_gaps(ts, step, sessions.opens, sessions.closes, sessions.dates)
     zero = (v == 0) & ~synthetic
     zero_volume = int(np.count_nonzero(zero))
     consecutive = np.zeros(ts.shape[0], dtype=bool)  # bar i directly follows bar i-1

@@ -15,7 +15,7 @@ import numpy as np
 
 from tradeloop.core.errors import ConfigError, did_you_mean
 
-__all__ = ["Sessions", "session_opens", "sessions_for"]
+__all__ = ["Sessions", "sessions_for"]
 
 _DAY_NS = 86_400 * 10**9
 
@@ -34,6 +34,7 @@ class Sessions:
     session_count: int
     years: int
     dates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tz: str = ""
 
     def in_session(self, ts: np.ndarray, bar_ns: int = 0) -> np.ndarray:
         """Mask of the bars opening at ``ts`` (``bar_ns`` long) that trade in a session.
@@ -50,6 +51,18 @@ class Sessions:
         ok = i >= 0
         closes = self.closes[np.clip(i, 0, None)]
         return np.asarray(ok & (ts < closes), dtype=bool)
+
+    def read_as_local(self, ts: np.ndarray) -> np.ndarray:
+        """``ts`` (UTC ns) read as the exchange's wall-clock time instead, in UTC ns.
+
+        A stamp that does not exist there or exists twice (the hour a DST change skips or
+        repeats) maps to the int64 minimum, which no session holds.
+        """
+        import pandas as pd
+
+        wall = pd.DatetimeIndex(np.asarray(ts, dtype=np.int64).view("datetime64[ns]"))
+        local = wall.tz_localize(self.tz, ambiguous="NaT", nonexistent="NaT")
+        return np.asarray(local.asi8, dtype=np.int64)
 
     def sessions_per_year(self) -> float:
         """Average sessions per calendar year over the whole years the data touches (~252)."""
@@ -117,12 +130,5 @@ def sessions_for(name: str, first_ns: int, last_ns: int) -> Sessions:
         session_count=len(calendar.sessions),
         years=last_year - first_year + 1,
         dates=_ns(calendar.sessions),
+        tz=str(getattr(calendar.tz, "key", calendar.tz)),
     )
-
-
-def session_opens(name: str, ts: np.ndarray) -> np.ndarray:
-    """The session (and post-break) opens of calendar ``name`` around the times ``ts``."""
-    ts = np.asarray(ts, dtype=np.int64)
-    if ts.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return sessions_for(name, int(ts.min()), int(ts.max())).opens
