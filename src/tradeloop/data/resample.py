@@ -11,7 +11,13 @@ from tradeloop.core.timeframes import bucket_start, timeframe_ns
 __all__ = ["resample"]
 
 
-def resample(bars: BarArrays, timeframe: str, *, drop_partial: bool = True) -> BarArrays:
+def resample(
+    bars: BarArrays,
+    timeframe: str,
+    *,
+    drop_partial: bool = True,
+    session_closes: np.ndarray | None = None,
+) -> BarArrays:
     """Aggregate ``bars`` into ``timeframe`` bars stamped by bucket open time.
 
     Buckets come from :func:`tradeloop.core.timeframes.bucket_start` (aligned to the UTC epoch;
@@ -29,6 +35,10 @@ def resample(bars: BarArrays, timeframe: str, *, drop_partial: bool = True) -> B
     drop_partial
         Drop the last bucket when the source data ends before that bucket closes, i.e. when
         ``last ts + source step < bucket open + target step``.
+    session_closes
+        Sorted UTC ns closes of a market calendar's sessions (``--calendar``): the last bucket
+        is complete once its last session has closed (a daily bar of XNYS minutes at 21:00
+        UTC, not at midnight).
 
     Returns
     -------
@@ -92,7 +102,13 @@ def resample(bars: BarArrays, timeframe: str, *, drop_partial: bool = True) -> B
     new_bucket[0] = True
     np.not_equal(keys[1:], keys[:-1], out=new_bucket[1:])
     starts = np.flatnonzero(new_bucket)
-    if drop_partial and int(ts[-1]) + src_step < int(keys[-1]) + dst_step:
+    bucket_end = int(keys[-1]) + dst_step
+    if session_closes is not None and len(session_closes):
+        # the bucket closes with the last session close inside it
+        j = int(np.searchsorted(session_closes, bucket_end, side="right")) - 1
+        if j >= 0 and int(session_closes[j]) > int(keys[-1]):
+            bucket_end = int(session_closes[j])
+    if drop_partial and int(ts[-1]) + src_step < bucket_end:
         # The last bucket has not closed by the end of the data: drop it and its source bars.
         n = int(starts[-1])
         starts = starts[:-1]

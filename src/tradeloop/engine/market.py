@@ -45,6 +45,9 @@ class MarketData:
         Optional UTC ns bounds of the run: base bars with ``start <= open < end`` are stepped
         through. Series are built from the whole source first, so an informative bar that
         completed before ``start`` is visible as history.
+    session_closes
+        A market calendar's session closes (``--calendar``): the last coarser bar built from
+        the data is complete once its last session has closed (see ``resample``).
 
     Raises
     ------
@@ -61,6 +64,7 @@ class MarketData:
         *,
         start: int | None = None,
         end: int | None = None,
+        session_closes: np.ndarray | None = None,
     ) -> None:
         if not sources:
             raise ConfigError("no data given")
@@ -74,7 +78,7 @@ class MarketData:
             if len(src) == 0:
                 raise DataError("no bars", file=symbol)
             for tf in timeframes:
-                built = self._build(symbol, src, tf)
+                built = self._build(symbol, src, tf, session_closes)
                 lo = (
                     0
                     if start is None or tf != base_timeframe
@@ -95,7 +99,9 @@ class MarketData:
         self._index_cache: dict[tuple[str, str], np.ndarray] = {}
 
     @staticmethod
-    def _build(symbol: str, src: BarArrays, tf: str) -> BarArrays:
+    def _build(
+        symbol: str, src: BarArrays, tf: str, session_closes: np.ndarray | None = None
+    ) -> BarArrays:
         src_min = timeframe_minutes(src.timeframe)
         tf_min = timeframe_minutes(tf)
         if tf_min == src_min:
@@ -105,7 +111,7 @@ class MarketData:
                 f"{symbol}: cannot build {tf} bars from {src.timeframe} data "
                 f"(need a whole multiple of {src.timeframe})"
             )
-        return resample(src, tf)
+        return resample(src, tf, session_closes=session_closes)
 
     def index_at_step(self, symbol: str, timeframe: str) -> np.ndarray:
         """For every step, the index of the latest ``timeframe`` bar complete at its close."""

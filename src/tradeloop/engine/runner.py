@@ -23,6 +23,8 @@ from tradeloop.strategy.base import Strategy
 from tradeloop.strategy.registry import load_strategy_class
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tradeloop.data.gate import GateCache
     from tradeloop.data.sessions import Sessions
 
@@ -284,6 +286,7 @@ def run_on_bars(
     risk: RiskEngine | None = None,
     enrichment: Enrichment | None = None,
     inputs: Sequence[InputSource] = (),
+    session_closes: np.ndarray | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` on in-memory bars (one :class:`BarArrays` per symbol).
 
@@ -293,6 +296,8 @@ def run_on_bars(
     (default: a risk engine of ``config.risk``); pass one to read its report, events and audit
     after the run. ``inputs`` are side-input sources (e.g. a
     :class:`~tradeloop.engine.regime.RegimeSource`) updated at every step.
+    ``session_closes`` (a calendar's, UTC ns) let a last coarser bar built from the data
+    count as complete when its last session has closed.
     """
     instruments = dict(instruments or {})
     for symbol in bars:
@@ -317,6 +322,7 @@ def run_on_bars(
         extra,
         start=config.start,
         end=config.end,
+        session_closes=session_closes,
     )
     engine = BacktestEngine(
         strategy, market, config, risk=risk, enrichment=enrichment, inputs=inputs
@@ -380,6 +386,13 @@ def run_backtest(
         config = replace(config, periods_per_year=periods, periods_basis=basis)
     instruments = {item.bars.symbol: _instrument(item, config) for item in loaded}
     bars = {item.bars.symbol: item.bars for item in loaded}
+    closes = None
+    if calendar is not None:
+        from tradeloop.data.sessions import sessions_for
+
+        first = min(int(b.ts[0]) for b in bars.values())
+        last = max(int(b.ts[-1]) for b in bars.values())
+        closes = sessions_for(calendar, first, last).closes
     result = run_on_bars(
         strategy,
         bars,
@@ -389,6 +402,7 @@ def run_backtest(
         risk=risk,
         enrichment=enrichment,
         inputs=inputs,
+        session_closes=closes,
     )
     result.indicators = strategy_plot(strategy)
     return result, loaded

@@ -1,5 +1,6 @@
-"""With a market calendar, a night, a weekend or a holiday is no gap, and stamps written in
-the exchange's wall-clock time are not silently read as UTC."""
+"""With a market calendar, a night, a weekend or a holiday is no gap, stamps written in the
+exchange's wall-clock time are not silently read as UTC, and the last session's coarser bar
+is complete at the session's close."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tradeloop.core.errors import DataError
+from tradeloop.core.timeframes import timeframe_ns
 from tradeloop.data.gaps import find_gaps, find_session_gaps
 from tradeloop.data.loader import read_unvalidated
 from tradeloop.data.quality import check_quality
@@ -137,3 +139,28 @@ def test_utc_times_with_pre_market_bars_run_and_say_what_was_left_out(
     assert len(result.ts) == ts.size
     assert loaded[0].repaired["outside_sessions"] == early.size
     assert f"{early.size} of {early.size + ts.size} bars fall outside XNYS sessions" in caplog.text
+
+
+@pytest.mark.parametrize(("timeframe", "per_session"), [("1d", 1), ("4h", 3), ("1h", 7)])
+def test_coarser_bars_of_the_last_session_are_complete_at_its_close(
+    tmp_path: Path, timeframe: str, per_session: int
+) -> None:
+    # Arrange: XNYS minutes of the week of 2024-01-08, which end at Friday's 21:00 UTC close
+    # (14:30-21:00 UTC: 4h buckets 12:00 and 16:00 and 20:00, of which 20:00 holds one hour)
+    ts = _xnys_minutes("2024-01-08", "2024-01-13")
+    path = _write(tmp_path / "SPY-1m.csv", ts)
+    config = RunConfig(timeframe=timeframe)
+    # Act
+    with_calendar, _ = run_backtest("sma_cross", [DataSpec(path, "SPY")], config,
+                                    strategies_dir=None, calendar="XNYS")  # fmt: skip
+    without, _ = run_backtest("sma_cross", [DataSpec(path, "SPY")], config, strategies_dir=None)
+    # Assert: Friday's last bar is there with the calendar; without one it ends at midnight
+    # (or 24:00 for the 20:00 4h bar), after the data, so it is dropped as incomplete
+    friday = pd.Timestamp("2024-01-12", tz="UTC").value
+    assert len(with_calendar.ts) == 5 * per_session
+    assert int(with_calendar.ts[-1]) >= friday
+    assert int(with_calendar.ts[-1]) + timeframe_ns(timeframe) > int(ts[-1])
+    if timeframe == "1h":  # the 20:00 hour closes at 21:00 with the session either way
+        assert len(without.ts) == len(with_calendar.ts)
+    else:
+        assert len(without.ts) == len(with_calendar.ts) - 1
