@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,32 @@ def test_killed_fetch_resumes_and_equals_an_uninterrupted_fetch(
     assert (
         cache.path(key).read_bytes() == ParquetCache(tmp_path / "reference").path(key).read_bytes()
     )
+
+
+def test_check_reads_a_file_named_as_backtest_reads_it(tmp_path: Path) -> None:
+    # Arrange: a venue's monthly archive of epoch-second bars, its own column names, no volume
+    ts = 1_704_067_200 + np.arange(48) * 3600
+    close = 100 + np.cumsum(np.random.default_rng(7).normal(0, 0.5, 48))
+    text = "Date,O,H,L,C\n" + "".join(
+        f"{t},{c:.2f},{c + 1:.2f},{c - 1:.2f},{c + 0.5:.2f}\n"
+        for t, c in zip(ts, close, strict=True)
+    )
+    path = tmp_path / "BTCUSDT-1h-2024-01.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("BTCUSDT-1h-2024-01.csv", text)
+    names = ["--ts-col", "Date", "--open-col", "O", "--high-col", "H", "--low-col", "L",
+             "--close-col", "C", "--volume-col", "none", "--time-unit", "s"]  # fmt: skip
+    # Act
+    checked = runner.invoke(app, ["data", "check", str(path), *names], env={"COLUMNS": "200"})
+    unnamed = runner.invoke(app, ["data", "check", str(path)], env={"COLUMNS": "200"})
+    out = ["--out", str(tmp_path / "o"), "--no-report"]
+    tested = runner.invoke(app, ["backtest", "-s", "sma_cross", "-d", str(path), "--symbol",
+                                 "BTC/USDT", *names, *out])  # fmt: skip
+    # Assert: both commands read it with the same options
+    assert checked.exit_code == 0, checked.output
+    assert "48 rows · 2024-01-01T00:00:00Z → 2024-01-02T23:00:00Z" in " ".join(
+        checked.output.split()
+    )
+    assert unnamed.exit_code == 3
+    assert "pass --volume-col none for data without volume" in unnamed.output
+    assert tested.exit_code == 0, tested.output

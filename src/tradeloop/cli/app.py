@@ -273,7 +273,9 @@ def backtest(
     high_col: Annotated[str | None, typer.Option(help="High column name.")] = None,
     low_col: Annotated[str | None, typer.Option(help="Low column name.")] = None,
     close_col: Annotated[str | None, typer.Option(help="Close column name.")] = None,
-    volume_col: Annotated[str | None, typer.Option(help="Volume column name.")] = None,
+    volume_col: Annotated[
+        str | None, typer.Option(help="Volume column name ('none': the data has no volume).")
+    ] = None,
     time_unit: Annotated[
         str | None,
         typer.Option(help="Unit of integer timestamps: s, ms, us or ns (default: detected)."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -446,6 +446,18 @@ def check(
     skip_rows: Annotated[
         int | None, typer.Option(help="Lines to skip above the header (banner lines).")
     ] = None,
+    ts_col: Annotated[str | None, typer.Option(help="Timestamp column name.")] = None,
+    open_col: Annotated[str | None, typer.Option(help="Open column name.")] = None,
+    high_col: Annotated[str | None, typer.Option(help="High column name.")] = None,
+    low_col: Annotated[str | None, typer.Option(help="Low column name.")] = None,
+    close_col: Annotated[str | None, typer.Option(help="Close column name.")] = None,
+    volume_col: Annotated[
+        str | None, typer.Option(help="Volume column name ('none': the data has no volume).")
+    ] = None,
+    time_unit: Annotated[
+        str | None,
+        typer.Option(help="Unit of integer timestamps: s, ms, us or ns (default: detected)."),
+    ] = None,
 ) -> None:
     """Print a quality report; exit 1 when a threshold is exceeded (a gate before backtests).
 
@@ -471,11 +483,15 @@ def check(
         spike_factor=spike_factor,
     )
     try:
-        from tradeloop.data.loader import CsvLayout
+        from tradeloop.data.loader import ColumnMap, CsvLayout
 
         layout = CsvLayout.from_options(no_header, columns, skip_rows)
+        names = (ts_col, open_col, high_col, low_col, close_col, volume_col)
+        reading = _Reading(
+            layout, ColumnMap(*names) if any(n is not None for n in names) else None, time_unit
+        )
         targets = _check_targets(target, exchange, market, timeframe, root)
-        reports = [_check_one(path, tf, thresholds, layout, calendar) for path, tf in targets]
+        reports = [_check_one(path, tf, thresholds, reading, calendar) for path, tf in targets]
     except TradeloopError as exc:
         raise _fail(exc) from None
     for report in reports:
@@ -534,11 +550,19 @@ def _is_candle_name(name: str) -> bool:
     return True
 
 
+class _Reading(NamedTuple):
+    """How ``data check`` reads a file: its CSV layout, column names and epoch unit."""
+
+    layout: Any = None
+    columns: Any = None
+    time_unit: str | None = None
+
+
 def _check_one(
     path: Path,
     timeframe: str | None,
     thresholds: QualityThresholds,
-    layout: Any = None,
+    reading: _Reading | None = None,
     calendar: str | None = None,
 ) -> QualityReport:
     import numpy as np
@@ -546,7 +570,8 @@ def _check_one(
     from tradeloop.data.loader import infer_timeframe, read_unvalidated
     from tradeloop.data.quality import check_quality
 
-    raw = read_unvalidated(path, layout=layout)
+    how = reading or _Reading()
+    raw = read_unvalidated(path, layout=how.layout, columns=how.columns, time_unit=how.time_unit)
     tf = timeframe or infer_timeframe(np.unique(raw.ts))
     sessions = None
     if calendar and raw.ts.size:

@@ -318,11 +318,14 @@ def load_ohlcv(
         raise DataError("file has no data rows", file=file)
 
     ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
-    values = {
-        name: _to_float(raw[name], file=file, field=picked[name])
-        for name in raw
-        if name != "timestamp"
-    }
+    values = _with_volume(
+        {
+            name: _to_float(raw[name], file=file, field=picked[name])
+            for name in raw
+            if name != "timestamp"
+        },
+        n_rows,
+    )
     reversed_rows = _newest_first(ts)
     # the values are checked in file order (an error names the file's row); a newest-first
     # file's times strictly decrease, so reversed they strictly increase
@@ -479,7 +482,20 @@ def _format_of(p: Path, file: str) -> str:
         core = suffixes[-1] if suffixes else ""
         if _FORMAT_BY_SUFFIX.get(core) == "csv":
             return "csv"
-        raise DataError("compressed files are supported for CSV only (e.g. .csv.gz)", file=file)
+        held = ""
+        if p.suffix.lower() == ".zip":
+            members = _zip_members(p, file)
+            if len(members) != 1:
+                raise DataError(
+                    f"a .zip must hold exactly one CSV file, this one holds {len(members)}",
+                    file=file,
+                )
+            if _FORMAT_BY_SUFFIX.get(Path(members[0]).suffix.lower()) == "csv":
+                return "csv"  # a venue's monthly archive: BTCUSDT-1m-2024-01.zip of a .csv
+            held = f" (this one holds {members[0]})"
+        raise DataError(
+            f"compressed files are supported for CSV only (e.g. .csv.gz){held}", file=file
+        )
     core = suffixes[-1] if suffixes else ""
     fmt = _FORMAT_BY_SUFFIX.get(core)
     if fmt is None:
@@ -489,6 +505,19 @@ def _format_of(p: Path, file: str) -> str:
             file=file,
         )
     return fmt
+
+
+def _zip_members(p: Path, file: str) -> list[str]:
+    """The names of the files a .zip holds (folders left out)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as archive:
+            return [m for m in archive.namelist() if not m.endswith("/")]
+    except FileNotFoundError:
+        raise
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"corrupt or truncated zip file: {exc}", file=file) from None
 
 
 def _read_columns(
@@ -833,6 +862,22 @@ _FLAG = {
 }
 
 
+#: ``ColumnMap(volume=NO_VOLUME)`` (``--volume-col none``): the data has no volume column
+NO_VOLUME = "none"
+
+
+def _no_volume(explicit: str, names: list[str]) -> bool:
+    """Whether ``--volume-col`` says the data has no volume (``none``, unless so named)."""
+    return explicit.strip().lower() == NO_VOLUME and explicit not in names
+
+
+def _with_volume(values: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """``values`` with a volume of 0 for data read without one (``--volume-col none``)."""
+    if "volume" not in values:
+        values["volume"] = np.zeros(rows, dtype=np.float64)
+    return values
+
+
 def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dict[str, str]:
     """Map canonical fields to source column names (explicit ColumnMap first, then aliases)."""
     by_lower: dict[str, list[str]] = {}
@@ -855,6 +900,8 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
     for fld in _REQUIRED:
         explicit: str | None = getattr(columns, fld) if columns is not None else None
         name: str | None
+        if fld == "volume" and explicit is not None and _no_volume(explicit, names):
+            continue  # data without volume (FX quotes, an index): read as 0
         if explicit is not None:
             name = explicit if explicit in names else lookup(explicit, fld)
             if name is None:
@@ -876,9 +923,15 @@ def _pick_columns(names: list[str], columns: ColumnMap | None, file: str) -> dic
             name = index_like[0] if index_like else None
         if name is None:
             looked = ", ".join(_ALIASES[fld])
+            without = (
+                f", or pass {_FLAG[fld]} none for data without volume (read as 0)"
+                if fld == "volume"
+                else ""
+            )
             raise DataError(
                 f"no {fld} column (looked for {looked}, case-insensitive); columns found: "
-                f"{found}; name it with {_FLAG[fld]} (columns=ColumnMap({fld}=...) from Python)",
+                f"{found}; name it with {_FLAG[fld]} (columns=ColumnMap({fld}=...) from "
+                f"Python){without}",
                 file=file,
                 field=fld,
             )
@@ -1158,10 +1211,14 @@ def read_unvalidated(
         raise DataError("file not found", file=file)
     picked, raw = _read_columns(p, fmt, columns, file, layout)
     ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
-    values = {
-        name: _to_float(raw[name], file=file, field=picked[name])
-        for name in ("open", "high", "low", "close", "volume")
-    }
+    values = _with_volume(
+        {
+            name: _to_float(raw[name], file=file, field=picked[name])
+            for name in ("open", "high", "low", "close", "volume")
+            if name in raw
+        },
+        ts.shape[0],
+    )
     file_rows = None
     if _newest_first(ts):  # a file stored newest first is sorted, as load_ohlcv does
         ts = ts[::-1].copy()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +261,62 @@ def test_load_gzipped_csv(tmp_path: Path) -> None:
     # Assert
     assert_three_minutes(loaded)
     assert loaded.bars.symbol == "BTC/USDT"
+
+
+def test_load_a_zip_named_by_the_venue_holding_one_csv(tmp_path: Path) -> None:
+    # Arrange: a monthly archive such as BTCUSDT-1m-2025-01.zip, its one member a .csv
+    path = tmp_path / "BTCUSDT-1m-2025-01.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "BTCUSDT-1m-2025-01.csv", csv_text([f"2025-01-01T00:0{i}:00Z" for i in range(3)])
+        )
+    # Act
+    loaded = load_ohlcv(path, symbol="BTC/USDT")
+    # Assert
+    assert_three_minutes(loaded)
+
+
+@pytest.mark.parametrize(
+    ("members", "said"),
+    [
+        (("a.csv", "b.csv"), "a .zip must hold exactly one CSV file, this one holds 2"),
+        (("bars.parquet",), "supported for CSV only (e.g. .csv.gz) (this one holds bars.parquet)"),
+        ((), "a .zip must hold exactly one CSV file, this one holds 0"),
+    ],
+)
+def test_a_zip_that_is_not_one_csv_is_refused_by_what_it_holds(
+    tmp_path: Path, members: tuple[str, ...], said: str
+) -> None:
+    path = tmp_path / "data.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in members:
+            archive.writestr(name, "x")
+    with pytest.raises(DataError, match=re.escape(said)):
+        load_ohlcv(path)
+
+
+def test_data_without_volume_loads_with_volume_none(tmp_path: Path) -> None:
+    # Arrange: an index or FX quotes: no volume column at all
+    stamps = [f"2025-01-01T00:0{i}:00Z" for i in range(3)]
+    text = "\n".join(
+        ["time,open,high,low,close"]
+        + [",".join((s, *row[:4])) for s, row in zip(stamps, ROWS, strict=True)]
+    )
+    path = write(tmp_path, text + "\n")
+    # Act
+    loaded = load_ohlcv(path, columns=ColumnMap(volume="none"))
+    # Assert: the prices as written, a volume of 0; without the option, the way out is named
+    assert loaded.bars.close.tolist() == [101.0, 101.5, 100.25]
+    assert loaded.bars.volume.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(DataError, match="pass --volume-col none for data without volume"):
+        load_ohlcv(path)
+
+
+def test_a_volume_column_named_none_is_still_read(tmp_path: Path) -> None:
+    stamps = [f"2025-01-01T00:0{i}:00Z" for i in range(3)]
+    path = write(tmp_path, csv_text(stamps, header="timestamp,open,high,low,close,none"))
+    loaded = load_ohlcv(path, columns=ColumnMap(volume="none"))
+    assert loaded.bars.volume.tolist() == [12.5, 3.0, 0.0]
 
 
 def test_load_open_interest_and_cvd_carried(tmp_path: Path) -> None:
