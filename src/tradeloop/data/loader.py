@@ -1033,6 +1033,9 @@ def _epoch_to_ns(values: np.ndarray, time_unit: str | None, *, file: str, field:
             )
     magnitude = float(np.abs(values).max()) if values.size else 0.0
     if time_unit is None:
+        mixed = _mixed_units(values, file)
+        if mixed is not None:
+            return mixed
         # Seconds up to ~5138 AD are < 1e11, ms < 1e14, us < 1e17; ns beyond.
         thresholds = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
         time_unit = next((u for limit, u in thresholds if magnitude < limit), "ns")
@@ -1042,12 +1045,56 @@ def _epoch_to_ns(values: np.ndarray, time_unit: str | None, *, file: str, field:
         raise DataError(
             f"epoch timestamps in {time_unit} overflow int64 nanoseconds", file=file, field=field
         )
+    return _scaled(values, factor)
+
+
+def _scaled(values: np.ndarray, factor: int) -> np.ndarray:
+    """Epoch ``values`` times ``factor`` as int64 ns."""
     if values.dtype.kind == "f":
         # Whole and fractional parts separately: values * factor can exceed 2**53 and lose ns.
         whole = np.floor(values)
         fraction_ns = np.rint((values - whole) * factor).astype(np.int64)
         return np.asarray(whole.astype(np.int64) * factor + fraction_ns, dtype=np.int64)
     return np.asarray(values.astype(np.int64) * factor, dtype=np.int64)
+
+
+#: the epoch units by magnitude: a time after 2001 in each unit lies in [low, high)
+_UNIT_BANDS = (("s", 1e9, 1e11), ("ms", 1e12, 1e14), ("us", 1e15, 1e17), ("ns", 1e18, 2.0**63))
+
+
+def _mixed_units(values: np.ndarray, file: str) -> np.ndarray | None:
+    """Epoch times that change unit partway (Binance's spot files: ms up to 2024, us from
+    2025) read each by its own magnitude, with a warning; None when one unit holds them all
+    or a value is no time after 2001 in any unit (then the largest value decides)."""
+    if values.size == 0:
+        return None
+
+    def band_of(value: float) -> int:
+        return next((k for k, (_, lo, hi) in enumerate(_UNIT_BANDS) if lo <= value < hi), -1)
+
+    first, last = band_of(float(values.min())), band_of(float(values.max()))
+    if first < 0 or first == last:  # one unit (the common case: two comparisons)
+        return None
+    band = np.full(values.shape, -1, dtype=np.int8)
+    for k, (_, low, high) in enumerate(_UNIT_BANDS):
+        band[(values >= low) & (values < high)] = k
+    used = np.flatnonzero(np.bincount(band + 1, minlength=len(_UNIT_BANDS) + 1)) - 1
+    if used[0] < 0:
+        return None
+    out = np.empty(values.shape, dtype=np.int64)
+    spans = []
+    for k in used:
+        unit = _UNIT_BANDS[int(k)][0]
+        at = band == k
+        out[at] = _scaled(values[at], _NS_PER_UNIT[unit])
+        rows = np.flatnonzero(at)
+        spans.append(f"{unit} in {rows.size:,} rows from row {int(rows[0]):,}")
+    logger.warning(
+        "%s: epoch timestamps change unit (%s); each is read by its magnitude",
+        file,
+        ", ".join(spans),
+    )
+    return out
 
 
 def _parse_time_text(values: np.ndarray, *, file: str, field: str) -> np.ndarray:

@@ -820,3 +820,34 @@ def test_load_ambiguous_numeric_dates_are_read_the_way_that_keeps_the_bars_regul
     assert us_loaded.bars.ts.tolist() == [start, start + MINUTE, start + 2 * MINUTE]
     assert "day/month or month/day" in str(info.value)
     assert "XRP_USDT-1d.csv" in str(info.value)
+
+
+def test_epoch_times_that_change_unit_are_read_each_by_its_magnitude(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Arrange: Binance spot klines stamped in ms up to 2024 and in us from 2025, concatenated
+    ms = [1_735_689_480_000, 1_735_689_540_000]  # 2024-12-31 23:58, 23:59
+    us = [1_735_689_600_000_000]  # 2025-01-01 00:00
+    text = "open_time,open,high,low,close,volume\n" + "".join(
+        f"{t},{','.join(row)}\n" for t, row in zip(ms + us, ROWS, strict=True)
+    )
+    path = write(tmp_path, text)
+    # Act
+    with caplog.at_level(logging.WARNING):
+        loaded = load_ohlcv(path)
+    # Assert: three consecutive minutes, and a warning naming both units and where each is
+    assert loaded.bars.ts.tolist() == [
+        parse_time("2024-12-31T23:58:00Z") + k * MINUTE for k in range(3)
+    ]
+    assert "ms in 2 rows from row 0, us in 1 rows from row 2" in caplog.text
+
+
+def test_epoch_times_near_the_epoch_are_one_unit_the_largest_values(tmp_path: Path) -> None:
+    # Arrange: synthetic times from 0 (no time after 2001 in any unit): not a change of unit
+    text = "timestamp,open,high,low,close,volume\n" + "".join(
+        f"{t},{','.join(row)}\n" for t, row in zip([0, 60, 120], ROWS, strict=True)
+    )
+    # Act
+    loaded = load_ohlcv(write(tmp_path, text))
+    # Assert: all seconds, as the largest value says
+    assert loaded.bars.ts.tolist() == [0, MINUTE, 2 * MINUTE]
