@@ -572,7 +572,7 @@ def _check_one(
 
     how = reading or _Reading()
     raw = read_unvalidated(path, layout=how.layout, columns=how.columns, time_unit=how.time_unit)
-    tf = timeframe or infer_timeframe(np.unique(raw.ts))
+    tf = timeframe or infer_timeframe(np.unique(raw.ts), file=str(path))
     sessions = None
     if calendar and raw.ts.size:
         from tradeloop.data.sessions import sessions_for

@@ -186,7 +186,7 @@ def infer_symbol(path: str | Path) -> str:
     return base
 
 
-def infer_timeframe(ts_ns: np.ndarray) -> str:
+def infer_timeframe(ts_ns: np.ndarray, *, file: str | None = None) -> str:
     """Return the timeframe of bars from their most common positive spacing.
 
     Gaps (missing bars) do not matter as long as the regular spacing is the most common one.
@@ -195,12 +195,14 @@ def infer_timeframe(ts_ns: np.ndarray) -> str:
     ----------
     ts_ns
         Bar open times, UTC int64 ns, sorted.
+    file
+        The file the times come from, named in an error.
 
     Raises
     ------
     DataError
-        If there are fewer than two distinct timestamps or the most common spacing is not a
-        whole number of minutes.
+        If there are fewer than two distinct timestamps, the most common spacing is not a
+        whole number of minutes, or the bars are calendar months or quarters apart.
 
     Examples
     --------
@@ -208,16 +210,35 @@ def infer_timeframe(ts_ns: np.ndarray) -> str:
     >>> infer_timeframe(np.array([0, 5 * m, 10 * m, 30 * m, 35 * m]))
     '5m'
     """
-    step = _most_common_step(np.asarray(ts_ns, dtype=np.int64))
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    step = _most_common_step(ts)
     if step is None:
-        raise DataError("cannot infer the timeframe from fewer than two distinct timestamps")
+        raise DataError(
+            "cannot infer the timeframe from fewer than two distinct timestamps", file=file
+        )
+    _refuse_calendar_months(ts, step, file)
     try:
         return timeframe_from_ns(step)
     except ConfigError:
         raise DataError(
             f"the most common bar spacing is {step / NS_PER_SECOND:g} s, not a whole number of "
-            "minutes (tick data or jittered timestamps?)"
+            "minutes (tick data or jittered timestamps?)",
+            file=file,
         ) from None
+
+
+def _refuse_calendar_months(ts: np.ndarray, step: int, file: str | None) -> None:
+    """Refuse monthly or quarterly bars (28 to 92 days apart): no fixed-length timeframe."""
+    day = 86_400 * NS_PER_SECOND
+    if not 28 * day <= step <= 92 * day:
+        return
+    spacing = np.diff(ts)
+    if np.count_nonzero((spacing >= 28 * day) & (spacing <= 92 * day)) * 2 > spacing.size:
+        raise DataError(
+            "the bars are a calendar month or a quarter apart (28 to 92 days): timeframes "
+            "have a fixed length, up to 1w; use daily or weekly bars of the same market",
+            file=file,
+        )
 
 
 def _most_common_step(ts: np.ndarray) -> int | None:
@@ -411,6 +432,7 @@ def _resolve_timeframe(
                 "more; from Python, load_ohlcv(..., timeframe=...) loads one)",
                 file=file,
             )
+        _refuse_calendar_months(ts, step, file)
         try:
             return timeframe_from_ns(step)
         except ConfigError:

@@ -42,6 +42,8 @@ from tradeloop.data.loader import RawOhlcv
 if TYPE_CHECKING:
     from tradeloop.data.sessions import Sessions
 
+_DAY_NS = 86_400_000_000_000
+
 __all__ = [
     "Finding",
     "QualityReport",
@@ -481,10 +483,26 @@ def _off_grid(
 ) -> np.ndarray:
     """Mask of stamps off the timeframe grid: the clock's (epoch-anchored) grid, or with
     ``session_opens`` also each session's own grid from its open (an XNYS hour bar may start
-    at 14:30 or, as clock-hour buckets do, at 14:00)."""
+    at 14:30 or, as clock-hour buckets do, at 14:00). Daily and longer bars are on the grid
+    of their own phase: whole days apart from the weekday most of them share (a week's bars
+    may be stamped Monday or Sunday), at the time of day most share or an hour either side
+    (daily bars stamped at a local midnight, 04:00 or 05:00 UTC with daylight saving)."""
+    if step >= _DAY_NS and ts.size:
+        # daily and longer bars: on the grid when they are whole days apart from the bars'
+        # own phase (a vendor's weekly bars stamped Sunday, daily bars stamped at 05:00 UTC)
+        days, clock = np.divmod(ts, _DAY_NS)
+        every = step // _DAY_NS
+        phase = int(np.bincount(days % every).argmax())
+        # the time of day most bars share, or an hour either side (a local midnight in UTC
+        # moves with daylight saving time)
+        times, counts = np.unique(clock, return_counts=True)
+        usual = int(times[counts.argmax()])
+        hour = 3_600_000_000_000
+        same_time = (clock == usual) | (np.abs(clock - usual) == hour)
+        return np.asarray(((days - phase) % every != 0) | ~same_time)
     anchor = int(bucket_start(0, timeframe))
     off_clock = np.asarray((ts - anchor) % step != 0)
-    if session_opens is None or step >= 86_400_000_000_000 or ts.size == 0:
+    if session_opens is None or step >= _DAY_NS or ts.size == 0:
         return off_clock
     opens = np.asarray(session_opens, dtype=np.int64)
     i = np.searchsorted(opens, ts, side="right") - 1

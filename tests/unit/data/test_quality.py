@@ -217,3 +217,64 @@ def test_fill_forward_marks_inserted_bars_synthetic_and_check_counts_them() -> N
     assert report.synthetic == 2
     assert report.zero_volume == 0
     assert report.stale_runs == 0
+
+
+def _daily_raw(ts: np.ndarray) -> RawOhlcv:
+    close = 100 + np.cumsum(np.random.default_rng(3).normal(0, 1, ts.size))
+    return RawOhlcv("X", ts, close, close + 1, close - 1, close, np.full(ts.size, 10.0))
+
+
+DAY_NS = 86_400 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("name", "stamps", "off_grid"),
+    [
+        # a vendor's weekly bars stamped Sunday (the clock's weeks start Monday)
+        ("weekly on Sunday", parse_time("2020-01-05") + np.arange(120) * 7 * DAY_NS, 0),
+        # daily bars at New York midnight in UTC: 05:00 in winter, 04:00 with daylight saving
+        (
+            "daily at local midnight",
+            np.array(
+                [
+                    parse_time(d.isoformat()) + (4 if 3 <= d.month <= 10 else 5) * 3_600 * 10**9
+                    for d in np.arange("2023-01-02", "2023-12-30", dtype="datetime64[D]").tolist()
+                ]
+            ),
+            0,
+        ),
+        # one daily bar at noon among midnights, one weekly bar on a Wednesday among Sundays
+        ("daily, one at noon", np.r_[np.arange(60) * DAY_NS, 60 * DAY_NS + DAY_NS // 2], 1),
+        (
+            "weekly, one midweek",
+            np.r_[
+                parse_time("2020-01-05") + np.arange(60) * 7 * DAY_NS,
+                parse_time("2020-01-05") + 60 * 7 * DAY_NS + 3 * DAY_NS,
+            ],
+            1,
+        ),
+    ],
+)
+def test_daily_and_weekly_bars_are_on_the_grid_of_their_own_phase(
+    name: str, stamps: np.ndarray, off_grid: int
+) -> None:
+    # Arrange
+    raw = _daily_raw(np.asarray(stamps, dtype=np.int64))
+    timeframe = "1w" if name.startswith("weekly") else "1d"
+    # Act
+    report = check_quality(raw, timeframe)
+    # Assert
+    assert report.off_grid == off_grid, name
+
+
+def test_monthly_bars_are_refused_with_what_to_use_instead(tmp_path: Path) -> None:
+    from tradeloop.core.errors import DataError
+    from tradeloop.data import load_ohlcv
+
+    months = np.arange("2015-01", "2021-01", dtype="datetime64[M]").astype("datetime64[D]")
+    lines = ["timestamp,open,high,low,close,volume"]
+    lines += [f"{d}T00:00:00Z,100,101,99,100.5,5" for d in months.tolist()]
+    path = tmp_path / "SPX-monthly.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"SPX-monthly\.csv.*calendar month or a quarter apart"):
+        load_ohlcv(path)
