@@ -89,10 +89,30 @@ def test_replay_refuses_bad_input_with_a_clear_error(run_cli: RunCli, tmp_path: 
 
 @pytest.mark.parametrize("args", [["--outliers", "ignore"], ["--market", "options"]])
 def test_record_refuses_bad_options(run_cli: RunCli, tmp_path: Path, args: list[str]) -> None:
-    result = run_cli("data", "record", "--venue", "binance", "-s", "BTC/USDT", "--out",
+    result = run_cli("data", "record", "--exchange", "binance", "--symbol", "BTC/USDT", "--out",
                      str(tmp_path), *args)  # fmt: skip
     assert result.exit_code == 2
     assert args[0] in result.output
+
+
+def test_record_and_replay_take_the_old_spellings_with_a_warning(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    # Act: the spellings of the last release (--venue, -s, --stale-after-s), stopped by a
+    # bad --outliers before connecting; replay's -s on an empty folder
+    old = run_cli("data", "record", "--venue", "binance", "-s", "BTC/USDT", "--out",
+                  str(tmp_path), "--stale-after-s", "5", "--outliers", "ignore")  # fmt: skip
+    missing = run_cli("data", "record", "--symbol", "BTC/USDT", "--out", str(tmp_path))
+    replay = run_cli("data", "replay", str(tmp_path), "-s", "BTC/USDT")
+    # Assert: each old name said with its new one; the options still read
+    flat = " ".join(old.output.split())
+    assert "--venue/-e is deprecated (removed in the next release): use --exchange" in flat
+    assert "-s is deprecated (removed in the next release): use --symbol" in flat
+    assert "--stale-after-s is deprecated" in flat
+    assert "--outliers must be flag, drop or halt" in flat
+    assert missing.exit_code == 2
+    assert "give --exchange" in missing.output
+    assert "-s for a symbol is deprecated" in " ".join(replay.output.split())
 
 
 def _scrape(url: str) -> dict[str, float]:
@@ -113,8 +133,8 @@ def _record_all(
     them and stopped moving, whatever the machine's load. Returns the exit code, stdout,
     stderr and every metrics scrape."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tradeloop", "data", "record", "--venue", "binance",
-         "-s", "BTC/USDT", "--out", str(out), "--duration", "120",
+        [sys.executable, "-m", "tradeloop", "data", "record", "--exchange", "binance",
+         "--symbol", "BTC/USDT", "--out", str(out), "--duration", "120",
          "--ws-url", server.ws_url, "--rest-url", server.http_url, "--metrics-port", "0",
          *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

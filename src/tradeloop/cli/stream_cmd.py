@@ -42,12 +42,21 @@ def _quality_table(pipeline: MarketPipeline) -> Table:
 
 
 def record(
-    venue: Annotated[
-        str, typer.Option("--venue", "-e", help="ccxt venue id: binance, bybit, okx, kraken.")
-    ],
+    exchange: Annotated[
+        str | None,
+        typer.Option("--exchange", help="ccxt exchange id: binance, bybit, okx, kraken."),
+    ] = None,
     symbol: Annotated[
-        list[str], typer.Option("--symbol", "-s", help="Unified symbol (repeatable).")
-    ],
+        list[str] | None, typer.Option("--symbol", help="Unified symbol (repeatable).")
+    ] = None,
+    venue_old: Annotated[
+        str | None, typer.Option("--venue", "-e", hidden=True, help="Deprecated: --exchange.")
+    ] = None,
+    symbol_short: Annotated[
+        list[str] | None,
+        typer.Option("-s", hidden=True, help="Deprecated: --symbol (-s is --strategy elsewhere)."),
+    ] = None,
+    *,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Recording folder (Parquet, partitioned by day).")
     ],
@@ -71,8 +80,12 @@ def record(
     rest_url: Annotated[
         str | None, typer.Option(help="Replace the venue's REST host (http://host:port).")
     ] = None,
-    backup_venue: Annotated[
-        str | None, typer.Option(help="Hot-standby source: venue id (default: --venue).")
+    backup_exchange: Annotated[
+        str | None, typer.Option(help="Hot-standby source: exchange id (default: --exchange).")
+    ] = None,
+    backup_venue_old: Annotated[
+        str | None,
+        typer.Option("--backup-venue", hidden=True, help="Deprecated: --backup-exchange."),
     ] = None,
     backup_ws_url: Annotated[
         str | None, typer.Option(help="Hot-standby source's WebSocket host.")
@@ -91,9 +104,13 @@ def record(
             help="Also write batches to this PostgreSQL (TimescaleDB hypertables when available).",
         ),
     ] = None,
-    stale_after_s: Annotated[
-        float, typer.Option(help="Resubscribe a channel silent this long.")
+    stale_after: Annotated[
+        float, typer.Option(help="Resubscribe a channel silent this many seconds.")
     ] = 30.0,
+    stale_after_s_old: Annotated[
+        float | None,
+        typer.Option("--stale-after-s", hidden=True, help="Deprecated: --stale-after."),
+    ] = None,
     table_prefix: Annotated[str, typer.Option(help="PostgreSQL table name prefix.")] = "market_",
     metrics_port: Annotated[
         int | None,
@@ -109,16 +126,18 @@ def record(
 ) -> None:
     """Record live market data to Parquet (and PostgreSQL), through the quality pipeline.
 
-    Streams trades, the L2 order book and bars of every --symbol from the venue's WebSocket
-    (ccxt), drops duplicates, flags/drops/halts on outliers, keeps the book in sync (a
+    Streams trades, the L2 order book and bars of every --symbol from the exchange's
+    WebSocket (ccxt), drops duplicates, flags/drops/halts on outliers, keeps the book in sync (a
     sequence gap triggers a resync), and writes the accepted stream to OUT/<kind>/date=DAY/.
-    With --backup-ws-url (and/or --backup-venue) a second source runs as hot standby and
+    With --backup-ws-url (and/or --backup-exchange) a second source runs as hot standby and
     takes over when the primary stalls or disconnects; nothing is recorded twice.
     Ctrl-C (or --duration) stops and flushes. `tradeloop data replay OUT` plays it back.
     With --metrics-port the quality metrics per source (messages, msgs/s, lag, gaps,
     outliers, duplicates, malformed frames, resyncs, failovers) are served for Prometheus.
-    Hosts default to the settings (TRADELOOP_<VENUE>_URL, TRADELOOP_<VENUE>_WS_URL); a
-    read-only TRADELOOP_<VENUE>_API_KEY lets Binance refill lost trades by id.
+    Hosts default to the settings (TRADELOOP_<EXCHANGE>_URL, TRADELOOP_<EXCHANGE>_WS_URL);
+    a read-only TRADELOOP_<EXCHANGE>_API_KEY lets Binance refill lost trades by id.
+    (--venue, -e, -s, --backup-venue and --stale-after-s are the deprecated spellings of
+    --exchange, --symbol, --backup-exchange and --stale-after.)
     """
     from tradeloop.adapters.streams.ccxt_source import CcxtMarketSource
     from tradeloop.adapters.streams.pipeline import MarketPipeline
@@ -132,7 +151,25 @@ def record(
     from tradeloop.data.stream.recording import ParquetRecorder
 
     setup_logging(logging.INFO if verbose else logging.WARNING, None)
+    for old_name, new_name, given in (
+        ("--venue/-e", "--exchange", venue_old),
+        ("-s", "--symbol", symbol_short),
+        ("--backup-venue", "--backup-exchange", backup_venue_old),
+        ("--stale-after-s", "--stale-after", stale_after_s_old),
+    ):
+        if given:
+            err_console.print(
+                f"[yellow]{old_name} is deprecated (removed in the next release): use {new_name}[/]"
+            )
+    venue = exchange or venue_old
+    symbol = [*(symbol or []), *(symbol_short or [])]
+    backup_venue = backup_exchange or backup_venue_old
+    stale_after_s = stale_after_s_old if stale_after_s_old is not None else stale_after
     try:
+        if not venue:
+            raise ConfigError("give --exchange, e.g. --exchange binance")
+        if not symbol:
+            raise ConfigError("give at least one --symbol, e.g. --symbol BTC/USDT")
         channels = tuple(channel or ("trades", "book", "ohlcv"))
         if market not in ("spot", "perp"):
             raise ConfigError(f"--market must be spot or perp, got {market!r}")
@@ -256,7 +293,11 @@ def replay(
         typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
     ] = None,
     symbol: Annotated[
-        list[str] | None, typer.Option("--symbol", "-s", help="Only these symbols.")
+        list[str] | None, typer.Option("--symbol", help="Only these symbols.")
+    ] = None,
+    symbol_short: Annotated[
+        list[str] | None,
+        typer.Option("-s", hidden=True, help="Deprecated: --symbol (-s is --strategy elsewhere)."),
     ] = None,
     timeframe: Annotated[
         str,
@@ -276,7 +317,8 @@ def replay(
 
     Events come back in exactly the order they were recorded, paced by their receive times
     (--speed 1), N times faster (--speed N) or as fast as possible (--speed max): the same
-    recording always gives the same books, bars, orders and trades.
+    recording always gives the same books, bars, orders and trades. (-s is the deprecated
+    spelling of --symbol.)
     """
     from tradeloop.adapters.streams.pipeline import MarketPipeline
     from tradeloop.core.errors import ConfigError
@@ -284,6 +326,12 @@ def replay(
     from tradeloop.engine.config import RunConfig
     from tradeloop.engine.stream_replay import replay_into_kernel
 
+    if symbol_short:
+        err_console.print(
+            "[yellow]-s for a symbol is deprecated (removed in the next release; -s is "
+            "--strategy in every other command): use --symbol[/]"
+        )
+    symbol = [*(symbol or []), *(symbol_short or [])]
     try:
         pace: float | None
         if speed.strip().lower() in ("max", "inf", "0"):

@@ -4,7 +4,7 @@ Serves the recorded BTC/USDT trades, the depth stream derived from the recorded 
 recorded 1m candles in the venue's WebSocket format (plus the REST calls its client makes)
 and prints its URL first, so a recording can point at it::
 
-    tradeloop data record --venue binance -s BTC/USDT --out rec \\
+    tradeloop data record --exchange binance --symbol BTC/USDT --out rec \\
         --ws-url ws://127.0.0.1:PORT --rest-url http://127.0.0.1:PORT
 """
 
