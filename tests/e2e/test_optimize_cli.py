@@ -69,3 +69,28 @@ def test_learn_apply_refuses_a_file_that_is_not_a_proposal(run_cli: RunCli, tmp_
     result = run_cli("learn", "apply", str(bogus))
     assert result.exit_code == 2
     assert "not a tradeloop proposal" in result.output
+
+
+def test_learn_record_takes_a_risk_file_and_prints_a_table_or_json(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    # Arrange: a risk file that caps positions at 10% (as backtest --risk reads it)
+    risk_file = tmp_path / "risk.toml"
+    risk_file.write_text('profile = "default"\n[limits]\nmax_position_pct = 0.1\n')
+    journal = tmp_path / "j.duckdb"
+    common = ["learn", "record", "-s", "sma_cross", "-d", str(sample_1h), "--journal",
+              str(journal)]  # fmt: skip
+    # Act
+    table = run_cli(*common, "--risk", str(risk_file), "--source", "capped", env={"COLUMNS": "80"})
+    as_json = run_cli(*common, "--risk", "permissive", "--source", "free", "--json")
+    typo = run_cli(*common, "--risk", str(tmp_path / "missing.toml"))
+    # Assert
+    assert table.exit_code == 0, table.output
+    assert "Journaled in" in table.output
+    assert "signals" in table.output
+    counts = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0, as_json.output
+    assert counts["source"] == "free"
+    assert counts["signals"] > 0
+    assert typo.exit_code == 2
+    assert "missing.toml" in typo.output

@@ -18,7 +18,7 @@ import typer
 
 from tradeloop.cli.console import Console, Table
 from tradeloop.cli.failure import fail, require
-from tradeloop.core.errors import ConfigError, DataError, TradeloopError
+from tradeloop.core.errors import DataError, TradeloopError
 
 __all__ = ["register_learn_commands"]
 
@@ -80,22 +80,33 @@ def record(
     journal: JournalOpt = Path("output/learn/analytics.duckdb"),
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value.")] = None,
     fee: Annotated[float, typer.Option(help="Commission fraction.")] = 0.0,
-    risk: Annotated[str, typer.Option(help="Risk profile (default, permissive).")] = "default",
+    risk: Annotated[
+        str,
+        typer.Option(
+            help="Risk profile (permissive or default) or a risk .toml file, as for "
+            "'tradeloop backtest --risk'; default: the default profile, so rejections are "
+            "journaled with their reasons."
+        ),
+    ] = "default",
     source: Annotated[str | None, typer.Option(help="The run's name in the journal.")] = None,
+    allow_data_issues: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-issues", help="Run on data that fails the data check, as backtest."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Backtest with every signal journaled: executed or rejected, with the risk reason."""
+    from tradeloop.cli.app import _parse_params, _risk_rules
     from tradeloop.engine.config import RunConfig
     from tradeloop.engine.runner import DataSpec
     from tradeloop.optimize.learn import record_backtest
     from tradeloop.store.analytics import AnalyticsStore
 
     try:
-        params = {}
-        for item in param or []:
-            k, sep, v = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--param expects key=value, got {item!r}")
-            params[k.strip()] = v.strip()
+        params = _parse_params(param or [])
+        config = RunConfig(fee=fee, risk=_risk_rules(risk))
         journal.parent.mkdir(parents=True, exist_ok=True)
         store = AnalyticsStore(journal)
         try:
@@ -104,14 +115,25 @@ def record(
                 DataSpec(data),
                 store,
                 params=params,
-                config=RunConfig(fee=fee, risk=risk),  # type: ignore[arg-type]
+                config=config,
                 source=source,
+                allow_data_issues=allow_data_issues,
             )
         finally:
             store.close()
     except TradeloopError as exc:
         raise _fail(exc) from None
-    console.print(counts)
+    if as_json:
+        import json
+
+        print(json.dumps(counts, indent=2, default=str))
+        return
+    table = Table(title=f"Journaled in {journal}", show_header=False)
+    table.add_column("what", style="cyan")
+    table.add_column("count", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
 
 
 @learn_app.command("report")

@@ -60,15 +60,18 @@ def record_backtest(
     config: RunConfig | None = None,
     source: str | None = None,
     strategies_dir: str | Path | None = "strategies",
+    allow_data_issues: bool = False,
 ) -> dict[str, Any]:
     """Backtest ``strategy`` with every signal journaled in ``store``; return the counts.
+
+    The data passes the data gate as a backtest's does (``allow_data_issues`` to run anyway).
 
     Raises
     ------
     ConfigError
         For an unknown strategy or parameter.
     DataError
-        For a malformed data file.
+        For a malformed data file, or data that fails the data check.
     """
     from tradeloop.bus.base import InProcessBus
     from tradeloop.core.instrument import Instrument
@@ -80,7 +83,7 @@ def record_backtest(
 
     config = config or RunConfig()
     strat = load_strategy_class(strategy, strategies_dir)(**dict(params or {}))
-    (loaded,) = load_data([data])
+    (loaded,) = load_data([data], gate=True, allow_data_issues=allow_data_issues)
     symbol = loaded.bars.symbol
     instrument: Instrument = _instrument(loaded, config)
     base = config.timeframe or (strat.timeframes[0] if strat.timeframes else loaded.timeframe)
