@@ -106,7 +106,11 @@ def reduce_line(values: Sequence[np.ndarray], max_points: int) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Candles:
-    """OHLC candles (open times in UTC ns) and their volume (None: not known)."""
+    """OHLC candles (open times in UTC ns) and their volume (None: not known).
+
+    ``last_ts`` is the open time of the last bar each candle holds (merged candles), whose
+    close is the candle's: the time its indicator values are read at (None: ``ts``).
+    """
 
     ts: np.ndarray
     open: np.ndarray
@@ -114,9 +118,15 @@ class Candles:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray | None = None
+    last_ts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+    @property
+    def close_bar_ts(self) -> np.ndarray:
+        """Open time of the bar whose close each candle closes at."""
+        return self.ts if self.last_ts is None else self.last_ts
 
     def tail(self, count: int) -> Candles:
         """The last ``count`` candles."""
@@ -128,6 +138,7 @@ class Candles:
             self.low[sl],
             self.close[sl],
             None if self.volume is None else self.volume[sl],
+            None if self.last_ts is None else self.last_ts[sl],
         )
 
 
@@ -187,6 +198,7 @@ def merge_candles(candles: Candles, max_candles: int) -> tuple[Candles, int]:
             np.minimum.reduceat(candles.low, starts),
             candles.close[ends],
             None if candles.volume is None else np.add.reduceat(candles.volume, starts),
+            candles.close_bar_ts[ends],
         ),
         k,
     )
@@ -323,7 +335,8 @@ def price_figure(
     per exit reason, stop-loss / take-profit segments while each trade was open, a line from
     each entry to its exit (green for a gain, red for a loss, the trade's P&L on hover), a
     volume panel below (when the candles have volume), the strategy's ``indicators`` as lines
-    (sampled at the candles' times) and a linear/log price-scale toggle.
+    (sampled at each candle's last bar, whose close is the candle's) and a linear/log
+    price-scale toggle.
 
     ``trades`` must already be restricted to ``symbol`` and to what the chart should show;
     open trades' segments run to ``end_ns``.
@@ -343,7 +356,8 @@ def price_figure(
     ]
     palette = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
     for k, (name, (its, values)) in enumerate((indicators or {}).items()):
-        at = np.searchsorted(its, candles.ts, side="right") - 1  # value of the bar in force
+        # the value at the candle's close: of its last bar (a merged candle holds several)
+        at = np.searchsorted(its, candles.close_bar_ts, side="right") - 1
         ok = at >= 0
         y = np.full(len(candles), np.nan)
         y[ok] = values[at[ok]]
