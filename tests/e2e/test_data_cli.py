@@ -285,6 +285,7 @@ def test_check_reads_a_file_named_as_backtest_reads_it(tmp_path: Path) -> None:
     assert "48 rows · 2024-01-01T00:00:00Z → 2024-01-02T23:00:00Z" in " ".join(
         checked.output.split()
     )
+    assert "zero-volume bars:" not in checked.output  # no volume is no finding
     assert unnamed.exit_code == 3
     assert "pass --volume-col none for data without volume" in unnamed.output
     assert tested.exit_code == 0, tested.output

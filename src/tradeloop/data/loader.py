@@ -1242,7 +1242,8 @@ class RawOhlcv:
 
     ``synthetic`` is the boolean column of bars filled by the gap policy, when present;
     ``file_rows`` the file's data row (0-based) of each row when they differ (a newest-first
-    file is read oldest first), so findings name the file's rows.
+    file is read oldest first), so findings name the file's rows; ``has_volume`` is False for
+    data read without volume (``--volume-col none``: a volume of 0 that is no finding).
     """
 
     source: str
@@ -1254,6 +1255,7 @@ class RawOhlcv:
     volume: np.ndarray
     synthetic: np.ndarray | None = None
     file_rows: np.ndarray | None = None
+    has_volume: bool = True
 
 
 def read_unvalidated(
@@ -1308,4 +1310,7 @@ def read_unvalidated(
                 synthetic = np.asarray(col.fill_null(False).to_numpy(), dtype=bool)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read parquet file: {exc}", file=file) from exc
-    return RawOhlcv(file, ts, synthetic=synthetic, file_rows=file_rows, **values)
+    has_volume = "volume" in raw
+    return RawOhlcv(
+        file, ts, synthetic=synthetic, file_rows=file_rows, has_volume=has_volume, **values
+    )

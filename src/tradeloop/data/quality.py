@@ -317,7 +317,7 @@ def check_quality(
         gaps = find_gaps(ts, step)
     else:
         gaps = find_session_gaps(ts, step, sessions.opens, sessions.closes, sessions.dates)
-    zero = (v == 0) & ~synthetic
+    zero = (v == 0) & ~synthetic & raw.has_volume  # no volume at all: nothing to report
     zero_volume = int(np.count_nonzero(zero))
     consecutive = np.zeros(ts.shape[0], dtype=bool)  # bar i directly follows bar i-1
     consecutive[1:] = np.diff(ts) == step
