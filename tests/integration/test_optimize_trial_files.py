@@ -64,7 +64,11 @@ def test_trial_files_hold_every_trials_trades_and_equity_and_default_writes_none
         assert len(trades) == len(expected.trades)
         closed = [x for x in expected.trades if x.exit_ts is not None]
         assert len(closed) == int(float(t["trade_count"])), "the trial's own row agrees"
-        assert [float(r["pnl"]) for r in trades if r["pnl"]] == [x.pnl for x in closed]
+        # every trade's P&L, an open one's marked at the last close
+        assert [float(r["pnl"]) for r in trades] == [x.pnl for x in expected.trades]
+        assert [r["exit_time"] == "" for r in trades] == [
+            x.exit_ts is None for x in expected.trades
+        ]
         equity = pq.read_table(folder / "equity.parquet").column("equity").to_pylist()
         assert equity == list(expected.equity)
         assert len(_rows(folder / "equity.csv")) == len(loaded.bars)
