@@ -202,3 +202,32 @@ def test_override_issue_without_secret_fails(monkeypatch: pytest.MonkeyPatch) ->
     # Assert
     assert result.exit_code == 2
     assert SECRET_ENV in result.output
+
+
+def test_risk_report_rebuilt_marks_every_open_position_at_its_last_close(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # Arrange: two symbols, always in the market (short=true), so both are open at the end
+    folder = shared_data / "crypto_5m_multi" / "freqtrade_2018"
+    files = [folder / "ADA_BTC-5m.feather", folder / "ETH_BTC-5m.feather"]
+    out = tmp_path / "two"
+    args = ["backtest", "-s", "sma_cross", "-p", "short=true", "-p", "size=0.5",
+            "--end", "2018-01-25", "--out", str(out), "--no-report"]  # fmt: skip
+    for path in files:
+        args += ["-d", str(path)]
+    ran = runner.invoke(app, args)
+    assert ran.exit_code == 0, ran.output
+    for name in ("risk_report.json", "risk_report.csv", "risk_rejections.csv"):
+        (out / name).unlink()
+    # Act
+    result = runner.invoke(risk_app, ["report", str(out), "--json", str(tmp_path / "r.json")])
+    # Assert: each position at its own symbol's last close (it was the entry price when more
+    # than one was open)
+    assert result.exit_code == 0, result.output
+    exposure = {p["symbol"]: p for p in json.loads((tmp_path / "r.json").read_text())["exposure"]}
+    assert set(exposure) == {"ADA/BTC", "ETH/BTC"}
+    end = parse_time("2018-01-25")
+    for path in files:
+        bars = load_ohlcv(path).bars
+        last_close = float(bars.close[int((bars.ts < end).sum()) - 1])
+        assert exposure[bars.symbol]["price"] == pytest.approx(last_close, rel=1e-9)

@@ -162,7 +162,11 @@ def report_from_run_dir(folder: Path) -> RiskReport:
             side = t.get("side", "long")
             sign = 1.0 if side == "long" else -1.0
             price = float(t["entry_price"])
-            if len(open_trades) == 1 and math.isfinite(held) and size > 0:
+            if t.get("pnl") and size > 0:
+                # the open trade's P&L is marked at the last close, net of its entry fee
+                fee = float(t.get("fees") or 0.0)
+                price += (float(t["pnl"]) + fee) / (sign * size)
+            elif len(open_trades) == 1 and math.isfinite(held) and size > 0:
                 price = held / (sign * size)  # equity - cash is the position at the last close
             exposure.append(
                 {
