@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
 RunCli = Callable[..., Result]
@@ -94,3 +95,38 @@ def test_learn_record_takes_a_risk_file_and_prints_a_table_or_json(
     assert counts["signals"] > 0
     assert typo.exit_code == 2
     assert "missing.toml" in typo.output
+
+
+@pytest.mark.parametrize("command", ["optimize", "learn record"])
+def test_search_commands_refuse_data_the_data_check_fails(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path, command: str
+) -> None:
+    # Arrange: 3,000 bars of the sample with one bar's prices near 1e300 at data row 1,500
+    from tradeloop.data.loader import load_ohlcv
+
+    bars = load_ohlcv(sample_1h).bars.slice(0, 3_000)
+    lines = ["timestamp,open,high,low,close,volume"]
+    for k in range(len(bars)):
+        o, h, lo, c = (float(a[k]) for a in (bars.open, bars.high, bars.low, bars.close))
+        if k == 1_500:
+            o = h = lo = c = 1e300
+        lines.append(
+            f"{int(bars.ts[k]) // 10**6},{o!r},{h!r},{lo!r},{c!r},{float(bars.volume[k])!r}"
+        )
+    data = tmp_path / "BTC_USDT-1h.csv"
+    data.write_text("\n".join(lines) + "\n")
+    args = {
+        "optimize": ["optimize", "-s", "sma_cross", "-d", str(data), "-p", "fast=5:10:5",
+                     "--backend", "serial", "--out", str(tmp_path / "opt"), "--no-record"],
+        "learn record": ["learn", "record", "-s", "sma_cross", "-d", str(data), "--journal",
+                         str(tmp_path / "j.duckdb")],
+    }[command]  # fmt: skip
+    # Act
+    refused = run_cli(*args)
+    allowed = run_cli(*args, "--allow-data-issues")
+    # Assert: refused by the gate with the row named; allowed on request
+    flat = " ".join(refused.output.split())
+    assert refused.exit_code == 3, refused.output
+    assert "extreme values" in flat
+    assert "row 1,500" in flat
+    assert allowed.exit_code == 0, allowed.output

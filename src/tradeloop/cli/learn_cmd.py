@@ -195,6 +195,12 @@ def propose_cmd(
     objective: Annotated[str, typer.Option(help="Run metric to maximise.")] = "sharpe",
     min_trades: Annotated[int, typer.Option(help="Fewest trades of a chosen trial.")] = 0,
     fee: Annotated[float, typer.Option(help="Commission fraction.")] = 0.0,
+    allow_data_issues: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-issues", help="Search on data that fails the data check, as backtest."
+        ),
+    ] = False,
 ) -> None:
     """Re-run walk-forward on recent data and write a proposal (never applied by itself)."""
     require("ml", "tradeloop learn propose")
@@ -217,6 +223,7 @@ def propose_cmd(
             objective=objective,
             min_trades=min_trades,
             fee=fee,
+            allow_data_issues=allow_data_issues,
         )
     except TradeloopError as exc:
         raise _fail(exc) from None

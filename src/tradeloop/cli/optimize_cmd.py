@@ -271,6 +271,13 @@ def register_optimize_commands(app: typer.Typer) -> None:
                 "(each trial rerun through the event kernel after the study; off by default).",
             ),
         ] = False,
+        allow_data_issues: Annotated[
+            bool,
+            typer.Option(
+                "--allow-data-issues",
+                help="Search on data that fails the data check (as backtest).",
+            ),
+        ] = False,
         top: Annotated[int, typer.Option(help="Rows of the result table.")] = 10,
         output_root: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("output"),
         strategies_dir: Annotated[Path, typer.Option(help="Folder of user strategies.")] = Path(
@@ -340,6 +347,7 @@ def register_optimize_commands(app: typer.Typer) -> None:
                 record=record,
                 report=report,
                 trial_files=trial_files,
+                allow_data_issues=allow_data_issues,
                 output_root=output_root,
                 strategies_dir=strategies_dir,
                 command=shlex.join(["tradeloop", *sys.argv[1:]]),

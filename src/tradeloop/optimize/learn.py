@@ -222,8 +222,11 @@ def propose(
     min_trades: int = 0,
     fee: float = 0.0,
     strategies_dir: Path | None = Path("strategies"),
+    allow_data_issues: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Write a parameter proposal for strategy ``label`` of ``config_path`` (never applied).
+
+    The data passes the data gate as a backtest's does (``allow_data_issues`` to go on).
 
     Raises
     ------
@@ -249,7 +252,7 @@ def propose(
     strategy_cls = load_strategy_class(entry.name, strategies_dir)
     current = dict(strategy_cls(**entry.params).params)
     space = SearchSpace.parse(param_specs, strategy_cls.parameters())
-    (loaded,) = load_data([data])
+    (loaded,) = load_data([data], gate=True, allow_data_issues=allow_data_issues)
     bars = loaded.bars
     if recent_days is not None:
         start = int(bars.ts[-1]) - int(recent_days * _DAY_NS)

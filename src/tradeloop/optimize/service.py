@@ -67,6 +67,9 @@ class OptimizeJob:
         Also write every trial's ``trades.csv`` and equity (``equity.parquet``,
         ``equity.csv``) under ``out/trials/<trial>/`` (rerun through the event kernel after
         the study, which the fast path equals trade for trade); off by default.
+    allow_data_issues
+        Search on data that fails the data gate (as ``backtest --allow-data-issues``); by
+        default such data is refused, naming its rows.
     output_root, strategies_dir, command
         As for a backtest job.
     """
@@ -87,6 +90,7 @@ class OptimizeJob:
     record: bool = True
     report: bool = True
     trial_files: bool = False
+    allow_data_issues: bool = False
     output_root: Path = Path("output")
     strategies_dir: Path | None = Path("strategies")
     command: str = ""
@@ -163,7 +167,7 @@ def run_optimize_job(job: OptimizeJob, *, progress: StudyProgress | None = None)
     started = time.perf_counter()
     strategy_cls = load_strategy_class(job.strategy, job.strategies_dir)
     space = SearchSpace.parse(list(job.params), strategy_cls.parameters())
-    (loaded,) = load_data([job.data])
+    (loaded,) = load_data([job.data], gate=True, allow_data_issues=job.allow_data_issues)
     bars = loaded.bars
     instrument = _instrument(loaded, job.config)
     spec = EvalSpec(
