@@ -14,6 +14,18 @@ from click.testing import Result
 RunCli = Callable[..., Result]  # the ``run_cli`` and ``run_sma_cross_backtest`` fixtures
 
 
+#: a user strategy file: buy once and hold
+ALWAYS_LONG = (
+    "from tradeloop.core.signal import Signal\n"
+    "from tradeloop.strategy import NO_SIGNALS, Strategy\n\n"
+    "class AlwaysLong(Strategy):\n"
+    '    """Buy once and hold."""\n\n'
+    "    def on_bar(self, view, portfolio):\n"
+    "        sym = view.symbols[0]\n"
+    "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
+)
+
+
 def test_backtest_on_bundled_sample_writes_trades_equity_summary_and_report(
     run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
 ) -> None:
@@ -116,15 +128,7 @@ def test_backtest_user_strategy_from_strategies_folder(
     # Arrange
     folder = tmp_path / "strategies"
     folder.mkdir()
-    (folder / "always_long.py").write_text(
-        "from tradeloop.core.signal import Signal\n"
-        "from tradeloop.strategy import NO_SIGNALS, Strategy\n\n"
-        "class AlwaysLong(Strategy):\n"
-        '    """Buy once and hold."""\n\n'
-        "    def on_bar(self, view, portfolio):\n"
-        "        sym = view.symbols[0]\n"
-        "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
-    )
+    (folder / "always_long.py").write_text(ALWAYS_LONG)
     # Act
     result = run_cli(
         "backtest", "-s", "always_long", "-d", str(sample_1h), "--strategies-dir", str(folder),
@@ -143,15 +147,7 @@ def test_a_broken_strategy_file_hides_only_its_own_strategies(
     # Arrange: one file that imports, one a half-written draft beside it
     folder = tmp_path / "strategies"
     folder.mkdir()
-    (folder / "always_long.py").write_text(
-        "from tradeloop.core.signal import Signal\n"
-        "from tradeloop.strategy import NO_SIGNALS, Strategy\n\n"
-        "class AlwaysLong(Strategy):\n"
-        '    """Buy once and hold."""\n\n'
-        "    def on_bar(self, view, portfolio):\n"
-        "        sym = view.symbols[0]\n"
-        "        return [Signal.open_long(sym)] if portfolio.is_flat(sym) else NO_SIGNALS\n"
-    )
+    (folder / "always_long.py").write_text(ALWAYS_LONG)
     (folder / "draft.py").write_text("class Half(:\n")
     common = ("-d", str(sample_1h), "--strategies-dir", str(folder), "--end", "2017-09-01")
     # Act

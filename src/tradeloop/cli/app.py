@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tradeloop.cli.column_options import (
+    CloseCol,
+    HighCol,
+    LowCol,
+    OpenCol,
+    TimeUnit,
+    TsCol,
+    VolumeCol,
+)
 from tradeloop.cli.console import Console, Table
 from tradeloop.cli.data_cmd import data_app
 from tradeloop.cli.failure import fail
@@ -268,18 +277,13 @@ def backtest(
         float, typer.Option(help="The validation's Sharpe rule passes above this.")
     ] = 1.0,
     mc_sims: Annotated[int, typer.Option(help="Monte Carlo paths of the validation.")] = 1000,
-    ts_col: Annotated[str | None, typer.Option(help="Timestamp column name.")] = None,
-    open_col: Annotated[str | None, typer.Option(help="Open column name.")] = None,
-    high_col: Annotated[str | None, typer.Option(help="High column name.")] = None,
-    low_col: Annotated[str | None, typer.Option(help="Low column name.")] = None,
-    close_col: Annotated[str | None, typer.Option(help="Close column name.")] = None,
-    volume_col: Annotated[
-        str | None, typer.Option(help="Volume column name ('none': the data has no volume).")
-    ] = None,
-    time_unit: Annotated[
-        str | None,
-        typer.Option(help="Unit of integer timestamps: s, ms, us or ns (default: detected)."),
-    ] = None,
+    ts_col: TsCol = None,
+    open_col: OpenCol = None,
+    high_col: HighCol = None,
+    low_col: LowCol = None,
+    close_col: CloseCol = None,
+    volume_col: VolumeCol = None,
+    time_unit: TimeUnit = None,
     repair: Annotated[
         bool,
         typer.Option(

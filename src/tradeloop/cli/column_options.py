@@ -1,0 +1,31 @@
+"""The options that say how to read a data file's columns, one spelling for every command
+that reads one (``backtest``, ``data check``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "CloseCol",
+    "HighCol",
+    "LowCol",
+    "OpenCol",
+    "TimeUnit",
+    "TsCol",
+    "VolumeCol",
+]
+
+TsCol = Annotated[str | None, typer.Option(help="Timestamp column name.")]
+OpenCol = Annotated[str | None, typer.Option(help="Open column name.")]
+HighCol = Annotated[str | None, typer.Option(help="High column name.")]
+LowCol = Annotated[str | None, typer.Option(help="Low column name.")]
+CloseCol = Annotated[str | None, typer.Option(help="Close column name.")]
+VolumeCol = Annotated[
+    str | None, typer.Option(help="Volume column name ('none': the data has no volume).")
+]
+TimeUnit = Annotated[
+    str | None,
+    typer.Option(help="Unit of integer timestamps: s, ms, us or ns (default: detected)."),
+]
