@@ -84,6 +84,9 @@ def test_runs_backtest_records_a_run_folder(workdir: Path, sample_1h: Path) -> N
     assert re.fullmatch(r"\d{8}T\d{6}Z-sma_cross-[0-9a-f]{6}", folder.name)
     assert "Statistical validation" in output
     assert "Behavioural bias checks" in output
+    # a finding says when, readably, not by a trade id ending in nanoseconds
+    assert re.search(r"│ \d{4}-\d\d-\d\d \d\d:\d\d: long entry on BTC/USDT after", output)
+    assert not re.search(r"BTC/USDT:\d{19}", output)
     assert "report.html" in output
     assert "total_return" in output
     # run.json: everything needed to reproduce the run

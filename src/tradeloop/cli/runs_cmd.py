@@ -165,12 +165,20 @@ def bias_table(analysis: RunAnalysis, examples: int = 3) -> Table:
             table.add_row(kind, "–", "not checked (no price data)")
             continue
         found = report.by_kind(kind)[:examples]
-        shown = "\n".join(f"{', '.join(f.trade_ids[:4])}: {f.message}" for f in found)
+        # when, readable (the trade ids, in trades.csv's id column, are in metrics.json)
+        shown = "\n".join(f"{_minute(f.ts)}: {f.message}" for f in found)
         table.add_row(kind, str(count), shown or "none")
     return table
 
 
 _fail = fail  # the CLI's one error report (tradeloop.cli.failure)
+
+
+def _minute(ts_ns: int) -> str:
+    """``2017-09-06 20:00`` (UTC) for a time in ns."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
