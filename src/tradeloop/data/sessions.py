@@ -40,12 +40,18 @@ class Sessions:
         """Mask of the bars opening at ``ts`` (``bar_ns`` long) that trade in a session.
 
         An intraday bar is in when its interval ``[t, t + bar_ns)`` overlaps a session, so a
-        clock-hour bar stamped 14:00 holds the 14:30 open's first half hour; a daily (or
-        longer) bar is in when its UTC date is a session date (daily bars are stamped with
-        their session's date, at midnight or at any time of that day). Vectorized.
+        clock-hour bar stamped 14:00 holds the 14:30 open's first half hour; a daily bar is
+        in when its UTC date is a session date (daily bars are stamped with their session's
+        date, at midnight or at any time of that day), a weekly bar when its days hold a
+        session date (stamped Sunday or Monday alike). Vectorized.
         """
         ts = np.asarray(ts, dtype=np.int64)
-        if bar_ns >= _DAY_NS:
+        if bar_ns > _DAY_NS:  # a week's bar: in when a session date falls in its days
+            day = ts - ts % _DAY_NS
+            first = np.searchsorted(self.dates, day, side="left")
+            after = np.searchsorted(self.dates, day + bar_ns, side="left")
+            return np.asarray(after > first, dtype=bool)
+        if bar_ns == _DAY_NS:
             return np.asarray(np.isin(ts - ts % _DAY_NS, self.dates), dtype=bool)
         i = np.searchsorted(self.opens, ts + max(bar_ns, 1), side="left") - 1
         ok = i >= 0

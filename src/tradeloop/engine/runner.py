@@ -243,9 +243,10 @@ def calendar_periods_per_year(
     """Periods per year of bars ``bar_ns`` long traded in ``calendar``'s sessions, and the
     basis in words (shown with the metrics).
 
-    Daily (and longer) bars: the calendar's sessions per year over the data's range (about
-    252 for XNYS) scaled by the bar length in days; intraday bars: sessions per year times the
-    bars of a regular (median-length) session, e.g. 252 x 390 for XNYS minutes.
+    Daily bars: the calendar's sessions per year over the data's range (about 252 for XNYS);
+    longer bars: one a span of calendar days (52.18 weekly bars a year, each holding its
+    week's sessions); intraday bars: sessions per year times the bars of a regular
+    (median-length) session, e.g. 252 x 390 for XNYS minutes.
     """
     import numpy as np
 
@@ -257,8 +258,14 @@ def calendar_periods_per_year(
     per_year = sessions.sessions_per_year()
     day = 86_400 * 10**9
     basis = f"{sessions.name} sessions: {per_year:.4g} a year"
-    if bar_ns >= day:
-        return float(per_year * day / bar_ns), basis
+    if bar_ns > day:  # weekly bars: one a calendar week, whatever the sessions in it
+        per_year_bars = 365.25 * day / bar_ns
+        return (
+            per_year_bars,
+            f"{sessions.name}: {per_year_bars:.4g} bars of {bar_ns // day} days a year",
+        )
+    if bar_ns == day:
+        return float(per_year), basis
     length = float(np.median(sessions.closes - sessions.opens))
     bars = max(1.0, float(np.ceil(length / bar_ns)))
     return float(per_year * bars), f"{basis} x {bars:g} bars a session"

@@ -164,3 +164,19 @@ def test_coarser_bars_of_the_last_session_are_complete_at_its_close(
         assert len(without.ts) == len(with_calendar.ts)
     else:
         assert len(without.ts) == len(with_calendar.ts) - 1
+
+
+@pytest.mark.parametrize("weekday", ["2024-01-07", "2024-01-08"])  # Sunday, Monday stamps
+def test_weekly_bars_with_a_calendar_are_kept_and_annualized_by_calendar_weeks(
+    tmp_path: Path, weekday: str
+) -> None:
+    # Arrange: 60 weekly bars of SPY, stamped on a Sunday or on a Monday
+    ts = pd.Timestamp(weekday, tz="UTC").value + np.arange(60) * 7 * 86_400 * 10**9
+    path = _write(tmp_path / "SPY-1w.csv", ts)
+    # Act
+    result, loaded = run_backtest("sma_cross", [DataSpec(path, "SPY")], RunConfig(),
+                                  strategies_dir=None, calendar="XNYS")  # fmt: skip
+    # Assert: every week holds sessions, so every bar is kept; 365.25 / 7 bars a year
+    assert len(result.ts) == 60
+    assert loaded[0].repaired.get("outside_sessions", 0) == 0
+    assert result.metrics.periods_per_year == pytest.approx(365.25 / 7)
