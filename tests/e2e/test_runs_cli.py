@@ -9,6 +9,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -304,3 +306,40 @@ def test_report_regenerates_indicators_and_the_annualization_given(
     for text in ('"name":"SMA 10"', '"name":"SMA 30"', "100 periods/year (given)"):
         assert text in before
         assert text in after
+
+
+def test_tz_reads_a_file_of_new_york_wall_clock_times_end_to_end(workdir: Path) -> None:
+    # Arrange: a week of XNYS minutes written in New York time without an offset
+    days = pd.bdate_range("2024-01-08", "2024-01-12")
+    wall = [d + pd.Timedelta(minutes=570 + m) for d in days for m in range(390)]
+    close = 470 + np.cumsum(np.random.default_rng(5).normal(0, 0.05, len(wall)))
+    frame = pd.DataFrame({"timestamp": [t.strftime("%Y-%m-%d %H:%M:%S") for t in wall],
+                          "open": close, "high": close + 0.05, "low": close - 0.05,
+                          "close": close, "volume": 100.0})  # fmt: skip
+    frame.to_csv(workdir / "spy.csv", index=False)
+    args = ["backtest", "-s", "sma_cross", "-d", "spy.csv", "--symbol", "SPY", "--calendar",
+            "XNYS", "--out", "output/runs/spy"]  # fmt: skip
+    # Act
+    as_utc = runner.invoke(app, args, env=WIDE)
+    local = runner.invoke(app, [*args, "--tz", "America/New_York"], env=WIDE)
+    checked = runner.invoke(
+        app,
+        ["data", "check", "spy.csv", "--tz", "America/New_York", "--calendar", "XNYS"],
+        env=WIDE,
+    )
+    first = chart_specs((workdir / "output/runs/spy/report.html").read_text())
+    regenerated = runner.invoke(app, ["report", "output/runs/spy"], env=WIDE)
+    again = chart_specs((workdir / "output/runs/spy/report.html").read_text())
+    # Assert: refused as read (UTC), with the option named; with it, every session minute kept
+    assert as_utc.exit_code == 3
+    assert "--tz America/New_York" in " ".join(as_utc.output.split())
+    assert local.exit_code == 0, local.output
+    run = json.loads((workdir / "output/runs/spy/run.json").read_text())
+    assert run["data"][0]["tz"] == "America/New_York"
+    assert run["start"].startswith("2024-01-08T14:30")
+    assert run["data"][0]["repaired"].get("outside_sessions", 0) == 0
+    assert checked.exit_code == 0, checked.output
+    assert "2024-01-08T14:30:00Z → 2024-01-12T20:59:00Z" in checked.output
+    assert regenerated.exit_code == 0, regenerated.output
+    assert "without price charts" not in regenerated.output
+    assert again["chart-price-0"] == first["chart-price-0"]  # the data read in New York time

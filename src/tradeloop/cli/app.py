@@ -16,6 +16,7 @@ from tradeloop.cli.column_options import (
     LowCol,
     OpenCol,
     TimeUnit,
+    TimeZone,
     TsCol,
     VolumeCol,
 )
@@ -284,6 +285,7 @@ def backtest(
     close_col: CloseCol = None,
     volume_col: VolumeCol = None,
     time_unit: TimeUnit = None,
+    tz: TimeZone = None,
     repair: Annotated[
         bool,
         typer.Option(
@@ -376,6 +378,7 @@ def backtest(
                 time_unit,
                 repair,
                 (no_header, columns, skip_rows),
+                tz,
             )
             risk_rules = _risk_rules(risk)
             if fill_old is not None:
@@ -450,6 +453,7 @@ def _data_specs(
     time_unit: str | None,
     repair: bool,
     layout: tuple[bool, str | None, int | None] = (False, None, None),
+    tz: str | None = None,
 ) -> list[DataSpec | CacheSpec]:
     """The data options as data sources: ``--data`` files, or ``--exchange`` cached series.
 
@@ -468,6 +472,8 @@ def _data_specs(
             raise ConfigError("give either --data files or --exchange with --symbol, not both")
         if not symbols:
             raise ConfigError("--exchange needs at least one --symbol (e.g. BTC/USDT)")
+        if tz is not None:
+            raise ConfigError("--tz reads --data files; the cache's series are stored in UTC")
         return [CacheSpec(exchange, sym, timeframe or "1m", market, cache_root) for sym in symbols]
     if not files:
         raise ConfigError(
@@ -482,7 +488,13 @@ def _data_specs(
     csv_layout = CsvLayout.from_options(*layout)
     return [
         DataSpec(
-            path, symbols[k] if symbols else None, column_map, time_unit, repair, layout=csv_layout
+            path,
+            symbols[k] if symbols else None,
+            column_map,
+            time_unit,
+            repair,
+            layout=csv_layout,
+            tz=tz,
         )
         for k, path in enumerate(files)
     ]

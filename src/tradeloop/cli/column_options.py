@@ -13,6 +13,7 @@ __all__ = [
     "LowCol",
     "OpenCol",
     "TimeUnit",
+    "TimeZone",
     "TsCol",
     "VolumeCol",
 ]
@@ -24,6 +25,14 @@ LowCol = Annotated[str | None, typer.Option(help="Low column name.")]
 CloseCol = Annotated[str | None, typer.Option(help="Close column name.")]
 VolumeCol = Annotated[
     str | None, typer.Option(help="Volume column name ('none': the data has no volume).")
+]
+TimeZone = Annotated[
+    str | None,
+    typer.Option(
+        "--tz",
+        help="Time zone the file's times are written in when they carry no offset (e.g. "
+        "America/New_York; DST included); default: UTC.",
+    ),
 ]
 TimeUnit = Annotated[
     str | None,

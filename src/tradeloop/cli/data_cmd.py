@@ -15,6 +15,7 @@ from tradeloop.cli.column_options import (
     LowCol,
     OpenCol,
     TimeUnit,
+    TimeZone,
     TsCol,
     VolumeCol,
 )
@@ -462,6 +463,7 @@ def check(
     close_col: CloseCol = None,
     volume_col: VolumeCol = None,
     time_unit: TimeUnit = None,
+    tz: TimeZone = None,
 ) -> None:
     """Print a quality report; exit 1 when a threshold is exceeded (a gate before backtests).
 
@@ -492,7 +494,10 @@ def check(
         layout = CsvLayout.from_options(no_header, columns, skip_rows)
         names = (ts_col, open_col, high_col, low_col, close_col, volume_col)
         reading = _Reading(
-            layout, ColumnMap(*names) if any(n is not None for n in names) else None, time_unit
+            layout,
+            ColumnMap(*names) if any(n is not None for n in names) else None,
+            time_unit,
+            tz,
         )
         targets = _check_targets(target, exchange, market, timeframe, root)
         reports = [_check_one(path, tf, thresholds, reading, calendar) for path, tf in targets]
@@ -560,6 +565,7 @@ class _Reading(NamedTuple):
     layout: Any = None
     columns: Any = None
     time_unit: str | None = None
+    tz: str | None = None
 
 
 def _check_one(
@@ -575,7 +581,9 @@ def _check_one(
     from tradeloop.data.quality import check_quality
 
     how = reading or _Reading()
-    raw = read_unvalidated(path, layout=how.layout, columns=how.columns, time_unit=how.time_unit)
+    raw = read_unvalidated(
+        path, layout=how.layout, columns=how.columns, time_unit=how.time_unit, tz=how.tz
+    )
     tf = timeframe or infer_timeframe(np.unique(raw.ts), file=str(path))
     sessions = None
     if calendar and raw.ts.size:

@@ -270,6 +270,7 @@ def load_ohlcv(
     repair: bool = False,
     layout: CsvLayout | None = None,
     check_ohlc: bool = True,
+    tz: str | None = None,
 ) -> LoadedBars:
     """Load, check and return the OHLCV bars of one file.
 
@@ -307,6 +308,11 @@ def load_ohlcv(
         Refuse bars whose high/low contradict open/close (the default). False lets them
         through (``--allow-data-issues``: the data gate records them instead); NaN and
         non-positive prices are refused either way.
+    tz
+        The time zone (IANA name, e.g. ``America/New_York``) the file's times are written in
+        when they carry no offset: its wall-clock times become UTC, daylight saving time
+        included (``--tz``). Times with an offset, zone-aware columns and epoch numbers are
+        already UTC-anchored and are refused with it. None: naive times are UTC.
 
     Returns
     -------
@@ -338,7 +344,7 @@ def load_ohlcv(
     if n_rows == 0:
         raise DataError("file has no data rows", file=file)
 
-    ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
+    ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"], tz=tz)
     values = _with_volume(
         {
             name: _to_float(raw[name], file=file, field=picked[name])
@@ -1011,8 +1017,84 @@ def _more(count: int) -> str:
     return f" (and {count} more row{'s' if count != 1 else ''})" if count else ""
 
 
-def _to_ns(col: Any, time_unit: str | None, *, file: str, field: str) -> np.ndarray:
-    """Convert a timestamp column to UTC int64 ns."""
+def _to_ns(
+    col: Any, time_unit: str | None, *, file: str, field: str, tz: str | None = None
+) -> np.ndarray:
+    """Convert a timestamp column to UTC int64 ns (naive times read in ``tz``, else UTC)."""
+    if tz is None:
+        return _utc_ns(col, time_unit, file=file, field=field)
+    arr = _as_arrow(col)
+    kind = arr.type
+    anchored = (
+        "epoch numbers"
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        else f"a {kind} column"
+        if pa.types.is_timestamp(kind) and kind.tz is not None
+        else None
+    )
+    if anchored is None and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        text = arr.to_numpy(zero_copy_only=False)
+        marked = next((k for k, v in enumerate(text) if _OFFSET.search(str(v))), None)
+        if marked is not None:
+            anchored = f"times with an offset (row {marked}: {text[marked]!r})"
+    if anchored is not None:
+        raise ConfigError(
+            f"--tz {tz} reads times written without an offset, but column {field!r} of {file} "
+            f"holds {anchored}, which are UTC-anchored already; leave --tz out"
+        )
+    return _localized(_utc_ns(col, time_unit, file=file, field=field), tz, file, field)
+
+
+#: a time of day followed by its offset: ``Z``, ``+05:30``, ``-0500``
+_OFFSET = re.compile(r"\d(?:Z|[+-]\d\d:?\d\d)\s*$", re.IGNORECASE)
+
+
+def _localized(wall: np.ndarray, tz: str, file: str, field: str) -> np.ndarray:
+    """Wall-clock times of ``tz`` (as UTC-read ns) as UTC ns; DST's repeated hour is told
+    apart by the order of the bars, a time in the hour it skips is refused by row."""
+    import pandas as pd
+
+    zone = _zone(tz)
+    index = pd.DatetimeIndex(wall.view("datetime64[ns]"))
+    skipped = index.tz_localize(zone, ambiguous=True, nonexistent="NaT").isna()
+    if skipped.any():
+        row = int(np.argmax(skipped))
+        raise DataError(
+            f"{index[row]} does not exist in {tz}: daylight saving time skips that hour",
+            file=file,
+            row=row,
+            field=field,
+        )
+    try:
+        local = index.tz_localize(zone, ambiguous="infer")
+    except Exception:  # pandas' AmbiguousTimeError (its module moved between versions)
+        twice = index.tz_localize(zone, ambiguous="NaT").isna()
+        row = int(np.argmax(twice))
+        raise DataError(
+            f"{index[row]} happens twice in {tz} (the hour daylight saving time repeats) and "
+            "the bars' order does not tell which is meant; write such times with their offset",
+            file=file,
+            row=row,
+            field=field,
+        ) from None
+    return np.asarray(local.asi8, dtype=np.int64)
+
+
+def _zone(tz: str) -> Any:
+    """The IANA time zone ``tz``, or a ConfigError naming the option."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--tz {tz!r} is not a time zone name (e.g. America/New_York, Europe/London, "
+            "Asia/Tokyo)"
+        ) from None
+
+
+def _utc_ns(col: Any, time_unit: str | None, *, file: str, field: str) -> np.ndarray:
+    """Convert a timestamp column to UTC int64 ns (naive times are UTC)."""
     arr = _as_arrow(col)
     if arr.null_count:
         mask = _numpy(arr.is_null())
@@ -1264,6 +1346,7 @@ def read_unvalidated(
     columns: ColumnMap | None = None,
     time_unit: str | None = None,
     layout: CsvLayout | None = None,
+    tz: str | None = None,
 ) -> RawOhlcv:
     """Read the OHLCV columns of a file without validating them (internal: ``data check``).
 
@@ -1281,7 +1364,7 @@ def read_unvalidated(
     if not p.is_file():
         raise DataError("file not found", file=file)
     picked, raw = _read_columns(p, fmt, columns, file, layout)
-    ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"])
+    ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"], tz=tz)
     values = _with_volume(
         {
             name: _to_float(raw[name], file=file, field=picked[name])

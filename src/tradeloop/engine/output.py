@@ -281,6 +281,7 @@ def describe_data(
                 "sha256": known.get(resolved) or file_sha256(path),
                 "columns": dataclasses.asdict(columns) if columns is not None else None,
                 "time_unit": getattr(spec, "time_unit", None),
+                "tz": getattr(spec, "tz", None),
                 "repair": getattr(spec, "repair", False),
                 "cache": (
                     {"exchange": spec.exchange, "market": spec.market}
@@ -686,6 +687,7 @@ def _load_recorded_data(
                 f.get("time_unit"),
                 bool(f.get("repair", False)),
                 layout=CsvLayout(**layout) if layout else None,
+                tz=f.get("tz"),
             )
         )
     if problems:

@@ -44,6 +44,7 @@ class DataSpec:
     repair: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     layout: CsvLayout | None = None
+    tz: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ def load_data(
                 repair=spec.repair,
                 layout=spec.layout,
                 check_ohlc=not (gate and allow_data_issues),
+                tz=spec.tz,
             )
             origin = str(spec.path)
             key = soon.result() if soon is not None else None
@@ -150,6 +152,7 @@ def _load_options(spec: DataSpec) -> dict[str, Any]:
         "repair": spec.repair,
         "layout": asdict(spec.layout) if spec.layout is not None else None,
         "extra": spec.extra,
+        "tz": spec.tz,
     }
 
 
@@ -208,7 +211,7 @@ def _refuse_local_time(item: LoadedBars, sessions: Sessions, *, allow: bool) -> 
         f"the times look like {sessions.tz} wall-clock time, not UTC: read as UTC, {as_utc:,} "
         f"of {ts.size:,} bars fall inside {sessions.name} sessions; read as {sessions.tz} time, "
         f"{as_local:,}. Write the times in UTC or with their offset "
-        f"(2011-01-03T09:30:00-05:00)"
+        f"(2011-01-03T09:30:00-05:00), or read times written without one with --tz {sessions.tz}"
     )
     if not allow:
         raise DataError(

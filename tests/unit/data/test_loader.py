@@ -851,3 +851,60 @@ def test_epoch_times_near_the_epoch_are_one_unit_the_largest_values(tmp_path: Pa
     loaded = load_ohlcv(write(tmp_path, text))
     # Assert: all seconds, as the largest value says
     assert loaded.bars.ts.tolist() == [0, MINUTE, 2 * MINUTE]
+
+
+def _bars_at(tmp_path: Path, stamps: list[str], name: str = "SPY-30m.csv") -> Path:
+    lines = ["timestamp,open,high,low,close,volume"]
+    lines += [f"{s},100,101,99,100.5,10" for s in stamps]
+    return write(tmp_path, "\n".join(lines) + "\n", name=name)
+
+
+def test_tz_reads_naive_times_as_that_zones_wall_clock_through_dst(tmp_path: Path) -> None:
+    # Arrange: New York 09:30 on each side of the March 2024 change, and the November hour
+    # that happens twice, in order (the bars' order tells which 01:30 is which)
+    stamps = ["2024-03-08 09:30", "2024-03-11 09:30"] + [
+        f"2024-11-03 {hm}" for hm in ("00:30", "01:00", "01:30", "01:00", "01:30", "02:00")
+    ]
+    path = _bars_at(tmp_path, stamps)
+    # Act
+    loaded = load_ohlcv(path, tz="America/New_York", timeframe="30m")
+    # Assert: 14:30 UTC in winter, 13:30 UTC in summer, the repeated hour one after the other
+    utc = [pd.Timestamp(int(t), tz="UTC").strftime("%m-%d %H:%M") for t in loaded.bars.ts]
+    assert utc == ["03-08 14:30", "03-11 13:30", "11-03 04:30", "11-03 05:00", "11-03 05:30",
+                   "11-03 06:00", "11-03 06:30", "11-03 07:00"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stamps", "said"),
+    [
+        (["2024-03-10 01:30", "2024-03-10 02:30"], r"row 1.*does not exist in America/New_York"),
+        (["2024-11-03 01:30", "2024-11-03 01:45"], r"row 0.*happens twice in America/New_York"),
+    ],
+)
+def test_tz_refuses_a_time_dst_skips_or_repeats_ambiguously(
+    tmp_path: Path, stamps: list[str], said: str
+) -> None:
+    with pytest.raises(DataError, match=said):
+        load_ohlcv(_bars_at(tmp_path, stamps), tz="America/New_York", timeframe="15m")
+
+
+@pytest.mark.parametrize(
+    ("stamps", "said"),
+    [
+        (["2024-01-08T14:30:00Z", "2024-01-08T15:00:00Z"], "times with an offset"),
+        (["1704724200", "1704726000"], "epoch numbers"),
+    ],
+)
+def test_tz_is_refused_for_times_anchored_to_utc_already(
+    tmp_path: Path, stamps: list[str], said: str
+) -> None:
+    with pytest.raises(ConfigError, match="leave --tz out") as err:
+        load_ohlcv(_bars_at(tmp_path, stamps), tz="America/New_York")
+    assert said in str(err.value)
+
+
+def test_tz_unknown_name_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'America/Nowhere' is not a time zone name"):
+        load_ohlcv(
+            _bars_at(tmp_path, ["2024-01-08 09:30", "2024-01-08 10:00"]), tz="America/Nowhere"
+        )
