@@ -1033,10 +1033,13 @@ def _to_ns(
         else None
     )
     if anchored is None and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        text = arr.to_numpy(zero_copy_only=False)
-        marked = next((k for k, v in enumerate(text) if _OFFSET.search(str(v))), None)
-        if marked is not None:
-            anchored = f"times with an offset (row {marked}: {text[marked]!r})"
+        import pandas as pd
+
+        text = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object).astype(str)
+        offsets = text.str.contains(_OFFSET).to_numpy()
+        if offsets.any():
+            marked = int(np.argmax(offsets))
+            anchored = f"times with an offset (row {marked}: {text.iloc[marked]!r})"
     if anchored is not None:
         raise ConfigError(
             f"--tz {tz} reads times written without an offset, but column {field!r} of {file} "
