@@ -327,6 +327,7 @@ def test_tz_reads_a_file_of_new_york_wall_clock_times_end_to_end(workdir: Path) 
         ["data", "check", "spy.csv", "--tz", "America/New_York", "--calendar", "XNYS"],
         env=WIDE,
     )
+    unchecked = runner.invoke(app, ["data", "check", "spy.csv", "--calendar", "XNYS"], env=WIDE)
     first = chart_specs((workdir / "output/runs/spy/report.html").read_text())
     regenerated = runner.invoke(app, ["report", "output/runs/spy"], env=WIDE)
     again = chart_specs((workdir / "output/runs/spy/report.html").read_text())
@@ -339,6 +340,12 @@ def test_tz_reads_a_file_of_new_york_wall_clock_times_end_to_end(workdir: Path) 
     assert run["start"].startswith("2024-01-08T14:30")
     assert run["data"][0]["repaired"].get("outside_sessions", 0) == 0
     assert checked.exit_code == 0, checked.output
+    # data check says it too: the failure a backtest would stop on, and what falls outside
+    flat = " ".join(unchecked.output.split())
+    assert unchecked.exit_code == 1
+    assert "look like America/New_York wall-clock time" in flat
+    assert "--tz America/New_York" in flat
+    assert "1,500 of 1,950 bars fall outside XNYS sessions" in flat
     assert "2024-01-08T14:30:00Z → 2024-01-12T20:59:00Z" in checked.output
     assert regenerated.exit_code == 0, regenerated.output
     assert "without price charts" not in regenerated.output

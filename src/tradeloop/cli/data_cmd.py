@@ -590,7 +590,22 @@ def _check_one(
         from tradeloop.data.sessions import sessions_for
 
         sessions = sessions_for(calendar, int(raw.ts.min()), int(raw.ts.max()))
-    return check_quality(raw, tf, thresholds, sessions=sessions)
+    report = check_quality(raw, tf, thresholds, sessions=sessions)
+    if sessions is not None:
+        from tradeloop.core.timeframes import timeframe_ns
+        from tradeloop.engine.runner import wall_clock_message
+
+        bar_ns = timeframe_ns(tf)
+        reading = sessions.wall_clock_reading(raw.ts, bar_ns)
+        if reading is not None:  # the times as a backtest would read them: refused there
+            report.failures.append(wall_clock_message(sessions, len(raw.ts), *reading))
+        outside = int(len(raw.ts) - np.count_nonzero(sessions.in_session(raw.ts, bar_ns)))
+        if outside:
+            err_console.print(
+                f"{outside:,} of {len(raw.ts):,} bars fall outside {sessions.name} sessions "
+                "(a backtest with --calendar leaves them out)"
+            )
+    return report
 
 
 def _print_report(r: QualityReport, th: QualityThresholds, show_gaps: int, show: int = 5) -> None:

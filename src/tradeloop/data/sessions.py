@@ -70,6 +70,22 @@ class Sessions:
         local = wall.tz_localize(self.tz, ambiguous="NaT", nonexistent="NaT")
         return np.asarray(local.asi8, dtype=np.int64)
 
+    def wall_clock_reading(self, ts: np.ndarray, bar_ns: int) -> tuple[int, int] | None:
+        """``(inside as UTC, inside as local time)`` when intraday times ``ts`` look like the
+        exchange's wall-clock time read as UTC, else None.
+
+        They do when reading them as local time keeps a fifth more bars inside the sessions,
+        and a tenth of all (New York 09:30 read as 09:30 UTC is hours before the open).
+        """
+        if not self.tz or bar_ns >= _DAY_NS or len(ts) == 0:
+            return None
+        ts = np.asarray(ts, dtype=np.int64)
+        as_utc = int(np.count_nonzero(self.in_session(ts, bar_ns)))
+        as_local = int(np.count_nonzero(self.in_session(self.read_as_local(ts), bar_ns)))
+        if as_local < 1.2 * as_utc or as_local - as_utc < 0.1 * ts.size:
+            return None
+        return as_utc, as_local
+
     def sessions_per_year(self) -> float:
         """Average sessions per calendar year over the whole years the data touches (~252)."""
         return self.session_count / self.years if self.years > 0 else 0.0

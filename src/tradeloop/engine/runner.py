@@ -194,31 +194,29 @@ def _refuse_local_time(item: LoadedBars, sessions: Sessions, *, allow: bool) -> 
     as the exchange's local time would keep a fifth more bars (and a tenth of all), the data
     is refused (with ``allow``, logged) and the message says how to fix it.
     """
-    import numpy as np
-
     from tradeloop.core.timeframes import timeframe_ns
 
     bars = item.bars
-    bar_ns = timeframe_ns(bars.timeframe)
-    if not sessions.tz or bar_ns >= 86_400_000_000_000:
+    reading = sessions.wall_clock_reading(bars.ts, timeframe_ns(bars.timeframe))
+    if reading is None:
         return
-    ts = np.asarray(bars.ts, dtype=np.int64)
-    as_utc = int(np.count_nonzero(sessions.in_session(ts, bar_ns)))
-    as_local = int(np.count_nonzero(sessions.in_session(sessions.read_as_local(ts), bar_ns)))
-    if as_local < 1.2 * as_utc or as_local - as_utc < 0.1 * ts.size:
-        return
-    message = (
-        f"the times look like {sessions.tz} wall-clock time, not UTC: read as UTC, {as_utc:,} "
-        f"of {ts.size:,} bars fall inside {sessions.name} sessions; read as {sessions.tz} time, "
-        f"{as_local:,}. Write the times in UTC or with their offset "
-        f"(2011-01-03T09:30:00-05:00), or read times written without one with --tz {sessions.tz}"
-    )
+    message = wall_clock_message(sessions, len(bars), *reading)
     if not allow:
         raise DataError(
             message + ", or pass --allow-data-issues to run on the bars inside sessions as read",
             file=item.source,
         )
     logger.warning("%s: %s", item.source, message)
+
+
+def wall_clock_message(sessions: Sessions, bars: int, as_utc: int, as_local: int) -> str:
+    """What to say of times that look like ``sessions``' wall-clock time read as UTC."""
+    return (
+        f"the times look like {sessions.tz} wall-clock time, not UTC: read as UTC, {as_utc:,} "
+        f"of {bars:,} bars fall inside {sessions.name} sessions; read as {sessions.tz} time, "
+        f"{as_local:,}. Write the times in UTC or with their offset "
+        f"(2011-01-03T09:30:00-05:00), or read times written without one with --tz {sessions.tz}"
+    )
 
 
 def strategy_plot(strategy: Strategy) -> dict[str, tuple[Any, Any]]:
