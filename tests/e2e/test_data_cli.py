@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -289,3 +290,28 @@ def test_check_reads_a_file_named_as_backtest_reads_it(tmp_path: Path) -> None:
     assert unnamed.exit_code == 3
     assert "pass --volume-col none for data without volume" in unnamed.output
     assert tested.exit_code == 0, tested.output
+
+
+def test_check_json_holds_the_verdict_and_every_finding_with_its_rows(
+    tmp_path: Path, sample_1h: Path
+) -> None:
+    # Arrange: the sample with one bar near 1e300 at data row 700, and the clean sample
+    frame = pd.read_csv(sample_1h).head(1_500)
+    frame.loc[700, ["open", "high", "low", "close"]] = 1e300
+    bad = tmp_path / "BTC_USDT-1h.csv"
+    frame.to_csv(bad, index=False)
+    # Act
+    failed = runner.invoke(app, ["data", "check", str(bad), "--json"])
+    passed = runner.invoke(app, ["data", "check", str(sample_1h), "--json"])
+    # Assert: the same exit codes as the table; stdout is JSON only
+    assert failed.exit_code == 1
+    (report,) = json.loads(failed.stdout)
+    assert report["ok"] is False
+    assert report["rows"] == 1_500
+    assert report["extreme_bars"] == 1
+    extreme = next(f for f in report["findings"] if f["check"] == "extreme values")
+    assert extreme["rows"] == [700]
+    assert extreme["fails"] is True
+    assert any("extreme values" in text for text in report["failures"])
+    assert passed.exit_code == 0, passed.output
+    assert json.loads(passed.stdout)[0]["ok"] is True

@@ -61,6 +61,10 @@ def test_fit_detect_report_and_backtest_with_a_regime(
     assert sum(r["episodes"] for r in table) == 1 + int(np.sum(np.diff(path.state[20:]) != 0))
     listed = run_cli("regime", "list", "--registry", str(models))
     assert "btc" in listed.output
+    as_json = json.loads(run_cli("regime", "list", "--registry", str(models), "--json").stdout)
+    assert [(m["name"], m["version"]) for m in as_json] == [("btc", "v0001")]
+    assert set(as_json[0]["states"]) == {"low_vol", "normal", "high_vol"}
+    assert as_json[0]["bars"] == len(bars)
     # backtest --regime: regimes.csv per step, the run record and the report show it
     run_dir = tmp_path / "run"
     bt = run_cli(

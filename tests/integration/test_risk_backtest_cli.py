@@ -168,6 +168,10 @@ def test_override_issue_apply_log_and_replay_in_a_backtest(
         ],
     )
     log = runner.invoke(risk_app, ["override", "log", str(audit)])
+    log_json = runner.invoke(risk_app, ["override", "log", str(audit), "--json"])
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_text(audit.read_text() + "{not json\n")
+    broken = runner.invoke(risk_app, ["override", "log", str(garbled), "--json"])
     cfg = replace(
         RiskConfig.permissive(),
         black_swan=BlackSwanConfig(drop_pct=0.10, vol_shock_sigma=None),
@@ -182,6 +186,15 @@ def test_override_issue_apply_log_and_replay_in_a_backtest(
     assert applied.exit_code == 0, applied.output
     assert log.exit_code == 0, log.output
     assert "records and head verified with the key (2 records)" in log.output
+    verdict = json.loads(log_json.stdout)
+    assert log_json.exit_code == 0, log_json.output
+    assert [r["result"] for r in verdict["records"]] == ["refused", "queued"]
+    assert verdict["verified_with_key"] is True
+    assert verdict["problem"] is None
+    # a line that is no JSON record: a verdict, exit 1, no traceback
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout)["problem"]
+    assert broken.exception is None or isinstance(broken.exception, SystemExit)
     records = [json.loads(x) for x in audit.read_text().splitlines()]
     assert [r["result"] for r in records] == ["refused", "queued"]
     assert [(e.cause, e.state_to) for e in engine.events[:2]] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -464,6 +465,9 @@ def check(
     volume_col: VolumeCol = None,
     time_unit: TimeUnit = None,
     tz: TimeZone = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the reports as JSON (same exit codes).")
+    ] = False,
 ) -> None:
     """Print a quality report; exit 1 when a threshold is exceeded (a gate before backtests).
 
@@ -503,14 +507,45 @@ def check(
         reports = [_check_one(path, tf, thresholds, reading, calendar) for path, tf in targets]
     except TradeloopError as exc:
         raise _fail(exc) from None
+    failed = [r for r in reports if not r.ok]
+    if as_json:
+        print(json.dumps([_report_json(r) for r in reports], indent=2))
+        if failed:
+            raise typer.Exit(1)
+        return
     for report in reports:
         _print_report(report, thresholds, show_gaps, show)
-    failed = [r for r in reports if not r.ok]
     if failed:
         err_console.print(
             f"[bold red]{len(failed)} of {len(reports)} series failed the quality check[/]"
         )
         raise typer.Exit(1)
+
+
+def _report_json(r: QualityReport) -> dict[str, Any]:
+    """One quality report as JSON: counts, failures and every finding with its locations."""
+    g = r.gaps
+    return {
+        "source": r.source,
+        "timeframe": r.timeframe,
+        "rows": r.rows,
+        "first": _iso(r.first_ns) if r.first_ns is not None else None,
+        "last": _iso(r.last_ns) if r.last_ns is not None else None,
+        "ok": r.ok,
+        "failures": list(r.failures),
+        "gaps": {"count": len(g), "missing_bars": g.total_missing, "longest": g.longest},
+        "duplicates": r.duplicates,
+        "unsorted": r.unsorted,
+        "ohlc_violations": r.ohlc_violations,
+        "invalid_values": r.invalid_values,
+        "zero_volume": r.zero_volume,
+        "outlier_rows": r.outlier_rows,
+        "stale_bars": r.stale_bars,
+        "interpolated_runs": r.interpolated_runs,
+        "off_grid": r.off_grid,
+        "extreme_bars": r.extreme_bars,
+        "findings": [f.as_dict() for f in r.findings],
+    }
 
 
 def _check_targets(

@@ -331,28 +331,47 @@ def _print_summary(labels: list[str], bars: BarArrays, title: str) -> list[dict[
 
 
 @regime_app.command("list")
-def list_models(registry: RegistryOpt = Path("models")) -> None:
+def list_models(
+    registry: RegistryOpt = Path("models"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """The regime models in the model folder, with their versions and methods."""
     from tradeloop.ml.regimes.store import regime_model_names
     from tradeloop.ml.registry import ModelCatalog
 
     names = regime_model_names(registry)
-    if not names:
-        console.print(f"no regime model in {registry}; fit one with `tradeloop regime fit`")
-        return
-    table = Table(title=f"regime models in {registry}")
-    for col in ("name", "version", "method", "states", "trained on", "bars"):
-        table.add_column(col)
     catalog = ModelCatalog(registry)
+    rows = []
     for name in names:
         reg = catalog.registry(name)
         for version in reg.versions():
             meta = reg.metadata(version)
             data = meta.get("data", {})
-            table.add_row(
-                name, version, str(meta.get("method", "")), ",".join(meta.get("states", [])),
-                f"{data.get('symbol', '')} {data.get('timeframe', '')}", str(data.get("bars", "")),
-            )  # fmt: skip
+            rows.append(
+                {
+                    "name": name,
+                    "version": version,
+                    "method": meta.get("method", ""),
+                    "states": list(meta.get("states", [])),
+                    "symbol": data.get("symbol", ""),
+                    "timeframe": data.get("timeframe", ""),
+                    "bars": data.get("bars"),
+                }
+            )
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        console.print(f"no regime model in {registry}; fit one with `tradeloop regime fit`")
+        return
+    table = Table(title=f"regime models in {registry}")
+    for col in ("name", "version", "method", "states", "trained on", "bars"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"], r["version"], str(r["method"]), ",".join(r["states"]),
+            f"{r['symbol']} {r['timeframe']}", str(r["bars"] if r["bars"] is not None else ""),
+        )  # fmt: skip
     console.print(table)
 
 

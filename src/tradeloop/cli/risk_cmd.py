@@ -538,6 +538,10 @@ def override_log(
     config: Annotated[
         Path | None, typer.Option("--config", help="Risk TOML (names the secret's variable).")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the records and the check's verdict as JSON."),
+    ] = False,
 ) -> None:
     """Show the override audit log and check it: the hash chain, and with the override secret
     in the environment every record's HMAC and the head (truncation and rewriting)."""
@@ -547,13 +551,39 @@ def override_log(
         lines = audit_log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise _fail(DataError(f"cannot read: {exc.strerror}", file=str(audit_log))) from None
+    records: list[dict[str, Any]] = []
+    unreadable: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            unreadable.append(number)
+            continue
+        records.append(rec if isinstance(rec, dict) else {"record": rec})
+    try:
+        secret = secret_from_env(_config(config).overrides.secret_env)
+    except TradeloopError as exc:
+        raise _fail(exc) from None
+    problem = audit_problem(audit_log, audit_key(secret) if secret is not None else None)
+    if problem is None and unreadable:
+        problem = f"line {unreadable[0]} is not a JSON record"
+    if as_json:
+        verdict = {
+            "records": records,
+            "count": len(records),
+            "verified_with_key": secret is not None and problem is None,
+            "problem": problem,
+        }
+        print(json.dumps(verdict, indent=2, default=str))
+        if problem is not None:
+            raise typer.Exit(1)
+        return
     table = Table(title=f"Override audit · {audit_log}")
     for col in ("at", "result", "who", "what", "why", "until", "reason"):
         table.add_column(col)
-    for line in lines:
-        if not line.strip():
-            continue
-        rec = json.loads(line)
+    for rec in records:
         what = str(rec.get("what") or "")
         if rec.get("limit"):
             what += f" {rec['limit']}={rec.get('value')}"
@@ -567,15 +597,9 @@ def override_log(
             str(rec.get("reason") or ""),
         )
     console.print(table)
-    try:
-        secret = secret_from_env(_config(config).overrides.secret_env)
-    except TradeloopError as exc:
-        raise _fail(exc) from None
-    problem = audit_problem(audit_log, audit_key(secret) if secret is not None else None)
-    records = len([x for x in lines if x.strip()])
     if problem is None:
         keyed = "records and head verified with the key" if secret else "hash chain intact"
-        console.print(f"{keyed} ({records} records)")
+        console.print(f"{keyed} ({len(records)} records)")
         if secret is None:
             console.print("set the override secret to check the HMAC chain and the head too")
     else:
