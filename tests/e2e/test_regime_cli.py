@@ -106,4 +106,5 @@ def test_bad_input_is_refused_with_the_problem_named(run_cli, tmp_path: Path) ->
     res = run_cli("regime", "detect", "-d", str(short), "--model", "nope",
                   "--registry", str(tmp_path))  # fmt: skip
     assert res.exit_code == 2
-    assert "unknown model 'nope'" in res.output
+    assert "unknown regime model 'nope'" in res.output
+    assert "train" not in res.output  # a regime model is fitted, not trained

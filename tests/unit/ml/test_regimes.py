@@ -314,7 +314,7 @@ def test_registry_round_trip_and_kinds_kept_apart(tmp_path, series, hmm, detecti
     np.testing.assert_array_equal(loaded.detect(bars).probs, detections["hmm"].probs)
     with pytest.raises(ConfigError, match=r"regime model.*--regime"):
         ModelRegistry(tmp_path / "syn_hmm").load()
-    with pytest.raises(ConfigError, match=r"unknown model 'nope'.*regime fit"):
+    with pytest.raises(ConfigError, match=r"unknown regime model 'nope'.*regime fit"):
         load_regime_model("nope", tmp_path)
 
 

@@ -76,12 +76,19 @@ def load_regime_model(
     try:
         ref = catalog.resolve(spec)
     except ConfigError as exc:
+        name = spec.partition(":")[0]
         regimes = regime_model_names(root)
-        known = f" Regime models: {', '.join(regimes)}." if regimes else ""
-        hint = did_you_mean(spec.partition(":")[0], regimes) if regimes else ""
+        if name in regimes:  # a version that is not there: the catalog's message says which
+            raise
+        if not regimes:
+            raise ConfigError(
+                f"unknown regime model {name!r}: no regime model is saved under {root}; fit "
+                f"one with `tradeloop regime fit --name {name} ...`"
+            ) from exc
         raise ConfigError(
-            f"{exc}{hint}{known} Fit one with `tradeloop regime fit --name NAME ...`"
-        ) from None
+            f"unknown regime model {name!r} in {root}.{did_you_mean(name, regimes)} "
+            f"Regime models: {', '.join(regimes)} (fit another with `tradeloop regime fit`)"
+        ) from exc
     meta = json.loads((ref.path / "metadata.json").read_text())
     if meta.get("kind") != REGIME_KIND:
         raise ConfigError(
