@@ -475,24 +475,27 @@ def check(
     off-grid timestamps and straight-line interpolated runs of 5+ bars; gaps, zero-volume
     bars, outliers and stale runs fail only past the --max-* limits.
     """
-    from tradeloop.core.errors import TradeloopError
+    from tradeloop.core.errors import ConfigError, TradeloopError
     from tradeloop.data.quality import QualityThresholds
 
-    thresholds = QualityThresholds(
-        max_gaps=max_gaps,
-        max_missing_bars=max_missing,
-        max_gap_bars=max_gap_bars,
-        max_zero_volume=max_zero_volume,
-        max_outliers=max_outliers,
-        max_stale_bars=max_stale,
-        interpolated_run=interpolated_run,
-        fail_on_off_grid=not allow_off_grid,
-        outlier_window=window,
-        zscore_limit=zscore,
-        iqr_multiplier=iqr,
-        spike_factor=spike_factor,
-    )
     try:
+        thresholds = QualityThresholds(
+            max_gaps=max_gaps,
+            max_missing_bars=max_missing,
+            max_gap_bars=max_gap_bars,
+            max_zero_volume=max_zero_volume,
+            max_outliers=max_outliers,
+            max_stale_bars=max_stale,
+            interpolated_run=interpolated_run,
+            fail_on_off_grid=not allow_off_grid,
+            outlier_window=window,
+            zscore_limit=zscore,
+            iqr_multiplier=iqr,
+            spike_factor=spike_factor,
+        )
+        for flag, value in (("--show", show), ("--show-gaps", show_gaps)):
+            if value < 0:
+                raise ConfigError(f"{flag} must be 0 or more, got {value}")
         from tradeloop.data.loader import ColumnMap, CsvLayout
 
         layout = CsvLayout.from_options(no_header, columns, skip_rows)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tradeloop.core.errors import ConfigError
 from tradeloop.core.timeframes import bucket_start, timeframe_ns
 from tradeloop.data.gaps import Gaps, find_gaps, find_session_gaps
 from tradeloop.data.loader import RawOhlcv
@@ -76,6 +77,34 @@ class QualityThresholds:
     iqr_multiplier: float = 10.0
     spike_factor: float = 10.0
     spike_neighbours: int = 5
+
+    def __post_init__(self) -> None:
+        for name, flag in (
+            ("max_gaps", "--max-gaps"),
+            ("max_missing_bars", "--max-missing"),
+            ("max_gap_bars", "--max-gap-bars"),
+            ("max_zero_volume", "--max-zero-volume"),
+            ("max_outliers", "--max-outliers"),
+            ("max_stale_bars", "--max-stale"),
+        ):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"{name} ({flag}) must be 0 or more, got {value}")
+        problems = [
+            (self.interpolated_run == 0 or self.interpolated_run >= 3, "interpolated_run",
+             "--interpolated-run", "0 (off) or 3 or more"),
+            (self.stale_run >= 2, "stale_run", "", "2 or more"),
+            (self.outlier_window >= 10, "outlier_window", "--window", "10 or more bars"),
+            (self.zscore_limit > 0, "zscore_limit", "--zscore", "above 0"),
+            (self.iqr_multiplier > 0, "iqr_multiplier", "--iqr", "above 0"),
+            (self.spike_factor == 0 or self.spike_factor > 1, "spike_factor", "--spike-factor",
+             "0 (off) or above 1"),
+            (self.spike_neighbours >= 1, "spike_neighbours", "", "1 or more"),
+        ]  # fmt: skip
+        for ok, name, flag, wanted in problems:
+            if not ok:
+                shown = f"{name} ({flag})" if flag else name
+                raise ConfigError(f"{shown} must be {wanted}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

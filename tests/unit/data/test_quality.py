@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,28 @@ def test_monthly_bars_are_refused_with_what_to_use_instead(tmp_path: Path) -> No
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"SPX-monthly\.csv.*calendar month or a quarter apart"):
         load_ohlcv(path)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"max_gaps": -1}, "max_gaps (--max-gaps) must be 0 or more, got -1"),
+        ({"outlier_window": 0}, "outlier_window (--window) must be 10 or more bars, got 0"),
+        ({"zscore_limit": -1.0}, "zscore_limit (--zscore) must be above 0"),
+        ({"iqr_multiplier": 0.0}, "iqr_multiplier (--iqr) must be above 0"),
+        ({"interpolated_run": 2}, "must be 0 (off) or 3 or more, got 2"),
+        ({"spike_factor": 0.5}, "spike_factor (--spike-factor) must be 0 (off) or above 1"),
+    ],
+)
+def test_thresholds_that_would_check_nothing_are_refused_by_flag(
+    given: dict[str, float], said: str
+) -> None:
+    from tradeloop.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        QualityThresholds(**given)  # type: ignore[arg-type]
+
+
+def test_thresholds_zero_turns_the_optional_detectors_off() -> None:
+    th = QualityThresholds(interpolated_run=0, spike_factor=0.0, max_gaps=0)
+    assert (th.interpolated_run, th.spike_factor, th.max_gaps) == (0, 0.0, 0)
