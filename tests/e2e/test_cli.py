@@ -287,3 +287,13 @@ def test_backtest_model_errors_exit_2_and_say_what_exists(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_backtest_window_outside_the_data_names_both_ranges(
+    run_sma_cross_backtest: RunCli, sample_1h: Path, tmp_path: Path
+) -> None:
+    result = run_sma_cross_backtest(sample_1h, "--start", "2030-01-01", "--out", str(tmp_path))
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 3
+    assert "the data runs 2017-08-17 04:00 to 2024-04-21 14:00" in flat
+    assert "the run 2030-01-01 00:00 to its end" in flat

@@ -86,7 +86,14 @@ class MarketData:
                 )
                 hi = len(built) if end is None else int(np.searchsorted(built.ts, end, "left"))
                 if hi <= lo:
-                    raise DataError(f"no {tf} bars in the selected range", file=symbol)
+                    raise DataError(
+                        f"no {tf} bars in the selected range: the data runs "
+                        f"{_day(int(built.ts[0])) if len(built) else '-'} to "
+                        f"{_day(int(built.ts[-1])) if len(built) else '-'}, the run "
+                        f"{_day(start) if start is not None else 'its start'} to "
+                        f"{_day(end) if end is not None else 'its end'} (--start/--end)",
+                        file=symbol,
+                    )
                 self.series[(symbol, tf)] = (
                     built if (lo, hi) == (0, len(built)) else built.slice(lo, hi)
                 )
@@ -159,3 +166,10 @@ class MarketData:
         if timeframe_minutes(lower) == src_min:
             return segment
         return resample(segment, lower, drop_partial=False)
+
+
+def _day(ns: int) -> str:
+    """``2024-04-21 14:00`` (UTC) for a time in ns, in an error message."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M")
