@@ -130,3 +130,21 @@ def test_search_commands_refuse_data_the_data_check_fails(
     assert "extreme values" in flat
     assert "row 1,500" in flat
     assert allowed.exit_code == 0, allowed.output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--top", "-1"], "--top must be 1 or more, got -1"),
+        (["--workers", "0"], "--workers must be 1 or more, got 0"),
+        (["--trials", "0", "--method", "random"], "--trials must be >= 1, got 0"),
+    ],
+)
+def test_optimize_numbers_out_of_range_are_refused_by_flag(
+    run_cli: RunCli, sample_1h: Path, tmp_path: Path, args: list[str], said: str
+) -> None:
+    result = run_cli("optimize", "-s", "sma_cross", "-d", str(sample_1h), "-p", "fast=5:10:5",
+                     "--no-record", "--out", str(tmp_path / "o"), *args)  # fmt: skip
+    assert result.exit_code == 2
+    assert said in result.output
+    assert not (tmp_path / "o").exists()

@@ -305,10 +305,10 @@ def register_optimize_commands(app: typer.Typer) -> None:
         progress: _StudyProgress | None = None
         try:
             where = storage or os.environ.get(STORAGE_ENV)
+            study_folder = None  # made once every option is checked
             if where is None:
-                folder = out if out is not None else output_root / "optimize"
-                folder.mkdir(parents=True, exist_ok=True)
-                where = str(folder / ("study.db" if out is not None else "studies.db"))
+                study_folder = out if out is not None else output_root / "optimize"
+                where = str(study_folder / ("study.db" if out is not None else "studies.db"))
             options = StudyOptions(
                 method=method,
                 trials=trials,
@@ -322,6 +322,10 @@ def register_optimize_commands(app: typer.Typer) -> None:
             )
             if fast not in ("auto", "off"):
                 raise ConfigError(f"--fast must be auto or off, got {fast!r}")
+            if top < 1:
+                raise ConfigError(f"--top must be 1 or more, got {top}")
+            if workers is not None and workers < 1:
+                raise ConfigError(f"--workers must be 1 or more, got {workers}")
             config = RunConfig(
                 balance=balance,
                 fee=fee,
@@ -352,6 +356,8 @@ def register_optimize_commands(app: typer.Typer) -> None:
                 strategies_dir=strategies_dir,
                 command=shlex.join(["tradeloop", *sys.argv[1:]]),
             )
+            if study_folder is not None:
+                study_folder.mkdir(parents=True, exist_ok=True)
             progress = _StudyProgress(f"optimize {strategy}")
             started = time.perf_counter()
             outcome = run_optimize_job(job, progress=progress)
