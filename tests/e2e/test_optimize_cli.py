@@ -123,12 +123,14 @@ def test_search_commands_refuse_data_the_data_check_fails(
     }[command]  # fmt: skip
     # Act
     refused = run_cli(*args)
+    left_behind = sorted(p.name for p in tmp_path.iterdir())
     allowed = run_cli(*args, "--allow-data-issues")
     # Assert: refused by the gate with the row named; allowed on request
     flat = " ".join(refused.output.split())
     assert refused.exit_code == 3, refused.output
     assert "extreme values" in flat
     assert "row 1,500" in flat
+    assert left_behind == ["BTC_USDT-1h.csv"]  # no empty journal, study or output folder
     assert allowed.exit_code == 0, allowed.output
 
 

@@ -99,11 +99,13 @@ def record(
 ) -> None:
     """Backtest with every signal journaled: executed or rejected, with the risk reason."""
     from tradeloop.cli.app import _parse_params, _risk_rules
+    from tradeloop.cli.leftovers import NewPaths
     from tradeloop.engine.config import RunConfig
     from tradeloop.engine.runner import DataSpec
     from tradeloop.optimize.learn import record_backtest
     from tradeloop.store.analytics import AnalyticsStore
 
+    made = NewPaths(journal)  # a journal this command creates goes again if the run fails
     try:
         params = _parse_params(param or [])
         config = RunConfig(fee=fee, risk=_risk_rules(risk))
@@ -122,6 +124,7 @@ def record(
         finally:
             store.close()
     except TradeloopError as exc:
+        made.remove()
         raise _fail(exc) from None
     if as_json:
         import json

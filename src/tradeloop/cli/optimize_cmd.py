@@ -295,6 +295,7 @@ def register_optimize_commands(app: typer.Typer) -> None:
         --fee 0.001 --min-trades 20 --out opt/
         """
         require("ml", "tradeloop optimize")
+        from tradeloop.cli.leftovers import NewPaths
         from tradeloop.core.time import parse_time
         from tradeloop.engine.config import RunConfig
         from tradeloop.engine.runner import DataSpec
@@ -303,6 +304,7 @@ def register_optimize_commands(app: typer.Typer) -> None:
         from tradeloop.optimize.study import StudyOptions, storage_url
 
         progress: _StudyProgress | None = None
+        made: NewPaths | None = None
         try:
             where = storage or os.environ.get(STORAGE_ENV)
             study_folder = None  # made once every option is checked
@@ -357,6 +359,7 @@ def register_optimize_commands(app: typer.Typer) -> None:
                 command=shlex.join(["tradeloop", *sys.argv[1:]]),
             )
             if study_folder is not None:
+                made = NewPaths(study_folder / "study.db", study_folder / "studies.db")
                 study_folder.mkdir(parents=True, exist_ok=True)
             progress = _StudyProgress(f"optimize {strategy}")
             started = time.perf_counter()
@@ -366,6 +369,8 @@ def register_optimize_commands(app: typer.Typer) -> None:
             _print_result(outcome, top)
             console.print(f"done in {time.perf_counter() - started:.1f}s")
         except TradeloopError as exc:
+            if made is not None:  # a refused run leaves no empty study behind
+                made.remove()
             raise _fail(exc) from None
         finally:
             if progress is not None:
