@@ -223,11 +223,12 @@ def write_parquet(bars: Bars, path: Path) -> None:
 
 
 def cli_command() -> list[str]:
-    """The ``tradeloop`` console script of this interpreter, else ``python -c`` on its main."""
+    """The ``tradeloop`` console script of this interpreter, else ``python -c`` on its entry
+    point."""
     script = Path(sys.executable).with_name("tradeloop")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from tradeloop.cli.app import main; main()"]
+    return [sys.executable, "-c", "from tradeloop.cli.app import run; run()"]
 
 
 def cli_args(data: Path, out: Path | None) -> list[str]:

@@ -1,5 +1,5 @@
 """``python -m tradeloop`` runs the command line."""
 
-from tradeloop.cli.app import main
+from tradeloop.cli.app import run
 
-main()
+run()

@@ -756,7 +756,8 @@ def app_for(args: list[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point of the ``tradeloop`` script.
+    """Run the command line on ``sys.argv`` (the ``tradeloop`` script runs it through
+    :func:`run`, which also ends the process).
 
     A command that reaches a package of a missing extra ends with one line naming the extra
     and its install command (exit 2), not a traceback; commands that need an extra check it
@@ -781,5 +782,19 @@ def main() -> None:
         raise SystemExit(fail(missing).exit_code) from None
 
 
+def run() -> None:
+    """Entry point of the ``tradeloop`` script and of ``python -m tradeloop``: :func:`main`,
+    then the process ends; after a batch command (``backtest``) without the interpreter's
+    teardown (:func:`tradeloop.cli.memory.end_batch_process`)."""
+    from tradeloop.cli.memory import end_batch_process
+
+    try:
+        main()
+    except SystemExit as exc:
+        end_batch_process(exc.code)
+        raise
+    end_batch_process(0)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -22,15 +22,24 @@
 - **Cyclic garbage collector paused.** The run makes millions of objects (the bar lanes,
   tens of thousands of orders, fills and trades) and no reference cycles of its own; every
   collection pass walks all of them. Memory is still freed by reference counting.
+- **No teardown at the end** (:func:`end_batch_process`). Once the command's work is done,
+  the interpreter's own shutdown (every module torn down, every object freed one by one,
+  the libraries' static destructors) is work nobody waits for: 50-60 ms of a 1M-bar
+  backtest, 5% of the process. The script's entry point ends such a process directly, after
+  what a normal exit does that anyone can see: the ``atexit`` callbacks (log handlers flushed
+  and closed, temporary folders removed) and stdout/stderr flushed. Instagram's web servers
+  end the same way (``os._exit`` after the exit callbacks).
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import gc
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,6 +47,7 @@ __all__ = [
     "ARROW_POOL_VARIABLE",
     "BLAS_THREAD_VARIABLES",
     "batch_command",
+    "end_batch_process",
     "keep_freed_memory",
     "process_defaults",
 ]
@@ -54,6 +64,9 @@ _MMAP_THRESHOLD = 32 * 1024 * 1024
 _TRIM_THRESHOLD = 512 * 1024 * 1024
 #: extra memory asked for each time the heap grows
 _TOP_PAD = 64 * 1024 * 1024
+
+#: whether a batch command ran in this process (:func:`end_batch_process` may end it)
+_BATCH_RAN: list[bool] = []
 
 #: thread-count variables of OpenBLAS, OpenMP and MKL (numpy's BLAS is one of them)
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -110,6 +123,7 @@ def batch_command() -> Iterator[None]:
     """
     added = process_defaults()
     keep_freed_memory()
+    _BATCH_RAN.append(True)
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -123,3 +137,36 @@ def batch_command() -> Iterator[None]:
             gc.enable()
         for name in added:
             os.environ.pop(name, None)
+
+
+def end_batch_process(code: object) -> None:
+    """End this process now with exit status ``code`` if a batch command ran in it, without
+    the interpreter's teardown; return (doing nothing) otherwise.
+
+    What a normal exit does that can be seen is done first: the ``atexit`` callbacks run
+    (logging's handlers flush and close their files, temporary folders are removed), then
+    stdout and stderr are flushed (a closed pipe gives status 120, as Python's own exit
+    does). The process is left to the normal exit when a thread other than the main one is
+    still running (it is waited for), when ``code`` is a message (printed on the way out)
+    or where the interpreter has no ``atexit._run_exitfuncs``.
+
+    Only for a program's entry point: the calling process ends here.
+    """
+    if not _BATCH_RAN or not (code is None or isinstance(code, int)):
+        return
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    run_exit_callbacks = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_callbacks is None:
+        return
+    run_exit_callbacks()
+    status = int(code or 0)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            if stream is sys.stdout and status == 0:
+                status = 120
+    os._exit(status)
