@@ -24,8 +24,8 @@
   collection pass walks all of them. Memory is still freed by reference counting.
 - **No teardown at the end** (:func:`end_batch_process`). Once the command's work is done,
   the interpreter's own shutdown (every module torn down, every object freed one by one,
-  the libraries' static destructors) is work nobody waits for: 50-60 ms of a 1M-bar
-  backtest, 5% of the process. The script's entry point ends such a process directly, after
+  the libraries' static destructors) is work nobody waits for: 55-95 ms after a 1M-bar
+  backtest, about 5% of the process. The script's entry point ends such a process directly, after
   what a normal exit does that anyone can see: the ``atexit`` callbacks (log handlers flushed
   and closed, temporary folders removed) and stdout/stderr flushed. Instagram's web servers
   end the same way (``os._exit`` after the exit callbacks).
