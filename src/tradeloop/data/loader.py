@@ -759,6 +759,25 @@ def _is_number(text: str) -> bool:
     return True
 
 
+#: byte order marks of UTF-16 text (a spreadsheet's "Unicode text" export)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _as_utf8(content: bytes, file: str) -> bytes:
+    """``content`` as UTF-8: UTF-16 text (told by its byte order mark, as spreadsheets save
+    "Unicode text") is converted; anything else is read as UTF-8, as before."""
+    if not content.startswith(_UTF16_BOMS):
+        return content
+    try:
+        return content.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"the file starts as UTF-16 text but byte {exc.start} does not decode; save it as "
+            "UTF-8",
+            file=file,
+        ) from exc
+
+
 def _read_csv(
     p: Path, columns: ColumnMap | None, file: str, layout: CsvLayout | None = None
 ) -> tuple[dict[str, str], dict[str, Any]]:
@@ -769,7 +788,7 @@ def _read_csv(
     layout = layout or CsvLayout()
     payload = _decompressed(p, file)
     try:
-        content = payload if payload is not None else p.read_bytes()
+        content = _as_utf8(payload if payload is not None else p.read_bytes(), file)
         head_text = content[:65536].decode("utf-8", errors="replace")
         head = head_text.splitlines(keepends=True)[:50]
         sep, skip, header, n_fields = _sniff(head, layout, file)
@@ -1367,6 +1386,8 @@ def read_unvalidated(
     if not p.is_file():
         raise DataError("file not found", file=file)
     picked, raw = _read_columns(p, fmt, columns, file, layout)
+    if len(raw["timestamp"]) == 0:
+        raise DataError("file has no data rows", file=file)
     ts = _to_ns(raw["timestamp"], time_unit, file=file, field=picked["timestamp"], tz=tz)
     values = _with_volume(
         {

@@ -26,6 +26,7 @@ from tradeloop.data import (
     infer_timeframe,
     load_ohlcv,
 )
+from tradeloop.data.loader import read_unvalidated
 from tradeloop.testing.environment import shared_data_dir
 
 MINUTE = 60_000_000_000
@@ -908,3 +909,37 @@ def test_tz_unknown_name_is_a_config_error(tmp_path: Path) -> None:
         load_ohlcv(
             _bars_at(tmp_path, ["2024-01-08 09:30", "2024-01-08 10:00"]), tz="America/Nowhere"
         )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_load_utf16_text_with_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+    # Arrange: a spreadsheet's "Unicode text" export: UTF-16 with its byte order mark, tabs
+    stamps = [f"2025-01-01T00:0{i}:00Z" for i in range(3)]
+    lines = ["timestamp\topen\thigh\tlow\tclose\tvolume"] + [
+        "\t".join((s, *row)) for s, row in zip(stamps, ROWS, strict=True)
+    ]
+    text = "\r\n".join(lines) + "\r\n"
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    path = tmp_path / "BTC_USDT-1m.txt"
+    path.write_bytes(bom + text.encode(encoding))
+    # Act / Assert: the same bars as the UTF-8 file, through the loader and the check's reader
+    assert_three_minutes(load_ohlcv(path))
+    raw = read_unvalidated(path)
+    assert raw.close.tolist() == [float(row[3]) for row in ROWS]
+
+
+def test_load_utf16_that_does_not_decode_names_the_file(tmp_path: Path) -> None:
+    # Arrange: a UTF-16 byte order mark, then a lone surrogate
+    path = tmp_path / "BTC_USDT-1m.csv"
+    path.write_bytes(b"\xff\xfe" + "timestamp,open".encode("utf-16-le") + b"\x00\xd8\x41")
+    # Act / Assert
+    with pytest.raises(DataError, match=r"BTC_USDT-1m\.csv.*UTF-16.*save it as UTF-8"):
+        load_ohlcv(path)
+
+
+def test_check_reader_refuses_a_header_only_file_as_having_no_rows(tmp_path: Path) -> None:
+    # Arrange: what `data check` reads (it keeps NaN and unsorted rows, not an empty file)
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n")
+    # Act / Assert
+    with pytest.raises(DataError, match="no data rows"):
+        read_unvalidated(path)
