@@ -307,8 +307,52 @@ def range_exit_bar(
     :func:`window_extremes` of ``highs`` and ``lows``, for levels :func:`check_exit_levels`
     found valid (the broker at an entry's fill, before any cash moves: the levels given one
     by one, as the order holds them). The levels are used as they are (no sign-flipped
-    copies) up to ``_WINDOW_SPAN`` bars, numpy windows after that."""
+    copies) up to ``_WINDOW_SPAN`` bars, numpy windows after that.
+
+    A span of one stretch (``WINDOW`` to ``_STRETCH`` bars: most entries' span to the next
+    bar the strategy acts on) that reaches no level is answered here, without the calls of
+    the general scan: the same test as :func:`_scan_long`'s (:func:`_scan_short`'s) first
+    stretch, with the same arithmetic; any other span goes the general way."""
     trailing = trail_fraction is not None and trail_anchor is not None  # a fraction in (0, 1)
+    if WINDOW <= stop - start <= _STRETCH:
+        # the stretch's extremes from its windows, the last one ending at its end (_stretch)
+        tops, bottoms = windows
+        last = stop - WINDOW
+        h, low = tops[last], bottoms[last]
+        k = start
+        while k < last:
+            x = tops[k]
+            if x > h:
+                h = x
+            x = bottoms[k]
+            if x < low:
+                low = x
+            k += WINDOW
+        if direction > 0:
+            if take_profit is None or h < take_profit:
+                level = -_INF if stop_loss is None else stop_loss
+                if trail_fraction is not None and trail_anchor is not None:  # trailing
+                    a = h if h > trail_anchor else trail_anchor
+                    if not trail_activation or a >= entry_price * (1.0 + trail_activation):
+                        trail = a * (1.0 - trail_fraction)
+                        if trail > level:
+                            level = trail
+                    if low > level:
+                        return stop, a
+                elif low > level:
+                    return stop, None
+        elif take_profit is None or low > take_profit:
+            level = _INF if stop_loss is None else stop_loss
+            if trail_fraction is not None and trail_anchor is not None:  # trailing
+                a = low if low < trail_anchor else trail_anchor
+                if not trail_activation or a <= entry_price * (1.0 - trail_activation):
+                    trail = a * (1.0 + trail_fraction)
+                    if trail < level:
+                        level = trail
+                if h < level:
+                    return stop, a
+            elif h < level:
+                return stop, None
     end = stop if stop < start + _WINDOW_SPAN else start + _WINDOW_SPAN
     long = direction > 0
     if long:
