@@ -13,24 +13,17 @@ the stops / plain ratio of the medians, every run's time and the trade count (th
 every run of a case, else the script fails). The load average is printed before and after.
 Timings are printed, never asserted; nothing is written anywhere.
 
-With ``--attribute`` more cases run in the same rounds. Two do one part of every entry of
-the stops run twice (the first result thrown away): building the entry's ``Signal``
-(``SmaCross._signal``), and the exit scan at the entry's fill (the broker's
-``range_exit_bar``); the time each adds is a lower bound of that part's cost (the repeated
-call finds its code and the bars it reads warm). Four take a part away instead, which
-counts the part's whole cost inside the run:
+With ``--attribute`` two more cases run in the same rounds: the stops run with the exit
+scan at each entry's fill done twice (the second result kept: the same trades), whose added
+time is a lower bound of the scan's cost (the repeated call finds its code and the bars it
+reads warm), and the stops run with the scan replaced by a stub that finds no exit (timing
+only: the few trades a stop or target ended end at the next cross instead), which takes the
+scan's whole cost away. A second table gives the scan's cost both ways, per entry and as a
+share of the stops' extra time.
 
-- a 1% trailing stop alone, with each entry's ``Signal`` built at the bar (as the stops run
-  builds it) and built once per direction before the run (a trailing stop's signal does not
-  depend on the bar's price): the trades are the same (the script fails if not), so the
-  difference is the per-entry ``Signal``;
-- the stops run with the exit scan replaced by a stub that finds no exit (timing only: the
-  few trades a stop or target ended end at the next cross instead);
-- the trailing stop with the signal built once and the scan stubbed: what is left of the
-  stops' cost without both.
-
-A second and a third table give each part's cost inside the run, per entry and as a share
-of the stops' extra time.
+(Until 2026-12-06 ``SmaCross`` built each entry's ``Signal`` at the bar, its stop and target
+priced around the bar's close, and ``--attribute`` measured that too; its entries now give
+the levels as distances and are built once, like the plain ones.)
 
 Usage::
 
@@ -47,7 +40,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,70 +60,27 @@ from backtest_throughput import (  # noqa: E402
 STOPS = {"stop_loss": 0.01, "take_profit": 0.02, "trailing_stop": 0.01}
 PLAIN_CASE = "SmaCross"
 STOPS_CASE = "SmaCross + SL 1% / TP 2% / trailing 1%"
-#: --attribute: case name -> the part of every entry done twice
-DOUBLED = {
-    "stops, each entry's Signal built twice": "signal",
-    "stops, each fill's exit scan run twice": "scan",
-}
-#: --attribute: a 1% trailing stop alone (its entry signal does not depend on the bar)
-TRAIL = {"trailing_stop": 0.01}
-TRAIL_CASE = "trailing 1% only"
-TRAIL_ONCE_CASE = "trailing 1% only, entry Signal built once"
+DOUBLED_CASE = "stops, each fill's exit scan run twice"
 STUB_CASE = "stops, exit scan stubbed (no exit found; timing only)"
-BOTH_CASE = "trailing 1% only, Signal built once, scan stubbed (timing only)"
-#: --attribute: case name -> (parameters, the parts taken away, '+'-joined)
-REMOVED: dict[str, tuple[dict[str, float], str]] = {
-    TRAIL_CASE: (TRAIL, ""),
-    TRAIL_ONCE_CASE: (TRAIL, "signal-once"),
-    STUB_CASE: (STOPS, "scan-stub"),
-    BOTH_CASE: (TRAIL, "signal-once+scan-stub"),
-}
 
-#: a case: the strategy's parameters and what is changed, '+'-joined (None or "": nothing):
-#: ``signal``/``scan`` done twice, ``signal-once``, ``scan-stub`` (see ``variant``)
+#: a case: the strategy's parameters and what is changed: None, ``scan`` (the scan done
+#: twice, :func:`doubled`) or ``scan-stub`` (:func:`scan_stubbed`)
 Case = tuple[dict[str, float], str | None]
 
 
 @contextmanager
-def variant(parts: str | None) -> Iterator[None]:
-    """Within the block, each of the '+'-joined ``parts`` applies: ``signal`` or ``scan``
-    (see :func:`doubled`), ``signal-once`` (:func:`signal_once`), ``scan-stub``
-    (:func:`scan_stubbed`)."""
-    with ExitStack() as stack:
-        for part in (parts or "").split("+"):
-            if part in ("signal", "scan"):
-                stack.enter_context(doubled(part))
-            elif part == "signal-once":
-                stack.enter_context(signal_once())
-            elif part == "scan-stub":
-                stack.enter_context(scan_stubbed())
-            elif part:
-                raise ValueError(f"unknown part {part!r}")
+def variant(part: str | None) -> Iterator[None]:
+    """Within the block, ``part`` applies (see :data:`Case`)."""
+    if part is None:
         yield
-
-
-@contextmanager
-def signal_once() -> Iterator[None]:
-    """Within the block, ``SmaCross`` builds its entry signals once per symbol and direction
-    in ``on_init`` (as it does without exits), for a trailing stop alone only: its signal
-    does not depend on the bar's price, so the trades are the same."""
-    from tradeloop.strategy.examples.sma_cross import SmaCross
-
-    original = SmaCross.on_init
-
-    def on_init(self: SmaCross, view: Any) -> None:
-        if self.stop_loss or self.take_profit:
-            raise ValueError("signal-once: the stop and target depend on the bar's price")
-        original(self, view)
-        for symbol in view.symbols:
-            for direction in (1, -1):
-                self._fixed[(symbol, direction)] = (self._signal(symbol, direction, 0.0),)
-
-    SmaCross.on_init = on_init  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        SmaCross.on_init = original  # type: ignore[method-assign]
+    elif part == "scan":
+        with doubled():
+            yield
+    elif part == "scan-stub":
+        with scan_stubbed():
+            yield
+    else:
+        raise ValueError(f"unknown part {part!r}")
 
 
 @contextmanager
@@ -152,32 +102,22 @@ def scan_stubbed() -> Iterator[None]:
 
 
 @contextmanager
-def doubled(part: str | None) -> Iterator[None]:
-    """Within the block, ``part`` (``signal`` or ``scan``, see ``DOUBLED``) runs twice per
-    call, the second result returned: the same trades, the part's cost paid twice."""
-    if part is None:
-        yield
-        return
-    owner: Any
-    if part == "signal":
-        from tradeloop.strategy.examples.sma_cross import SmaCross
+def doubled() -> Iterator[None]:
+    """Within the block, the exit scan at an entry's fill runs twice per call, the second
+    result returned: the same trades, the scan's cost paid twice."""
+    import tradeloop.execution.simulated as owner
 
-        owner, name = SmaCross, "_signal"
-    else:
-        import tradeloop.execution.simulated as owner
-
-        name = "range_exit_bar"
-    original = getattr(owner, name)
+    original = owner.range_exit_bar
 
     def twice(*args: Any) -> Any:
         original(*args)
         return original(*args)
 
-    setattr(owner, name, twice)
+    owner.range_exit_bar = twice  # type: ignore[assignment]
     try:
         yield
     finally:
-        setattr(owner, name, original)
+        owner.range_exit_bar = original
 
 
 def _cpu_now() -> float:
@@ -259,64 +199,43 @@ def table(runs: dict[str, list[Run]], bars: int) -> list[str]:
 
 
 def attribution(runs: dict[str, list[Run]]) -> list[str]:
-    """The second table of ``--attribute``: each doubled part's cost inside the stops run."""
-    stops = runs[STOPS_CASE]
-    entries = stops[0][2]
-    base_wall = statistics.median(r[0] for r in stops)
-    base_cpu = statistics.median(r[1] for r in stops)
-    extra = base_wall - statistics.median(r[0] for r in runs[PLAIN_CASE])
-    lines = [
-        f"The stops run takes {extra * 1000:.0f} ms more than the plain one "
-        f"({extra / entries * 1e6:.1f} us an entry, {entries:,} entries).\n",
-        "| part done twice | added to the stops run, wall ms | CPU ms | per entry, wall us "
-        "| share of the stops' extra time |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name in DOUBLED:
-        wall = statistics.median(r[0] for r in runs[name]) - base_wall
-        cpu = statistics.median(r[1] for r in runs[name]) - base_cpu
-        share = f"{wall / extra:.0%}" if extra > 0 else "-"
-        lines.append(
-            f"| {name} | {wall * 1000:.0f} | {cpu * 1000:.0f} "
-            f"| {wall / entries * 1e6:.2f} | {share} |"
-        )
-    lines += ["", *removals(runs, extra, entries)]
-    return lines
-
-
-def removals(runs: dict[str, list[Run]], extra: float, entries: int) -> list[str]:
-    """The third table of ``--attribute``: each part taken away, its cost inside the run
-    (the case with the part against the case without it), and what is left without both."""
+    """The second table of ``--attribute``: the exit scan's cost inside the stops run, as
+    the time a second scan adds (a lower bound) and as the time the stub takes away."""
 
     def med(name: str, k: int = 0) -> float:
         return statistics.median(r[k] for r in runs[name])
 
-    def same(a: str, b: str) -> str:
-        return "same" if runs[a][0][2:] == runs[b][0][2:] else "differ (timing only)"
-
-    if same(TRAIL_CASE, TRAIL_ONCE_CASE) != "same":
-        raise SystemExit(f"{TRAIL_ONCE_CASE}: the trades differ from {TRAIL_CASE}'s")
-
+    entries = runs[STOPS_CASE][0][2]
+    extra = med(STOPS_CASE) - med(PLAIN_CASE)
     lines = [
-        "| part taken away | with it | without it | cost, wall ms | CPU ms | per entry, wall us "
+        f"The stops run takes {extra * 1000:.0f} ms more than the plain one "
+        f"({extra / entries * 1e6:.1f} us an entry, {entries:,} entries).\n",
+        "| the exit scan at the fill | wall ms | CPU ms | per entry, wall us "
         "| share of the stops' extra time | trades |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    for part, with_it, without in (
-        ("each entry's Signal", TRAIL_CASE, TRAIL_ONCE_CASE),
-        ("the exit scan at the fill", STOPS_CASE, STUB_CASE),
+    for label, wall, cpu, trades in (
+        (
+            "done twice: the time the second adds (lower bound)",
+            med(DOUBLED_CASE) - med(STOPS_CASE),
+            med(DOUBLED_CASE, 1) - med(STOPS_CASE, 1),
+            "same" if runs[DOUBLED_CASE][0][2:] == runs[STOPS_CASE][0][2:] else "differ",
+        ),
+        (
+            "stubbed: the time taken away",
+            med(STOPS_CASE) - med(STUB_CASE),
+            med(STOPS_CASE, 1) - med(STUB_CASE, 1),
+            "same" if runs[STUB_CASE][0][2:] == runs[STOPS_CASE][0][2:] else "differ (timing only)",
+        ),
     ):
-        wall, cpu = med(with_it) - med(without), med(with_it, 1) - med(without, 1)
         share = f"{wall / extra:.0%}" if extra > 0 else "-"
         lines.append(
-            f"| {part} | {with_it} | {without} | {wall * 1000:.0f} | {cpu * 1000:.0f} "
-            f"| {wall / entries * 1e6:.2f} | {share} | {same(with_it, without)} |"
+            f"| {label} | {wall * 1000:.0f} | {cpu * 1000:.0f} | {wall / entries * 1e6:.2f} "
+            f"| {share} | {trades} |"
         )
     lines.append(
-        f"\nWithout both ({BOTH_CASE}): {med(BOTH_CASE) / med(PLAIN_CASE):.2f}x the plain run "
-        f"(CPU {med(BOTH_CASE, 1) / med(PLAIN_CASE, 1):.2f}x); the trailing stop alone "
-        f"{med(TRAIL_CASE) / med(PLAIN_CASE):.2f}x (CPU "
-        f"{med(TRAIL_CASE, 1) / med(PLAIN_CASE, 1):.2f}x)."
+        f"\nWithout the scan ({STUB_CASE}): {med(STUB_CASE) / med(PLAIN_CASE):.2f}x the plain "
+        f"run (CPU {med(STUB_CASE, 1) / med(PLAIN_CASE, 1):.2f}x)."
     )
     return lines
 
@@ -330,8 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--attribute",
         action="store_true",
-        help="also run the stops case with each entry's Signal, then its exit scan, done "
-        "twice, and cases with each taken away",
+        help="also run the stops case with the exit scan done twice, and with it stubbed",
     )
     args = parser.parse_args(argv)
 
@@ -340,8 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = make_runner(bars)
     cases: dict[str, Case] = {PLAIN_CASE: ({}, None), STOPS_CASE: (STOPS, None)}
     if args.attribute:
-        cases.update({name: (STOPS, part) for name, part in DOUBLED.items()})
-        cases.update(REMOVED)
+        cases.update({DOUBLED_CASE: (STOPS, "scan"), STUB_CASE: (STOPS, "scan-stub")})
     runs = measure(run, cases, args.repeat)
     load_end = _load()
     print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -121,12 +122,18 @@ def order_from_signal(
     portfolio: Portfolio,
     order_id: int = 0,
     position_id: str | None = None,
+    reference: float = math.nan,
 ) -> Order:
     """Return the market order a signal asks for, sized as the signal says.
 
     An equity-fraction signal gives an order with ``equity_fraction`` (resolved at the fill);
     a close gives a ``reduce_only`` order on the side opposite to the open position. The
     signal's stops travel with the order, and so does its position id (else ``position_id``).
+    A stop or target given as a distance is placed around ``reference``, the close the order
+    is made at (:meth:`Signal.exit_levels`).
+
+    Raises:
+        ValueError: the signal gives a distance and ``reference`` is not a price.
     """
     symbol = signal.symbol
     action = signal.action
@@ -139,6 +146,8 @@ def order_from_signal(
     by_fraction = signal.size_mode is _BY_FRACTION
     stop_loss = signal.stop_loss
     take_profit = signal.take_profit
+    if not closing and (signal.stop_loss_pct is not None or signal.take_profit_pct is not None):
+        stop_loss, take_profit = signal.exit_levels(reference)
     trailing_stop = signal.trailing_stop
     exits = (
         Bracket(stop_loss, take_profit, trailing_stop)

@@ -47,6 +47,7 @@ class SizeMode(StrEnum):
 # module constants: reading an enum member through its class costs ~10x a global on
 # Python 3.11, and every signal's check reads two
 _CLOSE = SignalAction.CLOSE
+_OPEN_LONG = SignalAction.OPEN_LONG
 _BY_FRACTION = SizeMode.EQUITY_FRACTION
 _INF = math.inf
 
@@ -60,6 +61,14 @@ class Signal:
 
     ``stop_loss`` and ``take_profit`` are absolute prices; ``trailing_stop`` is a fraction
     (0.01 trails the best price by 1%). ``confidence`` in [0, 1] may scale the size later.
+
+    ``stop_loss_pct`` and ``take_profit_pct`` give the stop and the target as distances
+    instead: fractions of the reference price, the close of the bar the signal is made on
+    (the price the order is sized at), resolved where the order is made
+    (:meth:`exit_levels`). ``stop_loss_pct=0.01`` on a long puts the stop 1% below that close,
+    exactly ``close * (1 - 0.01)``, as a strategy computing it itself would; such a signal does
+    not depend on the bar, so a strategy can build it once. A level is given one way or the
+    other, not both.
     """
 
     symbol: str
@@ -72,6 +81,8 @@ class Signal:
     position_id: str | None = None
     tag: str = ""
     confidence: float | None = None
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
 
     def __post_init__(self) -> None:
         if self.action is not _CLOSE:
@@ -97,6 +108,59 @@ class Signal:
         level = self.take_profit
         if level is not None and not (0.0 < level < _INF):
             raise ConfigError(f"signal for {self.symbol}: take_profit must be > 0, got {level}")
+        if self.stop_loss_pct is not None or self.take_profit_pct is not None:
+            self._check_distances()
+
+    def _check_distances(self) -> None:
+        """The distances: a stop within (0, 1) of the price, a target above 0 (below 1 for a
+        short, whose target must stay above 0), each level given one way only."""
+        sl, tp = self.stop_loss_pct, self.take_profit_pct
+        if sl is not None:
+            if not (0.0 < sl < 1.0):
+                raise ConfigError(
+                    f"signal for {self.symbol}: stop_loss_pct is a fraction in (0, 1), got {sl}"
+                )
+            if self.stop_loss is not None:
+                raise ConfigError(
+                    f"signal for {self.symbol}: give stop_loss or stop_loss_pct, not both"
+                )
+        if tp is not None:
+            upper = 1.0 if self.action is SignalAction.OPEN_SHORT else _INF
+            if not (0.0 < tp < upper):
+                raise ConfigError(
+                    f"signal for {self.symbol}: take_profit_pct must be in (0, {upper:g}) "
+                    f"for {self.action.value}, got {tp}"
+                )
+            if self.take_profit is not None:
+                raise ConfigError(
+                    f"signal for {self.symbol}: give take_profit or take_profit_pct, not both"
+                )
+
+    def exit_levels(self, reference: float) -> tuple[float | None, float | None]:
+        """Return ``(stop_loss, take_profit)`` as prices: the absolute levels as given, a
+        distance placed around ``reference`` (the close the order is made at).
+
+        >>> Signal.open_long("X", stop_loss_pct=0.01, take_profit_pct=0.02).exit_levels(200.0)
+        (198.0, 204.0)
+        >>> Signal.open_short("X", stop_loss_pct=0.01, take_profit=150.0).exit_levels(200.0)
+        (202.0, 150.0)
+
+        Raises:
+            ValueError: a distance is given and ``reference`` is not a price (NaN, not above 0).
+        """
+        sl, tp = self.stop_loss_pct, self.take_profit_pct
+        if sl is None and tp is None:
+            return self.stop_loss, self.take_profit
+        if not (0.0 < reference < _INF):
+            raise ValueError(
+                f"signal for {self.symbol}: no price ({reference}) to place its stop and target "
+                "distances around"
+            )
+        long = self.action is _OPEN_LONG
+        # the same products a strategy placing its levels itself computes
+        stop = self.stop_loss if sl is None else reference * ((1 - sl) if long else (1 + sl))
+        target = self.take_profit if tp is None else reference * ((1 + tp) if long else (1 - tp))
+        return stop, target
 
     @classmethod
     def open_long(
@@ -111,6 +175,8 @@ class Signal:
         position_id: str | None = None,
         tag: str = "",
         confidence: float | None = None,
+        stop_loss_pct: float | None = None,
+        take_profit_pct: float | None = None,
     ) -> Signal:
         """Open a long position; ``size`` is an equity fraction unless ``quantity``."""
         mode = SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION
@@ -126,6 +192,8 @@ class Signal:
             position_id,
             tag,
             confidence,
+            stop_loss_pct,
+            take_profit_pct,
         )
 
     @classmethod
@@ -141,6 +209,8 @@ class Signal:
         position_id: str | None = None,
         tag: str = "",
         confidence: float | None = None,
+        stop_loss_pct: float | None = None,
+        take_profit_pct: float | None = None,
     ) -> Signal:
         """Open a short position; ``size`` is an equity fraction unless ``quantity``."""
         mode = SizeMode.QUANTITY if quantity else SizeMode.EQUITY_FRACTION
@@ -156,6 +226,8 @@ class Signal:
             position_id,
             tag,
             confidence,
+            stop_loss_pct,
+            take_profit_pct,
         )
 
     @classmethod
@@ -193,4 +265,6 @@ class Signal:
         put(copy, "position_id", position_id)
         put(copy, "tag", self.tag)
         put(copy, "confidence", self.confidence)
+        put(copy, "stop_loss_pct", self.stop_loss_pct)
+        put(copy, "take_profit_pct", self.take_profit_pct)
         return copy

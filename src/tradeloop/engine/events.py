@@ -149,9 +149,25 @@ class StepEvents:
             ),
         )
 
-    def signals(self, ts: int, signals: Sequence[Signal]) -> None:
-        """The strategy's signals (with their ids)."""
+    def signals(
+        self,
+        ts: int,
+        signals: Sequence[Signal],
+        closes: Mapping[str, float] | None = None,
+        close: float = math.nan,
+    ) -> None:
+        """The strategy's signals (with their ids). A stop or target given as a distance is
+        published as the price it is placed at: around the signal symbol's close in ``closes``
+        (or ``close``, one symbol's), as the order is made; None without that close."""
         for s in signals:
+            if s.stop_loss_pct is None and s.take_profit_pct is None:
+                stop_loss, take_profit = s.stop_loss, s.take_profit
+            else:
+                price = close if closes is None else closes.get(s.symbol, math.nan)
+                try:
+                    stop_loss, take_profit = s.exit_levels(price)
+                except ValueError:  # no close: the risk gate refuses the entry (no_price)
+                    stop_loss = take_profit = None
             self._publish(
                 "tradeloop.signals",
                 SignalEvent(
@@ -163,8 +179,8 @@ class StepEvents:
                     action=s.action.value,  # type: ignore[arg-type]
                     size=s.size,
                     size_mode=s.size_mode.value,
-                    stop_loss=s.stop_loss,
-                    take_profit=s.take_profit,
+                    stop_loss=stop_loss,
+                    take_profit=take_profit,
                     trailing_stop=s.trailing_stop,
                     tag=s.tag,
                     confidence=s.confidence,

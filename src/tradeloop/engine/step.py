@@ -416,7 +416,8 @@ class Step:
                 self._signals.append((ts, signal))
             else:
                 counts.signals += 1
-            decision = self.risk.check(signal, self.portfolio, view, pid, ts)
+            price = close if closes is None else closes.get(signal.symbol, math.nan)
+            decision = self.risk.check(signal, self.portfolio, view, pid, ts, price)
             if isinstance(decision, Rejection):
                 counts.rejected[decision.reason] += 1
                 return
@@ -427,9 +428,7 @@ class Step:
                 self.orders.append(decision)
             else:
                 counts.orders += 1
-            broker.submit_order(
-                decision, ts, close if closes is None else closes.get(signal.symbol, math.nan)
-            )
+            broker.submit_order(decision, ts, price)
             if self.on_order is not None:
                 self.on_order(decision)
             return
@@ -441,7 +440,7 @@ class Step:
         else:
             counts.signals += len(signals)
         if events is not None:
-            events.signals(ts, signals)
+            events.signals(ts, signals, closes, close)
         if self.enrichment is not None:
             kept = self.enrichment.enrich(signals, view)
             counts.dropped += len(signals) - len(kept)
@@ -454,7 +453,8 @@ class Step:
         check, portfolio, on_order = self.risk.check, self.portfolio, self.on_order
         orders = self.orders
         for signal in signals:
-            decision = check(signal, portfolio, view, None, ts)  # view: the MarketContext
+            price = close if closes is None else closes.get(signal.symbol, math.nan)
+            decision = check(signal, portfolio, view, None, ts, price)  # view: the MarketContext
             if events is not None:
                 events.decision(ts, signal, decision)
             if decision.__class__ is Rejection:
@@ -464,11 +464,7 @@ class Step:
                 orders.append(decision)  # type: ignore[arg-type]
             else:
                 counts.orders += 1
-            broker.submit_order(
-                decision,  # type: ignore[arg-type]
-                ts,
-                close if closes is None else closes.get(signal.symbol, math.nan),
-            )
+            broker.submit_order(decision, ts, price)  # type: ignore[arg-type]
             if on_order is not None:
                 on_order(decision)  # type: ignore[arg-type]
 

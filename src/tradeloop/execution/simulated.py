@@ -161,8 +161,10 @@ class SimulatedBroker:
         return self._order_seq
 
     def submit(self, signal: Signal, ts_ns: int, price: float) -> None:
-        """Turn ``signal`` into an order (:func:`order_from_signal`) and :meth:`submit_order` it."""
-        self.submit_order(order_from_signal(signal, ts_ns, self.portfolio), ts_ns, price)
+        """Turn ``signal`` into an order (:func:`order_from_signal`, its distances placed around
+        ``price``) and :meth:`submit_order` it."""
+        order = order_from_signal(signal, ts_ns, self.portfolio, reference=price)
+        self.submit_order(order, ts_ns, price)
 
     def submit_order(self, order: Order, ts_ns: int, price: float) -> None:
         """Queue ``order`` for the next open, or fill it now at ``price`` (close mode).

@@ -353,19 +353,34 @@ class RiskEngine:
         market: MarketContext,
         position_id: str | None = None,
         ts: int | None = None,
+        reference: float | None = None,
     ) -> Order | Rejection:
         """Return the order for ``intent``, sized and with stops, or a :class:`Rejection`.
 
         ``position_id`` (the kernel's signal id) names the position an entry order opens when
         the signal itself carries none; the kernel passes it here instead of copying the
         signal. ``ts`` is the decision's time when the caller has it at hand (the step's),
-        else ``market.ts``. A rejection is recorded in :attr:`rejections` (source ``risk``)
-        and never raised.
+        else ``market.ts``. A stop or target the signal gives as a distance is placed around
+        the symbol's latest close: the price the full gate sizes the order at
+        (``market.price``); the pass-through gate, which sizes nothing, takes ``reference``
+        when the caller has that close at hand (the kernel does), else ``market.price``.
+        Without a price the entry is refused (``no_price``). A rejection is recorded in
+        :attr:`rejections` (source ``risk``) and never raised.
         """
         if ts is None:
             ts = market.ts
         if self.passthrough:
-            order = order_from_signal(intent, ts, portfolio, self._next_id(), position_id)
+            if intent.stop_loss_pct is None and intent.take_profit_pct is None:
+                order = order_from_signal(intent, ts, portfolio, self._next_id(), position_id)
+            else:
+                price = market.price(intent.symbol) if reference is None else reference
+                if intent.action is not SignalAction.CLOSE and not (0.0 < price < math.inf):
+                    return self._refused(
+                        ts, intent.symbol, RejectReason.NO_PRICE, f"no price for {intent.symbol}"
+                    )
+                order = order_from_signal(
+                    intent, ts, portfolio, self._next_id(), position_id, reference=price
+                )
             if self.size_multiplier != 1.0 and intent.action is not SignalAction.CLOSE:
                 return self._regime_scaled(order, market)
             self.accepted += 1
@@ -373,12 +388,16 @@ class RiskEngine:
         try:
             order = self._check(intent, portfolio, market, position_id, ts)
         except _RefusedError as refusal:
-            rejection = Rejection(ts, intent.symbol, refusal.reason.value, refusal.detail, "risk")
-            self.rejections.append(rejection)
-            logger.debug("risk rejected %s: %s %s", intent.symbol, refusal.reason, refusal.detail)
-            return rejection
+            return self._refused(ts, intent.symbol, refusal.reason, refusal.detail)
         self.accepted += 1
         return order
+
+    def _refused(self, ts: int, symbol: str, reason: RejectReason, detail: str) -> Rejection:
+        """A rejection, recorded in :attr:`rejections` (source ``risk``)."""
+        rejection = Rejection(ts, symbol, reason.value, detail, "risk")
+        self.rejections.append(rejection)
+        logger.debug("risk rejected %s: %s %s", symbol, reason, detail)
+        return rejection
 
     def _regime_scaled(self, order: Order, market: MarketContext) -> Order | Rejection:
         """A pass-through entry ``order`` with its size times the regime's multiplier (refused
@@ -487,11 +506,12 @@ class RiskEngine:
                 RejectReason.MAX_POSITIONS, f"{len(others)} positions open (max {max_open:g})"
             )
 
+        stop_loss, take_profit = intent.exit_levels(price)  # distances placed at the close
         stops = plan_stops(
             direction,
             price,
             cfg.stops,
-            stop_loss=intent.stop_loss,
+            stop_loss=stop_loss,
             trailing_stop=intent.trailing_stop,
         )
         notional = self._size(
@@ -589,7 +609,7 @@ class RiskEngine:
             tag=intent.tag,
             exits=Bracket(
                 stops.stop_loss,
-                intent.take_profit,
+                take_profit,
                 stops.trailing_stop,
                 stops.trailing_activation,
             ),

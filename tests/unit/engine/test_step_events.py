@@ -188,3 +188,21 @@ def test_enriched_signals_carry_the_models_findings_identically_in_backtest_and_
     assert all(m.confidence == pytest.approx(m.meta_confidence) for m in kept)  # type: ignore[attr-defined]
     assert paper.of("tradeloop.signals.enriched") == enriched
     assert paper.of("tradeloop.orders") == bt.of("tradeloop.orders")
+
+
+def test_a_signal_event_carries_the_stop_its_distance_is_placed_at(btc_1m) -> None:
+    # Arrange: SmaCross gives its 0.2% stop as a distance from the signal bar's close
+    bus = InProcessBus()
+    capture = Capture(bus)
+    engine = _backtest(btc_1m, RunConfig(fee=0.001), bus)
+    close_at = dict(zip(btc_1m.ts.tolist(), btc_1m.close.tolist(), strict=True))
+    # Act
+    result = engine.run()
+    # Assert: every entry's event names the price the stop is placed at, the trade's stop
+    entries = [e for e in capture.of("tradeloop.signals") if e.action == "open_long"]  # type: ignore[attr-defined]
+    assert len(entries) > 10
+    for event in entries:
+        assert event.stop_loss == close_at[event.ts] * (1 - 0.002)
+        assert event.take_profit is None
+    stops = {e.signal_id: e.stop_loss for e in entries}
+    assert all(t.stop_loss == stops[t.id] for t in result.trades)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
-from typing import cast
 
 import numpy as np
 
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.portfolio import Portfolio
-from tradeloop.core.signal import Signal, SignalAction, SizeMode
+from tradeloop.core.signal import Signal
 from tradeloop.indicators.crossover import ExactSmaCross, sma_crossover_exact
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
 from tradeloop.strategy.params import Param
 from tradeloop.strategy.view import MarketView
-
-# enum members as module constants (a class attribute read costs ~10x on Python 3.11)
-_OPEN_LONG, _OPEN_SHORT = SignalAction.OPEN_LONG, SignalAction.OPEN_SHORT
-_BY_FRACTION = SizeMode.EQUITY_FRACTION
 
 
 def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
@@ -70,30 +64,15 @@ class SmaCross(Strategy):
         self._single_crosses = (
             self._crosses[self._single].tolist() if self._single is not None else None
         )
-        self._single_closes = self._closes_of(view)
         self._fraction = self.size / len(view.symbols)
-        # per direction, what an entry does not take from the bar: its action, the factors
-        # placing its stop and target around the entry price, its trailing stop and its tag
-        # (read once here: a parameter read and the conditionals cost about 0.2 us an entry)
-        sl, tp, trail = self.stop_loss, self.take_profit, self.trailing_stop or None
-        self._entries: dict[int, tuple[SignalAction, float | None, float | None, float | None, str]]
-        self._entries = {
-            d: (
-                _OPEN_LONG if d > 0 else _OPEN_SHORT,
-                1 - d * sl if sl else None,
-                1 + d * tp if tp else None,
-                trail,
-                "sma_cross_up" if d > 0 else "sma_cross_down",
-            )
-            for d in (1, -1)
+        # every signal, built once per symbol (signals are immutable): the close, and each
+        # direction's entry, its stop and target given as distances from the signal bar's
+        # close (placed where the order is made: Signal.exit_levels)
+        self._fixed: dict[tuple[str, int], Sequence[Signal]] = {
+            (symbol, direction): (self._signal(symbol, direction),)
+            for symbol in view.symbols
+            for direction in ((1, -1, 0) if self.short else (1, 0))
         }
-        # signals that do not depend on the bar, built once per symbol: every close, and the
-        # entries when no stop, target or trailing stop is set (signals are immutable)
-        plain = not (self.stop_loss or self.take_profit or self.trailing_stop)
-        self._fixed: dict[tuple[str, int], Sequence[Signal]] = {}
-        for symbol in view.symbols:
-            for direction in (1, -1, 0) if plain else (0,):
-                self._fixed[(symbol, direction)] = (self._signal(symbol, direction, math.nan),)
         self._streams: dict[str, tuple[ExactSmaCross, deque[int], int]] | None = None
         self._init_last_ts = {
             s: int(view.arrays(s).ts[-1]) if len(view.arrays(s)) else -1 for s in view.symbols
@@ -133,15 +112,6 @@ class SmaCross(Strategy):
             self._crosses[symbol] = crosses  # type: ignore[assignment]
         if self._single is not None:
             self._single_crosses = self._crosses[self._single]  # type: ignore[assignment]
-            self._single_closes = self._closes_of(view)
-
-    def _closes_of(self, view: MarketView) -> Sequence[float] | None:
-        """The one symbol's closes as a memoryview (indexed by ``view.i``, like the crosses:
-        ~0.35 us less per entry than ``view.close``), None with several symbols."""
-        if self._single is None:
-            return None
-        close = view.arrays(self._single).close
-        return cast(Sequence[float], np.ascontiguousarray(close, dtype=np.float64).data)
 
     def _start_streams(
         self, view: MarketView
@@ -196,41 +166,26 @@ class SmaCross(Strategy):
         if cross > 0:
             if position is not None and position.is_long:
                 return NO_SIGNALS
-            return self._signals(symbol, 1, view)
+            return self._fixed[(symbol, 1)]
         if self.short:
             if position is not None and not position.is_long:
                 return NO_SIGNALS
-            return self._signals(symbol, -1, view)
+            return self._fixed[(symbol, -1)]
         if position is not None and position.is_long:
-            return self._signals(symbol, 0, view)
+            return self._fixed[(symbol, 0)]
         return NO_SIGNALS
 
-    def _signals(self, symbol: str, direction: int, view: MarketView) -> Sequence[Signal]:
-        """The one signal of an entry (``direction`` +1 long, -1 short) or a close (0): the
-        prebuilt one when it does not depend on the bar, else built at the bar's close."""
-        fixed = self._fixed.get((symbol, direction))
-        if fixed is not None:
-            return fixed
-        closes = self._single_closes
-        price = closes[view.i] if closes is not None else view.close(symbol)
-        return [self._signal(symbol, direction, price)]
-
-    def _signal(self, symbol: str, direction: int, price: float) -> Signal:
-        """An entry with its exits placed around ``price``, or a close (``direction`` 0)."""
+    def _signal(self, symbol: str, direction: int) -> Signal:
+        """The entry of ``direction`` (+1 long, -1 short), its stop and target as distances
+        from the signal bar's close, or the close (``direction`` 0)."""
         if direction == 0:
             return Signal.close(symbol, tag="sma_cross_down")
-        action, keep_sl, keep_tp, trail, tag = self._entries[direction]
-        # positional (what Signal.open_long / open_short build): with exits this runs at
-        # every entry, and the factory's keywords cost about a third of the signal
-        return Signal(
+        factory = Signal.open_long if direction > 0 else Signal.open_short
+        return factory(
             symbol,
-            action,
             self._fraction,
-            _BY_FRACTION,
-            price * keep_sl if keep_sl is not None else None,
-            price * keep_tp if keep_tp is not None else None,
-            trail,
-            None,
-            tag,
-            None,
+            stop_loss_pct=self.stop_loss or None,
+            take_profit_pct=self.take_profit or None,
+            trailing_stop=self.trailing_stop or None,
+            tag="sma_cross_up" if direction > 0 else "sma_cross_down",
         )
