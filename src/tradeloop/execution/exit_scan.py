@@ -310,24 +310,13 @@ def range_exit_bar(
     copies) up to ``_WINDOW_SPAN`` bars, numpy windows after that.
 
     A span of one stretch (``WINDOW`` to ``_STRETCH`` bars: most entries' span to the next
-    bar the strategy acts on) that reaches no level is answered here, without the calls of
-    the general scan: the same test as :func:`_scan_long`'s (:func:`_scan_short`'s) first
-    stretch, with the same arithmetic; any other span goes the general way."""
+    bar the strategy acts on) that reaches no level is answered here from its
+    :func:`_stretch`, without the general scan's set-up: the same test as
+    :func:`_scan_long`'s (:func:`_scan_short`'s) first stretch, with the same arithmetic;
+    any other span goes the general way."""
     trailing = trail_fraction is not None and trail_anchor is not None  # a fraction in (0, 1)
     if WINDOW <= stop - start <= _STRETCH:
-        # the stretch's extremes from its windows, the last one ending at its end (_stretch)
-        tops, bottoms = windows
-        last = stop - WINDOW
-        h, low = tops[last], bottoms[last]
-        k = start
-        while k < last:
-            x = tops[k]
-            if x > h:
-                h = x
-            x = bottoms[k]
-            if x < low:
-                low = x
-            k += WINDOW
+        h, low, _ = _stretch(windows[0], windows[1], start, start, stop)  # the whole span
         if direction > 0:
             if take_profit is None or h < take_profit:
                 level = -_INF if stop_loss is None else stop_loss
