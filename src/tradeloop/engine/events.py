@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -153,17 +153,16 @@ class StepEvents:
         self,
         ts: int,
         signals: Sequence[Signal],
-        closes: Mapping[str, float] | None = None,
-        close: float = math.nan,
+        reference: Callable[[str], float] | None = None,
     ) -> None:
         """The strategy's signals (with their ids). A stop or target given as a distance is
-        published as the price it is placed at: around the signal symbol's close in ``closes``
-        (or ``close``, one symbol's), as the order is made; None without that close."""
+        published as the price it is placed at: around ``reference(symbol)``, the close the
+        order is made at (:func:`~tradeloop.engine.step.reference_close`); None without one."""
         for s in signals:
             if s.stop_loss_pct is None and s.take_profit_pct is None:
                 stop_loss, take_profit = s.stop_loss, s.take_profit
             else:
-                price = close if closes is None else closes.get(s.symbol, math.nan)
+                price = reference(s.symbol) if reference is not None else math.nan
                 try:
                     stop_loss, take_profit = s.exit_levels(price)
                 except ValueError:  # no close: the risk gate refuses the entry (no_price)

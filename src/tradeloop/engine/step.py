@@ -53,6 +53,7 @@ __all__ = [
     "Step",
     "StepCounts",
     "init_strategy",
+    "reference_close",
     "signal_id",
 ]
 
@@ -128,6 +129,17 @@ class StepCounts:
         self.dropped = int(state.get("dropped_by_model", 0))
         self.orders = int(state.get("orders", 0))
         self.rejected = Counter({str(k): int(v) for k, v in state.get("rejected", {}).items()})
+
+
+def reference_close(
+    symbol: str, closes: Mapping[str, float] | None, close: float, market: MarketView
+) -> float:
+    """The close an order for ``symbol`` is made at, around which a signal's stop and target
+    distances are placed: this step's (``closes``, or ``close`` for a one-symbol run), else,
+    when the symbol has no bar at this step, its latest close (``market.price``), as the risk
+    gate takes it."""
+    price = close if closes is None else closes.get(symbol, math.nan)
+    return price if price == price else market.price(symbol)
 
 
 def init_strategy(strategy: Strategy, view: MarketView) -> None:
@@ -417,7 +429,10 @@ class Step:
             else:
                 counts.signals += 1
             price = close if closes is None else closes.get(signal.symbol, math.nan)
-            decision = self.risk.check(signal, self.portfolio, view, pid, ts, price)
+            # the close distances are placed at: this step's, else (no bar of the symbol at
+            # this step) the gate takes the latest from the view
+            reference = price if price == price else None
+            decision = self.risk.check(signal, self.portfolio, view, pid, ts, reference)
             if isinstance(decision, Rejection):
                 counts.rejected[decision.reason] += 1
                 return
@@ -440,7 +455,7 @@ class Step:
         else:
             counts.signals += len(signals)
         if events is not None:
-            events.signals(ts, signals, closes, close)
+            events.signals(ts, signals, lambda symbol: reference_close(symbol, closes, close, view))
         if self.enrichment is not None:
             kept = self.enrichment.enrich(signals, view)
             counts.dropped += len(signals) - len(kept)
@@ -454,7 +469,8 @@ class Step:
         orders = self.orders
         for signal in signals:
             price = close if closes is None else closes.get(signal.symbol, math.nan)
-            decision = check(signal, portfolio, view, None, ts, price)  # view: the MarketContext
+            reference = price if price == price else None  # None: the view's latest close
+            decision = check(signal, portfolio, view, None, ts, reference)  # view: the market
             if events is not None:
                 events.decision(ts, signal, decision)
             if decision.__class__ is Rejection:

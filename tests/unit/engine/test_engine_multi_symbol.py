@@ -204,3 +204,26 @@ def test_multi_symbol_open_fill_sizing_ignores_other_symbols_close_of_same_bar()
     b = next(t for t in result.trades if t.symbol == "B")
     assert b.entry_ts == T0 + 2 * HOUR
     assert b.quantity == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("risk", [None, "default"])
+def test_a_distance_for_a_symbol_without_a_bar_this_step_is_placed_at_its_latest_close(
+    risk: str | None,
+) -> None:
+    # Arrange: B trades every other hour; at hour 1 only A has a bar, and the strategy enters
+    # B with a stop 5% and a target 10% from B's latest close (50, at hour 0)
+    bars = {
+        "A": hourly("A", [0, 1, 2, 3, 4], [100] * 5, [100] * 5),
+        "B": hourly("B", [0, 2, 4], [50, 51, 52], [50, 51, 52]),
+    }
+    schedule = {1: [Signal.open_long("B", 0.5, stop_loss_pct=0.05, take_profit_pct=0.1)]}
+    cfg = RunConfig(risk=risk) if risk else RunConfig()
+    # Act
+    result = run_on_bars(ByStep(schedule), bars, cfg)
+    # Assert: not refused for want of this step's close; filled at B's next open (hour 2)
+    assert not [r for r in result.rejections if r.reason == "no_price"]
+    (trade,) = result.trades
+    assert trade.symbol == "B"
+    assert trade.entry_price == 51.0
+    assert trade.stop_loss == 50.0 * (1 - 0.05)
+    assert trade.take_profit == 50.0 * (1 + 0.1)
