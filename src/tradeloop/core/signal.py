@@ -68,7 +68,7 @@ class Signal:
     (:meth:`exit_levels`). ``stop_loss_pct=0.01`` on a long puts the stop 1% below that close,
     exactly ``close * (1 - 0.01)``, as a strategy computing it itself would; such a signal does
     not depend on the bar, so a strategy can build it once. A level is given one way or the
-    other, not both.
+    other, not both; a close takes neither.
     """
 
     symbol: str
@@ -115,6 +115,8 @@ class Signal:
         """The distances: a stop within (0, 1) of the price, a target above 0 (below 1 for a
         short, whose target must stay above 0), each level given one way only."""
         sl, tp = self.stop_loss_pct, self.take_profit_pct
+        if self.action is _CLOSE:
+            raise ConfigError(f"signal for {self.symbol}: a close takes no stop or target distance")
         if sl is not None:
             if not (0.0 < sl < 1.0):
                 raise ConfigError(
@@ -146,7 +148,8 @@ class Signal:
         (202.0, 150.0)
 
         Raises:
-            ValueError: a distance is given and ``reference`` is not a price (NaN, not above 0).
+            ValueError: a distance is given and ``reference`` is not a price (NaN, not above 0
+                or infinite), or a level placed around it is not one (it overflows).
         """
         sl, tp = self.stop_loss_pct, self.take_profit_pct
         if sl is None and tp is None:
@@ -160,6 +163,11 @@ class Signal:
         # the same products a strategy placing its levels itself computes
         stop = self.stop_loss if sl is None else reference * ((1 - sl) if long else (1 + sl))
         target = self.take_profit if tp is None else reference * ((1 + tp) if long else (1 - tp))
+        if (stop is not None and not stop < _INF) or (target is not None and not target < _INF):
+            raise ValueError(
+                f"signal for {self.symbol}: its stop or target distance from {reference} is "
+                "not a price (it overflows)"
+            )
         return stop, target
 
     @classmethod

@@ -759,21 +759,28 @@ def _is_number(text: str) -> bool:
     return True
 
 
-#: byte order marks of UTF-16 text (a spreadsheet's "Unicode text" export)
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: byte order marks of UTF-32 and UTF-16 text (a spreadsheet's "Unicode text" export is
+#: UTF-16), the longer first: UTF-32's little-endian mark begins with UTF-16's
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
 
 
 def _as_utf8(content: bytes, file: str) -> bytes:
-    """``content`` as UTF-8: UTF-16 text (told by its byte order mark, as spreadsheets save
-    "Unicode text") is converted; anything else is read as UTF-8, as before."""
-    if not content.startswith(_UTF16_BOMS):
+    """``content`` as UTF-8: UTF-16 or UTF-32 text (told by its byte order mark, as
+    spreadsheets save "Unicode text") is converted; anything else is read as UTF-8."""
+    encoding = next((name for bom, name in _BOMS if content.startswith(bom)), None)
+    if encoding is None:
         return content
     try:
-        return content.decode("utf-16").encode("utf-8")
+        return content.decode(encoding).encode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"the file starts as UTF-16 text but byte {exc.start} does not decode; save it as "
-            "UTF-8",
+            f"the file starts as {encoding.upper()} text but byte {exc.start} does not decode; "
+            "save it as UTF-8",
             file=file,
         ) from exc
 

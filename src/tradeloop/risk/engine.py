@@ -378,9 +378,12 @@ class RiskEngine:
                     return self._refused(
                         ts, intent.symbol, RejectReason.NO_PRICE, f"no price for {intent.symbol}"
                     )
-                order = order_from_signal(
-                    intent, ts, portfolio, self._next_id(), position_id, reference=price
-                )
+                try:
+                    order = order_from_signal(
+                        intent, ts, portfolio, self._next_id(), position_id, reference=price
+                    )
+                except ValueError as exc:  # a level that overflows: no price
+                    return self._refused(ts, intent.symbol, RejectReason.INVALID_EXITS, str(exc))
             if self.size_multiplier != 1.0 and intent.action is not SignalAction.CLOSE:
                 return self._regime_scaled(order, market)
             self.accepted += 1
@@ -506,7 +509,10 @@ class RiskEngine:
                 RejectReason.MAX_POSITIONS, f"{len(others)} positions open (max {max_open:g})"
             )
 
-        stop_loss, take_profit = intent.exit_levels(price)  # distances placed at the close
+        try:
+            stop_loss, take_profit = intent.exit_levels(price)  # distances placed at the close
+        except ValueError as exc:  # a level that overflows: no price
+            raise _RefusedError(RejectReason.INVALID_EXITS, str(exc)) from exc
         stops = plan_stops(
             direction,
             price,

@@ -46,6 +46,7 @@ class RejectReason(StrEnum):
     MIN_NOTIONAL = "min_notional"
     INSUFFICIENT_CASH = "insufficient_cash"
     REGIME = "regime"
+    INVALID_EXITS = "invalid_exits"
 
 
 def cap_position(notional: float, equity: float, max_pct: float) -> float:

@@ -10,7 +10,7 @@ import pytest
 from tradeloop.core.errors import ConfigError
 from tradeloop.core.orders import OrderSide, order_from_signal
 from tradeloop.core.portfolio import Portfolio
-from tradeloop.core.signal import Signal
+from tradeloop.core.signal import Signal, SignalAction
 
 
 @pytest.mark.parametrize("close", [100.0, 27_123.45, 0.000123, 1.1])
@@ -111,3 +111,17 @@ def test_an_order_with_a_distance_and_no_reference_is_refused() -> None:
     # Act / Assert
     with pytest.raises(ValueError, match="no price"):
         order_from_signal(signal, 7, Portfolio(1_000.0))
+
+
+def test_a_close_takes_no_distance() -> None:
+    # Arrange / Act / Assert: nothing would place it (a close order has no exits)
+    with pytest.raises(ConfigError, match="a close takes no stop or target distance"):
+        Signal("X", SignalAction.CLOSE, stop_loss_pct=0.05)
+
+
+def test_a_distance_that_overflows_is_not_a_price() -> None:
+    # Arrange: a finite fraction whose target around a finite close is infinite
+    signal = Signal.open_long("X", take_profit_pct=1e308)
+    # Act / Assert
+    with pytest.raises(ValueError, match="not a price"):
+        signal.exit_levels(100.0)

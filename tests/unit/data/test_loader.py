@@ -911,7 +911,7 @@ def test_tz_unknown_name_is_a_config_error(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
 def test_load_utf16_text_with_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
     # Arrange: a spreadsheet's "Unicode text" export: UTF-16 with its byte order mark, tabs
     stamps = [f"2025-01-01T00:0{i}:00Z" for i in range(3)]
@@ -919,7 +919,8 @@ def test_load_utf16_text_with_a_byte_order_mark(tmp_path: Path, encoding: str) -
         "\t".join((s, *row)) for s, row in zip(stamps, ROWS, strict=True)
     ]
     text = "\r\n".join(lines) + "\r\n"
-    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff", "utf-32-be": b"\x00\x00\xfe\xff"}
+    bom = bom.get(encoding, b"")  # "utf-16" and "utf-32" write their own mark
     path = tmp_path / "BTC_USDT-1m.txt"
     path.write_bytes(bom + text.encode(encoding))
     # Act / Assert: the same bars as the UTF-8 file, through the loader and the check's reader

@@ -92,3 +92,23 @@ def test_the_full_gate_sizes_by_a_distance_stop_as_by_the_same_price() -> None:
     assert a.quantity == b.quantity
     assert a.quantity == pytest.approx(0.02 * 10_000.0 / 5.0, rel=0.01)
     assert by_distance.adjustments["max_risk_per_trade"] == 1
+
+
+@pytest.mark.parametrize("permissive", [True, False])
+def test_a_distance_that_overflows_is_refused_as_invalid_exits(permissive: bool) -> None:
+    # Arrange: a target distance whose price around the close is infinite
+    cfg = (
+        RiskConfig.permissive()
+        if permissive
+        else replace(RiskConfig.default(), limits=LimitsConfig(max_var_pct=None))
+    )
+    engine = RiskEngine(cfg, {"X": Instrument("X")})
+    # Act
+    decision = engine.check(
+        Signal.open_long("X", take_profit_pct=1e308), Portfolio(10_000.0), _market(100.0)
+    )
+    # Assert: a recorded rejection naming the reason, no order with an infinite level
+    assert isinstance(decision, Rejection)
+    assert decision.reason == "invalid_exits"
+    assert "not a price" in decision.detail
+    assert engine.rejections == [decision]
