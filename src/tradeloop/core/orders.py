@@ -146,7 +146,7 @@ def order_from_signal(
     by_fraction = signal.size_mode is _BY_FRACTION
     stop_loss = signal.stop_loss
     take_profit = signal.take_profit
-    if not closing and (signal.stop_loss_pct is not None or signal.take_profit_pct is not None):
+    if signal.stop_loss_pct is not None or signal.take_profit_pct is not None:  # not a close
         stop_loss, take_profit = signal.exit_levels(reference)
     trailing_stop = signal.trailing_stop
     exits = (

@@ -429,10 +429,7 @@ class Step:
             else:
                 counts.signals += 1
             price = close if closes is None else closes.get(signal.symbol, math.nan)
-            # the close distances are placed at: this step's, else (no bar of the symbol at
-            # this step) the gate takes the latest from the view
-            reference = price if price == price else None
-            decision = self.risk.check(signal, self.portfolio, view, pid, ts, reference)
+            decision = self.risk.check(signal, self.portfolio, view, pid, ts, price)
             if isinstance(decision, Rejection):
                 counts.rejected[decision.reason] += 1
                 return
@@ -469,8 +466,7 @@ class Step:
         orders = self.orders
         for signal in signals:
             price = close if closes is None else closes.get(signal.symbol, math.nan)
-            reference = price if price == price else None  # None: the view's latest close
-            decision = check(signal, portfolio, view, None, ts, reference)  # view: the market
+            decision = check(signal, portfolio, view, None, ts, price)  # view: the MarketContext
             if events is not None:
                 events.decision(ts, signal, decision)
             if decision.__class__ is Rejection:

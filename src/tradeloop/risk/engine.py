@@ -363,9 +363,10 @@ class RiskEngine:
         else ``market.ts``. A stop or target the signal gives as a distance is placed around
         the symbol's latest close: the price the full gate sizes the order at
         (``market.price``); the pass-through gate, which sizes nothing, takes ``reference``
-        when the caller has that close at hand (the kernel does), else ``market.price``.
-        Without a price the entry is refused (``no_price``). A rejection is recorded in
-        :attr:`rejections` (source ``risk``) and never raised.
+        when the caller has that close at hand (the kernel passes this step's close, NaN when
+        the symbol has no bar at this step), else ``market.price``. Without a price the entry
+        is refused (``no_price``). A rejection is recorded in :attr:`rejections` (source
+        ``risk``) and never raised.
         """
         if ts is None:
             ts = market.ts
@@ -373,8 +374,10 @@ class RiskEngine:
             if intent.stop_loss_pct is None and intent.take_profit_pct is None:
                 order = order_from_signal(intent, ts, portfolio, self._next_id(), position_id)
             else:
-                price = market.price(intent.symbol) if reference is None else reference
-                if intent.action is not SignalAction.CLOSE and not (0.0 < price < math.inf):
+                price = reference
+                if price is None or price != price:  # no close at this step: the latest
+                    price = market.price(intent.symbol)
+                if not (0.0 < price < math.inf):  # (a close carries no distance)
                     return self._refused(
                         ts, intent.symbol, RejectReason.NO_PRICE, f"no price for {intent.symbol}"
                     )
