@@ -33,6 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import resource
@@ -62,9 +63,12 @@ PLAIN_CASE = "SmaCross"
 STOPS_CASE = "SmaCross + SL 1% / TP 2% / trailing 1%"
 DOUBLED_CASE = "stops, each fill's exit scan run twice"
 STUB_CASE = "stops, exit scan stubbed (no exit found; timing only)"
+DETACHED_CASE = "stops, levels resolved but not attached to the order (timing only)"
+NUMBA_CASE = "stops, the exit scan of a long compiled with numba (experiment)"
 
 #: a case: the strategy's parameters and what is changed: None, ``scan`` (the scan done
-#: twice, :func:`doubled`) or ``scan-stub`` (:func:`scan_stubbed`)
+#: twice, :func:`doubled`), ``scan-stub`` (:func:`scan_stubbed`), ``detached``
+#: (:func:`detached`) or ``numba`` (:func:`numba_scan`)
 Case = tuple[dict[str, float], str | None]
 
 
@@ -78,6 +82,12 @@ def variant(part: str | None) -> Iterator[None]:
             yield
     elif part == "scan-stub":
         with scan_stubbed():
+            yield
+    elif part == "detached":
+        with detached():
+            yield
+    elif part == "numba":
+        with numba_scan():
             yield
     else:
         raise ValueError(f"unknown part {part!r}")
@@ -95,6 +105,111 @@ def scan_stubbed() -> Iterator[None]:
         return args[12], args[6]  # (the scan's end, the anchor as it was)
 
     owner.range_exit_bar = stub  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        owner.range_exit_bar = original
+
+
+@contextmanager
+def detached() -> Iterator[None]:
+    """Within the block, an order gets no ``Bracket``: the entry's levels are still resolved
+    (``Signal.exit_levels``) but the broker sees a plain entry (no check, no watched set, no
+    scan, no levels on the position). Timing only: the trades are the plain run's."""
+    import tradeloop.core.orders as owner
+
+    original = owner.Bracket
+
+    def none(*args: Any) -> None:
+        return None
+
+    owner.Bracket = none  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        owner.Bracket = original  # type: ignore[misc]
+
+
+@functools.cache
+def _compiled_long_scan() -> Callable[..., tuple[int, float]]:
+    """The exit scan of a long, compiled with numba: the stretch test of
+    ``exit_scan._scan_long`` (up to 64 bars a stretch from the window extremes, bar by bar
+    where a stretch may reach a level) over the whole span, in one native call. Compiled
+    here once per process (warm-up runs compile it), for the experiment only (not cached on
+    disk: nothing is written)."""
+    from numba import njit
+
+    @njit(nogil=True)  # type: ignore[misc]
+    def scan(
+        highs: Any, lows: Any, tops: Any, bottoms: Any, start: int, stop: int,
+        fixed: float, target: float, keep: float, arm: float, anchor: float,
+    ) -> tuple[int, float]:  # fmt: skip
+        s = fixed
+        if keep > 0.0 and anchor >= arm and anchor * keep > s:
+            s = anchor * keep
+        k = start
+        while k < stop:
+            m = min(stop - k, 64)
+            if m >= 8:
+                last = k + m - 8
+                h, low = tops[last], bottoms[last]
+                for j in range(k, last, 8):
+                    h = max(h, tops[j])
+                    low = min(low, bottoms[j])
+                if h < target:
+                    a = max(h, anchor)
+                    level = fixed
+                    if keep > 0.0 and a >= arm and a * keep > level:
+                        level = a * keep
+                    if low > level:  # no bar of the stretch reaches a level
+                        anchor, s, k = a, level, k + m
+                        continue
+            for j in range(k, min(k + 8, stop)):
+                h = highs[j]
+                if lows[j] <= s or h >= target:
+                    return j, anchor
+                if h > anchor:
+                    anchor = h
+                    if keep > 0.0 and anchor >= arm and anchor * keep > s:
+                        s = anchor * keep
+            k = min(k + 8, stop)
+        return stop, anchor
+
+    return scan  # type: ignore[no-any-return]
+
+
+@contextmanager
+def numba_scan() -> Iterator[None]:
+    """Within the block, the broker's exit scan at a long's fill is :func:`_compiled_long_scan`
+    (a short's is the usual one): the same trades, the scan's Python taken out of the run
+    (the call into numba stays)."""
+    import numpy as np
+
+    import tradeloop.execution.simulated as owner
+
+    original = owner.range_exit_bar
+    scan = _compiled_long_scan()
+    inf = float("inf")
+    held: dict[str, Any] = {}
+
+    def compiled(*args: Any) -> Any:
+        direction, entry, sl, tp, frac, act, anchor, _, _, arrays, windows, start, stop = args
+        if direction < 0:
+            return original(*args)
+        if held.get("windows") is not windows:  # the windows as arrays, once per run
+            held.update(windows=windows, arrays=[np.frombuffer(w) for w in windows])
+        tops, bottoms = held["arrays"]
+        trailing = frac is not None and anchor is not None
+        k, a = scan(
+            arrays[1], arrays[2], tops, bottoms, start, stop,
+            -inf if sl is None else sl, inf if tp is None else tp,
+            1.0 - frac if trailing else 0.0,
+            entry * (1.0 + act) if trailing and act else -inf,
+            anchor if trailing else -inf,
+        )  # fmt: skip
+        return k, (a if trailing else None)
+
+    owner.range_exit_bar = compiled  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -237,6 +352,25 @@ def attribution(runs: dict[str, list[Run]]) -> list[str]:
         f"\nWithout the scan ({STUB_CASE}): {med(STUB_CASE) / med(PLAIN_CASE):.2f}x the plain "
         f"run (CPU {med(STUB_CASE, 1) / med(PLAIN_CASE, 1):.2f}x)."
     )
+    lines += ["", "| the stops run, built up part by part | wall, vs plain | CPU, vs plain |"]
+    lines.append("|---|---:|---:|")
+    for label, name in (
+        ("plain", PLAIN_CASE),
+        ("+ the levels resolved per entry (not attached to the order)", DETACHED_CASE),
+        ("+ the broker's exits bookkeeping (the scan stubbed)", STUB_CASE),
+        ("+ the exit scan: the stops run", STOPS_CASE),
+        ("the stops run, its scan compiled with numba (experiment)", NUMBA_CASE),
+    ):
+        lines.append(
+            f"| {label} | {med(name) / med(PLAIN_CASE):.2f}x "
+            f"| {med(name, 1) / med(PLAIN_CASE, 1):.2f}x |"
+        )
+    same = runs[NUMBA_CASE][0][2:] == runs[STOPS_CASE][0][2:]
+    lines.append(
+        f"\nThe numba scan's trades: {'the same' if same else 'DIFFERENT'} as the stops run's."
+    )
+    if not same:
+        raise SystemExit("the numba scan changed the trades")
     return lines
 
 
@@ -258,7 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = make_runner(bars)
     cases: dict[str, Case] = {PLAIN_CASE: ({}, None), STOPS_CASE: (STOPS, None)}
     if args.attribute:
-        cases.update({DOUBLED_CASE: (STOPS, "scan"), STUB_CASE: (STOPS, "scan-stub")})
+        cases.update(
+            {
+                DOUBLED_CASE: (STOPS, "scan"),
+                STUB_CASE: (STOPS, "scan-stub"),
+                DETACHED_CASE: (STOPS, "detached"),
+                NUMBA_CASE: (STOPS, "numba"),
+            }
+        )
     runs = measure(run, cases, args.repeat)
     load_end = _load()
     print(

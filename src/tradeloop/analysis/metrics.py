@@ -131,6 +131,8 @@ def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
     if ts.size < 2 or bar_ns > 7 * _DAY_NS:
         return every_day
     days = ts // _DAY_NS
+    if days.size > 1 and bool(np.any(days[1:] < days[:-1])):  # stamps out of time order
+        days = np.sort(days)
     first, last = int(days[0]), int(days[-1])
     if bar_ns >= 7 * _DAY_NS:
         # one stamp a week says nothing about the days traded: a weekend stamp is 24/7's
@@ -138,13 +140,17 @@ def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
         if weekend:
             return every_day
         return Annualization(52.0, "sessions", "52 weeks a year, no weekend bars")
+    # the days holding bars and their bar counts, from where the (ordered) day changes: a
+    # pass over the stamps instead of a sort of them (a 1M-bar run's metrics paid ~15 ms)
+    starts = np.flatnonzero(days[1:] != days[:-1]) + 1
+    bounds = np.concatenate(([0], starts, [days.size]))
+    per_day = np.diff(bounds)
     # per weekday (Monday 0; 1970-01-01 was a Thursday): its bars and its days in the span
-    bars = np.bincount((days + 3) % 7, minlength=7)
+    bars = np.bincount((days[bounds[:-1]] + 3) % 7, weights=per_day, minlength=7)
     span = last - first + 1
     occurs = np.full(7, span // 7)
     occurs[(first + 3 + np.arange(span % 7)) % 7] += 1
     coverage = np.where(occurs > 0, bars / np.maximum(occurs, 1), np.nan)
-    per_day = np.unique(days, return_counts=True)[1]
     bars_per_day = float(np.median(per_day))
     if occurs[5] == 0 and occurs[6] == 0:
         # no weekend in the span: only a short trading day tells session data apart

@@ -64,14 +64,41 @@ def crossover_signs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _crosses_from_sign(sign_with_ties(a - b, valid))
 
 
-def _window_sums(ticks: np.ndarray, n: int) -> np.ndarray:
+def _tick_sma_signs(ticks: np.ndarray, fast: int, slow: int, g: int) -> np.ndarray:
+    """The int8 sign of ``slow/g * sum_fast - fast/g * sum_slow`` per bar (the windows' sums
+    of integer ``ticks`` ending at the bar), a tie keeping the previous sign; 0 until both
+    windows are full. Callers make sure the products fit in int64.
+
+    One cumulative sum serves both windows, and only the bars with full windows are
+    computed: a few arrays instead of a dozen (each new 8 MB array of a 1M-bar run costs its
+    page faults, more than the arithmetic).
+    """
+    size = ticks.size
+    longest = max(fast, slow)
+    out = np.zeros(size, dtype=np.int8)
+    if size < longest:
+        return out
     # int64 cumulative sums may wrap on long series; differences stay exact modulo 2**64
     # and every true window sum fits in int64, so the result is exact.
+    cs = np.empty(size + 1, dtype=np.int64)
+    cs[0] = 0
     with np.errstate(over="ignore"):
-        cs = np.concatenate(([0], np.cumsum(ticks, dtype=np.int64)))
-        sums = cs[n:] - cs[:-n]
-    out = np.zeros(ticks.size, dtype=np.int64)
-    out[n - 1 :] = sums
+        np.cumsum(ticks, dtype=np.int64, out=cs[1:])
+        end = cs[longest:]  # the sums up to each bar from the longest window's last bar on
+        diff = end - cs[longest - fast : size + 1 - fast]  # the fast windows' sums
+        diff *= slow // g
+        other = end - cs[longest - slow : size + 1 - slow]  # the slow windows' sums
+        other *= fast // g
+        diff -= other
+    sign = out[longest - 1 :]
+    np.subtract((diff > 0).view(np.int8), (diff < 0).view(np.int8), out=sign)
+    ties = np.flatnonzero(sign == 0)  # equal averages: rare, each keeps the sign before it
+    if ties.size:
+        # each run of ties takes the sign of the bar before the run (0 before any sign)
+        first = np.where(np.diff(ties, prepend=-2) != 1, ties, 0)
+        np.maximum.accumulate(first, out=first)
+        before = first - 1
+        sign[ties] = np.where(before >= 0, sign[np.maximum(before, 0)], 0)
     return out
 
 
@@ -124,7 +151,6 @@ def _exact_signs(
     close = np.asarray(close, dtype=np.float64)
     size = close.size
     longest = max(fast, slow)
-    valid = np.arange(size) >= longest - 1
     if tick_size is None or tick_size <= 0:
         decimals = price_decimals(close)
         tick_size = 10.0**-decimals if decimals is not None else 0.0
@@ -137,8 +163,7 @@ def _exact_signs(
         ticks = to_ticks(close, tick_size)
         max_abs = int(np.max(np.abs(ticks))) if size else 0
         if max_abs * longest * (longest // g) < 2**62:
-            diff = (slow // g) * _window_sums(ticks, fast) - (fast // g) * _window_sums(ticks, slow)
-            return sign_with_ties(diff, valid)
+            return _tick_sma_signs(ticks, int(fast), int(slow), g)
     return None
 
 

@@ -97,6 +97,30 @@ def test_weekday_minutes_are_sessions_times_bars_per_day() -> None:
     assert annual.basis == "sessions"
 
 
+def test_stamps_out_of_time_order_are_annualized_as_in_order() -> None:
+    # Arrange: 6 weeks of Mon-Fri sessions of 3 to 8 hourly bars (a different count each day,
+    # so the median bars a day is 5.5 by hand), and 6 weeks of hourly bars every day; each
+    # also shuffled and reversed
+    start = pd.Timestamp("2024-01-01 14:00", tz="UTC").value  # a Monday
+    hour = 3600 * 10**9
+    days = [d for d in range(42) if d % 7 < 5]
+    counts = [3 + k % 6 for k in range(len(days))]  # 3, 4, ..., 8, 3, ...
+    sessions = np.concatenate(
+        [start + d * DAY + np.arange(c) * hour for d, c in zip(days, counts, strict=True)]
+    )
+    every_day = start + np.arange(42 * 24) * hour
+    rng = np.random.default_rng(7)
+    # Act / Assert: the same factor and basis in any order
+    for ts, periods, basis in (
+        (sessions, 252 * 5.5, "sessions"),
+        (every_day, 365 * 24, "24/7"),
+    ):
+        for stamps in (ts, rng.permutation(ts), ts[::-1]):
+            annual = infer_annualization(stamps, hour)
+            assert (annual.periods_per_year, annual.basis) == (periods, basis)
+    assert float(np.median(counts)) == 5.5
+
+
 @pytest.mark.parametrize("origin_days", [0, -7 * 3000, 7 * 2800])
 def test_weekend_bars_are_counted_to_the_nanosecond(origin_days: int) -> None:
     # Arrange: daily stamps Monday to Friday 23:59:59.999999999 (still the weekday), plus

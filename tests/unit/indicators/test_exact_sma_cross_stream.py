@@ -67,3 +67,13 @@ def test_a_price_without_an_int64_tick_form_takes_the_float_path_without_a_warni
     # (the wrapped int64 would have been a huge negative price: down)
     last_cross = crosses[:121][crosses[:121] != 0][-1]
     assert last_cross == 1
+
+
+def test_ties_keep_the_sign_before_them_worked_by_hand() -> None:
+    # SMA(1) vs SMA(2). [1, 1, 1, 1, 2, 2, 1, 1]: ties from the first full window (no sign
+    # yet: no cross when the first sign appears), up at bar 4, a tie at 5 keeps up, down at 6.
+    # [2, 1, 1, 1, 2]: down from bar 1, two ties keep down, up at bar 4: a cross.
+    first = sma_crossover_exact(np.array([1.0, 1, 1, 1, 2, 2, 1, 1]), 1, 2, 1.0)
+    second = sma_crossover_exact(np.array([2.0, 1, 1, 1, 2]), 1, 2, 1.0)
+    assert first.tolist() == [0, 0, 0, 0, 0, 0, -1, 0]
+    assert second.tolist() == [0, 0, 0, 0, 1]
