@@ -114,6 +114,7 @@ _BUY = OrderSide.BUY
 _SELL = OrderSide.SELL
 _MARKET = OrderType.MARKET
 _GTC = TimeInForce.GTC
+_INF = math.inf
 
 
 def order_from_signal(
@@ -146,8 +147,21 @@ def order_from_signal(
     by_fraction = signal.size_mode is _BY_FRACTION
     stop_loss = signal.stop_loss
     take_profit = signal.take_profit
-    if signal.stop_loss_pct is not None or signal.take_profit_pct is not None:  # not a close
-        stop_loss, take_profit = signal.exit_levels(reference)
+    sl, tp = signal.stop_loss_pct, signal.take_profit_pct
+    if sl is not None or tp is not None:  # distances (not a close): placed around the close
+        # Signal.exit_levels' products, inlined (one per entry of a backtest; a test holds
+        # them equal); it raises, naming the problem, for a reference or a level not a price
+        if not (0.0 < reference < _INF):
+            signal.exit_levels(reference)
+        long = action is _OPEN_LONG
+        if sl is not None:
+            stop_loss = reference * ((1 - sl) if long else (1 + sl))
+        if tp is not None:
+            take_profit = reference * ((1 + tp) if long else (1 - tp))
+        if not (
+            (stop_loss is None or stop_loss < _INF) and (take_profit is None or take_profit < _INF)
+        ):
+            signal.exit_levels(reference)
     trailing_stop = signal.trailing_stop
     exits = (
         Bracket(stop_loss, take_profit, trailing_stop)

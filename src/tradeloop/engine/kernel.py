@@ -80,6 +80,11 @@ _RangeLanes = tuple[
 ]
 
 
+#: per wake bar of a sparse run, the highest high and the lowest low of the bars after it up
+#: to and including the next wake bar (:meth:`BacktestEngine._wake_spans`)
+_Spans = tuple[list[float], list[float]]
+
+
 class _Views(NamedTuple):
     """One symbol's step times and OHLC as memoryviews: indexing gives a Python int or float
     directly (a numpy scalar and its conversion cost several times more per read)."""
@@ -188,6 +193,8 @@ class BacktestEngine:
         self._close_lists: dict[str, list[float]] = {}
         self._views: dict[str, _Views] = {}
         self._ranges: dict[str, _RangeLanes] = {}  # the exit scan's columns per symbol
+        self._spans: dict[str, _Spans | None] = {}  # the wake spans' extremes per symbol
+        self._inside: dict[str, bool] = {}  # per symbol: every open inside its bar's range
         try:
             init_strategy(strategy, view)
         except Exception as exc:
@@ -290,7 +297,12 @@ class BacktestEngine:
         marks = portfolio.marks
         skip_to_exit = broker.skip_to_exit
         ranges = self._ranges.get(symbol)  # the exit scan's columns, once it ran (below)
+        # the extremes of the spans between wake bars, once a position was watched (below)
+        spans = self._spans.get(symbol)
+        spans_known = symbol in self._spans
         n_wake = len(wake)
+        # the bars the exit scan may read one by one before it builds window extremes
+        budget = len(c) // 8
         ptr = bisect_left(wake, start)
         step = start
         scanned = -1  # a wake bar the exit scan already checked (it reaches no level)
@@ -301,6 +313,7 @@ class BacktestEngine:
                 wakes = ptr < n_wake and wake[ptr] == step
                 first = step + 1  # the first bar the exit scan below may cover
                 at_fill = -1  # the bar the broker's scan at an entry's fill found
+                span_tried = False  # the fill's span was tested (it may reach a level)
                 if step == scanned:
                     marks[symbol] = c[step]  # the scan moved the trailing anchor over it
                 elif pending and not wakes:
@@ -310,11 +323,21 @@ class BacktestEngine:
                     # the broker runs it at an entry's fill, over the bars the scan below
                     # would cover, and builds the position once (the anchor moved); not
                     # when a watched position is open (the order is most likely its close;
-                    # a reversal is scanned below)
-                    if ranges is not None and not watched:
+                    # a reversal is scanned below). When the bars to scan are the span from
+                    # the signal's wake bar to the next, the broker first tests the span's
+                    # extremes: when they reach no level, there is nothing to scan
+                    if not watched and (spans is not None or ranges is not None):
                         nxt = min(wake[ptr], stop) if ptr < n_wake else stop
                         end = nxt + 1 if nxt < stop and not broker.resting else nxt
                         broker.fill_scan_stop = end  # the bars [step, end)
+                        if (
+                            spans is not None
+                            and end == nxt + 1
+                            and ptr
+                            and wake[ptr - 1] == step - 1
+                        ):
+                            broker.fill_span = (spans[0][ptr - 1], spans[1][ptr - 1])
+                            span_tried = True
                     try:
                         if self._broker_step(lane, step, c[step], defer=True):
                             first = step
@@ -322,6 +345,7 @@ class BacktestEngine:
                             at_fill = broker.fill_scan_hit
                     finally:
                         broker.fill_scan_stop = broker.fill_scan_hit = -1
+                        broker.fill_span = None
                 elif pending or watched:
                     self._broker_step(lane, step, c[step])
                 elif positions:
@@ -345,9 +369,27 @@ class BacktestEngine:
                         if at_fill >= 0:
                             hit = at_fill  # scanned over [first, end) at the fill
                         else:
-                            if ranges is None:
-                                ranges = broker.fill_scan = self._range_lanes(lane)
-                            hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
+                            if not spans_known:
+                                spans, spans_known = self._wake_spans(lane, wake), True
+                            if (
+                                spans is not None
+                                and not span_tried
+                                and end == nxt + 1
+                                and ptr
+                                and wake[ptr - 1] == first - 1
+                                and broker.clears_span(symbol, spans[0][ptr - 1], spans[1][ptr - 1])
+                            ):
+                                hit = end  # the span from the last wake bar reaches no level
+                            else:
+                                if ranges is None or (
+                                    ranges[2] is None and broker.windowless_bars > budget
+                                ):
+                                    ranges = broker.fill_scan = self._range_lanes(
+                                        lane, windows=broker.windowless_bars > budget
+                                    )
+                                hit = skip_to_exit(
+                                    symbol, ranges[0], ranges[1], first, end, ranges[2]
+                                )
                         if hit > nxt:
                             scanned = nxt
                         else:
@@ -443,21 +485,56 @@ class BacktestEngine:
                 portfolio.marks[symbol] = close
         return False
 
-    def _range_lanes(self, lane: _Lane) -> _RangeLanes:
+    def _opens_inside(self, lane: _Lane) -> bool:
+        """Whether every open of the lane lies inside its bar's range (``low <= open <=
+        high``, as the data check requires): a level the open reaches, the range reaches."""
+        inside = self._inside.get(lane.symbol)
+        if inside is None:
+            o = lane.open
+            inside = bool(np.all(lane.low <= o)) and bool(np.all(o <= lane.high))
+            self._inside[lane.symbol] = inside
+        return inside
+
+    def _wake_spans(self, lane: _Lane, wake: list[int]) -> _Spans | None:
+        """Per wake bar ``wake[i]`` of a one-symbol sparse run, the highest high and the
+        lowest low of the bars ``wake[i] + 1`` to ``wake[i + 1]`` (the span an entry filled
+        after it, or a position carried past it, is scanned over up to the next wake bar);
+        None when an open lies outside its bar's range (the extremes would not cover it) or
+        there is no such span. Two numpy reductions for the whole run, made once per symbol
+        (see :meth:`SimulatedBroker.clears_span`)."""
+        spans: _Spans | None = None
+        if self._opens_inside(lane):
+            high, low = lane.high, lane.low
+            starts = np.asarray(wake, dtype=np.int64) + 1
+            starts = starts[starts < min(len(high), len(low))]
+            if starts.size:
+                spans = (
+                    np.maximum.reduceat(high, starts).tolist(),
+                    np.minimum.reduceat(low, starts).tolist(),
+                )
+        self._spans[lane.symbol] = spans
+        return spans
+
+    def _range_lanes(self, lane: _Lane, windows: bool = False) -> _RangeLanes:
         """Opens, highs and lows as memoryviews (index like lists, with no conversion of the
         whole column) and as the lane's numpy arrays, for the exit scan. The opens are None
         when every open lies inside its bar's range (data that passed the data check): the
-        scan then reads the range only, which reaches every level an open reaches, and a
-        stretch at a time (the third item: the bars' window extremes, else None)."""
+        scan then reads the range only, which reaches every level an open reaches, and, once
+        asked for with ``windows``, a stretch at a time (the third item: the bars' window
+        extremes, else None; building them costs about 10 ns a bar, so the kernel asks once
+        the bars scanned one by one would have paid for them)."""
         cached = self._ranges.get(lane.symbol)
         if cached is None:
             views = self._bar_views(lane)
             o, h, low = lane.open, lane.high, lane.low
-            if bool(np.all(low <= o)) and bool(np.all(o <= h)):
-                cached = (None, views.high, views.low), (None, h, low), window_extremes(h, low)
+            if self._opens_inside(lane):
+                cached = (None, views.high, views.low), (None, h, low), None
             else:
                 cached = (views.open, views.high, views.low), (o, h, low), None
-            self._ranges[lane.symbol] = cached
+        if windows and cached[2] is None and cached[0][0] is None:
+            arrays = cached[1]
+            cached = cached[0], arrays, window_extremes(arrays[1], arrays[2])
+        self._ranges[lane.symbol] = cached
         return cached
 
     def _bar_views(self, lane: _Lane) -> _Views:

@@ -40,6 +40,7 @@ __all__ = [
     "check_exit_levels",
     "next_exit_bar",
     "next_exit_bar_of",
+    "span_clear",
     "window_extremes",
 ]
 
@@ -309,39 +310,19 @@ def range_exit_bar(
     by one, as the order holds them). The levels are used as they are (no sign-flipped
     copies) up to ``_WINDOW_SPAN`` bars, numpy windows after that.
 
-    A span of one stretch (``WINDOW`` to ``_STRETCH`` bars: most entries' span to the next
-    bar the strategy acts on) that reaches no level is answered here from its
-    :func:`_stretch`, without the general scan's set-up: the same test as
-    :func:`_scan_long`'s (:func:`_scan_short`'s) first stretch, with the same arithmetic;
-    any other span goes the general way."""
+    A span of one stretch (``WINDOW`` to ``_STRETCH`` bars) that reaches no level is
+    answered from its :func:`_stretch` by :func:`span_clear`, without the general scan's
+    set-up: the same test as :func:`_scan_long`'s (:func:`_scan_short`'s) first stretch,
+    with the same arithmetic; any other span goes the general way."""
     trailing = trail_fraction is not None and trail_anchor is not None  # a fraction in (0, 1)
     if WINDOW <= stop - start <= _STRETCH:
         h, low, _ = _stretch(windows[0], windows[1], start, start, stop)  # the whole span
-        if direction > 0:
-            if take_profit is None or h < take_profit:
-                level = -_INF if stop_loss is None else stop_loss
-                if trail_fraction is not None and trail_anchor is not None:  # trailing
-                    a = h if h > trail_anchor else trail_anchor
-                    if not trail_activation or a >= entry_price * (1.0 + trail_activation):
-                        trail = a * (1.0 - trail_fraction)
-                        if trail > level:
-                            level = trail
-                    if low > level:
-                        return stop, a
-                elif low > level:
-                    return stop, None
-        elif take_profit is None or low > take_profit:
-            level = _INF if stop_loss is None else stop_loss
-            if trail_fraction is not None and trail_anchor is not None:  # trailing
-                a = low if low < trail_anchor else trail_anchor
-                if not trail_activation or a <= entry_price * (1.0 - trail_activation):
-                    trail = a * (1.0 + trail_fraction)
-                    if trail < level:
-                        level = trail
-                if h < level:
-                    return stop, a
-            elif h < level:
-                return stop, None
+        clear, moved = span_clear(
+            direction, entry_price, stop_loss, take_profit, trail_fraction, trail_activation,
+            trail_anchor, h, low,
+        )  # fmt: skip
+        if clear:
+            return stop, moved
     end = stop if stop < start + _WINDOW_SPAN else start + _WINDOW_SPAN
     long = direction > 0
     if long:
@@ -377,6 +358,65 @@ def range_exit_bar(
         None,
     )
     return _finish_windows(arrays, long, fixed, target, keep, arm, a if long else -a, k, stop)
+
+
+def span_clear(
+    direction: int,
+    entry_price: float,
+    stop_loss: float | None,
+    take_profit: float | None,
+    trail_fraction: float | None,
+    trail_activation: float | None,
+    trail_anchor: float | None,
+    high: float,
+    low: float,
+) -> tuple[bool, float | None]:
+    """``(True, anchor after)`` when no bar of a span whose highest high is ``high`` and
+    lowest low is ``low`` can reach a position's levels (bars whose opens lie inside their
+    ranges), else ``(False, None)``.
+
+    The test of one stretch of :func:`range_exit_bar`, for any span whose extremes the
+    caller has: with the trailing anchor moved to the span's best price, the stop in force
+    anywhere in the span is at most the stop of that anchor; when even that stop and the
+    target lie outside ``[low, high]``, no bar reaches a level, and the anchor after the span
+    is that best price (None without a trailing stop). A NaN extreme is never clear. The
+    levels are a position's, as :func:`check_exit_levels` accepts them.
+
+    >>> span_clear(1, 100.0, 95.0, 110.0, None, None, None, 105.0, 97.0)
+    (True, None)
+    >>> span_clear(1, 100.0, 95.0, 110.0, 0.05, None, 100.0, 108.0, 102.0)  # trail 102.6
+    (False, None)
+    >>> span_clear(-1, 100.0, 104.0, None, 0.02, None, 100.0, 101.0, 98.0)  # trail 99.96
+    (False, None)
+    >>> span_clear(-1, 100.0, 104.0, None, 0.05, None, 100.0, 101.0, 98.0)
+    (True, 98.0)
+    """
+    if direction > 0:
+        if take_profit is None or high < take_profit:
+            level = -_INF if stop_loss is None else stop_loss
+            if trail_fraction is not None and trail_anchor is not None:  # trailing
+                a = high if high > trail_anchor else trail_anchor
+                if not trail_activation or a >= entry_price * (1.0 + trail_activation):
+                    trail = a * (1.0 - trail_fraction)
+                    if trail > level:
+                        level = trail
+                if low > level:
+                    return True, a
+            elif low > level:
+                return True, None
+    elif take_profit is None or low > take_profit:
+        level = _INF if stop_loss is None else stop_loss
+        if trail_fraction is not None and trail_anchor is not None:  # trailing
+            a = low if low < trail_anchor else trail_anchor
+            if not trail_activation or a <= entry_price * (1.0 - trail_activation):
+                trail = a * (1.0 + trail_fraction)
+                if trail < level:
+                    level = trail
+            if high < level:
+                return True, a
+        elif high < level:
+            return True, None
+    return False, None
 
 
 def _finish_windows(

@@ -33,6 +33,7 @@ from tradeloop.execution.exit_scan import (
     next_exit_bar,
     next_exit_bar_of,
     range_exit_bar,
+    span_clear,
 )
 from tradeloop.execution.fees import FeeModel
 from tradeloop.execution.fill_rules import TriggerKind, trigger_fill
@@ -50,6 +51,7 @@ FillScan = tuple[
     tuple[np.ndarray | None, np.ndarray, np.ndarray],
     Windows | None,
 ]
+_INF = float("inf")
 _STOP = TriggerKind.STOP
 _TAKE = TriggerKind.TAKE_PROFIT
 
@@ -143,8 +145,15 @@ class SimulatedBroker:
         #: bar found goes to :attr:`fill_scan_hit`
         self.fill_scan: FillScan | None = None
         self.fill_scan_stop = -1
+        #: the highest high and lowest low of the bars to scan at the fill, when the backtest
+        #: has them (a span between two bars the strategy acts on): an entry whose levels
+        #: they cannot reach needs no scan (:func:`span_clear`); None: scan the bars
+        self.fill_span: tuple[float, float] | None = None
         #: the bar the last fill's scan found (the scan's end when none; -1: none scanned)
         self.fill_scan_hit = -1
+        #: the bars the exit scans read one by one for want of window extremes (the backtest
+        #: builds them once this is worth it)
+        self.windowless_bars = 0
 
     # -- public API ------------------------------------------------------------------------
     def fills(self) -> list[Fill]:
@@ -294,12 +303,28 @@ class SimulatedBroker:
         the bars' window extremes (see :func:`~tradeloop.execution.exit_scan.next_exit_bar`).
         """
         pos = self.portfolio.positions[symbol]
+        if windows is None:
+            self.windowless_bars += stop - start
         k, anchor = next_exit_bar(pos, lists[0], lists[1], lists[2], arrays, start, stop, windows)
         # (an entry's first stretch is scanned at its fill instead: see fill_scan)
         if anchor is not None and anchor != pos.trail_anchor:
             # one new Position per skipped stretch (not per new high)
             self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
         return k
+
+    def clears_span(self, symbol: str, high: float, low: float) -> bool:
+        """Whether the open position in ``symbol`` stays clear of its levels over a span of
+        bars whose highest high is ``high`` and lowest low is ``low`` (opens inside their
+        ranges; :func:`~tradeloop.execution.exit_scan.span_clear`); if so its trailing anchor
+        is moved to the span's best price, as :meth:`skip_to_exit` over those bars would."""
+        pos = self.portfolio.positions[symbol]
+        clear, anchor = span_clear(
+            pos.direction, pos.entry_price, pos.stop_loss, pos.take_profit, pos.trail_fraction,
+            pos.trail_activation, pos.trail_anchor, high, low,
+        )  # fmt: skip
+        if clear and anchor is not None and anchor != pos.trail_anchor:
+            self.portfolio.positions[symbol] = _with_anchor(pos, anchor)
+        return clear
 
     def cancel_pending(self) -> int:
         """Drop orders that never reached a bar (e.g. a signal on the last bar)."""
@@ -487,10 +512,17 @@ class SimulatedBroker:
             sl, tp, trail = exits.stop_loss, exits.take_profit, exits.trailing_stop
             act = exits.trailing_activation
             # a NaN, infinite or non-positive level would never trigger: refuse the entry
-            problem = check_exit_levels(sl, tp, trail, act)
-            if problem is not None:
-                self._reject(ts_ns, order.symbol, "invalid_exits", problem)
-                return
+            # (check_exit_levels' test inlined for the usual valid levels, one per entry)
+            if not (
+                (sl is None or 0.0 < sl < _INF)
+                and (tp is None or 0.0 < tp < _INF)
+                and (trail is None or 0.0 < trail < 1.0)
+                and act is None
+            ):
+                problem = check_exit_levels(sl, tp, trail, act)
+                if problem is not None:
+                    self._reject(ts_ns, order.symbol, "invalid_exits", problem)
+                    return
         if maker:
             fee_rate = self.fees.maker(order.symbol)
         else:
@@ -538,6 +570,18 @@ class SimulatedBroker:
             if sl is not None or tp is not None or trail:
                 self.watched.add(order.symbol)
                 stop = self.fill_scan_stop
+                span = self.fill_span
+                if stop >= 0 and not maker and span is not None:
+                    # the span's extremes reach no level: no exit before ``stop`` (the usual
+                    # case), the anchor moved to the span's best price
+                    clear, moved = span_clear(
+                        direction, price, sl, tp, trail, act, anchor, span[0], span[1]
+                    )
+                    if clear:
+                        self.fill_scan_hit = stop
+                        stop = -1  # scanned
+                        if moved is not None:
+                            anchor = moved
                 if stop >= 0 and not maker and self.fill_scan is not None:
                     # the exit scan from the fill's bar, so the position is built once (the
                     # levels were checked above, before the cash moved)
@@ -548,6 +592,8 @@ class SimulatedBroker:
                             arrays, windows, self.step, stop,
                         )  # fmt: skip
                     else:
+                        if windows is None:
+                            self.windowless_bars += stop - self.step
                         self.fill_scan_hit, moved = next_exit_bar_of(
                             (direction, price, sl, tp, trail, act, anchor),
                             lists[0],

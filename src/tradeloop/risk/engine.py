@@ -82,6 +82,7 @@ __all__ = ["RiskEngine"]
 logger = logging.getLogger(__name__)
 
 _NAN = math.nan
+_INF = math.inf
 
 
 class _RefusedError(Exception):
@@ -377,13 +378,13 @@ class RiskEngine:
                 price = reference
                 if price is None or price != price:  # no close at this step: the latest
                     price = market.price(intent.symbol)
-                if not (0.0 < price < math.inf):  # (a close carries no distance)
+                if not (0.0 < price < _INF):  # (a close carries no distance)
                     return self._refused(
                         ts, intent.symbol, RejectReason.NO_PRICE, f"no price for {intent.symbol}"
                     )
                 try:
                     order = order_from_signal(
-                        intent, ts, portfolio, self._next_id(), position_id, reference=price
+                        intent, ts, portfolio, self._next_id(), position_id, price
                     )
                 except ValueError as exc:  # a level that overflows: no price
                     return self._refused(ts, intent.symbol, RejectReason.INVALID_EXITS, str(exc))

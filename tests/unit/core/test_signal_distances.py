@@ -125,3 +125,36 @@ def test_a_distance_that_overflows_is_not_a_price() -> None:
     # Act / Assert
     with pytest.raises(ValueError, match="not a price"):
         signal.exit_levels(100.0)
+
+
+@pytest.mark.parametrize("reference", [100.0, 27_123.45, 0.000123, 1e-300, 1.7e308, math.nan, -5.0])
+@pytest.mark.parametrize(
+    ("sl", "tp", "stop", "target"),
+    [(0.01, 0.02, None, None), (0.3, None, None, 120.0), (None, 0.07, 90.0, None)],
+)
+def test_the_order_places_its_levels_as_exit_levels_does(
+    reference: float, sl: float | None, tp: float | None, stop: float | None, target: float | None
+) -> None:
+    # Arrange: order_from_signal computes the levels itself on the hot path; they must be
+    # Signal.exit_levels' to the last bit, and fail as it fails (a level that overflows)
+    for make in (Signal.open_long, Signal.open_short):
+        absolute_target = target if make is Signal.open_long else None
+        signal = make(
+            "X", stop_loss_pct=sl, take_profit_pct=tp, stop_loss=stop, take_profit=absolute_target
+        )
+        try:
+            expected: tuple[float | None, float | None] | str = signal.exit_levels(reference)
+        except ValueError as exc:
+            expected = str(exc)
+        # Act
+        try:
+            order = order_from_signal(signal, 7, Portfolio(1_000.0), reference=reference)
+            assert order.exits is not None
+            got: tuple[float | None, float | None] | str = (
+                order.exits.stop_loss,
+                order.exits.take_profit,
+            )
+        except ValueError as exc:
+            got = str(exc)
+        # Assert
+        assert got == expected

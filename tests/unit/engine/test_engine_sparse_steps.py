@@ -283,3 +283,95 @@ def test_an_entry_is_scanned_at_its_fill_and_its_position_built_once(
     assert trades <= counts["built"] <= trades + counts["checks"] + counts["later_scans"]
     assert counts["later_scans"] < trades // 10
     assert counts["built"] < trades + trades // 10  # was about two per trade
+
+
+def _count_scans(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the exit scans (at fills and later), the span tests and the window builds."""
+    import tradeloop.engine.kernel as kernel
+    import tradeloop.execution.simulated as simulated
+
+    counts = {"scans": 0, "spans": 0, "windows": 0}
+
+    def counted(owner: object, name: str, key: str) -> None:
+        real = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            counts[key] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    counted(simulated, "range_exit_bar", "scans")
+    counted(simulated, "next_exit_bar_of", "scans")
+    counted(simulated.SimulatedBroker, "skip_to_exit", "scans")
+    counted(simulated, "span_clear", "spans")
+    counted(kernel, "window_extremes", "windows")
+    return counts
+
+
+def test_entries_whose_span_reaches_no_level_are_not_scanned(
+    sample_1h: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: levels far from every price the position meets before the next cross (a stop
+    # 40% away, a target at +150%, a 30% trailing stop): each span's extremes say so
+    from tradeloop.strategy.examples.sma_cross import SmaCross
+
+    bars = load_ohlcv(sample_1h).bars
+    params = {"stop_loss": 0.4, "take_profit": 1.5, "trailing_stop": 0.3}
+    counts = _count_scans(monkeypatch)
+    # Act
+    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    monkeypatch.undo()
+
+    class EveryBar(SmaCross):
+        def signal_bars(self, view: MarketView) -> None:
+            return None
+
+    every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    # Assert: the same run, the trailing anchors included (the equity is marked with them);
+    # a span test answers every entry but those whose span crosses one of the loop's 100
+    # chunk ends (or runs to the end of the data): each of those is scanned, at its fill and
+    # once more from the next chunk's first bar; no window extremes are built
+    _assert_same(sparse, every_bar)
+    entries = len(sparse.trades)
+    assert entries > 500
+    assert entries - 100 <= counts["spans"] <= entries
+    assert counts["scans"] <= 2 * 100 + 1
+    assert counts["windows"] == 0
+
+
+def test_window_extremes_are_built_once_the_bars_read_one_by_one_would_pay_for_them(
+    sample_1h: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: positions held across many wake bars with a trailing stop (spans that reach a
+    # level are scanned bar by bar until the bars read pass an eighth of the run)
+    import tradeloop.engine.kernel as kernel
+
+    cls = discover_strategies(None)["rsi_reversion"].cls
+    bars = load_ohlcv(sample_1h).bars
+    built_after: list[int] = []
+    real = kernel.window_extremes
+    broker_of: list[object] = []
+    real_init = kernel.BacktestEngine.__init__
+
+    def keep_broker(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real_init(self, *args, **kwargs)
+        broker_of.append(self.broker)
+
+    def built(highs, lows):  # type: ignore[no-untyped-def]
+        built_after.append(broker_of[-1].windowless_bars)  # type: ignore[attr-defined]
+        return real(highs, lows)
+
+    monkeypatch.setattr(kernel.BacktestEngine, "__init__", keep_broker)
+    monkeypatch.setattr(kernel, "window_extremes", built)
+    # Act: the whole sample, and its first 4,000 bars
+    _run(cls(trailing_stop=0.03), bars, RunConfig(fee=0.001))
+    whole = list(built_after)
+    built_after.clear()
+    _run(cls(trailing_stop=0.03), bars.slice(0, 4_000), RunConfig(fee=0.001))
+    short = list(built_after)
+    # Assert: built once per run, only after more than an eighth of its bars were read one
+    # by one (the scans before it read the bars without them)
+    assert len(whole) == len(short) == 1
+    assert whole[0] > len(bars.close) // 8
+    assert short[0] > 4_000 // 8

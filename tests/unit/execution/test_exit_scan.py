@@ -12,6 +12,7 @@ from tradeloop.execution.exit_scan import (
     WINDOW,
     next_exit_bar,
     next_exit_bar_of,
+    span_clear,
     window_extremes,
 )
 
@@ -329,3 +330,57 @@ def test_window_extremes_are_the_highest_high_and_lowest_low_from_every_bar(n: i
     count = max(n - WINDOW + 1, 0)
     assert np.array_equal(np.asarray(tops), [h[i : i + WINDOW].max() for i in range(count)])
     assert np.array_equal(np.asarray(bottoms), [low[i : i + WINDOW].min() for i in range(count)])
+
+
+@settings(max_examples=400, deadline=None)
+@given(**_LEVELS, start=st.integers(1, 50), length=st.integers(1, 400))
+def test_a_span_found_clear_by_its_extremes_has_no_exit_and_the_same_anchor(
+    seed: int,
+    direction: int,
+    stop_frac: float | None,
+    target_frac: float | None,
+    trail: float | None,
+    activation: float | None,
+    start: int,
+    length: int,
+) -> None:
+    # Arrange: a walk whose opens lie inside their ranges (as the span test requires) and a
+    # position entered before ``start``; the span's highest high and lowest low
+    o, h, low, pos = _walk_and_position(
+        seed, start + length + 1, start, direction, stop_frac, target_frac, trail, activation
+    )
+    o = np.clip(o, low, h)
+    stop_at = start + length
+    high_max, low_min = float(h[start:stop_at].max()), float(low[start:stop_at].min())
+    # Act
+    clear, anchor = span_clear(
+        pos.direction, pos.entry_price, pos.stop_loss, pos.take_profit, pos.trail_fraction,
+        pos.trail_activation, pos.trail_anchor, high_max, low_min,
+    )  # fmt: skip
+    # Assert: clear only where checking every bar finds no exit, with the anchor it ends on
+    by_hand = _first_touch_by_hand(pos, o, h, low, start, stop_at)
+    if clear:
+        assert by_hand == (stop_at, anchor)
+    if pos.trail_fraction is None:  # fixed levels: clear exactly when both lie outside
+        long = direction > 0
+        stop_outside = pos.stop_loss is None or (
+            pos.stop_loss < low_min if long else pos.stop_loss > high_max
+        )
+        target_outside = pos.take_profit is None or (
+            pos.take_profit > high_max if long else pos.take_profit < low_min
+        )
+        assert clear == (stop_outside and target_outside)
+
+
+def test_a_span_with_a_nan_extreme_is_never_clear() -> None:
+    # Arrange: data let through with NaN prices gives NaN extremes; a stop and a target that
+    # the other extreme does not reach
+    nan = float("nan")
+    for direction, stop, target in ((1, 80.0, 120.0), (-1, 120.0, 80.0)):
+        # Act / Assert: either extreme NaN, with and without a trailing stop
+        for high, low in ((nan, 90.0), (110.0, nan)):
+            for trail, anchor in ((None, None), (0.1, 100.0)):
+                clear, _ = span_clear(
+                    direction, 100.0, stop, target, trail, None, anchor, high, low
+                )
+                assert clear is False
