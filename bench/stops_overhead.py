@@ -13,13 +13,15 @@ the stops / plain ratio of the medians, every run's time and the trade count (th
 every run of a case, else the script fails). The load average is printed before and after.
 Timings are printed, never asserted; nothing is written anywhere.
 
-With ``--attribute`` two more cases run in the same rounds: the stops run with the exit
-scan at each entry's fill done twice (the second result kept: the same trades), whose added
-time is a lower bound of the scan's cost (the repeated call finds its code and the bars it
-reads warm), and the stops run with the scan replaced by a stub that finds no exit (timing
-only: the few trades a stop or target ended end at the next cross instead), which takes the
-scan's whole cost away. A second table gives the scan's cost both ways, per entry and as a
-share of the stops' extra time.
+With ``--attribute`` three more cases run in the same rounds: the stops run with the exit
+scan at each entry's fill (the span test, and the scan of a span it cannot clear) done twice
+(the second result kept: the same trades), whose added time is a lower bound of the scan's
+cost (the repeated call finds its code and the bars it reads warm); the stops run with the
+scan replaced by a stub that finds no exit (timing only: the few trades a stop or target
+ended end at the next cross instead), which takes the scan's whole cost away; and the stops
+run whose orders carry no exits (the levels still resolved per entry; timing only: the
+plain run's trades). A second table gives the scan's cost both ways, per entry and as a
+share of the stops' extra time; a third builds the stops run up part by part.
 
 (Until 2026-12-06 ``SmaCross`` built each entry's ``Signal`` at the bar, its stop and target
 priced around the bar's close, and ``--attribute`` measured that too; its entries now give
@@ -33,7 +35,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
 import resource
@@ -64,11 +65,10 @@ STOPS_CASE = "SmaCross + SL 1% / TP 2% / trailing 1%"
 DOUBLED_CASE = "stops, each fill's exit scan run twice"
 STUB_CASE = "stops, exit scan stubbed (no exit found; timing only)"
 DETACHED_CASE = "stops, levels resolved but not attached to the order (timing only)"
-NUMBA_CASE = "stops, the exit scan of a long compiled with numba (experiment)"
 
 #: a case: the strategy's parameters and what is changed: None, ``scan`` (the scan done
-#: twice, :func:`doubled`), ``scan-stub`` (:func:`scan_stubbed`), ``detached``
-#: (:func:`detached`) or ``numba`` (:func:`numba_scan`)
+#: twice, :func:`doubled`), ``scan-stub`` (:func:`scan_stubbed`) or ``detached``
+#: (:func:`detached`)
 Case = tuple[dict[str, float], str | None]
 
 
@@ -86,29 +86,42 @@ def variant(part: str | None) -> Iterator[None]:
     elif part == "detached":
         with detached():
             yield
-    elif part == "numba":
-        with numba_scan():
-            yield
     else:
         raise ValueError(f"unknown part {part!r}")
 
 
+#: the broker's exit scans at an entry's fill: the span test, the windowed scan and the
+#: scan without windows, each with a stub that finds no exit (the anchor as it was)
+_SCANS: dict[str, Callable[..., Any]] = {
+    "span_clear": lambda *args: (True, args[6]),
+    "range_exit_bar": lambda *args: (args[12], args[6]),
+    "next_exit_bar_of": lambda *args: (args[6], args[0][6]),
+}
+
+
 @contextmanager
-def scan_stubbed() -> Iterator[None]:
-    """Within the block, the broker's exit scan at an entry's fill finds no exit (the anchor
-    unmoved): the scan's cost taken out of the run; the trades a level ended differ."""
+def _patched(replace: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
+    """Within the block, each of :data:`_SCANS` in the broker's module is ``replace(name,
+    original)``."""
     import tradeloop.execution.simulated as owner
 
-    original = owner.range_exit_bar
-
-    def stub(*args: Any) -> tuple[int, float | None]:
-        return args[12], args[6]  # (the scan's end, the anchor as it was)
-
-    owner.range_exit_bar = stub  # type: ignore[assignment]
+    originals = {name: getattr(owner, name) for name in _SCANS}
     try:
+        for name, original in originals.items():
+            setattr(owner, name, replace(name, original))
         yield
     finally:
-        owner.range_exit_bar = original
+        for name, original in originals.items():
+            setattr(owner, name, original)
+
+
+@contextmanager
+def scan_stubbed() -> Iterator[None]:
+    """Within the block, the broker's exit scan at an entry's fill (the span test, and the
+    scan of a span it cannot clear) finds no exit, the anchor unmoved: the scan's cost taken
+    out of the run; the trades a level ended differ."""
+    with _patched(lambda name, _: _SCANS[name]):
+        yield
 
 
 @contextmanager
@@ -130,109 +143,20 @@ def detached() -> Iterator[None]:
         owner.Bracket = original  # type: ignore[misc]
 
 
-@functools.cache
-def _compiled_long_scan() -> Callable[..., tuple[int, float]]:
-    """The exit scan of a long, compiled with numba: the stretch test of
-    ``exit_scan._scan_long`` (up to 64 bars a stretch from the window extremes, bar by bar
-    where a stretch may reach a level) over the whole span, in one native call. Compiled
-    here once per process (warm-up runs compile it), for the experiment only (not cached on
-    disk: nothing is written)."""
-    from numba import njit
-
-    @njit(nogil=True)  # type: ignore[misc]
-    def scan(
-        highs: Any, lows: Any, tops: Any, bottoms: Any, start: int, stop: int,
-        fixed: float, target: float, keep: float, arm: float, anchor: float,
-    ) -> tuple[int, float]:  # fmt: skip
-        s = fixed
-        if keep > 0.0 and anchor >= arm and anchor * keep > s:
-            s = anchor * keep
-        k = start
-        while k < stop:
-            m = min(stop - k, 64)
-            if m >= 8:
-                last = k + m - 8
-                h, low = tops[last], bottoms[last]
-                for j in range(k, last, 8):
-                    h = max(h, tops[j])
-                    low = min(low, bottoms[j])
-                if h < target:
-                    a = max(h, anchor)
-                    level = fixed
-                    if keep > 0.0 and a >= arm and a * keep > level:
-                        level = a * keep
-                    if low > level:  # no bar of the stretch reaches a level
-                        anchor, s, k = a, level, k + m
-                        continue
-            for j in range(k, min(k + 8, stop)):
-                h = highs[j]
-                if lows[j] <= s or h >= target:
-                    return j, anchor
-                if h > anchor:
-                    anchor = h
-                    if keep > 0.0 and anchor >= arm and anchor * keep > s:
-                        s = anchor * keep
-            k = min(k + 8, stop)
-        return stop, anchor
-
-    return scan  # type: ignore[no-any-return]
-
-
-@contextmanager
-def numba_scan() -> Iterator[None]:
-    """Within the block, the broker's exit scan at a long's fill is :func:`_compiled_long_scan`
-    (a short's is the usual one): the same trades, the scan's Python taken out of the run
-    (the call into numba stays)."""
-    import numpy as np
-
-    import tradeloop.execution.simulated as owner
-
-    original = owner.range_exit_bar
-    scan = _compiled_long_scan()
-    inf = float("inf")
-    held: dict[str, Any] = {}
-
-    def compiled(*args: Any) -> Any:
-        direction, entry, sl, tp, frac, act, anchor, _, _, arrays, windows, start, stop = args
-        if direction < 0:
-            return original(*args)
-        if held.get("windows") is not windows:  # the windows as arrays, once per run
-            held.update(windows=windows, arrays=[np.frombuffer(w) for w in windows])
-        tops, bottoms = held["arrays"]
-        trailing = frac is not None and anchor is not None
-        k, a = scan(
-            arrays[1], arrays[2], tops, bottoms, start, stop,
-            -inf if sl is None else sl, inf if tp is None else tp,
-            1.0 - frac if trailing else 0.0,
-            entry * (1.0 + act) if trailing and act else -inf,
-            anchor if trailing else -inf,
-        )  # fmt: skip
-        return k, (a if trailing else None)
-
-    owner.range_exit_bar = compiled  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        owner.range_exit_bar = original
-
-
 @contextmanager
 def doubled() -> Iterator[None]:
-    """Within the block, the exit scan at an entry's fill runs twice per call, the second
-    result returned: the same trades, the scan's cost paid twice."""
-    import tradeloop.execution.simulated as owner
+    """Within the block, the exit scan at an entry's fill (each of :data:`_SCANS`) runs twice
+    per call, the second result returned: the same trades, the scan's cost paid twice."""
 
-    original = owner.range_exit_bar
+    def twice(_: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            original(*args)
+            return original(*args)
 
-    def twice(*args: Any) -> Any:
-        original(*args)
-        return original(*args)
+        return call
 
-    owner.range_exit_bar = twice  # type: ignore[assignment]
-    try:
+    with _patched(twice):
         yield
-    finally:
-        owner.range_exit_bar = original
 
 
 def _cpu_now() -> float:
@@ -359,18 +283,11 @@ def attribution(runs: dict[str, list[Run]]) -> list[str]:
         ("+ the levels resolved per entry (not attached to the order)", DETACHED_CASE),
         ("+ the broker's exits bookkeeping (the scan stubbed)", STUB_CASE),
         ("+ the exit scan: the stops run", STOPS_CASE),
-        ("the stops run, its scan compiled with numba (experiment)", NUMBA_CASE),
     ):
         lines.append(
             f"| {label} | {med(name) / med(PLAIN_CASE):.2f}x "
             f"| {med(name, 1) / med(PLAIN_CASE, 1):.2f}x |"
         )
-    same = runs[NUMBA_CASE][0][2:] == runs[STOPS_CASE][0][2:]
-    lines.append(
-        f"\nThe numba scan's trades: {'the same' if same else 'DIFFERENT'} as the stops run's."
-    )
-    if not same:
-        raise SystemExit("the numba scan changed the trades")
     return lines
 
 
@@ -397,7 +314,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 DOUBLED_CASE: (STOPS, "scan"),
                 STUB_CASE: (STOPS, "scan-stub"),
                 DETACHED_CASE: (STOPS, "detached"),
-                NUMBA_CASE: (STOPS, "numba"),
             }
         )
     runs = measure(run, cases, args.repeat)
