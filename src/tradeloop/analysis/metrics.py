@@ -131,7 +131,7 @@ def infer_annualization(ts: np.ndarray, bar_ns: int) -> Annualization:
     if ts.size < 2 or bar_ns > 7 * _DAY_NS:
         return every_day
     days = ts // _DAY_NS
-    if days.size > 1 and bool(np.any(days[1:] < days[:-1])):  # stamps out of time order
+    if bool(np.any(days[1:] < days[:-1])):  # stamps out of time order: sorted first
         days = np.sort(days)
     first, last = int(days[0]), int(days[-1])
     if bar_ns >= 7 * _DAY_NS:

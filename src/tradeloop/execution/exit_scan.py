@@ -379,8 +379,9 @@ def span_clear(
     caller has: with the trailing anchor moved to the span's best price, the stop in force
     anywhere in the span is at most the stop of that anchor; when even that stop and the
     target lie outside ``[low, high]``, no bar reaches a level, and the anchor after the span
-    is that best price (None without a trailing stop). A NaN extreme is never clear. The
-    levels are a position's, as :func:`check_exit_levels` accepts them.
+    is that best price (None without a trailing stop). A NaN extreme clears no level (every
+    comparison with NaN is false). The levels are a position's, as :func:`check_exit_levels`
+    accepts them.
 
     >>> span_clear(1, 100.0, 95.0, 110.0, None, None, None, 105.0, 97.0)
     (True, None)

@@ -17,6 +17,7 @@ from tradeloop.engine.config import RunConfig
 from tradeloop.engine.result import BacktestResult
 from tradeloop.engine.runner import run_on_bars
 from tradeloop.strategy.base import NO_SIGNALS, Strategy
+from tradeloop.strategy.examples.sma_cross import SmaCross
 from tradeloop.strategy.registry import discover_strategies
 from tradeloop.strategy.view import MarketView
 
@@ -31,6 +32,19 @@ def _assert_same(a: BacktestResult, b: BacktestResult) -> None:
     assert np.array_equal(a.equity, b.equity)
     assert np.array_equal(a.cash, b.cash)
     assert a.metrics == b.metrics
+
+
+class _SmaCrossEveryBar(SmaCross):
+    """``SmaCross`` without its ``signal_bars`` hint: called on every bar, the broker checks
+    every bar (the reference the sparse loop must equal)."""
+
+    def signal_bars(self, view: MarketView) -> None:
+        return None
+
+
+def _every_bar_sma_cross(bars: BarArrays, params: dict[str, float]) -> BacktestResult:
+    """``SmaCross(10, 30, **params)`` on ``bars`` called on every bar (0.1% fee)."""
+    return _run(_SmaCrossEveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
 
 
 CASES = [
@@ -127,7 +141,6 @@ def test_exit_checks_run_only_on_bars_reaching_a_level(
     # Arrange: count the broker's per-bar exit checks
     from tradeloop.core.position import ExitReason
     from tradeloop.execution.simulated import SimulatedBroker
-    from tradeloop.strategy.examples.sma_cross import SmaCross
 
     bars = load_ohlcv(sample_1h).bars
     checked: list[int] = []
@@ -143,11 +156,7 @@ def test_exit_checks_run_only_on_bars_reaching_a_level(
     calls = len(checked)
     monkeypatch.setattr(SimulatedBroker, "on_bar_range", real)
 
-    class EveryBar(SmaCross):
-        def signal_bars(self, view: MarketView) -> None:
-            return None  # called on every bar, the broker checks every bar
-
-    every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    every_bar = _every_bar_sma_cross(bars, params)
     # Assert: the same run; a check only at each bar whose range reached a level (an exit
     # there), plus at most one per loop chunk (the scan stops at chunk ends); the entry bars
     # (the exit scan starts at them) and the strategy's wake bars with an open position and
@@ -243,7 +252,6 @@ def test_an_entry_is_scanned_at_its_fill_and_its_position_built_once(
 ) -> None:
     # Arrange: count the positions the broker builds, its exit checks and its later scans
     import tradeloop.execution.simulated as simulated
-    from tradeloop.strategy.examples.sma_cross import SmaCross
 
     bars = load_ohlcv(sample_1h).bars
     counts = {"built": 0, "checks": 0, "later_scans": 0}
@@ -269,11 +277,7 @@ def test_an_entry_is_scanned_at_its_fill_and_its_position_built_once(
     sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
     monkeypatch.undo()
 
-    class EveryBar(SmaCross):
-        def signal_bars(self, view: MarketView) -> None:
-            return None
-
-    every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    every_bar = _every_bar_sma_cross(bars, params)
     # Assert: the same run; one position per entry (its anchor moved over the scanned bars
     # when it is built), another only where the broker checked a bar or scanned on from a
     # wake bar the position outlived; the first entry alone is scanned after its fill
@@ -314,7 +318,6 @@ def test_entries_whose_span_reaches_no_level_are_not_scanned(
 ) -> None:
     # Arrange: levels far from every price the position meets before the next cross (a stop
     # 40% away, a target at +150%, a 30% trailing stop): each span's extremes say so
-    from tradeloop.strategy.examples.sma_cross import SmaCross
 
     bars = load_ohlcv(sample_1h).bars
     params = {"stop_loss": 0.4, "take_profit": 1.5, "trailing_stop": 0.3}
@@ -323,11 +326,7 @@ def test_entries_whose_span_reaches_no_level_are_not_scanned(
     sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
     monkeypatch.undo()
 
-    class EveryBar(SmaCross):
-        def signal_bars(self, view: MarketView) -> None:
-            return None
-
-    every_bar = _run(EveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    every_bar = _every_bar_sma_cross(bars, params)
     # Assert: the same run, the trailing anchors included (the equity is marked with them);
     # a span test answers every entry but those whose span crosses one of the loop's 100
     # chunk ends (or runs to the end of the data): each of those is scanned, at its fill and
