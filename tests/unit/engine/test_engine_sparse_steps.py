@@ -47,6 +47,17 @@ def _every_bar_sma_cross(bars: BarArrays, params: dict[str, float]) -> BacktestR
     return _run(_SmaCrossEveryBar(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
 
 
+def _sparse_equals_every_bar(
+    bars: BarArrays, params: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> BacktestResult:
+    """``SmaCross(10, 30, **params)`` on ``bars`` with its hint (under the test's patches,
+    undone after it) and called on every bar: the two runs are the same; the hinted one."""
+    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    monkeypatch.undo()
+    _assert_same(sparse, _every_bar_sma_cross(bars, params))
+    return sparse
+
+
 CASES = [
     ("sma_cross", {}),
     ("sma_cross", {"stop_loss": 0.02, "take_profit": 0.04}),
@@ -152,16 +163,12 @@ def test_exit_checks_run_only_on_bars_reaching_a_level(
 
     monkeypatch.setattr(SimulatedBroker, "on_bar_range", counting)
     # Act
-    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
+    sparse = _sparse_equals_every_bar(bars, params, monkeypatch)
     calls = len(checked)
-    monkeypatch.setattr(SimulatedBroker, "on_bar_range", real)
-
-    every_bar = _every_bar_sma_cross(bars, params)
-    # Assert: the same run; a check only at each bar whose range reached a level (an exit
-    # there), plus at most one per loop chunk (the scan stops at chunk ends); the entry bars
-    # (the exit scan starts at them) and the strategy's wake bars with an open position and
-    # no level reached are not checked
-    _assert_same(sparse, every_bar)
+    # Assert: the same run (above); a check only at each bar whose range reached a level (an
+    # exit there), plus at most one per loop chunk (the scan stops at chunk ends); the entry
+    # bars (the exit scan starts at them) and the strategy's wake bars with an open position
+    # and no level reached are not checked
     level_exits = sum(
         t.exit_reason in (ExitReason.STOP_LOSS, ExitReason.TRAILING, ExitReason.TAKE_PROFIT)
         for t in sparse.trades
@@ -274,14 +281,10 @@ def test_an_entry_is_scanned_at_its_fill_and_its_position_built_once(
     monkeypatch.setattr(simulated.SimulatedBroker, "on_bar_range", check)
     monkeypatch.setattr(simulated.SimulatedBroker, "skip_to_exit", scan)
     # Act
-    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
-    monkeypatch.undo()
-
-    every_bar = _every_bar_sma_cross(bars, params)
-    # Assert: the same run; one position per entry (its anchor moved over the scanned bars
-    # when it is built), another only where the broker checked a bar or scanned on from a
-    # wake bar the position outlived; the first entry alone is scanned after its fill
-    _assert_same(sparse, every_bar)
+    sparse = _sparse_equals_every_bar(bars, params, monkeypatch)
+    # Assert: the same run (above); one position per entry (its anchor moved over the scanned
+    # bars when it is built), another only where the broker checked a bar or scanned on from
+    # a wake bar the position outlived; the first entry alone is scanned after its fill
     trades = len(sparse.trades)
     assert trades > 500
     assert trades <= counts["built"] <= trades + counts["checks"] + counts["later_scans"]
@@ -323,15 +326,11 @@ def test_entries_whose_span_reaches_no_level_are_not_scanned(
     params = {"stop_loss": 0.4, "take_profit": 1.5, "trailing_stop": 0.3}
     counts = _count_scans(monkeypatch)
     # Act
-    sparse = _run(SmaCross(fast=10, slow=30, **params), bars, RunConfig(fee=0.001))
-    monkeypatch.undo()
-
-    every_bar = _every_bar_sma_cross(bars, params)
-    # Assert: the same run, the trailing anchors included (the equity is marked with them);
-    # a span test answers every entry but those whose span crosses one of the loop's 100
-    # chunk ends (or runs to the end of the data): each of those is scanned, at its fill and
-    # once more from the next chunk's first bar; no window extremes are built
-    _assert_same(sparse, every_bar)
+    sparse = _sparse_equals_every_bar(bars, params, monkeypatch)
+    # Assert: the same run (above), the trailing anchors included (the equity is marked with
+    # them); a span test answers every entry but those whose span crosses one of the loop's
+    # 100 chunk ends (or runs to the end of the data): each of those is scanned, at its fill
+    # and once more from the next chunk's first bar; no window extremes are built
     entries = len(sparse.trades)
     assert entries > 500
     assert entries - 100 <= counts["spans"] <= entries
