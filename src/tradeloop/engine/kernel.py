@@ -358,38 +358,38 @@ class BacktestEngine:
                         submit(signals, step, step_ts[step], view, None, c[step])
                 if pending:
                     step += 1
+                elif at_fill >= 0:
+                    # scanned at the fill up to the next wake bar, ``nxt`` as the entry
+                    # branch found it (an entry bar is no wake bar: ``ptr`` is unchanged)
+                    if at_fill > nxt:
+                        scanned = nxt
+                    else:
+                        nxt = at_fill
+                    step = nxt
                 else:
                     nxt = min(wake[ptr], stop) if ptr < n_wake else stop
                     # the scan covers the next wake bar too when it lies in this chunk: a
                     # wake bar whose range reaches no level needs no exit check either
                     end = nxt + 1 if nxt < stop and not broker.resting else nxt
-                    if at_fill >= 0 or (watched and first < end):
+                    if watched and first < end:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
-                        if at_fill >= 0:
-                            hit = at_fill  # scanned over [first, end) at the fill
+                        if not spans_known:
+                            spans, spans_known = self._wake_spans(lane, wake), True
+                        if (
+                            spans is not None
+                            and not span_tried
+                            and end == nxt + 1
+                            and ptr
+                            and wake[ptr - 1] == first - 1
+                            and broker.clears_span(symbol, spans[0][ptr - 1], spans[1][ptr - 1])
+                        ):
+                            hit = end  # the span from the last wake bar reaches no level
                         else:
-                            if not spans_known:
-                                spans, spans_known = self._wake_spans(lane, wake), True
-                            if (
-                                spans is not None
-                                and not span_tried
-                                and end == nxt + 1
-                                and ptr
-                                and wake[ptr - 1] == first - 1
-                                and broker.clears_span(symbol, spans[0][ptr - 1], spans[1][ptr - 1])
-                            ):
-                                hit = end  # the span from the last wake bar reaches no level
-                            else:
-                                if ranges is None or (
-                                    ranges[2] is None and broker.windowless_bars > budget
-                                ):
-                                    ranges = broker.fill_scan = self._range_lanes(
-                                        lane, windows=broker.windowless_bars > budget
-                                    )
-                                hit = skip_to_exit(
-                                    symbol, ranges[0], ranges[1], first, end, ranges[2]
-                                )
+                            wide = broker.windowless_bars > budget  # windows pay off
+                            if ranges is None or (wide and ranges[2] is None):
+                                ranges = broker.fill_scan = self._range_lanes(lane, wide)
+                            hit = skip_to_exit(symbol, ranges[0], ranges[1], first, end, ranges[2])
                         if hit > nxt:
                             scanned = nxt
                         else:
