@@ -161,8 +161,11 @@ class Signal:
             )
         long = self.action is _OPEN_LONG
         # the same products a strategy placing its levels itself computes
-        stop = self.stop_loss if sl is None else reference * ((1 - sl) if long else (1 + sl))
-        target = self.take_profit if tp is None else reference * ((1 + tp) if long else (1 - tp))
+        stop, target = self.stop_loss, self.take_profit
+        if sl is not None:
+            stop = reference * ((1.0 - sl) if long else (1.0 + sl))
+        if tp is not None:
+            target = reference * ((1.0 + tp) if long else (1.0 - tp))
         if (stop is not None and not stop < _INF) or (target is not None and not target < _INF):
             raise ValueError(
                 f"signal for {self.symbol}: its stop or target distance from {reference} is "

@@ -194,6 +194,7 @@ class BacktestEngine:
         self._views: dict[str, _Views] = {}
         self._ranges: dict[str, _RangeLanes] = {}  # the exit scan's columns per symbol
         self._spans: dict[str, _Spans | None] = {}  # the wake spans' extremes per symbol
+        self._wake_at = np.zeros(0, dtype=np.int64)  # the wake bars, as :meth:`_wake_steps` found
         self._inside: dict[str, bool] = {}  # per symbol: every open inside its bar's range
         try:
             init_strategy(strategy, view)
@@ -277,7 +278,9 @@ class BacktestEngine:
                 f"strategy '{strategy.strategy_name()}': signal_bars() returned shape "
                 f"{mask.shape}, expected ({n_steps},) - one flag per base-timeframe bar"
             )
-        steps: list[int] = np.flatnonzero(mask).tolist()
+        found = np.flatnonzero(mask)
+        self._wake_at = found  # as an array too, for the spans' reductions (:meth:`_wake_spans`)
+        steps: list[int] = found.tolist()
         return steps
 
     def _steps_single_sparse(self, lane: _Lane, start: int, stop: int, wake: list[int]) -> None:
@@ -327,17 +330,17 @@ class BacktestEngine:
                     # the signal's wake bar to the next, the broker first tests the span's
                     # extremes: when they reach no level, there is nothing to scan
                     if not watched and (spans is not None or ranges is not None):
-                        nxt = min(wake[ptr], stop) if ptr < n_wake else stop
-                        end = nxt + 1 if nxt < stop and not broker.resting else nxt
+                        if ptr < n_wake and wake[ptr] < stop:
+                            nxt = wake[ptr]
+                            end = nxt if broker.resting else nxt + 1
+                        else:
+                            nxt = end = stop
                         broker.fill_scan_stop = end  # the bars [step, end)
-                        if (
-                            spans is not None
-                            and end == nxt + 1
-                            and ptr
-                            and wake[ptr - 1] == step - 1
-                        ):
-                            broker.fill_span = (spans[0][ptr - 1], spans[1][ptr - 1])
-                            span_tried = True
+                        if spans is not None and end > nxt and ptr:
+                            last = ptr - 1  # the signal's wake bar, when it is the bar before
+                            if wake[last] == step - 1:
+                                broker.fill_span = (spans[0][last], spans[1][last])
+                                span_tried = True
                     try:
                         if self._broker_step(lane, step, c[step], defer=True):
                             first = step
@@ -367,7 +370,7 @@ class BacktestEngine:
                         nxt = at_fill
                     step = nxt
                 else:
-                    nxt = min(wake[ptr], stop) if ptr < n_wake else stop
+                    nxt = wake[ptr] if ptr < n_wake and wake[ptr] < stop else stop
                     # the scan covers the next wake bar too when it lies in this chunk: a
                     # wake bar whose range reaches no level needs no exit check either
                     end = nxt + 1 if nxt < stop and not broker.resting else nxt
@@ -375,7 +378,7 @@ class BacktestEngine:
                         # jump to the first bar whose range reaches a stop, trailing stop or
                         # target (the anchor follows the bars skipped)
                         if not spans_known:
-                            spans, spans_known = self._wake_spans(lane, wake), True
+                            spans, spans_known = self._wake_spans(lane), True
                         if (
                             spans is not None
                             and not span_tried
@@ -495,17 +498,17 @@ class BacktestEngine:
             self._inside[lane.symbol] = inside
         return inside
 
-    def _wake_spans(self, lane: _Lane, wake: list[int]) -> _Spans | None:
-        """Per wake bar ``wake[i]`` of a one-symbol sparse run, the highest high and the
-        lowest low of the bars ``wake[i] + 1`` to ``wake[i + 1]`` (the span an entry filled
-        after it, or a position carried past it, is scanned over up to the next wake bar);
-        None when an open lies outside its bar's range (the extremes would not cover it) or
-        there is no such span. Two numpy reductions for the whole run, made once per symbol
-        (see :meth:`SimulatedBroker.clears_span`)."""
+    def _wake_spans(self, lane: _Lane) -> _Spans | None:
+        """Per wake bar ``wake[i]`` of a one-symbol sparse run (the bars :meth:`_wake_steps`
+        found), the highest high and the lowest low of the bars ``wake[i] + 1`` to
+        ``wake[i + 1]`` (the span an entry filled after it, or a position carried past it, is
+        scanned over up to the next wake bar); None when an open lies outside its bar's range
+        (the extremes would not cover it) or there is no such span. Two numpy reductions for
+        the whole run, made once per symbol (see :meth:`SimulatedBroker.clears_span`)."""
         spans: _Spans | None = None
         if self._opens_inside(lane):
             high, low = lane.high, lane.low
-            starts = np.asarray(wake, dtype=np.int64) + 1
+            starts = self._wake_at + 1
             starts = starts[starts < min(len(high), len(low))]
             if starts.size:
                 spans = (

@@ -509,8 +509,7 @@ class SimulatedBroker:
         if exits is None:
             sl = tp = trail = act = None
         else:
-            sl, tp, trail = exits.stop_loss, exits.take_profit, exits.trailing_stop
-            act = exits.trailing_activation
+            sl, tp, trail, act = exits  # (stop_loss, take_profit, trailing, activation)
             # a NaN, infinite or non-positive level would never trigger: refuse the entry
             # (check_exit_levels' test inlined for the usual valid levels, one per entry)
             if not (
@@ -573,15 +572,35 @@ class SimulatedBroker:
                 span = self.fill_span
                 if stop >= 0 and not maker and span is not None:
                     # the span's extremes reach no level: no exit before ``stop`` (the usual
-                    # case), the anchor moved to the span's best price
-                    clear, moved = span_clear(
-                        direction, price, sl, tp, trail, act, anchor, span[0], span[1]
-                    )
-                    if clear:
-                        self.fill_scan_hit = stop
-                        stop = -1  # scanned
-                        if moved is not None:
-                            anchor = moved
+                    # case), the anchor moved to the span's best price. span_clear's test,
+                    # inlined with the anchor at the fill price (one per entry of a backtest;
+                    # a test holds them equal)
+                    high, low = span
+                    if direction > 0:
+                        if tp is None or high < tp:
+                            level = -_INF if sl is None else sl
+                            if trail:
+                                best = high if high > price else price
+                                if not act or best >= price * (1.0 + act):
+                                    level_t = best * (1.0 - trail)
+                                    if level_t > level:
+                                        level = level_t
+                                if low > level:
+                                    self.fill_scan_hit, stop, anchor = stop, -1, best
+                            elif low > level:
+                                self.fill_scan_hit, stop = stop, -1
+                    elif tp is None or low > tp:
+                        level = _INF if sl is None else sl
+                        if trail:
+                            best = low if low < price else price
+                            if not act or best <= price * (1.0 - act):
+                                level_t = best * (1.0 + trail)
+                                if level_t < level:
+                                    level = level_t
+                            if high < level:
+                                self.fill_scan_hit, stop, anchor = stop, -1, best
+                        elif high < level:
+                            self.fill_scan_hit, stop = stop, -1
                 if stop >= 0 and not maker and self.fill_scan is not None:
                     # the exit scan from the fill's bar, so the position is built once (the
                     # levels were checked above, before the cash moved)

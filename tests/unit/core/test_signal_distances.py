@@ -4,11 +4,12 @@ signal is made, placed at the prices a strategy computing them itself would get.
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 
 from tradeloop.core.errors import ConfigError
-from tradeloop.core.orders import OrderSide, order_from_signal
+from tradeloop.core.orders import Bracket, OrderSide, order_from_signal
 from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.signal import Signal, SignalAction
 
@@ -103,6 +104,27 @@ def test_the_order_carries_the_levels_placed_at_the_reference() -> None:
         0.01,
     )
     assert (order.id, order.position_id, order.equity_fraction) == (3, "p", 0.5)
+    # the hot path builds the Bracket without its constructor: the same value and type
+    assert order.exits == Bracket(250.0 * (1 + 0.02), 250.0 * (1 - 0.04), 0.01)
+    assert type(order.exits) is Bracket
+    assert order.exits.trailing_activation is None
+
+
+def test_a_bracket_is_an_immutable_value_with_named_levels() -> None:
+    # Arrange
+    exits = Bracket(99.0, take_profit=102.0)
+    # Act / Assert: defaults, names, equality and hashing by value, no assignment, pickles
+    assert (exits.stop_loss, exits.take_profit, exits.trailing_stop) == (99.0, 102.0, None)
+    assert exits == Bracket(stop_loss=99.0, take_profit=102.0, trailing_activation=None)
+    assert hash(exits) == hash(Bracket(99.0, 102.0))
+    assert repr(exits) == (
+        "Bracket(stop_loss=99.0, take_profit=102.0, trailing_stop=None, trailing_activation=None)"
+    )
+    with pytest.raises(AttributeError):
+        exits.stop_loss = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Bracket(1.0, nope=2)  # type: ignore[call-arg]
+    assert pickle.loads(pickle.dumps(exits)) == exits
 
 
 def test_an_order_with_a_distance_and_no_reference_is_refused() -> None:

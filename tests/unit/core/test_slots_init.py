@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tradeloop.core.errors import ConfigError
-from tradeloop.core.orders import Bracket, Fill, Order, OrderSide, OrderType
+from tradeloop.core.orders import Fill, Order, OrderSide, OrderType
 from tradeloop.core.position import ExitReason, Position, Trade
 from tradeloop.core.signal import Signal, SignalAction, SizeMode
 from tradeloop.core.slots_init import slots_init
@@ -34,7 +34,6 @@ _CASES: list[tuple[type, tuple[Any, ...], dict[str, Any]]] = [
         ("BTC/USDT", SignalAction.OPEN_SHORT, 0.5, SizeMode.EQUITY_FRACTION, 110.0, 90.0),
         {"trailing_stop": 0.01, "tag": "x"},
     ),
-    (Bracket, (99.0,), {"take_profit": 102.0}),
     (Order, (7, "BTC/USDT", OrderSide.BUY, OrderType.MARKET, 0.0, 5), {"equity_fraction": 1.0}),
     (Fill, (7, "BTC/USDT", OrderSide.SELL, 1.5, 100.0, 0.15, 9), {}),
     (Position, ("p", "X", 1, 1.0, 100.0, 0, 0.1), {"stop_loss": 99.0, "trail_anchor": 101.0}),
@@ -73,8 +72,6 @@ def test_post_init_still_checks_and_errors_are_the_same() -> None:
         Signal("X", SignalAction.OPEN_LONG, 0.0)
     with pytest.raises(TypeError):
         Fill(1, "X")  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        Bracket(1.0, nope=2)  # type: ignore[call-arg]
 
 
 def test_classes_it_cannot_speed_up_are_left_alone() -> None:

@@ -311,8 +311,16 @@ def _count_scans(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     counted(simulated, "range_exit_bar", "scans")
     counted(simulated, "next_exit_bar_of", "scans")
     counted(simulated.SimulatedBroker, "skip_to_exit", "scans")
-    counted(simulated, "span_clear", "spans")
+    counted(simulated, "span_clear", "spans")  # a carried position's span
     counted(kernel, "window_extremes", "windows")
+    opened = simulated.SimulatedBroker._open
+
+    def open_with_span(broker, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # an entry's span, tested by the broker itself at the fill (inlined)
+        counts["spans"] += broker.fill_span is not None
+        return opened(broker, *args, **kwargs)
+
+    monkeypatch.setattr(simulated.SimulatedBroker, "_open", open_with_span)
     return counts
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tradeloop.core.instrument import Instrument
+from tradeloop.core.orders import Bracket, Order, OrderSide, OrderType
+from tradeloop.core.portfolio import Portfolio
 from tradeloop.core.position import Position
+from tradeloop.execution.config import FillPrice, SimulatedBrokerConfig
 from tradeloop.execution.exit_scan import (
     WINDOW,
     next_exit_bar,
@@ -15,6 +19,7 @@ from tradeloop.execution.exit_scan import (
     span_clear,
     window_extremes,
 )
+from tradeloop.execution.simulated import SimulatedBroker
 
 
 def _walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -370,6 +375,56 @@ def test_a_span_found_clear_by_its_extremes_has_no_exit_and_the_same_anchor(
             pos.take_profit > high_max if long else pos.take_profit < low_min
         )
         assert clear == (stop_outside and target_outside)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    direction=_LEVELS["direction"],
+    stop_frac=_LEVELS["stop_frac"],
+    target_frac=_LEVELS["target_frac"],
+    trail=_LEVELS["trail"],
+    activation=_LEVELS["activation"],
+    up=st.floats(0.0, 0.6),
+    down=st.floats(0.0, 0.6),
+)
+def test_the_broker_tests_an_entrys_span_at_the_fill_as_span_clear_does(
+    direction: int,
+    stop_frac: float | None,
+    target_frac: float | None,
+    trail: float | None,
+    activation: float | None,
+    up: float,
+    down: float,
+) -> None:
+    # Arrange: an entry at 100 with its levels (at least one: else there is nothing to
+    # watch), filled where the backtest hands the broker the bars to scan (to bar 10) and
+    # their highest high and lowest low
+    assume(stop_frac is not None or target_frac is not None or trail is not None)
+    price = 100.0
+    stop = None if stop_frac is None else price * (1.0 - direction * stop_frac)
+    target = None if target_frac is None else price * (1.0 + direction * target_frac)
+    high, low = price * (1.0 + up), price * (1.0 - down)
+    broker = SimulatedBroker(
+        Portfolio(10_000.0),
+        {"A": Instrument("A")},
+        "1h",
+        SimulatedBrokerConfig(fill_price=FillPrice.CLOSE),
+    )
+    broker.step = 0
+    broker.fill_scan_stop, broker.fill_span = 10, (high, low)
+    side = OrderSide.BUY if direction > 0 else OrderSide.SELL
+    exits = Bracket(stop, target, trail, activation)
+    # Act: the broker's own span test (inlined at the fill)
+    broker.submit_order(Order(0, "A", side, OrderType.MARKET, 1.0, 1, exits=exits), 1, price)
+    # Assert: cleared exactly when span_clear clears it, the trailing anchor moved as it says
+    clear, moved = span_clear(
+        direction, price, stop, target, trail, activation if trail else None,
+        price if trail else None, high, low,
+    )  # fmt: skip
+    position = broker.portfolio.positions["A"]
+    assert position.direction == direction
+    assert (broker.fill_scan_hit == 10) is clear
+    assert position.trail_anchor == (moved if clear else price if trail else None)
 
 
 def test_a_span_with_a_nan_extreme_is_never_clear() -> None:
