@@ -14,7 +14,8 @@ every run of a case, else the script fails). The load average is printed before 
 Timings are printed, never asserted; nothing is written anywhere.
 
 With ``--attribute`` three more cases run in the same rounds: the stops run with the exit
-scan at each entry's fill (the span test, and the scan of a span it cannot clear) done twice
+scan at each entry's fill (the scan of a span the broker's span test cannot clear, and a
+carried position's span test; an entry's own span test is inlined in the broker) done twice
 (the second result kept: the same trades), whose added time is a lower bound of the scan's
 cost (the repeated call finds its code and the bars it reads warm); the stops run with the
 scan replaced by a stub that finds no exit (timing only: the few trades a stop or target
@@ -90,8 +91,9 @@ def variant(part: str | None) -> Iterator[None]:
         raise ValueError(f"unknown part {part!r}")
 
 
-#: the broker's exit scans at an entry's fill: the span test, the windowed scan and the
-#: scan without windows, each with a stub that finds no exit (the anchor as it was)
+#: the broker's exit scans: a carried position's span test (an entry's is inlined in the
+#: broker, so it stays), and at an entry's fill the windowed scan and the scan without
+#: windows, each with a stub that finds no exit (the anchor as it was)
 _SCANS: dict[str, Callable[..., Any]] = {
     "span_clear": lambda *args: (True, args[6]),
     "range_exit_bar": lambda *args: (args[12], args[6]),
@@ -117,9 +119,9 @@ def _patched(replace: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -
 
 @contextmanager
 def scan_stubbed() -> Iterator[None]:
-    """Within the block, the broker's exit scan at an entry's fill (the span test, and the
-    scan of a span it cannot clear) finds no exit, the anchor unmoved: the scan's cost taken
-    out of the run; the trades a level ended differ."""
+    """Within the block, the broker's exit scans (a carried position's span test, and the
+    scan at an entry's fill of a span the inlined span test cannot clear) find no exit, the
+    anchor unmoved: the scans' cost taken out of the run; the trades a level ended differ."""
     with _patched(lambda name, _: _SCANS[name]):
         yield
 
@@ -127,20 +129,20 @@ def scan_stubbed() -> Iterator[None]:
 @contextmanager
 def detached() -> Iterator[None]:
     """Within the block, an order gets no ``Bracket``: the entry's levels are still resolved
-    (``Signal.exit_levels``) but the broker sees a plain entry (no check, no watched set, no
+    (in ``order_from_signal``) but the broker sees a plain entry (no check, no watched set, no
     scan, no levels on the position). Timing only: the trades are the plain run's."""
     import tradeloop.core.orders as owner
 
-    original = owner.Bracket
+    original = owner._new_tuple  # order_from_signal builds its Bracket with it
 
     def none(*args: Any) -> None:
         return None
 
-    owner.Bracket = none  # type: ignore[assignment,misc]
+    owner._new_tuple = none  # type: ignore[assignment]
     try:
         yield
     finally:
-        owner.Bracket = original  # type: ignore[misc]
+        owner._new_tuple = original
 
 
 @contextmanager
