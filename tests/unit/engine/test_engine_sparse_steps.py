@@ -316,7 +316,7 @@ def _count_scans(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     opened = simulated.SimulatedBroker._open
 
     def open_with_span(broker, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # an entry's span, tested by the broker itself at the fill (inlined)
+        # an entry's span, handed to the broker with its fill (it tests it there, inlined)
         counts["spans"] += broker.fill_span is not None
         return opened(broker, *args, **kwargs)
 
